@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Installs what Sluice needs to build and boot, idempotently:
+#   - the nightly toolchain pinned in rust-toolchain.toml, with rust-src and llvm-tools
+#     (the bootloader crate builds its UEFI stage with -Zbuild-std);
+#   - QEMU >= 9 (TCG can only emulate x2APIC and intel-iommu,eim=on from 9.0 on;
+#     on Debian 12 that means bookworm-backports);
+#   - OVMF (UEFI firmware for QEMU).
+# Prints one clear line and exits non-zero on a system it does not know how to provision.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+say() { printf 'sluice-setup: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"
+    elif command -v sudo >/dev/null 2>&1; then sudo "$@"
+    else die "need root to run: $* (install sudo or run as root)"; fi
+}
+
+qemu_ok() {
+    command -v qemu-system-x86_64 >/dev/null 2>&1 || return 1
+    local v
+    v=$(qemu-system-x86_64 --version | sed -n 's/^QEMU emulator version \([0-9]*\)\..*/\1/p')
+    [ -n "$v" ] && [ "$v" -ge 9 ]
+}
+
+ovmf_path() {
+    local f
+    for f in /usr/share/OVMF/OVMF_CODE_4M.fd /usr/share/OVMF/OVMF_CODE.fd \
+             /usr/share/edk2/ovmf/OVMF_CODE.fd /usr/share/qemu/OVMF.fd; do
+        [ -f "$f" ] && { echo "$f"; return 0; }
+    done
+    return 1
+}
+
+install_system_packages() {
+    if qemu_ok && ovmf_path >/dev/null; then return 0; fi
+    [ -r /etc/os-release ] || die "unknown system (no /etc/os-release): install QEMU >= 9 and OVMF yourself"
+    # shellcheck disable=SC1091
+    . /etc/os-release
+    case "${ID:-}:${VERSION_CODENAME:-}" in
+        debian:bookworm)
+            local list=/etc/apt/sources.list.d/sluice-bookworm-backports.list
+            if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+                say "adding Debian bookworm-backports (QEMU 10 lives there)"
+                echo 'deb http://deb.debian.org/debian bookworm-backports main' | as_root tee "$list" >/dev/null
+            fi
+            say "installing QEMU from bookworm-backports and OVMF"
+            as_root apt-get update -qq
+            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+                -t bookworm-backports qemu-system-x86 ovmf >/dev/null
+            ;;
+        debian:trixie|debian:sid|ubuntu:noble|ubuntu:oracular|ubuntu:plucky)
+            say "installing QEMU and OVMF"
+            as_root apt-get update -qq
+            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-system-x86 ovmf >/dev/null
+            ;;
+        *)
+            die "don't know how to install QEMU >= 9 and OVMF on '${PRETTY_NAME:-this system}'; install them yourself (set OVMF_CODE to the firmware path) and run again"
+            ;;
+    esac
+    qemu_ok || die "QEMU >= 9 is still missing after install (found: $(qemu-system-x86_64 --version 2>/dev/null | head -1))"
+    ovmf_path >/dev/null || die "OVMF firmware is still missing after install"
+}
+
+install_toolchain() {
+    command -v rustup >/dev/null 2>&1 || die "rustup not found: install it from rustup.rs, then run again"
+    local chan
+    chan=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' "$here/rust-toolchain.toml")
+    [ -n "$chan" ] || die "no channel in rust-toolchain.toml"
+    if ! rustup run "$chan" rustc --version >/dev/null 2>&1 \
+       || ! rustup component list --toolchain "$chan" --installed 2>/dev/null | grep -q '^rust-src' \
+       || ! rustup component list --toolchain "$chan" --installed 2>/dev/null | grep -q '^llvm-tools' \
+       || ! rustup target list --toolchain "$chan" --installed 2>/dev/null | grep -q '^x86_64-unknown-none'; then
+        say "installing Rust toolchain $chan with rust-src and llvm-tools"
+        rustup toolchain install "$chan" --profile minimal -c rust-src -c llvm-tools -c rustfmt -c clippy -t x86_64-unknown-none >/dev/null
+    fi
+}
+
+install_system_packages
+install_toolchain
