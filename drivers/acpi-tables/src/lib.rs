@@ -1,1 +1,26 @@
+//! Parsers for the ACPI tables that describe interrupt delivery on x86 — DMAR (Intel
+//! VT-d remapping units), MADT (APICs) and HPET — and the interrupt plan Sluice derives
+//! from them (DESIGN.md §3).
+//!
+//! Everything here is pure logic over byte slices: no `unsafe`, no panicking paths, no
+//! unbounded loops, so the kernel can run it on untrusted firmware data and the host can
+//! test it against the real tables in `shared/acpi-corpus/`. Unreadable tables give a
+//! [`ParseError`] naming the offending offset; odd but readable ones parse.
 #![cfg_attr(not(feature = "std"), no_std)]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+pub mod dmar;
+pub mod error;
+pub mod hpet;
+pub mod madt;
+pub mod scope;
+pub mod sdt;
+
+pub use dmar::{Dmar, DmarFlags, Drhd, RemappingStructure};
+pub use error::{Item, LengthProblem, ParseError};
+pub use hpet::Hpet;
+pub use madt::{Madt, MadtEntry};
+pub use scope::{DeviceScope, PathEntry, ScopeType, SourceId};
+pub use sdt::{Checksum, SdtHeader};
