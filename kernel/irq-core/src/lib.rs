@@ -1,1 +1,17 @@
+//! Sluice's generic interrupt layer, hardware-free so it runs on the host under `cargo test`.
+//!
+//! See `README.md` beside this crate for the map of files, how the kernel binds it, and the
+//! lock order.
 #![cfg_attr(not(test), no_std)]
+#![deny(missing_docs)]
+
+extern crate alloc;
+
+pub mod cpumask;
+pub mod error;
+pub mod matrix;
+pub mod vector;
+
+pub use cpumask::{CpuId, CpuMask, MAX_CPUS};
+pub use error::{IrqError, Result, Virq};
+pub use vector::Vector;
