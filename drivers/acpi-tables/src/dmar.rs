@@ -8,8 +8,10 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::error::{Item, ParseError};
-use crate::scope::{parse_scopes, DeviceScope};
-use crate::sdt::{array_at, check_len, open_table, u16_at, u32_at, u64_at, u8_at, Checksum, SdtHeader};
+use crate::scope::{DeviceScope, parse_scopes};
+use crate::sdt::{
+    Checksum, SdtHeader, array_at, check_len, open_table, u8_at, u16_at, u32_at, u64_at,
+};
 
 /// Offset of the first remapping structure.
 pub const DMAR_FIXED_LEN: usize = 48;
@@ -255,7 +257,14 @@ impl Dmar {
                     problem: crate::error::LengthProblem::Leftover,
                 });
             };
-            let next = check_len(&SIG, Item::DmarStructure(kind), pos, length as usize, min_len(kind), end)?;
+            let next = check_len(
+                &SIG,
+                Item::DmarStructure(kind),
+                pos,
+                length as usize,
+                min_len(kind),
+                end,
+            )?;
             structures.push(parse_structure(table, pos, kind, length, next)?);
             pos = next;
         }
@@ -293,7 +302,13 @@ fn min_len(kind: u16) -> usize {
     }
 }
 
-fn parse_structure(t: &[u8], pos: usize, kind: u16, length: u16, next: usize) -> Result<RemappingStructure, ParseError> {
+fn parse_structure(
+    t: &[u8],
+    pos: usize,
+    kind: u16,
+    length: u16,
+    next: usize,
+) -> Result<RemappingStructure, ParseError> {
     // Lengths were checked against `min_len`, so these reads succeed; the defaults only
     // keep the code free of panicking paths.
     let b = |i: usize| u8_at(t, pos + i).unwrap_or(0);
@@ -336,9 +351,20 @@ fn parse_structure(t: &[u8], pos: usize, kind: u16, length: u16, next: usize) ->
             let name = raw
                 .iter()
                 .take_while(|&&c| c != 0)
-                .map(|&c| if c.is_ascii_graphic() || c == b' ' { c as char } else { '?' })
+                .map(|&c| {
+                    if c.is_ascii_graphic() || c == b' ' {
+                        c as char
+                    } else {
+                        '?'
+                    }
+                })
                 .collect();
-            RemappingStructure::Andd(Andd { offset: pos, length, device_number: b(7), name })
+            RemappingStructure::Andd(Andd {
+                offset: pos,
+                length,
+                device_number: b(7),
+                name,
+            })
         }
         5 => RemappingStructure::Satc(Satc {
             offset: pos,
@@ -353,6 +379,10 @@ fn parse_structure(t: &[u8], pos: usize, kind: u16, length: u16, next: usize) ->
             segment: w(6),
             scopes: parse_scopes(t, pos + 8, next)?,
         }),
-        _ => RemappingStructure::Unknown(UnknownStructure { offset: pos, kind, length }),
+        _ => RemappingStructure::Unknown(UnknownStructure {
+            offset: pos,
+            kind,
+            length,
+        }),
     })
 }

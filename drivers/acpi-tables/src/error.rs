@@ -42,17 +42,42 @@ pub enum LengthProblem {
 pub enum ParseError {
     /// Fewer bytes were supplied than the 36-byte ACPI table header (or the table's
     /// fixed part) needs.
-    TooSmall { table: Signature, needed: usize, available: usize },
+    TooSmall {
+        table: Signature,
+        needed: usize,
+        available: usize,
+    },
     /// The signature at offset 0 is not the one this parser reads.
-    BadSignature { expected: Signature, found: Signature },
+    BadSignature {
+        expected: Signature,
+        found: Signature,
+    },
     /// The length field at offset 4 is smaller than the table's fixed part.
-    LengthBelowFixedPart { table: Signature, length: u32, fixed: usize },
+    LengthBelowFixedPart {
+        table: Signature,
+        length: u32,
+        fixed: usize,
+    },
     /// The length field at offset 4 claims more bytes than were supplied.
-    Truncated { table: Signature, declared: u32, available: usize },
+    Truncated {
+        table: Signature,
+        declared: u32,
+        available: usize,
+    },
     /// The 8-bit sum of the table's bytes is not zero (checksum at offset 9).
-    BadChecksum { table: Signature, stored: u8, sum: u8 },
+    BadChecksum {
+        table: Signature,
+        stored: u8,
+        sum: u8,
+    },
     /// An item's length field is unusable.
-    BadLength { table: Signature, offset: usize, item: Item, length: usize, problem: LengthProblem },
+    BadLength {
+        table: Signature,
+        offset: usize,
+        item: Item,
+        length: usize,
+        problem: LengthProblem,
+    },
 }
 
 impl ParseError {
@@ -110,16 +135,32 @@ impl fmt::Display for ParseError {
         let t = self.table();
         let t = SigDisplay(&t);
         match *self {
-            ParseError::TooSmall { needed, available, .. } => {
-                write!(f, "{t}: only {available} bytes, need at least {needed} (truncated at offset {available:#x})")
+            ParseError::TooSmall {
+                needed, available, ..
+            } => {
+                write!(
+                    f,
+                    "{t}: only {available} bytes, need at least {needed} (truncated at offset {available:#x})"
+                )
             }
             ParseError::BadSignature { found, .. } => {
-                write!(f, "{t}: wrong signature \"{}\" at offset 0x0", SigDisplay(&found))
+                write!(
+                    f,
+                    "{t}: wrong signature \"{}\" at offset 0x0",
+                    SigDisplay(&found)
+                )
             }
             ParseError::LengthBelowFixedPart { length, fixed, .. } => {
-                write!(f, "{t}: length field at offset 0x4 is {length}, below the {fixed}-byte fixed part")
+                write!(
+                    f,
+                    "{t}: length field at offset 0x4 is {length}, below the {fixed}-byte fixed part"
+                )
             }
-            ParseError::Truncated { declared, available, .. } => write!(
+            ParseError::Truncated {
+                declared,
+                available,
+                ..
+            } => write!(
                 f,
                 "{t}: truncated: length field at offset 0x4 says {declared} bytes, only {available} present"
             ),
@@ -127,22 +168,37 @@ impl fmt::Display for ParseError {
                 f,
                 "{t}: bad checksum: bytes sum to {sum:#04x}, not 0 (checksum byte at offset 0x9 is {stored:#04x})"
             ),
-            ParseError::BadLength { offset, item, length, problem, .. } => {
+            ParseError::BadLength {
+                offset,
+                item,
+                length,
+                problem,
+                ..
+            } => {
                 write!(f, "{t}: {item} at offset {offset:#x}: ")?;
                 match problem {
                     LengthProblem::Zero => write!(f, "length is zero"),
                     LengthProblem::ShorterThan(min) => {
-                        write!(f, "length {length} is shorter than its {min}-byte fixed part")
+                        write!(
+                            f,
+                            "length {length} is shorter than its {min}-byte fixed part"
+                        )
                     }
                     LengthProblem::Overruns { container_end } => write!(
                         f,
                         "length {length} runs past the end of its container at {container_end:#x}"
                     ),
                     LengthProblem::NotScopeShaped => {
-                        write!(f, "length {length} is not 6 + 2*n (path entries are 2 bytes)")
+                        write!(
+                            f,
+                            "length {length} is not 6 + 2*n (path entries are 2 bytes)"
+                        )
                     }
                     LengthProblem::Leftover => {
-                        write!(f, "only {length} byte(s) left in its container, too few for an entry header")
+                        write!(
+                            f,
+                            "only {length} byte(s) left in its container, too few for an entry header"
+                        )
                     }
                 }
             }

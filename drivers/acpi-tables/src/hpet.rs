@@ -3,7 +3,7 @@
 //! id equals the HPET number can be matched to it, as Linux does.
 
 use crate::error::ParseError;
-use crate::sdt::{open_table, u16_at, u32_at, u64_at, u8_at, Checksum, SdtHeader};
+use crate::sdt::{Checksum, SdtHeader, open_table, u8_at, u16_at, u32_at, u64_at};
 
 pub const HPET_FIXED_LEN: usize = 56;
 const SIG: [u8; 4] = *b"HPET";

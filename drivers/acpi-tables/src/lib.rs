@@ -14,7 +14,12 @@ extern crate alloc;
 pub mod dmar;
 pub mod error;
 pub mod hpet;
+pub mod json;
 pub mod madt;
+pub mod plan;
+pub mod render;
+#[cfg(feature = "std")]
+pub mod report;
 pub mod scope;
 pub mod sdt;
 
@@ -22,5 +27,8 @@ pub use dmar::{Dmar, DmarFlags, Drhd, RemappingStructure};
 pub use error::{Item, LengthProblem, ParseError};
 pub use hpet::Hpet;
 pub use madt::{Madt, MadtEntry};
+pub use plan::InterruptPlan;
+#[cfg(feature = "std")]
+pub use report::{ReportError, report};
 pub use scope::{DeviceScope, PathEntry, ScopeType, SourceId};
 pub use sdt::{Checksum, SdtHeader};

@@ -7,7 +7,7 @@
 use alloc::vec::Vec;
 
 use crate::error::{Item, LengthProblem, ParseError};
-use crate::sdt::{check_len, open_table, u16_at, u32_at, u64_at, u8_at, Checksum, SdtHeader};
+use crate::sdt::{Checksum, SdtHeader, check_len, open_table, u8_at, u16_at, u32_at, u64_at};
 
 pub const MADT_FIXED_LEN: usize = 44;
 const SIG: [u8; 4] = *b"APIC";
@@ -219,7 +219,11 @@ impl Cpu {
     /// Firmware pads MADTs with disabled entries whose id is all ones (0xFF for
     /// xAPIC, 0xFFFFFFFF for x2APIC); they describe no CPU.
     pub fn is_placeholder(&self) -> bool {
-        if self.from_x2apic_entry { self.apic_id == u32::MAX } else { self.apic_id == 0xff }
+        if self.from_x2apic_entry {
+            self.apic_id == u32::MAX
+        } else {
+            self.apic_id == 0xff
+        }
     }
 
     /// Enabled now or may be brought online later.
@@ -255,7 +259,14 @@ impl Madt {
                     problem: LengthProblem::Leftover,
                 });
             };
-            let next = check_len(&SIG, Item::MadtEntry(kind), pos, length as usize, min_len(kind), end)?;
+            let next = check_len(
+                &SIG,
+                Item::MadtEntry(kind),
+                pos,
+                length as usize,
+                min_len(kind),
+                end,
+            )?;
             entries.push(parse_entry(t, pos, kind, length));
             pos = next;
         }
@@ -336,7 +347,13 @@ fn parse_entry(t: &[u8], pos: usize, kind: u8, length: u8) -> MadtEntry {
             apic_id: b(3),
             flags: CpuFlags(d(4)),
         }),
-        1 => MadtEntry::IoApic(IoApic { offset, length, id: b(2), address: d(4), gsi_base: d(8) }),
+        1 => MadtEntry::IoApic(IoApic {
+            offset,
+            length,
+            id: b(2),
+            address: d(4),
+            gsi_base: d(8),
+        }),
         2 => MadtEntry::InterruptOverride(InterruptOverride {
             offset,
             length,
@@ -345,7 +362,12 @@ fn parse_entry(t: &[u8], pos: usize, kind: u8, length: u8) -> MadtEntry {
             gsi: d(4),
             flags: IntiFlags(w(8)),
         }),
-        3 => MadtEntry::NmiSource(NmiSource { offset, length, flags: IntiFlags(w(2)), gsi: d(4) }),
+        3 => MadtEntry::NmiSource(NmiSource {
+            offset,
+            length,
+            flags: IntiFlags(w(2)),
+            gsi: d(4),
+        }),
         4 => MadtEntry::LocalApicNmi(LocalApicNmi {
             offset,
             length,
@@ -372,6 +394,10 @@ fn parse_entry(t: &[u8], pos: usize, kind: u8, length: u8) -> MadtEntry {
             processor_uid: d(4),
             lint: b(8),
         }),
-        _ => MadtEntry::Unknown(UnknownEntry { offset, kind, length }),
+        _ => MadtEntry::Unknown(UnknownEntry {
+            offset,
+            kind,
+            length,
+        }),
     }
 }

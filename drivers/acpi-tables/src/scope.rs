@@ -128,14 +128,24 @@ impl SourceId {
 
 impl core::fmt::Display for SourceId {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "{:02x}:{:02x}.{}", self.bus(), self.device(), self.function())
+        write!(
+            f,
+            "{:02x}:{:02x}.{}",
+            self.bus(),
+            self.device(),
+            self.function()
+        )
     }
 }
 
 /// Parses the device scope entries that fill `table[start..end]` (the tail of one
 /// remapping structure). Each iteration advances by at least `SCOPE_HEADER_LEN`, so
 /// the loop ends within `(end - start) / 6` steps.
-pub(crate) fn parse_scopes(table: &[u8], start: usize, end: usize) -> Result<Vec<DeviceScope>, ParseError> {
+pub(crate) fn parse_scopes(
+    table: &[u8],
+    start: usize,
+    end: usize,
+) -> Result<Vec<DeviceScope>, ParseError> {
     let sig = *b"DMAR";
     let mut scopes = Vec::new();
     let mut pos = start;
@@ -153,7 +163,14 @@ pub(crate) fn parse_scopes(table: &[u8], start: usize, end: usize) -> Result<Vec
         let (Some(code), Some(length)) = (u8_at(table, pos), u8_at(table, pos + 1)) else {
             return Err(bad(end - pos, LengthProblem::Leftover));
         };
-        let next = check_len(&sig, Item::DeviceScope, pos, length as usize, SCOPE_HEADER_LEN, end)?;
+        let next = check_len(
+            &sig,
+            Item::DeviceScope,
+            pos,
+            length as usize,
+            SCOPE_HEADER_LEN,
+            end,
+        )?;
         if (length as usize - SCOPE_HEADER_LEN) % 2 != 0 {
             return Err(bad(length as usize, LengthProblem::NotScopeShaped));
         }
@@ -162,7 +179,12 @@ pub(crate) fn parse_scopes(table: &[u8], start: usize, end: usize) -> Result<Vec
             .get(pos + SCOPE_HEADER_LEN..next)
             .unwrap_or(&[])
             .chunks_exact(2)
-            .filter_map(|p| Some(PathEntry { device: *p.first()?, function: *p.get(1)? }))
+            .filter_map(|p| {
+                Some(PathEntry {
+                    device: *p.first()?,
+                    function: *p.get(1)?,
+                })
+            })
             .collect();
         scopes.push(DeviceScope {
             offset: pos,

@@ -83,11 +83,18 @@ pub(crate) fn open_table<'a>(
         available: bytes.len(),
     })?;
     if &header.signature != sig {
-        return Err(ParseError::BadSignature { expected: *sig, found: header.signature });
+        return Err(ParseError::BadSignature {
+            expected: *sig,
+            found: header.signature,
+        });
     }
     let declared = header.length as usize;
     if declared < fixed {
-        return Err(ParseError::LengthBelowFixedPart { table: *sig, length: header.length, fixed });
+        return Err(ParseError::LengthBelowFixedPart {
+            table: *sig,
+            length: header.length,
+            fixed,
+        });
     }
     let table = bytes.get(..declared).ok_or(ParseError::Truncated {
         table: *sig,
@@ -97,7 +104,11 @@ pub(crate) fn open_table<'a>(
     if checksum == Checksum::Verify {
         let sum = table.iter().fold(0u8, |acc, &b| acc.wrapping_add(b));
         if sum != 0 {
-            return Err(ParseError::BadChecksum { table: *sig, stored: header.checksum, sum });
+            return Err(ParseError::BadChecksum {
+                table: *sig,
+                stored: header.checksum,
+                sum,
+            });
         }
     }
     Ok((header, table))
@@ -118,13 +129,22 @@ pub(crate) fn check_len(
         Some(LengthProblem::Zero)
     } else if length < minimum {
         Some(LengthProblem::ShorterThan(minimum))
-    } else if offset.checked_add(length).is_none_or(|end| end > container_end) {
+    } else if offset
+        .checked_add(length)
+        .is_none_or(|end| end > container_end)
+    {
         Some(LengthProblem::Overruns { container_end })
     } else {
         None
     };
     match problem {
-        Some(problem) => Err(ParseError::BadLength { table: *sig, offset, item, length, problem }),
+        Some(problem) => Err(ParseError::BadLength {
+            table: *sig,
+            offset,
+            item,
+            length,
+            problem,
+        }),
         None => Ok(offset + length),
     }
 }

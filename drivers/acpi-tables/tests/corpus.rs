@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{hex, machines, parse_iasl, IaslLine};
+use common::{IaslLine, hex, machines, parse_iasl};
 use sluice_acpi_tables::dmar::RemappingStructure as R;
 use sluice_acpi_tables::madt::MadtEntry as M;
 use sluice_acpi_tables::{Dmar, Hpet, Madt};
@@ -40,13 +40,19 @@ fn group(lines: &[IaslLine]) -> (Vec<IaslLine>, Vec<IaslStruct>) {
     let mut subs: Vec<IaslStruct> = Vec::new();
     for l in lines {
         if l.name == "Subtable Type" {
-            subs.push(IaslStruct { offset: l.offset.expect("offset"), ..Default::default() });
+            subs.push(IaslStruct {
+                offset: l.offset.expect("offset"),
+                ..Default::default()
+            });
         }
         match subs.last_mut() {
             None => header.push(l.clone()),
             Some(s) => {
                 if l.name == "Device Scope Type" {
-                    s.scopes.push(IaslScope { offset: l.offset.expect("offset"), ..Default::default() });
+                    s.scopes.push(IaslScope {
+                        offset: l.offset.expect("offset"),
+                        ..Default::default()
+                    });
                 }
                 match s.scopes.last_mut() {
                     Some(sc) if l.name == "PCI Path" => {
@@ -67,50 +73,117 @@ fn check_dmar(slug: &str, bytes: &[u8], iasl: &str) -> (usize, usize) {
     let lines = parse_iasl(iasl);
     let (header, subs) = group(&lines);
     let ctx = format!("{slug} DMAR header");
-    assert_eq!(hexf(&header, "Table Length", &ctx), dmar.header.length as u64, "{ctx}");
-    assert_eq!(hexf(&header, "Checksum", &ctx), dmar.header.checksum as u64, "{ctx}");
-    assert_eq!(hexf(&header, "Host Address Width", &ctx), dmar.host_address_width_raw as u64, "{ctx}");
+    assert_eq!(
+        hexf(&header, "Table Length", &ctx),
+        dmar.header.length as u64,
+        "{ctx}"
+    );
+    assert_eq!(
+        hexf(&header, "Checksum", &ctx),
+        dmar.header.checksum as u64,
+        "{ctx}"
+    );
+    assert_eq!(
+        hexf(&header, "Host Address Width", &ctx),
+        dmar.host_address_width_raw as u64,
+        "{ctx}"
+    );
     assert_eq!(hexf(&header, "Flags", &ctx), dmar.flags.0 as u64, "{ctx}");
-    assert_eq!(subs.len(), dmar.structures.len(), "{slug}: structure count differs from iasl");
+    assert_eq!(
+        subs.len(),
+        dmar.structures.len(),
+        "{slug}: structure count differs from iasl"
+    );
     let mut nscopes = 0;
     for (i, (s, ours)) in subs.iter().zip(&dmar.structures).enumerate() {
         let ctx = format!("{slug} DMAR structure #{i} at {:#x}", s.offset);
         let f = &s.fields;
         assert_eq!(s.offset, ours.offset(), "{ctx}: offset");
-        assert_eq!(hexf(f, "Subtable Type", &ctx), ours.kind() as u64, "{ctx}: type");
-        assert_eq!(hexf(f, "Length", &ctx), ours.length() as u64, "{ctx}: length");
+        assert_eq!(
+            hexf(f, "Subtable Type", &ctx),
+            ours.kind() as u64,
+            "{ctx}: type"
+        );
+        assert_eq!(
+            hexf(f, "Length", &ctx),
+            ours.length() as u64,
+            "{ctx}: length"
+        );
         match ours {
             R::Drhd(d) => {
                 assert_eq!(hexf(f, "Flags", &ctx), d.flags as u64, "{ctx}: flags");
                 assert_eq!(hexf(f, "Reserved", &ctx), d.size as u64, "{ctx}: size byte");
-                assert_eq!(hexf(f, "PCI Segment Number", &ctx), d.segment as u64, "{ctx}: segment");
-                assert_eq!(hexf(f, "Register Base Address", &ctx), d.register_base, "{ctx}: base");
+                assert_eq!(
+                    hexf(f, "PCI Segment Number", &ctx),
+                    d.segment as u64,
+                    "{ctx}: segment"
+                );
+                assert_eq!(
+                    hexf(f, "Register Base Address", &ctx),
+                    d.register_base,
+                    "{ctx}: base"
+                );
             }
             R::Rmrr(r) => {
-                assert_eq!(hexf(f, "PCI Segment Number", &ctx), r.segment as u64, "{ctx}: segment");
+                assert_eq!(
+                    hexf(f, "PCI Segment Number", &ctx),
+                    r.segment as u64,
+                    "{ctx}: segment"
+                );
                 assert_eq!(hexf(f, "Base Address", &ctx), r.base, "{ctx}: base");
-                assert_eq!(hexf(f, "End Address (limit)", &ctx), r.limit, "{ctx}: limit");
+                assert_eq!(
+                    hexf(f, "End Address (limit)", &ctx),
+                    r.limit,
+                    "{ctx}: limit"
+                );
             }
             R::Atsr(a) => {
                 assert_eq!(hexf(f, "Flags", &ctx), a.flags as u64, "{ctx}: flags");
-                assert_eq!(hexf(f, "PCI Segment Number", &ctx), a.segment as u64, "{ctx}: segment");
+                assert_eq!(
+                    hexf(f, "PCI Segment Number", &ctx),
+                    a.segment as u64,
+                    "{ctx}: segment"
+                );
             }
             R::Rhsa(r) => {
-                assert_eq!(hexf(f, "Base Address", &ctx), r.register_base, "{ctx}: base");
-                assert_eq!(hexf(f, "Proximity Domain", &ctx), r.proximity_domain as u64, "{ctx}: domain");
+                assert_eq!(
+                    hexf(f, "Base Address", &ctx),
+                    r.register_base,
+                    "{ctx}: base"
+                );
+                assert_eq!(
+                    hexf(f, "Proximity Domain", &ctx),
+                    r.proximity_domain as u64,
+                    "{ctx}: domain"
+                );
             }
             R::Andd(a) => {
-                assert_eq!(hexf(f, "Device Number", &ctx), a.device_number as u64, "{ctx}: device number");
-                assert_eq!(field(f, "Device Name", &ctx).trim_matches('"'), a.name, "{ctx}: name");
+                assert_eq!(
+                    hexf(f, "Device Number", &ctx),
+                    a.device_number as u64,
+                    "{ctx}: device number"
+                );
+                assert_eq!(
+                    field(f, "Device Name", &ctx).trim_matches('"'),
+                    a.name,
+                    "{ctx}: name"
+                );
             }
             R::Satc(a) => {
                 assert_eq!(hexf(f, "Flags", &ctx), a.flags as u64, "{ctx}: flags");
-                assert_eq!(hexf(f, "PCI Segment Number", &ctx), a.segment as u64, "{ctx}: segment");
+                assert_eq!(
+                    hexf(f, "PCI Segment Number", &ctx),
+                    a.segment as u64,
+                    "{ctx}: segment"
+                );
             }
             // The iasl releases in the corpus predate SIDP and print only type and
             // length; its scopes are checked against the raw bytes in unit tests.
             R::Sidp(_) | R::Unknown(_) => {
-                assert!(s.scopes.is_empty(), "{ctx}: iasl decoded scopes we did not expect");
+                assert!(
+                    s.scopes.is_empty(),
+                    "{ctx}: iasl decoded scopes we did not expect"
+                );
                 continue;
             }
         }
@@ -120,10 +193,26 @@ fn check_dmar(slug: &str, bytes: &[u8], iasl: &str) -> (usize, usize) {
             let ctx = format!("{ctx} scope #{j} at {:#x}", is.offset);
             let f = &is.fields;
             assert_eq!(is.offset, sc.offset, "{ctx}: offset");
-            assert_eq!(hexf(f, "Device Scope Type", &ctx), sc.kind.code() as u64, "{ctx}: type");
-            assert_eq!(hexf(f, "Entry Length", &ctx), sc.length as u64, "{ctx}: length");
-            assert_eq!(hexf(f, "Enumeration ID", &ctx), sc.enumeration_id as u64, "{ctx}: enumeration id");
-            assert_eq!(hexf(f, "PCI Bus Number", &ctx), sc.start_bus as u64, "{ctx}: bus");
+            assert_eq!(
+                hexf(f, "Device Scope Type", &ctx),
+                sc.kind.code() as u64,
+                "{ctx}: type"
+            );
+            assert_eq!(
+                hexf(f, "Entry Length", &ctx),
+                sc.length as u64,
+                "{ctx}: length"
+            );
+            assert_eq!(
+                hexf(f, "Enumeration ID", &ctx),
+                sc.enumeration_id as u64,
+                "{ctx}: enumeration id"
+            );
+            assert_eq!(
+                hexf(f, "PCI Bus Number", &ctx),
+                sc.start_bus as u64,
+                "{ctx}: bus"
+            );
             let ours: Vec<(u8, u8)> = sc.path.iter().map(|p| (p.device, p.function)).collect();
             assert_eq!(is.path, ours, "{ctx}: path");
             nscopes += 1;
@@ -137,10 +226,26 @@ fn check_madt(slug: &str, bytes: &[u8], iasl: &str) -> usize {
     let lines = parse_iasl(iasl);
     let (header, subs) = group(&lines);
     let ctx = format!("{slug} MADT header");
-    assert_eq!(hexf(&header, "Table Length", &ctx), madt.header.length as u64, "{ctx}");
-    assert_eq!(hexf(&header, "Local Apic Address", &ctx), madt.local_apic_address as u64, "{ctx}");
-    assert_eq!(hexf(&header, "Flags (decoded below)", &ctx), madt.flags as u64, "{ctx}");
-    assert_eq!(subs.len(), madt.entries.len(), "{slug}: MADT entry count differs from iasl");
+    assert_eq!(
+        hexf(&header, "Table Length", &ctx),
+        madt.header.length as u64,
+        "{ctx}"
+    );
+    assert_eq!(
+        hexf(&header, "Local Apic Address", &ctx),
+        madt.local_apic_address as u64,
+        "{ctx}"
+    );
+    assert_eq!(
+        hexf(&header, "Flags (decoded below)", &ctx),
+        madt.flags as u64,
+        "{ctx}"
+    );
+    assert_eq!(
+        subs.len(),
+        madt.entries.len(),
+        "{slug}: MADT entry count differs from iasl"
+    );
     for (i, (s, ours)) in subs.iter().zip(&madt.entries).enumerate() {
         let ctx = format!("{slug} MADT entry #{i} at {:#x}", s.offset);
         let f = &s.fields;
@@ -157,7 +262,11 @@ fn check_madt(slug: &str, bytes: &[u8], iasl: &str) -> usize {
                 assert_eq!(bit("Processor Enabled"), l.flags.enabled(), "{ctx}");
                 // Only iasl releases that know ACPI 6.3 decode this bit.
                 if f.iter().any(|l| l.name == "Runtime Online Capable") {
-                    assert_eq!(bit("Runtime Online Capable"), l.flags.online_capable(), "{ctx}");
+                    assert_eq!(
+                        bit("Runtime Online Capable"),
+                        l.flags.online_capable(),
+                        "{ctx}"
+                    );
                 }
             }
             M::IoApic(io) => {
@@ -208,7 +317,8 @@ fn check_madt(slug: &str, bytes: &[u8], iasl: &str) -> usize {
 
 #[test]
 fn every_corpus_table_parses_and_agrees_with_iasl() {
-    let (mut n_dmar, mut n_struct, mut n_scope, mut n_madt, mut n_entry, mut n_hpet) = (0, 0, 0, 0, 0, 0);
+    let (mut n_dmar, mut n_struct, mut n_scope, mut n_madt, mut n_entry, mut n_hpet) =
+        (0, 0, 0, 0, 0, 0);
     for (slug, dir) in machines() {
         let dmar = dir.join("dmar.bin");
         if dmar.exists() {
@@ -219,7 +329,8 @@ fn every_corpus_table_parses_and_agrees_with_iasl() {
             n_struct += s;
             n_scope += sc;
         }
-        let bytes = std::fs::read(dir.join("apic.bin")).unwrap_or_else(|e| panic!("{slug}: apic.bin: {e}"));
+        let bytes =
+            std::fs::read(dir.join("apic.bin")).unwrap_or_else(|e| panic!("{slug}: apic.bin: {e}"));
         let iasl = std::fs::read_to_string(dir.join("apic.iasl.txt")).unwrap();
         n_entry += check_madt(&slug, &bytes, &iasl);
         n_madt += 1;

@@ -6,7 +6,10 @@ use std::path::PathBuf;
 
 /// `shared/acpi-corpus/` beside the clone (the layout CI and developers share).
 pub fn corpus_dir() -> PathBuf {
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/acpi-corpus"));
+    let dir = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/acpi-corpus"
+    ));
     assert!(
         dir.is_dir(),
         "ACPI corpus not found at {}: these tests need shared/acpi-corpus/ beside the repository clone",
@@ -24,7 +27,11 @@ pub fn machines() -> Vec<(String, PathBuf)> {
         .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
         .collect();
     v.sort();
-    assert!(v.len() >= 40, "corpus looks incomplete: {} machines", v.len());
+    assert!(
+        v.len() >= 40,
+        "corpus looks incomplete: {} machines",
+        v.len()
+    );
     v
 }
 
@@ -42,7 +49,9 @@ pub fn parse_iasl(text: &str) -> Vec<IaslLine> {
     let mut out = Vec::new();
     for line in text.lines() {
         let (offset, rest) = if let Some(stripped) = line.strip_prefix('[') {
-            let Some(close) = stripped.find(']') else { continue };
+            let Some(close) = stripped.find(']') else {
+                continue;
+            };
             let inside = &stripped[..close];
             let mut toks = inside.split_whitespace();
             let hex = toks.next().expect("hex offset");
@@ -60,7 +69,9 @@ pub fn parse_iasl(text: &str) -> Vec<IaslLine> {
         } else {
             (None, line)
         };
-        let Some(colon) = rest.find(" : ") else { continue };
+        let Some(colon) = rest.find(" : ") else {
+            continue;
+        };
         out.push(IaslLine {
             offset,
             name: rest[..colon].trim().to_string(),
