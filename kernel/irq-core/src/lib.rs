@@ -7,9 +7,13 @@
 
 extern crate alloc;
 
+pub mod affinity;
 pub mod cpumask;
 pub mod error;
+pub mod hw;
 pub mod matrix;
+pub mod msi;
+pub mod vecdomain;
 pub mod vector;
 
 pub use cpumask::{CpuId, CpuMask, MAX_CPUS};

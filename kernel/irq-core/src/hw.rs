@@ -1,0 +1,38 @@
+//! The hardware the core needs from the kernel, as traits.
+//!
+//! The kernel implements these against the real local APIC (xAPIC MMIO or x2APIC MSRs);
+//! the simulator implements them against its model. Everything else the core touches —
+//! I/O APIC RTEs, MSI capability words, IRTEs — belongs to the chips the kernel registers.
+
+use crate::cpumask::CpuId;
+use crate::vector::Vector;
+
+/// The local APIC of the CPU the caller runs on, plus the IPI path.
+///
+/// Methods about "this CPU" must only be called with interrupts off on that CPU, else the
+/// answer can be stale by the time it is used (REFERENCE: the IRR is accurate when read
+/// with interrupts off).
+pub trait LocalApic {
+    /// The logical number of the CPU this code is running on.
+    fn current_cpu(&self) -> CpuId;
+    /// Signal end of interrupt to this CPU's local APIC (clears the highest ISR bit;
+    /// Intel SDM vol. 3A §11.8.5 "Signaling Interrupt Servicing Completion").
+    fn eoi(&mut self);
+    /// Is `vector` pending (requested, not yet in service) in this CPU's IRR?
+    /// (SDM vol. 3A §11.8.4, IRR at APIC offset 0x200–0x270 / x2APIC MSR 0x820–0x827.)
+    fn irr_pending(&self, vector: Vector) -> bool;
+    /// Send a fixed IPI with `vector` to `cpu` (may be this CPU: self-IPI).
+    fn send_ipi(&mut self, cpu: CpuId, vector: Vector);
+}
+
+/// Where an irq is delivered: a CPU, its APIC id (what goes in a message or RTE) and the
+/// vector on that CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// Logical CPU number.
+    pub cpu: CpuId,
+    /// APIC id of that CPU (xAPIC: 8 bits; x2APIC: 32 bits).
+    pub apic_id: u32,
+    /// Vector on that CPU.
+    pub vector: Vector,
+}

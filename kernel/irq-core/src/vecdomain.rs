@@ -1,0 +1,686 @@
+//! The vector domain: root of every hierarchy, owner of the [`VectorMatrix`] and of the
+//! per-CPU vector -> irq tables.
+//!
+//! Per irq it records the current target, the previous one while a move is in flight,
+//! and whether the irq is reserved (reservation mode / managed, pointing at
+//! [`SHUTDOWN_VECTOR`]) or active.
+//!
+//! **Moves.** [`VectorDomain::set_affinity`] assigns a new (CPU, vector) and keeps the old
+//! pair routed to the same irq. The first interrupt that arrives on the *new* pair
+//! ([`VectorDomain::lookup`]) completes the move and queues the old pair for cleanup on
+//! the old CPU; the kernel then sends [`crate::vector::VECTOR_CLEANUP_VECTOR`] to that CPU,
+//! whose handler calls [`VectorDomain::cleanup`]. Cleanup frees the old vector only if it
+//! is not pending in that CPU's IRR — otherwise the pending interrupt would be delivered to
+//! a slot that no longer knows its irq — and reports what it had to leave for a retry.
+//! A second move while one is in flight is refused with [`IrqError::Busy`].
+//!
+//! Locking: the whole struct is protected by the *vector lock*. It nests inside a
+//! descriptor lock (descriptor lock -> vector lock), never the other way round.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+use crate::cpumask::{CpuId, CpuMask};
+use crate::error::{IrqError, Result, Virq};
+use crate::hw::Target;
+use crate::matrix::VectorMatrix;
+use crate::vector::{is_system, Vector, SHUTDOWN_VECTOR, SYSTEM_VECTORS};
+
+/// What a per-CPU vector slot points at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slot {
+    /// Nothing: an interrupt here is spurious (counted, logged once, acknowledged).
+    Unused,
+    /// A system vector (timer, IPIs, ...), handled by the kernel directly.
+    System,
+    /// The irq that owned this slot was shut down; a late interrupt is acknowledged quietly.
+    Shutdown,
+    /// Transiently claimed while an interrupt was re-targeted away from this CPU (the
+    /// non-maskable MSI dance, hotplug re-delivery): the interrupt was retriggered on its
+    /// new target, so an arrival here is acknowledged quietly.
+    Retriggered,
+    /// Routed to this irq.
+    Irq(Virq),
+}
+
+/// Lifecycle of an irq at the vector level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VectorState {
+    /// Holds a reservation (or managed reservations) only; points at the shutdown vector.
+    Reserved,
+    /// Holds a real vector.
+    Active,
+}
+
+/// Per-irq state at the vector level (what `irq N` prints for the root level).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VectorIrq {
+    /// Current target. While `Reserved`, `vector` is [`SHUTDOWN_VECTOR`].
+    pub target: Target,
+    /// Old target kept routed while a move is in flight or its cleanup is pending.
+    pub prev: Option<Target>,
+    /// A move was made and no interrupt has arrived on the new target yet.
+    pub move_in_progress: bool,
+    /// Requested affinity.
+    pub affinity: CpuMask,
+    /// Managed irq (vector reserved on every CPU of `affinity`; affinity fixed).
+    pub managed: bool,
+    /// Holds a global reservation while `Reserved` (reservation mode MSI, or an unmanaged
+    /// irq that was shut down).
+    pub can_reserve: bool,
+    /// Member `index` of a multi-vector block of `count` (count 1 = not a block).
+    pub block: (u32, u32),
+    /// Reserved or active.
+    pub state: VectorState,
+}
+
+/// How to allocate at the vector level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VectorAlloc {
+    /// CPUs the irq may target.
+    pub affinity: CpuMask,
+    /// Managed irq: reserve on every CPU of `affinity`, affinity fixed.
+    pub managed: bool,
+    /// Reservation mode: take only a reservation until activated (MSI).
+    pub reserve: bool,
+    /// Number of vectors (power of two; >1 = multi-MSI block, contiguous and aligned).
+    pub count: u32,
+}
+
+/// The result of an affinity request at the vector level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MoveOutcome {
+    /// The current target already satisfies the mask (or the irq is not active and only
+    /// the requested affinity was recorded).
+    Unchanged,
+    /// A new target was assigned; `old` stays routed until cleanup.
+    Moved {
+        /// Previous target.
+        old: Target,
+        /// New target.
+        new: Target,
+    },
+}
+
+/// What arrived on a vector, as decided by the per-CPU table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// Belongs to this irq. `cleanup_cpu` is set when this interrupt completed a move: the
+    /// kernel must send [`crate::vector::VECTOR_CLEANUP_VECTOR`] to that CPU.
+    Irq {
+        /// The irq.
+        virq: Virq,
+        /// CPU that must run cleanup, if this arrival completed a move.
+        cleanup_cpu: Option<CpuId>,
+    },
+    /// A system vector; the kernel's own handler deals with it.
+    System(Vector),
+    /// A slot marked shut down or retriggered: acknowledge quietly.
+    Ignored,
+    /// Nothing routed here. `first` is true the first time this CPU sees one (log it once).
+    Spurious {
+        /// First spurious on this CPU.
+        first: bool,
+    },
+}
+
+/// Result of a cleanup pass on one CPU.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CleanupOutcome {
+    /// Old vectors freed.
+    pub freed: u32,
+    /// Old vectors still pending in the IRR: the kernel must run cleanup again later (after
+    /// interrupts were enabled so the pending one gets delivered).
+    pub retry: u32,
+}
+
+/// Per-CPU spurious accounting.
+#[derive(Clone, Copy, Debug, Default)]
+struct CpuSpurious {
+    count: u64,
+    logged: bool,
+}
+
+/// The root interrupt domain.
+pub struct VectorDomain {
+    matrix: VectorMatrix,
+    irqs: BTreeMap<Virq, VectorIrq>,
+    tables: Vec<[Slot; 256]>,
+    /// Per CPU: irqs whose `prev` lives on this CPU and awaits cleanup.
+    cleanup: Vec<Vec<Virq>>,
+    spurious: Vec<CpuSpurious>,
+    apic_ids: Vec<u32>,
+}
+
+fn fresh_table() -> [Slot; 256] {
+    let mut t = [Slot::Unused; 256];
+    for v in SYSTEM_VECTORS {
+        t[v.0 as usize] = Slot::System;
+    }
+    t
+}
+
+impl VectorDomain {
+    /// A vector domain for `nr_cpus` possible CPUs, all offline; APIC id = CPU number until
+    /// [`Self::set_apic_id`] says otherwise.
+    pub fn new(nr_cpus: usize) -> Result<Self> {
+        Ok(Self {
+            matrix: VectorMatrix::new(nr_cpus)?,
+            irqs: BTreeMap::new(),
+            tables: alloc::vec![fresh_table(); nr_cpus],
+            cleanup: alloc::vec![Vec::new(); nr_cpus],
+            spurious: alloc::vec![CpuSpurious::default(); nr_cpus],
+            apic_ids: (0..nr_cpus as u32).collect(),
+        })
+    }
+
+    /// Record the APIC id of a logical CPU (from the MADT).
+    pub fn set_apic_id(&mut self, cpu: CpuId, apic_id: u32) -> Result<()> {
+        *self.apic_ids.get_mut(cpu as usize).ok_or(IrqError::InvalidCpu(cpu))? = apic_id;
+        Ok(())
+    }
+
+    /// APIC id of a logical CPU.
+    pub fn apic_id(&self, cpu: CpuId) -> u32 {
+        self.apic_ids.get(cpu as usize).copied().unwrap_or(cpu)
+    }
+
+    /// The matrix (read-only: counters for the `vectors` command).
+    pub fn matrix(&self) -> &VectorMatrix {
+        &self.matrix
+    }
+
+    /// Number of possible CPUs.
+    pub fn nr_cpus(&self) -> usize {
+        self.matrix.nr_cpus()
+    }
+
+    fn target(&self, cpu: CpuId, vector: Vector) -> Target {
+        Target { cpu, apic_id: self.apic_id(cpu), vector }
+    }
+
+    /// Bring a CPU's vectors online. Its table starts fresh (transient markers left from a
+    /// previous life are dropped). Returns the managed irqs with a reservation on this CPU
+    /// that are currently shut down (reserved) so the kernel can restart them.
+    pub fn online_cpu(&mut self, cpu: CpuId) -> Result<Vec<Virq>> {
+        self.matrix.online(cpu)?;
+        let table = &mut self.tables[cpu as usize];
+        for (v, slot) in table.iter_mut().enumerate() {
+            if matches!(slot, Slot::Retriggered | Slot::Shutdown) {
+                *slot = if is_system(Vector(v as u8)) { Slot::System } else { Slot::Unused };
+            }
+        }
+        Ok(self
+            .irqs
+            .iter()
+            .filter(|(_, i)| i.managed && i.state == VectorState::Reserved && i.affinity.contains(cpu))
+            .map(|(v, _)| *v)
+            .collect())
+    }
+
+    /// Take a CPU's matrix offline (hotplug: after its irqs were migrated).
+    pub fn offline_cpu(&mut self, cpu: CpuId) -> Result<()> {
+        self.matrix.offline(cpu)
+    }
+
+    /// Could `cpu` go offline? See [`VectorMatrix::can_offline`].
+    pub fn can_offline(&self, cpu: CpuId) -> Result<()> {
+        self.matrix.can_offline(cpu)
+    }
+
+    /// State of one irq at the vector level.
+    pub fn irq(&self, virq: Virq) -> Result<&VectorIrq> {
+        self.irqs.get(&virq).ok_or(IrqError::UnknownIrq(virq))
+    }
+
+    /// All irqs known to the vector domain.
+    pub fn irqs(&self) -> impl Iterator<Item = (&Virq, &VectorIrq)> {
+        self.irqs.iter()
+    }
+
+    /// What a CPU's table says about a vector.
+    pub fn slot(&self, cpu: CpuId, v: Vector) -> Slot {
+        self.tables.get(cpu as usize).map(|t| t[v.0 as usize]).unwrap_or(Slot::Unused)
+    }
+
+    /// Spurious interrupts seen on a CPU.
+    pub fn spurious_count(&self, cpu: CpuId) -> u64 {
+        self.spurious.get(cpu as usize).map(|s| s.count).unwrap_or(0)
+    }
+
+    fn validate_mask(&self, mask: &CpuMask) -> Result<()> {
+        if mask.is_empty() || mask.iter().any(|c| c as usize >= self.nr_cpus()) {
+            return Err(IrqError::InvalidMask);
+        }
+        if !mask.intersects(self.matrix.online_mask()) {
+            return Err(IrqError::OfflineTarget(mask.first().unwrap_or(0)));
+        }
+        Ok(())
+    }
+
+    /// A CPU to park a reserved irq's shutdown target on: first online CPU of the mask,
+    /// else the first online CPU at all.
+    fn shutdown_target(&self, mask: &CpuMask) -> Target {
+        let cpu = mask.and(self.matrix.online_mask()).first().or(self.matrix.online_mask().first()).unwrap_or(0);
+        self.target(cpu, SHUTDOWN_VECTOR)
+    }
+
+    /// Allocate the vector level for irqs `virq..virq+req.count`. Reservation-mode and
+    /// managed irqs only reserve; others get a vector now (multi-vector requests get one
+    /// aligned block on one CPU).
+    pub fn alloc(&mut self, virq: Virq, req: &VectorAlloc) -> Result<()> {
+        self.validate_mask(&req.affinity)?;
+        if req.count == 0 || !req.count.is_power_of_two() || req.count > 32 {
+            return Err(IrqError::InvalidArgument);
+        }
+        if (0..req.count).any(|i| self.irqs.contains_key(&(virq + i))) {
+            return Err(IrqError::Busy);
+        }
+        if req.count > 1 && (req.managed || req.reserve) {
+            // Blocks are allocated eagerly and never moved alone; keep the model simple.
+            return Err(IrqError::Unsupported);
+        }
+        let base = VectorIrq {
+            target: self.shutdown_target(&req.affinity),
+            prev: None,
+            move_in_progress: false,
+            affinity: req.affinity,
+            managed: req.managed,
+            can_reserve: req.reserve,
+            block: (0, 1),
+            state: VectorState::Reserved,
+        };
+        if req.managed {
+            self.matrix.reserve_managed(&req.affinity)?;
+            self.irqs.insert(virq, base);
+        } else if req.reserve {
+            self.matrix.reserve()?;
+            self.irqs.insert(virq, base);
+        } else if req.count == 1 {
+            let (cpu, v) = self.matrix.alloc(&req.affinity, false)?;
+            self.tables[cpu as usize][v.0 as usize] = Slot::Irq(virq);
+            let target = self.target(cpu, v);
+            self.irqs.insert(virq, VectorIrq { target, state: VectorState::Active, ..base });
+        } else {
+            let (cpu, v0) = self.matrix.alloc_block(&req.affinity, req.count)?;
+            for i in 0..req.count {
+                let v = Vector(v0.0 + i as u8);
+                self.tables[cpu as usize][v.0 as usize] = Slot::Irq(virq + i);
+                let target = self.target(cpu, v);
+                self.irqs.insert(virq + i, VectorIrq { target, state: VectorState::Active, block: (i, req.count), ..base });
+            }
+        }
+        Ok(())
+    }
+
+    /// Give a reserved irq its real vector (interrupt start-up). Active irqs are left as
+    /// they are.
+    pub fn activate(&mut self, virq: Virq) -> Result<Target> {
+        let irq = *self.irq(virq)?;
+        if irq.state == VectorState::Active {
+            return Ok(irq.target);
+        }
+        let (cpu, v) = if irq.managed {
+            self.matrix.alloc_managed(&irq.affinity)?
+        } else {
+            self.matrix.alloc(&irq.affinity, irq.can_reserve)?
+        };
+        self.tables[cpu as usize][v.0 as usize] = Slot::Irq(virq);
+        let target = self.target(cpu, v);
+        let e = self.irqs.get_mut(&virq).ok_or(IrqError::UnknownIrq(virq))?;
+        e.target = target;
+        e.state = VectorState::Active;
+        Ok(target)
+    }
+
+    /// Drop the old half of a move right away (abandon it). The old slot is marked shut
+    /// down so a late arrival there is acknowledged quietly.
+    fn drop_prev(&mut self, virq: Virq) {
+        let Some(irq) = self.irqs.get_mut(&virq) else { return };
+        if let Some(p) = irq.prev.take() {
+            irq.move_in_progress = false;
+            self.tables[p.cpu as usize][p.vector.0 as usize] = Slot::Shutdown;
+            let _ = self.matrix.free(p.cpu, p.vector);
+            if let Some(list) = self.cleanup.get_mut(p.cpu as usize) {
+                list.retain(|&x| x != virq);
+            }
+        }
+    }
+
+    /// Return an active irq to its reservation (shutdown): the vector is freed, the slot
+    /// marked shut down, and the target parked on [`SHUTDOWN_VECTOR`]. Unmanaged irqs take
+    /// a global reservation so a later [`Self::activate`] cannot fail for lack of room
+    /// (freeing the vector first means that reservation always fits while the CPU is
+    /// online); managed irqs keep their per-CPU reservations.
+    pub fn deactivate(&mut self, virq: Virq) -> Result<Target> {
+        let irq = *self.irq(virq)?;
+        if irq.state == VectorState::Reserved {
+            return Ok(irq.target);
+        }
+        if irq.block.1 > 1 {
+            return Err(IrqError::Unsupported);
+        }
+        self.drop_prev(virq);
+        let t = irq.target;
+        self.matrix.free(t.cpu, t.vector)?;
+        // Only fails if the CPU went offline under us; then activation allocates afresh.
+        let reserved = !irq.managed && self.matrix.reserve().is_ok();
+        self.tables[t.cpu as usize][t.vector.0 as usize] = Slot::Shutdown;
+        let shut = self.shutdown_target(&irq.affinity);
+        let e = self.irqs.get_mut(&virq).ok_or(IrqError::UnknownIrq(virq))?;
+        e.target = shut;
+        e.state = VectorState::Reserved;
+        e.can_reserve = reserved;
+        Ok(shut)
+    }
+
+    /// Free the vector level of one irq (for a block: the whole block; pass its first irq).
+    pub fn free(&mut self, virq: Virq) -> Result<()> {
+        let irq = *self.irq(virq)?;
+        if irq.block.1 > 1 {
+            if irq.block.0 != 0 {
+                return Err(IrqError::InvalidArgument);
+            }
+            let t = irq.target;
+            self.matrix.free_block(t.cpu, t.vector, irq.block.1)?;
+            for i in 0..irq.block.1 {
+                self.tables[t.cpu as usize][t.vector.0 as usize + i as usize] = Slot::Shutdown;
+                self.irqs.remove(&(virq + i));
+            }
+            return Ok(());
+        }
+        self.drop_prev(virq);
+        match irq.state {
+            VectorState::Active => {
+                let t = irq.target;
+                self.matrix.free(t.cpu, t.vector)?;
+                self.tables[t.cpu as usize][t.vector.0 as usize] = Slot::Shutdown;
+            }
+            VectorState::Reserved if !irq.managed && irq.can_reserve => self.matrix.remove_reserved()?,
+            VectorState::Reserved => {}
+        }
+        if irq.managed {
+            self.matrix.remove_managed(&irq.affinity)?;
+        }
+        self.irqs.remove(&virq);
+        Ok(())
+    }
+
+    /// Change the affinity of an unmanaged irq (user request). See [`Self::move_irq`].
+    pub fn set_affinity(&mut self, virq: Virq, mask: &CpuMask, force_new_vector: bool) -> Result<MoveOutcome> {
+        let irq = *self.irq(virq)?;
+        if irq.managed {
+            return Err(IrqError::ManagedAffinity);
+        }
+        self.move_irq(virq, mask, force_new_vector)
+    }
+
+    /// Move an irq within `mask` (also used by hotplug for managed irqs). Refused with
+    /// `Busy` while a previous move is in flight or awaiting cleanup. If the current CPU is
+    /// online and in `mask`, nothing moves unless `force_new_vector` (used to demonstrate a
+    /// move on a one-CPU machine).
+    pub fn move_irq(&mut self, virq: Virq, mask: &CpuMask, force_new_vector: bool) -> Result<MoveOutcome> {
+        self.validate_mask(mask)?;
+        let irq = *self.irq(virq)?;
+        if irq.block.1 > 1 {
+            // Moving one member of an aligned block alone would break the block.
+            return Err(IrqError::Unsupported);
+        }
+        if irq.prev.is_some() || irq.move_in_progress {
+            return Err(IrqError::Busy);
+        }
+        if irq.state == VectorState::Reserved {
+            let e = self.irqs.get_mut(&virq).ok_or(IrqError::UnknownIrq(virq))?;
+            e.affinity = *mask;
+            let shut = self.shutdown_target(mask);
+            if let Some(e) = self.irqs.get_mut(&virq) {
+                e.target = shut;
+            }
+            return Ok(MoveOutcome::Unchanged);
+        }
+        let old = irq.target;
+        if !force_new_vector && mask.contains(old.cpu) && self.matrix.is_online(old.cpu) {
+            if let Some(e) = self.irqs.get_mut(&virq) {
+                e.affinity = *mask;
+            }
+            return Ok(MoveOutcome::Unchanged);
+        }
+        let (cpu, v) = if irq.managed { self.matrix.alloc_managed(mask)? } else { self.matrix.alloc(mask, false)? };
+        self.tables[cpu as usize][v.0 as usize] = Slot::Irq(virq);
+        let new = self.target(cpu, v);
+        let e = self.irqs.get_mut(&virq).ok_or(IrqError::UnknownIrq(virq))?;
+        if !irq.managed {
+            e.affinity = *mask;
+        }
+        e.prev = Some(old);
+        e.target = new;
+        e.move_in_progress = true;
+        Ok(MoveOutcome::Moved { old, new })
+    }
+
+    /// Classify an interrupt that arrived on `vector` at `cpu`. If it is the first arrival
+    /// at the new target of a move, the move completes here and the old pair is queued for
+    /// cleanup on its CPU (returned as `cleanup_cpu`).
+    pub fn lookup(&mut self, cpu: CpuId, vector: Vector) -> Lookup {
+        let Some(table) = self.tables.get(cpu as usize) else { return Lookup::Spurious { first: false } };
+        match table[vector.0 as usize] {
+            Slot::System => Lookup::System(vector),
+            Slot::Shutdown | Slot::Retriggered => Lookup::Ignored,
+            Slot::Unused => {
+                let s = &mut self.spurious[cpu as usize];
+                s.count += 1;
+                let first = !s.logged;
+                s.logged = true;
+                Lookup::Spurious { first }
+            }
+            Slot::Irq(virq) => {
+                let mut cleanup_cpu = None;
+                if let Some(irq) = self.irqs.get_mut(&virq)
+                    && irq.move_in_progress
+                    && irq.target.cpu == cpu
+                    && irq.target.vector == vector
+                {
+                    irq.move_in_progress = false;
+                    if let Some(p) = irq.prev {
+                        if let Some(list) = self.cleanup.get_mut(p.cpu as usize) {
+                            list.push(virq);
+                        }
+                        cleanup_cpu = Some(p.cpu);
+                    }
+                }
+                Lookup::Irq { virq, cleanup_cpu }
+            }
+        }
+    }
+
+    /// Is cleanup queued on `cpu`?
+    pub fn cleanup_pending(&self, cpu: CpuId) -> bool {
+        self.cleanup.get(cpu as usize).is_some_and(|l| !l.is_empty())
+    }
+
+    /// Free the old vectors of completed moves on `cpu` — which must be the CPU running
+    /// this, with interrupts off, because `irr_pending` reads the local IRR. A vector still
+    /// pending in the IRR is kept (its interrupt will be delivered to the still-valid slot
+    /// once interrupts are enabled) and counted in `retry`.
+    pub fn cleanup(&mut self, cpu: CpuId, irr_pending: &dyn Fn(Vector) -> bool) -> CleanupOutcome {
+        let mut out = CleanupOutcome::default();
+        let Some(list) = self.cleanup.get_mut(cpu as usize) else { return out };
+        let pending = core::mem::take(list);
+        let mut keep = Vec::new();
+        for virq in pending {
+            let Some(irq) = self.irqs.get_mut(&virq) else { continue };
+            let Some(p) = irq.prev else { continue };
+            if irr_pending(p.vector) {
+                keep.push(virq);
+                out.retry += 1;
+                continue;
+            }
+            irq.prev = None;
+            self.tables[p.cpu as usize][p.vector.0 as usize] = Slot::Unused;
+            let _ = self.matrix.free(p.cpu, p.vector);
+            out.freed += 1;
+        }
+        self.cleanup[cpu as usize] = keep;
+        out
+    }
+
+    /// Mark `vector` on `cpu` as transiently claimed ([`Slot::Retriggered`]) if nothing
+    /// owns it. Used by the non-maskable MSI dance on the old CPU: the device may hit the
+    /// new vector on the old CPU between the two writes; that interrupt is retriggered on
+    /// the new CPU, and the arrival here must then be acknowledged quietly.
+    pub fn claim_transient(&mut self, cpu: CpuId, vector: Vector) {
+        if let Some(t) = self.tables.get_mut(cpu as usize)
+            && t[vector.0 as usize] == Slot::Unused
+        {
+            t[vector.0 as usize] = Slot::Retriggered;
+        }
+    }
+
+    /// Hotplug: abandon an in-flight move whose old CPU is going away (or complete one whose
+    /// new CPU is going away by keeping the old target). Returns the surviving target.
+    pub fn force_complete_move(&mut self, virq: Virq, dying: CpuId) -> Result<Target> {
+        let irq = *self.irq(virq)?;
+        let Some(prev) = irq.prev else { return Ok(irq.target) };
+        if irq.target.cpu == dying && prev.cpu != dying {
+            // The new target dies before it was used: go back to the old one.
+            let t = irq.target;
+            self.tables[t.cpu as usize][t.vector.0 as usize] = Slot::Shutdown;
+            self.matrix.free(t.cpu, t.vector)?;
+            if let Some(list) = self.cleanup.get_mut(prev.cpu as usize) {
+                list.retain(|&x| x != virq);
+            }
+            let e = self.irqs.get_mut(&virq).ok_or(IrqError::UnknownIrq(virq))?;
+            e.target = prev;
+            e.prev = None;
+            e.move_in_progress = false;
+            return Ok(prev);
+        }
+        self.drop_prev(virq);
+        Ok(irq.target)
+    }
+
+    /// Hotplug: mark a vector on the dying CPU as retriggered after re-delivering it.
+    pub fn mark_retriggered(&mut self, cpu: CpuId, vector: Vector) {
+        if let Some(t) = self.tables.get_mut(cpu as usize)
+            && !is_system(vector)
+        {
+            t[vector.0 as usize] = Slot::Retriggered;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dom(n: usize) -> VectorDomain {
+        let mut d = VectorDomain::new(n).unwrap();
+        for c in 0..n as u32 {
+            d.online_cpu(c).unwrap();
+        }
+        d
+    }
+
+    fn plain(mask: CpuMask) -> VectorAlloc {
+        VectorAlloc { affinity: mask, managed: false, reserve: false, count: 1 }
+    }
+
+    #[test]
+    fn move_completes_on_first_new_arrival_and_cleanup_respects_irr() {
+        let mut d = dom(2);
+        d.alloc(5, &plain(CpuMask::single(0))).unwrap();
+        let old = d.irq(5).unwrap().target;
+        let MoveOutcome::Moved { new, .. } = d.set_affinity(5, &CpuMask::single(1), false).unwrap() else { panic!() };
+        assert_eq!(d.set_affinity(5, &CpuMask::single(0), false), Err(IrqError::Busy));
+        // Old pair still routed.
+        assert_eq!(d.lookup(0, old.vector), Lookup::Irq { virq: 5, cleanup_cpu: None });
+        assert_eq!(d.lookup(1, new.vector), Lookup::Irq { virq: 5, cleanup_cpu: Some(0) });
+        // Old vector pending in CPU 0's IRR: cleanup must wait.
+        assert_eq!(d.cleanup(0, &|v| v == old.vector), CleanupOutcome { freed: 0, retry: 1 });
+        assert_eq!(d.slot(0, old.vector), Slot::Irq(5));
+        assert_eq!(d.set_affinity(5, &CpuMask::single(0), false), Err(IrqError::Busy));
+        assert_eq!(d.cleanup(0, &|_| false), CleanupOutcome { freed: 1, retry: 0 });
+        assert_eq!(d.slot(0, old.vector), Slot::Unused);
+        assert!(!d.matrix().is_allocated(0, old.vector));
+        assert!(matches!(d.set_affinity(5, &CpuMask::single(0), false), Ok(MoveOutcome::Moved { .. })));
+    }
+
+    #[test]
+    fn spurious_logged_once_and_shutdown_quiet() {
+        let mut d = dom(1);
+        assert_eq!(d.lookup(0, Vector(0x40)), Lookup::Spurious { first: true });
+        assert_eq!(d.lookup(0, Vector(0x40)), Lookup::Spurious { first: false });
+        assert_eq!(d.spurious_count(0), 2);
+        assert_eq!(d.lookup(0, SHUTDOWN_VECTOR), Lookup::System(SHUTDOWN_VECTOR));
+        d.alloc(1, &plain(CpuMask::single(0))).unwrap();
+        let t = d.irq(1).unwrap().target;
+        d.free(1).unwrap();
+        assert_eq!(d.lookup(0, t.vector), Lookup::Ignored);
+        assert_eq!(d.free(1), Err(IrqError::UnknownIrq(1)));
+    }
+
+    #[test]
+    fn reservation_mode_round_trip() {
+        let mut d = dom(2);
+        let req = VectorAlloc { reserve: true, ..plain(CpuMask::first_n(2)) };
+        d.alloc(3, &req).unwrap();
+        assert_eq!(d.irq(3).unwrap().target.vector, SHUTDOWN_VECTOR);
+        assert_eq!(d.matrix().global_reserved(), 1);
+        let t = d.activate(3).unwrap();
+        assert_ne!(t.vector, SHUTDOWN_VECTOR);
+        assert_eq!(d.matrix().global_reserved(), 0);
+        d.deactivate(3).unwrap();
+        assert_eq!(d.matrix().global_reserved(), 1);
+        assert_eq!(d.slot(t.cpu, t.vector), Slot::Shutdown);
+        d.free(3).unwrap();
+        assert_eq!(d.matrix().global_reserved(), 0);
+        d.matrix().check_invariants().unwrap();
+    }
+
+    #[test]
+    fn managed_irqs_reserve_everywhere_and_refuse_user_affinity() {
+        let mut d = dom(4);
+        let req = VectorAlloc { managed: true, ..plain(CpuMask::from_cpus(&[1, 2])) };
+        d.alloc(9, &req).unwrap();
+        assert_eq!(d.matrix().cpu_stats(1).unwrap().managed, 1);
+        assert_eq!(d.matrix().cpu_stats(2).unwrap().managed, 1);
+        let t = d.activate(9).unwrap();
+        assert!(t.cpu == 1 || t.cpu == 2);
+        assert_eq!(d.set_affinity(9, &CpuMask::single(3), false), Err(IrqError::ManagedAffinity));
+        d.free(9).unwrap();
+        assert_eq!(d.matrix().cpu_stats(1).unwrap().managed, 0);
+        d.matrix().check_invariants().unwrap();
+    }
+
+    #[test]
+    fn multi_vector_block_is_aligned_and_freed_whole() {
+        let mut d = dom(2);
+        d.alloc(0, &plain(CpuMask::single(0))).unwrap();
+        d.alloc(10, &VectorAlloc { count: 4, ..plain(CpuMask::single(0)) }).unwrap();
+        let base = d.irq(10).unwrap().target.vector;
+        assert_eq!(base.0 % 4, 0);
+        for i in 0..4 {
+            assert_eq!(d.irq(10 + i).unwrap().target.vector.0, base.0 + i as u8);
+        }
+        assert_eq!(d.set_affinity(11, &CpuMask::single(1), false), Err(IrqError::Unsupported));
+        assert_eq!(d.free(11), Err(IrqError::InvalidArgument));
+        d.free(10).unwrap();
+        assert!(d.irq(13).is_err());
+        assert_eq!(d.matrix().total_allocated(), 1);
+    }
+
+    #[test]
+    fn invalid_and_offline_masks() {
+        let mut d = VectorDomain::new(2).unwrap();
+        d.online_cpu(0).unwrap();
+        assert_eq!(d.alloc(1, &plain(CpuMask::new())), Err(IrqError::InvalidMask));
+        assert_eq!(d.alloc(1, &plain(CpuMask::single(5))), Err(IrqError::InvalidMask));
+        assert_eq!(d.alloc(1, &plain(CpuMask::single(1))), Err(IrqError::OfflineTarget(1)));
+        d.alloc(1, &plain(CpuMask::single(0))).unwrap();
+        assert_eq!(d.set_affinity(1, &CpuMask::single(1), false), Err(IrqError::OfflineTarget(1)));
+        assert_eq!(d.alloc(1, &plain(CpuMask::single(0))), Err(IrqError::Busy));
+        // Same CPU: no move unless forced.
+        assert_eq!(d.set_affinity(1, &CpuMask::single(0), false), Ok(MoveOutcome::Unchanged));
+        assert!(matches!(d.set_affinity(1, &CpuMask::single(0), true), Ok(MoveOutcome::Moved { .. })));
+    }
+}
