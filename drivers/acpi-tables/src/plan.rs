@@ -446,14 +446,12 @@ fn hpet_routes(dmar: Option<&Dmar>, hpet: Option<&Hpet>, notes: &mut Vec<Note>) 
                 .filter(|(_, s)| s.enumeration_id == number)
                 .collect();
             let first = mine.first();
-            if let Some((_, s)) = first {
-                if s.path.len() > 1 {
-                    notes.push(Note::MultiHopSource {
-                        what: "HPET",
-                        id: number,
-                        hops: s.path.len(),
-                    });
-                }
+            if let Some((_, s)) = first.filter(|(_, s)| s.path.len() > 1) {
+                notes.push(Note::MultiHopSource {
+                    what: "HPET",
+                    id: number,
+                    hops: s.path.len(),
+                });
             }
             HpetRoute {
                 number,

@@ -171,20 +171,17 @@ pub(crate) fn parse_scopes(
             SCOPE_HEADER_LEN,
             end,
         )?;
-        if (length as usize - SCOPE_HEADER_LEN) % 2 != 0 {
+        if !(length as usize - SCOPE_HEADER_LEN).is_multiple_of(2) {
             return Err(bad(length as usize, LengthProblem::NotScopeShaped));
         }
         let field = |i: usize| u8_at(table, pos + i).unwrap_or(0);
         let path = table
             .get(pos + SCOPE_HEADER_LEN..next)
             .unwrap_or(&[])
-            .chunks_exact(2)
-            .filter_map(|p| {
-                Some(PathEntry {
-                    device: *p.first()?,
-                    function: *p.get(1)?,
-                })
-            })
+            .as_chunks::<2>()
+            .0
+            .iter()
+            .map(|&[device, function]| PathEntry { device, function })
             .collect();
         scopes.push(DeviceScope {
             offset: pos,

@@ -32,16 +32,20 @@ fn exercise(bytes: &[u8]) {
     let _ = sluice_acpi_tables::json::report(dmar.as_ref(), madt.as_ref(), hpet.as_ref(), &plan);
 }
 
-fn corpus() -> Vec<Vec<u8>> {
-    let mut v = Vec::new();
-    for (_, dir) in common::machines() {
-        for name in ["dmar.bin", "apic.bin"] {
-            if let Ok(b) = std::fs::read(dir.join(name)) {
-                v.push(b);
+/// The corpus tables, read once for all cases.
+fn corpus() -> &'static [Vec<u8>] {
+    static TABLES: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
+    TABLES.get_or_init(|| {
+        let mut v = Vec::new();
+        for (_, dir) in common::machines() {
+            for name in ["dmar.bin", "apic.bin"] {
+                if let Ok(b) = std::fs::read(dir.join(name)) {
+                    v.push(b);
+                }
             }
         }
-    }
-    v
+        v
+    })
 }
 
 proptest! {
@@ -65,8 +69,7 @@ proptest! {
     #[test]
     fn mutated_corpus_tables(pick in any::<prop::sample::Index>(),
                              edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8)) {
-        let tables = corpus();
-        let mut t = pick.get(&tables).clone();
+        let mut t = pick.get(corpus()).clone();
         for (at, val) in edits {
             let i = at.index(t.len());
             t[i] = val;

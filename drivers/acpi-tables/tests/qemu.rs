@@ -1,0 +1,127 @@
+//! Tables shaped like the ones QEMU 10's q35 builds (REFERENCE.md): the plan the kernel
+//! should reach in the `iommu` and `noiommu` profiles.
+
+use sluice_acpi_tables::plan::{NoRemapReason, Note, Remapping};
+use sluice_acpi_tables::{Dmar, InterruptPlan, Madt};
+
+fn finish(mut t: Vec<u8>) -> Vec<u8> {
+    let n = t.len() as u32;
+    t[4..8].copy_from_slice(&n.to_le_bytes());
+    t[9] = 0;
+    let sum = t.iter().fold(0u8, |a, &b| a.wrapping_add(b));
+    t[9] = 0u8.wrapping_sub(sum);
+    t
+}
+
+fn header(sig: &[u8; 4]) -> Vec<u8> {
+    let mut t = vec![0u8; 36];
+    t[0..4].copy_from_slice(sig);
+    t[8] = 1;
+    t[10..16].copy_from_slice(b"BOCHS ");
+    t
+}
+
+/// One DRHD at 0xFED90000, flags 0, an I/O APIC scope (id 0, bus 0xff, 00.0) and two
+/// root-bus device scopes; DMAR flags INTR_REMAP, host address width 39.
+fn qemu_dmar() -> Vec<u8> {
+    let mut t = header(b"DMAR");
+    t.push(38);
+    t.push(1);
+    t.extend_from_slice(&[0; 10]);
+    let scopes: [[u8; 8]; 3] = [
+        [3, 8, 0, 0, 0, 0xff, 0, 0],
+        [1, 8, 0, 0, 0, 0, 1, 0],
+        [1, 8, 0, 0, 0, 0, 2, 0],
+    ];
+    let len = 16 + 8 * scopes.len() as u16;
+    t.extend_from_slice(&[0, 0]);
+    t.extend_from_slice(&len.to_le_bytes());
+    t.extend_from_slice(&[0, 0, 0, 0]);
+    t.extend_from_slice(&0xfed9_0000u64.to_le_bytes());
+    for s in scopes {
+        t.extend_from_slice(&s);
+    }
+    finish(t)
+}
+
+fn qemu_madt(cpus: u32, x2apic: bool) -> Vec<u8> {
+    let mut t = header(b"APIC");
+    t.extend_from_slice(&0xfee0_0000u32.to_le_bytes());
+    t.extend_from_slice(&1u32.to_le_bytes());
+    for i in 0..cpus {
+        if x2apic {
+            t.extend_from_slice(&[9, 16, 0, 0]);
+            t.extend_from_slice(&i.to_le_bytes());
+            t.extend_from_slice(&1u32.to_le_bytes());
+            t.extend_from_slice(&i.to_le_bytes());
+        } else {
+            t.extend_from_slice(&[0, 8, i as u8, i as u8, 1, 0, 0, 0]);
+        }
+    }
+    t.extend_from_slice(&[1, 12, 0, 0, 0, 0, 0xc0, 0xfe, 0, 0, 0, 0]);
+    t.extend_from_slice(&[2, 10, 0, 0, 2, 0, 0, 0, 0, 0]);
+    t.extend_from_slice(&[4, 6, 0xff, 0, 0, 1]);
+    finish(t)
+}
+
+#[test]
+fn iommu_profile_one_unit_with_the_io_apic() {
+    let d = Dmar::parse(&qemu_dmar()).unwrap();
+    let m = Madt::parse(&qemu_madt(4, false)).unwrap();
+    let p = InterruptPlan::build(Some(&d), Some(&m), None);
+    assert_eq!(p.units.len(), 1);
+    assert_eq!(p.units[0].register_base, 0xfed9_0000);
+    assert_eq!(p.remapping, Remapping::Enabled);
+    assert!(p.x2apic.eim_allowed);
+    let io = &p.io_apics[0];
+    assert_eq!((io.id, io.unit), (0, Some(0)));
+    assert_eq!(io.source.as_ref().unwrap().source_id.0, 0xff00);
+    // QEMU's unit does not set INCLUDE_PCI_ALL: there is no catch-all.
+    assert_eq!(p.catch_all, None);
+    assert!(p.notes.contains(&Note::CatchAllCount {
+        segment: 0,
+        count: 0
+    }));
+    let names: Vec<_> = p.domains.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["VECTOR", "DMAR-MSI", "INTEL-IR-0", "PCI-MSI", "IO-APIC-0"]
+    );
+    assert_eq!(p.domains[4].parent, Some(2));
+    assert_eq!(p.domains[1].parent, Some(0));
+}
+
+#[test]
+fn noiommu_profile_plan_without_remapping() {
+    let m = Madt::parse(&qemu_madt(2, false)).unwrap();
+    let p = InterruptPlan::build(None, Some(&m), None);
+    assert_eq!(
+        p.remapping,
+        Remapping::Disabled(vec![NoRemapReason::NoDmar])
+    );
+    let names: Vec<_> = p.domains.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["VECTOR", "PCI-MSI", "IO-APIC-0"]);
+}
+
+#[test]
+fn many_cpus_need_x2apic_and_eim() {
+    let d = Dmar::parse(&qemu_dmar()).unwrap();
+    let m = Madt::parse(&qemu_madt(288, true)).unwrap();
+    let p = InterruptPlan::build(Some(&d), Some(&m), None);
+    assert!(p.x2apic.eim_allowed);
+    assert_eq!(p.cpus.x2apic_only_ids, (255..288).collect::<Vec<u32>>());
+    assert!(p.x2apic.unreachable_cpus.is_empty());
+    // Without the DMAR those CPUs could not take device interrupts.
+    let p = InterruptPlan::build(None, Some(&m), None);
+    assert_eq!(p.x2apic.unreachable_cpus.len(), 33);
+}
+
+#[test]
+fn dmar_without_madt_cannot_check_coverage() {
+    let d = Dmar::parse(&qemu_dmar()).unwrap();
+    let p = InterruptPlan::build(Some(&d), None, None);
+    assert_eq!(
+        p.remapping,
+        Remapping::Disabled(vec![NoRemapReason::NoMadt])
+    );
+}
