@@ -8,14 +8,21 @@
 extern crate alloc;
 
 pub mod affinity;
+pub mod chip;
 pub mod cpumask;
+pub mod desc;
+pub mod domain;
 pub mod error;
+pub mod flow;
 pub mod hw;
+pub mod irqcore;
 pub mod matrix;
 pub mod msi;
+pub mod msidomain;
 pub mod vecdomain;
 pub mod vector;
 
 pub use cpumask::{CpuId, CpuMask, MAX_CPUS};
 pub use error::{IrqError, Result, Virq};
+pub use irqcore::{IrqAlloc, IrqCore};
 pub use vector::Vector;

@@ -1,0 +1,102 @@
+//! The chip interface: what each level of a hierarchy can do to its hardware.
+//!
+//! Every method has a default that *delegates* to the parent level. A chip implements only
+//! what its hardware does: an I/O APIC masks its RTE, a non-maskable MSI leaves masking to
+//! the levels below, and the root (the vector domain, built into [`crate::IrqCore`])
+//! acknowledges at the local APIC and retriggers by IPI.
+
+use crate::affinity::{Step, StepPlan};
+use crate::error::{Result, Virq};
+use crate::hw::Target;
+use crate::msi::{MsiMsg, Trigger};
+
+/// Hardware irq number inside one domain (pin, IRTE index, MSI index, ...).
+pub type HwIrq = u64;
+
+/// What a chip sees of the level it is asked to act on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LevelCtx {
+    /// The irq.
+    pub virq: Virq,
+    /// This level's hardware irq number.
+    pub hwirq: HwIrq,
+    /// Index of this level in the descriptor (0 = outermost).
+    pub level: usize,
+    /// Current vector-level target of the irq.
+    pub target: Target,
+    /// Trigger mode of the irq.
+    pub trigger: Trigger,
+}
+
+/// Did the level do the job, or should the parent level do it?
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChipOp {
+    /// Handled here; stop walking.
+    Done,
+    /// Nothing to do at this level; ask the parent.
+    Delegate,
+}
+
+/// Messages a level needs to plan an affinity change, composed by the levels below it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AffinityMsgs {
+    /// Message for the old target.
+    pub old: MsiMsg,
+    /// Message for the new target.
+    pub new: MsiMsg,
+    /// Message with the new vector but the old destination (non-maskable dance, step b).
+    pub intermediate: MsiMsg,
+}
+
+/// Operations on one level's hardware. All default to delegation to the parent.
+#[allow(unused_variables)]
+pub trait Chip {
+    /// Name shown in `irqs` (e.g. `IO-APIC`, `PCI-MSI`, `INTEL-IR`).
+    fn name(&self) -> &str;
+    /// Stop the source from signalling.
+    fn mask(&mut self, d: &LevelCtx) -> Result<ChipOp> {
+        Ok(ChipOp::Delegate)
+    }
+    /// Let it signal again.
+    fn unmask(&mut self, d: &LevelCtx) -> Result<ChipOp> {
+        Ok(ChipOp::Delegate)
+    }
+    /// Acknowledge at the start of an edge interrupt.
+    fn ack(&mut self, d: &LevelCtx) -> Result<ChipOp> {
+        Ok(ChipOp::Delegate)
+    }
+    /// End of interrupt (fasteoi / level).
+    fn eoi(&mut self, d: &LevelCtx) -> Result<ChipOp> {
+        Ok(ChipOp::Delegate)
+    }
+    /// Make the interrupt happen again (lost edge, lazy-disable replay).
+    fn retrigger(&mut self, d: &LevelCtx) -> Result<ChipOp> {
+        Ok(ChipOp::Delegate)
+    }
+    /// Compose the message that reaches `target` through this level (an interrupt
+    /// remapping level returns its remappable message). `None` = ask the parent.
+    fn compose_msi_msg(&mut self, d: &LevelCtx, target: &Target) -> Result<Option<MsiMsg>> {
+        Ok(None)
+    }
+    /// Write a message into this level's storage.
+    fn write_msi_msg(&mut self, d: &LevelCtx, msg: &MsiMsg) -> Result<ChipOp> {
+        Ok(ChipOp::Delegate)
+    }
+    /// The vector level moved from `old` to `new`: return the steps that retarget this
+    /// level's hardware, or `None` if this level stores nothing target-dependent (the next
+    /// level outward is asked). Levels are asked innermost first, so an interrupt-remapping
+    /// level claims the change before the device's MSI level would.
+    fn set_affinity(&mut self, d: &LevelCtx, old: &Target, new: &Target, msgs: &AffinityMsgs) -> Result<Option<StepPlan>> {
+        Ok(None)
+    }
+    /// Execute one storage step of a plan this level produced.
+    fn exec_step(&mut self, d: &LevelCtx, index: u32, step: &Step, msg: &MsiMsg) -> Result<()> {
+        Err(crate::IrqError::Unsupported)
+    }
+    /// Begin a batch of slow-bus updates (e.g. an I/O expander on I2C).
+    fn bus_lock(&mut self) {}
+    /// Flush the batch started by [`Chip::bus_lock`].
+    fn bus_sync_unlock(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
