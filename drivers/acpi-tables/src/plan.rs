@@ -164,10 +164,11 @@ pub enum Note {
         kind: u16,
         length: u16,
     },
-    UnknownMadtEntry {
-        offset: usize,
+    /// `count` entries of one unknown type, the first at `first_offset`.
+    UnknownMadtEntries {
         kind: u8,
-        length: u8,
+        count: usize,
+        first_offset: usize,
     },
     DmarReservedNonZero,
     DrhdSizeField {
@@ -478,11 +479,15 @@ fn cpu_summary(madt: Option<&Madt>, notes: &mut Vec<Note>) -> CpuSummary {
     for m in madt.iter() {
         for e in &m.entries {
             if let crate::madt::MadtEntry::Unknown(u) = e {
-                notes.push(Note::UnknownMadtEntry {
-                    offset: u.offset,
-                    kind: u.kind,
-                    length: u.length,
-                });
+                let same = |n: &&mut Note| matches!(n, Note::UnknownMadtEntries { kind, .. } if *kind == u.kind);
+                match notes.iter_mut().find(|n| same(n)) {
+                    Some(Note::UnknownMadtEntries { count, .. }) => *count += 1,
+                    _ => notes.push(Note::UnknownMadtEntries {
+                        kind: u.kind,
+                        count: 1,
+                        first_offset: u.offset,
+                    }),
+                }
             }
         }
         for cpu in m.cpus() {
@@ -681,16 +686,15 @@ impl core::fmt::Display for Note {
                     "DMAR structure at {offset:#x}: unknown type {kind}, length {length}, skipped"
                 )
             }
-            Note::UnknownMadtEntry {
-                offset,
+            Note::UnknownMadtEntries {
                 kind,
-                length,
-            } => {
-                write!(
-                    f,
-                    "MADT entry at {offset:#x}: unknown type {kind:#x}, length {length}, skipped"
-                )
-            }
+                count,
+                first_offset,
+            } => write!(
+                f,
+                "{count} MADT entr{} of unknown type {kind:#x} (first at {first_offset:#x}), skipped",
+                if *count == 1 { "y" } else { "ies" }
+            ),
             Note::DmarReservedNonZero => write!(f, "DMAR header reserved bytes are not zero"),
             Note::DrhdSizeField { unit, size } => write!(
                 f,
