@@ -1,0 +1,1 @@
+pub const UEFI_IMAGE: &str = env!("SLUICE_UEFI_IMAGE");

@@ -1,0 +1,1 @@
+fn main() { println!("{}", sluice::UEFI_IMAGE); }

@@ -1,0 +1,5 @@
+//! Local APIC (per CPU) and I/O APICs, plus the kernel's fixed vector assignments.
+
+pub mod ioapic;
+pub mod local;
+pub mod vectors;

@@ -1,0 +1,119 @@
+//! Per-CPU state, reached through the GS base (one mechanism for every CPU).
+//!
+//! Each CPU owns one `PerCpu`, allocated once and never freed (a CPU that goes offline
+//! keeps its block for when it returns). `IA32_GS_BASE` points at it; the first field
+//! is a self pointer so `gs:[0]` yields the block's address without a MSR read.
+
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use x86_64::registers::model_specific::GsBase;
+use x86_64::VirtAddr;
+
+/// Largest number of CPUs Sluice manages (x2APIC machines in QEMU go to 288).
+pub const MAX_CPUS: usize = 512;
+
+#[repr(C)]
+pub struct PerCpu {
+    /// Must stay first: read through `gs:[0]`.
+    self_ptr: *const PerCpu,
+    /// Dense CPU number (0 = the boot CPU), used in logs and masks.
+    pub index: u32,
+    /// Local APIC id (x2APIC id when x2APIC is on).
+    pub apic_id: u32,
+    /// Interrupts taken on this CPU, by vector.
+    pub vector_counts: [AtomicU64; 256],
+    /// Resume address for an expected fault (see `interrupts::expect_fault`); 0 = none.
+    pub fault_resume: AtomicU64,
+    /// Last fault recorded while `fault_resume` was armed: (vector << 56) | error code.
+    pub fault_recorded: AtomicU64,
+    pub fault_address: AtomicU64,
+    /// Ticks of the local APIC timer.
+    pub ticks: AtomicU64,
+    pub nesting: AtomicU32,
+}
+
+// SAFETY: every field other than the immutable self pointer is atomic or written once
+// before the block is published.
+unsafe impl Sync for PerCpu {}
+
+impl PerCpu {
+    pub const fn new(index: u32, apic_id: u32) -> Self {
+        PerCpu {
+            self_ptr: core::ptr::null(),
+            index,
+            apic_id,
+            vector_counts: [const { AtomicU64::new(0) }; 256],
+            fault_resume: AtomicU64::new(0),
+            fault_recorded: AtomicU64::new(0),
+            fault_address: AtomicU64::new(0),
+            ticks: AtomicU64::new(0),
+            nesting: AtomicU32::new(0),
+        }
+    }
+}
+
+/// The boot CPU's block lives in the kernel image so it exists before the heap.
+static BSP: PerCpu = PerCpu::new(0, 0);
+
+/// Every CPU's block, by index, once installed.
+static ALL: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+/// Points GS at `block` on the calling CPU and records it in the table.
+///
+/// # Safety
+/// `block` must live forever and be used by no other CPU.
+pub unsafe fn install(block: &'static PerCpu) {
+    let p = block as *const PerCpu as *mut PerCpu;
+    // SAFETY: the caller gives exclusive use of a 'static block; the self pointer is
+    // written before any reader can reach the block through GS.
+    unsafe { core::ptr::addr_of_mut!((*p).self_ptr).write(p) };
+    GsBase::write(VirtAddr::from_ptr(p));
+    ALL[block.index as usize].store(p as u64, Ordering::Release);
+}
+
+/// Installs the boot CPU's block; the first thing the kernel does.
+pub fn init_bsp() {
+    // SAFETY: BSP is a static used only by the boot CPU.
+    unsafe { install(&BSP) };
+}
+
+/// Records the boot CPU's APIC id once the local APIC is up.
+pub fn set_bsp_apic_id(id: u32) {
+    let p = &BSP as *const PerCpu as *mut PerCpu;
+    // SAFETY: single-threaded boot; no reader depends on apic_id before this point.
+    unsafe { core::ptr::addr_of_mut!((*p).apic_id).write(id) };
+}
+
+/// This CPU's block. Before `init_bsp` GS is 0 and this must not be called; `current_index`
+/// guards the early-boot log path.
+pub fn current() -> &'static PerCpu {
+    let p: u64;
+    // SAFETY: gs:[0] holds the self pointer written by `install`.
+    unsafe { core::arch::asm!("mov {}, gs:[0]", out(reg) p, options(nostack, readonly, preserves_flags)) };
+    // SAFETY: the pointer came from a 'static block.
+    unsafe { &*(p as *const PerCpu) }
+}
+
+/// True once the calling CPU has its per-CPU block.
+pub fn ready() -> bool {
+    GsBase::read().as_u64() != 0
+}
+
+/// This CPU's dense index; 0 before per-CPU state exists.
+pub fn current_index() -> u32 {
+    if GsBase::read().as_u64() == 0 {
+        return 0;
+    }
+    current().index
+}
+
+/// The block of CPU `index`, if that CPU has been brought up.
+pub fn get(index: usize) -> Option<&'static PerCpu> {
+    let p = ALL.get(index)?.load(Ordering::Acquire);
+    // SAFETY: non-zero entries are 'static blocks installed by `install`.
+    (p != 0).then(|| unsafe { &*(p as *const PerCpu) })
+}
+
+/// Number of CPUs with a per-CPU block.
+pub fn count() -> usize {
+    ALL.iter().take_while(|p| p.load(Ordering::Acquire) != 0).count()
+}

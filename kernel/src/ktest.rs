@@ -1,0 +1,59 @@
+//! In-kernel test cases. Each module that has tests exports `TESTS: &[Test]`, built
+//! with `ktest!`; the `test` shell command runs them (optionally filtered), prints one
+//! line per case and a closing `N passed, N failed`, and under QEMU can exit with a
+//! code the host harness maps to a result.
+
+use alloc::string::String;
+
+pub type TestResult = Result<(), String>;
+
+pub struct Test {
+    pub name: &'static str,
+    pub run: fn() -> TestResult,
+}
+
+/// Declares a test case from a function in scope: `ktest!(my_test)`.
+#[macro_export]
+macro_rules! ktest {
+    ($f:ident) => {
+        $crate::ktest::Test { name: concat!(module_path!(), "::", stringify!($f)), run: $f }
+    };
+}
+
+/// Fails the current test with a formatted message unless `cond` holds.
+#[macro_export]
+macro_rules! check {
+    ($cond:expr, $($arg:tt)*) => {
+        if !$cond {
+            return Err(alloc::format!($($arg)*));
+        }
+    };
+}
+
+/// Every registered test, in run order.
+pub fn all() -> impl Iterator<Item = &'static Test> {
+    crate::selftest::TESTS.iter()
+}
+
+/// Runs the tests whose name contains `filter`; returns (passed, failed).
+pub fn run(filter: &str) -> (usize, usize) {
+    let (mut passed, mut failed) = (0, 0);
+    for t in all().filter(|t| t.name.contains(filter)) {
+        crate::println!("test {} ...", t.name);
+        let start = crate::time::nanos_since_boot();
+        let r = (t.run)();
+        let us = (crate::time::nanos_since_boot() - start) / 1000;
+        match r {
+            Ok(()) => {
+                passed += 1;
+                crate::println!("test {} ... ok ({} us)", t.name, us);
+            }
+            Err(why) => {
+                failed += 1;
+                crate::println!("test {} ... FAILED: {}", t.name, why);
+            }
+        }
+    }
+    crate::println!("{} passed, {} failed", passed, failed);
+    (passed, failed)
+}

@@ -1,0 +1,57 @@
+//! Kernel log: every line carries a monotonic timestamp and the CPU number.
+
+use core::fmt::Write;
+
+#[doc(hidden)]
+pub fn _print_line(args: core::fmt::Arguments, level: &str) {
+    let ns = crate::time::nanos_since_boot();
+    let cpu = crate::cpu::current_index();
+    crate::serial::with_console(|c| {
+        let _ = write!(
+            c,
+            "[{:5}.{:06}] cpu{} {}{}\n",
+            ns / 1_000_000_000,
+            (ns % 1_000_000_000) / 1000,
+            cpu,
+            level,
+            args
+        );
+    });
+}
+
+#[doc(hidden)]
+pub fn _print(args: core::fmt::Arguments) {
+    crate::serial::with_console(|c| {
+        let _ = c.write_fmt(args);
+    });
+}
+
+/// Informational log line.
+#[macro_export]
+macro_rules! log {
+    ($($arg:tt)*) => { $crate::log::_print_line(format_args!($($arg)*), "") };
+}
+
+/// Warning log line.
+#[macro_export]
+macro_rules! warn {
+    ($($arg:tt)*) => { $crate::log::_print_line(format_args!($($arg)*), "warning: ") };
+}
+
+/// Error log line.
+#[macro_export]
+macro_rules! error {
+    ($($arg:tt)*) => { $crate::log::_print_line(format_args!($($arg)*), "error: ") };
+}
+
+/// Raw console output without a prefix (shell output).
+#[macro_export]
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::log::_print(format_args!($($arg)*)) };
+}
+
+#[macro_export]
+macro_rules! println {
+    () => { $crate::print!("\n") };
+    ($($arg:tt)*) => { $crate::log::_print(format_args!("{}\n", format_args!($($arg)*))) };
+}

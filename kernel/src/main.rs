@@ -1,0 +1,99 @@
+//! Sluice: an x86_64 kernel about interrupt management. `kmain` brings the boot CPU up
+//! in dependency order, then hands the console to the shell.
+
+#![no_std]
+#![no_main]
+#![feature(abi_x86_interrupt)]
+
+extern crate alloc;
+
+mod acpi;
+mod apic;
+mod backtrace;
+mod console;
+mod cpu;
+mod gdt;
+mod hpet;
+mod interrupts;
+mod iommu;
+mod irq;
+mod ktest;
+mod log;
+mod memory;
+mod panic;
+mod pic;
+mod power;
+mod qemu;
+mod selftest;
+mod serial;
+mod shell;
+mod smp;
+mod time;
+
+use bootloader_api::config::{BootloaderConfig, Mapping};
+
+/// The physical-memory map gives the kernel access to RAM (page tables, ACPI tables);
+/// device registers are mapped separately and uncached (memory::mmio).
+pub static BOOTLOADER_CONFIG: BootloaderConfig = {
+    let mut c = BootloaderConfig::new_default();
+    c.mappings.physical_memory = Some(Mapping::Dynamic);
+    c.kernel_stack_size = 256 * 1024;
+    c
+};
+
+bootloader_api::entry_point!(kmain, config = &BOOTLOADER_CONFIG);
+
+fn kmain(boot: &'static mut bootloader_api::BootInfo) -> ! {
+    time::mark_boot();
+    cpu::init_bsp();
+    serial::init();
+    log!("Sluice {} starting", env!("CARGO_PKG_VERSION"));
+    gdt::init_bsp();
+    interrupts::load();
+
+    let boot: &'static bootloader_api::BootInfo = boot;
+    memory::init(boot);
+    let platform = acpi::PLATFORM.call_once(|| acpi::discover(boot.rsdp_addr.into_option()));
+    log!(
+        "ACPI: {} CPUs, {} I/O APICs, {} overrides, HPET {}, DMAR {}",
+        platform.cpus.len(),
+        platform.io_apics.len(),
+        platform.overrides.len(),
+        if platform.hpet.is_some() { "yes" } else { "no" },
+        if platform.dmar.is_some() { "yes" } else { "no" }
+    );
+
+    pic::disable();
+    match apic::local::init_bsp(platform.lapic_address, true) {
+        Ok(mode) => log!("local APIC: {:?} mode, id {}", mode, apic::local::id()),
+        Err(e) => panic!("local APIC unusable: {:?}", e),
+    }
+    cpu::set_bsp_apic_id(apic::local::id());
+
+    if let Some(h) = platform.hpet {
+        if let Err(e) = hpet::init(h.base) {
+            error!("HPET at {:#x}: {}; calibrating against the PIT", h.base, e);
+        }
+    }
+    match time::calibrate() {
+        Ok(()) => log!(
+            "clocks: TSC {} kHz, LAPIC timer {} kHz (against {})",
+            time::tsc_hz() / 1000,
+            time::lapic_timer_hz() / 1000,
+            time::calibration_source()
+        ),
+        Err(e) => error!("clock calibration failed: {:?}; no periodic tick", e),
+    }
+
+    apic::ioapic::init(&platform.io_apics);
+    irq::init_system_vectors();
+    if let Err(e) = console::init_input() {
+        error!("COM1 input interrupt: {}; the shell will not see input", e);
+    }
+    x86_64::instructions::interrupts::enable();
+    if time::lapic_timer_hz() != 0 {
+        time::start_tick();
+    }
+    log!("boot complete");
+    shell::run()
+}

@@ -1,0 +1,128 @@
+//! Physical frame allocator over the usable regions of the boot memory map.
+//!
+//! Frames are handed out in address order; freed frames go on a free list and are
+//! reused first. The regions array is copied out of the boot info (at most
+//! `MAX_REGIONS`; the rest are reported and ignored).
+
+use bootloader_api::info::{MemoryRegionKind, MemoryRegions};
+use x86_64::structures::paging::{FrameAllocator, FrameDeallocator, PhysFrame, Size4KiB};
+use x86_64::PhysAddr;
+
+const MAX_REGIONS: usize = 256;
+const FRAME: u64 = 4096;
+/// Frames below 1 MiB are kept for the AP start-up trampoline and firmware quirks.
+const LOW_RESERVE: u64 = 0x10_0000;
+
+struct Frames {
+    regions: [(u64, u64); MAX_REGIONS],
+    count: usize,
+    /// Region being carved and the next frame in it.
+    cursor: (usize, u64),
+    /// Freed frames, linked through their first word (in the physical-memory map).
+    free_head: u64,
+    allocated: u64,
+    usable: u64,
+}
+
+/// Protects: the allocator state. Lock order: after PAGING.
+static FRAMES: spin::Mutex<Frames> = spin::Mutex::new(Frames {
+    regions: [(0, 0); MAX_REGIONS],
+    count: 0,
+    cursor: (0, 0),
+    free_head: 0,
+    allocated: 0,
+    usable: 0,
+});
+
+pub fn init(map: &MemoryRegions) {
+    let mut f = FRAMES.lock();
+    for r in map.iter().filter(|r| r.kind == MemoryRegionKind::Usable) {
+        let start = r.start.max(LOW_RESERVE).next_multiple_of(FRAME);
+        let end = r.end & !(FRAME - 1);
+        if end <= start {
+            continue;
+        }
+        if f.count == MAX_REGIONS {
+            crate::warn!("memory map has more than {} usable regions; ignoring {:#x}..{:#x}", MAX_REGIONS, start, end);
+            continue;
+        }
+        let i = f.count;
+        f.regions[i] = (start, end);
+        f.count += 1;
+        f.usable += end - start;
+    }
+    f.cursor = (0, f.regions[0].0);
+}
+
+pub fn usable_bytes() -> u64 {
+    FRAMES.lock().usable
+}
+
+pub fn allocated_frames() -> u64 {
+    FRAMES.lock().allocated
+}
+
+impl Frames {
+    fn alloc(&mut self) -> Option<PhysFrame> {
+        if self.free_head != 0 {
+            let frame = self.free_head;
+            // SAFETY: freed frames hold the next link in their first word and are RAM
+            // reachable through the physical-memory map.
+            self.free_head = unsafe { *(super::phys_to_virt(frame) as *const u64) };
+            self.allocated += 1;
+            return Some(PhysFrame::containing_address(PhysAddr::new(frame)));
+        }
+        while self.cursor.0 < self.count {
+            let (_, end) = self.regions[self.cursor.0];
+            if self.cursor.1 < end {
+                let frame = self.cursor.1;
+                self.cursor.1 += FRAME;
+                self.allocated += 1;
+                return Some(PhysFrame::containing_address(PhysAddr::new(frame)));
+            }
+            self.cursor.0 += 1;
+            if self.cursor.0 < self.count {
+                self.cursor.1 = self.regions[self.cursor.0].0;
+            }
+        }
+        None
+    }
+}
+
+/// Allocates one zeroed 4 KiB frame.
+pub fn alloc_zeroed() -> Option<PhysFrame> {
+    let frame = FRAMES.lock().alloc()?;
+    // SAFETY: the frame is RAM we now own, mapped through the physical-memory map.
+    unsafe { core::ptr::write_bytes(super::phys_to_virt(frame.start_address().as_u64()), 0, FRAME as usize) };
+    Some(frame)
+}
+
+/// Returns a frame to the allocator.
+///
+/// # Safety
+/// The frame must have come from this allocator and be unused.
+pub unsafe fn free(frame: PhysFrame) {
+    let mut f = FRAMES.lock();
+    let addr = frame.start_address().as_u64();
+    // SAFETY: the caller gives the frame back; we store the link in its first word.
+    unsafe { *(super::phys_to_virt(addr) as *mut u64) = f.free_head };
+    f.free_head = addr;
+    f.allocated -= 1;
+}
+
+/// Adapter for the `x86_64` crate's page-table code.
+pub struct Allocator;
+
+// SAFETY: `alloc_zeroed` returns frames that are unused and owned by the caller.
+unsafe impl FrameAllocator<Size4KiB> for Allocator {
+    fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
+        alloc_zeroed()
+    }
+}
+
+impl FrameDeallocator<Size4KiB> for Allocator {
+    unsafe fn deallocate_frame(&mut self, frame: PhysFrame<Size4KiB>) {
+        // SAFETY: forwarded from the caller's contract.
+        unsafe { free(frame) }
+    }
+}

@@ -1,0 +1,126 @@
+//! Uncached mappings of device registers.
+//!
+//! The bootloader's physical-memory map is write-back cacheable and need not cover
+//! 64-bit BARs, so every device register block is mapped here, in a window of its own,
+//! with PCD|PWT set (UC with the default PAT, Intel SDM vol. 3 11.12.3).
+
+use core::sync::atomic::{AtomicU64, Ordering};
+use x86_64::structures::paging::{Mapper, Page, PageTableFlags, PhysFrame, Size4KiB};
+use x86_64::{PhysAddr, VirtAddr};
+
+/// Kernel heap: PML4 slot 0x1f0 (chosen well clear of the bootloader's own mappings,
+/// which live in low slots and its dynamic range; checked at boot).
+pub const HEAP_BASE: u64 = 0xffff_f800_0000_0000;
+/// MMIO window: PML4 slot 0x1f2, 512 GiB.
+const MMIO_BASE: u64 = 0xffff_f900_0000_0000;
+const MMIO_SIZE: u64 = 1 << 39;
+
+static NEXT: AtomicU64 = AtomicU64::new(MMIO_BASE);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MmioError {
+    WindowFull,
+    OutOfFrames,
+    AlreadyMapped,
+}
+
+impl core::fmt::Display for MmioError {
+    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        f.write_str(match self {
+            MmioError::WindowFull => "MMIO window exhausted",
+            MmioError::OutOfFrames => "no frames for page tables",
+            MmioError::AlreadyMapped => "MMIO page already mapped",
+        })
+    }
+}
+
+/// A mapped register block.
+#[derive(Clone, Copy, Debug)]
+pub struct Mmio {
+    base: u64,
+    phys: u64,
+    len: u64,
+}
+
+impl Mmio {
+    pub fn virt(&self) -> u64 {
+        self.base
+    }
+    pub fn phys(&self) -> u64 {
+        self.phys
+    }
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Reads a 32-bit register. Offsets past the mapping panic (a driver bug, not data).
+    pub fn read32(&self, offset: u64) -> u32 {
+        assert!(offset + 4 <= self.len, "MMIO read past the mapping");
+        // SAFETY: in bounds of an uncached mapping of device registers; volatile because
+        // reads have side effects.
+        unsafe { core::ptr::read_volatile((self.base + offset) as *const u32) }
+    }
+    pub fn write32(&self, offset: u64, value: u32) {
+        assert!(offset + 4 <= self.len, "MMIO write past the mapping");
+        // SAFETY: as in read32.
+        unsafe { core::ptr::write_volatile((self.base + offset) as *mut u32, value) }
+    }
+    pub fn read64(&self, offset: u64) -> u64 {
+        assert!(offset + 8 <= self.len, "MMIO read past the mapping");
+        // SAFETY: as in read32.
+        unsafe { core::ptr::read_volatile((self.base + offset) as *const u64) }
+    }
+    pub fn write64(&self, offset: u64, value: u64) {
+        assert!(offset + 8 <= self.len, "MMIO write past the mapping");
+        // SAFETY: as in read32.
+        unsafe { core::ptr::write_volatile((self.base + offset) as *mut u64, value) }
+    }
+}
+
+/// Maps `len` bytes of device registers at physical `phys` (any address the CPU can
+/// reach, including above 4 GiB) uncached, and returns the mapping.
+pub fn map(phys: u64, len: u64) -> Result<Mmio, MmioError> {
+    let first = phys & !0xfff;
+    let pages = (phys + len.max(1) - first).div_ceil(4096);
+    let size = pages * 4096;
+    let base = NEXT.fetch_add(size, Ordering::SeqCst);
+    if base + size > MMIO_BASE + MMIO_SIZE {
+        return Err(MmioError::WindowFull);
+    }
+    let flags = PageTableFlags::PRESENT
+        | PageTableFlags::WRITABLE
+        | PageTableFlags::NO_EXECUTE
+        | PageTableFlags::NO_CACHE
+        | PageTableFlags::WRITE_THROUGH;
+    let mut paging = super::PAGING.lock();
+    let table = paging.as_mut().ok_or(MmioError::OutOfFrames)?;
+    for i in 0..pages {
+        let page = Page::<Size4KiB>::containing_address(VirtAddr::new(base + i * 4096));
+        let frame = PhysFrame::containing_address(PhysAddr::new(first + i * 4096));
+        // SAFETY: the window belongs to this module and `base` was never handed out;
+        // the frame is device memory, which nothing else maps writable-back.
+        let r = unsafe { table.map_to(page, frame, flags, &mut super::frames::Allocator) };
+        match r {
+            Ok(flush) => flush.flush(),
+            Err(x86_64::structures::paging::mapper::MapToError::FrameAllocationFailed) => {
+                return Err(MmioError::OutOfFrames);
+            }
+            Err(_) => return Err(MmioError::AlreadyMapped),
+        }
+    }
+    Ok(Mmio { base: base + (phys - first), phys, len })
+}
+
+/// Checks that the PML4 slots we claim are empty (the bootloader placed nothing there).
+pub fn check_reserved_slots() -> Result<(), &'static str> {
+    let paging = super::PAGING.lock();
+    let table = paging.as_ref().ok_or("paging not initialised")?;
+    let l4 = table.level_4_table();
+    for addr in [HEAP_BASE, MMIO_BASE] {
+        let idx = (addr >> 39) & 0x1ff;
+        if !l4[idx as usize].is_unused() {
+            return Err("a PML4 slot reserved for the heap or MMIO is already in use");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,57 @@
+//! QEMU-only devices used by the test harness: `isa-debug-exit` and `fw_cfg`.
+
+use x86_64::instructions::port::Port;
+
+/// `-device isa-debug-exit,iobase=0xf4,iosize=0x04`: QEMU exits with `(code << 1) | 1`.
+const DEBUG_EXIT_PORT: u16 = 0xf4;
+
+/// Exit codes the host harness maps to results (host sees `(code << 1) | 1`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum ExitCode {
+    Passed = 0x10,
+    Failed = 0x11,
+    Panicked = 0x12,
+}
+
+/// Asks QEMU to exit. Returns only if there is no debug-exit device (real hardware).
+pub fn exit(code: ExitCode) {
+    // SAFETY: port 0xf4 is the isa-debug-exit device in our QEMU profiles; on a machine
+    // without it the write goes to an unclaimed ISA port and is ignored.
+    unsafe { Port::<u32>::new(DEBUG_EXIT_PORT).write(code as u32) };
+}
+
+/// QEMU's firmware configuration interface (docs/specs/fw_cfg.rst): selector at 0x510,
+/// data at 0x511, signature "QEMU" under key 0.
+const FW_CFG_SELECTOR: u16 = 0x510;
+const FW_CFG_DATA: u16 = 0x511;
+const FW_CFG_SIGNATURE: u16 = 0x00;
+const FW_CFG_NB_CPUS: u16 = 0x05;
+
+fn fw_cfg_read(key: u16, out: &mut [u8]) {
+    // SAFETY: fw_cfg ports; selecting a key and streaming its bytes has no other effect.
+    unsafe {
+        Port::<u16>::new(FW_CFG_SELECTOR).write(key);
+        let mut data = Port::<u8>::new(FW_CFG_DATA);
+        for b in out.iter_mut() {
+            *b = data.read();
+        }
+    }
+}
+
+/// True when running under QEMU (the fw_cfg signature answers).
+pub fn present() -> bool {
+    let mut sig = [0u8; 4];
+    fw_cfg_read(FW_CFG_SIGNATURE, &mut sig);
+    &sig == b"QEMU"
+}
+
+/// The `-smp` CPU count as QEMU itself reports it: an independent check on the MADT.
+pub fn cpu_count() -> Option<u16> {
+    if !present() {
+        return None;
+    }
+    let mut n = [0u8; 2];
+    fw_cfg_read(FW_CFG_NB_CPUS, &mut n);
+    Some(u16::from_le_bytes(n))
+}

@@ -1,0 +1,129 @@
+//! Boot-platform tests: exceptions, ACPI against what QEMU itself reports, APIC mode,
+//! timer calibration, and the COM1 receive interrupt through the I/O APIC.
+
+use alloc::string::String;
+use core::sync::atomic::Ordering;
+
+use crate::ktest::{Test, TestResult};
+use crate::{check, ktest};
+
+pub static TESTS: &[Test] = &[
+    ktest!(breakpoint_is_caught_and_resumed),
+    ktest!(page_fault_is_caught_and_reported),
+    ktest!(madt_cpu_count_matches_qemu),
+    ktest!(ioapic_matches_hardware),
+    ktest!(apic_mode_follows_cpuid),
+    ktest!(lapic_tick_rate_within_2_percent_of_hpet),
+    ktest!(com1_byte_raises_ioapic_interrupt),
+    ktest!(s5_package_is_decoded),
+];
+
+fn breakpoint_is_caught_and_resumed() -> TestResult {
+    let before = crate::interrupts::BREAKPOINTS.load(Ordering::SeqCst);
+    x86_64::instructions::interrupts::int3();
+    let after = crate::interrupts::BREAKPOINTS.load(Ordering::SeqCst);
+    check!(after == before + 1, "breakpoint count went {} -> {}", before, after);
+    Ok(())
+}
+
+fn page_fault_is_caught_and_reported() -> TestResult {
+    // Canonical, lower half, far from anything the bootloader maps.
+    const UNMAPPED: u64 = 0x0000_7ead_beef_0000;
+    check!(!crate::memory::is_mapped(UNMAPPED), "test address {:#x} is mapped", UNMAPPED);
+    match crate::interrupts::probe_read(UNMAPPED) {
+        Ok(v) => Err(alloc::format!("read of unmapped {UNMAPPED:#x} returned {v:#x} instead of faulting")),
+        Err((vector, error, addr)) => {
+            check!(vector == 14, "expected #PF (14), got vector {}", vector);
+            check!(addr == UNMAPPED, "CR2 {:#x} != {:#x}", addr, UNMAPPED);
+            check!(error & 1 == 0, "error code {:#x} claims a protection fault on a missing page", error);
+            check!(error & 2 == 0, "error code {:#x} claims a write", error);
+            Ok(())
+        }
+    }
+}
+
+fn madt_cpu_count_matches_qemu() -> TestResult {
+    let Some(qemu) = crate::qemu::cpu_count() else {
+        return Err(String::from("not running under QEMU (no fw_cfg)"));
+    };
+    let madt = crate::acpi::platform().cpus.len();
+    check!(madt == usize::from(qemu), "MADT lists {} usable CPUs, QEMU has {}", madt, qemu);
+    Ok(())
+}
+
+fn ioapic_matches_hardware() -> TestResult {
+    let p = crate::acpi::platform();
+    check!(p.io_apics.len() == 1, "QEMU q35 has one I/O APIC; MADT lists {}", p.io_apics.len());
+    let e = p.io_apics[0];
+    check!(e.address == 0xfec0_0000, "I/O APIC at {:#x}, QEMU puts it at 0xfec00000", e.address);
+    check!(e.gsi_base == 0, "GSI base {}, expected 0", e.gsi_base);
+    let io = crate::apic::ioapic::all().first().ok_or("I/O APIC not initialised")?;
+    check!(io.hw_id() == e.id, "chip reports id {}, MADT says {}", io.hw_id(), e.id);
+    check!(io.pins() == 24, "QEMU's I/O APIC has 24 pins; chip reports {}", io.pins());
+    check!(io.version() == 0x20, "QEMU's I/O APIC version is 0x20; chip reports {:#x}", io.version());
+    Ok(())
+}
+
+fn apic_mode_follows_cpuid() -> TestResult {
+    use crate::apic::local::{self, Mode};
+    let want = if local::cpu_has_x2apic() { Mode::X2Apic } else { Mode::XApic };
+    check!(local::mode() == Some(want), "APIC mode {:?}, CPUID says {:?}", local::mode(), want);
+    // IA32_APIC_BASE must agree with what we think we use (SDM vol. 3, 11.12.1).
+    // SAFETY: reading IA32_APIC_BASE has no side effect.
+    let base = unsafe { x86_64::registers::model_specific::Msr::new(0x1b).read() };
+    check!((base & (1 << 10) != 0) == (want == Mode::X2Apic), "IA32_APIC_BASE {:#x} disagrees", base);
+    check!(local::id() == crate::cpu::current().apic_id, "APIC id changed");
+    Ok(())
+}
+
+fn lapic_tick_rate_within_2_percent_of_hpet() -> TestResult {
+    let hpet = crate::hpet::get().ok_or("no HPET to measure against")?;
+    const WINDOW_NS: u64 = 2_000_000_000;
+    let ticks = &crate::cpu::current().ticks;
+    // Align to a tick so the window holds whole ticks.
+    let t = ticks.load(Ordering::SeqCst);
+    while ticks.load(Ordering::SeqCst) == t {
+        x86_64::instructions::hlt();
+    }
+    let h0 = hpet.counter();
+    let t0 = ticks.load(Ordering::SeqCst);
+    let target = hpet.ticks_for_ns(WINDOW_NS);
+    while hpet.counter().wrapping_sub(h0) < target {
+        x86_64::instructions::hlt();
+    }
+    let got = ticks.load(Ordering::SeqCst) - t0;
+    let want = crate::time::HZ * WINDOW_NS / 1_000_000_000;
+    let err_pct = (got as f64 - want as f64).abs() * 100.0 / want as f64;
+    crate::log!("tick rate: {} ticks in {} ms of HPET time (nominal {}), error {:.2}%", got, WINDOW_NS / 1_000_000, want, err_pct);
+    check!(err_pct <= 2.0, "{} ticks in 2 s of HPET time, nominal {} ({:.2}% off)", got, want, err_pct);
+    Ok(())
+}
+
+fn com1_byte_raises_ioapic_interrupt() -> TestResult {
+    let vector = crate::console::com1_vector().ok_or("COM1 has no interrupt routed")?;
+    let src = crate::irq::source(vector).ok_or("COM1 vector has no source")?;
+    check!(src.chip == "IO-APIC", "COM1 is delivered by {}, not the I/O APIC", src.chip);
+    let count = || crate::cpu::current().vector_counts[vector as usize].load(Ordering::SeqCst);
+    let before = count();
+    crate::serial::set_loopback(true);
+    crate::serial::write_bytes(b"Z");
+    let deadline = crate::time::nanos_since_boot() + 1_000_000_000;
+    while count() == before && crate::time::nanos_since_boot() < deadline {
+        x86_64::instructions::hlt();
+    }
+    crate::serial::set_loopback(false);
+    check!(count() > before, "no interrupt on vector {:#x} within 1 s of a looped-back byte", vector);
+    let got = crate::serial::take_newest();
+    check!(got == Some(b'Z'), "the shell's input ring got {:?}, expected 'Z'", got);
+    Ok(())
+}
+
+fn s5_package_is_decoded() -> TestResult {
+    // A DSDT-like blob: 36-byte header, then `Name(_S5, Package(4){0x05, 0x05, 0, 0})`.
+    let mut t = [0u8; 36 + 13];
+    t[36..].copy_from_slice(&[0x08, b'_', b'S', b'5', b'_', 0x12, 0x08, 0x04, 0x0a, 0x05, 0x0a, 0x05, 0x00]);
+    let got = crate::acpi::s5_decode(&t);
+    check!(got == Some((5, 5)), "decoded {:?}", got);
+    check!(crate::acpi::s5_decode(&t[..40]).is_none(), "a truncated package must not decode");
+    Ok(())
+}
