@@ -213,6 +213,9 @@ fn check_dmar(slug: &str, bytes: &[u8], iasl: &str) -> (usize, usize) {
                 sc.start_bus as u64,
                 "{ctx}: bus"
             );
+            // Bytes 2..4, which iasl shows as one 16-bit "Reserved" (VT-d 4 flags + reserved).
+            let raw = sc.flags as u64 | (sc.reserved as u64) << 8;
+            assert_eq!(hexf(f, "Reserved", &ctx), raw, "{ctx}: flags/reserved");
             let ours: Vec<(u8, u8)> = sc.path.iter().map(|p| (p.device, p.function)).collect();
             assert_eq!(is.path, ours, "{ctx}: path");
             nscopes += 1;
