@@ -10,7 +10,12 @@ fn main() {
     );
 
     let uefi_path = out_dir.join("sluice-uefi.img");
+    // The bootloader's own INFO lines would mix with the kernel's console; keep its
+    // warnings (useful on real hardware), drop the chatter.
+    let mut boot_config = bootloader::BootConfig::default();
+    boot_config.log_level = bootloader_boot_config::LevelFilter::Warn;
     bootloader::UefiBoot::new(&kernel)
+        .set_boot_config(&boot_config)
         .create_disk_image(&uefi_path)
         .expect("could not build the UEFI disk image");
 

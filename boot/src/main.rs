@@ -1,1 +1,176 @@
-fn main() { println!("{}", sluice::UEFI_IMAGE); }
+//! `sluice`: boot the kernel in QEMU, write a USB-stick image, or decode ACPI tables.
+//! Errors are one clear line on stderr and a non-zero status, never a backtrace.
+
+use std::io::{BufRead, IsTerminal};
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+use sluice::profile::{find_firmware, find_qemu};
+use sluice::session::{ExitKind, Session};
+use sluice::{Profile, QemuConfig};
+
+const USAGE: &str = "\
+usage:
+  sluice run [--smp N] [--profile NAME] [--memory MIB] [--gdb] [-- QEMU-ARGS...]
+      boot Sluice in QEMU (default: --smp 4 --profile iommu). With a terminal on
+      stdin the console is interactive (Ctrl-A X quits); with a pipe, each input line
+      is typed at the shell's prompt, and QEMU stops when the input is used up.
+  sluice usb OUTPUT.img
+      write a raw GPT disk image for a USB stick (then: dd if=OUTPUT.img of=/dev/sdX)
+  sluice acpi PATH [--json]
+      decode a DMAR/MADT (a corpus machine folder or a table file) and print the
+      interrupt plan Sluice would build
+  sluice profiles
+      list QEMU profiles";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        None | Some("run") => run(args.get(1..).unwrap_or(&[])),
+        Some("usb") => usb(&args[1..]),
+        Some("acpi") => acpi(&args[1..]),
+        Some("profiles") => {
+            for p in Profile::ALL {
+                println!("{:<8} {}", p.name(), p.describe());
+            }
+            Ok(0)
+        }
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            Ok(0)
+        }
+        Some(other) => Err(format!("unknown command '{other}'\n{USAGE}")),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(msg) => {
+            eprintln!("sluice: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn parse_run(args: &[String]) -> Result<QemuConfig, String> {
+    let mut cfg = QemuConfig::new(Profile::Iommu, 4);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| it.next().cloned().ok_or_else(|| format!("{name} needs a value"));
+        match a.as_str() {
+            "--smp" => {
+                let v = value("--smp")?;
+                cfg.smp = v.parse().ok().filter(|n| (1..=288).contains(n)).ok_or_else(|| format!("--smp takes 1..288, not '{v}'"))?;
+            }
+            "--profile" => cfg.profile = Profile::parse(&value("--profile")?)?,
+            "--memory" => {
+                let v = value("--memory")?;
+                cfg.memory_mib = v.parse().ok().filter(|m| *m >= 128).ok_or_else(|| format!("--memory takes MiB >= 128, not '{v}'"))?;
+            }
+            "--gdb" => cfg.gdb = true,
+            "--" => {
+                cfg.extra = it.by_ref().cloned().collect();
+            }
+            other => return Err(format!("unknown option '{other}' (see sluice --help)")),
+        }
+    }
+    Ok(cfg)
+}
+
+fn run(args: &[String]) -> Result<i32, String> {
+    let mut cfg = parse_run(args)?;
+    if cfg.gdb {
+        eprintln!(
+            "sluice: QEMU waits for GDB on :1234. In another terminal:\n  gdb -ex 'symbol-file {} -o {:#x}' -ex 'target remote :1234'",
+            sluice::KERNEL_ELF,
+            sluice::KERNEL_LOAD_OFFSET
+        );
+    }
+    if std::io::stdin().is_terminal() {
+        return run_interactive(&mut cfg);
+    }
+    run_piped(&cfg)
+}
+
+/// QEMU owns the terminal: serial and monitor multiplexed on stdio.
+fn run_interactive(cfg: &mut QemuConfig) -> Result<i32, String> {
+    cfg.interactive = true;
+    let qemu = find_qemu()?;
+    let fw = find_firmware()?;
+    let vars = std::env::temp_dir().join(format!("sluice-ovmf-vars-{}.fd", std::process::id()));
+    std::fs::copy(&fw.vars_template, &vars).map_err(|e| format!("cannot copy OVMF variables: {e}"))?;
+    eprintln!("sluice: booting ({} profile, {} CPUs); Ctrl-A X quits QEMU", cfg.profile, cfg.smp);
+    let status = Command::new(&qemu).args(cfg.args(&fw, &vars)).status();
+    let _ = std::fs::remove_file(&vars);
+    let status = status.map_err(|e| format!("cannot start {}: {e}", qemu.display()))?;
+    Ok(status.code().map_or(4, |c| exit_kind(c).process_status()))
+}
+
+fn exit_kind(code: i32) -> ExitKind {
+    match code {
+        0 => ExitKind::PoweredOff,
+        0x21 => ExitKind::TestsPassed,
+        0x23 => ExitKind::TestsFailed,
+        0x25 => ExitKind::Panicked,
+        c => ExitKind::Other(c),
+    }
+}
+
+/// Scripted use: `printf 'info\npoweroff\n' | sluice run`.
+fn run_piped(cfg: &QemuConfig) -> Result<i32, String> {
+    // Generous: the script may run long commands; a hung guest is still bounded.
+    let limit = Duration::from_secs(std::env::var("SLUICE_TIMEOUT").ok().and_then(|s| s.parse().ok()).unwrap_or(3600));
+    let mut s = Session::start(cfg, limit).map_err(|e| e.to_string())?;
+    s.echo_to(Box::new(std::io::stdout()));
+    let lines: Vec<String> = std::io::stdin().lock().lines().map_while(Result::ok).collect();
+    for line in &lines {
+        match s.wait_for(sluice::PROMPT) {
+            Ok(()) => s.send_line(line).map_err(|e| e.to_string())?,
+            Err(sluice::session::SessionError::Exited { exit, .. }) => return Ok(exit.process_status()),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    // Input used up: once the shell is idle again, stop QEMU rather than hang.
+    match s.wait_for(sluice::PROMPT) {
+        Ok(()) => {
+            s.kill();
+            let _ = s.finish();
+            println!();
+            eprintln!("sluice: input ended; QEMU stopped");
+            Ok(0)
+        }
+        Err(sluice::session::SessionError::Exited { exit, .. }) => {
+            let o = s.finish();
+            if exit != ExitKind::PoweredOff && !o.output.is_empty() {
+                eprintln!("sluice: QEMU exited: {exit:?}");
+            }
+            Ok(exit.process_status())
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn usb(args: &[String]) -> Result<i32, String> {
+    let [out] = args else { return Err("usage: sluice usb OUTPUT.img".into()) };
+    std::fs::copy(sluice::UEFI_IMAGE, out).map_err(|e| format!("cannot write {out}: {e}"))?;
+    let size = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
+    println!("wrote {out} ({} KiB, GPT with an EFI system partition)", size / 1024);
+    println!("write it to a USB stick with: sudo dd if={out} of=/dev/sdX bs=4M conv=fsync status=progress");
+    Ok(0)
+}
+
+fn acpi(args: &[String]) -> Result<i32, String> {
+    let mut json = false;
+    let mut path = None;
+    for a in args {
+        match a.as_str() {
+            "--json" => json = true,
+            p if !p.starts_with('-') && path.is_none() => path = Some(p.to_string()),
+            other => return Err(format!("unexpected argument '{other}' (usage: sluice acpi PATH [--json])")),
+        }
+    }
+    let path = path.ok_or("usage: sluice acpi PATH [--json]")?;
+    acpi_report(std::path::Path::new(&path), json)
+}
+
+fn acpi_report(_path: &std::path::Path, _json: bool) -> Result<i32, String> {
+    Err("the ACPI decoder is not wired in yet".into())
+}

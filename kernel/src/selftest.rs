@@ -76,26 +76,47 @@ fn apic_mode_follows_cpuid() -> TestResult {
     Ok(())
 }
 
+/// The tick period is measured as the median interval between consecutive ticks,
+/// timestamped with the HPET. Under TCG a vCPU that is not scheduled for longer than a
+/// period gets two periods merged into one interrupt (the IRR holds one bit per vector),
+/// so a raw count undercounts on a loaded host; the median is immune to that and still
+/// fails if the timer is programmed or calibrated wrong.
 fn lapic_tick_rate_within_2_percent_of_hpet() -> TestResult {
     let hpet = crate::hpet::get().ok_or("no HPET to measure against")?;
-    const WINDOW_NS: u64 = 2_000_000_000;
+    const SAMPLES: usize = 101;
     let ticks = &crate::cpu::current().ticks;
-    // Align to a tick so the window holds whole ticks.
-    let t = ticks.load(Ordering::SeqCst);
-    while ticks.load(Ordering::SeqCst) == t {
+    let mut stamps = [0u64; SAMPLES];
+    let mut last = ticks.load(Ordering::SeqCst);
+    let mut n = 0;
+    let deadline = hpet.counter() + hpet.ticks_for_ns(10_000_000_000);
+    while n < SAMPLES {
         x86_64::instructions::hlt();
+        let now = ticks.load(Ordering::SeqCst);
+        if now != last {
+            stamps[n] = hpet.counter();
+            last = now;
+            n += 1;
+        }
+        check!(hpet.counter() < deadline, "only {} ticks in 10 s of HPET time", n);
     }
-    let h0 = hpet.counter();
-    let t0 = ticks.load(Ordering::SeqCst);
-    let target = hpet.ticks_for_ns(WINDOW_NS);
-    while hpet.counter().wrapping_sub(h0) < target {
-        x86_64::instructions::hlt();
+    let mut intervals = [0u64; SAMPLES - 1];
+    for i in 0..SAMPLES - 1 {
+        intervals[i] = hpet.ticks_to_ns(stamps[i + 1] - stamps[i]);
     }
-    let got = ticks.load(Ordering::SeqCst) - t0;
-    let want = crate::time::HZ * WINDOW_NS / 1_000_000_000;
-    let err_pct = (got as f64 - want as f64).abs() * 100.0 / want as f64;
-    crate::log!("tick rate: {} ticks in {} ms of HPET time (nominal {}), error {:.2}%", got, WINDOW_NS / 1_000_000, want, err_pct);
-    check!(err_pct <= 2.0, "{} ticks in 2 s of HPET time, nominal {} ({:.2}% off)", got, want, err_pct);
+    let nominal_ns = 1_000_000_000 / crate::time::HZ;
+    let merged = intervals.iter().filter(|&&d| d > nominal_ns * 3 / 2).count();
+    intervals.sort_unstable();
+    let median = intervals[intervals.len() / 2];
+    let err_pct = (median as f64 - nominal_ns as f64).abs() * 100.0 / nominal_ns as f64;
+    crate::log!(
+        "tick period: median {} us over {} intervals (nominal {} us, error {:.2}%), {} merged by host scheduling",
+        median / 1000,
+        intervals.len(),
+        nominal_ns / 1000,
+        err_pct,
+        merged
+    );
+    check!(err_pct <= 2.0, "median tick period {} ns, nominal {} ns ({:.2}% off)", median, nominal_ns, err_pct);
     Ok(())
 }
 

@@ -66,60 +66,88 @@ pub enum CalibrationError {
     NoLapicTimer,
 }
 
-/// Length of one calibration window.
+/// Length of one calibration window, and how many windows (median taken).
 const WINDOW_NS: u64 = 20_000_000;
-const WINDOWS: usize = 3;
+const WINDOWS: usize = 5;
 /// Bound on reference-clock polls per window, so a dead clock cannot hang boot.
 const POLL_LIMIT: u64 = 200_000_000;
 
-/// One window: (TSC ticks, LAPIC-timer ticks) elapsed during `WINDOW_NS` of reference time.
-fn window(wait: &dyn Fn() -> Result<(), CalibrationError>) -> Result<(u64, u64), CalibrationError> {
+/// A reference clock readable at any instant, in nanoseconds from an arbitrary origin.
+trait Reference {
+    fn name(&self) -> &'static str;
+    /// Prepares one window (the PIT must be re-armed).
+    fn arm(&self) {}
+    fn now_ns(&self) -> u64;
+}
+
+impl Reference for crate::hpet::Hpet {
+    fn name(&self) -> &'static str {
+        "HPET"
+    }
+    fn now_ns(&self) -> u64 {
+        self.ticks_to_ns(self.counter())
+    }
+}
+
+/// PIT channel 2 counting down from 0xffff in mode 0 (≈55 ms), gated by port 0x61
+/// bit 0 and read with a latch command (8254 datasheet; PC/AT port B).
+struct Pit;
+const PIT_HZ: u64 = 1_193_182;
+
+impl Reference for Pit {
+    fn name(&self) -> &'static str {
+        "PIT"
+    }
+    fn arm(&self) {
+        // SAFETY: PIT and port B are standard PC I/O ports; channel 2 only drives the
+        // speaker gate, which stays off (bit 1 clear).
+        unsafe {
+            let mut port_b = Port::<u8>::new(0x61);
+            let b = port_b.read() & !0x03;
+            port_b.write(b);
+            Port::<u8>::new(0x43).write(0b1011_0000); // channel 2, lobyte/hibyte, mode 0
+            Port::<u8>::new(0x42).write(0xff);
+            Port::<u8>::new(0x42).write(0xff);
+            port_b.write(b | 0x01);
+        }
+    }
+    fn now_ns(&self) -> u64 {
+        // SAFETY: latching channel 2 and reading its count has no other effect.
+        let count = unsafe {
+            Port::<u8>::new(0x43).write(0b1000_0000);
+            let lo = Port::<u8>::new(0x42).read();
+            let hi = Port::<u8>::new(0x42).read();
+            u64::from(u16::from_le_bytes([lo, hi]))
+        };
+        (0xffff - count) * 1_000_000_000 / PIT_HZ
+    }
+}
+
+/// One window: (TSC ticks, LAPIC-timer ticks, reference ns). The counters are read in
+/// mirrored order at both ends, so a pause between two reads skews the two ends in
+/// opposite directions instead of adding up; and rates divide by the reference time
+/// actually measured, not the nominal window.
+fn window(r: &dyn Reference) -> Result<(u64, u64, u64), CalibrationError> {
+    r.arm();
     local::start_masked_countdown(u32::MAX);
-    let t0 = rdtsc();
+    let r0 = r.now_ns();
     let c0 = local::timer_current();
-    wait()?;
+    let t0 = rdtsc();
+    let mut polls = 0;
+    while r.now_ns().wrapping_sub(r0) < WINDOW_NS {
+        polls += 1;
+        if polls > POLL_LIMIT {
+            return Err(CalibrationError::ReferenceStuck(r.name()));
+        }
+    }
     let t1 = rdtsc();
     let c1 = local::timer_current();
+    let r1 = r.now_ns();
     local::stop_timer();
     if c0 <= c1 {
         return Err(CalibrationError::NoLapicTimer);
     }
-    Ok((t1 - t0, u64::from(c0 - c1)))
-}
-
-fn hpet_wait(h: &crate::hpet::Hpet) -> Result<(), CalibrationError> {
-    let start = h.counter();
-    let target = h.ticks_for_ns(WINDOW_NS);
-    for _ in 0..POLL_LIMIT {
-        if h.counter().wrapping_sub(start) >= target {
-            return Ok(());
-        }
-    }
-    Err(CalibrationError::ReferenceStuck("HPET"))
-}
-
-/// PIT channel 2 in mode 0 (interrupt on terminal count), gated by port 0x61 bit 0,
-/// its output read back on bit 5 (8254 datasheet; PC/AT port B).
-fn pit_wait() -> Result<(), CalibrationError> {
-    const PIT_HZ: u64 = 1_193_182;
-    let count = (PIT_HZ * WINDOW_NS / 1_000_000_000) as u16;
-    // SAFETY: PIT and port B are standard PC I/O ports; channel 2 only drives the speaker
-    // gate, which we leave off (bit 1 clear).
-    unsafe {
-        let mut port_b = Port::<u8>::new(0x61);
-        let b = port_b.read();
-        port_b.write((b & !0x02) & !0x01);
-        Port::<u8>::new(0x43).write(0b1011_0000); // channel 2, lobyte/hibyte, mode 0
-        Port::<u8>::new(0x42).write(count as u8);
-        Port::<u8>::new(0x42).write((count >> 8) as u8);
-        port_b.write((b & !0x02) | 0x01); // gate on: counting starts
-        for _ in 0..POLL_LIMIT {
-            if port_b.read() & 0x20 != 0 {
-                return Ok(());
-            }
-        }
-    }
-    Err(CalibrationError::ReferenceStuck("PIT"))
+    Ok((t1 - t0, u64::from(c0 - c1), r1 - r0))
 }
 
 fn median(mut v: [u64; WINDOWS]) -> u64 {
@@ -127,24 +155,23 @@ fn median(mut v: [u64; WINDOWS]) -> u64 {
     v[WINDOWS / 2]
 }
 
-/// Measures the TSC and the local APIC timer; the median of a few windows resists a
-/// host hiccup under TCG.
+/// Measures the TSC and the local APIC timer against the HPET, or the PIT without one.
+/// The median of several windows resists host hiccups under TCG.
 pub fn calibrate() -> Result<(), CalibrationError> {
-    let hpet = crate::hpet::get();
+    let reference: &dyn Reference = match crate::hpet::get() {
+        Some(h) => h,
+        None => &Pit,
+    };
     let mut tsc = [0; WINDOWS];
     let mut apic = [0; WINDOWS];
     for i in 0..WINDOWS {
-        let (t, a) = match hpet {
-            Some(h) => window(&|| hpet_wait(h))?,
-            None => window(&pit_wait)?,
-        };
-        tsc[i] = t;
-        apic[i] = a;
+        let (t, a, ns) = window(reference)?;
+        tsc[i] = (u128::from(t) * 1_000_000_000 / u128::from(ns.max(1))) as u64;
+        apic[i] = (u128::from(a) * 1_000_000_000 / u128::from(ns.max(1))) as u64;
     }
-    let per_sec = 1_000_000_000 / WINDOW_NS;
-    TSC_HZ.store(median(tsc) * per_sec, Ordering::Relaxed);
-    LAPIC_TIMER_HZ.store(median(apic) * per_sec, Ordering::Relaxed);
-    SOURCE.call_once(|| if hpet.is_some() { "HPET" } else { "PIT" });
+    TSC_HZ.store(median(tsc), Ordering::Relaxed);
+    LAPIC_TIMER_HZ.store(median(apic), Ordering::Relaxed);
+    SOURCE.call_once(|| reference.name());
     Ok(())
 }
 

@@ -1,0 +1,180 @@
+//! QEMU machine profiles and the command line for each.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Profile {
+    /// q35 + intel-iommu (interrupt remapping, EIM) + x2APIC: the default.
+    Iommu,
+    /// q35 without an IOMMU, xAPIC only.
+    NoIommu,
+    /// Like `iommu`, but the disk is a USB stick on an xHCI controller.
+    Usb,
+}
+
+impl Profile {
+    pub const ALL: [Profile; 3] = [Profile::Iommu, Profile::NoIommu, Profile::Usb];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Iommu => "iommu",
+            Profile::NoIommu => "noiommu",
+            Profile::Usb => "usb",
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Profile::Iommu => "q35, intel-iommu (intremap=on, eim=on), x2APIC CPU (default)",
+            Profile::NoIommu => "q35 without IOMMU, xAPIC CPU",
+            Profile::Usb => "as iommu, booting from a USB stick (qemu-xhci + usb-storage)",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Profile, String> {
+        Profile::ALL.into_iter().find(|p| p.name() == s).ok_or_else(|| {
+            let names: Vec<_> = Profile::ALL.iter().map(|p| p.name()).collect();
+            format!("unknown profile '{s}' (known: {})", names.join(", "))
+        })
+    }
+}
+
+impl fmt::Display for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Everything needed to start QEMU.
+#[derive(Clone, Debug)]
+pub struct QemuConfig {
+    pub profile: Profile,
+    pub smp: u32,
+    pub memory_mib: u32,
+    pub gdb: bool,
+    /// Serial on QEMU's stdio multiplexed with the monitor (interactive terminals).
+    pub interactive: bool,
+    pub image: PathBuf,
+    pub extra: Vec<String>,
+}
+
+impl QemuConfig {
+    pub fn new(profile: Profile, smp: u32) -> Self {
+        QemuConfig {
+            profile,
+            smp,
+            memory_mib: 512,
+            gdb: false,
+            interactive: false,
+            image: PathBuf::from(crate::UEFI_IMAGE),
+            extra: Vec::new(),
+        }
+    }
+
+    /// The QEMU argument list. `vars` is a private, writable copy of OVMF's variables.
+    pub fn args(&self, firmware: &Firmware, vars: &Path) -> Vec<String> {
+        let mut a: Vec<String> = Vec::new();
+        let mut push = |s: &str| a.push(s.to_string());
+        push("-machine");
+        push("q35");
+        // TCG only: these machines have no KVM, and KVM would need kernel-irqchip=split
+        // for eim=on. Extra arguments can override.
+        push("-accel");
+        push("tcg");
+        push("-cpu");
+        push(match self.profile {
+            Profile::Iommu | Profile::Usb => "qemu64,+x2apic",
+            Profile::NoIommu => "qemu64,-x2apic",
+        });
+        push("-smp");
+        push(&self.smp.to_string());
+        push("-m");
+        push(&format!("{}M", self.memory_mib));
+        if matches!(self.profile, Profile::Iommu | Profile::Usb) {
+            push("-device");
+            push("intel-iommu,intremap=on,eim=on");
+        }
+        push("-drive");
+        push(&format!("if=pflash,format=raw,readonly=on,file={}", firmware.code.display()));
+        push("-drive");
+        push(&format!("if=pflash,format=raw,file={}", vars.display()));
+        // snapshot=on: the image is never written, so scenarios can share it in parallel.
+        let disk = format!("if=none,id=boot,format=raw,snapshot=on,file={}", self.image.display());
+        push("-drive");
+        push(&disk);
+        match self.profile {
+            Profile::Usb => {
+                push("-device");
+                push("qemu-xhci,id=xhci");
+                push("-device");
+                push("usb-storage,bus=xhci.0,drive=boot");
+            }
+            _ => {
+                push("-device");
+                push("ide-hd,drive=boot,bus=ide.0");
+            }
+        }
+        push("-device");
+        push("isa-debug-exit,iobase=0xf4,iosize=0x04");
+        push("-display");
+        push("none");
+        push("-no-reboot");
+        if self.interactive {
+            push("-serial");
+            push("mon:stdio");
+        } else {
+            push("-serial");
+            push("stdio");
+            push("-monitor");
+            push("none");
+        }
+        if self.gdb {
+            push("-s");
+            push("-S");
+        }
+        a.extend(self.extra.iter().cloned());
+        a
+    }
+}
+
+/// OVMF firmware files.
+#[derive(Clone, Debug)]
+pub struct Firmware {
+    pub code: PathBuf,
+    pub vars_template: PathBuf,
+}
+
+/// Finds OVMF: `$OVMF_CODE`/`$OVMF_VARS` if set, else the usual distribution paths.
+pub fn find_firmware() -> Result<Firmware, String> {
+    if let Ok(code) = std::env::var("OVMF_CODE") {
+        let code = PathBuf::from(code);
+        let vars = std::env::var("OVMF_VARS").map(PathBuf::from).map_err(|_| "OVMF_CODE is set but OVMF_VARS is not")?;
+        return Ok(Firmware { code, vars_template: vars });
+    }
+    let pairs = [
+        ("/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"),
+        ("/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd"),
+        ("/usr/share/edk2/ovmf/OVMF_CODE.fd", "/usr/share/edk2/ovmf/OVMF_VARS.fd"),
+        ("/usr/share/edk2/x64/OVMF_CODE.4m.fd", "/usr/share/edk2/x64/OVMF_VARS.4m.fd"),
+    ];
+    pairs
+        .iter()
+        .map(|(c, v)| (PathBuf::from(c), PathBuf::from(v)))
+        .find(|(c, v)| c.is_file() && v.is_file())
+        .map(|(code, vars_template)| Firmware { code, vars_template })
+        .ok_or_else(|| "OVMF firmware not found (install Debian's 'ovmf', run boot/setup.sh, or set OVMF_CODE and OVMF_VARS)".to_string())
+}
+
+/// Finds `qemu-system-x86_64` ($QEMU overrides).
+pub fn find_qemu() -> Result<PathBuf, String> {
+    let name = std::env::var("QEMU").unwrap_or_else(|_| "qemu-system-x86_64".to_string());
+    let path = if name.contains('/') {
+        Some(PathBuf::from(&name)).filter(|p| p.is_file())
+    } else {
+        std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).map(|d| d.join(&name)).find(|c| c.is_file()))
+            .unwrap_or(None)
+    };
+    path.ok_or_else(|| format!("{name} not found (run boot/setup.sh, or set QEMU to its path)"))
+}

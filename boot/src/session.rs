@@ -1,0 +1,260 @@
+//! A running QEMU whose serial console is a pipe: wait for text, type lines, collect the
+//! exit status. Lines are sent only after the shell's prompt appears, so nothing typed
+//! reaches the firmware (OVMF also reads COM1) or arrives before the kernel listens.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
+
+use crate::profile::{QemuConfig, find_firmware, find_qemu};
+
+/// How a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitKind {
+    /// QEMU exited 0: the guest powered off (ACPI S5).
+    PoweredOff,
+    /// isa-debug-exit codes written by the kernel (kernel/src/qemu.rs).
+    TestsPassed,
+    TestsFailed,
+    Panicked,
+    /// Any other exit status.
+    Other(i32),
+    /// Killed by a signal.
+    Signalled,
+    /// Still running at the deadline; killed.
+    TimedOut,
+}
+
+impl ExitKind {
+    fn from_status(code: Option<i32>) -> ExitKind {
+        match code {
+            Some(0) => ExitKind::PoweredOff,
+            Some(0x21) => ExitKind::TestsPassed,
+            Some(0x23) => ExitKind::TestsFailed,
+            Some(0x25) => ExitKind::Panicked,
+            Some(c) => ExitKind::Other(c),
+            None => ExitKind::Signalled,
+        }
+    }
+
+    /// Exit status for the launcher's own process.
+    pub fn process_status(self) -> i32 {
+        match self {
+            ExitKind::PoweredOff | ExitKind::TestsPassed => 0,
+            ExitKind::TestsFailed => 1,
+            ExitKind::Panicked => 3,
+            ExitKind::Other(c) => c,
+            ExitKind::Signalled => 4,
+            ExitKind::TimedOut => 5,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Outcome {
+    pub exit: ExitKind,
+    /// Everything the guest printed on COM1 (plus QEMU's own stderr at the end).
+    pub output: String,
+}
+
+#[derive(Debug)]
+pub enum SessionError {
+    Setup(String),
+    /// The text did not appear before the deadline.
+    Timeout { waiting_for: String },
+    /// QEMU exited while we waited for text.
+    Exited { waiting_for: String, exit: ExitKind },
+}
+
+impl std::fmt::Display for SessionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            SessionError::Setup(s) => f.write_str(s),
+            SessionError::Timeout { waiting_for } => write!(f, "timed out waiting for {waiting_for:?}"),
+            SessionError::Exited { waiting_for, exit } => {
+                write!(f, "QEMU exited ({exit:?}) while waiting for {waiting_for:?}")
+            }
+        }
+    }
+}
+
+pub struct Session {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    rx: Receiver<Vec<u8>>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+    output: Vec<u8>,
+    /// Output before this offset has been matched already.
+    cursor: usize,
+    deadline: Instant,
+    /// Copy guest output here as it arrives (the run command streams to the terminal).
+    echo: Option<Box<dyn Write + Send>>,
+    vars: PathBuf,
+}
+
+static UNIQUE: AtomicU64 = AtomicU64::new(0);
+
+impl Session {
+    /// Starts QEMU; everything must finish within `limit` of wall time.
+    pub fn start(cfg: &QemuConfig, limit: Duration) -> Result<Session, SessionError> {
+        let qemu = find_qemu().map_err(SessionError::Setup)?;
+        let fw = find_firmware().map_err(SessionError::Setup)?;
+        if !cfg.image.is_file() {
+            return Err(SessionError::Setup(format!("disk image {} is missing (cargo build makes it)", cfg.image.display())));
+        }
+        let vars = std::env::temp_dir().join(format!(
+            "sluice-ovmf-vars-{}-{}.fd",
+            std::process::id(),
+            UNIQUE.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::copy(&fw.vars_template, &vars)
+            .map_err(|e| SessionError::Setup(format!("cannot copy OVMF variables to {}: {e}", vars.display())))?;
+        let mut child = Command::new(&qemu)
+            .args(cfg.args(&fw, &vars))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| SessionError::Setup(format!("cannot start {}: {e}", qemu.display())))?;
+        let mut out = child.stdout.take().expect("piped");
+        let mut err = child.stderr.take().expect("piped");
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        });
+        Ok(Session {
+            stdin: child.stdin.take(),
+            child,
+            rx,
+            stderr: Some(stderr),
+            output: Vec::new(),
+            cursor: 0,
+            deadline: Instant::now() + limit,
+            echo: None,
+            vars,
+        })
+    }
+
+    pub fn echo_to(&mut self, w: Box<dyn Write + Send>) {
+        self.echo = Some(w);
+    }
+
+    fn take(&mut self, chunk: Vec<u8>) {
+        if let Some(e) = self.echo.as_mut() {
+            let _ = e.write_all(&chunk);
+            let _ = e.flush();
+        }
+        self.output.extend_from_slice(&chunk);
+    }
+
+    /// Waits until `text` appears after everything matched so far.
+    pub fn wait_for(&mut self, text: &str) -> Result<(), SessionError> {
+        loop {
+            if let Some(pos) = find(&self.output[self.cursor..], text.as_bytes()) {
+                self.cursor += pos + text.len();
+                return Ok(());
+            }
+            let now = Instant::now();
+            if now >= self.deadline {
+                return Err(SessionError::Timeout { waiting_for: text.to_string() });
+            }
+            match self.rx.recv_timeout(self.deadline - now) {
+                Ok(chunk) => self.take(chunk),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    let exit = self.wait_exit();
+                    return Err(SessionError::Exited { waiting_for: text.to_string(), exit });
+                }
+            }
+        }
+    }
+
+    /// Types a line into the guest's console.
+    pub fn send_line(&mut self, line: &str) -> Result<(), SessionError> {
+        let stdin = self.stdin.as_mut().ok_or_else(|| SessionError::Setup("stdin closed".into()))?;
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .and_then(|_| stdin.flush())
+            .map_err(|e| SessionError::Setup(format!("cannot write to QEMU: {e}")))
+    }
+
+    fn wait_exit(&mut self) -> ExitKind {
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(st)) => {
+                    use std::os::unix::process::ExitStatusExt;
+                    return if st.signal().is_some() { ExitKind::Signalled } else { ExitKind::from_status(st.code()) };
+                }
+                Ok(None) if Instant::now() < self.deadline => std::thread::sleep(Duration::from_millis(20)),
+                _ => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    return ExitKind::TimedOut;
+                }
+            }
+        }
+    }
+
+    /// Stops QEMU now (used when a script's input is exhausted).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+    }
+
+    /// Waits for QEMU to exit (or the deadline), then returns everything it printed.
+    pub fn finish(mut self) -> Outcome {
+        self.stdin.take();
+        let exit = self.wait_exit();
+        while let Ok(chunk) = self.rx.recv_timeout(Duration::from_millis(200)) {
+            self.take(chunk);
+        }
+        let mut output = String::from_utf8_lossy(&self.output).into_owned();
+        if let Some(err) = self.stderr.take().and_then(|h| h.join().ok()) {
+            if !err.is_empty() {
+                output.push_str("\n--- QEMU stderr ---\n");
+                output.push_str(&err);
+            }
+        }
+        Outcome { exit, output }
+    }
+
+    /// Boots, types each line after a prompt, then waits for QEMU to exit. A script
+    /// that does not end the run (poweroff, test --exit) is stopped after its last
+    /// prompt and reported as `TimedOut` only if the deadline passes first.
+    pub fn run_script(cfg: &QemuConfig, lines: &[&str], limit: Duration) -> Result<Outcome, (SessionError, String)> {
+        let mut s = Session::start(cfg, limit).map_err(|e| (e, String::new()))?;
+        for line in lines {
+            if let Err(e) = s.wait_for(crate::PROMPT).and_then(|_| s.send_line(line)) {
+                let out = s.finish().output;
+                return Err((e, out));
+            }
+        }
+        Ok(s.finish())
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let _ = std::fs::remove_file(&self.vars);
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}

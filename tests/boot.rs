@@ -1,0 +1,66 @@
+//! QEMU scenarios for the foundation: each boots the kernel under a profile and checks
+//! what the shell and the in-kernel tests report.
+
+mod common;
+
+use common::*;
+use sluice::Profile;
+use sluice::session::ExitKind;
+
+#[test]
+fn iommu_profile_4_cpus_passes_kernel_tests() {
+    let o = kernel_tests(Profile::Iommu, 4, "");
+    assert!(o.output.contains("local APIC: X2Apic mode"), "x2APIC expected with +x2apic\n{}", o.output);
+}
+
+#[test]
+fn noiommu_profile_1_cpu_passes_kernel_tests() {
+    let o = kernel_tests(Profile::NoIommu, 1, "");
+    assert!(o.output.contains("local APIC: XApic mode"), "xAPIC expected with -x2apic\n{}", o.output);
+}
+
+#[test]
+fn madt_cpu_count_matches_smp_2_and_8() {
+    for smp in [2, 8] {
+        kernel_tests(Profile::Iommu, smp, "madt_cpu_count");
+    }
+}
+
+#[test]
+fn info_irqs_poweroff_in_both_profiles() {
+    for (profile, mode) in [(Profile::Iommu, "APIC mode: x2APIC"), (Profile::NoIommu, "APIC mode: xAPIC")] {
+        let o = boot(profile, 2, &["info", "irqs", "poweroff"]);
+        assert_powered_off(&o, profile.name());
+        assert!(o.output.contains(mode), "{profile}: `info` should say {mode:?}\n{}", o.output);
+        assert!(o.output.contains("CPUs: 2 in MADT"), "{profile}: CPU count\n{}", o.output);
+        assert!(o.output.contains("HPET: at 0xfed00000"), "{profile}: HPET\n{}", o.output);
+        // Both typed lines arrived by the COM1 interrupt through the I/O APIC (a line
+        // may arrive as one FIFO burst, so at least one interrupt each).
+        let com1 = irq_count(&o.output, "COM1").unwrap_or(0);
+        assert!(com1 >= 2, "{profile}: COM1 count {com1} too low\n{}", o.output);
+        assert!(irq_count(&o.output, "local timer").is_some(), "{profile}: no timer row\n{}", o.output);
+    }
+}
+
+#[test]
+fn usb_stick_boots_to_the_shell() {
+    let o = boot(Profile::Usb, 1, &["info", "poweroff"]);
+    assert_powered_off(&o, "usb");
+    assert!(o.output.contains("Sluice 0.1.0"), "{}", o.output);
+}
+
+#[test]
+fn bad_commands_get_errors_and_the_shell_keeps_running() {
+    let o = boot(Profile::NoIommu, 1, &["frobnicate", "info now", "test --bogus", "poweroff"]);
+    assert_powered_off(&o, "bad commands");
+    assert!(o.output.contains("unknown command 'frobnicate'"), "{}", o.output);
+    assert!(o.output.contains("info: unexpected argument 'now'"), "{}", o.output);
+    assert!(o.output.contains("test: unknown option '--bogus'"), "{}", o.output);
+}
+
+#[test]
+fn failing_filter_reports_failure_exit() {
+    // A filter that matches nothing must not count as a pass.
+    let o = boot(Profile::NoIommu, 1, &["test --exit no-such-test"]);
+    assert_eq!(o.exit, ExitKind::TestsFailed, "{}", o.output);
+}

@@ -1,0 +1,54 @@
+//! Shared helpers for the QEMU scenarios: boot a profile, type a script, map the exit.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use sluice::session::{ExitKind, Outcome, Session};
+use sluice::{Profile, QemuConfig};
+
+/// Wall-clock bound per scenario. Boot is ~4 s under TCG; 2 cores may run two QEMUs.
+pub const LIMIT: Duration = Duration::from_secs(240);
+
+/// Boots `profile` with `smp` CPUs, types `lines`, and returns the outcome. Panics with
+/// the whole serial log if the session cannot even run the script.
+pub fn boot(profile: Profile, smp: u32, lines: &[&str]) -> Outcome {
+    let cfg = QemuConfig::new(profile, smp);
+    match Session::run_script(&cfg, lines, LIMIT) {
+        Ok(o) => o,
+        Err((e, out)) => panic!("{profile} --smp {smp}: {e}\n--- serial output ---\n{out}"),
+    }
+}
+
+/// Runs the in-kernel tests matching `filter` and asserts they all passed.
+pub fn kernel_tests(profile: Profile, smp: u32, filter: &str) -> Outcome {
+    let cmd = format!("test --exit {filter}");
+    let o = boot(profile, smp, &[cmd.trim()]);
+    assert_eq!(o.exit, ExitKind::TestsPassed, "{profile} --smp {smp}: in-kernel tests did not pass\n{}", o.output);
+    assert!(o.output.contains(" 0 failed"), "no closing line\n{}", o.output);
+    o
+}
+
+/// Asserts the run powered off cleanly.
+pub fn assert_powered_off(o: &Outcome, what: &str) {
+    assert_eq!(o.exit, ExitKind::PoweredOff, "{what}: expected a clean poweroff\n{}", o.output);
+}
+
+/// The count in the `irqs` table for the row named `name`, summed over CPUs.
+pub fn irq_count(output: &str, name: &str) -> Option<u64> {
+    output.lines().filter(|l| l.trim_end().ends_with(name) && l.trim_start().starts_with("0x")).find_map(|l| {
+        let mut words = l.split_whitespace().skip(1);
+        let mut sum = 0u64;
+        let mut any = false;
+        for w in words.by_ref() {
+            match w.parse::<u64>() {
+                Ok(n) => {
+                    sum += n;
+                    any = true;
+                }
+                Err(_) => break,
+            }
+        }
+        any.then_some(sum)
+    })
+}
