@@ -64,3 +64,18 @@ fn failing_filter_reports_failure_exit() {
     let o = boot(Profile::NoIommu, 1, &["test --exit no-such-test"]);
     assert_eq!(o.exit, ExitKind::TestsFailed, "{}", o.output);
 }
+
+#[test]
+fn acpi_command_shows_the_plan_in_both_profiles() {
+    let o = boot(Profile::Iommu, 1, &["acpi", "poweroff"]);
+    assert_powered_off(&o, "iommu acpi");
+    for want in ["DRHD", "base 0xfed90000", "INTEL-IR-0 at 0xfed90000", "unit INTEL-IR-0, source-id ff:00.0"] {
+        assert!(o.output.contains(want), "iommu: `acpi` lacks {want:?}\n{}", o.output);
+    }
+    let o = boot(Profile::NoIommu, 1, &["info", "acpi", "poweroff"]);
+    assert_powered_off(&o, "noiommu acpi");
+    for want in ["IOMMU: none (no DMAR table)", "Interrupt remapping: not possible: "] {
+        assert!(o.output.contains(want), "noiommu: lacks {want:?}\n{}", o.output);
+    }
+    assert!(!o.output.contains("INTEL-IR-"), "noiommu: no remapping domain expected\n{}", o.output);
+}

@@ -16,6 +16,7 @@ pub static TESTS: &[Test] = &[
     ktest!(lapic_tick_rate_within_2_percent_of_hpet),
     ktest!(com1_byte_raises_ioapic_interrupt),
     ktest!(s5_package_is_decoded),
+    ktest!(dmar_describes_qemus_iommu_or_plan_says_why_not),
 ];
 
 fn breakpoint_is_caught_and_resumed() -> TestResult {
@@ -147,4 +148,37 @@ fn s5_package_is_decoded() -> TestResult {
     check!(got == Some((5, 5)), "decoded {:?}", got);
     check!(crate::acpi::s5_decode(&t[..40]).is_none(), "a truncated package must not decode");
     Ok(())
+}
+
+/// QEMU's intel-iommu DMAR: one unit at 0xfed90000 with the I/O APIC in its scope
+/// (REFERENCE.md). Without the device there is no DMAR and the plan says so.
+fn dmar_describes_qemus_iommu_or_plan_says_why_not() -> TestResult {
+    use sluice_acpi_tables::dmar::RemappingStructure;
+    use sluice_acpi_tables::plan::{NoRemapReason, Remapping};
+    use sluice_acpi_tables::scope::ScopeType;
+    let t = crate::iommu::tables();
+    match &t.dmar {
+        None => {
+            let ok = matches!(&t.plan.remapping, Remapping::Disabled(w) if w.contains(&NoRemapReason::NoDmar));
+            check!(ok, "no DMAR, but the plan says {:?}", t.plan.remapping);
+            Ok(())
+        }
+        Some(Err(e)) => Err(alloc::format!("QEMU's DMAR did not parse: {e}")),
+        Some(Ok(d)) => {
+            let units: alloc::vec::Vec<_> = d
+                .structures
+                .iter()
+                .filter_map(|s| if let RemappingStructure::Drhd(u) = s { Some(u) } else { None })
+                .collect();
+            check!(units.len() == 1, "QEMU builds one DRHD, found {}", units.len());
+            check!(units[0].register_base == 0xfed9_0000, "unit at {:#x}, not 0xfed90000", units[0].register_base);
+            let ioapic_id = crate::acpi::platform().io_apics[0].id;
+            let scope = units[0].scopes.iter().find(|s| s.kind == ScopeType::IoApic);
+            let scope = scope.ok_or("the unit has no I/O APIC scope")?;
+            check!(scope.enumeration_id == ioapic_id, "I/O APIC scope id {} != MADT id {}", scope.enumeration_id, ioapic_id);
+            check!(d.flags.intr_remap(), "QEMU sets INTR_REMAP");
+            check!(t.plan.remapping.enabled(), "the plan refuses remapping: {:?}", t.plan.remapping);
+            Ok(())
+        }
+    }
 }

@@ -23,6 +23,12 @@ static COMMANDS: &[Command] = &[
     Command { name: "info", args: "", help: "CPUs, APIC mode, I/O APICs, HPET, IOMMU units, memory", run: cmd_info },
     Command { name: "irqs", args: "", help: "interrupt counts per source and CPU", run: cmd_irqs },
     Command {
+        name: "acpi",
+        args: "",
+        help: "decoded DMAR/MADT/HPET and the interrupt plan built from them",
+        run: cmd_acpi,
+    },
+    Command {
         name: "test",
         args: "[--exit] [FILTER]",
         help: "run in-kernel tests (names containing FILTER); --exit leaves QEMU with the result",
@@ -200,6 +206,12 @@ fn cmd_irqs(args: &[&str]) -> Result<(), String> {
     }
     println!("unexpected (no handler): {}", crate::irq::unexpected());
     println!("COM1 bytes dropped (ring full): {}", crate::serial::rx_dropped());
+    Ok(())
+}
+
+fn cmd_acpi(args: &[&str]) -> Result<(), String> {
+    no_args(args)?;
+    crate::iommu::print_report();
     Ok(())
 }
 

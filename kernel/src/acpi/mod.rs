@@ -96,8 +96,11 @@ pub struct Platform {
     pub hpet: Option<HpetEntry>,
     pub mcfg: Vec<McfgEntry>,
     pub power: PowerInfo,
-    /// The firmware's DMAR, copied out byte for byte (parsed by the VT-d code).
+    /// The firmware's DMAR, MADT and HPET tables, copied out byte for byte for our own
+    /// parsers (`sluice-acpi-tables`), which the interrupt plan is computed from.
     pub dmar: Option<Vec<u8>>,
+    pub madt_raw: Option<Vec<u8>>,
+    pub hpet_raw: Option<Vec<u8>>,
     /// Human-readable problems found while reading the tables.
     pub problems: Vec<String>,
 }
@@ -148,6 +151,8 @@ pub fn discover(rsdp: Option<u64>) -> Platform {
     read_mcfg(&tables, &mut p);
     read_fadt(&tables, &mut p);
     p.dmar = raw_table(&tables, acpi::sdt::Signature::DMAR);
+    p.madt_raw = raw_table(&tables, acpi::sdt::Signature::MADT);
+    p.hpet_raw = raw_table(&tables, acpi::sdt::Signature::HPET);
     p
 }
 

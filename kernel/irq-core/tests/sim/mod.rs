@@ -1,0 +1,417 @@
+//! Simulated machine for host tests: CPUs with local-APIC IRR/ISR and EOI, MSI devices whose
+//! address-low / address-high / data words are separate writes and that can fire between
+//! any two of them, an interrupt-remapping table, an IPI path, and a deterministic
+//! scheduler that enumerates every interleaving of a script against device firing and
+//! interrupt delivery (stateless model checking: each schedule is replayed from scratch).
+//!
+//! Every device firing creates a *token*. Tokens ride with the IRR bit they set, move with a
+//! retrigger IPI, and are settled when the bit is delivered: handled by the right device's
+//! handler (good), or dropped on a spurious/ignored slot or taken by another device's
+//! handler (lost / misrouted). A run passes if every token is handled exactly once.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use sluice_irq_core::affinity::{Step, StepPlan};
+use sluice_irq_core::chip::{AffinityMsgs, Chip, ChipOp, HwIrq, LevelCtx};
+use sluice_irq_core::desc::IrqReturn;
+use sluice_irq_core::domain::{Domain, FwSpec};
+use sluice_irq_core::flow::Dispatch;
+use sluice_irq_core::hw::{LocalApic, Target};
+use sluice_irq_core::msi::{decode, MsiCaps, MsiMsg, MsiStorage, Trigger};
+use sluice_irq_core::vector::{Vector, VECTOR_CLEANUP_VECTOR};
+use sluice_irq_core::{IrqCore, IrqError, Virq};
+
+pub type Token = u32;
+
+#[derive(Clone, Debug, Default)]
+pub struct Cpu {
+    /// IRR: vector -> tokens riding on that bit (a set bit may carry no token, e.g. a
+    /// duplicate left behind after a retrigger moved its tokens away).
+    pub irr: BTreeMap<u8, Vec<Token>>,
+    pub isr: Vec<u8>,
+    pub irqs_on: bool,
+    /// Soft-enabled local APIC (SVR bit 8). A disabled APIC does not latch interrupts.
+    pub apic_enabled: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Device {
+    pub msg: MsiMsg,
+    pub maskable: bool,
+    pub masked: bool,
+    /// PCI pending bit: set when firing while masked, sent on unmask.
+    pub pending: Option<Token>,
+}
+
+#[derive(Default, Debug)]
+pub struct Machine {
+    pub cpus: Vec<Cpu>,
+    pub devices: Vec<Device>,
+    /// Interrupt remapping table: handle -> (dest apic id, vector).
+    pub irte: BTreeMap<u32, (u32, u8)>,
+    /// token -> device that fired it
+    pub token_dev: Vec<usize>,
+    /// token -> times handled by its own device's handler
+    pub handled: Vec<u32>,
+    /// Failures: (token, description)
+    pub failures: Vec<String>,
+    /// Cleanup passes that had to leave an IRR-pending vector behind.
+    pub cleanup_retries: u32,
+    pub cleanup_pending_timer: Vec<bool>,
+    pub spurious_seen: u32,
+    /// (later token, token whose pending message it coalesced into)
+    pub coalesced: Vec<(Token, Token)>,
+}
+
+pub type Shared = Arc<Mutex<Machine>>;
+
+impl Machine {
+    pub fn new(cpus: usize) -> Shared {
+        let mut m = Machine::default();
+        m.cpus = vec![Cpu { irqs_on: true, apic_enabled: true, ..Cpu::default() }; cpus];
+        m.cleanup_pending_timer = vec![false; cpus];
+        Arc::new(Mutex::new(m))
+    }
+
+    pub fn add_device(&mut self, maskable: bool) -> usize {
+        self.devices.push(Device { maskable, ..Device::default() });
+        self.devices.len() - 1
+    }
+
+    /// Post a message to the bus as the chipset would.
+    fn post(&mut self, msg: MsiMsg, token: Option<Token>) {
+        let (dest, vector) = if msg.addr_lo & 0xFFF0_0000 == 0xFEE0_0000 && msg.addr_lo & (1 << 4) != 0 {
+            let handle = (msg.addr_lo >> 5) & 0x7fff;
+            match self.irte.get(&handle) {
+                Some(&(d, v)) => (d, v),
+                None => {
+                    self.fail(token, "remap fault: no IRTE");
+                    return;
+                }
+            }
+        } else {
+            match decode(&msg) {
+                Some(f) => (f.dest, f.vector.0),
+                None => {
+                    self.fail(token, "message outside MSI window");
+                    return;
+                }
+            }
+        };
+        self.raise(dest as usize, vector, token);
+    }
+
+    fn fail(&mut self, token: Option<Token>, why: &str) {
+        self.failures.push(format!("token {token:?}: {why}"));
+    }
+
+    /// Set an IRR bit (APIC id == CPU number in the sim).
+    pub fn raise(&mut self, cpu: usize, vector: u8, token: Option<Token>) {
+        let Some(c) = self.cpus.get_mut(cpu) else {
+            self.fail(token, "no such cpu");
+            return;
+        };
+        if !c.apic_enabled {
+            // A soft-disabled APIC does not accept fixed interrupts (SDM vol. 3A §11.4.7.2).
+            self.failures.push(format!("token {token:?}: cpu {cpu} APIC disabled, interrupt dropped"));
+            return;
+        }
+        let e = c.irr.entry(vector).or_default();
+        if let Some(t) = token {
+            e.push(t);
+        }
+    }
+
+    /// The device sends its interrupt now, reading whatever its words hold.
+    pub fn fire(&mut self, dev: usize) -> Token {
+        let token = self.token_dev.len() as Token;
+        self.token_dev.push(dev);
+        self.handled.push(0);
+        let d = &mut self.devices[dev];
+        if d.maskable && d.masked {
+            // Masked: the pending bit holds it (PCI 3.0 §6.8.3.5); tokens coalesce.
+            // A second firing while masked coalesces into the one pending message.
+            d.pending = Some(d.pending.unwrap_or(token));
+            if d.pending != Some(token) {
+                // The earlier pending message now also stands for this firing.
+                self.coalesced.push((token, d.pending.unwrap()));
+            }
+            return token;
+        }
+        let msg = d.msg;
+        self.post(msg, Some(token));
+        token
+    }
+
+    /// Highest-priority deliverable vector of `cpu`: above the in-service priority class.
+    pub fn deliverable(&self, cpu: usize) -> Option<u8> {
+        let c = &self.cpus[cpu];
+        if !c.irqs_on {
+            return None;
+        }
+        let top = *c.irr.keys().next_back()?;
+        let isr_class = c.isr.iter().max().map(|v| v >> 4).unwrap_or(0);
+        (top >> 4 > isr_class).then_some(top)
+    }
+
+    pub fn lost_or_duplicated(&self) -> Vec<String> {
+        let mut out = self.failures.clone();
+        for (t, &n) in self.handled.iter().enumerate() {
+            let settled_by = self.coalesced.iter().find(|(a, _)| *a as usize == t).map(|(_, b)| *b as usize);
+            let n = match settled_by {
+                Some(b) => self.handled[b],
+                None => n,
+            };
+            if n != 1 {
+                out.push(format!("token {t} (device {}) handled {n} times", self.token_dev[t]));
+            }
+        }
+        out
+    }
+}
+
+
+/// The local APIC of one CPU of the simulated machine.
+pub struct SimApic {
+    pub m: Shared,
+    pub cpu: usize,
+}
+
+impl LocalApic for SimApic {
+    fn current_cpu(&self) -> u32 {
+        self.cpu as u32
+    }
+    fn eoi(&mut self) {
+        let mut m = self.m.lock().unwrap();
+        let c = &mut m.cpus[self.cpu];
+        if let Some(pos) = c.isr.iter().enumerate().max_by_key(|(_, v)| **v).map(|(i, _)| i) {
+            c.isr.remove(pos);
+        }
+    }
+    fn irr_pending(&self, vector: Vector) -> bool {
+        self.m.lock().unwrap().cpus[self.cpu].irr.contains_key(&vector.0)
+    }
+    fn send_ipi(&mut self, cpu: u32, vector: Vector) {
+        let mut m = self.m.lock().unwrap();
+        // A retrigger of a device vector re-raises the interrupt pending here: its tokens
+        // travel with the IPI; the physical bit stays and will be delivered empty.
+        let tokens = if vector != VECTOR_CLEANUP_VECTOR {
+            m.cpus[self.cpu].irr.get_mut(&vector.0).map(std::mem::take).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        if tokens.is_empty() {
+            m.raise(cpu as usize, vector.0, None);
+        }
+        for t in tokens {
+            m.raise(cpu as usize, vector.0, Some(t));
+        }
+    }
+}
+
+/// MSI storage of a simulated device: each write lands immediately in the device.
+pub struct SimMsiStorage {
+    pub m: Shared,
+    pub dev: usize,
+    pub maskable: bool,
+}
+
+impl MsiStorage for SimMsiStorage {
+    fn caps(&self) -> MsiCaps {
+        MsiCaps { maskable: self.maskable, nvec: 1, multi_vector: false, dynamic: false, addr64: true }
+    }
+    fn write_addr_lo(&mut self, _i: u32, v: u32) {
+        self.m.lock().unwrap().devices[self.dev].msg.addr_lo = v;
+    }
+    fn write_addr_hi(&mut self, _i: u32, v: u32) {
+        self.m.lock().unwrap().devices[self.dev].msg.addr_hi = v;
+    }
+    fn write_data(&mut self, _i: u32, v: u32) {
+        self.m.lock().unwrap().devices[self.dev].msg.data = v;
+    }
+    fn mask(&mut self, _i: u32) -> sluice_irq_core::Result<()> {
+        if !self.maskable {
+            return Err(IrqError::Unsupported);
+        }
+        self.m.lock().unwrap().devices[self.dev].masked = true;
+        Ok(())
+    }
+    fn unmask(&mut self, _i: u32) -> sluice_irq_core::Result<()> {
+        if !self.maskable {
+            return Err(IrqError::Unsupported);
+        }
+        let mut m = self.m.lock().unwrap();
+        let d = &mut m.devices[self.dev];
+        d.masked = false;
+        if let Some(t) = d.pending.take() {
+            let msg = d.msg;
+            m.post(msg, Some(t));
+        }
+        Ok(())
+    }
+    fn read(&self, _i: u32) -> MsiMsg {
+        self.m.lock().unwrap().devices[self.dev].msg
+    }
+}
+
+/// A minimal interrupt-remapping domain as the VT-d driver would provide: one IRTE per
+/// irq, remappable messages (handle = hwirq), affinity by rewriting the IRTE in one update.
+pub struct SimIrDomain {
+    pub m: Shared,
+    pub next: u32,
+}
+
+impl Domain for SimIrDomain {
+    fn size(&self) -> u32 {
+        65536
+    }
+    fn translate(&self, _s: &FwSpec) -> sluice_irq_core::Result<(HwIrq, Trigger)> {
+        Ok((0, Trigger::Edge))
+    }
+    fn alloc(&mut self, _v: Virq, nr: u32, _s: &FwSpec) -> sluice_irq_core::Result<HwIrq> {
+        let h = self.next;
+        self.next += nr;
+        Ok(h as HwIrq)
+    }
+    fn free(&mut self, _v: Virq, h: HwIrq, _nr: u32) {
+        self.m.lock().unwrap().irte.remove(&(h as u32));
+    }
+    fn activate(&mut self, d: &LevelCtx, _msg: &MsiMsg) -> sluice_irq_core::Result<()> {
+        self.m.lock().unwrap().irte.insert(d.hwirq as u32, (d.target.apic_id, d.target.vector.0));
+        Ok(())
+    }
+}
+
+impl Chip for SimIrDomain {
+    fn name(&self) -> &str {
+        "INTEL-IR"
+    }
+    fn compose_msi_msg(&mut self, d: &LevelCtx, _t: &Target) -> sluice_irq_core::Result<Option<MsiMsg>> {
+        // Remappable format: handle in bits 19:5, format bit 4 (VT-d §5.1.5.2).
+        Ok(Some(MsiMsg { addr_lo: 0xFEE0_0000 | (d.hwirq as u32) << 5 | 1 << 4, addr_hi: 0, data: 0 }))
+    }
+    fn set_affinity(&mut self, d: &LevelCtx, old: &Target, new: &Target, m: &AffinityMsgs) -> sluice_irq_core::Result<Option<StepPlan>> {
+        Ok(Some(sluice_irq_core::affinity::plan_msi_update(
+            sluice_irq_core::affinity::MsiPath::Remapped,
+            d.level,
+            d.hwirq as u32,
+            *old,
+            *new,
+            &m.old,
+            &m.new,
+            &m.intermediate,
+        )))
+    }
+    fn exec_step(&mut self, d: &LevelCtx, _i: u32, step: &Step, _msg: &MsiMsg) -> sluice_irq_core::Result<()> {
+        match step {
+            Step::UpdateRoute => {
+                self.m.lock().unwrap().irte.insert(d.hwirq as u32, (d.target.apic_id, d.target.vector.0));
+                Ok(())
+            }
+            _ => Err(IrqError::Unsupported),
+        }
+    }
+    fn mask(&mut self, _d: &LevelCtx) -> sluice_irq_core::Result<ChipOp> {
+        Ok(ChipOp::Delegate)
+    }
+}
+
+/// Deliver the highest deliverable interrupt on `cpu` through the core, settling tokens.
+/// `handlers`: handler token (given to request_irq) -> device index.
+pub fn deliver(core: &mut IrqCore, m: &Shared, cpu: usize) -> bool {
+    let (vector, tokens) = {
+        let mut mm = m.lock().unwrap();
+        let Some(v) = mm.deliverable(cpu) else { return false };
+        let tokens = mm.cpus[cpu].irr.remove(&v).unwrap_or_default();
+        mm.cpus[cpu].isr.push(v);
+        (v, tokens)
+    };
+    let mut apic = SimApic { m: m.clone(), cpu };
+    let mut ran_for: Vec<u64> = Vec::new();
+    let d = core.handle_vector(Vector(vector), &mut apic, &mut |_virq, token| {
+        ran_for.push(token);
+        IrqReturn::Handled
+    });
+    let mut mm = m.lock().unwrap();
+    match d {
+        Dispatch::System(v) if v == VECTOR_CLEANUP_VECTOR => {
+            drop(mm);
+            let out = core.vector_cleanup(&mut apic);
+            apic.eoi();
+            let mut mm = m.lock().unwrap();
+            if out.retry > 0 {
+                mm.cleanup_retries += 1;
+                mm.cleanup_pending_timer[cpu] = true;
+            }
+            return true;
+        }
+        Dispatch::System(_) => {
+            drop(mm);
+            apic.eoi();
+            return true;
+        }
+        Dispatch::Spurious { .. } => mm.spurious_seen += 1,
+        _ => {}
+    }
+    for t in tokens {
+        let dev = mm.token_dev[t as usize] as u64;
+        if ran_for.contains(&dev) {
+            mm.handled[t as usize] += 1;
+        } else if ran_for.is_empty() {
+            mm.failures.push(format!("token {t} (device {dev}) delivered to cpu {cpu} vector {vector:#x} with no handler ({d:?})"));
+        } else {
+            mm.failures.push(format!("token {t} (device {dev}) misrouted on cpu {cpu} vector {vector:#x} to handler {ran_for:?}"));
+        }
+    }
+    true
+}
+
+/// Stateless exhaustive exploration: `run(choices)` executes one schedule, calling
+/// `pick(n)` at each decision point with n enabled options; we enumerate all sequences.
+pub struct Explorer {
+    prefix: Vec<(usize, usize)>,
+    pos: usize,
+}
+
+impl Explorer {
+    pub fn pick(&mut self, n: usize) -> usize {
+        assert!(n > 0);
+        if self.pos < self.prefix.len() {
+            let c = self.prefix[self.pos].0;
+            self.pos += 1;
+            return c;
+        }
+        self.prefix.push((0, n));
+        self.pos += 1;
+        0
+    }
+}
+
+/// Explore every schedule; `body` returns Err(description) for a bad run. Returns
+/// (schedules explored, failing descriptions).
+pub fn explore(mut body: impl FnMut(&mut Explorer) -> Result<(), String>, limit: usize) -> (usize, Vec<String>) {
+    let mut ex = Explorer { prefix: Vec::new(), pos: 0 };
+    let mut runs = 0;
+    let mut fails = Vec::new();
+    loop {
+        ex.pos = 0;
+        runs += 1;
+        if let Err(e) = body(&mut ex) {
+            fails.push(e);
+        }
+        ex.prefix.truncate(ex.pos);
+        // Backtrack: bump the deepest choice that has options left.
+        while let Some(&(c, n)) = ex.prefix.last() {
+            if c + 1 < n {
+                ex.prefix.last_mut().unwrap().0 += 1;
+                break;
+            }
+            ex.prefix.pop();
+        }
+        if ex.prefix.is_empty() || runs >= limit {
+            return (runs, fails);
+        }
+    }
+}
