@@ -11,14 +11,24 @@ use crate::{print, println};
 pub const PROMPT: &str = "sluice> ";
 const MAX_LINE: usize = 256;
 
-struct Command {
-    name: &'static str,
-    args: &'static str,
-    help: &'static str,
-    run: fn(&[&str]) -> Result<(), String>,
+/// A shell command. Subsystems export their own `&[Command]` table, listed in `GROUPS`.
+pub struct Command {
+    pub name: &'static str,
+    /// Argument synopsis shown by `help` and after a usage error.
+    pub args: &'static str,
+    pub help: &'static str,
+    /// Returns an error message for bad arguments or a failed action.
+    pub run: fn(&[&str]) -> Result<(), String>,
 }
 
-static COMMANDS: &[Command] = &[
+/// Every command table, in `help` order.
+static GROUPS: &[&[Command]] = &[BASE];
+
+fn commands() -> impl Iterator<Item = &'static Command> {
+    GROUPS.iter().flat_map(|g| g.iter())
+}
+
+static BASE: &[Command] = &[
     Command { name: "help", args: "", help: "list commands", run: cmd_help },
     Command { name: "info", args: "", help: "CPUs, APIC mode, I/O APICs, HPET, IOMMU units, memory", run: cmd_info },
     Command { name: "irqs", args: "", help: "interrupt counts per source and CPU", run: cmd_irqs },
@@ -75,7 +85,7 @@ pub fn run() -> ! {
 pub fn execute(line: &str) {
     let words: Vec<&str> = line.split_whitespace().collect();
     let Some((&name, args)) = words.split_first() else { return };
-    match COMMANDS.iter().find(|c| c.name == name) {
+    match commands().find(|c| c.name == name) {
         Some(c) => {
             if let Err(e) = (c.run)(args) {
                 println!("{}: {}", name, e);
@@ -88,7 +98,8 @@ pub fn execute(line: &str) {
     }
 }
 
-fn no_args(args: &[&str]) -> Result<(), String> {
+/// Rejects any argument (for commands that take none).
+pub fn no_args(args: &[&str]) -> Result<(), String> {
     match args.first() {
         Some(a) => Err(alloc::format!("unexpected argument '{a}'")),
         None => Ok(()),
@@ -97,7 +108,7 @@ fn no_args(args: &[&str]) -> Result<(), String> {
 
 fn cmd_help(args: &[&str]) -> Result<(), String> {
     no_args(args)?;
-    for c in COMMANDS {
+    for c in commands() {
         let head = if c.args.is_empty() { String::from(c.name) } else { alloc::format!("{} {}", c.name, c.args) };
         println!("  {:<28} {}", head, c.help);
     }
