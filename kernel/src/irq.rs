@@ -69,7 +69,7 @@ pub fn source(vector: u8) -> Option<Source> {
 /// Lowest vector with no source, excluding system vectors.
 pub fn free_vector() -> Option<u8> {
     let t = TABLE.read();
-    (vectors::FIRST_DEVICE..vectors::SHUTDOWN).find(|v| t[*v as usize].is_none() && !vectors::SYSTEM.contains(v))
+    (vectors::FIRST_DEVICE..vectors::SHUTDOWN).find(|v| t[*v as usize].is_none() && !vectors::is_system(*v))
 }
 
 /// Called from every device-vector entry stub.
@@ -117,7 +117,7 @@ pub fn init_system_vectors() {
 /// `vector` on the CPU with APIC id `dest`, and registers its handler. The pin is left
 /// unmasked.
 pub fn route_isa(irq: u8, vector: u8, dest: u32, name: &'static str, handler: Handler) -> Result<u32, IrqError> {
-    if vectors::SYSTEM.contains(&vector) {
+    if vectors::is_system(vector) {
         return Err(IrqError::SystemVector(vector));
     }
     let (gsi, polarity, trigger) = crate::acpi::platform().isa_route(irq);

@@ -1,13 +1,24 @@
-//! System vectors: fixed on every CPU, never handed to devices. Device vectors are
-//! 0x20..=0xff minus these. (Higher vector = higher priority class, SDM vol. 3 11.8.3.)
+//! System vectors: fixed on every CPU, never handed to devices. The numbers are the
+//! interrupt core's (`sluice_irq_core::vector`), so the matrix and the IDT agree by
+//! construction. (Higher vector = higher priority class, SDM vol. 3 11.8.3.)
 
-pub const FIRST_DEVICE: u8 = 0x20;
+use sluice_irq_core::vector as v;
+
+pub const FIRST_DEVICE: u8 = v::FIRST_EXTERNAL_VECTOR.0;
 /// Where a reserved-but-not-started or shut-down irq points: its handler only reports.
-pub const SHUTDOWN: u8 = 0xef;
-pub const LOCAL_TIMER: u8 = 0xec;
-pub const CALL_FUNCTION: u8 = 0xfb;
-pub const RESCHEDULE: u8 = 0xfc;
-pub const ERROR: u8 = 0xfe;
-pub const SPURIOUS: u8 = 0xff;
+pub const SHUTDOWN: u8 = v::SHUTDOWN_VECTOR.0;
+pub const LOCAL_TIMER: u8 = v::LOCAL_TIMER_VECTOR.0;
+pub const CALL_FUNCTION: u8 = v::CALL_FUNCTION_VECTOR.0;
+pub const CALL_FUNCTION_SINGLE: u8 = v::CALL_FUNCTION_SINGLE_VECTOR.0;
+pub const RESCHEDULE: u8 = v::RESCHEDULE_VECTOR.0;
+/// Stops a CPU (panic, or parking a CPU taken offline).
+pub const STOP: u8 = v::STOP_VECTOR.0;
+/// Asks a CPU to free vectors left behind by a completed move.
+pub const VECTOR_CLEANUP: u8 = v::VECTOR_CLEANUP_VECTOR.0;
+pub const ERROR: u8 = v::ERROR_VECTOR.0;
+pub const SPURIOUS: u8 = v::SPURIOUS_VECTOR.0;
 
-pub const SYSTEM: [u8; 6] = [SHUTDOWN, LOCAL_TIMER, CALL_FUNCTION, RESCHEDULE, ERROR, SPURIOUS];
+/// True for vectors no device may use.
+pub fn is_system(vector: u8) -> bool {
+    v::is_system(v::Vector(vector))
+}
