@@ -1,27 +1,31 @@
-//! COM1 input routed through the I/O APIC (ISA IRQ 4, with any MADT override).
+//! COM1 input as an interrupt of the core: ISA IRQ 4 (with any MADT override) through
+//! the I/O APIC's domain, an edge flow, and a handler that drains the FIFO.
 
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU32, Ordering};
+use sluice_irq_core::desc::IrqReturn;
+use sluice_irq_core::{CpuMask, Virq};
 
 const COM1_ISA_IRQ: u8 = 4;
-static VECTOR: AtomicU8 = AtomicU8::new(0);
+const NONE: u32 = u32::MAX;
+static VIRQ: AtomicU32 = AtomicU32::new(NONE);
 
-pub fn com1_vector() -> Option<u8> {
-    match VECTOR.load(Ordering::Relaxed) {
-        0 => None,
-        v => Some(v),
+pub fn com1_virq() -> Option<Virq> {
+    match VIRQ.load(Ordering::Relaxed) {
+        NONE => None,
+        v => Some(v as Virq),
     }
 }
 
-fn on_com1() {
-    crate::serial::handle_rx_interrupt();
+fn on_com1() -> IrqReturn {
+    if crate::serial::handle_rx_interrupt() > 0 { IrqReturn::Handled } else { IrqReturn::NotHandled }
 }
 
-/// Routes COM1's receive interrupt to the boot CPU and turns it on.
-pub fn init_input() -> Result<(), crate::irq::IrqError> {
-    let vector = crate::irq::free_vector().ok_or(crate::irq::IrqError::VectorInUse(0))?;
-    let gsi = crate::irq::route_isa(COM1_ISA_IRQ, vector, crate::cpu::current().apic_id, "COM1", on_com1)?;
-    VECTOR.store(vector, Ordering::Relaxed);
+/// Routes COM1's receive interrupt (to the boot CPU) and turns it on.
+pub fn init_input() -> Result<(), sluice_irq_core::IrqError> {
+    let virq = crate::irq::request_isa(COM1_ISA_IRQ, "COM1", CpuMask::single(0), on_com1)?;
+    VIRQ.store(virq as u32, Ordering::Relaxed);
     crate::serial::enable_rx_interrupt();
-    crate::log!("COM1 input: ISA IRQ {} -> GSI {} -> vector {:#x}", COM1_ISA_IRQ, gsi, vector);
+    let target = crate::irq::with_core(|c| c.vector.irq(virq).map(|v| v.target))??;
+    crate::log!("COM1 input: ISA IRQ {} -> irq {} -> CPU {} vector {:#x}", COM1_ISA_IRQ, virq, target.cpu, target.vector.0);
     Ok(())
 }

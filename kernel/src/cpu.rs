@@ -113,7 +113,24 @@ pub fn get(index: usize) -> Option<&'static PerCpu> {
     (p != 0).then(|| unsafe { &*(p as *const PerCpu) })
 }
 
-/// Number of CPUs with a per-CPU block.
+/// One past the highest CPU index with a per-CPU block (indices are dense, but a CPU
+/// that failed to start leaves a hole, which `get` reports as None).
 pub fn count() -> usize {
-    ALL.iter().take_while(|p| p.load(Ordering::Acquire) != 0).count()
+    ALL.iter().rposition(|p| p.load(Ordering::Acquire) != 0).map_or(0, |i| i + 1)
+}
+
+/// Allocates a per-CPU block for an application processor on the heap; it is never
+/// freed (a parked CPU keeps it). None when the heap is exhausted.
+pub fn alloc_block(index: u32, apic_id: u32) -> Option<&'static PerCpu> {
+    let layout = core::alloc::Layout::new::<PerCpu>();
+    // SAFETY: PerCpu has non-zero size; null is handled; the block is initialised with
+    // `write` before a reference is formed.
+    unsafe {
+        let p = alloc::alloc::alloc(layout) as *mut PerCpu;
+        if p.is_null() {
+            return None;
+        }
+        p.write(PerCpu::new(index, apic_id));
+        Some(&*p)
+    }
 }

@@ -28,11 +28,33 @@ impl IstStack {
 }
 
 /// A CPU's GDT and the selectors into it. Must live forever once loaded.
+///
+/// The table sits in an `UnsafeCell` so a parked CPU's GDT can be rebuilt before the CPU
+/// is restarted: `ltr` marks the TSS descriptor busy (SDM vol. 3, 7.2.2), and loading a
+/// busy TSS again faults, so a CPU coming back after INIT needs a fresh descriptor.
 pub struct CpuGdt {
-    gdt: GlobalDescriptorTable,
+    gdt: UnsafeCell<GlobalDescriptorTable>,
+    tss_ref: &'static TaskStateSegment,
     code: SegmentSelector,
     data: SegmentSelector,
     tss: SegmentSelector,
+}
+
+// SAFETY: the table is only written by `reset`, whose contract is that no CPU has it
+// loaded; otherwise it is read by the CPU (through GDTR) and never by Rust.
+unsafe impl Sync for CpuGdt {}
+
+impl CpuGdt {
+    /// Rebuilds the table (clearing the TSS busy bit) so a restarted CPU can load it.
+    ///
+    /// # Safety
+    /// No CPU may have this GDT loaded (the owner is parked or was never started).
+    pub unsafe fn reset(&self) {
+        let fresh = make_gdt(self.tss_ref);
+        // SAFETY: by contract nothing uses the old table; the layout is identical so the
+        // selectors stay valid.
+        unsafe { core::ptr::write(self.gdt.get(), fresh.gdt.into_inner()) };
+    }
 }
 
 static BSP_STACKS: [IstStack; 3] = [IstStack::new(), IstStack::new(), IstStack::new()];
@@ -53,8 +75,28 @@ pub fn make_gdt(tss: &'static TaskStateSegment) -> CpuGdt {
     let mut gdt = GlobalDescriptorTable::new();
     let code = gdt.append(Descriptor::kernel_code_segment());
     let data = gdt.append(Descriptor::kernel_data_segment());
-    let tss = gdt.append(Descriptor::tss_segment(tss));
-    CpuGdt { gdt, code, data, tss }
+    let tss_sel = gdt.append(Descriptor::tss_segment(tss));
+    CpuGdt { gdt: UnsafeCell::new(gdt), tss_ref: tss, code, data, tss: tss_sel }
+}
+
+/// Per-CPU tables for an application processor: three IST stacks, a TSS and a GDT,
+/// allocated once on the heap and kept for the CPU's lifetime (also while parked).
+/// Returns None when the heap cannot supply them.
+pub fn alloc_ap_tables() -> Option<&'static CpuGdt> {
+    let mut tops = [VirtAddr::zero(); 3];
+    for t in tops.iter_mut() {
+        *t = VirtAddr::new(alloc_stack(IST_STACK_SIZE)?);
+    }
+    let tss: &'static TaskStateSegment = alloc::boxed::Box::leak(alloc::boxed::Box::new(make_tss(tops)));
+    Some(alloc::boxed::Box::leak(alloc::boxed::Box::new(make_gdt(tss))))
+}
+
+/// Allocates a 16-byte aligned stack of `size` bytes that lives forever; returns its top.
+pub fn alloc_stack(size: usize) -> Option<u64> {
+    let layout = core::alloc::Layout::from_size_align(size, 16).ok()?;
+    // SAFETY: non-zero size; a null return is handled.
+    let p = unsafe { alloc::alloc::alloc(layout) };
+    (!p.is_null()).then(|| p as u64 + size as u64)
 }
 
 /// Loads the boot CPU's GDT and TSS.
@@ -65,7 +107,8 @@ pub fn init_bsp() {
 
 /// Loads `t` on the calling CPU and reloads every segment register from it.
 pub fn load(t: &'static CpuGdt) {
-    t.gdt.load();
+    // SAFETY: `t` lives forever and is only rewritten while no CPU has it loaded.
+    unsafe { (*t.gdt.get()).load_unsafe() };
     // SAFETY: the selectors index descriptors of the GDT just loaded; the TSS descriptor
     // is not yet busy (each CPU has its own).
     unsafe {

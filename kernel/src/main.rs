@@ -87,8 +87,11 @@ fn kmain(boot: &'static mut bootloader_api::BootInfo) -> ! {
 
     apic::ioapic::init(&platform.io_apics);
     irq::init_system_vectors();
+    if let Err(e) = irq::init(platform.cpus.len()) {
+        panic!("interrupt core: {}", e);
+    }
     if let Err(e) = console::init_input() {
-        error!("COM1 input interrupt: {}; the shell will not see input", e);
+        error!("COM1 input interrupt: {}; the shell will poll", e);
     }
     x86_64::instructions::interrupts::enable();
     if time::lapic_timer_hz() != 0 {

@@ -15,10 +15,13 @@ pub enum ExitCode {
 }
 
 /// Asks QEMU to exit. Returns only if there is no debug-exit device (real hardware).
+/// QEMU 10 turns the write into a shutdown request that completes asynchronously, so
+/// the guest waits a moment before concluding nobody listened.
 pub fn exit(code: ExitCode) {
     // SAFETY: port 0xf4 is the isa-debug-exit device in our QEMU profiles; on a machine
     // without it the write goes to an unclaimed ISA port and is ignored.
     unsafe { Port::<u32>::new(DEBUG_EXIT_PORT).write(code as u32) };
+    crate::time::spin_for_ns(2_000_000_000);
 }
 
 /// QEMU's firmware configuration interface (docs/specs/fw_cfg.rst): selector at 0x510,

@@ -4,7 +4,6 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::Ordering;
 
 use crate::{print, println};
 
@@ -22,7 +21,7 @@ pub struct Command {
 }
 
 /// Every command table, in `help` order.
-static GROUPS: &[&[Command]] = &[BASE];
+static GROUPS: &[&[Command]] = &[BASE, crate::irq::shell::COMMANDS];
 
 fn commands() -> impl Iterator<Item = &'static Command> {
     GROUPS.iter().flat_map(|g| g.iter())
@@ -31,7 +30,6 @@ fn commands() -> impl Iterator<Item = &'static Command> {
 static BASE: &[Command] = &[
     Command { name: "help", args: "", help: "list commands", run: cmd_help },
     Command { name: "info", args: "", help: "CPUs, APIC mode, I/O APICs, HPET, IOMMU units, memory", run: cmd_info },
-    Command { name: "irqs", args: "", help: "interrupt counts per source and CPU", run: cmd_irqs },
     Command {
         name: "acpi",
         args: "",
@@ -190,33 +188,6 @@ fn cmd_info(args: &[&str]) -> Result<(), String> {
             println!("  {}", pr);
         }
     }
-    Ok(())
-}
-
-fn cmd_irqs(args: &[&str]) -> Result<(), String> {
-    no_args(args)?;
-    let ncpu = crate::cpu::count();
-    print!("{:>6}", "");
-    for c in 0..ncpu {
-        print!(" {:>10}", alloc::format!("CPU{c}"));
-    }
-    println!("  {:<8} {:>5} {:<6} name", "chip", "hwirq", "trig");
-    for v in 0..=255u8 {
-        let Some(src) = crate::irq::source(v) else { continue };
-        print!("  {:#04x}", v);
-        for c in 0..ncpu {
-            let n = crate::cpu::get(c).map_or(0, |pc| pc.vector_counts[v as usize].load(Ordering::Relaxed));
-            print!(" {:>10}", n);
-        }
-        let trig = match src.trigger {
-            Some(crate::acpi::Trigger::Edge) => "edge",
-            Some(crate::acpi::Trigger::Level) => "level",
-            None => "-",
-        };
-        println!("  {:<8} {:>5} {:<6} {}", src.chip, src.hwirq, trig, src.name);
-    }
-    println!("unexpected (no handler): {}", crate::irq::unexpected());
-    println!("COM1 bytes dropped (ring full): {}", crate::serial::rx_dropped());
     Ok(())
 }
 

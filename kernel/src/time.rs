@@ -184,4 +184,5 @@ pub fn start_tick() {
 /// Timer interrupt body.
 pub fn on_tick() {
     crate::cpu::current().ticks.fetch_add(1, Ordering::Relaxed);
+    crate::irq::on_tick();
 }

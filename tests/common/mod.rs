@@ -34,9 +34,14 @@ pub fn assert_powered_off(o: &Outcome, what: &str) {
     assert_eq!(o.exit, ExitKind::PoweredOff, "{what}: expected a clean poweroff\n{}", o.output);
 }
 
-/// The count in the `irqs` table for the row named `name`, summed over CPUs.
+/// The count in the last `irqs` table's row named `name` (an irq `N:` or a system
+/// vector `0x..`), summed over CPUs.
 pub fn irq_count(output: &str, name: &str) -> Option<u64> {
-    output.lines().filter(|l| l.trim_end().ends_with(name) && l.trim_start().starts_with("0x")).find_map(|l| {
+    output.lines().rev().filter(|l| l.trim_end().ends_with(name)).find_map(|l| {
+        let first = l.split_whitespace().next()?;
+        if !(first.ends_with(':') || first.starts_with("0x")) {
+            return None;
+        }
         let mut words = l.split_whitespace().skip(1);
         let mut sum = 0u64;
         let mut any = false;

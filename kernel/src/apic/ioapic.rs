@@ -96,6 +96,17 @@ impl IoApic {
         self.regs.write32(IOWIN, raw as u32);
     }
 
+    /// Writes only the low half (vector, flags, mask): one register write, atomic for
+    /// the chip. Used for single-word steps of an affinity change.
+    pub fn write_low(&self, pin: u32, rte: Rte) {
+        self.write(REG_REDTBL + 2 * pin, rte.encode() as u32);
+    }
+
+    /// Writes only the high half (destination APIC id).
+    pub fn write_dest(&self, pin: u32, dest: u8) {
+        self.write(REG_REDTBL + 2 * pin + 1, u32::from(dest) << 24);
+    }
+
     pub fn set_masked(&self, pin: u32, masked: bool) {
         let mut rte = self.read_rte(pin);
         rte.flags.set(RteFlags::MASKED, masked);

@@ -1,0 +1,34 @@
+//! The interrupt core's view of the local APIC: the CPU we run on, EOI, IRR, and IPIs.
+
+use sluice_irq_core::hw::LocalApic;
+use sluice_irq_core::vector::Vector;
+use sluice_irq_core::CpuId;
+
+use crate::apic::local::{self, IpiDest, IpiKind};
+
+/// The calling CPU's local APIC (xAPIC or x2APIC, whichever the boot chose).
+pub struct KernelApic;
+
+impl LocalApic for KernelApic {
+    fn current_cpu(&self) -> CpuId {
+        crate::cpu::current().index as CpuId
+    }
+    fn eoi(&mut self) {
+        local::eoi();
+    }
+    fn irr_pending(&self, vector: Vector) -> bool {
+        local::irr_pending(vector.0)
+    }
+    fn send_ipi(&mut self, cpu: CpuId, vector: Vector) {
+        if cpu == self.current_cpu() {
+            local::self_ipi(vector.0);
+            return;
+        }
+        match crate::cpu::get(cpu as usize) {
+            Some(pc) => {
+                local::send_ipi(IpiDest::Apic(pc.apic_id), IpiKind::Fixed(vector.0));
+            }
+            None => crate::warn!("IPI {:#x} to CPU {} that is not up", vector.0, cpu),
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! Shell commands that show and steer the interrupt core.
+
+use alloc::string::String;
+use core::sync::atomic::Ordering;
+use sluice_irq_core::desc::FlowKind;
+use sluice_irq_core::msi::Trigger;
+use sluice_irq_core::vecdomain::VectorState;
+use sluice_irq_core::{CpuId, Virq};
+
+use crate::shell::{Command, no_args};
+use crate::{print, println};
+
+pub static COMMANDS: &[Command] = &[
+    Command { name: "irqs", args: "", help: "per irq: counts per CPU, chip chain, hwirq, trigger; system vectors", run: cmd_irqs },
+    Command { name: "domains", args: "", help: "the irq domain tree with sizes", run: cmd_domains },
+    Command { name: "irq", args: "N", help: "every level of irq N: vector, CPU, previous target, move state, entry", run: cmd_irq },
+    Command { name: "vectors", args: "", help: "per CPU: vectors allocated, available, managed-reserved", run: cmd_vectors },
+    Command {
+        name: "affinity",
+        args: "N CPULIST",
+        help: "move irq N to CPUs in CPULIST (e.g. 0 or 1-3); on one CPU, to a new vector",
+        run: cmd_affinity,
+    },
+];
+
+fn online_cpus() -> usize {
+    crate::cpu::count().max(1)
+}
+
+fn cmd_irqs(args: &[&str]) -> Result<(), String> {
+    no_args(args)?;
+    let ncpu = online_cpus();
+    print!("{:>6}", "");
+    for c in 0..ncpu {
+        print!(" {:>10}", alloc::format!("CPU{c}"));
+    }
+    println!("  {:<22} {:>5} {:<6} name", "chips", "hwirq", "trig");
+    crate::irq::with_core(|core| {
+        for d in core.descs() {
+            print!("{:>5}:", d.virq);
+            for c in 0..ncpu {
+                print!(" {:>10}", d.counts.get(c).copied().unwrap_or(0));
+            }
+            let chain: alloc::vec::Vec<String> = core
+                .irq_levels(d.virq)
+                .map(|ls| ls.iter().map(|l| l.chip.clone()).collect())
+                .unwrap_or_default();
+            let trig = match (d.trigger, d.flow) {
+                (Trigger::Edge, _) => "edge",
+                (Trigger::Level, FlowKind::FastEoi) => "fasteoi",
+                (Trigger::Level, _) => "level",
+            };
+            let hw = core.irq_levels(d.virq).ok().and_then(|l| l.first().map(|l| l.hwirq)).unwrap_or(0);
+            let mut flags = String::new();
+            if d.disabled() {
+                flags.push_str(" [disabled]");
+            }
+            if d.state.storm_disabled {
+                flags.push_str(" [storm]");
+            }
+            println!("  {:<22} {:>5} {:<6} {}{}", chain.join("->"), hw, trig, d.name, flags);
+        }
+    })
+    .map_err(|e| alloc::format!("{e}"))?;
+    for v in 0..=255u8 {
+        let Some(h) = crate::irq::system_handler(v) else { continue };
+        print!("  {:#04x}", v);
+        for c in 0..ncpu {
+            let n = crate::cpu::get(c).map_or(0, |pc| pc.vector_counts[v as usize].load(Ordering::Relaxed));
+            print!(" {:>10}", n);
+        }
+        println!("  {:<22} {:>5} {:<6} {}", "LAPIC (system vector)", v, "-", h.name);
+    }
+    println!("spurious (unused vector): {}", crate::irq::spurious_total());
+    println!("COM1 bytes dropped (ring full): {}", crate::serial::rx_dropped());
+    Ok(())
+}
+
+fn cmd_domains(args: &[&str]) -> Result<(), String> {
+    no_args(args)?;
+    crate::irq::with_core(|core| {
+        println!("{:<28} {:>6} {:>9}", "domain", "size", "allocated");
+        for d in core.domain_tree() {
+            let name = alloc::format!("{:indent$}{}", "", d.name, indent = d.depth * 2);
+            println!("{:<28} {:>6} {:>9}", name, d.size, d.allocated);
+        }
+    })
+    .map_err(|e| alloc::format!("{e}"))
+}
+
+fn parse_virq(s: Option<&&str>) -> Result<Virq, String> {
+    let s = s.ok_or("missing irq number")?;
+    s.parse::<Virq>().map_err(|_| alloc::format!("'{s}' is not an irq number"))
+}
+
+fn cmd_irq(args: &[&str]) -> Result<(), String> {
+    let virq = parse_virq(args.first())?;
+    if args.len() > 1 {
+        return Err(alloc::format!("unexpected argument '{}'", args[1]));
+    }
+    crate::irq::with_core(|core| -> Result<(), String> {
+        let d = core.desc(virq).map_err(|e| alloc::format!("{e}"))?;
+        println!("irq {} '{}': flow {:?}, trigger {:?}, managed {}", virq, d.name, d.flow, d.trigger, d.managed);
+        println!(
+            "  state: started {}, masked {}, disable depth {}, pending {}, storm-disabled {}, unhandled {}",
+            d.state.started, d.state.masked, d.state.disable_depth, d.state.pending, d.state.storm_disabled, d.unhandled_total
+        );
+        let levels = core.irq_levels(virq).map_err(|e| alloc::format!("{e}"))?;
+        for (i, l) in levels.iter().enumerate() {
+            print!("  level {}: {:<14} chip {:<8} hwirq {}", i, l.domain, l.chip, l.hwirq);
+            if l.domain.starts_with("IO-APIC") {
+                if let Some(io) = crate::apic::ioapic::all().iter().find(|io| alloc::format!("IO-APIC-{}", io.entry.id) == l.domain) {
+                    let rte = io.read_rte(l.hwirq as u32);
+                    print!("  RTE: vector {:#04x} dest {} {:?}", rte.vector, rte.dest, rte.flags);
+                }
+            }
+            println!();
+        }
+        let v = core.vector.irq(virq).map_err(|e| alloc::format!("{e}"))?;
+        let state = match v.state {
+            VectorState::Active => "active",
+            VectorState::Reserved => "reserved",
+        };
+        println!(
+            "  vector: CPU {} (APIC id {}) vector {:#04x}, {}; affinity {:?}",
+            v.target.cpu, v.target.apic_id, v.target.vector.0, state, v.affinity.iter().collect::<alloc::vec::Vec<_>>()
+        );
+        match v.prev {
+            Some(p) => println!(
+                "  previous: CPU {} vector {:#04x}; move in progress {}",
+                p.cpu, p.vector.0, v.move_in_progress
+            ),
+            None => println!("  previous: none; move in progress {}", v.move_in_progress),
+        }
+        Ok(())
+    })
+    .map_err(|e| alloc::format!("{e}"))?
+}
+
+fn cmd_vectors(args: &[&str]) -> Result<(), String> {
+    no_args(args)?;
+    crate::irq::with_core(|core| {
+        let m = core.vector.matrix();
+        println!("{:>4} {:>7} {:>9} {:>9} {:>8}", "CPU", "online", "allocated", "available", "managed");
+        for cpu in 0..m.nr_cpus() {
+            if let Ok(s) = m.cpu_stats(cpu as CpuId) {
+                println!(
+                    "{:>4} {:>7} {:>9} {:>9} {:>8}",
+                    cpu,
+                    if m.is_online(cpu as CpuId) { "yes" } else { "no" },
+                    s.allocated,
+                    s.available,
+                    s.managed
+                );
+            }
+        }
+        println!("global: {} available, {} reserved", m.global_available(), m.global_reserved());
+    })
+    .map_err(|e| alloc::format!("{e}"))
+}
+
+fn cmd_affinity(args: &[&str]) -> Result<(), String> {
+    let virq = parse_virq(args.first())?;
+    let list = args.get(1).ok_or("missing CPU list")?;
+    if args.len() > 2 {
+        return Err(alloc::format!("unexpected argument '{}'", args[2]));
+    }
+    let mask = crate::irq::parse_cpulist(list)?;
+    // With one CPU in the mask and the irq already there, still move (to a new vector),
+    // so the mechanism can be watched before other CPUs are online.
+    let force = mask.weight() == 1;
+    let ch = crate::irq::set_affinity(virq, &mask, force).map_err(|e| alloc::format!("irq {virq}: {e}"))?;
+    println!(
+        "irq {}: CPU {} vector {:#04x} -> CPU {} vector {:#04x} ({} hardware step(s))",
+        virq, ch.old.cpu, ch.old.vector.0, ch.new.cpu, ch.new.vector.0, ch.steps
+    );
+    Ok(())
+}

@@ -1,0 +1,209 @@
+//! Starting an application processor: INIT–SIPI–SIPI (Intel SDM vol. 3, 9.4.4.1 and
+//! 11.6.1; timing as Linux's `wakeup_secondary_cpu_via_init`: INIT assert, 10 ms, INIT
+//! de-assert, then two STARTUP IPIs 200 µs apart), then the AP's own set-up in
+//! `ap_entry`. The same path restarts a parked CPU: INIT resets it whatever it was doing.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use super::{CpuState, SLOTS, trampoline};
+use crate::apic::local::{self, IpiDest, IpiKind, Reg};
+
+/// Kernel stack per AP. The heap is 32 MiB; 64 KiB + 3 × 16 KiB IST stacks per CPU
+/// suits the QEMU machines (≤ 64 CPUs); very large machines need a bigger heap.
+const AP_STACK_SIZE: usize = 64 * 1024;
+/// How long a started CPU has to report online. Linux waits 10 s; TCG with 8 vCPUs on
+/// two host cores answers in milliseconds.
+pub const ANSWER_TIMEOUT_NS: u64 = 2_000_000_000;
+const INIT_ASSERT_NS: u64 = 10_000_000;
+const SIPI_GAP_NS: u64 = 200_000;
+
+/// One start at a time: the trampoline page (and its stack) is shared. Protects: the
+/// trampoline's parameter block. Lock order: after stop_machine::LOCK, before PAGING.
+static START: spin::Mutex<()> = spin::Mutex::new(());
+
+/// Control registers the APs copy from the boot CPU (CR0, CR4, EFER).
+static BSP_CR0: AtomicU64 = AtomicU64::new(0);
+static BSP_CR4: AtomicU64 = AtomicU64::new(0);
+static BSP_EFER: AtomicU64 = AtomicU64::new(0);
+
+/// Resources an AP keeps for life: per-CPU block, GDT/TSS/IST stacks, kernel stack.
+struct Resources {
+    block: &'static crate::cpu::PerCpu,
+    gdt: &'static crate::gdt::CpuGdt,
+    stack_top: u64,
+}
+
+static RESOURCES: [spin::Once<Resources>; crate::cpu::MAX_CPUS] = [const { spin::Once::new() }; crate::cpu::MAX_CPUS];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartError {
+    NoSuchCpu,
+    AlreadyRunning(CpuState),
+    NoTrampoline,
+    OutOfMemory,
+    /// The kernel's mappings collide with the trampoline's identity slot.
+    Layout,
+    /// The local APIC never accepted the INIT or STARTUP IPI (xAPIC delivery status).
+    IpiNotSent(&'static str),
+    /// The CPU did not report online in time. `stage` says how far it got:
+    /// 0 never ran the trampoline, 1 real mode, 2 protected mode, 3 long mode,
+    /// 4 reached the kernel's entry.
+    NoAnswer { stage: u32, ms: u64 },
+}
+
+impl core::fmt::Display for StartError {
+    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        match self {
+            StartError::NoSuchCpu => f.write_str("no such CPU"),
+            StartError::AlreadyRunning(s) => write!(f, "is {}; only a present, failed or offline CPU can be started", s.name()),
+            StartError::NoTrampoline => f.write_str("no start-up trampoline (see the boot log)"),
+            StartError::OutOfMemory => f.write_str("no heap for its stacks and tables"),
+            StartError::Layout => f.write_str("kernel mappings collide with the trampoline's identity map"),
+            StartError::IpiNotSent(which) => write!(f, "the local APIC did not send the {which} IPI"),
+            StartError::NoAnswer { stage, ms } => write!(
+                f,
+                "never answered within {} ms (reached: {})",
+                ms,
+                match stage {
+                    0 => "nothing; it never ran the trampoline",
+                    1 => "real mode",
+                    2 => "protected mode",
+                    3 => "long mode",
+                    _ => "the kernel entry",
+                }
+            ),
+        }
+    }
+}
+
+/// Starts (or restarts) CPU `cpu` and waits until it is online. Returns the bring-up time
+/// in nanoseconds.
+pub fn start(cpu: usize) -> Result<u64, StartError> {
+    let apic = super::apic_id(cpu).ok_or(StartError::NoSuchCpu)?;
+    if cpu == 0 {
+        return Err(StartError::AlreadyRunning(super::state(0)));
+    }
+    match super::state(cpu) {
+        CpuState::Present | CpuState::Failed | CpuState::Parked => {}
+        s => return Err(StartError::AlreadyRunning(s)),
+    }
+    start_on(cpu, apic, ANSWER_TIMEOUT_NS)
+}
+
+fn resources(cpu: usize, apic: u32) -> Result<&'static Resources, StartError> {
+    if let Some(r) = RESOURCES[cpu].get() {
+        return Ok(r);
+    }
+    let block = crate::cpu::alloc_block(cpu as u32, apic).ok_or(StartError::OutOfMemory)?;
+    let gdt = crate::gdt::alloc_ap_tables().ok_or(StartError::OutOfMemory)?;
+    let stack_top = crate::gdt::alloc_stack(AP_STACK_SIZE).ok_or(StartError::OutOfMemory)?;
+    super::ipi::prepare(cpu).map_err(|_| StartError::OutOfMemory)?;
+    Ok(RESOURCES[cpu].call_once(|| Resources { block, gdt, stack_top }))
+}
+
+/// INIT–SIPI–SIPI to `apic` as CPU index `cpu`. Also used by tests with an APIC id that
+/// no CPU has, to prove that a silent CPU is reported.
+pub(crate) fn start_on(cpu: usize, apic: u32, timeout_ns: u64) -> Result<u64, StartError> {
+    let _guard = START.lock();
+    let page = trampoline::code_page().ok_or(StartError::NoTrampoline)?;
+    let res = resources(cpu, apic)?;
+    if !trampoline::kernel_avoids_slot0(ap_entry as usize as u64, res.stack_top) {
+        return Err(StartError::Layout);
+    }
+    BSP_CR0.store(x86_64::registers::control::Cr0::read_raw(), Ordering::Relaxed);
+    BSP_CR4.store(x86_64::registers::control::Cr4::read_raw(), Ordering::Relaxed);
+    BSP_EFER.store(x86_64::registers::model_specific::Efer::read_raw(), Ordering::Relaxed);
+    let (cr3, _) = x86_64::registers::control::Cr3::read_raw();
+    // SAFETY: the CPU is not running (never started, failed and re-INITed, or parked),
+    // so nothing has its GDT loaded.
+    unsafe { res.gdt.reset() };
+    trampoline::prepare(cr3.start_address().as_u64(), res.stack_top, ap_entry as usize as u64, cpu as u64)
+        .map_err(|_| StartError::NoTrampoline)?;
+    super::set_state(cpu, CpuState::Booting);
+
+    let send = |kind, what| {
+        if x86_64::instructions::interrupts::without_interrupts(|| local::send_ipi(IpiDest::Apic(apic), kind)) {
+            Ok(())
+        } else {
+            Err(StartError::IpiNotSent(what))
+        }
+    };
+    let t0 = crate::time::nanos_since_boot();
+    let result = (|| {
+        local::write(Reg::Esr, 0);
+        send(IpiKind::Init, "INIT")?;
+        crate::time::spin_for_ns(INIT_ASSERT_NS);
+        send(IpiKind::InitDeassert, "INIT de-assert")?;
+        // Two STARTUP IPIs (SDM 9.4.4.1); the second is ignored by a CPU that is already
+        // running, so skip it once the trampoline has been entered.
+        for _ in 0..2 {
+            if trampoline::stage() != 0 {
+                break;
+            }
+            local::write(Reg::Esr, 0);
+            send(IpiKind::Startup((page >> 12) as u8), "STARTUP")?;
+            crate::time::spin_for_ns(SIPI_GAP_NS);
+        }
+        let deadline = t0 + timeout_ns;
+        while super::state(cpu) != CpuState::Online {
+            if crate::time::nanos_since_boot() > deadline {
+                let stage = match trampoline::stage() {
+                    3 if super::state(cpu) == CpuState::Booting && ENTERED.load(Ordering::Acquire) == cpu as u64 + 1 => 4,
+                    s => s,
+                };
+                return Err(StartError::NoAnswer { stage, ms: timeout_ns / 1_000_000 });
+            }
+            core::hint::spin_loop();
+        }
+        Ok(crate::time::nanos_since_boot() - t0)
+    })();
+    match result {
+        Ok(ns) => {
+            SLOTS[cpu].bringup_ns.store(ns, Ordering::Relaxed);
+            Ok(ns)
+        }
+        Err(e) => {
+            // Put a half-started CPU back into wait-for-SIPI so it cannot run on in the
+            // shared trampoline while the next CPU uses it.
+            let _ = send(IpiKind::Init, "INIT");
+            super::set_state(cpu, CpuState::Failed);
+            Err(e)
+        }
+    }
+}
+
+/// Which CPU reached `ap_entry` last (index + 1), for the failure report.
+static ENTERED: AtomicU64 = AtomicU64::new(0);
+
+/// First Rust code on an AP, called by the trampoline on its kernel stack with the
+/// trampoline's page table still loaded.
+extern "C" fn ap_entry(cpu: u64, kernel_cr3: u64) -> ! {
+    // SAFETY: the kernel's top-level table maps this code and this stack exactly as the
+    // trampoline's table does (the trampoline copied its kernel slots). CR0/CR4/EFER
+    // take the boot CPU's values so paging features (WP, PGE, NXE) match.
+    unsafe {
+        core::arch::asm!("mov cr3, {}", in(reg) kernel_cr3, options(nostack, preserves_flags));
+        x86_64::registers::control::Cr4::write_raw(BSP_CR4.load(Ordering::Relaxed));
+        x86_64::registers::control::Cr0::write_raw(BSP_CR0.load(Ordering::Relaxed));
+        let efer = x86_64::registers::model_specific::Efer::read_raw();
+        // LMA (bit 10) is status, not control.
+        x86_64::registers::model_specific::Efer::write_raw(efer | (BSP_EFER.load(Ordering::Relaxed) & !(1 << 10)));
+    }
+    ENTERED.store(cpu + 1, Ordering::Release);
+    let cpu = cpu as usize;
+    let res = RESOURCES[cpu].get().expect("resources are allocated before the SIPI");
+    // SAFETY: the block is this CPU's alone and lives forever.
+    unsafe { crate::cpu::install(res.block) };
+    crate::gdt::load(res.gdt);
+    crate::interrupts::load();
+    local::init_this_cpu();
+    let id = local::id();
+    if id != res.block.apic_id {
+        crate::warn!("CPU {} has APIC id {} but the MADT said {}", cpu, id, res.block.apic_id);
+    }
+    super::mark_online(cpu);
+    if crate::time::lapic_timer_hz() != 0 {
+        crate::time::start_tick();
+    }
+    super::idle(cpu)
+}

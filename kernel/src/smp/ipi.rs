@@ -1,0 +1,245 @@
+//! Cross-CPU function calls over the CALL_FUNCTION vector.
+//!
+//! Each sending CPU owns one `CallBlock` (function, argument, per-target results and a
+//! pending mask). A call stores the function in the sender's block, sets the sender's
+//! bit in each target's request bitmap and sends the IPI; the target's handler runs
+//! every request it finds, stores its result and clears its pending bit. Nothing is
+//! allocated or locked on the handler side, so calls work from interrupt context and
+//! inside stop_machine.
+//!
+//! Functions are plain `fn(u64) -> u64`: a call that times out may still run later on
+//! the slow CPU, so it must not borrow the caller's stack. A sender cannot start a new
+//! call until every target of its previous one has answered (or parked): `Busy` names
+//! them.
+
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, AtomicPtr, Ordering};
+
+use super::{CpuSet, WORDS};
+use crate::apic::vectors;
+use crate::cpu::MAX_CPUS;
+
+pub type CallFn = fn(u64) -> u64;
+
+/// Default wait for a call to complete.
+pub const CALL_TIMEOUT_NS: u64 = 1_000_000_000;
+
+struct CallBlock {
+    /// A call from this sender is being set up or awaited.
+    busy: AtomicBool,
+    func: AtomicUsize,
+    arg: AtomicU64,
+    /// Targets that have not finished the current call.
+    pending: [AtomicU64; WORDS],
+    results: [AtomicU64; MAX_CPUS],
+}
+
+static BLOCKS: [AtomicPtr<CallBlock>; MAX_CPUS] = [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS];
+/// Per target: the senders whose block holds a request for it.
+static REQUESTS: [[AtomicU64; WORDS]; MAX_CPUS] = [const { [const { AtomicU64::new(0) }; WORDS] }; MAX_CPUS];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallError {
+    /// These targets are not online.
+    Offline(CpuSet),
+    /// This CPU's previous call still waits on these CPUs (or a call is in progress).
+    Busy(CpuSet),
+    /// These CPUs did not finish within the bound; the call may still run on them.
+    Timeout(CpuSet),
+    /// The calling CPU has no call block (SMP not initialised on it).
+    NotReady,
+}
+
+impl core::fmt::Display for CallError {
+    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        match self {
+            CallError::Offline(s) => write!(f, "CPU(s) {s} not online"),
+            CallError::Busy(s) if s.is_empty() => f.write_str("a call from this CPU is already in progress"),
+            CallError::Busy(s) => write!(f, "an earlier call from this CPU still waits on CPU(s) {s}"),
+            CallError::Timeout(s) => write!(f, "CPU(s) {s} did not answer in time"),
+            CallError::NotReady => f.write_str("SMP calls are not set up on this CPU"),
+        }
+    }
+}
+
+/// Allocates `cpu`'s call block (once).
+pub(crate) fn prepare(cpu: usize) -> Result<(), ()> {
+    if !BLOCKS[cpu].load(Ordering::Acquire).is_null() {
+        return Ok(());
+    }
+    let layout = core::alloc::Layout::new::<CallBlock>();
+    // SAFETY: non-zero size; an all-zero CallBlock is valid (atomics at 0, busy false).
+    let p = unsafe { alloc::alloc::alloc_zeroed(layout) } as *mut CallBlock;
+    if p.is_null() {
+        return Err(());
+    }
+    BLOCKS[cpu].store(p, Ordering::Release);
+    Ok(())
+}
+
+fn block(cpu: usize) -> Option<&'static CallBlock> {
+    let p = BLOCKS.get(cpu)?.load(Ordering::Acquire);
+    // SAFETY: non-null entries are leaked allocations that live forever.
+    (!p.is_null()).then(|| unsafe { &*p })
+}
+
+/// Registers the CALL_FUNCTION handler and the boot CPU's block.
+pub(crate) fn init() -> Result<(), crate::irq::IrqError> {
+    prepare(0).map_err(|_| crate::irq::IrqError::VectorInUse(vectors::CALL_FUNCTION))?;
+    crate::irq::register(
+        vectors::CALL_FUNCTION,
+        crate::irq::Source {
+            name: "call function",
+            chip: "LAPIC",
+            hwirq: u32::from(vectors::CALL_FUNCTION),
+            trigger: None,
+            handler: handle_call_function,
+        },
+    )
+}
+
+/// CALL_FUNCTION handler: join a stop_machine if one is gathering, then run requests.
+fn handle_call_function() {
+    let me = super::this_cpu();
+    super::stop_machine::maybe_join(me);
+    run_requests(me);
+}
+
+fn run_requests(me: usize) {
+    for w in 0..WORDS {
+        let mut senders = REQUESTS[me][w].swap(0, Ordering::AcqRel);
+        while senders != 0 {
+            let s = w * 64 + senders.trailing_zeros() as usize;
+            senders &= senders - 1;
+            let Some(b) = block(s) else { continue };
+            // SAFETY: `func` was stored from a `CallFn` before the request bit was set
+            // (Release), and we read the request bit with Acquire.
+            let f: CallFn = unsafe { core::mem::transmute::<usize, CallFn>(b.func.load(Ordering::Acquire)) };
+            let r = f(b.arg.load(Ordering::Acquire));
+            b.results[me].store(r, Ordering::Relaxed);
+            b.pending[me / 64].fetch_and(!(1 << (me % 64)), Ordering::Release);
+        }
+    }
+}
+
+/// Called by a CPU that parks: its queued requests will not run; clear them so their
+/// senders are not left busy.
+pub(crate) fn drop_requests(me: usize) {
+    for w in 0..WORDS {
+        let mut senders = REQUESTS[me][w].swap(0, Ordering::AcqRel);
+        while senders != 0 {
+            let s = w * 64 + senders.trailing_zeros() as usize;
+            senders &= senders - 1;
+            if let Some(b) = block(s) {
+                b.results[me].store(u64::MAX, Ordering::Relaxed);
+                b.pending[me / 64].fetch_and(!(1 << (me % 64)), Ordering::Release);
+            }
+        }
+    }
+}
+
+fn pending_set(b: &CallBlock) -> CpuSet {
+    CpuSet::from_words(core::array::from_fn(|i| b.pending[i].load(Ordering::Acquire)))
+}
+
+/// A call in flight; `wait` collects the results. Dropping it without waiting leaves
+/// the call to finish on its own (the next call from this CPU waits for it).
+pub struct CallHandle {
+    block: &'static CallBlock,
+    targets: CpuSet,
+    local: Option<(usize, u64)>,
+}
+
+impl CallHandle {
+    /// True once every remote target has finished.
+    pub fn done(&self) -> bool {
+        pending_set(self.block).is_empty()
+    }
+
+    /// Waits up to `timeout_ns` and returns (cpu, result) for every target, in CPU order.
+    pub fn wait(self, timeout_ns: u64) -> Result<Vec<(usize, u64)>, CallError> {
+        let deadline = crate::time::nanos_since_boot() + timeout_ns;
+        loop {
+            let p = pending_set(self.block);
+            if p.is_empty() {
+                break;
+            }
+            if crate::time::nanos_since_boot() > deadline {
+                return Err(CallError::Timeout(p));
+            }
+            core::hint::spin_loop();
+        }
+        let mut out: Vec<(usize, u64)> =
+            self.targets.iter().map(|c| (c, self.block.results[c].load(Ordering::Relaxed))).collect();
+        if let Some(l) = self.local {
+            out.push(l);
+            out.sort_unstable_by_key(|(c, _)| *c);
+        }
+        Ok(out)
+    }
+}
+
+impl Drop for CallHandle {
+    fn drop(&mut self) {
+        self.block.busy.store(false, Ordering::Release);
+    }
+}
+
+/// Starts `f(arg)` on every CPU of `targets` and returns at once. If the calling CPU is
+/// in the set, it runs `f` itself (interrupts off) before returning.
+pub fn call_async(targets: &CpuSet, f: CallFn, arg: u64) -> Result<CallHandle, CallError> {
+    let me = super::this_cpu();
+    let b = block(me).ok_or(CallError::NotReady)?;
+    let offline = targets.minus(&super::online_mask());
+    if !offline.is_empty() {
+        return Err(CallError::Offline(offline));
+    }
+    if b.busy.swap(true, Ordering::AcqRel) {
+        return Err(CallError::Busy(CpuSet::new()));
+    }
+    let stale = pending_set(b);
+    if !stale.is_empty() {
+        b.busy.store(false, Ordering::Release);
+        return Err(CallError::Busy(stale));
+    }
+    let mut remote = *targets;
+    remote.remove(me);
+    b.func.store(f as usize, Ordering::Release);
+    b.arg.store(arg, Ordering::Release);
+    for (i, w) in remote.words().iter().enumerate() {
+        b.pending[i].store(*w, Ordering::Release);
+    }
+    for t in remote.iter() {
+        REQUESTS[t][me / 64].fetch_or(1 << (me % 64), Ordering::AcqRel);
+        if !super::send_vector(t, vectors::CALL_FUNCTION) {
+            crate::warn!("call-function IPI to CPU {} not accepted by the local APIC", t);
+        }
+    }
+    let local = targets.contains(me).then(|| (me, x86_64::instructions::interrupts::without_interrupts(|| f(arg))));
+    Ok(CallHandle { block: b, targets: remote, local })
+}
+
+/// Runs `f(arg)` on every CPU of `targets` (including this one if listed) and waits.
+pub fn call_many(targets: &CpuSet, f: CallFn, arg: u64, timeout_ns: u64) -> Result<Vec<(usize, u64)>, CallError> {
+    call_async(targets, f, arg)?.wait(timeout_ns)
+}
+
+/// Runs `f(arg)` on `cpu` and returns its result.
+pub fn call_on(cpu: usize, f: CallFn, arg: u64) -> Result<u64, CallError> {
+    if cpu >= MAX_CPUS {
+        return Err(CallError::Offline(CpuSet::new()));
+    }
+    Ok(call_many(&CpuSet::one(cpu), f, arg, CALL_TIMEOUT_NS)?[0].1)
+}
+
+/// Runs `f(arg)` on every online CPU except this one.
+pub fn call_on_others(f: CallFn, arg: u64) -> Result<Vec<(usize, u64)>, CallError> {
+    let mut set = super::online_mask();
+    set.remove(super::this_cpu());
+    call_many(&set, f, arg, CALL_TIMEOUT_NS)
+}
+
+/// Runs `f(arg)` on every online CPU, this one included.
+pub fn call_on_all(f: CallFn, arg: u64) -> Result<Vec<(usize, u64)>, CallError> {
+    call_many(&super::online_mask(), f, arg, CALL_TIMEOUT_NS)
+}
