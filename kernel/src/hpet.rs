@@ -7,6 +7,33 @@ const GCAP_ID: u64 = 0x00;
 const GEN_CONF: u64 = 0x10;
 const MAIN_COUNTER: u64 = 0xf0;
 const GEN_CONF_ENABLE: u64 = 1 << 0;
+/// Legacy replacement routing steals timers 0/1 for IRQ0/IRQ8; we route explicitly.
+const GEN_CONF_LEGACY: u64 = 1 << 1;
+
+const fn timer_conf(n: u32) -> u64 {
+    0x100 + 0x20 * n as u64
+}
+const fn timer_comparator(n: u32) -> u64 {
+    0x108 + 0x20 * n as u64
+}
+
+bitflags::bitflags! {
+    /// Timer N configuration and capability register, low half (spec 2.3.8).
+    #[derive(Clone, Copy, Debug)]
+    pub struct TimerConf: u64 {
+        const LEVEL = 1 << 1;
+        const INT_ENABLE = 1 << 2;
+        const PERIODIC = 1 << 3;
+        const PERIODIC_CAP = 1 << 4;
+        const SIZE_64_CAP = 1 << 5;
+        const VAL_SET = 1 << 6;
+        const MODE_32 = 1 << 8;
+        const FSB_ENABLE = 1 << 14;
+        const FSB_CAP = 1 << 15;
+    }
+}
+const ROUTE_SHIFT: u64 = 9;
+const ROUTE_MASK: u64 = 0x1f << ROUTE_SHIFT;
 /// Femtoseconds per tick must be non-zero and at most 100 ns (spec 2.3.4).
 const MAX_PERIOD_FS: u64 = 100_000_000;
 
@@ -47,7 +74,7 @@ pub fn init(base: u64) -> Result<&'static Hpet, HpetError> {
     }
     let comparators = ((cap >> 8) & 0x1f) as u32 + 1;
     let conf = regs.read64(GEN_CONF);
-    regs.write64(GEN_CONF, conf | GEN_CONF_ENABLE);
+    regs.write64(GEN_CONF, (conf & !GEN_CONF_LEGACY) | GEN_CONF_ENABLE);
     Ok(HPET.call_once(|| Hpet { regs, period_fs, comparators }))
 }
 
@@ -64,6 +91,42 @@ impl Hpet {
     pub fn phys(&self) -> u64 {
         self.regs.phys()
     }
+    /// I/O APIC inputs timer `n` can be routed to (bit i = GSI i).
+    pub fn route_cap(&self, n: u32) -> u32 {
+        (self.regs.read64(timer_conf(n)) >> 32) as u32
+    }
+
+    /// Sets timer `n` up as a one-shot, edge-triggered, 64-bit comparator routed to
+    /// I/O APIC input `gsi`, with its interrupt disabled until `set_enabled`.
+    pub fn setup_oneshot(&self, n: u32, gsi: u32) -> Result<(), &'static str> {
+        if n >= self.comparators {
+            return Err("no such comparator");
+        }
+        if gsi >= 32 || self.route_cap(n) & (1 << gsi) == 0 {
+            return Err("the comparator cannot be routed to that GSI");
+        }
+        let conf = TimerConf::from_bits_retain(self.regs.read64(timer_conf(n)));
+        if !conf.contains(TimerConf::SIZE_64_CAP) {
+            return Err("the comparator is 32-bit only");
+        }
+        let keep = conf.bits() & !(ROUTE_MASK | 0xffff_ffff_0000_0000);
+        let mut new = TimerConf::from_bits_retain(keep);
+        new.remove(TimerConf::LEVEL | TimerConf::INT_ENABLE | TimerConf::PERIODIC | TimerConf::MODE_32 | TimerConf::FSB_ENABLE);
+        self.regs.write64(timer_conf(n), new.bits() | (u64::from(gsi) << ROUTE_SHIFT));
+        Ok(())
+    }
+
+    pub fn set_enabled(&self, n: u32, on: bool) {
+        let mut conf = TimerConf::from_bits_retain(self.regs.read64(timer_conf(n)));
+        conf.set(TimerConf::INT_ENABLE, on);
+        self.regs.write64(timer_conf(n), conf.bits());
+    }
+
+    /// Fires timer `n` (one-shot) when the main counter reaches `deadline`.
+    pub fn arm(&self, n: u32, deadline: u64) {
+        self.regs.write64(timer_comparator(n), deadline);
+    }
+
     /// Counter ticks in `ns` nanoseconds.
     pub fn ticks_for_ns(&self, ns: u64) -> u64 {
         (u128::from(ns) * 1_000_000 / u128::from(self.period_fs)) as u64

@@ -14,6 +14,7 @@ mod console;
 mod cpu;
 mod gdt;
 mod hpet;
+mod hpet_chain;
 mod interrupts;
 mod iommu;
 mod irq;
@@ -66,7 +67,7 @@ fn kmain(boot: &'static mut bootloader_api::BootInfo) -> ! {
     pic::disable();
     match apic::local::init_bsp(platform.lapic_address, true) {
         Ok(mode) => log!("local APIC: {:?} mode, id {}", mode, apic::local::id()),
-        Err(e) => panic!("local APIC unusable: {:?}", e),
+        Err(e) => panic!("local APIC unusable: {}", e),
     }
     cpu::set_bsp_apic_id(apic::local::id());
 
@@ -82,7 +83,7 @@ fn kmain(boot: &'static mut bootloader_api::BootInfo) -> ! {
             time::lapic_timer_hz() / 1000,
             time::calibration_source()
         ),
-        Err(e) => error!("clock calibration failed: {:?}; no periodic tick", e),
+        Err(e) => error!("clock calibration failed: {}; no periodic tick", e),
     }
 
     apic::ioapic::init(&platform.io_apics);

@@ -17,6 +17,7 @@ pub static TESTS: &[Test] = &[
     ktest!(com1_byte_raises_ioapic_interrupt),
     ktest!(s5_package_is_decoded),
     ktest!(dmar_describes_qemus_iommu_or_plan_says_why_not),
+    Test { name: "hpet_chain::moves_under_fire_lose_nothing", run: crate::hpet_chain::moves_under_fire_lose_nothing },
 ];
 
 fn breakpoint_is_caught_and_resumed() -> TestResult {

@@ -21,7 +21,7 @@ pub struct Command {
 }
 
 /// Every command table, in `help` order.
-static GROUPS: &[&[Command]] = &[BASE, crate::irq::shell::COMMANDS];
+static GROUPS: &[&[Command]] = &[BASE, crate::irq::shell::COMMANDS, crate::hpet_chain::COMMANDS];
 
 fn commands() -> impl Iterator<Item = &'static Command> {
     GROUPS.iter().flat_map(|g| g.iter())
@@ -156,8 +156,9 @@ fn cmd_info(args: &[&str]) -> Result<(), String> {
     }
     match crate::hpet::get() {
         Some(h) => println!(
-            "HPET: at {:#x}, {} comparators, period {} fs",
+            "HPET: at {:#x} (ACPI HPET number {}), {} comparators, period {} fs",
             h.phys(),
+            p.hpet.map_or(0, |e| e.number),
             h.comparators(),
             h.period_fs()
         ),

@@ -66,6 +66,15 @@ pub enum CalibrationError {
     NoLapicTimer,
 }
 
+impl core::fmt::Display for CalibrationError {
+    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        match self {
+            CalibrationError::ReferenceStuck(r) => write!(f, "the {r} did not advance"),
+            CalibrationError::NoLapicTimer => f.write_str("the local APIC timer does not count"),
+        }
+    }
+}
+
 /// Length of one calibration window, and how many windows (median taken).
 const WINDOW_NS: u64 = 20_000_000;
 const WINDOWS: usize = 5;

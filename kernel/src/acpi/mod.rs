@@ -61,7 +61,6 @@ pub struct SourceOverride {
 pub struct HpetEntry {
     pub base: u64,
     pub number: u8,
-    pub comparators: u8,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -214,7 +213,6 @@ fn read_hpet(tables: &AcpiTables<KernelAcpiHandler>, p: &mut Platform) {
             p.hpet = Some(HpetEntry {
                 base: h.base_address as u64,
                 number: h.hpet_number,
-                comparators: h.num_comparators,
             })
         }
         Err(acpi::AcpiError::TableNotFound(_)) => p.problem(format_args!("no HPET table")),

@@ -2,7 +2,7 @@
 //! and 64-bit redirection table entries (RTEs) routing each input pin to a vector.
 
 use alloc::vec::Vec;
-use crate::acpi::{IoApicEntry, Polarity, Trigger};
+use crate::acpi::IoApicEntry;
 use crate::memory::mmio::{self, Mmio};
 
 const IOREGSEL: u64 = 0x00;
@@ -159,15 +159,4 @@ pub fn init(entries: &[IoApicEntry]) {
 /// The I/O APIC and pin that carry `gsi`.
 pub fn lookup(gsi: u32) -> Option<(&'static IoApic, u32)> {
     all().iter().find(|io| io.gsi_range().contains(&gsi)).map(|io| (io, gsi - io.entry.gsi_base))
-}
-
-pub fn flags_for(polarity: Polarity, trigger: Trigger) -> RteFlags {
-    let mut f = RteFlags::empty();
-    if polarity == Polarity::Low {
-        f |= RteFlags::ACTIVE_LOW;
-    }
-    if trigger == Trigger::Level {
-        f |= RteFlags::LEVEL;
-    }
-    f
 }

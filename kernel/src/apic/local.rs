@@ -18,8 +18,6 @@ pub enum Reg {
     Tpr = 0x80,
     Eoi = 0xb0,
     Svr = 0xf0,
-    Isr0 = 0x100,
-    Tmr0 = 0x180,
     Irr0 = 0x200,
     Esr = 0x280,
     IcrLow = 0x300,
@@ -93,6 +91,14 @@ pub fn write(reg: Reg, value: u32) {
 #[derive(Debug)]
 pub enum ApicError {
     Map(mmio::MmioError),
+}
+
+impl core::fmt::Display for ApicError {
+    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        match self {
+            ApicError::Map(e) => write!(f, "cannot map the xAPIC registers: {e}"),
+        }
+    }
 }
 
 /// Enables the boot CPU's local APIC in x2APIC mode if the CPU has it, else xAPIC.
@@ -173,10 +179,6 @@ pub fn irr_pending(vector: u8) -> bool {
     bit_in(Reg::Irr0, vector)
 }
 
-/// In-Service Register bit: the vector is being handled and awaits EOI.
-pub fn in_service(vector: u8) -> bool {
-    bit_in(Reg::Isr0, vector)
-}
 
 /// Sends `vector` to this CPU.
 pub fn self_ipi(vector: u8) {

@@ -4,7 +4,6 @@
 
 use sluice_irq_core::vector as v;
 
-pub const FIRST_DEVICE: u8 = v::FIRST_EXTERNAL_VECTOR.0;
 /// Where a reserved-but-not-started or shut-down irq points: its handler only reports.
 pub const SHUTDOWN: u8 = v::SHUTDOWN_VECTOR.0;
 pub const LOCAL_TIMER: u8 = v::LOCAL_TIMER_VECTOR.0;

@@ -71,11 +71,25 @@ fn register_handler(h: Handler) -> u64 {
 }
 
 /// Routes ISA IRQ `isa` (through the MADT's source overrides) to a new irq on `affinity`
-/// and starts it with `handler`. Returns the virq.
+/// and starts it with `handler`. Legacy ISA irqs keep their Linux numbers (virq = IRQ).
 pub fn request_isa(isa: u8, name: &str, affinity: CpuMask, handler: Handler) -> Result<Virq, IrqError> {
-    let (gsi, polarity, trig) = crate::acpi::platform().isa_route(isa);
+    let (gsi, polarity, trigger) = crate::acpi::platform().isa_route(isa);
+    request_gsi(gsi, trigger, polarity, Some(Virq::from(isa)), name, affinity, handler)
+}
+
+/// Allocates an irq for I/O APIC input `gsi` (virq `virq`, or the lowest free one above
+/// the legacy range), targets it at `affinity`, and starts it with `handler`.
+pub fn request_gsi(
+    gsi: u32,
+    trigger: crate::acpi::Trigger,
+    polarity: crate::acpi::Polarity,
+    virq: Option<Virq>,
+    name: &str,
+    affinity: CpuMask,
+    handler: Handler,
+) -> Result<Virq, IrqError> {
     let (io, pin) = ioapic::lookup(gsi).ok_or(IrqError::UnknownDomain)?;
-    let trigger = match trig {
+    let trigger = match trigger {
         crate::acpi::Trigger::Edge => Trigger::Edge,
         crate::acpi::Trigger::Level => Trigger::Level,
     };
@@ -89,8 +103,7 @@ pub fn request_isa(isa: u8, name: &str, affinity: CpuMask, handler: Handler) -> 
     let token = register_handler(handler);
     with_core(|c| {
         let dom = c.select_domain(&spec).ok_or(IrqError::UnknownDomain)?;
-        // Legacy ISA irqs keep their Linux numbers (virq = ISA irq).
-        let req = IrqAlloc { flow, virq: Some(Virq::from(isa)), ..IrqAlloc::edge(affinity) };
+        let req = IrqAlloc { flow, virq, ..IrqAlloc::edge(affinity) };
         let virq = c.alloc_irq(dom, &spec, &req)?;
         if let Err(e) = c.request_irq(virq, token, name) {
             let _ = c.free_irq(virq, 1);

@@ -43,14 +43,8 @@ pub struct Mmio {
 }
 
 impl Mmio {
-    pub fn virt(&self) -> u64 {
-        self.base
-    }
     pub fn phys(&self) -> u64 {
         self.phys
-    }
-    pub fn len(&self) -> u64 {
-        self.len
     }
 
     /// Reads a 32-bit register. Offsets past the mapping panic (a driver bug, not data).

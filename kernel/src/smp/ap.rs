@@ -107,7 +107,7 @@ pub(crate) fn start_on(cpu: usize, apic: u32, timeout_ns: u64) -> Result<u64, St
     let _guard = START.lock();
     let page = trampoline::code_page().ok_or(StartError::NoTrampoline)?;
     let res = resources(cpu, apic)?;
-    if !trampoline::kernel_avoids_slot0(ap_entry as usize as u64, res.stack_top) {
+    if !trampoline::kernel_avoids_slot0(ap_entry as *const () as u64, res.stack_top) {
         return Err(StartError::Layout);
     }
     BSP_CR0.store(x86_64::registers::control::Cr0::read_raw(), Ordering::Relaxed);
@@ -117,7 +117,7 @@ pub(crate) fn start_on(cpu: usize, apic: u32, timeout_ns: u64) -> Result<u64, St
     // SAFETY: the CPU is not running (never started, failed and re-INITed, or parked),
     // so nothing has its GDT loaded.
     unsafe { res.gdt.reset() };
-    trampoline::prepare(cr3.start_address().as_u64(), res.stack_top, ap_entry as usize as u64, cpu as u64)
+    trampoline::prepare(cr3.start_address().as_u64(), res.stack_top, ap_entry as *const () as u64, cpu as u64)
         .map_err(|_| StartError::NoTrampoline)?;
     super::set_state(cpu, CpuState::Booting);
 

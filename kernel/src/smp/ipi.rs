@@ -84,18 +84,10 @@ fn block(cpu: usize) -> Option<&'static CallBlock> {
 }
 
 /// Registers the CALL_FUNCTION handler and the boot CPU's block.
-pub(crate) fn init() -> Result<(), crate::irq::IrqError> {
-    prepare(0).map_err(|_| crate::irq::IrqError::VectorInUse(vectors::CALL_FUNCTION))?;
-    crate::irq::register(
-        vectors::CALL_FUNCTION,
-        crate::irq::Source {
-            name: "call function",
-            chip: "LAPIC",
-            hwirq: u32::from(vectors::CALL_FUNCTION),
-            trigger: None,
-            handler: handle_call_function,
-        },
-    )
+pub(crate) fn init() -> Result<(), alloc::string::String> {
+    prepare(0).map_err(|_| alloc::string::String::from("no heap for the call block"))?;
+    crate::irq::register_system(vectors::CALL_FUNCTION, "call function", handle_call_function)
+        .map_err(|e| alloc::format!("{e}"))
 }
 
 /// CALL_FUNCTION handler: join a stop_machine if one is gathering, then run requests.

@@ -157,8 +157,8 @@ fn blob() -> &'static [u8] {
 }
 
 fn data_offset() -> usize {
-    // SAFETY: both symbols are in the same blob; only their addresses are taken.
-    unsafe { (&raw const sluice_trampoline_data) as usize - (&raw const sluice_trampoline_start) as usize }
+    // Both symbols are in the same blob; only their addresses are taken.
+    (&raw const sluice_trampoline_data) as usize - (&raw const sluice_trampoline_start) as usize
 }
 
 /// Reserves the trampoline pages from the boot memory map and copies the code there.

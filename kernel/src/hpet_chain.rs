@@ -1,0 +1,230 @@
+//! A lost-interrupt detector: an HPET comparator in one-shot mode, routed through the
+//! I/O APIC, that only its own handler re-arms. If one interrupt is ever lost the chain
+//! stops for good — exactly how a device that waits for its edge to be serviced fails —
+//! so "handled keeps growing and equals armed" proves nothing was lost.
+//!
+//! A deadline that has already passed when written never fires (until the 64-bit counter
+//! wraps), so `arm` re-arms further out if it sees the counter beyond the deadline; an
+//! interrupt from such a superseded deadline may still arrive and is counted as stale,
+//! not as a link of the chain.
+
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use sluice_irq_core::desc::IrqReturn;
+use sluice_irq_core::{CpuMask, Virq};
+
+use crate::hpet::{self, Hpet};
+
+/// Time from one link to the next.
+pub const PERIOD_NS: u64 = 1_000_000;
+
+static RUNNING: AtomicBool = AtomicBool::new(false);
+static TIMER: AtomicU32 = AtomicU32::new(0);
+static VIRQ: AtomicU32 = AtomicU32::new(u32::MAX);
+/// Links armed / handled, interrupts from superseded deadlines, current deadline.
+static ARMED: AtomicU64 = AtomicU64::new(0);
+static HANDLED: AtomicU64 = AtomicU64::new(0);
+static STALE: AtomicU64 = AtomicU64::new(0);
+static DEADLINE: AtomicU64 = AtomicU64::new(0);
+/// HPET counter at the last handled link.
+static LAST_LINK: AtomicU64 = AtomicU64::new(0);
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+    pub armed: u64,
+    pub handled: u64,
+    pub stale: u64,
+    /// HPET time since the last link, in ns.
+    pub since_last_ns: u64,
+}
+
+pub fn stats() -> Stats {
+    let since = hpet::get().map_or(0, |h| h.ticks_to_ns(h.counter().saturating_sub(LAST_LINK.load(Ordering::SeqCst))));
+    Stats {
+        armed: ARMED.load(Ordering::SeqCst),
+        handled: HANDLED.load(Ordering::SeqCst),
+        stale: STALE.load(Ordering::SeqCst),
+        since_last_ns: since,
+    }
+}
+
+pub fn virq() -> Option<Virq> {
+    match VIRQ.load(Ordering::SeqCst) {
+        u32::MAX => None,
+        v => Some(v as Virq),
+    }
+}
+
+fn arm_next(h: &Hpet, timer: u32) {
+    let mut delta = h.ticks_for_ns(PERIOD_NS);
+    loop {
+        let deadline = h.counter() + delta;
+        DEADLINE.store(deadline, Ordering::SeqCst);
+        h.arm(timer, deadline);
+        if h.counter() < deadline {
+            break;
+        }
+        delta *= 2; // we were too slow (a vCPU descheduled by the host): go further out
+    }
+    ARMED.fetch_add(1, Ordering::SeqCst);
+}
+
+fn on_fire() -> IrqReturn {
+    let Some(h) = hpet::get() else { return IrqReturn::NotHandled };
+    let now = h.counter();
+    if now < DEADLINE.load(Ordering::SeqCst) {
+        STALE.fetch_add(1, Ordering::SeqCst);
+        return IrqReturn::Handled;
+    }
+    HANDLED.fetch_add(1, Ordering::SeqCst);
+    LAST_LINK.store(now, Ordering::SeqCst);
+    if RUNNING.load(Ordering::SeqCst) {
+        arm_next(h, TIMER.load(Ordering::SeqCst));
+    } else {
+        DEADLINE.store(u64::MAX, Ordering::SeqCst);
+    }
+    IrqReturn::Handled
+}
+
+/// Starts the chain on the last comparator, routed through the highest I/O APIC input
+/// it can reach that is free, targeted at `affinity`. Idempotent per boot: the irq is
+/// allocated once and reused.
+pub fn start(affinity: &CpuMask) -> Result<Virq, alloc::string::String> {
+    let h = hpet::get().ok_or("no HPET")?;
+    if RUNNING.load(Ordering::SeqCst) {
+        return Err("already running".into());
+    }
+    let timer = h.comparators() - 1;
+    let virq = match virq() {
+        Some(v) => {
+            crate::irq::set_affinity(v, affinity, false).map_err(|e| alloc::format!("{e}"))?;
+            v
+        }
+        None => {
+            let cap = h.route_cap(timer);
+            let mut last_err = alloc::string::String::from("no routable I/O APIC input");
+            let mut got = None;
+            for gsi in (0..32).rev().filter(|g| cap & (1 << g) != 0) {
+                if let Err(e) = h.setup_oneshot(timer, gsi) {
+                    last_err = e.into();
+                    continue;
+                }
+                match crate::irq::request_gsi(
+                    gsi,
+                    crate::acpi::Trigger::Edge,
+                    crate::acpi::Polarity::High,
+                    None,
+                    "HPET chain",
+                    *affinity,
+                    on_fire,
+                ) {
+                    Ok(v) => {
+                        got = Some(v);
+                        break;
+                    }
+                    Err(e) => last_err = alloc::format!("GSI {gsi}: {e}"),
+                }
+            }
+            let v = got.ok_or(last_err)?;
+            VIRQ.store(v as u32, Ordering::SeqCst);
+            TIMER.store(timer, Ordering::SeqCst);
+            v
+        }
+    };
+    ARMED.store(0, Ordering::SeqCst);
+    HANDLED.store(0, Ordering::SeqCst);
+    STALE.store(0, Ordering::SeqCst);
+    LAST_LINK.store(h.counter(), Ordering::SeqCst);
+    RUNNING.store(true, Ordering::SeqCst);
+    h.set_enabled(timer, true);
+    arm_next(h, timer);
+    Ok(virq)
+}
+
+/// Stops re-arming and waits (bounded) for the last armed link to be handled.
+pub fn stop() -> Stats {
+    RUNNING.store(false, Ordering::SeqCst);
+    let deadline = crate::time::nanos_since_boot() + 20 * PERIOD_NS + 100_000_000;
+    while HANDLED.load(Ordering::SeqCst) < ARMED.load(Ordering::SeqCst) && crate::time::nanos_since_boot() < deadline {
+        x86_64::instructions::hlt();
+    }
+    if let Some(h) = hpet::get() {
+        h.set_enabled(TIMER.load(Ordering::SeqCst), false);
+    }
+    stats()
+}
+
+pub static COMMANDS: &[crate::shell::Command] = &[crate::shell::Command {
+    name: "hpet-chain",
+    args: "start [CPULIST] | stop | status",
+    help: "self-re-arming HPET interrupt through the I/O APIC: a stall means a lost interrupt",
+    run: cmd_chain,
+}];
+
+fn print_stats(s: &Stats) {
+    crate::println!(
+        "hpet-chain: armed {} handled {} lost {} stale {}; last link {} us ago; irq {:?}",
+        s.armed,
+        s.handled,
+        s.armed.saturating_sub(s.handled),
+        s.stale,
+        s.since_last_ns / 1000,
+        virq()
+    );
+}
+
+fn cmd_chain(args: &[&str]) -> Result<(), alloc::string::String> {
+    match args {
+        ["start"] | ["start", _] => {
+            let mask = match args.get(1) {
+                Some(l) => crate::irq::parse_cpulist(l)?,
+                None => CpuMask::single(0),
+            };
+            let v = start(&mask)?;
+            crate::println!("hpet-chain: running on irq {v}, one link every {} us", PERIOD_NS / 1000);
+            Ok(())
+        }
+        ["stop"] => {
+            print_stats(&stop());
+            Ok(())
+        }
+        ["status"] => {
+            print_stats(&stats());
+            Ok(())
+        }
+        [] => Err("missing subcommand".into()),
+        [other, ..] => Err(alloc::format!("unknown subcommand '{other}'")),
+    }
+}
+
+/// Moves the chain's irq to a new vector 30 times while it fires: the I/O APIC's
+/// two-step move must lose nothing (a loss stops the chain for good). Each move waits
+/// for two links, the first of which completes the move; 100 ms without one is a stall.
+pub fn moves_under_fire_lose_nothing() -> crate::ktest::TestResult {
+    const MOVES: u32 = 30;
+    const STALL_NS: u64 = 100_000_000;
+    let virq = start(&CpuMask::single(0))?;
+    let (mut moved, mut busy) = (0, 0);
+    for _ in 0..MOVES {
+        let before = stats().handled;
+        match crate::irq::set_affinity(virq, &CpuMask::single(0), true) {
+            Ok(_) => moved += 1,
+            Err(sluice_irq_core::IrqError::Busy) => busy += 1, // cleanup of the last move not yet run
+            Err(e) => {
+                stop();
+                return Err(alloc::format!("move failed: {e}"));
+            }
+        }
+        while stats().handled < before + 2 {
+            if stats().since_last_ns > STALL_NS {
+                let s = stop();
+                return Err(alloc::format!("chain stalled after {moved} moves: {s:?}"));
+            }
+            core::hint::spin_loop();
+        }
+    }
+    let s = stop();
+    crate::log!("hpet-chain under moves: {} moves ({} refused busy), {:?}", moved, busy, s);
+    crate::check!(s.handled == s.armed, "lost {} interrupt(s): armed {} handled {}", s.armed - s.handled, s.armed, s.handled);
+    crate::check!(moved >= MOVES * 2 / 3, "only {} of {} moves went through ({} busy)", moved, MOVES, busy);
+    Ok(())
+}

@@ -1,0 +1,278 @@
+//! stop_machine: every online CPU rendezvous through PREPARE → DISABLE_IRQ → RUN → EXIT
+//! (Linux `multi_cpu_stop`), the function runs on the chosen CPU(s) in RUN while the
+//! others spin with interrupts off, and each CPU's interrupt state is restored on exit.
+//!
+//! The whole state machine is one atomic word: generation (32 bits) | stage (8) |
+//! count (24). Arrival in PREPARE is a compare-and-swap that only succeeds while this
+//! generation is still gathering, so the initiator can abort the gathering after a bound
+//! and a CPU that arrives late (still stuck with interrupts off when the bound expired)
+//! sees the abort and leaves without touching anything: the straggler is reported
+//! instead of everyone hanging. Once every CPU has arrived, each later stage advances
+//! when all have acknowledged it (the last acknowledger moves the stage on).
+//!
+//! Other CPUs join from the CALL_FUNCTION handler (so they already have interrupts off).
+
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+use super::{AtomicCpuSet, CpuSet};
+use crate::apic::vectors;
+use crate::cpu::MAX_CPUS;
+
+pub type StopFn = fn(u64) -> u64;
+
+/// How long the initiator waits for every CPU to arrive (TCG with 8 vCPUs on two host
+/// cores answers an IPI in well under a millisecond; a CPU with interrupts off does not).
+pub const ARRIVE_TIMEOUT_NS: u64 = 500_000_000;
+/// Bound on the later stages (only a function that never returns can exceed it).
+const STAGE_TIMEOUT_NS: u64 = 10_000_000_000;
+
+const PREPARE: u64 = 1;
+const DISABLE_IRQ: u64 = 2;
+const RUN: u64 = 3;
+const EXIT: u64 = 4;
+const DONE: u64 = 5;
+const ABORT: u64 = 6;
+
+/// Serialises stop_machine calls. Protects: every static below. Lock order: outermost.
+static LOCK: spin::Mutex<()> = spin::Mutex::new(());
+static CTRL: AtomicU64 = AtomicU64::new(0);
+static NR: AtomicU32 = AtomicU32::new(0);
+static FUNC: AtomicUsize = AtomicUsize::new(0);
+static ARG: AtomicU64 = AtomicU64::new(0);
+static PARTICIPANTS: AtomicCpuSet = AtomicCpuSet::new();
+static RUN_ON: AtomicCpuSet = AtomicCpuSet::new();
+static ARRIVED: AtomicCpuSet = AtomicCpuSet::new();
+static IRQS_OFF_IN_RUN: AtomicCpuSet = AtomicCpuSet::new();
+static RESULTS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+/// Per CPU: the last generation it joined (so it never joins one twice).
+static JOINED: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
+
+fn pack(epoch: u32, stage: u64, count: u64) -> u64 {
+    (u64::from(epoch) << 32) | (stage << 24) | count
+}
+fn gen_of(w: u64) -> u32 {
+    (w >> 32) as u32
+}
+fn stage_of(w: u64) -> u64 {
+    (w >> 24) & 0xff
+}
+fn count_of(w: u64) -> u64 {
+    w & 0xff_ffff
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopError {
+    /// Another stop_machine is in progress.
+    Busy,
+    /// A CPU chosen to run the function is not online.
+    NotOnline(CpuSet),
+    /// These CPUs did not arrive within the bound; nothing ran.
+    Stragglers(CpuSet),
+    /// A later stage did not complete (the function did not return on some CPU).
+    Stuck { stage: u64 },
+}
+
+impl core::fmt::Display for StopError {
+    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        match self {
+            StopError::Busy => f.write_str("another stop_machine is in progress"),
+            StopError::NotOnline(s) => write!(f, "CPU(s) {s} not online"),
+            StopError::Stragglers(s) => write!(f, "CPU(s) {s} did not arrive in time (interrupts off?); nothing ran"),
+            StopError::Stuck { stage } => write!(f, "stage {stage} did not complete"),
+        }
+    }
+}
+
+/// What a completed stop_machine saw.
+#[derive(Debug)]
+pub struct StopReport {
+    /// (cpu, result) for every CPU that ran the function.
+    pub results: Vec<(usize, u64)>,
+    pub participants: CpuSet,
+    /// CPUs that had interrupts disabled when RUN began (should be all participants).
+    pub irqs_off_in_run: CpuSet,
+    /// From the first IPI to the end of EXIT, nanoseconds.
+    pub ns: u64,
+}
+
+/// Runs `f(arg)` on every CPU of `run_on` with all online CPUs stopped, interrupts off.
+pub fn stop_machine(f: StopFn, arg: u64, run_on: &CpuSet) -> Result<StopReport, StopError> {
+    stop_machine_bounded(f, arg, run_on, ARRIVE_TIMEOUT_NS)
+}
+
+/// As `stop_machine`, with the arrival bound given.
+pub fn stop_machine_bounded(f: StopFn, arg: u64, run_on: &CpuSet, arrive_ns: u64) -> Result<StopReport, StopError> {
+    let _guard = LOCK.try_lock().ok_or(StopError::Busy)?;
+    let me = super::this_cpu();
+    let participants = super::online_mask();
+    let not_online = run_on.minus(&participants);
+    if !not_online.is_empty() {
+        return Err(StopError::NotOnline(not_online));
+    }
+    let epoch = match gen_of(CTRL.load(Ordering::Acquire)).wrapping_add(1) {
+        0 => 1,
+        g => g,
+    };
+    PARTICIPANTS.store(&participants);
+    RUN_ON.store(run_on);
+    ARRIVED.store(&CpuSet::new());
+    IRQS_OFF_IN_RUN.store(&CpuSet::new());
+    FUNC.store(f as usize, Ordering::Release);
+    ARG.store(arg, Ordering::Release);
+    NR.store(participants.count() as u32, Ordering::Release);
+    JOINED[me].store(epoch, Ordering::Release);
+    let t0 = crate::time::nanos_since_boot();
+    CTRL.store(pack(epoch, PREPARE, 0), Ordering::Release);
+    for t in participants.iter().filter(|t| *t != me) {
+        super::send_vector(t, vectors::CALL_FUNCTION);
+    }
+    let outcome = participate(me, epoch, Some(t0 + arrive_ns));
+    match outcome {
+        Outcome::Completed => {
+            // Wait until every CPU has acknowledged EXIT, so none still reads our state.
+            let deadline = crate::time::nanos_since_boot() + STAGE_TIMEOUT_NS;
+            while CTRL.load(Ordering::Acquire) != pack(epoch, DONE, 0) {
+                if crate::time::nanos_since_boot() > deadline {
+                    return Err(StopError::Stuck { stage: EXIT });
+                }
+                core::hint::spin_loop();
+            }
+        }
+        Outcome::Aborted => {
+            // Wait for the CPUs that did arrive to leave, then name the ones that did not.
+            let deadline = crate::time::nanos_since_boot() + STAGE_TIMEOUT_NS;
+            while count_of(CTRL.load(Ordering::Acquire)) != 0 {
+                if crate::time::nanos_since_boot() > deadline {
+                    return Err(StopError::Stuck { stage: ABORT });
+                }
+                core::hint::spin_loop();
+            }
+            return Err(StopError::Stragglers(participants.minus(&ARRIVED.load())));
+        }
+        Outcome::Stuck(stage) => return Err(StopError::Stuck { stage }),
+        Outcome::Late => return Err(StopError::Stuck { stage: PREPARE }),
+    }
+    let ns = crate::time::nanos_since_boot() - t0;
+    Ok(StopReport {
+        results: run_on.iter().map(|c| (c, RESULTS[c].load(Ordering::Acquire))).collect(),
+        participants,
+        irqs_off_in_run: IRQS_OFF_IN_RUN.load(),
+        ns,
+    })
+}
+
+/// Called from the CALL_FUNCTION handler: join the current generation if it is gathering
+/// and this CPU is one of its participants.
+pub(crate) fn maybe_join(me: usize) {
+    let w = CTRL.load(Ordering::Acquire);
+    let epoch = gen_of(w);
+    if stage_of(w) != PREPARE || JOINED[me].load(Ordering::Acquire) == epoch || !PARTICIPANTS.get(me) {
+        return;
+    }
+    JOINED[me].store(epoch, Ordering::Release);
+    participate(me, epoch, None);
+}
+
+enum Outcome {
+    Completed,
+    Aborted,
+    /// Arrived after the gathering ended; did nothing.
+    Late,
+    Stuck(u64),
+}
+
+/// Moves stage `stage` of `epoch` one acknowledgement on; the last CPU advances it.
+fn ack(epoch: u32, stage: u64) {
+    let n = u64::from(NR.load(Ordering::Acquire));
+    let mut w = CTRL.load(Ordering::Acquire);
+    loop {
+        debug_assert!(gen_of(w) == epoch && stage_of(w) == stage);
+        let c = count_of(w) + 1;
+        let new = if c == n { pack(epoch, stage + 1, 0) } else { pack(epoch, stage, c) };
+        match CTRL.compare_exchange_weak(w, new, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return,
+            Err(now) => w = now,
+        }
+    }
+}
+
+fn participate(me: usize, epoch: u32, abort_at: Option<u64>) -> Outcome {
+    let n = u64::from(NR.load(Ordering::Acquire));
+    // Arrive: only while this generation is still gathering.
+    let mut w = CTRL.load(Ordering::Acquire);
+    loop {
+        if gen_of(w) != epoch || stage_of(w) != PREPARE {
+            return Outcome::Late;
+        }
+        let c = count_of(w) + 1;
+        let new = if c == n { pack(epoch, DISABLE_IRQ, 0) } else { pack(epoch, PREPARE, c) };
+        match CTRL.compare_exchange_weak(w, new, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => break,
+            Err(now) => w = now,
+        }
+    }
+    ARRIVED.set(me, true);
+    let mut cur = PREPARE;
+    let mut saved_if = None;
+    let stuck_at = crate::time::nanos_since_boot() + STAGE_TIMEOUT_NS;
+    let outcome = loop {
+        let w = CTRL.load(Ordering::Acquire);
+        let stage = stage_of(w);
+        if stage == ABORT {
+            // Leave: take our arrival back so the initiator knows we are gone.
+            let mut w = w;
+            loop {
+                let new = pack(epoch, ABORT, count_of(w) - 1);
+                match CTRL.compare_exchange_weak(w, new, Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => break,
+                    Err(now) => w = now,
+                }
+            }
+            break Outcome::Aborted;
+        }
+        if stage != cur && stage != DONE {
+            cur = stage;
+            match stage {
+                DISABLE_IRQ => {
+                    saved_if = Some(x86_64::instructions::interrupts::are_enabled());
+                    x86_64::instructions::interrupts::disable();
+                }
+                RUN => {
+                    if !x86_64::instructions::interrupts::are_enabled() {
+                        IRQS_OFF_IN_RUN.set(me, true);
+                    }
+                    if RUN_ON.get(me) {
+                        // SAFETY: FUNC holds a StopFn stored before CTRL was published.
+                        let f: StopFn = unsafe { core::mem::transmute::<usize, StopFn>(FUNC.load(Ordering::Acquire)) };
+                        RESULTS[me].store(f(ARG.load(Ordering::Acquire)), Ordering::Release);
+                    }
+                }
+                _ => {}
+            }
+            ack(epoch, stage);
+            if stage == EXIT {
+                break Outcome::Completed;
+            }
+            continue;
+        }
+        let now = crate::time::nanos_since_boot();
+        if stage == PREPARE
+            && let Some(t) = abort_at
+            && now > t
+        {
+            // Stop the gathering; fails harmlessly if the last CPU just arrived.
+            let _ = CTRL.compare_exchange(w, pack(epoch, ABORT, count_of(w)), Ordering::AcqRel, Ordering::Acquire);
+            continue;
+        }
+        if now > stuck_at {
+            crate::error!("stop_machine: CPU {} gave up waiting in stage {}", me, stage);
+            break Outcome::Stuck(stage);
+        }
+        core::hint::spin_loop();
+    };
+    if saved_if == Some(true) {
+        x86_64::instructions::interrupts::enable();
+    }
+    outcome
+}

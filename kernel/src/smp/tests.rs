@@ -1,0 +1,192 @@
+//! In-kernel SMP tests: bring-up, call-function IPIs, stop_machine, park and restart.
+//! With one CPU the multi-CPU cases reduce to what one CPU can show.
+
+use alloc::format;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use super::{CpuSet, CpuState, ipi, stop_machine};
+use crate::ktest::{Test, TestResult};
+use crate::{check, ktest};
+
+pub static TESTS: &[Test] = &[
+    ktest!(all_madt_cpus_come_online),
+    ktest!(call_function_returns_each_cpus_own_index),
+    ktest!(call_on_others_and_all_answer_once_each),
+    ktest!(call_to_a_cpu_that_is_not_online_is_refused),
+    ktest!(silent_cpu_is_reported_not_waited_for),
+    ktest!(stop_machine_runs_with_interrupts_off_everywhere),
+    ktest!(stop_machine_runs_only_on_the_chosen_cpu),
+    ktest!(stop_machine_reports_a_straggler_with_interrupts_off),
+    ktest!(parked_cpu_restarts_with_init_sipi),
+];
+
+fn my_index(_: u64) -> u64 {
+    crate::cpu::current_index() as u64
+}
+
+fn all_madt_cpus_come_online() -> TestResult {
+    let madt = crate::acpi::platform().cpus.len();
+    check!(super::possible() == madt, "{} CPU indices for {} MADT CPUs", super::possible(), madt);
+    check!(super::online_count() == madt, "{} of {} CPUs online: {}", super::online_count(), madt, super::online_mask());
+    for cpu in 0..madt {
+        check!(super::state(cpu) == CpuState::Online, "CPU {} is {}", cpu, super::state(cpu).name());
+        let pc = crate::cpu::get(cpu).ok_or_else(|| format!("CPU {cpu} has no per-CPU block"))?;
+        check!(pc.index as usize == cpu, "CPU {}'s block says index {}", cpu, pc.index);
+        check!(Some(pc.apic_id) == super::apic_id(cpu), "CPU {} APIC id {} vs slot {:?}", cpu, pc.apic_id, super::apic_id(cpu));
+        check!(
+            crate::acpi::platform().cpus.iter().any(|c| c.apic_id == pc.apic_id),
+            "CPU {} APIC id {} not in the MADT",
+            cpu,
+            pc.apic_id
+        );
+    }
+    // Every AP takes its own tick.
+    crate::time::spin_for_ns(50_000_000);
+    for cpu in 1..madt {
+        let t = crate::cpu::get(cpu).map_or(0, |pc| pc.ticks.load(Ordering::Relaxed));
+        check!(t > 0, "CPU {} has taken no timer ticks", cpu);
+    }
+    Ok(())
+}
+
+fn call_function_returns_each_cpus_own_index() -> TestResult {
+    for cpu in super::online_mask().iter() {
+        let r = ipi::call_on(cpu, my_index, 0).map_err(|e| format!("call on CPU {cpu}: {e}"))?;
+        check!(r == cpu as u64, "call on CPU {} ran on CPU {}", cpu, r);
+    }
+    Ok(())
+}
+
+static RUNS: AtomicU64 = AtomicU64::new(0);
+
+fn count_and_index(_: u64) -> u64 {
+    RUNS.fetch_add(1, Ordering::SeqCst);
+    crate::cpu::current_index() as u64
+}
+
+fn call_on_others_and_all_answer_once_each() -> TestResult {
+    let n = super::online_count();
+    RUNS.store(0, Ordering::SeqCst);
+    let r = ipi::call_on_others(count_and_index, 0).map_err(|e| format!("others: {e}"))?;
+    check!(r.len() == n - 1, "{} answers from {} other CPUs", r.len(), n - 1);
+    check!(r.iter().all(|(c, v)| *c as u64 == *v && *c != super::this_cpu()), "answers {:?}", r);
+    check!(RUNS.load(Ordering::SeqCst) == (n - 1) as u64, "ran {} times", RUNS.load(Ordering::SeqCst));
+    let r = ipi::call_on_all(count_and_index, 0).map_err(|e| format!("all: {e}"))?;
+    check!(r.len() == n && r.iter().all(|(c, v)| *c as u64 == *v), "answers {:?}", r);
+    check!(RUNS.load(Ordering::SeqCst) == (2 * n - 1) as u64, "ran {} times in total", RUNS.load(Ordering::SeqCst));
+    Ok(())
+}
+
+fn call_to_a_cpu_that_is_not_online_is_refused() -> TestResult {
+    let cpu = super::possible();
+    match ipi::call_on(cpu, my_index, 0) {
+        Err(ipi::CallError::Offline(s)) => check!(s.contains(cpu), "refusal names {} not {}", s, cpu),
+        other => return Err(format!("call to absent CPU {cpu}: {other:?}")),
+    }
+    Ok(())
+}
+
+fn silent_cpu_is_reported_not_waited_for() -> TestResult {
+    if super::trampoline::code_page().is_none() {
+        return Ok(()); // one CPU: no trampoline was installed
+    }
+    // An APIC id no CPU has (and not the xAPIC broadcast 0xff), as a spare index.
+    let ids: alloc::vec::Vec<u32> = crate::acpi::platform().cpus.iter().map(|c| c.apic_id).collect();
+    let bogus = (0x80..0xfe).find(|i| !ids.contains(i)).ok_or("no free APIC id")?;
+    let spare = crate::cpu::MAX_CPUS - 1;
+    let t0 = crate::time::nanos_since_boot();
+    let r = super::ap::start_on(spare, bogus, 100_000_000);
+    let ms = (crate::time::nanos_since_boot() - t0) / 1_000_000;
+    super::set_state(spare, CpuState::Absent);
+    match r {
+        Err(super::ap::StartError::NoAnswer { stage: 0, .. }) => {}
+        other => return Err(format!("start of APIC id {bogus}: {other:?}")),
+    }
+    check!(ms < 1000, "the report took {} ms", ms);
+    Ok(())
+}
+
+fn probe_irqs(_: u64) -> u64 {
+    u64::from(x86_64::instructions::interrupts::are_enabled())
+}
+
+fn stop_machine_runs_with_interrupts_off_everywhere() -> TestResult {
+    let online = super::online_mask();
+    let before = x86_64::instructions::interrupts::are_enabled();
+    let r = stop_machine::stop_machine(probe_irqs, 0, &online).map_err(|e| format!("{e}"))?;
+    check!(x86_64::instructions::interrupts::are_enabled() == before, "interrupt state not restored");
+    check!(r.participants == online, "participants {} vs online {}", r.participants, online);
+    check!(r.irqs_off_in_run == online, "interrupts off in RUN only on {} of {}", r.irqs_off_in_run, online);
+    check!(r.results.len() == online.count(), "{} results", r.results.len());
+    check!(r.results.iter().all(|(_, v)| *v == 0), "function saw interrupts on: {:?}", r.results);
+    Ok(())
+}
+
+static STOP_RUNS: AtomicU64 = AtomicU64::new(0);
+
+fn record_runner(x: u64) -> u64 {
+    STOP_RUNS.fetch_add(1, Ordering::SeqCst);
+    x ^ crate::cpu::current_index() as u64
+}
+
+fn stop_machine_runs_only_on_the_chosen_cpu() -> TestResult {
+    let target = super::online_mask().iter().last().unwrap_or(0);
+    STOP_RUNS.store(0, Ordering::SeqCst);
+    let r = stop_machine::stop_machine(record_runner, 0x5a00, &CpuSet::one(target)).map_err(|e| format!("{e}"))?;
+    check!(STOP_RUNS.load(Ordering::SeqCst) == 1, "ran {} times", STOP_RUNS.load(Ordering::SeqCst));
+    check!(r.results == [(target, 0x5a00 ^ target as u64)], "results {:?}, wanted CPU {}", r.results, target);
+    Ok(())
+}
+
+/// Spins with interrupts off (it runs in the CALL_FUNCTION handler) for `ns`.
+fn spin_irqs_off(ns: u64) -> u64 {
+    let off = !x86_64::instructions::interrupts::are_enabled();
+    crate::time::spin_for_ns(ns);
+    u64::from(off)
+}
+
+fn stop_machine_reports_a_straggler_with_interrupts_off() -> TestResult {
+    let Some(victim) = super::online_mask().iter().filter(|c| *c != super::this_cpu()).last() else {
+        return Ok(()); // one CPU: nobody can straggle
+    };
+    let h = ipi::call_async(&CpuSet::one(victim), spin_irqs_off, 600_000_000).map_err(|e| format!("{e}"))?;
+    crate::time::spin_for_ns(20_000_000); // let the victim enter its spin
+    let t0 = crate::time::nanos_since_boot();
+    let r = stop_machine::stop_machine_bounded(probe_irqs, 0, &CpuSet::one(super::this_cpu()), 150_000_000);
+    let ms = (crate::time::nanos_since_boot() - t0) / 1_000_000;
+    let spun = h.wait(2_000_000_000).map_err(|e| format!("victim's spin: {e}"))?;
+    match r {
+        Err(stop_machine::StopError::Stragglers(s)) => check!(s == CpuSet::one(victim), "stragglers {} instead of {{{}}}", s, victim),
+        other => return Err(format!("stop_machine with CPU {victim} spinning: {other:?}")),
+    }
+    check!(ms < 1000, "the report took {} ms", ms);
+    check!(spun == [(victim, 1)], "victim did not spin with interrupts off: {:?}", spun);
+    // The late IPI finds the aborted generation and leaves; the next stop_machine works.
+    let r = stop_machine::stop_machine(probe_irqs, 0, &super::online_mask()).map_err(|e| format!("after: {e}"))?;
+    check!(r.irqs_off_in_run == super::online_mask(), "after: interrupts off only on {}", r.irqs_off_in_run);
+    Ok(())
+}
+
+fn parked_cpu_restarts_with_init_sipi() -> TestResult {
+    let Some(cpu) = super::online_mask().iter().filter(|c| *c != 0 && *c != super::this_cpu()).last() else {
+        return Ok(());
+    };
+    let ticks = |c: usize| crate::cpu::get(c).map_or(0, |pc| pc.ticks.load(Ordering::Relaxed));
+    super::park(cpu).map_err(|e| format!("park CPU {cpu}: {e}"))?;
+    check!(!super::is_online(cpu) && super::state(cpu) == CpuState::Parked, "CPU {} is {}", cpu, super::state(cpu).name());
+    match ipi::call_on(cpu, my_index, 0) {
+        Err(ipi::CallError::Offline(_)) => {}
+        other => return Err(format!("call to parked CPU {cpu}: {other:?}")),
+    }
+    let t = ticks(cpu);
+    crate::time::spin_for_ns(30_000_000);
+    check!(ticks(cpu) == t, "parked CPU {} still ticks", cpu);
+    let ns = super::ap::start(cpu).map_err(|e| format!("restart CPU {cpu}: {e}"))?;
+    check!(super::is_online(cpu), "CPU {} not online after restart", cpu);
+    let r = ipi::call_on(cpu, my_index, 0).map_err(|e| format!("call after restart: {e}"))?;
+    check!(r == cpu as u64, "call on restarted CPU {} ran on {}", cpu, r);
+    crate::time::spin_for_ns(30_000_000);
+    check!(ticks(cpu) > t, "restarted CPU {} does not tick", cpu);
+    crate::log!("CPU {} parked and restarted ({} us)", cpu, ns / 1000);
+    Ok(())
+}
