@@ -98,6 +98,7 @@ fn kmain(boot: &'static mut bootloader_api::BootInfo) -> ! {
     if time::lapic_timer_hz() != 0 {
         time::start_tick();
     }
+    smp::init(boot);
     log!("boot complete");
     shell::run()
 }
