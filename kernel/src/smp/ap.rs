@@ -87,7 +87,34 @@ pub fn start(cpu: usize) -> Result<u64, StartError> {
         CpuState::Present | CpuState::Failed | CpuState::Parked => {}
         s => return Err(StartError::AlreadyRunning(s)),
     }
-    start_on(cpu, apic, ANSWER_TIMEOUT_NS)
+    start_on(cpu, apic, ANSWER_TIMEOUT_NS, false)
+}
+
+/// Boot-time start of many CPUs: one INIT (10 ms) for all of them, then STARTUP IPIs one
+/// CPU at a time (they share the trampoline). The SDM's own MP initialisation example
+/// (vol. 3, 9.4.4.1) INITs all APs together. Returns (cpu, result) per CPU.
+pub fn start_all(cpus: &[usize]) -> alloc::vec::Vec<(usize, Result<u64, StartError>)> {
+    let send = |apic, kind| x86_64::instructions::interrupts::without_interrupts(|| local::send_ipi(IpiDest::Apic(apic), kind));
+    let ready: alloc::vec::Vec<(usize, u32)> = cpus
+        .iter()
+        .filter_map(|c| super::apic_id(*c).map(|a| (*c, a)))
+        .filter(|(c, _)| matches!(super::state(*c), CpuState::Present | CpuState::Failed | CpuState::Parked))
+        .collect();
+    let mut inited = alloc::vec::Vec::new();
+    for (c, a) in &ready {
+        inited.push((*c, send(*a, IpiKind::Init)));
+    }
+    crate::time::spin_for_ns(INIT_ASSERT_NS);
+    for (_, a) in &ready {
+        send(*a, IpiKind::InitDeassert);
+    }
+    cpus.iter()
+        .map(|c| match ready.iter().find(|(r, _)| r == c) {
+            None => (*c, start(*c)),
+            Some((_, a)) if inited.iter().any(|(i, ok)| i == c && *ok) => (*c, start_on(*c, *a, ANSWER_TIMEOUT_NS, true)),
+            Some(_) => (*c, Err(StartError::IpiNotSent("INIT"))),
+        })
+        .collect()
 }
 
 fn resources(cpu: usize, apic: u32) -> Result<&'static Resources, StartError> {
@@ -101,9 +128,10 @@ fn resources(cpu: usize, apic: u32) -> Result<&'static Resources, StartError> {
     Ok(RESOURCES[cpu].call_once(|| Resources { block, gdt, stack_top }))
 }
 
-/// INIT–SIPI–SIPI to `apic` as CPU index `cpu`. Also used by tests with an APIC id that
-/// no CPU has, to prove that a silent CPU is reported.
-pub(crate) fn start_on(cpu: usize, apic: u32, timeout_ns: u64) -> Result<u64, StartError> {
+/// INIT–SIPI–SIPI to `apic` as CPU index `cpu` (SIPI–SIPI only when `init_done`: the
+/// caller has INITed it). Also used by tests with an APIC id that no CPU has, to prove
+/// that a silent CPU is reported.
+pub(crate) fn start_on(cpu: usize, apic: u32, timeout_ns: u64, init_done: bool) -> Result<u64, StartError> {
     let _guard = START.lock();
     let page = trampoline::code_page().ok_or(StartError::NoTrampoline)?;
     let res = resources(cpu, apic)?;
@@ -131,9 +159,11 @@ pub(crate) fn start_on(cpu: usize, apic: u32, timeout_ns: u64) -> Result<u64, St
     let t0 = crate::time::nanos_since_boot();
     let result = (|| {
         local::write(Reg::Esr, 0);
-        send(IpiKind::Init, "INIT")?;
-        crate::time::spin_for_ns(INIT_ASSERT_NS);
-        send(IpiKind::InitDeassert, "INIT de-assert")?;
+        if !init_done {
+            send(IpiKind::Init, "INIT")?;
+            crate::time::spin_for_ns(INIT_ASSERT_NS);
+            send(IpiKind::InitDeassert, "INIT de-assert")?;
+        }
         // Two STARTUP IPIs (SDM 9.4.4.1); the second is ignored by a CPU that is already
         // running, so skip it once the trampoline has been entered.
         for _ in 0..2 {

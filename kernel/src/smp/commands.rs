@@ -108,10 +108,13 @@ fn cmd_stop_machine(args: &[&str]) -> Result<(), String> {
     };
     let r = stop_machine::stop_machine(probe, 0, &CpuSet::one(cpu)).map_err(|e| format!("stop_machine: {e}"))?;
     println!(
-        "stop_machine: {} CPUs {} in {} us; ran on CPU {} with interrupts {}; interrupts off in RUN on {}",
+        "stop_machine: {} CPUs {} in {} us (gather {} us, irqs off {} us, run {} us); ran on CPU {} with interrupts {}; interrupts off in RUN on {}",
         r.participants.count(),
         r.participants,
         r.ns / 1000,
+        r.stage_ns[0] / 1000,
+        r.stage_ns[1] / 1000,
+        r.stage_ns[2] / 1000,
         cpu,
         if r.results[0].1 == 0 { "off" } else { "ON" },
         r.irqs_off_in_run

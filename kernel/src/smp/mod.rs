@@ -275,8 +275,9 @@ pub fn init(boot: &'static bootloader_api::BootInfo) {
         }
     }
     let t0 = crate::time::nanos_since_boot();
-    for cpu in 1..n {
-        if let Err(e) = ap::start(cpu) {
+    let cpus: alloc::vec::Vec<usize> = (1..n).collect();
+    for (cpu, r) in ap::start_all(&cpus) {
+        if let Err(e) = r {
             crate::error!("SMP: CPU {} (APIC id {}) {}", cpu, SLOTS[cpu].apic_id.load(Ordering::Relaxed), e);
         }
     }
@@ -334,6 +335,26 @@ impl core::fmt::Display for ParkError {
     }
 }
 
+/// Asks the calling AP to park as soon as it is back in its idle loop. For the hotplug
+/// layer: the function that takes a CPU down runs on it inside stop_machine (and may
+/// already have soft-disabled its APIC, so no IPI could wake it); it calls this, and the
+/// CPU parks on its way out of stop_machine. `wait_parked` then waits for it.
+pub fn park_self_on_return() {
+    SLOTS[this_cpu()].park_requested.store(true, Ordering::Release);
+}
+
+/// Waits up to `timeout_ns` for `cpu` to reach the parked state.
+pub fn wait_parked(cpu: usize, timeout_ns: u64) -> Result<(), ParkError> {
+    let deadline = crate::time::nanos_since_boot() + timeout_ns;
+    while state(cpu) != CpuState::Parked {
+        if crate::time::nanos_since_boot() > deadline {
+            return Err(ParkError::Timeout);
+        }
+        core::hint::spin_loop();
+    }
+    Ok(())
+}
+
 /// Parks an application processor (the raw mechanism under `cpu off`; interrupts
 /// targeted at it are NOT migrated here — that is the hotplug layer's job, run in
 /// stop_machine before this). Waits until the CPU has halted.
@@ -349,14 +370,7 @@ pub fn park(cpu: usize) -> Result<(), ParkError> {
     }
     SLOTS[cpu].park_requested.store(true, Ordering::Release);
     send_vector(cpu, crate::apic::vectors::CALL_FUNCTION);
-    let deadline = crate::time::nanos_since_boot() + 1_000_000_000;
-    while state(cpu) != CpuState::Parked {
-        if crate::time::nanos_since_boot() > deadline {
-            return Err(ParkError::Timeout);
-        }
-        core::hint::spin_loop();
-    }
-    Ok(())
+    wait_parked(cpu, 1_000_000_000)
 }
 
 /// Stops every other CPU by NMI; they park in the NMI handler (the panic path).

@@ -7,8 +7,10 @@
 //! generation is still gathering, so the initiator can abort the gathering after a bound
 //! and a CPU that arrives late (still stuck with interrupts off when the bound expired)
 //! sees the abort and leaves without touching anything: the straggler is reported
-//! instead of everyone hanging. Once every CPU has arrived, each later stage advances
-//! when all have acknowledged it (the last acknowledger moves the stage on).
+//! instead of everyone hanging. Once every CPU has arrived, DISABLE_IRQ and RUN each
+//! advance when all have acknowledged them (the last acknowledger moves the stage on);
+//! EXIT, published by the last CPU to finish RUN, needs no acknowledgement: each CPU
+//! restores its interrupt state and leaves, reading nothing shared after that.
 //!
 //! Other CPUs join from the CALL_FUNCTION handler (so they already have interrupts off).
 
@@ -31,7 +33,6 @@ const PREPARE: u64 = 1;
 const DISABLE_IRQ: u64 = 2;
 const RUN: u64 = 3;
 const EXIT: u64 = 4;
-const DONE: u64 = 5;
 const ABORT: u64 = 6;
 
 /// Serialises stop_machine calls. Protects: every static below. Lock order: outermost.
@@ -44,6 +45,8 @@ static PARTICIPANTS: AtomicCpuSet = AtomicCpuSet::new();
 static RUN_ON: AtomicCpuSet = AtomicCpuSet::new();
 static ARRIVED: AtomicCpuSet = AtomicCpuSet::new();
 static IRQS_OFF_IN_RUN: AtomicCpuSet = AtomicCpuSet::new();
+/// When each stage began (ns since boot), for the report: DISABLE_IRQ, RUN, EXIT.
+static STAGE_AT: [AtomicU64; 3] = [const { AtomicU64::new(0) }; 3];
 static RESULTS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 /// Per CPU: the last generation it joined (so it never joins one twice).
 static JOINED: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
@@ -92,8 +95,10 @@ pub struct StopReport {
     pub participants: CpuSet,
     /// CPUs that had interrupts disabled when RUN began (should be all participants).
     pub irqs_off_in_run: CpuSet,
-    /// From the first IPI to the end of EXIT, nanoseconds.
+    /// From the first IPI to EXIT on the initiator, nanoseconds.
     pub ns: u64,
+    /// Time spent in PREPARE (gathering), DISABLE_IRQ and RUN, nanoseconds.
+    pub stage_ns: [u64; 3],
 }
 
 /// Runs `f(arg)` on every CPU of `run_on` with all online CPUs stopped, interrupts off.
@@ -129,16 +134,11 @@ pub fn stop_machine_bounded(f: StopFn, arg: u64, run_on: &CpuSet, arrive_ns: u64
     }
     let outcome = participate(me, epoch, Some(t0 + arrive_ns));
     match outcome {
-        Outcome::Completed => {
-            // Wait until every CPU has acknowledged EXIT, so none still reads our state.
-            let deadline = crate::time::nanos_since_boot() + STAGE_TIMEOUT_NS;
-            while CTRL.load(Ordering::Acquire) != pack(epoch, DONE, 0) {
-                if crate::time::nanos_since_boot() > deadline {
-                    return Err(StopError::Stuck { stage: EXIT });
-                }
-                core::hint::spin_loop();
-            }
-        }
+        // Seeing EXIT means every CPU acknowledged RUN: the function has finished
+        // everywhere and its results are published. Each CPU leaves on its own without
+        // touching shared state again (one fewer all-CPU barrier than acknowledging EXIT,
+        // which matters under TCG where every barrier waits for every vCPU thread).
+        Outcome::Completed => {}
         Outcome::Aborted => {
             // Wait for the CPUs that did arrive to leave, then name the ones that did not.
             let deadline = crate::time::nanos_since_boot() + STAGE_TIMEOUT_NS;
@@ -154,7 +154,10 @@ pub fn stop_machine_bounded(f: StopFn, arg: u64, run_on: &CpuSet, arrive_ns: u64
         Outcome::Late => return Err(StopError::Stuck { stage: PREPARE }),
     }
     let ns = crate::time::nanos_since_boot() - t0;
+    let at: [u64; 3] = core::array::from_fn(|i| STAGE_AT[i].load(Ordering::Relaxed));
+    let stage_ns = [at[0].saturating_sub(t0), at[1].saturating_sub(at[0]), at[2].saturating_sub(at[1])];
     Ok(StopReport {
+        stage_ns,
         results: run_on.iter().map(|c| (c, RESULTS[c].load(Ordering::Acquire))).collect(),
         participants,
         irqs_off_in_run: IRQS_OFF_IN_RUN.load(),
@@ -190,6 +193,9 @@ fn ack(epoch: u32, stage: u64) {
         debug_assert!(gen_of(w) == epoch && stage_of(w) == stage);
         let c = count_of(w) + 1;
         let new = if c == n { pack(epoch, stage + 1, 0) } else { pack(epoch, stage, c) };
+        if c == n {
+            STAGE_AT[(stage - 1) as usize].store(crate::time::nanos_since_boot(), Ordering::Relaxed);
+        }
         match CTRL.compare_exchange_weak(w, new, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => return,
             Err(now) => w = now,
@@ -207,6 +213,9 @@ fn participate(me: usize, epoch: u32, abort_at: Option<u64>) -> Outcome {
         }
         let c = count_of(w) + 1;
         let new = if c == n { pack(epoch, DISABLE_IRQ, 0) } else { pack(epoch, PREPARE, c) };
+        if c == n {
+            STAGE_AT[0].store(crate::time::nanos_since_boot(), Ordering::Relaxed);
+        }
         match CTRL.compare_exchange_weak(w, new, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => break,
             Err(now) => w = now,
@@ -231,7 +240,15 @@ fn participate(me: usize, epoch: u32, abort_at: Option<u64>) -> Outcome {
             }
             break Outcome::Aborted;
         }
-        if stage != cur && stage != DONE {
+        if gen_of(w) != epoch {
+            // A newer generation started: ours finished (we saw RUN complete) or its
+            // initiator gave up on it.
+            break if cur == RUN { Outcome::Completed } else { Outcome::Stuck(cur) };
+        }
+        if stage == EXIT {
+            break Outcome::Completed;
+        }
+        if stage != cur {
             cur = stage;
             match stage {
                 DISABLE_IRQ => {
@@ -251,9 +268,6 @@ fn participate(me: usize, epoch: u32, abort_at: Option<u64>) -> Outcome {
                 _ => {}
             }
             ack(epoch, stage);
-            if stage == EXIT {
-                break Outcome::Completed;
-            }
             continue;
         }
         let now = crate::time::nanos_since_boot();

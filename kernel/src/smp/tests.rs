@@ -18,6 +18,7 @@ pub static TESTS: &[Test] = &[
     ktest!(stop_machine_runs_only_on_the_chosen_cpu),
     ktest!(stop_machine_reports_a_straggler_with_interrupts_off),
     ktest!(parked_cpu_restarts_with_init_sipi),
+    ktest!(cpu_taken_down_in_stop_machine_parks_and_restarts),
 ];
 
 fn my_index(_: u64) -> u64 {
@@ -95,7 +96,7 @@ fn silent_cpu_is_reported_not_waited_for() -> TestResult {
     let bogus = (0x80..0xfe).find(|i| !ids.contains(i)).ok_or("no free APIC id")?;
     let spare = crate::cpu::MAX_CPUS - 1;
     let t0 = crate::time::nanos_since_boot();
-    let r = super::ap::start_on(spare, bogus, 100_000_000);
+    let r = super::ap::start_on(spare, bogus, 100_000_000, false);
     let ms = (crate::time::nanos_since_boot() - t0) / 1_000_000;
     super::set_state(spare, CpuState::Absent);
     match r {
@@ -188,5 +189,30 @@ fn parked_cpu_restarts_with_init_sipi() -> TestResult {
     crate::time::spin_for_ns(30_000_000);
     check!(ticks(cpu) > t, "restarted CPU {} does not tick", cpu);
     crate::log!("CPU {} parked and restarted ({} us)", cpu, ns / 1000);
+    Ok(())
+}
+
+/// The shape `cpu off`/`cpu on` will have: the take-down function runs on the dying CPU
+/// inside stop_machine, soft-disables its APIC (so no IPI can reach it afterwards) and
+/// asks to park on the way out; then INIT–SIPI brings it back.
+fn take_down(_: u64) -> u64 {
+    crate::apic::local::soft_disable();
+    super::park_self_on_return();
+    crate::cpu::current_index() as u64
+}
+
+fn cpu_taken_down_in_stop_machine_parks_and_restarts() -> TestResult {
+    let Some(cpu) = super::online_mask().iter().filter(|c| *c != 0 && *c != super::this_cpu()).next() else {
+        return Ok(());
+    };
+    let r = stop_machine::stop_machine(take_down, 0, &CpuSet::one(cpu)).map_err(|e| format!("{e}"))?;
+    check!(r.results == [(cpu, cpu as u64)], "take-down results {:?}", r.results);
+    super::wait_parked(cpu, 1_000_000_000).map_err(|e| format!("CPU {cpu}: {e}"))?;
+    check!(!super::is_online(cpu), "CPU {} still in the online mask", cpu);
+    let r = stop_machine::stop_machine(probe_irqs, 0, &super::online_mask()).map_err(|e| format!("without CPU {cpu}: {e}"))?;
+    check!(!r.participants.contains(cpu), "parked CPU {} took part", cpu);
+    super::ap::start(cpu).map_err(|e| format!("restart CPU {cpu}: {e}"))?;
+    let r = ipi::call_on(cpu, my_index, 0).map_err(|e| format!("call after restart: {e}"))?;
+    check!(r == cpu as u64, "call on restarted CPU {} ran on {}", cpu, r);
     Ok(())
 }
