@@ -13,7 +13,7 @@ fn scenario(profile: Profile, smp: u32) {
     let o = boot(
         profile,
         smp,
-        &["cpus", "ipi 1 20", "stop-machine 1", "ipi", "ipi 99", "ipi one", "ap-park 0", "cpus now", "test --exit smp"],
+        &["cpus", "ipi 1 20", "stop-machine 1", "ipi nmi 2", "ipi", "ipi 99", "ipi one", "ap-park 0", "cpus now", "test --exit smp"],
     );
     let out = &o.output;
     let ctx = format!("{profile} --smp {smp}");
@@ -29,12 +29,13 @@ fn scenario(profile: Profile, smp: u32) {
     }
     assert!(out.contains("CPU 1: 20 calls, round trip"), "{ctx}: ipi\n{out}");
     assert!(out.contains("ran on CPU 1 with interrupts off"), "{ctx}: stop-machine\n{out}");
+    assert!(out.contains("cpu2 warning: NMI at"), "{ctx}: NMI not taken on CPU 2\n{out}");
     assert!(out.contains("ipi: missing CPU number"), "{ctx}: ipi without args\n{out}");
     assert!(out.contains(&format!("ipi: no CPU 99: CPUs are 0..{}", smp - 1)), "{ctx}: ipi 99\n{out}");
     assert!(out.contains("ipi: 'one' is not a CPU number"), "{ctx}: ipi one\n{out}");
     assert!(out.contains("ap-park: CPU 0: the boot CPU"), "{ctx}: ap-park 0\n{out}");
     assert!(out.contains("cpus: unexpected argument 'now'"), "{ctx}: cpus now\n{out}");
-    assert!(out.contains("10 passed, 0 failed"), "{ctx}: test count\n{out}");
+    assert!(out.contains("11 passed, 0 failed"), "{ctx}: test count\n{out}");
 }
 
 #[test]

@@ -231,6 +231,8 @@ extern "C" fn ap_entry(cpu: u64, kernel_cr3: u64) -> ! {
     if id != res.block.apic_id {
         crate::warn!("CPU {} has APIC id {} but the MADT said {}", cpu, id, res.block.apic_id);
     }
+    // Requests queued while this CPU was down timed out at their senders; drop them.
+    super::ipi::drop_requests(cpu);
     super::mark_online(cpu);
     if crate::time::lapic_timer_hz() != 0 {
         crate::time::start_tick();

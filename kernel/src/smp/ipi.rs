@@ -189,6 +189,13 @@ pub fn call_async(targets: &CpuSet, f: CallFn, arg: u64) -> Result<CallHandle, C
     if b.busy.swap(true, Ordering::AcqRel) {
         return Err(CallError::Busy(CpuSet::new()));
     }
+    // A previous call that timed out may still wait on CPUs that have since parked (or
+    // never started): they dropped their requests or never had a handler; forget them.
+    for c in pending_set(b).iter() {
+        if matches!(super::state(c), super::CpuState::Parked | super::CpuState::Failed | super::CpuState::Present) {
+            b.pending[c / 64].fetch_and(!(1 << (c % 64)), Ordering::AcqRel);
+        }
+    }
     let stale = pending_set(b);
     if !stale.is_empty() {
         b.busy.store(false, Ordering::Release);

@@ -5,6 +5,21 @@
 //! order. Each index keeps its slot (APIC id, state, bring-up time) forever, so a CPU
 //! that is parked can be restarted later with `ap::start` (INIT–SIPI again).
 //!
+//! API for other subsystems (and the hotplug layer that will build `cpu off/on`):
+//! - `ipi::call_on(cpu, f, arg)`, `ipi::call_many(&set, f, arg, timeout)`,
+//!   `ipi::call_on_others`, `ipi::call_on_all`, `ipi::call_async(..).wait(timeout)`:
+//!   run `f: fn(u64) -> u64` on CPUs and collect (cpu, result); errors name the CPUs
+//!   that were offline or did not answer. `send_nmi(cpu)`.
+//! - `stop_machine::stop_machine(f, arg, &run_on)`: all online CPUs rendezvous with
+//!   interrupts off, `f` runs on the CPUs of `run_on`; `Stragglers(set)` if some CPU
+//!   did not arrive within `ARRIVE_TIMEOUT_NS` (nothing ran then).
+//! - Offline shape: `stop_machine(take_down, n, &CpuSet::one(n))` where `take_down`
+//!   (on CPU n) migrates its irqs, soft-disables its APIC and calls
+//!   `park_self_on_return()`; then `wait_parked(n, timeout)`. Online: `ap::start(n)`
+//!   (INIT–SIPI–SIPI again; the trampoline, per-CPU block, stacks and GDT are kept).
+//!   `park(n)` is the raw park for a CPU with nothing to migrate.
+//! - `online_mask()`, `is_online`, `state(cpu)`, `apic_id(cpu)`, `CpuSet`.
+//!
 //! Lock order (outermost first): stop_machine::LOCK → ap::START → memory::PAGING →
 //! heap. The call-function path takes no lock (atomics only), so it is usable from
 //! interrupt handlers and inside stop_machine.

@@ -13,6 +13,7 @@ pub static TESTS: &[Test] = &[
     ktest!(call_function_returns_each_cpus_own_index),
     ktest!(call_on_others_and_all_answer_once_each),
     ktest!(call_to_a_cpu_that_is_not_online_is_refused),
+    ktest!(call_timeout_names_the_slow_cpu_and_blocks_reuse_until_it_answers),
     ktest!(silent_cpu_is_reported_not_waited_for),
     ktest!(stop_machine_runs_with_interrupts_off_everywhere),
     ktest!(stop_machine_runs_only_on_the_chosen_cpu),
@@ -84,6 +85,25 @@ fn call_to_a_cpu_that_is_not_online_is_refused() -> TestResult {
         Err(ipi::CallError::Offline(s)) => check!(s.contains(cpu), "refusal names {} not {}", s, cpu),
         other => return Err(format!("call to absent CPU {cpu}: {other:?}")),
     }
+    Ok(())
+}
+
+fn call_timeout_names_the_slow_cpu_and_blocks_reuse_until_it_answers() -> TestResult {
+    let Some(victim) = super::online_mask().iter().filter(|c| *c != super::this_cpu()).last() else {
+        return Ok(());
+    };
+    let h = ipi::call_async(&CpuSet::one(victim), spin_irqs_off, 300_000_000).map_err(|e| format!("{e}"))?;
+    match h.wait(50_000_000) {
+        Err(ipi::CallError::Timeout(s)) => check!(s == CpuSet::one(victim), "timeout names {} not {}", s, victim),
+        other => return Err(format!("wait on a CPU spinning 300 ms: {other:?}")),
+    }
+    match ipi::call_on(victim, my_index, 0) {
+        Err(ipi::CallError::Busy(s)) => check!(s == CpuSet::one(victim), "busy names {} not {}", s, victim),
+        other => return Err(format!("second call while the first is outstanding: {other:?}")),
+    }
+    crate::time::spin_for_ns(400_000_000);
+    let r = ipi::call_on(victim, my_index, 0).map_err(|e| format!("after the slow call ended: {e}"))?;
+    check!(r == victim as u64, "ran on {} not {}", r, victim);
     Ok(())
 }
 
