@@ -87,8 +87,24 @@ pub fn alloc_ap_tables() -> Option<&'static CpuGdt> {
     for t in tops.iter_mut() {
         *t = VirtAddr::new(alloc_stack(IST_STACK_SIZE)?);
     }
-    let tss: &'static TaskStateSegment = alloc::boxed::Box::leak(alloc::boxed::Box::new(make_tss(tops)));
-    Some(alloc::boxed::Box::leak(alloc::boxed::Box::new(make_gdt(tss))))
+    let tss: &'static TaskStateSegment = leak(make_tss(tops))?;
+    leak(make_gdt(tss))
+}
+
+/// Moves `v` to the heap for good; None (instead of the allocation-failure abort of
+/// `Box::new`) when the heap is exhausted.
+fn leak<T>(v: T) -> Option<&'static T> {
+    let layout = core::alloc::Layout::new::<T>();
+    // SAFETY: T is not zero-sized here (TSS, GDT); null is handled; the memory is
+    // initialised by `write` before the reference is formed and never freed.
+    unsafe {
+        let p = alloc::alloc::alloc(layout) as *mut T;
+        if p.is_null() {
+            return None;
+        }
+        p.write(v);
+        Some(&*p)
+    }
 }
 
 /// Allocates a 16-byte aligned stack of `size` bytes that lives forever; returns its top.

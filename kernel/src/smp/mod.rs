@@ -309,8 +309,21 @@ pub(crate) fn idle(cpu: usize) -> ! {
         if SLOTS[cpu].park_requested.load(Ordering::Acquire) {
             park_this_cpu(cpu);
         }
+        if stop_machine::join_from_idle(cpu) {
+            continue;
+        }
+        IN_IDLE.set(cpu, true);
         x86_64::instructions::interrupts::enable_and_hlt();
+        IN_IDLE.set(cpu, false);
     }
+}
+
+/// CPUs halted in their idle loop: an interrupt there returns straight into the loop,
+/// so work that may sleep (joining stop_machine) is left to the loop.
+static IN_IDLE: AtomicCpuSet = AtomicCpuSet::new();
+
+pub(crate) fn in_idle(cpu: usize) -> bool {
+    IN_IDLE.get(cpu)
 }
 
 /// Leaves the online mask, stops the tick, soft-disables the local APIC and halts with

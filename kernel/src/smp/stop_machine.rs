@@ -45,6 +45,10 @@ static PARTICIPANTS: AtomicCpuSet = AtomicCpuSet::new();
 static RUN_ON: AtomicCpuSet = AtomicCpuSet::new();
 static ARRIVED: AtomicCpuSet = AtomicCpuSet::new();
 static IRQS_OFF_IN_RUN: AtomicCpuSet = AtomicCpuSet::new();
+/// CPUs waiting in PREPARE with `sti; hlt` (interrupts may still be on in PREPARE); whoever
+/// ends the gathering wakes them with an IPI. Sleeping instead of spinning matters under
+/// TCG, where spinning vCPU threads take host time from the vCPUs still on their way.
+static SLEEPERS: AtomicCpuSet = AtomicCpuSet::new();
 /// When each stage began (ns since boot), for the report: DISABLE_IRQ, RUN, EXIT.
 static STAGE_AT: [AtomicU64; 3] = [const { AtomicU64::new(0) }; 3];
 static RESULTS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
@@ -132,7 +136,8 @@ pub fn stop_machine_bounded(f: StopFn, arg: u64, run_on: &CpuSet, arrive_ns: u64
     for t in participants.iter().filter(|t| *t != me) {
         super::send_vector(t, vectors::CALL_FUNCTION);
     }
-    let outcome = participate(me, epoch, Some(t0 + arrive_ns));
+    let sleepy = x86_64::instructions::interrupts::are_enabled();
+    let outcome = participate(me, epoch, Some(t0 + arrive_ns), sleepy);
     match outcome {
         // Seeing EXIT means every CPU acknowledged RUN: the function has finished
         // everywhere and its results are published. Each CPU leaves on its own without
@@ -168,13 +173,37 @@ pub fn stop_machine_bounded(f: StopFn, arg: u64, run_on: &CpuSet, arrive_ns: u64
 /// Called from the CALL_FUNCTION handler: join the current generation if it is gathering
 /// and this CPU is one of its participants.
 pub(crate) fn maybe_join(me: usize) {
+    if super::in_idle(me) {
+        return; // the idle loop joins when the interrupt returns (`join_from_idle`)
+    }
     let w = CTRL.load(Ordering::Acquire);
     let epoch = gen_of(w);
     if stage_of(w) != PREPARE || JOINED[me].load(Ordering::Acquire) == epoch || !PARTICIPANTS.get(me) {
         return;
     }
     JOINED[me].store(epoch, Ordering::Release);
-    participate(me, epoch, None);
+    participate(me, epoch, None, false);
+}
+
+/// Called by an idle AP after every wake-up: joins a gathering stop_machine outside
+/// interrupt context, so it can sleep (`sti; hlt`) through PREPARE. True if it joined.
+pub(crate) fn join_from_idle(me: usize) -> bool {
+    let w = CTRL.load(Ordering::Acquire);
+    let epoch = gen_of(w);
+    if stage_of(w) != PREPARE || JOINED[me].load(Ordering::Acquire) == epoch || !PARTICIPANTS.get(me) {
+        return false;
+    }
+    JOINED[me].store(epoch, Ordering::Release);
+    participate(me, epoch, None, true);
+    true
+}
+
+/// Wakes the CPUs sleeping in PREPARE (after the gathering ended or was aborted).
+fn wake_sleepers(me: usize) {
+    core::sync::atomic::fence(Ordering::SeqCst);
+    for c in SLEEPERS.load().iter().filter(|c| *c != me) {
+        super::send_vector(c, vectors::CALL_FUNCTION);
+    }
 }
 
 enum Outcome {
@@ -203,7 +232,9 @@ fn ack(epoch: u32, stage: u64) {
     }
 }
 
-fn participate(me: usize, epoch: u32, abort_at: Option<u64>) -> Outcome {
+/// One CPU's way through the stages. `sleepy`: interrupts may be enabled while waiting in
+/// PREPARE, so wait with `sti; hlt` (woken by `wake_sleepers` or the tick).
+fn participate(me: usize, epoch: u32, abort_at: Option<u64>, sleepy: bool) -> Outcome {
     let n = u64::from(NR.load(Ordering::Acquire));
     // Arrive: only while this generation is still gathering.
     let mut w = CTRL.load(Ordering::Acquire);
@@ -217,7 +248,12 @@ fn participate(me: usize, epoch: u32, abort_at: Option<u64>) -> Outcome {
             STAGE_AT[0].store(crate::time::nanos_since_boot(), Ordering::Relaxed);
         }
         match CTRL.compare_exchange_weak(w, new, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => break,
+            Ok(_) => {
+                if c == n {
+                    wake_sleepers(me);
+                }
+                break;
+            }
             Err(now) => w = now,
         }
     }
@@ -276,7 +312,23 @@ fn participate(me: usize, epoch: u32, abort_at: Option<u64>) -> Outcome {
             && now > t
         {
             // Stop the gathering; fails harmlessly if the last CPU just arrived.
-            let _ = CTRL.compare_exchange(w, pack(epoch, ABORT, count_of(w)), Ordering::AcqRel, Ordering::Acquire);
+            if CTRL.compare_exchange(w, pack(epoch, ABORT, count_of(w)), Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                wake_sleepers(me);
+            }
+            continue;
+        }
+        if stage == PREPARE && sleepy {
+            // Check-then-sleep without a lost wake-up: announce first, re-check with
+            // interrupts off, then `sti; hlt` (the IPI or the tick ends the hlt).
+            x86_64::instructions::interrupts::disable();
+            SLEEPERS.set(me, true);
+            core::sync::atomic::fence(Ordering::SeqCst);
+            if CTRL.load(Ordering::Acquire) == w {
+                x86_64::instructions::interrupts::enable_and_hlt();
+            } else {
+                x86_64::instructions::interrupts::enable();
+            }
+            SLEEPERS.set(me, false);
             continue;
         }
         if now > stuck_at {
