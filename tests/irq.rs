@@ -41,3 +41,25 @@ fn affinity_refuses_bad_requests() {
         assert!(o.output.contains(want), "missing {want:?}\n{}", o.output);
     }
 }
+
+/// With CPU 3's first vector taken (by the HPET chain), moving COM1 to CPU 3 and back
+/// changes vector and CPU at once: the two-step plan, whose way back must run on CPU 3
+/// (the old target) through a call-function IPI. Input keeps arriving throughout.
+#[test]
+fn com1_moves_across_cpus_with_the_two_step_plan_in_both_profiles() {
+    for profile in [Profile::Iommu, Profile::NoIommu] {
+        let o = boot(profile, 4, &["hpet-chain start 3", "affinity 4 3", "irq 4", "affinity 4 0", "hpet-chain stop", "irqs", "poweroff"]);
+        assert_powered_off(&o, profile.name());
+        let moves: Vec<&str> = o.output.lines().filter(|l| l.starts_with("irq 4: CPU")).collect();
+        assert_eq!(moves.len(), 2, "{profile}\n{}", o.output);
+        assert!(moves[0].contains("CPU 0 vector 0x20 -> CPU 3 vector 0x21 (4 hardware step(s))"), "{profile}\n{}", o.output);
+        assert!(moves[1].contains("-> CPU 0"), "{profile}\n{}", o.output);
+        assert!(moves[1].contains("(4 hardware step(s))"), "{profile}\n{}", o.output);
+        assert!(o.output.contains("vector: CPU 3 (APIC id 3) vector 0x21, active"), "{profile}\n{}", o.output);
+        assert!(o.output.contains("lost 0"), "{profile}: the chain lost interrupts\n{}", o.output);
+        // The way back ran on CPU 3: its call-function count is non-zero.
+        let row = o.output.lines().rev().find(|l| l.trim_end().ends_with("call function")).unwrap_or("");
+        let cpu3: u64 = row.split_whitespace().nth(4).and_then(|w| w.parse().ok()).unwrap_or(0);
+        assert!(cpu3 >= 1, "{profile}: no call-function IPI on CPU 3: {row:?}\n{}", o.output);
+    }
+}

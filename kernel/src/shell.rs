@@ -121,7 +121,7 @@ fn cmd_info(args: &[&str]) -> Result<(), String> {
         "CPUs: {} in MADT ({} entries skipped: disabled or placeholder), {} online, boot CPU APIC id {}",
         p.cpus.len(),
         p.cpus_skipped,
-        crate::cpu::count(),
+        crate::smp::online_count(),
         crate::cpu::current().apic_id
     );
     let apic_ids: Vec<u32> = p.cpus.iter().map(|c| c.apic_id).collect();

@@ -13,6 +13,7 @@ pub mod shell;
 
 use alloc::string::String;
 use alloc::vec::Vec;
+use sluice_irq_core::affinity::StepPlan;
 use sluice_irq_core::desc::{FlowKind, IrqReturn};
 use sluice_irq_core::domain::{DomainId, FwSpec};
 use sluice_irq_core::flow::{Dispatch, FlowEnd};
@@ -121,24 +122,61 @@ pub struct AffinityChange {
     pub steps: usize,
 }
 
-/// Changes an irq's affinity and reprograms its hardware. The step plan must run on the
-/// CPU the plan names (the old target, for the two-step path); until cross-CPU calls
-/// exist, a plan for another CPU is refused and the move undone by the core's busy state.
-pub fn set_affinity(virq: Virq, mask: &CpuMask, force_new_vector: bool) -> Result<AffinityChange, IrqError> {
+/// Serialises affinity changes from task context, so one plan at a time is in flight
+/// to another CPU. Lock order: outermost (before CORE).
+static AFFINITY: spin::Mutex<()> = spin::Mutex::new(());
+
+/// The plan a remote CPU is asked to run (see `run_plan_on`).
+static REMOTE_PLAN: spin::Mutex<Option<(Virq, StepPlan)>> = spin::Mutex::new(None);
+
+/// Call-function body: runs the posted plan here (interrupts are off in IPI context,
+/// which the two-step path requires). Returns 0 on success, 1 + error index otherwise.
+fn run_posted_plan(_: u64) -> u64 {
+    let Some((virq, plan)) = REMOTE_PLAN.lock().take() else { return 1 };
     let mut apic = KernelApic;
-    with_core(|c| {
+    match with_core(|c| c.run_plan(virq, &plan, &mut apic)) {
+        Ok(Ok(())) => 0,
+        _ => 2,
+    }
+}
+
+/// Runs `plan` where it must run: here with interrupts off, or on `plan.run_on` by a
+/// cross-CPU call (the caller must not hold CORE).
+pub fn run_plan_on(virq: Virq, plan: StepPlan) -> Result<(), IrqError> {
+    let here = crate::cpu::current().index as CpuId;
+    match plan.run_on {
+        Some(cpu) if cpu != here => {
+            *REMOTE_PLAN.lock() = Some((virq, plan));
+            let r = crate::smp::ipi::call_on(cpu as usize, run_posted_plan, 0);
+            REMOTE_PLAN.lock().take();
+            match r {
+                Ok(0) => Ok(()),
+                Ok(_) => Err(IrqError::InvalidState),
+                Err(_) => Err(IrqError::OfflineTarget(cpu)),
+            }
+        }
+        _ => {
+            let mut apic = KernelApic;
+            with_core(|c| c.run_plan(virq, &plan, &mut apic))?
+        }
+    }
+}
+
+/// Changes an irq's affinity and reprograms its hardware. The core decides the new
+/// target and the hardware steps; the steps run on the CPU the plan names (the old
+/// target, for the two-step path) with interrupts off.
+pub fn set_affinity(virq: Virq, mask: &CpuMask, force_new_vector: bool) -> Result<AffinityChange, IrqError> {
+    let _serial = AFFINITY.lock();
+    let (old, new, plan) = with_core(|c| -> Result<_, IrqError> {
         let old = c.vector.irq(virq)?.target;
         let plan = c.set_affinity(virq, mask, force_new_vector)?;
-        let new = c.vector.irq(virq)?.target;
-        let steps = match plan {
-            None => 0,
-            Some(p) => {
-                c.run_plan(virq, &p, &mut apic)?;
-                p.steps.len()
-            }
-        };
-        Ok(AffinityChange { old, new, steps })
-    })?
+        Ok((old, c.vector.irq(virq)?.target, plan))
+    })??;
+    let steps = plan.as_ref().map_or(0, |p| p.steps.len());
+    if let Some(p) = plan {
+        run_plan_on(virq, p)?;
+    }
+    Ok(AffinityChange { old, new, steps })
 }
 
 /// A system vector's handler; it runs with interrupts off and is EOId by `dispatch`.

@@ -23,8 +23,9 @@ pub static COMMANDS: &[Command] = &[
     },
 ];
 
+/// Columns: every CPU that exists, online or not.
 fn online_cpus() -> usize {
-    crate::cpu::count().max(1)
+    crate::smp::possible().max(1)
 }
 
 fn cmd_irqs(args: &[&str]) -> Result<(), String> {
