@@ -76,6 +76,8 @@ pub struct IrqCore {
     pub vector: VectorDomain,
     pub(crate) storm: StormPolicy,
     dest_format: DestFormat,
+    /// What CPU hotplug shut down or moved out of affinity, to undo on online.
+    pub(crate) hotplug: crate::hotplug::HotplugState,
 }
 
 impl IrqCore {
@@ -88,6 +90,7 @@ impl IrqCore {
             vector: VectorDomain::new(nr_cpus)?,
             storm: StormPolicy::default(),
             dest_format: DestFormat::XApic,
+            hotplug: crate::hotplug::HotplugState::default(),
         })
     }
 
@@ -351,7 +354,7 @@ impl IrqCore {
     }
 
     /// Program every level for the current target, innermost first.
-    fn program_levels(&mut self, virq: Virq, activate: bool) -> Result<()> {
+    pub(crate) fn program_levels(&mut self, virq: Virq, activate: bool) -> Result<()> {
         let n = self.desc(virq)?.levels.len();
         let target = self.vector.irq(virq)?.target;
         for i in (0..n - 1).rev() {
@@ -440,7 +443,10 @@ impl IrqCore {
         if self.desc(virq)?.managed {
             return Err(IrqError::ManagedAffinity);
         }
-        match self.vector.set_affinity(virq, mask, force_new_vector)? {
+        let outcome = self.vector.set_affinity(virq, mask, force_new_vector)?;
+        // The user chose a new affinity: an offline CPU's irq no longer waits to go back.
+        self.hotplug.broken.remove(&virq);
+        match outcome {
             MoveOutcome::Unchanged => Ok(None),
             MoveOutcome::Moved { old, new } => self.plan_retarget(virq, old, new),
         }

@@ -14,6 +14,7 @@ pub mod desc;
 pub mod domain;
 pub mod error;
 pub mod flow;
+pub mod hotplug;
 pub mod hw;
 pub mod irqcore;
 pub mod matrix;

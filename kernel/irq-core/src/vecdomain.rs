@@ -559,6 +559,41 @@ impl VectorDomain {
         Ok(irq.target)
     }
 
+    /// Hotplug: a reserved irq (reservation mode, or shut down) whose parking place is on a
+    /// CPU that left the online mask is re-parked on an online CPU's shutdown vector, so a
+    /// stray device write reaches a live APIC. Returns the new parking target if it changed.
+    pub fn repark_reserved(&mut self, virq: Virq) -> Result<Option<Target>> {
+        let irq = *self.irq(virq)?;
+        if irq.state != VectorState::Reserved || self.matrix.is_online(irq.target.cpu) {
+            return Ok(None);
+        }
+        let shut = self.shutdown_target(&irq.affinity);
+        let e = self.irqs.get_mut(&virq).ok_or(IrqError::UnknownIrq(virq))?;
+        e.target = shut;
+        Ok(Some(shut))
+    }
+
+    /// Hotplug, last step on the dying CPU: every slot still routed to an irq is freed and
+    /// marked shut down, and its cleanup queue is dropped. After a correct migration there
+    /// is nothing left; the count of leftovers is returned so a leak is visible.
+    pub fn offline_sweep(&mut self, cpu: CpuId) -> Result<u32> {
+        let table = self.tables.get_mut(cpu as usize).ok_or(IrqError::InvalidCpu(cpu))?;
+        let mut left = 0;
+        for (v, slot) in table.iter_mut().enumerate() {
+            if let Slot::Irq(_) = slot {
+                *slot = Slot::Shutdown;
+                if self.matrix.is_allocated(cpu, Vector(v as u8)) {
+                    self.matrix.free(cpu, Vector(v as u8))?;
+                }
+                left += 1;
+            }
+        }
+        if let Some(list) = self.cleanup.get_mut(cpu as usize) {
+            list.clear();
+        }
+        Ok(left)
+    }
+
     /// Hotplug: mark a vector on the dying CPU as retriggered after re-delivering it.
     pub fn mark_retriggered(&mut self, cpu: CpuId, vector: Vector) {
         if let Some(t) = self.tables.get_mut(cpu as usize)
