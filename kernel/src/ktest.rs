@@ -32,7 +32,7 @@ macro_rules! check {
 
 /// Every registered test, in run order.
 pub fn all() -> impl Iterator<Item = &'static Test> {
-    crate::selftest::TESTS.iter().chain(crate::smp::tests::TESTS.iter())
+    crate::selftest::TESTS.iter().chain(crate::smp::tests::TESTS.iter()).chain(crate::hotplug::tests::TESTS.iter())
 }
 
 /// Runs the tests whose name contains `filter`; returns (passed, failed).

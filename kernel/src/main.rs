@@ -15,6 +15,7 @@ mod cpu;
 mod gdt;
 mod hpet;
 mod hpet_chain;
+mod hotplug;
 mod interrupts;
 mod iommu;
 mod irq;

@@ -21,7 +21,7 @@ pub struct Command {
 }
 
 /// Every command table, in `help` order.
-static GROUPS: &[&[Command]] = &[BASE, crate::irq::shell::COMMANDS, crate::hpet_chain::COMMANDS, crate::smp::COMMANDS];
+static GROUPS: &[&[Command]] = &[BASE, crate::irq::shell::COMMANDS, crate::hpet_chain::COMMANDS, crate::smp::COMMANDS, crate::hotplug::COMMANDS];
 
 fn commands() -> impl Iterator<Item = &'static Command> {
     GROUPS.iter().flat_map(|g| g.iter())
