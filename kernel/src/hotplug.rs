@@ -372,7 +372,47 @@ pub mod tests {
         ktest!(chain_survives_offline_online_cycles),
         ktest!(pinned_chain_is_broken_then_restored),
         ktest!(vector_pending_in_dying_irr_is_redelivered),
+        ktest!(offline_refused_when_the_others_cannot_absorb_its_vectors),
     ];
+
+    /// An irq with only a vector-domain level, on `cpu` (fills the matrix for a test).
+    fn vector_only_irq(cpu: usize) -> Result<sluice_irq_core::Virq, alloc::string::String> {
+        use sluice_irq_core::domain::{DomainId, FwSpec};
+        let req = sluice_irq_core::IrqAlloc::edge(sluice_irq_core::CpuMask::single(cpu as u32));
+        crate::irq::with_core(|c| c.alloc_irq(DomainId::VECTOR, &FwSpec::Hwirq(0), &req))
+            .and_then(|r| r)
+            .map_err(|e| alloc::format!("filling CPU {cpu}: {e}"))
+    }
+
+    fn available(cpu: usize) -> u32 {
+        crate::irq::with_core(|c| c.vector.matrix().cpu_stats(cpu as u32).map(|s| s.available).unwrap_or(0)).unwrap_or(0)
+    }
+
+    /// 40 irqs on CPU 1 and every other online CPU filled to 4 free vectors: offlining
+    /// CPU 1 must be refused (with 8 CPUs the others hold at most 28) and change nothing.
+    fn offline_refused_when_the_others_cannot_absorb_its_vectors() -> TestResult {
+        need_aps(1)?;
+        let dying = 1;
+        let mut irqs = alloc::vec::Vec::new();
+        let mut fill = || -> Result<alloc::string::String, alloc::string::String> {
+            for _ in 0..40 {
+                irqs.push(vector_only_irq(dying)?);
+            }
+            for c in crate::smp::online_mask().iter().filter(|&c| c != dying) {
+                while available(c) > 4 {
+                    irqs.push(vector_only_irq(c)?);
+                }
+            }
+            Ok(super::cpu_off(dying).err().unwrap_or_default())
+        };
+        let refusal = fill();
+        let freed = crate::irq::with_core(|c| irqs.iter().all(|&v| c.free_irq(v, 1).is_ok())).unwrap_or(false);
+        let refusal = refusal?;
+        check!(freed, "could not free the filler irqs");
+        check!(refusal.contains("cannot absorb"), "offline was not refused for space: {:?}", refusal);
+        check!(crate::smp::is_online(dying), "CPU {} went offline anyway", dying);
+        Ok(())
+    }
 
     fn need_aps(n: usize) -> Result<(), alloc::string::String> {
         check!(crate::smp::online_count() > n, "needs more than {} online CPUs, have {}", n, crate::smp::online_count());
