@@ -10,13 +10,21 @@ use sluice::session::ExitKind;
 #[test]
 fn iommu_profile_4_cpus_passes_kernel_tests() {
     let o = kernel_tests(Profile::Iommu, 4, "");
-    assert!(o.output.contains("local APIC: X2Apic mode"), "x2APIC expected with +x2apic\n{}", o.output);
+    assert!(
+        o.output.contains("local APIC: X2Apic mode"),
+        "x2APIC expected with +x2apic\n{}",
+        o.output
+    );
 }
 
 #[test]
 fn noiommu_profile_1_cpu_passes_kernel_tests() {
     let o = kernel_tests(Profile::NoIommu, 1, "");
-    assert!(o.output.contains("local APIC: XApic mode"), "xAPIC expected with -x2apic\n{}", o.output);
+    assert!(
+        o.output.contains("local APIC: XApic mode"),
+        "xAPIC expected with -x2apic\n{}",
+        o.output
+    );
 }
 
 #[test]
@@ -28,17 +36,40 @@ fn madt_cpu_count_matches_smp_2_and_8() {
 
 #[test]
 fn info_irqs_poweroff_in_both_profiles() {
-    for (profile, mode) in [(Profile::Iommu, "APIC mode: x2APIC"), (Profile::NoIommu, "APIC mode: xAPIC")] {
+    for (profile, mode) in [
+        (Profile::Iommu, "APIC mode: x2APIC"),
+        (Profile::NoIommu, "APIC mode: xAPIC"),
+    ] {
         let o = boot(profile, 2, &["info", "irqs", "poweroff"]);
         assert_powered_off(&o, profile.name());
-        assert!(o.output.contains(mode), "{profile}: `info` should say {mode:?}\n{}", o.output);
-        assert!(o.output.contains("CPUs: 2 in MADT"), "{profile}: CPU count\n{}", o.output);
-        assert!(o.output.contains("HPET: at 0xfed00000"), "{profile}: HPET\n{}", o.output);
+        assert!(
+            o.output.contains(mode),
+            "{profile}: `info` should say {mode:?}\n{}",
+            o.output
+        );
+        assert!(
+            o.output.contains("CPUs: 2 in MADT"),
+            "{profile}: CPU count\n{}",
+            o.output
+        );
+        assert!(
+            o.output.contains("HPET: at 0xfed00000"),
+            "{profile}: HPET\n{}",
+            o.output
+        );
         // Both typed lines arrived by the COM1 interrupt through the I/O APIC (a line
         // may arrive as one FIFO burst, so at least one interrupt each).
         let com1 = irq_count(&o.output, "COM1").unwrap_or(0);
-        assert!(com1 >= 2, "{profile}: COM1 count {com1} too low\n{}", o.output);
-        assert!(irq_count(&o.output, "local timer").is_some(), "{profile}: no timer row\n{}", o.output);
+        assert!(
+            com1 >= 2,
+            "{profile}: COM1 count {com1} too low\n{}",
+            o.output
+        );
+        assert!(
+            irq_count(&o.output, "local timer").is_some(),
+            "{profile}: no timer row\n{}",
+            o.output
+        );
     }
 }
 
@@ -51,11 +82,27 @@ fn usb_stick_boots_to_the_shell() {
 
 #[test]
 fn bad_commands_get_errors_and_the_shell_keeps_running() {
-    let o = boot(Profile::NoIommu, 1, &["frobnicate", "info now", "test --bogus", "poweroff"]);
+    let o = boot(
+        Profile::NoIommu,
+        1,
+        &["frobnicate", "info now", "test --bogus", "poweroff"],
+    );
     assert_powered_off(&o, "bad commands");
-    assert!(o.output.contains("unknown command 'frobnicate'"), "{}", o.output);
-    assert!(o.output.contains("info: unexpected argument 'now'"), "{}", o.output);
-    assert!(o.output.contains("test: unknown option '--bogus'"), "{}", o.output);
+    assert!(
+        o.output.contains("unknown command 'frobnicate'"),
+        "{}",
+        o.output
+    );
+    assert!(
+        o.output.contains("info: unexpected argument 'now'"),
+        "{}",
+        o.output
+    );
+    assert!(
+        o.output.contains("test: unknown option '--bogus'"),
+        "{}",
+        o.output
+    );
 }
 
 #[test]
@@ -69,13 +116,33 @@ fn failing_filter_reports_failure_exit() {
 fn acpi_command_shows_the_plan_in_both_profiles() {
     let o = boot(Profile::Iommu, 1, &["acpi", "poweroff"]);
     assert_powered_off(&o, "iommu acpi");
-    for want in ["DRHD", "base 0xfed90000", "INTEL-IR-0 at 0xfed90000", "unit INTEL-IR-0, source-id ff:00.0"] {
-        assert!(o.output.contains(want), "iommu: `acpi` lacks {want:?}\n{}", o.output);
+    for want in [
+        "DRHD",
+        "base 0xfed90000",
+        "INTEL-IR-0 at 0xfed90000",
+        "unit INTEL-IR-0, source-id ff:00.0",
+    ] {
+        assert!(
+            o.output.contains(want),
+            "iommu: `acpi` lacks {want:?}\n{}",
+            o.output
+        );
     }
     let o = boot(Profile::NoIommu, 1, &["info", "acpi", "poweroff"]);
     assert_powered_off(&o, "noiommu acpi");
-    for want in ["IOMMU: none (no DMAR table)", "Interrupt remapping: not possible: "] {
-        assert!(o.output.contains(want), "noiommu: lacks {want:?}\n{}", o.output);
+    for want in [
+        "IOMMU: none (no DMAR table)",
+        "Interrupt remapping: not possible: ",
+    ] {
+        assert!(
+            o.output.contains(want),
+            "noiommu: lacks {want:?}\n{}",
+            o.output
+        );
     }
-    assert!(!o.output.contains("INTEL-IR-"), "noiommu: no remapping domain expected\n{}", o.output);
+    assert!(
+        !o.output.contains("INTEL-IR-"),
+        "noiommu: no remapping domain expected\n{}",
+        o.output
+    );
 }

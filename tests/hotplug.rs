@@ -7,15 +7,27 @@ use common::*;
 use sluice::Profile;
 
 fn stress_line(output: &str) -> &str {
-    output.lines().rev().find(|l| l.starts_with("hotplug-stress:")).unwrap_or("")
+    output
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("hotplug-stress:"))
+        .unwrap_or("")
 }
 
 fn check_stress(profile: Profile, smp: u32, cmd: &str) {
     let o = boot(profile, smp, &[cmd, "poweroff"]);
     assert_powered_off(&o, profile.name());
     let line = stress_line(&o.output);
-    assert!(line.contains("100 cycles") && line.contains(" lost 0 "), "{profile} --smp {smp} `{cmd}`: {line}\n{}", o.output);
-    assert!(!o.output.contains("FAILED"), "{profile} --smp {smp} `{cmd}`\n{}", o.output);
+    assert!(
+        line.contains("100 cycles") && line.contains(" lost 0 "),
+        "{profile} --smp {smp} `{cmd}`: {line}\n{}",
+        o.output
+    );
+    assert!(
+        !o.output.contains("FAILED"),
+        "{profile} --smp {smp} `{cmd}`\n{}",
+        o.output
+    );
     // Record the latencies in the test log (the README's table comes from these lines).
     println!("{profile} --smp {smp} `{cmd}`: {line}");
 }
@@ -41,7 +53,21 @@ fn hotplug_kernel_tests_pass_with_4_cpus() {
 
 #[test]
 fn cpu_command_reports_moves_and_refusals() {
-    let o = boot(Profile::NoIommu, 2, &["affinity 4 1", "cpu off 1", "irq 4", "cpu on 1", "cpu off 0", "cpu off 5", "cpu on 1", "cpu", "poweroff"]);
+    let o = boot(
+        Profile::NoIommu,
+        2,
+        &[
+            "affinity 4 1",
+            "cpu off 1",
+            "irq 4",
+            "cpu on 1",
+            "cpu off 0",
+            "cpu off 5",
+            "cpu on 1",
+            "cpu",
+            "poweroff",
+        ],
+    );
     assert_powered_off(&o, "cpu command");
     for want in [
         "CPU 1 offline in",

@@ -12,25 +12,84 @@ use sluice::Profile;
 #[test]
 fn affinity_moves_com1_and_typing_keeps_working_in_both_profiles() {
     for profile in [Profile::Iommu, Profile::NoIommu] {
-        let o = boot(profile, 1, &["irq 4", "affinity 4 0", "irq 4", "affinity 4 0", "domains", "vectors", "irqs", "poweroff"]);
+        let o = boot(
+            profile,
+            1,
+            &[
+                "irq 4",
+                "affinity 4 0",
+                "irq 4",
+                "affinity 4 0",
+                "domains",
+                "vectors",
+                "irqs",
+                "poweroff",
+            ],
+        );
         assert_powered_off(&o, profile.name());
-        let moves: Vec<&str> = o.output.lines().filter(|l| l.starts_with("irq 4: CPU 0 vector")).collect();
-        assert_eq!(moves.len(), 2, "{profile}: two moves expected\n{}", o.output);
+        let moves: Vec<&str> = o
+            .output
+            .lines()
+            .filter(|l| l.starts_with("irq 4: CPU 0 vector"))
+            .collect();
+        assert_eq!(
+            moves.len(),
+            2,
+            "{profile}: two moves expected\n{}",
+            o.output
+        );
         // The second move returns to the first vector once the first move's old vector
         // was cleaned up: a round trip through the matrix.
-        let vec_of = |l: &str, n: usize| l.split("vector ").nth(n).and_then(|s| s.split_whitespace().next()).map(String::from);
-        assert_ne!(vec_of(moves[0], 1), vec_of(moves[0], 2), "{profile}: the vector must change\n{}", o.output);
-        assert!(o.output.contains("level 0: IO-APIC-0      chip IO-APIC  hwirq 4"), "{profile}: chain\n{}", o.output);
-        assert!(o.output.contains("  IO-APIC-0"), "{profile}: domain tree\n{}", o.output);
-        assert!(o.output.contains("IO-APIC->APIC"), "{profile}: irqs chip chain\n{}", o.output);
+        let vec_of = |l: &str, n: usize| {
+            l.split("vector ")
+                .nth(n)
+                .and_then(|s| s.split_whitespace().next())
+                .map(String::from)
+        };
+        assert_ne!(
+            vec_of(moves[0], 1),
+            vec_of(moves[0], 2),
+            "{profile}: the vector must change\n{}",
+            o.output
+        );
+        assert!(
+            o.output
+                .contains("level 0: IO-APIC-0      chip IO-APIC  hwirq 4"),
+            "{profile}: chain\n{}",
+            o.output
+        );
+        assert!(
+            o.output.contains("  IO-APIC-0"),
+            "{profile}: domain tree\n{}",
+            o.output
+        );
+        assert!(
+            o.output.contains("IO-APIC->APIC"),
+            "{profile}: irqs chip chain\n{}",
+            o.output
+        );
         let com1 = irq_count(&o.output, "COM1").unwrap_or(0);
-        assert!(com1 >= 7, "{profile}: COM1 count {com1}: every typed line is an interrupt\n{}", o.output);
+        assert!(
+            com1 >= 7,
+            "{profile}: COM1 count {com1}: every typed line is an interrupt\n{}",
+            o.output
+        );
     }
 }
 
 #[test]
 fn affinity_refuses_bad_requests() {
-    let o = boot(Profile::NoIommu, 1, &["affinity 4 3", "affinity 99 0", "affinity 4", "affinity x 0", "poweroff"]);
+    let o = boot(
+        Profile::NoIommu,
+        1,
+        &[
+            "affinity 4 3",
+            "affinity 99 0",
+            "affinity 4",
+            "affinity x 0",
+            "poweroff",
+        ],
+    );
     assert_powered_off(&o, "bad affinity");
     for want in [
         "CPU 3 does not exist",
@@ -48,18 +107,64 @@ fn affinity_refuses_bad_requests() {
 #[test]
 fn com1_moves_across_cpus_with_the_two_step_plan_in_both_profiles() {
     for profile in [Profile::Iommu, Profile::NoIommu] {
-        let o = boot(profile, 4, &["hpet-chain start 3", "affinity 4 3", "irq 4", "affinity 4 0", "hpet-chain stop", "irqs", "poweroff"]);
+        let o = boot(
+            profile,
+            4,
+            &[
+                "hpet-chain start 3",
+                "affinity 4 3",
+                "irq 4",
+                "affinity 4 0",
+                "hpet-chain stop",
+                "irqs",
+                "poweroff",
+            ],
+        );
         assert_powered_off(&o, profile.name());
-        let moves: Vec<&str> = o.output.lines().filter(|l| l.starts_with("irq 4: CPU")).collect();
+        let moves: Vec<&str> = o
+            .output
+            .lines()
+            .filter(|l| l.starts_with("irq 4: CPU"))
+            .collect();
         assert_eq!(moves.len(), 2, "{profile}\n{}", o.output);
-        assert!(moves[0].contains("CPU 0 vector 0x20 -> CPU 3 vector 0x21 (4 hardware step(s))"), "{profile}\n{}", o.output);
+        assert!(
+            moves[0].contains("CPU 0 vector 0x20 -> CPU 3 vector 0x21 (4 hardware step(s))"),
+            "{profile}\n{}",
+            o.output
+        );
         assert!(moves[1].contains("-> CPU 0"), "{profile}\n{}", o.output);
-        assert!(moves[1].contains("(4 hardware step(s))"), "{profile}\n{}", o.output);
-        assert!(o.output.contains("vector: CPU 3 (APIC id 3) vector 0x21, active"), "{profile}\n{}", o.output);
-        assert!(o.output.contains("lost 0"), "{profile}: the chain lost interrupts\n{}", o.output);
+        assert!(
+            moves[1].contains("(4 hardware step(s))"),
+            "{profile}\n{}",
+            o.output
+        );
+        assert!(
+            o.output
+                .contains("vector: CPU 3 (APIC id 3) vector 0x21, active"),
+            "{profile}\n{}",
+            o.output
+        );
+        assert!(
+            o.output.contains("lost 0"),
+            "{profile}: the chain lost interrupts\n{}",
+            o.output
+        );
         // The way back ran on CPU 3: its call-function count is non-zero.
-        let row = o.output.lines().rev().find(|l| l.trim_end().ends_with("call function")).unwrap_or("");
-        let cpu3: u64 = row.split_whitespace().nth(4).and_then(|w| w.parse().ok()).unwrap_or(0);
-        assert!(cpu3 >= 1, "{profile}: no call-function IPI on CPU 3: {row:?}\n{}", o.output);
+        let row = o
+            .output
+            .lines()
+            .rev()
+            .find(|l| l.trim_end().ends_with("call function"))
+            .unwrap_or("");
+        let cpu3: u64 = row
+            .split_whitespace()
+            .nth(4)
+            .and_then(|w| w.parse().ok())
+            .unwrap_or(0);
+        assert!(
+            cpu3 >= 1,
+            "{profile}: no call-function IPI on CPU 3: {row:?}\n{}",
+            o.output
+        );
     }
 }

@@ -12,17 +12,36 @@ fn run_piped(args: &[&str], input: &str) -> (Option<i32>, String, String) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("the launcher starts");
-    child.stdin.take().expect("piped").write_all(input.as_bytes()).expect("write stdin");
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
     let out = child.wait_with_output().expect("launcher finishes");
-    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
 fn piped_info_irqs_poweroff_exits_0_in_both_profiles() {
     for profile in ["iommu", "noiommu"] {
-        let (code, out, err) = run_piped(&["run", "--profile", profile, "--smp", "2"], "info\nirqs\npoweroff\n");
-        assert_eq!(code, Some(0), "{profile}: exit status\nstdout:\n{out}\nstderr:\n{err}");
-        assert!(out.contains("I/O APICs: 1") && out.contains("COM1") && out.contains("powering off"), "{profile}:\n{out}");
+        let (code, out, err) = run_piped(
+            &["run", "--profile", profile, "--smp", "2"],
+            "info\nirqs\npoweroff\n",
+        );
+        assert_eq!(
+            code,
+            Some(0),
+            "{profile}: exit status\nstdout:\n{out}\nstderr:\n{err}"
+        );
+        assert!(
+            out.contains("I/O APICs: 1") && out.contains("COM1") && out.contains("powering off"),
+            "{profile}:\n{out}"
+        );
     }
 }
 
@@ -44,7 +63,10 @@ fn bad_arguments_are_one_clear_line() {
     ] {
         let (code, out, err) = run_piped(&args, "");
         assert_eq!(code, Some(2), "{args:?}: {out}{err}");
-        assert!(err.starts_with("sluice: ") && err.contains(want), "{args:?}: {err}");
+        assert!(
+            err.starts_with("sluice: ") && err.contains(want),
+            "{args:?}: {err}"
+        );
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
     let (code, _, err) = run_piped(&["acpi", "/etc/hostname"], "");
@@ -62,5 +84,8 @@ fn missing_qemu_is_one_clear_line() {
         .expect("launcher runs");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("not found") && err.lines().count() == 1, "{err}");
+    assert!(
+        err.contains("not found") && err.lines().count() == 1,
+        "{err}"
+    );
 }

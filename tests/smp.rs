@@ -13,13 +13,35 @@ fn scenario(profile: Profile, smp: u32) {
     let o = boot(
         profile,
         smp,
-        &["cpus", "ipi 1 20", "stop-machine 1", "ipi nmi 2", "ipi", "ipi 99", "ipi one", "ap-park 0", "cpus now", "test --exit smp"],
+        &[
+            "cpus",
+            "ipi 1 20",
+            "stop-machine 1",
+            "ipi nmi 2",
+            "ipi",
+            "ipi 99",
+            "ipi one",
+            "ap-park 0",
+            "cpus now",
+            "test --exit smp",
+        ],
     );
     let out = &o.output;
     let ctx = format!("{profile} --smp {smp}");
-    assert_eq!(o.exit, ExitKind::TestsPassed, "{ctx}: SMP kernel tests did not pass\n{out}");
-    assert!(out.contains(&format!("SMP: {smp} of {smp} CPUs online")), "{ctx}: boot log\n{out}");
-    assert!(out.contains(&format!("{smp} of {smp} CPUs online\n")) || out.contains(&format!("{smp} of {smp} CPUs online\r")), "{ctx}: cpus\n{out}");
+    assert_eq!(
+        o.exit,
+        ExitKind::TestsPassed,
+        "{ctx}: SMP kernel tests did not pass\n{out}"
+    );
+    assert!(
+        out.contains(&format!("SMP: {smp} of {smp} CPUs online")),
+        "{ctx}: boot log\n{out}"
+    );
+    assert!(
+        out.contains(&format!("{smp} of {smp} CPUs online\n"))
+            || out.contains(&format!("{smp} of {smp} CPUs online\r")),
+        "{ctx}: cpus\n{out}"
+    );
     for cpu in 0..smp {
         let row = out.lines().any(|l| {
             let w: Vec<&str> = l.split_whitespace().collect();
@@ -27,15 +49,42 @@ fn scenario(profile: Profile, smp: u32) {
         });
         assert!(row, "{ctx}: `cpus` has no online row for CPU {cpu}\n{out}");
     }
-    assert!(out.contains("CPU 1: 20 calls, round trip"), "{ctx}: ipi\n{out}");
-    assert!(out.contains("ran on CPU 1 with interrupts off"), "{ctx}: stop-machine\n{out}");
-    assert!(out.contains("cpu2 warning: NMI at"), "{ctx}: NMI not taken on CPU 2\n{out}");
-    assert!(out.contains("ipi: missing CPU number"), "{ctx}: ipi without args\n{out}");
-    assert!(out.contains(&format!("ipi: no CPU 99: CPUs are 0..{}", smp - 1)), "{ctx}: ipi 99\n{out}");
-    assert!(out.contains("ipi: 'one' is not a CPU number"), "{ctx}: ipi one\n{out}");
-    assert!(out.contains("ap-park: CPU 0: the boot CPU"), "{ctx}: ap-park 0\n{out}");
-    assert!(out.contains("cpus: unexpected argument 'now'"), "{ctx}: cpus now\n{out}");
-    assert!(out.contains("11 passed, 0 failed"), "{ctx}: test count\n{out}");
+    assert!(
+        out.contains("CPU 1: 20 calls, round trip"),
+        "{ctx}: ipi\n{out}"
+    );
+    assert!(
+        out.contains("ran on CPU 1 with interrupts off"),
+        "{ctx}: stop-machine\n{out}"
+    );
+    assert!(
+        out.contains("cpu2 warning: NMI at"),
+        "{ctx}: NMI not taken on CPU 2\n{out}"
+    );
+    assert!(
+        out.contains("ipi: missing CPU number"),
+        "{ctx}: ipi without args\n{out}"
+    );
+    assert!(
+        out.contains(&format!("ipi: no CPU 99: CPUs are 0..{}", smp - 1)),
+        "{ctx}: ipi 99\n{out}"
+    );
+    assert!(
+        out.contains("ipi: 'one' is not a CPU number"),
+        "{ctx}: ipi one\n{out}"
+    );
+    assert!(
+        out.contains("ap-park: CPU 0: the boot CPU"),
+        "{ctx}: ap-park 0\n{out}"
+    );
+    assert!(
+        out.contains("cpus: unexpected argument 'now'"),
+        "{ctx}: cpus now\n{out}"
+    );
+    assert!(
+        out.contains("11 passed, 0 failed"),
+        "{ctx}: test count\n{out}"
+    );
 }
 
 #[test]

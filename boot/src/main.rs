@@ -54,16 +54,28 @@ fn parse_run(args: &[String]) -> Result<QemuConfig, String> {
     let mut cfg = QemuConfig::new(Profile::Iommu, 4);
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut value = |name: &str| it.next().cloned().ok_or_else(|| format!("{name} needs a value"));
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
         match a.as_str() {
             "--smp" => {
                 let v = value("--smp")?;
-                cfg.smp = v.parse().ok().filter(|n| (1..=288).contains(n)).ok_or_else(|| format!("--smp takes 1..288, not '{v}'"))?;
+                cfg.smp = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=288).contains(n))
+                    .ok_or_else(|| format!("--smp takes 1..288, not '{v}'"))?;
             }
             "--profile" => cfg.profile = Profile::parse(&value("--profile")?)?,
             "--memory" => {
                 let v = value("--memory")?;
-                cfg.memory_mib = v.parse().ok().filter(|m| *m >= 128).ok_or_else(|| format!("--memory takes MiB >= 128, not '{v}'"))?;
+                cfg.memory_mib = v
+                    .parse()
+                    .ok()
+                    .filter(|m| *m >= 128)
+                    .ok_or_else(|| format!("--memory takes MiB >= 128, not '{v}'"))?;
             }
             "--gdb" => cfg.gdb = true,
             "--" => {
@@ -96,8 +108,12 @@ fn run_interactive(cfg: &mut QemuConfig) -> Result<i32, String> {
     let qemu = find_qemu()?;
     let fw = find_firmware()?;
     let vars = std::env::temp_dir().join(format!("sluice-ovmf-vars-{}.fd", std::process::id()));
-    std::fs::copy(&fw.vars_template, &vars).map_err(|e| format!("cannot copy OVMF variables: {e}"))?;
-    eprintln!("sluice: booting ({} profile, {} CPUs); Ctrl-A X quits QEMU", cfg.profile, cfg.smp);
+    std::fs::copy(&fw.vars_template, &vars)
+        .map_err(|e| format!("cannot copy OVMF variables: {e}"))?;
+    eprintln!(
+        "sluice: booting ({} profile, {} CPUs); Ctrl-A X quits QEMU",
+        cfg.profile, cfg.smp
+    );
     let status = Command::new(&qemu).args(cfg.args(&fw, &vars)).status();
     let _ = std::fs::remove_file(&vars);
     let status = status.map_err(|e| format!("cannot start {}: {e}", qemu.display()))?;
@@ -117,14 +133,25 @@ fn exit_kind(code: i32) -> ExitKind {
 /// Scripted use: `printf 'info\npoweroff\n' | sluice run`.
 fn run_piped(cfg: &QemuConfig) -> Result<i32, String> {
     // Generous: the script may run long commands; a hung guest is still bounded.
-    let limit = Duration::from_secs(std::env::var("SLUICE_TIMEOUT").ok().and_then(|s| s.parse().ok()).unwrap_or(3600));
+    let limit = Duration::from_secs(
+        std::env::var("SLUICE_TIMEOUT")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(3600),
+    );
     let mut s = Session::start(cfg, limit).map_err(|e| e.to_string())?;
     s.echo_to(Box::new(std::io::stdout()));
-    let lines: Vec<String> = std::io::stdin().lock().lines().map_while(Result::ok).collect();
+    let lines: Vec<String> = std::io::stdin()
+        .lock()
+        .lines()
+        .map_while(Result::ok)
+        .collect();
     for line in &lines {
         match s.wait_for(sluice::PROMPT) {
             Ok(()) => s.send_line(line).map_err(|e| e.to_string())?,
-            Err(sluice::session::SessionError::Exited { exit, .. }) => return Ok(exit.process_status()),
+            Err(sluice::session::SessionError::Exited { exit, .. }) => {
+                return Ok(exit.process_status());
+            }
             Err(e) => return Err(e.to_string()),
         }
     }
@@ -149,11 +176,18 @@ fn run_piped(cfg: &QemuConfig) -> Result<i32, String> {
 }
 
 fn usb(args: &[String]) -> Result<i32, String> {
-    let [out] = args else { return Err("usage: sluice usb OUTPUT.img".into()) };
+    let [out] = args else {
+        return Err("usage: sluice usb OUTPUT.img".into());
+    };
     std::fs::copy(sluice::UEFI_IMAGE, out).map_err(|e| format!("cannot write {out}: {e}"))?;
     let size = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
-    println!("wrote {out} ({} KiB, GPT with an EFI system partition)", size / 1024);
-    println!("write it to a USB stick with: sudo dd if={out} of=/dev/sdX bs=4M conv=fsync status=progress");
+    println!(
+        "wrote {out} ({} KiB, GPT with an EFI system partition)",
+        size / 1024
+    );
+    println!(
+        "write it to a USB stick with: sudo dd if={out} of=/dev/sdX bs=4M conv=fsync status=progress"
+    );
     Ok(0)
 }
 
@@ -164,7 +198,11 @@ fn acpi(args: &[String]) -> Result<i32, String> {
         match a.as_str() {
             "--json" => json = true,
             p if !p.starts_with('-') && path.is_none() => path = Some(p.to_string()),
-            other => return Err(format!("unexpected argument '{other}' (usage: sluice acpi PATH [--json])")),
+            other => {
+                return Err(format!(
+                    "unexpected argument '{other}' (usage: sluice acpi PATH [--json])"
+                ));
+            }
         }
     }
     let path = path.ok_or("usage: sluice acpi PATH [--json]")?;

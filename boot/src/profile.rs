@@ -33,10 +33,13 @@ impl Profile {
     }
 
     pub fn parse(s: &str) -> Result<Profile, String> {
-        Profile::ALL.into_iter().find(|p| p.name() == s).ok_or_else(|| {
-            let names: Vec<_> = Profile::ALL.iter().map(|p| p.name()).collect();
-            format!("unknown profile '{s}' (known: {})", names.join(", "))
-        })
+        Profile::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Profile::ALL.iter().map(|p| p.name()).collect();
+                format!("unknown profile '{s}' (known: {})", names.join(", "))
+            })
     }
 }
 
@@ -96,11 +99,17 @@ impl QemuConfig {
             push("intel-iommu,intremap=on,eim=on");
         }
         push("-drive");
-        push(&format!("if=pflash,format=raw,readonly=on,file={}", firmware.code.display()));
+        push(&format!(
+            "if=pflash,format=raw,readonly=on,file={}",
+            firmware.code.display()
+        ));
         push("-drive");
         push(&format!("if=pflash,format=raw,file={}", vars.display()));
         // snapshot=on: the image is never written, so scenarios can share it in parallel.
-        let disk = format!("if=none,id=boot,format=raw,snapshot=on,file={}", self.image.display());
+        let disk = format!(
+            "if=none,id=boot,format=raw,snapshot=on,file={}",
+            self.image.display()
+        );
         push("-drive");
         push(&disk);
         match self.profile {
@@ -149,14 +158,31 @@ pub struct Firmware {
 pub fn find_firmware() -> Result<Firmware, String> {
     if let Ok(code) = std::env::var("OVMF_CODE") {
         let code = PathBuf::from(code);
-        let vars = std::env::var("OVMF_VARS").map(PathBuf::from).map_err(|_| "OVMF_CODE is set but OVMF_VARS is not")?;
-        return Ok(Firmware { code, vars_template: vars });
+        let vars = std::env::var("OVMF_VARS")
+            .map(PathBuf::from)
+            .map_err(|_| "OVMF_CODE is set but OVMF_VARS is not")?;
+        return Ok(Firmware {
+            code,
+            vars_template: vars,
+        });
     }
     let pairs = [
-        ("/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"),
-        ("/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd"),
-        ("/usr/share/edk2/ovmf/OVMF_CODE.fd", "/usr/share/edk2/ovmf/OVMF_VARS.fd"),
-        ("/usr/share/edk2/x64/OVMF_CODE.4m.fd", "/usr/share/edk2/x64/OVMF_VARS.4m.fd"),
+        (
+            "/usr/share/OVMF/OVMF_CODE_4M.fd",
+            "/usr/share/OVMF/OVMF_VARS_4M.fd",
+        ),
+        (
+            "/usr/share/OVMF/OVMF_CODE.fd",
+            "/usr/share/OVMF/OVMF_VARS.fd",
+        ),
+        (
+            "/usr/share/edk2/ovmf/OVMF_CODE.fd",
+            "/usr/share/edk2/ovmf/OVMF_VARS.fd",
+        ),
+        (
+            "/usr/share/edk2/x64/OVMF_CODE.4m.fd",
+            "/usr/share/edk2/x64/OVMF_VARS.4m.fd",
+        ),
     ];
     pairs
         .iter()
@@ -173,7 +199,11 @@ pub fn find_qemu() -> Result<PathBuf, String> {
         Some(PathBuf::from(&name)).filter(|p| p.is_file())
     } else {
         std::env::var_os("PATH")
-            .map(|p| std::env::split_paths(&p).map(|d| d.join(&name)).find(|c| c.is_file()))
+            .map(|p| {
+                std::env::split_paths(&p)
+                    .map(|d| d.join(&name))
+                    .find(|c| c.is_file())
+            })
             .unwrap_or(None)
     };
     path.ok_or_else(|| format!("{name} not found (run boot/setup.sh, or set QEMU to its path)"))

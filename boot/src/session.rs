@@ -64,18 +64,28 @@ pub struct Outcome {
 pub enum SessionError {
     Setup(String),
     /// The text did not appear before the deadline.
-    Timeout { waiting_for: String },
+    Timeout {
+        waiting_for: String,
+    },
     /// QEMU exited while we waited for text.
-    Exited { waiting_for: String, exit: ExitKind },
+    Exited {
+        waiting_for: String,
+        exit: ExitKind,
+    },
 }
 
 impl std::fmt::Display for SessionError {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         match self {
             SessionError::Setup(s) => f.write_str(s),
-            SessionError::Timeout { waiting_for } => write!(f, "timed out waiting for {waiting_for:?}"),
+            SessionError::Timeout { waiting_for } => {
+                write!(f, "timed out waiting for {waiting_for:?}")
+            }
             SessionError::Exited { waiting_for, exit } => {
-                write!(f, "QEMU exited ({exit:?}) while waiting for {waiting_for:?}")
+                write!(
+                    f,
+                    "QEMU exited ({exit:?}) while waiting for {waiting_for:?}"
+                )
             }
         }
     }
@@ -103,15 +113,22 @@ impl Session {
         let qemu = find_qemu().map_err(SessionError::Setup)?;
         let fw = find_firmware().map_err(SessionError::Setup)?;
         if !cfg.image.is_file() {
-            return Err(SessionError::Setup(format!("disk image {} is missing (cargo build makes it)", cfg.image.display())));
+            return Err(SessionError::Setup(format!(
+                "disk image {} is missing (cargo build makes it)",
+                cfg.image.display()
+            )));
         }
         let vars = std::env::temp_dir().join(format!(
             "sluice-ovmf-vars-{}-{}.fd",
             std::process::id(),
             UNIQUE.fetch_add(1, Ordering::Relaxed)
         ));
-        std::fs::copy(&fw.vars_template, &vars)
-            .map_err(|e| SessionError::Setup(format!("cannot copy OVMF variables to {}: {e}", vars.display())))?;
+        std::fs::copy(&fw.vars_template, &vars).map_err(|e| {
+            SessionError::Setup(format!(
+                "cannot copy OVMF variables to {}: {e}",
+                vars.display()
+            ))
+        })?;
         let mut child = Command::new(&qemu)
             .args(cfg.args(&fw, &vars))
             .stdin(Stdio::piped())
@@ -169,14 +186,19 @@ impl Session {
             }
             let now = Instant::now();
             if now >= self.deadline {
-                return Err(SessionError::Timeout { waiting_for: text.to_string() });
+                return Err(SessionError::Timeout {
+                    waiting_for: text.to_string(),
+                });
             }
             match self.rx.recv_timeout(self.deadline - now) {
                 Ok(chunk) => self.take(chunk),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
                     let exit = self.wait_exit();
-                    return Err(SessionError::Exited { waiting_for: text.to_string(), exit });
+                    return Err(SessionError::Exited {
+                        waiting_for: text.to_string(),
+                        exit,
+                    });
                 }
             }
         }
@@ -184,7 +206,10 @@ impl Session {
 
     /// Types a line into the guest's console.
     pub fn send_line(&mut self, line: &str) -> Result<(), SessionError> {
-        let stdin = self.stdin.as_mut().ok_or_else(|| SessionError::Setup("stdin closed".into()))?;
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| SessionError::Setup("stdin closed".into()))?;
         stdin
             .write_all(format!("{line}\n").as_bytes())
             .and_then(|_| stdin.flush())
@@ -196,9 +221,15 @@ impl Session {
             match self.child.try_wait() {
                 Ok(Some(st)) => {
                     use std::os::unix::process::ExitStatusExt;
-                    return if st.signal().is_some() { ExitKind::Signalled } else { ExitKind::from_status(st.code()) };
+                    return if st.signal().is_some() {
+                        ExitKind::Signalled
+                    } else {
+                        ExitKind::from_status(st.code())
+                    };
                 }
-                Ok(None) if Instant::now() < self.deadline => std::thread::sleep(Duration::from_millis(20)),
+                Ok(None) if Instant::now() < self.deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
                 _ => {
                     let _ = self.child.kill();
                     let _ = self.child.wait();
@@ -233,7 +264,11 @@ impl Session {
     /// Boots, types each line after a prompt, then waits for QEMU to exit. A script
     /// that does not end the run (poweroff, test --exit) is stopped after its last
     /// prompt and reported as `TimedOut` only if the deadline passes first.
-    pub fn run_script(cfg: &QemuConfig, lines: &[&str], limit: Duration) -> Result<Outcome, (SessionError, String)> {
+    pub fn run_script(
+        cfg: &QemuConfig,
+        lines: &[&str],
+        limit: Duration,
+    ) -> Result<Outcome, (SessionError, String)> {
         let mut s = Session::start(cfg, limit).map_err(|e| (e, String::new()))?;
         for line in lines {
             if let Err(e) = s.wait_for(crate::PROMPT).and_then(|_| s.send_line(line)) {

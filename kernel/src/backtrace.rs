@@ -8,10 +8,16 @@ const MAX_FRAMES: usize = 24;
 pub fn print_from_here() {
     let mut rbp: u64;
     // SAFETY: reading rbp has no side effect.
-    unsafe { core::arch::asm!("mov {}, rbp", out(reg) rbp, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("mov {}, rbp", out(reg) rbp, options(nomem, nostack, preserves_flags))
+    };
     crate::error!("  stack trace (return addresses):");
     for depth in 0..MAX_FRAMES {
-        if rbp == 0 || rbp % 8 != 0 || !crate::memory::is_mapped(rbp) || !crate::memory::is_mapped(rbp + 8) {
+        if rbp == 0
+            || !rbp.is_multiple_of(8)
+            || !crate::memory::is_mapped(rbp)
+            || !crate::memory::is_mapped(rbp + 8)
+        {
             break;
         }
         // SAFETY: both words were just checked to be mapped and 8-byte aligned.

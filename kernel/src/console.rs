@@ -17,15 +17,25 @@ pub fn com1_virq() -> Option<Virq> {
 }
 
 fn on_com1() -> IrqReturn {
-    if crate::serial::handle_rx_interrupt() > 0 { IrqReturn::Handled } else { IrqReturn::NotHandled }
+    if crate::serial::handle_rx_interrupt() > 0 {
+        IrqReturn::Handled
+    } else {
+        IrqReturn::NotHandled
+    }
 }
 
 /// Routes COM1's receive interrupt (to the boot CPU) and turns it on.
 pub fn init_input() -> Result<(), sluice_irq_core::IrqError> {
     let virq = crate::irq::request_isa(COM1_ISA_IRQ, "COM1", CpuMask::single(0), on_com1)?;
-    VIRQ.store(virq as u32, Ordering::Relaxed);
+    VIRQ.store(virq, Ordering::Relaxed);
     crate::serial::enable_rx_interrupt();
     let target = crate::irq::with_core(|c| c.vector.irq(virq).map(|v| v.target))??;
-    crate::log!("COM1 input: ISA IRQ {} -> irq {} -> CPU {} vector {:#x}", COM1_ISA_IRQ, virq, target.cpu, target.vector.0);
+    crate::log!(
+        "COM1 input: ISA IRQ {} -> irq {} -> CPU {} vector {:#x}",
+        COM1_ISA_IRQ,
+        virq,
+        target.cpu,
+        target.vector.0
+    );
     Ok(())
 }

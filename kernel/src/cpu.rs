@@ -5,8 +5,8 @@
 //! is a self pointer so `gs:[0]` yields the block's address without a MSR read.
 
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use x86_64::registers::model_specific::GsBase;
 use x86_64::VirtAddr;
+use x86_64::registers::model_specific::GsBase;
 
 /// Largest number of CPUs Sluice manages (x2APIC machines in QEMU go to 288).
 pub const MAX_CPUS: usize = 512;
@@ -88,7 +88,9 @@ pub fn set_bsp_apic_id(id: u32) {
 pub fn current() -> &'static PerCpu {
     let p: u64;
     // SAFETY: gs:[0] holds the self pointer written by `install`.
-    unsafe { core::arch::asm!("mov {}, gs:[0]", out(reg) p, options(nostack, readonly, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("mov {}, gs:[0]", out(reg) p, options(nostack, readonly, preserves_flags))
+    };
     // SAFETY: the pointer came from a 'static block.
     unsafe { &*(p as *const PerCpu) }
 }
@@ -116,7 +118,9 @@ pub fn get(index: usize) -> Option<&'static PerCpu> {
 /// One past the highest CPU index with a per-CPU block (indices are dense, but a CPU
 /// that failed to start leaves a hole, which `get` reports as None).
 pub fn count() -> usize {
-    ALL.iter().rposition(|p| p.load(Ordering::Acquire) != 0).map_or(0, |i| i + 1)
+    ALL.iter()
+        .rposition(|p| p.load(Ordering::Acquire) != 0)
+        .map_or(0, |i| i + 1)
 }
 
 /// Allocates a per-CPU block for an application processor on the heap; it is never

@@ -2,11 +2,11 @@
 //! on a broken stack: double fault, NMI and machine check (Intel SDM vol. 3, 7.7 and 6.14.5).
 
 use core::cell::UnsafeCell;
+use x86_64::VirtAddr;
 use x86_64::instructions::segmentation::{CS, DS, ES, SS, Segment};
 use x86_64::instructions::tables::load_tss;
 use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
 use x86_64::structures::tss::TaskStateSegment;
-use x86_64::VirtAddr;
 
 pub const DOUBLE_FAULT_IST: u16 = 0;
 pub const NMI_IST: u16 = 1;
@@ -76,7 +76,13 @@ pub fn make_gdt(tss: &'static TaskStateSegment) -> CpuGdt {
     let code = gdt.append(Descriptor::kernel_code_segment());
     let data = gdt.append(Descriptor::kernel_data_segment());
     let tss_sel = gdt.append(Descriptor::tss_segment(tss));
-    CpuGdt { gdt: UnsafeCell::new(gdt), tss_ref: tss, code, data, tss: tss_sel }
+    CpuGdt {
+        gdt: UnsafeCell::new(gdt),
+        tss_ref: tss,
+        code,
+        data,
+        tss: tss_sel,
+    }
 }
 
 /// Per-CPU tables for an application processor: three IST stacks, a TSS and a GDT,
@@ -117,7 +123,13 @@ pub fn alloc_stack(size: usize) -> Option<u64> {
 
 /// Loads the boot CPU's GDT and TSS.
 pub fn init_bsp() {
-    let tss = BSP_TSS.call_once(|| make_tss([BSP_STACKS[0].top(), BSP_STACKS[1].top(), BSP_STACKS[2].top()]));
+    let tss = BSP_TSS.call_once(|| {
+        make_tss([
+            BSP_STACKS[0].top(),
+            BSP_STACKS[1].top(),
+            BSP_STACKS[2].top(),
+        ])
+    });
     load(BSP_GDT.call_once(|| make_gdt(tss)));
 }
 

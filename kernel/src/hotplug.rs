@@ -61,7 +61,10 @@ pub struct Onlined {
 
 fn check_cpu(cpu: usize) -> Result<(), String> {
     if cpu >= smp::possible() {
-        return Err(alloc::format!("CPU {cpu} does not exist (this machine has {})", smp::possible()));
+        return Err(alloc::format!(
+            "CPU {cpu} does not exist (this machine has {})",
+            smp::possible()
+        ));
     }
     Ok(())
 }
@@ -72,33 +75,50 @@ fn check_cpu(cpu: usize) -> Result<(), String> {
 pub fn cpu_off(cpu: usize) -> Result<Offlined, String> {
     check_cpu(cpu)?;
     if !smp::is_online(cpu) {
-        return Err(alloc::format!("CPU {cpu} is {}, not online", smp::state(cpu).name()));
+        return Err(alloc::format!(
+            "CPU {cpu} is {}, not online",
+            smp::state(cpu).name()
+        ));
     }
     if smp::online_count() == 1 {
         return Err(alloc::format!("refused: CPU {cpu} is the last online CPU"));
     }
-    match crate::irq::with_core(|c| c.can_offline_cpu(cpu as CpuId)).map_err(|e| alloc::format!("{e}"))? {
+    match crate::irq::with_core(|c| c.can_offline_cpu(cpu as CpuId))
+        .map_err(|e| alloc::format!("{e}"))?
+    {
         Ok(()) => {}
-        Err(IrqError::LastCpu) => return Err(alloc::format!("refused: CPU {cpu} is the last online CPU")),
+        Err(IrqError::LastCpu) => {
+            return Err(alloc::format!("refused: CPU {cpu} is the last online CPU"));
+        }
         Err(IrqError::NoSpace) => {
-            return Err(alloc::format!("refused: the other online CPUs cannot absorb CPU {cpu}'s interrupt vectors"));
+            return Err(alloc::format!(
+                "refused: the other online CPUs cannot absorb CPU {cpu}'s interrupt vectors"
+            ));
         }
         Err(e) => return Err(alloc::format!("refused: {e}")),
     }
     if cpu == 0 {
-        return Err(String::from("refused: CPU 0 is the boot CPU and stays online"));
+        return Err(String::from(
+            "refused: CPU 0 is the boot CPU and stays online",
+        ));
     }
     let start = crate::time::nanos_since_boot();
     TAKE_DOWN.lock().take();
     let stop = smp::stop_machine::stop_machine(take_down, cpu as u64, &CpuSet::one(cpu));
     let migrated = TAKE_DOWN.lock().take();
     match (stop, migrated) {
-        (Err(e), _) => return Err(alloc::format!("stop_machine: {e}")),
-        (Ok(_), None) => return Err(String::from("the take-down function did not run")),
-        (Ok(_), Some(Err(e))) => return Err(alloc::format!("migration refused: {e}; CPU {cpu} stays online")),
+        (Err(e), _) => Err(alloc::format!("stop_machine: {e}")),
+        (Ok(_), None) => Err(String::from("the take-down function did not run")),
+        (Ok(_), Some(Err(e))) => Err(alloc::format!(
+            "migration refused: {e}; CPU {cpu} stays online"
+        )),
         (Ok(_), Some(Ok(report))) => {
-            smp::wait_parked(cpu, 1_000_000_000).map_err(|e| alloc::format!("CPU {cpu} did not park: {e}"))?;
-            Ok(Offlined { report, took_ns: crate::time::nanos_since_boot() - start })
+            smp::wait_parked(cpu, 1_000_000_000)
+                .map_err(|e| alloc::format!("CPU {cpu} did not park: {e}"))?;
+            Ok(Offlined {
+                report,
+                took_ns: crate::time::nanos_since_boot() - start,
+            })
         }
     }
 }
@@ -107,20 +127,28 @@ pub fn cpu_off(cpu: usize) -> Result<Offlined, String> {
 pub fn cpu_on(cpu: usize) -> Result<Onlined, String> {
     check_cpu(cpu)?;
     if smp::state(cpu) != CpuState::Parked {
-        return Err(alloc::format!("CPU {cpu} is {}, not offline", smp::state(cpu).name()));
+        return Err(alloc::format!(
+            "CPU {cpu} is {}, not offline",
+            smp::state(cpu).name()
+        ));
     }
     let start = crate::time::nanos_since_boot();
     smp::ap::start(cpu).map_err(|e| alloc::format!("CPU {cpu} did not start: {e}"))?;
     let mut apic = KernelApic;
     let (report, plans) = crate::irq::with_core(|c| c.cpu_online_restore(cpu as CpuId, &mut apic))
         .and_then(|r| r)
-        .map_err(|e| alloc::format!("CPU {cpu} is running but its interrupts were not restored: {e}"))?;
+        .map_err(|e| {
+            alloc::format!("CPU {cpu} is running but its interrupts were not restored: {e}")
+        })?;
     for (virq, plan) in plans {
         if let Err(e) = crate::irq::run_plan_on(virq, plan) {
             crate::warn!("irq {}: could not move back to CPU {}: {}", virq, cpu, e);
         }
     }
-    Ok(Onlined { report, took_ns: crate::time::nanos_since_boot() - start })
+    Ok(Onlined {
+        report,
+        took_ns: crate::time::nanos_since_boot() - start,
+    })
 }
 
 /// Every online CPU, as the interrupt core's mask type.
@@ -159,7 +187,9 @@ fn wait_links(links: u64, what: &str) -> Result<(), String> {
 
 fn chain_cpu() -> Option<CpuId> {
     let v = crate::hpet_chain::virq()?;
-    crate::irq::with_core(|c| c.vector.irq(v).map(|i| i.target.cpu).ok()).ok().flatten()
+    crate::irq::with_core(|c| c.vector.irq(v).map(|i| i.target.cpu).ok())
+        .ok()
+        .flatten()
 }
 
 #[derive(Default)]
@@ -202,7 +232,11 @@ fn median_max(v: &[u64]) -> (u64, u64) {
 /// firing. `pinned`: the chain's affinity is only `cpu` (broken while it is offline,
 /// restored when it returns); otherwise its affinity is every online CPU and it is put
 /// back on `cpu` before each cycle.
-pub fn stress(cpu: usize, cycles: u32, pinned: bool) -> Result<StressReport, (String, StressReport)> {
+pub fn stress(
+    cpu: usize,
+    cycles: u32,
+    pinned: bool,
+) -> Result<StressReport, (String, StressReport)> {
     let mut rep = StressReport::default();
     let fail = |msg: String, mut rep: StressReport| {
         rep.chain = crate::hpet_chain::stop();
@@ -212,7 +246,10 @@ pub fn stress(cpu: usize, cycles: u32, pinned: bool) -> Result<StressReport, (St
         return Err((e, rep));
     }
     if cpu == 0 || !smp::is_online(cpu) {
-        return Err((alloc::format!("CPU {cpu} must be an online application processor"), rep));
+        return Err((
+            alloc::format!("CPU {cpu} must be an online application processor"),
+            rep,
+        ));
     }
     let pin = CpuMask::single(cpu as CpuId);
     let virq = match crate::hpet_chain::start(&pin) {
@@ -222,10 +259,10 @@ pub fn stress(cpu: usize, cycles: u32, pinned: bool) -> Result<StressReport, (St
     for _ in 0..cycles {
         if !pinned {
             // Put it on `cpu`, then widen the mask without moving it.
-            if chain_cpu() != Some(cpu as CpuId) {
-                if let Err(e) = crate::hpet_chain::retarget(virq, &pin) {
-                    return fail(alloc::format!("cannot target CPU {cpu}: {e}"), rep);
-                }
+            if chain_cpu() != Some(cpu as CpuId)
+                && let Err(e) = crate::hpet_chain::retarget(virq, &pin)
+            {
+                return fail(alloc::format!("cannot target CPU {cpu}: {e}"), rep);
             }
             if let Err(e) = wait_links(2, "before offline") {
                 return fail(e, rep);
@@ -252,7 +289,13 @@ pub fn stress(cpu: usize, cycles: u32, pinned: bool) -> Result<StressReport, (St
             return fail(e, rep);
         }
         if pinned && chain_cpu() != Some(cpu as CpuId) {
-            return fail(alloc::format!("the chain did not return to CPU {cpu}: on {:?}", chain_cpu()), rep);
+            return fail(
+                alloc::format!(
+                    "the chain did not return to CPU {cpu}: on {:?}",
+                    chain_cpu()
+                ),
+                rep,
+            );
         }
         rep.cycles += 1;
     }
@@ -283,7 +326,8 @@ pub static COMMANDS: &[crate::shell::Command] = &[
 
 fn parse_num(s: Option<&&str>, what: &str) -> Result<usize, String> {
     let s = s.ok_or_else(|| alloc::format!("missing {what}"))?;
-    s.parse().map_err(|_| alloc::format!("'{s}' is not a {what}"))
+    s.parse()
+        .map_err(|_| alloc::format!("'{s}' is not a {what}"))
 }
 
 fn cmd_cpu(args: &[&str]) -> Result<(), String> {
@@ -312,7 +356,11 @@ fn cmd_cpu(args: &[&str]) -> Result<(), String> {
                     old.vector.0,
                     new.cpu,
                     new.vector.0,
-                    if r.broken.contains(virq) { " (affinity broken)" } else { "" }
+                    if r.broken.contains(virq) {
+                        " (affinity broken)"
+                    } else {
+                        ""
+                    }
                 );
             }
             Ok(())
@@ -385,7 +433,14 @@ pub mod tests {
     }
 
     fn available(cpu: usize) -> u32 {
-        crate::irq::with_core(|c| c.vector.matrix().cpu_stats(cpu as u32).map(|s| s.available).unwrap_or(0)).unwrap_or(0)
+        crate::irq::with_core(|c| {
+            c.vector
+                .matrix()
+                .cpu_stats(cpu as u32)
+                .map(|s| s.available)
+                .unwrap_or(0)
+        })
+        .unwrap_or(0)
     }
 
     /// 40 irqs on CPU 1 and every other online CPU filled to 4 free vectors: offlining
@@ -406,16 +461,30 @@ pub mod tests {
             Ok(super::cpu_off(dying).err().unwrap_or_default())
         };
         let refusal = fill();
-        let freed = crate::irq::with_core(|c| irqs.iter().all(|&v| c.free_irq(v, 1).is_ok())).unwrap_or(false);
+        let freed = crate::irq::with_core(|c| irqs.iter().all(|&v| c.free_irq(v, 1).is_ok()))
+            .unwrap_or(false);
         let refusal = refusal?;
         check!(freed, "could not free the filler irqs");
-        check!(refusal.contains("cannot absorb"), "offline was not refused for space: {:?}", refusal);
-        check!(crate::smp::is_online(dying), "CPU {} went offline anyway", dying);
+        check!(
+            refusal.contains("cannot absorb"),
+            "offline was not refused for space: {:?}",
+            refusal
+        );
+        check!(
+            crate::smp::is_online(dying),
+            "CPU {} went offline anyway",
+            dying
+        );
         Ok(())
     }
 
     fn need_aps(n: usize) -> Result<(), alloc::string::String> {
-        check!(crate::smp::online_count() > n, "needs more than {} online CPUs, have {}", n, crate::smp::online_count());
+        check!(
+            crate::smp::online_count() > n,
+            "needs more than {} online CPUs, have {}",
+            n,
+            crate::smp::online_count()
+        );
         Ok(())
     }
 
@@ -423,7 +492,10 @@ pub mod tests {
         need_aps(1)?;
         let e = super::cpu_off(0).err().unwrap_or_default();
         check!(e.contains("boot CPU"), "offlining CPU 0 gave {:?}", e);
-        let aps: alloc::vec::Vec<usize> = crate::smp::online_mask().iter().filter(|&c| c != 0).collect();
+        let aps: alloc::vec::Vec<usize> = crate::smp::online_mask()
+            .iter()
+            .filter(|&c| c != 0)
+            .collect();
         for &c in &aps {
             super::cpu_off(c)?;
         }
@@ -431,9 +503,17 @@ pub mod tests {
         for &c in &aps {
             super::cpu_on(c)?;
         }
-        check!(e.contains("last online CPU"), "offlining the last CPU gave {:?}", e);
+        check!(
+            e.contains("last online CPU"),
+            "offlining the last CPU gave {:?}",
+            e
+        );
         let e = super::cpu_on(aps[0]).err().unwrap_or_default();
-        check!(e.contains("not offline"), "onlining an online CPU gave {:?}", e);
+        check!(
+            e.contains("not offline"),
+            "onlining an online CPU gave {:?}",
+            e
+        );
         Ok(())
     }
 
@@ -482,7 +562,8 @@ pub mod tests {
         need_aps(1)?;
         let cpu = 1;
         let virq = crate::hpet_chain::start(&sluice_irq_core::CpuMask::single(cpu as u32))?;
-        let target = crate::irq::with_core(|c| c.vector.irq(virq).map(|i| i.target)).map_err(|e| alloc::format!("{e}"))?;
+        let target = crate::irq::with_core(|c| c.vector.irq(virq).map(|i| i.target))
+            .map_err(|e| alloc::format!("{e}"))?;
         let target = target.map_err(|e| alloc::format!("{e}"))?;
         CHAIN_VECTOR.store(target.vector.0, Ordering::SeqCst);
         SEEN_PENDING.store(false, Ordering::SeqCst);
@@ -501,9 +582,21 @@ pub mod tests {
         let stats = crate::hpet_chain::stop();
         super::cpu_on(cpu)?;
         links?;
-        check!(SEEN_PENDING.load(Ordering::SeqCst), "the chain's vector never became pending on the dying CPU");
-        check!(off.report.redelivered.contains(&virq), "irq {} not re-delivered: {:?}", virq, off.report.redelivered);
-        check!(stats.handled == stats.armed, "lost {} interrupt(s)", stats.armed - stats.handled);
+        check!(
+            SEEN_PENDING.load(Ordering::SeqCst),
+            "the chain's vector never became pending on the dying CPU"
+        );
+        check!(
+            off.report.redelivered.contains(&virq),
+            "irq {} not re-delivered: {:?}",
+            virq,
+            off.report.redelivered
+        );
+        check!(
+            stats.handled == stats.armed,
+            "lost {} interrupt(s)",
+            stats.armed - stats.handled
+        );
         Ok(())
     }
 }

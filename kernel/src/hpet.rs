@@ -75,7 +75,11 @@ pub fn init(base: u64) -> Result<&'static Hpet, HpetError> {
     let comparators = ((cap >> 8) & 0x1f) as u32 + 1;
     let conf = regs.read64(GEN_CONF);
     regs.write64(GEN_CONF, (conf & !GEN_CONF_LEGACY) | GEN_CONF_ENABLE);
-    Ok(HPET.call_once(|| Hpet { regs, period_fs, comparators }))
+    Ok(HPET.call_once(|| Hpet {
+        regs,
+        period_fs,
+        comparators,
+    }))
 }
 
 impl Hpet {
@@ -111,8 +115,15 @@ impl Hpet {
         }
         let keep = conf.bits() & !(ROUTE_MASK | 0xffff_ffff_0000_0000);
         let mut new = TimerConf::from_bits_retain(keep);
-        new.remove(TimerConf::LEVEL | TimerConf::INT_ENABLE | TimerConf::PERIODIC | TimerConf::MODE_32 | TimerConf::FSB_ENABLE);
-        self.regs.write64(timer_conf(n), new.bits() | (u64::from(gsi) << ROUTE_SHIFT));
+        new.remove(
+            TimerConf::LEVEL
+                | TimerConf::INT_ENABLE
+                | TimerConf::PERIODIC
+                | TimerConf::MODE_32
+                | TimerConf::FSB_ENABLE,
+        );
+        self.regs
+            .write64(timer_conf(n), new.bits() | (u64::from(gsi) << ROUTE_SHIFT));
         Ok(())
     }
 

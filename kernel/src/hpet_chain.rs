@@ -38,7 +38,9 @@ pub struct Stats {
 }
 
 pub fn stats() -> Stats {
-    let since = hpet::get().map_or(0, |h| h.ticks_to_ns(h.counter().saturating_sub(LAST_LINK.load(Ordering::SeqCst))));
+    let since = hpet::get().map_or(0, |h| {
+        h.ticks_to_ns(h.counter().saturating_sub(LAST_LINK.load(Ordering::SeqCst)))
+    });
     Stats {
         armed: ARMED.load(Ordering::SeqCst),
         handled: HANDLED.load(Ordering::SeqCst),
@@ -69,7 +71,9 @@ fn arm_next(h: &Hpet, timer: u32) {
 }
 
 fn on_fire() -> IrqReturn {
-    let Some(h) = hpet::get() else { return IrqReturn::NotHandled };
+    let Some(h) = hpet::get() else {
+        return IrqReturn::NotHandled;
+    };
     let now = h.counter();
     if now < DEADLINE.load(Ordering::SeqCst) {
         STALE.fetch_add(1, Ordering::SeqCst);
@@ -123,7 +127,7 @@ pub fn start(affinity: &CpuMask) -> Result<Virq, alloc::string::String> {
                 }
             }
             let v = got.ok_or(last_err)?;
-            VIRQ.store(v as u32, Ordering::SeqCst);
+            VIRQ.store(v, Ordering::SeqCst);
             TIMER.store(timer, Ordering::SeqCst);
             v
         }
@@ -176,7 +180,9 @@ const LAST_LINK_GRACE_NS: u64 = 2_000_000_000;
 pub fn stop() -> Stats {
     RUNNING.store(false, Ordering::SeqCst);
     let deadline = crate::time::nanos_since_boot() + LAST_LINK_GRACE_NS;
-    while HANDLED.load(Ordering::SeqCst) < ARMED.load(Ordering::SeqCst) && crate::time::nanos_since_boot() < deadline {
+    while HANDLED.load(Ordering::SeqCst) < ARMED.load(Ordering::SeqCst)
+        && crate::time::nanos_since_boot() < deadline
+    {
         x86_64::instructions::hlt();
     }
     if let Some(h) = hpet::get() {
@@ -212,7 +218,10 @@ fn cmd_chain(args: &[&str]) -> Result<(), alloc::string::String> {
                 None => CpuMask::single(0),
             };
             let v = start(&mask)?;
-            crate::println!("hpet-chain: running on irq {v}, one link every {} us", PERIOD_NS / 1000);
+            crate::println!(
+                "hpet-chain: running on irq {v}, one link every {} us",
+                PERIOD_NS / 1000
+            );
             Ok(())
         }
         ["stop"] => {
@@ -255,8 +264,25 @@ pub fn moves_under_fire_lose_nothing() -> crate::ktest::TestResult {
         }
     }
     let s = stop();
-    crate::log!("hpet-chain under moves: {} moves ({} refused busy), {:?}", moved, busy, s);
-    crate::check!(s.handled == s.armed, "lost {} interrupt(s): armed {} handled {}", s.armed - s.handled, s.armed, s.handled);
-    crate::check!(moved >= MOVES * 2 / 3, "only {} of {} moves went through ({} busy)", moved, MOVES, busy);
+    crate::log!(
+        "hpet-chain under moves: {} moves ({} refused busy), {:?}",
+        moved,
+        busy,
+        s
+    );
+    crate::check!(
+        s.handled == s.armed,
+        "lost {} interrupt(s): armed {} handled {}",
+        s.armed - s.handled,
+        s.armed,
+        s.handled
+    );
+    crate::check!(
+        moved >= MOVES * 2 / 3,
+        "only {} of {} moves went through ({} busy)",
+        moved,
+        MOVES,
+        busy
+    );
     Ok(())
 }

@@ -15,11 +15,13 @@ static IDT: spin::Lazy<InterruptDescriptorTable> = spin::Lazy::new(|| {
     idt.overflow.set_handler_fn(overflow);
     idt.bound_range_exceeded.set_handler_fn(bound_range);
     idt.invalid_opcode.set_handler_fn(invalid_opcode);
-    idt.device_not_available.set_handler_fn(device_not_available);
+    idt.device_not_available
+        .set_handler_fn(device_not_available);
     idt.invalid_tss.set_handler_fn(invalid_tss);
     idt.segment_not_present.set_handler_fn(segment_not_present);
     idt.stack_segment_fault.set_handler_fn(stack_segment_fault);
-    idt.general_protection_fault.set_handler_fn(general_protection);
+    idt.general_protection_fault
+        .set_handler_fn(general_protection);
     idt.page_fault.set_handler_fn(page_fault);
     idt.x87_floating_point.set_handler_fn(x87_fp);
     idt.alignment_check.set_handler_fn(alignment_check);
@@ -27,9 +29,15 @@ static IDT: spin::Lazy<InterruptDescriptorTable> = spin::Lazy::new(|| {
     idt.virtualization.set_handler_fn(virtualization);
     // SAFETY: the IST indices name stacks that gdt::init_* installs in every CPU's TSS.
     unsafe {
-        idt.double_fault.set_handler_fn(double_fault).set_stack_index(gdt::DOUBLE_FAULT_IST);
-        idt.non_maskable_interrupt.set_handler_fn(nmi).set_stack_index(gdt::NMI_IST);
-        idt.machine_check.set_handler_fn(machine_check).set_stack_index(gdt::MACHINE_CHECK_IST);
+        idt.double_fault
+            .set_handler_fn(double_fault)
+            .set_stack_index(gdt::DOUBLE_FAULT_IST);
+        idt.non_maskable_interrupt
+            .set_handler_fn(nmi)
+            .set_stack_index(gdt::NMI_IST);
+        idt.machine_check
+            .set_handler_fn(machine_check)
+            .set_stack_index(gdt::MACHINE_CHECK_IST);
     }
     seq_macro::seq!(V in 32..=255 {
         idt[V].set_handler_fn(vector_~V);
@@ -53,7 +61,10 @@ pub static BREAKPOINTS: AtomicU64 = AtomicU64::new(0);
 
 extern "x86-interrupt" fn breakpoint(frame: InterruptStackFrame) {
     BREAKPOINTS.fetch_add(1, Ordering::Relaxed);
-    crate::log!("breakpoint (#BP) at {:#x}", frame.instruction_pointer.as_u64());
+    crate::log!(
+        "breakpoint (#BP) at {:#x}",
+        frame.instruction_pointer.as_u64()
+    );
 }
 
 /// Runs `op` (which may fault) with recovery armed: a fault inside it resumes after it
@@ -82,7 +93,11 @@ pub fn probe_read(addr: u64) -> Result<u64, (u8, u64, u64)> {
     }
     match pc.fault_recorded.swap(0, Ordering::SeqCst) {
         0 => Ok(value),
-        r => Err(((r >> 56) as u8, r & 0x00ff_ffff_ffff_ffff, pc.fault_address.load(Ordering::SeqCst))),
+        r => Err((
+            (r >> 56) as u8,
+            r & 0x00ff_ffff_ffff_ffff,
+            pc.fault_address.load(Ordering::SeqCst),
+        )),
     }
 }
 
@@ -98,7 +113,10 @@ fn try_recover(frame: &mut InterruptStackFrame, vector: u8, error: u64, address:
         return false;
     }
     pc.fault_address.store(address, Ordering::SeqCst);
-    pc.fault_recorded.store(((vector as u64) << 56) | (error & 0x00ff_ffff_ffff_ffff) | (1 << 55), Ordering::SeqCst);
+    pc.fault_recorded.store(
+        ((vector as u64) << 56) | (error & 0x00ff_ffff_ffff_ffff) | (1 << 55),
+        Ordering::SeqCst,
+    );
     crate::log!(
         "recovered fault: vector {} error {:#x} at rip {:#x} address {:#x}",
         vector,
@@ -109,13 +127,21 @@ fn try_recover(frame: &mut InterruptStackFrame, vector: u8, error: u64, address:
     // SAFETY: the resume address is a label in `probe_read`'s own asm block, which
     // expects to be resumed there with the same stack.
     unsafe {
-        frame.as_mut().update(|f| f.instruction_pointer = x86_64::VirtAddr::new(resume));
+        frame
+            .as_mut()
+            .update(|f| f.instruction_pointer = x86_64::VirtAddr::new(resume));
     }
     true
 }
 
 /// Reports an exception with everything needed to debug it, then stops.
-fn fatal(name: &str, vector: u8, frame: &InterruptStackFrame, error: Option<u64>, cr2: Option<u64>) -> ! {
+fn fatal(
+    name: &str,
+    vector: u8,
+    frame: &InterruptStackFrame,
+    error: Option<u64>,
+    cr2: Option<u64>,
+) -> ! {
     crate::serial::force_unlock();
     crate::error!("EXCEPTION {} (vector {})", name, vector);
     if let Some(e) = error {
@@ -177,7 +203,13 @@ extern "x86-interrupt" fn page_fault(mut frame: InterruptStackFrame, error: Page
     }
     crate::serial::force_unlock();
     crate::error!("page fault: {:?}", error);
-    fatal("page fault (#PF)", 14, &frame, Some(error.bits()), Some(addr))
+    fatal(
+        "page fault (#PF)",
+        14,
+        &frame,
+        Some(error.bits()),
+        Some(addr),
+    )
 }
 
 extern "x86-interrupt" fn double_fault(frame: InterruptStackFrame, error: u64) -> ! {

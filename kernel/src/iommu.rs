@@ -37,7 +37,12 @@ pub fn tables() -> &'static Tables {
             }
         }
         let plan = InterruptPlan::build(ok(&dmar), ok(&madt), ok(&hpet));
-        Tables { dmar, madt, hpet, plan }
+        Tables {
+            dmar,
+            madt,
+            hpet,
+            plan,
+        }
     })
 }
 
@@ -73,8 +78,16 @@ pub fn print_summary() {
                 "IOMMU: {} remapping unit(s), host address width {} bits, DMAR flags{}{}",
                 units.len(),
                 u32::from(d.host_address_width_raw) + 1,
-                if d.flags.intr_remap() { " INTR_REMAP" } else { "" },
-                if d.flags.x2apic_opt_out() { " X2APIC_OPT_OUT" } else { "" },
+                if d.flags.intr_remap() {
+                    " INTR_REMAP"
+                } else {
+                    ""
+                },
+                if d.flags.x2apic_opt_out() {
+                    " X2APIC_OPT_OUT"
+                } else {
+                    ""
+                },
             );
             for s in &d.structures {
                 if let RemappingStructure::Drhd(u) = s {
@@ -82,7 +95,11 @@ pub fn print_summary() {
                         "  unit at {:#x}, segment {}, {}{} device scope(s)",
                         u.register_base,
                         u.segment,
-                        if u.flags & 1 != 0 { "INCLUDE_PCI_ALL, " } else { "" },
+                        if u.flags & 1 != 0 {
+                            "INCLUDE_PCI_ALL, "
+                        } else {
+                            ""
+                        },
                         u.scopes.len()
                     );
                 }
@@ -94,7 +111,9 @@ pub fn print_summary() {
 
 pub fn remapping_text(r: &Remapping) -> String {
     match r {
-        Remapping::Enabled => String::from("possible (the plan routes every device through INTEL-IR)"),
+        Remapping::Enabled => {
+            String::from("possible (the plan routes every device through INTEL-IR)")
+        }
         Remapping::Disabled(why) => {
             let mut s = String::from("not possible:");
             for w in why {

@@ -16,7 +16,10 @@ pub struct Test {
 #[macro_export]
 macro_rules! ktest {
     ($f:ident) => {
-        $crate::ktest::Test { name: concat!(module_path!(), "::", stringify!($f)), run: $f }
+        $crate::ktest::Test {
+            name: concat!(module_path!(), "::", stringify!($f)),
+            run: $f,
+        }
     };
 }
 
@@ -32,7 +35,10 @@ macro_rules! check {
 
 /// Every registered test, in run order.
 pub fn all() -> impl Iterator<Item = &'static Test> {
-    crate::selftest::TESTS.iter().chain(crate::smp::tests::TESTS.iter()).chain(crate::hotplug::tests::TESTS.iter())
+    crate::selftest::TESTS
+        .iter()
+        .chain(crate::smp::tests::TESTS.iter())
+        .chain(crate::hotplug::tests::TESTS.iter())
 }
 
 /// Runs the tests whose name contains `filter`; returns (passed, failed).

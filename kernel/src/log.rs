@@ -7,9 +7,9 @@ pub fn _print_line(args: core::fmt::Arguments, level: &str) {
     let ns = crate::time::nanos_since_boot();
     let cpu = crate::cpu::current_index();
     crate::serial::with_console(|c| {
-        let _ = write!(
+        let _ = writeln!(
             c,
-            "[{:5}.{:06}] cpu{} {}{}\n",
+            "[{:5}.{:06}] cpu{} {}{}",
             ns / 1_000_000_000,
             (ns % 1_000_000_000) / 1000,
             cpu,

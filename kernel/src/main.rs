@@ -13,9 +13,9 @@ mod backtrace;
 mod console;
 mod cpu;
 mod gdt;
+mod hotplug;
 mod hpet;
 mod hpet_chain;
-mod hotplug;
 mod interrupts;
 mod iommu;
 mod irq;
@@ -72,10 +72,10 @@ fn kmain(boot: &'static mut bootloader_api::BootInfo) -> ! {
     }
     cpu::set_bsp_apic_id(apic::local::id());
 
-    if let Some(h) = platform.hpet {
-        if let Err(e) = hpet::init(h.base) {
-            error!("HPET at {:#x}: {}; calibrating against the PIT", h.base, e);
-        }
+    if let Some(h) = platform.hpet
+        && let Err(e) = hpet::init(h.base)
+    {
+        error!("HPET at {:#x}: {}; calibrating against the PIT", h.base, e);
     }
     match time::calibrate() {
         Ok(()) => log!(

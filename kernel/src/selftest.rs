@@ -17,27 +17,45 @@ pub static TESTS: &[Test] = &[
     ktest!(com1_byte_raises_ioapic_interrupt),
     ktest!(s5_package_is_decoded),
     ktest!(dmar_describes_qemus_iommu_or_plan_says_why_not),
-    Test { name: "hpet_chain::moves_under_fire_lose_nothing", run: crate::hpet_chain::moves_under_fire_lose_nothing },
+    Test {
+        name: "hpet_chain::moves_under_fire_lose_nothing",
+        run: crate::hpet_chain::moves_under_fire_lose_nothing,
+    },
 ];
 
 fn breakpoint_is_caught_and_resumed() -> TestResult {
     let before = crate::interrupts::BREAKPOINTS.load(Ordering::SeqCst);
     x86_64::instructions::interrupts::int3();
     let after = crate::interrupts::BREAKPOINTS.load(Ordering::SeqCst);
-    check!(after == before + 1, "breakpoint count went {} -> {}", before, after);
+    check!(
+        after == before + 1,
+        "breakpoint count went {} -> {}",
+        before,
+        after
+    );
     Ok(())
 }
 
 fn page_fault_is_caught_and_reported() -> TestResult {
     // Canonical, lower half, far from anything the bootloader maps.
     const UNMAPPED: u64 = 0x0000_7ead_beef_0000;
-    check!(!crate::memory::is_mapped(UNMAPPED), "test address {:#x} is mapped", UNMAPPED);
+    check!(
+        !crate::memory::is_mapped(UNMAPPED),
+        "test address {:#x} is mapped",
+        UNMAPPED
+    );
     match crate::interrupts::probe_read(UNMAPPED) {
-        Ok(v) => Err(alloc::format!("read of unmapped {UNMAPPED:#x} returned {v:#x} instead of faulting")),
+        Ok(v) => Err(alloc::format!(
+            "read of unmapped {UNMAPPED:#x} returned {v:#x} instead of faulting"
+        )),
         Err((vector, error, addr)) => {
             check!(vector == 14, "expected #PF (14), got vector {}", vector);
             check!(addr == UNMAPPED, "CR2 {:#x} != {:#x}", addr, UNMAPPED);
-            check!(error & 1 == 0, "error code {:#x} claims a protection fault on a missing page", error);
+            check!(
+                error & 1 == 0,
+                "error code {:#x} claims a protection fault on a missing page",
+                error
+            );
             check!(error & 2 == 0, "error code {:#x} claims a write", error);
             Ok(())
         }
@@ -49,32 +67,76 @@ fn madt_cpu_count_matches_qemu() -> TestResult {
         return Err(String::from("not running under QEMU (no fw_cfg)"));
     };
     let madt = crate::acpi::platform().cpus.len();
-    check!(madt == usize::from(qemu), "MADT lists {} usable CPUs, QEMU has {}", madt, qemu);
+    check!(
+        madt == usize::from(qemu),
+        "MADT lists {} usable CPUs, QEMU has {}",
+        madt,
+        qemu
+    );
     Ok(())
 }
 
 fn ioapic_matches_hardware() -> TestResult {
     let p = crate::acpi::platform();
-    check!(p.io_apics.len() == 1, "QEMU q35 has one I/O APIC; MADT lists {}", p.io_apics.len());
+    check!(
+        p.io_apics.len() == 1,
+        "QEMU q35 has one I/O APIC; MADT lists {}",
+        p.io_apics.len()
+    );
     let e = p.io_apics[0];
-    check!(e.address == 0xfec0_0000, "I/O APIC at {:#x}, QEMU puts it at 0xfec00000", e.address);
+    check!(
+        e.address == 0xfec0_0000,
+        "I/O APIC at {:#x}, QEMU puts it at 0xfec00000",
+        e.address
+    );
     check!(e.gsi_base == 0, "GSI base {}, expected 0", e.gsi_base);
-    let io = crate::apic::ioapic::all().first().ok_or("I/O APIC not initialised")?;
-    check!(io.hw_id() == e.id, "chip reports id {}, MADT says {}", io.hw_id(), e.id);
-    check!(io.pins() == 24, "QEMU's I/O APIC has 24 pins; chip reports {}", io.pins());
-    check!(io.version() == 0x20, "QEMU's I/O APIC version is 0x20; chip reports {:#x}", io.version());
+    let io = crate::apic::ioapic::all()
+        .first()
+        .ok_or("I/O APIC not initialised")?;
+    check!(
+        io.hw_id() == e.id,
+        "chip reports id {}, MADT says {}",
+        io.hw_id(),
+        e.id
+    );
+    check!(
+        io.pins() == 24,
+        "QEMU's I/O APIC has 24 pins; chip reports {}",
+        io.pins()
+    );
+    check!(
+        io.version() == 0x20,
+        "QEMU's I/O APIC version is 0x20; chip reports {:#x}",
+        io.version()
+    );
     Ok(())
 }
 
 fn apic_mode_follows_cpuid() -> TestResult {
     use crate::apic::local::{self, Mode};
-    let want = if local::cpu_has_x2apic() { Mode::X2Apic } else { Mode::XApic };
-    check!(local::mode() == Some(want), "APIC mode {:?}, CPUID says {:?}", local::mode(), want);
+    let want = if local::cpu_has_x2apic() {
+        Mode::X2Apic
+    } else {
+        Mode::XApic
+    };
+    check!(
+        local::mode() == Some(want),
+        "APIC mode {:?}, CPUID says {:?}",
+        local::mode(),
+        want
+    );
     // IA32_APIC_BASE must agree with what we think we use (SDM vol. 3, 11.12.1).
     // SAFETY: reading IA32_APIC_BASE has no side effect.
     let base = unsafe { x86_64::registers::model_specific::Msr::new(0x1b).read() };
-    check!((base & (1 << 10) != 0) == (want == Mode::X2Apic), "IA32_APIC_BASE {:#x} disagrees", base);
-    check!(local::id() == crate::cpu::current().apic_id, "APIC id changed");
+    check!(
+        (base & (1 << 10) != 0) == (want == Mode::X2Apic),
+        "IA32_APIC_BASE {:#x} disagrees",
+        base
+    );
+    check!(
+        local::id() == crate::cpu::current().apic_id,
+        "APIC id changed"
+    );
     Ok(())
 }
 
@@ -99,14 +161,21 @@ fn lapic_tick_rate_within_2_percent_of_hpet() -> TestResult {
             last = now;
             n += 1;
         }
-        check!(hpet.counter() < deadline, "only {} ticks in 10 s of HPET time", n);
+        check!(
+            hpet.counter() < deadline,
+            "only {} ticks in 10 s of HPET time",
+            n
+        );
     }
     let mut intervals = [0u64; SAMPLES - 1];
     for i in 0..SAMPLES - 1 {
         intervals[i] = hpet.ticks_to_ns(stamps[i + 1] - stamps[i]);
     }
     let nominal_ns = 1_000_000_000 / crate::time::HZ;
-    let merged = intervals.iter().filter(|&&d| d > nominal_ns * 3 / 2).count();
+    let merged = intervals
+        .iter()
+        .filter(|&&d| d > nominal_ns * 3 / 2)
+        .count();
     intervals.sort_unstable();
     let median = intervals[intervals.len() / 2];
     let err_pct = (median as f64 - nominal_ns as f64).abs() * 100.0 / nominal_ns as f64;
@@ -118,16 +187,28 @@ fn lapic_tick_rate_within_2_percent_of_hpet() -> TestResult {
         err_pct,
         merged
     );
-    check!(err_pct <= 2.0, "median tick period {} ns, nominal {} ns ({:.2}% off)", median, nominal_ns, err_pct);
+    check!(
+        err_pct <= 2.0,
+        "median tick period {} ns, nominal {} ns ({:.2}% off)",
+        median,
+        nominal_ns,
+        err_pct
+    );
     Ok(())
 }
 
 fn com1_byte_raises_ioapic_interrupt() -> TestResult {
     let virq = crate::console::com1_virq().ok_or("COM1 has no interrupt routed")?;
-    let levels = crate::irq::with_core(|c| c.irq_levels(virq)).map_err(|e| alloc::format!("{e}"))?;
+    let levels =
+        crate::irq::with_core(|c| c.irq_levels(virq)).map_err(|e| alloc::format!("{e}"))?;
     let levels = levels.map_err(|e| alloc::format!("{e}"))?;
-    check!(levels.first().is_some_and(|l| l.chip == "IO-APIC"), "COM1's outer chip is not the I/O APIC: {:?}", levels);
-    let count = || crate::irq::with_core(|c| c.desc(virq).map(|d| d.total()).unwrap_or(0)).unwrap_or(0);
+    check!(
+        levels.first().is_some_and(|l| l.chip == "IO-APIC"),
+        "COM1's outer chip is not the I/O APIC: {:?}",
+        levels
+    );
+    let count =
+        || crate::irq::with_core(|c| c.desc(virq).map(|d| d.total()).unwrap_or(0)).unwrap_or(0);
     let before = count();
     crate::serial::set_loopback(true);
     crate::serial::write_bytes(b"Z");
@@ -136,19 +217,32 @@ fn com1_byte_raises_ioapic_interrupt() -> TestResult {
         x86_64::instructions::hlt();
     }
     crate::serial::set_loopback(false);
-    check!(count() > before, "no COM1 interrupt (irq {}) within 1 s of a looped-back byte", virq);
+    check!(
+        count() > before,
+        "no COM1 interrupt (irq {}) within 1 s of a looped-back byte",
+        virq
+    );
     let got = crate::serial::take_newest();
-    check!(got == Some(b'Z'), "the shell's input ring got {:?}, expected 'Z'", got);
+    check!(
+        got == Some(b'Z'),
+        "the shell's input ring got {:?}, expected 'Z'",
+        got
+    );
     Ok(())
 }
 
 fn s5_package_is_decoded() -> TestResult {
     // A DSDT-like blob: 36-byte header, then `Name(_S5, Package(4){0x05, 0x05, 0, 0})`.
     let mut t = [0u8; 36 + 13];
-    t[36..].copy_from_slice(&[0x08, b'_', b'S', b'5', b'_', 0x12, 0x08, 0x04, 0x0a, 0x05, 0x0a, 0x05, 0x00]);
+    t[36..].copy_from_slice(&[
+        0x08, b'_', b'S', b'5', b'_', 0x12, 0x08, 0x04, 0x0a, 0x05, 0x0a, 0x05, 0x00,
+    ]);
     let got = crate::acpi::s5_decode(&t);
     check!(got == Some((5, 5)), "decoded {:?}", got);
-    check!(crate::acpi::s5_decode(&t[..40]).is_none(), "a truncated package must not decode");
+    check!(
+        crate::acpi::s5_decode(&t[..40]).is_none(),
+        "a truncated package must not decode"
+    );
     Ok(())
 }
 
@@ -170,16 +264,39 @@ fn dmar_describes_qemus_iommu_or_plan_says_why_not() -> TestResult {
             let units: alloc::vec::Vec<_> = d
                 .structures
                 .iter()
-                .filter_map(|s| if let RemappingStructure::Drhd(u) = s { Some(u) } else { None })
+                .filter_map(|s| {
+                    if let RemappingStructure::Drhd(u) = s {
+                        Some(u)
+                    } else {
+                        None
+                    }
+                })
                 .collect();
-            check!(units.len() == 1, "QEMU builds one DRHD, found {}", units.len());
-            check!(units[0].register_base == 0xfed9_0000, "unit at {:#x}, not 0xfed90000", units[0].register_base);
+            check!(
+                units.len() == 1,
+                "QEMU builds one DRHD, found {}",
+                units.len()
+            );
+            check!(
+                units[0].register_base == 0xfed9_0000,
+                "unit at {:#x}, not 0xfed90000",
+                units[0].register_base
+            );
             let ioapic_id = crate::acpi::platform().io_apics[0].id;
             let scope = units[0].scopes.iter().find(|s| s.kind == ScopeType::IoApic);
             let scope = scope.ok_or("the unit has no I/O APIC scope")?;
-            check!(scope.enumeration_id == ioapic_id, "I/O APIC scope id {} != MADT id {}", scope.enumeration_id, ioapic_id);
+            check!(
+                scope.enumeration_id == ioapic_id,
+                "I/O APIC scope id {} != MADT id {}",
+                scope.enumeration_id,
+                ioapic_id
+            );
             check!(d.flags.intr_remap(), "QEMU sets INTR_REMAP");
-            check!(t.plan.remapping.enabled(), "the plan refuses remapping: {:?}", t.plan.remapping);
+            check!(
+                t.plan.remapping.enabled(),
+                "the plan refuses remapping: {:?}",
+                t.plan.remapping
+            );
             Ok(())
         }
     }

@@ -148,7 +148,12 @@ pub fn force_unlock() {
 
 /// Receive ring filled by the interrupt handler and drained by the shell.
 /// Protects: the ring's contents. Lock order: innermost; taken with interrupts off.
-static RX: Mutex<RxRing> = Mutex::new(RxRing { buf: [0; RX_CAP], head: 0, len: 0, dropped: 0 });
+static RX: Mutex<RxRing> = Mutex::new(RxRing {
+    buf: [0; RX_CAP],
+    head: 0,
+    len: 0,
+    dropped: 0,
+});
 const RX_CAP: usize = 1024;
 
 struct RxRing {

@@ -21,15 +21,31 @@ pub struct Command {
 }
 
 /// Every command table, in `help` order.
-static GROUPS: &[&[Command]] = &[BASE, crate::irq::shell::COMMANDS, crate::hpet_chain::COMMANDS, crate::smp::COMMANDS, crate::hotplug::COMMANDS];
+static GROUPS: &[&[Command]] = &[
+    BASE,
+    crate::irq::shell::COMMANDS,
+    crate::hpet_chain::COMMANDS,
+    crate::smp::COMMANDS,
+    crate::hotplug::COMMANDS,
+];
 
 fn commands() -> impl Iterator<Item = &'static Command> {
     GROUPS.iter().flat_map(|g| g.iter())
 }
 
 static BASE: &[Command] = &[
-    Command { name: "help", args: "", help: "list commands", run: cmd_help },
-    Command { name: "info", args: "", help: "CPUs, APIC mode, I/O APICs, HPET, IOMMU units, memory", run: cmd_info },
+    Command {
+        name: "help",
+        args: "",
+        help: "list commands",
+        run: cmd_help,
+    },
+    Command {
+        name: "info",
+        args: "",
+        help: "CPUs, APIC mode, I/O APICs, HPET, IOMMU units, memory",
+        run: cmd_info,
+    },
     Command {
         name: "acpi",
         args: "",
@@ -42,8 +58,18 @@ static BASE: &[Command] = &[
         help: "run in-kernel tests (names containing FILTER); --exit leaves QEMU with the result",
         run: cmd_test,
     },
-    Command { name: "poweroff", args: "", help: "power off through ACPI (S5)", run: cmd_poweroff },
-    Command { name: "reboot", args: "", help: "reset the machine", run: cmd_reboot },
+    Command {
+        name: "poweroff",
+        args: "",
+        help: "power off through ACPI (S5)",
+        run: cmd_poweroff,
+    },
+    Command {
+        name: "reboot",
+        args: "",
+        help: "reset the machine",
+        run: cmd_reboot,
+    },
 ];
 
 /// Reads lines and runs them forever.
@@ -82,7 +108,9 @@ pub fn run() -> ! {
 /// Runs one command line.
 pub fn execute(line: &str) {
     let words: Vec<&str> = line.split_whitespace().collect();
-    let Some((&name, args)) = words.split_first() else { return };
+    let Some((&name, args)) = words.split_first() else {
+        return;
+    };
     match commands().find(|c| c.name == name) {
         Some(c) => {
             if let Err(e) = (c.run)(args) {
@@ -107,7 +135,11 @@ pub fn no_args(args: &[&str]) -> Result<(), String> {
 fn cmd_help(args: &[&str]) -> Result<(), String> {
     no_args(args)?;
     for c in commands() {
-        let head = if c.args.is_empty() { String::from(c.name) } else { alloc::format!("{} {}", c.name, c.args) };
+        let head = if c.args.is_empty() {
+            String::from(c.name)
+        } else {
+            alloc::format!("{} {}", c.name, c.args)
+        };
         println!("  {:<28} {}", head, c.help);
     }
     Ok(())
@@ -133,7 +165,11 @@ fn cmd_info(args: &[&str]) -> Result<(), String> {
                 crate::apic::local::Mode::X2Apic => "x2APIC",
                 crate::apic::local::Mode::XApic => "xAPIC",
             },
-            if crate::apic::local::cpu_has_x2apic() { "has" } else { "lacks" },
+            if crate::apic::local::cpu_has_x2apic() {
+                "has"
+            } else {
+                "lacks"
+            },
             crate::apic::local::version() & 0xff
         ),
         None => println!("APIC mode: not initialised"),
@@ -152,7 +188,10 @@ fn cmd_info(args: &[&str]) -> Result<(), String> {
         );
     }
     for o in &p.overrides {
-        println!("  override: ISA IRQ {} -> GSI {} ({:?}, {:?})", o.isa_irq, o.gsi, o.polarity, o.trigger);
+        println!(
+            "  override: ISA IRQ {} -> GSI {} ({:?}, {:?})",
+            o.isa_irq, o.gsi, o.polarity, o.trigger
+        );
     }
     match crate::hpet::get() {
         Some(h) => println!(
@@ -173,7 +212,10 @@ fn cmd_info(args: &[&str]) -> Result<(), String> {
     );
     crate::iommu::print_summary();
     for m in &p.mcfg {
-        println!("PCI ECAM: segment {} buses {}..{} at {:#x}", m.segment, m.bus_start, m.bus_end, m.base);
+        println!(
+            "PCI ECAM: segment {} buses {}..{} at {:#x}",
+            m.segment, m.bus_start, m.bus_end, m.base
+        );
     }
     let (used, free) = crate::memory::heap::usage();
     println!(
@@ -215,7 +257,11 @@ fn cmd_test(args: &[&str]) -> Result<(), String> {
     }
     if exit {
         use crate::qemu::ExitCode;
-        crate::qemu::exit(if failed == 0 && passed > 0 { ExitCode::Passed } else { ExitCode::Failed });
+        crate::qemu::exit(if failed == 0 && passed > 0 {
+            ExitCode::Passed
+        } else {
+            ExitCode::Failed
+        });
         println!("(no isa-debug-exit device: not running under the test harness)");
     }
     Ok(())

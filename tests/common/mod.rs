@@ -24,36 +24,54 @@ pub fn boot(profile: Profile, smp: u32, lines: &[&str]) -> Outcome {
 pub fn kernel_tests(profile: Profile, smp: u32, filter: &str) -> Outcome {
     let cmd = format!("test --exit {filter}");
     let o = boot(profile, smp, &[cmd.trim()]);
-    assert_eq!(o.exit, ExitKind::TestsPassed, "{profile} --smp {smp}: in-kernel tests did not pass\n{}", o.output);
-    assert!(o.output.contains(" 0 failed"), "no closing line\n{}", o.output);
+    assert_eq!(
+        o.exit,
+        ExitKind::TestsPassed,
+        "{profile} --smp {smp}: in-kernel tests did not pass\n{}",
+        o.output
+    );
+    assert!(
+        o.output.contains(" 0 failed"),
+        "no closing line\n{}",
+        o.output
+    );
     o
 }
 
 /// Asserts the run powered off cleanly.
 pub fn assert_powered_off(o: &Outcome, what: &str) {
-    assert_eq!(o.exit, ExitKind::PoweredOff, "{what}: expected a clean poweroff\n{}", o.output);
+    assert_eq!(
+        o.exit,
+        ExitKind::PoweredOff,
+        "{what}: expected a clean poweroff\n{}",
+        o.output
+    );
 }
 
 /// The count in the last `irqs` table's row named `name` (an irq `N:` or a system
 /// vector `0x..`), summed over CPUs.
 pub fn irq_count(output: &str, name: &str) -> Option<u64> {
-    output.lines().rev().filter(|l| l.trim_end().ends_with(name)).find_map(|l| {
-        let first = l.split_whitespace().next()?;
-        if !(first.ends_with(':') || first.starts_with("0x")) {
-            return None;
-        }
-        let mut words = l.split_whitespace().skip(1);
-        let mut sum = 0u64;
-        let mut any = false;
-        for w in words.by_ref() {
-            match w.parse::<u64>() {
-                Ok(n) => {
-                    sum += n;
-                    any = true;
-                }
-                Err(_) => break,
+    output
+        .lines()
+        .rev()
+        .filter(|l| l.trim_end().ends_with(name))
+        .find_map(|l| {
+            let first = l.split_whitespace().next()?;
+            if !(first.ends_with(':') || first.starts_with("0x")) {
+                return None;
             }
-        }
-        any.then_some(sum)
-    })
+            let mut words = l.split_whitespace().skip(1);
+            let mut sum = 0u64;
+            let mut any = false;
+            for w in words.by_ref() {
+                match w.parse::<u64>() {
+                    Ok(n) => {
+                        sum += n;
+                        any = true;
+                    }
+                    Err(_) => break,
+                }
+            }
+            any.then_some(sum)
+        })
 }

@@ -39,7 +39,11 @@ fn mem<T>(address: usize) -> *mut T {
 }
 
 impl Handler for KernelAcpiHandler {
-    unsafe fn map_physical_region<T>(&self, physical_address: usize, size: usize) -> PhysicalMapping<Self, T> {
+    unsafe fn map_physical_region<T>(
+        &self,
+        physical_address: usize,
+        size: usize,
+    ) -> PhysicalMapping<Self, T> {
         // ACPI tables live in RAM (ACPI reclaim / NVS), which the bootloader's
         // physical-memory map covers; no new mapping is needed.
         let virt = crate::memory::phys_to_virt(physical_address as u64) as *mut T;
@@ -157,8 +161,8 @@ impl Handler for KernelAcpiHandler {
 }
 
 mod aml_mutex {
-    use acpi::aml::AmlError;
     use acpi::Handle;
+    use acpi::aml::AmlError;
     use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
     const MAX: usize = 64;
@@ -172,7 +176,9 @@ mod aml_mutex {
     }
 
     pub fn acquire(m: Handle, timeout_ms: u16) -> Result<(), AmlError> {
-        let Some(slot) = STATE.get(m.0 as usize) else { return Err(AmlError::MutexAcquireTimeout) };
+        let Some(slot) = STATE.get(m.0 as usize) else {
+            return Err(AmlError::MutexAcquireTimeout);
+        };
         let me = u64::from(crate::cpu::current_index()) << 32;
         let deadline = crate::time::nanos_since_boot() + u64::from(timeout_ms) * 1_000_000;
         loop {
@@ -181,13 +187,18 @@ mod aml_mutex {
                 me | 1
             } else if cur & !0xffff_ffff == me {
                 cur + 1 // reentrant
-            } else if timeout_ms != 0xffff && (timeout_ms == 0 || crate::time::nanos_since_boot() >= deadline) {
+            } else if timeout_ms != 0xffff
+                && (timeout_ms == 0 || crate::time::nanos_since_boot() >= deadline)
+            {
                 return Err(AmlError::MutexAcquireTimeout);
             } else {
                 core::hint::spin_loop();
                 continue;
             };
-            if slot.compare_exchange(cur, next, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            if slot
+                .compare_exchange(cur, next, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
                 return Ok(());
             }
         }
@@ -197,7 +208,14 @@ mod aml_mutex {
         if let Some(slot) = STATE.get(m.0 as usize) {
             let cur = slot.load(Ordering::Acquire);
             if cur != FREE {
-                slot.store(if cur & 0xffff_ffff <= 1 { FREE } else { cur - 1 }, Ordering::Release);
+                slot.store(
+                    if cur & 0xffff_ffff <= 1 {
+                        FREE
+                    } else {
+                        cur - 1
+                    },
+                    Ordering::Release,
+                );
             }
         }
     }

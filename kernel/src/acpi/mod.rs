@@ -9,13 +9,15 @@ mod handler;
 mod s5;
 pub use s5::decode as s5_decode;
 
-use alloc::string::String;
-use alloc::vec::Vec;
-use acpi::platform::interrupt::{InterruptModel, Polarity as AcpiPolarity, TriggerMode as AcpiTrigger};
 use acpi::platform::ProcessorState;
+use acpi::platform::interrupt::{
+    InterruptModel, Polarity as AcpiPolarity, TriggerMode as AcpiTrigger,
+};
 use acpi::sdt::fadt::Fadt;
 use acpi::sdt::mcfg::Mcfg;
 use acpi::{AcpiTables, HpetInfo};
+use alloc::string::String;
+use alloc::vec::Vec;
 use core::fmt::Write;
 
 pub use handler::KernelAcpiHandler;
@@ -130,18 +132,33 @@ impl Platform {
 /// Reads every table the kernel uses. `rsdp` is the physical RSDP address from the
 /// bootloader, if it found one.
 pub fn discover(rsdp: Option<u64>) -> Platform {
-    let mut p = Platform { lapic_address: DEFAULT_LAPIC, ..Platform::default() };
+    let mut p = Platform {
+        lapic_address: DEFAULT_LAPIC,
+        ..Platform::default()
+    };
     let Some(rsdp) = rsdp else {
-        p.problem(format_args!("no RSDP from firmware; assuming one CPU and an I/O APIC at {DEFAULT_IOAPIC:#x}"));
-        p.io_apics.push(IoApicEntry { id: 0, address: DEFAULT_IOAPIC, gsi_base: 0 });
+        p.problem(format_args!(
+            "no RSDP from firmware; assuming one CPU and an I/O APIC at {DEFAULT_IOAPIC:#x}"
+        ));
+        p.io_apics.push(IoApicEntry {
+            id: 0,
+            address: DEFAULT_IOAPIC,
+            gsi_base: 0,
+        });
         return p;
     };
     // SAFETY: the bootloader took the RSDP address from the UEFI configuration table.
     let tables = match unsafe { AcpiTables::from_rsdp(KernelAcpiHandler, rsdp as usize) } {
         Ok(t) => t,
         Err(e) => {
-            p.problem(format_args!("cannot read the RSDP/XSDT ({e:?}); assuming one CPU"));
-            p.io_apics.push(IoApicEntry { id: 0, address: DEFAULT_IOAPIC, gsi_base: 0 });
+            p.problem(format_args!(
+                "cannot read the RSDP/XSDT ({e:?}); assuming one CPU"
+            ));
+            p.io_apics.push(IoApicEntry {
+                id: 0,
+                address: DEFAULT_IOAPIC,
+                gsi_base: 0,
+            });
             return p;
         }
     };
@@ -159,21 +176,37 @@ fn read_madt(tables: &AcpiTables<KernelAcpiHandler>, p: &mut Platform) {
     let (model, procs) = match InterruptModel::new(tables) {
         Ok(m) => m,
         Err(e) => {
-            p.problem(format_args!("MADT unusable ({e:?}); assuming one CPU and the default I/O APIC"));
-            p.io_apics.push(IoApicEntry { id: 0, address: DEFAULT_IOAPIC, gsi_base: 0 });
+            p.problem(format_args!(
+                "MADT unusable ({e:?}); assuming one CPU and the default I/O APIC"
+            ));
+            p.io_apics.push(IoApicEntry {
+                id: 0,
+                address: DEFAULT_IOAPIC,
+                gsi_base: 0,
+            });
             return;
         }
     };
     let InterruptModel::Apic(apic) = model else {
-        p.problem(format_args!("MADT describes no APIC; assuming the default I/O APIC"));
-        p.io_apics.push(IoApicEntry { id: 0, address: DEFAULT_IOAPIC, gsi_base: 0 });
+        p.problem(format_args!(
+            "MADT describes no APIC; assuming the default I/O APIC"
+        ));
+        p.io_apics.push(IoApicEntry {
+            id: 0,
+            address: DEFAULT_IOAPIC,
+            gsi_base: 0,
+        });
         return;
     };
     p.lapic_address = apic.local_apic_address;
     p.io_apics = apic
         .io_apics
         .iter()
-        .map(|io| IoApicEntry { id: io.id, address: u64::from(io.address), gsi_base: io.global_system_interrupt_base })
+        .map(|io| IoApicEntry {
+            id: io.id,
+            address: u64::from(io.address),
+            gsi_base: io.global_system_interrupt_base,
+        })
         .collect();
     p.overrides = apic
         .interrupt_source_overrides
@@ -182,28 +215,50 @@ fn read_madt(tables: &AcpiTables<KernelAcpiHandler>, p: &mut Platform) {
             isa_irq: o.isa_source,
             gsi: o.global_system_interrupt,
             // "Same as bus" for ISA means active high, edge (ACPI 6.5, table 5.50).
-            polarity: if matches!(o.polarity, AcpiPolarity::ActiveLow) { Polarity::Low } else { Polarity::High },
-            trigger: if matches!(o.trigger_mode, AcpiTrigger::Level) { Trigger::Level } else { Trigger::Edge },
+            polarity: if matches!(o.polarity, AcpiPolarity::ActiveLow) {
+                Polarity::Low
+            } else {
+                Polarity::High
+            },
+            trigger: if matches!(o.trigger_mode, AcpiTrigger::Level) {
+                Trigger::Level
+            } else {
+                Trigger::Edge
+            },
         })
         .collect();
     p.nmi_sources = apic.nmi_sources.len();
     p.lapic_nmis = apic.local_apic_nmi_lines.len();
     if let Some(procs) = procs {
-        for cpu in core::iter::once(&procs.boot_processor).chain(procs.application_processors.iter()) {
+        for cpu in
+            core::iter::once(&procs.boot_processor).chain(procs.application_processors.iter())
+        {
             if cpu.state == ProcessorState::Disabled || cpu.local_apic_id == X2APIC_ID_INVALID {
                 p.cpus_skipped += 1;
                 continue;
             }
             if p.cpus.iter().any(|c| c.apic_id == cpu.local_apic_id) {
-                p.problem(format_args!("MADT lists APIC id {} twice; keeping the first", cpu.local_apic_id));
+                p.problem(format_args!(
+                    "MADT lists APIC id {} twice; keeping the first",
+                    cpu.local_apic_id
+                ));
                 continue;
             }
-            p.cpus.push(CpuEntry { apic_id: cpu.local_apic_id, acpi_uid: cpu.processor_uid });
+            p.cpus.push(CpuEntry {
+                apic_id: cpu.local_apic_id,
+                acpi_uid: cpu.processor_uid,
+            });
         }
     }
     if p.io_apics.is_empty() {
-        p.problem(format_args!("MADT lists no I/O APIC; assuming one at {DEFAULT_IOAPIC:#x}"));
-        p.io_apics.push(IoApicEntry { id: 0, address: DEFAULT_IOAPIC, gsi_base: 0 });
+        p.problem(format_args!(
+            "MADT lists no I/O APIC; assuming one at {DEFAULT_IOAPIC:#x}"
+        ));
+        p.io_apics.push(IoApicEntry {
+            id: 0,
+            address: DEFAULT_IOAPIC,
+            gsi_base: 0,
+        });
     }
 }
 
@@ -237,27 +292,31 @@ fn read_mcfg(tables: &AcpiTables<KernelAcpiHandler>, p: &mut Platform) {
 
 fn read_fadt(tables: &AcpiTables<KernelAcpiHandler>, p: &mut Platform) {
     let Some(fadt) = tables.find_table::<Fadt>() else {
-        p.problem(format_args!("no FADT: poweroff and reset fall back to legacy methods"));
+        p.problem(format_args!(
+            "no FADT: poweroff and reset fall back to legacy methods"
+        ));
         return;
     };
     let io_port = |ga: acpi::address::GenericAddress| {
-        (ga.address_space == acpi::address::AddressSpace::SystemIo && ga.address != 0).then_some(ga.address as u16)
+        (ga.address_space == acpi::address::AddressSpace::SystemIo && ga.address != 0)
+            .then_some(ga.address as u16)
     };
     p.power.pm1a_control = fadt.pm1a_control_block().ok().and_then(io_port);
     p.power.pm1b_control = fadt.pm1b_control_block().ok().flatten().and_then(io_port);
-    if { fadt.flags }.supports_system_reset_via_fadt() {
-        if let Ok(reg) = fadt.reset_register() {
-            if let Some(port) = io_port(reg) {
-                p.power.reset_port = Some((port, fadt.reset_value));
-            }
-        }
+    if { fadt.flags }.supports_system_reset_via_fadt()
+        && let Ok(reg) = fadt.reset_register()
+        && let Some(port) = io_port(reg)
+    {
+        p.power.reset_port = Some((port, fadt.reset_value));
     }
     match fadt.dsdt_address() {
         Ok(dsdt) => p.power.s5 = s5::find(dsdt as u64),
         Err(e) => p.problem(format_args!("FADT has no usable DSDT address ({e:?})")),
     }
     if p.power.s5.is_none() {
-        p.problem(format_args!("no \\_S5 package in the DSDT: ACPI poweroff unavailable"));
+        p.problem(format_args!(
+            "no \\_S5 package in the DSDT: ACPI poweroff unavailable"
+        ));
     }
 }
 

@@ -25,11 +25,10 @@ pub fn decode(aml: &[u8]) -> Option<(u8, u8)> {
     let mut i = 36;
     while i + 4 <= aml.len() {
         if &aml[i..i + 4] == b"_S5_" {
-            let named = (i >= 1 && aml[i - 1] == NAME_OP) || (i >= 2 && aml[i - 1] == ROOT_PREFIX && aml[i - 2] == NAME_OP);
-            if named {
-                if let Some(v) = package(&aml[i + 4..]) {
-                    return Some(v);
-                }
+            let named = (i >= 1 && aml[i - 1] == NAME_OP)
+                || (i >= 2 && aml[i - 1] == ROOT_PREFIX && aml[i - 2] == NAME_OP);
+            if named && let Some(v) = package(&aml[i + 4..]) {
+                return Some(v);
             }
         }
         i += 1;

@@ -1,9 +1,9 @@
 //! I/O APICs: indirect register access through IOREGSEL/IOWIN (82093AA datasheet, 3.0)
 //! and 64-bit redirection table entries (RTEs) routing each input pin to a vector.
 
-use alloc::vec::Vec;
 use crate::acpi::IoApicEntry;
 use crate::memory::mmio::{self, Mmio};
+use alloc::vec::Vec;
 
 const IOREGSEL: u64 = 0x00;
 const IOWIN: u64 = 0x10;
@@ -38,7 +38,11 @@ impl Rte {
         u64::from(self.vector) | self.flags.bits() | (u64::from(self.dest) << 56)
     }
     pub fn decode(raw: u64) -> Rte {
-        Rte { vector: raw as u8, flags: RteFlags::from_bits_truncate(raw), dest: (raw >> 56) as u8 }
+        Rte {
+            vector: raw as u8,
+            flags: RteFlags::from_bits_truncate(raw),
+            dest: (raw >> 56) as u8,
+        }
     }
 }
 
@@ -136,10 +140,22 @@ pub fn init(entries: &[IoApicEntry]) {
                     continue;
                 }
             };
-            let mut io = IoApic { entry: *e, regs, pins: 0, lock: spin::Mutex::new(()) };
+            let mut io = IoApic {
+                entry: *e,
+                regs,
+                pins: 0,
+                lock: spin::Mutex::new(()),
+            };
             io.pins = ((io.read(REG_VERSION) >> 16) & 0xff) + 1;
             for pin in 0..io.pins {
-                io.write_rte(pin, Rte { vector: 0, flags: RteFlags::MASKED, dest: 0 });
+                io.write_rte(
+                    pin,
+                    Rte {
+                        vector: 0,
+                        flags: RteFlags::MASKED,
+                        dest: 0,
+                    },
+                );
             }
             crate::log!(
                 "I/O APIC {} at {:#x}: version {:#x}, {} pins, GSIs {}..{}",
@@ -158,5 +174,8 @@ pub fn init(entries: &[IoApicEntry]) {
 
 /// The I/O APIC and pin that carry `gsi`.
 pub fn lookup(gsi: u32) -> Option<(&'static IoApic, u32)> {
-    all().iter().find(|io| io.gsi_range().contains(&gsi)).map(|io| (io, gsi - io.entry.gsi_base))
+    all()
+        .iter()
+        .find(|io| io.gsi_range().contains(&gsi))
+        .map(|io| (io, gsi - io.entry.gsi_base))
 }

@@ -83,7 +83,9 @@ pub fn write(reg: Reg, value: u32) {
     match ACCESS.get() {
         Some(Access::XApic(m)) => m.write32(reg as u64, value),
         // SAFETY: as in read; writes go to the register named by `reg`.
-        Some(Access::X2Apic) => unsafe { Msr::new(0x800 + (reg as u32 >> 4)).write(u64::from(value)) },
+        Some(Access::X2Apic) => unsafe {
+            Msr::new(0x800 + (reg as u32 >> 4)).write(u64::from(value))
+        },
         None => {}
     }
 }
@@ -179,7 +181,6 @@ pub fn irr_pending(vector: u8) -> bool {
     bit_in(Reg::Irr0, vector)
 }
 
-
 /// Sends `vector` to this CPU.
 pub fn self_ipi(vector: u8) {
     match mode() {
@@ -222,7 +223,11 @@ pub fn send_ipi(dest: IpiDest, kind: IpiKind) -> bool {
         IpiKind::InitDeassert => ((0b101 << 8) | ICR_TRIGGER_LEVEL, 0),
         IpiKind::Startup(page) => (0b110 << 8, page),
     };
-    let level = if matches!(kind, IpiKind::InitDeassert) { 0 } else { ICR_LEVEL_ASSERT };
+    let level = if matches!(kind, IpiKind::InitDeassert) {
+        0
+    } else {
+        ICR_LEVEL_ASSERT
+    };
     let (shorthand, apic) = match dest {
         IpiDest::Apic(id) => (0, id),
         IpiDest::SelfOnly => (0b01 << 18, 0),
@@ -247,7 +252,10 @@ pub fn send_ipi(dest: IpiDest, kind: IpiKind) -> bool {
 /// Starts the periodic timer: `initial` counts of the bus clock divided by 16 per tick.
 pub fn start_periodic_timer(initial: u32) {
     write(Reg::TimerDivide, TIMER_DIVIDE_16);
-    write(Reg::LvtTimer, u32::from(vectors::LOCAL_TIMER) | LVT_TIMER_PERIODIC);
+    write(
+        Reg::LvtTimer,
+        u32::from(vectors::LOCAL_TIMER) | LVT_TIMER_PERIODIC,
+    );
     write(Reg::TimerInitial, initial);
 }
 

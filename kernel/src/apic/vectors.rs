@@ -1,6 +1,8 @@
 //! System vectors: fixed on every CPU, never handed to devices. The numbers are the
 //! interrupt core's (`sluice_irq_core::vector`), so the matrix and the IDT agree by
-//! construction. (Higher vector = higher priority class, SDM vol. 3 11.8.3.)
+//! construction; the core also reserves the ones the kernel does not use yet
+//! (reschedule, single-target call, stop). Higher vector = higher priority class
+//! (SDM vol. 3 11.8.3).
 
 use sluice_irq_core::vector as v;
 
@@ -8,10 +10,6 @@ use sluice_irq_core::vector as v;
 pub const SHUTDOWN: u8 = v::SHUTDOWN_VECTOR.0;
 pub const LOCAL_TIMER: u8 = v::LOCAL_TIMER_VECTOR.0;
 pub const CALL_FUNCTION: u8 = v::CALL_FUNCTION_VECTOR.0;
-pub const CALL_FUNCTION_SINGLE: u8 = v::CALL_FUNCTION_SINGLE_VECTOR.0;
-pub const RESCHEDULE: u8 = v::RESCHEDULE_VECTOR.0;
-/// Stops a CPU (panic, or parking a CPU taken offline).
-pub const STOP: u8 = v::STOP_VECTOR.0;
 /// Asks a CPU to free vectors left behind by a completed move.
 pub const VECTOR_CLEANUP: u8 = v::VECTOR_CLEANUP_VECTOR.0;
 pub const ERROR: u8 = v::ERROR_VECTOR.0;

@@ -1,8 +1,8 @@
 //! The interrupt core's view of the local APIC: the CPU we run on, EOI, IRR, and IPIs.
 
+use sluice_irq_core::CpuId;
 use sluice_irq_core::hw::LocalApic;
 use sluice_irq_core::vector::Vector;
-use sluice_irq_core::CpuId;
 
 use crate::apic::local::{self, IpiDest, IpiKind};
 

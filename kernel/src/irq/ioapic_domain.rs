@@ -33,12 +33,20 @@ pub struct IoApicDomain {
 
 impl IoApicDomain {
     pub fn new(io: &'static IoApic) -> Self {
-        IoApicDomain { io, pins: vec![None; io.pins() as usize] }
+        IoApicDomain {
+            io,
+            pins: vec![None; io.pins() as usize],
+        }
     }
 
     fn pin(&self, hwirq: HwIrq) -> Result<(u32, PinState), IrqError> {
         let p = u32::try_from(hwirq).map_err(|_| IrqError::InvalidArgument)?;
-        let st = self.pins.get(p as usize).copied().flatten().ok_or(IrqError::InvalidArgument)?;
+        let st = self
+            .pins
+            .get(p as usize)
+            .copied()
+            .flatten()
+            .ok_or(IrqError::InvalidArgument)?;
         Ok((p, st))
     }
 
@@ -47,7 +55,11 @@ impl IoApicDomain {
         flags.set(RteFlags::LEVEL, st.trigger == Trigger::Level);
         flags.set(RteFlags::ACTIVE_LOW, st.active_low);
         flags.set(RteFlags::MASKED, masked);
-        Rte { vector: target.vector.0, flags, dest: target.apic_id as u8 }
+        Rte {
+            vector: target.vector.0,
+            flags,
+            dest: target.apic_id as u8,
+        }
     }
 
     fn masked_now(&self, pin: u32) -> bool {
@@ -64,24 +76,43 @@ impl Domain for IoApicDomain {
     }
     fn translate(&self, spec: &FwSpec) -> Result<(HwIrq, Trigger), IrqError> {
         match spec {
-            FwSpec::IoApicPin { pin, trigger, .. } if *pin < self.io.pins() => Ok((HwIrq::from(*pin), *trigger)),
+            FwSpec::IoApicPin { pin, trigger, .. } if *pin < self.io.pins() => {
+                Ok((HwIrq::from(*pin), *trigger))
+            }
             _ => Err(IrqError::InvalidArgument),
         }
     }
     fn alloc(&mut self, _virq: Virq, nr: u32, spec: &FwSpec) -> Result<HwIrq, IrqError> {
-        let FwSpec::IoApicPin { pin, trigger, active_low, .. } = *spec else { return Err(IrqError::InvalidArgument) };
+        let FwSpec::IoApicPin {
+            pin,
+            trigger,
+            active_low,
+            ..
+        } = *spec
+        else {
+            return Err(IrqError::InvalidArgument);
+        };
         if nr != 1 {
             return Err(IrqError::InvalidArgument);
         }
-        let slot = self.pins.get_mut(pin as usize).ok_or(IrqError::InvalidArgument)?;
+        let slot = self
+            .pins
+            .get_mut(pin as usize)
+            .ok_or(IrqError::InvalidArgument)?;
         if slot.is_some() {
             return Err(IrqError::Busy);
         }
-        *slot = Some(PinState { trigger, active_low });
+        *slot = Some(PinState {
+            trigger,
+            active_low,
+        });
         Ok(HwIrq::from(pin))
     }
     fn free(&mut self, _virq: Virq, hwirq: HwIrq, _nr: u32) {
-        if let Some(slot) = usize::try_from(hwirq).ok().and_then(|p| self.pins.get_mut(p)) {
+        if let Some(slot) = usize::try_from(hwirq)
+            .ok()
+            .and_then(|p| self.pins.get_mut(p))
+        {
             *slot = None;
             self.io.set_masked(hwirq as u32, true);
         }
@@ -113,17 +144,40 @@ impl Chip for IoApicDomain {
     }
     // ack/eoi delegate: the local APIC's EOI also ends a level interrupt at the I/O APIC
     // (directed EOI is not enabled, so the EOI is broadcast).
-    fn set_affinity(&mut self, d: &LevelCtx, old: &Target, new: &Target, msgs: &AffinityMsgs) -> Result<Option<StepPlan>, IrqError> {
+    fn set_affinity(
+        &mut self,
+        d: &LevelCtx,
+        old: &Target,
+        new: &Target,
+        msgs: &AffinityMsgs,
+    ) -> Result<Option<StepPlan>, IrqError> {
         let (pin, _) = self.pin(d.hwirq)?;
-        Ok(Some(plan_msi_update(MsiPath::NonMaskable, d.level, pin, *old, *new, &msgs.old, &msgs.new, &msgs.intermediate)))
+        Ok(Some(plan_msi_update(
+            MsiPath::NonMaskable,
+            d.level,
+            pin,
+            *old,
+            *new,
+            &msgs.old,
+            &msgs.new,
+            &msgs.intermediate,
+        )))
     }
     /// The plan's words map onto the RTE: the data word carries the vector (low half),
     /// the address word the destination (high half). `d.target` is already the new
     /// target, so each step writes its half of it.
-    fn exec_step(&mut self, d: &LevelCtx, _index: u32, step: &Step, _msg: &MsiMsg) -> Result<(), IrqError> {
+    fn exec_step(
+        &mut self,
+        d: &LevelCtx,
+        _index: u32,
+        step: &Step,
+        _msg: &MsiMsg,
+    ) -> Result<(), IrqError> {
         let (pin, st) = self.pin(d.hwirq)?;
         match step {
-            Step::WriteData(_) => self.io.write_low(pin, Self::rte_for(st, &d.target, self.masked_now(pin))),
+            Step::WriteData(_) => self
+                .io
+                .write_low(pin, Self::rte_for(st, &d.target, self.masked_now(pin))),
             Step::WriteAddrLo(_) => self.io.write_dest(pin, d.target.apic_id as u8),
             Step::WriteAddrHi(_) => {}
             Step::Mask => self.io.set_masked(pin, true),
@@ -132,7 +186,9 @@ impl Chip for IoApicDomain {
                 let masked = self.masked_now(pin);
                 self.io.write_rte(pin, Self::rte_for(st, &d.target, masked))
             }
-            Step::ClaimTransient(_) | Step::CheckIrrRetrigger(_) => return Err(IrqError::InvalidArgument),
+            Step::ClaimTransient(_) | Step::CheckIrrRetrigger(_) => {
+                return Err(IrqError::InvalidArgument);
+            }
         }
         Ok(())
     }

@@ -50,7 +50,11 @@ pub fn init(nr_cpus: usize) -> Result<(), IrqError> {
     core.set_dest_format(DestFormat::XApic);
     for io in ioapic::all() {
         let name = alloc::format!("IO-APIC-{}", io.entry.id);
-        core.add_domain(&name, DomainId::VECTOR, alloc::boxed::Box::new(ioapic_domain::IoApicDomain::new(io)))?;
+        core.add_domain(
+            &name,
+            DomainId::VECTOR,
+            alloc::boxed::Box::new(ioapic_domain::IoApicDomain::new(io)),
+        )?;
     }
     CORE.call_once(|| spin::Mutex::new(core));
     cpu_online(crate::cpu::current().index, crate::cpu::current().apic_id)
@@ -73,9 +77,22 @@ fn register_handler(h: Handler) -> u64 {
 
 /// Routes ISA IRQ `isa` (through the MADT's source overrides) to a new irq on `affinity`
 /// and starts it with `handler`. Legacy ISA irqs keep their Linux numbers (virq = IRQ).
-pub fn request_isa(isa: u8, name: &str, affinity: CpuMask, handler: Handler) -> Result<Virq, IrqError> {
+pub fn request_isa(
+    isa: u8,
+    name: &str,
+    affinity: CpuMask,
+    handler: Handler,
+) -> Result<Virq, IrqError> {
     let (gsi, polarity, trigger) = crate::acpi::platform().isa_route(isa);
-    request_gsi(gsi, trigger, polarity, Some(Virq::from(isa)), name, affinity, handler)
+    request_gsi(
+        gsi,
+        trigger,
+        polarity,
+        Some(Virq::from(isa)),
+        name,
+        affinity,
+        handler,
+    )
 }
 
 /// Allocates an irq for I/O APIC input `gsi` (virq `virq`, or the lowest free one above
@@ -100,11 +117,19 @@ pub fn request_gsi(
         trigger,
         active_low: polarity == crate::acpi::Polarity::Low,
     };
-    let flow = if trigger == Trigger::Edge { FlowKind::Edge } else { FlowKind::FastEoi };
+    let flow = if trigger == Trigger::Edge {
+        FlowKind::Edge
+    } else {
+        FlowKind::FastEoi
+    };
     let token = register_handler(handler);
     with_core(|c| {
         let dom = c.select_domain(&spec).ok_or(IrqError::UnknownDomain)?;
-        let req = IrqAlloc { flow, virq, ..IrqAlloc::edge(affinity) };
+        let req = IrqAlloc {
+            flow,
+            virq,
+            ..IrqAlloc::edge(affinity)
+        };
         let virq = c.alloc_irq(dom, &spec, &req)?;
         if let Err(e) = c.request_irq(virq, token, name) {
             let _ = c.free_irq(virq, 1);
@@ -132,7 +157,9 @@ static REMOTE_PLAN: spin::Mutex<Option<(Virq, StepPlan)>> = spin::Mutex::new(Non
 /// Call-function body: runs the posted plan here (interrupts are off in IPI context,
 /// which the two-step path requires). Returns 0 on success, 1 + error index otherwise.
 fn run_posted_plan(_: u64) -> u64 {
-    let Some((virq, plan)) = REMOTE_PLAN.lock().take() else { return 1 };
+    let Some((virq, plan)) = REMOTE_PLAN.lock().take() else {
+        return 1;
+    };
     let mut apic = KernelApic;
     match with_core(|c| c.run_plan(virq, &plan, &mut apic)) {
         Ok(Ok(())) => 0,
@@ -165,7 +192,11 @@ pub fn run_plan_on(virq: Virq, plan: StepPlan) -> Result<(), IrqError> {
 /// Changes an irq's affinity and reprograms its hardware. The core decides the new
 /// target and the hardware steps; the steps run on the CPU the plan names (the old
 /// target, for the two-step path) with interrupts off.
-pub fn set_affinity(virq: Virq, mask: &CpuMask, force_new_vector: bool) -> Result<AffinityChange, IrqError> {
+pub fn set_affinity(
+    virq: Virq,
+    mask: &CpuMask,
+    force_new_vector: bool,
+) -> Result<AffinityChange, IrqError> {
     let _serial = AFFINITY.lock();
     let (old, new, plan) = with_core(|c| -> Result<_, IrqError> {
         let old = c.vector.irq(virq)?.target;
@@ -236,7 +267,10 @@ fn on_vector_cleanup() {
 /// Per-tick housekeeping: retry a cleanup that found its old vector still pending.
 pub fn on_tick() {
     let cpu = crate::cpu::current().index as CpuId;
-    let pending = CORE.get().and_then(|c| c.try_lock().map(|c| c.vector.cleanup_pending(cpu))).unwrap_or(false);
+    let pending = CORE
+        .get()
+        .and_then(|c| c.try_lock().map(|c| c.vector.cleanup_pending(cpu)))
+        .unwrap_or(false);
     if pending {
         on_vector_cleanup();
     }
@@ -245,10 +279,22 @@ pub fn on_tick() {
 /// Installs the kernel's own system-vector handlers.
 pub fn init_system_vectors() {
     let sys = [
-        (vectors::LOCAL_TIMER, "local timer", crate::time::on_tick as fn()),
+        (
+            vectors::LOCAL_TIMER,
+            "local timer",
+            crate::time::on_tick as fn(),
+        ),
         (vectors::ERROR, "APIC error", on_error as fn()),
-        (vectors::VECTOR_CLEANUP, "vector cleanup", on_vector_cleanup as fn()),
-        (vectors::SHUTDOWN, "shutdown", (|| crate::warn!("interrupt on the shutdown vector")) as fn()),
+        (
+            vectors::VECTOR_CLEANUP,
+            "vector cleanup",
+            on_vector_cleanup as fn(),
+        ),
+        (
+            vectors::SHUTDOWN,
+            "shutdown",
+            (|| crate::warn!("interrupt on the shutdown vector")) as fn(),
+        ),
         (vectors::SPURIOUS, "spurious", (|| {}) as fn()),
     ];
     for (v, name, run) in sys {
@@ -260,7 +306,8 @@ pub fn init_system_vectors() {
 
 /// Called from every device-vector entry stub, interrupts off.
 pub fn dispatch(vector: u8) {
-    crate::cpu::current().vector_counts[vector as usize].fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    crate::cpu::current().vector_counts[vector as usize]
+        .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
     if vector == vectors::SPURIOUS {
         return; // spurious: no EOI (SDM vol. 3, 11.9)
     }
@@ -287,7 +334,10 @@ pub fn dispatch(vector: u8) {
             match core.lock().end_irq(virq, ret, &mut apic) {
                 Ok(FlowEnd::RunAgain { token: t }) => token = t,
                 Ok(FlowEnd::StormDisabled) => {
-                    crate::error!("irq {}: nobody cared (storm of unhandled interrupts); disabled", virq);
+                    crate::error!(
+                        "irq {}: nobody cared (storm of unhandled interrupts); disabled",
+                        virq
+                    );
                     break;
                 }
                 Ok(FlowEnd::Done) => break,
@@ -299,7 +349,10 @@ pub fn dispatch(vector: u8) {
         },
         Dispatch::Spurious { first } => {
             if first {
-                crate::warn!("interrupt on unused vector {:#x} (counted; logged once per CPU)", vector);
+                crate::warn!(
+                    "interrupt on unused vector {:#x} (counted; logged once per CPU)",
+                    vector
+                );
             }
         }
         Dispatch::Done => {}
@@ -308,15 +361,23 @@ pub fn dispatch(vector: u8) {
 
 /// Interrupts on unused vectors, summed over CPUs.
 pub fn spurious_total() -> u64 {
-    with_core(|c| (0..c.vector.nr_cpus()).map(|cpu| c.vector.spurious_count(cpu as CpuId)).sum()).unwrap_or(0)
+    with_core(|c| {
+        (0..c.vector.nr_cpus())
+            .map(|cpu| c.vector.spurious_count(cpu as CpuId))
+            .sum()
+    })
+    .unwrap_or(0)
 }
 
 /// Parses a CPU list like `0,2-3` against the CPUs that exist.
 pub fn parse_cpulist(s: &str) -> Result<CpuMask, String> {
-    let m = CpuMask::parse_list(s).ok_or_else(|| alloc::format!("'{s}' is not a CPU list (e.g. 0 or 0,2-3)"))?;
+    let m = CpuMask::parse_list(s)
+        .ok_or_else(|| alloc::format!("'{s}' is not a CPU list (e.g. 0 or 0,2-3)"))?;
     let n = with_core(|c| c.vector.nr_cpus()).unwrap_or(1);
     if let Some(bad) = m.iter().find(|&c| c as usize >= n) {
-        return Err(alloc::format!("CPU {bad} does not exist (this machine has {n})"));
+        return Err(alloc::format!(
+            "CPU {bad} does not exist (this machine has {n})"
+        ));
     }
     Ok(m)
 }

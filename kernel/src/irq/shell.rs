@@ -11,10 +11,30 @@ use crate::shell::{Command, no_args};
 use crate::{print, println};
 
 pub static COMMANDS: &[Command] = &[
-    Command { name: "irqs", args: "", help: "per irq: counts per CPU, chip chain, hwirq, trigger; system vectors", run: cmd_irqs },
-    Command { name: "domains", args: "", help: "the irq domain tree with sizes", run: cmd_domains },
-    Command { name: "irq", args: "N", help: "every level of irq N: vector, CPU, previous target, move state, entry", run: cmd_irq },
-    Command { name: "vectors", args: "", help: "per CPU: vectors allocated, available, managed-reserved", run: cmd_vectors },
+    Command {
+        name: "irqs",
+        args: "",
+        help: "per irq: counts per CPU, chip chain, hwirq, trigger; system vectors",
+        run: cmd_irqs,
+    },
+    Command {
+        name: "domains",
+        args: "",
+        help: "the irq domain tree with sizes",
+        run: cmd_domains,
+    },
+    Command {
+        name: "irq",
+        args: "N",
+        help: "every level of irq N: vector, CPU, previous target, move state, entry",
+        run: cmd_irq,
+    },
+    Command {
+        name: "vectors",
+        args: "",
+        help: "per CPU: vectors allocated, available, managed-reserved",
+        run: cmd_vectors,
+    },
     Command {
         name: "affinity",
         args: "N CPULIST",
@@ -51,7 +71,11 @@ fn cmd_irqs(args: &[&str]) -> Result<(), String> {
                 (Trigger::Level, FlowKind::FastEoi) => "fasteoi",
                 (Trigger::Level, _) => "level",
             };
-            let hw = core.irq_levels(d.virq).ok().and_then(|l| l.first().map(|l| l.hwirq)).unwrap_or(0);
+            let hw = core
+                .irq_levels(d.virq)
+                .ok()
+                .and_then(|l| l.first().map(|l| l.hwirq))
+                .unwrap_or(0);
             let mut flags = String::new();
             if d.disabled() {
                 flags.push_str(" [disabled]");
@@ -59,21 +83,37 @@ fn cmd_irqs(args: &[&str]) -> Result<(), String> {
             if d.state.storm_disabled {
                 flags.push_str(" [storm]");
             }
-            println!("  {:<22} {:>5} {:<6} {}{}", chain.join("->"), hw, trig, d.name, flags);
+            println!(
+                "  {:<22} {:>5} {:<6} {}{}",
+                chain.join("->"),
+                hw,
+                trig,
+                d.name,
+                flags
+            );
         }
     })
     .map_err(|e| alloc::format!("{e}"))?;
     for v in 0..=255u8 {
-        let Some(h) = crate::irq::system_handler(v) else { continue };
+        let Some(h) = crate::irq::system_handler(v) else {
+            continue;
+        };
         print!("  {:#04x}", v);
         for c in 0..ncpu {
-            let n = crate::cpu::get(c).map_or(0, |pc| pc.vector_counts[v as usize].load(Ordering::Relaxed));
+            let n = crate::cpu::get(c)
+                .map_or(0, |pc| pc.vector_counts[v as usize].load(Ordering::Relaxed));
             print!(" {:>10}", n);
         }
-        println!("  {:<22} {:>5} {:<6} {}", "LAPIC (system vector)", v, "-", h.name);
+        println!(
+            "  {:<22} {:>5} {:<6} {}",
+            "LAPIC (system vector)", v, "-", h.name
+        );
     }
     println!("spurious (unused vector): {}", crate::irq::spurious_total());
-    println!("COM1 bytes dropped (ring full): {}", crate::serial::rx_dropped());
+    println!(
+        "COM1 bytes dropped (ring full): {}",
+        crate::serial::rx_dropped()
+    );
     Ok(())
 }
 
@@ -91,7 +131,8 @@ fn cmd_domains(args: &[&str]) -> Result<(), String> {
 
 fn parse_virq(s: Option<&&str>) -> Result<Virq, String> {
     let s = s.ok_or("missing irq number")?;
-    s.parse::<Virq>().map_err(|_| alloc::format!("'{s}' is not an irq number"))
+    s.parse::<Virq>()
+        .map_err(|_| alloc::format!("'{s}' is not an irq number"))
 }
 
 fn cmd_irq(args: &[&str]) -> Result<(), String> {
@@ -109,12 +150,11 @@ fn cmd_irq(args: &[&str]) -> Result<(), String> {
         let levels = core.irq_levels(virq).map_err(|e| alloc::format!("{e}"))?;
         for (i, l) in levels.iter().enumerate() {
             print!("  level {}: {:<14} chip {:<8} hwirq {}", i, l.domain, l.chip, l.hwirq);
-            if l.domain.starts_with("IO-APIC") {
-                if let Some(io) = crate::apic::ioapic::all().iter().find(|io| alloc::format!("IO-APIC-{}", io.entry.id) == l.domain) {
+            if l.domain.starts_with("IO-APIC")
+                && let Some(io) = crate::apic::ioapic::all().iter().find(|io| alloc::format!("IO-APIC-{}", io.entry.id) == l.domain) {
                     let rte = io.read_rte(l.hwirq as u32);
                     print!("  RTE: vector {:#04x} dest {} {:?}", rte.vector, rte.dest, rte.flags);
                 }
-            }
             println!();
         }
         let v = core.vector.irq(virq).map_err(|e| alloc::format!("{e}"))?;
@@ -142,20 +182,31 @@ fn cmd_vectors(args: &[&str]) -> Result<(), String> {
     no_args(args)?;
     crate::irq::with_core(|core| {
         let m = core.vector.matrix();
-        println!("{:>4} {:>7} {:>9} {:>9} {:>8}", "CPU", "online", "allocated", "available", "managed");
+        println!(
+            "{:>4} {:>7} {:>9} {:>9} {:>8}",
+            "CPU", "online", "allocated", "available", "managed"
+        );
         for cpu in 0..m.nr_cpus() {
             if let Ok(s) = m.cpu_stats(cpu as CpuId) {
                 println!(
                     "{:>4} {:>7} {:>9} {:>9} {:>8}",
                     cpu,
-                    if m.is_online(cpu as CpuId) { "yes" } else { "no" },
+                    if m.is_online(cpu as CpuId) {
+                        "yes"
+                    } else {
+                        "no"
+                    },
                     s.allocated,
                     s.available,
                     s.managed
                 );
             }
         }
-        println!("global: {} available, {} reserved", m.global_available(), m.global_reserved());
+        println!(
+            "global: {} available, {} reserved",
+            m.global_available(),
+            m.global_reserved()
+        );
     })
     .map_err(|e| alloc::format!("{e}"))
 }
@@ -170,7 +221,8 @@ fn cmd_affinity(args: &[&str]) -> Result<(), String> {
     // With one CPU in the mask and the irq already there, still move (to a new vector),
     // so the mechanism can be watched before other CPUs are online.
     let force = mask.weight() == 1;
-    let ch = crate::irq::set_affinity(virq, &mask, force).map_err(|e| alloc::format!("irq {virq}: {e}"))?;
+    let ch = crate::irq::set_affinity(virq, &mask, force)
+        .map_err(|e| alloc::format!("irq {virq}: {e}"))?;
     println!(
         "irq {}: CPU {} vector {:#04x} -> CPU {} vector {:#04x} ({} hardware step(s))",
         virq, ch.old.cpu, ch.old.vector.0, ch.new.cpu, ch.new.vector.0, ch.steps

@@ -5,8 +5,8 @@
 //! `MAX_REGIONS`; the rest are reported and ignored).
 
 use bootloader_api::info::{MemoryRegionKind, MemoryRegions};
-use x86_64::structures::paging::{FrameAllocator, FrameDeallocator, PhysFrame, Size4KiB};
 use x86_64::PhysAddr;
+use x86_64::structures::paging::{FrameAllocator, FrameDeallocator, PhysFrame, Size4KiB};
 
 const MAX_REGIONS: usize = 256;
 const FRAME: u64 = 4096;
@@ -43,7 +43,12 @@ pub fn init(map: &MemoryRegions) {
             continue;
         }
         if f.count == MAX_REGIONS {
-            crate::warn!("memory map has more than {} usable regions; ignoring {:#x}..{:#x}", MAX_REGIONS, start, end);
+            crate::warn!(
+                "memory map has more than {} usable regions; ignoring {:#x}..{:#x}",
+                MAX_REGIONS,
+                start,
+                end
+            );
             continue;
         }
         let i = f.count;
@@ -93,7 +98,13 @@ impl Frames {
 pub fn alloc_zeroed() -> Option<PhysFrame> {
     let frame = FRAMES.lock().alloc()?;
     // SAFETY: the frame is RAM we now own, mapped through the physical-memory map.
-    unsafe { core::ptr::write_bytes(super::phys_to_virt(frame.start_address().as_u64()), 0, FRAME as usize) };
+    unsafe {
+        core::ptr::write_bytes(
+            super::phys_to_virt(frame.start_address().as_u64()),
+            0,
+            FRAME as usize,
+        )
+    };
     Some(frame)
 }
 

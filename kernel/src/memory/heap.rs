@@ -1,8 +1,8 @@
 //! The kernel heap: `linked_list_allocator` over pages mapped at a fixed virtual range.
 
 use linked_list_allocator::LockedHeap;
-use x86_64::structures::paging::{Mapper, Page, PageTableFlags, Size4KiB};
 use x86_64::VirtAddr;
+use x86_64::structures::paging::{Mapper, Page, PageTableFlags, Size4KiB};
 
 /// 32 MiB: ample for descriptor tables at 512 CPUs and IRTE tables (1 MiB each).
 pub const HEAP_SIZE: u64 = 32 * 1024 * 1024;

@@ -102,7 +102,11 @@ pub fn map(phys: u64, len: u64) -> Result<Mmio, MmioError> {
             Err(_) => return Err(MmioError::AlreadyMapped),
         }
     }
-    Ok(Mmio { base: base + (phys - first), phys, len })
+    Ok(Mmio {
+        base: base + (phys - first),
+        phys,
+        len,
+    })
 }
 
 /// Checks that the PML4 slots we claim are empty (the bootloader placed nothing there).

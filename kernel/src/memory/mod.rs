@@ -6,8 +6,8 @@ pub mod frames;
 pub mod heap;
 pub mod mmio;
 
-use x86_64::structures::paging::{OffsetPageTable, PageTable, Translate};
 use x86_64::VirtAddr;
+use x86_64::structures::paging::{OffsetPageTable, PageTable, Translate};
 
 /// Offset at which the bootloader maps all physical memory (cacheable, RAM only is
 /// guaranteed). Device registers go through `mmio` instead.
@@ -47,7 +47,9 @@ pub fn init(boot: &'static bootloader_api::BootInfo) {
 
 /// True if `addr` is mapped (used to make stack walking safe).
 pub fn is_mapped(addr: u64) -> bool {
-    let Ok(va) = VirtAddr::try_new(addr) else { return false };
+    let Ok(va) = VirtAddr::try_new(addr) else {
+        return false;
+    };
     // An exception can arrive while PAGING is held; then we cannot look, so say no.
     match PAGING.try_lock() {
         Some(g) => g.as_ref().is_some_and(|t| t.translate_addr(va).is_some()),

@@ -33,7 +33,8 @@ struct Resources {
     stack_top: u64,
 }
 
-static RESOURCES: [spin::Once<Resources>; crate::cpu::MAX_CPUS] = [const { spin::Once::new() }; crate::cpu::MAX_CPUS];
+static RESOURCES: [spin::Once<Resources>; crate::cpu::MAX_CPUS] =
+    [const { spin::Once::new() }; crate::cpu::MAX_CPUS];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartError {
@@ -48,18 +49,29 @@ pub enum StartError {
     /// The CPU did not report online in time. `stage` says how far it got:
     /// 0 never ran the trampoline, 1 real mode, 2 protected mode, 3 long mode,
     /// 4 reached the kernel's entry.
-    NoAnswer { stage: u32, ms: u64 },
+    NoAnswer {
+        stage: u32,
+        ms: u64,
+    },
 }
 
 impl core::fmt::Display for StartError {
     fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
         match self {
             StartError::NoSuchCpu => f.write_str("no such CPU"),
-            StartError::AlreadyRunning(s) => write!(f, "is {}; only a present, failed or offline CPU can be started", s.name()),
+            StartError::AlreadyRunning(s) => write!(
+                f,
+                "is {}; only a present, failed or offline CPU can be started",
+                s.name()
+            ),
             StartError::NoTrampoline => f.write_str("no start-up trampoline (see the boot log)"),
             StartError::OutOfMemory => f.write_str("no heap for its stacks and tables"),
-            StartError::Layout => f.write_str("kernel mappings collide with the trampoline's identity map"),
-            StartError::IpiNotSent(which) => write!(f, "the local APIC did not send the {which} IPI"),
+            StartError::Layout => {
+                f.write_str("kernel mappings collide with the trampoline's identity map")
+            }
+            StartError::IpiNotSent(which) => {
+                write!(f, "the local APIC did not send the {which} IPI")
+            }
             StartError::NoAnswer { stage, ms } => write!(
                 f,
                 "never answered within {} ms (reached: {})",
@@ -94,11 +106,20 @@ pub fn start(cpu: usize) -> Result<u64, StartError> {
 /// CPU at a time (they share the trampoline). The SDM's own MP initialisation example
 /// (vol. 3, 9.4.4.1) INITs all APs together. Returns (cpu, result) per CPU.
 pub fn start_all(cpus: &[usize]) -> alloc::vec::Vec<(usize, Result<u64, StartError>)> {
-    let send = |apic, kind| x86_64::instructions::interrupts::without_interrupts(|| local::send_ipi(IpiDest::Apic(apic), kind));
+    let send = |apic, kind| {
+        x86_64::instructions::interrupts::without_interrupts(|| {
+            local::send_ipi(IpiDest::Apic(apic), kind)
+        })
+    };
     let ready: alloc::vec::Vec<(usize, u32)> = cpus
         .iter()
         .filter_map(|c| super::apic_id(*c).map(|a| (*c, a)))
-        .filter(|(c, _)| matches!(super::state(*c), CpuState::Present | CpuState::Failed | CpuState::Parked))
+        .filter(|(c, _)| {
+            matches!(
+                super::state(*c),
+                CpuState::Present | CpuState::Failed | CpuState::Parked
+            )
+        })
         .collect();
     let mut inited = alloc::vec::Vec::new();
     for (c, a) in &ready {
@@ -111,7 +132,9 @@ pub fn start_all(cpus: &[usize]) -> alloc::vec::Vec<(usize, Result<u64, StartErr
     cpus.iter()
         .map(|c| match ready.iter().find(|(r, _)| r == c) {
             None => (*c, start(*c)),
-            Some((_, a)) if inited.iter().any(|(i, ok)| i == c && *ok) => (*c, start_on(*c, *a, ANSWER_TIMEOUT_NS, true)),
+            Some((_, a)) if inited.iter().any(|(i, ok)| i == c && *ok) => {
+                (*c, start_on(*c, *a, ANSWER_TIMEOUT_NS, true))
+            }
             Some(_) => (*c, Err(StartError::IpiNotSent("INIT"))),
         })
         .collect()
@@ -125,32 +148,57 @@ fn resources(cpu: usize, apic: u32) -> Result<&'static Resources, StartError> {
     let gdt = crate::gdt::alloc_ap_tables().ok_or(StartError::OutOfMemory)?;
     let stack_top = crate::gdt::alloc_stack(AP_STACK_SIZE).ok_or(StartError::OutOfMemory)?;
     super::ipi::prepare(cpu).map_err(|_| StartError::OutOfMemory)?;
-    Ok(RESOURCES[cpu].call_once(|| Resources { block, gdt, stack_top }))
+    Ok(RESOURCES[cpu].call_once(|| Resources {
+        block,
+        gdt,
+        stack_top,
+    }))
 }
 
 /// INIT–SIPI–SIPI to `apic` as CPU index `cpu` (SIPI–SIPI only when `init_done`: the
 /// caller has INITed it). Also used by tests with an APIC id that no CPU has, to prove
 /// that a silent CPU is reported.
-pub(crate) fn start_on(cpu: usize, apic: u32, timeout_ns: u64, init_done: bool) -> Result<u64, StartError> {
+pub(crate) fn start_on(
+    cpu: usize,
+    apic: u32,
+    timeout_ns: u64,
+    init_done: bool,
+) -> Result<u64, StartError> {
     let _guard = START.lock();
     let page = trampoline::code_page().ok_or(StartError::NoTrampoline)?;
     let res = resources(cpu, apic)?;
     if !trampoline::kernel_avoids_slot0(ap_entry as *const () as u64, res.stack_top) {
         return Err(StartError::Layout);
     }
-    BSP_CR0.store(x86_64::registers::control::Cr0::read_raw(), Ordering::Relaxed);
-    BSP_CR4.store(x86_64::registers::control::Cr4::read_raw(), Ordering::Relaxed);
-    BSP_EFER.store(x86_64::registers::model_specific::Efer::read_raw(), Ordering::Relaxed);
+    BSP_CR0.store(
+        x86_64::registers::control::Cr0::read_raw(),
+        Ordering::Relaxed,
+    );
+    BSP_CR4.store(
+        x86_64::registers::control::Cr4::read_raw(),
+        Ordering::Relaxed,
+    );
+    BSP_EFER.store(
+        x86_64::registers::model_specific::Efer::read_raw(),
+        Ordering::Relaxed,
+    );
     let (cr3, _) = x86_64::registers::control::Cr3::read_raw();
     // SAFETY: the CPU is not running (never started, failed and re-INITed, or parked),
     // so nothing has its GDT loaded.
     unsafe { res.gdt.reset() };
-    trampoline::prepare(cr3.start_address().as_u64(), res.stack_top, ap_entry as *const () as u64, cpu as u64)
-        .map_err(|_| StartError::NoTrampoline)?;
+    trampoline::prepare(
+        cr3.start_address().as_u64(),
+        res.stack_top,
+        ap_entry as *const () as u64,
+        cpu as u64,
+    )
+    .map_err(|_| StartError::NoTrampoline)?;
     super::set_state(cpu, CpuState::Booting);
 
     let send = |kind, what| {
-        if x86_64::instructions::interrupts::without_interrupts(|| local::send_ipi(IpiDest::Apic(apic), kind)) {
+        if x86_64::instructions::interrupts::without_interrupts(|| {
+            local::send_ipi(IpiDest::Apic(apic), kind)
+        }) {
             Ok(())
         } else {
             Err(StartError::IpiNotSent(what))
@@ -178,10 +226,17 @@ pub(crate) fn start_on(cpu: usize, apic: u32, timeout_ns: u64, init_done: bool) 
         while super::state(cpu) != CpuState::Online {
             if crate::time::nanos_since_boot() > deadline {
                 let stage = match trampoline::stage() {
-                    3 if super::state(cpu) == CpuState::Booting && ENTERED.load(Ordering::Acquire) == cpu as u64 + 1 => 4,
+                    3 if super::state(cpu) == CpuState::Booting
+                        && ENTERED.load(Ordering::Acquire) == cpu as u64 + 1 =>
+                    {
+                        4
+                    }
                     s => s,
                 };
-                return Err(StartError::NoAnswer { stage, ms: timeout_ns / 1_000_000 });
+                return Err(StartError::NoAnswer {
+                    stage,
+                    ms: timeout_ns / 1_000_000,
+                });
             }
             core::hint::spin_loop();
         }
@@ -217,11 +272,15 @@ extern "C" fn ap_entry(cpu: u64, kernel_cr3: u64) -> ! {
         x86_64::registers::control::Cr0::write_raw(BSP_CR0.load(Ordering::Relaxed));
         let efer = x86_64::registers::model_specific::Efer::read_raw();
         // LMA (bit 10) is status, not control.
-        x86_64::registers::model_specific::Efer::write_raw(efer | (BSP_EFER.load(Ordering::Relaxed) & !(1 << 10)));
+        x86_64::registers::model_specific::Efer::write_raw(
+            efer | (BSP_EFER.load(Ordering::Relaxed) & !(1 << 10)),
+        );
     }
     ENTERED.store(cpu + 1, Ordering::Release);
     let cpu = cpu as usize;
-    let res = RESOURCES[cpu].get().expect("resources are allocated before the SIPI");
+    let res = RESOURCES[cpu]
+        .get()
+        .expect("resources are allocated before the SIPI");
     // SAFETY: the block is this CPU's alone and lives forever.
     unsafe { crate::cpu::install(res.block) };
     crate::gdt::load(res.gdt);
@@ -229,7 +288,12 @@ extern "C" fn ap_entry(cpu: u64, kernel_cr3: u64) -> ! {
     local::init_this_cpu();
     let id = local::id();
     if id != res.block.apic_id {
-        crate::warn!("CPU {} has APIC id {} but the MADT said {}", cpu, id, res.block.apic_id);
+        crate::warn!(
+            "CPU {} has APIC id {} but the MADT said {}",
+            cpu,
+            id,
+            res.block.apic_id
+        );
     }
     // Requests queued while this CPU was down timed out at their senders; drop them.
     super::ipi::drop_requests(cpu);

@@ -10,7 +10,12 @@ use crate::println;
 use crate::shell::Command;
 
 pub static COMMANDS: &[Command] = &[
-    Command { name: "cpus", args: "", help: "per CPU: index, APIC id, state, ticks, interrupts, bring-up time", run: cmd_cpus },
+    Command {
+        name: "cpus",
+        args: "",
+        help: "per CPU: index, APIC id, state, ticks, interrupts, bring-up time",
+        run: cmd_cpus,
+    },
     Command {
         name: "ipi",
         args: "CPU [COUNT] | nmi CPU",
@@ -23,13 +28,25 @@ pub static COMMANDS: &[Command] = &[
         help: "rendezvous all CPUs with interrupts off and run a probe on CPU (default: this one)",
         run: cmd_stop_machine,
     },
-    Command { name: "ap-park", args: "CPU", help: "halt an AP (raw park: no irq migration)", run: cmd_park },
-    Command { name: "ap-start", args: "CPU", help: "start a parked or failed AP again (INIT-SIPI-SIPI)", run: cmd_start },
+    Command {
+        name: "ap-park",
+        args: "CPU",
+        help: "halt an AP (raw park: no irq migration)",
+        run: cmd_park,
+    },
+    Command {
+        name: "ap-start",
+        args: "CPU",
+        help: "start a parked or failed AP again (INIT-SIPI-SIPI)",
+        run: cmd_start,
+    },
 ];
 
 fn parse_cpu(s: Option<&&str>, usage: &str) -> Result<usize, String> {
     let s = s.ok_or_else(|| format!("missing CPU number; usage: {usage}"))?;
-    let n: usize = s.parse().map_err(|_| format!("'{s}' is not a CPU number; usage: {usage}"))?;
+    let n: usize = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a CPU number; usage: {usage}"))?;
     if n >= super::possible() {
         return Err(format!("no CPU {n}: CPUs are 0..{}", super::possible() - 1));
     }
@@ -40,10 +57,19 @@ fn cmd_cpus(args: &[&str]) -> Result<(), String> {
     if let Some(a) = args.first() {
         return Err(format!("unexpected argument '{a}'"));
     }
-    println!("{:>4} {:>8} {:<8} {:>10} {:>12} {:>12}", "CPU", "APIC id", "state", "ticks", "interrupts", "bring-up us");
+    println!(
+        "{:>4} {:>8} {:<8} {:>10} {:>12} {:>12}",
+        "CPU", "APIC id", "state", "ticks", "interrupts", "bring-up us"
+    );
     for cpu in 0..super::possible() {
         let (ticks, irqs) = crate::cpu::get(cpu).map_or((0, 0), |pc| {
-            (pc.ticks.load(Ordering::Relaxed), pc.vector_counts.iter().map(|c| c.load(Ordering::Relaxed)).sum::<u64>())
+            (
+                pc.ticks.load(Ordering::Relaxed),
+                pc.vector_counts
+                    .iter()
+                    .map(|c| c.load(Ordering::Relaxed))
+                    .sum::<u64>(),
+            )
         });
         println!(
             "{:>4} {:>8} {:<8} {:>10} {:>12} {:>12}",
@@ -55,7 +81,11 @@ fn cmd_cpus(args: &[&str]) -> Result<(), String> {
             super::bringup_ns(cpu) / 1000
         );
     }
-    println!("{} of {} CPUs online", super::online_count(), super::possible());
+    println!(
+        "{} of {} CPUs online",
+        super::online_count(),
+        super::possible()
+    );
     Ok(())
 }
 
@@ -74,12 +104,17 @@ fn cmd_ipi(args: &[&str]) -> Result<(), String> {
     let cpu = parse_cpu(args.first(), USAGE)?;
     let count: usize = match args.get(1) {
         None => 10,
-        Some(s) => s.parse().ok().filter(|n| (1..=10_000).contains(n)).ok_or_else(|| format!("COUNT must be 1..10000; usage: {USAGE}"))?,
+        Some(s) => s
+            .parse()
+            .ok()
+            .filter(|n| (1..=10_000).contains(n))
+            .ok_or_else(|| format!("COUNT must be 1..10000; usage: {USAGE}"))?,
     };
     let mut times = Vec::with_capacity(count);
     for i in 0..count as u64 {
         let t0 = crate::time::nanos_since_boot();
-        let r = ipi::call_on(cpu, echo_plus_one, i).map_err(|e| format!("call to CPU {cpu}: {e}"))?;
+        let r =
+            ipi::call_on(cpu, echo_plus_one, i).map_err(|e| format!("call to CPU {cpu}: {e}"))?;
         times.push(crate::time::nanos_since_boot() - t0);
         if r != i + 1 {
             return Err(format!("CPU {cpu} answered {r}, expected {}", i + 1));
@@ -106,7 +141,8 @@ fn cmd_stop_machine(args: &[&str]) -> Result<(), String> {
         None => super::this_cpu(),
         Some(_) => parse_cpu(args.first(), "stop-machine [CPU]")?,
     };
-    let r = stop_machine::stop_machine(probe, 0, &CpuSet::one(cpu)).map_err(|e| format!("stop_machine: {e}"))?;
+    let r = stop_machine::stop_machine(probe, 0, &CpuSet::one(cpu))
+        .map_err(|e| format!("stop_machine: {e}"))?;
     println!(
         "stop_machine: {} CPUs {} in {} us (gather {} us, irqs off {} us, run {} us); ran on CPU {} with interrupts {}; interrupts off in RUN on {}",
         r.participants.count(),

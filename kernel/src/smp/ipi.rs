@@ -13,7 +13,7 @@
 //! them.
 
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 use super::{CpuSet, WORDS};
 use crate::apic::vectors;
@@ -34,9 +34,11 @@ struct CallBlock {
     results: [AtomicU64; MAX_CPUS],
 }
 
-static BLOCKS: [AtomicPtr<CallBlock>; MAX_CPUS] = [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS];
+static BLOCKS: [AtomicPtr<CallBlock>; MAX_CPUS] =
+    [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS];
 /// Per target: the senders whose block holds a request for it.
-static REQUESTS: [[AtomicU64; WORDS]; MAX_CPUS] = [const { [const { AtomicU64::new(0) }; WORDS] }; MAX_CPUS];
+static REQUESTS: [[AtomicU64; WORDS]; MAX_CPUS] =
+    [const { [const { AtomicU64::new(0) }; WORDS] }; MAX_CPUS];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallError {
@@ -54,8 +56,12 @@ impl core::fmt::Display for CallError {
     fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
         match self {
             CallError::Offline(s) => write!(f, "CPU(s) {s} not online"),
-            CallError::Busy(s) if s.is_empty() => f.write_str("a call from this CPU is already in progress"),
-            CallError::Busy(s) => write!(f, "an earlier call from this CPU still waits on CPU(s) {s}"),
+            CallError::Busy(s) if s.is_empty() => {
+                f.write_str("a call from this CPU is already in progress")
+            }
+            CallError::Busy(s) => {
+                write!(f, "an earlier call from this CPU still waits on CPU(s) {s}")
+            }
             CallError::Timeout(s) => write!(f, "CPU(s) {s} did not answer in time"),
             CallError::NotReady => f.write_str("SMP calls are not set up on this CPU"),
         }
@@ -86,8 +92,12 @@ fn block(cpu: usize) -> Option<&'static CallBlock> {
 /// Registers the CALL_FUNCTION handler and the boot CPU's block.
 pub(crate) fn init() -> Result<(), alloc::string::String> {
     prepare(0).map_err(|_| alloc::string::String::from("no heap for the call block"))?;
-    crate::irq::register_system(vectors::CALL_FUNCTION, "call function", handle_call_function)
-        .map_err(|e| alloc::format!("{e}"))
+    crate::irq::register_system(
+        vectors::CALL_FUNCTION,
+        "call function",
+        handle_call_function,
+    )
+    .map_err(|e| alloc::format!("{e}"))
 }
 
 /// CALL_FUNCTION handler: join a stop_machine if one is gathering, then run requests.
@@ -106,7 +116,8 @@ fn run_requests(me: usize) {
             let Some(b) = block(s) else { continue };
             // SAFETY: `func` was stored from a `CallFn` before the request bit was set
             // (Release), and we read the request bit with Acquire.
-            let f: CallFn = unsafe { core::mem::transmute::<usize, CallFn>(b.func.load(Ordering::Acquire)) };
+            let f: CallFn =
+                unsafe { core::mem::transmute::<usize, CallFn>(b.func.load(Ordering::Acquire)) };
             let r = f(b.arg.load(Ordering::Acquire));
             b.results[me].store(r, Ordering::Relaxed);
             b.pending[me / 64].fetch_and(!(1 << (me % 64)), Ordering::Release);
@@ -131,7 +142,9 @@ pub(crate) fn drop_requests(me: usize) {
 }
 
 fn pending_set(b: &CallBlock) -> CpuSet {
-    CpuSet::from_words(core::array::from_fn(|i| b.pending[i].load(Ordering::Acquire)))
+    CpuSet::from_words(core::array::from_fn(|i| {
+        b.pending[i].load(Ordering::Acquire)
+    }))
 }
 
 /// A call in flight; `wait` collects the results. Dropping it without waiting leaves
@@ -143,11 +156,6 @@ pub struct CallHandle {
 }
 
 impl CallHandle {
-    /// True once every remote target has finished.
-    pub fn done(&self) -> bool {
-        pending_set(self.block).is_empty()
-    }
-
     /// Waits up to `timeout_ns` and returns (cpu, result) for every target, in CPU order.
     pub fn wait(self, timeout_ns: u64) -> Result<Vec<(usize, u64)>, CallError> {
         let deadline = crate::time::nanos_since_boot() + timeout_ns;
@@ -161,8 +169,11 @@ impl CallHandle {
             }
             core::hint::spin_loop();
         }
-        let mut out: Vec<(usize, u64)> =
-            self.targets.iter().map(|c| (c, self.block.results[c].load(Ordering::Relaxed))).collect();
+        let mut out: Vec<(usize, u64)> = self
+            .targets
+            .iter()
+            .map(|c| (c, self.block.results[c].load(Ordering::Relaxed)))
+            .collect();
         if let Some(l) = self.local {
             out.push(l);
             out.sort_unstable_by_key(|(c, _)| *c);
@@ -192,7 +203,10 @@ pub fn call_async(targets: &CpuSet, f: CallFn, arg: u64) -> Result<CallHandle, C
     // A previous call that timed out may still wait on CPUs that have since parked (or
     // never started): they dropped their requests or never had a handler; forget them.
     for c in pending_set(b).iter() {
-        if matches!(super::state(c), super::CpuState::Parked | super::CpuState::Failed | super::CpuState::Present) {
+        if matches!(
+            super::state(c),
+            super::CpuState::Parked | super::CpuState::Failed | super::CpuState::Present
+        ) {
             b.pending[c / 64].fetch_and(!(1 << (c % 64)), Ordering::AcqRel);
         }
     }
@@ -211,15 +225,32 @@ pub fn call_async(targets: &CpuSet, f: CallFn, arg: u64) -> Result<CallHandle, C
     for t in remote.iter() {
         REQUESTS[t][me / 64].fetch_or(1 << (me % 64), Ordering::AcqRel);
         if !super::send_vector(t, vectors::CALL_FUNCTION) {
-            crate::warn!("call-function IPI to CPU {} not accepted by the local APIC", t);
+            crate::warn!(
+                "call-function IPI to CPU {} not accepted by the local APIC",
+                t
+            );
         }
     }
-    let local = targets.contains(me).then(|| (me, x86_64::instructions::interrupts::without_interrupts(|| f(arg))));
-    Ok(CallHandle { block: b, targets: remote, local })
+    let local = targets.contains(me).then(|| {
+        (
+            me,
+            x86_64::instructions::interrupts::without_interrupts(|| f(arg)),
+        )
+    });
+    Ok(CallHandle {
+        block: b,
+        targets: remote,
+        local,
+    })
 }
 
 /// Runs `f(arg)` on every CPU of `targets` (including this one if listed) and waits.
-pub fn call_many(targets: &CpuSet, f: CallFn, arg: u64, timeout_ns: u64) -> Result<Vec<(usize, u64)>, CallError> {
+pub fn call_many(
+    targets: &CpuSet,
+    f: CallFn,
+    arg: u64,
+    timeout_ns: u64,
+) -> Result<Vec<(usize, u64)>, CallError> {
     call_async(targets, f, arg)?.wait(timeout_ns)
 }
 

@@ -31,7 +31,7 @@ pub mod stop_machine;
 pub mod tests;
 mod trampoline;
 
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 pub use commands::COMMANDS;
 
@@ -208,7 +208,9 @@ pub fn possible() -> usize {
     POSSIBLE.load(Ordering::Acquire)
 }
 pub fn state(cpu: usize) -> CpuState {
-    SLOTS.get(cpu).map_or(CpuState::Absent, |s| CpuState::from_u8(s.state.load(Ordering::Acquire)))
+    SLOTS.get(cpu).map_or(CpuState::Absent, |s| {
+        CpuState::from_u8(s.state.load(Ordering::Acquire))
+    })
 }
 pub(crate) fn set_state(cpu: usize, st: CpuState) {
     SLOTS[cpu].state.store(st as u8, Ordering::Release);
@@ -217,7 +219,9 @@ pub fn apic_id(cpu: usize) -> Option<u32> {
     (cpu < possible()).then(|| SLOTS[cpu].apic_id.load(Ordering::Acquire))
 }
 pub fn bringup_ns(cpu: usize) -> u64 {
-    SLOTS.get(cpu).map_or(0, |s| s.bringup_ns.load(Ordering::Relaxed))
+    SLOTS
+        .get(cpu)
+        .map_or(0, |s| s.bringup_ns.load(Ordering::Relaxed))
 }
 pub fn online_mask() -> CpuSet {
     ONLINE.load()
@@ -242,7 +246,9 @@ fn mark_online(cpu: usize) {
 /// registers; an interrupt between the writes could send a half-written IPI).
 pub(crate) fn send_vector(cpu: usize, vector: u8) -> bool {
     let Some(id) = apic_id(cpu) else { return false };
-    x86_64::instructions::interrupts::without_interrupts(|| local::send_ipi(IpiDest::Apic(id), IpiKind::Fixed(vector)))
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        local::send_ipi(IpiDest::Apic(id), IpiKind::Fixed(vector))
+    })
 }
 
 /// Sends an NMI to `cpu`.
@@ -251,7 +257,9 @@ pub fn send_nmi(cpu: usize) -> Result<(), &'static str> {
     if !is_online(cpu) {
         return Err("CPU is not online");
     }
-    if x86_64::instructions::interrupts::without_interrupts(|| local::send_ipi(IpiDest::Apic(id), IpiKind::Nmi)) {
+    if x86_64::instructions::interrupts::without_interrupts(|| {
+        local::send_ipi(IpiDest::Apic(id), IpiKind::Nmi)
+    }) {
         Ok(())
     } else {
         Err("the local APIC did not accept the IPI")
@@ -264,9 +272,17 @@ pub fn init(boot: &'static bootloader_api::BootInfo) {
     let bsp_apic = local::id();
     SLOTS[0].apic_id.store(bsp_apic, Ordering::Release);
     let mut n = 1;
-    for c in crate::acpi::platform().cpus.iter().filter(|c| c.apic_id != bsp_apic) {
+    for c in crate::acpi::platform()
+        .cpus
+        .iter()
+        .filter(|c| c.apic_id != bsp_apic)
+    {
         if n == MAX_CPUS {
-            crate::warn!("SMP: more than {} CPUs; ignoring APIC id {}", MAX_CPUS, c.apic_id);
+            crate::warn!(
+                "SMP: more than {} CPUs; ignoring APIC id {}",
+                MAX_CPUS,
+                c.apic_id
+            );
             continue;
         }
         SLOTS[n].apic_id.store(c.apic_id, Ordering::Release);
@@ -283,7 +299,11 @@ pub fn init(boot: &'static bootloader_api::BootInfo) {
         return;
     }
     match trampoline::install(&boot.memory_regions) {
-        Ok(page) => crate::log!("SMP: trampoline at {:#x} (SIPI vector {:#x})", page, page >> 12),
+        Ok(page) => crate::log!(
+            "SMP: trampoline at {:#x} (SIPI vector {:#x})",
+            page,
+            page >> 12
+        ),
         Err(e) => {
             crate::error!("SMP: {}; staying on one CPU", e);
             return;
@@ -293,11 +313,22 @@ pub fn init(boot: &'static bootloader_api::BootInfo) {
     let cpus: alloc::vec::Vec<usize> = (1..n).collect();
     for (cpu, r) in ap::start_all(&cpus) {
         if let Err(e) = r {
-            crate::error!("SMP: CPU {} (APIC id {}) {}", cpu, SLOTS[cpu].apic_id.load(Ordering::Relaxed), e);
+            crate::error!(
+                "SMP: CPU {} (APIC id {}) {}",
+                cpu,
+                SLOTS[cpu].apic_id.load(Ordering::Relaxed),
+                e
+            );
         }
     }
     let ms = (crate::time::nanos_since_boot() - t0) / 1_000_000;
-    crate::log!("SMP: {} of {} CPUs online ({} ms to start {} APs)", online_count(), n, ms, n - 1);
+    crate::log!(
+        "SMP: {} of {} CPUs online ({} ms to start {} APs)",
+        online_count(),
+        n,
+        ms,
+        n - 1
+    );
 }
 
 /// The idle loop of an application processor: sleep until an interrupt, serve it, and
@@ -368,7 +399,9 @@ impl core::fmt::Display for ParkError {
 /// already have soft-disabled its APIC, so no IPI could wake it); it calls this, and the
 /// CPU parks on its way out of stop_machine. `wait_parked` then waits for it.
 pub fn park_self_on_return() {
-    SLOTS[this_cpu()].park_requested.store(true, Ordering::Release);
+    SLOTS[this_cpu()]
+        .park_requested
+        .store(true, Ordering::Release);
 }
 
 /// Waits up to `timeout_ns` for `cpu` to reach the parked state.

@@ -85,7 +85,10 @@ impl core::fmt::Display for StopError {
         match self {
             StopError::Busy => f.write_str("another stop_machine is in progress"),
             StopError::NotOnline(s) => write!(f, "CPU(s) {s} not online"),
-            StopError::Stragglers(s) => write!(f, "CPU(s) {s} did not arrive in time (interrupts off?); nothing ran"),
+            StopError::Stragglers(s) => write!(
+                f,
+                "CPU(s) {s} did not arrive in time (interrupts off?); nothing ran"
+            ),
             StopError::Stuck { stage } => write!(f, "stage {stage} did not complete"),
         }
     }
@@ -111,7 +114,12 @@ pub fn stop_machine(f: StopFn, arg: u64, run_on: &CpuSet) -> Result<StopReport, 
 }
 
 /// As `stop_machine`, with the arrival bound given.
-pub fn stop_machine_bounded(f: StopFn, arg: u64, run_on: &CpuSet, arrive_ns: u64) -> Result<StopReport, StopError> {
+pub fn stop_machine_bounded(
+    f: StopFn,
+    arg: u64,
+    run_on: &CpuSet,
+    arrive_ns: u64,
+) -> Result<StopReport, StopError> {
     let _guard = LOCK.try_lock().ok_or(StopError::Busy)?;
     let me = super::this_cpu();
     let participants = super::online_mask();
@@ -160,10 +168,17 @@ pub fn stop_machine_bounded(f: StopFn, arg: u64, run_on: &CpuSet, arrive_ns: u64
     }
     let ns = crate::time::nanos_since_boot() - t0;
     let at: [u64; 3] = core::array::from_fn(|i| STAGE_AT[i].load(Ordering::Relaxed));
-    let stage_ns = [at[0].saturating_sub(t0), at[1].saturating_sub(at[0]), at[2].saturating_sub(at[1])];
+    let stage_ns = [
+        at[0].saturating_sub(t0),
+        at[1].saturating_sub(at[0]),
+        at[2].saturating_sub(at[1]),
+    ];
     Ok(StopReport {
         stage_ns,
-        results: run_on.iter().map(|c| (c, RESULTS[c].load(Ordering::Acquire))).collect(),
+        results: run_on
+            .iter()
+            .map(|c| (c, RESULTS[c].load(Ordering::Acquire)))
+            .collect(),
         participants,
         irqs_off_in_run: IRQS_OFF_IN_RUN.load(),
         ns,
@@ -178,7 +193,10 @@ pub(crate) fn maybe_join(me: usize) {
     }
     let w = CTRL.load(Ordering::Acquire);
     let epoch = gen_of(w);
-    if stage_of(w) != PREPARE || JOINED[me].load(Ordering::Acquire) == epoch || !PARTICIPANTS.get(me) {
+    if stage_of(w) != PREPARE
+        || JOINED[me].load(Ordering::Acquire) == epoch
+        || !PARTICIPANTS.get(me)
+    {
         return;
     }
     JOINED[me].store(epoch, Ordering::Release);
@@ -190,7 +208,10 @@ pub(crate) fn maybe_join(me: usize) {
 pub(crate) fn join_from_idle(me: usize) -> bool {
     let w = CTRL.load(Ordering::Acquire);
     let epoch = gen_of(w);
-    if stage_of(w) != PREPARE || JOINED[me].load(Ordering::Acquire) == epoch || !PARTICIPANTS.get(me) {
+    if stage_of(w) != PREPARE
+        || JOINED[me].load(Ordering::Acquire) == epoch
+        || !PARTICIPANTS.get(me)
+    {
         return false;
     }
     JOINED[me].store(epoch, Ordering::Release);
@@ -221,9 +242,14 @@ fn ack(epoch: u32, stage: u64) {
     loop {
         debug_assert!(gen_of(w) == epoch && stage_of(w) == stage);
         let c = count_of(w) + 1;
-        let new = if c == n { pack(epoch, stage + 1, 0) } else { pack(epoch, stage, c) };
+        let new = if c == n {
+            pack(epoch, stage + 1, 0)
+        } else {
+            pack(epoch, stage, c)
+        };
         if c == n {
-            STAGE_AT[(stage - 1) as usize].store(crate::time::nanos_since_boot(), Ordering::Relaxed);
+            STAGE_AT[(stage - 1) as usize]
+                .store(crate::time::nanos_since_boot(), Ordering::Relaxed);
         }
         match CTRL.compare_exchange_weak(w, new, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => return,
@@ -243,7 +269,11 @@ fn participate(me: usize, epoch: u32, abort_at: Option<u64>, sleepy: bool) -> Ou
             return Outcome::Late;
         }
         let c = count_of(w) + 1;
-        let new = if c == n { pack(epoch, DISABLE_IRQ, 0) } else { pack(epoch, PREPARE, c) };
+        let new = if c == n {
+            pack(epoch, DISABLE_IRQ, 0)
+        } else {
+            pack(epoch, PREPARE, c)
+        };
         if c == n {
             STAGE_AT[0].store(crate::time::nanos_since_boot(), Ordering::Relaxed);
         }
@@ -279,7 +309,11 @@ fn participate(me: usize, epoch: u32, abort_at: Option<u64>, sleepy: bool) -> Ou
         if gen_of(w) != epoch {
             // A newer generation started: ours finished (we saw RUN complete) or its
             // initiator gave up on it.
-            break if cur == RUN { Outcome::Completed } else { Outcome::Stuck(cur) };
+            break if cur == RUN {
+                Outcome::Completed
+            } else {
+                Outcome::Stuck(cur)
+            };
         }
         if stage == EXIT {
             break Outcome::Completed;
@@ -297,7 +331,9 @@ fn participate(me: usize, epoch: u32, abort_at: Option<u64>, sleepy: bool) -> Ou
                     }
                     if RUN_ON.get(me) {
                         // SAFETY: FUNC holds a StopFn stored before CTRL was published.
-                        let f: StopFn = unsafe { core::mem::transmute::<usize, StopFn>(FUNC.load(Ordering::Acquire)) };
+                        let f: StopFn = unsafe {
+                            core::mem::transmute::<usize, StopFn>(FUNC.load(Ordering::Acquire))
+                        };
                         RESULTS[me].store(f(ARG.load(Ordering::Acquire)), Ordering::Release);
                     }
                 }
@@ -312,7 +348,15 @@ fn participate(me: usize, epoch: u32, abort_at: Option<u64>, sleepy: bool) -> Ou
             && now > t
         {
             // Stop the gathering; fails harmlessly if the last CPU just arrived.
-            if CTRL.compare_exchange(w, pack(epoch, ABORT, count_of(w)), Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            if CTRL
+                .compare_exchange(
+                    w,
+                    pack(epoch, ABORT, count_of(w)),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok()
+            {
                 wake_sleepers(me);
             }
             continue;
@@ -332,7 +376,11 @@ fn participate(me: usize, epoch: u32, abort_at: Option<u64>, sleepy: bool) -> Ou
             continue;
         }
         if now > stuck_at {
-            crate::error!("stop_machine: CPU {} gave up waiting in stage {}", me, stage);
+            crate::error!(
+                "stop_machine: CPU {} gave up waiting in stage {}",
+                me,
+                stage
+            );
             break Outcome::Stuck(stage);
         }
         core::hint::spin_loop();

@@ -28,15 +28,45 @@ fn my_index(_: u64) -> u64 {
 
 fn all_madt_cpus_come_online() -> TestResult {
     let madt = crate::acpi::platform().cpus.len();
-    check!(super::possible() == madt, "{} CPU indices for {} MADT CPUs", super::possible(), madt);
-    check!(super::online_count() == madt, "{} of {} CPUs online: {}", super::online_count(), madt, super::online_mask());
+    check!(
+        super::possible() == madt,
+        "{} CPU indices for {} MADT CPUs",
+        super::possible(),
+        madt
+    );
+    check!(
+        super::online_count() == madt,
+        "{} of {} CPUs online: {}",
+        super::online_count(),
+        madt,
+        super::online_mask()
+    );
     for cpu in 0..madt {
-        check!(super::state(cpu) == CpuState::Online, "CPU {} is {}", cpu, super::state(cpu).name());
-        let pc = crate::cpu::get(cpu).ok_or_else(|| format!("CPU {cpu} has no per-CPU block"))?;
-        check!(pc.index as usize == cpu, "CPU {}'s block says index {}", cpu, pc.index);
-        check!(Some(pc.apic_id) == super::apic_id(cpu), "CPU {} APIC id {} vs slot {:?}", cpu, pc.apic_id, super::apic_id(cpu));
         check!(
-            crate::acpi::platform().cpus.iter().any(|c| c.apic_id == pc.apic_id),
+            super::state(cpu) == CpuState::Online,
+            "CPU {} is {}",
+            cpu,
+            super::state(cpu).name()
+        );
+        let pc = crate::cpu::get(cpu).ok_or_else(|| format!("CPU {cpu} has no per-CPU block"))?;
+        check!(
+            pc.index as usize == cpu,
+            "CPU {}'s block says index {}",
+            cpu,
+            pc.index
+        );
+        check!(
+            Some(pc.apic_id) == super::apic_id(cpu),
+            "CPU {} APIC id {} vs slot {:?}",
+            cpu,
+            pc.apic_id,
+            super::apic_id(cpu)
+        );
+        check!(
+            crate::acpi::platform()
+                .cpus
+                .iter()
+                .any(|c| c.apic_id == pc.apic_id),
             "CPU {} APIC id {} not in the MADT",
             cpu,
             pc.apic_id
@@ -70,39 +100,80 @@ fn call_on_others_and_all_answer_once_each() -> TestResult {
     let n = super::online_count();
     RUNS.store(0, Ordering::SeqCst);
     let r = ipi::call_on_others(count_and_index, 0).map_err(|e| format!("others: {e}"))?;
-    check!(r.len() == n - 1, "{} answers from {} other CPUs", r.len(), n - 1);
-    check!(r.iter().all(|(c, v)| *c as u64 == *v && *c != super::this_cpu()), "answers {:?}", r);
-    check!(RUNS.load(Ordering::SeqCst) == (n - 1) as u64, "ran {} times", RUNS.load(Ordering::SeqCst));
+    check!(
+        r.len() == n - 1,
+        "{} answers from {} other CPUs",
+        r.len(),
+        n - 1
+    );
+    check!(
+        r.iter()
+            .all(|(c, v)| *c as u64 == *v && *c != super::this_cpu()),
+        "answers {:?}",
+        r
+    );
+    check!(
+        RUNS.load(Ordering::SeqCst) == (n - 1) as u64,
+        "ran {} times",
+        RUNS.load(Ordering::SeqCst)
+    );
     let r = ipi::call_on_all(count_and_index, 0).map_err(|e| format!("all: {e}"))?;
-    check!(r.len() == n && r.iter().all(|(c, v)| *c as u64 == *v), "answers {:?}", r);
-    check!(RUNS.load(Ordering::SeqCst) == (2 * n - 1) as u64, "ran {} times in total", RUNS.load(Ordering::SeqCst));
+    check!(
+        r.len() == n && r.iter().all(|(c, v)| *c as u64 == *v),
+        "answers {:?}",
+        r
+    );
+    check!(
+        RUNS.load(Ordering::SeqCst) == (2 * n - 1) as u64,
+        "ran {} times in total",
+        RUNS.load(Ordering::SeqCst)
+    );
     Ok(())
 }
 
 fn call_to_a_cpu_that_is_not_online_is_refused() -> TestResult {
     let cpu = super::possible();
     match ipi::call_on(cpu, my_index, 0) {
-        Err(ipi::CallError::Offline(s)) => check!(s.contains(cpu), "refusal names {} not {}", s, cpu),
+        Err(ipi::CallError::Offline(s)) => {
+            check!(s.contains(cpu), "refusal names {} not {}", s, cpu)
+        }
         other => return Err(format!("call to absent CPU {cpu}: {other:?}")),
     }
     Ok(())
 }
 
 fn call_timeout_names_the_slow_cpu_and_blocks_reuse_until_it_answers() -> TestResult {
-    let Some(victim) = super::online_mask().iter().filter(|c| *c != super::this_cpu()).last() else {
+    let Some(victim) = super::online_mask()
+        .iter()
+        .filter(|c| *c != super::this_cpu())
+        .last()
+    else {
         return Ok(());
     };
-    let h = ipi::call_async(&CpuSet::one(victim), spin_irqs_off, 300_000_000).map_err(|e| format!("{e}"))?;
+    let h = ipi::call_async(&CpuSet::one(victim), spin_irqs_off, 300_000_000)
+        .map_err(|e| format!("{e}"))?;
     match h.wait(50_000_000) {
-        Err(ipi::CallError::Timeout(s)) => check!(s == CpuSet::one(victim), "timeout names {} not {}", s, victim),
+        Err(ipi::CallError::Timeout(s)) => check!(
+            s == CpuSet::one(victim),
+            "timeout names {} not {}",
+            s,
+            victim
+        ),
         other => return Err(format!("wait on a CPU spinning 300 ms: {other:?}")),
     }
     match ipi::call_on(victim, my_index, 0) {
-        Err(ipi::CallError::Busy(s)) => check!(s == CpuSet::one(victim), "busy names {} not {}", s, victim),
-        other => return Err(format!("second call while the first is outstanding: {other:?}")),
+        Err(ipi::CallError::Busy(s)) => {
+            check!(s == CpuSet::one(victim), "busy names {} not {}", s, victim)
+        }
+        other => {
+            return Err(format!(
+                "second call while the first is outstanding: {other:?}"
+            ));
+        }
     }
     crate::time::spin_for_ns(400_000_000);
-    let r = ipi::call_on(victim, my_index, 0).map_err(|e| format!("after the slow call ended: {e}"))?;
+    let r =
+        ipi::call_on(victim, my_index, 0).map_err(|e| format!("after the slow call ended: {e}"))?;
     check!(r == victim as u64, "ran on {} not {}", r, victim);
     Ok(())
 }
@@ -112,8 +183,14 @@ fn silent_cpu_is_reported_not_waited_for() -> TestResult {
         return Ok(()); // one CPU: no trampoline was installed
     }
     // An APIC id no CPU has (and not the xAPIC broadcast 0xff), as a spare index.
-    let ids: alloc::vec::Vec<u32> = crate::acpi::platform().cpus.iter().map(|c| c.apic_id).collect();
-    let bogus = (0x80..0xfe).find(|i| !ids.contains(i)).ok_or("no free APIC id")?;
+    let ids: alloc::vec::Vec<u32> = crate::acpi::platform()
+        .cpus
+        .iter()
+        .map(|c| c.apic_id)
+        .collect();
+    let bogus = (0x80..0xfe)
+        .find(|i| !ids.contains(i))
+        .ok_or("no free APIC id")?;
     let spare = crate::cpu::MAX_CPUS - 1;
     let t0 = crate::time::nanos_since_boot();
     let r = super::ap::start_on(spare, bogus, 100_000_000, false);
@@ -135,11 +212,32 @@ fn stop_machine_runs_with_interrupts_off_everywhere() -> TestResult {
     let online = super::online_mask();
     let before = x86_64::instructions::interrupts::are_enabled();
     let r = stop_machine::stop_machine(probe_irqs, 0, &online).map_err(|e| format!("{e}"))?;
-    check!(x86_64::instructions::interrupts::are_enabled() == before, "interrupt state not restored");
-    check!(r.participants == online, "participants {} vs online {}", r.participants, online);
-    check!(r.irqs_off_in_run == online, "interrupts off in RUN only on {} of {}", r.irqs_off_in_run, online);
-    check!(r.results.len() == online.count(), "{} results", r.results.len());
-    check!(r.results.iter().all(|(_, v)| *v == 0), "function saw interrupts on: {:?}", r.results);
+    check!(
+        x86_64::instructions::interrupts::are_enabled() == before,
+        "interrupt state not restored"
+    );
+    check!(
+        r.participants == online,
+        "participants {} vs online {}",
+        r.participants,
+        online
+    );
+    check!(
+        r.irqs_off_in_run == online,
+        "interrupts off in RUN only on {} of {}",
+        r.irqs_off_in_run,
+        online
+    );
+    check!(
+        r.results.len() == online.count(),
+        "{} results",
+        r.results.len()
+    );
+    check!(
+        r.results.iter().all(|(_, v)| *v == 0),
+        "function saw interrupts on: {:?}",
+        r.results
+    );
     Ok(())
 }
 
@@ -153,9 +251,19 @@ fn record_runner(x: u64) -> u64 {
 fn stop_machine_runs_only_on_the_chosen_cpu() -> TestResult {
     let target = super::online_mask().iter().last().unwrap_or(0);
     STOP_RUNS.store(0, Ordering::SeqCst);
-    let r = stop_machine::stop_machine(record_runner, 0x5a00, &CpuSet::one(target)).map_err(|e| format!("{e}"))?;
-    check!(STOP_RUNS.load(Ordering::SeqCst) == 1, "ran {} times", STOP_RUNS.load(Ordering::SeqCst));
-    check!(r.results == [(target, 0x5a00 ^ target as u64)], "results {:?}, wanted CPU {}", r.results, target);
+    let r = stop_machine::stop_machine(record_runner, 0x5a00, &CpuSet::one(target))
+        .map_err(|e| format!("{e}"))?;
+    check!(
+        STOP_RUNS.load(Ordering::SeqCst) == 1,
+        "ran {} times",
+        STOP_RUNS.load(Ordering::SeqCst)
+    );
+    check!(
+        r.results == [(target, 0x5a00 ^ target as u64)],
+        "results {:?}, wanted CPU {}",
+        r.results,
+        target
+    );
     Ok(())
 }
 
@@ -167,34 +275,73 @@ fn spin_irqs_off(ns: u64) -> u64 {
 }
 
 fn stop_machine_reports_a_straggler_with_interrupts_off() -> TestResult {
-    let Some(victim) = super::online_mask().iter().filter(|c| *c != super::this_cpu()).last() else {
+    let Some(victim) = super::online_mask()
+        .iter()
+        .filter(|c| *c != super::this_cpu())
+        .last()
+    else {
         return Ok(()); // one CPU: nobody can straggle
     };
-    let h = ipi::call_async(&CpuSet::one(victim), spin_irqs_off, 600_000_000).map_err(|e| format!("{e}"))?;
+    let h = ipi::call_async(&CpuSet::one(victim), spin_irqs_off, 600_000_000)
+        .map_err(|e| format!("{e}"))?;
     crate::time::spin_for_ns(20_000_000); // let the victim enter its spin
     let t0 = crate::time::nanos_since_boot();
-    let r = stop_machine::stop_machine_bounded(probe_irqs, 0, &CpuSet::one(super::this_cpu()), 150_000_000);
+    let r = stop_machine::stop_machine_bounded(
+        probe_irqs,
+        0,
+        &CpuSet::one(super::this_cpu()),
+        150_000_000,
+    );
     let ms = (crate::time::nanos_since_boot() - t0) / 1_000_000;
-    let spun = h.wait(2_000_000_000).map_err(|e| format!("victim's spin: {e}"))?;
+    let spun = h
+        .wait(2_000_000_000)
+        .map_err(|e| format!("victim's spin: {e}"))?;
     match r {
-        Err(stop_machine::StopError::Stragglers(s)) => check!(s == CpuSet::one(victim), "stragglers {} instead of {{{}}}", s, victim),
-        other => return Err(format!("stop_machine with CPU {victim} spinning: {other:?}")),
+        Err(stop_machine::StopError::Stragglers(s)) => check!(
+            s == CpuSet::one(victim),
+            "stragglers {} instead of {{{}}}",
+            s,
+            victim
+        ),
+        other => {
+            return Err(format!(
+                "stop_machine with CPU {victim} spinning: {other:?}"
+            ));
+        }
     }
     check!(ms < 1000, "the report took {} ms", ms);
-    check!(spun == [(victim, 1)], "victim did not spin with interrupts off: {:?}", spun);
+    check!(
+        spun == [(victim, 1)],
+        "victim did not spin with interrupts off: {:?}",
+        spun
+    );
     // The late IPI finds the aborted generation and leaves; the next stop_machine works.
-    let r = stop_machine::stop_machine(probe_irqs, 0, &super::online_mask()).map_err(|e| format!("after: {e}"))?;
-    check!(r.irqs_off_in_run == super::online_mask(), "after: interrupts off only on {}", r.irqs_off_in_run);
+    let r = stop_machine::stop_machine(probe_irqs, 0, &super::online_mask())
+        .map_err(|e| format!("after: {e}"))?;
+    check!(
+        r.irqs_off_in_run == super::online_mask(),
+        "after: interrupts off only on {}",
+        r.irqs_off_in_run
+    );
     Ok(())
 }
 
 fn parked_cpu_restarts_with_init_sipi() -> TestResult {
-    let Some(cpu) = super::online_mask().iter().filter(|c| *c != 0 && *c != super::this_cpu()).last() else {
+    let Some(cpu) = super::online_mask()
+        .iter()
+        .filter(|c| *c != 0 && *c != super::this_cpu())
+        .last()
+    else {
         return Ok(());
     };
     let ticks = |c: usize| crate::cpu::get(c).map_or(0, |pc| pc.ticks.load(Ordering::Relaxed));
     super::park(cpu).map_err(|e| format!("park CPU {cpu}: {e}"))?;
-    check!(!super::is_online(cpu) && super::state(cpu) == CpuState::Parked, "CPU {} is {}", cpu, super::state(cpu).name());
+    check!(
+        !super::is_online(cpu) && super::state(cpu) == CpuState::Parked,
+        "CPU {} is {}",
+        cpu,
+        super::state(cpu).name()
+    );
     match ipi::call_on(cpu, my_index, 0) {
         Err(ipi::CallError::Offline(_)) => {}
         other => return Err(format!("call to parked CPU {cpu}: {other:?}")),
@@ -203,9 +350,18 @@ fn parked_cpu_restarts_with_init_sipi() -> TestResult {
     crate::time::spin_for_ns(30_000_000);
     check!(ticks(cpu) == t, "parked CPU {} still ticks", cpu);
     let ns = super::ap::start(cpu).map_err(|e| format!("restart CPU {cpu}: {e}"))?;
-    check!(super::is_online(cpu), "CPU {} not online after restart", cpu);
+    check!(
+        super::is_online(cpu),
+        "CPU {} not online after restart",
+        cpu
+    );
     let r = ipi::call_on(cpu, my_index, 0).map_err(|e| format!("call after restart: {e}"))?;
-    check!(r == cpu as u64, "call on restarted CPU {} ran on {}", cpu, r);
+    check!(
+        r == cpu as u64,
+        "call on restarted CPU {} ran on {}",
+        cpu,
+        r
+    );
     crate::time::spin_for_ns(30_000_000);
     check!(ticks(cpu) > t, "restarted CPU {} does not tick", cpu);
     crate::log!("CPU {} parked and restarted ({} us)", cpu, ns / 1000);
@@ -222,17 +378,39 @@ fn take_down(_: u64) -> u64 {
 }
 
 fn cpu_taken_down_in_stop_machine_parks_and_restarts() -> TestResult {
-    let Some(cpu) = super::online_mask().iter().filter(|c| *c != 0 && *c != super::this_cpu()).next() else {
+    let Some(cpu) = super::online_mask()
+        .iter()
+        .find(|c| *c != 0 && *c != super::this_cpu())
+    else {
         return Ok(());
     };
-    let r = stop_machine::stop_machine(take_down, 0, &CpuSet::one(cpu)).map_err(|e| format!("{e}"))?;
-    check!(r.results == [(cpu, cpu as u64)], "take-down results {:?}", r.results);
+    let r =
+        stop_machine::stop_machine(take_down, 0, &CpuSet::one(cpu)).map_err(|e| format!("{e}"))?;
+    check!(
+        r.results == [(cpu, cpu as u64)],
+        "take-down results {:?}",
+        r.results
+    );
     super::wait_parked(cpu, 1_000_000_000).map_err(|e| format!("CPU {cpu}: {e}"))?;
-    check!(!super::is_online(cpu), "CPU {} still in the online mask", cpu);
-    let r = stop_machine::stop_machine(probe_irqs, 0, &super::online_mask()).map_err(|e| format!("without CPU {cpu}: {e}"))?;
-    check!(!r.participants.contains(cpu), "parked CPU {} took part", cpu);
+    check!(
+        !super::is_online(cpu),
+        "CPU {} still in the online mask",
+        cpu
+    );
+    let r = stop_machine::stop_machine(probe_irqs, 0, &super::online_mask())
+        .map_err(|e| format!("without CPU {cpu}: {e}"))?;
+    check!(
+        !r.participants.contains(cpu),
+        "parked CPU {} took part",
+        cpu
+    );
     super::ap::start(cpu).map_err(|e| format!("restart CPU {cpu}: {e}"))?;
     let r = ipi::call_on(cpu, my_index, 0).map_err(|e| format!("call after restart: {e}"))?;
-    check!(r == cpu as u64, "call on restarted CPU {} ran on {}", cpu, r);
+    check!(
+        r == cpu as u64,
+        "call on restarted CPU {} ran on {}",
+        cpu,
+        r
+    );
     Ok(())
 }

@@ -133,15 +133,15 @@ pub enum TrampolineError {
     /// The memory map has fewer than four usable pages below 1 MiB.
     NoLowMemory,
     /// The kernel uses PML4 slot 0, which the trampoline needs for its identity map.
-    Slot0InUse,
     TooBig,
 }
 
 impl core::fmt::Display for TrampolineError {
     fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
         f.write_str(match self {
-            TrampolineError::NoLowMemory => "no four usable pages below 1 MiB in the boot memory map",
-            TrampolineError::Slot0InUse => "the kernel lives in PML4 slot 0, which the trampoline identity map needs",
+            TrampolineError::NoLowMemory => {
+                "no four usable pages below 1 MiB in the boot memory map"
+            }
             TrampolineError::TooBig => "trampoline code does not fit its page",
         })
     }
@@ -219,7 +219,12 @@ pub fn code_page() -> Option<u64> {
 /// Fills in the per-start parameters and refreshes the kernel half of the trampoline's
 /// PML4 (the kernel may have populated new top-level slots since the last start).
 /// Caller holds `ap::START`.
-pub fn prepare(kernel_cr3: u64, stack_top: u64, entry: u64, arg: u64) -> Result<(), TrampolineError> {
+pub fn prepare(
+    kernel_cr3: u64,
+    stack_top: u64,
+    entry: u64,
+    arg: u64,
+) -> Result<(), TrampolineError> {
     let code = code_page().ok_or(TrampolineError::NoLowMemory)?;
     let pml4 = PML4_PAGE.load(Ordering::Acquire);
     let phys = crate::memory::phys_to_virt;
@@ -228,7 +233,9 @@ pub fn prepare(kernel_cr3: u64, stack_top: u64, entry: u64, arg: u64) -> Result<
     // map; the trampoline's is used by no CPU while START is held. Slot 0 stays ours.
     unsafe {
         for i in 1..512 {
-            (phys(pml4) as *mut u64).add(i).write(kernel_l4.add(i).read());
+            (phys(pml4) as *mut u64)
+                .add(i)
+                .write(kernel_l4.add(i).read());
         }
         let d = phys(code).add(data_offset());
         (d.add(D_STAGE) as *mut u32).write_volatile(0);
@@ -245,7 +252,10 @@ pub fn prepare(kernel_cr3: u64, stack_top: u64, entry: u64, arg: u64) -> Result<
 pub fn stage() -> u32 {
     let Some(code) = code_page() else { return 0 };
     // SAFETY: the data block is in the trampoline page; the AP writes this word.
-    unsafe { (crate::memory::phys_to_virt(code).add(data_offset() + D_STAGE) as *const u32).read_volatile() }
+    unsafe {
+        (crate::memory::phys_to_virt(code).add(data_offset() + D_STAGE) as *const u32)
+            .read_volatile()
+    }
 }
 
 /// True if the kernel's own mappings that an AP needs before it reloads CR3 (its code,
