@@ -232,8 +232,15 @@ impl IrqCore {
             report.shutdown.push(virq);
             return Ok(());
         }
-        let (dest, broken) = if in_mask.is_empty() { (online, true) } else { (irq.affinity, false) };
-        let (old, new) = match self.vector.move_irq(virq, &dest, false)? {
+        let (mut dest, mut broken) = if in_mask.is_empty() { (online, true) } else { (irq.affinity, false) };
+        let mut outcome = self.vector.move_irq(virq, &dest, false);
+        if outcome == Err(IrqError::NoSpace) && !irq.managed && !broken {
+            // The CPUs left in its affinity are full; `can_offline_cpu` only promised room
+            // somewhere. Anywhere online then, affinity broken (as Linux does on -ENOSPC).
+            (dest, broken) = (online, true);
+            outcome = self.vector.move_irq(virq, &dest, false);
+        }
+        let (old, new) = match outcome? {
             MoveOutcome::Moved { old, new } => (old, new),
             // The CPU is offline in the matrix, so the current target never satisfies it.
             MoveOutcome::Unchanged => return Err(IrqError::InvalidState),

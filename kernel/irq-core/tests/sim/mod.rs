@@ -43,6 +43,9 @@ pub struct Device {
     pub masked: bool,
     /// PCI pending bit: set when firing while masked, sent on unmask.
     pub pending: Option<Token>,
+    /// An I/O APIC edge input rather than an MSI: while its RTE is masked an edge is
+    /// simply not seen (no pending bit), which the sim records as a loss.
+    pub rte: bool,
 }
 
 #[derive(Default, Debug)]
@@ -63,6 +66,19 @@ pub struct Machine {
     pub spurious_seen: u32,
     /// (later token, token whose pending message it coalesced into)
     pub coalesced: Vec<(Token, Token)>,
+    /// Token-less IPIs (cleanup, empty retriggers) sent to a soft-disabled APIC.
+    pub dropped_ipis: u32,
+    /// Device-visible hardware writes so far (MSI words, RTE halves, IRTE updates).
+    pub writes: usize,
+    /// (write number, device): fire `device` right after that write — lets a schedule put
+    /// a device firing *inside* one atomic call of the core (hotplug migration).
+    pub fire_after_write: Vec<(usize, usize)>,
+    /// Hotplug re-delivery model: a retrigger IPI for vector N sent right after
+    /// `irr_pending(M)` answered yes on this CPU stands for the interrupt pending at M
+    /// (the old vector), whose tokens it carries — the core checks, then retriggers.
+    pub redeliver_from_irr_hit: bool,
+    /// (cpu, vector) of the last `irr_pending` that answered yes.
+    pub last_irr_hit: Option<(usize, u8)>,
 }
 
 pub type Shared = Arc<Mutex<Machine>>;
@@ -114,8 +130,12 @@ impl Machine {
             return;
         };
         if !c.apic_enabled {
-            // A soft-disabled APIC does not accept fixed interrupts (SDM vol. 3A §11.4.7.2).
-            self.failures.push(format!("token {token:?}: cpu {cpu} APIC disabled, interrupt dropped"));
+            // A soft-disabled APIC does not accept fixed interrupts (SDM vol. 3A §11.4.7.2:
+            // only INIT, NMI, SMI and SIPI are handled normally; IRR/ISR contents are held).
+            match token {
+                Some(t) => self.failures.push(format!("token {t}: cpu {cpu} APIC disabled, interrupt dropped")),
+                None => self.dropped_ipis += 1,
+            }
             return;
         }
         let e = c.irr.entry(vector).or_default();
@@ -130,6 +150,10 @@ impl Machine {
         self.token_dev.push(dev);
         self.handled.push(0);
         let d = &mut self.devices[dev];
+        if d.rte && d.masked {
+            self.failures.push(format!("token {token}: edge at masked RTE of device {dev} not seen"));
+            return token;
+        }
         if d.maskable && d.masked {
             // Masked: the pending bit holds it (PCI 3.0 §6.8.3.5); tokens coalesce.
             // A second firing while masked coalesces into the one pending message.
@@ -143,6 +167,17 @@ impl Machine {
         let msg = d.msg;
         self.post(msg, Some(token));
         token
+    }
+
+    /// Count one device-visible write and fire whatever a schedule put right after it.
+    pub fn after_write(&mut self) {
+        self.writes += 1;
+        let n = self.writes;
+        let due: Vec<usize> = self.fire_after_write.iter().filter(|(k, _)| *k == n).map(|(_, d)| *d).collect();
+        self.fire_after_write.retain(|(k, _)| *k != n);
+        for dev in due {
+            self.fire(dev);
+        }
     }
 
     /// Highest-priority deliverable vector of `cpu`: above the in-service priority class.
@@ -191,17 +226,31 @@ impl LocalApic for SimApic {
         }
     }
     fn irr_pending(&self, vector: Vector) -> bool {
-        self.m.lock().unwrap().cpus[self.cpu].irr.contains_key(&vector.0)
+        let mut m = self.m.lock().unwrap();
+        let hit = m.cpus[self.cpu].irr.contains_key(&vector.0);
+        if hit {
+            m.last_irr_hit = Some((self.cpu, vector.0));
+        }
+        hit
     }
     fn send_ipi(&mut self, cpu: u32, vector: Vector) {
         let mut m = self.m.lock().unwrap();
         // A retrigger of a device vector re-raises the interrupt pending here: its tokens
         // travel with the IPI; the physical bit stays and will be delivered empty.
-        let tokens = if vector != VECTOR_CLEANUP_VECTOR {
+        let mut tokens = if vector != VECTOR_CLEANUP_VECTOR {
             m.cpus[self.cpu].irr.get_mut(&vector.0).map(std::mem::take).unwrap_or_default()
         } else {
             Vec::new()
         };
+        let hit = m.last_irr_hit.take();
+        if tokens.is_empty()
+            && vector != VECTOR_CLEANUP_VECTOR
+            && m.redeliver_from_irr_hit
+            && let Some((c, v)) = hit
+            && c == self.cpu
+        {
+            tokens = m.cpus[self.cpu].irr.get_mut(&v).map(std::mem::take).unwrap_or_default();
+        }
         if tokens.is_empty() {
             m.raise(cpu as usize, vector.0, None);
         }
@@ -223,13 +272,19 @@ impl MsiStorage for SimMsiStorage {
         MsiCaps { maskable: self.maskable, nvec: 1, multi_vector: false, dynamic: false, addr64: true }
     }
     fn write_addr_lo(&mut self, _i: u32, v: u32) {
-        self.m.lock().unwrap().devices[self.dev].msg.addr_lo = v;
+        let mut m = self.m.lock().unwrap();
+        m.devices[self.dev].msg.addr_lo = v;
+        m.after_write();
     }
     fn write_addr_hi(&mut self, _i: u32, v: u32) {
-        self.m.lock().unwrap().devices[self.dev].msg.addr_hi = v;
+        let mut m = self.m.lock().unwrap();
+        m.devices[self.dev].msg.addr_hi = v;
+        m.after_write();
     }
     fn write_data(&mut self, _i: u32, v: u32) {
-        self.m.lock().unwrap().devices[self.dev].msg.data = v;
+        let mut m = self.m.lock().unwrap();
+        m.devices[self.dev].msg.data = v;
+        m.after_write();
     }
     fn mask(&mut self, _i: u32) -> sluice_irq_core::Result<()> {
         if !self.maskable {
@@ -307,7 +362,9 @@ impl Chip for SimIrDomain {
     fn exec_step(&mut self, d: &LevelCtx, _i: u32, step: &Step, _msg: &MsiMsg) -> sluice_irq_core::Result<()> {
         match step {
             Step::UpdateRoute => {
-                self.m.lock().unwrap().irte.insert(d.hwirq as u32, (d.target.apic_id, d.target.vector.0));
+                let mut m = self.m.lock().unwrap();
+                m.irte.insert(d.hwirq as u32, (d.target.apic_id, d.target.vector.0));
+                m.after_write();
                 Ok(())
             }
             _ => Err(IrqError::Unsupported),
@@ -315,6 +372,78 @@ impl Chip for SimIrDomain {
     }
     fn mask(&mut self, _d: &LevelCtx) -> sluice_irq_core::Result<ChipOp> {
         Ok(ChipOp::Delegate)
+    }
+}
+
+/// An I/O APIC with one edge-triggered input wired to device `dev`, modelled on the
+/// kernel's `ioapic_domain.rs`: the RTE's low half holds the vector (the "data" word), the
+/// high half the destination (the "address" word), each one 32-bit write, and a mask bit
+/// that makes the input ignore edges. Affinity uses the same two-step plan as the kernel.
+pub struct SimRteDomain {
+    pub m: Shared,
+    pub dev: usize,
+}
+
+impl Domain for SimRteDomain {
+    fn size(&self) -> u32 {
+        24
+    }
+    fn translate(&self, _s: &FwSpec) -> sluice_irq_core::Result<(HwIrq, Trigger)> {
+        Ok((0, Trigger::Edge))
+    }
+    fn alloc(&mut self, _v: Virq, _nr: u32, _s: &FwSpec) -> sluice_irq_core::Result<HwIrq> {
+        Ok(0)
+    }
+    fn free(&mut self, _v: Virq, _h: HwIrq, _nr: u32) {}
+    /// Programs the entry masked; the core unmasks when it starts the irq.
+    fn activate(&mut self, _d: &LevelCtx, msg: &MsiMsg) -> sluice_irq_core::Result<()> {
+        let mut m = self.m.lock().unwrap();
+        let d = &mut m.devices[self.dev];
+        d.msg = *msg;
+        d.masked = true;
+        Ok(())
+    }
+    fn deactivate(&mut self, d: &LevelCtx, msg: &MsiMsg) -> sluice_irq_core::Result<()> {
+        self.activate(d, msg)
+    }
+}
+
+impl Chip for SimRteDomain {
+    fn name(&self) -> &str {
+        "IO-APIC"
+    }
+    fn mask(&mut self, _d: &LevelCtx) -> sluice_irq_core::Result<ChipOp> {
+        self.m.lock().unwrap().devices[self.dev].masked = true;
+        Ok(ChipOp::Done)
+    }
+    fn unmask(&mut self, _d: &LevelCtx) -> sluice_irq_core::Result<ChipOp> {
+        self.m.lock().unwrap().devices[self.dev].masked = false;
+        Ok(ChipOp::Done)
+    }
+    fn set_affinity(&mut self, d: &LevelCtx, old: &Target, new: &Target, m: &AffinityMsgs) -> sluice_irq_core::Result<Option<StepPlan>> {
+        Ok(Some(sluice_irq_core::affinity::plan_msi_update(
+            sluice_irq_core::affinity::MsiPath::NonMaskable,
+            d.level,
+            0,
+            *old,
+            *new,
+            &m.old,
+            &m.new,
+            &m.intermediate,
+        )))
+    }
+    fn exec_step(&mut self, _d: &LevelCtx, _i: u32, step: &Step, _msg: &MsiMsg) -> sluice_irq_core::Result<()> {
+        let mut m = self.m.lock().unwrap();
+        match *step {
+            Step::WriteData(v) => m.devices[self.dev].msg.data = v,
+            Step::WriteAddrLo(v) => m.devices[self.dev].msg.addr_lo = v,
+            Step::WriteAddrHi(_) => return Ok(()),
+            Step::Mask => m.devices[self.dev].masked = true,
+            Step::Unmask => m.devices[self.dev].masked = false,
+            _ => return Err(IrqError::InvalidArgument),
+        }
+        m.after_write();
+        Ok(())
     }
 }
 

@@ -1,0 +1,386 @@
+//! CPU hotplug on the simulated machine, every interleaving explored.
+//!
+//! CPU 1 goes offline while an irq targets it. The offline runs as stop_machine does it:
+//! CPU 0 and CPU 1 turn interrupts off (DISABLE_IRQ, one step each), CPU 1 runs the
+//! migration (RUN) and soft-disables its APIC, CPU 0 turns interrupts back on (EXIT) and
+//! CPU 1 parks with interrupts off for good. Meanwhile the device fires 1–2 times at any
+//! point — including *inside* the migration call, after any of its hardware writes — CPUs
+//! take interrupts whenever they can, and the vector cleanup runs whenever it is pending.
+//!
+//! Three orders are explored over the same schedules:
+//! * **specified**: migrate (with IRR re-delivery), matrix offline, then APIC off;
+//! * **APIC off first**: soft-disable before migrating — loses interrupts sent in between;
+//! * **no re-delivery**: an interrupt latched in CPU 1's IRR before the retarget is lost.
+
+mod sim;
+
+use sim::{deliver, explore, Explorer, Machine, Shared, SimApic, SimIrDomain, SimMsiStorage, SimRteDomain};
+use sluice_irq_core::desc::FlowKind;
+use sluice_irq_core::domain::{DomainId, FwSpec};
+use sluice_irq_core::hotplug::{MigrateOptions, MigrationReport};
+use sluice_irq_core::msidomain::MsiDomain;
+use sluice_irq_core::{CpuMask, IrqAlloc, IrqCore, IrqError, Virq};
+
+/// How the device under test stores its route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// I/O APIC-like RTE (vector and destination in separate halves, maskable).
+    Rte,
+    /// Non-maskable MSI (QEMU `edu`): separate words, no mask.
+    NonMaskableMsi,
+    /// MSI behind interrupt remapping: one IRTE update.
+    Remapped,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Order {
+    Specified,
+    ApicOffFirst,
+    NoRedelivery,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Scenario {
+    kind: Kind,
+    order: Order,
+    fires: u32,
+    /// Affinity {1} only: the irq must break its affinity to leave.
+    only_cpu1: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Act {
+    IrqsOff(usize),
+    IrqsOn(usize),
+    ApicOff(usize),
+    Migrate,
+}
+
+/// Device 0 is the device under test (handler token 0), device 1 a dummy MSI on CPU 0
+/// vector 0x20 (handler token 1): a torn message to CPU 0 with the old vector would reach
+/// the dummy's handler, which the sim reports as a misroute.
+fn build(kind: Kind, only_cpu1: bool, nr_cpus: usize) -> (Shared, IrqCore, Virq, Virq) {
+    let m = Machine::new(nr_cpus);
+    m.lock().unwrap().redeliver_from_irr_hit = true;
+    let mut core = IrqCore::new(nr_cpus).unwrap();
+    for c in 0..nr_cpus as u32 {
+        core.online_cpu(c).unwrap();
+    }
+    let dev = m.lock().unwrap().add_device(false);
+    let dummy_dev = m.lock().unwrap().add_device(true);
+    assert_eq!((dev, dummy_dev), (0, 1));
+    let dd = core
+        .add_domain("PCI-MSI-dummy", DomainId::VECTOR, Box::new(MsiDomain::new("PCI-MSI", SimMsiStorage { m: m.clone(), dev: 1, maskable: true }, false)))
+        .unwrap();
+    let d0 = match kind {
+        Kind::Rte => {
+            m.lock().unwrap().devices[0].rte = true;
+            core.add_domain("IO-APIC-0", DomainId::VECTOR, Box::new(SimRteDomain { m: m.clone(), dev: 0 })).unwrap()
+        }
+        Kind::NonMaskableMsi => core
+            .add_domain("PCI-MSI-edu", DomainId::VECTOR, Box::new(MsiDomain::new("PCI-MSI", SimMsiStorage { m: m.clone(), dev: 0, maskable: false }, false)))
+            .unwrap(),
+        Kind::Remapped => {
+            let ir = core.add_domain("INTEL-IR-0", DomainId::VECTOR, Box::new(SimIrDomain { m: m.clone(), next: 0 })).unwrap();
+            core.add_domain("PCI-MSI-edu", ir, Box::new(MsiDomain::new("PCI-MSI", SimMsiStorage { m: m.clone(), dev: 0, maskable: false }, true)))
+                .unwrap()
+        }
+    };
+    let spec = FwSpec::Msi { device: 0, index: 0 };
+    let dummy = core.alloc_irq(dd, &spec, &IrqAlloc::edge(CpuMask::single(0))).unwrap(); // cpu 0, 0x20
+    let mask = if only_cpu1 { CpuMask::single(1) } else { CpuMask::first_n(2) };
+    let virq = core.alloc_irq(d0, &spec, &IrqAlloc { flow: FlowKind::Edge, ..IrqAlloc::edge(mask) }).unwrap(); // cpu 1, 0x20
+    core.request_irq(virq, 0, "dev0").unwrap();
+    core.request_irq(dummy, 1, "dummy").unwrap();
+    assert_eq!(core.vector.irq(virq).unwrap().target.cpu, 1);
+    (m, core, virq, dummy)
+}
+
+/// Hardware writes the migration can make for one irq (the two-step dance: 2).
+const MAX_WRITES_IN_MIGRATION: usize = 2;
+
+#[derive(Default)]
+struct Stats {
+    /// Schedules in which the migration re-delivered an IRR-pending vector.
+    redelivered: u32,
+    /// Schedules in which the device fired inside the migration call.
+    fired_inside: u32,
+}
+
+fn run_once(ex: &mut Explorer, s: &Scenario, stats: &mut Stats) -> Result<(), String> {
+    let (m, mut core, virq, _dummy) = build(s.kind, s.only_cpu1, 2);
+    let mut script: std::collections::VecDeque<Act> = [Act::IrqsOff(0), Act::IrqsOff(1)].into_iter().collect();
+    match s.order {
+        Order::Specified | Order::NoRedelivery => script.extend([Act::Migrate, Act::ApicOff(1)]),
+        Order::ApicOffFirst => script.extend([Act::ApicOff(1), Act::Migrate]),
+    }
+    script.push_back(Act::IrqsOn(0));
+    let mut fires_left = s.fires;
+    let mut report: Option<MigrationReport> = None;
+    let mut budget = 400;
+    loop {
+        budget -= 1;
+        if budget == 0 {
+            return Err(format!("{s:?}: livelock"));
+        }
+        #[derive(Clone, Copy)]
+        enum Choice {
+            Script,
+            Fire,
+            Deliver(usize),
+            CleanupTimer(usize),
+        }
+        let mut en = Vec::new();
+        if !script.is_empty() {
+            en.push(Choice::Script);
+        }
+        if fires_left > 0 {
+            en.push(Choice::Fire);
+        }
+        {
+            let mm = m.lock().unwrap();
+            for c in 0..2 {
+                if mm.deliverable(c).is_some() {
+                    en.push(Choice::Deliver(c));
+                }
+                if mm.cleanup_pending_timer[c] && mm.cpus[c].irqs_on && mm.deliverable(c).is_none() {
+                    en.push(Choice::CleanupTimer(c));
+                }
+            }
+        }
+        if en.is_empty() {
+            break;
+        }
+        match en[ex.pick(en.len())] {
+            Choice::Script => match script.pop_front().unwrap() {
+                Act::IrqsOff(c) => m.lock().unwrap().cpus[c].irqs_on = false,
+                Act::IrqsOn(c) => m.lock().unwrap().cpus[c].irqs_on = true,
+                Act::ApicOff(c) => m.lock().unwrap().cpus[c].apic_enabled = false,
+                Act::Migrate => {
+                    // Optionally let the device fire right after one of the call's writes.
+                    let at = if fires_left > 0 { ex.pick(1 + MAX_WRITES_IN_MIGRATION) } else { 0 };
+                    if at > 0 {
+                        let mut mm = m.lock().unwrap();
+                        let k = mm.writes + at;
+                        mm.fire_after_write.push((k, 0));
+                    }
+                    let before = m.lock().unwrap().token_dev.len();
+                    let opts = MigrateOptions { redeliver_irr: s.order != Order::NoRedelivery };
+                    let mut apic = SimApic { m: m.clone(), cpu: 1 };
+                    let r = core.migrate_off_cpu_with(1, &mut apic, opts).map_err(|e| format!("{s:?}: migrate: {e}"))?;
+                    let mut mm = m.lock().unwrap();
+                    mm.fire_after_write.clear(); // fewer writes than picked: it never fired
+                    if mm.token_dev.len() > before {
+                        fires_left -= 1;
+                        stats.fired_inside += 1;
+                    }
+                    if !r.redelivered.is_empty() {
+                        stats.redelivered += 1;
+                    }
+                    report = Some(r);
+                }
+            },
+            Choice::Fire => {
+                fires_left -= 1;
+                m.lock().unwrap().fire(0);
+            }
+            Choice::Deliver(c) => {
+                deliver(&mut core, &m, c);
+            }
+            Choice::CleanupTimer(c) => {
+                let mut apic = SimApic { m: m.clone(), cpu: c };
+                let out = core.vector_cleanup(&mut apic);
+                m.lock().unwrap().cleanup_pending_timer[c] = out.retry > 0;
+            }
+        }
+    }
+    let r = report.ok_or("no migration ran")?;
+    let mm = m.lock().unwrap();
+    let mut bad = mm.lost_or_duplicated();
+    if mm.dropped_ipis > 0 {
+        bad.push(format!("{} IPIs sent to the offline CPU", mm.dropped_ipis));
+    }
+    // Structural checks, whatever the order: the irq left CPU 1 cleanly.
+    core.vector.matrix().check_invariants().map_err(|e| e.to_string())?;
+    let st = core.vector.irq(virq).map_err(|e| e.to_string())?;
+    if st.target.cpu != 0 || st.prev.is_some_and(|p| p.cpu == 1) {
+        bad.push(format!("irq still tied to CPU 1: {st:?}"));
+    }
+    if core.vector.matrix().cpu_stats(1).map_err(|e| e.to_string())?.allocated != 0 || r.leftover_vectors != 0 {
+        bad.push("vectors left allocated on CPU 1".into());
+    }
+    if r.moved.len() != 1 || r.moved[0].0 != virq || (r.broken == [virq]) != s.only_cpu1 {
+        bad.push(format!("unexpected report {r:?}"));
+    }
+    if bad.is_empty() { Ok(()) } else { Err(format!("{s:?}: {}", bad.join("; "))) }
+}
+
+const LIMIT: usize = 100_000;
+
+fn explore_scenario(s: Scenario, stats: &mut Stats) -> (usize, Vec<String>) {
+    let (runs, fails) = explore(|ex| run_once(ex, &s, stats), LIMIT);
+    assert!(runs < LIMIT, "{s:?}: exploration did not finish");
+    (runs, fails)
+}
+
+fn scenarios(order: Order) -> Vec<Scenario> {
+    let mut v = Vec::new();
+    for kind in [Kind::Rte, Kind::NonMaskableMsi, Kind::Remapped] {
+        for fires in 1..=2 {
+            for only_cpu1 in [false, true] {
+                v.push(Scenario { kind, order, fires, only_cpu1 });
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn specified_order_loses_and_misroutes_nothing() {
+    let mut stats = Stats::default();
+    let mut total = 0;
+    for s in scenarios(Order::Specified) {
+        let (runs, fails) = explore_scenario(s, &mut stats);
+        assert!(fails.is_empty(), "{s:?}: {} of {runs} schedules failed, e.g. {}", fails.len(), fails[0]);
+        total += runs;
+    }
+    // The interesting cases were really explored.
+    assert!(stats.redelivered > 0, "no schedule latched an interrupt in CPU 1's IRR before migration");
+    assert!(stats.fired_inside > 0, "no schedule fired inside the migration");
+    eprintln!(
+        "specified order: {total} schedules, none lost or misrouted; {} re-delivered an IRR-pending vector, {} fired inside the migration",
+        stats.redelivered, stats.fired_inside
+    );
+}
+
+#[test]
+fn apic_soft_disabled_before_migration_loses_an_interrupt() {
+    let mut stats = Stats::default();
+    let (mut total, mut lost) = (0, 0);
+    for s in scenarios(Order::ApicOffFirst) {
+        let (runs, fails) = explore_scenario(s, &mut stats);
+        assert!(!fails.is_empty(), "{s:?}: APIC off first lost nothing in {runs} schedules?");
+        assert!(fails.iter().any(|f| f.contains("APIC disabled, interrupt dropped")), "{s:?}: {}", fails[0]);
+        total += runs;
+        lost += fails.len();
+    }
+    eprintln!("APIC off before migration: {lost} of {total} schedules lose an interrupt");
+}
+
+#[test]
+fn without_irr_redelivery_a_latched_interrupt_is_lost() {
+    let mut stats = Stats::default();
+    let (mut total, mut lost) = (0, 0);
+    for s in scenarios(Order::NoRedelivery) {
+        let (runs, fails) = explore_scenario(s, &mut stats);
+        assert!(!fails.is_empty(), "{s:?}: no re-delivery lost nothing in {runs} schedules?");
+        assert!(fails.iter().any(|f| f.contains("handled 0 times")), "{s:?}: {}", fails[0]);
+        total += runs;
+        lost += fails.len();
+    }
+    eprintln!("no IRR re-delivery: {lost} of {total} schedules lose an interrupt");
+}
+
+/// Deliver everything deliverable (run cleanup when asked) until quiet.
+fn drain(core: &mut IrqCore, m: &Shared) {
+    for _ in 0..100 {
+        let mut any = false;
+        let n = m.lock().unwrap().cpus.len();
+        for c in 0..n {
+            any |= deliver(core, m, c);
+        }
+        if !any {
+            return;
+        }
+    }
+}
+
+#[test]
+fn managed_shutdown_restart_and_broken_affinity_restore() {
+    // Device 0: unmanaged non-maskable MSI, affinity {1}. Device 2: managed RTE, mask {1}.
+    let (m, mut core, broken, _dummy) = build(Kind::NonMaskableMsi, true, 2);
+    let mdev = m.lock().unwrap().add_device(false);
+    m.lock().unwrap().devices[mdev].rte = true;
+    let md = core.add_domain("IO-APIC-1", DomainId::VECTOR, Box::new(SimRteDomain { m: m.clone(), dev: mdev })).unwrap();
+    let managed = core
+        .alloc_irq(md, &FwSpec::Hwirq(0), &IrqAlloc { managed: true, flow: FlowKind::Edge, ..IrqAlloc::edge(CpuMask::single(1)) })
+        .unwrap();
+    core.request_irq(managed, mdev as u64, "managed").unwrap();
+    assert_eq!(core.vector.irq(managed).unwrap().target.cpu, 1);
+
+    // Offline CPU 1 (stop_machine: everyone's interrupts off).
+    for c in 0..2 {
+        m.lock().unwrap().cpus[c].irqs_on = false;
+    }
+    let r = core.migrate_off_cpu(1, &mut SimApic { m: m.clone(), cpu: 1 }).unwrap();
+    m.lock().unwrap().cpus[1].apic_enabled = false;
+    m.lock().unwrap().cpus[0].irqs_on = true;
+    assert_eq!(r.shutdown, [managed]);
+    assert_eq!(r.broken, [broken]);
+    assert_eq!(r.moved.iter().map(|x| x.0).collect::<Vec<_>>(), [broken]);
+    assert!(m.lock().unwrap().devices[mdev].masked, "shut-down RTE left unmasked");
+    assert_eq!(core.hotplug_shut_down().collect::<Vec<_>>(), [managed]);
+    assert_eq!(core.affinity_broken().map(|(v, m)| (v, *m)).collect::<Vec<_>>(), [(broken, CpuMask::single(1))]);
+    // The broken irq works on CPU 0 meanwhile.
+    m.lock().unwrap().fire(0);
+    drain(&mut core, &m);
+    assert_eq!(core.desc(broken).unwrap().counts, [1, 0]);
+
+    // Online CPU 1: it comes back through INIT (IRR/ISR cleared, APIC enabled).
+    {
+        let mut mm = m.lock().unwrap();
+        let c = &mut mm.cpus[1];
+        c.irr.clear();
+        c.isr.clear();
+        c.apic_enabled = true;
+        c.irqs_on = true;
+    }
+    let (o, plans) = core.cpu_online_restore(1, &mut SimApic { m: m.clone(), cpu: 0 }).unwrap();
+    assert!(plans.is_empty(), "the two-step plan names CPU 0, the caller: it runs inline");
+    assert_eq!(o.restarted, [managed]);
+    assert_eq!(o.restored, [broken]);
+    assert_eq!(core.vector.irq(managed).unwrap().target.cpu, 1);
+    assert_eq!(core.vector.irq(broken).unwrap().target.cpu, 1);
+    assert!(!m.lock().unwrap().devices[mdev].masked);
+    m.lock().unwrap().fire(0);
+    m.lock().unwrap().fire(mdev);
+    drain(&mut core, &m);
+    assert_eq!(core.desc(broken).unwrap().counts, [1, 1]);
+    assert_eq!(core.desc(managed).unwrap().counts, [0, 1]);
+    let mm = m.lock().unwrap();
+    assert!(mm.lost_or_duplicated().is_empty(), "{:?}", mm.lost_or_duplicated());
+    // The restore move completed and its old vector on CPU 0 was cleaned up.
+    assert!(core.vector.irq(broken).unwrap().prev.is_none());
+    core.vector.matrix().check_invariants().unwrap();
+}
+
+#[test]
+fn refuses_last_cpu_and_cpu_whose_vectors_do_not_fit() {
+    // Last CPU.
+    let (m, mut core, _, _) = build(Kind::Rte, false, 2);
+    core.migrate_off_cpu(1, &mut SimApic { m: m.clone(), cpu: 1 }).unwrap();
+    assert_eq!(core.can_offline_cpu(0), Err(IrqError::LastCpu));
+    assert_eq!(core.migrate_off_cpu(0, &mut SimApic { m: m.clone(), cpu: 0 }), Err(IrqError::LastCpu));
+    assert_eq!(IrqError::LastCpu.to_string(), "refusing to offline the last online cpu");
+
+    // No space: CPUs 0 and 2 full, CPU 1 holds the device's vector.
+    let (m, mut core, virq, _) = build(Kind::NonMaskableMsi, false, 3);
+    for c in [0, 2] {
+        while core.vector.matrix().cpu_stats(c).unwrap().available > 0 {
+            core.alloc_irq(DomainId::VECTOR, &FwSpec::Hwirq(0), &IrqAlloc::edge(CpuMask::single(c))).unwrap();
+        }
+    }
+    assert_eq!(core.can_offline_cpu(1), Err(IrqError::NoSpace));
+    let before = core.vector.irq(virq).unwrap().target;
+    assert_eq!(core.migrate_off_cpu(1, &mut SimApic { m: m.clone(), cpu: 1 }), Err(IrqError::NoSpace));
+    assert_eq!(core.vector.irq(virq).unwrap().target, before, "a refused offline changed nothing");
+    assert!(core.vector.matrix().is_online(1));
+    // Free one vector on CPU 2: now it fits.
+    let any = core.vector.irqs().find(|(_, i)| i.target.cpu == 2).map(|(v, _)| *v).unwrap();
+    core.free_irq(any, 1).unwrap();
+    core.can_offline_cpu(1).unwrap();
+    let r = core.migrate_off_cpu(1, &mut SimApic { m: m.clone(), cpu: 1 }).unwrap();
+    // Its affinity {0,1} has no room left (CPU 0 is full): it breaks affinity to CPU 2.
+    assert_eq!(r.moved[0].2.cpu, 2);
+    assert_eq!(r.broken, [virq]);
+}
