@@ -210,6 +210,12 @@ impl IrqCore {
             // Undone: the hardware may already point here; point it back.
             self.retarget_inline(virq, before.target, now, cpu, apic)?;
             report.moved.push((virq, before.target, now));
+            if !before.managed && !before.affinity.contains(now.cpu) {
+                // The move was towards the affinity it was given; back where it came from,
+                // it is outside it until the CPU returns.
+                self.hotplug.broken.entry(virq).or_insert(before.affinity);
+                report.broken.push(virq);
+            }
             return Ok(());
         }
         if now.cpu != cpu {

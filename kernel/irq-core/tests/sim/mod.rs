@@ -68,7 +68,8 @@ pub struct Machine {
     pub coalesced: Vec<(Token, Token)>,
     /// Token-less IPIs (cleanup, empty retriggers) sent to a soft-disabled APIC.
     pub dropped_ipis: u32,
-    /// Device-visible hardware writes so far (MSI words, RTE halves, IRTE updates).
+    /// Device-visible hardware writes and IRR reads so far (MSI words, RTE halves, IRTE
+    /// updates, `irr_pending`): the points where a schedule may slip a device firing in.
     pub writes: usize,
     /// (write number, device): fire `device` right after that write — lets a schedule put
     /// a device firing *inside* one atomic call of the core (hotplug migration).
@@ -169,7 +170,7 @@ impl Machine {
         token
     }
 
-    /// Count one device-visible write and fire whatever a schedule put right after it.
+    /// Count one write or IRR read and fire whatever a schedule put right after it.
     pub fn after_write(&mut self) {
         self.writes += 1;
         let n = self.writes;
@@ -231,6 +232,9 @@ impl LocalApic for SimApic {
         if hit {
             m.last_irr_hit = Some((self.cpu, vector.0));
         }
+        // A device may also fire right after an IRR read (the window between checking and
+        // acting on it).
+        m.after_write();
         hit
     }
     fn send_ipi(&mut self, cpu: u32, vector: Vector) {
