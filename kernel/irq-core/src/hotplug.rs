@@ -93,6 +93,14 @@ pub(crate) struct HotplugState {
     pub(crate) broken: BTreeMap<Virq, CpuMask>,
 }
 
+impl HotplugState {
+    /// Drop every record of an irq (it was freed).
+    pub(crate) fn forget(&mut self, virq: Virq) {
+        self.shut_down.remove(&virq);
+        self.broken.remove(&virq);
+    }
+}
+
 /// Knobs of the migration sequence. Only the simulator's counter-examples turn a step off;
 /// the kernel calls [`IrqCore::migrate_off_cpu`], which runs every step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -313,23 +321,18 @@ impl IrqCore {
         let candidates = self.vector.online_cpu(cpu)?;
         let mut report = OnlineReport::default();
         let mut deferred = Vec::new();
+        // One irq that cannot be restored must not keep the others away: carry on, report
+        // the first error at the end (the failing irq keeps its record for the next try).
+        let mut first_err: Option<IrqError> = None;
         for virq in candidates {
             let Some(&was_masked) = self.hotplug.shut_down.get(&virq) else { continue };
-            if self.desc(virq)?.action.is_none() {
-                // Released while shut down: nothing to restart.
-                self.hotplug.shut_down.remove(&virq);
-                continue;
+            match self.hotplug_restart(virq, was_masked) {
+                Ok(true) => report.restarted.push(virq),
+                Ok(false) => {}
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
             }
-            self.vector.activate(virq)?;
-            self.program_levels(virq, true)?;
-            let d = self.desc_mut(virq)?;
-            d.state.started = true;
-            let unmask = !was_masked && !d.disabled();
-            if unmask {
-                self.unmask(virq)?;
-            }
-            self.hotplug.shut_down.remove(&virq);
-            report.restarted.push(virq);
         }
         let broken: Vec<(Virq, CpuMask)> =
             self.hotplug.broken.iter().filter(|(_, m)| m.contains(cpu)).map(|(v, m)| (*v, *m)).collect();
@@ -339,22 +342,52 @@ impl IrqCore {
                 continue;
             }
             match self.vector.move_irq(virq, &orig, false) {
-                Ok(MoveOutcome::Moved { old, new }) => {
-                    if let Some(plan) = self.plan_retarget(virq, old, new)? {
-                        match plan.run_on {
-                            Some(c) if c != apic.current_cpu() => deferred.push((virq, plan)),
-                            _ => self.run_plan_keep_mask(virq, &plan, apic)?,
+                Ok(MoveOutcome::Moved { old, new }) => match self.plan_retarget(virq, old, new) {
+                    Ok(Some(plan)) => match plan.run_on {
+                        Some(c) if c != apic.current_cpu() => deferred.push((virq, plan)),
+                        _ => {
+                            if let Err(e) = self.run_plan_keep_mask(virq, &plan, apic) {
+                                first_err.get_or_insert(e);
+                            }
                         }
+                    },
+                    Ok(None) => {}
+                    Err(e) => {
+                        first_err.get_or_insert(e);
                     }
-                }
+                },
                 Ok(MoveOutcome::Unchanged) => {}
+                // A move still in flight: try again when a CPU of its affinity next returns.
                 Err(IrqError::Busy) => continue,
-                Err(e) => return Err(e),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                    continue;
+                }
             }
             self.hotplug.broken.remove(&virq);
             report.restored.push(virq);
         }
-        Ok((report, deferred))
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok((report, deferred)),
+        }
+    }
+
+    /// Restart a managed irq hotplug shut down. `Ok(false)`: released meanwhile, nothing to do.
+    fn hotplug_restart(&mut self, virq: Virq, was_masked: bool) -> Result<bool> {
+        if self.desc(virq)?.action.is_none() {
+            self.hotplug.shut_down.remove(&virq);
+            return Ok(false);
+        }
+        self.vector.activate(virq)?;
+        self.program_levels(virq, true)?;
+        self.hotplug.shut_down.remove(&virq);
+        let d = self.desc_mut(virq)?;
+        d.state.started = true;
+        if !was_masked && !d.disabled() {
+            self.unmask(virq)?;
+        }
+        Ok(true)
     }
 
     /// Irqs currently moved outside their affinity by hotplug, with the affinity they will
@@ -509,6 +542,36 @@ mod tests {
         assert!(c.vector.irqs().all(|(_, i)| i.prev.is_none()));
         assert_eq!(r.leftover_vectors, 0);
         c.vector.matrix().check_invariants().unwrap();
+    }
+
+    #[test]
+    fn freed_irq_forgets_hotplug_records() {
+        let mut c = core(2);
+        let b = irq(&mut c, CpuMask::single(1), false);
+        let m = irq(&mut c, CpuMask::single(1), true);
+        c.migrate_off_cpu(1, &mut apic(1)).unwrap();
+        assert_eq!(c.affinity_broken().count(), 1);
+        assert_eq!(c.hotplug_shut_down().count(), 1);
+        for v in [b, m] {
+            c.release_irq(v).unwrap();
+            c.free_irq(v, 1).unwrap();
+        }
+        assert_eq!(c.affinity_broken().count(), 0);
+        assert_eq!(c.hotplug_shut_down().count(), 0);
+        let (o, _) = c.cpu_online_restore(1, &mut apic(0)).unwrap();
+        assert_eq!(o, OnlineReport::default());
+        c.vector.matrix().check_invariants().unwrap();
+    }
+
+    #[test]
+    fn user_affinity_change_cancels_the_restore() {
+        let mut c = core(3);
+        let b = irq(&mut c, CpuMask::single(1), false);
+        c.migrate_off_cpu(1, &mut apic(1)).unwrap();
+        c.set_affinity(b, &CpuMask::single(2), false).unwrap();
+        let (o, _) = c.cpu_online_restore(1, &mut apic(0)).unwrap();
+        assert!(o.restored.is_empty());
+        assert_eq!(c.vector.irq(b).unwrap().affinity, CpuMask::single(2));
     }
 
     #[test]

@@ -282,6 +282,8 @@ impl IrqCore {
         self.vector.free(virq)?;
         for k in 0..count {
             self.descs[(virq + k) as usize] = None;
+            // A later irq with this number must not inherit hotplug records.
+            self.hotplug.forget(virq + k);
         }
         Ok(())
     }

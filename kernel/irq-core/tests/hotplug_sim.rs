@@ -449,3 +449,35 @@ fn refuses_last_cpu_and_cpu_whose_vectors_do_not_fit() {
     assert_eq!(r.moved[0].2.cpu, 2);
     assert_eq!(r.broken, [virq]);
 }
+
+#[test]
+fn restore_plan_for_another_cpu_is_returned_not_run() {
+    // 3 CPUs: the non-maskable MSI (affinity {1}) breaks to CPU 2 (CPU 0 holds the dummy,
+    // so CPU 2 has the most room); the restore runs on CPU 0 but the two-step plan must run
+    // on the old CPU, 2.
+    let (m, mut core, virq, _) = build(Kind::NonMaskableMsi, true, 3);
+    // Fillers so that it lands on CPU 2 at 0x21 and returns to CPU 1 at 0x20: both words
+    // change, which is what needs the two-step plan.
+    for c in [0, 0, 2] {
+        core.alloc_irq(DomainId::VECTOR, &FwSpec::Hwirq(0), &IrqAlloc::edge(CpuMask::single(c))).unwrap();
+    }
+    let r = core.migrate_off_cpu(1, &mut SimApic { m: m.clone(), cpu: 1 }).unwrap();
+    m.lock().unwrap().cpus[1].apic_enabled = false;
+    assert_eq!(r.moved[0].2.cpu, 2);
+    m.lock().unwrap().cpus[1].apic_enabled = true;
+    let (o, plans) = core.cpu_online_restore(1, &mut SimApic { m: m.clone(), cpu: 0 }).unwrap();
+    assert_eq!(o.restored, [virq]);
+    assert_eq!(plans.len(), 1);
+    let (v, plan) = &plans[0];
+    assert_eq!((*v, plan.run_on, plan.irqs_off), (virq, Some(2), true));
+    // Until the plan runs, the device still sends to CPU 2, whose old vector stays routed.
+    m.lock().unwrap().fire(0);
+    drain(&mut core, &m);
+    core.run_plan(virq, plan, &mut SimApic { m: m.clone(), cpu: 2 }).unwrap();
+    m.lock().unwrap().fire(0);
+    drain(&mut core, &m);
+    assert_eq!(core.desc(virq).unwrap().counts, [0, 1, 1]);
+    assert!(m.lock().unwrap().lost_or_duplicated().is_empty());
+    assert!(core.vector.irq(virq).unwrap().prev.is_none(), "old vector on CPU 2 cleaned up");
+    assert_eq!(core.affinity_broken().count(), 0);
+}
