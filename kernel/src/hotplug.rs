@@ -479,17 +479,25 @@ pub mod tests {
     }
 
     fn need_aps(n: usize) -> Result<(), alloc::string::String> {
-        check!(
-            crate::smp::online_count() > n,
-            "needs more than {} online CPUs, have {}",
-            n,
-            crate::smp::online_count()
-        );
+        if crate::smp::online_count() <= n {
+            crate::skip!(
+                "needs more than {} online CPUs, have {}",
+                n,
+                crate::smp::online_count()
+            );
+        }
         Ok(())
     }
-
     fn offline_refuses_the_last_and_the_boot_cpu() -> TestResult {
-        need_aps(1)?;
+        if crate::smp::online_count() == 1 {
+            let e = super::cpu_off(0).err().unwrap_or_default();
+            check!(
+                e.contains("last online CPU"),
+                "offlining the only CPU gave {:?}",
+                e
+            );
+            return Ok(());
+        }
         let e = super::cpu_off(0).err().unwrap_or_default();
         check!(e.contains("boot CPU"), "offlining CPU 0 gave {:?}", e);
         let aps: alloc::vec::Vec<usize> = crate::smp::online_mask()

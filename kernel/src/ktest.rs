@@ -23,6 +23,18 @@ macro_rules! ktest {
     };
 }
 
+/// Ends the current test as skipped (it does not apply to this machine, e.g. it needs
+/// more CPUs). Reported separately; never counted as a pass.
+#[macro_export]
+macro_rules! skip {
+    ($($arg:tt)*) => {
+        return Err(alloc::format!("{}{}", $crate::ktest::SKIP_PREFIX, format_args!($($arg)*)))
+    };
+}
+
+/// Marks a skip in a test's error string (see `skip!`).
+pub const SKIP_PREFIX: &str = "skipped: ";
+
 /// Fails the current test with a formatted message unless `cond` holds.
 #[macro_export]
 macro_rules! check {
@@ -41,9 +53,10 @@ pub fn all() -> impl Iterator<Item = &'static Test> {
         .chain(crate::hotplug::tests::TESTS.iter())
 }
 
-/// Runs the tests whose name contains `filter`; returns (passed, failed).
+/// Runs the tests whose name contains `filter`; returns (passed, failed). Skipped
+/// tests are reported and counted in the closing line only.
 pub fn run(filter: &str) -> (usize, usize) {
-    let (mut passed, mut failed) = (0, 0);
+    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
     for t in all().filter(|t| t.name.contains(filter)) {
         crate::println!("test {} ...", t.name);
         let start = crate::time::nanos_since_boot();
@@ -54,12 +67,16 @@ pub fn run(filter: &str) -> (usize, usize) {
                 passed += 1;
                 crate::println!("test {} ... ok ({} us)", t.name, us);
             }
+            Err(why) if why.starts_with(SKIP_PREFIX) => {
+                skipped += 1;
+                crate::println!("test {} ... {}", t.name, why);
+            }
             Err(why) => {
                 failed += 1;
                 crate::println!("test {} ... FAILED: {}", t.name, why);
             }
         }
     }
-    crate::println!("{} passed, {} failed", passed, failed);
+    crate::println!("{} passed, {} failed, {} skipped", passed, failed, skipped);
     (passed, failed)
 }
