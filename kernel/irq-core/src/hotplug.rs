@@ -191,8 +191,9 @@ impl IrqCore {
                     first_err.get_or_insert(e);
                     continue;
                 }
-                // The held IRR bit may still be delivered here one day (if the CPU returns
-                // without a reset): acknowledge it quietly then.
+                // Record that the slot was re-delivered (the soft-disabled APIC holds the
+                // bit; if the CPU returns without a reset it is delivered onto the fresh
+                // table `cpu_online_restore` gives it and counted as spurious).
                 self.vector.mark_retriggered(cpu, v);
                 if !report.redelivered.contains(&virq) {
                     report.redelivered.push(virq);
