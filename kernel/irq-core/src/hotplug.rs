@@ -73,6 +73,9 @@ pub struct MigrationReport {
     pub reparked: Vec<Virq>,
     /// Vectors the final sweep found still routed on the CPU (0 after a correct migration).
     pub leftover_vectors: u32,
+    /// Irqs that could not be migrated (e.g. a chip planned the retarget for another CPU):
+    /// shut down instead so nothing stays routed to the dying CPU; with the reason.
+    pub failed: Vec<(Virq, IrqError)>,
 }
 
 /// What [`IrqCore::cpu_online_restore`] did.
@@ -82,6 +85,9 @@ pub struct OnlineReport {
     pub restarted: Vec<Virq>,
     /// Affinity-broken irqs moved back into their affinity.
     pub restored: Vec<Virq>,
+    /// Irqs that could not be restarted or moved back, with the reason; their records are
+    /// kept, so the next online of a CPU in their mask tries again.
+    pub failed: Vec<(Virq, IrqError)>,
 }
 
 /// Hotplug bookkeeping kept in [`IrqCore`] between an offline and the next online.
@@ -136,10 +142,11 @@ impl IrqCore {
     /// stop_machine with interrupts off. See the module documentation for the order and
     /// why. The kernel soft-disables the APIC only after this returns.
     ///
-    /// Refused without any change if `apic` is not `cpu`'s or [`Self::can_offline_cpu`]
-    /// refuses. If one irq fails (e.g. a chip returns a plan for another CPU), it is shut
-    /// down instead so nothing stays routed to the dying CPU, the rest are still migrated,
-    /// and the first such error is returned at the end.
+    /// An `Err` means nothing changed and the CPU may stay online: `apic` is not `cpu`'s,
+    /// or [`Self::can_offline_cpu`] refuses. Once migration has begun it always completes
+    /// and returns `Ok`: an irq that fails (e.g. a chip returns a plan for another CPU —
+    /// the others are spinning in stop_machine and cannot run it) is shut down instead, so
+    /// nothing stays routed to the dying CPU, and listed in [`MigrationReport::failed`].
     pub fn migrate_off_cpu(&mut self, cpu: CpuId, apic: &mut dyn LocalApic) -> Result<MigrationReport> {
         self.migrate_off_cpu_with(cpu, apic, MigrateOptions::default())
     }
@@ -151,7 +158,6 @@ impl IrqCore {
         }
         self.can_offline_cpu(cpu)?;
         let mut report = MigrationReport::default();
-        let mut first_err: Option<IrqError> = None;
 
         // Every vector routed here, before anything changes: step 4 checks all of them
         // (current targets and old halves of moves alike).
@@ -174,8 +180,9 @@ impl IrqCore {
             .collect();
         for virq in involved {
             if let Err(e) = self.migrate_one(virq, cpu, apic, &mut report) {
-                first_err.get_or_insert(e);
-                // Whatever state it was left in, it must not stay routed here.
+                report.failed.push((virq, e));
+                // Whatever state it was left in, it must not stay routed here. (If even
+                // this fails, the sweep below still frees its vector here.)
                 let _ = self.hotplug_shutdown(virq);
             }
         }
@@ -188,7 +195,7 @@ impl IrqCore {
                     continue;
                 }
                 if let Err(e) = self.retrigger(virq, apic) {
-                    first_err.get_or_insert(e);
+                    report.failed.push((virq, e));
                     continue;
                 }
                 // Record that the slot was re-delivered (the soft-disabled APIC holds the
@@ -201,13 +208,11 @@ impl IrqCore {
             }
         }
 
-        // 5. Nothing may stay routed here; the matrix is already offline (step 1).
-        report.leftover_vectors = self.vector.offline_sweep(cpu)?;
-        self.vector.offline_cpu(cpu)?;
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok(report),
-        }
+        // 5. Nothing may stay routed here; the matrix is already offline (step 1). The CPU
+        // number was validated above, so neither call can fail.
+        report.leftover_vectors = self.vector.offline_sweep(cpu).unwrap_or(0);
+        let _ = self.vector.offline_cpu(cpu);
+        Ok(report)
     }
 
     fn migrate_one(&mut self, virq: Virq, cpu: CpuId, apic: &mut dyn LocalApic, report: &mut MigrationReport) -> Result<()> {
@@ -316,23 +321,21 @@ impl IrqCore {
     /// calling CPU) are returned, not run: the kernel runs each there with interrupts off,
     /// as for [`IrqCore::set_affinity`]. Call with interrupts off (plans run inline).
     ///
-    /// An irq that cannot move back right now (a move still in flight) stays recorded and
-    /// is tried again on the next online of a CPU in its affinity.
+    /// `Err` only if the CPU number is invalid. An irq that cannot move back right now (a
+    /// move still in flight) stays recorded and is tried again on the next online of a CPU
+    /// in its affinity; one that fails is listed in [`OnlineReport::failed`] and also kept.
     pub fn cpu_online_restore(&mut self, cpu: CpuId, apic: &mut dyn LocalApic) -> Result<(OnlineReport, Vec<(Virq, StepPlan)>)> {
         let candidates = self.vector.online_cpu(cpu)?;
         let mut report = OnlineReport::default();
         let mut deferred = Vec::new();
-        // One irq that cannot be restored must not keep the others away: carry on, report
-        // the first error at the end (the failing irq keeps its record for the next try).
-        let mut first_err: Option<IrqError> = None;
+        // One irq that cannot be restored must not keep the others away: carry on and list
+        // it (it keeps its record for the next try).
         for virq in candidates {
             let Some(&was_masked) = self.hotplug.shut_down.get(&virq) else { continue };
             match self.hotplug_restart(virq, was_masked) {
                 Ok(true) => report.restarted.push(virq),
                 Ok(false) => {}
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                }
+                Err(e) => report.failed.push((virq, e)),
             }
         }
         let broken: Vec<(Virq, CpuMask)> =
@@ -343,35 +346,37 @@ impl IrqCore {
                 continue;
             }
             match self.vector.move_irq(virq, &orig, false) {
-                Ok(MoveOutcome::Moved { old, new }) => match self.plan_retarget(virq, old, new) {
-                    Ok(Some(plan)) => match plan.run_on {
-                        Some(c) if c != apic.current_cpu() => deferred.push((virq, plan)),
-                        _ => {
-                            if let Err(e) = self.run_plan_keep_mask(virq, &plan, apic) {
-                                first_err.get_or_insert(e);
+                Ok(MoveOutcome::Moved { old, new }) => {
+                    // If the hardware cannot be retargeted, the old target stays routed (the
+                    // move never completes, so nothing is lost) and the irq is listed.
+                    let done = match self.plan_retarget(virq, old, new) {
+                        Ok(Some(plan)) => match plan.run_on {
+                            Some(c) if c != apic.current_cpu() => {
+                                deferred.push((virq, plan));
+                                Ok(())
                             }
-                        }
-                    },
-                    Ok(None) => {}
-                    Err(e) => {
-                        first_err.get_or_insert(e);
+                            _ => self.run_plan_keep_mask(virq, &plan, apic),
+                        },
+                        Ok(None) => Ok(()),
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = done {
+                        report.failed.push((virq, e));
+                        continue;
                     }
-                },
+                }
                 Ok(MoveOutcome::Unchanged) => {}
                 // A move still in flight: try again when a CPU of its affinity next returns.
                 Err(IrqError::Busy) => continue,
                 Err(e) => {
-                    first_err.get_or_insert(e);
+                    report.failed.push((virq, e));
                     continue;
                 }
             }
             self.hotplug.broken.remove(&virq);
             report.restored.push(virq);
         }
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok((report, deferred)),
-        }
+        Ok((report, deferred))
     }
 
     /// Restart a managed irq hotplug shut down. `Ok(false)`: released meanwhile, nothing to do.
@@ -573,6 +578,53 @@ mod tests {
         let (o, _) = c.cpu_online_restore(1, &mut apic(0)).unwrap();
         assert!(o.restored.is_empty());
         assert_eq!(c.vector.irq(b).unwrap().affinity, CpuMask::single(2));
+    }
+
+    /// A chip that always wants its retarget run on CPU 0 (wrong during an offline of 1).
+    struct Elsewhere;
+    impl crate::domain::Domain for Elsewhere {
+        fn size(&self) -> u32 {
+            1
+        }
+        fn translate(&self, _s: &FwSpec) -> Result<(crate::chip::HwIrq, crate::msi::Trigger)> {
+            Ok((0, crate::msi::Trigger::Edge))
+        }
+        fn alloc(&mut self, _v: Virq, _n: u32, _s: &FwSpec) -> Result<crate::chip::HwIrq> {
+            Ok(0)
+        }
+        fn free(&mut self, _v: Virq, _h: crate::chip::HwIrq, _n: u32) {}
+    }
+    impl crate::chip::Chip for Elsewhere {
+        fn name(&self) -> &str {
+            "ELSEWHERE"
+        }
+        fn set_affinity(
+            &mut self,
+            _d: &crate::chip::LevelCtx,
+            _o: &Target,
+            _n: &Target,
+            _m: &crate::chip::AffinityMsgs,
+        ) -> Result<Option<StepPlan>> {
+            Ok(Some(StepPlan { level: 0, index: 0, run_on: Some(0), irqs_off: true, steps: Vec::new() }))
+        }
+    }
+
+    #[test]
+    fn a_plan_for_another_cpu_fails_that_irq_only() {
+        let mut c = core(2);
+        let d = c.add_domain("ELSEWHERE", DomainId::VECTOR, alloc::boxed::Box::new(Elsewhere)).unwrap();
+        let bad = c.alloc_irq(d, &FwSpec::Hwirq(0), &IrqAlloc::edge(CpuMask::single(1))).unwrap();
+        c.request_irq(bad, 1, "bad").unwrap();
+        let good = irq(&mut c, CpuMask::single(1), false);
+        let r = c.migrate_off_cpu(1, &mut apic(1)).unwrap();
+        assert_eq!(r.failed, [(bad, IrqError::InvalidCpu(0))]);
+        assert_eq!(r.moved.iter().map(|m| m.0).collect::<Vec<_>>(), [good]);
+        // The failed irq is shut down, masked, and nothing is left on CPU 1.
+        assert_eq!(c.vector.irq(bad).unwrap().state, VectorState::Reserved);
+        assert!(c.desc(bad).unwrap().state.masked);
+        assert_eq!(r.leftover_vectors, 0);
+        assert_eq!(c.vector.matrix().cpu_stats(1).unwrap().allocated, 0);
+        c.vector.matrix().check_invariants().unwrap();
     }
 
     #[test]
