@@ -58,6 +58,8 @@ struct Scenario {
     /// Affinity {1} only: the irq must break its affinity to leave.
     only_cpu1: bool,
     pre: PreMove,
+    /// After the offline, bring CPU 1 back and restore (the broken irq returns to it).
+    cycle: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -68,6 +70,10 @@ enum Act {
     Migrate,
     /// `set_affinity(mask)` and run its plan on the CPU it names.
     SetAffinity(CpuMask),
+    /// CPU 1 restarts (INIT: IRR/ISR cleared, APIC enabled, interrupts on).
+    Restart(usize),
+    /// `cpu_online_restore(1)` on CPU 0 (interrupts off around it, as under the lock).
+    Restore,
 }
 
 /// Device 0 is the device under test (handler token 0), device 1 a dummy MSI on CPU 0
@@ -158,6 +164,9 @@ fn run_once(ex: &mut Explorer, s: &Scenario, stats: &mut Stats) -> Result<(), St
         Order::ApicOffFirst => script.extend([Act::ApicOff(1), Act::Migrate]),
     }
     script.push_back(Act::IrqsOn(0));
+    if s.cycle {
+        script.extend([Act::Restart(1), Act::IrqsOff(0), Act::Restore, Act::IrqsOn(0)]);
+    }
     let mut fires_left = s.fires;
     let mut report: Option<MigrationReport> = None;
     let mut budget = 400;
@@ -200,6 +209,33 @@ fn run_once(ex: &mut Explorer, s: &Scenario, stats: &mut Stats) -> Result<(), St
                 Act::IrqsOn(c) => m.lock().unwrap().cpus[c].irqs_on = true,
                 Act::ApicOff(c) => m.lock().unwrap().cpus[c].apic_enabled = false,
                 Act::SetAffinity(mask) => set_affinity(&mut core, &m, virq, &mask)?,
+                Act::Restart(c) => {
+                    let mut mm = m.lock().unwrap();
+                    let cpu = &mut mm.cpus[c];
+                    cpu.irr.clear();
+                    cpu.isr.clear();
+                    cpu.apic_enabled = true;
+                    cpu.irqs_on = true;
+                }
+                Act::Restore => {
+                    let at = if fires_left > 0 { ex.pick(1 + MAX_WRITES_IN_MIGRATION) } else { 0 };
+                    if at > 0 {
+                        let mut mm = m.lock().unwrap();
+                        let k = mm.writes + at;
+                        mm.fire_after_write.push((k, 0));
+                    }
+                    let before = m.lock().unwrap().token_dev.len();
+                    let (o, plans) =
+                        core.cpu_online_restore(1, &mut SimApic { m: m.clone(), cpu: 0 }).map_err(|e| format!("{s:?}: restore: {e}"))?;
+                    let mut mm = m.lock().unwrap();
+                    mm.fire_after_write.clear();
+                    if mm.token_dev.len() > before {
+                        fires_left -= 1;
+                    }
+                    if !plans.is_empty() || o.restored != [virq] || !o.failed.is_empty() {
+                        return Err(format!("{s:?}: restore {o:?}, {} plans for another CPU", plans.len()));
+                    }
+                }
                 Act::Migrate => {
                     // Optionally let the device fire right after one of the call's writes or IRR reads.
                     let at = if fires_left > 0 { ex.pick(1 + MAX_WRITES_IN_MIGRATION) } else { 0 };
@@ -247,11 +283,22 @@ fn run_once(ex: &mut Explorer, s: &Scenario, stats: &mut Stats) -> Result<(), St
     // Structural checks, whatever the order: the irq left CPU 1 cleanly.
     core.vector.matrix().check_invariants().map_err(|e| e.to_string())?;
     let st = core.vector.irq(virq).map_err(|e| e.to_string())?;
-    if st.target.cpu != 0 || st.prev.is_some_and(|p| p.cpu == 1) {
-        bad.push(format!("irq still tied to CPU 1: {st:?}"));
+    if s.cycle {
+        // Back on CPU 1. The restore is an ordinary move: its old vector on CPU 0 is
+        // freed by cleanup once an interrupt used the new one (if none came, it waits).
+        if st.target.cpu != 1 || core.affinity_broken().count() != 0 {
+            bad.push(format!("not restored to CPU 1: {st:?}"));
+        }
+    } else {
+        if st.target.cpu != 0 || st.prev.is_some_and(|p| p.cpu == 1) {
+            bad.push(format!("irq still tied to CPU 1: {st:?}"));
+        }
+        if core.vector.matrix().cpu_stats(1).map_err(|e| e.to_string())?.allocated != 0 {
+            bad.push("vectors left allocated on CPU 1".into());
+        }
     }
-    if core.vector.matrix().cpu_stats(1).map_err(|e| e.to_string())?.allocated != 0 || r.leftover_vectors != 0 {
-        bad.push("vectors left allocated on CPU 1".into());
+    if r.leftover_vectors != 0 {
+        bad.push("sweep found vectors left on CPU 1".into());
     }
     let (want_moved, want_broken) = match s.pre {
         PreMove::None => (true, s.only_cpu1),
@@ -278,13 +325,13 @@ fn scenarios(order: Order) -> Vec<Scenario> {
     for kind in [Kind::Rte, Kind::NonMaskableMsi, Kind::Remapped] {
         for fires in 1..=3 {
             for only_cpu1 in [false, true] {
-                v.push(Scenario { kind, order, fires, only_cpu1, pre: PreMove::None });
+                v.push(Scenario { kind, order, fires, only_cpu1, pre: PreMove::None, cycle: false });
             }
             // In-flight moves need affinity {0,1} to start from. (Three firings there
             // multiply the schedules by ~10 and add no new window; keep the suite fast.)
             if fires <= 2 {
                 for pre in [PreMove::Away, PreMove::Toward] {
-                    v.push(Scenario { kind, order, fires, only_cpu1: false, pre });
+                    v.push(Scenario { kind, order, fires, only_cpu1: false, pre, cycle: false });
                 }
             }
         }
@@ -308,6 +355,23 @@ fn specified_order_loses_and_misroutes_nothing() {
         "specified order: {total} schedules, none lost or misrouted; {} re-delivered an IRR-pending vector, {} fired inside the migration",
         stats.redelivered, stats.fired_inside
     );
+}
+
+#[test]
+fn offline_online_cycle_restores_broken_affinity_and_loses_nothing() {
+    // Affinity {1}: broken to CPU 0 by the offline, back to CPU 1 by the restore; the
+    // device fires anywhere across both, including inside either call.
+    let mut stats = Stats::default();
+    let mut total = 0;
+    for kind in [Kind::Rte, Kind::NonMaskableMsi, Kind::Remapped] {
+        for fires in 1..=2 {
+            let s = Scenario { kind, order: Order::Specified, fires, only_cpu1: true, pre: PreMove::None, cycle: true };
+            let (runs, fails) = explore_scenario(s, &mut stats);
+            assert!(fails.is_empty(), "{s:?}: {} of {runs} schedules failed, e.g. {}", fails.len(), fails[0]);
+            total += runs;
+        }
+    }
+    eprintln!("offline + online cycle: {total} schedules, none lost or misrouted");
 }
 
 #[test]
