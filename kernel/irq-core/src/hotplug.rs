@@ -38,9 +38,9 @@
 //!
 //! The IRR check in step 4 sees only messages that have *arrived*. A message posted just
 //! before the retarget may still be in flight on the bus; Linux waits 1 ms before its IRR
-//! scan for that reason (`fixup_irqs`). The core cannot wait — the kernel may delay between
-//! its retarget work and calling this, or accept the window (the simulator's bus is
-//! instantaneous, so it cannot show this one).
+//! scan for that reason (`fixup_irqs`). The core cannot wait: it calls
+//! [`LocalApic::before_irr_scan`] right before the scan, where the kernel may delay (the
+//! simulator's bus is instantaneous, so it cannot show this window).
 //!
 //! Online ([`IrqCore::cpu_online_restore`]) reverses it: the matrix comes online, managed
 //! irqs that hotplug shut down and whose mask contains the CPU restart (they land on it if
@@ -188,7 +188,8 @@ impl IrqCore {
         }
 
         // 4. Re-deliver what is latched in this CPU's IRR for a vector routed here.
-        if opts.redeliver_irr {
+        if opts.redeliver_irr && !routed.is_empty() {
+            apic.before_irr_scan();
             for (v, virq) in routed {
                 let Ok(irq) = self.vector.irq(virq) else { continue };
                 if irq.state != VectorState::Active || irq.target.cpu == cpu || !apic.irr_pending(v) {
@@ -422,6 +423,7 @@ mod tests {
         cpu: CpuId,
         irr: Vec<Vector>,
         ipis: Vec<(CpuId, Vector)>,
+        scans: u32,
     }
     impl LocalApic for RecApic {
         fn current_cpu(&self) -> CpuId {
@@ -434,10 +436,13 @@ mod tests {
         fn send_ipi(&mut self, cpu: CpuId, v: Vector) {
             self.ipis.push((cpu, v));
         }
+        fn before_irr_scan(&mut self) {
+            self.scans += 1;
+        }
     }
 
     fn apic(cpu: CpuId) -> RecApic {
-        RecApic { cpu, irr: Vec::new(), ipis: Vec::new() }
+        RecApic { cpu, irr: Vec::new(), ipis: Vec::new(), scans: 0 }
     }
 
     fn core(n: usize) -> IrqCore {
@@ -477,6 +482,7 @@ mod tests {
         assert_eq!(r.broken, [b]);
         assert_eq!(r.shutdown, [m]);
         assert_eq!(r.redelivered, [b]);
+        assert_eq!(ap.scans, 1, "one settle point before the IRR scan");
         assert_eq!(r.leftover_vectors, 0);
         let nb = c.vector.irq(b).unwrap().target;
         assert_eq!(ap.ipis, [(nb.cpu, nb.vector)]);

@@ -23,6 +23,12 @@ pub trait LocalApic {
     fn irr_pending(&self, vector: Vector) -> bool;
     /// Send a fixed IPI with `vector` to `cpu` (may be this CPU: self-IPI).
     fn send_ipi(&mut self, cpu: CpuId, vector: Vector);
+    /// Hotplug: called once on the dying CPU after every irq was retargeted and before its
+    /// IRR is scanned for interrupts to re-deliver. A message a device posted just before
+    /// its retarget may still be travelling to this APIC; the scan only sees what arrived.
+    /// Linux waits 1 ms here (`fixup_irqs`); a kernel may delay, or do nothing (default)
+    /// and accept the window.
+    fn before_irr_scan(&mut self) {}
 }
 
 /// Where an irq is delivered: a CPU, its APIC id (what goes in a message or RTE) and the
