@@ -7,12 +7,18 @@ use std::time::Duration;
 use sluice::session::{ExitKind, Outcome, Session};
 use sluice::{Profile, QemuConfig};
 
-/// Wall-clock bound per scenario. Boot is ~4 s under TCG; 2 cores may run two QEMUs.
+static QEMU: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Wall-clock bound per scenario (boot is ~4 s under TCG; the longest scenario, 2 x 100
+/// hotplug cycles, takes ~30 s alone).
 pub const LIMIT: Duration = Duration::from_secs(240);
 
 /// Boots `profile` with `smp` CPUs, types `lines`, and returns the outcome. Panics with
 /// the whole serial log if the session cannot even run the script.
 pub fn boot(profile: Profile, smp: u32, lines: &[&str]) -> Outcome {
+    // One guest at a time per test binary: TCG guests on a 2-core host starve each
+    // other, which distorts every timing a scenario looks at.
+    let _one_at_a_time = QEMU.lock().unwrap_or_else(|e| e.into_inner());
     let cfg = QemuConfig::new(profile, smp);
     match Session::run_script(&cfg, lines, LIMIT) {
         Ok(o) => o,
