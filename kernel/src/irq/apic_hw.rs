@@ -19,6 +19,12 @@ impl LocalApic for KernelApic {
     fn irr_pending(&self, vector: Vector) -> bool {
         local::irr_pending(vector.0)
     }
+    /// A message a device posted just before its retarget may still be on its way to
+    /// this APIC; give it the same 1 ms Linux's `fixup_irqs` gives before the IRR scan.
+    fn before_irr_scan(&mut self) {
+        crate::time::spin_for_ns(1_000_000);
+    }
+
     fn send_ipi(&mut self, cpu: CpuId, vector: Vector) {
         if cpu == self.current_cpu() {
             local::self_ipi(vector.0);
