@@ -466,8 +466,13 @@ impl IrqCore {
             };
             let ctx = self.ctx(virq, i)?;
             if let Some(o) = self.ops_for(virq, i)?
-                && let Some(plan) = o.set_affinity(&ctx, &old, &new, &msgs)?
+                && let Some(mut plan) = o.set_affinity(&ctx, &old, &new, &msgs)?
             {
+                // A chip's mask-write-unmask plan ends unmasked; an irq that was masked
+                // (disabled, lazily masked, parked) must stay masked after the move.
+                if self.desc(virq)?.state.masked {
+                    plan.steps.retain(|s| *s != Step::Unmask);
+                }
                 return Ok(Some(plan));
             }
         }

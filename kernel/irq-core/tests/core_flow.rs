@@ -145,3 +145,19 @@ fn errors_not_panics() {
     core.vector.matrix().check_invariants().unwrap();
     assert_eq!(core.vector.matrix().global_reserved(), 0);
 }
+
+/// An affinity change must leave a masked irq masked: the maskable path is
+/// mask–write–unmask, and its final unmask would otherwise re-enable a disabled device.
+#[test]
+fn affinity_change_keeps_a_masked_irq_masked() {
+    let (m, mut core, virq, _) = setup(true);
+    let mut apic = SimApic { m: m.clone(), cpu: 0 };
+    core.mask(virq).unwrap();
+    assert!(m.lock().unwrap().devices[0].masked);
+    let plan = core.set_affinity(virq, &CpuMask::single(1), false).unwrap().expect("the message must change");
+    core.run_plan(virq, &plan, &mut apic).unwrap();
+    assert!(m.lock().unwrap().devices[0].masked, "the move unmasked a masked irq: {:?}", plan.steps);
+    assert_eq!(core.vector.irq(virq).unwrap().target.cpu, 1);
+    core.unmask(virq).unwrap();
+    assert!(!m.lock().unwrap().devices[0].masked);
+}
