@@ -257,21 +257,25 @@ fn on_error() {
     crate::warn!("local APIC error, ESR {:#x}", local::read_error());
 }
 
-/// Frees vectors left behind by completed moves on this CPU (the core refuses while the
-/// old vector is still pending in our IRR; the tick retries).
+/// Per CPU: a cleanup found an old vector still pending in the IRR and must run again
+/// (from the tick: a self-IPI would outrank the pending vector and livelock).
+static CLEANUP_RETRY: [core::sync::atomic::AtomicBool; crate::cpu::MAX_CPUS] =
+    [const { core::sync::atomic::AtomicBool::new(false) }; crate::cpu::MAX_CPUS];
+
+/// Frees vectors left behind by completed moves on this CPU (the core keeps one that is
+/// still pending in our IRR; the tick retries).
 fn on_vector_cleanup() {
     let mut apic = KernelApic;
-    let _ = with_core(|c| c.vector_cleanup(&mut apic));
+    let retry = with_core(|c| c.vector_cleanup(&mut apic).retry > 0).unwrap_or(false);
+    CLEANUP_RETRY[crate::cpu::current().index as usize]
+        .store(retry, core::sync::atomic::Ordering::Relaxed);
 }
 
 /// Per-tick housekeeping: retry a cleanup that found its old vector still pending.
 pub fn on_tick() {
-    let cpu = crate::cpu::current().index as CpuId;
-    let pending = CORE
-        .get()
-        .and_then(|c| c.try_lock().map(|c| c.vector.cleanup_pending(cpu)))
-        .unwrap_or(false);
-    if pending {
+    if CLEANUP_RETRY[crate::cpu::current().index as usize]
+        .load(core::sync::atomic::Ordering::Relaxed)
+    {
         on_vector_cleanup();
     }
 }
@@ -311,11 +315,16 @@ pub fn dispatch(vector: u8) {
     if vector == vectors::SPURIOUS {
         return; // spurious: no EOI (SDM vol. 3, 11.9)
     }
-    let Some(core) = CORE.get() else {
-        // Before the core exists only system vectors can fire.
+    // System vectors (timer, IPIs, cleanup) are the same on every CPU: no need to ask
+    // the core, whose lock every CPU shares.
+    if vectors::is_system(vector) {
         if let Some(h) = system_handler(vector) {
             (h.run)();
         }
+        local::eoi();
+        return;
+    }
+    let Some(core) = CORE.get() else {
         local::eoi();
         return;
     };
