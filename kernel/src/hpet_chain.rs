@@ -67,7 +67,6 @@ fn arm_next(h: &Hpet, timer: u32) {
         }
         delta *= 2; // we were too slow (a vCPU descheduled by the host): go further out
     }
-    ARMED.fetch_add(1, Ordering::SeqCst);
 }
 
 fn on_fire() -> IrqReturn {
@@ -79,9 +78,17 @@ fn on_fire() -> IrqReturn {
         STALE.fetch_add(1, Ordering::SeqCst);
         return IrqReturn::Handled;
     }
+    // The next link is counted as armed before this one is counted as handled, so
+    // `HANDLED == ARMED` only ever holds when no link is outstanding or about to be
+    // armed. Counting it after arming let `stop` (on another CPU) see the two equal in
+    // between, leave, and then report the link armed behind its back as lost.
+    let rearm = RUNNING.load(Ordering::SeqCst);
+    if rearm {
+        ARMED.fetch_add(1, Ordering::SeqCst);
+    }
     HANDLED.fetch_add(1, Ordering::SeqCst);
     LAST_LINK.store(now, Ordering::SeqCst);
-    if RUNNING.load(Ordering::SeqCst) {
+    if rearm {
         arm_next(h, TIMER.load(Ordering::SeqCst));
     } else {
         DEADLINE.store(u64::MAX, Ordering::SeqCst);
@@ -138,6 +145,7 @@ pub fn start(affinity: &CpuMask) -> Result<Virq, alloc::string::String> {
     LAST_LINK.store(h.counter(), Ordering::SeqCst);
     RUNNING.store(true, Ordering::SeqCst);
     h.set_enabled(timer, true);
+    ARMED.fetch_add(1, Ordering::SeqCst);
     arm_next(h, timer);
     if reused {
         // A move made while the chain was stopped is still in flight (moves complete on
