@@ -4,10 +4,10 @@
 //! "CPU with the most free vectors" scan covers every CPU) and frees it again, on a matrix
 //! pre-loaded to about half occupancy so the scan and bitmap search do real work.
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use sluice_irq_core::CpuMask;
 use sluice_irq_core::matrix::VectorMatrix;
 use sluice_irq_core::vecdomain::{VectorAlloc, VectorDomain};
-use sluice_irq_core::CpuMask;
 
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("matrix_alloc_free");
@@ -35,7 +35,12 @@ fn bench(c: &mut Criterion) {
         for cpu in 0..n as u32 {
             d.online_cpu(cpu).unwrap();
         }
-        let req = VectorAlloc { affinity: CpuMask::first_n(n), managed: false, reserve: false, count: 1 };
+        let req = VectorAlloc {
+            affinity: CpuMask::first_n(n),
+            managed: false,
+            reserve: false,
+            count: 1,
+        };
         for i in 0..(n as u32 * 100) {
             d.alloc(100_000 + i, &req).unwrap();
         }

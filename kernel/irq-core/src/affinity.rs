@@ -33,7 +33,7 @@ use alloc::vec::Vec;
 use crate::cpumask::CpuId;
 use crate::hw::Target;
 use crate::msi::MsiMsg;
-use crate::vector::{Vector, SHUTDOWN_VECTOR};
+use crate::vector::{SHUTDOWN_VECTOR, Vector};
 
 /// One hardware action of an affinity change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,16 +158,26 @@ pub fn plan_msi_update(
             }
         }
     }
-    StepPlan { level, index, run_on, irqs_off, steps }
+    StepPlan {
+        level,
+        index,
+        run_on,
+        irqs_off,
+        steps,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::msi::{compose, CompatMsi, DestFormat};
+    use crate::msi::{CompatMsi, DestFormat, compose};
 
     fn t(cpu: u32, v: u8) -> Target {
-        Target { cpu, apic_id: cpu, vector: Vector(v) }
+        Target {
+            cpu,
+            apic_id: cpu,
+            vector: Vector(v),
+        }
     }
     fn m(cpu: u32, v: u8) -> MsiMsg {
         compose(&CompatMsi::fixed(cpu, Vector(v)), DestFormat::XApic).unwrap()
@@ -175,27 +185,76 @@ mod tests {
 
     #[test]
     fn non_maskable_dance_is_two_single_word_steps() {
-        let p = plan_msi_update(MsiPath::NonMaskable, 0, 0, t(0, 0x30), t(1, 0x40), &m(0, 0x30), &m(1, 0x40), &m(0, 0x40));
+        let p = plan_msi_update(
+            MsiPath::NonMaskable,
+            0,
+            0,
+            t(0, 0x30),
+            t(1, 0x40),
+            &m(0, 0x30),
+            &m(1, 0x40),
+            &m(0, 0x40),
+        );
         assert_eq!(p.run_on, Some(0));
         assert!(p.irqs_off);
         assert_eq!(
             p.steps,
-            [Step::ClaimTransient(Vector(0x40)), Step::WriteData(0x40), Step::WriteAddrLo(0xFEE0_1000), Step::CheckIrrRetrigger(Vector(0x40))]
+            [
+                Step::ClaimTransient(Vector(0x40)),
+                Step::WriteData(0x40),
+                Step::WriteAddrLo(0xFEE0_1000),
+                Step::CheckIrrRetrigger(Vector(0x40))
+            ]
         );
     }
 
     #[test]
     fn single_word_changes_need_no_dance() {
-        let p = plan_msi_update(MsiPath::NonMaskable, 0, 0, t(0, 0x30), t(0, 0x40), &m(0, 0x30), &m(0, 0x40), &m(0, 0x40));
+        let p = plan_msi_update(
+            MsiPath::NonMaskable,
+            0,
+            0,
+            t(0, 0x30),
+            t(0, 0x40),
+            &m(0, 0x30),
+            &m(0, 0x40),
+            &m(0, 0x40),
+        );
         assert_eq!(p.steps, [Step::WriteData(0x40)]);
         assert_eq!(p.run_on, None);
     }
 
     #[test]
     fn maskable_and_remapped() {
-        let p = plan_msi_update(MsiPath::Maskable, 1, 2, t(0, 0x30), t(1, 0x40), &m(0, 0x30), &m(1, 0x40), &m(0, 0x40));
-        assert_eq!(p.steps, [Step::Mask, Step::WriteAddrLo(0xFEE0_1000), Step::WriteData(0x40), Step::Unmask]);
-        let p = plan_msi_update(MsiPath::Remapped, 1, 2, t(0, 0x30), t(1, 0x40), &m(0, 0x30), &m(1, 0x40), &m(0, 0x40));
+        let p = plan_msi_update(
+            MsiPath::Maskable,
+            1,
+            2,
+            t(0, 0x30),
+            t(1, 0x40),
+            &m(0, 0x30),
+            &m(1, 0x40),
+            &m(0, 0x40),
+        );
+        assert_eq!(
+            p.steps,
+            [
+                Step::Mask,
+                Step::WriteAddrLo(0xFEE0_1000),
+                Step::WriteData(0x40),
+                Step::Unmask
+            ]
+        );
+        let p = plan_msi_update(
+            MsiPath::Remapped,
+            1,
+            2,
+            t(0, 0x30),
+            t(1, 0x40),
+            &m(0, 0x30),
+            &m(1, 0x40),
+            &m(0, 0x40),
+        );
         assert_eq!(p.steps, [Step::UpdateRoute]);
         assert_eq!(choose_path(true, false), MsiPath::Remapped);
         assert_eq!(choose_path(false, true), MsiPath::Maskable);

@@ -86,7 +86,13 @@ pub trait Chip {
     /// level's hardware, or `None` if this level stores nothing target-dependent (the next
     /// level outward is asked). Levels are asked innermost first, so an interrupt-remapping
     /// level claims the change before the device's MSI level would.
-    fn set_affinity(&mut self, d: &LevelCtx, old: &Target, new: &Target, msgs: &AffinityMsgs) -> Result<Option<StepPlan>> {
+    fn set_affinity(
+        &mut self,
+        d: &LevelCtx,
+        old: &Target,
+        new: &Target,
+        msgs: &AffinityMsgs,
+    ) -> Result<Option<StepPlan>> {
         Ok(None)
     }
     /// Execute one storage step of a plan this level produced.

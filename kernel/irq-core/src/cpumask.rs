@@ -124,17 +124,27 @@ impl CpuMask {
 
     /// Do the masks share a CPU?
     pub fn intersects(&self, other: &CpuMask) -> bool {
-        self.bits.iter().zip(other.bits.iter()).any(|(a, b)| a & b != 0)
+        self.bits
+            .iter()
+            .zip(other.bits.iter())
+            .any(|(a, b)| a & b != 0)
     }
 
     /// Is every CPU of `self` in `other`?
     pub fn is_subset_of(&self, other: &CpuMask) -> bool {
-        self.bits.iter().zip(other.bits.iter()).all(|(a, b)| a & !b == 0)
+        self.bits
+            .iter()
+            .zip(other.bits.iter())
+            .all(|(a, b)| a & !b == 0)
     }
 
     /// CPUs in ascending order.
     pub fn iter(&self) -> CpuMaskIter<'_> {
-        CpuMaskIter { mask: self, word: 0, cur: self.bits[0] }
+        CpuMaskIter {
+            mask: self,
+            word: 0,
+            cur: self.bits[0],
+        }
     }
 
     /// Parse a Linux-style cpu list: `"0-3,8,10-11"`. Whitespace around items is allowed.

@@ -59,7 +59,10 @@ pub struct StormPolicy {
 
 impl Default for StormPolicy {
     fn default() -> Self {
-        Self { window: 100_000, threshold: 99_900 }
+        Self {
+            window: 100_000,
+            threshold: 99_900,
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use crate::error::{Result, Virq};
 use crate::hw::LocalApic;
 use crate::irqcore::IrqCore;
 use crate::vecdomain::Lookup;
-use crate::vector::{Vector, VECTOR_CLEANUP_VECTOR};
+use crate::vector::{VECTOR_CLEANUP_VECTOR, Vector};
 
 /// What the kernel must do after [`IrqCore::begin_vector`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -134,11 +134,19 @@ impl IrqCore {
         }
         let d = self.desc_mut(virq)?;
         d.state.in_progress = true;
-        Ok(Dispatch::Run { virq, token: token.unwrap_or(0) })
+        Ok(Dispatch::Run {
+            virq,
+            token: token.unwrap_or(0),
+        })
     }
 
     /// Exit half, after the handler returned `ret`.
-    pub fn end_irq(&mut self, virq: Virq, ret: IrqReturn, apic: &mut dyn LocalApic) -> Result<FlowEnd> {
+    pub fn end_irq(
+        &mut self,
+        virq: Virq,
+        ret: IrqReturn,
+        apic: &mut dyn LocalApic,
+    ) -> Result<FlowEnd> {
         let storm = self.storm;
         let d = self.desc_mut(virq)?;
         d.state.in_progress = false;
@@ -188,7 +196,12 @@ impl IrqCore {
 
     /// Both halves with `run` as the handler dispatcher (for callers that keep the core
     /// locked throughout, and for the simulator).
-    pub fn handle_vector(&mut self, vector: Vector, apic: &mut dyn LocalApic, run: &mut dyn FnMut(Virq, u64) -> IrqReturn) -> Dispatch {
+    pub fn handle_vector(
+        &mut self,
+        vector: Vector,
+        apic: &mut dyn LocalApic,
+        run: &mut dyn FnMut(Virq, u64) -> IrqReturn,
+    ) -> Dispatch {
         let dispatch = self.begin_vector(vector, apic);
         if let Dispatch::Run { virq, token } = dispatch {
             let mut ret = run(virq, token);

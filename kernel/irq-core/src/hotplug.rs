@@ -118,7 +118,9 @@ pub struct MigrateOptions {
 
 impl Default for MigrateOptions {
     fn default() -> Self {
-        Self { redeliver_irr: true }
+        Self {
+            redeliver_irr: true,
+        }
     }
 }
 
@@ -132,7 +134,11 @@ impl IrqCore {
             return Err(IrqError::InvalidCpu(cpu));
         }
         self.vector.can_offline(cpu)?;
-        if self.vector.irqs().any(|(_, i)| i.block.1 > 1 && i.state == VectorState::Active && i.target.cpu == cpu) {
+        if self
+            .vector
+            .irqs()
+            .any(|(_, i)| i.block.1 > 1 && i.state == VectorState::Active && i.target.cpu == cpu)
+        {
             return Err(IrqError::Unsupported);
         }
         Ok(())
@@ -147,12 +153,21 @@ impl IrqCore {
     /// and returns `Ok`: an irq that fails (e.g. a chip returns a plan for another CPU —
     /// the others are spinning in stop_machine and cannot run it) is shut down instead, so
     /// nothing stays routed to the dying CPU, and listed in [`MigrationReport::failed`].
-    pub fn migrate_off_cpu(&mut self, cpu: CpuId, apic: &mut dyn LocalApic) -> Result<MigrationReport> {
+    pub fn migrate_off_cpu(
+        &mut self,
+        cpu: CpuId,
+        apic: &mut dyn LocalApic,
+    ) -> Result<MigrationReport> {
         self.migrate_off_cpu_with(cpu, apic, MigrateOptions::default())
     }
 
     /// [`Self::migrate_off_cpu`] with steps switched off (simulator counter-examples only).
-    pub fn migrate_off_cpu_with(&mut self, cpu: CpuId, apic: &mut dyn LocalApic, opts: MigrateOptions) -> Result<MigrationReport> {
+    pub fn migrate_off_cpu_with(
+        &mut self,
+        cpu: CpuId,
+        apic: &mut dyn LocalApic,
+        opts: MigrateOptions,
+    ) -> Result<MigrationReport> {
         if apic.current_cpu() != cpu {
             return Err(IrqError::InvalidCpu(cpu));
         }
@@ -191,8 +206,11 @@ impl IrqCore {
         if opts.redeliver_irr && !routed.is_empty() {
             apic.before_irr_scan();
             for (v, virq) in routed {
-                let Ok(irq) = self.vector.irq(virq) else { continue };
-                if irq.state != VectorState::Active || irq.target.cpu == cpu || !apic.irr_pending(v) {
+                let Ok(irq) = self.vector.irq(virq) else {
+                    continue;
+                };
+                if irq.state != VectorState::Active || irq.target.cpu == cpu || !apic.irr_pending(v)
+                {
                     continue;
                 }
                 if let Err(e) = self.retrigger(virq, apic) {
@@ -216,7 +234,13 @@ impl IrqCore {
         Ok(report)
     }
 
-    fn migrate_one(&mut self, virq: Virq, cpu: CpuId, apic: &mut dyn LocalApic, report: &mut MigrationReport) -> Result<()> {
+    fn migrate_one(
+        &mut self,
+        virq: Virq,
+        cpu: CpuId,
+        apic: &mut dyn LocalApic,
+        report: &mut MigrationReport,
+    ) -> Result<()> {
         let before = *self.vector.irq(virq)?;
         // Step 2: a move to this CPU is undone (back to its live old target), a move away
         // from it loses its old half.
@@ -253,7 +277,11 @@ impl IrqCore {
             report.shutdown.push(virq);
             return Ok(());
         }
-        let (mut dest, mut broken) = if in_mask.is_empty() { (online, true) } else { (irq.affinity, false) };
+        let (mut dest, mut broken) = if in_mask.is_empty() {
+            (online, true)
+        } else {
+            (irq.affinity, false)
+        };
         let mut outcome = self.vector.move_irq(virq, &dest, false);
         if outcome == Err(IrqError::NoSpace) && !irq.managed && !broken {
             // The CPUs left in its affinity are full; `can_offline_cpu` only promised room
@@ -279,8 +307,17 @@ impl IrqCore {
 
     /// Plan and run a retarget on this CPU. A plan that must run elsewhere is an error: the
     /// other CPUs are spinning in stop_machine and cannot run it.
-    fn retarget_inline(&mut self, virq: Virq, old: Target, new: Target, cpu: CpuId, apic: &mut dyn LocalApic) -> Result<()> {
-        let Some(plan) = self.plan_retarget(virq, old, new)? else { return Ok(()) };
+    fn retarget_inline(
+        &mut self,
+        virq: Virq,
+        old: Target,
+        new: Target,
+        cpu: CpuId,
+        apic: &mut dyn LocalApic,
+    ) -> Result<()> {
+        let Some(plan) = self.plan_retarget(virq, old, new)? else {
+            return Ok(());
+        };
         if let Some(c) = plan.run_on
             && c != cpu
         {
@@ -291,7 +328,12 @@ impl IrqCore {
 
     /// Run a plan; if the irq was masked before (lazy disable hit it), keep it masked even
     /// if the plan's last step unmasks (the maskable path ends with an unmask).
-    fn run_plan_keep_mask(&mut self, virq: Virq, plan: &StepPlan, apic: &mut dyn LocalApic) -> Result<()> {
+    fn run_plan_keep_mask(
+        &mut self,
+        virq: Virq,
+        plan: &StepPlan,
+        apic: &mut dyn LocalApic,
+    ) -> Result<()> {
         let masked = self.desc(virq)?.state.masked;
         self.run_plan(virq, plan, apic)?;
         if masked {
@@ -325,22 +367,33 @@ impl IrqCore {
     /// `Err` only if the CPU number is invalid. An irq that cannot move back right now (a
     /// move still in flight) stays recorded and is tried again on the next online of a CPU
     /// in its affinity; one that fails is listed in [`OnlineReport::failed`] and also kept.
-    pub fn cpu_online_restore(&mut self, cpu: CpuId, apic: &mut dyn LocalApic) -> Result<(OnlineReport, Vec<(Virq, StepPlan)>)> {
+    pub fn cpu_online_restore(
+        &mut self,
+        cpu: CpuId,
+        apic: &mut dyn LocalApic,
+    ) -> Result<(OnlineReport, Vec<(Virq, StepPlan)>)> {
         let candidates = self.vector.online_cpu(cpu)?;
         let mut report = OnlineReport::default();
         let mut deferred = Vec::new();
         // One irq that cannot be restored must not keep the others away: carry on and list
         // it (it keeps its record for the next try).
         for virq in candidates {
-            let Some(&was_masked) = self.hotplug.shut_down.get(&virq) else { continue };
+            let Some(&was_masked) = self.hotplug.shut_down.get(&virq) else {
+                continue;
+            };
             match self.hotplug_restart(virq, was_masked) {
                 Ok(true) => report.restarted.push(virq),
                 Ok(false) => {}
                 Err(e) => report.failed.push((virq, e)),
             }
         }
-        let broken: Vec<(Virq, CpuMask)> =
-            self.hotplug.broken.iter().filter(|(_, m)| m.contains(cpu)).map(|(v, m)| (*v, *m)).collect();
+        let broken: Vec<(Virq, CpuMask)> = self
+            .hotplug
+            .broken
+            .iter()
+            .filter(|(_, m)| m.contains(cpu))
+            .map(|(v, m)| (*v, *m))
+            .collect();
         for (virq, orig) in broken {
             if self.vector.irq(virq).is_err() {
                 self.hotplug.broken.remove(&virq);
@@ -412,11 +465,11 @@ impl IrqCore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::IrqAlloc;
+    use crate::desc::FlowKind;
+    use crate::domain::{DomainId, FwSpec};
     use crate::hw::LocalApic;
     use crate::vector::Vector;
-    use crate::IrqAlloc;
-    use crate::domain::{DomainId, FwSpec};
-    use crate::desc::FlowKind;
 
     /// A local APIC that records what the core asked of it.
     struct RecApic {
@@ -442,7 +495,12 @@ mod tests {
     }
 
     fn apic(cpu: CpuId) -> RecApic {
-        RecApic { cpu, irr: Vec::new(), ipis: Vec::new(), scans: 0 }
+        RecApic {
+            cpu,
+            irr: Vec::new(),
+            ipis: Vec::new(),
+            scans: 0,
+        }
     }
 
     fn core(n: usize) -> IrqCore {
@@ -455,7 +513,15 @@ mod tests {
 
     fn irq(c: &mut IrqCore, mask: CpuMask, managed: bool) -> Virq {
         let v = c
-            .alloc_irq(DomainId::VECTOR, &FwSpec::Hwirq(0), &IrqAlloc { managed, flow: FlowKind::Edge, ..IrqAlloc::edge(mask) })
+            .alloc_irq(
+                DomainId::VECTOR,
+                &FwSpec::Hwirq(0),
+                &IrqAlloc {
+                    managed,
+                    flow: FlowKind::Edge,
+                    ..IrqAlloc::edge(mask)
+                },
+            )
             .unwrap();
         c.request_irq(v, 7, "t").unwrap();
         v
@@ -494,7 +560,11 @@ mod tests {
         // Nothing left on CPU 1: no allocation, no prev, no cleanup queued.
         assert_eq!(c.vector.matrix().cpu_stats(1).unwrap().allocated, 0);
         assert!(!c.vector.matrix().is_online(1));
-        assert!(c.vector.irqs().all(|(_, i)| i.prev.is_none() && !i.move_in_progress && i.target.cpu != 1));
+        assert!(
+            c.vector
+                .irqs()
+                .all(|(_, i)| i.prev.is_none() && !i.move_in_progress && i.target.cpu != 1)
+        );
         assert!(!c.vector.cleanup_pending(1));
         assert_eq!(c.vector.slot(1, tb.vector), Slot::Retriggered);
         assert_eq!(c.vector.irq(m).unwrap().state, VectorState::Reserved);
@@ -611,15 +681,29 @@ mod tests {
             _n: &Target,
             _m: &crate::chip::AffinityMsgs,
         ) -> Result<Option<StepPlan>> {
-            Ok(Some(StepPlan { level: 0, index: 0, run_on: Some(0), irqs_off: true, steps: Vec::new() }))
+            Ok(Some(StepPlan {
+                level: 0,
+                index: 0,
+                run_on: Some(0),
+                irqs_off: true,
+                steps: Vec::new(),
+            }))
         }
     }
 
     #[test]
     fn a_plan_for_another_cpu_fails_that_irq_only() {
         let mut c = core(2);
-        let d = c.add_domain("ELSEWHERE", DomainId::VECTOR, alloc::boxed::Box::new(Elsewhere)).unwrap();
-        let bad = c.alloc_irq(d, &FwSpec::Hwirq(0), &IrqAlloc::edge(CpuMask::single(1))).unwrap();
+        let d = c
+            .add_domain(
+                "ELSEWHERE",
+                DomainId::VECTOR,
+                alloc::boxed::Box::new(Elsewhere),
+            )
+            .unwrap();
+        let bad = c
+            .alloc_irq(d, &FwSpec::Hwirq(0), &IrqAlloc::edge(CpuMask::single(1)))
+            .unwrap();
         c.request_irq(bad, 1, "bad").unwrap();
         let good = irq(&mut c, CpuMask::single(1), false);
         let r = c.migrate_off_cpu(1, &mut apic(1)).unwrap();

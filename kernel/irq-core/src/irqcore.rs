@@ -19,7 +19,7 @@ use crate::desc::{DescState, FlowKind, IrqDesc, Level, StormPolicy};
 use crate::domain::{DomainId, DomainInfo, DomainOps, FwSpec};
 use crate::error::{IrqError, Result, Virq};
 use crate::hw::{LocalApic, Target};
-use crate::msi::{compose, CompatMsi, DestFormat, MsiMsg, Trigger};
+use crate::msi::{CompatMsi, DestFormat, MsiMsg, Trigger, compose};
 use crate::vecdomain::{CleanupOutcome, MoveOutcome, VectorAlloc, VectorDomain};
 
 struct DomainNode {
@@ -49,7 +49,14 @@ pub struct IrqAlloc {
 impl IrqAlloc {
     /// One edge irq, any of `affinity`, not managed, no reservation.
     pub fn edge(affinity: CpuMask) -> Self {
-        Self { affinity, managed: false, reserve: false, count: 1, flow: FlowKind::Edge, virq: None }
+        Self {
+            affinity,
+            managed: false,
+            reserve: false,
+            count: 1,
+            flow: FlowKind::Edge,
+            virq: None,
+        }
     }
 }
 
@@ -86,7 +93,11 @@ impl IrqCore {
     pub fn new(nr_cpus: usize) -> Result<Self> {
         Ok(Self {
             descs: Vec::new(),
-            domains: alloc::vec![DomainNode { name: String::from("VECTOR"), parent: None, ops: None }],
+            domains: alloc::vec![DomainNode {
+                name: String::from("VECTOR"),
+                parent: None,
+                ops: None
+            }],
             vector: VectorDomain::new(nr_cpus)?,
             storm: StormPolicy::default(),
             dest_format: DestFormat::XApic,
@@ -116,25 +127,40 @@ impl IrqCore {
     // ----- domains -------------------------------------------------------------------
 
     /// Register a domain under `parent` (hierarchy builder). Names must be unique.
-    pub fn add_domain(&mut self, name: &str, parent: DomainId, ops: Box<dyn DomainOps>) -> Result<DomainId> {
+    pub fn add_domain(
+        &mut self,
+        name: &str,
+        parent: DomainId,
+        ops: Box<dyn DomainOps>,
+    ) -> Result<DomainId> {
         if parent.0 as usize >= self.domains.len() {
             return Err(IrqError::UnknownDomain);
         }
         if self.domains.iter().any(|d| d.name == name) {
             return Err(IrqError::Busy);
         }
-        self.domains.push(DomainNode { name: String::from(name), parent: Some(parent), ops: Some(ops) });
+        self.domains.push(DomainNode {
+            name: String::from(name),
+            parent: Some(parent),
+            ops: Some(ops),
+        });
         Ok(DomainId(self.domains.len() as u32 - 1))
     }
 
     /// Find a domain by name.
     pub fn domain_by_name(&self, name: &str) -> Option<DomainId> {
-        self.domains.iter().position(|d| d.name == name).map(|i| DomainId(i as u32))
+        self.domains
+            .iter()
+            .position(|d| d.name == name)
+            .map(|i| DomainId(i as u32))
     }
 
     /// The first domain whose `select` accepts `spec`.
     pub fn select_domain(&self, spec: &FwSpec) -> Option<DomainId> {
-        self.domains.iter().position(|d| d.ops.as_ref().is_some_and(|o| o.select(spec))).map(|i| DomainId(i as u32))
+        self.domains
+            .iter()
+            .position(|d| d.ops.as_ref().is_some_and(|o| o.select(spec)))
+            .map(|i| DomainId(i as u32))
     }
 
     /// The domain tree in depth-first order, with sizes and allocation counts.
@@ -146,12 +172,24 @@ impl IrqCore {
 
     fn tree_from(&self, id: DomainId, depth: usize, out: &mut Vec<DomainInfo>) {
         let n = &self.domains[id.0 as usize];
-        let allocated = self.descs.iter().flatten().filter(|d| d.levels.iter().any(|l| l.domain == id)).count() as u32;
+        let allocated = self
+            .descs
+            .iter()
+            .flatten()
+            .filter(|d| d.levels.iter().any(|l| l.domain == id))
+            .count() as u32;
         let size = match &n.ops {
             Some(o) => o.size(),
             None => self.vector.matrix().nr_cpus() as u32 * crate::vector::NR_DEVICE_VECTORS,
         };
-        out.push(DomainInfo { id, name: n.name.clone(), parent: n.parent, depth, size, allocated });
+        out.push(DomainInfo {
+            id,
+            name: n.name.clone(),
+            parent: n.parent,
+            depth,
+            size,
+            allocated,
+        });
         for (i, c) in self.domains.iter().enumerate() {
             if c.parent == Some(id) {
                 self.tree_from(DomainId(i as u32), depth + 1, out);
@@ -164,7 +202,10 @@ impl IrqCore {
         let mut v = Vec::new();
         let mut cur = Some(d);
         while let Some(id) = cur {
-            let n = self.domains.get(id.0 as usize).ok_or(IrqError::UnknownDomain)?;
+            let n = self
+                .domains
+                .get(id.0 as usize)
+                .ok_or(IrqError::UnknownDomain)?;
             v.push(id);
             cur = n.parent;
             if v.len() > self.domains.len() {
@@ -178,11 +219,17 @@ impl IrqCore {
 
     /// A descriptor.
     pub fn desc(&self, virq: Virq) -> Result<&IrqDesc> {
-        self.descs.get(virq as usize).and_then(|d| d.as_ref()).ok_or(IrqError::UnknownIrq(virq))
+        self.descs
+            .get(virq as usize)
+            .and_then(|d| d.as_ref())
+            .ok_or(IrqError::UnknownIrq(virq))
     }
 
     pub(crate) fn desc_mut(&mut self, virq: Virq) -> Result<&mut IrqDesc> {
-        self.descs.get_mut(virq as usize).and_then(|d| d.as_mut()).ok_or(IrqError::UnknownIrq(virq))
+        self.descs
+            .get_mut(virq as usize)
+            .and_then(|d| d.as_mut())
+            .ok_or(IrqError::UnknownIrq(virq))
     }
 
     /// All descriptors.
@@ -216,12 +263,19 @@ impl IrqCore {
             Some(o) => o.translate(spec)?.1,
             None => Trigger::Edge,
         };
-        let valloc = VectorAlloc { affinity: req.affinity, managed: req.managed, reserve: req.reserve, count: req.count };
+        let valloc = VectorAlloc {
+            affinity: req.affinity,
+            managed: req.managed,
+            reserve: req.reserve,
+            count: req.count,
+        };
         self.vector.alloc(virq, &valloc)?;
         // Levels from the root's child outward.
         let mut hw: Vec<HwIrq> = alloc::vec![0; chain.len()];
         for i in (0..chain.len() - 1).rev() {
-            let Some(ops) = self.domains[chain[i].0 as usize].ops.as_mut() else { continue };
+            let Some(ops) = self.domains[chain[i].0 as usize].ops.as_mut() else {
+                continue;
+            };
             match ops.alloc(virq, req.count, spec) {
                 Ok(h) => hw[i] = h,
                 Err(e) => {
@@ -244,7 +298,14 @@ impl IrqCore {
             let levels = chain
                 .iter()
                 .enumerate()
-                .map(|(i, &d)| Level { domain: d, hwirq: if i + 1 == chain.len() { 0 } else { hw[i] + k as u64 } })
+                .map(|(i, &d)| Level {
+                    domain: d,
+                    hwirq: if i + 1 == chain.len() {
+                        0
+                    } else {
+                        hw[i] + k as u64
+                    },
+                })
                 .collect();
             self.descs[(virq + k) as usize] = Some(IrqDesc {
                 virq: virq + k,
@@ -253,7 +314,10 @@ impl IrqCore {
                 flow: req.flow,
                 trigger,
                 action: None,
-                state: DescState { masked: true, ..DescState::default() },
+                state: DescState {
+                    masked: true,
+                    ..DescState::default()
+                },
                 counts: alloc::vec![0; nr_cpus],
                 window_count: 0,
                 window_unhandled: 0,
@@ -292,17 +356,32 @@ impl IrqCore {
         let d = self.desc(virq)?;
         let l = d.levels.get(level).ok_or(IrqError::InvalidArgument)?;
         let target = self.vector.irq(virq)?.target;
-        Ok(LevelCtx { virq, hwirq: l.hwirq, level, target, trigger: d.trigger })
+        Ok(LevelCtx {
+            virq,
+            hwirq: l.hwirq,
+            level,
+            target,
+            trigger: d.trigger,
+        })
     }
 
     fn ops_for(&mut self, virq: Virq, level: usize) -> Result<Option<&mut Box<dyn DomainOps>>> {
-        let dom = self.desc(virq)?.levels.get(level).ok_or(IrqError::InvalidArgument)?.domain;
+        let dom = self
+            .desc(virq)?
+            .levels
+            .get(level)
+            .ok_or(IrqError::InvalidArgument)?
+            .domain;
         Ok(self.domains[dom.0 as usize].ops.as_mut())
     }
 
     /// Walk a chip operation from the outermost level towards the root until a level
     /// returns [`ChipOp::Done`]. Returns whether some level (not the root) handled it.
-    pub(crate) fn walk(&mut self, virq: Virq, mut f: impl FnMut(&mut dyn Chip, &LevelCtx) -> Result<ChipOp>) -> Result<bool> {
+    pub(crate) fn walk(
+        &mut self,
+        virq: Virq,
+        mut f: impl FnMut(&mut dyn Chip, &LevelCtx) -> Result<ChipOp>,
+    ) -> Result<bool> {
         let n = self.desc(virq)?.levels.len();
         for i in 0..n - 1 {
             let ctx = self.ctx(virq, i)?;
@@ -328,7 +407,13 @@ impl IrqCore {
             }
         }
         let trigger = self.desc(virq)?.trigger;
-        compose(&CompatMsi { trigger, ..CompatMsi::fixed(target.apic_id, target.vector) }, self.dest_format)
+        compose(
+            &CompatMsi {
+                trigger,
+                ..CompatMsi::fixed(target.apic_id, target.vector)
+            },
+            self.dest_format,
+        )
     }
 
     /// Mask at the outermost level that can.
@@ -363,7 +448,11 @@ impl IrqCore {
             let msg = self.compose_below(virq, i, &target)?;
             let ctx = self.ctx(virq, i)?;
             if let Some(o) = self.ops_for(virq, i)? {
-                if activate { o.activate(&ctx, &msg)? } else { o.deactivate(&ctx, &msg)? }
+                if activate {
+                    o.activate(&ctx, &msg)?
+                } else {
+                    o.deactivate(&ctx, &msg)?
+                }
             }
         }
         Ok(())
@@ -378,7 +467,11 @@ impl IrqCore {
         }
         d.action = Some(token);
         d.name = String::from(name);
-        if let Err(e) = self.vector.activate(virq).and_then(|_| self.program_levels(virq, true)) {
+        if let Err(e) = self
+            .vector
+            .activate(virq)
+            .and_then(|_| self.program_levels(virq, true))
+        {
             let _ = self.vector.deactivate(virq);
             self.desc_mut(virq)?.action = None;
             return Err(e);
@@ -402,7 +495,10 @@ impl IrqCore {
         }
         let d = self.desc_mut(virq)?;
         d.action = None;
-        d.state = DescState { masked: true, ..DescState::default() };
+        d.state = DescState {
+            masked: true,
+            ..DescState::default()
+        };
         Ok(())
     }
 
@@ -441,7 +537,12 @@ impl IrqCore {
     /// with [`Self::run_plan`] on `plan.run_on` (if set) with interrupts off (if
     /// `plan.irqs_off`), or `None` if nothing had to be rewritten. `force_new_vector`
     /// moves even if the current CPU is in `mask` (single-CPU demonstration).
-    pub fn set_affinity(&mut self, virq: Virq, mask: &CpuMask, force_new_vector: bool) -> Result<Option<StepPlan>> {
+    pub fn set_affinity(
+        &mut self,
+        virq: Virq,
+        mask: &CpuMask,
+        force_new_vector: bool,
+    ) -> Result<Option<StepPlan>> {
         if self.desc(virq)?.managed {
             return Err(IrqError::ManagedAffinity);
         }
@@ -455,10 +556,18 @@ impl IrqCore {
     }
 
     /// Ask the levels, innermost first, which one must rewrite its hardware for a move.
-    pub fn plan_retarget(&mut self, virq: Virq, old: Target, new: Target) -> Result<Option<StepPlan>> {
+    pub fn plan_retarget(
+        &mut self,
+        virq: Virq,
+        old: Target,
+        new: Target,
+    ) -> Result<Option<StepPlan>> {
         let n = self.desc(virq)?.levels.len();
         for i in (0..n - 1).rev() {
-            let mid = Target { vector: new.vector, ..old };
+            let mid = Target {
+                vector: new.vector,
+                ..old
+            };
             let msgs = AffinityMsgs {
                 old: self.compose_below(virq, i, &old)?,
                 new: self.compose_below(virq, i, &new)?,
@@ -480,7 +589,13 @@ impl IrqCore {
     }
 
     /// Execute step `i` of `plan` on the calling CPU (same code for kernel and simulator).
-    pub fn run_step(&mut self, virq: Virq, plan: &StepPlan, i: usize, apic: &mut dyn LocalApic) -> Result<()> {
+    pub fn run_step(
+        &mut self,
+        virq: Virq,
+        plan: &StepPlan,
+        i: usize,
+        apic: &mut dyn LocalApic,
+    ) -> Result<()> {
         let step = plan.steps.get(i).ok_or(IrqError::InvalidArgument)?;
         match *step {
             Step::ClaimTransient(v) => {
@@ -506,7 +621,12 @@ impl IrqCore {
     }
 
     /// Execute a whole plan. Refuses (doing nothing) if it must run on another CPU.
-    pub fn run_plan(&mut self, virq: Virq, plan: &StepPlan, apic: &mut dyn LocalApic) -> Result<()> {
+    pub fn run_plan(
+        &mut self,
+        virq: Virq,
+        plan: &StepPlan,
+        apic: &mut dyn LocalApic,
+    ) -> Result<()> {
         if let Some(cpu) = plan.run_on
             && cpu != apic.current_cpu()
         {
@@ -530,14 +650,17 @@ impl IrqCore {
     /// Names of the domains and chips of an irq, outermost first (`irq N`).
     pub fn irq_levels(&self, virq: Virq) -> Result<Vec<LevelInfo>> {
         let d = self.desc(virq)?;
-        Ok(d
-            .levels
+        Ok(d.levels
             .iter()
             .map(|l| {
                 let n = &self.domains[l.domain.0 as usize];
                 LevelInfo {
                     domain: n.name.clone(),
-                    chip: n.ops.as_ref().map(|o| String::from(o.name())).unwrap_or_else(|| String::from("APIC")),
+                    chip: n
+                        .ops
+                        .as_ref()
+                        .map(|o| String::from(o.name()))
+                        .unwrap_or_else(|| String::from("APIC")),
                     hwirq: l.hwirq,
                 }
             })

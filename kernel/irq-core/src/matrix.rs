@@ -73,7 +73,12 @@ impl VectorMatrix {
             return Err(IrqError::InvalidArgument);
         }
         let device = VecMap::device_vectors();
-        let cpu = CpuVectors { online: false, alloc: VecMap::new(), managed: VecMap::new(), available: device.count() };
+        let cpu = CpuVectors {
+            online: false,
+            alloc: VecMap::new(),
+            managed: VecMap::new(),
+            available: device.count(),
+        };
         Ok(Self {
             cpus: alloc::vec![cpu; nr_cpus],
             device,
@@ -104,7 +109,9 @@ impl VectorMatrix {
     }
 
     fn cpu_mut(&mut self, cpu: CpuId) -> Result<&mut CpuVectors> {
-        self.cpus.get_mut(cpu as usize).ok_or(IrqError::InvalidCpu(cpu))
+        self.cpus
+            .get_mut(cpu as usize)
+            .ok_or(IrqError::InvalidCpu(cpu))
     }
 
     /// Bring a CPU's vectors into service. Idempotent.
@@ -182,7 +189,9 @@ impl VectorMatrix {
         let cand = mask.and(&self.online);
         let mut best: Option<(CpuId, u32)> = None;
         for cpu in cand.iter() {
-            let Some(c) = self.cpus.get(cpu as usize) else { break };
+            let Some(c) = self.cpus.get(cpu as usize) else {
+                break;
+            };
             if !ok(c) {
                 continue;
             }
@@ -245,7 +254,10 @@ impl VectorMatrix {
                 return None;
             }
             let free = device.and_not(&c.alloc).and_not(&c.managed);
-            (0x20u32..=256 - count).step_by(count as usize).find(|&b| free.has_range(b as u8, count)).map(|b| b as u8)
+            (0x20u32..=256 - count)
+                .step_by(count as usize)
+                .find(|&b| free.has_range(b as u8, count))
+                .map(|b| b as u8)
         };
         let cpu = self.best_cpu(mask, |c| find(c).is_some())?;
         let c = &mut self.cpus[cpu as usize];
@@ -341,7 +353,9 @@ impl VectorMatrix {
         let cand = mask.and(&self.online);
         let mut best: Option<(CpuId, u32)> = None;
         for cpu in cand.iter() {
-            let Some(c) = self.cpus.get(cpu as usize) else { break };
+            let Some(c) = self.cpus.get(cpu as usize) else {
+                break;
+            };
             if c.managed.and_not(&c.alloc).first().is_none() {
                 continue;
             }
@@ -358,7 +372,11 @@ impl VectorMatrix {
             });
         };
         let c = &mut self.cpus[cpu as usize];
-        let v = c.managed.and_not(&c.alloc).first().ok_or(IrqError::NoSpace)?;
+        let v = c
+            .managed
+            .and_not(&c.alloc)
+            .first()
+            .ok_or(IrqError::NoSpace)?;
         c.alloc.set(v);
         self.total_allocated += 1;
         Ok((cpu, v))
@@ -449,7 +467,7 @@ impl VectorMatrix {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vector::{is_system, NR_DEVICE_VECTORS};
+    use crate::vector::{NR_DEVICE_VECTORS, is_system};
 
     fn matrix(n: usize) -> VectorMatrix {
         let mut m = VectorMatrix::new(n).unwrap();
@@ -468,7 +486,10 @@ mod tests {
         assert_eq!(m.alloc(&all, false).unwrap(), (1, Vector(0x20)));
         assert_eq!(m.alloc(&all, false).unwrap(), (0, Vector(0x21)));
         m.free(0, Vector(0x20)).unwrap();
-        assert_eq!(m.alloc(&CpuMask::single(0), false).unwrap(), (0, Vector(0x20)));
+        assert_eq!(
+            m.alloc(&CpuMask::single(0), false).unwrap(),
+            (0, Vector(0x20))
+        );
         m.check_invariants().unwrap();
     }
 
@@ -491,9 +512,18 @@ mod tests {
         let mut m = VectorMatrix::new(4).unwrap();
         m.online(0).unwrap();
         assert_eq!(m.alloc(&CpuMask::new(), false), Err(IrqError::InvalidMask));
-        assert_eq!(m.alloc(&CpuMask::single(2), false), Err(IrqError::OfflineTarget(2)));
-        assert_eq!(m.alloc(&CpuMask::single(9), false), Err(IrqError::InvalidMask));
-        assert_eq!(m.free(0, Vector(0x40)), Err(IrqError::InvalidVector(Vector(0x40))));
+        assert_eq!(
+            m.alloc(&CpuMask::single(2), false),
+            Err(IrqError::OfflineTarget(2))
+        );
+        assert_eq!(
+            m.alloc(&CpuMask::single(9), false),
+            Err(IrqError::InvalidMask)
+        );
+        assert_eq!(
+            m.free(0, Vector(0x40)),
+            Err(IrqError::InvalidVector(Vector(0x40)))
+        );
         assert_eq!(m.free(7, Vector(0x40)), Err(IrqError::InvalidCpu(7)));
         assert!(VectorMatrix::new(0).is_err());
         assert!(VectorMatrix::new(MAX_CPUS + 1).is_err());
@@ -510,7 +540,10 @@ mod tests {
         // The last vector belongs to the reservation.
         assert_eq!(m.alloc(&CpuMask::single(0), false), Err(IrqError::NoSpace));
         assert!(m.alloc(&CpuMask::single(0), true).is_ok());
-        assert_eq!(m.alloc(&CpuMask::single(0), true), Err(IrqError::InvalidState));
+        assert_eq!(
+            m.alloc(&CpuMask::single(0), true),
+            Err(IrqError::InvalidState)
+        );
     }
 
     #[test]
@@ -540,7 +573,10 @@ mod tests {
         assert_eq!((cpu, base), (1, Vector(0x20)));
         let (cpu, base) = m.alloc_block(&CpuMask::single(0), 8).unwrap();
         assert_eq!((cpu, base), (0, Vector(0x28)));
-        assert_eq!(m.alloc_block(&CpuMask::single(0), 3), Err(IrqError::InvalidArgument));
+        assert_eq!(
+            m.alloc_block(&CpuMask::single(0), 3),
+            Err(IrqError::InvalidArgument)
+        );
         assert!(m.free_block(0, Vector(0x29), 8).is_err());
         m.free_block(0, Vector(0x28), 8).unwrap();
         assert_eq!(m.cpu_stats(0).unwrap().allocated, 1);

@@ -102,7 +102,14 @@ pub struct CompatMsi {
 impl CompatMsi {
     /// Fixed, edge, physical delivery of `vector` to APIC `dest` — the common case.
     pub fn fixed(dest: u32, vector: Vector) -> Self {
-        Self { dest, vector, delivery: DeliveryMode::Fixed, trigger: Trigger::Edge, dest_mode: DestMode::Physical, redirect_hint: false }
+        Self {
+            dest,
+            vector,
+            delivery: DeliveryMode::Fixed,
+            trigger: Trigger::Edge,
+            dest_mode: DestMode::Physical,
+            redirect_hint: false,
+        }
     }
 }
 
@@ -116,7 +123,8 @@ pub fn compose(f: &CompatMsi, format: DestFormat) -> Result<MsiMsg> {
     if f.dest > max {
         return Err(IrqError::InvalidArgument);
     }
-    let mut addr = MSI_ADDR_BASE | (f.dest & 0xff) << ADDR_DEST_SHIFT | (f.dest >> 8) << ADDR_EXT_DEST_SHIFT;
+    let mut addr =
+        MSI_ADDR_BASE | (f.dest & 0xff) << ADDR_DEST_SHIFT | (f.dest >> 8) << ADDR_EXT_DEST_SHIFT;
     if f.redirect_hint {
         addr |= ADDR_RH;
     }
@@ -127,7 +135,11 @@ pub fn compose(f: &CompatMsi, format: DestFormat) -> Result<MsiMsg> {
     if f.trigger == Trigger::Level {
         data |= DATA_TRIGGER_LEVEL | DATA_LEVEL_ASSERT;
     }
-    Ok(MsiMsg { addr_lo: addr, addr_hi: 0, data })
+    Ok(MsiMsg {
+        addr_lo: addr,
+        addr_hi: 0,
+        data,
+    })
 }
 
 /// Decode a compatibility-format message (what the chipset does when the write lands).
@@ -146,11 +158,20 @@ pub fn decode(m: &MsiMsg) -> Option<CompatMsi> {
         _ => return None,
     };
     Some(CompatMsi {
-        dest: (m.addr_lo >> ADDR_DEST_SHIFT) & 0xff | ((m.addr_lo >> ADDR_EXT_DEST_SHIFT) & 0x7f) << 8,
+        dest: (m.addr_lo >> ADDR_DEST_SHIFT) & 0xff
+            | ((m.addr_lo >> ADDR_EXT_DEST_SHIFT) & 0x7f) << 8,
         vector: Vector(m.data as u8),
         delivery,
-        trigger: if m.data & DATA_TRIGGER_LEVEL != 0 { Trigger::Level } else { Trigger::Edge },
-        dest_mode: if m.addr_lo & ADDR_DM_LOGICAL != 0 { DestMode::Logical } else { DestMode::Physical },
+        trigger: if m.data & DATA_TRIGGER_LEVEL != 0 {
+            Trigger::Level
+        } else {
+            Trigger::Edge
+        },
+        dest_mode: if m.addr_lo & ADDR_DM_LOGICAL != 0 {
+            DestMode::Logical
+        } else {
+            DestMode::Physical
+        },
         redirect_hint: m.addr_lo & ADDR_RH != 0,
     })
 }
@@ -201,24 +222,58 @@ mod tests {
     #[test]
     fn compose_fixed_edge() {
         let m = compose(&CompatMsi::fixed(3, Vector(0x41)), DestFormat::XApic).unwrap();
-        assert_eq!(m, MsiMsg { addr_lo: 0xFEE0_3000, addr_hi: 0, data: 0x41 });
+        assert_eq!(
+            m,
+            MsiMsg {
+                addr_lo: 0xFEE0_3000,
+                addr_hi: 0,
+                data: 0x41
+            }
+        );
         assert_eq!(decode(&m), Some(CompatMsi::fixed(3, Vector(0x41))));
     }
 
     #[test]
     fn compose_ext_dest_and_level() {
-        let f = CompatMsi { trigger: Trigger::Level, dest_mode: DestMode::Logical, ..CompatMsi::fixed(0x1234, Vector(0x80)) };
-        assert_eq!(compose(&f, DestFormat::XApic), Err(IrqError::InvalidArgument));
+        let f = CompatMsi {
+            trigger: Trigger::Level,
+            dest_mode: DestMode::Logical,
+            ..CompatMsi::fixed(0x1234, Vector(0x80))
+        };
+        assert_eq!(
+            compose(&f, DestFormat::XApic),
+            Err(IrqError::InvalidArgument)
+        );
         let m = compose(&f, DestFormat::ExtDest15).unwrap();
         assert_eq!(m.addr_lo, 0xFEE0_0000 | 0x34 << 12 | 0x12 << 5 | 1 << 2);
         assert_eq!(m.data, 0x80 | 1 << 14 | 1 << 15);
         assert_eq!(decode(&m), Some(f));
-        assert_eq!(compose(&CompatMsi::fixed(0x8000, Vector(0x80)), DestFormat::ExtDest15), Err(IrqError::InvalidArgument));
+        assert_eq!(
+            compose(
+                &CompatMsi::fixed(0x8000, Vector(0x80)),
+                DestFormat::ExtDest15
+            ),
+            Err(IrqError::InvalidArgument)
+        );
     }
 
     #[test]
     fn decode_rejects_remappable_and_outside() {
-        assert_eq!(decode(&MsiMsg { addr_lo: 0xFEE0_0010, addr_hi: 0, data: 0 }), None);
-        assert_eq!(decode(&MsiMsg { addr_lo: 0xFED0_0000, addr_hi: 0, data: 0 }), None);
+        assert_eq!(
+            decode(&MsiMsg {
+                addr_lo: 0xFEE0_0010,
+                addr_hi: 0,
+                data: 0
+            }),
+            None
+        );
+        assert_eq!(
+            decode(&MsiMsg {
+                addr_lo: 0xFED0_0000,
+                addr_hi: 0,
+                data: 0
+            }),
+            None
+        );
     }
 }

@@ -4,7 +4,7 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::affinity::{choose_path, plan_msi_update, MsiPath, Step, StepPlan};
+use crate::affinity::{MsiPath, Step, StepPlan, choose_path, plan_msi_update};
 use crate::chip::{AffinityMsgs, Chip, ChipOp, HwIrq, LevelCtx};
 use crate::domain::{Domain, FwSpec};
 use crate::error::{IrqError, Result, Virq};
@@ -26,7 +26,13 @@ impl<S: MsiStorage> MsiDomain<S> {
     /// A domain over `storage`; `remapped` if its parent is an interrupt-remapping domain.
     pub fn new(name: &str, storage: S, remapped: bool) -> Self {
         let n = storage.caps().nvec as usize;
-        Self { name: String::from(name), storage, remapped, used: alloc::vec![false; n], path_override: None }
+        Self {
+            name: String::from(name),
+            storage,
+            remapped,
+            used: alloc::vec![false; n],
+            path_override: None,
+        }
     }
 
     /// Force an affinity path. Only for the simulator's counter-example
@@ -42,7 +48,11 @@ impl<S: MsiStorage> MsiDomain<S> {
 
     /// Storage slot holding the message of `hwirq`: multi-vector MSI shares slot 0.
     fn slot(&self, hwirq: HwIrq) -> u32 {
-        if self.storage.caps().multi_vector { 0 } else { hwirq as u32 }
+        if self.storage.caps().multi_vector {
+            0
+        } else {
+            hwirq as u32
+        }
     }
 
     /// Does this member own the stored message? (Multi-MSI: only the first.)
@@ -139,12 +149,29 @@ impl<S: MsiStorage> Chip for MsiDomain<S> {
         Ok(ChipOp::Done)
     }
 
-    fn set_affinity(&mut self, d: &LevelCtx, old: &Target, new: &Target, msgs: &AffinityMsgs) -> Result<Option<StepPlan>> {
+    fn set_affinity(
+        &mut self,
+        d: &LevelCtx,
+        old: &Target,
+        new: &Target,
+        msgs: &AffinityMsgs,
+    ) -> Result<Option<StepPlan>> {
         if self.remapped && self.path_override.is_none() {
             return Ok(None);
         }
-        let path = self.path_override.unwrap_or(choose_path(false, self.storage.caps().maskable));
-        Ok(Some(plan_msi_update(path, d.level, self.slot(d.hwirq), *old, *new, &msgs.old, &msgs.new, &msgs.intermediate)))
+        let path = self
+            .path_override
+            .unwrap_or(choose_path(false, self.storage.caps().maskable));
+        Ok(Some(plan_msi_update(
+            path,
+            d.level,
+            self.slot(d.hwirq),
+            *old,
+            *new,
+            &msgs.old,
+            &msgs.new,
+            &msgs.intermediate,
+        )))
     }
 
     fn exec_step(&mut self, _d: &LevelCtx, index: u32, step: &Step, _msg: &MsiMsg) -> Result<()> {

@@ -24,7 +24,7 @@ use crate::cpumask::{CpuId, CpuMask};
 use crate::error::{IrqError, Result, Virq};
 use crate::hw::Target;
 use crate::matrix::VectorMatrix;
-use crate::vector::{is_system, Vector, SHUTDOWN_VECTOR, SYSTEM_VECTORS};
+use crate::vector::{SHUTDOWN_VECTOR, SYSTEM_VECTORS, Vector, is_system};
 
 /// What a per-CPU vector slot points at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -176,7 +176,10 @@ impl VectorDomain {
 
     /// Record the APIC id of a logical CPU (from the MADT).
     pub fn set_apic_id(&mut self, cpu: CpuId, apic_id: u32) -> Result<()> {
-        *self.apic_ids.get_mut(cpu as usize).ok_or(IrqError::InvalidCpu(cpu))? = apic_id;
+        *self
+            .apic_ids
+            .get_mut(cpu as usize)
+            .ok_or(IrqError::InvalidCpu(cpu))? = apic_id;
         Ok(())
     }
 
@@ -196,7 +199,11 @@ impl VectorDomain {
     }
 
     fn target(&self, cpu: CpuId, vector: Vector) -> Target {
-        Target { cpu, apic_id: self.apic_id(cpu), vector }
+        Target {
+            cpu,
+            apic_id: self.apic_id(cpu),
+            vector,
+        }
     }
 
     /// Bring a CPU's vectors online. Its table starts fresh (transient markers left from a
@@ -207,13 +214,19 @@ impl VectorDomain {
         let table = &mut self.tables[cpu as usize];
         for (v, slot) in table.iter_mut().enumerate() {
             if matches!(slot, Slot::Retriggered | Slot::Shutdown) {
-                *slot = if is_system(Vector(v as u8)) { Slot::System } else { Slot::Unused };
+                *slot = if is_system(Vector(v as u8)) {
+                    Slot::System
+                } else {
+                    Slot::Unused
+                };
             }
         }
         Ok(self
             .irqs
             .iter()
-            .filter(|(_, i)| i.managed && i.state == VectorState::Reserved && i.affinity.contains(cpu))
+            .filter(|(_, i)| {
+                i.managed && i.state == VectorState::Reserved && i.affinity.contains(cpu)
+            })
             .map(|(v, _)| *v)
             .collect())
     }
@@ -240,12 +253,18 @@ impl VectorDomain {
 
     /// What a CPU's table says about a vector.
     pub fn slot(&self, cpu: CpuId, v: Vector) -> Slot {
-        self.tables.get(cpu as usize).map(|t| t[v.0 as usize]).unwrap_or(Slot::Unused)
+        self.tables
+            .get(cpu as usize)
+            .map(|t| t[v.0 as usize])
+            .unwrap_or(Slot::Unused)
     }
 
     /// Spurious interrupts seen on a CPU.
     pub fn spurious_count(&self, cpu: CpuId) -> u64 {
-        self.spurious.get(cpu as usize).map(|s| s.count).unwrap_or(0)
+        self.spurious
+            .get(cpu as usize)
+            .map(|s| s.count)
+            .unwrap_or(0)
     }
 
     fn validate_mask(&self, mask: &CpuMask) -> Result<()> {
@@ -261,7 +280,11 @@ impl VectorDomain {
     /// A CPU to park a reserved irq's shutdown target on: first online CPU of the mask,
     /// else the first online CPU at all.
     fn shutdown_target(&self, mask: &CpuMask) -> Target {
-        let cpu = mask.and(self.matrix.online_mask()).first().or(self.matrix.online_mask().first()).unwrap_or(0);
+        let cpu = mask
+            .and(self.matrix.online_mask())
+            .first()
+            .or(self.matrix.online_mask().first())
+            .unwrap_or(0);
         self.target(cpu, SHUTDOWN_VECTOR)
     }
 
@@ -300,14 +323,29 @@ impl VectorDomain {
             let (cpu, v) = self.matrix.alloc(&req.affinity, false)?;
             self.tables[cpu as usize][v.0 as usize] = Slot::Irq(virq);
             let target = self.target(cpu, v);
-            self.irqs.insert(virq, VectorIrq { target, state: VectorState::Active, ..base });
+            self.irqs.insert(
+                virq,
+                VectorIrq {
+                    target,
+                    state: VectorState::Active,
+                    ..base
+                },
+            );
         } else {
             let (cpu, v0) = self.matrix.alloc_block(&req.affinity, req.count)?;
             for i in 0..req.count {
                 let v = Vector(v0.0 + i as u8);
                 self.tables[cpu as usize][v.0 as usize] = Slot::Irq(virq + i);
                 let target = self.target(cpu, v);
-                self.irqs.insert(virq + i, VectorIrq { target, state: VectorState::Active, block: (i, req.count), ..base });
+                self.irqs.insert(
+                    virq + i,
+                    VectorIrq {
+                        target,
+                        state: VectorState::Active,
+                        block: (i, req.count),
+                        ..base
+                    },
+                );
             }
         }
         Ok(())
@@ -336,7 +374,9 @@ impl VectorDomain {
     /// Drop the old half of a move right away (abandon it). The old slot is marked shut
     /// down so a late arrival there is acknowledged quietly.
     fn drop_prev(&mut self, virq: Virq) {
-        let Some(irq) = self.irqs.get_mut(&virq) else { return };
+        let Some(irq) = self.irqs.get_mut(&virq) else {
+            return;
+        };
         if let Some(p) = irq.prev.take() {
             irq.move_in_progress = false;
             self.tables[p.cpu as usize][p.vector.0 as usize] = Slot::Shutdown;
@@ -396,7 +436,9 @@ impl VectorDomain {
                 self.matrix.free(t.cpu, t.vector)?;
                 self.tables[t.cpu as usize][t.vector.0 as usize] = Slot::Shutdown;
             }
-            VectorState::Reserved if !irq.managed && irq.can_reserve => self.matrix.remove_reserved()?,
+            VectorState::Reserved if !irq.managed && irq.can_reserve => {
+                self.matrix.remove_reserved()?
+            }
             VectorState::Reserved => {}
         }
         if irq.managed {
@@ -407,7 +449,12 @@ impl VectorDomain {
     }
 
     /// Change the affinity of an unmanaged irq (user request). See [`Self::move_irq`].
-    pub fn set_affinity(&mut self, virq: Virq, mask: &CpuMask, force_new_vector: bool) -> Result<MoveOutcome> {
+    pub fn set_affinity(
+        &mut self,
+        virq: Virq,
+        mask: &CpuMask,
+        force_new_vector: bool,
+    ) -> Result<MoveOutcome> {
         let irq = *self.irq(virq)?;
         if irq.managed {
             return Err(IrqError::ManagedAffinity);
@@ -419,7 +466,12 @@ impl VectorDomain {
     /// `Busy` while a previous move is in flight or awaiting cleanup. If the current CPU is
     /// online and in `mask`, nothing moves unless `force_new_vector` (used to demonstrate a
     /// move on a one-CPU machine).
-    pub fn move_irq(&mut self, virq: Virq, mask: &CpuMask, force_new_vector: bool) -> Result<MoveOutcome> {
+    pub fn move_irq(
+        &mut self,
+        virq: Virq,
+        mask: &CpuMask,
+        force_new_vector: bool,
+    ) -> Result<MoveOutcome> {
         self.validate_mask(mask)?;
         let irq = *self.irq(virq)?;
         if irq.block.1 > 1 {
@@ -445,7 +497,11 @@ impl VectorDomain {
             }
             return Ok(MoveOutcome::Unchanged);
         }
-        let (cpu, v) = if irq.managed { self.matrix.alloc_managed(mask)? } else { self.matrix.alloc(mask, false)? };
+        let (cpu, v) = if irq.managed {
+            self.matrix.alloc_managed(mask)?
+        } else {
+            self.matrix.alloc(mask, false)?
+        };
         self.tables[cpu as usize][v.0 as usize] = Slot::Irq(virq);
         let new = self.target(cpu, v);
         let e = self.irqs.get_mut(&virq).ok_or(IrqError::UnknownIrq(virq))?;
@@ -462,7 +518,9 @@ impl VectorDomain {
     /// at the new target of a move, the move completes here and the old pair is queued for
     /// cleanup on its CPU (returned as `cleanup_cpu`).
     pub fn lookup(&mut self, cpu: CpuId, vector: Vector) -> Lookup {
-        let Some(table) = self.tables.get(cpu as usize) else { return Lookup::Spurious { first: false } };
+        let Some(table) = self.tables.get(cpu as usize) else {
+            return Lookup::Spurious { first: false };
+        };
         match table[vector.0 as usize] {
             Slot::System => Lookup::System(vector),
             Slot::Shutdown | Slot::Retriggered => Lookup::Ignored,
@@ -495,7 +553,9 @@ impl VectorDomain {
 
     /// Is cleanup queued on `cpu`?
     pub fn cleanup_pending(&self, cpu: CpuId) -> bool {
-        self.cleanup.get(cpu as usize).is_some_and(|l| !l.is_empty())
+        self.cleanup
+            .get(cpu as usize)
+            .is_some_and(|l| !l.is_empty())
     }
 
     /// Free the old vectors of completed moves on `cpu` — which must be the CPU running
@@ -504,11 +564,15 @@ impl VectorDomain {
     /// once interrupts are enabled) and counted in `retry`.
     pub fn cleanup(&mut self, cpu: CpuId, irr_pending: &dyn Fn(Vector) -> bool) -> CleanupOutcome {
         let mut out = CleanupOutcome::default();
-        let Some(list) = self.cleanup.get_mut(cpu as usize) else { return out };
+        let Some(list) = self.cleanup.get_mut(cpu as usize) else {
+            return out;
+        };
         let pending = core::mem::take(list);
         let mut keep = Vec::new();
         for virq in pending {
-            let Some(irq) = self.irqs.get_mut(&virq) else { continue };
+            let Some(irq) = self.irqs.get_mut(&virq) else {
+                continue;
+            };
             let Some(p) = irq.prev else { continue };
             if irr_pending(p.vector) {
                 keep.push(virq);
@@ -540,7 +604,9 @@ impl VectorDomain {
     /// new CPU is going away by keeping the old target). Returns the surviving target.
     pub fn force_complete_move(&mut self, virq: Virq, dying: CpuId) -> Result<Target> {
         let irq = *self.irq(virq)?;
-        let Some(prev) = irq.prev else { return Ok(irq.target) };
+        let Some(prev) = irq.prev else {
+            return Ok(irq.target);
+        };
         if irq.target.cpu == dying && prev.cpu != dying {
             // The new target dies before it was used: go back to the old one.
             let t = irq.target;
@@ -577,7 +643,10 @@ impl VectorDomain {
     /// marked shut down, and its cleanup queue is dropped. After a correct migration there
     /// is nothing left; the count of leftovers is returned so a leak is visible.
     pub fn offline_sweep(&mut self, cpu: CpuId) -> Result<u32> {
-        let table = self.tables.get_mut(cpu as usize).ok_or(IrqError::InvalidCpu(cpu))?;
+        let table = self
+            .tables
+            .get_mut(cpu as usize)
+            .ok_or(IrqError::InvalidCpu(cpu))?;
         let mut left = 0;
         for (v, slot) in table.iter_mut().enumerate() {
             if let Slot::Irq(_) = slot {
@@ -617,7 +686,12 @@ mod tests {
     }
 
     fn plain(mask: CpuMask) -> VectorAlloc {
-        VectorAlloc { affinity: mask, managed: false, reserve: false, count: 1 }
+        VectorAlloc {
+            affinity: mask,
+            managed: false,
+            reserve: false,
+            count: 1,
+        }
     }
 
     #[test]
@@ -625,19 +699,49 @@ mod tests {
         let mut d = dom(2);
         d.alloc(5, &plain(CpuMask::single(0))).unwrap();
         let old = d.irq(5).unwrap().target;
-        let MoveOutcome::Moved { new, .. } = d.set_affinity(5, &CpuMask::single(1), false).unwrap() else { panic!() };
-        assert_eq!(d.set_affinity(5, &CpuMask::single(0), false), Err(IrqError::Busy));
+        let MoveOutcome::Moved { new, .. } = d.set_affinity(5, &CpuMask::single(1), false).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            d.set_affinity(5, &CpuMask::single(0), false),
+            Err(IrqError::Busy)
+        );
         // Old pair still routed.
-        assert_eq!(d.lookup(0, old.vector), Lookup::Irq { virq: 5, cleanup_cpu: None });
-        assert_eq!(d.lookup(1, new.vector), Lookup::Irq { virq: 5, cleanup_cpu: Some(0) });
+        assert_eq!(
+            d.lookup(0, old.vector),
+            Lookup::Irq {
+                virq: 5,
+                cleanup_cpu: None
+            }
+        );
+        assert_eq!(
+            d.lookup(1, new.vector),
+            Lookup::Irq {
+                virq: 5,
+                cleanup_cpu: Some(0)
+            }
+        );
         // Old vector pending in CPU 0's IRR: cleanup must wait.
-        assert_eq!(d.cleanup(0, &|v| v == old.vector), CleanupOutcome { freed: 0, retry: 1 });
+        assert_eq!(
+            d.cleanup(0, &|v| v == old.vector),
+            CleanupOutcome { freed: 0, retry: 1 }
+        );
         assert_eq!(d.slot(0, old.vector), Slot::Irq(5));
-        assert_eq!(d.set_affinity(5, &CpuMask::single(0), false), Err(IrqError::Busy));
-        assert_eq!(d.cleanup(0, &|_| false), CleanupOutcome { freed: 1, retry: 0 });
+        assert_eq!(
+            d.set_affinity(5, &CpuMask::single(0), false),
+            Err(IrqError::Busy)
+        );
+        assert_eq!(
+            d.cleanup(0, &|_| false),
+            CleanupOutcome { freed: 1, retry: 0 }
+        );
         assert_eq!(d.slot(0, old.vector), Slot::Unused);
         assert!(!d.matrix().is_allocated(0, old.vector));
-        assert!(matches!(d.set_affinity(5, &CpuMask::single(0), false), Ok(MoveOutcome::Moved { .. })));
+        assert!(matches!(
+            d.set_affinity(5, &CpuMask::single(0), false),
+            Ok(MoveOutcome::Moved { .. })
+        ));
     }
 
     #[test]
@@ -646,7 +750,10 @@ mod tests {
         assert_eq!(d.lookup(0, Vector(0x40)), Lookup::Spurious { first: true });
         assert_eq!(d.lookup(0, Vector(0x40)), Lookup::Spurious { first: false });
         assert_eq!(d.spurious_count(0), 2);
-        assert_eq!(d.lookup(0, SHUTDOWN_VECTOR), Lookup::System(SHUTDOWN_VECTOR));
+        assert_eq!(
+            d.lookup(0, SHUTDOWN_VECTOR),
+            Lookup::System(SHUTDOWN_VECTOR)
+        );
         d.alloc(1, &plain(CpuMask::single(0))).unwrap();
         let t = d.irq(1).unwrap().target;
         d.free(1).unwrap();
@@ -657,7 +764,10 @@ mod tests {
     #[test]
     fn reservation_mode_round_trip() {
         let mut d = dom(2);
-        let req = VectorAlloc { reserve: true, ..plain(CpuMask::first_n(2)) };
+        let req = VectorAlloc {
+            reserve: true,
+            ..plain(CpuMask::first_n(2))
+        };
         d.alloc(3, &req).unwrap();
         assert_eq!(d.irq(3).unwrap().target.vector, SHUTDOWN_VECTOR);
         assert_eq!(d.matrix().global_reserved(), 1);
@@ -675,13 +785,19 @@ mod tests {
     #[test]
     fn managed_irqs_reserve_everywhere_and_refuse_user_affinity() {
         let mut d = dom(4);
-        let req = VectorAlloc { managed: true, ..plain(CpuMask::from_cpus(&[1, 2])) };
+        let req = VectorAlloc {
+            managed: true,
+            ..plain(CpuMask::from_cpus(&[1, 2]))
+        };
         d.alloc(9, &req).unwrap();
         assert_eq!(d.matrix().cpu_stats(1).unwrap().managed, 1);
         assert_eq!(d.matrix().cpu_stats(2).unwrap().managed, 1);
         let t = d.activate(9).unwrap();
         assert!(t.cpu == 1 || t.cpu == 2);
-        assert_eq!(d.set_affinity(9, &CpuMask::single(3), false), Err(IrqError::ManagedAffinity));
+        assert_eq!(
+            d.set_affinity(9, &CpuMask::single(3), false),
+            Err(IrqError::ManagedAffinity)
+        );
         d.free(9).unwrap();
         assert_eq!(d.matrix().cpu_stats(1).unwrap().managed, 0);
         d.matrix().check_invariants().unwrap();
@@ -691,13 +807,23 @@ mod tests {
     fn multi_vector_block_is_aligned_and_freed_whole() {
         let mut d = dom(2);
         d.alloc(0, &plain(CpuMask::single(0))).unwrap();
-        d.alloc(10, &VectorAlloc { count: 4, ..plain(CpuMask::single(0)) }).unwrap();
+        d.alloc(
+            10,
+            &VectorAlloc {
+                count: 4,
+                ..plain(CpuMask::single(0))
+            },
+        )
+        .unwrap();
         let base = d.irq(10).unwrap().target.vector;
         assert_eq!(base.0 % 4, 0);
         for i in 0..4 {
             assert_eq!(d.irq(10 + i).unwrap().target.vector.0, base.0 + i as u8);
         }
-        assert_eq!(d.set_affinity(11, &CpuMask::single(1), false), Err(IrqError::Unsupported));
+        assert_eq!(
+            d.set_affinity(11, &CpuMask::single(1), false),
+            Err(IrqError::Unsupported)
+        );
         assert_eq!(d.free(11), Err(IrqError::InvalidArgument));
         d.free(10).unwrap();
         assert!(d.irq(13).is_err());
@@ -708,14 +834,32 @@ mod tests {
     fn invalid_and_offline_masks() {
         let mut d = VectorDomain::new(2).unwrap();
         d.online_cpu(0).unwrap();
-        assert_eq!(d.alloc(1, &plain(CpuMask::new())), Err(IrqError::InvalidMask));
-        assert_eq!(d.alloc(1, &plain(CpuMask::single(5))), Err(IrqError::InvalidMask));
-        assert_eq!(d.alloc(1, &plain(CpuMask::single(1))), Err(IrqError::OfflineTarget(1)));
+        assert_eq!(
+            d.alloc(1, &plain(CpuMask::new())),
+            Err(IrqError::InvalidMask)
+        );
+        assert_eq!(
+            d.alloc(1, &plain(CpuMask::single(5))),
+            Err(IrqError::InvalidMask)
+        );
+        assert_eq!(
+            d.alloc(1, &plain(CpuMask::single(1))),
+            Err(IrqError::OfflineTarget(1))
+        );
         d.alloc(1, &plain(CpuMask::single(0))).unwrap();
-        assert_eq!(d.set_affinity(1, &CpuMask::single(1), false), Err(IrqError::OfflineTarget(1)));
+        assert_eq!(
+            d.set_affinity(1, &CpuMask::single(1), false),
+            Err(IrqError::OfflineTarget(1))
+        );
         assert_eq!(d.alloc(1, &plain(CpuMask::single(0))), Err(IrqError::Busy));
         // Same CPU: no move unless forced.
-        assert_eq!(d.set_affinity(1, &CpuMask::single(0), false), Ok(MoveOutcome::Unchanged));
-        assert!(matches!(d.set_affinity(1, &CpuMask::single(0), true), Ok(MoveOutcome::Moved { .. })));
+        assert_eq!(
+            d.set_affinity(1, &CpuMask::single(0), false),
+            Ok(MoveOutcome::Unchanged)
+        );
+        assert!(matches!(
+            d.set_affinity(1, &CpuMask::single(0), true),
+            Ok(MoveOutcome::Moved { .. })
+        ));
     }
 }

@@ -6,7 +6,7 @@
 
 mod sim;
 
-use sim::{deliver, explore, Explorer, Machine, Shared, SimApic, SimIrDomain, SimMsiStorage};
+use sim::{Explorer, Machine, Shared, SimApic, SimIrDomain, SimMsiStorage, deliver, explore};
 use sluice_irq_core::affinity::{MsiPath, StepPlan};
 use sluice_irq_core::desc::FlowKind;
 use sluice_irq_core::domain::{DomainId, FwSpec};
@@ -44,10 +44,27 @@ struct World {
     virq: Virq,
 }
 
-fn msi_device(core: &mut IrqCore, m: &Shared, name: &str, maskable: bool, parent: DomainId, remapped: bool) -> (usize, DomainId) {
+fn msi_device(
+    core: &mut IrqCore,
+    m: &Shared,
+    name: &str,
+    maskable: bool,
+    parent: DomainId,
+    remapped: bool,
+) -> (usize, DomainId) {
     let dev = m.lock().unwrap().add_device(maskable);
-    let storage = SimMsiStorage { m: m.clone(), dev, maskable };
-    let dom = core.add_domain(name, parent, Box::new(MsiDomain::new(name, storage, remapped))).unwrap();
+    let storage = SimMsiStorage {
+        m: m.clone(),
+        dev,
+        maskable,
+    };
+    let dom = core
+        .add_domain(
+            name,
+            parent,
+            Box::new(MsiDomain::new(name, storage, remapped)),
+        )
+        .unwrap();
     (dev, dom)
 }
 
@@ -58,16 +75,37 @@ fn build(s: &Scenario) -> World {
     core.online_cpu(1).unwrap();
     let remapped = s.path == MsiPath::Remapped;
     let parent = if remapped {
-        core.add_domain("INTEL-IR-0", DomainId::VECTOR, Box::new(SimIrDomain { m: m.clone(), next: 0 })).unwrap()
+        core.add_domain(
+            "INTEL-IR-0",
+            DomainId::VECTOR,
+            Box::new(SimIrDomain {
+                m: m.clone(),
+                next: 0,
+            }),
+        )
+        .unwrap()
     } else {
         DomainId::VECTOR
     };
     let maskable = s.path == MsiPath::Maskable;
     let (dev0, d0) = msi_device(&mut core, &m, "PCI-MSI-dev0", maskable, parent, remapped);
-    let (dev1, d1) = msi_device(&mut core, &m, "PCI-MSI-dummy", true, DomainId::VECTOR, false);
+    let (dev1, d1) = msi_device(
+        &mut core,
+        &m,
+        "PCI-MSI-dummy",
+        true,
+        DomainId::VECTOR,
+        false,
+    );
     assert_eq!((dev0, dev1), (0, 1));
-    let spec = FwSpec::Msi { device: 0, index: 0 };
-    let alloc = |cpu: u32| IrqAlloc { flow: FlowKind::Edge, ..IrqAlloc::edge(CpuMask::single(cpu)) };
+    let spec = FwSpec::Msi {
+        device: 0,
+        index: 0,
+    };
+    let alloc = |cpu: u32| IrqAlloc {
+        flow: FlowKind::Edge,
+        ..IrqAlloc::edge(CpuMask::single(cpu))
+    };
     let (virq, dummy) = match s.layout {
         Layout::Misroute => {
             let dummy = core.alloc_irq(d1, &spec, &alloc(1)).unwrap(); // cpu1 0x20
@@ -98,11 +136,31 @@ fn build_with_path(s: &Scenario) -> World {
     core.online_cpu(0).unwrap();
     core.online_cpu(1).unwrap();
     let dev = m.lock().unwrap().add_device(false);
-    let mut d = MsiDomain::new("PCI-MSI-dev0", SimMsiStorage { m: m.clone(), dev, maskable: false }, false);
+    let mut d = MsiDomain::new(
+        "PCI-MSI-dev0",
+        SimMsiStorage {
+            m: m.clone(),
+            dev,
+            maskable: false,
+        },
+        false,
+    );
     d.force_path(MsiPath::NaiveSinglePass);
-    let d0 = core.add_domain("PCI-MSI-dev0", DomainId::VECTOR, Box::new(d)).unwrap();
-    let (_, d1) = msi_device(&mut core, &m, "PCI-MSI-dummy", true, DomainId::VECTOR, false);
-    let spec = FwSpec::Msi { device: 0, index: 0 };
+    let d0 = core
+        .add_domain("PCI-MSI-dev0", DomainId::VECTOR, Box::new(d))
+        .unwrap();
+    let (_, d1) = msi_device(
+        &mut core,
+        &m,
+        "PCI-MSI-dummy",
+        true,
+        DomainId::VECTOR,
+        false,
+    );
+    let spec = FwSpec::Msi {
+        device: 0,
+        index: 0,
+    };
     let alloc = |cpu: u32| IrqAlloc::edge(CpuMask::single(cpu));
     let dummy_cpu = if s.layout == Layout::Misroute { 1 } else { 0 };
     let dummy = core.alloc_irq(d1, &spec, &alloc(dummy_cpu)).unwrap();
@@ -130,7 +188,14 @@ fn run_once(ex: &mut Explorer, s: &Scenario, retries: &mut u32) -> Result<(), St
         budget -= 1;
         if budget == 0 {
             let mm = m.lock().unwrap();
-            return Err(format!("{s:?}: livelock; cpus {:?} timer {:?} fires_left {fires_left} script {} failures {:?} trail {}", mm.cpus, mm.cleanup_pending_timer, script.len(), mm.failures, &trail[..60]));
+            return Err(format!(
+                "{s:?}: livelock; cpus {:?} timer {:?} fires_left {fires_left} script {} failures {:?} trail {}",
+                mm.cpus,
+                mm.cleanup_pending_timer,
+                script.len(),
+                mm.failures,
+                &trail[..60]
+            ));
         }
         #[derive(Clone, Copy)]
         enum Choice {
@@ -157,7 +222,8 @@ fn run_once(ex: &mut Explorer, s: &Scenario, retries: &mut u32) -> Result<(), St
                     en.push(Choice::Deliver(c));
                 }
                 // Fairness: a timer tick comes long after pending interrupts were taken.
-                if mm.cleanup_pending_timer[c] && mm.cpus[c].irqs_on && mm.deliverable(c).is_none() {
+                if mm.cleanup_pending_timer[c] && mm.cpus[c].irqs_on && mm.deliverable(c).is_none()
+                {
                     en.push(Choice::CleanupTimer(c));
                 }
             }
@@ -166,16 +232,26 @@ fn run_once(ex: &mut Explorer, s: &Scenario, retries: &mut u32) -> Result<(), St
             break;
         }
         let ch = en[ex.pick(en.len())];
-        trail.push(match ch { Choice::Script => 'S', Choice::Fire => 'F', Choice::Deliver(0) => '0', Choice::Deliver(_) => '1', Choice::CleanupTimer(_) => 'T' });
+        trail.push(match ch {
+            Choice::Script => 'S',
+            Choice::Fire => 'F',
+            Choice::Deliver(0) => '0',
+            Choice::Deliver(_) => '1',
+            Choice::CleanupTimer(_) => 'T',
+        });
         match ch {
             Choice::Script => match script.pop_front().unwrap() {
                 Act::IrqsOff(c) => m.lock().unwrap().cpus[c].irqs_on = false,
                 Act::IrqsOn(c) => m.lock().unwrap().cpus[c].irqs_on = true,
                 Act::SetAffinity => {
-                    let p = core.set_affinity(virq, &CpuMask::single(1), false).map_err(|e| e.to_string())?;
+                    let p = core
+                        .set_affinity(virq, &CpuMask::single(1), false)
+                        .map_err(|e| e.to_string())?;
                     let p = p.ok_or("expected a plan")?;
                     let run_cpu = p.run_on.map(|c| c as usize);
-                    if p.irqs_off && let Some(c) = run_cpu {
+                    if p.irqs_off
+                        && let Some(c) = run_cpu
+                    {
                         // The kernel runs the plan on that CPU in an IPI with interrupts off.
                         if m.lock().unwrap().cpus[c].irqs_on {
                             script.push_back(Act::IrqsOff(c));
@@ -199,7 +275,8 @@ fn run_once(ex: &mut Explorer, s: &Scenario, retries: &mut u32) -> Result<(), St
                     let p = plan.as_ref().unwrap();
                     let cpu = p.run_on.unwrap_or(0) as usize;
                     let mut apic = SimApic { m: m.clone(), cpu };
-                    core.run_step(virq, p, i, &mut apic).map_err(|e| e.to_string())?;
+                    core.run_step(virq, p, i, &mut apic)
+                        .map_err(|e| e.to_string())?;
                 }
             },
             Choice::Fire => {
@@ -210,7 +287,10 @@ fn run_once(ex: &mut Explorer, s: &Scenario, retries: &mut u32) -> Result<(), St
                 deliver(&mut core, &m, c);
             }
             Choice::CleanupTimer(c) => {
-                let mut apic = SimApic { m: m.clone(), cpu: c };
+                let mut apic = SimApic {
+                    m: m.clone(),
+                    cpu: c,
+                };
                 let out = core.vector_cleanup(&mut apic);
                 m.lock().unwrap().cleanup_pending_timer[c] = out.retry > 0;
             }
@@ -221,13 +301,22 @@ fn run_once(ex: &mut Explorer, s: &Scenario, retries: &mut u32) -> Result<(), St
         *retries += 1;
     }
     let bad = mm.lost_or_duplicated();
-    core.vector.matrix().check_invariants().map_err(|e| e.to_string())?;
+    core.vector
+        .matrix()
+        .check_invariants()
+        .map_err(|e| e.to_string())?;
     // Every completed move was cleaned up: no old vector left allocated.
     let st = core.vector.irq(virq).unwrap();
     if !st.move_in_progress && st.prev.is_some() {
-        return Err(format!("{s:?}: move completed but old vector never cleaned up: {st:?}"));
+        return Err(format!(
+            "{s:?}: move completed but old vector never cleaned up: {st:?}"
+        ));
     }
-    if bad.is_empty() { Ok(()) } else { Err(format!("{s:?}: {}", bad.join("; "))) }
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{s:?}: {}", bad.join("; ")))
+    }
 }
 
 /// Explorations must finish (every schedule seen) well below this.
@@ -245,7 +334,12 @@ fn all(path: MsiPath) -> Vec<Scenario> {
     for layout in [Layout::Misroute, Layout::Unused] {
         for fires in 1..=3 {
             for old_cpu_busy in [false, true] {
-                v.push(Scenario { path, layout, fires, old_cpu_busy });
+                v.push(Scenario {
+                    path,
+                    layout,
+                    fires,
+                    old_cpu_busy,
+                });
             }
         }
     }
@@ -257,7 +351,12 @@ fn assert_never_loses(path: MsiPath) -> usize {
     for s in all(path) {
         let (runs, fails, _) = explore_scenario(s);
         assert!(runs >= 6, "{s:?}: only {runs} schedules");
-        assert!(fails.is_empty(), "{s:?}: {} of {runs} schedules failed, e.g. {}", fails.len(), fails[0]);
+        assert!(
+            fails.is_empty(),
+            "{s:?}: {} of {runs} schedules failed, e.g. {}",
+            fails.len(),
+            fails[0]
+        );
         total += runs;
     }
     eprintln!("{path:?}: {total} schedules, none lost");
@@ -269,12 +368,32 @@ fn non_maskable_two_step_loses_nothing_but_naive_single_pass_does() {
     // Both halves in one test, as the issue asks: same simulator, same exploration.
     assert_never_loses(MsiPath::NonMaskable);
     for layout in [Layout::Misroute, Layout::Unused] {
-        let s = Scenario { path: MsiPath::NaiveSinglePass, layout, fires: 1, old_cpu_busy: false };
+        let s = Scenario {
+            path: MsiPath::NaiveSinglePass,
+            layout,
+            fires: 1,
+            old_cpu_busy: false,
+        };
         let (runs, fails, _) = explore_scenario(s);
-        assert!(!fails.is_empty(), "{s:?}: naive rewrite lost nothing in {runs} schedules?");
-        let want = if layout == Layout::Misroute { "misrouted" } else { "no handler" };
-        assert!(fails.iter().any(|f| f.contains(want)), "{s:?}: expected a '{want}' failure, got {}", fails[0]);
-        eprintln!("naive {layout:?}: {} of {runs} schedules lose the interrupt, e.g. {}", fails.len(), fails[0]);
+        assert!(
+            !fails.is_empty(),
+            "{s:?}: naive rewrite lost nothing in {runs} schedules?"
+        );
+        let want = if layout == Layout::Misroute {
+            "misrouted"
+        } else {
+            "no handler"
+        };
+        assert!(
+            fails.iter().any(|f| f.contains(want)),
+            "{s:?}: expected a '{want}' failure, got {}",
+            fails[0]
+        );
+        eprintln!(
+            "naive {layout:?}: {} of {runs} schedules lose the interrupt, e.g. {}",
+            fails.len(),
+            fails[0]
+        );
     }
 }
 
@@ -292,9 +411,17 @@ fn remapped_path_loses_nothing() {
 fn vector_move_with_irr_pending_old_vector_loses_nothing() {
     // CPU 0 keeps interrupts off while the move completes on CPU 1: the cleanup IPI finds
     // the old vector pending in CPU 0's IRR and must leave it for a later pass.
-    let s = Scenario { path: MsiPath::Maskable, layout: Layout::Unused, fires: 2, old_cpu_busy: true };
+    let s = Scenario {
+        path: MsiPath::Maskable,
+        layout: Layout::Unused,
+        fires: 2,
+        old_cpu_busy: true,
+    };
     let (runs, fails, retries) = explore_scenario(s);
     assert!(fails.is_empty(), "{}", fails[0]);
-    assert!(retries > 0, "no schedule exercised cleanup with an IRR-pending old vector ({runs} runs)");
+    assert!(
+        retries > 0,
+        "no schedule exercised cleanup with an IRR-pending old vector ({runs} runs)"
+    );
     eprintln!("irr-pending cleanup: {runs} schedules, {retries} with deferred cleanup, none lost");
 }

@@ -7,7 +7,7 @@ use sluice_irq_core::desc::{FlowKind, IrqReturn, StormPolicy};
 use sluice_irq_core::domain::{DomainId, FwSpec};
 use sluice_irq_core::flow::{Dispatch, FlowEnd};
 use sluice_irq_core::msidomain::MsiDomain;
-use sluice_irq_core::vector::{Vector, SPURIOUS_VECTOR};
+use sluice_irq_core::vector::{SPURIOUS_VECTOR, Vector};
 use sluice_irq_core::{CpuMask, IrqAlloc, IrqCore, IrqError};
 
 fn setup(maskable: bool) -> (sim::Shared, IrqCore, u32, Vector) {
@@ -16,12 +16,40 @@ fn setup(maskable: bool) -> (sim::Shared, IrqCore, u32, Vector) {
     core.online_cpu(0).unwrap();
     core.online_cpu(1).unwrap();
     let dev = m.lock().unwrap().add_device(maskable);
-    let d = core.add_domain("PCI-MSI-0", DomainId::VECTOR, Box::new(MsiDomain::new("PCI-MSI", SimMsiStorage { m: m.clone(), dev, maskable }, false))).unwrap();
+    let d = core
+        .add_domain(
+            "PCI-MSI-0",
+            DomainId::VECTOR,
+            Box::new(MsiDomain::new(
+                "PCI-MSI",
+                SimMsiStorage {
+                    m: m.clone(),
+                    dev,
+                    maskable,
+                },
+                false,
+            )),
+        )
+        .unwrap();
     let virq = core
-        .alloc_irq(d, &FwSpec::Msi { device: 0, index: 0 }, &IrqAlloc { reserve: true, flow: FlowKind::Edge, ..IrqAlloc::edge(CpuMask::single(0)) })
+        .alloc_irq(
+            d,
+            &FwSpec::Msi {
+                device: 0,
+                index: 0,
+            },
+            &IrqAlloc {
+                reserve: true,
+                flow: FlowKind::Edge,
+                ..IrqAlloc::edge(CpuMask::single(0))
+            },
+        )
         .unwrap();
     // Reservation mode: parked on the shutdown vector until requested.
-    assert_eq!(core.vector.irq(virq).unwrap().target.vector, sluice_irq_core::vector::SHUTDOWN_VECTOR);
+    assert_eq!(
+        core.vector.irq(virq).unwrap().target.vector,
+        sluice_irq_core::vector::SHUTDOWN_VECTOR
+    );
     core.request_irq(virq, 7, "dev").unwrap();
     let v = core.vector.irq(virq).unwrap().target.vector;
     (m, core, virq, v)
@@ -33,30 +61,50 @@ fn domain_tree_and_levels() {
     let tree = core.domain_tree();
     assert_eq!(tree.len(), 2);
     assert_eq!((tree[0].name.as_str(), tree[0].depth), ("VECTOR", 0));
-    assert_eq!((tree[1].name.as_str(), tree[1].depth, tree[1].size, tree[1].allocated), ("PCI-MSI-0", 1, 1, 1));
+    assert_eq!(
+        (
+            tree[1].name.as_str(),
+            tree[1].depth,
+            tree[1].size,
+            tree[1].allocated
+        ),
+        ("PCI-MSI-0", 1, 1, 1)
+    );
     let lv = core.irq_levels(virq).unwrap();
-    assert_eq!(lv.iter().map(|l| l.chip.as_str()).collect::<Vec<_>>(), ["PCI-MSI", "APIC"]);
+    assert_eq!(
+        lv.iter().map(|l| l.chip.as_str()).collect::<Vec<_>>(),
+        ["PCI-MSI", "APIC"]
+    );
     assert_eq!(core.irq_levels(999), Err(IrqError::UnknownIrq(999)));
 }
 
 #[test]
 fn edge_flow_counts_per_cpu_and_acks() {
     let (m, mut core, virq, v) = setup(true);
-    let mut apic = SimApic { m: m.clone(), cpu: 0 };
+    let mut apic = SimApic {
+        m: m.clone(),
+        cpu: 0,
+    };
     m.lock().unwrap().cpus[0].isr.push(v.0);
     let d = core.handle_vector(v, &mut apic, &mut |_, tok| {
         assert_eq!(tok, 7);
         IrqReturn::Handled
     });
     assert_eq!(d, Dispatch::Run { virq, token: 7 });
-    assert!(m.lock().unwrap().cpus[0].isr.is_empty(), "edge flow must EOI");
+    assert!(
+        m.lock().unwrap().cpus[0].isr.is_empty(),
+        "edge flow must EOI"
+    );
     assert_eq!(core.desc(virq).unwrap().counts, [1, 0]);
 }
 
 #[test]
 fn lazy_disable_masks_only_when_it_fires_and_replays_on_enable() {
     let (m, mut core, virq, v) = setup(true);
-    let mut apic = SimApic { m: m.clone(), cpu: 0 };
+    let mut apic = SimApic {
+        m: m.clone(),
+        cpu: 0,
+    };
     core.disable_irq(virq).unwrap();
     assert!(!m.lock().unwrap().devices[0].masked, "disable is lazy");
     let mut ran = 0;
@@ -65,26 +113,47 @@ fn lazy_disable_masks_only_when_it_fires_and_replays_on_enable() {
         IrqReturn::Handled
     });
     assert_eq!((d, ran), (Dispatch::Done, 0));
-    assert!(m.lock().unwrap().devices[0].masked, "fired while disabled => masked");
+    assert!(
+        m.lock().unwrap().devices[0].masked,
+        "fired while disabled => masked"
+    );
     assert!(core.desc(virq).unwrap().state.pending);
     core.enable_irq(virq, &mut apic).unwrap();
     assert!(!m.lock().unwrap().devices[0].masked);
     // Replay: retriggered by IPI on the target.
     assert!(m.lock().unwrap().cpus[0].irr.contains_key(&v.0));
-    assert_eq!(core.enable_irq(virq, &mut apic), Err(IrqError::InvalidState));
+    assert_eq!(
+        core.enable_irq(virq, &mut apic),
+        Err(IrqError::InvalidState)
+    );
 }
 
 #[test]
 fn storm_detection_disables_a_screaming_line() {
     let (m, mut core, virq, v) = setup(true);
-    core.set_storm_policy(StormPolicy { window: 1000, threshold: 990 }).unwrap();
-    assert!(core.set_storm_policy(StormPolicy { window: 10, threshold: 11 }).is_err());
-    let mut apic = SimApic { m: m.clone(), cpu: 0 };
+    core.set_storm_policy(StormPolicy {
+        window: 1000,
+        threshold: 990,
+    })
+    .unwrap();
+    assert!(
+        core.set_storm_policy(StormPolicy {
+            window: 10,
+            threshold: 11
+        })
+        .is_err()
+    );
+    let mut apic = SimApic {
+        m: m.clone(),
+        cpu: 0,
+    };
     let mut stormed_at = None;
     for i in 0..2000 {
         match core.begin_vector(v, &mut apic) {
             Dispatch::Run { virq: x, .. } => {
-                if core.end_irq(x, IrqReturn::NotHandled, &mut apic).unwrap() == FlowEnd::StormDisabled {
+                if core.end_irq(x, IrqReturn::NotHandled, &mut apic).unwrap()
+                    == FlowEnd::StormDisabled
+                {
                     stormed_at = Some(i);
                     break;
                 }
@@ -98,11 +167,23 @@ fn storm_detection_disables_a_screaming_line() {
     assert!(m.lock().unwrap().devices[0].masked);
     // A line that is mostly handled never trips it.
     let (m2, mut core2, virq2, v2) = setup(true);
-    core2.set_storm_policy(StormPolicy { window: 100, threshold: 99 }).unwrap();
-    let mut apic2 = SimApic { m: m2.clone(), cpu: 0 };
+    core2
+        .set_storm_policy(StormPolicy {
+            window: 100,
+            threshold: 99,
+        })
+        .unwrap();
+    let mut apic2 = SimApic {
+        m: m2.clone(),
+        cpu: 0,
+    };
     for i in 0..1000 {
         if let Dispatch::Run { virq: x, .. } = core2.begin_vector(v2, &mut apic2) {
-            let r = if i % 50 == 0 { IrqReturn::Handled } else { IrqReturn::NotHandled };
+            let r = if i % 50 == 0 {
+                IrqReturn::Handled
+            } else {
+                IrqReturn::NotHandled
+            };
             assert_eq!(core2.end_irq(x, r, &mut apic2).unwrap(), FlowEnd::Done);
         }
     }
@@ -112,34 +193,82 @@ fn storm_detection_disables_a_screaming_line() {
 #[test]
 fn spurious_on_unused_vector_is_counted_and_logged_once() {
     let (m, mut core, _, _) = setup(true);
-    let mut apic = SimApic { m: m.clone(), cpu: 1 };
-    assert_eq!(core.begin_vector(Vector(0x77), &mut apic), Dispatch::Spurious { first: true });
-    assert_eq!(core.begin_vector(Vector(0x77), &mut apic), Dispatch::Spurious { first: false });
+    let mut apic = SimApic {
+        m: m.clone(),
+        cpu: 1,
+    };
+    assert_eq!(
+        core.begin_vector(Vector(0x77), &mut apic),
+        Dispatch::Spurious { first: true }
+    );
+    assert_eq!(
+        core.begin_vector(Vector(0x77), &mut apic),
+        Dispatch::Spurious { first: false }
+    );
     assert_eq!(core.vector.spurious_count(1), 2);
-    assert_eq!(core.begin_vector(SPURIOUS_VECTOR, &mut apic), Dispatch::System(SPURIOUS_VECTOR));
+    assert_eq!(
+        core.begin_vector(SPURIOUS_VECTOR, &mut apic),
+        Dispatch::System(SPURIOUS_VECTOR)
+    );
 }
 
 #[test]
 fn errors_not_panics() {
     let (m, mut core, virq, _) = setup(false);
-    let mut apic = SimApic { m: m.clone(), cpu: 0 };
+    let mut apic = SimApic {
+        m: m.clone(),
+        cpu: 0,
+    };
     assert_eq!(core.request_irq(virq, 1, "x"), Err(IrqError::Busy));
-    assert_eq!(core.set_affinity(virq, &CpuMask::new(), false), Err(IrqError::InvalidMask));
-    assert_eq!(core.set_affinity(virq, &CpuMask::single(5), false), Err(IrqError::InvalidMask));
+    assert_eq!(
+        core.set_affinity(virq, &CpuMask::new(), false),
+        Err(IrqError::InvalidMask)
+    );
+    assert_eq!(
+        core.set_affinity(virq, &CpuMask::single(5), false),
+        Err(IrqError::InvalidMask)
+    );
     assert_eq!(core.free_irq(virq, 1), Err(IrqError::Busy));
     assert_eq!(core.disable_irq(4242), Err(IrqError::UnknownIrq(4242)));
-    assert!(core.add_domain("x", DomainId(99), Box::new(MsiDomain::new("x", SimMsiStorage { m: m.clone(), dev: 0, maskable: false }, false))).is_err());
+    assert!(
+        core.add_domain(
+            "x",
+            DomainId(99),
+            Box::new(MsiDomain::new(
+                "x",
+                SimMsiStorage {
+                    m: m.clone(),
+                    dev: 0,
+                    maskable: false
+                },
+                false
+            ))
+        )
+        .is_err()
+    );
     // A plan for another CPU is refused, not run.
-    let plan = core.set_affinity(virq, &CpuMask::single(1), false).unwrap().unwrap();
+    let plan = core
+        .set_affinity(virq, &CpuMask::single(1), false)
+        .unwrap()
+        .unwrap();
     // Same vector free on CPU 1 => only the address word changes: no dance needed.
     assert_eq!(plan.run_on, None);
     assert_eq!(plan.steps.len(), 1);
     let mut pinned = plan.clone();
     pinned.run_on = Some(0);
-    let mut apic1 = SimApic { m: m.clone(), cpu: 1 };
-    assert_eq!(core.run_plan(virq, &pinned, &mut apic1), Err(IrqError::InvalidCpu(0)));
+    let mut apic1 = SimApic {
+        m: m.clone(),
+        cpu: 1,
+    };
+    assert_eq!(
+        core.run_plan(virq, &pinned, &mut apic1),
+        Err(IrqError::InvalidCpu(0))
+    );
     core.run_plan(virq, &plan, &mut apic).unwrap();
-    assert_eq!(core.set_affinity(virq, &CpuMask::single(0), false), Err(IrqError::Busy));
+    assert_eq!(
+        core.set_affinity(virq, &CpuMask::single(0), false),
+        Err(IrqError::Busy)
+    );
     core.release_irq(virq).unwrap();
     core.free_irq(virq, 1).unwrap();
     core.vector.matrix().check_invariants().unwrap();
@@ -151,12 +280,22 @@ fn errors_not_panics() {
 #[test]
 fn affinity_change_keeps_a_masked_irq_masked() {
     let (m, mut core, virq, _) = setup(true);
-    let mut apic = SimApic { m: m.clone(), cpu: 0 };
+    let mut apic = SimApic {
+        m: m.clone(),
+        cpu: 0,
+    };
     core.mask(virq).unwrap();
     assert!(m.lock().unwrap().devices[0].masked);
-    let plan = core.set_affinity(virq, &CpuMask::single(1), false).unwrap().expect("the message must change");
+    let plan = core
+        .set_affinity(virq, &CpuMask::single(1), false)
+        .unwrap()
+        .expect("the message must change");
     core.run_plan(virq, &plan, &mut apic).unwrap();
-    assert!(m.lock().unwrap().devices[0].masked, "the move unmasked a masked irq: {:?}", plan.steps);
+    assert!(
+        m.lock().unwrap().devices[0].masked,
+        "the move unmasked a masked irq: {:?}",
+        plan.steps
+    );
     assert_eq!(core.vector.irq(virq).unwrap().target.cpu, 1);
     core.unmask(virq).unwrap();
     assert!(!m.lock().unwrap().devices[0].masked);

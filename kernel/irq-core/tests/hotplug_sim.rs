@@ -14,7 +14,9 @@
 
 mod sim;
 
-use sim::{deliver, explore, Explorer, Machine, Shared, SimApic, SimIrDomain, SimMsiStorage, SimRteDomain};
+use sim::{
+    Explorer, Machine, Shared, SimApic, SimIrDomain, SimMsiStorage, SimRteDomain, deliver, explore,
+};
 use sluice_irq_core::desc::FlowKind;
 use sluice_irq_core::domain::{DomainId, FwSpec};
 use sluice_irq_core::hotplug::{MigrateOptions, MigrationReport};
@@ -90,26 +92,97 @@ fn build(kind: Kind, only_cpu1: bool, nr_cpus: usize) -> (Shared, IrqCore, Virq,
     let dummy_dev = m.lock().unwrap().add_device(true);
     assert_eq!((dev, dummy_dev), (0, 1));
     let dd = core
-        .add_domain("PCI-MSI-dummy", DomainId::VECTOR, Box::new(MsiDomain::new("PCI-MSI", SimMsiStorage { m: m.clone(), dev: 1, maskable: true }, false)))
+        .add_domain(
+            "PCI-MSI-dummy",
+            DomainId::VECTOR,
+            Box::new(MsiDomain::new(
+                "PCI-MSI",
+                SimMsiStorage {
+                    m: m.clone(),
+                    dev: 1,
+                    maskable: true,
+                },
+                false,
+            )),
+        )
         .unwrap();
     let d0 = match kind {
         Kind::Rte => {
             m.lock().unwrap().devices[0].rte = true;
-            core.add_domain("IO-APIC-0", DomainId::VECTOR, Box::new(SimRteDomain { m: m.clone(), dev: 0 })).unwrap()
+            core.add_domain(
+                "IO-APIC-0",
+                DomainId::VECTOR,
+                Box::new(SimRteDomain {
+                    m: m.clone(),
+                    dev: 0,
+                }),
+            )
+            .unwrap()
         }
         Kind::NonMaskableMsi => core
-            .add_domain("PCI-MSI-edu", DomainId::VECTOR, Box::new(MsiDomain::new("PCI-MSI", SimMsiStorage { m: m.clone(), dev: 0, maskable: false }, false)))
+            .add_domain(
+                "PCI-MSI-edu",
+                DomainId::VECTOR,
+                Box::new(MsiDomain::new(
+                    "PCI-MSI",
+                    SimMsiStorage {
+                        m: m.clone(),
+                        dev: 0,
+                        maskable: false,
+                    },
+                    false,
+                )),
+            )
             .unwrap(),
         Kind::Remapped => {
-            let ir = core.add_domain("INTEL-IR-0", DomainId::VECTOR, Box::new(SimIrDomain { m: m.clone(), next: 0 })).unwrap();
-            core.add_domain("PCI-MSI-edu", ir, Box::new(MsiDomain::new("PCI-MSI", SimMsiStorage { m: m.clone(), dev: 0, maskable: false }, true)))
-                .unwrap()
+            let ir = core
+                .add_domain(
+                    "INTEL-IR-0",
+                    DomainId::VECTOR,
+                    Box::new(SimIrDomain {
+                        m: m.clone(),
+                        next: 0,
+                    }),
+                )
+                .unwrap();
+            core.add_domain(
+                "PCI-MSI-edu",
+                ir,
+                Box::new(MsiDomain::new(
+                    "PCI-MSI",
+                    SimMsiStorage {
+                        m: m.clone(),
+                        dev: 0,
+                        maskable: false,
+                    },
+                    true,
+                )),
+            )
+            .unwrap()
         }
     };
-    let spec = FwSpec::Msi { device: 0, index: 0 };
-    let dummy = core.alloc_irq(dd, &spec, &IrqAlloc::edge(CpuMask::single(0))).unwrap(); // cpu 0, 0x20
-    let mask = if only_cpu1 { CpuMask::single(1) } else { CpuMask::first_n(2) };
-    let virq = core.alloc_irq(d0, &spec, &IrqAlloc { flow: FlowKind::Edge, ..IrqAlloc::edge(mask) }).unwrap(); // cpu 1, 0x20
+    let spec = FwSpec::Msi {
+        device: 0,
+        index: 0,
+    };
+    let dummy = core
+        .alloc_irq(dd, &spec, &IrqAlloc::edge(CpuMask::single(0)))
+        .unwrap(); // cpu 0, 0x20
+    let mask = if only_cpu1 {
+        CpuMask::single(1)
+    } else {
+        CpuMask::first_n(2)
+    };
+    let virq = core
+        .alloc_irq(
+            d0,
+            &spec,
+            &IrqAlloc {
+                flow: FlowKind::Edge,
+                ..IrqAlloc::edge(mask)
+            },
+        )
+        .unwrap(); // cpu 1, 0x20
     core.request_irq(virq, 0, "dev0").unwrap();
     core.request_irq(dummy, 1, "dummy").unwrap();
     assert_eq!(core.vector.irq(virq).unwrap().target.cpu, 1);
@@ -132,9 +205,13 @@ struct Stats {
 /// atomic here).
 fn set_affinity(core: &mut IrqCore, m: &Shared, virq: Virq, mask: &CpuMask) -> Result<(), String> {
     let old = core.vector.irq(virq).map_err(|e| e.to_string())?.target.cpu;
-    if let Some(p) = core.set_affinity(virq, mask, false).map_err(|e| e.to_string())? {
+    if let Some(p) = core
+        .set_affinity(virq, mask, false)
+        .map_err(|e| e.to_string())?
+    {
         let cpu = p.run_on.unwrap_or(old) as usize;
-        core.run_plan(virq, &p, &mut SimApic { m: m.clone(), cpu }).map_err(|e| e.to_string())?;
+        core.run_plan(virq, &p, &mut SimApic { m: m.clone(), cpu })
+            .map_err(|e| e.to_string())?;
     }
     Ok(())
 }
@@ -148,7 +225,10 @@ fn run_once(ex: &mut Explorer, s: &Scenario, stats: &mut Stats) -> Result<(), St
         PreMove::Toward => {
             // Set-up, not explored: move to CPU 0 and let the move complete and clean up.
             set_affinity(&mut core, &m, virq, &CpuMask::single(0))?;
-            let mut apic = SimApic { m: m.clone(), cpu: 0 };
+            let mut apic = SimApic {
+                m: m.clone(),
+                cpu: 0,
+            };
             core.retrigger(virq, &mut apic).map_err(|e| e.to_string())?;
             drain(&mut core, &m);
             let st = core.vector.irq(virq).map_err(|e| e.to_string())?;
@@ -165,7 +245,12 @@ fn run_once(ex: &mut Explorer, s: &Scenario, stats: &mut Stats) -> Result<(), St
     }
     script.push_back(Act::IrqsOn(0));
     if s.cycle {
-        script.extend([Act::Restart(1), Act::IrqsOff(0), Act::Restore, Act::IrqsOn(0)]);
+        script.extend([
+            Act::Restart(1),
+            Act::IrqsOff(0),
+            Act::Restore,
+            Act::IrqsOn(0),
+        ]);
     }
     let mut fires_left = s.fires;
     let mut report: Option<MigrationReport> = None;
@@ -195,7 +280,8 @@ fn run_once(ex: &mut Explorer, s: &Scenario, stats: &mut Stats) -> Result<(), St
                 if mm.deliverable(c).is_some() {
                     en.push(Choice::Deliver(c));
                 }
-                if mm.cleanup_pending_timer[c] && mm.cpus[c].irqs_on && mm.deliverable(c).is_none() {
+                if mm.cleanup_pending_timer[c] && mm.cpus[c].irqs_on && mm.deliverable(c).is_none()
+                {
                     en.push(Choice::CleanupTimer(c));
                 }
             }
@@ -218,36 +304,61 @@ fn run_once(ex: &mut Explorer, s: &Scenario, stats: &mut Stats) -> Result<(), St
                     cpu.irqs_on = true;
                 }
                 Act::Restore => {
-                    let at = if fires_left > 0 { ex.pick(1 + MAX_WRITES_IN_MIGRATION) } else { 0 };
+                    let at = if fires_left > 0 {
+                        ex.pick(1 + MAX_WRITES_IN_MIGRATION)
+                    } else {
+                        0
+                    };
                     if at > 0 {
                         let mut mm = m.lock().unwrap();
                         let k = mm.writes + at;
                         mm.fire_after_write.push((k, 0));
                     }
                     let before = m.lock().unwrap().token_dev.len();
-                    let (o, plans) =
-                        core.cpu_online_restore(1, &mut SimApic { m: m.clone(), cpu: 0 }).map_err(|e| format!("{s:?}: restore: {e}"))?;
+                    let (o, plans) = core
+                        .cpu_online_restore(
+                            1,
+                            &mut SimApic {
+                                m: m.clone(),
+                                cpu: 0,
+                            },
+                        )
+                        .map_err(|e| format!("{s:?}: restore: {e}"))?;
                     let mut mm = m.lock().unwrap();
                     mm.fire_after_write.clear();
                     if mm.token_dev.len() > before {
                         fires_left -= 1;
                     }
                     if !plans.is_empty() || o.restored != [virq] || !o.failed.is_empty() {
-                        return Err(format!("{s:?}: restore {o:?}, {} plans for another CPU", plans.len()));
+                        return Err(format!(
+                            "{s:?}: restore {o:?}, {} plans for another CPU",
+                            plans.len()
+                        ));
                     }
                 }
                 Act::Migrate => {
                     // Optionally let the device fire right after one of the call's writes or IRR reads.
-                    let at = if fires_left > 0 { ex.pick(1 + MAX_WRITES_IN_MIGRATION) } else { 0 };
+                    let at = if fires_left > 0 {
+                        ex.pick(1 + MAX_WRITES_IN_MIGRATION)
+                    } else {
+                        0
+                    };
                     if at > 0 {
                         let mut mm = m.lock().unwrap();
                         let k = mm.writes + at;
                         mm.fire_after_write.push((k, 0));
                     }
                     let before = m.lock().unwrap().token_dev.len();
-                    let opts = MigrateOptions { redeliver_irr: s.order != Order::NoRedelivery };
-                    let mut apic = SimApic { m: m.clone(), cpu: 1 };
-                    let r = core.migrate_off_cpu_with(1, &mut apic, opts).map_err(|e| format!("{s:?}: migrate: {e}"))?;
+                    let opts = MigrateOptions {
+                        redeliver_irr: s.order != Order::NoRedelivery,
+                    };
+                    let mut apic = SimApic {
+                        m: m.clone(),
+                        cpu: 1,
+                    };
+                    let r = core
+                        .migrate_off_cpu_with(1, &mut apic, opts)
+                        .map_err(|e| format!("{s:?}: migrate: {e}"))?;
                     let mut mm = m.lock().unwrap();
                     mm.fire_after_write.clear(); // fewer writes than picked: it never fired
                     if mm.token_dev.len() > before {
@@ -268,7 +379,10 @@ fn run_once(ex: &mut Explorer, s: &Scenario, stats: &mut Stats) -> Result<(), St
                 deliver(&mut core, &m, c);
             }
             Choice::CleanupTimer(c) => {
-                let mut apic = SimApic { m: m.clone(), cpu: c };
+                let mut apic = SimApic {
+                    m: m.clone(),
+                    cpu: c,
+                };
                 let out = core.vector_cleanup(&mut apic);
                 m.lock().unwrap().cleanup_pending_timer[c] = out.retry > 0;
             }
@@ -281,7 +395,10 @@ fn run_once(ex: &mut Explorer, s: &Scenario, stats: &mut Stats) -> Result<(), St
         bad.push(format!("{} IPIs sent to the offline CPU", mm.dropped_ipis));
     }
     // Structural checks, whatever the order: the irq left CPU 1 cleanly.
-    core.vector.matrix().check_invariants().map_err(|e| e.to_string())?;
+    core.vector
+        .matrix()
+        .check_invariants()
+        .map_err(|e| e.to_string())?;
     let st = core.vector.irq(virq).map_err(|e| e.to_string())?;
     if s.cycle {
         // Back on CPU 1. The restore is an ordinary move: its old vector on CPU 0 is
@@ -293,7 +410,14 @@ fn run_once(ex: &mut Explorer, s: &Scenario, stats: &mut Stats) -> Result<(), St
         if st.target.cpu != 0 || st.prev.is_some_and(|p| p.cpu == 1) {
             bad.push(format!("irq still tied to CPU 1: {st:?}"));
         }
-        if core.vector.matrix().cpu_stats(1).map_err(|e| e.to_string())?.allocated != 0 {
+        if core
+            .vector
+            .matrix()
+            .cpu_stats(1)
+            .map_err(|e| e.to_string())?
+            .allocated
+            != 0
+        {
             bad.push("vectors left allocated on CPU 1".into());
         }
     }
@@ -305,11 +429,19 @@ fn run_once(ex: &mut Explorer, s: &Scenario, stats: &mut Stats) -> Result<(), St
         PreMove::Away => (false, false),
         PreMove::Toward => (true, true),
     };
-    let moved_ok = if want_moved { r.moved.len() == 1 && r.moved[0].0 == virq } else { r.moved.is_empty() };
+    let moved_ok = if want_moved {
+        r.moved.len() == 1 && r.moved[0].0 == virq
+    } else {
+        r.moved.is_empty()
+    };
     if !moved_ok || (r.broken == [virq]) != want_broken || !r.shutdown.is_empty() {
         bad.push(format!("unexpected report {r:?}"));
     }
-    if bad.is_empty() { Ok(()) } else { Err(format!("{s:?}: {}", bad.join("; "))) }
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{s:?}: {}", bad.join("; ")))
+    }
 }
 
 const LIMIT: usize = 100_000;
@@ -325,13 +457,27 @@ fn scenarios(order: Order) -> Vec<Scenario> {
     for kind in [Kind::Rte, Kind::NonMaskableMsi, Kind::Remapped] {
         for fires in 1..=3 {
             for only_cpu1 in [false, true] {
-                v.push(Scenario { kind, order, fires, only_cpu1, pre: PreMove::None, cycle: false });
+                v.push(Scenario {
+                    kind,
+                    order,
+                    fires,
+                    only_cpu1,
+                    pre: PreMove::None,
+                    cycle: false,
+                });
             }
             // In-flight moves need affinity {0,1} to start from. (Three firings there
             // multiply the schedules by ~10 and add no new window; keep the suite fast.)
             if fires <= 2 {
                 for pre in [PreMove::Away, PreMove::Toward] {
-                    v.push(Scenario { kind, order, fires, only_cpu1: false, pre, cycle: false });
+                    v.push(Scenario {
+                        kind,
+                        order,
+                        fires,
+                        only_cpu1: false,
+                        pre,
+                        cycle: false,
+                    });
                 }
             }
         }
@@ -345,12 +491,23 @@ fn specified_order_loses_and_misroutes_nothing() {
     let mut total = 0;
     for s in scenarios(Order::Specified) {
         let (runs, fails) = explore_scenario(s, &mut stats);
-        assert!(fails.is_empty(), "{s:?}: {} of {runs} schedules failed, e.g. {}", fails.len(), fails[0]);
+        assert!(
+            fails.is_empty(),
+            "{s:?}: {} of {runs} schedules failed, e.g. {}",
+            fails.len(),
+            fails[0]
+        );
         total += runs;
     }
     // The interesting cases were really explored.
-    assert!(stats.redelivered > 0, "no schedule latched an interrupt in CPU 1's IRR before migration");
-    assert!(stats.fired_inside > 0, "no schedule fired inside the migration");
+    assert!(
+        stats.redelivered > 0,
+        "no schedule latched an interrupt in CPU 1's IRR before migration"
+    );
+    assert!(
+        stats.fired_inside > 0,
+        "no schedule fired inside the migration"
+    );
     eprintln!(
         "specified order: {total} schedules, none lost or misrouted; {} re-delivered an IRR-pending vector, {} fired inside the migration",
         stats.redelivered, stats.fired_inside
@@ -365,9 +522,21 @@ fn offline_online_cycle_restores_broken_affinity_and_loses_nothing() {
     let mut total = 0;
     for kind in [Kind::Rte, Kind::NonMaskableMsi, Kind::Remapped] {
         for fires in 1..=2 {
-            let s = Scenario { kind, order: Order::Specified, fires, only_cpu1: true, pre: PreMove::None, cycle: true };
+            let s = Scenario {
+                kind,
+                order: Order::Specified,
+                fires,
+                only_cpu1: true,
+                pre: PreMove::None,
+                cycle: true,
+            };
             let (runs, fails) = explore_scenario(s, &mut stats);
-            assert!(fails.is_empty(), "{s:?}: {} of {runs} schedules failed, e.g. {}", fails.len(), fails[0]);
+            assert!(
+                fails.is_empty(),
+                "{s:?}: {} of {runs} schedules failed, e.g. {}",
+                fails.len(),
+                fails[0]
+            );
             total += runs;
         }
     }
@@ -387,13 +556,24 @@ fn apic_soft_disabled_before_migration_loses_an_interrupt() {
             // to CPU 1 any more, so the early disable has nothing to drop.
             continue;
         }
-        assert!(!fails.is_empty(), "{s:?}: APIC off first lost nothing in {runs} schedules?");
-        assert!(fails.iter().any(|f| f.contains("APIC disabled, interrupt dropped")), "{s:?}: {}", fails[0]);
+        assert!(
+            !fails.is_empty(),
+            "{s:?}: APIC off first lost nothing in {runs} schedules?"
+        );
+        assert!(
+            fails
+                .iter()
+                .any(|f| f.contains("APIC disabled, interrupt dropped")),
+            "{s:?}: {}",
+            fails[0]
+        );
         if example.is_empty() {
             example = fails[0].clone();
         }
     }
-    eprintln!("APIC off before migration: {lost} of {total} schedules lose an interrupt, e.g. {example}");
+    eprintln!(
+        "APIC off before migration: {lost} of {total} schedules lose an interrupt, e.g. {example}"
+    );
 }
 
 #[test]
@@ -402,8 +582,15 @@ fn without_irr_redelivery_a_latched_interrupt_is_lost() {
     let (mut total, mut lost, mut example) = (0, 0, String::new());
     for s in scenarios(Order::NoRedelivery) {
         let (runs, fails) = explore_scenario(s, &mut stats);
-        assert!(!fails.is_empty(), "{s:?}: no re-delivery lost nothing in {runs} schedules?");
-        assert!(fails.iter().any(|f| f.contains("handled 0 times")), "{s:?}: {}", fails[0]);
+        assert!(
+            !fails.is_empty(),
+            "{s:?}: no re-delivery lost nothing in {runs} schedules?"
+        );
+        assert!(
+            fails.iter().any(|f| f.contains("handled 0 times")),
+            "{s:?}: {}",
+            fails[0]
+        );
         total += runs;
         lost += fails.len();
         if example.is_empty() {
@@ -433,9 +620,26 @@ fn managed_shutdown_restart_and_broken_affinity_restore() {
     let (m, mut core, broken, _dummy) = build(Kind::NonMaskableMsi, true, 2);
     let mdev = m.lock().unwrap().add_device(false);
     m.lock().unwrap().devices[mdev].rte = true;
-    let md = core.add_domain("IO-APIC-1", DomainId::VECTOR, Box::new(SimRteDomain { m: m.clone(), dev: mdev })).unwrap();
+    let md = core
+        .add_domain(
+            "IO-APIC-1",
+            DomainId::VECTOR,
+            Box::new(SimRteDomain {
+                m: m.clone(),
+                dev: mdev,
+            }),
+        )
+        .unwrap();
     let managed = core
-        .alloc_irq(md, &FwSpec::Hwirq(0), &IrqAlloc { managed: true, flow: FlowKind::Edge, ..IrqAlloc::edge(CpuMask::single(1)) })
+        .alloc_irq(
+            md,
+            &FwSpec::Hwirq(0),
+            &IrqAlloc {
+                managed: true,
+                flow: FlowKind::Edge,
+                ..IrqAlloc::edge(CpuMask::single(1))
+            },
+        )
         .unwrap();
     core.request_irq(managed, mdev as u64, "managed").unwrap();
     assert_eq!(core.vector.irq(managed).unwrap().target.cpu, 1);
@@ -444,15 +648,31 @@ fn managed_shutdown_restart_and_broken_affinity_restore() {
     for c in 0..2 {
         m.lock().unwrap().cpus[c].irqs_on = false;
     }
-    let r = core.migrate_off_cpu(1, &mut SimApic { m: m.clone(), cpu: 1 }).unwrap();
+    let r = core
+        .migrate_off_cpu(
+            1,
+            &mut SimApic {
+                m: m.clone(),
+                cpu: 1,
+            },
+        )
+        .unwrap();
     m.lock().unwrap().cpus[1].apic_enabled = false;
     m.lock().unwrap().cpus[0].irqs_on = true;
     assert_eq!(r.shutdown, [managed]);
     assert_eq!(r.broken, [broken]);
     assert_eq!(r.moved.iter().map(|x| x.0).collect::<Vec<_>>(), [broken]);
-    assert!(m.lock().unwrap().devices[mdev].masked, "shut-down RTE left unmasked");
+    assert!(
+        m.lock().unwrap().devices[mdev].masked,
+        "shut-down RTE left unmasked"
+    );
     assert_eq!(core.hotplug_shut_down().collect::<Vec<_>>(), [managed]);
-    assert_eq!(core.affinity_broken().map(|(v, m)| (v, *m)).collect::<Vec<_>>(), [(broken, CpuMask::single(1))]);
+    assert_eq!(
+        core.affinity_broken()
+            .map(|(v, m)| (v, *m))
+            .collect::<Vec<_>>(),
+        [(broken, CpuMask::single(1))]
+    );
     // The broken irq works on CPU 0 meanwhile.
     m.lock().unwrap().fire(0);
     drain(&mut core, &m);
@@ -467,8 +687,19 @@ fn managed_shutdown_restart_and_broken_affinity_restore() {
         c.apic_enabled = true;
         c.irqs_on = true;
     }
-    let (o, plans) = core.cpu_online_restore(1, &mut SimApic { m: m.clone(), cpu: 0 }).unwrap();
-    assert!(plans.is_empty(), "the two-step plan names CPU 0, the caller: it runs inline");
+    let (o, plans) = core
+        .cpu_online_restore(
+            1,
+            &mut SimApic {
+                m: m.clone(),
+                cpu: 0,
+            },
+        )
+        .unwrap();
+    assert!(
+        plans.is_empty(),
+        "the two-step plan names CPU 0, the caller: it runs inline"
+    );
     assert_eq!(o.restarted, [managed]);
     assert_eq!(o.restored, [broken]);
     assert_eq!(core.vector.irq(managed).unwrap().target.cpu, 1);
@@ -480,7 +711,11 @@ fn managed_shutdown_restart_and_broken_affinity_restore() {
     assert_eq!(core.desc(broken).unwrap().counts, [1, 1]);
     assert_eq!(core.desc(managed).unwrap().counts, [0, 1]);
     let mm = m.lock().unwrap();
-    assert!(mm.lost_or_duplicated().is_empty(), "{:?}", mm.lost_or_duplicated());
+    assert!(
+        mm.lost_or_duplicated().is_empty(),
+        "{:?}",
+        mm.lost_or_duplicated()
+    );
     // The restore move completed and its old vector on CPU 0 was cleaned up.
     assert!(core.vector.irq(broken).unwrap().prev.is_none());
     core.vector.matrix().check_invariants().unwrap();
@@ -490,28 +725,78 @@ fn managed_shutdown_restart_and_broken_affinity_restore() {
 fn refuses_last_cpu_and_cpu_whose_vectors_do_not_fit() {
     // Last CPU.
     let (m, mut core, _, _) = build(Kind::Rte, false, 2);
-    core.migrate_off_cpu(1, &mut SimApic { m: m.clone(), cpu: 1 }).unwrap();
+    core.migrate_off_cpu(
+        1,
+        &mut SimApic {
+            m: m.clone(),
+            cpu: 1,
+        },
+    )
+    .unwrap();
     assert_eq!(core.can_offline_cpu(0), Err(IrqError::LastCpu));
-    assert_eq!(core.migrate_off_cpu(0, &mut SimApic { m: m.clone(), cpu: 0 }), Err(IrqError::LastCpu));
-    assert_eq!(IrqError::LastCpu.to_string(), "refusing to offline the last online cpu");
+    assert_eq!(
+        core.migrate_off_cpu(
+            0,
+            &mut SimApic {
+                m: m.clone(),
+                cpu: 0
+            }
+        ),
+        Err(IrqError::LastCpu)
+    );
+    assert_eq!(
+        IrqError::LastCpu.to_string(),
+        "refusing to offline the last online cpu"
+    );
 
     // No space: CPUs 0 and 2 full, CPU 1 holds the device's vector.
     let (m, mut core, virq, _) = build(Kind::NonMaskableMsi, false, 3);
     for c in [0, 2] {
         while core.vector.matrix().cpu_stats(c).unwrap().available > 0 {
-            core.alloc_irq(DomainId::VECTOR, &FwSpec::Hwirq(0), &IrqAlloc::edge(CpuMask::single(c))).unwrap();
+            core.alloc_irq(
+                DomainId::VECTOR,
+                &FwSpec::Hwirq(0),
+                &IrqAlloc::edge(CpuMask::single(c)),
+            )
+            .unwrap();
         }
     }
     assert_eq!(core.can_offline_cpu(1), Err(IrqError::NoSpace));
     let before = core.vector.irq(virq).unwrap().target;
-    assert_eq!(core.migrate_off_cpu(1, &mut SimApic { m: m.clone(), cpu: 1 }), Err(IrqError::NoSpace));
-    assert_eq!(core.vector.irq(virq).unwrap().target, before, "a refused offline changed nothing");
+    assert_eq!(
+        core.migrate_off_cpu(
+            1,
+            &mut SimApic {
+                m: m.clone(),
+                cpu: 1
+            }
+        ),
+        Err(IrqError::NoSpace)
+    );
+    assert_eq!(
+        core.vector.irq(virq).unwrap().target,
+        before,
+        "a refused offline changed nothing"
+    );
     assert!(core.vector.matrix().is_online(1));
     // Free one vector on CPU 2: now it fits.
-    let any = core.vector.irqs().find(|(_, i)| i.target.cpu == 2).map(|(v, _)| *v).unwrap();
+    let any = core
+        .vector
+        .irqs()
+        .find(|(_, i)| i.target.cpu == 2)
+        .map(|(v, _)| *v)
+        .unwrap();
     core.free_irq(any, 1).unwrap();
     core.can_offline_cpu(1).unwrap();
-    let r = core.migrate_off_cpu(1, &mut SimApic { m: m.clone(), cpu: 1 }).unwrap();
+    let r = core
+        .migrate_off_cpu(
+            1,
+            &mut SimApic {
+                m: m.clone(),
+                cpu: 1,
+            },
+        )
+        .unwrap();
     // Its affinity {0,1} has no room left (CPU 0 is full): it breaks affinity to CPU 2.
     assert_eq!(r.moved[0].2.cpu, 2);
     assert_eq!(r.broken, [virq]);
@@ -526,13 +811,34 @@ fn restore_plan_for_another_cpu_is_returned_not_run() {
     // Fillers so that it lands on CPU 2 at 0x21 and returns to CPU 1 at 0x20: both words
     // change, which is what needs the two-step plan.
     for c in [0, 0, 2] {
-        core.alloc_irq(DomainId::VECTOR, &FwSpec::Hwirq(0), &IrqAlloc::edge(CpuMask::single(c))).unwrap();
+        core.alloc_irq(
+            DomainId::VECTOR,
+            &FwSpec::Hwirq(0),
+            &IrqAlloc::edge(CpuMask::single(c)),
+        )
+        .unwrap();
     }
-    let r = core.migrate_off_cpu(1, &mut SimApic { m: m.clone(), cpu: 1 }).unwrap();
+    let r = core
+        .migrate_off_cpu(
+            1,
+            &mut SimApic {
+                m: m.clone(),
+                cpu: 1,
+            },
+        )
+        .unwrap();
     m.lock().unwrap().cpus[1].apic_enabled = false;
     assert_eq!(r.moved[0].2.cpu, 2);
     m.lock().unwrap().cpus[1].apic_enabled = true;
-    let (o, plans) = core.cpu_online_restore(1, &mut SimApic { m: m.clone(), cpu: 0 }).unwrap();
+    let (o, plans) = core
+        .cpu_online_restore(
+            1,
+            &mut SimApic {
+                m: m.clone(),
+                cpu: 0,
+            },
+        )
+        .unwrap();
     assert_eq!(o.restored, [virq]);
     assert_eq!(plans.len(), 1);
     let (v, plan) = &plans[0];
@@ -540,11 +846,22 @@ fn restore_plan_for_another_cpu_is_returned_not_run() {
     // Until the plan runs, the device still sends to CPU 2, whose old vector stays routed.
     m.lock().unwrap().fire(0);
     drain(&mut core, &m);
-    core.run_plan(virq, plan, &mut SimApic { m: m.clone(), cpu: 2 }).unwrap();
+    core.run_plan(
+        virq,
+        plan,
+        &mut SimApic {
+            m: m.clone(),
+            cpu: 2,
+        },
+    )
+    .unwrap();
     m.lock().unwrap().fire(0);
     drain(&mut core, &m);
     assert_eq!(core.desc(virq).unwrap().counts, [0, 1, 1]);
     assert!(m.lock().unwrap().lost_or_duplicated().is_empty());
-    assert!(core.vector.irq(virq).unwrap().prev.is_none(), "old vector on CPU 2 cleaned up");
+    assert!(
+        core.vector.irq(virq).unwrap().prev.is_none(),
+        "old vector on CPU 2 cleaned up"
+    );
     assert_eq!(core.affinity_broken().count(), 0);
 }

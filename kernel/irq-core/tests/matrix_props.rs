@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use sluice_irq_core::matrix::VectorMatrix;
-use sluice_irq_core::vector::{is_system, Vector};
+use sluice_irq_core::vector::{Vector, is_system};
 use sluice_irq_core::{CpuMask, IrqError};
 
 #[derive(Clone, Debug)]
@@ -67,7 +67,10 @@ struct Model {
 impl Model {
     fn take(&mut self, cpu: u32, v: Vector, managed: bool) -> Result<(), TestCaseError> {
         prop_assert!(!is_system(v), "system vector {v} handed out");
-        prop_assert!(self.handed.insert((cpu, v.0), managed).is_none(), "vector {v} on cpu {cpu} handed out twice");
+        prop_assert!(
+            self.handed.insert((cpu, v.0), managed).is_none(),
+            "vector {v} on cpu {cpu} handed out twice"
+        );
         Ok(())
     }
 }
@@ -89,7 +92,9 @@ fn run(n: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     }
                     Err(IrqError::NoSpace) => {}
                     Err(IrqError::InvalidMask) => prop_assert!(mask.is_empty()),
-                    Err(IrqError::OfflineTarget(_)) => prop_assert!(!mask.intersects(m.online_mask())),
+                    Err(IrqError::OfflineTarget(_)) => {
+                        prop_assert!(!mask.intersects(m.online_mask()))
+                    }
                     Err(e) => prop_assert!(false, "unexpected {e:?}"),
                 }
             }
@@ -107,7 +112,10 @@ fn run(n: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
                         Err(e) => prop_assert!(!promise_kept, "reservation not honoured: {e:?}"),
                     }
                 } else {
-                    prop_assert_eq!(m.alloc(&CpuMask::first_n(n), true), Err(IrqError::InvalidState));
+                    prop_assert_eq!(
+                        m.alloc(&CpuMask::first_n(n), true),
+                        Err(IrqError::InvalidState)
+                    );
                 }
             }
             Op::Reserve => {
@@ -129,7 +137,10 @@ fn run(n: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     .handed
                     .iter()
                     .filter(|(k, managed)| {
-                        !**managed && !model.blocks.iter().any(|&(c, b, cnt)| c == k.0 && k.1 >= b && (k.1 as u32) < b as u32 + cnt)
+                        !**managed
+                            && !model.blocks.iter().any(|&(c, b, cnt)| {
+                                c == k.0 && k.1 >= b && (k.1 as u32) < b as u32 + cnt
+                            })
                     })
                     .map(|(k, _)| *k)
                     .collect();
@@ -164,7 +175,11 @@ fn run(n: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::FreeManaged(i) => {
                 // Free one managed allocation (vector returns to its reservation).
-                if let Some((&(c, v), _)) = model.managed_alloc.iter().nth(i % (model.managed_alloc.len().max(1))) {
+                if let Some((&(c, v), _)) = model
+                    .managed_alloc
+                    .iter()
+                    .nth(i % (model.managed_alloc.len().max(1)))
+                {
                     let before = m.cpu_stats(c).unwrap();
                     m.free(c, Vector(v)).unwrap();
                     let after = m.cpu_stats(c).unwrap();

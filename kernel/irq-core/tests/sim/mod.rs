@@ -19,8 +19,8 @@ use sluice_irq_core::desc::IrqReturn;
 use sluice_irq_core::domain::{Domain, FwSpec};
 use sluice_irq_core::flow::Dispatch;
 use sluice_irq_core::hw::{LocalApic, Target};
-use sluice_irq_core::msi::{decode, MsiCaps, MsiMsg, MsiStorage, Trigger};
-use sluice_irq_core::vector::{Vector, VECTOR_CLEANUP_VECTOR};
+use sluice_irq_core::msi::{MsiCaps, MsiMsg, MsiStorage, Trigger, decode};
+use sluice_irq_core::vector::{VECTOR_CLEANUP_VECTOR, Vector};
 use sluice_irq_core::{IrqCore, IrqError, Virq};
 
 pub type Token = u32;
@@ -87,36 +87,47 @@ pub type Shared = Arc<Mutex<Machine>>;
 impl Machine {
     pub fn new(cpus: usize) -> Shared {
         let mut m = Machine::default();
-        m.cpus = vec![Cpu { irqs_on: true, apic_enabled: true, ..Cpu::default() }; cpus];
+        m.cpus = vec![
+            Cpu {
+                irqs_on: true,
+                apic_enabled: true,
+                ..Cpu::default()
+            };
+            cpus
+        ];
         m.cleanup_pending_timer = vec![false; cpus];
         Arc::new(Mutex::new(m))
     }
 
     pub fn add_device(&mut self, maskable: bool) -> usize {
-        self.devices.push(Device { maskable, ..Device::default() });
+        self.devices.push(Device {
+            maskable,
+            ..Device::default()
+        });
         self.devices.len() - 1
     }
 
     /// Post a message to the bus as the chipset would.
     fn post(&mut self, msg: MsiMsg, token: Option<Token>) {
-        let (dest, vector) = if msg.addr_lo & 0xFFF0_0000 == 0xFEE0_0000 && msg.addr_lo & (1 << 4) != 0 {
-            let handle = (msg.addr_lo >> 5) & 0x7fff;
-            match self.irte.get(&handle) {
-                Some(&(d, v)) => (d, v),
-                None => {
-                    self.fail(token, "remap fault: no IRTE");
-                    return;
+        let (dest, vector) =
+            if msg.addr_lo & 0xFFF0_0000 == 0xFEE0_0000 && msg.addr_lo & (1 << 4) != 0 {
+                let handle = (msg.addr_lo >> 5) & 0x7fff;
+                match self.irte.get(&handle) {
+                    Some(&(d, v)) => (d, v),
+                    None => {
+                        self.fail(token, "remap fault: no IRTE");
+                        return;
+                    }
                 }
-            }
-        } else {
-            match decode(&msg) {
-                Some(f) => (f.dest, f.vector.0),
-                None => {
-                    self.fail(token, "message outside MSI window");
-                    return;
+            } else {
+                match decode(&msg) {
+                    Some(f) => (f.dest, f.vector.0),
+                    None => {
+                        self.fail(token, "message outside MSI window");
+                        return;
+                    }
                 }
-            }
-        };
+            };
         self.raise(dest as usize, vector, token);
     }
 
@@ -134,7 +145,9 @@ impl Machine {
             // A soft-disabled APIC does not accept fixed interrupts (SDM vol. 3A §11.4.7.2:
             // only INIT, NMI, SMI and SIPI are handled normally; IRR/ISR contents are held).
             match token {
-                Some(t) => self.failures.push(format!("token {t}: cpu {cpu} APIC disabled, interrupt dropped")),
+                Some(t) => self.failures.push(format!(
+                    "token {t}: cpu {cpu} APIC disabled, interrupt dropped"
+                )),
                 None => self.dropped_ipis += 1,
             }
             return;
@@ -152,7 +165,9 @@ impl Machine {
         self.handled.push(0);
         let d = &mut self.devices[dev];
         if d.rte && d.masked {
-            self.failures.push(format!("token {token}: edge at masked RTE of device {dev} not seen"));
+            self.failures.push(format!(
+                "token {token}: edge at masked RTE of device {dev} not seen"
+            ));
             return token;
         }
         if d.maskable && d.masked {
@@ -174,7 +189,12 @@ impl Machine {
     pub fn after_write(&mut self) {
         self.writes += 1;
         let n = self.writes;
-        let due: Vec<usize> = self.fire_after_write.iter().filter(|(k, _)| *k == n).map(|(_, d)| *d).collect();
+        let due: Vec<usize> = self
+            .fire_after_write
+            .iter()
+            .filter(|(k, _)| *k == n)
+            .map(|(_, d)| *d)
+            .collect();
         self.fire_after_write.retain(|(k, _)| *k != n);
         for dev in due {
             self.fire(dev);
@@ -195,19 +215,25 @@ impl Machine {
     pub fn lost_or_duplicated(&self) -> Vec<String> {
         let mut out = self.failures.clone();
         for (t, &n) in self.handled.iter().enumerate() {
-            let settled_by = self.coalesced.iter().find(|(a, _)| *a as usize == t).map(|(_, b)| *b as usize);
+            let settled_by = self
+                .coalesced
+                .iter()
+                .find(|(a, _)| *a as usize == t)
+                .map(|(_, b)| *b as usize);
             let n = match settled_by {
                 Some(b) => self.handled[b],
                 None => n,
             };
             if n != 1 {
-                out.push(format!("token {t} (device {}) handled {n} times", self.token_dev[t]));
+                out.push(format!(
+                    "token {t} (device {}) handled {n} times",
+                    self.token_dev[t]
+                ));
             }
         }
         out
     }
 }
-
 
 /// The local APIC of one CPU of the simulated machine.
 pub struct SimApic {
@@ -222,7 +248,13 @@ impl LocalApic for SimApic {
     fn eoi(&mut self) {
         let mut m = self.m.lock().unwrap();
         let c = &mut m.cpus[self.cpu];
-        if let Some(pos) = c.isr.iter().enumerate().max_by_key(|(_, v)| **v).map(|(i, _)| i) {
+        if let Some(pos) = c
+            .isr
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, v)| **v)
+            .map(|(i, _)| i)
+        {
             c.isr.remove(pos);
         }
     }
@@ -242,7 +274,11 @@ impl LocalApic for SimApic {
         // A retrigger of a device vector re-raises the interrupt pending here: its tokens
         // travel with the IPI; the physical bit stays and will be delivered empty.
         let mut tokens = if vector != VECTOR_CLEANUP_VECTOR {
-            m.cpus[self.cpu].irr.get_mut(&vector.0).map(std::mem::take).unwrap_or_default()
+            m.cpus[self.cpu]
+                .irr
+                .get_mut(&vector.0)
+                .map(std::mem::take)
+                .unwrap_or_default()
         } else {
             Vec::new()
         };
@@ -253,7 +289,11 @@ impl LocalApic for SimApic {
             && let Some((c, v)) = hit
             && c == self.cpu
         {
-            tokens = m.cpus[self.cpu].irr.get_mut(&v).map(std::mem::take).unwrap_or_default();
+            tokens = m.cpus[self.cpu]
+                .irr
+                .get_mut(&v)
+                .map(std::mem::take)
+                .unwrap_or_default();
         }
         if tokens.is_empty() {
             m.raise(cpu as usize, vector.0, None);
@@ -273,7 +313,13 @@ pub struct SimMsiStorage {
 
 impl MsiStorage for SimMsiStorage {
     fn caps(&self) -> MsiCaps {
-        MsiCaps { maskable: self.maskable, nvec: 1, multi_vector: false, dynamic: false, addr64: true }
+        MsiCaps {
+            maskable: self.maskable,
+            nvec: 1,
+            multi_vector: false,
+            dynamic: false,
+            addr64: true,
+        }
     }
     fn write_addr_lo(&mut self, _i: u32, v: u32) {
         let mut m = self.m.lock().unwrap();
@@ -338,7 +384,11 @@ impl Domain for SimIrDomain {
         self.m.lock().unwrap().irte.remove(&(h as u32));
     }
     fn activate(&mut self, d: &LevelCtx, _msg: &MsiMsg) -> sluice_irq_core::Result<()> {
-        self.m.lock().unwrap().irte.insert(d.hwirq as u32, (d.target.apic_id, d.target.vector.0));
+        self.m
+            .lock()
+            .unwrap()
+            .irte
+            .insert(d.hwirq as u32, (d.target.apic_id, d.target.vector.0));
         Ok(())
     }
 }
@@ -347,11 +397,25 @@ impl Chip for SimIrDomain {
     fn name(&self) -> &str {
         "INTEL-IR"
     }
-    fn compose_msi_msg(&mut self, d: &LevelCtx, _t: &Target) -> sluice_irq_core::Result<Option<MsiMsg>> {
+    fn compose_msi_msg(
+        &mut self,
+        d: &LevelCtx,
+        _t: &Target,
+    ) -> sluice_irq_core::Result<Option<MsiMsg>> {
         // Remappable format: handle in bits 19:5, format bit 4 (VT-d §5.1.5.2).
-        Ok(Some(MsiMsg { addr_lo: 0xFEE0_0000 | (d.hwirq as u32) << 5 | 1 << 4, addr_hi: 0, data: 0 }))
+        Ok(Some(MsiMsg {
+            addr_lo: 0xFEE0_0000 | (d.hwirq as u32) << 5 | 1 << 4,
+            addr_hi: 0,
+            data: 0,
+        }))
     }
-    fn set_affinity(&mut self, d: &LevelCtx, old: &Target, new: &Target, m: &AffinityMsgs) -> sluice_irq_core::Result<Option<StepPlan>> {
+    fn set_affinity(
+        &mut self,
+        d: &LevelCtx,
+        old: &Target,
+        new: &Target,
+        m: &AffinityMsgs,
+    ) -> sluice_irq_core::Result<Option<StepPlan>> {
         Ok(Some(sluice_irq_core::affinity::plan_msi_update(
             sluice_irq_core::affinity::MsiPath::Remapped,
             d.level,
@@ -363,11 +427,18 @@ impl Chip for SimIrDomain {
             &m.intermediate,
         )))
     }
-    fn exec_step(&mut self, d: &LevelCtx, _i: u32, step: &Step, _msg: &MsiMsg) -> sluice_irq_core::Result<()> {
+    fn exec_step(
+        &mut self,
+        d: &LevelCtx,
+        _i: u32,
+        step: &Step,
+        _msg: &MsiMsg,
+    ) -> sluice_irq_core::Result<()> {
         match step {
             Step::UpdateRoute => {
                 let mut m = self.m.lock().unwrap();
-                m.irte.insert(d.hwirq as u32, (d.target.apic_id, d.target.vector.0));
+                m.irte
+                    .insert(d.hwirq as u32, (d.target.apic_id, d.target.vector.0));
                 m.after_write();
                 Ok(())
             }
@@ -424,7 +495,13 @@ impl Chip for SimRteDomain {
         self.m.lock().unwrap().devices[self.dev].masked = false;
         Ok(ChipOp::Done)
     }
-    fn set_affinity(&mut self, d: &LevelCtx, old: &Target, new: &Target, m: &AffinityMsgs) -> sluice_irq_core::Result<Option<StepPlan>> {
+    fn set_affinity(
+        &mut self,
+        d: &LevelCtx,
+        old: &Target,
+        new: &Target,
+        m: &AffinityMsgs,
+    ) -> sluice_irq_core::Result<Option<StepPlan>> {
         Ok(Some(sluice_irq_core::affinity::plan_msi_update(
             sluice_irq_core::affinity::MsiPath::NonMaskable,
             d.level,
@@ -436,7 +513,13 @@ impl Chip for SimRteDomain {
             &m.intermediate,
         )))
     }
-    fn exec_step(&mut self, _d: &LevelCtx, _i: u32, step: &Step, _msg: &MsiMsg) -> sluice_irq_core::Result<()> {
+    fn exec_step(
+        &mut self,
+        _d: &LevelCtx,
+        _i: u32,
+        step: &Step,
+        _msg: &MsiMsg,
+    ) -> sluice_irq_core::Result<()> {
         let mut m = self.m.lock().unwrap();
         match *step {
             Step::WriteData(v) => m.devices[self.dev].msg.data = v,
@@ -456,7 +539,9 @@ impl Chip for SimRteDomain {
 pub fn deliver(core: &mut IrqCore, m: &Shared, cpu: usize) -> bool {
     let (vector, tokens) = {
         let mut mm = m.lock().unwrap();
-        let Some(v) = mm.deliverable(cpu) else { return false };
+        let Some(v) = mm.deliverable(cpu) else {
+            return false;
+        };
         let tokens = mm.cpus[cpu].irr.remove(&v).unwrap_or_default();
         mm.cpus[cpu].isr.push(v);
         (v, tokens)
@@ -524,8 +609,14 @@ impl Explorer {
 
 /// Explore every schedule; `body` returns Err(description) for a bad run. Returns
 /// (schedules explored, failing descriptions).
-pub fn explore(mut body: impl FnMut(&mut Explorer) -> Result<(), String>, limit: usize) -> (usize, Vec<String>) {
-    let mut ex = Explorer { prefix: Vec::new(), pos: 0 };
+pub fn explore(
+    mut body: impl FnMut(&mut Explorer) -> Result<(), String>,
+    limit: usize,
+) -> (usize, Vec<String>) {
+    let mut ex = Explorer {
+        prefix: Vec::new(),
+        pos: 0,
+    };
     let mut runs = 0;
     let mut fails = Vec::new();
     loop {
