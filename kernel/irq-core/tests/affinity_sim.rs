@@ -6,7 +6,10 @@
 
 mod sim;
 
-use sim::{Explorer, Machine, Shared, SimApic, SimIrDomain, SimMsiStorage, deliver, explore};
+use sim::{
+    Event, Explorer, Machine, Shared, SimApic, SimIrDomain, SimMsiStorage, enabled_events, explore,
+    run_hardware_event,
+};
 use sluice_irq_core::affinity::{MsiPath, StepPlan};
 use sluice_irq_core::desc::FlowKind;
 use sluice_irq_core::domain::{DomainId, FwSpec};
@@ -197,50 +200,18 @@ fn run_once(ex: &mut Explorer, s: &Scenario, retries: &mut u32) -> Result<(), St
                 &trail[..60]
             ));
         }
-        #[derive(Clone, Copy)]
-        enum Choice {
-            Script,
-            Fire,
-            Deliver(usize),
-            CleanupTimer(usize),
-        }
-        let mut en = Vec::new();
-        if !script.is_empty() {
-            en.push(Choice::Script);
-        } else if tail_on {
+        if script.is_empty() && tail_on {
             script.push_back(Act::IrqsOn(0));
             tail_on = false;
-            en.push(Choice::Script);
         }
-        if fires_left > 0 {
-            en.push(Choice::Fire);
-        }
-        {
-            let mm = m.lock().unwrap();
-            for c in 0..2 {
-                if mm.deliverable(c).is_some() {
-                    en.push(Choice::Deliver(c));
-                }
-                // Fairness: a timer tick comes long after pending interrupts were taken.
-                if mm.cleanup_pending_timer[c] && mm.cpus[c].irqs_on && mm.deliverable(c).is_none()
-                {
-                    en.push(Choice::CleanupTimer(c));
-                }
-            }
-        }
+        let en = enabled_events(&m, !script.is_empty(), fires_left);
         if en.is_empty() {
             break;
         }
-        let ch = en[ex.pick(en.len())];
-        trail.push(match ch {
-            Choice::Script => 'S',
-            Choice::Fire => 'F',
-            Choice::Deliver(0) => '0',
-            Choice::Deliver(_) => '1',
-            Choice::CleanupTimer(_) => 'T',
-        });
-        match ch {
-            Choice::Script => match script.pop_front().unwrap() {
+        let ev = en[ex.pick(en.len())];
+        trail.push(ev.letter());
+        match ev {
+            Event::Script => match script.pop_front().unwrap() {
                 Act::IrqsOff(c) => m.lock().unwrap().cpus[c].irqs_on = false,
                 Act::IrqsOn(c) => m.lock().unwrap().cpus[c].irqs_on = true,
                 Act::SetAffinity => {
@@ -279,21 +250,7 @@ fn run_once(ex: &mut Explorer, s: &Scenario, retries: &mut u32) -> Result<(), St
                         .map_err(|e| e.to_string())?;
                 }
             },
-            Choice::Fire => {
-                fires_left -= 1;
-                m.lock().unwrap().fire(0);
-            }
-            Choice::Deliver(c) => {
-                deliver(&mut core, &m, c);
-            }
-            Choice::CleanupTimer(c) => {
-                let mut apic = SimApic {
-                    m: m.clone(),
-                    cpu: c,
-                };
-                let out = core.vector_cleanup(&mut apic);
-                m.lock().unwrap().cleanup_pending_timer[c] = out.retry > 0;
-            }
+            ev => run_hardware_event(&mut core, &m, ev, &mut fires_left),
         }
     }
     let mm = m.lock().unwrap();

@@ -15,7 +15,8 @@
 mod sim;
 
 use sim::{
-    Explorer, Machine, Shared, SimApic, SimIrDomain, SimMsiStorage, SimRteDomain, deliver, explore,
+    Event, Explorer, Machine, Shared, SimApic, SimIrDomain, SimMsiStorage, SimRteDomain, deliver,
+    enabled_events, explore, run_hardware_event,
 };
 use sluice_irq_core::desc::FlowKind;
 use sluice_irq_core::domain::{DomainId, FwSpec};
@@ -260,37 +261,12 @@ fn run_once(ex: &mut Explorer, s: &Scenario, stats: &mut Stats) -> Result<(), St
         if budget == 0 {
             return Err(format!("{s:?}: livelock"));
         }
-        #[derive(Clone, Copy)]
-        enum Choice {
-            Script,
-            Fire,
-            Deliver(usize),
-            CleanupTimer(usize),
-        }
-        let mut en = Vec::new();
-        if !script.is_empty() {
-            en.push(Choice::Script);
-        }
-        if fires_left > 0 {
-            en.push(Choice::Fire);
-        }
-        {
-            let mm = m.lock().unwrap();
-            for c in 0..2 {
-                if mm.deliverable(c).is_some() {
-                    en.push(Choice::Deliver(c));
-                }
-                if mm.cleanup_pending_timer[c] && mm.cpus[c].irqs_on && mm.deliverable(c).is_none()
-                {
-                    en.push(Choice::CleanupTimer(c));
-                }
-            }
-        }
+        let en = enabled_events(&m, !script.is_empty(), fires_left);
         if en.is_empty() {
             break;
         }
         match en[ex.pick(en.len())] {
-            Choice::Script => match script.pop_front().unwrap() {
+            Event::Script => match script.pop_front().unwrap() {
                 Act::IrqsOff(c) => m.lock().unwrap().cpus[c].irqs_on = false,
                 Act::IrqsOn(c) => m.lock().unwrap().cpus[c].irqs_on = true,
                 Act::ApicOff(c) => m.lock().unwrap().cpus[c].apic_enabled = false,
@@ -371,21 +347,7 @@ fn run_once(ex: &mut Explorer, s: &Scenario, stats: &mut Stats) -> Result<(), St
                     report = Some(r);
                 }
             },
-            Choice::Fire => {
-                fires_left -= 1;
-                m.lock().unwrap().fire(0);
-            }
-            Choice::Deliver(c) => {
-                deliver(&mut core, &m, c);
-            }
-            Choice::CleanupTimer(c) => {
-                let mut apic = SimApic {
-                    m: m.clone(),
-                    cpu: c,
-                };
-                let out = core.vector_cleanup(&mut apic);
-                m.lock().unwrap().cleanup_pending_timer[c] = out.retry > 0;
-            }
+            ev => run_hardware_event(&mut core, &m, ev, &mut fires_left),
         }
     }
     let r = report.ok_or("no migration ran")?;

@@ -586,6 +586,76 @@ pub fn deliver(core: &mut IrqCore, m: &Shared, cpu: usize) -> bool {
     true
 }
 
+/// One thing that can happen next in a two-CPU schedule: the test's own script moves a
+/// step, the device fires, a CPU takes its highest pending interrupt, or a CPU's timer
+/// tick retries a deferred vector cleanup.
+#[derive(Clone, Copy, Debug)]
+pub enum Event {
+    Script,
+    Fire,
+    Deliver(usize),
+    CleanupTimer(usize),
+}
+
+impl Event {
+    /// One letter per event, for a schedule's trail in failure messages.
+    pub fn letter(self) -> char {
+        match self {
+            Event::Script => 'S',
+            Event::Fire => 'F',
+            Event::Deliver(0) => '0',
+            Event::Deliver(_) => '1',
+            Event::CleanupTimer(_) => 'T',
+        }
+    }
+}
+
+/// The events enabled now on CPUs 0 and 1. A cleanup tick is only enabled once the CPU
+/// has no interrupt left to take: fairness, since a tick comes long after pending
+/// interrupts were taken.
+pub fn enabled_events(m: &Shared, script_pending: bool, fires_left: u32) -> Vec<Event> {
+    let mut en = Vec::new();
+    if script_pending {
+        en.push(Event::Script);
+    }
+    if fires_left > 0 {
+        en.push(Event::Fire);
+    }
+    let mm = m.lock().unwrap();
+    for c in 0..2 {
+        if mm.deliverable(c).is_some() {
+            en.push(Event::Deliver(c));
+        }
+        if mm.cleanup_pending_timer[c] && mm.cpus[c].irqs_on && mm.deliverable(c).is_none() {
+            en.push(Event::CleanupTimer(c));
+        }
+    }
+    en
+}
+
+/// Runs a hardware event (anything but `Script`, which belongs to the test): device 0
+/// fires, a CPU takes an interrupt through the core, or a tick retries cleanup.
+pub fn run_hardware_event(core: &mut IrqCore, m: &Shared, ev: Event, fires_left: &mut u32) {
+    match ev {
+        Event::Script => unreachable!("the test runs its own script"),
+        Event::Fire => {
+            *fires_left -= 1;
+            m.lock().unwrap().fire(0);
+        }
+        Event::Deliver(c) => {
+            deliver(core, m, c);
+        }
+        Event::CleanupTimer(c) => {
+            let mut apic = SimApic {
+                m: m.clone(),
+                cpu: c,
+            };
+            let out = core.vector_cleanup(&mut apic);
+            m.lock().unwrap().cleanup_pending_timer[c] = out.retry > 0;
+        }
+    }
+}
+
 /// Stateless exhaustive exploration: `run(choices)` executes one schedule, calling
 /// `pick(n)` at each decision point with n enabled options; we enumerate all sequences.
 pub struct Explorer {
