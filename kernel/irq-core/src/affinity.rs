@@ -18,7 +18,8 @@
 //!    b. write the new vector while keeping the old destination (one word: data);
 //!    c. write the new destination (one word: address);
 //!    d. if the new vector is now pending in this CPU's IRR, a device write hit the window
-//!       between b and c: retrigger the irq on its new target.
+//!    between b and c: retrigger the irq on its new target.
+//!
 //!    Every message the device can send is old/old (still routed until cleanup),
 //!    old-CPU/new-vector (held in the IRR because interrupts are off, caught by d, then
 //!    acknowledged quietly via the claimed slot) or new/new. Linux does the same in

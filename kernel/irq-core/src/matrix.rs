@@ -273,7 +273,7 @@ impl VectorMatrix {
 
     /// Free a block from [`Self::alloc_block`] in one go.
     pub fn free_block(&mut self, cpu: CpuId, base: Vector, count: u32) -> Result<()> {
-        if !count.is_power_of_two() || count > 32 || base.0 as u32 % count != 0 {
+        if !count.is_power_of_two() || count > 32 || !(base.0 as u32).is_multiple_of(count) {
             return Err(IrqError::InvalidArgument);
         }
         let c = self.cpu(cpu)?;

@@ -216,7 +216,7 @@ fn run(n: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
         }
         prop_assert_eq!(m.total_allocated() as usize, model.handed.len());
         prop_assert_eq!(m.global_reserved(), model.reserved);
-        for (&(c, v), _) in &model.handed {
+        for &(c, v) in model.handed.keys() {
             prop_assert!(m.is_allocated(c, Vector(v)));
         }
         // Unmanaged reservations never overlap: every managed vector is distinct from handed unmanaged.

@@ -86,16 +86,18 @@ pub type Shared = Arc<Mutex<Machine>>;
 
 impl Machine {
     pub fn new(cpus: usize) -> Shared {
-        let mut m = Machine::default();
-        m.cpus = vec![
-            Cpu {
-                irqs_on: true,
-                apic_enabled: true,
-                ..Cpu::default()
-            };
-            cpus
-        ];
-        m.cleanup_pending_timer = vec![false; cpus];
+        let m = Machine {
+            cpus: vec![
+                Cpu {
+                    irqs_on: true,
+                    apic_enabled: true,
+                    ..Cpu::default()
+                };
+                cpus
+            ],
+            cleanup_pending_timer: vec![false; cpus],
+            ..Machine::default()
+        };
         Arc::new(Mutex::new(m))
     }
 
