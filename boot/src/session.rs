@@ -252,11 +252,11 @@ impl Session {
             self.take(chunk);
         }
         let mut output = String::from_utf8_lossy(&self.output).into_owned();
-        if let Some(err) = self.stderr.take().and_then(|h| h.join().ok()) {
-            if !err.is_empty() {
-                output.push_str("\n--- QEMU stderr ---\n");
-                output.push_str(&err);
-            }
+        if let Some(err) = self.stderr.take().and_then(|h| h.join().ok())
+            && !err.is_empty()
+        {
+            output.push_str("\n--- QEMU stderr ---\n");
+            output.push_str(&err);
         }
         Outcome { exit, output }
     }

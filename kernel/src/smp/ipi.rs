@@ -107,38 +107,45 @@ fn handle_call_function() {
     run_requests(me);
 }
 
-fn run_requests(me: usize) {
-    for w in 0..WORDS {
-        let mut senders = REQUESTS[me][w].swap(0, Ordering::AcqRel);
+/// Takes every request queued for `me` (clearing them) and hands each sender's call
+/// block to `f`.
+fn take_requests(me: usize, mut f: impl FnMut(&CallBlock)) {
+    for (w, word) in REQUESTS[me].iter().enumerate() {
+        let mut senders = word.swap(0, Ordering::AcqRel);
         while senders != 0 {
             let s = w * 64 + senders.trailing_zeros() as usize;
             senders &= senders - 1;
-            let Some(b) = block(s) else { continue };
-            // SAFETY: `func` was stored from a `CallFn` before the request bit was set
-            // (Release), and we read the request bit with Acquire.
-            let f: CallFn =
-                unsafe { core::mem::transmute::<usize, CallFn>(b.func.load(Ordering::Acquire)) };
-            let r = f(b.arg.load(Ordering::Acquire));
-            b.results[me].store(r, Ordering::Relaxed);
-            b.pending[me / 64].fetch_and(!(1 << (me % 64)), Ordering::Release);
+            if let Some(b) = block(s) {
+                f(b);
+            }
         }
     }
+}
+
+/// Clears `me` from the sender's pending set, after its result is stored.
+fn answered(b: &CallBlock, me: usize) {
+    b.pending[me / 64].fetch_and(!(1 << (me % 64)), Ordering::Release);
+}
+
+fn run_requests(me: usize) {
+    take_requests(me, |b| {
+        // SAFETY: `func` was stored from a `CallFn` before the request bit was set
+        // (Release), and we read the request bit with Acquire.
+        let f: CallFn =
+            unsafe { core::mem::transmute::<usize, CallFn>(b.func.load(Ordering::Acquire)) };
+        let r = f(b.arg.load(Ordering::Acquire));
+        b.results[me].store(r, Ordering::Relaxed);
+        answered(b, me);
+    });
 }
 
 /// Called by a CPU that parks: its queued requests will not run; clear them so their
 /// senders are not left busy.
 pub(crate) fn drop_requests(me: usize) {
-    for w in 0..WORDS {
-        let mut senders = REQUESTS[me][w].swap(0, Ordering::AcqRel);
-        while senders != 0 {
-            let s = w * 64 + senders.trailing_zeros() as usize;
-            senders &= senders - 1;
-            if let Some(b) = block(s) {
-                b.results[me].store(u64::MAX, Ordering::Relaxed);
-                b.pending[me / 64].fetch_and(!(1 << (me % 64)), Ordering::Release);
-            }
-        }
-    }
+    take_requests(me, |b| {
+        b.results[me].store(u64::MAX, Ordering::Relaxed);
+        answered(b, me);
+    });
 }
 
 fn pending_set(b: &CallBlock) -> CpuSet {
