@@ -50,16 +50,27 @@ impl IoApicDomain {
         Ok((p, st))
     }
 
-    fn rte_for(st: PinState, target: &Target, masked: bool) -> Rte {
+    /// An RTE's physical destination is 8 bits (82093AA datasheet, 3.2.4) and 0xff is the
+    /// broadcast id (SDM vol. 3, "Physical Destination Mode"): a CPU with a larger APIC id
+    /// is out of reach without interrupt remapping, and truncating its id would deliver
+    /// to some other CPU.
+    pub(crate) fn dest_of(target: &Target) -> Result<u8, IrqError> {
+        u8::try_from(target.apic_id)
+            .ok()
+            .filter(|&d| d != 0xff)
+            .ok_or(IrqError::InvalidArgument)
+    }
+
+    fn rte_for(st: PinState, target: &Target, masked: bool) -> Result<Rte, IrqError> {
         let mut flags = RteFlags::empty();
         flags.set(RteFlags::LEVEL, st.trigger == Trigger::Level);
         flags.set(RteFlags::ACTIVE_LOW, st.active_low);
         flags.set(RteFlags::MASKED, masked);
-        Rte {
+        Ok(Rte {
             vector: target.vector.0,
             flags,
-            dest: target.apic_id as u8,
-        }
+            dest: Self::dest_of(target)?,
+        })
     }
 
     fn masked_now(&self, pin: u32) -> bool {
@@ -120,12 +131,12 @@ impl Domain for IoApicDomain {
     /// Programs the entry for the irq's target, masked; the core unmasks when it starts.
     fn activate(&mut self, d: &LevelCtx, _msg: &MsiMsg) -> Result<(), IrqError> {
         let (pin, st) = self.pin(d.hwirq)?;
-        self.io.write_rte(pin, Self::rte_for(st, &d.target, true));
+        self.io.write_rte(pin, Self::rte_for(st, &d.target, true)?);
         Ok(())
     }
     fn deactivate(&mut self, d: &LevelCtx, _msg: &MsiMsg) -> Result<(), IrqError> {
         let (pin, st) = self.pin(d.hwirq)?;
-        self.io.write_rte(pin, Self::rte_for(st, &d.target, true));
+        self.io.write_rte(pin, Self::rte_for(st, &d.target, true)?);
         Ok(())
     }
 }
@@ -177,14 +188,15 @@ impl Chip for IoApicDomain {
         match step {
             Step::WriteData(_) => self
                 .io
-                .write_low(pin, Self::rte_for(st, &d.target, self.masked_now(pin))),
-            Step::WriteAddrLo(_) => self.io.write_dest(pin, d.target.apic_id as u8),
+                .write_low(pin, Self::rte_for(st, &d.target, self.masked_now(pin))?),
+            Step::WriteAddrLo(_) => self.io.write_dest(pin, Self::dest_of(&d.target)?),
             Step::WriteAddrHi(_) => {}
             Step::Mask => self.io.set_masked(pin, true),
             Step::Unmask => self.io.set_masked(pin, false),
             Step::UpdateRoute => {
                 let masked = self.masked_now(pin);
-                self.io.write_rte(pin, Self::rte_for(st, &d.target, masked))
+                self.io
+                    .write_rte(pin, Self::rte_for(st, &d.target, masked)?)
             }
             Step::ClaimTransient(_) | Step::CheckIrrRetrigger(_) => {
                 return Err(IrqError::InvalidArgument);

@@ -8,7 +8,7 @@
 //! a lock its own CPU holds. Driver handlers run with CORE released.
 
 mod apic_hw;
-mod ioapic_domain;
+pub(crate) mod ioapic_domain;
 pub mod shell;
 
 use alloc::string::String;

@@ -39,6 +39,10 @@ static RESOURCES: [spin::Once<Resources>; crate::cpu::MAX_CPUS] =
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartError {
     NoSuchCpu,
+    /// Its APIC id is beyond what an I/O APIC entry or MSI can name without interrupt
+    /// remapping: online, it could take no device interrupt and a migration could strand
+    /// one. Linux leaves such CPUs offline too.
+    Unaddressable(u32),
     AlreadyRunning(CpuState),
     NoTrampoline,
     OutOfMemory,
@@ -59,6 +63,10 @@ impl core::fmt::Display for StartError {
     fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
         match self {
             StartError::NoSuchCpu => f.write_str("no such CPU"),
+            StartError::Unaddressable(id) => write!(
+                f,
+                "has APIC id {id}: without interrupt remapping device interrupts reach APIC ids 0-{MAX_DEVICE_APIC_ID} only; left offline"
+            ),
             StartError::AlreadyRunning(s) => write!(
                 f,
                 "is {}; only a present, failed or offline CPU can be started",
@@ -88,10 +96,23 @@ impl core::fmt::Display for StartError {
     }
 }
 
+/// The largest APIC id a device interrupt can name: 8-bit physical destinations, 0xff
+/// being broadcast. Interrupt remapping (32-bit IRTE destinations) will lift it.
+pub const MAX_DEVICE_APIC_ID: u32 = 0xfe;
+
+/// A CPU is only started if device interrupts can reach it (see `Unaddressable`).
+pub fn check_addressable(apic_id: u32) -> Result<(), StartError> {
+    if apic_id > MAX_DEVICE_APIC_ID {
+        return Err(StartError::Unaddressable(apic_id));
+    }
+    Ok(())
+}
+
 /// Starts (or restarts) CPU `cpu` and waits until it is online. Returns the bring-up time
 /// in nanoseconds.
 pub fn start(cpu: usize) -> Result<u64, StartError> {
     let apic = super::apic_id(cpu).ok_or(StartError::NoSuchCpu)?;
+    check_addressable(apic)?;
     if cpu == 0 {
         return Err(StartError::AlreadyRunning(super::state(0)));
     }
@@ -114,6 +135,7 @@ pub fn start_all(cpus: &[usize]) -> alloc::vec::Vec<(usize, Result<u64, StartErr
     let ready: alloc::vec::Vec<(usize, u32)> = cpus
         .iter()
         .filter_map(|c| super::apic_id(*c).map(|a| (*c, a)))
+        .filter(|(_, a)| check_addressable(*a).is_ok())
         .filter(|(c, _)| {
             matches!(
                 super::state(*c),

@@ -10,6 +10,7 @@ use crate::{check, ktest};
 
 pub static TESTS: &[Test] = &[
     ktest!(all_madt_cpus_come_online),
+    ktest!(device_interrupts_reach_apic_ids_0_to_254_only),
     ktest!(call_function_returns_each_cpus_own_index),
     ktest!(call_on_others_and_all_answer_once_each),
     ktest!(call_to_a_cpu_that_is_not_online_is_refused),
@@ -21,6 +22,48 @@ pub static TESTS: &[Test] = &[
     ktest!(parked_cpu_restarts_with_init_sipi),
     ktest!(cpu_taken_down_in_stop_machine_parks_and_restarts),
 ];
+
+/// Without interrupt remapping an RTE or MSI names 8-bit APIC ids and 0xff broadcasts:
+/// the boundary is the same for starting CPUs and for programming I/O APIC entries.
+fn device_interrupts_reach_apic_ids_0_to_254_only() -> TestResult {
+    use crate::irq::ioapic_domain::IoApicDomain;
+    use sluice_irq_core::Vector;
+    use sluice_irq_core::hw::Target;
+    for (apic, reachable) in [
+        (0, true),
+        (254, true),
+        (255, false),
+        (256, false),
+        (u32::MAX, false),
+    ] {
+        let started = super::ap::check_addressable(apic);
+        check!(
+            started.is_ok() == reachable,
+            "APIC id {}: start check says {:?}",
+            apic,
+            started.err()
+        );
+        let target = Target {
+            cpu: 1,
+            apic_id: apic,
+            vector: Vector(0x40),
+        };
+        let dest = IoApicDomain::dest_of(&target);
+        check!(
+            dest.is_ok() == reachable && dest.map_or(true, |d| u32::from(d) == apic),
+            "APIC id {}: RTE destination {:?}",
+            apic,
+            dest
+        );
+    }
+    let err = super::ap::check_addressable(300).unwrap_err();
+    check!(
+        alloc::format!("{err}").contains("APIC id 300"),
+        "unclear refusal: {}",
+        err
+    );
+    Ok(())
+}
 
 fn my_index(_: u64) -> u64 {
     crate::cpu::current_index() as u64
@@ -34,14 +77,28 @@ fn all_madt_cpus_come_online() -> TestResult {
         super::possible(),
         madt
     );
+    let reachable = (0..madt)
+        .filter_map(super::apic_id)
+        .filter(|a| super::ap::check_addressable(*a).is_ok())
+        .count();
     check!(
-        super::online_count() == madt,
+        super::online_count() == reachable,
         "{} of {} CPUs online: {}",
         super::online_count(),
         madt,
         super::online_mask()
     );
     for cpu in 0..madt {
+        let apic = super::apic_id(cpu).ok_or_else(|| format!("CPU {cpu} has no APIC id"))?;
+        if super::ap::check_addressable(apic).is_err() {
+            check!(
+                super::state(cpu) != CpuState::Online,
+                "CPU {} (APIC id {}) is online but no device interrupt can reach it",
+                cpu,
+                apic
+            );
+            continue;
+        }
         check!(
             super::state(cpu) == CpuState::Online,
             "CPU {} is {}",
