@@ -114,13 +114,17 @@ impl CompatMsi {
 }
 
 /// Compose the address/data words. Fails with `InvalidArgument` if `dest` does not fit
-/// `format` (such a CPU needs interrupt remapping).
+/// `format` (such a CPU needs interrupt remapping), or is the xAPIC physical broadcast
+/// id 0xff (SDM vol. 3, "Physical Destination Mode"): one CPU's message must not reach
+/// them all.
 pub fn compose(f: &CompatMsi, format: DestFormat) -> Result<MsiMsg> {
     let max = match format {
         DestFormat::XApic => 0xff,
         DestFormat::ExtDest15 => 0x7fff,
     };
-    if f.dest > max {
+    let broadcast =
+        format == DestFormat::XApic && f.dest_mode == DestMode::Physical && f.dest == 0xff;
+    if f.dest > max || broadcast {
         return Err(IrqError::InvalidArgument);
     }
     let mut addr =
@@ -231,6 +235,18 @@ mod tests {
             }
         );
         assert_eq!(decode(&m), Some(CompatMsi::fixed(3, Vector(0x41))));
+    }
+
+    #[test]
+    fn physical_broadcast_id_is_refused_logical_all_ones_is_not() {
+        let phys = |d| compose(&CompatMsi::fixed(d, Vector(0x41)), DestFormat::XApic);
+        assert!(phys(0xfe).is_ok());
+        assert_eq!(phys(0xff), Err(IrqError::InvalidArgument));
+        let logical = CompatMsi {
+            dest_mode: DestMode::Logical,
+            ..CompatMsi::fixed(0xff, Vector(0x41))
+        };
+        assert!(compose(&logical, DestFormat::XApic).is_ok());
     }
 
     #[test]
