@@ -43,18 +43,23 @@ pub enum IrqReturn {
     NotHandled,
 }
 
-/// Storm detection thresholds (Linux's "nobody cared" logic, without the time base).
+/// Storm detection thresholds (Linux's "nobody cared" logic, `note_interrupt`).
 ///
 /// Every `window` interrupts, if more than `threshold` of them were not handled the line
-/// is declared stuck: masked, disabled and reported. The defaults mirror Linux
-/// (99,900 of 100,000): a real device that is merely sometimes unclaimed never trips it,
-/// while a screaming line is cut off within ~100k interrupts (well under a second).
+/// is declared stuck: masked, disabled and reported. An unhandled interrupt that comes
+/// more than `unhandled_gap_ns` after the previous unhandled one restarts the unhandled
+/// count at 1, so only unclaimed interrupts in an unbroken run count against a line:
+/// a device that is unclaimed now and then over hours never adds up to a storm. The
+/// defaults mirror Linux (99,900 of 100,000; a gap of HZ/10 = 100 ms): a screaming
+/// line is cut off within ~100k interrupts (well under a second).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StormPolicy {
     /// Interrupts per evaluation window.
     pub window: u32,
     /// Unhandled interrupts in a window that disable the line.
     pub threshold: u32,
+    /// A pause between unhandled interrupts longer than this restarts their count.
+    pub unhandled_gap_ns: u64,
 }
 
 impl Default for StormPolicy {
@@ -62,6 +67,7 @@ impl Default for StormPolicy {
         Self {
             window: 100_000,
             threshold: 99_900,
+            unhandled_gap_ns: 100_000_000,
         }
     }
 }
@@ -104,8 +110,10 @@ pub struct IrqDesc {
     pub counts: Vec<u64>,
     /// Interrupts in the current storm window.
     pub window_count: u32,
-    /// Unhandled interrupts in the current storm window.
+    /// Unhandled interrupts in the current storm window (since the last long pause).
     pub window_unhandled: u32,
+    /// `LocalApic::now_ns` at the last unhandled interrupt.
+    pub last_unhandled_ns: Option<u64>,
     /// Unhandled interrupts ever.
     pub unhandled_total: u64,
     /// Managed irq (affinity fixed by the kernel).

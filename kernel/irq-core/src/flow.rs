@@ -152,7 +152,16 @@ impl IrqCore {
         d.state.in_progress = false;
         d.window_count += 1;
         if ret == IrqReturn::NotHandled {
-            d.window_unhandled += 1;
+            let now = apic.now_ns();
+            let after_pause = d
+                .last_unhandled_ns
+                .is_none_or(|t| now.saturating_sub(t) > storm.unhandled_gap_ns);
+            d.window_unhandled = if after_pause {
+                1
+            } else {
+                d.window_unhandled + 1
+            };
+            d.last_unhandled_ns = Some(now);
             d.unhandled_total += 1;
         }
         let mut stormed = false;

@@ -492,6 +492,9 @@ mod tests {
         fn before_irr_scan(&mut self) {
             self.scans += 1;
         }
+        fn now_ns(&self) -> u64 {
+            0
+        }
     }
 
     fn apic(cpu: CpuId) -> RecApic {

@@ -23,6 +23,9 @@ pub trait LocalApic {
     fn irr_pending(&self, vector: Vector) -> bool;
     /// Send a fixed IPI with `vector` to `cpu` (may be this CPU: self-IPI).
     fn send_ipi(&mut self, cpu: CpuId, vector: Vector);
+    /// Monotonic nanoseconds (any origin, the same on every CPU). Storm detection ages
+    /// unhandled interrupts with it.
+    fn now_ns(&self) -> u64;
     /// Hotplug: called once on the dying CPU after every irq was retargeted and before its
     /// IRR is scanned for interrupts to re-deliver. A message a device posted just before
     /// its retarget may still be travelling to this APIC; the scan only sees what arrived.

@@ -321,6 +321,7 @@ impl IrqCore {
                 counts: alloc::vec![0; nr_cpus],
                 window_count: 0,
                 window_unhandled: 0,
+                last_unhandled_ns: None,
                 unhandled_total: 0,
                 managed: req.managed,
             });

@@ -134,12 +134,14 @@ fn storm_detection_disables_a_screaming_line() {
     core.set_storm_policy(StormPolicy {
         window: 1000,
         threshold: 990,
+        ..StormPolicy::default()
     })
     .unwrap();
     assert!(
         core.set_storm_policy(StormPolicy {
             window: 10,
-            threshold: 11
+            threshold: 11,
+            ..StormPolicy::default()
         })
         .is_err()
     );
@@ -171,6 +173,7 @@ fn storm_detection_disables_a_screaming_line() {
         .set_storm_policy(StormPolicy {
             window: 100,
             threshold: 99,
+            ..StormPolicy::default()
         })
         .unwrap();
     let mut apic2 = SimApic {
@@ -188,6 +191,79 @@ fn storm_detection_disables_a_screaming_line() {
         }
     }
     assert!(!core2.desc(virq2).unwrap().disabled());
+}
+
+/// Runs `n` interrupts on the line, `step_ns` of simulated time apart, each unhandled
+/// unless `handled(i)`; returns the index of the one that disabled the line.
+fn run_line(
+    m: &sim::Shared,
+    core: &mut IrqCore,
+    v: Vector,
+    n: u32,
+    step_ns: impl Fn(u32) -> u64,
+    handled: impl Fn(u32) -> bool,
+) -> Option<u32> {
+    let mut apic = SimApic {
+        m: m.clone(),
+        cpu: 0,
+    };
+    for i in 0..n {
+        m.lock().unwrap().now_ns += step_ns(i);
+        let Dispatch::Run { virq, .. } = core.begin_vector(v, &mut apic) else {
+            panic!("interrupt {i} did not run its handler");
+        };
+        let ret = if handled(i) {
+            IrqReturn::Handled
+        } else {
+            IrqReturn::NotHandled
+        };
+        if core.end_irq(virq, ret, &mut apic).unwrap() == FlowEnd::StormDisabled {
+            return Some(i);
+        }
+    }
+    None
+}
+
+#[test]
+fn storm_counts_only_unhandled_interrupts_without_a_long_pause() {
+    let policy = StormPolicy {
+        window: 100,
+        threshold: 90,
+        unhandled_gap_ns: 1_000_000,
+    };
+    // All unhandled, 1 µs apart: a storm at the end of the first window.
+    let (m, mut core, _, v) = setup(true);
+    core.set_storm_policy(policy).unwrap();
+    assert_eq!(
+        run_line(&m, &mut core, v, 300, |_| 1_000, |_| false),
+        Some(99)
+    );
+    // All unhandled but 2 ms apart (longer than the gap): each restarts the count.
+    let (m, mut core, virq, v) = setup(true);
+    core.set_storm_policy(policy).unwrap();
+    assert_eq!(
+        run_line(&m, &mut core, v, 300, |_| 2_000_000, |_| false),
+        None
+    );
+    let d = core.desc(virq).unwrap();
+    assert_eq!(d.unhandled_total, 300);
+    assert!(!d.disabled());
+    // One pause in the middle of a window of unclaimed interrupts: 50 + 50, never > 90.
+    let (m, mut core, _, v) = setup(true);
+    core.set_storm_policy(policy).unwrap();
+    let pause_at_50 = |i| if i % 100 == 50 { 5_000_000 } else { 1_000 };
+    assert_eq!(
+        run_line(&m, &mut core, v, 300, pause_at_50, |_| false),
+        None
+    );
+    // The pause must exceed the gap: exactly the gap is still a run.
+    let (m, mut core, _, v) = setup(true);
+    core.set_storm_policy(policy).unwrap();
+    let gap_at_50 = |i| if i == 50 { 1_000_000 } else { 1_000 };
+    assert_eq!(
+        run_line(&m, &mut core, v, 100, gap_at_50, |_| false),
+        Some(99)
+    );
 }
 
 #[test]

@@ -19,6 +19,9 @@ impl LocalApic for KernelApic {
     fn irr_pending(&self, vector: Vector) -> bool {
         local::irr_pending(vector.0)
     }
+    fn now_ns(&self) -> u64 {
+        crate::time::nanos_since_boot()
+    }
     /// A message a device posted just before its retarget may still be on its way to
     /// this APIC; give it the same 1 ms Linux's `fixup_irqs` gives before the IRR scan.
     fn before_irr_scan(&mut self) {

@@ -62,6 +62,8 @@ pub struct Machine {
     pub failures: Vec<String>,
     /// Cleanup passes that had to leave an IRR-pending vector behind.
     pub cleanup_retries: u32,
+    /// Simulated time, as every CPU's `now_ns` reads it; only tests advance it.
+    pub now_ns: u64,
     pub cleanup_pending_timer: Vec<bool>,
     pub spurious_seen: u32,
     /// (later token, token whose pending message it coalesced into)
@@ -259,6 +261,9 @@ impl LocalApic for SimApic {
         {
             c.isr.remove(pos);
         }
+    }
+    fn now_ns(&self) -> u64 {
+        self.m.lock().unwrap().now_ns
     }
     fn irr_pending(&self, vector: Vector) -> bool {
         let mut m = self.m.lock().unwrap();
