@@ -85,9 +85,9 @@ pub fn make_gdt(tss: &'static TaskStateSegment) -> CpuGdt {
     }
 }
 
-/// Per-CPU tables for an application processor: three IST stacks, a TSS and a GDT,
-/// allocated once on the heap and kept for the CPU's lifetime (also while parked).
-/// Returns None when the heap cannot supply them.
+/// Per-CPU tables for an application processor: three guarded IST stacks, a TSS and a
+/// GDT (on the heap), allocated once and kept for the CPU's lifetime (also while
+/// parked). Returns None when memory cannot supply them.
 pub fn alloc_ap_tables() -> Option<&'static CpuGdt> {
     let mut tops = [VirtAddr::zero(); 3];
     for t in tops.iter_mut() {
@@ -113,12 +113,16 @@ fn leak<T>(v: T) -> Option<&'static T> {
     }
 }
 
-/// Allocates a 16-byte aligned stack of `size` bytes that lives forever; returns its top.
+/// Maps a stack of `size` bytes with a guard page below it (`memory::stacks`) that lives
+/// forever; returns its top (page aligned).
 pub fn alloc_stack(size: usize) -> Option<u64> {
-    let layout = core::alloc::Layout::from_size_align(size, 16).ok()?;
-    // SAFETY: non-zero size; a null return is handled.
-    let p = unsafe { alloc::alloc::alloc(layout) };
-    (!p.is_null()).then(|| p as u64 + size as u64)
+    match crate::memory::stacks::alloc(size) {
+        Ok(s) => Some(s.top),
+        Err(e) => {
+            crate::error!("cannot allocate a {} KiB stack: {}", size / 1024, e);
+            None
+        }
+    }
 }
 
 /// Loads the boot CPU's GDT and TSS.

@@ -213,7 +213,14 @@ extern "x86-interrupt" fn page_fault(mut frame: InterruptStackFrame, error: Page
 }
 
 extern "x86-interrupt" fn double_fault(frame: InterruptStackFrame, error: u64) -> ! {
-    fatal("double fault (#DF)", 8, &frame, Some(error), None)
+    // A page fault that could not push its frame leaves its address in CR2.
+    let cr2 = x86_64::registers::control::Cr2::read_raw();
+    let name = if crate::memory::stacks::is_guard(cr2) {
+        "double fault (#DF): kernel stack overflow into the guard page at CR2"
+    } else {
+        "double fault (#DF)"
+    };
+    fatal(name, 8, &frame, Some(error), Some(cr2))
 }
 
 extern "x86-interrupt" fn machine_check(frame: InterruptStackFrame) -> ! {

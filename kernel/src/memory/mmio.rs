@@ -114,10 +114,10 @@ pub fn check_reserved_slots() -> Result<(), &'static str> {
     let paging = super::PAGING.lock();
     let table = paging.as_ref().ok_or("paging not initialised")?;
     let l4 = table.level_4_table();
-    for addr in [HEAP_BASE, MMIO_BASE] {
+    for addr in [HEAP_BASE, MMIO_BASE, super::stacks::STACKS_BASE] {
         let idx = (addr >> 39) & 0x1ff;
         if !l4[idx as usize].is_unused() {
-            return Err("a PML4 slot reserved for the heap or MMIO is already in use");
+            return Err("a PML4 slot reserved for the heap, MMIO or stacks is already in use");
         }
     }
     Ok(())

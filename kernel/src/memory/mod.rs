@@ -1,10 +1,11 @@
-//! Physical frames, the kernel heap, and uncached MMIO mappings.
+//! Physical frames, the kernel heap, uncached MMIO mappings, and guarded stacks.
 //!
 //! Lock order: PAGING → FRAMES (mapping a page may allocate page-table frames).
 
 pub mod frames;
 pub mod heap;
 pub mod mmio;
+pub mod stacks;
 
 use x86_64::VirtAddr;
 use x86_64::structures::paging::{OffsetPageTable, PageTable, Translate};

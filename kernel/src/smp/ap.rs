@@ -8,9 +8,9 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use super::{CpuState, SLOTS, trampoline};
 use crate::apic::local::{self, IpiDest, IpiKind, Reg};
 
-/// Kernel stack per AP. The heap is 32 MiB; 64 KiB + 3 × 16 KiB IST stacks per CPU
-/// suits the QEMU machines (≤ 64 CPUs); very large machines need a bigger heap.
-const AP_STACK_SIZE: usize = 64 * 1024;
+/// Kernel stack per AP (plus 3 × 16 KiB IST stacks), each with a guard page below it;
+/// they come from physical frames, not the heap.
+pub(crate) const AP_STACK_SIZE: usize = 64 * 1024;
 /// How long a started CPU has to report online. Linux waits 10 s; TCG with 8 vCPUs on
 /// two host cores answers in milliseconds.
 pub const ANSWER_TIMEOUT_NS: u64 = 2_000_000_000;
@@ -35,6 +35,11 @@ struct Resources {
 
 static RESOURCES: [spin::Once<Resources>; crate::cpu::MAX_CPUS] =
     [const { spin::Once::new() }; crate::cpu::MAX_CPUS];
+
+/// The top of `cpu`'s kernel stack, once it has been started.
+pub(crate) fn kernel_stack_top(cpu: usize) -> Option<u64> {
+    RESOURCES.get(cpu)?.get().map(|r| r.stack_top)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartError {

@@ -11,6 +11,7 @@ use crate::{check, ktest};
 pub static TESTS: &[Test] = &[
     ktest!(all_madt_cpus_come_online),
     ktest!(device_interrupts_reach_apic_ids_0_to_254_only),
+    ktest!(stacks_end_in_an_unmapped_guard_page),
     ktest!(call_function_returns_each_cpus_own_index),
     ktest!(call_on_others_and_all_answer_once_each),
     ktest!(call_to_a_cpu_that_is_not_online_is_refused),
@@ -61,6 +62,50 @@ fn device_interrupts_reach_apic_ids_0_to_254_only() -> TestResult {
         alloc::format!("{err}").contains("APIC id 300"),
         "unclear refusal: {}",
         err
+    );
+    Ok(())
+}
+
+/// Reads `addr`, expecting a page fault there (`fault`) or a plain read.
+fn read_faults(addr: u64) -> Result<bool, alloc::string::String> {
+    match crate::interrupts::probe_read(addr) {
+        Ok(_) => Ok(false),
+        Err((14, _, cr2)) if cr2 == addr => Ok(true),
+        Err(other) => Err(format!("reading {addr:#x} gave fault {other:?}")),
+    }
+}
+
+/// A stack overflow must hit an unmapped page (a fault, reported through #DF's own
+/// stack) rather than whatever lies below: a fresh stack and every AP's kernel stack
+/// are mapped to their last byte and unmapped just below.
+fn stacks_end_in_an_unmapped_guard_page() -> TestResult {
+    let s = crate::memory::stacks::alloc(8 * 1024).map_err(|e| format!("{e}"))?;
+    check!(s.top - s.bottom == 8 * 1024, "stack {:x?}", s);
+    check!(!read_faults(s.top - 8)?, "top of {:x?} unmapped", s);
+    check!(!read_faults(s.bottom)?, "bottom of {:x?} unmapped", s);
+    check!(read_faults(s.bottom - 8)?, "no guard below {:x?}", s);
+    check!(
+        read_faults(s.guard_page())?,
+        "guard page of {:x?} mapped",
+        s
+    );
+    check!(
+        crate::memory::stacks::alloc(0).is_err(),
+        "a zero-sized stack was handed out"
+    );
+    let mut checked = 0;
+    for cpu in 1..super::possible() {
+        let Some(top) = super::ap::kernel_stack_top(cpu) else {
+            continue;
+        };
+        let bottom = top - super::ap::AP_STACK_SIZE as u64;
+        check!(!read_faults(bottom)?, "CPU {}'s stack bottom unmapped", cpu);
+        check!(read_faults(bottom - 8)?, "CPU {}'s stack has no guard", cpu);
+        checked += 1;
+    }
+    crate::log!(
+        "guard pages checked below a new stack and {} AP stacks",
+        checked
     );
     Ok(())
 }
