@@ -146,3 +146,32 @@ fn acpi_command_shows_the_plan_in_both_profiles() {
         o.output
     );
 }
+
+/// An AP's kernel stack ends in an unmapped guard page: overflowing it on purpose must
+/// stop the machine with a double fault that names the overflow, not corrupt memory and
+/// run on. Bad arguments are refused first, and the shell keeps running through them.
+#[test]
+fn stack_overflow_hits_the_guard_page_and_is_reported() {
+    let o = boot(
+        Profile::Iommu,
+        2,
+        &[
+            "crash stack-overflow 0",
+            "crash stack-overflow 9",
+            "crash stack-overflow x",
+            "crash",
+            "crash stack-overflow 1",
+        ],
+    );
+    assert_eq!(o.exit, ExitKind::Panicked, "{}", o.output);
+    for want in [
+        "crash: CPU 0 runs on the bootloader's stack",
+        "crash: CPU 9 is not online",
+        "crash: 'x' is not a CPU number",
+        "crash: missing what to crash",
+        "crash: overflowing CPU 1's kernel stack",
+        "cpu1 error: EXCEPTION double fault (#DF): kernel stack overflow into the guard page",
+    ] {
+        assert!(o.output.contains(want), "missing {want:?}\n{}", o.output);
+    }
+}

@@ -12,6 +12,7 @@ mod apic;
 mod backtrace;
 mod console;
 mod cpu;
+mod crash;
 mod gdt;
 mod hotplug;
 mod hpet;

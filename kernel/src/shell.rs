@@ -27,6 +27,7 @@ static GROUPS: &[&[Command]] = &[
     crate::hpet_chain::COMMANDS,
     crate::smp::COMMANDS,
     crate::hotplug::COMMANDS,
+    crate::crash::COMMANDS,
 ];
 
 fn commands() -> impl Iterator<Item = &'static Command> {
