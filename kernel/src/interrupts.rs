@@ -215,7 +215,7 @@ extern "x86-interrupt" fn page_fault(mut frame: InterruptStackFrame, error: Page
 extern "x86-interrupt" fn double_fault(frame: InterruptStackFrame, error: u64) -> ! {
     // A page fault that could not push its frame leaves its address in CR2.
     let cr2 = x86_64::registers::control::Cr2::read_raw();
-    let name = if crate::memory::stacks::is_guard(cr2) {
+    let name = if crate::memory::stacks::overflowed(cr2, frame.stack_pointer.as_u64()) {
         "double fault (#DF): kernel stack overflow into the guard page at CR2"
     } else {
         "double fault (#DF)"

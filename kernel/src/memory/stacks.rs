@@ -57,10 +57,17 @@ impl Stack {
     }
 }
 
-/// Is `addr` in an unmapped page of the stack window (a guard page)? The double-fault
-/// handler asks this of CR2 to name a stack overflow as such.
+/// Is `addr` in an unmapped page of the stack window (a guard page)?
 pub fn is_guard(addr: u64) -> bool {
     (STACKS_BASE..NEXT.load(Ordering::SeqCst)).contains(&addr) && !super::is_mapped(addr)
+}
+
+/// Did a double fault come from running off a stack? The page fault it escalated from
+/// left its address in CR2, inside a guard page and right next to the stack pointer.
+/// Both are asked because CR2 is not cleared: a #DF of another cause would find the
+/// address of whatever page fault came last on this CPU (a test's probe of a guard page).
+pub fn overflowed(cr2: u64, rsp: u64) -> bool {
+    is_guard(cr2) && cr2.abs_diff(rsp) <= PAGE
 }
 
 /// Maps a stack of at least `size` bytes (rounded up to pages) with a guard page below.
