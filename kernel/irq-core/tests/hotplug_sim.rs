@@ -194,6 +194,31 @@ fn build(kind: Kind, only_cpu1: bool, nr_cpus: usize) -> (Shared, IrqCore, Virq,
 /// writes, its IRR check, the re-delivery scan's IRR read).
 const MAX_WRITES_IN_MIGRATION: usize = 4;
 
+/// Before a hotplug call: if the device has firings left, the explorer picks whether it
+/// fires right after one of the call's first writes or IRR reads, and after which.
+/// Returns the token count to hand to [`fired_inside`].
+fn let_device_fire_inside(ex: &mut Explorer, m: &Shared, fires_left: u32) -> usize {
+    let at = if fires_left > 0 {
+        ex.pick(1 + MAX_WRITES_IN_MIGRATION)
+    } else {
+        0
+    };
+    let mut mm = m.lock().unwrap();
+    if at > 0 {
+        let k = mm.writes + at;
+        mm.fire_after_write.push((k, 0));
+    }
+    mm.token_dev.len()
+}
+
+/// After the call: did the device fire inside it? A pick beyond the call's last write
+/// never fired and is dropped.
+fn fired_inside(m: &Shared, before: usize) -> bool {
+    let mut mm = m.lock().unwrap();
+    mm.fire_after_write.clear();
+    mm.token_dev.len() > before
+}
+
 #[derive(Default)]
 struct Stats {
     /// Schedules in which the migration re-delivered an IRR-pending vector.
@@ -280,17 +305,7 @@ fn run_once(ex: &mut Explorer, s: &Scenario, stats: &mut Stats) -> Result<(), St
                     cpu.irqs_on = true;
                 }
                 Act::Restore => {
-                    let at = if fires_left > 0 {
-                        ex.pick(1 + MAX_WRITES_IN_MIGRATION)
-                    } else {
-                        0
-                    };
-                    if at > 0 {
-                        let mut mm = m.lock().unwrap();
-                        let k = mm.writes + at;
-                        mm.fire_after_write.push((k, 0));
-                    }
-                    let before = m.lock().unwrap().token_dev.len();
+                    let before = let_device_fire_inside(ex, &m, fires_left);
                     let (o, plans) = core
                         .cpu_online_restore(
                             1,
@@ -300,9 +315,7 @@ fn run_once(ex: &mut Explorer, s: &Scenario, stats: &mut Stats) -> Result<(), St
                             },
                         )
                         .map_err(|e| format!("{s:?}: restore: {e}"))?;
-                    let mut mm = m.lock().unwrap();
-                    mm.fire_after_write.clear();
-                    if mm.token_dev.len() > before {
+                    if fired_inside(&m, before) {
                         fires_left -= 1;
                     }
                     if !plans.is_empty() || o.restored != [virq] || !o.failed.is_empty() {
@@ -313,18 +326,7 @@ fn run_once(ex: &mut Explorer, s: &Scenario, stats: &mut Stats) -> Result<(), St
                     }
                 }
                 Act::Migrate => {
-                    // Optionally let the device fire right after one of the call's writes or IRR reads.
-                    let at = if fires_left > 0 {
-                        ex.pick(1 + MAX_WRITES_IN_MIGRATION)
-                    } else {
-                        0
-                    };
-                    if at > 0 {
-                        let mut mm = m.lock().unwrap();
-                        let k = mm.writes + at;
-                        mm.fire_after_write.push((k, 0));
-                    }
-                    let before = m.lock().unwrap().token_dev.len();
+                    let before = let_device_fire_inside(ex, &m, fires_left);
                     let opts = MigrateOptions {
                         redeliver_irr: s.order != Order::NoRedelivery,
                     };
@@ -335,9 +337,7 @@ fn run_once(ex: &mut Explorer, s: &Scenario, stats: &mut Stats) -> Result<(), St
                     let r = core
                         .migrate_off_cpu_with(1, &mut apic, opts)
                         .map_err(|e| format!("{s:?}: migrate: {e}"))?;
-                    let mut mm = m.lock().unwrap();
-                    mm.fire_after_write.clear(); // fewer writes than picked: it never fired
-                    if mm.token_dev.len() > before {
+                    if fired_inside(&m, before) {
                         fires_left -= 1;
                         stats.fired_inside += 1;
                     }
