@@ -302,7 +302,7 @@ fn bad_checksum_is_reported_and_can_be_waived() {
             let mut v = t.clone();
             v[at] ^= 0x5a;
             match Dmar::parse(&v) {
-                Err(ParseError::BadChecksum { sum, .. }) => assert_ne!(sum, 0),
+                Err(ParseError::BadChecksum { .. }) => {}
                 other => panic!("{slug}: {other:?}"),
             }
         }

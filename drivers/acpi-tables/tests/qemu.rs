@@ -1,7 +1,7 @@
 //! Tables shaped like the ones QEMU 10's q35 builds (REFERENCE.md): the plan the kernel
 //! should reach in the `iommu` and `noiommu` profiles.
 
-use sluice_acpi_tables::plan::{NoRemapReason, Note, Remapping};
+use sluice_acpi_tables::plan::{NoRemapReason, Note, Remapping, source_text};
 use sluice_acpi_tables::{Dmar, InterruptPlan, Madt};
 
 fn finish(mut t: Vec<u8>) -> Vec<u8> {
@@ -24,22 +24,26 @@ fn header(sig: &[u8; 4]) -> Vec<u8> {
 /// One DRHD at 0xFED90000, flags 0, an I/O APIC scope (id 0, bus 0xff, 00.0) and two
 /// root-bus device scopes; DMAR flags INTR_REMAP, host address width 39.
 fn qemu_dmar() -> Vec<u8> {
+    dmar_with_scopes(&[
+        &[3, 8, 0, 0, 0, 0xff, 0, 0],
+        &[1, 8, 0, 0, 0, 0, 1, 0],
+        &[1, 8, 0, 0, 0, 0, 2, 0],
+    ])
+}
+
+/// A DMAR (INTR_REMAP, width 39) with one DRHD at 0xFED90000 holding `scopes`.
+fn dmar_with_scopes(scopes: &[&[u8]]) -> Vec<u8> {
     let mut t = header(b"DMAR");
     t.push(38);
     t.push(1);
     t.extend_from_slice(&[0; 10]);
-    let scopes: [[u8; 8]; 3] = [
-        [3, 8, 0, 0, 0, 0xff, 0, 0],
-        [1, 8, 0, 0, 0, 0, 1, 0],
-        [1, 8, 0, 0, 0, 0, 2, 0],
-    ];
-    let len = 16 + 8 * scopes.len() as u16;
+    let len = 16 + scopes.iter().map(|s| s.len() as u16).sum::<u16>();
     t.extend_from_slice(&[0, 0]);
     t.extend_from_slice(&len.to_le_bytes());
     t.extend_from_slice(&[0, 0, 0, 0]);
     t.extend_from_slice(&0xfed9_0000u64.to_le_bytes());
     for s in scopes {
-        t.extend_from_slice(&s);
+        t.extend_from_slice(s);
     }
     finish(t)
 }
@@ -123,5 +127,28 @@ fn dmar_without_madt_cannot_check_coverage() {
     assert_eq!(
         p.remapping,
         Remapping::Disabled(vec![NoRemapReason::NoMadt])
+    );
+}
+
+/// No corpus machine has one, so built here: an I/O APIC behind a bridge (start bus 0,
+/// path 1c.0 then 00.0). Its bus is whatever the bridge forwards to, known only at boot,
+/// so the source-id is provisional and says so.
+#[test]
+fn io_apic_behind_a_bridge_gets_a_provisional_source_id() {
+    let d = Dmar::parse(&dmar_with_scopes(&[&[3, 10, 0, 0, 0, 0, 0x1c, 0, 0, 0]])).unwrap();
+    let m = Madt::parse(&qemu_madt(2, false)).unwrap();
+    let p = InterruptPlan::build(Some(&d), Some(&m), None);
+    let src = p.io_apics[0].source.as_ref().unwrap();
+    assert!(!src.exact);
+    assert_eq!(src.path.len(), 2);
+    assert!(p.notes.contains(&Note::MultiHopSource {
+        what: "I/O APIC",
+        id: 0,
+        hops: 2
+    }));
+    let text = source_text(src);
+    assert!(
+        text.contains("provisional: 2-hop path from bus 00"),
+        "{text}"
     );
 }

@@ -7,7 +7,7 @@
 mod common;
 
 use common::{corpus_dir, machines};
-use sluice_acpi_tables::plan::{EimBlocker, NoRemapReason, Remapping};
+use sluice_acpi_tables::plan::{EimBlocker, NoRemapReason, Note, Remapping};
 use sluice_acpi_tables::{Dmar, Hpet, InterruptPlan, Madt, ReportError, report};
 
 fn load(slug: &str) -> (Option<Dmar>, Madt, Option<Hpet>) {
@@ -95,9 +95,16 @@ fn every_machine_with_intr_remap_covers_its_io_apics_or_says_why() {
             }
             (None, Remapping::Enabled) => panic!("{slug}: remapping without DMAR"),
         }
-        // Every corpus DMAR has exactly one catch-all unit.
+        // Every corpus DMAR has exactly one catch-all unit (the plan notes any other count).
         if d.is_some() {
             assert!(p.catch_all.is_some(), "{slug}");
+            assert!(
+                !p.notes
+                    .iter()
+                    .any(|n| matches!(n, Note::CatchAllCount { .. })),
+                "{slug}: {:?}",
+                p.notes
+            );
         }
     }
 }
@@ -172,6 +179,54 @@ fn known_answers() {
     assert_eq!(sc.len(), 2);
     assert_eq!((sc[0].flags, sc[0].path[0].device), (0x1f, 2));
     assert_eq!((sc[1].flags, sc[1].path[0].device), (0x1c, 0xb));
+
+    // The README's oddities. INTR_REMAP set, but the DMAR's only I/O APIC scope names
+    // id 0 while the MADT's I/O APIC is id 2: refused, as Linux does.
+    let p = plan("apple-macmini6-2");
+    assert_eq!(
+        p.remapping,
+        Remapping::Disabled(vec![NoRemapReason::IoApicNotCovered { id: 2 }])
+    );
+    // The HPET is in no DRHD scope: remapping, but no HPET-MSI under it.
+    for slug in ["dell-precision-t7500", "supermicro-x8dtn-plus-f"] {
+        let p = plan(slug);
+        assert!(p.remapping.enabled(), "{slug}");
+        assert!(
+            p.notes
+                .iter()
+                .any(|n| matches!(n, Note::HpetNotCovered { .. })),
+            "{slug}: {:?}",
+            p.notes
+        );
+    }
+    // A VT-d 3.0 size byte of 4 (64 KiB register sets).
+    let p = plan("msi-prestige-13-ai-evo-a2vmg");
+    assert!(
+        p.notes
+            .iter()
+            .any(|n| matches!(n, Note::DrhdSizeField { size: 4, .. })),
+        "{:?}",
+        p.notes
+    );
+    // 28 entries of unknown type 0x7F, 92 all-ones placeholder CPUs.
+    let p = plan("evga-x299-micro-no-dmar");
+    assert!(
+        p.notes.iter().any(|n| matches!(
+            n,
+            Note::UnknownMadtEntries {
+                kind: 0x7f,
+                count: 28,
+                ..
+            }
+        )),
+        "{:?}",
+        p.notes
+    );
+    assert!(
+        p.notes.contains(&Note::Placeholders { count: 92 }),
+        "{:?}",
+        p.notes
+    );
 
     // Without IR, everything hangs off VECTOR.
     let p = plan("hp-z400-workstation");
