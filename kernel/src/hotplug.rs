@@ -311,7 +311,7 @@ pub fn stress(
     }
     rep.chain = crate::hpet_chain::stop();
     if rep.chain.handled != rep.chain.armed {
-        let lost = rep.chain.armed - rep.chain.handled;
+        let lost = rep.chain.armed.saturating_sub(rep.chain.handled);
         return Err((alloc::format!("{lost} interrupt(s) lost"), rep));
     }
     Ok(rep)
@@ -613,7 +613,7 @@ pub mod tests {
         check!(
             stats.handled == stats.armed,
             "lost {} interrupt(s)",
-            stats.armed - stats.handled
+            stats.armed.saturating_sub(stats.handled)
         );
         Ok(())
     }

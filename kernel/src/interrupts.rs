@@ -232,5 +232,16 @@ extern "x86-interrupt" fn nmi(frame: InterruptStackFrame) {
     if crate::panic::in_progress() {
         crate::panic::park_this_cpu();
     }
+    if crate::serial::held_by_this_cpu() {
+        NMIS_UNREPORTED.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
     crate::warn!("NMI at {:#x}", frame.instruction_pointer.as_u64());
+    let missed = NMIS_UNREPORTED.swap(0, Ordering::Relaxed);
+    if missed > 0 {
+        crate::warn!("{missed} earlier NMI(s) arrived mid-print and went unreported");
+    }
 }
+
+/// NMIs that arrived while their CPU held the console, so could not be logged.
+static NMIS_UNREPORTED: AtomicU64 = AtomicU64::new(0);

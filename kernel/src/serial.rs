@@ -6,6 +6,7 @@
 //! through `uart_16550` because tests need the loopback bit (MCR.LOOP) to inject a byte
 //! that raises a real receive interrupt.
 
+use core::sync::atomic::{AtomicU32, Ordering};
 use spin::Mutex;
 use x86_64::instructions::port::Port;
 
@@ -131,10 +132,25 @@ impl core::fmt::Write for Console {
     }
 }
 
+/// 1 + the index of the CPU holding CONSOLE, 0 when free.
+static CONSOLE_OWNER: AtomicU32 = AtomicU32::new(0);
+
 /// Runs `f` with the console locked and interrupts off, so an interrupt handler that
 /// logs cannot deadlock against the code it interrupted.
 pub fn with_console<R>(f: impl FnOnce(&mut Console) -> R) -> R {
-    x86_64::instructions::interrupts::without_interrupts(|| f(&mut CONSOLE.lock()))
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let mut c = CONSOLE.lock();
+        CONSOLE_OWNER.store(crate::cpu::current_index() + 1, Ordering::Relaxed);
+        let r = f(&mut c);
+        CONSOLE_OWNER.store(0, Ordering::Relaxed);
+        r
+    })
+}
+
+/// Is the console held by the CPU asking? An NMI cannot be masked, so one that lands
+/// while its own CPU is printing must not log: it would wait on itself forever.
+pub fn held_by_this_cpu() -> bool {
+    CONSOLE_OWNER.load(Ordering::Relaxed) == crate::cpu::current_index() + 1
 }
 
 /// Panic path: takes the console even if a crashed context holds it.

@@ -25,12 +25,19 @@ pub fn mark_boot() {
     TSC_AT_BOOT.store(rdtsc(), Ordering::Relaxed);
 }
 
-/// Nanoseconds since `mark_boot`; 0 until the TSC is calibrated.
-pub fn nanos_since_boot() -> u64 {
-    let hz = TSC_HZ.load(Ordering::Relaxed);
-    if hz == 0 {
-        return 0;
+/// The TSC rate, or a guess of 3 GHz until (or if never) calibrated: every deadline
+/// in the kernel is measured with it, and a clock that stood still would make them all
+/// wait forever.
+fn tsc_hz_or_guess() -> u64 {
+    match TSC_HZ.load(Ordering::Relaxed) {
+        0 => 3_000_000_000,
+        h => h,
     }
+}
+
+/// Nanoseconds since `mark_boot` (approximate until the TSC is calibrated).
+pub fn nanos_since_boot() -> u64 {
+    let hz = tsc_hz_or_guess();
     let d = rdtsc().saturating_sub(TSC_AT_BOOT.load(Ordering::Relaxed));
     (u128::from(d) * 1_000_000_000 / u128::from(hz)) as u64
 }
@@ -49,10 +56,7 @@ pub fn calibration_source() -> &'static str {
 /// which only ever waits longer on slower clocks... or shorter on faster ones, so
 /// nothing time-critical runs before calibration).
 pub fn spin_for_ns(ns: u64) {
-    let hz = match TSC_HZ.load(Ordering::Relaxed) {
-        0 => 3_000_000_000,
-        h => h,
-    };
+    let hz = tsc_hz_or_guess();
     let end = rdtsc() + (u128::from(ns) * u128::from(hz) / 1_000_000_000) as u64;
     while rdtsc() < end {
         core::hint::spin_loop();
