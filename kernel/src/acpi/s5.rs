@@ -42,9 +42,11 @@ fn package(b: &[u8]) -> Option<(u8, u8)> {
     }
     let lead = *b.get(1)?;
     let pkglen_bytes = 1 + usize::from(lead >> 6);
+    let count = *b.get(1 + pkglen_bytes)?;
     let mut i = 1 + pkglen_bytes + 1; // PkgLength, then NumElements
     let a = integer(b, &mut i)?;
-    let bb = integer(b, &mut i).unwrap_or(0);
+    // SLP_TYPb is the second element; a one-element package gives only SLP_TYPa.
+    let bb = if count >= 2 { integer(b, &mut i)? } else { 0 };
     Some((a, bb))
 }
 
