@@ -117,8 +117,15 @@ impl IrqCore {
             }
             FlowKind::FastEoi => {
                 if blocked {
-                    self.desc_mut(virq)?.state.pending = true;
-                    self.mask(virq)?;
+                    let d = self.desc_mut(virq)?;
+                    d.state.pending = true;
+                    // Merely running on another CPU: that CPU replays it when its handler
+                    // returns (see `end_irq`), so masking here would leave the line masked
+                    // with nobody to unmask it. Disabled or unrequested: lazy mask.
+                    let running_elsewhere = !d.disabled() && d.action.is_some();
+                    if !running_elsewhere {
+                        self.mask(virq)?;
+                    }
                     self.root_eoi(virq, apic)?;
                     return Ok(Dispatch::Done);
                 }
@@ -193,7 +200,18 @@ impl IrqCore {
                     return Ok(FlowEnd::RunAgain { token });
                 }
             }
-            FlowKind::FastEoi => self.root_eoi(virq, apic)?,
+            FlowKind::FastEoi => {
+                // One that arrived while the handler ran elsewhere (already EOIed on
+                // its CPU): run again before this one's single EOI.
+                if d.state.pending && !d.disabled() {
+                    d.state.pending = false;
+                    d.state.in_progress = true;
+                    return Ok(FlowEnd::RunAgain {
+                        token: d.action.unwrap_or(0),
+                    });
+                }
+                self.root_eoi(virq, apic)?
+            }
             FlowKind::Level => {
                 if !d.disabled() {
                     self.unmask(virq)?;

@@ -11,6 +11,10 @@ use sluice_irq_core::vector::{SPURIOUS_VECTOR, Vector};
 use sluice_irq_core::{CpuMask, IrqAlloc, IrqCore, IrqError};
 
 fn setup(maskable: bool) -> (sim::Shared, IrqCore, u32, Vector) {
+    setup_with(maskable, FlowKind::Edge)
+}
+
+fn setup_with(maskable: bool, flow: FlowKind) -> (sim::Shared, IrqCore, u32, Vector) {
     let m = Machine::new(2);
     let mut core = IrqCore::new(2).unwrap();
     core.online_cpu(0).unwrap();
@@ -40,7 +44,7 @@ fn setup(maskable: bool) -> (sim::Shared, IrqCore, u32, Vector) {
             },
             &IrqAlloc {
                 reserve: true,
-                flow: FlowKind::Edge,
+                flow,
                 ..IrqAlloc::edge(CpuMask::single(0))
             },
         )
@@ -126,6 +130,45 @@ fn lazy_disable_masks_only_when_it_fires_and_replays_on_enable() {
         core.enable_irq(virq, &mut apic),
         Err(IrqError::InvalidState)
     );
+}
+
+/// Linux's `handle_fasteoi_irq` race: the irq arrives again while its handler still runs
+/// (on SMP: on the CPU an affinity change just moved it to, with the old CPU's handler
+/// still running; the core sees only 'in progress'). It must not be lost, and the line
+/// must not be left masked: nothing would unmask it, it is neither disabled nor stormed.
+#[test]
+fn fasteoi_arriving_while_running_elsewhere_is_replayed_not_masked() {
+    let (m, mut core, virq, v) = setup_with(true, FlowKind::FastEoi);
+    let mut cpu0 = SimApic {
+        m: m.clone(),
+        cpu: 0,
+    };
+    assert!(matches!(
+        core.begin_vector(v, &mut cpu0),
+        Dispatch::Run { .. }
+    ));
+    assert_eq!(core.begin_vector(v, &mut cpu0), Dispatch::Done);
+    assert!(
+        !m.lock().unwrap().devices[0].masked,
+        "masked while merely busy"
+    );
+    assert_eq!(
+        core.end_irq(virq, IrqReturn::Handled, &mut cpu0).unwrap(),
+        FlowEnd::RunAgain { token: 7 }
+    );
+    assert_eq!(
+        core.end_irq(virq, IrqReturn::Handled, &mut cpu0).unwrap(),
+        FlowEnd::Done
+    );
+    let d = core.desc(virq).unwrap();
+    assert!(!d.state.pending && !d.state.masked && !d.disabled());
+    assert!(!m.lock().unwrap().devices[0].masked);
+    // Disabled, it is still masked lazily and replayed only on enable.
+    core.disable_irq(virq).unwrap();
+    assert_eq!(core.begin_vector(v, &mut cpu0), Dispatch::Done);
+    assert!(m.lock().unwrap().devices[0].masked);
+    core.enable_irq(virq, &mut cpu0).unwrap();
+    assert!(!m.lock().unwrap().devices[0].masked);
 }
 
 #[test]
