@@ -43,7 +43,8 @@ pub enum Dispatch {
 pub enum FlowEnd {
     /// Finished.
     Done,
-    /// An edge arrived while the handler ran: run the handler again, then `end_irq` again.
+    /// The irq arrived again while the handler ran (edge, or fasteoi in progress): run
+    /// the handler again, then `end_irq` again.
     RunAgain {
         /// Handler token.
         token: u64,
