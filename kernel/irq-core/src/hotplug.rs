@@ -323,24 +323,7 @@ impl IrqCore {
         {
             return Err(IrqError::InvalidCpu(c));
         }
-        self.run_plan_keep_mask(virq, &plan, apic)
-    }
-
-    /// Run a plan; if the irq was masked before (lazy disable hit it), keep it masked even
-    /// if the plan's last step unmasks (the maskable path ends with an unmask).
-    fn run_plan_keep_mask(
-        &mut self,
-        virq: Virq,
-        plan: &StepPlan,
-        apic: &mut dyn LocalApic,
-    ) -> Result<()> {
-        let masked = self.desc(virq)?.state.masked;
-        self.run_plan(virq, plan, apic)?;
-        if masked {
-            // A step may have unmasked the hardware behind the descriptor's back.
-            self.mask(virq)?;
-        }
-        Ok(())
+        self.run_plan(virq, &plan, apic)
     }
 
     /// Shut an irq down for hotplug: mask, give the vector back (managed: to its
@@ -409,7 +392,7 @@ impl IrqCore {
                                 deferred.push((virq, plan));
                                 Ok(())
                             }
-                            _ => self.run_plan_keep_mask(virq, &plan, apic),
+                            _ => self.run_plan(virq, &plan, apic),
                         },
                         Ok(None) => Ok(()),
                         Err(e) => Err(e),
