@@ -3,7 +3,7 @@
 //! domains under the vector domain, system-vector handlers, and `dispatch`, which every
 //! device-vector entry stub calls.
 //!
-//! Lock order: CORE → an I/O APIC's register lock → the console. CORE is only ever taken
+//! Lock order: AFFINITY → REMOTE_CALL → CORE → an I/O APIC's register lock → the console. CORE is only ever taken
 //! with interrupts off (in handlers they are off already), so a handler can never spin on
 //! a lock its own CPU holds. Driver handlers run with CORE released.
 
@@ -13,6 +13,7 @@ pub mod shell;
 
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
 use sluice_irq_core::affinity::StepPlan;
 use sluice_irq_core::desc::{FlowKind, IrqReturn};
 use sluice_irq_core::domain::{DomainId, FwSpec};
@@ -151,13 +152,28 @@ pub struct AffinityChange {
 /// to another CPU. Lock order: outermost (before CORE).
 static AFFINITY: spin::Mutex<()> = spin::Mutex::new(());
 
-/// The plan a remote CPU is asked to run (see `run_plan_on`).
-static REMOTE_PLAN: spin::Mutex<Option<(Virq, StepPlan)>> = spin::Mutex::new(None);
+/// Serialises cross-CPU plan calls, which share one slot: affinity changes (under
+/// AFFINITY) and hotplug's restores. Lock order: after AFFINITY, before CORE.
+static REMOTE_CALL: spin::Mutex<()> = spin::Mutex::new(());
+
+/// The plan a remote CPU is asked to run (see `run_plan_on`), tagged with the number
+/// of its posting: a CPU that answers a call only after the caller gave up must not run
+/// a later posting's plan (on what would be the wrong CPU).
+static REMOTE_PLAN: spin::Mutex<Option<(u64, Virq, StepPlan)>> = spin::Mutex::new(None);
+static REMOTE_SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// Call-function body: runs the posted plan here (interrupts are off in IPI context,
-/// which the two-step path requires). Returns 0 on success, 1 + error index otherwise.
-fn run_posted_plan(_: u64) -> u64 {
-    let Some((virq, plan)) = REMOTE_PLAN.lock().take() else {
+/// which the two-step path requires) if it is still posting `seq`. Returns 0 on
+/// success, 1 if the posting is gone, 2 if the plan failed.
+fn run_posted_plan(seq: u64) -> u64 {
+    let posted = {
+        let mut slot = REMOTE_PLAN.lock();
+        match slot.as_ref() {
+            Some((s, _, _)) if *s == seq => slot.take(),
+            _ => None,
+        }
+    };
+    let Some((_, virq, plan)) = posted else {
         return 1;
     };
     let mut apic = KernelApic;
@@ -173,13 +189,17 @@ pub fn run_plan_on(virq: Virq, plan: StepPlan) -> Result<(), IrqError> {
     let here = crate::cpu::current().index as CpuId;
     match plan.run_on {
         Some(cpu) if cpu != here => {
-            *REMOTE_PLAN.lock() = Some((virq, plan));
-            let r = crate::smp::ipi::call_on(cpu as usize, run_posted_plan, 0);
+            let _serial = REMOTE_CALL.lock();
+            let seq = REMOTE_SEQ.fetch_add(1, Ordering::SeqCst);
+            *REMOTE_PLAN.lock() = Some((seq, virq, plan));
+            let r = crate::smp::ipi::call_on(cpu as usize, run_posted_plan, seq);
             REMOTE_PLAN.lock().take();
             match r {
                 Ok(0) => Ok(()),
                 Ok(_) => Err(IrqError::InvalidState),
-                Err(_) => Err(IrqError::OfflineTarget(cpu)),
+                Err(crate::smp::ipi::CallError::Offline(_)) => Err(IrqError::OfflineTarget(cpu)),
+                // Timed out or still busy with an earlier call: retry later.
+                Err(_) => Err(IrqError::Busy),
             }
         }
         _ => {
@@ -267,8 +287,7 @@ static CLEANUP_RETRY: [core::sync::atomic::AtomicBool; crate::cpu::MAX_CPUS] =
 fn on_vector_cleanup() {
     let mut apic = KernelApic;
     let retry = with_core(|c| c.vector_cleanup(&mut apic).retry > 0).unwrap_or(false);
-    CLEANUP_RETRY[crate::cpu::current().index as usize]
-        .store(retry, core::sync::atomic::Ordering::Relaxed);
+    CLEANUP_RETRY[crate::cpu::current().index as usize].store(retry, Ordering::Relaxed);
 }
 
 /// Per-tick housekeeping: retry a cleanup that found its old vector still pending.
