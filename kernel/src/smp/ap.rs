@@ -274,11 +274,16 @@ pub(crate) fn start_on(
             SLOTS[cpu].bringup_ns.store(ns, Ordering::Relaxed);
             Ok(ns)
         }
+        // It came online between the last check and the deadline: a success.
+        Err(_) if !super::transition(cpu, CpuState::Booting, CpuState::Failed) => {
+            let ns = crate::time::nanos_since_boot() - t0;
+            SLOTS[cpu].bringup_ns.store(ns, Ordering::Relaxed);
+            Ok(ns)
+        }
         Err(e) => {
             // Put a half-started CPU back into wait-for-SIPI so it cannot run on in the
             // shared trampoline while the next CPU uses it.
             let _ = send(IpiKind::Init, "INIT");
-            super::set_state(cpu, CpuState::Failed);
             Err(e)
         }
     }
@@ -324,7 +329,13 @@ extern "C" fn ap_entry(cpu: u64, kernel_cr3: u64) -> ! {
     }
     // Requests queued while this CPU was down timed out at their senders; drop them.
     super::ipi::drop_requests(cpu);
-    super::mark_online(cpu);
+    if !super::mark_online(cpu) {
+        // Too late: the starter reported this CPU failed and is INITing it.
+        loop {
+            x86_64::instructions::interrupts::disable();
+            x86_64::instructions::hlt();
+        }
+    }
     if crate::time::lapic_timer_hz() != 0 {
         crate::time::start_tick();
     }

@@ -236,10 +236,30 @@ pub fn this_cpu() -> usize {
     crate::cpu::current_index() as usize
 }
 
-/// Marks the calling CPU online (the last step of its bring-up).
-fn mark_online(cpu: usize) {
+/// Moves `cpu` from `from` to `to` unless its state changed meanwhile. Booting is
+/// left exactly once: by the AP (to Online) or by a starter that gave up on it (to
+/// Failed), never both.
+pub(crate) fn transition(cpu: usize, from: CpuState, to: CpuState) -> bool {
+    SLOTS[cpu]
+        .state
+        .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+}
+
+/// Marks the calling CPU online (the last step of its bring-up). The online bit goes
+/// first, so a CPU reported Online is always in the mask. Returns false, with the bit
+/// cleared again, if the starter already gave up on it (it must not run on).
+fn mark_online(cpu: usize) -> bool {
     ONLINE.set(cpu, true);
-    set_state(cpu, CpuState::Online);
+    if cpu == 0 {
+        set_state(0, CpuState::Online);
+        return true;
+    }
+    if transition(cpu, CpuState::Booting, CpuState::Online) {
+        return true;
+    }
+    ONLINE.set(cpu, false);
+    false
 }
 
 /// Sends a fixed-vector IPI to `cpu` with interrupts off (the xAPIC ICR is two
