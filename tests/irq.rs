@@ -52,6 +52,12 @@ fn affinity_moves_com1_and_typing_keeps_working_in_both_profiles() {
             "{profile}: the vector must change\n{}",
             o.output
         );
+        assert_eq!(
+            vec_of(moves[1], 2),
+            vec_of(moves[0], 1),
+            "{profile}: the second move should return to the freed first vector\n{}",
+            o.output
+        );
         assert!(
             o.output
                 .contains("level 0: IO-APIC-0      chip IO-APIC  hwirq 4"),

@@ -67,6 +67,7 @@ fn bad_arguments_are_one_clear_line() {
             err.starts_with("sluice: ") && err.contains(want),
             "{args:?}: {err}"
         );
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
     let (code, _, err) = run_piped(&["acpi", "/etc/hostname"], "");

@@ -39,7 +39,7 @@ fn main() -> ExitCode {
             println!("{USAGE}");
             Ok(0)
         }
-        Some(other) => Err(format!("unknown command '{other}'\n{USAGE}")),
+        Some(other) => Err(format!("unknown command '{other}' (see sluice --help)")),
     };
     match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
@@ -117,17 +117,7 @@ fn run_interactive(cfg: &mut QemuConfig) -> Result<i32, String> {
     let status = Command::new(&qemu).args(cfg.args(&fw, &vars)).status();
     let _ = std::fs::remove_file(&vars);
     let status = status.map_err(|e| format!("cannot start {}: {e}", qemu.display()))?;
-    Ok(status.code().map_or(4, |c| exit_kind(c).process_status()))
-}
-
-fn exit_kind(code: i32) -> ExitKind {
-    match code {
-        0 => ExitKind::PoweredOff,
-        0x21 => ExitKind::TestsPassed,
-        0x23 => ExitKind::TestsFailed,
-        0x25 => ExitKind::Panicked,
-        c => ExitKind::Other(c),
-    }
+    Ok(ExitKind::from_status(status.code()).process_status())
 }
 
 /// Scripted use: `printf 'info\npoweroff\n' | sluice run`.

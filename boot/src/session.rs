@@ -29,7 +29,8 @@ pub enum ExitKind {
 }
 
 impl ExitKind {
-    fn from_status(code: Option<i32>) -> ExitKind {
+    /// QEMU's process status (isa-debug-exit maps the kernel's code to `code << 1 | 1`).
+    pub fn from_status(code: Option<i32>) -> ExitKind {
         match code {
             Some(0) => ExitKind::PoweredOff,
             Some(0x21) => ExitKind::TestsPassed,
@@ -262,8 +263,8 @@ impl Session {
     }
 
     /// Boots, types each line after a prompt, then waits for QEMU to exit. A script
-    /// that does not end the run (poweroff, test --exit) is stopped after its last
-    /// prompt and reported as `TimedOut` only if the deadline passes first.
+    /// should end the run itself (poweroff, `test --exit`, a crash); one that does not
+    /// is stopped at the deadline and reported as `TimedOut`.
     pub fn run_script(
         cfg: &QemuConfig,
         lines: &[&str],
