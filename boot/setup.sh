@@ -18,23 +18,36 @@ as_root() {
     else die "need root to run: $* (install sudo or run as root)"; fi
 }
 
+# QEMU and OVMF_CODE/OVMF_VARS, when set, are what the launcher will use: honour them.
 qemu_ok() {
-    command -v qemu-system-x86_64 >/dev/null 2>&1 || return 1
+    local q=${QEMU:-qemu-system-x86_64}
+    command -v "$q" >/dev/null 2>&1 || return 1
     local v
-    v=$(qemu-system-x86_64 --version | sed -n 's/^QEMU emulator version \([0-9]*\)\..*/\1/p')
+    v=$("$q" --version | sed -n 's/^QEMU emulator version \([0-9]*\)\..*/\1/p')
     [ -n "$v" ] && [ "$v" -ge 9 ]
 }
 
+# The same code/vars pairs the launcher searches (boot/src/profile.rs, find_firmware).
 ovmf_path() {
+    if [ -n "${OVMF_CODE:-}" ]; then
+        [ -f "$OVMF_CODE" ] && [ -f "${OVMF_VARS:-}" ] && { echo "$OVMF_CODE"; return 0; }
+        return 1
+    fi
     local f
-    for f in /usr/share/OVMF/OVMF_CODE_4M.fd /usr/share/OVMF/OVMF_CODE.fd \
-             /usr/share/edk2/ovmf/OVMF_CODE.fd /usr/share/qemu/OVMF.fd; do
-        [ -f "$f" ] && { echo "$f"; return 0; }
+    for f in /usr/share/OVMF/OVMF_CODE_4M.fd:/usr/share/OVMF/OVMF_VARS_4M.fd \
+             /usr/share/OVMF/OVMF_CODE.fd:/usr/share/OVMF/OVMF_VARS.fd \
+             /usr/share/edk2/ovmf/OVMF_CODE.fd:/usr/share/edk2/ovmf/OVMF_VARS.fd \
+             /usr/share/edk2/x64/OVMF_CODE.4m.fd:/usr/share/edk2/x64/OVMF_VARS.4m.fd; do
+        [ -f "${f%%:*}" ] && [ -f "${f##*:}" ] && { echo "${f%%:*}"; return 0; }
     done
     return 1
 }
 
 install_system_packages() {
+    if [ -n "${QEMU:-}" ] && ! qemu_ok; then die "QEMU=$QEMU is not an executable QEMU >= 9"; fi
+    if [ -n "${OVMF_CODE:-}" ] && ! ovmf_path >/dev/null; then
+        die "OVMF_CODE=$OVMF_CODE and OVMF_VARS=${OVMF_VARS:-(unset)} must both be firmware files"
+    fi
     if qemu_ok && ovmf_path >/dev/null; then return 0; fi
     [ -r /etc/os-release ] || die "unknown system (no /etc/os-release): install QEMU >= 9 and OVMF yourself"
     # shellcheck disable=SC1091
@@ -57,7 +70,7 @@ install_system_packages() {
             as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-system-x86 ovmf >/dev/null
             ;;
         *)
-            die "don't know how to install QEMU >= 9 and OVMF on '${PRETTY_NAME:-this system}'; install them yourself (set OVMF_CODE to the firmware path) and run again"
+            die "don't know how to install QEMU >= 9 and OVMF on '${PRETTY_NAME:-this system}'; install them yourself (set QEMU, OVMF_CODE and OVMF_VARS if they are not in the usual places) and run again"
             ;;
     esac
     qemu_ok || die "QEMU >= 9 is still missing after install (found: $(qemu-system-x86_64 --version 2>/dev/null | head -1))"
@@ -72,8 +85,9 @@ install_toolchain() {
     if ! rustup run "$chan" rustc --version >/dev/null 2>&1 \
        || ! rustup component list --toolchain "$chan" --installed 2>/dev/null | grep -q '^rust-src' \
        || ! rustup component list --toolchain "$chan" --installed 2>/dev/null | grep -q '^llvm-tools' \
+       || ! rustup component list --toolchain "$chan" --installed 2>/dev/null | grep -q '^rustfmt' \
        || ! rustup target list --toolchain "$chan" --installed 2>/dev/null | grep -q '^x86_64-unknown-none'; then
-        say "installing Rust toolchain $chan with rust-src and llvm-tools"
+        say "installing Rust toolchain $chan with rust-src, llvm-tools, rustfmt and clippy"
         rustup toolchain install "$chan" --profile minimal -c rust-src -c llvm-tools -c rustfmt -c clippy -t x86_64-unknown-none >/dev/null
     fi
 }

@@ -161,6 +161,7 @@ fn stack_overflow_hits_the_guard_page_and_is_reported() {
             "crash stack-overflow 9",
             "crash stack-overflow x",
             "crash",
+            "crash stack-overflow",
             "crash stack-overflow 1",
         ],
     );
@@ -170,6 +171,7 @@ fn stack_overflow_hits_the_guard_page_and_is_reported() {
         "crash: CPU 9 is not online",
         "crash: 'x' is not a CPU number",
         "crash: missing what to crash",
+        "crash: missing the CPU",
         "crash: overflowing CPU 1's kernel stack",
         "cpu1 error: EXCEPTION double fault (#DF): kernel stack overflow into the guard page",
     ] {

@@ -34,6 +34,7 @@ fn cmd_crash(args: &[&str]) -> Result<(), String> {
                 "CPU {cpu} survived its own stack overflow: {r:?}"
             ))
         }
+        ["stack-overflow"] => Err("missing the CPU: crash stack-overflow CPU".into()),
         [] => Err("missing what to crash".into()),
         [other, ..] => Err(alloc::format!("unknown crash '{other}'")),
     }

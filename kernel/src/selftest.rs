@@ -254,7 +254,7 @@ fn s5_package_is_decoded() -> TestResult {
 }
 
 /// QEMU's intel-iommu DMAR: one unit at 0xfed90000 with the I/O APIC in its scope
-/// (REFERENCE.md). Without the device there is no DMAR and the plan says so.
+/// (../shared/REFERENCE.md). Without the device there is no DMAR and the plan says so.
 fn dmar_describes_qemus_iommu_or_plan_says_why_not() -> TestResult {
     use sluice_acpi_tables::dmar::RemappingStructure;
     use sluice_acpi_tables::plan::{NoRemapReason, Remapping};
