@@ -318,6 +318,7 @@ pub fn init_system_vectors() {
             "shutdown",
             (|| crate::warn!("interrupt on the shutdown vector")) as fn(),
         ),
+        // Registered for its name in `irqs`; `dispatch` returns before any handler.
         (vectors::SPURIOUS, "spurious", (|| {}) as fn()),
     ];
     for (v, name, run) in sys {
@@ -350,12 +351,8 @@ pub fn dispatch(vector: u8) {
     let mut apic = KernelApic;
     let d = core.lock().begin_vector(Vector(vector), &mut apic);
     match d {
-        Dispatch::System(v) => {
-            if let Some(h) = system_handler(v.0) {
-                (h.run)();
-            }
-            local::eoi();
-        }
+        // System vectors were served above without the core; it names no others.
+        Dispatch::System(_) => local::eoi(),
         Dispatch::Run { virq, mut token } => loop {
             let handler = HANDLERS.read().get(token as usize).copied();
             let ret = handler.map_or(IrqReturn::NotHandled, |h| h());
