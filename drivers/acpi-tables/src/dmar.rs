@@ -314,6 +314,8 @@ fn parse_structure(
     let b = |i: usize| u8_at(t, pos + i).unwrap_or(0);
     let w = |i: usize| u16_at(t, pos + i).unwrap_or(0);
     let q = |i: usize| u64_at(t, pos + i).unwrap_or(0);
+    // Device scopes follow each type's fixed part, whose size `min_len` already knows.
+    let scopes = || parse_scopes(t, pos + min_len(kind), next);
     Ok(match kind {
         0 => RemappingStructure::Drhd(Drhd {
             offset: pos,
@@ -322,7 +324,7 @@ fn parse_structure(
             size: b(5),
             segment: w(6),
             register_base: q(8),
-            scopes: parse_scopes(t, pos + 16, next)?,
+            scopes: scopes()?,
         }),
         1 => RemappingStructure::Rmrr(Rmrr {
             offset: pos,
@@ -331,14 +333,14 @@ fn parse_structure(
             segment: w(6),
             base: q(8),
             limit: q(16),
-            scopes: parse_scopes(t, pos + 24, next)?,
+            scopes: scopes()?,
         }),
         2 => RemappingStructure::Atsr(Atsr {
             offset: pos,
             length,
             flags: b(4),
             segment: w(6),
-            scopes: parse_scopes(t, pos + 8, next)?,
+            scopes: scopes()?,
         }),
         3 => RemappingStructure::Rhsa(Rhsa {
             offset: pos,
@@ -347,18 +349,9 @@ fn parse_structure(
             proximity_domain: u32_at(t, pos + 16).unwrap_or(0),
         }),
         4 => {
-            let raw = t.get(pos + 8..next).unwrap_or(&[]);
-            let name = raw
-                .iter()
-                .take_while(|&&c| c != 0)
-                .map(|&c| {
-                    if c.is_ascii_graphic() || c == b' ' {
-                        c as char
-                    } else {
-                        '?'
-                    }
-                })
-                .collect();
+            let raw = t.get(pos + min_len(kind)..next).unwrap_or(&[]);
+            let end = raw.iter().position(|&c| c == 0).unwrap_or(raw.len());
+            let name = crate::sdt::printable(&raw[..end]);
             RemappingStructure::Andd(Andd {
                 offset: pos,
                 length,
@@ -371,13 +364,13 @@ fn parse_structure(
             length,
             flags: b(4),
             segment: w(6),
-            scopes: parse_scopes(t, pos + 8, next)?,
+            scopes: scopes()?,
         }),
         6 => RemappingStructure::Sidp(Sidp {
             offset: pos,
             length,
             segment: w(6),
-            scopes: parse_scopes(t, pos + 8, next)?,
+            scopes: scopes()?,
         }),
         _ => RemappingStructure::Unknown(UnknownStructure {
             offset: pos,

@@ -86,16 +86,7 @@ fn opt<T>(x: Option<T>, f: impl FnOnce(T) -> Value) -> Value {
     x.map_or(Value::Null, f)
 }
 fn text(bytes: &[u8]) -> Value {
-    s(bytes
-        .iter()
-        .map(|&c| {
-            if c.is_ascii_graphic() || c == b' ' {
-                c as char
-            } else {
-                '?'
-            }
-        })
-        .collect::<String>())
+    s(crate::sdt::printable(bytes))
 }
 
 fn header(h: &SdtHeader) -> Value {

@@ -303,17 +303,6 @@ impl Madt {
             _ => None,
         })
     }
-
-    /// The local APIC base, honouring a type 5 override (ACPI spec §5.2.12.8).
-    pub fn effective_local_apic_address(&self) -> u64 {
-        self.entries
-            .iter()
-            .find_map(|e| match e {
-                MadtEntry::LocalApicAddressOverride(o) => Some(o.address),
-                _ => None,
-            })
-            .unwrap_or(self.local_apic_address as u64)
-    }
 }
 
 /// Fixed size of each known type; longer entries (later spec revisions append fields)

@@ -53,7 +53,6 @@ pub struct UnitPlan {
     pub pci_scopes: usize,
     pub io_apic_ids: Vec<u8>,
     pub hpet_ids: Vec<u8>,
-    pub namespace_devices: Vec<u8>,
     /// From an RHSA with the same register base, if any.
     pub proximity_domain: Option<u32>,
 }
@@ -358,7 +357,6 @@ fn units_of(d: &Dmar, notes: &mut Vec<Note>) -> Vec<UnitPlan> {
                 .count(),
             io_apic_ids: ids(ScopeType::IoApic),
             hpet_ids: ids(ScopeType::Hpet),
-            namespace_devices: ids(ScopeType::AcpiNamespaceDevice),
             proximity_domain,
         });
     }

@@ -12,18 +12,7 @@ use crate::plan::{InterruptPlan, Remapping, source_text};
 use crate::scope::DeviceScope;
 use crate::sdt::SdtHeader;
 
-fn ascii(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|&c| {
-            if c.is_ascii_graphic() || c == b' ' {
-                c as char
-            } else {
-                '?'
-            }
-        })
-        .collect()
-}
+use crate::sdt::printable as ascii;
 
 fn header_line(out: &mut String, h: &SdtHeader) {
     let _ = writeln!(

@@ -4,6 +4,20 @@
 
 use crate::error::{ParseError, Signature};
 
+/// Firmware text (OEM ids, ANDD names) as printable ASCII, '?' for anything else.
+pub(crate) fn printable(bytes: &[u8]) -> alloc::string::String {
+    bytes
+        .iter()
+        .map(|&c| {
+            if c.is_ascii_graphic() || c == b' ' {
+                c as char
+            } else {
+                '?'
+            }
+        })
+        .collect()
+}
+
 /// Size of the standard ACPI table header.
 pub const HEADER_LEN: usize = 36;
 
