@@ -1,9 +1,9 @@
 #!/bin/sh
-# Seeds the fuzz corpora from shared/acpi-corpus/ (the real DMAR and MADT tables).
+# Seeds the fuzz corpora from tests/corpus/ (the real DMAR and MADT tables).
 # Usage: drivers/acpi-tables/fuzz/seed-corpus.sh [CORPUS_DIR]
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-src=${1:-$here/../../../../shared/acpi-corpus}
+src=${1:-$here/../tests/corpus}
 [ -d "$src" ] || { echo "no ACPI corpus at $src" >&2; exit 1; }
 mkdir -p "$here/corpus/dmar" "$here/corpus/madt"
 for m in "$src"/*/; do

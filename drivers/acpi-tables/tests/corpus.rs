@@ -1,4 +1,4 @@
-//! Every table of every machine in shared/acpi-corpus/ parses, and agrees field by field
+//! Every table of every machine in tests/corpus/ parses, and agrees field by field
 //! with Intel's iasl decoding stored beside it.
 
 mod common;

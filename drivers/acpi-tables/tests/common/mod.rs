@@ -4,17 +4,10 @@
 
 use std::path::PathBuf;
 
-/// `shared/acpi-corpus/` beside the clone (the layout CI and developers share).
+/// `tests/corpus/`: the project's own copy of the real machines' tables (see its README).
 pub fn corpus_dir() -> PathBuf {
-    let dir = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/acpi-corpus"
-    ));
-    assert!(
-        dir.is_dir(),
-        "ACPI corpus not found at {}: these tests need shared/acpi-corpus/ beside the repository clone",
-        dir.display()
-    );
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus"));
+    assert!(dir.is_dir(), "ACPI corpus not found at {}", dir.display());
     dir
 }
 
