@@ -29,6 +29,8 @@ pub struct PerCpu {
     /// Ticks of the local APIC timer.
     pub ticks: AtomicU64,
     pub nesting: AtomicU32,
+    /// Interrupts taken by the dispatch benchmark's handlers on this CPU (`bench`).
+    pub bench_hits: AtomicU64,
 }
 
 // SAFETY: every field other than the immutable self pointer is atomic or written once
@@ -47,6 +49,7 @@ impl PerCpu {
             fault_address: AtomicU64::new(0),
             ticks: AtomicU64::new(0),
             nesting: AtomicU32::new(0),
+            bench_hits: AtomicU64::new(0),
         }
     }
 }

@@ -42,8 +42,17 @@ static IDT: spin::Lazy<InterruptDescriptorTable> = spin::Lazy::new(|| {
     seq_macro::seq!(V in 32..=255 {
         idt[V].set_handler_fn(vector_~V);
     });
+    idt[crate::apic::vectors::BENCH_FLOOR].set_handler_fn(bench_floor);
     idt
 });
+
+/// The dispatch benchmark's floor: acknowledge and count, nothing else (`bench`).
+extern "x86-interrupt" fn bench_floor(_frame: InterruptStackFrame) {
+    crate::apic::local::eoi();
+    crate::cpu::current()
+        .bench_hits
+        .fetch_add(1, Ordering::Relaxed);
+}
 
 seq_macro::seq!(V in 32..=255 {
     extern "x86-interrupt" fn vector_~V(_frame: InterruptStackFrame) {

@@ -10,6 +10,7 @@ extern crate alloc;
 mod acpi;
 mod apic;
 mod backtrace;
+mod bench;
 mod console;
 mod cpu;
 mod crash;

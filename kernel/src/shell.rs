@@ -28,6 +28,7 @@ static GROUPS: &[&[Command]] = &[
     crate::smp::COMMANDS,
     crate::hotplug::COMMANDS,
     crate::crash::COMMANDS,
+    crate::bench::COMMANDS,
 ];
 
 fn commands() -> impl Iterator<Item = &'static Command> {

@@ -10,6 +10,10 @@ use sluice_irq_core::vector as v;
 pub const SHUTDOWN: u8 = v::SHUTDOWN_VECTOR.0;
 pub const LOCAL_TIMER: u8 = v::LOCAL_TIMER_VECTOR.0;
 pub const CALL_FUNCTION: u8 = v::CALL_FUNCTION_VECTOR.0;
+/// Wakes a CPU's idle loop to run posted task-context work (`smp::task`).
+pub const RESCHEDULE: u8 = v::RESCHEDULE_VECTOR.0;
+/// The dispatch benchmark's floor: its IDT stub only EOIs (`bench`).
+pub const BENCH_FLOOR: u8 = v::BENCH_FLOOR_VECTOR.0;
 /// Asks a CPU to free vectors left behind by a completed move.
 pub const VECTOR_CLEANUP: u8 = v::VECTOR_CLEANUP_VECTOR.0;
 pub const ERROR: u8 = v::ERROR_VECTOR.0;

@@ -70,8 +70,13 @@ pub fn cpu_online(cpu: u32, apic_id: u32) -> Result<(), IrqError> {
     })?
 }
 
+/// The token of `h`: its index in HANDLERS, added on first use (a handler requested
+/// again, e.g. by each benchmark run, keeps its token).
 fn register_handler(h: Handler) -> u64 {
     let mut hs = HANDLERS.write();
+    if let Some(i) = hs.iter().position(|&x| core::ptr::fn_addr_eq(x, h)) {
+        return i as u64;
+    }
     hs.push(h);
     (hs.len() - 1) as u64
 }
@@ -138,6 +143,34 @@ pub fn request_gsi(
         }
         Ok(virq)
     })?
+}
+
+/// Allocates and starts an irq that has only a vector (no device level), on one CPU of
+/// `affinity`: raised by IPI, it runs the same dispatch and flow as a device interrupt
+/// (the dispatch benchmark uses it). Returns the irq and its vector.
+pub fn request_vector_irq(
+    name: &str,
+    affinity: CpuMask,
+    handler: Handler,
+) -> Result<(Virq, Vector), IrqError> {
+    let token = register_handler(handler);
+    with_core(|c| {
+        let virq = c.alloc_irq(
+            DomainId::VECTOR,
+            &FwSpec::Hwirq(0),
+            &IrqAlloc::edge(affinity),
+        )?;
+        if let Err(e) = c.request_irq(virq, token, name) {
+            let _ = c.free_irq(virq, 1);
+            return Err(e);
+        }
+        Ok((virq, c.vector.irq(virq)?.target.vector))
+    })?
+}
+
+/// Stops and frees an irq from `request_vector_irq`.
+pub fn free_vector_irq(virq: Virq) -> Result<(), IrqError> {
+    with_core(|c| c.release_irq(virq).and_then(|()| c.free_irq(virq, 1)))?
 }
 
 /// What an affinity change did.

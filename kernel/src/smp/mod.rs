@@ -28,6 +28,7 @@ pub mod ap;
 mod commands;
 pub mod ipi;
 pub mod stop_machine;
+pub mod task;
 pub mod tests;
 mod trampoline;
 
@@ -311,6 +312,7 @@ pub fn init(boot: &'static bootloader_api::BootInfo) {
     }
     POSSIBLE.store(n, Ordering::Release);
     mark_online(0);
+    task::init();
     if let Err(e) = ipi::init() {
         crate::error!("SMP: call-function vector: {}; staying on one CPU", e);
         return;
@@ -360,7 +362,7 @@ pub(crate) fn idle(cpu: usize) -> ! {
         if SLOTS[cpu].park_requested.load(Ordering::Acquire) {
             park_this_cpu(cpu);
         }
-        if stop_machine::join_from_idle(cpu) {
+        if stop_machine::join_from_idle(cpu) || task::run_pending(cpu) {
             continue;
         }
         IN_IDLE.set(cpu, true);
