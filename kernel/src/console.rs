@@ -29,7 +29,7 @@ pub fn init_input() -> Result<(), sluice_irq_core::IrqError> {
     let virq = crate::irq::request_isa(COM1_ISA_IRQ, "COM1", CpuMask::single(0), on_com1)?;
     VIRQ.store(virq, Ordering::Relaxed);
     crate::serial::enable_rx_interrupt();
-    let target = crate::irq::with_core(|c| c.vector.irq(virq).map(|v| v.target))??;
+    let target = crate::irq::target(virq)?;
     crate::log!(
         "COM1 input: ISA IRQ {} -> irq {} -> CPU {} vector {:#x}",
         COM1_ISA_IRQ,

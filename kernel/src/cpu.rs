@@ -4,7 +4,7 @@
 //! keeps its block for when it returns). `IA32_GS_BASE` points at it; the first field
 //! is a self pointer so `gs:[0]` yields the block's address without a MSR read.
 
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use x86_64::VirtAddr;
 use x86_64::registers::model_specific::GsBase;
 
@@ -31,6 +31,9 @@ pub struct PerCpu {
     pub nesting: AtomicU32,
     /// Interrupts taken by the dispatch benchmark's handlers on this CPU (`bench`).
     pub bench_hits: AtomicU64,
+    /// A vector cleanup found an old vector still pending in this CPU's IRR and must run
+    /// again from the tick.
+    pub cleanup_retry: AtomicBool,
 }
 
 // SAFETY: every field other than the immutable self pointer is atomic or written once
@@ -50,6 +53,7 @@ impl PerCpu {
             ticks: AtomicU64::new(0),
             nesting: AtomicU32::new(0),
             bench_hits: AtomicU64::new(0),
+            cleanup_retry: AtomicBool::new(false),
         }
     }
 }

@@ -197,9 +197,7 @@ fn hpet_now_ns() -> u64 {
 
 fn chain_cpu() -> Option<CpuId> {
     let v = crate::hpet_chain::virq()?;
-    crate::irq::with_core(|c| c.vector.irq(v).map(|i| i.target.cpu).ok())
-        .ok()
-        .flatten()
+    crate::irq::target(v).map(|t| t.cpu).ok()
 }
 
 #[derive(Default)]
@@ -435,22 +433,19 @@ pub mod tests {
 
     /// An irq with only a vector-domain level, on `cpu` (fills the matrix for a test).
     fn vector_only_irq(cpu: usize) -> Result<sluice_irq_core::Virq, alloc::string::String> {
-        use sluice_irq_core::domain::{DomainId, FwSpec};
+        use sluice_irq_core::domain::DomainId;
         let req = sluice_irq_core::IrqAlloc::edge(sluice_irq_core::CpuMask::single(cpu as u32));
-        crate::irq::with_core(|c| c.alloc_irq(DomainId::VECTOR, &FwSpec::Hwirq(0), &req))
+        let src = sluice_irq_core::IrqSource::VectorOnly;
+        crate::irq::with_core(|c| c.alloc_irq(DomainId::VECTOR, &src, &req))
             .and_then(|r| r)
             .map_err(|e| alloc::format!("filling CPU {cpu}: {e}"))
     }
 
     fn available(cpu: usize) -> u32 {
-        crate::irq::with_core(|c| {
-            c.vector
-                .matrix()
-                .cpu_stats(cpu as u32)
-                .map(|s| s.available)
-                .unwrap_or(0)
-        })
-        .unwrap_or(0)
+        crate::irq::with_core(|c| c.cpu_vector_stats(cpu as u32).map(|s| s.available))
+            .ok()
+            .and_then(|r| r.ok())
+            .unwrap_or(0)
     }
 
     /// Every other online CPU filled to 4 free vectors and one irq more than they can
@@ -585,9 +580,7 @@ pub mod tests {
         need_aps(1)?;
         let cpu = 1;
         let virq = crate::hpet_chain::start(&sluice_irq_core::CpuMask::single(cpu as u32))?;
-        let target = crate::irq::with_core(|c| c.vector.irq(virq).map(|i| i.target))
-            .map_err(|e| alloc::format!("{e}"))?;
-        let target = target.map_err(|e| alloc::format!("{e}"))?;
+        let target = crate::irq::target(virq).map_err(|e| alloc::format!("{e}"))?;
         CHAIN_VECTOR.store(target.vector.0, Ordering::SeqCst);
         SEEN_PENDING.store(false, Ordering::SeqCst);
         super::wait_links(2, "before offline", super::hpet_now_ns())?;

@@ -123,7 +123,7 @@ pub fn start(affinity: &CpuMask) -> Result<Virq, alloc::string::String> {
                 match crate::irq::request_gsi(
                     gsi,
                     crate::acpi::Trigger::Edge,
-                    crate::acpi::Polarity::High,
+                    crate::acpi::Polarity::ActiveHigh,
                     None,
                     "HPET chain",
                     *affinity,

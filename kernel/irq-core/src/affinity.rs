@@ -2,57 +2,73 @@
 //!
 //! A [`StepPlan`] is data: the kernel executes it against real hardware and the
 //! simulator against its model, through the same [`crate::IrqCore::run_step`]. Three
-//! correct paths (DESIGN §3) and one deliberately wrong one kept for the simulator's
-//! counter-example:
+//! paths (DESIGN §3), each losing nothing:
 //!
 //! 1. **Remapped**: the device keeps its remappable message (handle/subhandle); only the
 //!    remap entry changes, in one update plus invalidation. One step.
-//! 2. **Maskable**: mask, write the changed words, unmask. A masked MSI/MSI-X that fires
-//!    sets its pending bit and is sent on unmask (PCI Local Bus 3.0 §6.8.3.5), so nothing
-//!    is lost and no torn message is ever sent.
-//! 3. **Non-maskable** (e.g. QEMU `edu`): the device may send between any two word writes.
-//!    Changing destination and vector in one pass would let a torn message (new CPU + old
-//!    vector, or old CPU + new vector) escape to a slot with no handler. Instead, on the
-//!    *old* CPU with interrupts off:
+//! 2. **Maskable**: mask, write the changed words, put the mask back. A masked MSI/MSI-X
+//!    that fires sets its pending bit and is sent on unmask (PCI Local Bus 3.0
+//!    §6.8.3.5), so nothing is lost and no torn message is ever sent.
+//! 3. **Non-maskable** (e.g. QEMU `edu`, and the I/O APIC, whose masked edge inputs drop
+//!    edges): the device may send between any two word writes. Changing destination and
+//!    vector in one pass would let a torn message (new CPU + old vector, or old CPU + new
+//!    vector) escape to a slot with no handler. Instead, on the *old* CPU with interrupts
+//!    off:
 //!    a. claim the new vector's slot on the old CPU as "retriggered";
-//!    b. write the new vector while keeping the old destination (one word: data);
-//!    c. write the new destination (one word: address);
+//!    b. write the word(s) that carry the vector, keeping the old destination;
+//!    c. write the word(s) that carry the destination;
 //!    d. if the new vector is now pending in this CPU's IRR, a device write hit the window
 //!    between b and c: retrigger the irq on its new target.
 //!
 //!    Every message the device can send is old/old (still routed until cleanup),
 //!    old-CPU/new-vector (held in the IRR because interrupts are off, caught by d, then
-//!    acknowledged quietly via the claimed slot) or new/new. Linux does the same in
-//!    `msi_set_affinity()` (commit 6f1a4891a592).
+//!    acknowledged quietly via the claimed slot) or new/new. Linux does the same for
+//!    MSI in `msi_set_affinity()` (commit 6f1a4891a592).
 //!
 //! When only one word changes (same CPU, or same vector) a single write is atomic and the
 //! dance is unnecessary. When the old target is the shutdown vector (irq not started),
 //! there is nothing to lose and the words are simply written.
+//!
+//! The planners here are the only way a plan is made; the simulator builds its
+//! counter-examples (a naive single pass) itself, from the public [`Step`] type.
 
 use alloc::vec::Vec;
 
+use crate::chip::{AffinityMsgs, LevelCtx};
 use crate::cpumask::CpuId;
-use crate::hw::Target;
 use crate::msi::MsiMsg;
 use crate::vector::{SHUTDOWN_VECTOR, Vector};
+
+/// One word of a level's storage that a single hardware write replaces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Word {
+    /// MSI address bits 31:0 (carries the destination).
+    MsiAddrLo,
+    /// MSI address bits 63:32.
+    MsiAddrHi,
+    /// MSI data (carries the vector).
+    MsiData,
+    /// I/O APIC redirection entry bits 31:0: vector, delivery, trigger, polarity, mask.
+    RteLow,
+    /// I/O APIC redirection entry bits 63:32: destination (or the remapping handle).
+    RteHigh,
+}
 
 /// One hardware action of an affinity change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
-    /// Mask the message at the storage.
-    Mask,
-    /// Unmask it.
-    Unmask,
-    /// One write: address bits 31:0.
-    WriteAddrLo(u32),
-    /// One write: address bits 63:32.
-    WriteAddrHi(u32),
-    /// One write: data.
-    WriteData(u32),
-    /// Rewrite this level's routing entry (IRTE, I/O APIC RTE) for the irq's current
-    /// target, as one update (the chip does whatever flushing it needs).
+    /// Mask the message at its storage for the update.
+    MaskForUpdate,
+    /// Put the storage's mask back to what the descriptor says *when this step runs*
+    /// (unmasked unless the irq is masked now): an irq masked while the plan waited to
+    /// run stays masked.
+    RestoreMask,
+    /// Replace one word of the storage with one write.
+    Write(Word, u32),
+    /// Rewrite this level's routing entry (IRTE) for the irq's current target, as one
+    /// update (the chip does whatever flushing it needs).
     UpdateRoute,
-    /// On the executing CPU, mark this vector's slot [`crate::vecdomain::Slot::Retriggered`]
+    /// On the executing CPU, mark this vector's slot [`crate::routes::Slot::Retriggered`]
     /// if unused.
     ClaimTransient(Vector),
     /// If this vector is pending in the executing CPU's IRR, retrigger the irq at its
@@ -65,7 +81,7 @@ pub enum Step {
 pub struct StepPlan {
     /// Which level of the descriptor executes the storage steps.
     pub level: usize,
-    /// Message index in the storage.
+    /// Message (or pin) index in the storage.
     pub index: u32,
     /// The plan must run on this CPU (the old target) ...
     pub run_on: Option<CpuId>,
@@ -75,103 +91,117 @@ pub struct StepPlan {
     pub steps: Vec<Step>,
 }
 
-/// Which way to rewrite a stored message.
+/// Which way to rewrite a stored MSI message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MsiPath {
     /// Interrupt remapping: update the remap entry only.
     Remapped,
-    /// Mask, write, unmask.
+    /// Mask, write, restore the mask.
     Maskable,
     /// Two single-word steps on the old CPU, then IRR check (see module docs).
     NonMaskable,
-    /// WRONG on purpose: write address then data in one pass, unmasked. Exists only so the
-    /// simulator can demonstrate the loss the other paths avoid. Never chosen by the core.
-    NaiveSinglePass,
 }
 
-/// Pick the path for a storage: remapped beats everything, then maskable.
-pub fn choose_path(remapped: bool, maskable: bool) -> MsiPath {
-    if remapped {
-        MsiPath::Remapped
-    } else if maskable {
+/// The words of an MSI message, in the order a single pass writes them.
+pub fn msi_words(m: &MsiMsg) -> [(Word, u32); 3] {
+    [
+        (Word::MsiAddrLo, m.addr_lo),
+        (Word::MsiAddrHi, m.addr_hi),
+        (Word::MsiData, m.data),
+    ]
+}
+
+fn push_changed(steps: &mut Vec<Step>, from: &[(Word, u32)], to: &[(Word, u32)]) {
+    for (&(w, a), &(_, b)) in from.iter().zip(to) {
+        if a != b {
+            steps.push(Step::Write(w, b));
+        }
+    }
+}
+
+/// The plan for storage whose words cannot be written while masked without losing an
+/// interrupt: the two-step dance when vector and destination both change, else one
+/// write per changed word. `old`/`mid`/`new` are the storage's words for the old target,
+/// for "new vector, old destination", and for the new target.
+pub fn plan_unmaskable_words(
+    d: &LevelCtx,
+    index: u32,
+    m: &AffinityMsgs,
+    old: &[(Word, u32)],
+    mid: &[(Word, u32)],
+    new: &[(Word, u32)],
+) -> StepPlan {
+    let (o, n) = (m.old_target, m.new_target);
+    let mut plan = StepPlan {
+        level: d.level,
+        index,
+        run_on: None,
+        irqs_off: false,
+        steps: Vec::new(),
+    };
+    let both_change = o.vector != n.vector && o.cpu != n.cpu;
+    if o.vector == SHUTDOWN_VECTOR || !both_change {
+        // Not started, or a single word changes: each write is atomic on its own.
+        push_changed(&mut plan.steps, old, new);
+    } else {
+        plan.run_on = Some(o.cpu);
+        plan.irqs_off = true;
+        plan.steps.push(Step::ClaimTransient(n.vector));
+        push_changed(&mut plan.steps, old, mid);
+        push_changed(&mut plan.steps, mid, new);
+        plan.steps.push(Step::CheckIrrRetrigger(n.vector));
+    }
+    plan
+}
+
+/// Build the plan that moves an MSI message stored at `slot` of level `d`.
+pub fn plan_msi_update(path: MsiPath, d: &LevelCtx, slot: u32, m: &AffinityMsgs) -> StepPlan {
+    match path {
+        MsiPath::Remapped => StepPlan {
+            level: d.level,
+            index: slot,
+            run_on: None,
+            irqs_off: false,
+            steps: alloc::vec![Step::UpdateRoute],
+        },
+        MsiPath::Maskable => {
+            let mut steps = alloc::vec![Step::MaskForUpdate];
+            push_changed(&mut steps, &msi_words(&m.old), &msi_words(&m.new));
+            steps.push(Step::RestoreMask);
+            StepPlan {
+                level: d.level,
+                index: slot,
+                run_on: None,
+                irqs_off: false,
+                steps,
+            }
+        }
+        MsiPath::NonMaskable => plan_unmaskable_words(
+            d,
+            slot,
+            m,
+            &msi_words(&m.old),
+            &msi_words(&m.intermediate),
+            &msi_words(&m.new),
+        ),
+    }
+}
+
+/// Pick the path for an MSI storage that is not behind a remapping level.
+pub fn msi_path(maskable: bool) -> MsiPath {
+    if maskable {
         MsiPath::Maskable
     } else {
         MsiPath::NonMaskable
     }
 }
 
-fn push_changed_words(steps: &mut Vec<Step>, from: &MsiMsg, to: &MsiMsg) {
-    if from.addr_lo != to.addr_lo {
-        steps.push(Step::WriteAddrLo(to.addr_lo));
-    }
-    if from.addr_hi != to.addr_hi {
-        steps.push(Step::WriteAddrHi(to.addr_hi));
-    }
-    if from.data != to.data {
-        steps.push(Step::WriteData(to.data));
-    }
-}
-
-/// Build the plan to move a stored message from `old` to `new`.
-///
-/// `old_msg`/`new_msg` are the complete messages for the old and new targets;
-/// `intermediate` composes the message "new vector, old destination" (step b) — passed in
-/// because only the parent levels know how to compose.
-#[allow(clippy::too_many_arguments)]
-pub fn plan_msi_update(
-    path: MsiPath,
-    level: usize,
-    index: u32,
-    old: Target,
-    new: Target,
-    old_msg: &MsiMsg,
-    new_msg: &MsiMsg,
-    intermediate: &MsiMsg,
-) -> StepPlan {
-    let mut steps = Vec::new();
-    let mut run_on = None;
-    let mut irqs_off = false;
-    match path {
-        MsiPath::Remapped => steps.push(Step::UpdateRoute),
-        MsiPath::Maskable => {
-            steps.push(Step::Mask);
-            push_changed_words(&mut steps, old_msg, new_msg);
-            steps.push(Step::Unmask);
-        }
-        MsiPath::NaiveSinglePass => {
-            push_changed_words(&mut steps, old_msg, new_msg);
-            run_on = Some(old.cpu);
-            irqs_off = true;
-        }
-        MsiPath::NonMaskable => {
-            let both_change = old.vector != new.vector && old.cpu != new.cpu;
-            if old.vector == SHUTDOWN_VECTOR || !both_change {
-                // Not started, or a single word changes: one write per word is atomic
-                // enough (at most one word differs in compatibility format).
-                push_changed_words(&mut steps, old_msg, new_msg);
-            } else {
-                run_on = Some(old.cpu);
-                irqs_off = true;
-                steps.push(Step::ClaimTransient(new.vector));
-                push_changed_words(&mut steps, old_msg, intermediate);
-                push_changed_words(&mut steps, intermediate, new_msg);
-                steps.push(Step::CheckIrrRetrigger(new.vector));
-            }
-        }
-    }
-    StepPlan {
-        level,
-        index,
-        run_on,
-        irqs_off,
-        steps,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::msi::{CompatMsi, DestFormat, compose};
+    use crate::hw::Target;
+    use crate::msi::{CompatMsi, DestFormat, Trigger, compose};
+    use crate::source::IrqSource;
 
     fn t(cpu: u32, v: u8) -> Target {
         Target {
@@ -183,18 +213,34 @@ mod tests {
     fn m(cpu: u32, v: u8) -> MsiMsg {
         compose(&CompatMsi::fixed(cpu, Vector(v)), DestFormat::XApic).unwrap()
     }
+    fn msgs(old: Target, new: Target) -> AffinityMsgs {
+        AffinityMsgs {
+            old_target: old,
+            new_target: new,
+            old: m(old.cpu, old.vector.0),
+            new: m(new.cpu, new.vector.0),
+            intermediate: m(old.cpu, new.vector.0),
+        }
+    }
+    fn ctx(level: usize) -> LevelCtx {
+        LevelCtx {
+            virq: 1,
+            hwirq: 0,
+            level,
+            target: t(0, 0x30),
+            trigger: Trigger::Edge,
+            source: IrqSource::VectorOnly,
+            masked: false,
+        }
+    }
 
     #[test]
     fn non_maskable_dance_is_two_single_word_steps() {
         let p = plan_msi_update(
             MsiPath::NonMaskable,
+            &ctx(0),
             0,
-            0,
-            t(0, 0x30),
-            t(1, 0x40),
-            &m(0, 0x30),
-            &m(1, 0x40),
-            &m(0, 0x40),
+            &msgs(t(0, 0x30), t(1, 0x40)),
         );
         assert_eq!(p.run_on, Some(0));
         assert!(p.irqs_off);
@@ -202,8 +248,8 @@ mod tests {
             p.steps,
             [
                 Step::ClaimTransient(Vector(0x40)),
-                Step::WriteData(0x40),
-                Step::WriteAddrLo(0xFEE0_1000),
+                Step::Write(Word::MsiData, 0x40),
+                Step::Write(Word::MsiAddrLo, 0xFEE0_1000),
                 Step::CheckIrrRetrigger(Vector(0x40))
             ]
         );
@@ -213,52 +259,45 @@ mod tests {
     fn single_word_changes_need_no_dance() {
         let p = plan_msi_update(
             MsiPath::NonMaskable,
+            &ctx(0),
             0,
-            0,
-            t(0, 0x30),
-            t(0, 0x40),
-            &m(0, 0x30),
-            &m(0, 0x40),
-            &m(0, 0x40),
+            &msgs(t(0, 0x30), t(0, 0x40)),
         );
-        assert_eq!(p.steps, [Step::WriteData(0x40)]);
+        assert_eq!(p.steps, [Step::Write(Word::MsiData, 0x40)]);
         assert_eq!(p.run_on, None);
+        let p = plan_msi_update(
+            MsiPath::NonMaskable,
+            &ctx(0),
+            0,
+            &msgs(t(0, 0x30), t(1, 0x30)),
+        );
+        assert_eq!(p.steps, [Step::Write(Word::MsiAddrLo, 0xFEE0_1000)]);
+        assert_eq!(p.run_on, None);
+        let p = plan_msi_update(
+            MsiPath::NonMaskable,
+            &ctx(0),
+            0,
+            &msgs(t(0, SHUTDOWN_VECTOR.0), t(1, 0x30)),
+        );
+        assert_eq!(p.run_on, None, "an irq not started has nothing to lose");
     }
 
     #[test]
     fn maskable_and_remapped() {
-        let p = plan_msi_update(
-            MsiPath::Maskable,
-            1,
-            2,
-            t(0, 0x30),
-            t(1, 0x40),
-            &m(0, 0x30),
-            &m(1, 0x40),
-            &m(0, 0x40),
-        );
+        let p = plan_msi_update(MsiPath::Maskable, &ctx(1), 2, &msgs(t(0, 0x30), t(1, 0x40)));
+        assert_eq!((p.level, p.index), (1, 2));
         assert_eq!(
             p.steps,
             [
-                Step::Mask,
-                Step::WriteAddrLo(0xFEE0_1000),
-                Step::WriteData(0x40),
-                Step::Unmask
+                Step::MaskForUpdate,
+                Step::Write(Word::MsiAddrLo, 0xFEE0_1000),
+                Step::Write(Word::MsiData, 0x40),
+                Step::RestoreMask
             ]
         );
-        let p = plan_msi_update(
-            MsiPath::Remapped,
-            1,
-            2,
-            t(0, 0x30),
-            t(1, 0x40),
-            &m(0, 0x30),
-            &m(1, 0x40),
-            &m(0, 0x40),
-        );
+        let p = plan_msi_update(MsiPath::Remapped, &ctx(1), 2, &msgs(t(0, 0x30), t(1, 0x40)));
         assert_eq!(p.steps, [Step::UpdateRoute]);
-        assert_eq!(choose_path(true, false), MsiPath::Remapped);
-        assert_eq!(choose_path(false, true), MsiPath::Maskable);
-        assert_eq!(choose_path(false, false), MsiPath::NonMaskable);
+        assert_eq!(msi_path(true), MsiPath::Maskable);
+        assert_eq!(msi_path(false), MsiPath::NonMaskable);
     }
 }

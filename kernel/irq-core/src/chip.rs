@@ -4,11 +4,17 @@
 //! what its hardware does: an I/O APIC masks its RTE, a non-maskable MSI leaves masking to
 //! the levels below, and the root (the vector domain, built into [`crate::IrqCore`])
 //! acknowledges at the local APIC and retriggers by IPI.
+//!
+//! Chips are shared by every irq of their domain and called under *that irq's*
+//! descriptor lock, so two CPUs may run operations of one chip for two different irqs at
+//! once: methods take `&self`, and hardware shared between irqs (an I/O APIC's
+//! index/data register pair) is serialised by a lock inside the chip, taken innermost.
 
 use crate::affinity::{Step, StepPlan};
 use crate::error::{Result, Virq};
 use crate::hw::Target;
 use crate::msi::{MsiMsg, Trigger};
+use crate::source::IrqSource;
 
 /// Hardware irq number inside one domain (pin, IRTE index, MSI index, ...).
 pub type HwIrq = u64;
@@ -26,6 +32,10 @@ pub struct LevelCtx {
     pub target: Target,
     /// Trigger mode of the irq.
     pub trigger: Trigger,
+    /// Who raises it (the allocation request, unchanged).
+    pub source: IrqSource,
+    /// The descriptor's idea of the mask: masked at the hardware now.
+    pub masked: bool,
 }
 
 /// Did the level do the job, or should the parent level do it?
@@ -37,9 +47,14 @@ pub enum ChipOp {
     Delegate,
 }
 
-/// Messages a level needs to plan an affinity change, composed by the levels below it.
+/// What a level needs to plan an affinity change: the two targets and the messages the
+/// levels below it compose for them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AffinityMsgs {
+    /// Where the irq was delivered.
+    pub old_target: Target,
+    /// Where it is to be delivered.
+    pub new_target: Target,
     /// Message for the old target.
     pub old: MsiMsg,
     /// Message for the new target.
@@ -50,59 +65,50 @@ pub struct AffinityMsgs {
 
 /// Operations on one level's hardware. All default to delegation to the parent.
 #[allow(unused_variables)]
-pub trait Chip {
+pub trait Chip: Send + Sync {
     /// Name shown in `irqs` (e.g. `IO-APIC`, `PCI-MSI`, `INTEL-IR`).
     fn name(&self) -> &str;
     /// Stop the source from signalling.
-    fn mask(&mut self, d: &LevelCtx) -> Result<ChipOp> {
+    fn mask(&self, d: &LevelCtx) -> Result<ChipOp> {
         Ok(ChipOp::Delegate)
     }
     /// Let it signal again.
-    fn unmask(&mut self, d: &LevelCtx) -> Result<ChipOp> {
+    fn unmask(&self, d: &LevelCtx) -> Result<ChipOp> {
         Ok(ChipOp::Delegate)
     }
     /// Acknowledge at the start of an edge interrupt.
-    fn ack(&mut self, d: &LevelCtx) -> Result<ChipOp> {
+    fn ack(&self, d: &LevelCtx) -> Result<ChipOp> {
         Ok(ChipOp::Delegate)
     }
     /// End of interrupt (fasteoi / level).
-    fn eoi(&mut self, d: &LevelCtx) -> Result<ChipOp> {
+    fn eoi(&self, d: &LevelCtx) -> Result<ChipOp> {
         Ok(ChipOp::Delegate)
     }
     /// Make the interrupt happen again (lost edge, lazy-disable replay).
-    fn retrigger(&mut self, d: &LevelCtx) -> Result<ChipOp> {
+    fn retrigger(&self, d: &LevelCtx) -> Result<ChipOp> {
         Ok(ChipOp::Delegate)
     }
     /// Compose the message that reaches `target` through this level (an interrupt
     /// remapping level returns its remappable message). `None` = ask the parent.
-    fn compose_msi_msg(&mut self, d: &LevelCtx, target: &Target) -> Result<Option<MsiMsg>> {
+    fn compose_msi_msg(&self, d: &LevelCtx, target: &Target) -> Result<Option<MsiMsg>> {
         Ok(None)
     }
-    /// Write a message into this level's storage.
-    fn write_msi_msg(&mut self, d: &LevelCtx, msg: &MsiMsg) -> Result<ChipOp> {
-        Ok(ChipOp::Delegate)
-    }
-    /// The vector level moved from `old` to `new`: return the steps that retarget this
-    /// level's hardware, or `None` if this level stores nothing target-dependent (the next
-    /// level outward is asked). Levels are asked innermost first, so an interrupt-remapping
-    /// level claims the change before the device's MSI level would.
-    fn set_affinity(
-        &mut self,
-        d: &LevelCtx,
-        old: &Target,
-        new: &Target,
-        msgs: &AffinityMsgs,
-    ) -> Result<Option<StepPlan>> {
+    /// The vector level moved: return the steps that retarget this level's hardware, or
+    /// `None` if this level stores nothing target-dependent (the next level outward is
+    /// asked). Levels are asked innermost first, so an interrupt-remapping level claims
+    /// the change before the device's MSI level would.
+    fn set_affinity(&self, d: &LevelCtx, m: &AffinityMsgs) -> Result<Option<StepPlan>> {
         Ok(None)
     }
-    /// Execute one storage step of a plan this level produced.
-    fn exec_step(&mut self, d: &LevelCtx, index: u32, step: &Step, msg: &MsiMsg) -> Result<()> {
+    /// Execute one storage step of a plan this level produced. `msg` is the message the
+    /// levels below compose for the irq's current target.
+    fn exec_step(&self, d: &LevelCtx, index: u32, step: &Step, msg: &MsiMsg) -> Result<()> {
         Err(crate::IrqError::Unsupported)
     }
     /// Begin a batch of slow-bus updates (e.g. an I/O expander on I2C).
-    fn bus_lock(&mut self) {}
+    fn bus_lock(&self) {}
     /// Flush the batch started by [`Chip::bus_lock`].
-    fn bus_sync_unlock(&mut self) -> Result<()> {
+    fn bus_sync_unlock(&self) -> Result<()> {
         Ok(())
     }
 }

@@ -1,25 +1,43 @@
 //! Interrupt descriptors: one per virtual irq, with one level per domain of its hierarchy.
 //!
-//! Locking: each descriptor is protected by its *descriptor lock* (in the kernel the core
-//! sits behind one lock today; the fields are grouped so a per-descriptor lock can follow).
-//! Vector-level state lives in the vector domain under the vector lock, taken after it.
+//! Locking: each descriptor has its own *descriptor lock* ([`crate::desctable`]), under
+//! which its flow handler and every chip operation on it run. Vector-level state lives in
+//! the vector domain under the vector lock, taken after it; the descriptor keeps a copy
+//! of the irq's current target (every change of it is made under both locks), so
+//! interrupt entry needs the vector lock only to complete a move.
 
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use crate::chip::HwIrq;
-use crate::domain::DomainId;
+use crate::domain::{DomainId, DomainOps};
 use crate::error::Virq;
+use crate::hw::Target;
 use crate::msi::Trigger;
+use crate::source::IrqSource;
 
-/// One level of a descriptor: the domain and the hardware irq inside it. The parent of
-/// level `i` is level `i + 1`; the last level is always the vector domain.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// One level of a descriptor: the domain, the hardware irq inside it, and the domain's
+/// chip (held here so interrupt entry reaches it without the domain lock). The parent
+/// of level `i` is level `i + 1`; the last level is always the vector domain.
+#[derive(Clone)]
 pub struct Level {
     /// Domain of this level.
     pub domain: DomainId,
     /// Hardware irq number in that domain.
     pub hwirq: HwIrq,
+    /// The domain's chip; `None` for the vector domain, built into the core.
+    pub chip: Option<Arc<dyn DomainOps>>,
+}
+
+impl core::fmt::Debug for Level {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Level")
+            .field("domain", &self.domain)
+            .field("hwirq", &self.hwirq)
+            .field("chip", &self.chip.as_ref().map_or("APIC", |c| c.name()))
+            .finish()
+    }
 }
 
 /// Which flow handler runs the irq.
@@ -87,15 +105,22 @@ pub struct DescState {
     pub in_progress: bool,
     /// Disabled by storm detection.
     pub storm_disabled: bool,
+    /// An affinity change was planned and none of its hardware steps has run yet: the
+    /// device still points at the old target, so an arrival at the new one (a retrigger)
+    /// must not complete the move, and the plan can still be withdrawn.
+    pub plan_pending: bool,
 }
 
-/// An interrupt descriptor.
+/// An interrupt descriptor: what its lock protects. [`crate::IrqCore::desc`] hands out
+/// copies.
 #[derive(Clone, Debug)]
 pub struct IrqDesc {
     /// Its number.
     pub virq: Virq,
     /// Name for listings (the requester's).
     pub name: String,
+    /// Who raises it.
+    pub source: IrqSource,
     /// Levels, outermost first, vector domain last.
     pub levels: Vec<Level>,
     /// Flow handler.
@@ -118,6 +143,11 @@ pub struct IrqDesc {
     pub unhandled_total: u64,
     /// Managed irq (affinity fixed by the kernel).
     pub managed: bool,
+    /// The vector domain's current target (a copy kept under this lock).
+    pub target: Target,
+    /// The vector domain's move-in-progress flag (a copy): no interrupt has arrived at
+    /// the new target of the last move yet.
+    pub move_in_progress: bool,
 }
 
 impl IrqDesc {

@@ -3,10 +3,17 @@
 //! A domain knows its own hardware numbering (pins, IRTE indices, MSI indices); the
 //! hierarchy itself (who is whose parent, which levels a descriptor has) is kept by
 //! [`crate::IrqCore`], which allocates root first and activates innermost first.
+//!
+//! Allocation (`alloc` / `free`) is serialised by the core's domain lock; `activate` /
+//! `deactivate` run under the irq's descriptor lock like the chip operations. All take
+//! `&self`: a domain keeps its allocation state behind a lock of its own.
+
+use alloc::string::String;
 
 use crate::chip::{Chip, HwIrq, LevelCtx};
 use crate::error::{Result, Virq};
 use crate::msi::{MsiMsg, Trigger};
+use crate::source::IrqSource;
 
 /// Index of a domain in [`crate::IrqCore`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -17,70 +24,45 @@ impl DomainId {
     pub const VECTOR: DomainId = DomainId(0);
 }
 
-/// A firmware description of an interrupt source, as handed to `select`/`translate`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FwSpec {
-    /// An I/O APIC input (after ACPI source overrides were applied).
-    IoApicPin {
-        /// I/O APIC id from the MADT.
-        ioapic: u32,
-        /// Pin number.
-        pin: u32,
-        /// Edge or level.
-        trigger: Trigger,
-        /// Active low?
-        active_low: bool,
-    },
-    /// Message `index` of an MSI-capable device (`device` = requester id or HPET number).
-    Msi {
-        /// Device identifier.
-        device: u32,
-        /// Message index.
-        index: u32,
-    },
-    /// A plain hardware irq number with edge trigger.
-    Hwirq(HwIrq),
-}
-
 /// What a domain does for allocation and activation.
 #[allow(unused_variables)]
 pub trait Domain {
     /// Number of hardware irqs this domain can map (pins, IRTEs, messages).
     fn size(&self) -> u32;
-    /// Does this domain serve `spec`? (An I/O APIC domain matches its own id.)
-    fn select(&self, spec: &FwSpec) -> bool {
+    /// Does this domain serve `source`? (An I/O APIC domain matches its own id.)
+    fn select(&self, source: &IrqSource) -> bool {
         false
     }
-    /// Hardware irq and trigger for `spec`.
-    fn translate(&self, spec: &FwSpec) -> Result<(HwIrq, Trigger)>;
+    /// Hardware irq and trigger for `source`.
+    fn translate(&self, source: &IrqSource) -> Result<(HwIrq, Trigger)>;
     /// Allocate `nr` consecutive hardware irqs for `virq..virq+nr` and return the first.
-    /// Outermost domains take it from `spec`; intermediate ones (remapping) choose.
-    fn alloc(&mut self, virq: Virq, nr: u32, spec: &FwSpec) -> Result<HwIrq>;
+    /// Outermost domains take it from `source`; intermediate ones (remapping) choose.
+    fn alloc(&self, virq: Virq, nr: u32, source: &IrqSource) -> Result<HwIrq>;
     /// Release what `alloc` took.
-    fn free(&mut self, virq: Virq, hwirq: HwIrq, nr: u32);
+    fn free(&self, virq: Virq, hwirq: HwIrq, nr: u32);
     /// Program this level's entry for the irq's target; `msg` is what the levels below
     /// compose for it. Called innermost first when the irq is started.
-    fn activate(&mut self, d: &LevelCtx, msg: &MsiMsg) -> Result<()> {
+    fn activate(&self, d: &LevelCtx, msg: &MsiMsg) -> Result<()> {
         Ok(())
     }
     /// Park the entry (the target is the shutdown vector again); `msg` as for `activate`.
-    fn deactivate(&mut self, d: &LevelCtx, msg: &MsiMsg) -> Result<()> {
+    fn deactivate(&self, d: &LevelCtx, msg: &MsiMsg) -> Result<()> {
         Ok(())
     }
 }
 
 /// A domain together with its chip — what the kernel registers with
 /// [`crate::IrqCore::add_domain`]. Blanket-implemented.
-pub trait DomainOps: Domain + Chip + Send {}
-impl<T: Domain + Chip + Send> DomainOps for T {}
+pub trait DomainOps: Domain + Chip + Send + Sync {}
+impl<T: Domain + Chip + Send + Sync> DomainOps for T {}
 
 /// One row of the `domains` listing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DomainInfo {
     /// Id.
     pub id: DomainId,
-    /// Name (e.g. `VECTOR`, `IO-APIC-0`, `PCI-MSI-00:03.0`).
-    pub name: alloc::string::String,
+    /// Name (e.g. `VECTOR`, `IO-APIC-0`, `PCI-MSI-0000:00:03.0`).
+    pub name: String,
     /// Parent, `None` for the root.
     pub parent: Option<DomainId>,
     /// Depth in the tree (root = 0).

@@ -1,20 +1,21 @@
 //! Flow handlers: what happens between "vector V arrived on CPU C" and the driver's handler.
 //!
-//! Two phases so the kernel can drop its lock around the driver's handler:
-//! [`IrqCore::begin_vector`] classifies the vector, completes a pending move, runs the
-//! flow's entry half (ack / mask / lazy-disable) and says whether to run the handler;
-//! [`IrqCore::end_irq`] does accounting, storm detection and the exit half (EOI / unmask /
-//! replay). [`IrqCore::handle_vector`] composes both for callers holding one lock.
+//! Two phases, each under the irq's descriptor lock, so no lock is held while the
+//! driver's handler runs: [`IrqCore::begin_vector`] classifies the vector (lock-free
+//! route lookup), completes a pending move, runs the flow's entry half (ack / mask /
+//! lazy-disable) and says whether to run the handler; [`IrqCore::end_irq`] does
+//! accounting, storm detection and the exit half (EOI / unmask / replay).
+//! [`IrqCore::handle_vector`] composes both.
 //!
 //! Lazy disable: [`IrqCore::disable_irq`] only marks the irq; if it fires while disabled
 //! the flow masks it then and remembers it as pending; enable unmasks and retriggers.
 
 use crate::cpumask::CpuId;
-use crate::desc::{FlowKind, IrqReturn};
+use crate::desc::{FlowKind, IrqDesc, IrqReturn};
 use crate::error::{Result, Virq};
 use crate::hw::LocalApic;
 use crate::irqcore::IrqCore;
-use crate::vecdomain::Lookup;
+use crate::routes::Slot;
 use crate::vector::{VECTOR_CLEANUP_VECTOR, Vector};
 
 /// What the kernel must do after [`IrqCore::begin_vector`].
@@ -54,110 +55,132 @@ pub enum FlowEnd {
 }
 
 impl IrqCore {
-    fn root_ack(&mut self, virq: Virq, apic: &mut dyn LocalApic) -> Result<()> {
-        if !self.walk(virq, |c, d| c.ack(d))? {
+    fn root_ack(&self, d: &IrqDesc, apic: &mut dyn LocalApic) -> Result<()> {
+        if !self.walk(d, |c, x| c.ack(x))? {
             apic.eoi();
         }
         Ok(())
     }
 
-    fn root_eoi(&mut self, virq: Virq, apic: &mut dyn LocalApic) -> Result<()> {
-        if !self.walk(virq, |c, d| c.eoi(d))? {
+    fn root_eoi(&self, d: &IrqDesc, apic: &mut dyn LocalApic) -> Result<()> {
+        if !self.walk(d, |c, x| c.eoi(x))? {
             apic.eoi();
         }
         Ok(())
     }
 
-    /// Entry half. Call with interrupts off on the CPU where `vector` arrived.
-    pub fn begin_vector(&mut self, vector: Vector, apic: &mut dyn LocalApic) -> Dispatch {
+    /// Entry half. Call with interrupts off on the CPU where `vector` arrived. Takes no
+    /// lock shared with other irqs: the route and the descriptor are found without one,
+    /// and only this irq's descriptor lock is taken (plus the vector lock once per move,
+    /// on the first interrupt at its new target).
+    pub fn begin_vector(&self, vector: Vector, apic: &mut dyn LocalApic) -> Dispatch {
         let cpu = apic.current_cpu();
-        match self.vector.lookup(cpu, vector) {
-            Lookup::System(v) => Dispatch::System(v),
-            Lookup::Ignored => {
+        let virq = match self.routes.get(cpu, vector) {
+            Slot::System => return Dispatch::System(vector),
+            Slot::Shutdown | Slot::Retriggered => {
                 apic.eoi();
-                Dispatch::Done
+                return Dispatch::Done;
             }
-            Lookup::Spurious { first } => {
+            Slot::Unused => {
+                let first = self.count_spurious(cpu);
                 apic.eoi();
-                Dispatch::Spurious { first }
+                return Dispatch::Spurious { first };
             }
-            Lookup::Irq { virq, cleanup_cpu } => {
-                if let Some(old) = cleanup_cpu {
-                    apic.send_ipi(old, VECTOR_CLEANUP_VECTOR);
-                }
-                match self.flow_entry(virq, cpu, apic) {
-                    Ok(d) => d,
-                    // The descriptor vanished under a stale slot: acknowledge and move on.
-                    Err(_) => {
-                        apic.eoi();
-                        Dispatch::Done
-                    }
-                }
-            }
+            Slot::Irq(virq) => virq,
+        };
+        // A slot read an instant before its irq was freed finds an empty descriptor.
+        let r = self.with_desc(virq, |d| {
+            self.complete_move_here(d, cpu, vector, apic);
+            self.flow_entry(d, cpu, apic)
+        });
+        r.unwrap_or_else(|_| {
+            apic.eoi();
+            Dispatch::Done
+        })
+    }
+
+    /// The first interrupt at a move's new target completes it: the old CPU is asked to
+    /// free the old vector. Not while the move's hardware steps are still to run (then
+    /// this arrival is a retrigger and the device still points at the old target).
+    fn complete_move_here(
+        &self,
+        d: &mut IrqDesc,
+        cpu: CpuId,
+        vector: Vector,
+        apic: &mut dyn LocalApic,
+    ) {
+        if !d.move_in_progress
+            || d.state.plan_pending
+            || d.target.cpu != cpu
+            || d.target.vector != vector
+        {
+            return;
+        }
+        let old_cpu = {
+            let mut vd = self.vector.lock();
+            let c = vd.complete_move(d.virq, cpu, vector);
+            Self::sync_vector(d, &vd);
+            c
+        };
+        if let Some(c) = old_cpu {
+            apic.send_ipi(c, VECTOR_CLEANUP_VECTOR);
         }
     }
 
-    fn flow_entry(&mut self, virq: Virq, cpu: CpuId, apic: &mut dyn LocalApic) -> Result<Dispatch> {
-        let d = self.desc_mut(virq)?;
+    fn flow_entry(
+        &self,
+        d: &mut IrqDesc,
+        cpu: CpuId,
+        apic: &mut dyn LocalApic,
+    ) -> Result<Dispatch> {
         if let Some(c) = d.counts.get_mut(cpu as usize) {
             *c += 1;
         }
-        let flow = d.flow;
         let blocked = d.disabled() || d.action.is_none() || d.state.in_progress;
-        let token = d.action;
-        match flow {
+        match d.flow {
             FlowKind::Edge => {
                 if blocked {
                     // Lazy disable: mask now, remember the edge, acknowledge.
-                    self.desc_mut(virq)?.state.pending = true;
-                    self.mask(virq)?;
-                    self.root_ack(virq, apic)?;
+                    d.state.pending = true;
+                    self.mask_locked(d)?;
+                    self.root_ack(d, apic)?;
                     return Ok(Dispatch::Done);
                 }
-                self.root_ack(virq, apic)?;
+                self.root_ack(d, apic)?;
             }
             FlowKind::FastEoi => {
                 if blocked {
-                    let d = self.desc_mut(virq)?;
                     d.state.pending = true;
                     // Merely running on another CPU: that CPU replays it when its handler
                     // returns (see `end_irq`), so masking here would leave the line masked
                     // with nobody to unmask it. Disabled or unrequested: lazy mask.
                     let running_elsewhere = !d.disabled() && d.action.is_some();
                     if !running_elsewhere {
-                        self.mask(virq)?;
+                        self.mask_locked(d)?;
                     }
-                    self.root_eoi(virq, apic)?;
+                    self.root_eoi(d, apic)?;
                     return Ok(Dispatch::Done);
                 }
             }
             FlowKind::Level => {
-                self.mask(virq)?;
-                self.root_ack(virq, apic)?;
+                self.mask_locked(d)?;
+                self.root_ack(d, apic)?;
                 if blocked {
-                    self.desc_mut(virq)?.state.pending = true;
+                    d.state.pending = true;
                     return Ok(Dispatch::Done);
                 }
             }
         }
-        let d = self.desc_mut(virq)?;
         d.state.in_progress = true;
         Ok(Dispatch::Run {
-            virq,
-            token: token.unwrap_or(0),
+            virq: d.virq,
+            token: d.action.unwrap_or(0),
         })
     }
 
-    /// Exit half, after the handler returned `ret`.
-    pub fn end_irq(
-        &mut self,
-        virq: Virq,
-        ret: IrqReturn,
-        apic: &mut dyn LocalApic,
-    ) -> Result<FlowEnd> {
-        let storm = self.storm;
-        let d = self.desc_mut(virq)?;
-        d.state.in_progress = false;
+    /// Storm accounting after the handler returned `ret`; true if the line must go.
+    fn note_interrupt(&self, d: &mut IrqDesc, ret: IrqReturn, apic: &dyn LocalApic) -> bool {
+        let storm = self.storm();
         d.window_count += 1;
         if ret == IrqReturn::NotHandled {
             let now = apic.now_ns();
@@ -178,54 +201,61 @@ impl IrqCore {
             d.window_count = 0;
             d.window_unhandled = 0;
         }
-        if stormed {
-            d.state.storm_disabled = true;
-            d.state.disable_depth += 1;
-            let flow = d.flow;
-            self.mask(virq)?;
-            if flow == FlowKind::FastEoi {
-                self.root_eoi(virq, apic)?;
-            }
-            return Ok(FlowEnd::StormDisabled);
-        }
-        let d = self.desc_mut(virq)?;
-        match d.flow {
-            FlowKind::Edge => {
-                if d.state.pending && !d.disabled() {
-                    d.state.pending = false;
-                    d.state.in_progress = true;
-                    let token = d.action.unwrap_or(0);
-                    if d.state.masked {
-                        self.unmask(virq)?;
-                    }
-                    return Ok(FlowEnd::RunAgain { token });
-                }
-            }
-            FlowKind::FastEoi => {
-                // One that arrived while the handler ran elsewhere (already EOIed on
-                // its CPU): run again before this one's single EOI.
-                if d.state.pending && !d.disabled() {
-                    d.state.pending = false;
-                    d.state.in_progress = true;
-                    return Ok(FlowEnd::RunAgain {
-                        token: d.action.unwrap_or(0),
-                    });
-                }
-                self.root_eoi(virq, apic)?
-            }
-            FlowKind::Level => {
-                if !d.disabled() {
-                    self.unmask(virq)?;
-                }
-            }
-        }
-        Ok(FlowEnd::Done)
+        stormed
     }
 
-    /// Both halves with `run` as the handler dispatcher (for callers that keep the core
-    /// locked throughout, and for the simulator).
+    /// Exit half, after the handler returned `ret`.
+    pub fn end_irq(&self, virq: Virq, ret: IrqReturn, apic: &mut dyn LocalApic) -> Result<FlowEnd> {
+        self.with_desc(virq, |d| {
+            d.state.in_progress = false;
+            if self.note_interrupt(d, ret, apic) {
+                d.state.storm_disabled = true;
+                d.state.disable_depth += 1;
+                self.mask_locked(d)?;
+                if d.flow == FlowKind::FastEoi {
+                    self.root_eoi(d, apic)?;
+                }
+                return Ok(FlowEnd::StormDisabled);
+            }
+            match d.flow {
+                FlowKind::Edge => {
+                    if d.state.pending && !d.disabled() {
+                        d.state.pending = false;
+                        d.state.in_progress = true;
+                        if d.state.masked {
+                            self.unmask_locked(d)?;
+                        }
+                        return Ok(FlowEnd::RunAgain {
+                            token: d.action.unwrap_or(0),
+                        });
+                    }
+                }
+                FlowKind::FastEoi => {
+                    // One that arrived while the handler ran elsewhere (already EOIed on
+                    // its CPU): run again before this one's single EOI.
+                    if d.state.pending && !d.disabled() {
+                        d.state.pending = false;
+                        d.state.in_progress = true;
+                        return Ok(FlowEnd::RunAgain {
+                            token: d.action.unwrap_or(0),
+                        });
+                    }
+                    self.root_eoi(d, apic)?
+                }
+                FlowKind::Level => {
+                    if !d.disabled() {
+                        self.unmask_locked(d)?;
+                    }
+                }
+            }
+            Ok(FlowEnd::Done)
+        })
+    }
+
+    /// Both halves with `run` as the handler dispatcher (the simulator, and callers that
+    /// have their handler at hand).
     pub fn handle_vector(
-        &mut self,
+        &self,
         vector: Vector,
         apic: &mut dyn LocalApic,
         run: &mut dyn FnMut(Virq, u64) -> IrqReturn,

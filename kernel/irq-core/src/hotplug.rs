@@ -52,10 +52,12 @@ use alloc::vec::Vec;
 
 use crate::affinity::StepPlan;
 use crate::cpumask::{CpuId, CpuMask};
+use crate::desc::IrqDesc;
 use crate::error::{IrqError, Result, Virq};
 use crate::hw::{LocalApic, Target};
 use crate::irqcore::IrqCore;
-use crate::vecdomain::{MoveOutcome, Slot, VectorState};
+use crate::routes::Slot;
+use crate::vecdomain::{MoveOutcome, VectorState};
 use crate::vector::Vector;
 
 /// What [`IrqCore::migrate_off_cpu`] did.
@@ -107,35 +109,18 @@ impl HotplugState {
     }
 }
 
-/// Knobs of the migration sequence. Only the simulator's counter-examples turn a step off;
-/// the kernel calls [`IrqCore::migrate_off_cpu`], which runs every step.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MigrateOptions {
-    /// Step 4 (IRR re-delivery). Off = WRONG: an interrupt latched before the retarget is
-    /// lost. Exists only so `tests/hotplug_sim.rs` can show that.
-    pub redeliver_irr: bool,
-}
-
-impl Default for MigrateOptions {
-    fn default() -> Self {
-        Self {
-            redeliver_irr: true,
-        }
-    }
-}
-
 impl IrqCore {
     /// Refuses (error) the last online CPU ([`IrqError::LastCpu`]) and a CPU whose vectors
     /// the others cannot absorb ([`IrqError::NoSpace`]). Also refuses a CPU that is not
     /// online ([`IrqError::OfflineTarget`]) or holds a multi-vector block, which cannot
     /// move one member at a time ([`IrqError::Unsupported`]).
     pub fn can_offline_cpu(&self, cpu: CpuId) -> Result<()> {
-        if cpu as usize >= self.vector.nr_cpus() {
+        let vd = self.vector.lock();
+        if cpu as usize >= vd.nr_cpus() {
             return Err(IrqError::InvalidCpu(cpu));
         }
-        self.vector.can_offline(cpu)?;
-        if self
-            .vector
+        vd.can_offline(cpu)?;
+        if vd
             .irqs()
             .any(|(_, i)| i.block.1 > 1 && i.state == VectorState::Active && i.target.cpu == cpu)
         {
@@ -153,21 +138,7 @@ impl IrqCore {
     /// and returns `Ok`: an irq that fails (e.g. a chip returns a plan for another CPU —
     /// the others are spinning in stop_machine and cannot run it) is shut down instead, so
     /// nothing stays routed to the dying CPU, and listed in [`MigrationReport::failed`].
-    pub fn migrate_off_cpu(
-        &mut self,
-        cpu: CpuId,
-        apic: &mut dyn LocalApic,
-    ) -> Result<MigrationReport> {
-        self.migrate_off_cpu_with(cpu, apic, MigrateOptions::default())
-    }
-
-    /// [`Self::migrate_off_cpu`] with steps switched off (simulator counter-examples only).
-    pub fn migrate_off_cpu_with(
-        &mut self,
-        cpu: CpuId,
-        apic: &mut dyn LocalApic,
-        opts: MigrateOptions,
-    ) -> Result<MigrationReport> {
+    pub fn migrate_off_cpu(&self, cpu: CpuId, apic: &mut dyn LocalApic) -> Result<MigrationReport> {
         if apic.current_cpu() != cpu {
             return Err(IrqError::InvalidCpu(cpu));
         }
@@ -177,82 +148,112 @@ impl IrqCore {
         // Every vector routed here, before anything changes: step 4 checks all of them
         // (current targets and old halves of moves alike).
         let routed: Vec<(Vector, Virq)> = (0x20..=0xffu8)
-            .filter_map(|v| match self.vector.slot(cpu, Vector(v)) {
+            .filter_map(|v| match self.routes.get(cpu, Vector(v)) {
                 Slot::Irq(virq) => Some((Vector(v), virq)),
                 _ => None,
             })
             .collect();
 
         // 1. Leave the online mask: no allocation lands here from now on.
-        self.vector.offline_cpu(cpu)?;
+        let involved: Vec<Virq> = {
+            let mut vd = self.vector.lock();
+            vd.offline_cpu(cpu)?;
+            vd.irqs()
+                .filter(|(_, i)| i.target.cpu == cpu || i.prev.is_some_and(|p| p.cpu == cpu))
+                .map(|(v, _)| *v)
+                .collect()
+        };
 
         // 2. + 3. Settle in-flight moves, then move or shut down.
-        let involved: Vec<Virq> = self
-            .vector
-            .irqs()
-            .filter(|(_, i)| i.target.cpu == cpu || i.prev.is_some_and(|p| p.cpu == cpu))
-            .map(|(v, _)| *v)
-            .collect();
         for virq in involved {
-            if let Err(e) = self.migrate_one(virq, cpu, apic, &mut report) {
+            let r = self.with_desc(virq, |d| {
+                let r = self.migrate_one(d, cpu, apic, &mut report);
+                if r.is_err() {
+                    // Whatever state it was left in, it must not stay routed here. (If
+                    // even this fails, the sweep below still frees its vector here.)
+                    let _ = self.hotplug_shutdown(d);
+                }
+                r
+            });
+            if let Err(e) = r {
                 report.failed.push((virq, e));
-                // Whatever state it was left in, it must not stay routed here. (If even
-                // this fails, the sweep below still frees its vector here.)
-                let _ = self.hotplug_shutdown(virq);
             }
         }
 
         // 4. Re-deliver what is latched in this CPU's IRR for a vector routed here.
-        if opts.redeliver_irr && !routed.is_empty() {
+        if !routed.is_empty() {
             apic.before_irr_scan();
             for (v, virq) in routed {
-                let Ok(irq) = self.vector.irq(virq) else {
-                    continue;
-                };
-                if irq.state != VectorState::Active || irq.target.cpu == cpu || !apic.irr_pending(v)
-                {
-                    continue;
-                }
-                if let Err(e) = self.retrigger(virq, apic) {
-                    report.failed.push((virq, e));
-                    continue;
-                }
-                // Record that the slot was re-delivered (the soft-disabled APIC holds the
-                // bit; if the CPU returns without a reset it is delivered onto the fresh
-                // table `cpu_online_restore` gives it and counted as spurious).
-                self.vector.mark_retriggered(cpu, v);
-                if !report.redelivered.contains(&virq) {
-                    report.redelivered.push(virq);
+                match self.with_desc(virq, |d| self.redeliver(d, cpu, v, apic)) {
+                    Ok(true) if !report.redelivered.contains(&virq) => {
+                        report.redelivered.push(virq)
+                    }
+                    Ok(_) | Err(IrqError::UnknownIrq(_)) => {}
+                    Err(e) => report.failed.push((virq, e)),
                 }
             }
         }
 
         // 5. Nothing may stay routed here; the matrix is already offline (step 1). The CPU
         // number was validated above, so neither call can fail.
-        report.leftover_vectors = self.vector.offline_sweep(cpu).unwrap_or(0);
-        let _ = self.vector.offline_cpu(cpu);
+        let mut vd = self.vector.lock();
+        report.leftover_vectors = vd.offline_sweep(cpu).unwrap_or(0);
+        let _ = vd.offline_cpu(cpu);
         Ok(report)
     }
 
+    /// Step 4 for one vector: if it is latched in this CPU's IRR and its irq now lives
+    /// elsewhere, retrigger the irq there and mark the slot re-delivered.
+    fn redeliver(
+        &self,
+        d: &mut IrqDesc,
+        cpu: CpuId,
+        v: Vector,
+        apic: &mut dyn LocalApic,
+    ) -> Result<bool> {
+        let active = self.vector.lock().irq(d.virq)?.state == VectorState::Active;
+        if !active || d.target.cpu == cpu || !apic.irr_pending(v) {
+            return Ok(false);
+        }
+        self.retrigger_locked(d, apic)?;
+        // Record that the slot was re-delivered (the soft-disabled APIC holds the bit; if
+        // the CPU returns without a reset it is delivered onto the fresh table
+        // `cpu_online_restore` gives it and counted as spurious).
+        self.vector.lock().mark_retriggered(cpu, v);
+        Ok(true)
+    }
+
     fn migrate_one(
-        &mut self,
-        virq: Virq,
+        &self,
+        d: &mut IrqDesc,
         cpu: CpuId,
         apic: &mut dyn LocalApic,
         report: &mut MigrationReport,
     ) -> Result<()> {
-        let before = *self.vector.irq(virq)?;
+        let virq = d.virq;
         // Step 2: a move to this CPU is undone (back to its live old target), a move away
         // from it loses its old half.
-        let now = self.vector.force_complete_move(virq, cpu)?;
+        let (before, now) = {
+            let mut vd = self.vector.lock();
+            let before = *vd.irq(virq)?;
+            let now = vd.force_complete_move(virq, cpu);
+            Self::sync_vector(d, &vd);
+            (before, now?)
+        };
+        // A plan that was never run is moot now: the move it belonged to was settled.
+        d.state.plan_pending = false;
         if before.target.cpu == cpu && now.cpu != cpu {
             // Undone: the hardware may already point here; point it back.
-            self.retarget_inline(virq, before.target, now, cpu, apic)?;
+            self.retarget_inline(d, before.target, now, cpu, apic)?;
             report.moved.push((virq, before.target, now));
             if !before.managed && !before.affinity.contains(now.cpu) {
                 // The move was towards the affinity it was given; back where it came from,
                 // it is outside it until the CPU returns.
-                self.hotplug.broken.entry(virq).or_insert(before.affinity);
+                self.hotplug
+                    .lock()
+                    .broken
+                    .entry(virq)
+                    .or_insert(before.affinity);
                 report.broken.push(virq);
             }
             return Ok(());
@@ -261,61 +262,90 @@ impl IrqCore {
             // Only the old half of a move was here; it is gone now.
             return Ok(());
         }
-        let irq = *self.vector.irq(virq)?;
+        let irq = self.vector.lock().irq(virq).copied()?;
         if irq.state == VectorState::Reserved {
-            if self.vector.repark_reserved(virq)?.is_some() {
-                self.program_levels(virq, false)?;
+            let reparked = {
+                let mut vd = self.vector.lock();
+                let r = vd.repark_reserved(virq);
+                Self::sync_vector(d, &vd);
+                r?
+            };
+            if reparked.is_some() {
+                self.program_levels(d, false)?;
                 report.reparked.push(virq);
             }
             return Ok(());
         }
         // Step 3.
-        let online = *self.vector.matrix().online_mask();
+        let online = self.online_mask();
         let in_mask = irq.affinity.and(&online);
         if irq.managed && in_mask.is_empty() {
-            self.hotplug_shutdown(virq)?;
+            self.hotplug_shutdown(d)?;
             report.shutdown.push(virq);
             return Ok(());
         }
-        let (mut dest, mut broken) = if in_mask.is_empty() {
-            (online, true)
-        } else {
-            (irq.affinity, false)
-        };
-        let mut outcome = self.vector.move_irq(virq, &dest, false);
-        if outcome == Err(IrqError::NoSpace) && !irq.managed && !broken {
-            // The CPUs left in its affinity are full; `can_offline_cpu` only promised room
-            // somewhere. Anywhere online then, affinity broken (as Linux does on -ENOSPC).
-            (dest, broken) = (online, true);
-            outcome = self.vector.move_irq(virq, &dest, false);
-        }
-        let (old, new) = match outcome? {
-            MoveOutcome::Moved { old, new } => (old, new),
-            // The CPU is offline in the matrix, so the current target never satisfies it.
-            MoveOutcome::Unchanged => return Err(IrqError::InvalidState),
-        };
-        self.retarget_inline(virq, old, new, cpu, apic)?;
+        let (old, new, broken) = self.move_off(d, &irq, &online)?;
+        self.retarget_inline(d, old, new, cpu, apic)?;
         // The old half lives on the dying CPU: free it now (step 4 stands in for cleanup).
-        self.vector.force_complete_move(virq, cpu)?;
+        {
+            let mut vd = self.vector.lock();
+            let r = vd.force_complete_move(virq, cpu);
+            Self::sync_vector(d, &vd);
+            r?;
+        }
         if broken {
-            self.hotplug.broken.entry(virq).or_insert(irq.affinity);
+            self.hotplug
+                .lock()
+                .broken
+                .entry(virq)
+                .or_insert(irq.affinity);
             report.broken.push(virq);
         }
         report.moved.push((virq, old, new));
         Ok(())
     }
 
+    /// Step 3's vector-level move: within the affinity's online CPUs, else anywhere
+    /// online ("affinity broken"). Returns (old, new, broken).
+    fn move_off(
+        &self,
+        d: &mut IrqDesc,
+        irq: &crate::vecdomain::VectorIrq,
+        online: &CpuMask,
+    ) -> Result<(Target, Target, bool)> {
+        let in_mask = irq.affinity.and(online);
+        let (mut dest, mut broken) = if in_mask.is_empty() {
+            (*online, true)
+        } else {
+            (irq.affinity, false)
+        };
+        let mut vd = self.vector.lock();
+        let mut outcome = vd.move_irq(d.virq, &dest, false);
+        if outcome == Err(IrqError::NoSpace) && !irq.managed && !broken {
+            // The CPUs left in its affinity are full; `can_offline_cpu` only promised room
+            // somewhere. Anywhere online then, affinity broken (as Linux does on -ENOSPC).
+            (dest, broken) = (*online, true);
+            outcome = vd.move_irq(d.virq, &dest, false);
+        }
+        Self::sync_vector(d, &vd);
+        match outcome? {
+            MoveOutcome::Moved { old, new } => Ok((old, new, broken)),
+            // The CPU is offline in the matrix, so the current target never satisfies it.
+            MoveOutcome::Unchanged => Err(IrqError::InvalidState),
+        }
+    }
+
     /// Plan and run a retarget on this CPU. A plan that must run elsewhere is an error: the
     /// other CPUs are spinning in stop_machine and cannot run it.
     fn retarget_inline(
-        &mut self,
-        virq: Virq,
+        &self,
+        d: &mut IrqDesc,
         old: Target,
         new: Target,
         cpu: CpuId,
         apic: &mut dyn LocalApic,
     ) -> Result<()> {
-        let Some(plan) = self.plan_retarget(virq, old, new)? else {
+        let Some(plan) = self.plan_retarget(d, old, new)? else {
             return Ok(());
         };
         if let Some(c) = plan.run_on
@@ -323,19 +353,29 @@ impl IrqCore {
         {
             return Err(IrqError::InvalidCpu(c));
         }
-        self.run_plan(virq, &plan, apic)
+        self.run_plan_locked(d, &plan, apic)
     }
 
     /// Shut an irq down for hotplug: mask, give the vector back (managed: to its
     /// reservations), park every level on the shutdown vector of an online CPU.
-    fn hotplug_shutdown(&mut self, virq: Virq) -> Result<()> {
-        let was_masked = self.desc(virq)?.state.masked;
-        self.mask(virq)?;
-        self.vector.deactivate(virq)?;
-        self.program_levels(virq, false)?;
-        self.desc_mut(virq)?.state.started = false;
-        if self.desc(virq)?.managed {
-            self.hotplug.shut_down.entry(virq).or_insert(was_masked);
+    fn hotplug_shutdown(&self, d: &mut IrqDesc) -> Result<()> {
+        let was_masked = d.state.masked;
+        self.mask_locked(d)?;
+        {
+            let mut vd = self.vector.lock();
+            let r = vd.deactivate(d.virq);
+            Self::sync_vector(d, &vd);
+            r?;
+        }
+        self.program_levels(d, false)?;
+        d.state.started = false;
+        d.state.plan_pending = false;
+        if d.managed {
+            self.hotplug
+                .lock()
+                .shut_down
+                .entry(d.virq)
+                .or_insert(was_masked);
         }
         Ok(())
     }
@@ -351,17 +391,17 @@ impl IrqCore {
     /// move still in flight) stays recorded and is tried again on the next online of a CPU
     /// in its affinity; one that fails is listed in [`OnlineReport::failed`] and also kept.
     pub fn cpu_online_restore(
-        &mut self,
+        &self,
         cpu: CpuId,
         apic: &mut dyn LocalApic,
     ) -> Result<(OnlineReport, Vec<(Virq, StepPlan)>)> {
-        let candidates = self.vector.online_cpu(cpu)?;
+        let candidates = self.vector.lock().online_cpu(cpu)?;
         let mut report = OnlineReport::default();
         let mut deferred = Vec::new();
         // One irq that cannot be restored must not keep the others away: carry on and list
         // it (it keeps its record for the next try).
         for virq in candidates {
-            let Some(&was_masked) = self.hotplug.shut_down.get(&virq) else {
+            let Some(was_masked) = self.hotplug.lock().shut_down.get(&virq).copied() else {
                 continue;
             };
             match self.hotplug_restart(virq, was_masked) {
@@ -372,37 +412,21 @@ impl IrqCore {
         }
         let broken: Vec<(Virq, CpuMask)> = self
             .hotplug
+            .lock()
             .broken
             .iter()
             .filter(|(_, m)| m.contains(cpu))
             .map(|(v, m)| (*v, *m))
             .collect();
         for (virq, orig) in broken {
-            if self.vector.irq(virq).is_err() {
-                self.hotplug.broken.remove(&virq);
-                continue;
-            }
-            match self.vector.move_irq(virq, &orig, false) {
-                Ok(MoveOutcome::Moved { old, new }) => {
-                    // If the hardware cannot be retargeted, the old target stays routed (the
-                    // move never completes, so nothing is lost) and the irq is listed.
-                    let done = match self.plan_retarget(virq, old, new) {
-                        Ok(Some(plan)) => match plan.run_on {
-                            Some(c) if c != apic.current_cpu() => {
-                                deferred.push((virq, plan));
-                                Ok(())
-                            }
-                            _ => self.run_plan(virq, &plan, apic),
-                        },
-                        Ok(None) => Ok(()),
-                        Err(e) => Err(e),
-                    };
-                    if let Err(e) = done {
-                        report.failed.push((virq, e));
-                        continue;
-                    }
+            match self.with_desc(virq, |d| self.move_back(d, &orig, apic)) {
+                Ok(Some(plan)) => deferred.push((virq, plan)),
+                Ok(None) => {}
+                // Freed meanwhile: nothing to restore.
+                Err(IrqError::UnknownIrq(_)) => {
+                    self.hotplug.lock().broken.remove(&virq);
+                    continue;
                 }
-                Ok(MoveOutcome::Unchanged) => {}
                 // A move still in flight: try again when a CPU of its affinity next returns.
                 Err(IrqError::Busy) => continue,
                 Err(e) => {
@@ -410,38 +434,82 @@ impl IrqCore {
                     continue;
                 }
             }
-            self.hotplug.broken.remove(&virq);
+            self.hotplug.lock().broken.remove(&virq);
             report.restored.push(virq);
         }
         Ok((report, deferred))
     }
 
+    /// Move an affinity-broken irq back into `orig`. Runs the plan here when it may, else
+    /// returns it for the caller to run where it says.
+    fn move_back(
+        &self,
+        d: &mut IrqDesc,
+        orig: &CpuMask,
+        apic: &mut dyn LocalApic,
+    ) -> Result<Option<StepPlan>> {
+        if d.state.plan_pending {
+            return Err(IrqError::Busy);
+        }
+        let outcome = {
+            let mut vd = self.vector.lock();
+            let r = vd.move_irq(d.virq, orig, false);
+            Self::sync_vector(d, &vd);
+            r?
+        };
+        let MoveOutcome::Moved { old, new } = outcome else {
+            return Ok(None);
+        };
+        // If the hardware cannot be retargeted, the move is undone (plan_move) and the
+        // irq listed as failed.
+        let Some(plan) = self.plan_move(d, old, new)? else {
+            return Ok(None);
+        };
+        match plan.run_on {
+            Some(c) if c != apic.current_cpu() => Ok(Some(plan)),
+            _ => self.run_plan_locked(d, &plan, apic).map(|()| None),
+        }
+    }
+
     /// Restart a managed irq hotplug shut down. `Ok(false)`: released meanwhile, nothing to do.
-    fn hotplug_restart(&mut self, virq: Virq, was_masked: bool) -> Result<bool> {
-        if self.desc(virq)?.action.is_none() {
-            self.hotplug.shut_down.remove(&virq);
-            return Ok(false);
+    fn hotplug_restart(&self, virq: Virq, was_masked: bool) -> Result<bool> {
+        let r = self.with_desc(virq, |d| {
+            if d.action.is_none() {
+                return Ok(false);
+            }
+            {
+                let mut vd = self.vector.lock();
+                let r = vd.activate(virq);
+                Self::sync_vector(d, &vd);
+                r?;
+            }
+            self.program_levels(d, true)?;
+            d.state.started = true;
+            if !was_masked && !d.disabled() {
+                self.unmask_locked(d)?;
+            }
+            Ok(true)
+        });
+        if r.is_ok() {
+            self.hotplug.lock().shut_down.remove(&virq);
         }
-        self.vector.activate(virq)?;
-        self.program_levels(virq, true)?;
-        self.hotplug.shut_down.remove(&virq);
-        let d = self.desc_mut(virq)?;
-        d.state.started = true;
-        if !was_masked && !d.disabled() {
-            self.unmask(virq)?;
-        }
-        Ok(true)
+        r
     }
 
     /// Irqs currently moved outside their affinity by hotplug, with the affinity they will
     /// return to (for `irq N` / `cpus`).
-    pub fn affinity_broken(&self) -> impl Iterator<Item = (Virq, &CpuMask)> {
-        self.hotplug.broken.iter().map(|(v, m)| (*v, m))
+    pub fn affinity_broken(&self) -> Vec<(Virq, CpuMask)> {
+        self.hotplug
+            .lock()
+            .broken
+            .iter()
+            .map(|(v, m)| (*v, *m))
+            .collect()
     }
 
     /// Managed irqs currently shut down by hotplug.
-    pub fn hotplug_shut_down(&self) -> impl Iterator<Item = Virq> + '_ {
-        self.hotplug.shut_down.keys().copied()
+    pub fn hotplug_shut_down(&self) -> Vec<Virq> {
+        self.hotplug.lock().shut_down.keys().copied().collect()
     }
 }
 
@@ -450,9 +518,11 @@ mod tests {
     use super::*;
     use crate::IrqAlloc;
     use crate::desc::FlowKind;
-    use crate::domain::{DomainId, FwSpec};
+    use crate::domain::DomainId;
     use crate::hw::LocalApic;
+    use crate::source::IrqSource;
     use crate::vector::Vector;
+    use alloc::sync::Arc;
 
     /// A local APIC that records what the core asked of it.
     struct RecApic {
@@ -490,18 +560,18 @@ mod tests {
     }
 
     fn core(n: usize) -> IrqCore {
-        let mut c = IrqCore::new(n).unwrap();
+        let c = IrqCore::new(n).unwrap();
         for i in 0..n as u32 {
             c.online_cpu(i).unwrap();
         }
         c
     }
 
-    fn irq(c: &mut IrqCore, mask: CpuMask, managed: bool) -> Virq {
+    fn irq(c: &IrqCore, mask: CpuMask, managed: bool) -> Virq {
         let v = c
             .alloc_irq(
                 DomainId::VECTOR,
-                &FwSpec::Hwirq(0),
+                &IrqSource::VectorOnly,
                 &IrqAlloc {
                     managed,
                     flow: FlowKind::Edge,
@@ -515,15 +585,15 @@ mod tests {
 
     #[test]
     fn report_lists_moves_broken_shutdown_and_redelivery() {
-        let mut c = core(3);
-        let a = irq(&mut c, CpuMask::from_cpus(&[1, 2]), false); // moves within affinity
-        let b = irq(&mut c, CpuMask::single(1), false); // broken
+        let c = core(3);
+        let a = irq(&c, CpuMask::from_cpus(&[1, 2]), false); // moves within affinity
+        let b = irq(&c, CpuMask::single(1), false); // broken
         // Allocated before `m`, so CPU 1 (fewest managed vectors) is its first choice.
-        let k = irq(&mut c, CpuMask::from_cpus(&[1, 2]), true); // managed, moves within mask
-        let m = irq(&mut c, CpuMask::single(1), true); // shut down
-        let ta = c.vector.irq(a).unwrap().target;
-        let tb = c.vector.irq(b).unwrap().target;
-        let tk = c.vector.irq(k).unwrap().target;
+        let k = irq(&c, CpuMask::from_cpus(&[1, 2]), true); // managed, moves within mask
+        let m = irq(&c, CpuMask::single(1), true); // shut down
+        let ta = c.vector_irq(a).unwrap().target;
+        let tb = c.vector_irq(b).unwrap().target;
+        let tk = c.vector_irq(k).unwrap().target;
         assert_eq!((ta.cpu, tb.cpu, tk.cpu), (1, 1, 1));
         let mut ap = apic(1);
         ap.irr.push(tb.vector);
@@ -531,13 +601,13 @@ mod tests {
         let moved: Vec<Virq> = r.moved.iter().map(|m| m.0).collect();
         assert!(moved.contains(&a) && moved.contains(&b));
         assert!(moved.contains(&k), "managed k must move within its mask");
-        assert_eq!(c.vector.irq(k).unwrap().target.cpu, 2);
+        assert_eq!(c.vector_irq(k).unwrap().target.cpu, 2);
         assert_eq!(r.broken, [b]);
         assert_eq!(r.shutdown, [m]);
         assert_eq!(r.redelivered, [b]);
         assert_eq!(ap.scans, 1, "one settle point before the IRR scan");
         assert_eq!(r.leftover_vectors, 0);
-        let nb = c.vector.irq(b).unwrap().target;
+        let nb = c.vector_irq(b).unwrap().target;
         assert_eq!(ap.ipis, [(nb.cpu, nb.vector)]);
         assert_ne!(nb.cpu, 1);
         for (_, old, new) in &r.moved {
@@ -545,18 +615,17 @@ mod tests {
             assert_ne!(new.cpu, 1);
         }
         // Nothing left on CPU 1: no allocation, no prev, no cleanup queued.
-        assert_eq!(c.vector.matrix().cpu_stats(1).unwrap().allocated, 0);
-        assert!(!c.vector.matrix().is_online(1));
-        assert!(
-            c.vector
-                .irqs()
+        assert_eq!(c.cpu_vector_stats(1).unwrap().allocated, 0);
+        assert!(!c.is_cpu_online(1));
+        assert!(c.vector_view(|v| {
+            v.irqs()
                 .all(|(_, i)| i.prev.is_none() && !i.move_in_progress && i.target.cpu != 1)
-        );
-        assert!(!c.vector.cleanup_pending(1));
-        assert_eq!(c.vector.slot(1, tb.vector), Slot::Retriggered);
-        assert_eq!(c.vector.irq(m).unwrap().state, VectorState::Reserved);
+        }));
+        assert!(!c.vector_view(|v| v.cleanup_pending(1)));
+        assert_eq!(c.slot(1, tb.vector), Slot::Retriggered);
+        assert_eq!(c.vector_irq(m).unwrap().state, VectorState::Reserved);
         assert!(c.desc(m).unwrap().state.masked);
-        c.vector.matrix().check_invariants().unwrap();
+        c.check_invariants().unwrap();
 
         // Online: m restarted on 1, b restored to 1.
         let mut ap0 = apic(0);
@@ -564,17 +633,17 @@ mod tests {
         assert!(plans.is_empty());
         assert_eq!(o.restarted, [m]);
         assert_eq!(o.restored, [b]);
-        assert_eq!(c.vector.irq(m).unwrap().target.cpu, 1);
+        assert_eq!(c.vector_irq(m).unwrap().target.cpu, 1);
         assert!(!c.desc(m).unwrap().state.masked);
-        assert_eq!(c.vector.irq(b).unwrap().target.cpu, 1);
-        assert_eq!(c.vector.irq(b).unwrap().affinity, CpuMask::single(1));
-        assert_eq!(c.affinity_broken().count(), 0);
-        c.vector.matrix().check_invariants().unwrap();
+        assert_eq!(c.vector_irq(b).unwrap().target.cpu, 1);
+        assert_eq!(c.vector_irq(b).unwrap().affinity, CpuMask::single(1));
+        assert_eq!(c.affinity_broken().len(), 0);
+        c.check_invariants().unwrap();
     }
 
     #[test]
     fn refusals() {
-        let mut c = core(2);
+        let c = core(2);
         let mut ap = apic(1);
         assert_eq!(c.migrate_off_cpu(0, &mut ap), Err(IrqError::InvalidCpu(0)));
         assert_eq!(c.can_offline_cpu(5), Err(IrqError::InvalidCpu(5)));
@@ -583,64 +652,64 @@ mod tests {
         assert_eq!(c.can_offline_cpu(0), Err(IrqError::LastCpu));
         let mut ap0 = apic(0);
         assert_eq!(c.migrate_off_cpu(0, &mut ap0), Err(IrqError::LastCpu));
-        assert!(c.vector.matrix().is_online(0));
+        assert!(c.is_cpu_online(0));
     }
 
     #[test]
     fn in_flight_moves_are_settled() {
-        let mut c = core(3);
+        let c = core(3);
         // Move in flight from 1 to 2: old half on the dying CPU is dropped.
-        let a = irq(&mut c, CpuMask::single(1), false);
+        let a = irq(&c, CpuMask::single(1), false);
         c.set_affinity(a, &CpuMask::single(2), false).unwrap();
-        let old_a = c.vector.irq(a).unwrap().prev.unwrap();
+        let old_a = c.vector_irq(a).unwrap().prev.unwrap();
         // Move in flight from 0 to 1: undone, back to 0 whose vector is still live.
-        let b = irq(&mut c, CpuMask::single(0), false);
-        let tb0 = c.vector.irq(b).unwrap().target;
+        let b = irq(&c, CpuMask::single(0), false);
+        let tb0 = c.vector_irq(b).unwrap().target;
         c.set_affinity(b, &CpuMask::single(1), false).unwrap();
-        let tb1 = c.vector.irq(b).unwrap().target;
+        let tb1 = c.vector_irq(b).unwrap().target;
         let mut ap = apic(1);
         ap.irr.push(old_a.vector);
         ap.irr.push(tb1.vector);
         let r = c.migrate_off_cpu(1, &mut ap).unwrap();
         assert_eq!(r.moved, [(b, tb1, tb0)]);
-        assert_eq!(c.vector.irq(b).unwrap().target, tb0);
-        assert_eq!(c.vector.irq(a).unwrap().target.cpu, 2);
+        assert_eq!(c.vector_irq(b).unwrap().target, tb0);
+        assert_eq!(c.vector_irq(a).unwrap().target.cpu, 2);
         let mut red = r.redelivered.clone();
         red.sort();
         assert_eq!(red, [a, b]);
-        assert!(c.vector.irqs().all(|(_, i)| i.prev.is_none()));
+        assert!(c.vector_view(|v| v.irqs().all(|(_, i)| i.prev.is_none())));
         assert_eq!(r.leftover_vectors, 0);
-        c.vector.matrix().check_invariants().unwrap();
+        c.check_invariants().unwrap();
     }
 
     #[test]
     fn freed_irq_forgets_hotplug_records() {
-        let mut c = core(2);
-        let b = irq(&mut c, CpuMask::single(1), false);
-        let m = irq(&mut c, CpuMask::single(1), true);
+        let c = core(2);
+        let b = irq(&c, CpuMask::single(1), false);
+        let m = irq(&c, CpuMask::single(1), true);
         c.migrate_off_cpu(1, &mut apic(1)).unwrap();
-        assert_eq!(c.affinity_broken().count(), 1);
-        assert_eq!(c.hotplug_shut_down().count(), 1);
+        assert_eq!(c.affinity_broken().len(), 1);
+        assert_eq!(c.hotplug_shut_down().len(), 1);
         for v in [b, m] {
             c.release_irq(v).unwrap();
             c.free_irq(v, 1).unwrap();
         }
-        assert_eq!(c.affinity_broken().count(), 0);
-        assert_eq!(c.hotplug_shut_down().count(), 0);
+        assert_eq!(c.affinity_broken().len(), 0);
+        assert_eq!(c.hotplug_shut_down().len(), 0);
         let (o, _) = c.cpu_online_restore(1, &mut apic(0)).unwrap();
         assert_eq!(o, OnlineReport::default());
-        c.vector.matrix().check_invariants().unwrap();
+        c.check_invariants().unwrap();
     }
 
     #[test]
     fn user_affinity_change_cancels_the_restore() {
-        let mut c = core(3);
-        let b = irq(&mut c, CpuMask::single(1), false);
+        let c = core(3);
+        let b = irq(&c, CpuMask::single(1), false);
         c.migrate_off_cpu(1, &mut apic(1)).unwrap();
         c.set_affinity(b, &CpuMask::single(2), false).unwrap();
         let (o, _) = c.cpu_online_restore(1, &mut apic(0)).unwrap();
         assert!(o.restored.is_empty());
-        assert_eq!(c.vector.irq(b).unwrap().affinity, CpuMask::single(2));
+        assert_eq!(c.vector_irq(b).unwrap().affinity, CpuMask::single(2));
     }
 
     /// A chip that always wants its retarget run on CPU 0 (wrong during an offline of 1).
@@ -649,23 +718,21 @@ mod tests {
         fn size(&self) -> u32 {
             1
         }
-        fn translate(&self, _s: &FwSpec) -> Result<(crate::chip::HwIrq, crate::msi::Trigger)> {
+        fn translate(&self, _s: &IrqSource) -> Result<(crate::chip::HwIrq, crate::msi::Trigger)> {
             Ok((0, crate::msi::Trigger::Edge))
         }
-        fn alloc(&mut self, _v: Virq, _n: u32, _s: &FwSpec) -> Result<crate::chip::HwIrq> {
+        fn alloc(&self, _v: Virq, _n: u32, _s: &IrqSource) -> Result<crate::chip::HwIrq> {
             Ok(0)
         }
-        fn free(&mut self, _v: Virq, _h: crate::chip::HwIrq, _n: u32) {}
+        fn free(&self, _v: Virq, _h: crate::chip::HwIrq, _n: u32) {}
     }
     impl crate::chip::Chip for Elsewhere {
         fn name(&self) -> &str {
             "ELSEWHERE"
         }
         fn set_affinity(
-            &mut self,
+            &self,
             _d: &crate::chip::LevelCtx,
-            _o: &Target,
-            _n: &Target,
             _m: &crate::chip::AffinityMsgs,
         ) -> Result<Option<StepPlan>> {
             Ok(Some(StepPlan {
@@ -680,42 +747,42 @@ mod tests {
 
     #[test]
     fn a_plan_for_another_cpu_fails_that_irq_only() {
-        let mut c = core(2);
+        let c = core(2);
         let d = c
-            .add_domain(
-                "ELSEWHERE",
-                DomainId::VECTOR,
-                alloc::boxed::Box::new(Elsewhere),
-            )
+            .add_domain("ELSEWHERE", DomainId::VECTOR, Arc::new(Elsewhere))
             .unwrap();
         let bad = c
-            .alloc_irq(d, &FwSpec::Hwirq(0), &IrqAlloc::edge(CpuMask::single(1)))
+            .alloc_irq(
+                d,
+                &IrqSource::VectorOnly,
+                &IrqAlloc::edge(CpuMask::single(1)),
+            )
             .unwrap();
         c.request_irq(bad, 1, "bad").unwrap();
-        let good = irq(&mut c, CpuMask::single(1), false);
+        let good = irq(&c, CpuMask::single(1), false);
         let r = c.migrate_off_cpu(1, &mut apic(1)).unwrap();
         assert_eq!(r.failed, [(bad, IrqError::InvalidCpu(0))]);
         assert_eq!(r.moved.iter().map(|m| m.0).collect::<Vec<_>>(), [good]);
         // The failed irq is shut down, masked, and nothing is left on CPU 1.
-        assert_eq!(c.vector.irq(bad).unwrap().state, VectorState::Reserved);
+        assert_eq!(c.vector_irq(bad).unwrap().state, VectorState::Reserved);
         assert!(c.desc(bad).unwrap().state.masked);
         assert_eq!(r.leftover_vectors, 0);
-        assert_eq!(c.vector.matrix().cpu_stats(1).unwrap().allocated, 0);
-        c.vector.matrix().check_invariants().unwrap();
+        assert_eq!(c.cpu_vector_stats(1).unwrap().allocated, 0);
+        c.check_invariants().unwrap();
     }
 
     #[test]
     fn no_space_is_refused_before_anything_changes() {
-        let mut c = core(2);
+        let c = core(2);
         // Fill CPU 0 completely, then put one irq on CPU 1.
-        while c.vector.matrix().cpu_stats(0).unwrap().available > 0 {
-            irq(&mut c, CpuMask::single(0), false);
+        while c.cpu_vector_stats(0).unwrap().available > 0 {
+            irq(&c, CpuMask::single(0), false);
         }
-        let v = irq(&mut c, CpuMask::single(1), false);
+        let v = irq(&c, CpuMask::single(1), false);
         assert_eq!(c.can_offline_cpu(1), Err(IrqError::NoSpace));
         let mut ap = apic(1);
         assert_eq!(c.migrate_off_cpu(1, &mut ap), Err(IrqError::NoSpace));
-        assert_eq!(c.vector.irq(v).unwrap().target.cpu, 1);
-        assert!(c.vector.matrix().is_online(1));
+        assert_eq!(c.vector_irq(v).unwrap().target.cpu, 1);
+        assert!(c.is_cpu_online(1));
     }
 }

@@ -1,33 +1,46 @@
-//! [`IrqCore`]: descriptors + domain tree + vector domain, and the operations that walk a
-//! hierarchy (allocate, start, mask, retarget, execute plans).
+//! [`IrqCore`]: the descriptor table, the domain registry and the vector domain of one
+//! machine, and the operations that allocate, start and stop irqs.
 //!
-//! Locking (DESIGN §5): the kernel holds the core behind a lock. Conceptually the
-//! descriptor table is the *descriptor lock* domain and [`IrqCore::vector`] the *vector
-//! lock* domain; every method that needs both takes them in that order (descriptor first),
-//! which is what a future split into per-descriptor locks must preserve. Driver handlers
-//! run outside: [`IrqCore::begin_vector`] returns what to run and [`IrqCore::end_irq`] finishes
-//! the flow, so the kernel can drop the lock in between.
+//! # Locking (DESIGN §3 and §5; Linux's model)
+//!
+//! | lock | protects | taken by |
+//! |---|---|---|
+//! | *domain lock* (`domains`) | the registry; virq allocation | alloc/free irqs, add/remove domains, listings |
+//! | *descriptor lock* (one per irq, [`crate::desctable`]) | the descriptor; every chip operation and flow handler on that irq | everything about one irq, interrupt entry |
+//! | *vector lock* (`vector`) | the matrix, per-irq vector records, cleanup lists, writes to the per-CPU routes | vector allocation, moves, move completion, cleanup |
+//! | hotplug records (`hotplug`) | what an offline shut down or broke | hotplug, affinity changes |
+//!
+//! Order: domain lock → descriptor lock → vector lock; chip-internal locks and the
+//! hotplug records are leaves (nothing is taken while holding them, and neither is held
+//! while taking a descriptor lock). Every method is called with interrupts off on the
+//! calling CPU (the kernel wraps them), so an interrupt handler never spins on a lock
+//! its own CPU holds.
+//!
+//! Interrupt entry ([`IrqCore::begin_vector`]) reads the per-CPU route table without a
+//! lock, finds the descriptor without a lock, and takes only that irq's descriptor lock
+//! (plus the vector lock on the first interrupt after a move, to complete it). Driver
+//! handlers run between [`IrqCore::begin_vector`] and [`IrqCore::end_irq`] with no lock
+//! held; the descriptor's `in_progress` flag covers that window.
 
-use alloc::boxed::Box;
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
-use crate::affinity::{Step, StepPlan};
-use crate::chip::{AffinityMsgs, Chip, ChipOp, HwIrq, LevelCtx};
 use crate::cpumask::{CpuId, CpuMask};
 use crate::desc::{DescState, FlowKind, IrqDesc, Level, StormPolicy};
-use crate::domain::{DomainId, DomainInfo, DomainOps, FwSpec};
+use crate::desctable::DescTable;
+use crate::domain::{DomainId, DomainInfo, DomainOps};
 use crate::error::{IrqError, Result, Virq};
-use crate::hw::{LocalApic, Target};
-use crate::msi::{CompatMsi, DestFormat, MsiMsg, Trigger, compose};
-use crate::vecdomain::{CleanupOutcome, MoveOutcome, VectorAlloc, VectorDomain};
-
-struct DomainNode {
-    name: String,
-    parent: Option<DomainId>,
-    /// `None` only for the root (vector domain, built in).
-    ops: Option<Box<dyn DomainOps>>,
-}
+use crate::hotplug::HotplugState;
+use crate::hw::LocalApic;
+use crate::matrix::CpuVectorStats;
+use crate::msi::DestFormat;
+use crate::registry::Registry;
+use crate::routes::{Routes, Slot};
+use crate::source::IrqSource;
+use crate::vecdomain::{VectorAlloc, VectorDomain, VectorIrq};
+use crate::vector::Vector;
 
 /// How to allocate an irq.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,248 +81,310 @@ pub struct LevelInfo {
     /// Chip name (`APIC` for the root).
     pub chip: String,
     /// Hardware irq.
-    pub hwirq: HwIrq,
+    pub hwirq: crate::chip::HwIrq,
 }
 
 /// First virq handed out when the caller does not ask for one (0..15 are legacy ISA).
 pub const FIRST_DYNAMIC_VIRQ: Virq = 16;
 
-/// The generic interrupt layer of one machine.
+/// Per-CPU spurious-interrupt accounting (counted on interrupt entry, lock-free).
+struct SpuriousCount {
+    count: AtomicU64,
+    logged: AtomicBool,
+}
+
+/// The generic interrupt layer of one machine. Shared by every CPU (`&self` throughout);
+/// see the module docs for its locks.
 pub struct IrqCore {
-    /// Descriptors by virq (descriptor lock).
-    pub(crate) descs: Vec<Option<IrqDesc>>,
-    domains: Vec<DomainNode>,
-    /// The root domain (vector lock).
-    pub vector: VectorDomain,
-    pub(crate) storm: StormPolicy,
-    dest_format: DestFormat,
+    pub(crate) descs: DescTable,
+    pub(crate) domains: spin::Mutex<Registry>,
+    /// The vector lock.
+    pub(crate) vector: spin::Mutex<VectorDomain>,
+    /// Written under the vector lock, read by interrupt entry without it.
+    pub(crate) routes: Arc<Routes>,
+    spurious: Vec<SpuriousCount>,
+    storm_window: AtomicU32,
+    storm_threshold: AtomicU32,
+    storm_gap_ns: AtomicU64,
+    ext_dest: AtomicBool,
     /// What CPU hotplug shut down or moved out of affinity, to undo on online.
-    pub(crate) hotplug: crate::hotplug::HotplugState,
+    pub(crate) hotplug: spin::Mutex<HotplugState>,
 }
 
 impl IrqCore {
     /// A core for `nr_cpus` possible CPUs (all offline: call [`Self::online_cpu`] for
     /// each CPU as it comes up).
     pub fn new(nr_cpus: usize) -> Result<Self> {
+        let vector = VectorDomain::new(nr_cpus)?;
+        let routes = vector.routes();
+        let storm = StormPolicy::default();
         Ok(Self {
-            descs: Vec::new(),
-            domains: alloc::vec![DomainNode {
-                name: String::from("VECTOR"),
-                parent: None,
-                ops: None
-            }],
-            vector: VectorDomain::new(nr_cpus)?,
-            storm: StormPolicy::default(),
-            dest_format: DestFormat::XApic,
-            hotplug: crate::hotplug::HotplugState::default(),
+            descs: DescTable::new(),
+            domains: spin::Mutex::new(Registry::new()),
+            vector: spin::Mutex::new(vector),
+            routes,
+            spurious: (0..nr_cpus)
+                .map(|_| SpuriousCount {
+                    count: AtomicU64::new(0),
+                    logged: AtomicBool::new(false),
+                })
+                .collect(),
+            storm_window: AtomicU32::new(storm.window),
+            storm_threshold: AtomicU32::new(storm.threshold),
+            storm_gap_ns: AtomicU64::new(storm.unhandled_gap_ns),
+            ext_dest: AtomicBool::new(false),
+            hotplug: spin::Mutex::new(HotplugState::default()),
         })
     }
 
-    /// Change storm-detection thresholds.
-    pub fn set_storm_policy(&mut self, p: StormPolicy) -> Result<()> {
+    /// Change storm-detection thresholds (at set-up, before interrupts flow).
+    pub fn set_storm_policy(&self, p: StormPolicy) -> Result<()> {
         if p.window == 0 || p.threshold > p.window {
             return Err(IrqError::InvalidArgument);
         }
-        self.storm = p;
+        self.storm_window.store(p.window, Ordering::Relaxed);
+        self.storm_threshold.store(p.threshold, Ordering::Relaxed);
+        self.storm_gap_ns
+            .store(p.unhandled_gap_ns, Ordering::Relaxed);
         Ok(())
     }
 
+    pub(crate) fn storm(&self) -> StormPolicy {
+        StormPolicy {
+            window: self.storm_window.load(Ordering::Relaxed),
+            threshold: self.storm_threshold.load(Ordering::Relaxed),
+            unhandled_gap_ns: self.storm_gap_ns.load(Ordering::Relaxed),
+        }
+    }
+
     /// Destination format for compatibility-format messages composed at the root.
-    pub fn set_dest_format(&mut self, f: DestFormat) {
-        self.dest_format = f;
+    pub fn set_dest_format(&self, f: DestFormat) {
+        self.ext_dest
+            .store(f == DestFormat::ExtDest15, Ordering::Relaxed);
+    }
+
+    pub(crate) fn dest_format(&self) -> DestFormat {
+        if self.ext_dest.load(Ordering::Relaxed) {
+            DestFormat::ExtDest15
+        } else {
+            DestFormat::XApic
+        }
+    }
+
+    // ----- CPUs ----------------------------------------------------------------------
+
+    /// Record a CPU's APIC id (from the MADT) before it comes online.
+    pub fn set_apic_id(&self, cpu: CpuId, apic_id: u32) -> Result<()> {
+        self.vector.lock().set_apic_id(cpu, apic_id)
     }
 
     /// Bring a CPU online at the vector level (see [`VectorDomain::online_cpu`]).
-    pub fn online_cpu(&mut self, cpu: CpuId) -> Result<Vec<Virq>> {
-        self.vector.online_cpu(cpu)
+    pub fn online_cpu(&self, cpu: CpuId) -> Result<Vec<Virq>> {
+        self.vector.lock().online_cpu(cpu)
+    }
+
+    /// Number of possible CPUs.
+    pub fn nr_cpus(&self) -> usize {
+        self.routes.nr_cpus()
+    }
+
+    /// CPUs whose vectors are allocatable.
+    pub fn online_mask(&self) -> CpuMask {
+        *self.vector.lock().matrix().online_mask()
+    }
+
+    /// Vector counters of one CPU (the `vectors` command).
+    pub fn cpu_vector_stats(&self, cpu: CpuId) -> Result<CpuVectorStats> {
+        self.vector.lock().matrix().cpu_stats(cpu)
+    }
+
+    /// Is `cpu` online at the vector level?
+    pub fn is_cpu_online(&self, cpu: CpuId) -> bool {
+        self.vector.lock().matrix().is_online(cpu)
+    }
+
+    /// The vector matrix's consistency checks (tests, diagnostics).
+    pub fn check_invariants(&self) -> core::result::Result<(), &'static str> {
+        self.vector.lock().matrix().check_invariants()
+    }
+
+    /// A read-only look at the vector domain (diagnostics and tests): `f` runs under the
+    /// vector lock, so it must not call back into the core.
+    pub fn vector_view<R>(&self, f: impl FnOnce(&VectorDomain) -> R) -> R {
+        f(&self.vector.lock())
+    }
+
+    /// The vector-level record of one irq (target, move state, affinity).
+    pub fn vector_irq(&self, virq: Virq) -> Result<VectorIrq> {
+        self.vector.lock().irq(virq).copied()
+    }
+
+    /// What `vector` on `cpu` routes to.
+    pub fn slot(&self, cpu: CpuId, vector: Vector) -> Slot {
+        self.routes.get(cpu, vector)
+    }
+
+    /// Count a spurious interrupt on `cpu`; true the first time (log it once).
+    pub(crate) fn count_spurious(&self, cpu: CpuId) -> bool {
+        let Some(s) = self.spurious.get(cpu as usize) else {
+            return false;
+        };
+        s.count.fetch_add(1, Ordering::Relaxed);
+        !s.logged.swap(true, Ordering::Relaxed)
+    }
+
+    /// Interrupts on unused vectors seen by `cpu`.
+    pub fn spurious_count(&self, cpu: CpuId) -> u64 {
+        self.spurious
+            .get(cpu as usize)
+            .map_or(0, |s| s.count.load(Ordering::Relaxed))
     }
 
     // ----- domains -------------------------------------------------------------------
 
     /// Register a domain under `parent` (hierarchy builder). Names must be unique.
     pub fn add_domain(
-        &mut self,
+        &self,
         name: &str,
         parent: DomainId,
-        ops: Box<dyn DomainOps>,
+        ops: Arc<dyn DomainOps>,
     ) -> Result<DomainId> {
-        if parent.0 as usize >= self.domains.len() {
-            return Err(IrqError::UnknownDomain);
-        }
-        if self.domains.iter().any(|d| d.name == name) {
-            return Err(IrqError::Busy);
-        }
-        self.domains.push(DomainNode {
-            name: String::from(name),
-            parent: Some(parent),
-            ops: Some(ops),
-        });
-        Ok(DomainId(self.domains.len() as u32 - 1))
+        self.domains.lock().add(name, parent, ops)
+    }
+
+    /// Remove a domain with no irqs and no child domains (`Busy` otherwise).
+    pub fn remove_domain(&self, id: DomainId) -> Result<()> {
+        self.domains.lock().remove(id)
     }
 
     /// Find a domain by name.
     pub fn domain_by_name(&self, name: &str) -> Option<DomainId> {
-        self.domains
-            .iter()
-            .position(|d| d.name == name)
-            .map(|i| DomainId(i as u32))
+        self.domains.lock().by_name(name)
     }
 
-    /// The first domain whose `select` accepts `spec`.
-    pub fn select_domain(&self, spec: &FwSpec) -> Option<DomainId> {
-        self.domains
-            .iter()
-            .position(|d| d.ops.as_ref().is_some_and(|o| o.select(spec)))
-            .map(|i| DomainId(i as u32))
+    /// The first domain whose `select` accepts `source`.
+    pub fn select_domain(&self, source: &IrqSource) -> Option<DomainId> {
+        self.domains.lock().select(source)
     }
 
     /// The domain tree in depth-first order, with sizes and allocation counts.
     pub fn domain_tree(&self) -> Vec<DomainInfo> {
-        let mut out = Vec::new();
-        self.tree_from(DomainId::VECTOR, 0, &mut out);
-        out
-    }
-
-    fn tree_from(&self, id: DomainId, depth: usize, out: &mut Vec<DomainInfo>) {
-        let n = &self.domains[id.0 as usize];
-        let allocated = self
-            .descs
-            .iter()
-            .flatten()
-            .filter(|d| d.levels.iter().any(|l| l.domain == id))
-            .count() as u32;
-        let size = match &n.ops {
-            Some(o) => o.size(),
-            None => self.vector.matrix().nr_cpus() as u32 * crate::vector::NR_DEVICE_VECTORS,
-        };
-        out.push(DomainInfo {
-            id,
-            name: n.name.clone(),
-            parent: n.parent,
-            depth,
-            size,
-            allocated,
-        });
-        for (i, c) in self.domains.iter().enumerate() {
-            if c.parent == Some(id) {
-                self.tree_from(DomainId(i as u32), depth + 1, out);
-            }
-        }
-    }
-
-    /// Chain of domains from `d` to the root (inclusive).
-    fn chain(&self, d: DomainId) -> Result<Vec<DomainId>> {
-        let mut v = Vec::new();
-        let mut cur = Some(d);
-        while let Some(id) = cur {
-            let n = self
-                .domains
-                .get(id.0 as usize)
-                .ok_or(IrqError::UnknownDomain)?;
-            v.push(id);
-            cur = n.parent;
-            if v.len() > self.domains.len() {
-                return Err(IrqError::InvalidState);
-            }
-        }
-        Ok(v)
+        let root = self.nr_cpus() as u32 * crate::vector::NR_DEVICE_VECTORS;
+        self.domains.lock().tree(root)
     }
 
     // ----- descriptors ---------------------------------------------------------------
 
-    /// A descriptor.
-    pub fn desc(&self, virq: Virq) -> Result<&IrqDesc> {
-        self.descs
-            .get(virq as usize)
-            .and_then(|d| d.as_ref())
-            .ok_or(IrqError::UnknownIrq(virq))
+    /// Run `f` on the descriptor of `virq` under its lock.
+    pub(crate) fn with_desc<R>(
+        &self,
+        virq: Virq,
+        f: impl FnOnce(&mut IrqDesc) -> Result<R>,
+    ) -> Result<R> {
+        let cell = self.descs.get(virq).ok_or(IrqError::UnknownIrq(virq))?;
+        let mut g = cell.lock();
+        let d = g.as_mut().ok_or(IrqError::UnknownIrq(virq))?;
+        f(d)
     }
 
-    pub(crate) fn desc_mut(&mut self, virq: Virq) -> Result<&mut IrqDesc> {
-        self.descs
-            .get_mut(virq as usize)
-            .and_then(|d| d.as_mut())
-            .ok_or(IrqError::UnknownIrq(virq))
+    /// A copy of a descriptor.
+    pub fn desc(&self, virq: Virq) -> Result<IrqDesc> {
+        self.with_desc(virq, |d| Ok(d.clone()))
     }
 
-    /// All descriptors.
-    pub fn descs(&self) -> impl Iterator<Item = &IrqDesc> {
-        self.descs.iter().flatten()
+    /// Copies of every allocated descriptor, by virq.
+    pub fn descs(&self) -> Vec<IrqDesc> {
+        self.descs
+            .cells()
+            .filter_map(|(_, c)| c.lock().clone())
+            .collect()
+    }
+
+    /// Refresh the descriptor's copy of its vector-level state. Called with both locks
+    /// held after every vector-domain operation on the irq.
+    pub(crate) fn sync_vector(d: &mut IrqDesc, vd: &VectorDomain) {
+        if let Ok(i) = vd.irq(d.virq) {
+            d.target = i.target;
+            d.move_in_progress = i.move_in_progress;
+        }
     }
 
     fn free_virqs(&self, count: u32, at: Option<Virq>) -> Result<Virq> {
-        let taken = |v: Virq| self.descs.get(v as usize).is_some_and(|d| d.is_some());
+        let taken = |v: Virq| self.descs.taken(v);
         if let Some(v) = at {
             if (v..v + count).any(taken) {
                 return Err(IrqError::Busy);
             }
             return Ok(v);
         }
-        let mut base = FIRST_DYNAMIC_VIRQ;
-        loop {
-            if !(base..base + count).any(taken) {
-                return Ok(base);
-            }
-            base += 1;
-        }
+        let last = crate::desctable::MAX_IRQS as Virq;
+        (FIRST_DYNAMIC_VIRQ..last.saturating_sub(count))
+            .find(|&base| !(base..base + count).any(taken))
+            .ok_or(IrqError::NoSpace)
     }
 
-    /// Allocate `req.count` irqs in `domain` for `spec`: the vector level first, then every
-    /// level outward. Undone completely on failure. Returns the first virq.
-    pub fn alloc_irq(&mut self, domain: DomainId, spec: &FwSpec, req: &IrqAlloc) -> Result<Virq> {
-        let chain = self.chain(domain)?;
-        let virq = self.free_virqs(req.count.max(1), req.virq)?;
-        let trigger = match &self.domains[domain.0 as usize].ops {
-            Some(o) => o.translate(spec)?.1,
-            None => Trigger::Edge,
+    /// Allocate `req.count` irqs in `domain` for `source`: the vector level first, then
+    /// every level outward. Undone completely on failure. Returns the first virq.
+    pub fn alloc_irq(&self, domain: DomainId, source: &IrqSource, req: &IrqAlloc) -> Result<Virq> {
+        let mut reg = self.domains.lock();
+        let chain = reg.chain(domain)?;
+        let chips: Vec<Option<Arc<dyn DomainOps>>> = chain
+            .iter()
+            .map(|&id| reg.node(id).map(|n| n.ops.clone()))
+            .collect::<Result<_>>()?;
+        let count = req.count.max(1);
+        let virq = self.free_virqs(count, req.virq)?;
+        let trigger = match &chips[0] {
+            Some(o) => o.translate(source)?.1,
+            None => source.trigger(),
         };
-        let valloc = VectorAlloc {
-            affinity: req.affinity,
-            managed: req.managed,
-            reserve: req.reserve,
-            count: req.count,
-        };
-        self.vector.alloc(virq, &valloc)?;
-        // Levels from the root's child outward.
-        let mut hw: Vec<HwIrq> = alloc::vec![0; chain.len()];
+        self.vector.lock().alloc(
+            virq,
+            &VectorAlloc {
+                affinity: req.affinity,
+                managed: req.managed,
+                reserve: req.reserve,
+                count,
+            },
+        )?;
+        // Levels from the root's child outward; undo on failure.
+        let mut hw = alloc::vec![0; chain.len()];
         for i in (0..chain.len() - 1).rev() {
-            let Some(ops) = self.domains[chain[i].0 as usize].ops.as_mut() else {
-                continue;
-            };
-            match ops.alloc(virq, req.count, spec) {
+            let Some(ops) = &chips[i] else { continue };
+            match ops.alloc(virq, count, source) {
                 Ok(h) => hw[i] = h,
                 Err(e) => {
                     for j in i + 1..chain.len() - 1 {
-                        if let Some(o) = self.domains[chain[j].0 as usize].ops.as_mut() {
-                            o.free(virq, hw[j], req.count);
+                        if let Some(o) = &chips[j] {
+                            o.free(virq, hw[j], count);
                         }
                     }
-                    let _ = self.vector.free(virq);
+                    let _ = self.vector.lock().free(virq);
                     return Err(e);
                 }
             }
         }
-        let nr_cpus = self.vector.nr_cpus();
-        let last = (virq + req.count) as usize;
-        if self.descs.len() < last {
-            self.descs.resize_with(last, || None);
-        }
-        for k in 0..req.count {
+        let nr_cpus = self.nr_cpus();
+        for k in 0..count {
             let levels = chain
                 .iter()
                 .enumerate()
-                .map(|(i, &d)| Level {
-                    domain: d,
+                .map(|(i, &id)| Level {
+                    domain: id,
                     hwirq: if i + 1 == chain.len() {
                         0
                     } else {
-                        hw[i] + k as u64
+                        hw[i] + u64::from(k)
                     },
+                    chip: chips[i].clone(),
                 })
                 .collect();
-            self.descs[(virq + k) as usize] = Some(IrqDesc {
+            let target = self.vector.lock().irq(virq + k)?.target;
+            let cell = self.descs.cell(virq + k)?;
+            *cell.lock() = Some(IrqDesc {
                 virq: virq + k,
                 name: String::new(),
+                source: *source,
                 levels,
                 flow: req.flow,
                 trigger,
@@ -324,346 +399,189 @@ impl IrqCore {
                 last_unhandled_ns: None,
                 unhandled_total: 0,
                 managed: req.managed,
+                target,
+                move_in_progress: false,
             });
         }
+        reg.count(&chain, i64::from(count));
         Ok(virq)
     }
 
     /// Free irqs from [`Self::alloc_irq`] (pass the first virq and the same count).
-    /// Refused while requested.
-    pub fn free_irq(&mut self, virq: Virq, count: u32) -> Result<()> {
+    /// Refused while any of them is requested.
+    pub fn free_irq(&self, virq: Virq, count: u32) -> Result<()> {
+        let mut reg = self.domains.lock();
         for k in 0..count {
             if self.desc(virq + k)?.action.is_some() {
                 return Err(IrqError::Busy);
             }
         }
-        let levels = self.desc(virq)?.levels.clone();
-        for l in &levels[..levels.len() - 1] {
-            if let Some(o) = self.domains[l.domain.0 as usize].ops.as_mut() {
+        // Empty the descriptors first: from here on a late arrival finds nothing and is
+        // acknowledged, instead of reaching a chip whose entry is being freed.
+        let mut levels = Vec::new();
+        for k in 0..count {
+            if let Some(c) = self.descs.get(virq + k)
+                && let Some(d) = c.lock().take()
+                && k == 0
+            {
+                levels = d.levels;
+            }
+        }
+        for l in levels.iter().take(levels.len().saturating_sub(1)) {
+            if let Some(o) = &l.chip {
                 o.free(virq, l.hwirq, count);
             }
         }
         // A multi-vector block is freed as one (the vector domain frees the whole block).
-        self.vector.free(virq)?;
+        self.vector.lock().free(virq)?;
+        let chain: Vec<DomainId> = levels.iter().map(|l| l.domain).collect();
+        reg.count(&chain, -i64::from(count));
+        let mut hp = self.hotplug.lock();
         for k in 0..count {
-            self.descs[(virq + k) as usize] = None;
             // A later irq with this number must not inherit hotplug records.
-            self.hotplug.forget(virq + k);
+            hp.forget(virq + k);
         }
         Ok(())
     }
 
-    fn ctx(&self, virq: Virq, level: usize) -> Result<LevelCtx> {
-        let d = self.desc(virq)?;
-        let l = d.levels.get(level).ok_or(IrqError::InvalidArgument)?;
-        let target = self.vector.irq(virq)?.target;
-        Ok(LevelCtx {
-            virq,
-            hwirq: l.hwirq,
-            level,
-            target,
-            trigger: d.trigger,
-        })
-    }
-
-    fn ops_for(&mut self, virq: Virq, level: usize) -> Result<Option<&mut Box<dyn DomainOps>>> {
-        let dom = self
-            .desc(virq)?
-            .levels
-            .get(level)
-            .ok_or(IrqError::InvalidArgument)?
-            .domain;
-        Ok(self.domains[dom.0 as usize].ops.as_mut())
-    }
-
-    /// Walk a chip operation from the outermost level towards the root until a level
-    /// returns [`ChipOp::Done`]. Returns whether some level (not the root) handled it.
-    pub(crate) fn walk(
-        &mut self,
-        virq: Virq,
-        mut f: impl FnMut(&mut dyn Chip, &LevelCtx) -> Result<ChipOp>,
-    ) -> Result<bool> {
-        let n = self.desc(virq)?.levels.len();
-        for i in 0..n - 1 {
-            let ctx = self.ctx(virq, i)?;
-            if let Some(o) = self.ops_for(virq, i)? {
-                let chip: &mut dyn Chip = o.as_mut();
-                if f(chip, &ctx)? == ChipOp::Done {
-                    return Ok(true);
-                }
-            }
-        }
-        Ok(false)
-    }
-
-    /// Compose the message that reaches `target` as seen from above `level`.
-    pub fn compose_below(&mut self, virq: Virq, level: usize, target: &Target) -> Result<MsiMsg> {
-        let n = self.desc(virq)?.levels.len();
-        for i in level + 1..n - 1 {
-            let ctx = self.ctx(virq, i)?;
-            if let Some(o) = self.ops_for(virq, i)?
-                && let Some(m) = o.compose_msi_msg(&ctx, target)?
-            {
-                return Ok(m);
-            }
-        }
-        let trigger = self.desc(virq)?.trigger;
-        compose(
-            &CompatMsi {
-                trigger,
-                ..CompatMsi::fixed(target.apic_id, target.vector)
-            },
-            self.dest_format,
-        )
-    }
-
-    /// Mask at the outermost level that can.
-    pub fn mask(&mut self, virq: Virq) -> Result<()> {
-        self.walk(virq, |c, d| c.mask(d))?;
-        self.desc_mut(virq)?.state.masked = true;
-        Ok(())
-    }
-
-    /// Unmask at the outermost level that can.
-    pub fn unmask(&mut self, virq: Virq) -> Result<()> {
-        self.walk(virq, |c, d| c.unmask(d))?;
-        self.desc_mut(virq)?.state.masked = false;
-        Ok(())
-    }
-
-    /// Retrigger: a chip that can re-raise at the source does; otherwise the root sends
-    /// the irq's vector to its target CPU by IPI.
-    pub fn retrigger(&mut self, virq: Virq, apic: &mut dyn LocalApic) -> Result<()> {
-        if !self.walk(virq, |c, d| c.retrigger(d))? {
-            let t = self.vector.irq(virq)?.target;
-            apic.send_ipi(t.cpu, t.vector);
-        }
-        Ok(())
-    }
-
-    /// Program every level for the current target, innermost first.
-    pub(crate) fn program_levels(&mut self, virq: Virq, activate: bool) -> Result<()> {
-        let n = self.desc(virq)?.levels.len();
-        let target = self.vector.irq(virq)?.target;
-        for i in (0..n - 1).rev() {
-            let msg = self.compose_below(virq, i, &target)?;
-            let ctx = self.ctx(virq, i)?;
-            if let Some(o) = self.ops_for(virq, i)? {
-                if activate {
-                    o.activate(&ctx, &msg)?
-                } else {
-                    o.deactivate(&ctx, &msg)?
-                }
-            }
-        }
-        Ok(())
-    }
+    // ----- start, stop, mask ---------------------------------------------------------
 
     /// Attach a handler (identified by the kernel's `token`) and start the irq: activate
     /// (real vector), program every level, unmask.
-    pub fn request_irq(&mut self, virq: Virq, token: u64, name: &str) -> Result<()> {
-        let d = self.desc_mut(virq)?;
-        if d.action.is_some() {
-            return Err(IrqError::Busy);
-        }
-        d.action = Some(token);
-        d.name = String::from(name);
-        if let Err(e) = self
-            .vector
-            .activate(virq)
-            .and_then(|_| self.program_levels(virq, true))
-        {
-            let _ = self.vector.deactivate(virq);
-            self.desc_mut(virq)?.action = None;
-            return Err(e);
-        }
-        let d = self.desc_mut(virq)?;
-        d.state.started = true;
-        d.state.disable_depth = 0;
-        self.unmask(virq)
+    pub fn request_irq(&self, virq: Virq, token: u64, name: &str) -> Result<()> {
+        self.with_desc(virq, |d| {
+            if d.action.is_some() {
+                return Err(IrqError::Busy);
+            }
+            d.action = Some(token);
+            d.name = String::from(name);
+            let activated = {
+                let mut vd = self.vector.lock();
+                let r = vd.activate(virq);
+                Self::sync_vector(d, &vd);
+                r
+            };
+            if let Err(e) = activated.and_then(|_| self.program_levels(d, true)) {
+                let mut vd = self.vector.lock();
+                let _ = vd.deactivate(virq);
+                Self::sync_vector(d, &vd);
+                d.action = None;
+                return Err(e);
+            }
+            d.state.started = true;
+            d.state.disable_depth = 0;
+            self.unmask_locked(d)
+        })
     }
 
     /// Shut the irq down and detach its handler: mask, park every level on the shutdown
     /// vector, give the vector back (to a reservation where applicable).
-    pub fn release_irq(&mut self, virq: Virq) -> Result<()> {
-        if self.desc(virq)?.action.is_none() {
-            return Err(IrqError::InvalidState);
+    pub fn release_irq(&self, virq: Virq) -> Result<()> {
+        self.with_desc(virq, |d| {
+            if d.action.is_none() {
+                return Err(IrqError::InvalidState);
+            }
+            self.mask_locked(d)?;
+            let is_block = self.vector.lock().irq(virq)?.block.1 > 1;
+            if !is_block {
+                {
+                    let mut vd = self.vector.lock();
+                    vd.deactivate(virq)?;
+                    Self::sync_vector(d, &vd);
+                }
+                self.program_levels(d, false)?;
+            }
+            d.action = None;
+            d.state = DescState {
+                masked: true,
+                ..DescState::default()
+            };
+            Ok(())
+        })
+    }
+
+    pub(crate) fn mask_locked(&self, d: &mut IrqDesc) -> Result<()> {
+        self.walk(d, |c, x| c.mask(x))?;
+        d.state.masked = true;
+        Ok(())
+    }
+
+    pub(crate) fn unmask_locked(&self, d: &mut IrqDesc) -> Result<()> {
+        self.walk(d, |c, x| c.unmask(x))?;
+        d.state.masked = false;
+        Ok(())
+    }
+
+    /// Mask at the outermost level that can.
+    pub fn mask(&self, virq: Virq) -> Result<()> {
+        self.with_desc(virq, |d| self.mask_locked(d))
+    }
+
+    /// Unmask at the outermost level that can.
+    pub fn unmask(&self, virq: Virq) -> Result<()> {
+        self.with_desc(virq, |d| self.unmask_locked(d))
+    }
+
+    /// Retrigger: a chip that can re-raise at the source does; otherwise the root sends
+    /// the irq's vector to its target CPU by IPI.
+    pub fn retrigger(&self, virq: Virq, apic: &mut dyn LocalApic) -> Result<()> {
+        self.with_desc(virq, |d| self.retrigger_locked(d, apic))
+    }
+
+    pub(crate) fn retrigger_locked(&self, d: &mut IrqDesc, apic: &mut dyn LocalApic) -> Result<()> {
+        if !self.walk(d, |c, x| c.retrigger(x))? {
+            apic.send_ipi(d.target.cpu, d.target.vector);
         }
-        self.mask(virq)?;
-        if self.vector.irq(virq)?.block.1 == 1 {
-            self.vector.deactivate(virq)?;
-            self.program_levels(virq, false)?;
-        }
-        let d = self.desc_mut(virq)?;
-        d.action = None;
-        d.state = DescState {
-            masked: true,
-            ..DescState::default()
-        };
         Ok(())
     }
 
     /// Lazy disable: only mark. The line is masked if it fires while disabled.
-    pub fn disable_irq(&mut self, virq: Virq) -> Result<()> {
-        self.desc_mut(virq)?.state.disable_depth += 1;
-        Ok(())
+    pub fn disable_irq(&self, virq: Virq) -> Result<()> {
+        self.with_desc(virq, |d| {
+            d.state.disable_depth += 1;
+            Ok(())
+        })
     }
 
     /// Undo one [`Self::disable_irq`]; at depth 0 unmask if the lazy path masked, and
     /// replay an interrupt that arrived while disabled.
-    pub fn enable_irq(&mut self, virq: Virq, apic: &mut dyn LocalApic) -> Result<()> {
-        let d = self.desc_mut(virq)?;
-        if d.state.disable_depth == 0 {
-            return Err(IrqError::InvalidState);
-        }
-        d.state.disable_depth -= 1;
-        if d.state.disable_depth > 0 {
-            return Ok(());
-        }
-        d.state.storm_disabled = false;
-        let (masked, pending) = (d.state.masked, d.state.pending);
-        d.state.pending = false;
-        if masked {
-            self.unmask(virq)?;
-        }
-        if pending {
-            self.retrigger(virq, apic)?;
-        }
-        Ok(())
-    }
-
-    // ----- affinity ------------------------------------------------------------------
-
-    /// Change an irq's affinity. Returns the plan that retargets its hardware, to be run
-    /// with [`Self::run_plan`] on `plan.run_on` (if set) with interrupts off (if
-    /// `plan.irqs_off`), or `None` if nothing had to be rewritten. `force_new_vector`
-    /// moves even if the current CPU is in `mask` (single-CPU demonstration).
-    pub fn set_affinity(
-        &mut self,
-        virq: Virq,
-        mask: &CpuMask,
-        force_new_vector: bool,
-    ) -> Result<Option<StepPlan>> {
-        if self.desc(virq)?.managed {
-            return Err(IrqError::ManagedAffinity);
-        }
-        let outcome = self.vector.set_affinity(virq, mask, force_new_vector)?;
-        // The user chose a new affinity: an offline CPU's irq no longer waits to go back.
-        self.hotplug.broken.remove(&virq);
-        match outcome {
-            MoveOutcome::Unchanged => Ok(None),
-            MoveOutcome::Moved { old, new } => self.plan_retarget(virq, old, new),
-        }
-    }
-
-    /// Ask the levels, innermost first, which one must rewrite its hardware for a move.
-    pub fn plan_retarget(
-        &mut self,
-        virq: Virq,
-        old: Target,
-        new: Target,
-    ) -> Result<Option<StepPlan>> {
-        let n = self.desc(virq)?.levels.len();
-        for i in (0..n - 1).rev() {
-            let mid = Target {
-                vector: new.vector,
-                ..old
-            };
-            let msgs = AffinityMsgs {
-                old: self.compose_below(virq, i, &old)?,
-                new: self.compose_below(virq, i, &new)?,
-                intermediate: self.compose_below(virq, i, &mid)?,
-            };
-            let ctx = self.ctx(virq, i)?;
-            if let Some(o) = self.ops_for(virq, i)?
-                && let Some(mut plan) = o.set_affinity(&ctx, &old, &new, &msgs)?
-            {
-                // A chip's mask-write-unmask plan ends unmasked; an irq that was masked
-                // (disabled, lazily masked, parked) must stay masked after the move.
-                if self.desc(virq)?.state.masked {
-                    plan.steps.retain(|s| *s != Step::Unmask);
-                }
-                return Ok(Some(plan));
+    pub fn enable_irq(&self, virq: Virq, apic: &mut dyn LocalApic) -> Result<()> {
+        self.with_desc(virq, |d| {
+            if d.state.disable_depth == 0 {
+                return Err(IrqError::InvalidState);
             }
-        }
-        Ok(None)
-    }
-
-    /// Execute step `i` of `plan` on the calling CPU (same code for kernel and simulator).
-    pub fn run_step(
-        &mut self,
-        virq: Virq,
-        plan: &StepPlan,
-        i: usize,
-        apic: &mut dyn LocalApic,
-    ) -> Result<()> {
-        let step = plan.steps.get(i).ok_or(IrqError::InvalidArgument)?;
-        match *step {
-            Step::ClaimTransient(v) => {
-                self.vector.claim_transient(apic.current_cpu(), v);
-                Ok(())
+            d.state.disable_depth -= 1;
+            if d.state.disable_depth > 0 {
+                return Ok(());
             }
-            Step::CheckIrrRetrigger(v) => {
-                if apic.irr_pending(v) {
-                    self.retrigger(virq, apic)?;
-                }
-                Ok(())
+            d.state.storm_disabled = false;
+            let (masked, pending) = (d.state.masked, d.state.pending);
+            d.state.pending = false;
+            if masked {
+                self.unmask_locked(d)?;
             }
-            _ => {
-                let target = self.vector.irq(virq)?.target;
-                let msg = self.compose_below(virq, plan.level, &target)?;
-                let ctx = self.ctx(virq, plan.level)?;
-                match self.ops_for(virq, plan.level)? {
-                    Some(o) => o.exec_step(&ctx, plan.index, step, &msg),
-                    None => Err(IrqError::InvalidArgument),
-                }
+            if pending {
+                self.retrigger_locked(d, apic)?;
             }
-        }
-    }
-
-    /// Execute a whole plan. Refuses (doing nothing) if it must run on another CPU.
-    pub fn run_plan(
-        &mut self,
-        virq: Virq,
-        plan: &StepPlan,
-        apic: &mut dyn LocalApic,
-    ) -> Result<()> {
-        if let Some(cpu) = plan.run_on
-            && cpu != apic.current_cpu()
-        {
-            return Err(IrqError::InvalidCpu(cpu));
-        }
-        for i in 0..plan.steps.len() {
-            self.run_step(virq, plan, i, apic)?;
-        }
-        Ok(())
-    }
-
-    /// The cleanup IPI handler ([`crate::vector::VECTOR_CLEANUP_VECTOR`]): free old vectors
-    /// on this CPU. If `retry > 0`, re-arm from a timer, not a self-IPI: the cleanup vector
-    /// outranks device vectors, so an immediate self-IPI would be served before the pending
-    /// device interrupt it waits for, for ever.
-    pub fn vector_cleanup(&mut self, apic: &mut dyn LocalApic) -> CleanupOutcome {
-        let cpu = apic.current_cpu();
-        self.vector.cleanup(cpu, &|v| apic.irr_pending(v))
+            Ok(())
+        })
     }
 
     /// Names of the domains and chips of an irq, outermost first (`irq N`).
     pub fn irq_levels(&self, virq: Virq) -> Result<Vec<LevelInfo>> {
-        let d = self.desc(virq)?;
-        Ok(d.levels
+        let levels = self.desc(virq)?.levels;
+        let reg = self.domains.lock();
+        Ok(levels
             .iter()
-            .map(|l| {
-                let n = &self.domains[l.domain.0 as usize];
-                LevelInfo {
-                    domain: n.name.clone(),
-                    chip: n
-                        .ops
-                        .as_ref()
-                        .map(|o| String::from(o.name()))
-                        .unwrap_or_else(|| String::from("APIC")),
-                    hwirq: l.hwirq,
-                }
+            .map(|l| LevelInfo {
+                domain: reg
+                    .node(l.domain)
+                    .map_or_else(|_| String::from("?"), |n| n.name.clone()),
+                chip: l
+                    .chip
+                    .as_ref()
+                    .map_or_else(|| String::from("APIC"), |c| String::from(c.name())),
+                hwirq: l.hwirq,
             })
             .collect())
     }

@@ -202,19 +202,25 @@ pub struct MsiCaps {
 /// Each method is **one** hardware write: a device may send its interrupt between any
 /// two of them, reading whatever the words hold at that moment. The affinity code in
 /// [`crate::affinity`] is built around exactly that.
-pub trait MsiStorage: Send {
+///
+/// Methods take `&self`: different irqs of one device are driven under different
+/// descriptor locks, possibly on different CPUs at once, so storage whose messages share
+/// a register path (an index/data pair, a configuration-space mechanism) serialises it
+/// with a lock of its own, taken innermost.
+pub trait MsiStorage: Send + Sync {
     /// Capabilities of this storage.
     fn caps(&self) -> MsiCaps;
     /// Write address bits 31:0 of message `index`.
-    fn write_addr_lo(&mut self, index: u32, value: u32);
+    fn write_addr_lo(&self, index: u32, value: u32);
     /// Write address bits 63:32 of message `index` (no-op for 32-bit storage).
-    fn write_addr_hi(&mut self, index: u32, value: u32);
+    fn write_addr_hi(&self, index: u32, value: u32);
     /// Write the data word of message `index`.
-    fn write_data(&mut self, index: u32, value: u32);
-    /// Mask message `index`. `Unsupported` if the storage cannot.
-    fn mask(&mut self, index: u32) -> Result<()>;
-    /// Unmask message `index`. `Unsupported` if the storage cannot.
-    fn unmask(&mut self, index: u32) -> Result<()>;
+    fn write_data(&self, index: u32, value: u32);
+    /// Mask vector `index` (for multi-message MSI: the mask bit of that member).
+    /// `Unsupported` if the storage cannot.
+    fn mask(&self, index: u32) -> Result<()>;
+    /// Unmask vector `index`. `Unsupported` if the storage cannot.
+    fn unmask(&self, index: u32) -> Result<()>;
     /// The message last written (for `irq N`); storage may return its shadow copy.
     fn read(&self, index: u32) -> MsiMsg;
 }

@@ -1,44 +1,39 @@
 //! A per-device MSI domain over any [`MsiStorage`]: PCI MSI, MSI-X, HPET, DMAR fault unit
 //! all become this one domain type with a different storage.
+//!
+//! Under an interrupt-remapping parent the stored message is the remappable one and
+//! never changes: the remapping level is asked first on an affinity change and claims
+//! it, so this level is asked only when nothing between it and the vector domain can
+//! retarget — then it picks the maskable or the non-maskable path.
 
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::affinity::{MsiPath, Step, StepPlan, choose_path, plan_msi_update};
+use crate::affinity::{Step, StepPlan, Word, msi_path, plan_msi_update};
 use crate::chip::{AffinityMsgs, Chip, ChipOp, HwIrq, LevelCtx};
-use crate::domain::{Domain, FwSpec};
+use crate::domain::Domain;
 use crate::error::{IrqError, Result, Virq};
-use crate::hw::Target;
 use crate::msi::{MsiMsg, MsiStorage, Trigger};
+use crate::source::IrqSource;
 
 /// MSI domain for one device.
 pub struct MsiDomain<S: MsiStorage> {
     name: String,
     storage: S,
-    /// The parent is an interrupt-remapping domain: the stored message never changes after
-    /// activation, affinity is the remapping level's business.
-    remapped: bool,
-    used: Vec<bool>,
-    path_override: Option<MsiPath>,
+    /// Which message indices are allocated (allocation runs under the domain lock; this
+    /// lock only makes the `&self` interface sound).
+    used: spin::Mutex<Vec<bool>>,
 }
 
 impl<S: MsiStorage> MsiDomain<S> {
-    /// A domain over `storage`; `remapped` if its parent is an interrupt-remapping domain.
-    pub fn new(name: &str, storage: S, remapped: bool) -> Self {
+    /// A domain over `storage`; `name` is its chip name in listings (`PCI-MSI`, ...).
+    pub fn new(name: &str, storage: S) -> Self {
         let n = storage.caps().nvec as usize;
         Self {
             name: String::from(name),
             storage,
-            remapped,
-            used: alloc::vec![false; n],
-            path_override: None,
+            used: spin::Mutex::new(alloc::vec![false; n]),
         }
-    }
-
-    /// Force an affinity path. Only for the simulator's counter-example
-    /// ([`MsiPath::NaiveSinglePass`]); the kernel never calls this.
-    pub fn force_path(&mut self, p: MsiPath) {
-        self.path_override = Some(p);
     }
 
     /// The storage (e.g. to read back the message for `irq N`).
@@ -60,7 +55,7 @@ impl<S: MsiStorage> MsiDomain<S> {
         !self.storage.caps().multi_vector || hwirq == 0
     }
 
-    fn write(&mut self, index: u32, m: &MsiMsg) {
+    fn write(&self, index: u32, m: &MsiMsg) {
         // Order matters only when the device can fire between writes; activation happens
         // with the irq masked or not yet enabled at the device.
         self.storage.write_addr_lo(index, m.addr_lo);
@@ -76,46 +71,54 @@ impl<S: MsiStorage> Domain for MsiDomain<S> {
         self.storage.caps().nvec
     }
 
-    fn translate(&self, spec: &FwSpec) -> Result<(HwIrq, Trigger)> {
-        match *spec {
-            FwSpec::Msi { index, .. } if index < self.size() => Ok((index as HwIrq, Trigger::Edge)),
-            FwSpec::Hwirq(h) if h < self.size() as u64 => Ok((h, Trigger::Edge)),
-            _ => Err(IrqError::InvalidArgument),
+    fn translate(&self, source: &IrqSource) -> Result<(HwIrq, Trigger)> {
+        let index = match *source {
+            IrqSource::Pci { index, .. } => index,
+            IrqSource::Hpet { comparator, .. } => u32::from(comparator),
+            IrqSource::Iommu { .. } => 0,
+            _ => return Err(IrqError::InvalidArgument),
+        };
+        if index < self.size() {
+            Ok((HwIrq::from(index), Trigger::Edge))
+        } else {
+            Err(IrqError::InvalidArgument)
         }
     }
 
-    fn alloc(&mut self, _virq: Virq, nr: u32, spec: &FwSpec) -> Result<HwIrq> {
-        let (hw, _) = self.translate(spec)?;
+    fn alloc(&self, _virq: Virq, nr: u32, source: &IrqSource) -> Result<HwIrq> {
+        let (hw, _) = self.translate(source)?;
         let caps = self.storage.caps();
         if nr > 1 && (!caps.multi_vector || !nr.is_power_of_two() || hw != 0) {
             return Err(IrqError::InvalidArgument);
         }
+        let mut used = self.used.lock();
         let range = hw as usize..hw as usize + nr as usize;
-        if range.end > self.used.len() {
+        if range.end > used.len() {
             return Err(IrqError::NoSpace);
         }
-        if self.used[range.clone()].iter().any(|&u| u) {
+        if used[range.clone()].iter().any(|&u| u) {
             return Err(IrqError::Busy);
         }
-        self.used[range].iter_mut().for_each(|u| *u = true);
+        used[range].iter_mut().for_each(|u| *u = true);
         Ok(hw)
     }
 
-    fn free(&mut self, _virq: Virq, hwirq: HwIrq, nr: u32) {
-        for i in hwirq as usize..(hwirq as usize + nr as usize).min(self.used.len()) {
-            self.used[i] = false;
+    fn free(&self, _virq: Virq, hwirq: HwIrq, nr: u32) {
+        let mut used = self.used.lock();
+        let end = (hwirq as usize + nr as usize).min(used.len());
+        for u in used.iter_mut().take(end).skip(hwirq as usize) {
+            *u = false;
         }
     }
 
-    fn activate(&mut self, d: &LevelCtx, msg: &MsiMsg) -> Result<()> {
+    fn activate(&self, d: &LevelCtx, msg: &MsiMsg) -> Result<()> {
         if self.owns_message(d.hwirq) {
-            let i = self.slot(d.hwirq);
-            self.write(i, msg);
+            self.write(self.slot(d.hwirq), msg);
         }
         Ok(())
     }
 
-    fn deactivate(&mut self, d: &LevelCtx, msg: &MsiMsg) -> Result<()> {
+    fn deactivate(&self, d: &LevelCtx, msg: &MsiMsg) -> Result<()> {
         self.activate(d, msg)
     }
 }
@@ -125,68 +128,45 @@ impl<S: MsiStorage> Chip for MsiDomain<S> {
         &self.name
     }
 
-    fn mask(&mut self, d: &LevelCtx) -> Result<ChipOp> {
+    /// Each member masks through its own mask bit, multi-MSI members included (PCI 3.0
+    /// §6.8.1.8: one mask bit per vector the device may send).
+    fn mask(&self, d: &LevelCtx) -> Result<ChipOp> {
         if self.storage.caps().maskable {
-            self.storage.mask(self.slot(d.hwirq))?;
+            self.storage.mask(d.hwirq as u32)?;
             Ok(ChipOp::Done)
         } else {
             Ok(ChipOp::Delegate)
         }
     }
 
-    fn unmask(&mut self, d: &LevelCtx) -> Result<ChipOp> {
+    fn unmask(&self, d: &LevelCtx) -> Result<ChipOp> {
         if self.storage.caps().maskable {
-            self.storage.unmask(self.slot(d.hwirq))?;
+            self.storage.unmask(d.hwirq as u32)?;
             Ok(ChipOp::Done)
         } else {
             Ok(ChipOp::Delegate)
         }
     }
 
-    fn write_msi_msg(&mut self, d: &LevelCtx, msg: &MsiMsg) -> Result<ChipOp> {
-        let i = self.slot(d.hwirq);
-        self.write(i, msg);
-        Ok(ChipOp::Done)
+    fn set_affinity(&self, d: &LevelCtx, m: &AffinityMsgs) -> Result<Option<StepPlan>> {
+        let path = msi_path(self.storage.caps().maskable);
+        Ok(Some(plan_msi_update(path, d, self.slot(d.hwirq), m)))
     }
 
-    fn set_affinity(
-        &mut self,
-        d: &LevelCtx,
-        old: &Target,
-        new: &Target,
-        msgs: &AffinityMsgs,
-    ) -> Result<Option<StepPlan>> {
-        if self.remapped && self.path_override.is_none() {
-            return Ok(None);
-        }
-        let path = self
-            .path_override
-            .unwrap_or(choose_path(false, self.storage.caps().maskable));
-        Ok(Some(plan_msi_update(
-            path,
-            d.level,
-            self.slot(d.hwirq),
-            *old,
-            *new,
-            &msgs.old,
-            &msgs.new,
-            &msgs.intermediate,
-        )))
-    }
-
-    fn exec_step(&mut self, _d: &LevelCtx, index: u32, step: &Step, _msg: &MsiMsg) -> Result<()> {
+    fn exec_step(&self, d: &LevelCtx, index: u32, step: &Step, _msg: &MsiMsg) -> Result<()> {
         match *step {
-            Step::Mask => self.storage.mask(index),
-            Step::Unmask => self.storage.unmask(index),
-            Step::WriteAddrLo(v) => {
+            Step::MaskForUpdate => self.storage.mask(d.hwirq as u32),
+            Step::RestoreMask if d.masked => Ok(()),
+            Step::RestoreMask => self.storage.unmask(d.hwirq as u32),
+            Step::Write(Word::MsiAddrLo, v) => {
                 self.storage.write_addr_lo(index, v);
                 Ok(())
             }
-            Step::WriteAddrHi(v) => {
+            Step::Write(Word::MsiAddrHi, v) => {
                 self.storage.write_addr_hi(index, v);
                 Ok(())
             }
-            Step::WriteData(v) => {
+            Step::Write(Word::MsiData, v) => {
                 self.storage.write_data(index, v);
                 Ok(())
             }

@@ -1,5 +1,6 @@
-//! The vector domain: root of every hierarchy, owner of the [`VectorMatrix`] and of the
-//! per-CPU vector -> irq tables.
+//! The vector domain: root of every hierarchy, owner of the [`VectorMatrix`] and writer
+//! of the per-CPU vector -> irq tables ([`Routes`], which interrupt entry reads without
+//! a lock).
 //!
 //! Per irq it records the current target, the previous one while a move is in flight,
 //! and whether the irq is reserved (reservation mode / managed, pointing at
@@ -7,41 +8,31 @@
 //!
 //! **Moves.** [`VectorDomain::set_affinity`] assigns a new (CPU, vector) and keeps the old
 //! pair routed to the same irq. The first interrupt that arrives on the *new* pair
-//! ([`VectorDomain::lookup`]) completes the move and queues the old pair for cleanup on
-//! the old CPU; the kernel then sends [`crate::vector::VECTOR_CLEANUP_VECTOR`] to that CPU,
-//! whose handler calls [`VectorDomain::cleanup`]. Cleanup frees the old vector only if it
+//! ([`VectorDomain::complete_move`], called by interrupt entry under the irq's descriptor
+//! lock) completes the move and queues the old pair for cleanup on the old CPU; the kernel
+//! then sends [`crate::vector::VECTOR_CLEANUP_VECTOR`] to that CPU, whose handler calls
+//! [`VectorDomain::cleanup`]. Cleanup frees the old vector only if it
 //! is not pending in that CPU's IRR — otherwise the pending interrupt would be delivered to
 //! a slot that no longer knows its irq — and reports what it had to leave for a retry.
 //! A second move while one is in flight is refused with [`IrqError::Busy`].
 //!
 //! Locking: the whole struct is protected by the *vector lock*. It nests inside a
-//! descriptor lock (descriptor lock -> vector lock), never the other way round.
+//! descriptor lock (descriptor lock -> vector lock), never the other way round. Every
+//! change of an irq's *current target* is made with that irq's descriptor lock held too
+//! (the descriptor caches the target for interrupt entry); cleanup, which runs under the
+//! vector lock alone, only ever touches the old half of a completed move.
 
 use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use crate::cpumask::{CpuId, CpuMask};
 use crate::error::{IrqError, Result, Virq};
 use crate::hw::Target;
 use crate::matrix::VectorMatrix;
-use crate::vector::{SHUTDOWN_VECTOR, SYSTEM_VECTORS, Vector, is_system};
-
-/// What a per-CPU vector slot points at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Slot {
-    /// Nothing: an interrupt here is spurious (counted, logged once, acknowledged).
-    Unused,
-    /// A system vector (timer, IPIs, ...), handled by the kernel directly.
-    System,
-    /// The irq that owned this slot was shut down; a late interrupt is acknowledged quietly.
-    Shutdown,
-    /// Transiently claimed while an interrupt was re-targeted away from this CPU (the
-    /// non-maskable MSI dance, hotplug re-delivery): the interrupt was retriggered on its
-    /// new target, so an arrival here is acknowledged quietly.
-    Retriggered,
-    /// Routed to this irq.
-    Irq(Virq),
-}
+pub use crate::routes::Slot;
+use crate::routes::{MAX_ROUTED_VIRQ, Routes};
+use crate::vector::{SHUTDOWN_VECTOR, Vector, is_system};
 
 /// Lifecycle of an irq at the vector level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,28 +93,6 @@ pub enum MoveOutcome {
     },
 }
 
-/// What arrived on a vector, as decided by the per-CPU table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Lookup {
-    /// Belongs to this irq. `cleanup_cpu` is set when this interrupt completed a move: the
-    /// kernel must send [`crate::vector::VECTOR_CLEANUP_VECTOR`] to that CPU.
-    Irq {
-        /// The irq.
-        virq: Virq,
-        /// CPU that must run cleanup, if this arrival completed a move.
-        cleanup_cpu: Option<CpuId>,
-    },
-    /// A system vector; the kernel's own handler deals with it.
-    System(Vector),
-    /// A slot marked shut down or retriggered: acknowledge quietly.
-    Ignored,
-    /// Nothing routed here. `first` is true the first time this CPU sees one (log it once).
-    Spurious {
-        /// First spurious on this CPU.
-        first: bool,
-    },
-}
-
 /// Result of a cleanup pass on one CPU.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CleanupOutcome {
@@ -134,30 +103,14 @@ pub struct CleanupOutcome {
     pub retry: u32,
 }
 
-/// Per-CPU spurious accounting.
-#[derive(Clone, Copy, Debug, Default)]
-struct CpuSpurious {
-    count: u64,
-    logged: bool,
-}
-
 /// The root interrupt domain.
 pub struct VectorDomain {
     matrix: VectorMatrix,
     irqs: BTreeMap<Virq, VectorIrq>,
-    tables: Vec<[Slot; 256]>,
+    routes: Arc<Routes>,
     /// Per CPU: irqs whose `prev` lives on this CPU and awaits cleanup.
     cleanup: Vec<Vec<Virq>>,
-    spurious: Vec<CpuSpurious>,
     apic_ids: Vec<u32>,
-}
-
-fn fresh_table() -> [Slot; 256] {
-    let mut t = [Slot::Unused; 256];
-    for v in SYSTEM_VECTORS {
-        t[v.0 as usize] = Slot::System;
-    }
-    t
 }
 
 impl VectorDomain {
@@ -167,11 +120,15 @@ impl VectorDomain {
         Ok(Self {
             matrix: VectorMatrix::new(nr_cpus)?,
             irqs: BTreeMap::new(),
-            tables: alloc::vec![fresh_table(); nr_cpus],
+            routes: Arc::new(Routes::new(nr_cpus)),
             cleanup: alloc::vec![Vec::new(); nr_cpus],
-            spurious: alloc::vec![CpuSpurious::default(); nr_cpus],
             apic_ids: (0..nr_cpus as u32).collect(),
         })
+    }
+
+    /// The per-CPU tables this domain writes, for lock-free reading on interrupt entry.
+    pub fn routes(&self) -> Arc<Routes> {
+        self.routes.clone()
     }
 
     /// Record the APIC id of a logical CPU (from the MADT).
@@ -211,16 +168,9 @@ impl VectorDomain {
     /// that are currently shut down (reserved) so the kernel can restart them.
     pub fn online_cpu(&mut self, cpu: CpuId) -> Result<Vec<Virq>> {
         self.matrix.online(cpu)?;
-        let table = &mut self.tables[cpu as usize];
-        for (v, slot) in table.iter_mut().enumerate() {
-            if matches!(slot, Slot::Retriggered | Slot::Shutdown) {
-                *slot = if is_system(Vector(v as u8)) {
-                    Slot::System
-                } else {
-                    Slot::Unused
-                };
-            }
-        }
+        // Every irq left this CPU when it went offline (the sweep), so a fresh table
+        // loses nothing and drops stale shutdown / retriggered markers.
+        self.routes.reset(cpu);
         Ok(self
             .irqs
             .iter()
@@ -253,18 +203,7 @@ impl VectorDomain {
 
     /// What a CPU's table says about a vector.
     pub fn slot(&self, cpu: CpuId, v: Vector) -> Slot {
-        self.tables
-            .get(cpu as usize)
-            .map(|t| t[v.0 as usize])
-            .unwrap_or(Slot::Unused)
-    }
-
-    /// Spurious interrupts seen on a CPU.
-    pub fn spurious_count(&self, cpu: CpuId) -> u64 {
-        self.spurious
-            .get(cpu as usize)
-            .map(|s| s.count)
-            .unwrap_or(0)
+        self.routes.get(cpu, v)
     }
 
     fn validate_mask(&self, mask: &CpuMask) -> Result<()> {
@@ -296,6 +235,9 @@ impl VectorDomain {
         if req.count == 0 || !req.count.is_power_of_two() || req.count > 32 {
             return Err(IrqError::InvalidArgument);
         }
+        if virq.saturating_add(req.count) > MAX_ROUTED_VIRQ {
+            return Err(IrqError::InvalidArgument);
+        }
         if (0..req.count).any(|i| self.irqs.contains_key(&(virq + i))) {
             return Err(IrqError::Busy);
         }
@@ -321,7 +263,7 @@ impl VectorDomain {
             self.irqs.insert(virq, base);
         } else if req.count == 1 {
             let (cpu, v) = self.matrix.alloc(&req.affinity, false)?;
-            self.tables[cpu as usize][v.0 as usize] = Slot::Irq(virq);
+            self.routes.set(cpu, v, Slot::Irq(virq));
             let target = self.target(cpu, v);
             self.irqs.insert(
                 virq,
@@ -335,7 +277,7 @@ impl VectorDomain {
             let (cpu, v0) = self.matrix.alloc_block(&req.affinity, req.count)?;
             for i in 0..req.count {
                 let v = Vector(v0.0 + i as u8);
-                self.tables[cpu as usize][v.0 as usize] = Slot::Irq(virq + i);
+                self.routes.set(cpu, v, Slot::Irq(virq + i));
                 let target = self.target(cpu, v);
                 self.irqs.insert(
                     virq + i,
@@ -363,7 +305,7 @@ impl VectorDomain {
         } else {
             self.matrix.alloc(&irq.affinity, irq.can_reserve)?
         };
-        self.tables[cpu as usize][v.0 as usize] = Slot::Irq(virq);
+        self.routes.set(cpu, v, Slot::Irq(virq));
         let target = self.target(cpu, v);
         let e = self.irqs.get_mut(&virq).ok_or(IrqError::UnknownIrq(virq))?;
         e.target = target;
@@ -379,7 +321,7 @@ impl VectorDomain {
         };
         if let Some(p) = irq.prev.take() {
             irq.move_in_progress = false;
-            self.tables[p.cpu as usize][p.vector.0 as usize] = Slot::Shutdown;
+            self.routes.set(p.cpu, p.vector, Slot::Shutdown);
             let _ = self.matrix.free(p.cpu, p.vector);
             if let Some(list) = self.cleanup.get_mut(p.cpu as usize) {
                 list.retain(|&x| x != virq);
@@ -405,7 +347,7 @@ impl VectorDomain {
         self.matrix.free(t.cpu, t.vector)?;
         // Only fails if the CPU went offline under us; then activation allocates afresh.
         let reserved = !irq.managed && self.matrix.reserve().is_ok();
-        self.tables[t.cpu as usize][t.vector.0 as usize] = Slot::Shutdown;
+        self.routes.set(t.cpu, t.vector, Slot::Shutdown);
         let shut = self.shutdown_target(&irq.affinity);
         let e = self.irqs.get_mut(&virq).ok_or(IrqError::UnknownIrq(virq))?;
         e.target = shut;
@@ -424,7 +366,8 @@ impl VectorDomain {
             let t = irq.target;
             self.matrix.free_block(t.cpu, t.vector, irq.block.1)?;
             for i in 0..irq.block.1 {
-                self.tables[t.cpu as usize][t.vector.0 as usize + i as usize] = Slot::Shutdown;
+                self.routes
+                    .set(t.cpu, Vector(t.vector.0 + i as u8), Slot::Shutdown);
                 self.irqs.remove(&(virq + i));
             }
             return Ok(());
@@ -434,7 +377,7 @@ impl VectorDomain {
             VectorState::Active => {
                 let t = irq.target;
                 self.matrix.free(t.cpu, t.vector)?;
-                self.tables[t.cpu as usize][t.vector.0 as usize] = Slot::Shutdown;
+                self.routes.set(t.cpu, t.vector, Slot::Shutdown);
             }
             VectorState::Reserved if !irq.managed && irq.can_reserve => {
                 self.matrix.remove_reserved()?
@@ -502,7 +445,7 @@ impl VectorDomain {
         } else {
             self.matrix.alloc(mask, false)?
         };
-        self.tables[cpu as usize][v.0 as usize] = Slot::Irq(virq);
+        self.routes.set(cpu, v, Slot::Irq(virq));
         let new = self.target(cpu, v);
         let e = self.irqs.get_mut(&virq).ok_or(IrqError::UnknownIrq(virq))?;
         if !irq.managed {
@@ -514,41 +457,42 @@ impl VectorDomain {
         Ok(MoveOutcome::Moved { old, new })
     }
 
-    /// Classify an interrupt that arrived on `vector` at `cpu`. If it is the first arrival
-    /// at the new target of a move, the move completes here and the old pair is queued for
-    /// cleanup on its CPU (returned as `cleanup_cpu`).
-    pub fn lookup(&mut self, cpu: CpuId, vector: Vector) -> Lookup {
-        let Some(table) = self.tables.get(cpu as usize) else {
-            return Lookup::Spurious { first: false };
-        };
-        match table[vector.0 as usize] {
-            Slot::System => Lookup::System(vector),
-            Slot::Shutdown | Slot::Retriggered => Lookup::Ignored,
-            Slot::Unused => {
-                let s = &mut self.spurious[cpu as usize];
-                s.count += 1;
-                let first = !s.logged;
-                s.logged = true;
-                Lookup::Spurious { first }
-            }
-            Slot::Irq(virq) => {
-                let mut cleanup_cpu = None;
-                if let Some(irq) = self.irqs.get_mut(&virq)
-                    && irq.move_in_progress
-                    && irq.target.cpu == cpu
-                    && irq.target.vector == vector
-                {
-                    irq.move_in_progress = false;
-                    if let Some(p) = irq.prev {
-                        if let Some(list) = self.cleanup.get_mut(p.cpu as usize) {
-                            list.push(virq);
-                        }
-                        cleanup_cpu = Some(p.cpu);
-                    }
-                }
-                Lookup::Irq { virq, cleanup_cpu }
-            }
+    /// An interrupt arrived on `vector` at `cpu` for `virq`: if that is the new target of
+    /// a move no interrupt has used yet, the move completes here and the old pair is
+    /// queued for cleanup on its CPU, which is returned (the kernel sends it
+    /// [`crate::vector::VECTOR_CLEANUP_VECTOR`]). Interrupt entry calls this under the
+    /// irq's descriptor lock, and only when the descriptor says a move is in flight.
+    pub fn complete_move(&mut self, virq: Virq, cpu: CpuId, vector: Vector) -> Option<CpuId> {
+        let irq = self.irqs.get_mut(&virq)?;
+        if !irq.move_in_progress || irq.target.cpu != cpu || irq.target.vector != vector {
+            return None;
         }
+        irq.move_in_progress = false;
+        let p = irq.prev?;
+        self.cleanup.get_mut(p.cpu as usize)?.push(virq);
+        Some(p.cpu)
+    }
+
+    /// Undo a move whose hardware was never reprogrammed (its plan could not run): the
+    /// irq goes back to its old target, which is still allocated and routed, and the new
+    /// vector is freed. Returns the target it is back on; `Ok` without change if no move
+    /// is in flight. Refused if an interrupt already completed the move.
+    pub fn undo_move(&mut self, virq: Virq) -> Result<Target> {
+        let irq = *self.irq(virq)?;
+        let Some(prev) = irq.prev else {
+            return Ok(irq.target);
+        };
+        if !irq.move_in_progress {
+            return Err(IrqError::InvalidState);
+        }
+        let t = irq.target;
+        self.routes.set(t.cpu, t.vector, Slot::Shutdown);
+        self.matrix.free(t.cpu, t.vector)?;
+        let e = self.irqs.get_mut(&virq).ok_or(IrqError::UnknownIrq(virq))?;
+        e.target = prev;
+        e.prev = None;
+        e.move_in_progress = false;
+        Ok(prev)
     }
 
     /// Is cleanup queued on `cpu`?
@@ -580,7 +524,7 @@ impl VectorDomain {
                 continue;
             }
             irq.prev = None;
-            self.tables[p.cpu as usize][p.vector.0 as usize] = Slot::Unused;
+            self.routes.set(p.cpu, p.vector, Slot::Unused);
             let _ = self.matrix.free(p.cpu, p.vector);
             out.freed += 1;
         }
@@ -593,10 +537,8 @@ impl VectorDomain {
     /// new vector on the old CPU between the two writes; that interrupt is retriggered on
     /// the new CPU, and the arrival here must then be acknowledged quietly.
     pub fn claim_transient(&mut self, cpu: CpuId, vector: Vector) {
-        if let Some(t) = self.tables.get_mut(cpu as usize)
-            && t[vector.0 as usize] == Slot::Unused
-        {
-            t[vector.0 as usize] = Slot::Retriggered;
+        if self.routes.get(cpu, vector) == Slot::Unused {
+            self.routes.set(cpu, vector, Slot::Retriggered);
         }
     }
 
@@ -610,7 +552,7 @@ impl VectorDomain {
         if irq.target.cpu == dying && prev.cpu != dying {
             // The new target dies before it was used: go back to the old one.
             let t = irq.target;
-            self.tables[t.cpu as usize][t.vector.0 as usize] = Slot::Shutdown;
+            self.routes.set(t.cpu, t.vector, Slot::Shutdown);
             self.matrix.free(t.cpu, t.vector)?;
             if let Some(list) = self.cleanup.get_mut(prev.cpu as usize) {
                 list.retain(|&x| x != virq);
@@ -643,16 +585,15 @@ impl VectorDomain {
     /// marked shut down, and its cleanup queue is dropped. After a correct migration there
     /// is nothing left; the count of leftovers is returned so a leak is visible.
     pub fn offline_sweep(&mut self, cpu: CpuId) -> Result<u32> {
-        let table = self
-            .tables
-            .get_mut(cpu as usize)
-            .ok_or(IrqError::InvalidCpu(cpu))?;
+        if cpu as usize >= self.nr_cpus() {
+            return Err(IrqError::InvalidCpu(cpu));
+        }
         let mut left = 0;
-        for (v, slot) in table.iter_mut().enumerate() {
-            if let Slot::Irq(_) = slot {
-                *slot = Slot::Shutdown;
-                if self.matrix.is_allocated(cpu, Vector(v as u8)) {
-                    self.matrix.free(cpu, Vector(v as u8))?;
+        for v in (0..=255u8).map(Vector) {
+            if let Slot::Irq(_) = self.routes.get(cpu, v) {
+                self.routes.set(cpu, v, Slot::Shutdown);
+                if self.matrix.is_allocated(cpu, v) {
+                    self.matrix.free(cpu, v)?;
                 }
                 left += 1;
             }
@@ -665,10 +606,8 @@ impl VectorDomain {
 
     /// Hotplug: mark a vector on the dying CPU as retriggered after re-delivering it.
     pub fn mark_retriggered(&mut self, cpu: CpuId, vector: Vector) {
-        if let Some(t) = self.tables.get_mut(cpu as usize)
-            && !is_system(vector)
-        {
-            t[vector.0 as usize] = Slot::Retriggered;
+        if !is_system(vector) {
+            self.routes.set(cpu, vector, Slot::Retriggered);
         }
     }
 }
@@ -707,20 +646,15 @@ mod tests {
             d.set_affinity(5, &CpuMask::single(0), false),
             Err(IrqError::Busy)
         );
-        // Old pair still routed.
+        // Old pair still routed; an arrival there completes nothing.
+        assert_eq!(d.slot(0, old.vector), Slot::Irq(5));
+        assert_eq!(d.complete_move(5, 0, old.vector), None);
+        assert_eq!(d.slot(1, new.vector), Slot::Irq(5));
+        assert_eq!(d.complete_move(5, 1, new.vector), Some(0));
         assert_eq!(
-            d.lookup(0, old.vector),
-            Lookup::Irq {
-                virq: 5,
-                cleanup_cpu: None
-            }
-        );
-        assert_eq!(
-            d.lookup(1, new.vector),
-            Lookup::Irq {
-                virq: 5,
-                cleanup_cpu: Some(0)
-            }
+            d.complete_move(5, 1, new.vector),
+            None,
+            "only the first arrival"
         );
         // Old vector pending in CPU 0's IRR: cleanup must wait.
         assert_eq!(
@@ -745,20 +679,37 @@ mod tests {
     }
 
     #[test]
-    fn spurious_logged_once_and_shutdown_quiet() {
+    fn freed_slots_are_shut_down_and_system_vectors_stay() {
         let mut d = dom(1);
-        assert_eq!(d.lookup(0, Vector(0x40)), Lookup::Spurious { first: true });
-        assert_eq!(d.lookup(0, Vector(0x40)), Lookup::Spurious { first: false });
-        assert_eq!(d.spurious_count(0), 2);
-        assert_eq!(
-            d.lookup(0, SHUTDOWN_VECTOR),
-            Lookup::System(SHUTDOWN_VECTOR)
-        );
+        assert_eq!(d.slot(0, Vector(0x40)), Slot::Unused);
+        assert_eq!(d.slot(0, SHUTDOWN_VECTOR), Slot::System);
         d.alloc(1, &plain(CpuMask::single(0))).unwrap();
         let t = d.irq(1).unwrap().target;
+        assert_eq!(d.slot(0, t.vector), Slot::Irq(1));
         d.free(1).unwrap();
-        assert_eq!(d.lookup(0, t.vector), Lookup::Ignored);
+        assert_eq!(d.slot(0, t.vector), Slot::Shutdown);
         assert_eq!(d.free(1), Err(IrqError::UnknownIrq(1)));
+    }
+
+    #[test]
+    fn an_unused_move_can_be_undone() {
+        let mut d = dom(2);
+        d.alloc(5, &plain(CpuMask::single(0))).unwrap();
+        let old = d.irq(5).unwrap().target;
+        let MoveOutcome::Moved { new, .. } = d.set_affinity(5, &CpuMask::single(1), false).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(d.undo_move(5), Ok(old));
+        assert_eq!(d.slot(1, new.vector), Slot::Shutdown);
+        assert!(!d.matrix().is_allocated(1, new.vector));
+        assert_eq!(d.irq(5).unwrap().prev, None);
+        // Completed moves cannot be undone.
+        d.set_affinity(5, &CpuMask::single(1), false).unwrap();
+        let new = d.irq(5).unwrap().target;
+        d.complete_move(5, new.cpu, new.vector);
+        assert_eq!(d.undo_move(5), Err(IrqError::InvalidState));
+        d.matrix().check_invariants().unwrap();
     }
 
     #[test]

@@ -4,11 +4,13 @@ mod sim;
 
 use sim::{Machine, SimApic, SimMsiStorage};
 use sluice_irq_core::desc::{FlowKind, IrqReturn, StormPolicy};
-use sluice_irq_core::domain::{DomainId, FwSpec};
+use sluice_irq_core::domain::DomainId;
 use sluice_irq_core::flow::{Dispatch, FlowEnd};
 use sluice_irq_core::msidomain::MsiDomain;
 use sluice_irq_core::vector::{SPURIOUS_VECTOR, Vector};
 use sluice_irq_core::{CpuMask, IrqAlloc, IrqCore, IrqError};
+use sluice_irq_core::{IrqSource, PciFunction};
+use std::sync::Arc;
 
 fn setup(maskable: bool) -> (sim::Shared, IrqCore, u32, Vector) {
     setup_with(maskable, FlowKind::Edge)
@@ -16,7 +18,7 @@ fn setup(maskable: bool) -> (sim::Shared, IrqCore, u32, Vector) {
 
 fn setup_with(maskable: bool, flow: FlowKind) -> (sim::Shared, IrqCore, u32, Vector) {
     let m = Machine::new(2);
-    let mut core = IrqCore::new(2).unwrap();
+    let core = IrqCore::new(2).unwrap();
     core.online_cpu(0).unwrap();
     core.online_cpu(1).unwrap();
     let dev = m.lock().unwrap().add_device(maskable);
@@ -24,22 +26,21 @@ fn setup_with(maskable: bool, flow: FlowKind) -> (sim::Shared, IrqCore, u32, Vec
         .add_domain(
             "PCI-MSI-0",
             DomainId::VECTOR,
-            Box::new(MsiDomain::new(
+            Arc::new(MsiDomain::new(
                 "PCI-MSI",
                 SimMsiStorage {
                     m: m.clone(),
                     dev,
                     maskable,
                 },
-                false,
             )),
         )
         .unwrap();
     let virq = core
         .alloc_irq(
             d,
-            &FwSpec::Msi {
-                device: 0,
+            &IrqSource::Pci {
+                function: PciFunction::new(0, 0, 3, 0),
                 index: 0,
             },
             &IrqAlloc {
@@ -51,11 +52,11 @@ fn setup_with(maskable: bool, flow: FlowKind) -> (sim::Shared, IrqCore, u32, Vec
         .unwrap();
     // Reservation mode: parked on the shutdown vector until requested.
     assert_eq!(
-        core.vector.irq(virq).unwrap().target.vector,
+        core.vector_irq(virq).unwrap().target.vector,
         sluice_irq_core::vector::SHUTDOWN_VECTOR
     );
     core.request_irq(virq, 7, "dev").unwrap();
-    let v = core.vector.irq(virq).unwrap().target.vector;
+    let v = core.vector_irq(virq).unwrap().target.vector;
     (m, core, virq, v)
 }
 
@@ -84,7 +85,7 @@ fn domain_tree_and_levels() {
 
 #[test]
 fn edge_flow_counts_per_cpu_and_acks() {
-    let (m, mut core, virq, v) = setup(true);
+    let (m, core, virq, v) = setup(true);
     let mut apic = SimApic {
         m: m.clone(),
         cpu: 0,
@@ -104,7 +105,7 @@ fn edge_flow_counts_per_cpu_and_acks() {
 
 #[test]
 fn lazy_disable_masks_only_when_it_fires_and_replays_on_enable() {
-    let (m, mut core, virq, v) = setup(true);
+    let (m, core, virq, v) = setup(true);
     let mut apic = SimApic {
         m: m.clone(),
         cpu: 0,
@@ -138,7 +139,7 @@ fn lazy_disable_masks_only_when_it_fires_and_replays_on_enable() {
 /// must not be left masked: nothing would unmask it, it is neither disabled nor stormed.
 #[test]
 fn fasteoi_arriving_while_running_elsewhere_is_replayed_not_masked() {
-    let (m, mut core, virq, v) = setup_with(true, FlowKind::FastEoi);
+    let (m, core, virq, v) = setup_with(true, FlowKind::FastEoi);
     let mut cpu0 = SimApic {
         m: m.clone(),
         cpu: 0,
@@ -173,7 +174,7 @@ fn fasteoi_arriving_while_running_elsewhere_is_replayed_not_masked() {
 
 #[test]
 fn storm_detection_disables_a_screaming_line() {
-    let (m, mut core, virq, v) = setup(true);
+    let (m, core, virq, v) = setup(true);
     core.set_storm_policy(StormPolicy {
         window: 1000,
         threshold: 990,
@@ -211,7 +212,7 @@ fn storm_detection_disables_a_screaming_line() {
     assert!(d.state.storm_disabled && d.disabled());
     assert!(m.lock().unwrap().devices[0].masked);
     // A line that is mostly handled never trips it.
-    let (m2, mut core2, virq2, v2) = setup(true);
+    let (m2, core2, virq2, v2) = setup(true);
     core2
         .set_storm_policy(StormPolicy {
             window: 100,
@@ -240,7 +241,7 @@ fn storm_detection_disables_a_screaming_line() {
 /// unless `handled(i)`; returns the index of the one that disabled the line.
 fn run_line(
     m: &sim::Shared,
-    core: &mut IrqCore,
+    core: &IrqCore,
     v: Vector,
     n: u32,
     step_ns: impl Fn(u32) -> u64,
@@ -275,43 +276,31 @@ fn storm_counts_only_unhandled_interrupts_without_a_long_pause() {
         unhandled_gap_ns: 1_000_000,
     };
     // All unhandled, 1 µs apart: a storm at the end of the first window.
-    let (m, mut core, _, v) = setup(true);
+    let (m, core, _, v) = setup(true);
     core.set_storm_policy(policy).unwrap();
-    assert_eq!(
-        run_line(&m, &mut core, v, 300, |_| 1_000, |_| false),
-        Some(99)
-    );
+    assert_eq!(run_line(&m, &core, v, 300, |_| 1_000, |_| false), Some(99));
     // All unhandled but 2 ms apart (longer than the gap): each restarts the count.
-    let (m, mut core, virq, v) = setup(true);
+    let (m, core, virq, v) = setup(true);
     core.set_storm_policy(policy).unwrap();
-    assert_eq!(
-        run_line(&m, &mut core, v, 300, |_| 2_000_000, |_| false),
-        None
-    );
+    assert_eq!(run_line(&m, &core, v, 300, |_| 2_000_000, |_| false), None);
     let d = core.desc(virq).unwrap();
     assert_eq!(d.unhandled_total, 300);
     assert!(!d.disabled());
     // One pause in the middle of a window of unclaimed interrupts: 50 + 50, never > 90.
-    let (m, mut core, _, v) = setup(true);
+    let (m, core, _, v) = setup(true);
     core.set_storm_policy(policy).unwrap();
     let pause_at_50 = |i| if i % 100 == 50 { 5_000_000 } else { 1_000 };
-    assert_eq!(
-        run_line(&m, &mut core, v, 300, pause_at_50, |_| false),
-        None
-    );
+    assert_eq!(run_line(&m, &core, v, 300, pause_at_50, |_| false), None);
     // The pause must exceed the gap: exactly the gap is still a run.
-    let (m, mut core, _, v) = setup(true);
+    let (m, core, _, v) = setup(true);
     core.set_storm_policy(policy).unwrap();
     let gap_at_50 = |i| if i == 50 { 1_000_000 } else { 1_000 };
-    assert_eq!(
-        run_line(&m, &mut core, v, 100, gap_at_50, |_| false),
-        Some(99)
-    );
+    assert_eq!(run_line(&m, &core, v, 100, gap_at_50, |_| false), Some(99));
 }
 
 #[test]
 fn spurious_on_unused_vector_is_counted_and_logged_once() {
-    let (m, mut core, _, _) = setup(true);
+    let (m, core, _, _) = setup(true);
     let mut apic = SimApic {
         m: m.clone(),
         cpu: 1,
@@ -324,7 +313,7 @@ fn spurious_on_unused_vector_is_counted_and_logged_once() {
         core.begin_vector(Vector(0x77), &mut apic),
         Dispatch::Spurious { first: false }
     );
-    assert_eq!(core.vector.spurious_count(1), 2);
+    assert_eq!(core.spurious_count(1), 2);
     assert_eq!(
         core.begin_vector(SPURIOUS_VECTOR, &mut apic),
         Dispatch::System(SPURIOUS_VECTOR)
@@ -333,7 +322,7 @@ fn spurious_on_unused_vector_is_counted_and_logged_once() {
 
 #[test]
 fn errors_not_panics() {
-    let (m, mut core, virq, _) = setup(false);
+    let (m, core, virq, _) = setup(false);
     let mut apic = SimApic {
         m: m.clone(),
         cpu: 0,
@@ -353,14 +342,13 @@ fn errors_not_panics() {
         core.add_domain(
             "x",
             DomainId(99),
-            Box::new(MsiDomain::new(
+            Arc::new(MsiDomain::new(
                 "x",
                 SimMsiStorage {
                     m: m.clone(),
                     dev: 0,
                     maskable: false
-                },
-                false
+                }
             ))
         )
         .is_err()
@@ -390,15 +378,15 @@ fn errors_not_panics() {
     );
     core.release_irq(virq).unwrap();
     core.free_irq(virq, 1).unwrap();
-    core.vector.matrix().check_invariants().unwrap();
-    assert_eq!(core.vector.matrix().global_reserved(), 0);
+    core.check_invariants().unwrap();
+    assert_eq!(core.vector_view(|v| v.matrix().global_reserved()), 0);
 }
 
 /// An affinity change must leave a masked irq masked: the maskable path is
 /// mask–write–unmask, and its final unmask would otherwise re-enable a disabled device.
 #[test]
 fn affinity_change_keeps_a_masked_irq_masked() {
-    let (m, mut core, virq, _) = setup(true);
+    let (m, core, virq, _) = setup(true);
     let mut apic = SimApic {
         m: m.clone(),
         cpu: 0,
@@ -415,7 +403,167 @@ fn affinity_change_keeps_a_masked_irq_masked() {
         "the move unmasked a masked irq: {:?}",
         plan.steps
     );
-    assert_eq!(core.vector.irq(virq).unwrap().target.cpu, 1);
+    assert_eq!(core.vector_irq(virq).unwrap().target.cpu, 1);
     core.unmask(virq).unwrap();
     assert!(!m.lock().unwrap().devices[0].masked);
+}
+
+/// An irq masked *after* its move was planned but before the plan ran stays masked: the
+/// plan restores the mask the descriptor has when the step runs, not when it was made.
+#[test]
+fn a_mask_between_planning_and_running_survives_the_move() {
+    let (m, core, virq, _) = setup(true);
+    let mut apic = SimApic {
+        m: m.clone(),
+        cpu: 0,
+    };
+    let plan = core
+        .set_affinity(virq, &CpuMask::single(1), false)
+        .unwrap()
+        .unwrap();
+    core.mask(virq).unwrap();
+    core.run_plan(virq, &plan, &mut apic).unwrap();
+    assert!(m.lock().unwrap().devices[0].masked, "{:?}", plan.steps);
+}
+
+/// Until the first step of a move's plan ran, the device still sends to the old target:
+/// an interrupt that reaches the new target before (a retrigger) must not complete the
+/// move, or cleanup would free the old vector the device still uses. A plan that could
+/// not be delivered is withdrawn and the irq is back where its hardware points.
+#[test]
+fn a_move_is_not_completed_before_its_plan_ran_and_can_be_withdrawn() {
+    let (m, core, virq, v0) = setup(false);
+    let mut apic0 = SimApic {
+        m: m.clone(),
+        cpu: 0,
+    };
+    let mut apic1 = SimApic {
+        m: m.clone(),
+        cpu: 1,
+    };
+    let plan = core
+        .set_affinity(virq, &CpuMask::single(1), false)
+        .unwrap()
+        .unwrap();
+    assert!(core.desc(virq).unwrap().state.plan_pending);
+    let new = core.vector_irq(virq).unwrap().target;
+    assert_eq!(new.cpu, 1);
+    assert_eq!(
+        core.set_affinity(virq, &CpuMask::single(0), false),
+        Err(IrqError::Busy),
+        "a second move while the first one's plan has not run"
+    );
+    // A retrigger arrives at the new target first.
+    let d = core.handle_vector(new.vector, &mut apic1, &mut |_, _| IrqReturn::Handled);
+    assert!(matches!(d, Dispatch::Run { .. }));
+    let st = core.vector_irq(virq).unwrap();
+    assert!(st.move_in_progress && st.prev.is_some(), "{st:?}");
+    assert!(!m.lock().unwrap().cpus[0].irr.contains_key(&0xf9));
+    // The plan could not be delivered: withdraw it.
+    core.abort_plan(virq).unwrap();
+    let st = core.vector_irq(virq).unwrap();
+    assert_eq!((st.target.cpu, st.target.vector, st.prev), (0, v0, None));
+    assert!(!core.desc(virq).unwrap().state.plan_pending);
+    assert_eq!(
+        core.slot(1, new.vector),
+        sluice_irq_core::routes::Slot::Shutdown
+    );
+    core.check_invariants().unwrap();
+    // Planned again and run: now the first arrival at the new target completes it.
+    let plan2 = core
+        .set_affinity(virq, &CpuMask::single(1), false)
+        .unwrap()
+        .unwrap();
+    core.run_plan(virq, &plan2, &mut apic0).unwrap();
+    let new = core.vector_irq(virq).unwrap().target;
+    core.handle_vector(new.vector, &mut apic1, &mut |_, _| IrqReturn::Handled);
+    assert!(!core.vector_irq(virq).unwrap().move_in_progress);
+    assert_eq!(
+        core.abort_plan(virq),
+        Ok(()),
+        "nothing pending: nothing to do"
+    );
+    let _ = plan;
+}
+
+/// A device's domain goes away with its last irq; a domain with irqs or children stays.
+#[test]
+fn domains_are_removed_only_when_empty() {
+    let (_m, core, virq, _) = setup(true);
+    let d = core.domain_by_name("PCI-MSI-0").unwrap();
+    assert_eq!(core.remove_domain(d), Err(IrqError::Busy));
+    assert_eq!(core.remove_domain(DomainId::VECTOR), Err(IrqError::Busy));
+    core.release_irq(virq).unwrap();
+    core.free_irq(virq, 1).unwrap();
+    assert_eq!(core.domain_tree()[1].allocated, 0);
+    core.remove_domain(d).unwrap();
+    assert_eq!(core.domain_tree().len(), 1);
+    assert_eq!(core.domain_by_name("PCI-MSI-0"), None);
+    assert_eq!(core.remove_domain(d), Err(IrqError::UnknownDomain));
+    assert_eq!(core.irq_levels(virq), Err(IrqError::UnknownIrq(virq)));
+}
+
+/// Multi-message MSI with per-vector masking: each member masks its own vector's bit,
+/// not the shared message's slot 0.
+#[test]
+fn multi_msi_members_mask_their_own_vector() {
+    struct Multi {
+        masks: std::sync::Mutex<Vec<(u32, bool)>>,
+    }
+    impl sluice_irq_core::msi::MsiStorage for Multi {
+        fn caps(&self) -> sluice_irq_core::msi::MsiCaps {
+            sluice_irq_core::msi::MsiCaps {
+                maskable: true,
+                nvec: 4,
+                multi_vector: true,
+                dynamic: false,
+                addr64: true,
+            }
+        }
+        fn write_addr_lo(&self, _i: u32, _v: u32) {}
+        fn write_addr_hi(&self, _i: u32, _v: u32) {}
+        fn write_data(&self, _i: u32, _v: u32) {}
+        fn mask(&self, i: u32) -> sluice_irq_core::Result<()> {
+            self.masks.lock().unwrap().push((i, true));
+            Ok(())
+        }
+        fn unmask(&self, i: u32) -> sluice_irq_core::Result<()> {
+            self.masks.lock().unwrap().push((i, false));
+            Ok(())
+        }
+        fn read(&self, _i: u32) -> sluice_irq_core::msi::MsiMsg {
+            Default::default()
+        }
+    }
+    let core = IrqCore::new(1).unwrap();
+    core.online_cpu(0).unwrap();
+    let dom = Arc::new(MsiDomain::new(
+        "PCI-MSI",
+        Multi {
+            masks: Default::default(),
+        },
+    ));
+    let d = core
+        .add_domain("PCI-MSI-0000:00:05.0", DomainId::VECTOR, dom.clone())
+        .unwrap();
+    let first = core
+        .alloc_irq(
+            d,
+            &IrqSource::Pci {
+                function: PciFunction::new(0, 0, 5, 0),
+                index: 0,
+            },
+            &IrqAlloc {
+                count: 4,
+                ..IrqAlloc::edge(CpuMask::single(0))
+            },
+        )
+        .unwrap();
+    dom.storage().masks.lock().unwrap().clear();
+    core.mask(first + 2).unwrap();
+    core.unmask(first + 3).unwrap();
+    assert_eq!(
+        *dom.storage().masks.lock().unwrap(),
+        [(2, true), (3, false)]
+    );
 }

@@ -38,17 +38,8 @@ pub struct IoApicEntry {
     pub gsi_base: u32,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Polarity {
-    High,
-    Low,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Trigger {
-    Edge,
-    Level,
-}
+pub use sluice_irq_core::Polarity;
+pub use sluice_irq_core::msi::Trigger;
 
 /// An ISA IRQ routed to a GSI with explicit polarity/trigger (MADT type 2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,7 +115,7 @@ impl Platform {
     pub fn isa_route(&self, irq: u8) -> (u32, Polarity, Trigger) {
         match self.overrides.iter().find(|o| o.isa_irq == irq) {
             Some(o) => (o.gsi, o.polarity, o.trigger),
-            None => (u32::from(irq), Polarity::High, Trigger::Edge),
+            None => (u32::from(irq), Polarity::ActiveHigh, Trigger::Edge),
         }
     }
 }
@@ -216,9 +207,9 @@ fn read_madt(tables: &AcpiTables<KernelAcpiHandler>, p: &mut Platform) {
             gsi: o.global_system_interrupt,
             // "Same as bus" for ISA means active high, edge (ACPI 6.5, table 5.50).
             polarity: if matches!(o.polarity, AcpiPolarity::ActiveLow) {
-                Polarity::Low
+                Polarity::ActiveLow
             } else {
-                Polarity::High
+                Polarity::ActiveHigh
             },
             trigger: if matches!(o.trigger_mode, AcpiTrigger::Level) {
                 Trigger::Level

@@ -1,78 +1,78 @@
-//! I/O APICs: indirect register access through IOREGSEL/IOWIN (82093AA datasheet, 3.0)
-//! and 64-bit redirection table entries (RTEs) routing each input pin to a vector.
+//! I/O APICs: indirect register access through IOREGSEL/IOWIN (82093AA datasheet §3.0)
+//! and the redirection table, which the interrupt core's I/O APIC chip drives through
+//! `RteStorage` (the entry's format and its derivation from a message live in the core:
+//! `sluice_irq_core::ioapic`).
 
 use crate::acpi::IoApicEntry;
 use crate::memory::mmio::{self, Mmio};
 use alloc::vec::Vec;
+use sluice_irq_core::ioapic::{Rte, RteStorage, low};
 
-const IOREGSEL: u64 = 0x00;
-const IOWIN: u64 = 0x10;
-const REG_ID: u32 = 0x00;
-const REG_VERSION: u32 = 0x01;
-const REG_REDTBL: u32 = 0x10;
-
-bitflags::bitflags! {
-    /// Low half of a redirection entry (82093AA, 3.2.4).
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    pub struct RteFlags: u64 {
-        const LOGICAL = 1 << 11;
-        const DELIVERY_PENDING = 1 << 12;
-        const ACTIVE_LOW = 1 << 13;
-        const REMOTE_IRR = 1 << 14;
-        const LEVEL = 1 << 15;
-        const MASKED = 1 << 16;
-    }
+/// Memory-mapped window registers (82093AA §3.0).
+#[derive(Clone, Copy)]
+#[repr(u64)]
+enum Window {
+    /// I/O register select: which indirect register IOWIN reaches.
+    RegSel = 0x00,
+    /// I/O window: the selected register's data.
+    Data = 0x10,
 }
 
-/// A decoded redirection entry (fixed delivery, physical destination).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Rte {
-    pub vector: u8,
-    pub flags: RteFlags,
-    /// Physical APIC id (8 bits without interrupt remapping).
-    pub dest: u8,
+/// Indirect registers (82093AA §3.2).
+#[derive(Clone, Copy)]
+enum Reg {
+    /// IOAPICID: the chip's id in bits 27:24.
+    Id,
+    /// IOAPICVER: version in bits 7:0, maximum redirection entry in bits 23:16.
+    Version,
+    /// Low half of a pin's redirection entry.
+    RteLow(u32),
+    /// High half of a pin's redirection entry.
+    RteHigh(u32),
 }
 
-impl Rte {
-    pub fn encode(self) -> u64 {
-        u64::from(self.vector) | self.flags.bits() | (u64::from(self.dest) << 56)
-    }
-    pub fn decode(raw: u64) -> Rte {
-        Rte {
-            vector: raw as u8,
-            flags: RteFlags::from_bits_truncate(raw),
-            dest: (raw >> 56) as u8,
+impl Reg {
+    fn index(self) -> u32 {
+        match self {
+            Reg::Id => 0x00,
+            Reg::Version => 0x01,
+            Reg::RteLow(pin) => 0x10 + 2 * pin,
+            Reg::RteHigh(pin) => 0x11 + 2 * pin,
         }
     }
 }
+
+/// Size of the register window to map.
+const WINDOW_SIZE: u64 = 0x20;
 
 pub struct IoApic {
     pub entry: IoApicEntry,
     regs: Mmio,
     pins: u32,
     /// Serialises IOREGSEL/IOWIN pairs. Lock order: innermost (taken under the
-    /// descriptor lock when a chip masks/unmasks).
+    /// descriptor lock of whichever irq the core is driving on this chip).
     lock: spin::Mutex<()>,
 }
 
 impl IoApic {
-    fn read(&self, reg: u32) -> u32 {
+    fn read(&self, reg: Reg) -> u32 {
         let _g = self.lock.lock();
-        self.regs.write32(IOREGSEL, reg);
-        self.regs.read32(IOWIN)
-    }
-    fn write(&self, reg: u32, value: u32) {
-        let _g = self.lock.lock();
-        self.regs.write32(IOREGSEL, reg);
-        self.regs.write32(IOWIN, value);
+        self.regs.write32(Window::RegSel as u64, reg.index());
+        self.regs.read32(Window::Data as u64)
     }
 
-    /// The id the chip itself reports (bits 27:24 of register 0).
+    fn write(&self, reg: Reg, value: u32) {
+        let _g = self.lock.lock();
+        self.regs.write32(Window::RegSel as u64, reg.index());
+        self.regs.write32(Window::Data as u64, value);
+    }
+
+    /// The id the chip itself reports (bits 27:24 of IOAPICID).
     pub fn hw_id(&self) -> u8 {
-        ((self.read(REG_ID) >> 24) & 0x0f) as u8
+        ((self.read(Reg::Id) >> 24) & 0x0f) as u8
     }
     pub fn version(&self) -> u8 {
-        self.read(REG_VERSION) as u8
+        self.read(Reg::Version) as u8
     }
     pub fn pins(&self) -> u32 {
         self.pins
@@ -80,43 +80,27 @@ impl IoApic {
     pub fn gsi_range(&self) -> core::ops::Range<u32> {
         self.entry.gsi_base..self.entry.gsi_base + self.pins
     }
-
     pub fn read_rte(&self, pin: u32) -> Rte {
-        let lo = self.read(REG_REDTBL + 2 * pin);
-        let hi = self.read(REG_REDTBL + 2 * pin + 1);
-        Rte::decode(u64::from(lo) | (u64::from(hi) << 32))
+        Rte {
+            low: self.read(Reg::RteLow(pin)),
+            high: self.read(Reg::RteHigh(pin)),
+        }
     }
+}
 
-    /// Writes an entry. Masks first and writes the low half (which holds the mask) last,
-    /// so the pin is never live with a half-written entry.
-    pub fn write_rte(&self, pin: u32, rte: Rte) {
-        let raw = rte.encode();
-        let _g = self.lock.lock();
-        self.regs.write32(IOREGSEL, REG_REDTBL + 2 * pin);
-        self.regs.write32(IOWIN, RteFlags::MASKED.bits() as u32);
-        self.regs.write32(IOREGSEL, REG_REDTBL + 2 * pin + 1);
-        self.regs.write32(IOWIN, (raw >> 32) as u32);
-        self.regs.write32(IOREGSEL, REG_REDTBL + 2 * pin);
-        self.regs.write32(IOWIN, raw as u32);
+/// The core's I/O APIC chip writes entries through this, one register per call.
+impl RteStorage for &'static IoApic {
+    fn pins(&self) -> u32 {
+        self.pins
     }
-
-    /// Writes only the low half (vector, flags, mask): one register write, atomic for
-    /// the chip. Used for single-word steps of an affinity change.
-    pub fn write_low(&self, pin: u32, rte: Rte) {
-        self.write(REG_REDTBL + 2 * pin, rte.encode() as u32);
+    fn read(&self, pin: u32) -> Rte {
+        self.read_rte(pin)
     }
-
-    /// Writes only the high half (destination APIC id).
-    pub fn write_dest(&self, pin: u32, dest: u8) {
-        self.write(REG_REDTBL + 2 * pin + 1, u32::from(dest) << 24);
+    fn write_low(&self, pin: u32, value: u32) {
+        self.write(Reg::RteLow(pin), value);
     }
-
-    pub fn set_masked(&self, pin: u32, masked: bool) {
-        let mut rte = self.read_rte(pin);
-        rte.flags.set(RteFlags::MASKED, masked);
-        let _g = self.lock.lock();
-        self.regs.write32(IOREGSEL, REG_REDTBL + 2 * pin);
-        self.regs.write32(IOWIN, rte.encode() as u32);
+    fn write_high(&self, pin: u32, value: u32) {
+        self.write(Reg::RteHigh(pin), value);
     }
 }
 
@@ -133,7 +117,7 @@ pub fn init(entries: &[IoApicEntry]) {
     IOAPICS.call_once(|| {
         let mut v = Vec::new();
         for e in entries {
-            let regs = match mmio::map(e.address, 0x20) {
+            let regs = match mmio::map(e.address, WINDOW_SIZE) {
                 Ok(m) => m,
                 Err(err) => {
                     crate::error!("I/O APIC {} at {:#x}: {}", e.id, e.address, err);
@@ -146,16 +130,10 @@ pub fn init(entries: &[IoApicEntry]) {
                 pins: 0,
                 lock: spin::Mutex::new(()),
             };
-            io.pins = ((io.read(REG_VERSION) >> 16) & 0xff) + 1;
+            io.pins = ((io.read(Reg::Version) >> 16) & 0xff) + 1;
             for pin in 0..io.pins {
-                io.write_rte(
-                    pin,
-                    Rte {
-                        vector: 0,
-                        flags: RteFlags::MASKED,
-                        dest: 0,
-                    },
-                );
+                io.write(Reg::RteLow(pin), low::MASKED);
+                io.write(Reg::RteHigh(pin), 0);
             }
             crate::log!(
                 "I/O APIC {} at {:#x}: version {:#x}, {} pins, GSIs {}..{}",
@@ -178,4 +156,9 @@ pub fn lookup(gsi: u32) -> Option<(&'static IoApic, u32)> {
         .iter()
         .find(|io| io.gsi_range().contains(&gsi))
         .map(|io| (io, gsi - io.entry.gsi_base))
+}
+
+/// The I/O APIC with MADT id `id`.
+pub fn by_id(id: u8) -> Option<&'static IoApic> {
+    all().iter().find(|io| io.entry.id == id)
 }

@@ -114,7 +114,7 @@ pub fn run(n: usize, count: u64) -> Result<DispatchRun, alloc::string::String> {
     let mut irqs: Vec<Virq> = Vec::new();
     let cleanup = |irqs: &[Virq]| {
         for &v in irqs {
-            if let Err(e) = crate::irq::free_vector_irq(v) {
+            if let Err(e) = crate::irq::free_irq(v) {
                 crate::warn!("bench: irq {} not freed: {}", v, e);
             }
         }

@@ -16,8 +16,8 @@ use stats::Summary;
 
 pub static COMMANDS: &[Command] = &[Command {
     name: "bench",
-    args: "dispatch [COUNT]",
-    help: "measure interrupt dispatch (device irq vs an EOI-only floor) on 1, 2, 4 .. all CPUs at once",
+    args: "[dispatch [COUNT]]",
+    help: "run the benchmarks (all, or one by name), each figure beside its floor",
     run: cmd_bench,
 }];
 
@@ -36,7 +36,11 @@ fn cmd_bench(args: &[&str]) -> Result<(), String> {
                 .ok_or_else(|| alloc::format!("COUNT must be 100..={MAX_COUNT}, not '{n}'"))?;
             bench_dispatch(count)
         }
-        [] => Err(String::from("which benchmark? (dispatch)")),
+        [] => {
+            bench_dispatch(DEFAULT_COUNT)?;
+            println!("bench: done");
+            Ok(())
+        }
         [other, ..] => Err(alloc::format!("unknown benchmark '{other}'")),
     }
 }

@@ -150,14 +150,15 @@ fn cmd_irq(args: &[&str]) -> Result<(), String> {
         let levels = core.irq_levels(virq).map_err(|e| alloc::format!("{e}"))?;
         for (i, l) in levels.iter().enumerate() {
             print!("  level {}: {:<14} chip {:<8} hwirq {}", i, l.domain, l.chip, l.hwirq);
-            if l.domain.starts_with("IO-APIC")
-                && let Some(io) = crate::apic::ioapic::all().iter().find(|io| alloc::format!("IO-APIC-{}", io.entry.id) == l.domain) {
-                    let rte = io.read_rte(l.hwirq as u32);
-                    print!("  RTE: vector {:#04x} dest {} {:?}", rte.vector, rte.dest, rte.flags);
-                }
+            if i == 0
+                && let sluice_irq_core::IrqSource::IoApic { id, pin, .. } = d.source
+                && let Some(io) = crate::apic::ioapic::by_id(id)
+            {
+                print!("  RTE {}", io.read_rte(pin));
+            }
             println!();
         }
-        let v = core.vector.irq(virq).map_err(|e| alloc::format!("{e}"))?;
+        let v = core.vector_irq(virq).map_err(|e| alloc::format!("{e}"))?;
         let state = match v.state {
             VectorState::Active => "active",
             VectorState::Reserved => "reserved",
@@ -181,32 +182,34 @@ fn cmd_irq(args: &[&str]) -> Result<(), String> {
 fn cmd_vectors(args: &[&str]) -> Result<(), String> {
     no_args(args)?;
     crate::irq::with_core(|core| {
-        let m = core.vector.matrix();
-        println!(
-            "{:>4} {:>7} {:>9} {:>9} {:>8}",
-            "CPU", "online", "allocated", "available", "managed"
-        );
-        for cpu in 0..m.nr_cpus() {
-            if let Ok(s) = m.cpu_stats(cpu as CpuId) {
-                println!(
-                    "{:>4} {:>7} {:>9} {:>9} {:>8}",
-                    cpu,
-                    if m.is_online(cpu as CpuId) {
-                        "yes"
-                    } else {
-                        "no"
-                    },
-                    s.allocated,
-                    s.available,
-                    s.managed
-                );
+        core.vector_view(|v| {
+            let m = v.matrix();
+            println!(
+                "{:>4} {:>7} {:>9} {:>9} {:>8}",
+                "CPU", "online", "allocated", "available", "managed"
+            );
+            for cpu in 0..m.nr_cpus() {
+                if let Ok(s) = m.cpu_stats(cpu as CpuId) {
+                    println!(
+                        "{:>4} {:>7} {:>9} {:>9} {:>8}",
+                        cpu,
+                        if m.is_online(cpu as CpuId) {
+                            "yes"
+                        } else {
+                            "no"
+                        },
+                        s.allocated,
+                        s.available,
+                        s.managed
+                    );
+                }
             }
-        }
-        println!(
-            "global: {} available, {} reserved",
-            m.global_available(),
-            m.global_reserved()
-        );
+            println!(
+                "global: {} available, {} reserved",
+                m.global_available(),
+                m.global_reserved()
+            );
+        })
     })
     .map_err(|e| alloc::format!("{e}"))
 }

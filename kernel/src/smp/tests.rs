@@ -27,9 +27,8 @@ pub static TESTS: &[Test] = &[
 /// Without interrupt remapping an RTE or MSI names 8-bit APIC ids and 0xff broadcasts:
 /// the boundary is the same for starting CPUs and for programming I/O APIC entries.
 fn device_interrupts_reach_apic_ids_0_to_254_only() -> TestResult {
-    use crate::irq::ioapic_domain::IoApicDomain;
     use sluice_irq_core::Vector;
-    use sluice_irq_core::hw::Target;
+    use sluice_irq_core::msi::{CompatMsi, DestFormat, compose};
     for (apic, reachable) in [
         (0, true),
         (254, true),
@@ -44,17 +43,24 @@ fn device_interrupts_reach_apic_ids_0_to_254_only() -> TestResult {
             apic,
             started.err()
         );
-        let target = Target {
-            cpu: 1,
-            apic_id: apic,
-            vector: Vector(0x40),
-        };
-        let dest = IoApicDomain::dest_of(&target);
+        // What the I/O APIC chip writes into an RTE (and an MSI carries) is composed
+        // here; an id that does not fit must be refused, never truncated.
+        let msg = compose(&CompatMsi::fixed(apic, Vector(0x40)), DestFormat::XApic);
+        let entry = msg.map(|m| {
+            sluice_irq_core::ioapic::Rte::from_msg(
+                &m,
+                sluice_irq_core::ioapic::Line {
+                    trigger: sluice_irq_core::msi::Trigger::Edge,
+                    polarity: sluice_irq_core::Polarity::ActiveHigh,
+                },
+                false,
+            )
+        });
         check!(
-            dest.is_ok() == reachable && dest.map_or(true, |d| u32::from(d) == apic),
+            entry.is_ok() == reachable && entry.map_or(true, |e| e.dest() == apic),
             "APIC id {}: RTE destination {:?}",
             apic,
-            dest
+            entry
         );
     }
     let err = super::ap::check_addressable(300).unwrap_err();

@@ -11,17 +11,20 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use sluice_irq_core::affinity::{Step, StepPlan};
+use sluice_irq_core::affinity::{MsiPath, Step, StepPlan, Word, msi_words, plan_msi_update};
 use sluice_irq_core::chip::{AffinityMsgs, Chip, ChipOp, HwIrq, LevelCtx};
 use sluice_irq_core::desc::IrqReturn;
-use sluice_irq_core::domain::{Domain, FwSpec};
-use sluice_irq_core::flow::Dispatch;
+use sluice_irq_core::domain::Domain;
+use sluice_irq_core::flow::{Dispatch, FlowEnd};
 use sluice_irq_core::hw::{LocalApic, Target};
+use sluice_irq_core::ioapic::{Rte, RteStorage};
 use sluice_irq_core::msi::{MsiCaps, MsiMsg, MsiStorage, Trigger, decode};
+use sluice_irq_core::msidomain::MsiDomain;
 use sluice_irq_core::vector::{VECTOR_CLEANUP_VECTOR, Vector};
-use sluice_irq_core::{IrqCore, IrqError, Virq};
+use sluice_irq_core::{IrqCore, IrqError, IrqSource, Virq};
 
 pub type Token = u32;
 
@@ -43,9 +46,18 @@ pub struct Device {
     pub masked: bool,
     /// PCI pending bit: set when firing while masked, sent on unmask.
     pub pending: Option<Token>,
-    /// An I/O APIC edge input rather than an MSI: while its RTE is masked an edge is
-    /// simply not seen (no pending bit), which the sim records as a loss.
-    pub rte: bool,
+    /// An I/O APIC input rather than an MSI: the wire's electrical settings; the message
+    /// is whatever the redirection entry `rte` says when the edge comes.
+    pub wire: Option<Wire>,
+    /// The redirection entry's two registers (I/O APIC inputs only).
+    pub rte: Rte,
+}
+
+/// How an I/O APIC input is wired on the board.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Wire {
+    pub active_low: bool,
+    pub level: bool,
 }
 
 #[derive(Default, Debug)]
@@ -82,6 +94,16 @@ pub struct Machine {
     pub redeliver_from_irr_hit: bool,
     /// (cpu, vector) of the last `irr_pending` that answered yes.
     pub last_irr_hit: Option<(usize, u8)>,
+    /// Firings that arrived while their irq's handler ran elsewhere (or it was disabled)
+    /// and that the flow left pending: settled when a handler of that irq next runs.
+    pub pending_tokens: BTreeMap<Virq, Vec<Token>>,
+    /// Devices whose irq the flow masked and left pending for a replay: an edge their
+    /// masked I/O APIC input drops meanwhile is covered by the replayed handler run, which
+    /// services whatever the device has outstanding (edge semantics; Linux's
+    /// `handle_edge_irq` relies on the same).
+    pub replay_armed: std::collections::BTreeSet<usize>,
+    /// Firings covered that way, by device, settled by the replayed handler run.
+    pub replay_tokens: BTreeMap<usize, Vec<Token>>,
 }
 
 pub type Shared = Arc<Mutex<Machine>>;
@@ -106,6 +128,19 @@ impl Machine {
     pub fn add_device(&mut self, maskable: bool) -> usize {
         self.devices.push(Device {
             maskable,
+            ..Device::default()
+        });
+        self.devices.len() - 1
+    }
+
+    /// An I/O APIC input wired as `wire` (its entry starts masked, as at reset).
+    pub fn add_ioapic_line(&mut self, wire: Wire) -> usize {
+        self.devices.push(Device {
+            wire: Some(wire),
+            rte: Rte {
+                low: sluice_irq_core::ioapic::low::MASKED,
+                high: 0,
+            },
             ..Device::default()
         });
         self.devices.len() - 1
@@ -168,10 +203,45 @@ impl Machine {
         self.token_dev.push(dev);
         self.handled.push(0);
         let d = &mut self.devices[dev];
-        if d.rte && d.masked {
-            self.failures.push(format!(
-                "token {token}: edge at masked RTE of device {dev} not seen"
-            ));
+        if let Some(wire) = d.wire {
+            let e = d.rte;
+            let why = if e.masked() {
+                Some("edge at a masked RTE not seen")
+            } else if e.active_low() != wire.active_low {
+                Some("RTE polarity does not match the wire: the edge is not seen")
+            } else if e.level() != wire.level {
+                Some("RTE trigger mode does not match the wire")
+            } else {
+                None
+            };
+            if e.masked() && self.replay_armed.contains(&dev) {
+                self.replay_tokens.entry(dev).or_default().push(token);
+                return token;
+            }
+            if let Some(why) = why {
+                self.failures
+                    .push(format!("token {token}: device {dev}: {why}"));
+                return token;
+            }
+            // The I/O APIC sends what its entry says, as an MSI would (the core derives
+            // entries from messages the same way).
+            let msg = if e.remappable() {
+                MsiMsg {
+                    addr_lo: 0xFEE0_0000
+                        | u32::from(e.handle() & 0x7fff) << 5
+                        | 1 << 4
+                        | u32::from(e.handle() >> 15) << 2,
+                    addr_hi: 0,
+                    data: u32::from(e.vector()),
+                }
+            } else {
+                sluice_irq_core::msi::compose(
+                    &sluice_irq_core::msi::CompatMsi::fixed(e.dest(), Vector(e.vector())),
+                    sluice_irq_core::msi::DestFormat::ExtDest15,
+                )
+                .unwrap_or_default()
+            };
+            self.post(msg, Some(token));
             return token;
         }
         if d.maskable && d.masked {
@@ -328,29 +398,29 @@ impl MsiStorage for SimMsiStorage {
             addr64: true,
         }
     }
-    fn write_addr_lo(&mut self, _i: u32, v: u32) {
+    fn write_addr_lo(&self, _i: u32, v: u32) {
         let mut m = self.m.lock().unwrap();
         m.devices[self.dev].msg.addr_lo = v;
         m.after_write();
     }
-    fn write_addr_hi(&mut self, _i: u32, v: u32) {
+    fn write_addr_hi(&self, _i: u32, v: u32) {
         let mut m = self.m.lock().unwrap();
         m.devices[self.dev].msg.addr_hi = v;
         m.after_write();
     }
-    fn write_data(&mut self, _i: u32, v: u32) {
+    fn write_data(&self, _i: u32, v: u32) {
         let mut m = self.m.lock().unwrap();
         m.devices[self.dev].msg.data = v;
         m.after_write();
     }
-    fn mask(&mut self, _i: u32) -> sluice_irq_core::Result<()> {
+    fn mask(&self, _i: u32) -> sluice_irq_core::Result<()> {
         if !self.maskable {
             return Err(IrqError::Unsupported);
         }
         self.m.lock().unwrap().devices[self.dev].masked = true;
         Ok(())
     }
-    fn unmask(&mut self, _i: u32) -> sluice_irq_core::Result<()> {
+    fn unmask(&self, _i: u32) -> sluice_irq_core::Result<()> {
         if !self.maskable {
             return Err(IrqError::Unsupported);
         }
@@ -372,25 +442,32 @@ impl MsiStorage for SimMsiStorage {
 /// irq, remappable messages (handle = hwirq), affinity by rewriting the IRTE in one update.
 pub struct SimIrDomain {
     pub m: Shared,
-    pub next: u32,
+    pub next: AtomicU32,
+}
+
+impl SimIrDomain {
+    pub fn new(m: &Shared) -> Self {
+        Self {
+            m: m.clone(),
+            next: AtomicU32::new(0),
+        }
+    }
 }
 
 impl Domain for SimIrDomain {
     fn size(&self) -> u32 {
         65536
     }
-    fn translate(&self, _s: &FwSpec) -> sluice_irq_core::Result<(HwIrq, Trigger)> {
-        Ok((0, Trigger::Edge))
+    fn translate(&self, s: &IrqSource) -> sluice_irq_core::Result<(HwIrq, Trigger)> {
+        Ok((0, s.trigger()))
     }
-    fn alloc(&mut self, _v: Virq, nr: u32, _s: &FwSpec) -> sluice_irq_core::Result<HwIrq> {
-        let h = self.next;
-        self.next += nr;
-        Ok(h as HwIrq)
+    fn alloc(&self, _v: Virq, nr: u32, _s: &IrqSource) -> sluice_irq_core::Result<HwIrq> {
+        Ok(self.next.fetch_add(nr, Ordering::Relaxed) as HwIrq)
     }
-    fn free(&mut self, _v: Virq, h: HwIrq, _nr: u32) {
+    fn free(&self, _v: Virq, h: HwIrq, _nr: u32) {
         self.m.lock().unwrap().irte.remove(&(h as u32));
     }
-    fn activate(&mut self, d: &LevelCtx, _msg: &MsiMsg) -> sluice_irq_core::Result<()> {
+    fn activate(&self, d: &LevelCtx, _msg: &MsiMsg) -> sluice_irq_core::Result<()> {
         self.m
             .lock()
             .unwrap()
@@ -405,37 +482,36 @@ impl Chip for SimIrDomain {
         "INTEL-IR"
     }
     fn compose_msi_msg(
-        &mut self,
+        &self,
         d: &LevelCtx,
         _t: &Target,
     ) -> sluice_irq_core::Result<Option<MsiMsg>> {
-        // Remappable format: handle in bits 19:5, format bit 4 (VT-d §5.1.5.2).
+        // Remappable format: handle in bits 19:5, format bit 4 (VT-d §5.1.5.2); an I/O
+        // APIC's subhandle (the pin) in the data word.
+        let data = match d.source {
+            IrqSource::IoApic { pin, .. } => pin,
+            _ => 0,
+        };
         Ok(Some(MsiMsg {
             addr_lo: 0xFEE0_0000 | (d.hwirq as u32) << 5 | 1 << 4,
             addr_hi: 0,
-            data: 0,
+            data,
         }))
     }
     fn set_affinity(
-        &mut self,
+        &self,
         d: &LevelCtx,
-        old: &Target,
-        new: &Target,
         m: &AffinityMsgs,
     ) -> sluice_irq_core::Result<Option<StepPlan>> {
-        Ok(Some(sluice_irq_core::affinity::plan_msi_update(
-            sluice_irq_core::affinity::MsiPath::Remapped,
-            d.level,
+        Ok(Some(plan_msi_update(
+            MsiPath::Remapped,
+            d,
             d.hwirq as u32,
-            *old,
-            *new,
-            &m.old,
-            &m.new,
-            &m.intermediate,
+            m,
         )))
     }
     fn exec_step(
-        &mut self,
+        &self,
         d: &LevelCtx,
         _i: u32,
         step: &Step,
@@ -452,145 +528,267 @@ impl Chip for SimIrDomain {
             _ => Err(IrqError::Unsupported),
         }
     }
-    fn mask(&mut self, _d: &LevelCtx) -> sluice_irq_core::Result<ChipOp> {
+    fn mask(&self, _d: &LevelCtx) -> sluice_irq_core::Result<ChipOp> {
         Ok(ChipOp::Delegate)
     }
 }
 
-/// An I/O APIC with one edge-triggered input wired to device `dev`, modelled on the
-/// kernel's `ioapic_domain.rs`: the RTE's low half holds the vector (the "data" word), the
-/// high half the destination (the "address" word), each one 32-bit write, and a mask bit
-/// that makes the input ignore edges. Affinity uses the same two-step plan as the kernel.
-pub struct SimRteDomain {
+/// The redirection table of a simulated I/O APIC whose every pin is wired to one device:
+/// each register write lands at once, and the device may fire right after it. The chip
+/// driving it is the core's real [`sluice_irq_core::ioapic::IoApicDomain`].
+pub struct SimRteStorage {
     pub m: Shared,
     pub dev: usize,
 }
 
-impl Domain for SimRteDomain {
-    fn size(&self) -> u32 {
+impl RteStorage for SimRteStorage {
+    fn pins(&self) -> u32 {
         24
     }
-    fn translate(&self, _s: &FwSpec) -> sluice_irq_core::Result<(HwIrq, Trigger)> {
-        Ok((0, Trigger::Edge))
+    fn read(&self, _pin: u32) -> Rte {
+        self.m.lock().unwrap().devices[self.dev].rte
     }
-    fn alloc(&mut self, _v: Virq, _nr: u32, _s: &FwSpec) -> sluice_irq_core::Result<HwIrq> {
-        Ok(0)
-    }
-    fn free(&mut self, _v: Virq, _h: HwIrq, _nr: u32) {}
-    /// Programs the entry masked; the core unmasks when it starts the irq.
-    fn activate(&mut self, _d: &LevelCtx, msg: &MsiMsg) -> sluice_irq_core::Result<()> {
+    fn write_low(&self, _pin: u32, v: u32) {
         let mut m = self.m.lock().unwrap();
-        let d = &mut m.devices[self.dev];
-        d.msg = *msg;
-        d.masked = true;
-        Ok(())
+        m.devices[self.dev].rte.low = v;
+        m.after_write();
     }
-    fn deactivate(&mut self, d: &LevelCtx, msg: &MsiMsg) -> sluice_irq_core::Result<()> {
-        self.activate(d, msg)
+    fn write_high(&self, _pin: u32, v: u32) {
+        let mut m = self.m.lock().unwrap();
+        m.devices[self.dev].rte.high = v;
+        m.after_write();
     }
 }
 
-impl Chip for SimRteDomain {
+/// WRONG on purpose, for the counter-example only: an MSI domain whose affinity change
+/// rewrites address and data in one pass (on the old CPU with interrupts off, as the
+/// two-step path runs, so the difference is only the order of the writes). The core
+/// never builds such a plan; this test-only type builds it from the public step type.
+pub struct NaiveMsiDomain(pub MsiDomain<SimMsiStorage>);
+
+impl Domain for NaiveMsiDomain {
+    fn size(&self) -> u32 {
+        self.0.size()
+    }
+    fn translate(&self, s: &IrqSource) -> sluice_irq_core::Result<(HwIrq, Trigger)> {
+        self.0.translate(s)
+    }
+    fn alloc(&self, v: Virq, nr: u32, s: &IrqSource) -> sluice_irq_core::Result<HwIrq> {
+        self.0.alloc(v, nr, s)
+    }
+    fn free(&self, v: Virq, h: HwIrq, nr: u32) {
+        self.0.free(v, h, nr)
+    }
+    fn activate(&self, d: &LevelCtx, msg: &MsiMsg) -> sluice_irq_core::Result<()> {
+        self.0.activate(d, msg)
+    }
+}
+
+impl Chip for NaiveMsiDomain {
     fn name(&self) -> &str {
-        "IO-APIC"
-    }
-    fn mask(&mut self, _d: &LevelCtx) -> sluice_irq_core::Result<ChipOp> {
-        self.m.lock().unwrap().devices[self.dev].masked = true;
-        Ok(ChipOp::Done)
-    }
-    fn unmask(&mut self, _d: &LevelCtx) -> sluice_irq_core::Result<ChipOp> {
-        self.m.lock().unwrap().devices[self.dev].masked = false;
-        Ok(ChipOp::Done)
+        "NAIVE-MSI"
     }
     fn set_affinity(
-        &mut self,
+        &self,
         d: &LevelCtx,
-        old: &Target,
-        new: &Target,
         m: &AffinityMsgs,
     ) -> sluice_irq_core::Result<Option<StepPlan>> {
-        Ok(Some(sluice_irq_core::affinity::plan_msi_update(
-            sluice_irq_core::affinity::MsiPath::NonMaskable,
-            d.level,
-            0,
-            *old,
-            *new,
-            &m.old,
-            &m.new,
-            &m.intermediate,
-        )))
+        let steps = msi_words(&m.old)
+            .into_iter()
+            .zip(msi_words(&m.new))
+            .filter(|(a, b)| a.1 != b.1)
+            .map(|(_, (w, v)): (_, (Word, u32))| Step::Write(w, v))
+            .collect();
+        Ok(Some(StepPlan {
+            level: d.level,
+            index: 0,
+            run_on: Some(m.old_target.cpu),
+            irqs_off: true,
+            steps,
+        }))
     }
     fn exec_step(
-        &mut self,
-        _d: &LevelCtx,
-        _i: u32,
+        &self,
+        d: &LevelCtx,
+        i: u32,
         step: &Step,
-        _msg: &MsiMsg,
+        msg: &MsiMsg,
     ) -> sluice_irq_core::Result<()> {
-        let mut m = self.m.lock().unwrap();
-        match *step {
-            Step::WriteData(v) => m.devices[self.dev].msg.data = v,
-            Step::WriteAddrLo(v) => m.devices[self.dev].msg.addr_lo = v,
-            Step::WriteAddrHi(_) => return Ok(()),
-            Step::Mask => m.devices[self.dev].masked = true,
-            Step::Unmask => m.devices[self.dev].masked = false,
-            _ => return Err(IrqError::InvalidArgument),
-        }
-        m.after_write();
-        Ok(())
+        self.0.exec_step(d, i, step, msg)
     }
 }
 
-/// Deliver the highest deliverable interrupt on `cpu` through the core, settling tokens.
-/// `handlers`: handler token (given to request_irq) -> device index.
-pub fn deliver(core: &mut IrqCore, m: &Shared, cpu: usize) -> bool {
-    let (vector, tokens) = {
-        let mut mm = m.lock().unwrap();
-        let Some(v) = mm.deliverable(cpu) else {
-            return false;
-        };
-        let tokens = mm.cpus[cpu].irr.remove(&v).unwrap_or_default();
-        mm.cpus[cpu].isr.push(v);
-        (v, tokens)
-    };
-    let mut apic = SimApic { m: m.clone(), cpu };
-    let mut ran_for: Vec<u64> = Vec::new();
-    let d = core.handle_vector(Vector(vector), &mut apic, &mut |_virq, token| {
-        ran_for.push(token);
-        IrqReturn::Handled
-    });
-    let mut mm = m.lock().unwrap();
-    match d {
-        Dispatch::System(v) if v == VECTOR_CLEANUP_VECTOR => {
-            drop(mm);
-            let out = core.vector_cleanup(&mut apic);
-            apic.eoi();
-            let mut mm = m.lock().unwrap();
-            if out.retry > 0 {
-                mm.cleanup_retries += 1;
-                mm.cleanup_pending_timer[cpu] = true;
-            }
-            return true;
-        }
-        Dispatch::System(_) => {
-            drop(mm);
-            apic.eoi();
-            return true;
-        }
-        Dispatch::Spurious { .. } => mm.spurious_seen += 1,
-        _ => {}
+/// WRONG on purpose, for the hotplug counter-example only: a local APIC that stops
+/// reporting its IRR once the core says it is about to scan it for re-delivery
+/// ([`LocalApic::before_irr_scan`]) — exactly as if step 4 of the migration were left out.
+pub struct NoRedeliveryApic {
+    pub inner: SimApic,
+    pub scanning: bool,
+}
+
+impl LocalApic for NoRedeliveryApic {
+    fn current_cpu(&self) -> u32 {
+        self.inner.current_cpu()
     }
+    fn eoi(&mut self) {
+        self.inner.eoi()
+    }
+    fn irr_pending(&self, v: Vector) -> bool {
+        !self.scanning && self.inner.irr_pending(v)
+    }
+    fn send_ipi(&mut self, cpu: u32, v: Vector) {
+        self.inner.send_ipi(cpu, v)
+    }
+    fn now_ns(&self) -> u64 {
+        self.inner.now_ns()
+    }
+    fn before_irr_scan(&mut self) {
+        self.scanning = true;
+    }
+}
+
+/// An interrupt a CPU has begun and whose handler has not returned yet: the CPU runs it
+/// with interrupts off (an interrupt gate), so it takes nothing else meanwhile.
+#[derive(Clone, Debug)]
+pub struct InFlight {
+    pub cpu: usize,
+    pub vector: u8,
+    pub virq: Virq,
+    pub token: u64,
+    /// Device firings riding on the delivered IRR bit.
+    pub tokens: Vec<Token>,
+}
+
+/// Settle `tokens` delivered on `cpu`/`vector` after the handlers in `ran_for` ran.
+fn settle(
+    mm: &mut Machine,
+    cpu: usize,
+    vector: u8,
+    tokens: Vec<Token>,
+    ran_for: &[u64],
+    what: &str,
+) {
     for t in tokens {
         let dev = mm.token_dev[t as usize] as u64;
         if ran_for.contains(&dev) {
             mm.handled[t as usize] += 1;
         } else if ran_for.is_empty() {
-            mm.failures.push(format!("token {t} (device {dev}) delivered to cpu {cpu} vector {vector:#x} with no handler ({d:?})"));
+            mm.failures.push(format!(
+                "token {t} (device {dev}) delivered to cpu {cpu} vector {vector:#x} with no handler ({what})"
+            ));
         } else {
-            mm.failures.push(format!("token {t} (device {dev}) misrouted on cpu {cpu} vector {vector:#x} to handler {ran_for:?}"));
+            mm.failures.push(format!(
+                "token {t} (device {dev}) misrouted on cpu {cpu} vector {vector:#x} to handler {ran_for:?}"
+            ));
         }
     }
-    true
+}
+
+/// Take the highest deliverable interrupt on `cpu` into the core's entry half. Returns
+/// `None` if nothing was deliverable, `Some(None)` if the entry dealt with it (system
+/// vector, spurious, ignored, or left pending for a replay), and `Some(Some(f))` if a
+/// handler must now run: finish it with [`end_delivery`].
+pub fn begin_delivery(core: &IrqCore, m: &Shared, cpu: usize) -> Option<Option<InFlight>> {
+    let (vector, tokens) = {
+        let mut mm = m.lock().unwrap();
+        let v = mm.deliverable(cpu)?;
+        let tokens = mm.cpus[cpu].irr.remove(&v).unwrap_or_default();
+        mm.cpus[cpu].isr.push(v);
+        (v, tokens)
+    };
+    let mut apic = SimApic { m: m.clone(), cpu };
+    let routed = core.slot(cpu as u32, Vector(vector));
+    let d = core.begin_vector(Vector(vector), &mut apic);
+    match d {
+        Dispatch::System(v) => {
+            let out = (v == VECTOR_CLEANUP_VECTOR).then(|| core.vector_cleanup(&mut apic));
+            apic.eoi();
+            let mut mm = m.lock().unwrap();
+            if out.is_some_and(|o| o.retry > 0) {
+                mm.cleanup_retries += 1;
+                mm.cleanup_pending_timer[cpu] = true;
+            }
+            Some(None)
+        }
+        Dispatch::Run { virq, token } => {
+            m.lock().unwrap().cpus[cpu].irqs_on = false;
+            Some(Some(InFlight {
+                cpu,
+                vector,
+                virq,
+                token,
+                tokens,
+            }))
+        }
+        Dispatch::Spurious { .. } | Dispatch::Done => {
+            let mut mm = m.lock().unwrap();
+            if matches!(d, Dispatch::Spurious { .. }) {
+                mm.spurious_seen += 1;
+            }
+            // Arrived while its handler ran elsewhere (or while disabled): the flow left
+            // it pending, and whoever replays it handles these firings.
+            if let sluice_irq_core::routes::Slot::Irq(virq) = routed
+                && let Ok(desc) = core.desc(virq)
+                && desc.state.pending
+            {
+                mm.pending_tokens.entry(virq).or_default().extend(tokens);
+                if let Some(dev) = desc.action {
+                    mm.replay_armed.insert(dev as usize);
+                }
+                return Some(None);
+            }
+            settle(&mut mm, cpu, vector, tokens, &[], &format!("{d:?}"));
+            Some(None)
+        }
+    }
+}
+
+/// Run the handler of an interrupt begun with [`begin_delivery`] (and any replays the
+/// exit half asks for), then the exit half; the CPU takes interrupts again.
+pub fn end_delivery(core: &IrqCore, m: &Shared, f: InFlight) {
+    let mut apic = SimApic {
+        m: m.clone(),
+        cpu: f.cpu,
+    };
+    let mut ran_for = vec![f.token];
+    let mut tokens = f.tokens;
+    // The handler services whatever its device has pending, replays included.
+    tokens.extend(
+        m.lock()
+            .unwrap()
+            .pending_tokens
+            .remove(&f.virq)
+            .unwrap_or_default(),
+    );
+    while let Ok(FlowEnd::RunAgain { token }) = core.end_irq(f.virq, IrqReturn::Handled, &mut apic)
+    {
+        // The replay: the line is unmasked again, and this run covers what was pending.
+        ran_for.push(token);
+        let mut mm = m.lock().unwrap();
+        mm.replay_armed.remove(&(token as usize));
+        let covered = mm
+            .replay_tokens
+            .remove(&(token as usize))
+            .unwrap_or_default();
+        tokens.extend(covered);
+        tokens.extend(mm.pending_tokens.remove(&f.virq).unwrap_or_default());
+    }
+    let mut mm = m.lock().unwrap();
+    mm.cpus[f.cpu].irqs_on = true;
+    settle(&mut mm, f.cpu, f.vector, tokens, &ran_for, "handler ran");
+}
+
+/// Deliver the highest deliverable interrupt on `cpu` through the core, entry and exit
+/// back to back, settling tokens. Handler tokens are device indices.
+pub fn deliver(core: &IrqCore, m: &Shared, cpu: usize) -> bool {
+    match begin_delivery(core, m, cpu) {
+        None => false,
+        Some(None) => true,
+        Some(Some(f)) => {
+            end_delivery(core, m, f);
+            true
+        }
+    }
 }
 
 /// One thing that can happen next in a two-CPU schedule: the test's own script moves a
@@ -642,7 +840,7 @@ pub fn enabled_events(m: &Shared, script_pending: bool, fires_left: u32) -> Vec<
 
 /// Runs a hardware event (anything but `Script`, which belongs to the test): device 0
 /// fires, a CPU takes an interrupt through the core, or a tick retries cleanup.
-pub fn run_hardware_event(core: &mut IrqCore, m: &Shared, ev: Event, fires_left: &mut u32) {
+pub fn run_hardware_event(core: &IrqCore, m: &Shared, ev: Event, fires_left: &mut u32) {
     match ev {
         Event::Script => unreachable!("the test runs its own script"),
         Event::Fire => {

@@ -1,0 +1,154 @@
+//! The domain registry: which domains exist, who is whose parent, and how many irqs have
+//! a level in each. Protected by the core's *domain lock*, the outermost interrupt lock
+//! (Linux's `irq_domain_mutex`): taken to allocate and free irqs and to add or remove
+//! domains, never on interrupt entry, which reaches each level's chip through the
+//! descriptor.
+
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use crate::domain::{DomainId, DomainInfo, DomainOps};
+use crate::error::{IrqError, Result};
+use crate::source::IrqSource;
+
+pub(crate) struct DomainNode {
+    pub(crate) name: String,
+    pub(crate) parent: Option<DomainId>,
+    /// `None` only for the root (the vector domain, built into the core).
+    pub(crate) ops: Option<Arc<dyn DomainOps>>,
+    /// Descriptors with a level in this domain.
+    pub(crate) allocated: u32,
+}
+
+/// Domains by id. A removed domain leaves a hole, so an id is never reused and a stale
+/// id can only ever fail.
+pub(crate) struct Registry {
+    nodes: Vec<Option<DomainNode>>,
+}
+
+impl Registry {
+    pub(crate) fn new() -> Self {
+        Self {
+            nodes: alloc::vec![Some(DomainNode {
+                name: String::from("VECTOR"),
+                parent: None,
+                ops: None,
+                allocated: 0,
+            })],
+        }
+    }
+
+    pub(crate) fn node(&self, id: DomainId) -> Result<&DomainNode> {
+        self.nodes
+            .get(id.0 as usize)
+            .and_then(|n| n.as_ref())
+            .ok_or(IrqError::UnknownDomain)
+    }
+
+    fn node_mut(&mut self, id: DomainId) -> Result<&mut DomainNode> {
+        self.nodes
+            .get_mut(id.0 as usize)
+            .and_then(|n| n.as_mut())
+            .ok_or(IrqError::UnknownDomain)
+    }
+
+    fn live(&self) -> impl Iterator<Item = (DomainId, &DomainNode)> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| n.as_ref().map(|n| (DomainId(i as u32), n)))
+    }
+
+    pub(crate) fn add(
+        &mut self,
+        name: &str,
+        parent: DomainId,
+        ops: Arc<dyn DomainOps>,
+    ) -> Result<DomainId> {
+        self.node(parent)?;
+        if self.by_name(name).is_some() {
+            return Err(IrqError::Busy);
+        }
+        self.nodes.push(Some(DomainNode {
+            name: String::from(name),
+            parent: Some(parent),
+            ops: Some(ops),
+            allocated: 0,
+        }));
+        Ok(DomainId(self.nodes.len() as u32 - 1))
+    }
+
+    /// Remove a domain that has no irqs and no children (a device's MSI domain goes
+    /// away with its last interrupt). The root cannot be removed.
+    pub(crate) fn remove(&mut self, id: DomainId) -> Result<()> {
+        let n = self.node(id)?;
+        if id == DomainId::VECTOR || n.allocated > 0 {
+            return Err(IrqError::Busy);
+        }
+        if self.live().any(|(_, c)| c.parent == Some(id)) {
+            return Err(IrqError::Busy);
+        }
+        self.nodes[id.0 as usize] = None;
+        Ok(())
+    }
+
+    pub(crate) fn by_name(&self, name: &str) -> Option<DomainId> {
+        self.live().find(|(_, n)| n.name == name).map(|(id, _)| id)
+    }
+
+    pub(crate) fn select(&self, source: &IrqSource) -> Option<DomainId> {
+        self.live()
+            .find(|(_, n)| n.ops.as_ref().is_some_and(|o| o.select(source)))
+            .map(|(id, _)| id)
+    }
+
+    /// Domains from `d` to the root (inclusive).
+    pub(crate) fn chain(&self, d: DomainId) -> Result<Vec<DomainId>> {
+        let mut v = Vec::new();
+        let mut cur = Some(d);
+        while let Some(id) = cur {
+            v.push(id);
+            cur = self.node(id)?.parent;
+            if v.len() > self.nodes.len() {
+                return Err(IrqError::InvalidState);
+            }
+        }
+        Ok(v)
+    }
+
+    pub(crate) fn count(&mut self, chain: &[DomainId], delta: i64) {
+        for &id in chain {
+            if let Ok(n) = self.node_mut(id) {
+                n.allocated = (i64::from(n.allocated) + delta).max(0) as u32;
+            }
+        }
+    }
+
+    /// The tree in depth-first order; the root's size is `root_size`.
+    pub(crate) fn tree(&self, root_size: u32) -> Vec<DomainInfo> {
+        let mut out = Vec::new();
+        self.tree_from(DomainId::VECTOR, 0, root_size, &mut out);
+        out
+    }
+
+    fn tree_from(&self, id: DomainId, depth: usize, root_size: u32, out: &mut Vec<DomainInfo>) {
+        let Ok(n) = self.node(id) else { return };
+        out.push(DomainInfo {
+            id,
+            name: n.name.clone(),
+            parent: n.parent,
+            depth,
+            size: n.ops.as_ref().map_or(root_size, |o| o.size()),
+            allocated: n.allocated,
+        });
+        let children: Vec<DomainId> = self
+            .live()
+            .filter(|(_, c)| c.parent == Some(id))
+            .map(|(cid, _)| cid)
+            .collect();
+        for c in children {
+            self.tree_from(c, depth + 1, root_size, out);
+        }
+    }
+}

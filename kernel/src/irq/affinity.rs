@@ -1,0 +1,100 @@
+//! Affinity changes from task context: the core moves the irq and returns the hardware
+//! plan; the plan runs on the CPU it names (the old target, for the two-step path) in
+//! a call-function IPI, with interrupts off there. A plan that cannot be delivered is
+//! withdrawn, so the irq stays where its hardware points.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+use sluice_irq_core::affinity::StepPlan;
+use sluice_irq_core::hw::Target;
+use sluice_irq_core::{CpuId, CpuMask, IrqError, Virq};
+
+use super::{KernelApic, with_core};
+
+/// What an affinity change did.
+pub struct AffinityChange {
+    pub old: Target,
+    pub new: Target,
+    /// Hardware steps executed (0: nothing stored depended on the target).
+    pub steps: usize,
+}
+
+/// Serialises affinity changes from task context, so one plan at a time is in flight
+/// to another CPU. Lock order: outermost.
+static AFFINITY: spin::Mutex<()> = spin::Mutex::new(());
+
+/// Serialises cross-CPU plan calls, which share one slot: affinity changes (under
+/// AFFINITY) and hotplug's restores. Lock order: after AFFINITY, before the core's locks.
+static REMOTE_CALL: spin::Mutex<()> = spin::Mutex::new(());
+
+/// The plan a remote CPU is asked to run, tagged with the number of its posting: a CPU
+/// that answers a call only after the caller gave up must not run a later posting's
+/// plan (on what would be the wrong CPU).
+static REMOTE_PLAN: spin::Mutex<Option<(u64, Virq, StepPlan)>> = spin::Mutex::new(None);
+static REMOTE_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// Call-function body: runs the posted plan here (interrupts are off in IPI context,
+/// which the two-step path requires) if it is still posting `seq`. Returns 0 on
+/// success, 1 if the posting is gone, 2 if the plan failed.
+fn run_posted_plan(seq: u64) -> u64 {
+    let posted = {
+        let mut slot = REMOTE_PLAN.lock();
+        match slot.as_ref() {
+            Some((s, _, _)) if *s == seq => slot.take(),
+            _ => None,
+        }
+    };
+    let Some((_, virq, plan)) = posted else {
+        return 1;
+    };
+    let mut apic = KernelApic;
+    match with_core(|c| c.run_plan(virq, &plan, &mut apic)) {
+        Ok(Ok(())) => 0,
+        _ => 2,
+    }
+}
+
+/// Runs `plan` where it must run: here with interrupts off, or on `plan.run_on` by a
+/// cross-CPU call. If the call never reached the plan (the CPU did not answer, or was
+/// busy), the plan is withdrawn: the irq goes back to the target its hardware still has.
+pub fn run_plan_on(virq: Virq, plan: StepPlan) -> Result<(), IrqError> {
+    let here = crate::cpu::current().index as CpuId;
+    let Some(cpu) = plan.run_on.filter(|&c| c != here) else {
+        let mut apic = KernelApic;
+        return with_core(|c| c.run_plan(virq, &plan, &mut apic))?;
+    };
+    let _serial = REMOTE_CALL.lock();
+    let seq = REMOTE_SEQ.fetch_add(1, Ordering::SeqCst);
+    *REMOTE_PLAN.lock() = Some((seq, virq, plan));
+    let r = crate::smp::ipi::call_on(cpu as usize, run_posted_plan, seq);
+    // Still posted: the remote CPU never took it, and never will (the sequence moved on).
+    let undelivered = REMOTE_PLAN.lock().take().is_some();
+    if undelivered {
+        with_core(|c| c.abort_plan(virq))??;
+    }
+    match r {
+        Ok(0) => Ok(()),
+        Ok(_) => Err(IrqError::InvalidState),
+        Err(crate::smp::ipi::CallError::Offline(_)) => Err(IrqError::OfflineTarget(cpu)),
+        // Timed out or still busy with an earlier call: retry later.
+        Err(_) => Err(IrqError::Busy),
+    }
+}
+
+/// Changes an irq's affinity and reprograms its hardware.
+pub fn set_affinity(
+    virq: Virq,
+    mask: &CpuMask,
+    force_new_vector: bool,
+) -> Result<AffinityChange, IrqError> {
+    let _serial = AFFINITY.lock();
+    let (old, new, plan) = with_core(|c| -> Result<_, IrqError> {
+        let old = c.vector_irq(virq)?.target;
+        let plan = c.set_affinity(virq, mask, force_new_vector)?;
+        Ok((old, c.vector_irq(virq)?.target, plan))
+    })??;
+    let steps = plan.as_ref().map_or(0, |p| p.steps.len());
+    if let Some(p) = plan {
+        run_plan_on(virq, p)?;
+    }
+    Ok(AffinityChange { old, new, steps })
+}
