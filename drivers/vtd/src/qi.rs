@@ -177,11 +177,20 @@ impl InvalidationQueue {
         Ok(())
     }
 
-    /// Waits for the queue to drain, then disables queued invalidation.
+    /// Submits a last wait descriptor, waits for the queue to drain, then disables
+    /// queued invalidation.
+    ///
+    /// The wait descriptor is for QEMU, which refuses to clear QIES unless the last
+    /// descriptor it processed was a wait — even when the queue was enabled and never
+    /// used (then it has processed none). Harmless on real units.
     pub fn disable<H>(&mut self, hw: &mut H) -> Result<(), Timeout>
     where
-        H: Registers + Clock + ?Sized,
+        H: Registers + QueueMemory + Clock + ?Sized,
     {
+        if self.enabled {
+            // A failure here shows up as the drain or QIES wait below timing out.
+            let _ = self.submit(hw, &[]);
+        }
         self.enabled = false;
         disable_queue(hw, self.budget)
     }
