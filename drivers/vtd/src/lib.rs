@@ -47,3 +47,8 @@ pub use registers::{
 };
 pub use source_id::{PciPath, SourceIdError, SourceValidation, Sq, Svt};
 pub use table::{IrteWrite, plan_write, store_irte, update_irte};
+
+/// The README's examples, compiled as doctests so they stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

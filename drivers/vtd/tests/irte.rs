@@ -40,91 +40,29 @@ fn base_entry_bits() {
 #[test]
 fn every_field_lands_in_its_bits() {
     let e = base();
-    check_field(
-        RemappedEntry {
-            fault_processing_disable: true,
-            ..e
-        },
-        1 << 1,
-        1 << 1,
-        0,
-    );
-    check_field(
-        RemappedEntry {
-            destination_mode: DestinationMode::Logical,
-            ..e
-        },
-        1 << 2,
-        1 << 2,
-        0,
-    );
-    check_field(
-        RemappedEntry {
-            redirection_hint: true,
-            ..e
-        },
-        1 << 3,
-        1 << 3,
-        0,
-    );
-    check_field(
-        RemappedEntry {
-            trigger: TriggerMode::Level,
-            ..e
-        },
-        1 << 4,
-        1 << 4,
-        0,
-    );
-    check_field(
-        RemappedEntry {
-            delivery: DeliveryMode::LowestPriority,
-            ..e
-        },
-        1 << 5,
-        1 << 5,
-        0,
-    );
-    check_field(
-        RemappedEntry {
-            available: 0xf,
-            ..e
-        },
-        0xf << 8,
-        0xf << 8,
-        0,
-    );
-    check_field(
-        RemappedEntry {
-            vector: 0x31 ^ 0xff,
-            ..e
-        },
-        0xff << 16,
-        0xff << 16,
-        0,
-    );
-    check_field(
-        RemappedEntry {
-            destination: 2 ^ 0xff,
-            ..e
-        },
-        0xff << 32,
-        0xff << 40,
-        0,
-    );
     let src = SourceValidation {
         svt: Svt::RequesterId,
         sq: Sq::IgnoreBits2To0,
         sid: 0xffff,
     };
-    check_field(
-        RemappedEntry { source: src, ..e },
-        0,
-        0,
-        0xffff | 3 << 16 | 1 << 18,
-    );
     let range = SourceValidation::bus_range(0, 0xff).unwrap();
-    check_field(RemappedEntry { source: range, ..e }, 0, 0, 0x00ff | 2 << 18);
+    // (entry, low bits that differ with EIM, without EIM, high bits that differ)
+    #[rustfmt::skip]
+    let fields = [
+        (RemappedEntry { fault_processing_disable: true, ..e }, 1 << 1, 1 << 1, 0),
+        (RemappedEntry { destination_mode: DestinationMode::Logical, ..e }, 1 << 2, 1 << 2, 0),
+        (RemappedEntry { redirection_hint: true, ..e }, 1 << 3, 1 << 3, 0),
+        (RemappedEntry { trigger: TriggerMode::Level, ..e }, 1 << 4, 1 << 4, 0),
+        (RemappedEntry { delivery: DeliveryMode::LowestPriority, ..e }, 1 << 5, 1 << 5, 0),
+        (RemappedEntry { available: 0xf, ..e }, 0xf << 8, 0xf << 8, 0),
+        (RemappedEntry { vector: 0x31 ^ 0xff, ..e }, 0xff << 16, 0xff << 16, 0),
+        (RemappedEntry { destination: 2 ^ 0xff, ..e }, 0xff << 32, 0xff << 40, 0),
+        (RemappedEntry { source: src, ..e }, 0, 0, 0xffff | 3 << 16 | 1 << 18),
+        (RemappedEntry { source: range, ..e }, 0, 0, 0x00ff | 2 << 18),
+    ];
+    for (entry, low_eim, low_xapic, high) in fields {
+        check_field(entry, low_eim, low_xapic, high);
+    }
 }
 
 #[test]

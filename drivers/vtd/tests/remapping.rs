@@ -186,12 +186,15 @@ fn multi_msi_reaches_consecutive_entries() {
     }
 }
 
+/// Prepares the unit and returns the message to send.
+type MakeMessage = Box<dyn Fn(&mut Unit) -> MsiMessage>;
+
 #[test]
 fn wrong_requests_and_entries_fault_with_qemus_reasons() {
     let mut u = unit(true);
     u.irt.insert(1, entry(0x41, 1, true));
     let good = RemappableMsi::shv(1).compose();
-    let cases: Vec<(&str, Box<dyn Fn(&mut Unit) -> MsiMessage>, u8)> = vec![
+    let cases: Vec<(&str, MakeMessage, u8)> = vec![
         (
             "address high",
             Box::new(move |_| MsiMessage {
