@@ -279,7 +279,14 @@ where
         }
     };
     let status = gcmd::status(hw);
-    let mut queue = queue.filter(|q| q.is_enabled() && status.contains(GlobalStatus::QIES));
+    let mut queue = match queue {
+        Some(q) if q.is_enabled() && status.contains(GlobalStatus::QIES) => Some(q),
+        Some(q) => {
+            q.mark_disabled();
+            None
+        }
+        None => None,
+    };
     if status.contains(GlobalStatus::IRES) {
         if let Some(q) = queue.as_deref_mut() {
             let r = q.invalidate_iec_global(hw).map_err(StepError::from);

@@ -24,7 +24,9 @@ use crate::gcmd;
 use crate::hw::{Clock, QueueMemory, Registers};
 use crate::poll::{PollBudget, Timeout, WaitingFor, poll_until};
 use crate::registers::queue::LayoutError;
-use crate::registers::{Command, ExtendedCapability, FaultStatus, Iqa, QueuePointer, offset};
+use crate::registers::{
+    Command, ExtendedCapability, FaultStatus, GlobalStatus, Iqa, QueuePointer, offset,
+};
 
 /// Why a submission failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +61,9 @@ pub enum QiError {
     HeadNotReset {
         head: usize,
     },
+    /// GSTS.QIES was already set when [`InvalidationQueue::enable`] was called: someone
+    /// else's queue is running (turn it off first with [`disable_queue`]).
+    AlreadyEnabled,
     Timeout(Timeout),
 }
 
@@ -101,6 +106,7 @@ impl fmt::Display for QiError {
             QiError::HeadNotReset { head } => {
                 write!(f, "IQH is slot {} after enabling the queue, not 0", head)
             }
+            QiError::AlreadyEnabled => write!(f, "queued invalidation is already enabled"),
             QiError::Timeout(t) => write!(f, "{}", t),
         }
     }
@@ -165,6 +171,10 @@ impl InvalidationQueue {
         if status & 3 != 0 {
             return Err(DescriptorError::StatusAddressMisaligned(status).into());
         }
+        // IQT = 0 under a running queue would send the unit through stale slots.
+        if gcmd::status(hw).contains(GlobalStatus::QIES) {
+            return Err(QiError::AlreadyEnabled);
+        }
         hw.write64(offset::IQT, 0);
         hw.write64(offset::IQA, self.iqa.0);
         gcmd::execute(hw, self.budget, Command::QueuedInvalidation(true))?;
@@ -175,6 +185,11 @@ impl InvalidationQueue {
         self.tail = 0;
         self.enabled = true;
         Ok(())
+    }
+
+    /// Forgets that the queue is enabled (the unit's QIES was found clear).
+    pub(crate) fn mark_disabled(&mut self) {
+        self.enabled = false;
     }
 
     /// Submits a last wait descriptor, waits for the queue to drain, then disables
@@ -405,7 +420,7 @@ pub fn disable_queue<H>(hw: &mut H, budget: PollBudget) -> Result<(), Timeout>
 where
     H: Registers + Clock + ?Sized,
 {
-    if !gcmd::status(hw).contains(crate::registers::GlobalStatus::QIES) {
+    if !gcmd::status(hw).contains(GlobalStatus::QIES) {
         return Ok(());
     }
     drain(hw, budget)?;

@@ -381,3 +381,15 @@ fn re_enabling_after_disable_works() {
     );
     assert_eq!(q.tail(), 2);
 }
+
+#[test]
+fn disable_forgets_a_queue_the_unit_already_dropped() {
+    let mut u = Unit::qemu();
+    let (r, mut q) = enable(&mut u, true);
+    r.unwrap();
+    // Something else (a reset, say) turned the unit off behind the driver's back.
+    u.gsts = 0;
+    u.qi_enabled = false;
+    disable_remapping(&mut u, Some(&mut q), BUDGET).unwrap();
+    assert!(!q.is_enabled());
+}

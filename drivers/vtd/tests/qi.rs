@@ -438,3 +438,17 @@ fn the_qemu_model_accepts_every_descriptor_the_crate_builds() {
     assert_eq!(u.processed.len(), 6);
     assert_eq!(u.ics & 1, 1);
 }
+
+#[test]
+fn enabling_over_a_running_queue_is_refused() {
+    let (mut u, mut q) = with_queue(Unit::qemu(), 0);
+    q.invalidate_iec_global(&mut u).unwrap();
+    let mut second = queue_for(&u, 0);
+    let before = u.log.len();
+    assert_eq!(second.enable(&mut u), Err(QiError::AlreadyEnabled));
+    assert_eq!(
+        u.log.len(),
+        before,
+        "IQT was not reset under the running queue"
+    );
+}

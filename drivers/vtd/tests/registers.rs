@@ -316,3 +316,37 @@ fn fault_recording_fields() {
         "FRCD 0x8000002200000018_0012000000000000: F 1, FR 0x22, SID 0x0018, FI 0x12000000000000, T1 0 T2 0, AT 0, PP 0 PV 0x0"
     );
 }
+
+#[test]
+fn snapshot_of_an_enabled_qemu_unit() {
+    use sluice_vtd::registers::Snapshot;
+    let mut u = common::Unit::qemu();
+    let mut q = common::queue_for(&u, 0);
+    let config = sluice_vtd::RemappingConfig {
+        table_address: 0x30_0000,
+        table_entries: 65536,
+        eim: true,
+        budget: common::BUDGET,
+    };
+    sluice_vtd::enable_remapping(&mut u, &mut q, &config).unwrap();
+    u.frcd[0] = (0x11 << 48, 0x18 | 0x22 << 32 | 1 << 63);
+    let text = Snapshot::read(&mut u).to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "VER 0x10: 1.0");
+    assert!(lines[1].starts_with("CAP 0x00d2008c222f0606: NFR 1 at 0x220"));
+    assert!(lines[2].starts_with("ECAP 0x0000000000f00f5a"));
+    assert_eq!(lines[3], "GSTS 0x07000000: QIES IRES IRTPS");
+    assert_eq!(
+        lines[4],
+        "IRTA 0x000000000030080f: table at 0x300000, 65536 entries (S 15), EIME (x2APIC destinations)"
+    );
+    assert_eq!(lines[6], "IQH 0x20 (slot 2), IQT 0x20 (slot 2)");
+    assert_eq!(lines[8], "FECTL 0x80000000: IM, IECTL 0x00000000: none");
+    assert!(lines[10].ends_with(
+        "= interrupt remapping fault 0x22 (IRTE not present) from 00:03.0, IRTE index 0x11"
+    ));
+    assert_eq!(
+        GlobalCommand::from_bits_retain(0x0600_0000).to_string(),
+        "GCMD 0x06000000: QIE IRE"
+    );
+}

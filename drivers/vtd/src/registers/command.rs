@@ -85,6 +85,26 @@ impl fmt::Display for GlobalStatus {
     }
 }
 
+impl fmt::Display for GlobalCommand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "GCMD {:#010x}:", self.bits())?;
+        write_flags(
+            f,
+            &[
+                ("TE", self.contains(GlobalCommand::TE)),
+                ("SRTP", self.contains(GlobalCommand::SRTP)),
+                ("SFL", self.contains(GlobalCommand::SFL)),
+                ("EAFL", self.contains(GlobalCommand::EAFL)),
+                ("WBF", self.contains(GlobalCommand::WBF)),
+                ("QIE", self.contains(GlobalCommand::QIE)),
+                ("IRE", self.contains(GlobalCommand::IRE)),
+                ("SIRTP", self.contains(GlobalCommand::SIRTP)),
+                ("CFI", self.contains(GlobalCommand::CFI)),
+            ],
+        )
+    }
+}
+
 /// The name of a single GSTS bit, for messages.
 pub fn status_name(bit: GlobalStatus) -> &'static str {
     const NAMES: [(GlobalStatus, &str); 9] = [

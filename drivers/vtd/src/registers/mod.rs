@@ -7,16 +7,19 @@
 //! | `command.rs` | GCMD, GSTS and the read-modify-write rule for GCMD |
 //! | `queue.rs` | IRTA, IQA, IQH/IQT, ICS |
 //! | `fault.rs` | FSTS, FECTL/IECTL, fault recording registers |
+//! | `snapshot.rs` | all of them read at once, for the shell |
 
 pub mod cap;
 pub mod command;
 pub mod fault;
 pub mod queue;
+pub mod snapshot;
 
 pub use cap::{Capability, ExtendedCapability, Version};
 pub use command::{Command, GlobalCommand, GlobalStatus, gcmd_value};
 pub use fault::{EventControl, FaultRecording, FaultStatus};
 pub use queue::{InvalidationCompletionStatus, Iqa, Irta, QueuePointer};
+pub use snapshot::Snapshot;
 
 /// Register offsets from the unit's register base (VT-d §11.4, Table "Register Address
 /// Map"). Fault recording registers are not at a fixed offset: see

@@ -171,6 +171,12 @@ impl QueuePointer {
     }
 }
 
+impl fmt::Display for QueuePointer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#x} (slot {})", self.0, self.slot())
+    }
+}
+
 /// ICS_REG (offset 0x9c): IWC, bit 0, set when a wait descriptor with IF completes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InvalidationCompletionStatus(pub u32);
