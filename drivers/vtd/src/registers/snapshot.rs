@@ -1,0 +1,81 @@
+//! Every register the shell's `iommu` command shows, read once and printed one per line.
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use super::{
+    Capability, EventControl, ExtendedCapability, FaultRecording, FaultStatus, GlobalStatus,
+    InvalidationCompletionStatus, Iqa, Irta, QueuePointer, Version, offset,
+};
+use crate::hw::Registers;
+
+/// The unit's registers at one moment. Reading has no side effects on VT-d registers
+/// (none is read-to-clear), so the shell may take one at any time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub version: Version,
+    pub cap: Capability,
+    pub ecap: ExtendedCapability,
+    pub gsts: GlobalStatus,
+    pub fsts: FaultStatus,
+    pub fectl: EventControl,
+    pub irta: Irta,
+    pub iqa: Iqa,
+    pub iqh: QueuePointer,
+    pub iqt: QueuePointer,
+    pub ics: InvalidationCompletionStatus,
+    pub iectl: EventControl,
+    /// Every fault recording register, pending or not.
+    pub records: Vec<FaultRecording>,
+}
+
+impl Snapshot {
+    pub fn read<H: Registers + ?Sized>(hw: &mut H) -> Snapshot {
+        let cap = Capability(hw.read64(offset::CAP));
+        let records = (0..cap.fault_recording_count())
+            .filter_map(|i| cap.fault_record_offset(i))
+            .map(|off| FaultRecording {
+                lo: hw.read64(off),
+                hi: hw.read64(off + 8),
+            })
+            .collect();
+        Snapshot {
+            version: Version(hw.read32(offset::VER)),
+            cap,
+            ecap: ExtendedCapability(hw.read64(offset::ECAP)),
+            gsts: GlobalStatus::from_bits_retain(hw.read32(offset::GSTS)),
+            fsts: FaultStatus::from_bits_retain(hw.read32(offset::FSTS)),
+            fectl: EventControl::from_bits_retain(hw.read32(offset::FECTL)),
+            irta: Irta(hw.read64(offset::IRTA)),
+            iqa: Iqa(hw.read64(offset::IQA)),
+            iqh: QueuePointer(hw.read64(offset::IQH)),
+            iqt: QueuePointer(hw.read64(offset::IQT)),
+            ics: InvalidationCompletionStatus(hw.read32(offset::ICS)),
+            iectl: EventControl::from_bits_retain(hw.read32(offset::IECTL)),
+            records,
+        }
+    }
+}
+
+impl fmt::Display for Snapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{}", self.version)?;
+        writeln!(f, "{}", self.cap)?;
+        writeln!(f, "{}", self.ecap)?;
+        writeln!(f, "{}", self.gsts)?;
+        writeln!(f, "{}", self.irta)?;
+        writeln!(f, "{}", self.iqa)?;
+        writeln!(f, "IQH {}, IQT {}", self.iqh, self.iqt)?;
+        writeln!(f, "{}", self.ics)?;
+        writeln!(f, "FE{}, IE{}", self.fectl, self.iectl)?;
+        writeln!(f, "{}", self.fsts)?;
+        for (i, r) in self.records.iter().enumerate() {
+            write!(f, "[{}] {}", i, r)?;
+            if let Some(fault) = crate::fault::Fault::decode(*r) {
+                write!(f, " = {}", fault)?;
+            }
+            writeln!(f)?;
+        }
+        Ok(())
+    }
+}
