@@ -1,0 +1,25 @@
+//! The hardware-free half of PCI for Sluice: function addresses, the configuration
+//! access seam the kernel implements ([`ConfigAccess`]), typed header registers,
+//! capability walks, MSI and MSI-X capabilities, BAR sizing, bus enumeration and the
+//! requester id an IOMMU checks.
+//!
+//! Nothing here touches hardware: the kernel binds [`ConfigAccess`] to ECAM or to the
+//! legacy 0xCF8/0xCFC ports, and the host tests bind it to a simulated configuration
+//! space. Device data is untrusted — every walk is bounded, every bad value is an error
+//! or a recorded problem, never a panic or a hang.
+#![no_std]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+pub mod access;
+pub mod address;
+pub mod header;
+pub mod register;
+
+pub use access::{ConfigAccess, ConfigError, ConfigOffset, ConfigSize};
+pub use address::{AddressError, AddressField, PciAddress};
+pub use header::{
+    BusNumbers, ClassCode, Command, Header, HeaderLayout, HeaderType, InterruptPin, Status,
+};
+pub use register::{ConfigValue, ConfigWrite, Register, Width, WriteValue};
