@@ -14,12 +14,17 @@ extern crate alloc;
 
 pub mod access;
 pub mod address;
+pub mod class;
 pub mod header;
+pub mod listing;
 pub mod register;
+pub mod vendor;
 
 pub use access::{ConfigAccess, ConfigError, ConfigOffset, ConfigSize};
 pub use address::{AddressError, AddressField, PciAddress};
 pub use header::{
     BusNumbers, ClassCode, Command, Header, HeaderLayout, HeaderType, InterruptPin, Status,
 };
+pub use listing::LspciLine;
 pub use register::{ConfigValue, ConfigWrite, Register, Width, WriteValue};
+pub use vendor::vendor_name;
