@@ -14,17 +14,27 @@ extern crate alloc;
 
 pub mod access;
 pub mod address;
+pub mod capability;
 pub mod class;
+pub mod ext_capability;
 pub mod header;
 pub mod listing;
+pub mod pcie;
+pub mod power;
 pub mod register;
 pub mod vendor;
+pub mod walk;
 
 pub use access::{ConfigAccess, ConfigError, ConfigOffset, ConfigSize};
 pub use address::{AddressError, AddressField, PciAddress};
+pub use capability::{Capability, VendorSpecific, capability_name, walk_capabilities};
+pub use ext_capability::{ExtCapability, ext_capability_name, walk_ext_capabilities};
 pub use header::{
     BusNumbers, ClassCode, Command, Header, HeaderLayout, HeaderType, InterruptPin, Status,
 };
 pub use listing::LspciLine;
+pub use pcie::{PcieCapability, PortType};
+pub use power::{PowerManagement, PowerState};
 pub use register::{ConfigValue, ConfigWrite, Register, Width, WriteValue};
 pub use vendor::vendor_name;
+pub use walk::{CapabilityList, WalkProblem};
