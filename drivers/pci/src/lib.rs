@@ -14,6 +14,7 @@ extern crate alloc;
 
 pub mod access;
 pub mod address;
+pub mod bar;
 pub mod capability;
 pub mod class;
 pub mod ext_capability;
@@ -27,6 +28,7 @@ pub mod walk;
 
 pub use access::{ConfigAccess, ConfigError, ConfigOffset, ConfigSize};
 pub use address::{AddressError, AddressField, PciAddress};
+pub use bar::{Bar, BarError, BarKind, BarSlot, Bars, size_bars};
 pub use capability::{Capability, VendorSpecific, capability_name, walk_capabilities};
 pub use ext_capability::{ExtCapability, ext_capability_name, walk_ext_capabilities};
 pub use header::{
