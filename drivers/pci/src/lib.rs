@@ -20,6 +20,8 @@ pub mod class;
 pub mod ext_capability;
 pub mod header;
 pub mod listing;
+pub mod msi;
+pub mod msix;
 pub mod pcie;
 pub mod power;
 pub mod register;
@@ -35,6 +37,8 @@ pub use header::{
     BusNumbers, ClassCode, Command, Header, HeaderLayout, HeaderType, InterruptPin, Status,
 };
 pub use listing::LspciLine;
+pub use msi::{MessageWrites, MsiCapability, MsiControl, MsiError};
+pub use msix::{BarRegion, MsixCapability, MsixControl, MsixError, MsixLocation, PbaBit};
 pub use pcie::{PcieCapability, PortType};
 pub use power::{PowerManagement, PowerState};
 pub use register::{ConfigValue, ConfigWrite, Register, Width, WriteValue};
