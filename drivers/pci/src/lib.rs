@@ -17,6 +17,7 @@ pub mod address;
 pub mod bar;
 pub mod capability;
 pub mod class;
+pub mod enumerate;
 pub mod ext_capability;
 pub mod header;
 pub mod listing;
@@ -25,6 +26,7 @@ pub mod msix;
 pub mod pcie;
 pub mod power;
 pub mod register;
+pub mod topology;
 pub mod vendor;
 pub mod walk;
 
@@ -32,6 +34,7 @@ pub use access::{ConfigAccess, ConfigError, ConfigOffset, ConfigSize};
 pub use address::{AddressError, AddressField, PciAddress};
 pub use bar::{Bar, BarError, BarKind, BarSlot, Bars, size_bars};
 pub use capability::{Capability, VendorSpecific, capability_name, walk_capabilities};
+pub use enumerate::{Limits, RootBus, SegmentRange, enumerate, enumerate_from};
 pub use ext_capability::{ExtCapability, ext_capability_name, walk_ext_capabilities};
 pub use header::{
     BusNumbers, ClassCode, Command, Header, HeaderLayout, HeaderType, InterruptPin, Status,
@@ -42,5 +45,6 @@ pub use msix::{BarRegion, MsixCapability, MsixControl, MsixError, MsixLocation, 
 pub use pcie::{PcieCapability, PortType};
 pub use power::{PowerManagement, PowerState};
 pub use register::{ConfigValue, ConfigWrite, Register, Width, WriteValue};
+pub use topology::{EnumProblem, PciFunction, ScannedBus, Topology};
 pub use vendor::vendor_name;
 pub use walk::{CapabilityList, WalkProblem};

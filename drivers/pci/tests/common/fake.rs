@@ -402,3 +402,77 @@ impl ConfigAccess for FakeConfig {
         }
     }
 }
+
+/// Builders for the bridges QEMU and PCs have, with QEMU's ids.
+pub mod bridges {
+    use super::FakeFunction;
+
+    /// PCIe capability device/port types (PCIe Base §7.5.3.2).
+    pub const ROOT_PORT: u8 = 4;
+    pub const UPSTREAM_PORT: u8 = 5;
+    pub const DOWNSTREAM_PORT: u8 = 6;
+    pub const PCIE_TO_PCI: u8 = 7;
+    pub const PCI_TO_PCIE: u8 = 8;
+
+    /// QEMU `pcie-root-port` (1b36:000c).
+    pub fn root_port(primary: u8, secondary: u8, subordinate: u8) -> FakeFunction {
+        FakeFunction::bridge(0x1b36, 0x000c, primary, secondary, subordinate).with_pcie(ROOT_PORT)
+    }
+
+    /// QEMU `pcie-pci-bridge` (1b36:000e).
+    pub fn pcie_to_pci(primary: u8, secondary: u8, subordinate: u8) -> FakeFunction {
+        FakeFunction::bridge(0x1b36, 0x000e, primary, secondary, subordinate).with_pcie(PCIE_TO_PCI)
+    }
+
+    /// QEMU `pci-bridge` (1b36:0001): conventional, no PCIe capability.
+    pub fn pci_bridge(primary: u8, secondary: u8, subordinate: u8) -> FakeFunction {
+        FakeFunction::bridge(0x1b36, 0x0001, primary, secondary, subordinate)
+    }
+
+    /// QEMU `x3130-upstream` / `xio3130-downstream` switch ports.
+    pub fn switch_up(primary: u8, secondary: u8, subordinate: u8) -> FakeFunction {
+        FakeFunction::bridge(0x104c, 0x8232, primary, secondary, subordinate)
+            .with_pcie(UPSTREAM_PORT)
+    }
+    pub fn switch_down(primary: u8, secondary: u8, subordinate: u8) -> FakeFunction {
+        FakeFunction::bridge(0x104c, 0x8233, primary, secondary, subordinate)
+            .with_pcie(DOWNSTREAM_PORT)
+    }
+
+    /// A PCI/PCI-X to PCIe ("reverse") bridge.
+    pub fn reverse(primary: u8, secondary: u8, subordinate: u8) -> FakeFunction {
+        FakeFunction::bridge(0x8086, 0x0001, primary, secondary, subordinate).with_pcie(PCI_TO_PCIE)
+    }
+
+    /// A PCIe endpoint.
+    pub fn pcie_endpoint(vendor: u16, device: u16, class: u32) -> FakeFunction {
+        FakeFunction::endpoint(vendor, device, class, 0).with_pcie(0)
+    }
+
+    /// A conventional endpoint.
+    pub fn pci_endpoint(vendor: u16, device: u16, class: u32) -> FakeFunction {
+        FakeFunction::endpoint(vendor, device, class, 0)
+    }
+}
+
+impl std::fmt::Debug for FakeConfig {
+    /// The functions with their ids and, for bridges, bus numbers: enough to rebuild a
+    /// failing property-test case by hand.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut list = f.debug_list();
+        for (address, function) in &self.functions {
+            let ids = format!("{:04x}:{:04x}", function.get16(0), function.get16(2));
+            if function.get8(0x0e) & 0x7f == 1 {
+                list.entry(&format_args!(
+                    "{address} {ids} bridge {:02x}/{:02x}/{:02x}",
+                    function.get8(0x18),
+                    function.get8(0x19),
+                    function.get8(0x1a)
+                ));
+            } else {
+                list.entry(&format_args!("{address} {ids}"));
+            }
+        }
+        list.finish()
+    }
+}
