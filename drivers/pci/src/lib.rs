@@ -26,6 +26,7 @@ pub mod msix;
 pub mod pcie;
 pub mod power;
 pub mod register;
+pub mod requester;
 pub mod topology;
 pub mod vendor;
 pub mod walk;
@@ -45,6 +46,7 @@ pub use msix::{BarRegion, MsixCapability, MsixControl, MsixError, MsixLocation, 
 pub use pcie::{PcieCapability, PortType};
 pub use power::{PowerManagement, PowerState};
 pub use register::{ConfigValue, ConfigWrite, Register, Width, WriteValue};
+pub use requester::{DmaAlias, RequesterId, dma_aliases, requester_id};
 pub use topology::{EnumProblem, PciFunction, ScannedBus, Topology};
 pub use vendor::vendor_name;
 pub use walk::{CapabilityList, WalkProblem};
