@@ -241,16 +241,20 @@ impl<A: ConfigAccess> Scan<'_, A> {
         children
     }
 
-    /// A PCI Express root or downstream port's link carries one device, device 0 (PCI
-    /// Express Base §7.3.1): many devices ignore the device number and would otherwise
-    /// appear 32 times. Linux scans only device 0 there too.
+    /// A PCI Express link carries one device: a downstream port without ARI forwarding
+    /// (which this crate never enables) associates only Device 0 with it (PCI Express
+    /// Base §7.3.1). Many devices ignore the device number and would otherwise appear 32
+    /// times, so behind a root port, a switch downstream port or a PCI-to-PCIe bridge
+    /// (whose secondary side is a link) only device 0 is scanned — as Linux does.
     fn devices_on(&self, bus: PendingBus) -> u8 {
         let port = bus
             .bridge
             .and_then(|b| self.topology.functions[b].pcie)
             .map(|pcie| pcie.port_type);
         match port {
-            Some(PortType::RootPort | PortType::DownstreamSwitchPort) => 1,
+            Some(
+                PortType::RootPort | PortType::DownstreamSwitchPort | PortType::PciToPcieBridge,
+            ) => 1,
             _ => DEVICES_PER_BUS,
         }
     }

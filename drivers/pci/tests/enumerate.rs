@@ -121,6 +121,34 @@ fn follows_a_root_port_to_its_endpoint() {
 }
 
 #[test]
+fn only_device_0_is_scanned_behind_downstream_ports() {
+    // A device that decodes every device number answers 32 times on its link.
+    let mut fake = FakeConfig::ecam()
+        .with("00:1c.0", root_port(0, 1, 3))
+        .with("01:00.0", switch_up(1, 2, 3))
+        .with("02:00.0", switch_down(2, 3, 3))
+        .with("00:1d.0", reverse(0, 4, 4));
+    for bus in [1, 3, 4] {
+        // 01:00.0 is the switch's upstream port itself.
+        let first = if bus == 1 { 1 } else { 0 };
+        for device in first..32 {
+            let at = format!("{bus:02x}:{device:02x}.0");
+            fake = fake.with(&at, pcie_endpoint(0x8086, 0x10d3, 0x020000));
+        }
+    }
+    // Behind the upstream port (bus 2) every device number is scanned: a switch's
+    // internal bus holds several downstream ports.
+    fake = fake.with("02:05.0", pcie_endpoint(0x8086, 0x10d3, 0x020000));
+    let t = scan(&mut fake);
+    assert_eq!(
+        found(&t),
+        [
+            "00:1c.0", "00:1d.0", "01:00.0", "02:00.0", "02:05.0", "03:00.0", "04:00.0"
+        ]
+    );
+}
+
+#[test]
 fn follows_a_pcie_to_pci_bridge_to_every_device_behind_it() {
     let mut fake = FakeConfig::ecam()
         .with("00:1e.0", pcie_to_pci(0, 2, 2))
