@@ -24,12 +24,11 @@ use crate::capability::{self, Capability, walk_capabilities};
 use crate::ext_capability::{
     EXT_CAPABILITY_HEADER, FIRST_EXT_CAPABILITY_OFFSET, walk_ext_capabilities,
 };
-use crate::header::{BusNumbers, Header, HeaderLayout};
+use crate::header::{BusNumbers, Header, HeaderLayout, VENDOR_AND_DEVICE_ID};
 use crate::msi::MsiCapability;
 use crate::msix::MsixCapability;
 use crate::pcie::{PcieCapability, PortType};
 use crate::power::PowerManagement;
-use crate::register::Register;
 use crate::topology::{EnumProblem, PciFunction, ScannedBus, Topology};
 
 /// The bus numbers a segment decodes: an MCFG entry's start and end bus, or the whole
@@ -479,7 +478,7 @@ fn function_config_size<A: ConfigAccess>(
         return ConfigSize::Legacy;
     }
     let first_ext = EXT_CAPABILITY_HEADER.at(FIRST_EXT_CAPABILITY_OFFSET);
-    let ids = Register::<u32>::new(0);
+    let ids = VENDOR_AND_DEVICE_ID;
     match (
         access.read_reg(address, first_ext),
         access.read_reg(address, ids),

@@ -11,6 +11,8 @@ use crate::register::Register;
 
 // Registers common to every header layout (offsets 0x00..0x10).
 pub const VENDOR_ID: Register<u16> = Register::new(0x00);
+/// Vendor (low half) and device id (high half) as one dword.
+pub const VENDOR_AND_DEVICE_ID: Register<u32> = Register::new(0x00);
 pub const DEVICE_ID: Register<u16> = Register::new(0x02);
 pub const COMMAND: Register<u16> = Register::new(0x04);
 pub const STATUS: Register<u16> = Register::new(0x06);

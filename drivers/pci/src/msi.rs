@@ -29,6 +29,18 @@ use crate::register::{ConfigWrite, Register};
 pub const MESSAGE_CONTROL: Register<u16> = Register::new(0x02);
 /// Message Address bits 31:0, relative to the capability (always here).
 pub const MESSAGE_ADDRESS: Register<u32> = Register::new(0x04);
+/// Message Upper Address (bits 63:32), only in 64-bit capable functions.
+pub const MESSAGE_UPPER_ADDRESS: Register<u32> = Register::new(0x08);
+/// Message Data in a function with a 32-bit address...
+pub const MESSAGE_DATA_32: Register<u16> = Register::new(0x08);
+/// ... and with a 64-bit address: it moves past the upper address.
+pub const MESSAGE_DATA_64: Register<u16> = Register::new(0x0c);
+/// Mask Bits (per-vector masking only), for 32- and 64-bit functions.
+pub const MASK_BITS_32: Register<u32> = Register::new(0x0c);
+pub const MASK_BITS_64: Register<u32> = Register::new(0x10);
+/// Pending Bits (per-vector masking only, read-only), for 32- and 64-bit functions.
+pub const PENDING_BITS_32: Register<u32> = Register::new(0x10);
+pub const PENDING_BITS_64: Register<u32> = Register::new(0x14);
 /// The most vectors MSI can give one function (Multiple Message Capable ≤ 5).
 pub const MAX_VECTORS: u32 = 32;
 
@@ -197,7 +209,7 @@ impl MsiCapability {
     /// Message Upper Address, only in 64-bit capable functions.
     pub const fn address_high_register(&self) -> Option<Register<u32>> {
         if self.control.is_64bit() {
-            Some(Register::new(0x08).at(self.offset))
+            Some(MESSAGE_UPPER_ADDRESS.at(self.offset))
         } else {
             None
         }
@@ -205,38 +217,39 @@ impl MsiCapability {
 
     /// Message Data: 0x8, or 0xC after an upper address.
     pub const fn data_register(&self) -> Register<u16> {
-        Register::new(self.data_offset()).at(self.offset)
+        let data = if self.control.is_64bit() {
+            MESSAGE_DATA_64
+        } else {
+            MESSAGE_DATA_32
+        };
+        data.at(self.offset)
     }
 
     /// Mask Bits, only with per-vector masking: right after the data register's dword.
     pub const fn mask_register(&self) -> Option<Register<u32>> {
-        if self.control.per_vector_masking() {
-            Some(Register::new(self.data_offset() + 4).at(self.offset))
-        } else {
-            None
+        match (self.control.per_vector_masking(), self.control.is_64bit()) {
+            (false, _) => None,
+            (true, false) => Some(MASK_BITS_32.at(self.offset)),
+            (true, true) => Some(MASK_BITS_64.at(self.offset)),
         }
     }
 
     /// Pending Bits (read-only), only with per-vector masking.
     pub const fn pending_register(&self) -> Option<Register<u32>> {
-        if self.control.per_vector_masking() {
-            Some(Register::new(self.data_offset() + 8).at(self.offset))
-        } else {
-            None
+        match (self.control.per_vector_masking(), self.control.is_64bit()) {
+            (false, _) => None,
+            (true, false) => Some(PENDING_BITS_32.at(self.offset)),
+            (true, true) => Some(PENDING_BITS_64.at(self.offset)),
         }
     }
 
-    /// The capability's length in bytes (10, 14, 20 or 24).
+    /// The capability's length in bytes (10, 14, 20 or 24): up to the end of the last
+    /// register it has.
     pub const fn length(&self) -> u16 {
-        if self.control.per_vector_masking() {
-            self.data_offset() + 12
-        } else {
-            self.data_offset() + 2
+        match self.pending_register() {
+            Some(pending) => pending.offset() + 4 - self.offset,
+            None => self.data_register().offset() + 2 - self.offset,
         }
-    }
-
-    const fn data_offset(&self) -> u16 {
-        if self.control.is_64bit() { 0x0c } else { 0x08 }
     }
 
     /// Store address bits 31:0.
