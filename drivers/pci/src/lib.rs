@@ -7,6 +7,38 @@
 //! legacy 0xCF8/0xCFC ports, and the host tests bind it to a simulated configuration
 //! space. Device data is untrusted — every walk is bounded, every bad value is an error
 //! or a recorded problem, never a panic or a hang.
+//!
+//! ```
+//! use sluice_pci::{ConfigAccess, ConfigOffset, ConfigSize, PciAddress, SegmentRange, enumerate};
+//!
+//! /// A toy mechanism with one function, QEMU's `edu` at 00:03.0. The kernel's ECAM and
+//! /// 0xCF8/0xCFC implementations look the same from here.
+//! struct OneFunction([u32; 64]);
+//!
+//! impl ConfigAccess for OneFunction {
+//!     fn config_size(&self, _: PciAddress) -> ConfigSize {
+//!         ConfigSize::Legacy
+//!     }
+//!     fn read32(&mut self, address: PciAddress, offset: ConfigOffset) -> u32 {
+//!         let here = address == "00:03.0".parse().unwrap();
+//!         let dword = usize::from(offset.get() / 4);
+//!         match self.0.get(dword) {
+//!             Some(&value) if here => value,
+//!             _ => u32::MAX, // nothing answers: all ones
+//!         }
+//!     }
+//!     fn write32(&mut self, _: PciAddress, _: ConfigOffset, _: u32) {}
+//! }
+//!
+//! let mut space = [0u32; 64];
+//! space[0] = 0x11e8_1234; // device, vendor
+//! space[2] = 0x00ff_0010; // class 00ff, prog-if 00, revision 0x10
+//! let topology = enumerate(&mut OneFunction(space), &[SegmentRange::LEGACY]);
+//! assert_eq!(
+//!     topology.to_string(),
+//!     "0000:00:03.0 Unclassified device [00ff]: Device [1234:11e8] (rev 10)\n"
+//! );
+//! ```
 #![no_std]
 #![forbid(unsafe_code)]
 
