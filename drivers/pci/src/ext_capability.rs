@@ -152,7 +152,7 @@ impl ExtCapability {
 
 /// Walk the extended capability list of a function whose configuration space is
 /// `size` bytes (the caller knows: only PCI Express functions reached through ECAM have
-/// 4 KiB; see [`crate::enumerate`]).
+/// 4 KiB; see [`crate::enumerate()`]).
 ///
 /// An empty list is a header of zero at 0x100 (§7.6.3: "absence of any Extended
 /// Capabilities is required to be indicated by" id 0, version 0, next 0), or all ones

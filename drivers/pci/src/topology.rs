@@ -1,5 +1,5 @@
 //! What enumeration found: every function with its identity, capabilities and place
-//! in the bus tree, and the problems met on the way. [`crate::enumerate`] builds it;
+//! in the bus tree, and the problems met on the way. [`crate::enumerate()`] builds it;
 //! the kernel keeps it, and [`crate::requester`] walks it upward.
 
 use alloc::vec::Vec;
