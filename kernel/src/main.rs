@@ -9,27 +9,17 @@ extern crate alloc;
 
 mod acpi;
 mod apic;
-mod backtrace;
+mod arch;
 mod bench;
 mod console;
-mod cpu;
-mod crash;
-mod gdt;
-mod hotplug;
-mod hpet;
-mod hpet_chain;
-mod interrupts;
+mod devices;
 mod iommu;
 mod irq;
 mod ktest;
-mod log;
 mod memory;
 mod panic;
-mod pic;
 mod power;
 mod qemu;
-mod selftest;
-mod serial;
 mod shell;
 mod smp;
 mod time;
@@ -49,11 +39,11 @@ bootloader_api::entry_point!(kmain, config = &BOOTLOADER_CONFIG);
 
 fn kmain(boot: &'static mut bootloader_api::BootInfo) -> ! {
     time::mark_boot();
-    cpu::init_bsp();
-    serial::init();
+    arch::cpu::init_bsp();
+    console::serial::init();
     log!("Sluice {} starting", env!("CARGO_PKG_VERSION"));
-    gdt::init_bsp();
-    interrupts::load();
+    arch::gdt::init_bsp();
+    arch::idt::load();
 
     let boot: &'static bootloader_api::BootInfo = boot;
     memory::init(boot);
@@ -67,15 +57,15 @@ fn kmain(boot: &'static mut bootloader_api::BootInfo) -> ! {
         if platform.dmar.is_some() { "yes" } else { "no" }
     );
 
-    pic::disable();
+    arch::pic::disable();
     match apic::local::init_bsp(platform.lapic_address, true) {
         Ok(mode) => log!("local APIC: {:?} mode, id {}", mode, apic::local::id()),
         Err(e) => panic!("local APIC unusable: {}", e),
     }
-    cpu::set_bsp_apic_id(apic::local::id());
+    arch::cpu::set_bsp_apic_id(apic::local::id());
 
     if let Some(h) = platform.hpet
-        && let Err(e) = hpet::init(h.base)
+        && let Err(e) = time::hpet::init(h.base)
     {
         error!("HPET at {:#x}: {}; calibrating against the PIT", h.base, e);
     }

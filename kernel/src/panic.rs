@@ -15,9 +15,9 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     if PANICKING.swap(true, Ordering::SeqCst) {
         park_this_cpu(); // a second CPU (or a nested panic): the first one reports
     }
-    crate::serial::force_unlock();
+    crate::console::serial::force_unlock();
     crate::error!("KERNEL PANIC: {}", info);
-    crate::backtrace::print_from_here();
+    crate::arch::backtrace::print_from_here();
     stop(crate::qemu::ExitCode::Panicked)
 }
 

@@ -179,7 +179,7 @@ mod aml_mutex {
         let Some(slot) = STATE.get(m.0 as usize) else {
             return Err(AmlError::MutexAcquireTimeout);
         };
-        let me = u64::from(crate::cpu::current_index()) << 32;
+        let me = u64::from(crate::arch::cpu::current_index()) << 32;
         let deadline = crate::time::nanos_since_boot() + u64::from(timeout_ms) * 1_000_000;
         loop {
             let cur = slot.load(Ordering::Acquire);

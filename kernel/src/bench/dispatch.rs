@@ -16,7 +16,7 @@ use sluice_irq_core::{CpuId, CpuMask, Virq};
 
 use super::stats::Summary;
 use crate::apic::{local, vectors};
-use crate::cpu::MAX_CPUS;
+use crate::arch::cpu::MAX_CPUS;
 use crate::smp::{self, CpuSet};
 use crate::time;
 
@@ -32,7 +32,7 @@ static MISSED: AtomicU64 = AtomicU64::new(0);
 
 /// The benchmark irq's handler: count, and say it was ours.
 fn on_bench_irq() -> IrqReturn {
-    crate::cpu::current()
+    crate::arch::cpu::current()
         .bench_hits
         .fetch_add(1, Ordering::Relaxed);
     IrqReturn::Handled
@@ -41,7 +41,7 @@ fn on_bench_irq() -> IrqReturn {
 /// One round trip: self-IPI `vector`, wait until a handler counted it. Cycles, or None
 /// if it never arrived within 100 ms.
 fn round_trip(vector: u8) -> Option<u64> {
-    let hits = &crate::cpu::current().bench_hits;
+    let hits = &crate::arch::cpu::current().bench_hits;
     let before = hits.load(Ordering::Relaxed);
     let bound = time::tsc_hz() / 10;
     let t0 = time::rdtsc();

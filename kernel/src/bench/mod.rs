@@ -11,39 +11,12 @@ pub mod stats;
 use alloc::string::String;
 
 use crate::println;
-use crate::shell::Command;
 use stats::Summary;
 
-pub static COMMANDS: &[Command] = &[Command {
-    name: "bench",
-    args: "[dispatch [COUNT]]",
-    help: "run the benchmarks (all, or one by name), each figure beside its floor",
-    run: cmd_bench,
-}];
-
-/// Interrupts per CPU and kind unless told otherwise; the issue asks for ≥ 10,000.
-const DEFAULT_COUNT: u64 = 10_000;
-const MAX_COUNT: u64 = 1_000_000;
-
-fn cmd_bench(args: &[&str]) -> Result<(), String> {
-    match args {
-        ["dispatch"] => bench_dispatch(DEFAULT_COUNT),
-        ["dispatch", n] => {
-            let count: u64 = n
-                .parse()
-                .ok()
-                .filter(|c| (100..=MAX_COUNT).contains(c))
-                .ok_or_else(|| alloc::format!("COUNT must be 100..={MAX_COUNT}, not '{n}'"))?;
-            bench_dispatch(count)
-        }
-        [] => {
-            bench_dispatch(DEFAULT_COUNT)?;
-            println!("bench: done");
-            Ok(())
-        }
-        [other, ..] => Err(alloc::format!("unknown benchmark '{other}'")),
-    }
-}
+/// Interrupts per CPU and kind unless told otherwise (at least 10,000 for a median).
+pub const DEFAULT_COUNT: u64 = 10_000;
+/// Most interrupts per CPU and kind a run may ask for.
+pub const MAX_COUNT: u64 = 1_000_000;
 
 /// Prints one figure in both forms.
 pub fn report(name: &str, what: &str, s: &Summary, floor: Option<&Summary>) {
@@ -66,7 +39,12 @@ pub fn report(name: &str, what: &str, s: &Summary, floor: Option<&Summary>) {
     );
 }
 
-fn bench_dispatch(count: u64) -> Result<(), String> {
+/// Every benchmark in turn.
+pub fn run_all() -> Result<(), String> {
+    dispatch_figures(DEFAULT_COUNT)
+}
+
+pub fn dispatch_figures(count: u64) -> Result<(), String> {
     let online = crate::smp::online_count();
     let mut n = 1;
     println!("dispatch: self-IPI round trip per interrupt, {count} of each kind per CPU");

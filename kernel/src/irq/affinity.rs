@@ -57,7 +57,7 @@ fn run_posted_plan(seq: u64) -> u64 {
 /// cross-CPU call. If the call never reached the plan (the CPU did not answer, or was
 /// busy), the plan is withdrawn: the irq goes back to the target its hardware still has.
 pub fn run_plan_on(virq: Virq, plan: StepPlan) -> Result<(), IrqError> {
-    let here = crate::cpu::current().index as CpuId;
+    let here = crate::arch::cpu::current().index as CpuId;
     let Some(cpu) = plan.run_on.filter(|&c| c != here) else {
         let mut apic = KernelApic;
         return with_core(|c| c.run_plan(virq, &plan, &mut apic))?;

@@ -11,7 +11,7 @@ pub struct KernelApic;
 
 impl LocalApic for KernelApic {
     fn current_cpu(&self) -> CpuId {
-        crate::cpu::current().index as CpuId
+        crate::arch::cpu::current().index as CpuId
     }
     fn eoi(&mut self) {
         local::eoi();
@@ -33,7 +33,7 @@ impl LocalApic for KernelApic {
             local::self_ipi(vector.0);
             return;
         }
-        match crate::cpu::get(cpu as usize) {
+        match crate::arch::cpu::get(cpu as usize) {
             Some(pc) => {
                 local::send_ipi(IpiDest::Apic(pc.apic_id), IpiKind::Fixed(vector.0));
             }

@@ -107,14 +107,17 @@ fn on_error() {
 fn on_vector_cleanup() {
     let mut apic = KernelApic;
     let retry = with_core(|c| c.vector_cleanup(&mut apic).retry > 0).unwrap_or(false);
-    crate::cpu::current()
+    crate::arch::cpu::current()
         .cleanup_retry
         .store(retry, Ordering::Relaxed);
 }
 
 /// Per-tick housekeeping: retry a cleanup that found its old vector still pending.
 pub fn on_tick() {
-    if crate::cpu::current().cleanup_retry.load(Ordering::Relaxed) {
+    if crate::arch::cpu::current()
+        .cleanup_retry
+        .load(Ordering::Relaxed)
+    {
         on_vector_cleanup();
     }
 }
@@ -150,7 +153,7 @@ pub fn init_system_vectors() {
 
 /// Called from every device-vector entry stub, interrupts off.
 pub fn dispatch(vector: u8) {
-    crate::cpu::current().vector_counts[vector as usize].fetch_add(1, Ordering::Relaxed);
+    crate::arch::cpu::current().vector_counts[vector as usize].fetch_add(1, Ordering::Relaxed);
     if vector == vectors::SPURIOUS {
         return; // spurious: no EOI (SDM vol. 3, 11.9)
     }

@@ -12,7 +12,6 @@
 mod affinity;
 mod apic_hw;
 mod dispatch;
-pub mod shell;
 
 use sluice_irq_core::desc::FlowKind;
 use sluice_irq_core::domain::DomainId;
@@ -56,7 +55,10 @@ pub fn init(nr_cpus: usize) -> Result<(), IrqError> {
         )?;
     }
     CORE.call_once(|| core);
-    cpu_online(crate::cpu::current().index, crate::cpu::current().apic_id)
+    cpu_online(
+        crate::arch::cpu::current().index,
+        crate::arch::cpu::current().apic_id,
+    )
 }
 
 /// A CPU's matrix comes online (its vectors become allocatable).

@@ -28,13 +28,13 @@ static BSP_EFER: AtomicU64 = AtomicU64::new(0);
 
 /// Resources an AP keeps for life: per-CPU block, GDT/TSS/IST stacks, kernel stack.
 struct Resources {
-    block: &'static crate::cpu::PerCpu,
-    gdt: &'static crate::gdt::CpuGdt,
+    block: &'static crate::arch::cpu::PerCpu,
+    gdt: &'static crate::arch::gdt::CpuGdt,
     stack_top: u64,
 }
 
-static RESOURCES: [spin::Once<Resources>; crate::cpu::MAX_CPUS] =
-    [const { spin::Once::new() }; crate::cpu::MAX_CPUS];
+static RESOURCES: [spin::Once<Resources>; crate::arch::cpu::MAX_CPUS] =
+    [const { spin::Once::new() }; crate::arch::cpu::MAX_CPUS];
 
 /// The top of `cpu`'s kernel stack, once it has been started.
 pub(crate) fn kernel_stack_top(cpu: usize) -> Option<u64> {
@@ -171,9 +171,9 @@ fn resources(cpu: usize, apic: u32) -> Result<&'static Resources, StartError> {
     if let Some(r) = RESOURCES[cpu].get() {
         return Ok(r);
     }
-    let block = crate::cpu::alloc_block(cpu as u32, apic).ok_or(StartError::OutOfMemory)?;
-    let gdt = crate::gdt::alloc_ap_tables().ok_or(StartError::OutOfMemory)?;
-    let stack_top = crate::gdt::alloc_stack(AP_STACK_SIZE).ok_or(StartError::OutOfMemory)?;
+    let block = crate::arch::cpu::alloc_block(cpu as u32, apic).ok_or(StartError::OutOfMemory)?;
+    let gdt = crate::arch::gdt::alloc_ap_tables().ok_or(StartError::OutOfMemory)?;
+    let stack_top = crate::arch::gdt::alloc_stack(AP_STACK_SIZE).ok_or(StartError::OutOfMemory)?;
     super::ipi::prepare(cpu).map_err(|_| StartError::OutOfMemory)?;
     Ok(RESOURCES[cpu].call_once(|| Resources {
         block,
@@ -314,9 +314,9 @@ extern "C" fn ap_entry(cpu: u64, kernel_cr3: u64) -> ! {
         .get()
         .expect("resources are allocated before the SIPI");
     // SAFETY: the block is this CPU's alone and lives forever.
-    unsafe { crate::cpu::install(res.block) };
-    crate::gdt::load(res.gdt);
-    crate::interrupts::load();
+    unsafe { crate::arch::cpu::install(res.block) };
+    crate::arch::gdt::load(res.gdt);
+    crate::arch::idt::load();
     local::init_this_cpu();
     let id = local::id();
     if id != res.block.apic_id {

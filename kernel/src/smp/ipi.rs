@@ -17,7 +17,7 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering
 
 use super::{CpuSet, WORDS};
 use crate::apic::vectors;
-use crate::cpu::MAX_CPUS;
+use crate::arch::cpu::MAX_CPUS;
 
 pub type CallFn = fn(u64) -> u64;
 

@@ -25,19 +25,16 @@
 //! interrupt handlers and inside stop_machine.
 
 pub mod ap;
-mod commands;
+pub mod hotplug;
 pub mod ipi;
 pub mod stop_machine;
 pub mod task;
-pub mod tests;
-mod trampoline;
+pub(crate) mod trampoline;
 
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-pub use commands::COMMANDS;
-
 use crate::apic::local::{self, IpiDest, IpiKind};
-use crate::cpu::MAX_CPUS;
+use crate::arch::cpu::MAX_CPUS;
 
 pub const WORDS: usize = MAX_CPUS / 64;
 
@@ -234,7 +231,7 @@ pub fn online_count() -> usize {
     ONLINE.load().count()
 }
 pub fn this_cpu() -> usize {
-    crate::cpu::current_index() as usize
+    crate::arch::cpu::current_index() as usize
 }
 
 /// Moves `cpu` from `from` to `to` unless its state changed meanwhile. Booting is
@@ -458,7 +455,7 @@ pub fn park(cpu: usize) -> Result<(), ParkError> {
 
 /// Stops every other CPU by NMI; they park in the NMI handler (the panic path).
 pub fn stop_others() {
-    if local::mode().is_some() && crate::cpu::count() > 1 {
+    if local::mode().is_some() && crate::arch::cpu::count() > 1 {
         local::send_ipi(IpiDest::AllExcludingSelf, IpiKind::Nmi);
     }
 }

@@ -19,7 +19,7 @@ use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use super::{AtomicCpuSet, CpuSet};
 use crate::apic::vectors;
-use crate::cpu::MAX_CPUS;
+use crate::arch::cpu::MAX_CPUS;
 
 pub type StopFn = fn(u64) -> u64;
 

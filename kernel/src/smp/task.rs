@@ -15,7 +15,7 @@ use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use super::CpuSet;
 use crate::apic::vectors;
-use crate::cpu::MAX_CPUS;
+use crate::arch::cpu::MAX_CPUS;
 
 pub type TaskFn = fn(u64) -> u64;
 

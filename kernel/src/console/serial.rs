@@ -140,7 +140,7 @@ static CONSOLE_OWNER: AtomicU32 = AtomicU32::new(0);
 pub fn with_console<R>(f: impl FnOnce(&mut Console) -> R) -> R {
     x86_64::instructions::interrupts::without_interrupts(|| {
         let mut c = CONSOLE.lock();
-        CONSOLE_OWNER.store(crate::cpu::current_index() + 1, Ordering::Relaxed);
+        CONSOLE_OWNER.store(crate::arch::cpu::current_index() + 1, Ordering::Relaxed);
         let r = f(&mut c);
         CONSOLE_OWNER.store(0, Ordering::Relaxed);
         r
@@ -150,7 +150,7 @@ pub fn with_console<R>(f: impl FnOnce(&mut Console) -> R) -> R {
 /// Is the console held by the CPU asking? An NMI cannot be masked, so one that lands
 /// while its own CPU is printing must not log: it would wait on itself forever.
 pub fn held_by_this_cpu() -> bool {
-    CONSOLE_OWNER.load(Ordering::Relaxed) == crate::cpu::current_index() + 1
+    CONSOLE_OWNER.load(Ordering::Relaxed) == crate::arch::cpu::current_index() + 1
 }
 
 /// Panic path: takes the console even if a crashed context holds it.

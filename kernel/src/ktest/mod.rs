@@ -3,6 +3,12 @@
 //! line per case and a closing `N passed, N failed`, and under QEMU can exit with a
 //! code the host harness maps to a result.
 
+pub mod hotplug;
+pub mod hotplug_stress;
+pub mod hpet_chain;
+pub mod platform;
+pub mod smp;
+
 use alloc::string::String;
 
 pub type TestResult = Result<(), String>;
@@ -50,10 +56,11 @@ macro_rules! check {
 
 /// Every registered test, in run order.
 pub fn all() -> impl Iterator<Item = &'static Test> {
-    crate::selftest::TESTS
+    platform::TESTS
         .iter()
-        .chain(crate::smp::tests::TESTS.iter())
-        .chain(crate::hotplug::tests::TESTS.iter())
+        .chain(smp::TESTS.iter())
+        .chain(hotplug::TESTS.iter())
+        .chain(hpet_chain::TESTS.iter())
 }
 
 /// Runs the tests whose name contains `filter`; returns (passed, failed). Skipped

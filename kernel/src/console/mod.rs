@@ -1,5 +1,9 @@
-//! COM1 input as an interrupt of the core: ISA IRQ 4 (with any MADT override) through
-//! the I/O APIC's domain, an edge flow, and a handler that drains the FIFO.
+//! The console: COM1 (`serial`), timestamped log lines (`log`), and COM1 input as an
+//! interrupt of the core: ISA IRQ 4 (with any MADT override) through the I/O APIC's
+//! domain, an edge flow, and a handler that drains the FIFO.
+
+pub mod log;
+pub mod serial;
 
 use core::sync::atomic::{AtomicU32, Ordering};
 use sluice_irq_core::desc::IrqReturn;
@@ -17,7 +21,7 @@ pub fn com1_virq() -> Option<Virq> {
 }
 
 fn on_com1() -> IrqReturn {
-    if crate::serial::handle_rx_interrupt() > 0 {
+    if crate::console::serial::handle_rx_interrupt() > 0 {
         IrqReturn::Handled
     } else {
         IrqReturn::NotHandled
@@ -28,7 +32,7 @@ fn on_com1() -> IrqReturn {
 pub fn init_input() -> Result<(), sluice_irq_core::IrqError> {
     let virq = crate::irq::request_isa(COM1_ISA_IRQ, "COM1", CpuMask::single(0), on_com1)?;
     VIRQ.store(virq, Ordering::Relaxed);
-    crate::serial::enable_rx_interrupt();
+    crate::console::serial::enable_rx_interrupt();
     let target = crate::irq::target(virq)?;
     crate::log!(
         "COM1 input: ISA IRQ {} -> irq {} -> CPU {} vector {:#x}",

@@ -5,7 +5,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use x86_64::registers::control::Cr2;
 use x86_64::structures::idt::{InterruptDescriptorTable, InterruptStackFrame, PageFaultErrorCode};
 
-use crate::gdt;
+use crate::arch::gdt;
 
 static IDT: spin::Lazy<InterruptDescriptorTable> = spin::Lazy::new(|| {
     let mut idt = InterruptDescriptorTable::new();
@@ -49,7 +49,7 @@ static IDT: spin::Lazy<InterruptDescriptorTable> = spin::Lazy::new(|| {
 /// The dispatch benchmark's floor: acknowledge and count, nothing else (`bench`).
 extern "x86-interrupt" fn bench_floor(_frame: InterruptStackFrame) {
     crate::apic::local::eoi();
-    crate::cpu::current()
+    crate::arch::cpu::current()
         .bench_hits
         .fetch_add(1, Ordering::Relaxed);
 }
@@ -81,7 +81,7 @@ extern "x86-interrupt" fn breakpoint(frame: InterruptStackFrame) {
 ///
 /// Used by tests to prove the page-fault path reports correctly without dying.
 pub fn probe_read(addr: u64) -> Result<u64, (u8, u64, u64)> {
-    let pc = crate::cpu::current();
+    let pc = crate::arch::cpu::current();
     pc.fault_recorded.store(0, Ordering::SeqCst);
     let value: u64;
     // SAFETY: the load may fault; the page-fault handler sees `fault_resume` armed and
@@ -113,10 +113,10 @@ pub fn probe_read(addr: u64) -> Result<u64, (u8, u64, u64)> {
 /// If a probe is armed on this CPU, records the fault and redirects the frame to its
 /// resume address. Returns true when the fault was consumed.
 fn try_recover(frame: &mut InterruptStackFrame, vector: u8, error: u64, address: u64) -> bool {
-    if !crate::cpu::ready() {
+    if !crate::arch::cpu::ready() {
         return false;
     }
-    let pc = crate::cpu::current();
+    let pc = crate::arch::cpu::current();
     let resume = pc.fault_resume.swap(0, Ordering::SeqCst);
     if resume == 0 {
         return false;
@@ -151,7 +151,7 @@ fn fatal(
     error: Option<u64>,
     cr2: Option<u64>,
 ) -> ! {
-    crate::serial::force_unlock();
+    crate::console::serial::force_unlock();
     crate::error!("EXCEPTION {} (vector {})", name, vector);
     if let Some(e) = error {
         crate::error!("  error code {:#x}", e);
@@ -167,7 +167,7 @@ fn fatal(
         frame.stack_pointer.as_u64(),
         frame.stack_segment.0
     );
-    crate::backtrace::print_from_here();
+    crate::arch::backtrace::print_from_here();
     crate::panic::stop(crate::qemu::ExitCode::Panicked)
 }
 
@@ -210,7 +210,7 @@ extern "x86-interrupt" fn page_fault(mut frame: InterruptStackFrame, error: Page
     if try_recover(&mut frame, 14, error.bits(), addr) {
         return;
     }
-    crate::serial::force_unlock();
+    crate::console::serial::force_unlock();
     crate::error!("page fault: {:?}", error);
     fatal(
         "page fault (#PF)",
@@ -241,7 +241,7 @@ extern "x86-interrupt" fn nmi(frame: InterruptStackFrame) {
     if crate::panic::in_progress() {
         crate::panic::park_this_cpu();
     }
-    if crate::serial::held_by_this_cpu() {
+    if crate::console::serial::held_by_this_cpu() {
         NMIS_UNREPORTED.fetch_add(1, Ordering::Relaxed);
         return;
     }

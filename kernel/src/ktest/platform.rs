@@ -16,16 +16,12 @@ pub static TESTS: &[Test] = &[
     ktest!(com1_byte_raises_ioapic_interrupt),
     ktest!(s5_package_is_decoded),
     ktest!(dmar_describes_qemus_iommu_or_plan_says_why_not),
-    Test {
-        name: "hpet_chain::moves_under_fire_lose_nothing",
-        run: crate::hpet_chain::moves_under_fire_lose_nothing,
-    },
 ];
 
 fn breakpoint_is_caught_and_resumed() -> TestResult {
-    let before = crate::interrupts::BREAKPOINTS.load(Ordering::SeqCst);
+    let before = crate::arch::idt::BREAKPOINTS.load(Ordering::SeqCst);
     x86_64::instructions::interrupts::int3();
-    let after = crate::interrupts::BREAKPOINTS.load(Ordering::SeqCst);
+    let after = crate::arch::idt::BREAKPOINTS.load(Ordering::SeqCst);
     check!(
         after == before + 1,
         "breakpoint count went {} -> {}",
@@ -43,7 +39,7 @@ fn page_fault_is_caught_and_reported() -> TestResult {
         "test address {:#x} is mapped",
         UNMAPPED
     );
-    match crate::interrupts::probe_read(UNMAPPED) {
+    match crate::arch::idt::probe_read(UNMAPPED) {
         Ok(v) => Err(alloc::format!(
             "read of unmapped {UNMAPPED:#x} returned {v:#x} instead of faulting"
         )),
@@ -136,7 +132,7 @@ fn apic_mode_follows_cpuid() -> TestResult {
         base
     );
     check!(
-        local::id() == crate::cpu::current().apic_id,
+        local::id() == crate::arch::cpu::current().apic_id,
         "APIC id changed"
     );
     Ok(())
@@ -148,9 +144,9 @@ fn apic_mode_follows_cpuid() -> TestResult {
 /// so a raw count undercounts on a loaded host; the median is immune to that and still
 /// fails if the timer is programmed or calibrated wrong.
 fn lapic_tick_rate_within_2_percent_of_hpet() -> TestResult {
-    let hpet = crate::hpet::get().ok_or("no HPET to measure against")?;
+    let hpet = crate::time::hpet::get().ok_or("no HPET to measure against")?;
     const SAMPLES: usize = 101;
-    let ticks = &crate::cpu::current().ticks;
+    let ticks = &crate::arch::cpu::current().ticks;
     let mut stamps = [0u64; SAMPLES];
     let mut last = ticks.load(Ordering::SeqCst);
     let mut n = 0;
@@ -212,19 +208,19 @@ fn com1_byte_raises_ioapic_interrupt() -> TestResult {
     let count =
         || crate::irq::with_core(|c| c.desc(virq).map(|d| d.total()).unwrap_or(0)).unwrap_or(0);
     let before = count();
-    crate::serial::set_loopback(true);
-    crate::serial::write_bytes(b"Z");
+    crate::console::serial::set_loopback(true);
+    crate::console::serial::write_bytes(b"Z");
     let deadline = crate::time::nanos_since_boot() + 1_000_000_000;
     while count() == before && crate::time::nanos_since_boot() < deadline {
         x86_64::instructions::hlt();
     }
-    crate::serial::set_loopback(false);
+    crate::console::serial::set_loopback(false);
     check!(
         count() > before,
         "no COM1 interrupt (irq {}) within 1 s of a looped-back byte",
         virq
     );
-    let got = crate::serial::take_newest();
+    let got = crate::console::serial::take_newest();
     check!(
         got == Some(b'Z'),
         "the shell's input ring got {:?}, expected 'Z'",

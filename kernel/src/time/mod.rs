@@ -4,6 +4,8 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 use x86_64::instructions::port::Port;
 
+pub mod hpet;
+
 use crate::apic::local;
 
 /// Periodic tick rate. Low on purpose: under TCG every tick costs real host time.
@@ -93,7 +95,7 @@ trait Reference {
     fn now_ns(&self) -> u64;
 }
 
-impl Reference for crate::hpet::Hpet {
+impl Reference for crate::time::hpet::Hpet {
     fn name(&self) -> &'static str {
         "HPET"
     }
@@ -171,7 +173,7 @@ fn median(mut v: [u64; WINDOWS]) -> u64 {
 /// Measures the TSC and the local APIC timer against the HPET, or the PIT without one.
 /// The median of several windows resists host hiccups under TCG.
 pub fn calibrate() -> Result<(), CalibrationError> {
-    let reference: &dyn Reference = match crate::hpet::get() {
+    let reference: &dyn Reference = match crate::time::hpet::get() {
         Some(h) => h,
         None => &Pit,
     };
@@ -196,6 +198,8 @@ pub fn start_tick() {
 
 /// Timer interrupt body.
 pub fn on_tick() {
-    crate::cpu::current().ticks.fetch_add(1, Ordering::Relaxed);
+    crate::arch::cpu::current()
+        .ticks
+        .fetch_add(1, Ordering::Relaxed);
     crate::irq::on_tick();
 }

@@ -12,7 +12,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use sluice_irq_core::desc::IrqReturn;
 use sluice_irq_core::{CpuMask, Virq};
 
-use crate::hpet::{self, Hpet};
+use crate::time::hpet::{self, Hpet};
 
 /// Time from one link to the next.
 pub const PERIOD_NS: u64 = 1_000_000;
@@ -200,100 +200,4 @@ pub fn stop() -> Stats {
         h.set_enabled(TIMER.load(Ordering::SeqCst), false);
     }
     stats()
-}
-
-pub static COMMANDS: &[crate::shell::Command] = &[crate::shell::Command {
-    name: "hpet-chain",
-    args: "start [CPULIST] | stop | status",
-    help: "self-re-arming HPET interrupt through the I/O APIC: a stall means a lost interrupt",
-    run: cmd_chain,
-}];
-
-fn print_stats(s: &Stats) {
-    crate::println!(
-        "hpet-chain: armed {} handled {} lost {} stale {}; last link {} us ago; irq {:?}",
-        s.armed,
-        s.handled,
-        s.armed.saturating_sub(s.handled),
-        s.stale,
-        s.since_last_ns / 1000,
-        virq()
-    );
-}
-
-fn cmd_chain(args: &[&str]) -> Result<(), alloc::string::String> {
-    match args {
-        ["start"] | ["start", _] => {
-            let mask = match args.get(1) {
-                Some(l) => crate::irq::parse_cpulist(l)?,
-                None => CpuMask::single(0),
-            };
-            let v = start(&mask)?;
-            crate::println!(
-                "hpet-chain: running on irq {v}, one link every {} us",
-                PERIOD_NS / 1000
-            );
-            Ok(())
-        }
-        ["stop"] => {
-            print_stats(&stop());
-            Ok(())
-        }
-        ["status"] => {
-            print_stats(&stats());
-            Ok(())
-        }
-        [] => Err("missing subcommand".into()),
-        [other, ..] => Err(alloc::format!("unknown subcommand '{other}'")),
-    }
-}
-
-/// Moves the chain's irq to a new vector 30 times while it fires: the I/O APIC's
-/// two-step move must lose nothing (a loss stops the chain for good). Each move waits
-/// for two links, the first of which completes the move; 100 ms without one is a stall.
-pub fn moves_under_fire_lose_nothing() -> crate::ktest::TestResult {
-    const MOVES: u32 = 30;
-    const STALL_NS: u64 = 100_000_000;
-    let virq = start(&CpuMask::single(0))?;
-    let (mut moved, mut busy) = (0, 0);
-    for _ in 0..MOVES {
-        let before = stats().handled;
-        match crate::irq::set_affinity(virq, &CpuMask::single(0), true) {
-            Ok(_) => moved += 1,
-            Err(sluice_irq_core::IrqError::Busy) => busy += 1, // cleanup of the last move not yet run
-            Err(e) => {
-                stop();
-                return Err(alloc::format!("move failed: {e}"));
-            }
-        }
-        while stats().handled < before + 2 {
-            if stats().since_last_ns > STALL_NS {
-                let s = stop();
-                return Err(alloc::format!("chain stalled after {moved} moves: {s:?}"));
-            }
-            core::hint::spin_loop();
-        }
-    }
-    let s = stop();
-    crate::log!(
-        "hpet-chain under moves: {} moves ({} refused busy), {:?}",
-        moved,
-        busy,
-        s
-    );
-    crate::check!(
-        s.handled == s.armed,
-        "lost {} interrupt(s): armed {} handled {}",
-        s.armed.saturating_sub(s.handled),
-        s.armed,
-        s.handled
-    );
-    crate::check!(
-        moved >= MOVES * 2 / 3,
-        "only {} of {} moves went through ({} busy)",
-        moved,
-        MOVES,
-        busy
-    );
-    Ok(())
 }

@@ -5,8 +5,8 @@ use core::fmt::Write;
 #[doc(hidden)]
 pub fn _print_line(args: core::fmt::Arguments, level: &str) {
     let ns = crate::time::nanos_since_boot();
-    let cpu = crate::cpu::current_index();
-    crate::serial::with_console(|c| {
+    let cpu = crate::arch::cpu::current_index();
+    crate::console::serial::with_console(|c| {
         let _ = writeln!(
             c,
             "[{:5}.{:06}] cpu{} {}{}",
@@ -21,7 +21,7 @@ pub fn _print_line(args: core::fmt::Arguments, level: &str) {
 
 #[doc(hidden)]
 pub fn _print(args: core::fmt::Arguments) {
-    crate::serial::with_console(|c| {
+    crate::console::serial::with_console(|c| {
         let _ = c.write_fmt(args);
     });
 }
@@ -29,29 +29,29 @@ pub fn _print(args: core::fmt::Arguments) {
 /// Informational log line.
 #[macro_export]
 macro_rules! log {
-    ($($arg:tt)*) => { $crate::log::_print_line(format_args!($($arg)*), "") };
+    ($($arg:tt)*) => { $crate::console::log::_print_line(format_args!($($arg)*), "") };
 }
 
 /// Warning log line.
 #[macro_export]
 macro_rules! warn {
-    ($($arg:tt)*) => { $crate::log::_print_line(format_args!($($arg)*), "warning: ") };
+    ($($arg:tt)*) => { $crate::console::log::_print_line(format_args!($($arg)*), "warning: ") };
 }
 
 /// Error log line.
 #[macro_export]
 macro_rules! error {
-    ($($arg:tt)*) => { $crate::log::_print_line(format_args!($($arg)*), "error: ") };
+    ($($arg:tt)*) => { $crate::console::log::_print_line(format_args!($($arg)*), "error: ") };
 }
 
 /// Raw console output without a prefix (shell output).
 #[macro_export]
 macro_rules! print {
-    ($($arg:tt)*) => { $crate::log::_print(format_args!($($arg)*)) };
+    ($($arg:tt)*) => { $crate::console::log::_print(format_args!($($arg)*)) };
 }
 
 #[macro_export]
 macro_rules! println {
     () => { $crate::print!("\n") };
-    ($($arg:tt)*) => { $crate::log::_print(format_args!("{}\n", format_args!($($arg)*))) };
+    ($($arg:tt)*) => { $crate::console::log::_print(format_args!("{}\n", format_args!($($arg)*))) };
 }

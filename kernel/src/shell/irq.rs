@@ -100,7 +100,7 @@ fn cmd_irqs(args: &[&str]) -> Result<(), String> {
         };
         print!("  {:#04x}", v);
         for c in 0..ncpu {
-            let n = crate::cpu::get(c)
+            let n = crate::arch::cpu::get(c)
                 .map_or(0, |pc| pc.vector_counts[v as usize].load(Ordering::Relaxed));
             print!(" {:>10}", n);
         }
@@ -112,7 +112,7 @@ fn cmd_irqs(args: &[&str]) -> Result<(), String> {
     println!("spurious (unused vector): {}", crate::irq::spurious_total());
     println!(
         "COM1 bytes dropped (ring full): {}",
-        crate::serial::rx_dropped()
+        crate::console::serial::rx_dropped()
     );
     Ok(())
 }

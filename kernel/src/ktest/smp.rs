@@ -4,8 +4,8 @@
 use alloc::format;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use super::{CpuSet, CpuState, ipi, stop_machine};
 use crate::ktest::{Test, TestResult};
+use crate::smp::{CpuSet, CpuState, ipi, stop_machine};
 use crate::{check, ktest};
 
 pub static TESTS: &[Test] = &[
@@ -36,7 +36,7 @@ fn device_interrupts_reach_apic_ids_0_to_254_only() -> TestResult {
         (256, false),
         (u32::MAX, false),
     ] {
-        let started = super::ap::check_addressable(apic);
+        let started = crate::smp::ap::check_addressable(apic);
         check!(
             started.is_ok() == reachable,
             "APIC id {}: start check says {:?}",
@@ -63,7 +63,7 @@ fn device_interrupts_reach_apic_ids_0_to_254_only() -> TestResult {
             entry
         );
     }
-    let err = super::ap::check_addressable(300).unwrap_err();
+    let err = crate::smp::ap::check_addressable(300).unwrap_err();
     check!(
         alloc::format!("{err}").contains("APIC id 300"),
         "unclear refusal: {}",
@@ -74,7 +74,7 @@ fn device_interrupts_reach_apic_ids_0_to_254_only() -> TestResult {
 
 /// Reads `addr`, expecting a page fault there (`fault`) or a plain read.
 fn read_faults(addr: u64) -> Result<bool, alloc::string::String> {
-    match crate::interrupts::probe_read(addr) {
+    match crate::arch::idt::probe_read(addr) {
         Ok(_) => Ok(false),
         Err((14, _, cr2)) if cr2 == addr => Ok(true),
         Err(other) => Err(format!("reading {addr:#x} gave fault {other:?}")),
@@ -100,11 +100,11 @@ fn stacks_end_in_an_unmapped_guard_page() -> TestResult {
         "a zero-sized stack was handed out"
     );
     let mut checked = 0;
-    for cpu in 1..super::possible() {
-        let Some(top) = super::ap::kernel_stack_top(cpu) else {
+    for cpu in 1..crate::smp::possible() {
+        let Some(top) = crate::smp::ap::kernel_stack_top(cpu) else {
             continue;
         };
-        let bottom = top - super::ap::AP_STACK_SIZE as u64;
+        let bottom = top - crate::smp::ap::AP_STACK_SIZE as u64;
         check!(!read_faults(bottom)?, "CPU {}'s stack bottom unmapped", cpu);
         check!(read_faults(bottom - 8)?, "CPU {}'s stack has no guard", cpu);
         checked += 1;
@@ -117,33 +117,33 @@ fn stacks_end_in_an_unmapped_guard_page() -> TestResult {
 }
 
 fn my_index(_: u64) -> u64 {
-    crate::cpu::current_index() as u64
+    crate::arch::cpu::current_index() as u64
 }
 
 fn all_madt_cpus_come_online() -> TestResult {
     let madt = crate::acpi::platform().cpus.len();
     check!(
-        super::possible() == madt,
+        crate::smp::possible() == madt,
         "{} CPU indices for {} MADT CPUs",
-        super::possible(),
+        crate::smp::possible(),
         madt
     );
     let reachable = (0..madt)
-        .filter_map(super::apic_id)
-        .filter(|a| super::ap::check_addressable(*a).is_ok())
+        .filter_map(crate::smp::apic_id)
+        .filter(|a| crate::smp::ap::check_addressable(*a).is_ok())
         .count();
     check!(
-        super::online_count() == reachable,
+        crate::smp::online_count() == reachable,
         "{} of {} CPUs online: {}",
-        super::online_count(),
+        crate::smp::online_count(),
         madt,
-        super::online_mask()
+        crate::smp::online_mask()
     );
     for cpu in 0..madt {
-        let apic = super::apic_id(cpu).ok_or_else(|| format!("CPU {cpu} has no APIC id"))?;
-        if super::ap::check_addressable(apic).is_err() {
+        let apic = crate::smp::apic_id(cpu).ok_or_else(|| format!("CPU {cpu} has no APIC id"))?;
+        if crate::smp::ap::check_addressable(apic).is_err() {
             check!(
-                super::state(cpu) != CpuState::Online,
+                crate::smp::state(cpu) != CpuState::Online,
                 "CPU {} (APIC id {}) is online but no device interrupt can reach it",
                 cpu,
                 apic
@@ -151,12 +151,13 @@ fn all_madt_cpus_come_online() -> TestResult {
             continue;
         }
         check!(
-            super::state(cpu) == CpuState::Online,
+            crate::smp::state(cpu) == CpuState::Online,
             "CPU {} is {}",
             cpu,
-            super::state(cpu).name()
+            crate::smp::state(cpu).name()
         );
-        let pc = crate::cpu::get(cpu).ok_or_else(|| format!("CPU {cpu} has no per-CPU block"))?;
+        let pc =
+            crate::arch::cpu::get(cpu).ok_or_else(|| format!("CPU {cpu} has no per-CPU block"))?;
         check!(
             pc.index as usize == cpu,
             "CPU {}'s block says index {}",
@@ -164,11 +165,11 @@ fn all_madt_cpus_come_online() -> TestResult {
             pc.index
         );
         check!(
-            Some(pc.apic_id) == super::apic_id(cpu),
+            Some(pc.apic_id) == crate::smp::apic_id(cpu),
             "CPU {} APIC id {} vs slot {:?}",
             cpu,
             pc.apic_id,
-            super::apic_id(cpu)
+            crate::smp::apic_id(cpu)
         );
         check!(
             crate::acpi::platform()
@@ -183,14 +184,14 @@ fn all_madt_cpus_come_online() -> TestResult {
     // Every AP takes its own tick.
     crate::time::spin_for_ns(50_000_000);
     for cpu in 1..madt {
-        let t = crate::cpu::get(cpu).map_or(0, |pc| pc.ticks.load(Ordering::Relaxed));
+        let t = crate::arch::cpu::get(cpu).map_or(0, |pc| pc.ticks.load(Ordering::Relaxed));
         check!(t > 0, "CPU {} has taken no timer ticks", cpu);
     }
     Ok(())
 }
 
 fn call_function_returns_each_cpus_own_index() -> TestResult {
-    for cpu in super::online_mask().iter() {
+    for cpu in crate::smp::online_mask().iter() {
         let r = ipi::call_on(cpu, my_index, 0).map_err(|e| format!("call on CPU {cpu}: {e}"))?;
         check!(r == cpu as u64, "call on CPU {} ran on CPU {}", cpu, r);
     }
@@ -201,11 +202,11 @@ static RUNS: AtomicU64 = AtomicU64::new(0);
 
 fn count_and_index(_: u64) -> u64 {
     RUNS.fetch_add(1, Ordering::SeqCst);
-    crate::cpu::current_index() as u64
+    crate::arch::cpu::current_index() as u64
 }
 
 fn call_on_others_and_all_answer_once_each() -> TestResult {
-    let n = super::online_count();
+    let n = crate::smp::online_count();
     RUNS.store(0, Ordering::SeqCst);
     let r = ipi::call_on_others(count_and_index, 0).map_err(|e| format!("others: {e}"))?;
     check!(
@@ -216,7 +217,7 @@ fn call_on_others_and_all_answer_once_each() -> TestResult {
     );
     check!(
         r.iter()
-            .all(|(c, v)| *c as u64 == *v && *c != super::this_cpu()),
+            .all(|(c, v)| *c as u64 == *v && *c != crate::smp::this_cpu()),
         "answers {:?}",
         r
     );
@@ -240,7 +241,7 @@ fn call_on_others_and_all_answer_once_each() -> TestResult {
 }
 
 fn call_to_a_cpu_that_is_not_online_is_refused() -> TestResult {
-    let cpu = super::possible();
+    let cpu = crate::smp::possible();
     match ipi::call_on(cpu, my_index, 0) {
         Err(ipi::CallError::Offline(s)) => {
             check!(s.contains(cpu), "refusal names {} not {}", s, cpu)
@@ -251,9 +252,9 @@ fn call_to_a_cpu_that_is_not_online_is_refused() -> TestResult {
 }
 
 fn call_timeout_names_the_slow_cpu_and_blocks_reuse_until_it_answers() -> TestResult {
-    let Some(victim) = super::online_mask()
+    let Some(victim) = crate::smp::online_mask()
         .iter()
-        .filter(|c| *c != super::this_cpu())
+        .filter(|c| *c != crate::smp::this_cpu())
         .last()
     else {
         crate::skip!("needs a second online CPU");
@@ -287,7 +288,7 @@ fn call_timeout_names_the_slow_cpu_and_blocks_reuse_until_it_answers() -> TestRe
 }
 
 fn silent_cpu_is_reported_not_waited_for() -> TestResult {
-    if super::trampoline::code_page().is_none() {
+    if crate::smp::trampoline::code_page().is_none() {
         crate::skip!("one CPU: no trampoline was installed");
     }
     // An APIC id no CPU has (and not the xAPIC broadcast 0xff), as a spare index.
@@ -299,13 +300,13 @@ fn silent_cpu_is_reported_not_waited_for() -> TestResult {
     let bogus = (0x80..0xfe)
         .find(|i| !ids.contains(i))
         .ok_or("no free APIC id")?;
-    let spare = crate::cpu::MAX_CPUS - 1;
+    let spare = crate::arch::cpu::MAX_CPUS - 1;
     let t0 = crate::time::nanos_since_boot();
-    let r = super::ap::start_on(spare, bogus, 100_000_000, false);
+    let r = crate::smp::ap::start_on(spare, bogus, 100_000_000, false);
     let ms = (crate::time::nanos_since_boot() - t0) / 1_000_000;
-    super::set_state(spare, CpuState::Absent);
+    crate::smp::set_state(spare, CpuState::Absent);
     match r {
-        Err(super::ap::StartError::NoAnswer { stage: 0, .. }) => {}
+        Err(crate::smp::ap::StartError::NoAnswer { stage: 0, .. }) => {}
         other => return Err(format!("start of APIC id {bogus}: {other:?}")),
     }
     check!(ms < 1000, "the report took {} ms", ms);
@@ -317,7 +318,7 @@ fn probe_irqs(_: u64) -> u64 {
 }
 
 fn stop_machine_runs_with_interrupts_off_everywhere() -> TestResult {
-    let online = super::online_mask();
+    let online = crate::smp::online_mask();
     let before = x86_64::instructions::interrupts::are_enabled();
     let r = stop_machine::stop_machine(probe_irqs, 0, &online).map_err(|e| format!("{e}"))?;
     check!(
@@ -353,11 +354,11 @@ static STOP_RUNS: AtomicU64 = AtomicU64::new(0);
 
 fn record_runner(x: u64) -> u64 {
     STOP_RUNS.fetch_add(1, Ordering::SeqCst);
-    x ^ crate::cpu::current_index() as u64
+    x ^ crate::arch::cpu::current_index() as u64
 }
 
 fn stop_machine_runs_only_on_the_chosen_cpu() -> TestResult {
-    let target = super::online_mask().iter().last().unwrap_or(0);
+    let target = crate::smp::online_mask().iter().last().unwrap_or(0);
     STOP_RUNS.store(0, Ordering::SeqCst);
     let r = stop_machine::stop_machine(record_runner, 0x5a00, &CpuSet::one(target))
         .map_err(|e| format!("{e}"))?;
@@ -383,9 +384,9 @@ fn spin_irqs_off(ns: u64) -> u64 {
 }
 
 fn stop_machine_reports_a_straggler_with_interrupts_off() -> TestResult {
-    let Some(victim) = super::online_mask()
+    let Some(victim) = crate::smp::online_mask()
         .iter()
-        .filter(|c| *c != super::this_cpu())
+        .filter(|c| *c != crate::smp::this_cpu())
         .last()
     else {
         crate::skip!("needs a second online CPU to straggle");
@@ -397,7 +398,7 @@ fn stop_machine_reports_a_straggler_with_interrupts_off() -> TestResult {
     let r = stop_machine::stop_machine_bounded(
         probe_irqs,
         0,
-        &CpuSet::one(super::this_cpu()),
+        &CpuSet::one(crate::smp::this_cpu()),
         150_000_000,
     );
     let ms = (crate::time::nanos_since_boot() - t0) / 1_000_000;
@@ -424,10 +425,10 @@ fn stop_machine_reports_a_straggler_with_interrupts_off() -> TestResult {
         spun
     );
     // The late IPI finds the aborted generation and leaves; the next stop_machine works.
-    let r = stop_machine::stop_machine(probe_irqs, 0, &super::online_mask())
+    let r = stop_machine::stop_machine(probe_irqs, 0, &crate::smp::online_mask())
         .map_err(|e| format!("after: {e}"))?;
     check!(
-        r.irqs_off_in_run == super::online_mask(),
+        r.irqs_off_in_run == crate::smp::online_mask(),
         "after: interrupts off only on {}",
         r.irqs_off_in_run
     );
@@ -435,20 +436,21 @@ fn stop_machine_reports_a_straggler_with_interrupts_off() -> TestResult {
 }
 
 fn parked_cpu_restarts_with_init_sipi() -> TestResult {
-    let Some(cpu) = super::online_mask()
+    let Some(cpu) = crate::smp::online_mask()
         .iter()
-        .filter(|c| *c != 0 && *c != super::this_cpu())
+        .filter(|c| *c != 0 && *c != crate::smp::this_cpu())
         .last()
     else {
         crate::skip!("needs an online application processor besides this CPU");
     };
-    let ticks = |c: usize| crate::cpu::get(c).map_or(0, |pc| pc.ticks.load(Ordering::Relaxed));
-    super::park(cpu).map_err(|e| format!("park CPU {cpu}: {e}"))?;
+    let ticks =
+        |c: usize| crate::arch::cpu::get(c).map_or(0, |pc| pc.ticks.load(Ordering::Relaxed));
+    crate::smp::park(cpu).map_err(|e| format!("park CPU {cpu}: {e}"))?;
     check!(
-        !super::is_online(cpu) && super::state(cpu) == CpuState::Parked,
+        !crate::smp::is_online(cpu) && crate::smp::state(cpu) == CpuState::Parked,
         "CPU {} is {}",
         cpu,
-        super::state(cpu).name()
+        crate::smp::state(cpu).name()
     );
     match ipi::call_on(cpu, my_index, 0) {
         Err(ipi::CallError::Offline(_)) => {}
@@ -457,9 +459,9 @@ fn parked_cpu_restarts_with_init_sipi() -> TestResult {
     let t = ticks(cpu);
     crate::time::spin_for_ns(30_000_000);
     check!(ticks(cpu) == t, "parked CPU {} still ticks", cpu);
-    let ns = super::ap::start(cpu).map_err(|e| format!("restart CPU {cpu}: {e}"))?;
+    let ns = crate::smp::ap::start(cpu).map_err(|e| format!("restart CPU {cpu}: {e}"))?;
     check!(
-        super::is_online(cpu),
+        crate::smp::is_online(cpu),
         "CPU {} not online after restart",
         cpu
     );
@@ -481,14 +483,14 @@ fn parked_cpu_restarts_with_init_sipi() -> TestResult {
 /// asks to park on the way out; then INIT–SIPI brings it back.
 fn take_down(_: u64) -> u64 {
     crate::apic::local::soft_disable();
-    super::park_self_on_return();
-    crate::cpu::current_index() as u64
+    crate::smp::park_self_on_return();
+    crate::arch::cpu::current_index() as u64
 }
 
 fn cpu_taken_down_in_stop_machine_parks_and_restarts() -> TestResult {
-    let Some(cpu) = super::online_mask()
+    let Some(cpu) = crate::smp::online_mask()
         .iter()
-        .find(|c| *c != 0 && *c != super::this_cpu())
+        .find(|c| *c != 0 && *c != crate::smp::this_cpu())
     else {
         crate::skip!("needs an online application processor besides this CPU");
     };
@@ -499,20 +501,20 @@ fn cpu_taken_down_in_stop_machine_parks_and_restarts() -> TestResult {
         "take-down results {:?}",
         r.results
     );
-    super::wait_parked(cpu, 1_000_000_000).map_err(|e| format!("CPU {cpu}: {e}"))?;
+    crate::smp::wait_parked(cpu, 1_000_000_000).map_err(|e| format!("CPU {cpu}: {e}"))?;
     check!(
-        !super::is_online(cpu),
+        !crate::smp::is_online(cpu),
         "CPU {} still in the online mask",
         cpu
     );
-    let r = stop_machine::stop_machine(probe_irqs, 0, &super::online_mask())
+    let r = stop_machine::stop_machine(probe_irqs, 0, &crate::smp::online_mask())
         .map_err(|e| format!("without CPU {cpu}: {e}"))?;
     check!(
         !r.participants.contains(cpu),
         "parked CPU {} took part",
         cpu
     );
-    super::ap::start(cpu).map_err(|e| format!("restart CPU {cpu}: {e}"))?;
+    crate::smp::ap::start(cpu).map_err(|e| format!("restart CPU {cpu}: {e}"))?;
     let r = ipi::call_on(cpu, my_index, 0).map_err(|e| format!("call after restart: {e}"))?;
     check!(
         r == cpu as u64,

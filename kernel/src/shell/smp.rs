@@ -5,9 +5,9 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
-use super::{CpuSet, ipi, stop_machine};
 use crate::println;
 use crate::shell::Command;
+use crate::smp::{CpuSet, ipi, stop_machine};
 
 pub static COMMANDS: &[Command] = &[
     Command {
@@ -47,8 +47,11 @@ fn parse_cpu(s: Option<&&str>, usage: &str) -> Result<usize, String> {
     let n: usize = s
         .parse()
         .map_err(|_| format!("'{s}' is not a CPU number; usage: {usage}"))?;
-    if n >= super::possible() {
-        return Err(format!("no CPU {n}: CPUs are 0..{}", super::possible() - 1));
+    if n >= crate::smp::possible() {
+        return Err(format!(
+            "no CPU {n}: CPUs are 0..{}",
+            crate::smp::possible() - 1
+        ));
     }
     Ok(n)
 }
@@ -61,8 +64,8 @@ fn cmd_cpus(args: &[&str]) -> Result<(), String> {
         "{:>4} {:>8} {:<8} {:>10} {:>12} {:>12}",
         "CPU", "APIC id", "state", "ticks", "interrupts", "bring-up us"
     );
-    for cpu in 0..super::possible() {
-        let (ticks, irqs) = crate::cpu::get(cpu).map_or((0, 0), |pc| {
+    for cpu in 0..crate::smp::possible() {
+        let (ticks, irqs) = crate::arch::cpu::get(cpu).map_or((0, 0), |pc| {
             (
                 pc.ticks.load(Ordering::Relaxed),
                 pc.vector_counts
@@ -74,17 +77,17 @@ fn cmd_cpus(args: &[&str]) -> Result<(), String> {
         println!(
             "{:>4} {:>8} {:<8} {:>10} {:>12} {:>12}",
             cpu,
-            super::apic_id(cpu).unwrap_or(0),
-            super::state(cpu).name(),
+            crate::smp::apic_id(cpu).unwrap_or(0),
+            crate::smp::state(cpu).name(),
             ticks,
             irqs,
-            super::bringup_ns(cpu) / 1000
+            crate::smp::bringup_ns(cpu) / 1000
         );
     }
     println!(
         "{} of {} CPUs online",
-        super::online_count(),
-        super::possible()
+        crate::smp::online_count(),
+        crate::smp::possible()
     );
     Ok(())
 }
@@ -97,7 +100,7 @@ fn cmd_ipi(args: &[&str]) -> Result<(), String> {
     const USAGE: &str = "ipi CPU [COUNT] | ipi nmi CPU";
     if args.first() == Some(&"nmi") {
         let cpu = parse_cpu(args.get(1), USAGE)?;
-        super::send_nmi(cpu).map_err(|e| format!("NMI to CPU {cpu}: {e}"))?;
+        crate::smp::send_nmi(cpu).map_err(|e| format!("NMI to CPU {cpu}: {e}"))?;
         println!("NMI sent to CPU {cpu}");
         return Ok(());
     }
@@ -138,7 +141,7 @@ fn probe(_: u64) -> u64 {
 
 fn cmd_stop_machine(args: &[&str]) -> Result<(), String> {
     let cpu = match args.first() {
-        None => super::this_cpu(),
+        None => crate::smp::this_cpu(),
         Some(_) => parse_cpu(args.first(), "stop-machine [CPU]")?,
     };
     let r = stop_machine::stop_machine(probe, 0, &CpuSet::one(cpu))
@@ -160,14 +163,14 @@ fn cmd_stop_machine(args: &[&str]) -> Result<(), String> {
 
 fn cmd_park(args: &[&str]) -> Result<(), String> {
     let cpu = parse_cpu(args.first(), "ap-park CPU")?;
-    super::park(cpu).map_err(|e| format!("CPU {cpu}: {e}"))?;
+    crate::smp::park(cpu).map_err(|e| format!("CPU {cpu}: {e}"))?;
     println!("CPU {cpu} parked");
     Ok(())
 }
 
 fn cmd_start(args: &[&str]) -> Result<(), String> {
     let cpu = parse_cpu(args.first(), "ap-start CPU")?;
-    let ns = super::ap::start(cpu).map_err(|e| format!("CPU {cpu}: {e}"))?;
+    let ns = crate::smp::ap::start(cpu).map_err(|e| format!("CPU {cpu}: {e}"))?;
     println!("CPU {cpu} online in {} us", ns / 1000);
     Ok(())
 }

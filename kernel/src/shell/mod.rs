@@ -2,6 +2,13 @@
 //! `hlt` between bytes. Every command reports bad arguments with a usage line and
 //! returns to the prompt.
 
+mod bench;
+mod crash;
+mod hotplug;
+mod hpet_chain;
+mod irq;
+mod smp;
+
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -23,12 +30,12 @@ pub struct Command {
 /// Every command table, in `help` order.
 static GROUPS: &[&[Command]] = &[
     BASE,
-    crate::irq::shell::COMMANDS,
-    crate::hpet_chain::COMMANDS,
-    crate::smp::COMMANDS,
-    crate::hotplug::COMMANDS,
-    crate::crash::COMMANDS,
-    crate::bench::COMMANDS,
+    irq::COMMANDS,
+    hpet_chain::COMMANDS,
+    smp::COMMANDS,
+    hotplug::COMMANDS,
+    crash::COMMANDS,
+    bench::COMMANDS,
 ];
 
 fn commands() -> impl Iterator<Item = &'static Command> {
@@ -79,7 +86,7 @@ pub fn run() -> ! {
     let mut line = String::new();
     print!("{}", PROMPT);
     loop {
-        let Some(b) = crate::serial::read_byte() else {
+        let Some(b) = crate::console::serial::read_byte() else {
             // Sleep until the next interrupt; the check-then-halt race is closed by
             // `sti; hlt` executing atomically (SDM vol. 2, STI: interrupts are
             // recognised only after the next instruction).
@@ -156,7 +163,7 @@ fn cmd_info(args: &[&str]) -> Result<(), String> {
         p.cpus.len(),
         p.cpus_skipped,
         crate::smp::online_count(),
-        crate::cpu::current().apic_id
+        crate::arch::cpu::current().apic_id
     );
     let apic_ids: Vec<u32> = p.cpus.iter().map(|c| c.apic_id).collect();
     println!("  APIC ids: {:?}", apic_ids);
@@ -195,7 +202,7 @@ fn cmd_info(args: &[&str]) -> Result<(), String> {
             o.isa_irq, o.gsi, o.polarity, o.trigger
         );
     }
-    match crate::hpet::get() {
+    match crate::time::hpet::get() {
         Some(h) => println!(
             "HPET: at {:#x} (ACPI HPET number {}), {} comparators, period {} fs",
             h.phys(),

@@ -1,0 +1,165 @@
+//! `hotplug-stress`: offline/online a CPU over and over while the HPET chain — a
+//! self-re-arming interrupt that stops for good if one interrupt is lost — targets it,
+//! and report what happened and how long each operation took.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use sluice_irq_core::{CpuId, CpuMask};
+
+use crate::smp::{
+    self,
+    hotplug::{check_cpu, cpu_off, cpu_on, online_cpumask},
+};
+
+/// HPET time without a chain link that counts as a stall (a lost interrupt).
+const STALL_NS: u64 = 100_000_000;
+
+/// Waits for `links` more links of the HPET chain. A stall is 100 ms of HPET time with
+/// no link while the machine can take interrupts: counted from the later of the last
+/// link and `since_ns` (HPET time when the last hotplug operation ended), because inside
+/// stop_machine no CPU takes interrupts by design, and under TCG on a starved host that
+/// window alone has exceeded 100 ms. A lost interrupt never resumes the chain, so it is
+/// caught all the same.
+pub fn wait_links(links: u64, what: &str, since_ns: u64) -> Result<(), String> {
+    let target = crate::devices::hpet_chain::stats().handled + links;
+    loop {
+        let s = crate::devices::hpet_chain::stats();
+        if s.handled >= target {
+            return Ok(());
+        }
+        let quiet = s.since_last_ns.min(hpet_now_ns().saturating_sub(since_ns));
+        if quiet > STALL_NS {
+            return Err(alloc::format!(
+                "chain stalled {} ms {what}: armed {} handled {}",
+                quiet / 1_000_000,
+                s.armed,
+                s.handled
+            ));
+        }
+        core::hint::spin_loop();
+    }
+}
+
+pub fn hpet_now_ns() -> u64 {
+    crate::time::hpet::get().map_or(0, |h| h.ticks_to_ns(h.counter()))
+}
+
+fn chain_cpu() -> Option<CpuId> {
+    let v = crate::devices::hpet_chain::virq()?;
+    crate::irq::target(v).map(|t| t.cpu).ok()
+}
+
+#[derive(Default)]
+pub struct StressReport {
+    pub cycles: u32,
+    pub chain: crate::devices::hpet_chain::Stats,
+    pub off_us: Vec<u64>,
+    pub on_us: Vec<u64>,
+}
+
+impl StressReport {
+    pub fn print(&self) {
+        let (off_med, off_max) = median_max(&self.off_us);
+        let (on_med, on_max) = median_max(&self.on_us);
+        crate::println!(
+            "hotplug-stress: {} cycles; interrupts armed {} handled {} lost {} (stale {}); offline us median {} max {}; online us median {} max {}",
+            self.cycles,
+            self.chain.armed,
+            self.chain.handled,
+            self.chain.armed.saturating_sub(self.chain.handled),
+            self.chain.stale,
+            off_med,
+            off_max,
+            on_med,
+            on_max
+        );
+    }
+}
+
+fn median_max(v: &[u64]) -> (u64, u64) {
+    if v.is_empty() {
+        return (0, 0);
+    }
+    let mut s = v.to_vec();
+    s.sort_unstable();
+    (s[s.len() / 2], s[s.len() - 1])
+}
+
+/// Offlines and onlines `cpu` `cycles` times while the HPET chain, targeted at it, keeps
+/// firing. `pinned`: the chain's affinity is only `cpu` (broken while it is offline,
+/// restored when it returns); otherwise its affinity is every online CPU and it is put
+/// back on `cpu` before each cycle.
+pub fn stress(
+    cpu: usize,
+    cycles: u32,
+    pinned: bool,
+) -> Result<StressReport, (String, StressReport)> {
+    let mut rep = StressReport::default();
+    let fail = |msg: String, mut rep: StressReport| {
+        rep.chain = crate::devices::hpet_chain::stop();
+        Err((msg, rep))
+    };
+    if let Err(e) = check_cpu(cpu) {
+        return Err((e, rep));
+    }
+    if cpu == 0 || !smp::is_online(cpu) {
+        return Err((
+            alloc::format!("CPU {cpu} must be an online application processor"),
+            rep,
+        ));
+    }
+    let pin = CpuMask::single(cpu as CpuId);
+    let virq = match crate::devices::hpet_chain::start(&pin) {
+        Ok(v) => v,
+        Err(e) => return Err((alloc::format!("cannot start the HPET chain: {e}"), rep)),
+    };
+    for _ in 0..cycles {
+        if !pinned {
+            // Put it on `cpu`, then widen the mask without moving it.
+            if chain_cpu() != Some(cpu as CpuId)
+                && let Err(e) = crate::devices::hpet_chain::retarget(virq, &pin)
+            {
+                return fail(alloc::format!("cannot target CPU {cpu}: {e}"), rep);
+            }
+            if let Err(e) = wait_links(2, "before offline", hpet_now_ns()) {
+                return fail(e, rep);
+            }
+            if let Err(e) = crate::devices::hpet_chain::retarget(virq, &online_cpumask()) {
+                return fail(alloc::format!("cannot widen the affinity: {e}"), rep);
+            }
+        }
+        if let Err(e) = wait_links(2, "before offline", hpet_now_ns()) {
+            return fail(e, rep);
+        }
+        match cpu_off(cpu) {
+            Ok(o) => rep.off_us.push(o.took_ns / 1000),
+            Err(e) => return fail(e, rep),
+        }
+        if let Err(e) = wait_links(2, "while the CPU is offline", hpet_now_ns()) {
+            return fail(e, rep);
+        }
+        match cpu_on(cpu) {
+            Ok(o) => rep.on_us.push(o.took_ns / 1000),
+            Err(e) => return fail(e, rep),
+        }
+        if let Err(e) = wait_links(2, "after online", hpet_now_ns()) {
+            return fail(e, rep);
+        }
+        if pinned && chain_cpu() != Some(cpu as CpuId) {
+            return fail(
+                alloc::format!(
+                    "the chain did not return to CPU {cpu}: on {:?}",
+                    chain_cpu()
+                ),
+                rep,
+            );
+        }
+        rep.cycles += 1;
+    }
+    rep.chain = crate::devices::hpet_chain::stop();
+    if rep.chain.handled != rep.chain.armed {
+        let lost = rep.chain.armed.saturating_sub(rep.chain.handled);
+        return Err((alloc::format!("{lost} interrupt(s) lost"), rep));
+    }
+    Ok(rep)
+}

@@ -1,0 +1,104 @@
+//! Shell commands for CPU hotplug: `cpu off/on N` and `hotplug-stress`.
+
+use alloc::string::String;
+
+use crate::ktest::hotplug_stress::stress;
+use crate::smp::hotplug::{cpu_off, cpu_on};
+
+pub static COMMANDS: &[crate::shell::Command] = &[
+    crate::shell::Command {
+        name: "cpu",
+        args: "off N | on N",
+        help: "take CPU N offline (migrating its interrupts in stop_machine) or bring it back",
+        run: cmd_cpu,
+    },
+    crate::shell::Command {
+        name: "hotplug-stress",
+        args: "N CYCLES [--pinned]",
+        help: "offline/online CPU N CYCLES times while an HPET chain targeted at it keeps firing",
+        run: cmd_stress,
+    },
+];
+
+fn parse_num(s: Option<&&str>, what: &str) -> Result<usize, String> {
+    let s = s.ok_or_else(|| alloc::format!("missing {what}"))?;
+    s.parse()
+        .map_err(|_| alloc::format!("'{s}' is not a {what}"))
+}
+
+fn cmd_cpu(args: &[&str]) -> Result<(), String> {
+    let cpu = parse_num(args.get(1), "CPU number")?;
+    if args.len() > 2 {
+        return Err(alloc::format!("unexpected argument '{}'", args[2]));
+    }
+    match args.first().copied() {
+        Some("off") => {
+            let o = cpu_off(cpu)?;
+            let r = &o.report;
+            crate::println!(
+                "CPU {} offline in {} us: {} irq(s) moved ({} affinity broken), {} shut down, {} re-delivered from its IRR",
+                cpu,
+                o.took_ns / 1000,
+                r.moved.len(),
+                r.broken.len(),
+                r.shutdown.len(),
+                r.redelivered.len()
+            );
+            for (virq, old, new) in &r.moved {
+                crate::println!(
+                    "  irq {}: CPU {} vector {:#04x} -> CPU {} vector {:#04x}{}",
+                    virq,
+                    old.cpu,
+                    old.vector.0,
+                    new.cpu,
+                    new.vector.0,
+                    if r.broken.contains(virq) {
+                        " (affinity broken)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            Ok(())
+        }
+        Some("on") => {
+            let o = cpu_on(cpu)?;
+            crate::println!(
+                "CPU {} online in {} us: {} managed irq(s) restarted, {} irq(s) returned",
+                cpu,
+                o.took_ns / 1000,
+                o.report.restarted.len(),
+                o.report.restored.len()
+            );
+            Ok(())
+        }
+        Some(other) => Err(alloc::format!("unknown action '{other}' (off or on)")),
+        None => Err(String::from("missing action (off or on)")),
+    }
+}
+
+fn cmd_stress(args: &[&str]) -> Result<(), String> {
+    let cpu = parse_num(args.first(), "CPU number")?;
+    let cycles = parse_num(args.get(1), "cycle count")?;
+    let pinned = match args.get(2).copied() {
+        None => false,
+        Some("--pinned") => true,
+        Some(o) => return Err(alloc::format!("unknown option '{o}'")),
+    };
+    if args.len() > 3 {
+        return Err(alloc::format!("unexpected argument '{}'", args[3]));
+    }
+    if cycles == 0 || cycles > 100_000 {
+        return Err(String::from("CYCLES must be 1..100000"));
+    }
+    match stress(cpu, cycles as u32, pinned) {
+        Ok(rep) => {
+            rep.print();
+            Ok(())
+        }
+        Err((msg, rep)) => {
+            rep.print();
+            Err(alloc::format!("FAILED after {} cycles: {msg}", rep.cycles))
+        }
+    }
+}
