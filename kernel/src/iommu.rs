@@ -5,55 +5,45 @@
 use alloc::string::String;
 use sluice_acpi_tables::dmar::RemappingStructure;
 use sluice_acpi_tables::plan::Remapping;
-use sluice_acpi_tables::{Dmar, Hpet, InterruptPlan, Madt, ParseError};
+use sluice_acpi_tables::{Dmar, Hpet, InterruptPlan, Madt};
+
+use crate::acpi::{InterruptTables, Parsed};
 
 use crate::println;
 
-/// The tables as our parsers read them, and the plan.
+/// The firmware's interrupt tables as the project's parser read them (once, at
+/// discovery), and the plan computed from them.
 pub struct Tables {
-    pub dmar: Option<Result<Dmar, ParseError>>,
-    pub madt: Option<Result<Madt, ParseError>>,
-    pub hpet: Option<Result<Hpet, ParseError>>,
+    pub dmar: &'static Parsed<Dmar>,
+    pub madt: &'static Parsed<Madt>,
+    pub hpet: &'static Parsed<Hpet>,
     pub plan: InterruptPlan,
 }
 
 static TABLES: spin::Once<Tables> = spin::Once::new();
 
-/// Parses the firmware tables once. A table that does not parse is reported with its
-/// typed error and treated as absent: the plan then says why remapping is off.
+/// The plan from the tables. A table that did not parse was reported at discovery
+/// and counts as absent: the plan then says why remapping is off.
 pub fn tables() -> &'static Tables {
     TABLES.call_once(|| {
-        let p = crate::acpi::platform();
-        let dmar = p.dmar.as_deref().map(Dmar::parse);
-        let madt = p.madt_raw.as_deref().map(Madt::parse);
-        let hpet = p.hpet_raw.as_deref().map(Hpet::parse);
-        for (name, err) in [
-            ("DMAR", dmar.as_ref().and_then(|r| r.as_ref().err())),
-            ("MADT", madt.as_ref().and_then(|r| r.as_ref().err())),
-            ("HPET", hpet.as_ref().and_then(|r| r.as_ref().err())),
-        ] {
-            if let Some(e) = err {
-                crate::error!("{} table rejected: {}; continuing without it", name, e);
-            }
-        }
-        let plan = InterruptPlan::build(ok(&dmar), ok(&madt), ok(&hpet));
+        let t = &crate::acpi::platform().tables;
+        let plan = InterruptPlan::build(ok(&t.dmar), ok(&t.madt), ok(&t.hpet));
         Tables {
-            dmar,
-            madt,
-            hpet,
+            dmar: &t.dmar,
+            madt: &t.madt,
+            hpet: &t.hpet,
             plan,
         }
     })
 }
 
-/// The table if it was present and parsed.
-fn ok<T>(r: &Option<Result<T, ParseError>>) -> Option<&T> {
-    r.as_ref().and_then(|r| r.as_ref().ok())
+fn ok<T>(t: &Parsed<T>) -> Option<&T> {
+    InterruptTables::ok(t)
 }
 
 /// DRHD register bases in DMAR order.
 pub fn unit_bases() -> alloc::vec::Vec<u64> {
-    match &tables().dmar {
+    match tables().dmar {
         Some(Ok(d)) => d
             .structures
             .iter()
@@ -69,7 +59,7 @@ pub fn unit_bases() -> alloc::vec::Vec<u64> {
 /// The `info` lines about IOMMUs.
 pub fn print_summary() {
     let t = tables();
-    match &t.dmar {
+    match t.dmar {
         None => println!("IOMMU: none (no DMAR table)"),
         Some(Err(e)) => println!("IOMMU: DMAR table unreadable: {}", e),
         Some(Ok(d)) => {
@@ -127,6 +117,6 @@ pub fn remapping_text(r: &Remapping) -> String {
 /// The `acpi` shell command: decoded tables and the plan, as the host command prints them.
 pub fn print_report() {
     let t = tables();
-    let text = sluice_acpi_tables::render::text(ok(&t.dmar), ok(&t.madt), ok(&t.hpet), &t.plan);
+    let text = sluice_acpi_tables::render::text(ok(t.dmar), ok(t.madt), ok(t.hpet), &t.plan);
     crate::print!("{}", text);
 }

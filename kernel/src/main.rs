@@ -54,7 +54,11 @@ fn kmain(boot: &'static mut bootloader_api::BootInfo) -> ! {
         platform.io_apics.len(),
         platform.overrides.len(),
         if platform.hpet.is_some() { "yes" } else { "no" },
-        if platform.dmar.is_some() { "yes" } else { "no" }
+        if platform.tables.dmar.is_some() {
+            "yes"
+        } else {
+            "no"
+        }
     );
 
     arch::pic::disable();

@@ -1,34 +1,34 @@
 //! Platform discovery from ACPI: CPUs and interrupt controllers (MADT), HPET, PCI
-//! configuration windows (MCFG), power control (FADT, DSDT's \_S5) and the raw DMAR.
+//! configuration windows (MCFG), power control (FADT, DSDT's \_S5) and the DMAR.
+//!
+//! Two parsers, each for what it does best: the `acpi` crate finds the tables and
+//! decodes the FADT, HPET and MCFG; the project's own corpus-tested parser
+//! (`sluice-acpi-tables`) is the only one that reads the MADT and the DMAR, once, here —
+//! the CPUs and I/O APICs the kernel brings up are the ones the interrupt plan is
+//! computed from.
 //!
 //! Every table is optional: a missing or malformed one is logged with the reason and
 //! the kernel falls back (no MADT → one CPU, the default I/O APIC; no HPET → PIT
 //! calibration; no DMAR → no interrupt remapping). Nothing here panics on bad data.
 
 mod handler;
+mod madt;
 mod s5;
 pub use s5::decode as s5_decode;
 
-use acpi::platform::ProcessorState;
-use acpi::platform::interrupt::{
-    InterruptModel, Polarity as AcpiPolarity, TriggerMode as AcpiTrigger,
-};
 use acpi::sdt::fadt::Fadt;
 use acpi::sdt::mcfg::Mcfg;
 use acpi::{AcpiTables, HpetInfo};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
+use sluice_acpi_tables::{Dmar, Hpet, Madt, ParseError};
 
 pub use handler::KernelAcpiHandler;
-
-/// x2APIC MADT entries with this id are placeholders, not CPUs (ACPI 6.5, 5.2.12.12).
-const X2APIC_ID_INVALID: u32 = 0xffff_ffff;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CpuEntry {
     pub apic_id: u32,
-    pub acpi_uid: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,24 +75,45 @@ pub struct PowerInfo {
     pub reset_port: Option<(u16, u8)>,
 }
 
+/// A table as the project's parser read it: absent, rejected (with the reason), or
+/// decoded.
+pub type Parsed<T> = Option<Result<T, ParseError>>;
+
+/// The tables the interrupt plan is computed from, each parsed once at boot by
+/// `sluice-acpi-tables` (the same code the host's `sluice acpi` runs over the corpus).
+#[derive(Default)]
+pub struct InterruptTables {
+    pub dmar: Parsed<Dmar>,
+    pub madt: Parsed<Madt>,
+    pub hpet: Parsed<Hpet>,
+}
+
+impl InterruptTables {
+    /// The table if it was present and parsed.
+    pub fn ok<T>(t: &Parsed<T>) -> Option<&T> {
+        t.as_ref().and_then(|r| r.as_ref().ok())
+    }
+}
+
 #[derive(Default)]
 pub struct Platform {
+    /// Enabled CPUs of the MADT, at most `MAX_CPUS`, each APIC id once.
     pub cpus: Vec<CpuEntry>,
-    /// MADT processor entries not used: disabled or x2APIC placeholders.
+    /// MADT processor entries not brought up: disabled, placeholders, or beyond MAX_CPUS.
     pub cpus_skipped: usize,
+    /// Of those, entries marked online-capable (hot-pluggable later; not started).
+    pub cpus_online_capable: usize,
     pub lapic_address: u64,
     pub io_apics: Vec<IoApicEntry>,
     pub overrides: Vec<SourceOverride>,
+    /// MADT NMI wiring: non-maskable sources (type 3) and local APIC LINT NMIs (types
+    /// 4 and 0xA), shown by `info`.
     pub nmi_sources: usize,
     pub lapic_nmis: usize,
     pub hpet: Option<HpetEntry>,
     pub mcfg: Vec<McfgEntry>,
     pub power: PowerInfo,
-    /// The firmware's DMAR, MADT and HPET tables, copied out byte for byte for our own
-    /// parsers (`sluice-acpi-tables`), which the interrupt plan is computed from.
-    pub dmar: Option<Vec<u8>>,
-    pub madt_raw: Option<Vec<u8>>,
-    pub hpet_raw: Option<Vec<u8>>,
+    pub tables: InterruptTables,
     /// Human-readable problems found while reading the tables.
     pub problems: Vec<String>,
 }
@@ -101,6 +122,15 @@ pub struct Platform {
 const DEFAULT_LAPIC: u64 = 0xfee0_0000;
 /// Default first I/O APIC on PCs.
 const DEFAULT_IOAPIC: u64 = 0xfec0_0000;
+
+impl IoApicEntry {
+    /// What PCs have when firmware says nothing: I/O APIC 0 at 0xfec00000, GSIs from 0.
+    const DEFAULT: IoApicEntry = IoApicEntry {
+        id: 0,
+        address: DEFAULT_IOAPIC,
+        gsi_base: 0,
+    };
+}
 
 impl Platform {
     fn problem(&mut self, what: core::fmt::Arguments) {
@@ -131,11 +161,7 @@ pub fn discover(rsdp: Option<u64>) -> Platform {
         p.problem(format_args!(
             "no RSDP from firmware; assuming one CPU and an I/O APIC at {DEFAULT_IOAPIC:#x}"
         ));
-        p.io_apics.push(IoApicEntry {
-            id: 0,
-            address: DEFAULT_IOAPIC,
-            gsi_base: 0,
-        });
+        p.io_apics.push(IoApicEntry::DEFAULT);
         return p;
     };
     // SAFETY: the bootloader took the RSDP address from the UEFI configuration table.
@@ -145,112 +171,47 @@ pub fn discover(rsdp: Option<u64>) -> Platform {
             p.problem(format_args!(
                 "cannot read the RSDP/XSDT ({e:?}); assuming one CPU"
             ));
-            p.io_apics.push(IoApicEntry {
-                id: 0,
-                address: DEFAULT_IOAPIC,
-                gsi_base: 0,
-            });
+            p.io_apics.push(IoApicEntry::DEFAULT);
             return p;
         }
     };
-    read_madt(&tables, &mut p);
+    p.tables = InterruptTables {
+        dmar: parse(&tables, acpi::sdt::Signature::DMAR, Dmar::parse),
+        madt: parse(&tables, acpi::sdt::Signature::MADT, Madt::parse),
+        hpet: parse(&tables, acpi::sdt::Signature::HPET, Hpet::parse),
+    };
+    for (name, err) in [
+        (
+            "DMAR",
+            p.tables.dmar.as_ref().and_then(|r| r.as_ref().err()),
+        ),
+        (
+            "MADT",
+            p.tables.madt.as_ref().and_then(|r| r.as_ref().err()),
+        ),
+        (
+            "HPET",
+            p.tables.hpet.as_ref().and_then(|r| r.as_ref().err()),
+        ),
+    ] {
+        if let Some(e) = err {
+            crate::error!("{} table rejected: {}; continuing without it", name, e);
+        }
+    }
+    madt::read(&mut p);
     read_hpet(&tables, &mut p);
     read_mcfg(&tables, &mut p);
     read_fadt(&tables, &mut p);
-    p.dmar = raw_table(&tables, acpi::sdt::Signature::DMAR);
-    p.madt_raw = raw_table(&tables, acpi::sdt::Signature::MADT);
-    p.hpet_raw = raw_table(&tables, acpi::sdt::Signature::HPET);
     p
 }
 
-fn read_madt(tables: &AcpiTables<KernelAcpiHandler>, p: &mut Platform) {
-    let (model, procs) = match InterruptModel::new(tables) {
-        Ok(m) => m,
-        Err(e) => {
-            p.problem(format_args!(
-                "MADT unusable ({e:?}); assuming one CPU and the default I/O APIC"
-            ));
-            p.io_apics.push(IoApicEntry {
-                id: 0,
-                address: DEFAULT_IOAPIC,
-                gsi_base: 0,
-            });
-            return;
-        }
-    };
-    let InterruptModel::Apic(apic) = model else {
-        p.problem(format_args!(
-            "MADT describes no APIC; assuming the default I/O APIC"
-        ));
-        p.io_apics.push(IoApicEntry {
-            id: 0,
-            address: DEFAULT_IOAPIC,
-            gsi_base: 0,
-        });
-        return;
-    };
-    p.lapic_address = apic.local_apic_address;
-    p.io_apics = apic
-        .io_apics
-        .iter()
-        .map(|io| IoApicEntry {
-            id: io.id,
-            address: u64::from(io.address),
-            gsi_base: io.global_system_interrupt_base,
-        })
-        .collect();
-    p.overrides = apic
-        .interrupt_source_overrides
-        .iter()
-        .map(|o| SourceOverride {
-            isa_irq: o.isa_source,
-            gsi: o.global_system_interrupt,
-            // "Same as bus" for ISA means active high, edge (ACPI 6.5, table 5.50).
-            polarity: if matches!(o.polarity, AcpiPolarity::ActiveLow) {
-                Polarity::ActiveLow
-            } else {
-                Polarity::ActiveHigh
-            },
-            trigger: if matches!(o.trigger_mode, AcpiTrigger::Level) {
-                Trigger::Level
-            } else {
-                Trigger::Edge
-            },
-        })
-        .collect();
-    p.nmi_sources = apic.nmi_sources.len();
-    p.lapic_nmis = apic.local_apic_nmi_lines.len();
-    if let Some(procs) = procs {
-        for cpu in
-            core::iter::once(&procs.boot_processor).chain(procs.application_processors.iter())
-        {
-            if cpu.state == ProcessorState::Disabled || cpu.local_apic_id == X2APIC_ID_INVALID {
-                p.cpus_skipped += 1;
-                continue;
-            }
-            if p.cpus.iter().any(|c| c.apic_id == cpu.local_apic_id) {
-                p.problem(format_args!(
-                    "MADT lists APIC id {} twice; keeping the first",
-                    cpu.local_apic_id
-                ));
-                continue;
-            }
-            p.cpus.push(CpuEntry {
-                apic_id: cpu.local_apic_id,
-                acpi_uid: cpu.processor_uid,
-            });
-        }
-    }
-    if p.io_apics.is_empty() {
-        p.problem(format_args!(
-            "MADT lists no I/O APIC; assuming one at {DEFAULT_IOAPIC:#x}"
-        ));
-        p.io_apics.push(IoApicEntry {
-            id: 0,
-            address: DEFAULT_IOAPIC,
-            gsi_base: 0,
-        });
-    }
+/// Copies a table out and parses it with the project's parser.
+fn parse<T>(
+    tables: &AcpiTables<KernelAcpiHandler>,
+    sig: acpi::sdt::Signature,
+    parse: fn(&[u8]) -> Result<T, ParseError>,
+) -> Parsed<T> {
+    raw_table(tables, sig).map(|bytes| parse(&bytes))
 }
 
 fn read_hpet(tables: &AcpiTables<KernelAcpiHandler>, p: &mut Platform) {
