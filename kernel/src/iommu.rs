@@ -97,6 +97,16 @@ pub fn print_summary() {
         }
     }
     println!("Interrupt remapping: {}", remapping_text(&t.plan.remapping));
+    if let Some(b) = crate::irq::hierarchy::built() {
+        println!(
+            "  built at boot: {}",
+            if b.plan.remapping.enabled() {
+                String::from("on")
+            } else {
+                alloc::format!("off: {}", remapping_text(&b.plan.remapping))
+            }
+        );
+    }
 }
 
 pub fn remapping_text(r: &Remapping) -> String {
@@ -119,4 +129,12 @@ pub fn print_report() {
     let t = tables();
     let text = sluice_acpi_tables::render::text(ok(t.dmar), ok(t.madt), ok(t.hpet), &t.plan);
     crate::print!("{}", text);
+    if let Some(b) = crate::irq::hierarchy::built()
+        && b.plan != t.plan
+    {
+        let mut built = String::new();
+        sluice_acpi_tables::render::plan_text(&mut built, &b.plan);
+        crate::println!("\nThe plan as built at boot (what `domains` shows):");
+        crate::print!("{}", built);
+    }
 }

@@ -96,6 +96,10 @@ pub enum NoRemapReason {
     /// An I/O APIC of the MADT is in no DRHD's scope: its interrupts would carry no
     /// source-id the IOMMU could validate, and Linux refuses IR in this case too.
     IoApicNotCovered { id: u8 },
+    /// The tables allow remapping but the running kernel did not enable it (a unit
+    /// lacks the capability, refused to enable, or the kernel does not drive it):
+    /// found only at boot, by the kernel, which says why.
+    NotEnabled { why: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -308,6 +312,31 @@ impl InterruptPlan {
         };
         plan.domains = domains_of(&plan);
         plan
+    }
+
+    /// The same machine once the running kernel decided remapping stays off: what only
+    /// hardware can tell (a unit without ECAP.IR, one that refused to enable) or the
+    /// kernel's own limits. Remapping is disabled with `why` added to its reasons, EIM
+    /// with it, and the domain tree no longer has INTEL-IR domains.
+    pub fn without_remapping(&self, why: NoRemapReason) -> InterruptPlan {
+        let mut p = self.clone();
+        p.remapping = match &self.remapping {
+            Remapping::Enabled => Remapping::Disabled(vec![why]),
+            Remapping::Disabled(r) => {
+                let mut r = r.clone();
+                r.push(why);
+                Remapping::Disabled(r)
+            }
+        };
+        if !p.x2apic.blockers.contains(&EimBlocker::NoRemapping) {
+            p.x2apic.blockers.insert(0, EimBlocker::NoRemapping);
+        }
+        p.x2apic.eim_allowed = false;
+        p.x2apic.unreachable_cpus = p.cpus.x2apic_only_ids.clone();
+        p.notes
+            .retain(|n| !matches!(n, Note::HpetNotCovered { .. }));
+        p.domains = domains_of(&p);
+        p
     }
 }
 
@@ -653,6 +682,7 @@ impl core::fmt::Display for NoRemapReason {
                     "I/O APIC {id} is in no DRHD device scope, so its interrupts cannot be remapped"
                 )
             }
+            NoRemapReason::NotEnabled { why } => write!(f, "not enabled at boot: {why}"),
         }
     }
 }

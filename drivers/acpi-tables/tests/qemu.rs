@@ -152,3 +152,34 @@ fn io_apic_behind_a_bridge_gets_a_provisional_source_id() {
         "{text}"
     );
 }
+
+/// The kernel turns remapping off when hardware or its own limits say so: the plan it
+/// then builds from has no INTEL-IR domains, no EIM, and says why.
+#[test]
+fn remapping_turned_off_at_boot_moves_the_io_apic_under_vector() {
+    let d = Dmar::parse(&qemu_dmar()).unwrap();
+    let m = Madt::parse(&qemu_madt(4, false)).unwrap();
+    let plan = InterruptPlan::build(Some(&d), Some(&m), None);
+    assert!(plan.remapping.enabled());
+    assert!(plan.domains.iter().any(|d| d.name == "INTEL-IR-0"));
+    let off = plan.without_remapping(NoRemapReason::NotEnabled {
+        why: "unit 0 lacks ECAP.IR".into(),
+    });
+    assert!(!off.remapping.enabled());
+    assert!(!off.x2apic.eim_allowed);
+    assert!(!off.domains.iter().any(|d| d.name.starts_with("INTEL-IR")));
+    let io = off.domains.iter().find(|d| d.name == "IO-APIC-0").unwrap();
+    assert_eq!(off.domains[io.parent.unwrap()].name, "VECTOR");
+    let Remapping::Disabled(why) = &off.remapping else {
+        unreachable!()
+    };
+    assert_eq!(
+        why.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
+        ["not enabled at boot: unit 0 lacks ECAP.IR"]
+    );
+    // Applying it twice keeps one blocker and appends the reason.
+    let twice = off.without_remapping(NoRemapReason::NotEnabled {
+        why: "again".into(),
+    });
+    assert_eq!(twice.x2apic.blockers.len(), off.x2apic.blockers.len());
+}

@@ -12,10 +12,10 @@
 mod affinity;
 mod apic_hw;
 mod dispatch;
+pub mod hierarchy;
 
 use sluice_irq_core::desc::FlowKind;
 use sluice_irq_core::domain::DomainId;
-use sluice_irq_core::ioapic::IoApicDomain;
 use sluice_irq_core::msi::{DestFormat, Trigger};
 use sluice_irq_core::{
     CpuId, CpuMask, IrqAlloc, IrqCore, IrqError, IrqSource, Polarity, Vector, Virq,
@@ -40,21 +40,14 @@ pub fn with_core<R>(f: impl FnOnce(&IrqCore) -> R) -> Result<R, IrqError> {
     Ok(without_interrupts(|| f(core)))
 }
 
-/// Creates the core for the CPUs the MADT lists, brings the boot CPU's matrix online,
-/// and adds one domain per I/O APIC.
+/// Creates the core for the CPUs the MADT lists, builds its domain tree from the
+/// interrupt plan, and brings the boot CPU's matrix online.
 pub fn init(nr_cpus: usize) -> Result<(), IrqError> {
     let core = IrqCore::new(nr_cpus.max(1))?;
     // Without interrupt remapping the I/O APIC and MSIs carry an 8-bit destination.
     core.set_dest_format(DestFormat::XApic);
-    for io in ioapic::all() {
-        let name = alloc::format!("IO-APIC-{}", io.entry.id);
-        core.add_domain(
-            &name,
-            DomainId::VECTOR,
-            alloc::sync::Arc::new(IoApicDomain::new(io.entry.id, io)),
-        )?;
-    }
-    CORE.call_once(|| core);
+    let core = CORE.call_once(|| core);
+    without_interrupts(|| hierarchy::build(core))?;
     cpu_online(
         crate::arch::cpu::current().index,
         crate::arch::cpu::current().apic_id,

@@ -119,14 +119,17 @@ fn cmd_irqs(args: &[&str]) -> Result<(), String> {
 
 fn cmd_domains(args: &[&str]) -> Result<(), String> {
     no_args(args)?;
-    crate::irq::with_core(|core| {
-        println!("{:<28} {:>6} {:>9}", "domain", "size", "allocated");
-        for d in core.domain_tree() {
-            let name = alloc::format!("{:indent$}{}", "", d.name, indent = d.depth * 2);
-            println!("{:<28} {:>6} {:>9}", name, d.size, d.allocated);
+    let tree =
+        crate::irq::with_core(|core| core.domain_tree()).map_err(|e| alloc::format!("{e}"))?;
+    println!("{:<30} {:>7} {:>5}  what", "domain", "size", "irqs");
+    for r in crate::irq::hierarchy::rows(&tree) {
+        let name = alloc::format!("{:indent$}{}", "", r.name, indent = r.depth * 2);
+        match r.live {
+            Some((size, irqs)) => println!("{:<30} {:>7} {:>5}  {}", name, size, irqs, r.detail),
+            None => println!("{:<30} {:>7} {:>5}  {}", name, "-", "-", r.detail),
         }
-    })
-    .map_err(|e| alloc::format!("{e}"))
+    }
+    Ok(())
 }
 
 fn parse_virq(s: Option<&&str>) -> Result<Virq, String> {
