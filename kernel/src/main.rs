@@ -18,6 +18,7 @@ mod irq;
 mod ktest;
 mod memory;
 mod panic;
+mod pci;
 mod power;
 mod qemu;
 mod shell;
@@ -60,6 +61,7 @@ fn kmain(boot: &'static mut bootloader_api::BootInfo) -> ! {
             "no"
         }
     );
+    pci::config::init(&platform.mcfg);
 
     arch::pic::disable();
     match apic::local::init_bsp(platform.lapic_address, true) {

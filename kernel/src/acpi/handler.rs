@@ -1,5 +1,6 @@
 //! The `acpi` crate's view of the machine: table memory through the bootloader's
-//! physical-memory map, port I/O, legacy PCI configuration access and time.
+//! physical-memory map, port I/O, PCI configuration access (the kernel's, `pci::config`)
+//! and time.
 
 use acpi::aml::AmlError;
 use acpi::{Handle, Handler, PciAddress, PhysicalMapping};
@@ -9,29 +10,24 @@ use x86_64::instructions::port::Port;
 #[derive(Clone, Copy, Debug)]
 pub struct KernelAcpiHandler;
 
-fn pci_cf8(addr: PciAddress, offset: u16) -> u32 {
-    0x8000_0000
-        | (u32::from(addr.bus()) << 16)
-        | (u32::from(addr.device()) << 11)
-        | (u32::from(addr.function()) << 8)
-        | u32::from(offset & 0xfc)
+/// AML's PCI configuration accesses go through the kernel's one configuration-space
+/// path (`pci::config`); an address or offset it cannot reach reads all ones.
+fn pci_read<T: sluice_pci::ConfigValue>(addr: PciAddress, offset: u16, ones: T) -> T {
+    use sluice_pci::ConfigAccess;
+    pci_address(addr)
+        .and_then(|a| crate::pci::config::Config.read::<T>(a, offset).ok())
+        .unwrap_or(ones)
 }
 
-fn pci_read32(addr: PciAddress, offset: u16) -> u32 {
-    // SAFETY: configuration mechanism #1 (PCI local bus spec 3.0, 3.2.2.3.2); the
-    // address/data pair is only used under the caller's exclusive ACPI context.
-    unsafe {
-        Port::<u32>::new(0xcf8).write(pci_cf8(addr, offset));
-        Port::<u32>::new(0xcfc).read()
+fn pci_write<T: sluice_pci::ConfigValue>(addr: PciAddress, offset: u16, value: T) {
+    use sluice_pci::ConfigAccess;
+    if let Some(a) = pci_address(addr) {
+        let _ = crate::pci::config::Config.write(a, offset, value);
     }
 }
 
-fn pci_write32(addr: PciAddress, offset: u16, value: u32) {
-    // SAFETY: as in pci_read32.
-    unsafe {
-        Port::<u32>::new(0xcf8).write(pci_cf8(addr, offset));
-        Port::<u32>::new(0xcfc).write(value)
-    }
+fn pci_address(a: PciAddress) -> Option<sluice_pci::PciAddress> {
+    sluice_pci::PciAddress::new(a.segment(), a.bus(), a.device(), a.function()).ok()
 }
 
 fn mem<T>(address: usize) -> *mut T {
@@ -116,26 +112,22 @@ impl Handler for KernelAcpiHandler {
         unsafe { Port::new(port).write(value) }
     }
     fn read_pci_u8(&self, address: PciAddress, offset: u16) -> u8 {
-        (pci_read32(address, offset) >> ((offset & 3) * 8)) as u8
+        pci_read(address, offset, u8::MAX)
     }
     fn read_pci_u16(&self, address: PciAddress, offset: u16) -> u16 {
-        (pci_read32(address, offset) >> ((offset & 2) * 8)) as u16
+        pci_read(address, offset, u16::MAX)
     }
     fn read_pci_u32(&self, address: PciAddress, offset: u16) -> u32 {
-        pci_read32(address, offset)
+        pci_read(address, offset, u32::MAX)
     }
     fn write_pci_u8(&self, address: PciAddress, offset: u16, value: u8) {
-        let shift = (offset & 3) * 8;
-        let old = pci_read32(address, offset) & !(0xff << shift);
-        pci_write32(address, offset, old | (u32::from(value) << shift));
+        pci_write(address, offset, value);
     }
     fn write_pci_u16(&self, address: PciAddress, offset: u16, value: u16) {
-        let shift = (offset & 2) * 8;
-        let old = pci_read32(address, offset) & !(0xffff << shift);
-        pci_write32(address, offset, old | (u32::from(value) << shift));
+        pci_write(address, offset, value);
     }
     fn write_pci_u32(&self, address: PciAddress, offset: u16, value: u32) {
-        pci_write32(address, offset, value);
+        pci_write(address, offset, value);
     }
     fn nanos_since_boot(&self) -> u64 {
         crate::time::nanos_since_boot()

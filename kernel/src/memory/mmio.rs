@@ -59,6 +59,26 @@ impl Mmio {
         // SAFETY: as in read32.
         unsafe { core::ptr::write_volatile((self.base + offset) as *mut u32, value) }
     }
+    pub fn read16(&self, offset: u64) -> u16 {
+        assert!(offset + 2 <= self.len, "MMIO read past the mapping");
+        // SAFETY: as in read32.
+        unsafe { core::ptr::read_volatile((self.base + offset) as *const u16) }
+    }
+    pub fn write16(&self, offset: u64, value: u16) {
+        assert!(offset + 2 <= self.len, "MMIO write past the mapping");
+        // SAFETY: as in read32.
+        unsafe { core::ptr::write_volatile((self.base + offset) as *mut u16, value) }
+    }
+    pub fn read8(&self, offset: u64) -> u8 {
+        assert!(offset < self.len, "MMIO read past the mapping");
+        // SAFETY: as in read32.
+        unsafe { core::ptr::read_volatile((self.base + offset) as *const u8) }
+    }
+    pub fn write8(&self, offset: u64, value: u8) {
+        assert!(offset < self.len, "MMIO write past the mapping");
+        // SAFETY: as in read32.
+        unsafe { core::ptr::write_volatile((self.base + offset) as *mut u8, value) }
+    }
     pub fn read64(&self, offset: u64) -> u64 {
         assert!(offset + 8 <= self.len, "MMIO read past the mapping");
         // SAFETY: as in read32.
