@@ -99,7 +99,7 @@ fn kmain(boot: &'static mut bootloader_api::BootInfo) -> ! {
     }
     smp::init(boot);
     // The interrupt core hands out vectors only on CPUs it knows are up.
-    for cpu in smp::online_mask().iter().filter(|&c| c != 0) {
+    for cpu in smp::online_cpus().filter(|&c| c != 0) {
         let apic = smp::apic_id(cpu).unwrap_or(0);
         if let Err(e) = irq::cpu_online(cpu as u32, apic) {
             error!("CPU {}: interrupt core refused it: {}", cpu, e);

@@ -11,7 +11,9 @@ pub type CpuId = u32;
 
 /// The largest number of CPUs a mask can describe.
 pub const MAX_CPUS: usize = 1024;
-const WORDS: usize = MAX_CPUS / 64;
+/// 64-bit words in a mask.
+pub const MASK_WORDS: usize = MAX_CPUS / 64;
+const WORDS: usize = MASK_WORDS;
 
 /// A set of logical CPUs.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -54,6 +56,17 @@ impl CpuMask {
             m.set(c);
         }
         m
+    }
+
+    /// The mask as 64-bit words, CPU `64·i + b` at bit `b` of word `i` (for atomic
+    /// copies of a mask).
+    pub const fn words(&self) -> &[u64; MASK_WORDS] {
+        &self.bits
+    }
+
+    /// A mask from words in the layout of [`Self::words`].
+    pub const fn from_words(bits: [u64; MASK_WORDS]) -> Self {
+        Self { bits }
     }
 
     /// Add `cpu`; returns false (and does nothing) if it is out of range.

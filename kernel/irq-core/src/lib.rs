@@ -30,7 +30,7 @@ pub mod source;
 pub mod vecdomain;
 pub mod vector;
 
-pub use cpumask::{CpuId, CpuMask, MAX_CPUS};
+pub use cpumask::{CpuId, CpuMask, MASK_WORDS, MAX_CPUS};
 pub use error::{IrqError, Result, Virq};
 pub use irqcore::{IrqAlloc, IrqCore};
 pub use source::{DmaAlias, IrqSource, PciFunction, Polarity};

@@ -8,8 +8,9 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use x86_64::VirtAddr;
 use x86_64::registers::model_specific::GsBase;
 
-/// Largest number of CPUs Sluice manages (x2APIC machines in QEMU go to 288).
-pub const MAX_CPUS: usize = 512;
+/// Largest number of CPUs Sluice manages (x2APIC machines in QEMU go to 288): the
+/// interrupt core's, so every per-CPU table and every CPU mask have the same bound.
+pub use sluice_irq_core::MAX_CPUS;
 
 #[repr(C)]
 pub struct PerCpu {

@@ -17,7 +17,7 @@ use sluice_irq_core::{CpuId, CpuMask, Virq};
 use super::stats::Summary;
 use crate::apic::{local, vectors};
 use crate::arch::cpu::MAX_CPUS;
-use crate::smp::{self, CpuSet};
+use crate::smp;
 use crate::time;
 
 /// The device vector each participant raises (0 = not participating).
@@ -107,7 +107,7 @@ fn to_ns(cycles: &mut [u64]) {
 pub fn run(n: usize, count: u64) -> Result<DispatchRun, alloc::string::String> {
     let me = smp::this_cpu();
     let mut cpus: Vec<usize> = core::iter::once(me)
-        .chain(smp::online_mask().iter().filter(|&c| c != me))
+        .chain(smp::online_cpus().filter(|&c| c != me))
         .take(n)
         .collect();
     cpus.sort_unstable();
@@ -134,9 +134,9 @@ pub fn run(n: usize, count: u64) -> Result<DispatchRun, alloc::string::String> {
             }
         }
     }
-    let mut set = CpuSet::new();
+    let mut set = CpuMask::new();
     for &c in &cpus {
-        set.insert(c);
+        set.set(c as CpuId);
     }
     ARRIVED.store(0, Ordering::Release);
     PARTICIPANTS.store(cpus.len() as u32, Ordering::Release);

@@ -37,10 +37,8 @@ fn offline_refused_when_the_others_cannot_absorb_its_vectors() -> TestResult {
     let dying = 1;
     let mut irqs = alloc::vec::Vec::new();
     let mut fill = || -> Result<alloc::string::String, alloc::string::String> {
-        let others: alloc::vec::Vec<usize> = crate::smp::online_mask()
-            .iter()
-            .filter(|&c| c != dying)
-            .collect();
+        let others: alloc::vec::Vec<usize> =
+            crate::smp::online_cpus().filter(|&c| c != dying).collect();
         for &c in &others {
             while available(c) > 4 {
                 irqs.push(vector_only_irq(c)?);
@@ -94,10 +92,7 @@ fn offline_refuses_the_last_and_the_boot_cpu() -> TestResult {
     }
     let e = crate::smp::hotplug::cpu_off(0).err().unwrap_or_default();
     check!(e.contains("boot CPU"), "offlining CPU 0 gave {:?}", e);
-    let aps: alloc::vec::Vec<usize> = crate::smp::online_mask()
-        .iter()
-        .filter(|&c| c != 0)
-        .collect();
+    let aps: alloc::vec::Vec<usize> = crate::smp::online_cpus().filter(|&c| c != 0).collect();
     for &c in &aps {
         crate::smp::hotplug::cpu_off(c)?;
     }

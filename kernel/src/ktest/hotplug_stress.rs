@@ -8,7 +8,7 @@ use sluice_irq_core::{CpuId, CpuMask};
 
 use crate::smp::{
     self,
-    hotplug::{check_cpu, cpu_off, cpu_on, online_cpumask},
+    hotplug::{check_cpu, cpu_off, cpu_on},
 };
 
 /// HPET time without a chain link that counts as a stall (a lost interrupt).
@@ -124,7 +124,7 @@ pub fn stress(
             if let Err(e) = wait_links(2, "before offline", hpet_now_ns()) {
                 return fail(e, rep);
             }
-            if let Err(e) = crate::devices::hpet_chain::retarget(virq, &online_cpumask()) {
+            if let Err(e) = crate::devices::hpet_chain::retarget(virq, &smp::online_mask()) {
                 return fail(alloc::format!("cannot widen the affinity: {e}"), rep);
             }
         }

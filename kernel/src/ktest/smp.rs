@@ -5,7 +5,7 @@ use alloc::format;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::ktest::{Test, TestResult};
-use crate::smp::{CpuSet, CpuState, ipi, stop_machine};
+use crate::smp::{CpuId, CpuMask, CpuState, ipi, stop_machine};
 use crate::{check, ktest};
 
 pub static TESTS: &[Test] = &[
@@ -191,7 +191,7 @@ fn all_madt_cpus_come_online() -> TestResult {
 }
 
 fn call_function_returns_each_cpus_own_index() -> TestResult {
-    for cpu in crate::smp::online_mask().iter() {
+    for cpu in crate::smp::online_cpus() {
         let r = ipi::call_on(cpu, my_index, 0).map_err(|e| format!("call on CPU {cpu}: {e}"))?;
         check!(r == cpu as u64, "call on CPU {} ran on CPU {}", cpu, r);
     }
@@ -244,7 +244,7 @@ fn call_to_a_cpu_that_is_not_online_is_refused() -> TestResult {
     let cpu = crate::smp::possible();
     match ipi::call_on(cpu, my_index, 0) {
         Err(ipi::CallError::Offline(s)) => {
-            check!(s.contains(cpu), "refusal names {} not {}", s, cpu)
+            check!(s.contains(cpu as CpuId), "refusal names {} not {}", s, cpu)
         }
         other => return Err(format!("call to absent CPU {cpu}: {other:?}")),
     }
@@ -252,18 +252,21 @@ fn call_to_a_cpu_that_is_not_online_is_refused() -> TestResult {
 }
 
 fn call_timeout_names_the_slow_cpu_and_blocks_reuse_until_it_answers() -> TestResult {
-    let Some(victim) = crate::smp::online_mask()
-        .iter()
+    let Some(victim) = crate::smp::online_cpus()
         .filter(|c| *c != crate::smp::this_cpu())
         .last()
     else {
         crate::skip!("needs a second online CPU");
     };
-    let h = ipi::call_async(&CpuSet::one(victim), spin_irqs_off, 300_000_000)
-        .map_err(|e| format!("{e}"))?;
+    let h = ipi::call_async(
+        &CpuMask::single(victim as CpuId),
+        spin_irqs_off,
+        300_000_000,
+    )
+    .map_err(|e| format!("{e}"))?;
     match h.wait(50_000_000) {
         Err(ipi::CallError::Timeout(s)) => check!(
-            s == CpuSet::one(victim),
+            s == CpuMask::single(victim as CpuId),
             "timeout names {} not {}",
             s,
             victim
@@ -272,7 +275,12 @@ fn call_timeout_names_the_slow_cpu_and_blocks_reuse_until_it_answers() -> TestRe
     }
     match ipi::call_on(victim, my_index, 0) {
         Err(ipi::CallError::Busy(s)) => {
-            check!(s == CpuSet::one(victim), "busy names {} not {}", s, victim)
+            check!(
+                s == CpuMask::single(victim as CpuId),
+                "busy names {} not {}",
+                s,
+                victim
+            )
         }
         other => {
             return Err(format!(
@@ -338,7 +346,7 @@ fn stop_machine_runs_with_interrupts_off_everywhere() -> TestResult {
         online
     );
     check!(
-        r.results.len() == online.count(),
+        r.results.len() == online.weight() as usize,
         "{} results",
         r.results.len()
     );
@@ -358,9 +366,9 @@ fn record_runner(x: u64) -> u64 {
 }
 
 fn stop_machine_runs_only_on_the_chosen_cpu() -> TestResult {
-    let target = crate::smp::online_mask().iter().last().unwrap_or(0);
+    let target = crate::smp::online_cpus().last().unwrap_or(0);
     STOP_RUNS.store(0, Ordering::SeqCst);
-    let r = stop_machine::stop_machine(record_runner, 0x5a00, &CpuSet::one(target))
+    let r = stop_machine::stop_machine(record_runner, 0x5a00, &CpuMask::single(target as CpuId))
         .map_err(|e| format!("{e}"))?;
     check!(
         STOP_RUNS.load(Ordering::SeqCst) == 1,
@@ -384,21 +392,24 @@ fn spin_irqs_off(ns: u64) -> u64 {
 }
 
 fn stop_machine_reports_a_straggler_with_interrupts_off() -> TestResult {
-    let Some(victim) = crate::smp::online_mask()
-        .iter()
+    let Some(victim) = crate::smp::online_cpus()
         .filter(|c| *c != crate::smp::this_cpu())
         .last()
     else {
         crate::skip!("needs a second online CPU to straggle");
     };
-    let h = ipi::call_async(&CpuSet::one(victim), spin_irqs_off, 600_000_000)
-        .map_err(|e| format!("{e}"))?;
+    let h = ipi::call_async(
+        &CpuMask::single(victim as CpuId),
+        spin_irqs_off,
+        600_000_000,
+    )
+    .map_err(|e| format!("{e}"))?;
     crate::time::spin_for_ns(20_000_000); // let the victim enter its spin
     let t0 = crate::time::nanos_since_boot();
     let r = stop_machine::stop_machine_bounded(
         probe_irqs,
         0,
-        &CpuSet::one(crate::smp::this_cpu()),
+        &CpuMask::single(crate::smp::this_cpu() as CpuId),
         150_000_000,
     );
     let ms = (crate::time::nanos_since_boot() - t0) / 1_000_000;
@@ -407,7 +418,7 @@ fn stop_machine_reports_a_straggler_with_interrupts_off() -> TestResult {
         .map_err(|e| format!("victim's spin: {e}"))?;
     match r {
         Err(stop_machine::StopError::Stragglers(s)) => check!(
-            s == CpuSet::one(victim),
+            s == CpuMask::single(victim as CpuId),
             "stragglers {} instead of {{{}}}",
             s,
             victim
@@ -436,8 +447,7 @@ fn stop_machine_reports_a_straggler_with_interrupts_off() -> TestResult {
 }
 
 fn parked_cpu_restarts_with_init_sipi() -> TestResult {
-    let Some(cpu) = crate::smp::online_mask()
-        .iter()
+    let Some(cpu) = crate::smp::online_cpus()
         .filter(|c| *c != 0 && *c != crate::smp::this_cpu())
         .last()
     else {
@@ -488,14 +498,12 @@ fn take_down(_: u64) -> u64 {
 }
 
 fn cpu_taken_down_in_stop_machine_parks_and_restarts() -> TestResult {
-    let Some(cpu) = crate::smp::online_mask()
-        .iter()
-        .find(|c| *c != 0 && *c != crate::smp::this_cpu())
+    let Some(cpu) = crate::smp::online_cpus().find(|c| *c != 0 && *c != crate::smp::this_cpu())
     else {
         crate::skip!("needs an online application processor besides this CPU");
     };
-    let r =
-        stop_machine::stop_machine(take_down, 0, &CpuSet::one(cpu)).map_err(|e| format!("{e}"))?;
+    let r = stop_machine::stop_machine(take_down, 0, &CpuMask::single(cpu as CpuId))
+        .map_err(|e| format!("{e}"))?;
     check!(
         r.results == [(cpu, cpu as u64)],
         "take-down results {:?}",
@@ -510,7 +518,7 @@ fn cpu_taken_down_in_stop_machine_parks_and_restarts() -> TestResult {
     let r = stop_machine::stop_machine(probe_irqs, 0, &crate::smp::online_mask())
         .map_err(|e| format!("without CPU {cpu}: {e}"))?;
     check!(
-        !r.participants.contains(cpu),
+        !r.participants.contains(cpu as CpuId),
         "parked CPU {} took part",
         cpu
     );

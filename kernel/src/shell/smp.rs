@@ -7,7 +7,7 @@ use core::sync::atomic::Ordering;
 
 use crate::println;
 use crate::shell::Command;
-use crate::smp::{CpuSet, ipi, stop_machine};
+use crate::smp::{CpuId, CpuMask, ipi, stop_machine};
 
 pub static COMMANDS: &[Command] = &[
     Command {
@@ -144,11 +144,11 @@ fn cmd_stop_machine(args: &[&str]) -> Result<(), String> {
         None => crate::smp::this_cpu(),
         Some(_) => parse_cpu(args.first(), "stop-machine [CPU]")?,
     };
-    let r = stop_machine::stop_machine(probe, 0, &CpuSet::one(cpu))
+    let r = stop_machine::stop_machine(probe, 0, &CpuMask::single(cpu as CpuId))
         .map_err(|e| format!("stop_machine: {e}"))?;
     println!(
         "stop_machine: {} CPUs {} in {} us (gather {} us, irqs off {} us, run {} us); ran on CPU {} with interrupts {}; interrupts off in RUN on {}",
-        r.participants.count(),
+        r.participants.weight(),
         r.participants,
         r.ns / 1000,
         r.stage_ns[0] / 1000,

@@ -17,7 +17,7 @@ use sluice_irq_core::hotplug::{MigrationReport, OnlineReport};
 use sluice_irq_core::{CpuId, CpuMask, IrqError};
 
 use crate::irq::KernelApic;
-use crate::smp::{self, CpuSet, CpuState};
+use crate::smp::{self, CpuState};
 
 /// What the migration on the dying CPU produced, handed back to the initiator.
 static TAKE_DOWN: spin::Mutex<Option<Result<MigrationReport, IrqError>>> = spin::Mutex::new(None);
@@ -103,7 +103,8 @@ pub fn cpu_off(cpu: usize) -> Result<Offlined, String> {
     }
     let start = crate::time::nanos_since_boot();
     TAKE_DOWN.lock().take();
-    let stop = smp::stop_machine::stop_machine(take_down, cpu as u64, &CpuSet::one(cpu));
+    let stop =
+        smp::stop_machine::stop_machine(take_down, cpu as u64, &CpuMask::single(cpu as CpuId));
     let migrated = TAKE_DOWN.lock().take();
     match (stop, migrated) {
         (Err(e), _) => Err(alloc::format!("stop_machine: {e}")),
@@ -148,13 +149,4 @@ pub fn cpu_on(cpu: usize) -> Result<Onlined, String> {
         report,
         took_ns: crate::time::nanos_since_boot() - start,
     })
-}
-
-/// Every online CPU, as the interrupt core's mask type.
-pub fn online_cpumask() -> CpuMask {
-    let mut m = CpuMask::default();
-    for c in smp::online_mask().iter() {
-        m.set(c as CpuId);
-    }
-    m
 }

@@ -15,9 +15,10 @@
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
-use super::{CpuSet, WORDS};
+use super::{CpuId, CpuMask};
 use crate::apic::vectors;
 use crate::arch::cpu::MAX_CPUS;
+use sluice_irq_core::MASK_WORDS as WORDS;
 
 pub type CallFn = fn(u64) -> u64;
 
@@ -43,11 +44,11 @@ static REQUESTS: [[AtomicU64; WORDS]; MAX_CPUS] =
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallError {
     /// These targets are not online.
-    Offline(CpuSet),
+    Offline(CpuMask),
     /// This CPU's previous call still waits on these CPUs (or a call is in progress).
-    Busy(CpuSet),
+    Busy(CpuMask),
     /// These CPUs did not finish within the bound; the call may still run on them.
-    Timeout(CpuSet),
+    Timeout(CpuMask),
     /// The calling CPU has no call block (SMP not initialised on it).
     NotReady,
 }
@@ -148,8 +149,8 @@ pub(crate) fn drop_requests(me: usize) {
     });
 }
 
-fn pending_set(b: &CallBlock) -> CpuSet {
-    CpuSet::from_words(core::array::from_fn(|i| {
+fn pending_set(b: &CallBlock) -> CpuMask {
+    CpuMask::from_words(core::array::from_fn(|i| {
         b.pending[i].load(Ordering::Acquire)
     }))
 }
@@ -158,7 +159,7 @@ fn pending_set(b: &CallBlock) -> CpuSet {
 /// the call to finish on its own (the next call from this CPU waits for it).
 pub struct CallHandle {
     block: &'static CallBlock,
-    targets: CpuSet,
+    targets: CpuMask,
     local: Option<(usize, u64)>,
 }
 
@@ -179,6 +180,7 @@ impl CallHandle {
         let mut out: Vec<(usize, u64)> = self
             .targets
             .iter()
+            .map(|c| c as usize)
             .map(|c| (c, self.block.results[c].load(Ordering::Relaxed)))
             .collect();
         if let Some(l) = self.local {
@@ -197,19 +199,19 @@ impl Drop for CallHandle {
 
 /// Starts `f(arg)` on every CPU of `targets` and returns at once. If the calling CPU is
 /// in the set, it runs `f` itself (interrupts off) before returning.
-pub fn call_async(targets: &CpuSet, f: CallFn, arg: u64) -> Result<CallHandle, CallError> {
+pub fn call_async(targets: &CpuMask, f: CallFn, arg: u64) -> Result<CallHandle, CallError> {
     let me = super::this_cpu();
     let b = block(me).ok_or(CallError::NotReady)?;
-    let offline = targets.minus(&super::online_mask());
+    let offline = targets.and_not(&super::online_mask());
     if !offline.is_empty() {
         return Err(CallError::Offline(offline));
     }
     if b.busy.swap(true, Ordering::AcqRel) {
-        return Err(CallError::Busy(CpuSet::new()));
+        return Err(CallError::Busy(CpuMask::new()));
     }
     // A previous call that timed out may still wait on CPUs that have since parked (or
     // never started): they dropped their requests or never had a handler; forget them.
-    for c in pending_set(b).iter() {
+    for c in pending_set(b).iter().map(|c| c as usize) {
         if matches!(
             super::state(c),
             super::CpuState::Parked | super::CpuState::Failed | super::CpuState::Present
@@ -223,13 +225,13 @@ pub fn call_async(targets: &CpuSet, f: CallFn, arg: u64) -> Result<CallHandle, C
         return Err(CallError::Busy(stale));
     }
     let mut remote = *targets;
-    remote.remove(me);
+    remote.clear(me as CpuId);
     b.func.store(f as usize, Ordering::Release);
     b.arg.store(arg, Ordering::Release);
     for (i, w) in remote.words().iter().enumerate() {
         b.pending[i].store(*w, Ordering::Release);
     }
-    for t in remote.iter() {
+    for t in remote.iter().map(|c| c as usize) {
         REQUESTS[t][me / 64].fetch_or(1 << (me % 64), Ordering::AcqRel);
         if !super::send_vector(t, vectors::CALL_FUNCTION) {
             crate::warn!(
@@ -238,7 +240,7 @@ pub fn call_async(targets: &CpuSet, f: CallFn, arg: u64) -> Result<CallHandle, C
             );
         }
     }
-    let local = targets.contains(me).then(|| {
+    let local = targets.contains(me as CpuId).then(|| {
         (
             me,
             x86_64::instructions::interrupts::without_interrupts(|| f(arg)),
@@ -253,7 +255,7 @@ pub fn call_async(targets: &CpuSet, f: CallFn, arg: u64) -> Result<CallHandle, C
 
 /// Runs `f(arg)` on every CPU of `targets` (including this one if listed) and waits.
 pub fn call_many(
-    targets: &CpuSet,
+    targets: &CpuMask,
     f: CallFn,
     arg: u64,
     timeout_ns: u64,
@@ -264,15 +266,15 @@ pub fn call_many(
 /// Runs `f(arg)` on `cpu` and returns its result.
 pub fn call_on(cpu: usize, f: CallFn, arg: u64) -> Result<u64, CallError> {
     if cpu >= MAX_CPUS {
-        return Err(CallError::Offline(CpuSet::new()));
+        return Err(CallError::Offline(CpuMask::new()));
     }
-    Ok(call_many(&CpuSet::one(cpu), f, arg, CALL_TIMEOUT_NS)?[0].1)
+    Ok(call_many(&CpuMask::single(cpu as CpuId), f, arg, CALL_TIMEOUT_NS)?[0].1)
 }
 
 /// Runs `f(arg)` on every online CPU except this one.
 pub fn call_on_others(f: CallFn, arg: u64) -> Result<Vec<(usize, u64)>, CallError> {
     let mut set = super::online_mask();
-    set.remove(super::this_cpu());
+    set.clear(super::this_cpu() as CpuId);
     call_many(&set, f, arg, CALL_TIMEOUT_NS)
 }
 

@@ -13,12 +13,13 @@
 //! - `stop_machine::stop_machine(f, arg, &run_on)`: all online CPUs rendezvous with
 //!   interrupts off, `f` runs on the CPUs of `run_on`; `Stragglers(set)` if some CPU
 //!   did not arrive within `ARRIVE_TIMEOUT_NS` (nothing ran then).
-//! - Offline shape: `stop_machine(take_down, n, &CpuSet::one(n))` where `take_down`
+//! - Offline shape: `stop_machine(take_down, n, &CpuMask::single(n))` where `take_down`
 //!   (on CPU n) migrates its irqs, soft-disables its APIC and calls
 //!   `park_self_on_return()`; then `wait_parked(n, timeout)`. Online: `ap::start(n)`
 //!   (INIT–SIPI–SIPI again; the trampoline, per-CPU block, stacks and GDT are kept).
 //!   `park(n)` is the raw park for a CPU with nothing to migrate.
-//! - `online_mask()`, `is_online`, `state(cpu)`, `apic_id(cpu)`, `CpuSet`.
+//! - `online_mask()` (a `CpuMask`, the one mask type, shared with the interrupt core),
+//!   `is_online`, `state(cpu)`, `apic_id(cpu)`.
 //!
 //! Lock order (outermost first): stop_machine::LOCK → ap::START → memory::PAGING →
 //! heap. The call-function path takes no lock (atomics only), so it is usable from
@@ -35,87 +36,17 @@ use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize
 
 use crate::apic::local::{self, IpiDest, IpiKind};
 use crate::arch::cpu::MAX_CPUS;
+use sluice_irq_core::MASK_WORDS;
 
-pub const WORDS: usize = MAX_CPUS / 64;
+pub use sluice_irq_core::{CpuId, CpuMask};
 
-/// A set of CPU indices.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct CpuSet([u64; WORDS]);
-
-impl CpuSet {
-    pub const fn new() -> Self {
-        CpuSet([0; WORDS])
-    }
-    pub fn one(cpu: usize) -> Self {
-        let mut s = Self::new();
-        s.insert(cpu);
-        s
-    }
-    pub fn insert(&mut self, cpu: usize) {
-        self.0[cpu / 64] |= 1 << (cpu % 64);
-    }
-    pub fn remove(&mut self, cpu: usize) {
-        self.0[cpu / 64] &= !(1 << (cpu % 64));
-    }
-    pub fn contains(&self, cpu: usize) -> bool {
-        cpu < MAX_CPUS && self.0[cpu / 64] & (1 << (cpu % 64)) != 0
-    }
-    pub fn count(&self) -> usize {
-        self.0.iter().map(|w| w.count_ones() as usize).sum()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.0.iter().all(|w| *w == 0)
-    }
-    /// CPUs in `self` but not in `other`.
-    pub fn minus(&self, other: &CpuSet) -> CpuSet {
-        let mut r = *self;
-        for (a, b) in r.0.iter_mut().zip(other.0.iter()) {
-            *a &= !b;
-        }
-        r
-    }
-    pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
-        (0..MAX_CPUS).filter(move |c| self.contains(*c))
-    }
-    pub(crate) fn words(&self) -> &[u64; WORDS] {
-        &self.0
-    }
-    pub(crate) fn from_words(w: [u64; WORDS]) -> Self {
-        CpuSet(w)
-    }
-}
-
-impl Default for CpuSet {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl core::fmt::Display for CpuSet {
-    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
-        f.write_str("{")?;
-        for (i, c) in self.iter().enumerate() {
-            if i > 0 {
-                f.write_str(",")?;
-            }
-            write!(f, "{c}")?;
-        }
-        f.write_str("}")
-    }
-}
-
-impl core::fmt::Debug for CpuSet {
-    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
-        core::fmt::Display::fmt(self, f)
-    }
-}
-
-/// An atomic CPU bitmap (the online mask and stop_machine's bookkeeping).
-pub(crate) struct AtomicCpuSet([AtomicU64; WORDS]);
+/// An atomic CPU bitmap (the online mask and stop_machine's bookkeeping), loaded and
+/// stored as the one mask type, `CpuMask`.
+pub(crate) struct AtomicCpuSet([AtomicU64; MASK_WORDS]);
 
 impl AtomicCpuSet {
     pub const fn new() -> Self {
-        AtomicCpuSet([const { AtomicU64::new(0) }; WORDS])
+        AtomicCpuSet([const { AtomicU64::new(0) }; MASK_WORDS])
     }
     pub fn set(&self, cpu: usize, on: bool) {
         let bit = 1u64 << (cpu % 64);
@@ -128,11 +59,11 @@ impl AtomicCpuSet {
     pub fn get(&self, cpu: usize) -> bool {
         cpu < MAX_CPUS && self.0[cpu / 64].load(Ordering::Acquire) & (1 << (cpu % 64)) != 0
     }
-    pub fn load(&self) -> CpuSet {
-        CpuSet(core::array::from_fn(|i| self.0[i].load(Ordering::Acquire)))
+    pub fn load(&self) -> CpuMask {
+        CpuMask::from_words(core::array::from_fn(|i| self.0[i].load(Ordering::Acquire)))
     }
-    pub fn store(&self, s: &CpuSet) {
-        for (a, w) in self.0.iter().zip(s.0.iter()) {
+    pub fn store(&self, s: &CpuMask) {
+        for (a, w) in self.0.iter().zip(s.words().iter()) {
             a.store(*w, Ordering::Release);
         }
     }
@@ -221,14 +152,19 @@ pub fn bringup_ns(cpu: usize) -> u64 {
         .get(cpu)
         .map_or(0, |s| s.bringup_ns.load(Ordering::Relaxed))
 }
-pub fn online_mask() -> CpuSet {
+pub fn online_mask() -> CpuMask {
     ONLINE.load()
+}
+/// The online CPUs' indices, in order.
+pub fn online_cpus() -> impl Iterator<Item = usize> {
+    let m = ONLINE.load();
+    (0..MAX_CPUS).filter(move |&c| m.contains(c as CpuId))
 }
 pub fn is_online(cpu: usize) -> bool {
     ONLINE.get(cpu)
 }
 pub fn online_count() -> usize {
-    ONLINE.load().count()
+    ONLINE.load().weight() as usize
 }
 pub fn this_cpu() -> usize {
     crate::arch::cpu::current_index() as usize

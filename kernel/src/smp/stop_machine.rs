@@ -17,7 +17,7 @@
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-use super::{AtomicCpuSet, CpuSet};
+use super::{AtomicCpuSet, CpuMask};
 use crate::apic::vectors;
 use crate::arch::cpu::MAX_CPUS;
 
@@ -73,9 +73,9 @@ pub enum StopError {
     /// Another stop_machine is in progress.
     Busy,
     /// A CPU chosen to run the function is not online.
-    NotOnline(CpuSet),
+    NotOnline(CpuMask),
     /// These CPUs did not arrive within the bound; nothing ran.
-    Stragglers(CpuSet),
+    Stragglers(CpuMask),
     /// A later stage did not complete (the function did not return on some CPU).
     Stuck { stage: u64 },
 }
@@ -99,9 +99,9 @@ impl core::fmt::Display for StopError {
 pub struct StopReport {
     /// (cpu, result) for every CPU that ran the function.
     pub results: Vec<(usize, u64)>,
-    pub participants: CpuSet,
+    pub participants: CpuMask,
     /// CPUs that had interrupts disabled when RUN began (should be all participants).
-    pub irqs_off_in_run: CpuSet,
+    pub irqs_off_in_run: CpuMask,
     /// From the first IPI to EXIT on the initiator, nanoseconds.
     pub ns: u64,
     /// Time spent in PREPARE (gathering), DISABLE_IRQ and RUN, nanoseconds.
@@ -109,7 +109,7 @@ pub struct StopReport {
 }
 
 /// Runs `f(arg)` on every CPU of `run_on` with all online CPUs stopped, interrupts off.
-pub fn stop_machine(f: StopFn, arg: u64, run_on: &CpuSet) -> Result<StopReport, StopError> {
+pub fn stop_machine(f: StopFn, arg: u64, run_on: &CpuMask) -> Result<StopReport, StopError> {
     stop_machine_bounded(f, arg, run_on, ARRIVE_TIMEOUT_NS)
 }
 
@@ -117,13 +117,13 @@ pub fn stop_machine(f: StopFn, arg: u64, run_on: &CpuSet) -> Result<StopReport, 
 pub fn stop_machine_bounded(
     f: StopFn,
     arg: u64,
-    run_on: &CpuSet,
+    run_on: &CpuMask,
     arrive_ns: u64,
 ) -> Result<StopReport, StopError> {
     let _guard = LOCK.try_lock().ok_or(StopError::Busy)?;
     let me = super::this_cpu();
     let participants = super::online_mask();
-    let not_online = run_on.minus(&participants);
+    let not_online = run_on.and_not(&participants);
     if !not_online.is_empty() {
         return Err(StopError::NotOnline(not_online));
     }
@@ -133,15 +133,15 @@ pub fn stop_machine_bounded(
     };
     PARTICIPANTS.store(&participants);
     RUN_ON.store(run_on);
-    ARRIVED.store(&CpuSet::new());
-    IRQS_OFF_IN_RUN.store(&CpuSet::new());
+    ARRIVED.store(&CpuMask::new());
+    IRQS_OFF_IN_RUN.store(&CpuMask::new());
     FUNC.store(f as usize, Ordering::Release);
     ARG.store(arg, Ordering::Release);
-    NR.store(participants.count() as u32, Ordering::Release);
+    NR.store(participants.weight(), Ordering::Release);
     JOINED[me].store(epoch, Ordering::Release);
     let t0 = crate::time::nanos_since_boot();
     CTRL.store(pack(epoch, PREPARE, 0), Ordering::Release);
-    for t in participants.iter().filter(|t| *t != me) {
+    for t in participants.iter().map(|c| c as usize).filter(|t| *t != me) {
         super::send_vector(t, vectors::CALL_FUNCTION);
     }
     let sleepy = x86_64::instructions::interrupts::are_enabled();
@@ -161,7 +161,7 @@ pub fn stop_machine_bounded(
                 }
                 core::hint::spin_loop();
             }
-            return Err(StopError::Stragglers(participants.minus(&ARRIVED.load())));
+            return Err(StopError::Stragglers(participants.and_not(&ARRIVED.load())));
         }
         Outcome::Stuck(stage) => return Err(StopError::Stuck { stage }),
         Outcome::Late => return Err(StopError::Stuck { stage: PREPARE }),
@@ -177,6 +177,7 @@ pub fn stop_machine_bounded(
         stage_ns,
         results: run_on
             .iter()
+            .map(|c| c as usize)
             .map(|c| (c, RESULTS[c].load(Ordering::Acquire)))
             .collect(),
         participants,
@@ -222,7 +223,12 @@ pub(crate) fn join_from_idle(me: usize) -> bool {
 /// Wakes the CPUs sleeping in PREPARE (after the gathering ended or was aborted).
 fn wake_sleepers(me: usize) {
     core::sync::atomic::fence(Ordering::SeqCst);
-    for c in SLEEPERS.load().iter().filter(|c| *c != me) {
+    for c in SLEEPERS
+        .load()
+        .iter()
+        .map(|c| c as usize)
+        .filter(|c| *c != me)
+    {
         super::send_vector(c, vectors::CALL_FUNCTION);
     }
 }

@@ -13,7 +13,7 @@
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use super::CpuSet;
+use super::{CpuId, CpuMask};
 use crate::apic::vectors;
 use crate::arch::cpu::MAX_CPUS;
 
@@ -46,11 +46,11 @@ static SLOTS: [Slot; MAX_CPUS] = [const {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TaskError {
     /// These CPUs are not online.
-    Offline(CpuSet),
+    Offline(CpuMask),
     /// These CPUs still hold earlier work.
-    Busy(CpuSet),
+    Busy(CpuMask),
     /// These CPUs did not finish in time (the work may still run there).
-    Timeout(CpuSet),
+    Timeout(CpuMask),
 }
 
 impl core::fmt::Display for TaskError {
@@ -108,40 +108,42 @@ fn post(cpu: usize, f: TaskFn, arg: u64) -> Result<u64, ()> {
 /// share here, after posting the others') and waits up to `timeout_ns` for all of them.
 /// Returns (cpu, result) in CPU order.
 pub fn run_on(
-    targets: &CpuSet,
+    targets: &CpuMask,
     f: TaskFn,
     arg: u64,
     timeout_ns: u64,
 ) -> Result<Vec<(usize, u64)>, TaskError> {
-    let offline = targets.minus(&super::online_mask());
+    let offline = targets.and_not(&super::online_mask());
     if !offline.is_empty() {
         return Err(TaskError::Offline(offline));
     }
     let me = super::this_cpu();
     let mut posted = Vec::new();
-    let mut busy = CpuSet::new();
-    for cpu in targets.iter().filter(|&c| c != me) {
+    let mut busy = CpuMask::new();
+    for cpu in targets.iter().map(|c| c as usize).filter(|&c| c != me) {
         match post(cpu, f, arg) {
             Ok(seq) => posted.push((cpu, seq)),
-            Err(()) => busy.insert(cpu),
+            Err(()) => {
+                busy.set(cpu as CpuId);
+            }
         }
     }
     let mut out = Vec::new();
-    if targets.contains(me) {
+    if targets.contains(me as CpuId) {
         out.push((me, f(arg)));
     }
     let deadline = crate::time::nanos_since_boot() + timeout_ns;
-    let mut late = CpuSet::new();
+    let mut late = CpuMask::new();
     for (cpu, seq) in posted {
         let slot = &SLOTS[cpu];
         while slot.done_seq.load(Ordering::Acquire) < seq {
             if crate::time::nanos_since_boot() > deadline {
-                late.insert(cpu);
+                late.set(cpu as CpuId);
                 break;
             }
             core::hint::spin_loop();
         }
-        if !late.contains(cpu) {
+        if !late.contains(cpu as CpuId) {
             out.push((cpu, slot.result.load(Ordering::Acquire)));
         }
     }
