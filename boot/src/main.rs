@@ -13,8 +13,9 @@ const USAGE: &str = "\
 usage:
   sluice run [--smp N] [--profile NAME] [--memory MIB] [--gdb] [-- QEMU-ARGS...]
       boot Sluice in QEMU (default: --smp 4 --profile iommu). With a terminal on
-      stdin the console is interactive (Ctrl-A X quits); with a pipe, each input line
-      is typed at the shell's prompt, and QEMU stops when the input is used up.
+      stdin the console is interactive (Ctrl-A X quits); with a pipe, each line is
+      read when the shell's prompt appears and typed then (a program reading stdout
+      can answer what the shell printed), and QEMU stops when the input is used up.
   sluice usb OUTPUT.img
       write a raw GPT disk image for a USB stick (then: dd if=OUTPUT.img of=/dev/sdX)
   sluice acpi PATH [--json]
@@ -120,7 +121,10 @@ fn run_interactive(cfg: &mut QemuConfig) -> Result<i32, String> {
     Ok(ExitKind::from_status(status.code()).process_status())
 }
 
-/// Scripted use: `printf 'info\npoweroff\n' | sluice run`.
+/// Scripted use: `printf 'info\npoweroff\n' | sluice run`, or a program conversing
+/// with the shell through a pipe. A line is read from stdin only once the prompt has
+/// appeared (and been copied to stdout), so the writer can base it on the answer to the
+/// previous one.
 fn run_piped(cfg: &QemuConfig) -> Result<i32, String> {
     // Generous: the script may run long commands; a hung guest is still bounded.
     let limit = Duration::from_secs(
@@ -129,39 +133,76 @@ fn run_piped(cfg: &QemuConfig) -> Result<i32, String> {
             .and_then(|s| s.parse().ok())
             .unwrap_or(3600),
     );
-    let mut s = Session::start(cfg, limit).map_err(|e| e.to_string())?;
-    s.echo_to(Box::new(std::io::stdout()));
-    let lines: Vec<String> = std::io::stdin()
-        .lock()
-        .lines()
-        .map_while(Result::ok)
-        .collect();
-    for line in &lines {
-        match s.wait_for(sluice::PROMPT) {
-            Ok(()) => s.send_line(line).map_err(|e| e.to_string())?,
+    let mut s = Session::start_echoing(cfg, limit, Box::new(std::io::stdout()))
+        .map_err(|e| e.to_string())?;
+    let stdin = LineFeed::start();
+    loop {
+        // Each prompt asks for the next line; QEMU exiting or the deadline also ends
+        // the wait for it (a conversing program may be slow, or gone).
+        let line = s
+            .wait_for(sluice::PROMPT)
+            .and_then(|()| {
+                stdin.ask();
+                s.wait_on(&stdin.lines, "the next line on stdin")
+            })
+            .map(Option::flatten);
+        match line {
+            Ok(Some(line)) => s.send_line(&line).map_err(|e| e.to_string())?,
+            Ok(None) => {
+                // Input used up with the shell idle: stop QEMU rather than hang.
+                s.kill();
+                let _ = s.finish();
+                println!();
+                eprintln!("sluice: input ended; QEMU stopped");
+                return Ok(0);
+            }
             Err(sluice::session::SessionError::Exited { exit, .. }) => {
+                let o = s.finish();
+                if exit != ExitKind::PoweredOff && !o.output.is_empty() {
+                    eprintln!("sluice: QEMU exited: {exit:?}");
+                }
                 return Ok(exit.process_status());
             }
             Err(e) => return Err(e.to_string()),
         }
     }
-    // Input used up: once the shell is idle again, stop QEMU rather than hang.
-    match s.wait_for(sluice::PROMPT) {
-        Ok(()) => {
-            s.kill();
-            let _ = s.finish();
-            println!();
-            eprintln!("sluice: input ended; QEMU stopped");
-            Ok(0)
-        }
-        Err(sluice::session::SessionError::Exited { exit, .. }) => {
-            let o = s.finish();
-            if exit != ExitKind::PoweredOff && !o.output.is_empty() {
-                eprintln!("sluice: QEMU exited: {exit:?}");
+}
+
+/// Reads stdin one line per request, on a thread of its own, so that the launcher can
+/// watch QEMU while a conversing program thinks. `None` is the end of the input (or
+/// input that is not text).
+struct LineFeed {
+    ask: std::sync::mpsc::Sender<()>,
+    lines: std::sync::mpsc::Receiver<Option<String>>,
+}
+
+impl LineFeed {
+    fn start() -> LineFeed {
+        let (ask, asked) = std::sync::mpsc::channel::<()>();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut stdin = std::io::stdin().lock();
+            for () in asked {
+                let mut line = String::new();
+                let line = match stdin.read_line(&mut line) {
+                    Ok(0) | Err(_) => None,
+                    Ok(_) => {
+                        let l = line.strip_suffix('\n').unwrap_or(&line);
+                        Some(l.strip_suffix('\r').unwrap_or(l).to_string())
+                    }
+                };
+                let end = line.is_none();
+                if tx.send(line).is_err() || end {
+                    break;
+                }
             }
-            Ok(exit.process_status())
-        }
-        Err(e) => Err(e.to_string()),
+        });
+        LineFeed { ask, lines }
+    }
+
+    /// Asks for the next line (answered on `lines`).
+    fn ask(&self) {
+        let _ = self.ask.send(());
     }
 }
 
