@@ -2,6 +2,7 @@
 //! session that drives the kernel's shell (used by `sluice run` and by the QEMU
 //! scenarios under `tests/`).
 
+pub mod bench;
 pub mod profile;
 pub mod session;
 
