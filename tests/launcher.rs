@@ -62,6 +62,21 @@ fn bad_arguments_are_one_clear_line() {
         (vec!["run", "--frobnicate"], "unknown option '--frobnicate'"),
         (vec!["flash"], "unknown command 'flash'"),
         (vec!["acpi"], "usage: sluice acpi PATH"),
+        (vec!["bench", "--smp", "0"], "--smp takes 1..288"),
+        (vec!["bench", "--profile", "kvm"], "unknown profile 'kvm'"),
+        (vec!["bench", "--out"], "--out needs a value"),
+        (
+            vec!["bench", "--args", "a\tb"],
+            "--args takes printable ASCII",
+        ),
+        (
+            vec!["bench", "--frobnicate"],
+            "unknown option '--frobnicate'",
+        ),
+        (
+            vec!["bench", "--out", "/nonexistent/dir/report.md"],
+            "cannot write /nonexistent/dir/report.md",
+        ),
     ] {
         let (code, out, err) = run_piped(&args, "");
         assert_eq!(code, Some(2), "{args:?}: {out}{err}");

@@ -320,14 +320,32 @@ impl Session {
         lines: &[&str],
         limit: Duration,
     ) -> Result<Outcome, (SessionError, String)> {
-        let mut s = Session::start(cfg, limit).map_err(|e| (e, String::new()))?;
+        let s = Session::start(cfg, limit).map_err(|e| (e, String::new()))?;
+        s.script(lines)
+    }
+
+    /// `run_script`, copying the guest's output to `echo` as it arrives.
+    pub fn run_script_echoing(
+        cfg: &QemuConfig,
+        lines: &[&str],
+        limit: Duration,
+        echo: Box<dyn Write + Send>,
+    ) -> Result<Outcome, (SessionError, String)> {
+        let s = Session::start_echoing(cfg, limit, echo).map_err(|e| (e, String::new()))?;
+        s.script(lines)
+    }
+
+    fn script(mut self, lines: &[&str]) -> Result<Outcome, (SessionError, String)> {
         for line in lines {
-            if let Err(e) = s.wait_for(crate::PROMPT).and_then(|_| s.send_line(line)) {
-                let out = s.finish().output;
+            if let Err(e) = self
+                .wait_for(crate::PROMPT)
+                .and_then(|_| self.send_line(line))
+            {
+                let out = self.finish().output;
                 return Err((e, out));
             }
         }
-        Ok(s.finish())
+        Ok(self.finish())
     }
 }
 
