@@ -6,6 +6,14 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
+/// One guest at a time in this file, as in every scenario file: TCG guests on a 2-core
+/// host starve each other.
+static QEMU: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_guest_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    QEMU.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn run_piped(args: &[&str], input: &str) -> (Option<i32>, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(args)
@@ -30,6 +38,7 @@ fn run_piped(args: &[&str], input: &str) -> (Option<i32>, String, String) {
 
 #[test]
 fn piped_info_irqs_poweroff_exits_0_in_both_profiles() {
+    let _guest = one_guest_at_a_time();
     for profile in ["iommu", "noiommu"] {
         let (code, out, err) = run_piped(
             &["run", "--profile", profile, "--smp", "2"],
@@ -49,6 +58,7 @@ fn piped_info_irqs_poweroff_exits_0_in_both_profiles() {
 
 #[test]
 fn input_that_ends_without_poweroff_stops_qemu_and_exits_0() {
+    let _guest = one_guest_at_a_time();
     let (code, out, err) = run_piped(&["run", "--profile", "noiommu", "--smp", "1"], "help\n");
     assert_eq!(code, Some(0), "stdout:\n{out}\nstderr:\n{err}");
     assert!(err.contains("input ended; QEMU stopped"), "{err}");
@@ -141,6 +151,7 @@ impl Output {
 /// output) would stall here.
 #[test]
 fn a_program_converses_with_the_shell() {
+    let _guest = one_guest_at_a_time();
     let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(["run", "--profile", "iommu", "--smp", "3"])
         .stdin(Stdio::piped())
