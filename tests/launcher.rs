@@ -1,8 +1,18 @@
-//! The launcher as a user runs it: `printf 'info\nirqs\npoweroff\n' | sluice run ...`
-//! and its one-line errors.
+//! The launcher as a user runs it: `printf 'info\nirqs\npoweroff\n' | sluice run ...`,
+//! a program conversing with the shell through it, and its one-line errors.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::process::{Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+/// One guest at a time in this file, as in every scenario file: TCG guests on a 2-core
+/// host starve each other.
+static QEMU: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_guest_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    QEMU.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 fn run_piped(args: &[&str], input: &str) -> (Option<i32>, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
@@ -28,6 +38,7 @@ fn run_piped(args: &[&str], input: &str) -> (Option<i32>, String, String) {
 
 #[test]
 fn piped_info_irqs_poweroff_exits_0_in_both_profiles() {
+    let _guest = one_guest_at_a_time();
     for profile in ["iommu", "noiommu"] {
         let (code, out, err) = run_piped(
             &["run", "--profile", profile, "--smp", "2"],
@@ -47,6 +58,7 @@ fn piped_info_irqs_poweroff_exits_0_in_both_profiles() {
 
 #[test]
 fn input_that_ends_without_poweroff_stops_qemu_and_exits_0() {
+    let _guest = one_guest_at_a_time();
     let (code, out, err) = run_piped(&["run", "--profile", "noiommu", "--smp", "1"], "help\n");
     assert_eq!(code, Some(0), "stdout:\n{out}\nstderr:\n{err}");
     assert!(err.contains("input ended; QEMU stopped"), "{err}");
@@ -60,6 +72,21 @@ fn bad_arguments_are_one_clear_line() {
         (vec!["run", "--frobnicate"], "unknown option '--frobnicate'"),
         (vec!["flash"], "unknown command 'flash'"),
         (vec!["acpi"], "usage: sluice acpi PATH"),
+        (vec!["bench", "--smp", "0"], "--smp takes 1..288"),
+        (vec!["bench", "--profile", "kvm"], "unknown profile 'kvm'"),
+        (vec!["bench", "--out"], "--out needs a value"),
+        (
+            vec!["bench", "--args", "a\tb"],
+            "--args takes printable ASCII",
+        ),
+        (
+            vec!["bench", "--frobnicate"],
+            "unknown option '--frobnicate'",
+        ),
+        (
+            vec!["bench", "--out", "/nonexistent/dir/report.md"],
+            "cannot write /nonexistent/dir/report.md",
+        ),
     ] {
         let (code, out, err) = run_piped(&args, "");
         assert_eq!(code, Some(2), "{args:?}: {out}{err}");
@@ -89,4 +116,104 @@ fn missing_qemu_is_one_clear_line() {
         err.contains("not found") && err.lines().count() == 1,
         "{err}"
     );
+}
+
+/// The launcher's stdout as it arrives, read on a thread so that a wait can time out.
+struct Output {
+    rx: Receiver<Vec<u8>>,
+    seen: String,
+}
+
+impl Output {
+    /// Everything up to and including the next prompt; panics after `limit`.
+    fn until_prompt(&mut self, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(i) = self.seen.find(sluice::PROMPT) {
+                let upto = i + sluice::PROMPT.len();
+                let part = self.seen[..upto].to_string();
+                self.seen.drain(..upto);
+                return part;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(chunk) => self.seen.push_str(&String::from_utf8_lossy(&chunk)),
+                Err(e) => panic!("no prompt ({e:?}); the launcher printed:\n{}", self.seen),
+            }
+        }
+    }
+}
+
+/// A program that decides each line from the shell's last answer: it reads `cpus`,
+/// takes the highest online CPU offline, checks the reply and `cpus` again, then powers
+/// off. Each line is written only after the launcher has shown the prompt and the
+/// answer before it, so a launcher that read its input ahead (or held back the guest's
+/// output) would stall here.
+#[test]
+fn a_program_converses_with_the_shell() {
+    let _guest = one_guest_at_a_time();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["run", "--profile", "iommu", "--smp", "3"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the launcher starts");
+    let mut stdin = child.stdin.take().expect("piped");
+    let mut stdout = child.stdout.take().expect("piped");
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut out = Output {
+        rx,
+        seen: String::new(),
+    };
+    let mut say = |line: &str| {
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .and_then(|_| stdin.flush())
+            .expect("the launcher reads its stdin");
+    };
+    let limit = Duration::from_secs(120);
+
+    out.until_prompt(limit);
+    say("cpus");
+    let table = out.until_prompt(limit);
+    let online: Vec<u32> = table
+        .lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            (w.len() == 6 && w[2] == "online")
+                .then(|| w[0].parse().ok())
+                .flatten()
+        })
+        .collect();
+    assert_eq!(online.len(), 3, "three CPUs online:\n{table}");
+    let last = *online.iter().max().expect("CPUs online");
+
+    say(&format!("cpu off {last}"));
+    let reply = out.until_prompt(limit);
+    assert!(
+        reply.contains(&format!("CPU {last} offline in")),
+        "cpu off {last}:\n{reply}"
+    );
+    say("cpus");
+    let table = out.until_prompt(limit);
+    assert!(
+        table.contains(&format!("{} of 3 CPUs online", online.len() - 1)),
+        "after cpu off {last}:\n{table}"
+    );
+
+    say("poweroff");
+    drop(stdin);
+    let status = child.wait().expect("the launcher finishes");
+    let mut err = String::new();
+    let _ = child.stderr.take().expect("piped").read_to_string(&mut err);
+    assert_eq!(status.code(), Some(0), "stderr:\n{err}");
 }

@@ -1,7 +1,8 @@
-//! Host side of Sluice: the disk images build.rs made, QEMU profiles, and a serial
-//! session that drives the kernel's shell (used by `sluice run` and by the QEMU
-//! scenarios under `tests/`).
+//! Host side of Sluice: the disk images build.rs made, QEMU profiles, a serial session
+//! that drives the kernel's shell (used by `sluice run` and `sluice bench`, and by the
+//! QEMU scenarios under `tests/`), and the benchmark report.
 
+pub mod bench;
 pub mod profile;
 pub mod session;
 

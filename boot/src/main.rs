@@ -13,8 +13,14 @@ const USAGE: &str = "\
 usage:
   sluice run [--smp N] [--profile NAME] [--memory MIB] [--gdb] [-- QEMU-ARGS...]
       boot Sluice in QEMU (default: --smp 4 --profile iommu). With a terminal on
-      stdin the console is interactive (Ctrl-A X quits); with a pipe, each input line
-      is typed at the shell's prompt, and QEMU stops when the input is used up.
+      stdin the console is interactive (Ctrl-A X quits); with a pipe, each line is
+      read when the shell's prompt appears and typed then (a program reading stdout
+      can answer what the shell printed), and QEMU stops when the input is used up.
+  sluice bench [--profile NAME]... [--smp N]... [--out FILE] [--args WORDS] [--verbose]
+      boot each profile with each CPU count (default: iommu and noiommu, 4 and 8
+      CPUs), type `bench` (or `bench WORDS`) and `poweroff`, and print the figures as
+      a dated Markdown report (also written to FILE); --verbose copies the guests'
+      output to stderr. Exits 1 if a guest failed or printed a malformed BENCH line.
   sluice usb OUTPUT.img
       write a raw GPT disk image for a USB stick (then: dd if=OUTPUT.img of=/dev/sdX)
   sluice acpi PATH [--json]
@@ -27,6 +33,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         None | Some("run") => run(args.get(1..).unwrap_or(&[])),
+        Some("bench") => bench(&args[1..]),
         Some("usb") => usb(&args[1..]),
         Some("acpi") => acpi(&args[1..]),
         Some("profiles") => {
@@ -120,48 +127,280 @@ fn run_interactive(cfg: &mut QemuConfig) -> Result<i32, String> {
     Ok(ExitKind::from_status(status.code()).process_status())
 }
 
-/// Scripted use: `printf 'info\npoweroff\n' | sluice run`.
+/// Scripted use: `printf 'info\npoweroff\n' | sluice run`, or a program conversing
+/// with the shell through a pipe. A line is read from stdin only once the prompt has
+/// appeared (and been copied to stdout), so the writer can base it on the answer to the
+/// previous one.
 fn run_piped(cfg: &QemuConfig) -> Result<i32, String> {
     // Generous: the script may run long commands; a hung guest is still bounded.
-    let limit = Duration::from_secs(
-        std::env::var("SLUICE_TIMEOUT")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(3600),
-    );
-    let mut s = Session::start(cfg, limit).map_err(|e| e.to_string())?;
-    s.echo_to(Box::new(std::io::stdout()));
-    let lines: Vec<String> = std::io::stdin()
-        .lock()
-        .lines()
-        .map_while(Result::ok)
-        .collect();
-    for line in &lines {
-        match s.wait_for(sluice::PROMPT) {
-            Ok(()) => s.send_line(line).map_err(|e| e.to_string())?,
+    let limit = timeout(3600);
+    let mut s = Session::start_echoing(cfg, limit, Box::new(std::io::stdout()))
+        .map_err(|e| e.to_string())?;
+    let stdin = LineFeed::start();
+    loop {
+        // Each prompt asks for the next line; QEMU exiting or the deadline also ends
+        // the wait for it (a conversing program may be slow, or gone).
+        let line = s
+            .wait_for(sluice::PROMPT)
+            .and_then(|()| {
+                stdin.ask();
+                s.wait_on(&stdin.lines, "the next line on stdin")
+            })
+            .map(Option::flatten);
+        match line {
+            Ok(Some(line)) => s.send_line(&line).map_err(|e| e.to_string())?,
+            Ok(None) => {
+                // Input used up with the shell idle: stop QEMU rather than hang.
+                s.kill();
+                let _ = s.finish();
+                println!();
+                eprintln!("sluice: input ended; QEMU stopped");
+                return Ok(0);
+            }
             Err(sluice::session::SessionError::Exited { exit, .. }) => {
+                let o = s.finish();
+                if exit != ExitKind::PoweredOff && !o.output.is_empty() {
+                    eprintln!("sluice: QEMU exited: {exit:?}");
+                }
                 return Ok(exit.process_status());
             }
             Err(e) => return Err(e.to_string()),
         }
     }
-    // Input used up: once the shell is idle again, stop QEMU rather than hang.
-    match s.wait_for(sluice::PROMPT) {
-        Ok(()) => {
-            s.kill();
-            let _ = s.finish();
-            println!();
-            eprintln!("sluice: input ended; QEMU stopped");
-            Ok(0)
-        }
-        Err(sluice::session::SessionError::Exited { exit, .. }) => {
-            let o = s.finish();
-            if exit != ExitKind::PoweredOff && !o.output.is_empty() {
-                eprintln!("sluice: QEMU exited: {exit:?}");
+}
+
+/// Reads stdin one line per request, on a thread of its own, so that the launcher can
+/// watch QEMU while a conversing program thinks. `None` is the end of the input (or
+/// input that is not text).
+struct LineFeed {
+    ask: std::sync::mpsc::Sender<()>,
+    lines: std::sync::mpsc::Receiver<Option<String>>,
+}
+
+impl LineFeed {
+    fn start() -> LineFeed {
+        let (ask, asked) = std::sync::mpsc::channel::<()>();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut stdin = std::io::stdin().lock();
+            for () in asked {
+                let mut line = String::new();
+                let line = match stdin.read_line(&mut line) {
+                    Ok(0) | Err(_) => None,
+                    Ok(_) => {
+                        let l = line.strip_suffix('\n').unwrap_or(&line);
+                        Some(l.strip_suffix('\r').unwrap_or(l).to_string())
+                    }
+                };
+                let end = line.is_none();
+                if tx.send(line).is_err() || end {
+                    break;
+                }
             }
-            Ok(exit.process_status())
+        });
+        LineFeed { ask, lines }
+    }
+
+    /// Asks for the next line (answered on `lines`).
+    fn ask(&self) {
+        let _ = self.ask.send(());
+    }
+}
+
+/// `$SLUICE_TIMEOUT` seconds, else `default_secs`: how long a piped run or one bench
+/// configuration may take.
+fn timeout(default_secs: u64) -> Duration {
+    Duration::from_secs(
+        std::env::var("SLUICE_TIMEOUT")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(default_secs),
+    )
+}
+
+struct BenchOptions {
+    profiles: Vec<Profile>,
+    smp: Vec<u32>,
+    out: Option<String>,
+    /// Typed after `bench` (empty: the whole suite).
+    args: String,
+    verbose: bool,
+}
+
+fn parse_bench(args: &[String]) -> Result<BenchOptions, String> {
+    let mut o = BenchOptions {
+        profiles: Vec::new(),
+        smp: Vec::new(),
+        out: None,
+        args: String::new(),
+        verbose: false,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        match a.as_str() {
+            "--profile" => {
+                let p = Profile::parse(&value("--profile")?)?;
+                if !o.profiles.contains(&p) {
+                    o.profiles.push(p);
+                }
+            }
+            "--smp" => {
+                let v = value("--smp")?;
+                let n = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=288).contains(n))
+                    .ok_or_else(|| format!("--smp takes 1..288, not '{v}'"))?;
+                if !o.smp.contains(&n) {
+                    o.smp.push(n);
+                }
+            }
+            "--out" => o.out = Some(value("--out")?),
+            "--args" => {
+                let v = value("--args")?;
+                // What the shell accepts on a line (kernel/src/shell.rs): printable ASCII.
+                if !v.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+                    return Err(format!("--args takes printable ASCII words, not {v:?}"));
+                }
+                o.args = v.trim().to_string();
+            }
+            "--verbose" => o.verbose = true,
+            other => return Err(format!("unknown option '{other}' (see sluice --help)")),
         }
-        Err(e) => Err(e.to_string()),
+    }
+    if o.profiles.is_empty() {
+        o.profiles = sluice::bench::STANDARD_PROFILES.to_vec();
+    }
+    if o.smp.is_empty() {
+        o.smp = sluice::bench::STANDARD_SMP.to_vec();
+    }
+    Ok(o)
+}
+
+/// `sluice bench`: one guest at a time (TCG guests on a small host distort each
+/// other's timings); a configuration that fails is reported and the others still run.
+fn bench(args: &[String]) -> Result<i32, String> {
+    use sluice::bench::{self, ConfigReport};
+    use sluice::session::SessionError;
+
+    let o = parse_bench(args)?;
+    let qemu = find_qemu()?;
+    find_firmware()?;
+    let version = Command::new(&qemu)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|v| bench::qemu_version(&String::from_utf8_lossy(&v.stdout)))
+        .unwrap_or_else(|| "(version unknown)".to_string());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    // Created now, so that a bad path fails before the guests run.
+    let mut out = match &o.out {
+        Some(path) => Some((
+            path,
+            std::fs::File::create(path).map_err(|e| format!("cannot write {path}: {e}"))?,
+        )),
+        None => None,
+    };
+    let limit = timeout(900);
+    let typed = if o.args.is_empty() {
+        "bench".to_string()
+    } else {
+        format!("bench {}", o.args)
+    };
+    let script = [typed.as_str(), "poweroff"];
+    let mut configs = Vec::new();
+    let mut all_good = true;
+    for &profile in &o.profiles {
+        for &smp in &o.smp {
+            let cfg = QemuConfig::new(profile, smp);
+            let mut c = ConfigReport {
+                profile,
+                smp,
+                figures: Vec::new(),
+                problem: None,
+            };
+            let label = c.label();
+            eprintln!("sluice bench: {label}: `{typed}`");
+            let started = std::time::Instant::now();
+            let run = if o.verbose {
+                Session::run_script_echoing(&cfg, &script, limit, Box::new(std::io::stderr()))
+            } else {
+                Session::run_script(&cfg, &script, limit)
+            };
+            let (output, failure) = match run {
+                Ok(r) if r.exit == ExitKind::PoweredOff => (r.output, None),
+                Ok(r) => (r.output, Some(describe_exit(r.exit, limit))),
+                Err((SessionError::Setup(msg), _)) => return Err(msg),
+                Err((SessionError::Exited { exit, .. }, out)) => {
+                    (out, Some(describe_exit(exit, limit)))
+                }
+                Err((SessionError::Timeout { .. }, out)) => (
+                    out,
+                    Some(format!(
+                        "no prompt within {} s (SLUICE_TIMEOUT)",
+                        limit.as_secs()
+                    )),
+                ),
+            };
+            let (figures, malformed) = bench::collect(&output);
+            let failure = failure
+                .or_else(|| bench::shell_error(&output).map(|e| format!("the shell said `{e}`")))
+                .or_else(|| {
+                    figures
+                        .is_empty()
+                        .then(|| "the guest printed no BENCH line".to_string())
+                });
+            for m in &malformed {
+                eprintln!(
+                    "sluice bench: {label}: malformed BENCH line ({}): {}",
+                    m.why, m.line
+                );
+            }
+            if let Some(f) = &failure {
+                eprintln!("sluice bench: {label}: {f}; its last output lines:");
+                for l in bench::last_lines(&output, 15) {
+                    eprintln!("    {l}");
+                }
+            } else {
+                eprintln!(
+                    "sluice bench: {label}: {} figure(s) in {:.0} s",
+                    figures.len(),
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            c.problem = match (failure, malformed.len()) {
+                (Some(f), _) => Some(f),
+                (None, 0) => None,
+                (None, n) => Some(format!("{n} malformed BENCH line(s), left out")),
+            };
+            all_good &= c.problem.is_none();
+            c.figures = figures;
+            configs.push(c);
+        }
+    }
+    let report = bench::render(&bench::utc_date(now), &version, &configs);
+    print!("{report}");
+    if let Some((path, file)) = out.as_mut() {
+        use std::io::Write;
+        file.write_all(report.as_bytes())
+            .map_err(|e| format!("cannot write {path}: {e}"))?;
+    }
+    Ok(if all_good { 0 } else { 1 })
+}
+
+fn describe_exit(exit: ExitKind, limit: Duration) -> String {
+    match exit {
+        ExitKind::Panicked => "the guest panicked".to_string(),
+        ExitKind::TimedOut => format!("still running after {} s (SLUICE_TIMEOUT)", limit.as_secs()),
+        ExitKind::PoweredOff => "the guest powered off before the end".to_string(),
+        other => format!("QEMU exited ({other:?})"),
     }
 }
 

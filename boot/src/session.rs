@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError, channel};
 use std::time::{Duration, Instant};
 
 use crate::profile::{QemuConfig, find_firmware, find_qemu};
@@ -101,8 +101,6 @@ pub struct Session {
     /// Output before this offset has been matched already.
     cursor: usize,
     deadline: Instant,
-    /// Copy guest output here as it arrives (the run command streams to the terminal).
-    echo: Option<Box<dyn Write + Send>>,
     vars: PathBuf,
 }
 
@@ -111,6 +109,26 @@ static UNIQUE: AtomicU64 = AtomicU64::new(0);
 impl Session {
     /// Starts QEMU; everything must finish within `limit` of wall time.
     pub fn start(cfg: &QemuConfig, limit: Duration) -> Result<Session, SessionError> {
+        Session::start_with(cfg, limit, None)
+    }
+
+    /// Like `start`, and copies the guest's output to `echo` as soon as QEMU prints it,
+    /// from the thread that reads QEMU: whoever reads `echo` (a terminal, or a program
+    /// conversing with the shell) sees each prompt while the launcher waits, never
+    /// only when it next looks.
+    pub fn start_echoing(
+        cfg: &QemuConfig,
+        limit: Duration,
+        echo: Box<dyn Write + Send>,
+    ) -> Result<Session, SessionError> {
+        Session::start_with(cfg, limit, Some(echo))
+    }
+
+    fn start_with(
+        cfg: &QemuConfig,
+        limit: Duration,
+        mut echo: Option<Box<dyn Write + Send>>,
+    ) -> Result<Session, SessionError> {
         let qemu = find_qemu().map_err(SessionError::Setup)?;
         let fw = find_firmware().map_err(SessionError::Setup)?;
         if !cfg.image.is_file() {
@@ -143,7 +161,16 @@ impl Session {
         std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
             while let Ok(n) = out.read(&mut buf) {
-                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                if n == 0 {
+                    break;
+                }
+                if let Some(e) = echo.as_mut() {
+                    // A reader that went away (a closed pipe) only stops the copy.
+                    if e.write_all(&buf[..n]).and_then(|_| e.flush()).is_err() {
+                        echo = None;
+                    }
+                }
+                if tx.send(buf[..n].to_vec()).is_err() {
                     break;
                 }
             }
@@ -161,20 +188,11 @@ impl Session {
             output: Vec::new(),
             cursor: 0,
             deadline: Instant::now() + limit,
-            echo: None,
             vars,
         })
     }
 
-    pub fn echo_to(&mut self, w: Box<dyn Write + Send>) {
-        self.echo = Some(w);
-    }
-
     fn take(&mut self, chunk: Vec<u8>) {
-        if let Some(e) = self.echo.as_mut() {
-            let _ = e.write_all(&chunk);
-            let _ = e.flush();
-        }
         self.output.extend_from_slice(&chunk);
     }
 
@@ -201,6 +219,38 @@ impl Session {
                         exit,
                     });
                 }
+            }
+        }
+    }
+
+    /// Waits for a value from `rx` (say, the next line of a script that is still being
+    /// written) while watching QEMU: if QEMU exits first, or the deadline passes, that
+    /// is the answer instead. `what` names the wait in errors. A closed `rx` gives
+    /// `Ok(None)`.
+    pub fn wait_on<T>(&mut self, rx: &Receiver<T>, what: &str) -> Result<Option<T>, SessionError> {
+        loop {
+            match rx.recv_timeout(Duration::from_millis(20)) {
+                Ok(v) => return Ok(Some(v)),
+                Err(RecvTimeoutError::Disconnected) => return Ok(None),
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            loop {
+                match self.rx.try_recv() {
+                    Ok(chunk) => self.take(chunk),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        let exit = self.wait_exit();
+                        return Err(SessionError::Exited {
+                            waiting_for: what.to_string(),
+                            exit,
+                        });
+                    }
+                }
+            }
+            if Instant::now() >= self.deadline {
+                return Err(SessionError::Timeout {
+                    waiting_for: what.to_string(),
+                });
             }
         }
     }
@@ -270,14 +320,32 @@ impl Session {
         lines: &[&str],
         limit: Duration,
     ) -> Result<Outcome, (SessionError, String)> {
-        let mut s = Session::start(cfg, limit).map_err(|e| (e, String::new()))?;
+        let s = Session::start(cfg, limit).map_err(|e| (e, String::new()))?;
+        s.script(lines)
+    }
+
+    /// `run_script`, copying the guest's output to `echo` as it arrives.
+    pub fn run_script_echoing(
+        cfg: &QemuConfig,
+        lines: &[&str],
+        limit: Duration,
+        echo: Box<dyn Write + Send>,
+    ) -> Result<Outcome, (SessionError, String)> {
+        let s = Session::start_echoing(cfg, limit, echo).map_err(|e| (e, String::new()))?;
+        s.script(lines)
+    }
+
+    fn script(mut self, lines: &[&str]) -> Result<Outcome, (SessionError, String)> {
         for line in lines {
-            if let Err(e) = s.wait_for(crate::PROMPT).and_then(|_| s.send_line(line)) {
-                let out = s.finish().output;
+            if let Err(e) = self
+                .wait_for(crate::PROMPT)
+                .and_then(|_| self.send_line(line))
+            {
+                let out = self.finish().output;
                 return Err((e, out));
             }
         }
-        Ok(s.finish())
+        Ok(self.finish())
     }
 }
 
