@@ -2,7 +2,33 @@
 
 use x86_64::instructions::port::Port;
 
-const SLP_EN: u16 = 1 << 13;
+/// PM1 control register fields (ACPI 6.5 §4.8.3.2.1, Table 4.13).
+mod pm1_control {
+    /// SLP_TYPx: the sleep type, from the DSDT's \_Sx package.
+    pub const SLP_TYP_SHIFT: u16 = 10;
+    pub const SLP_TYP_MASK: u16 = 0x7 << SLP_TYP_SHIFT;
+    /// SLP_EN: enter the sleep state written in SLP_TYPx.
+    pub const SLP_EN: u16 = 1 << 13;
+}
+
+/// The 8042 keyboard controller's command port, and the command that pulses the CPU
+/// reset line (the PC/AT's "system reset" output).
+const I8042_COMMAND: u16 = 0x64;
+const I8042_PULSE_RESET: u8 = 0xfe;
+
+/// Writes SLP_TYP = `typ` and SLP_EN into a PM1 control register, keeping its other bits.
+///
+/// # Safety
+/// `port` must be a PM1 control block from the FADT; the write may power the machine off.
+unsafe fn enter_sleep(port: u16, typ: u8) {
+    use pm1_control::*;
+    let mut port = Port::<u16>::new(port);
+    // SAFETY: the caller guarantees `port` is a PM1 control register.
+    unsafe {
+        let v = port.read() & !SLP_TYP_MASK;
+        port.write(v | (u16::from(typ) << SLP_TYP_SHIFT) | SLP_EN);
+    }
+}
 
 /// Enters S5 by writing SLP_TYPx | SLP_EN to PM1a/PM1b control (ACPI 6.5, 4.8.3.2.1 and
 /// 16.1.7). Returns an error message if the platform gave us no way to do it.
@@ -15,13 +41,9 @@ pub fn poweroff() -> &'static str {
     // SAFETY: PM1x control ports come from the FADT; this write powers the machine off.
     unsafe {
         if let Some(b) = p.pm1b_control {
-            let mut port = Port::<u16>::new(b);
-            let v = port.read() & !(0x7 << 10);
-            port.write(v | (u16::from(typ_b) << 10) | SLP_EN);
+            enter_sleep(b, typ_b);
         }
-        let mut port = Port::<u16>::new(a);
-        let v = port.read() & !(0x7 << 10);
-        port.write(v | (u16::from(typ_a) << 10) | SLP_EN);
+        enter_sleep(a, typ_a);
     }
     crate::time::spin_for_ns(500_000_000);
     "the machine did not power off after the S5 write"
@@ -36,8 +58,8 @@ pub fn reset() -> ! {
         unsafe { Port::<u8>::new(port).write(value) };
         crate::time::spin_for_ns(100_000_000);
     }
-    // SAFETY: 0xFE to the 8042 command port pulses the CPU reset line on PCs.
-    unsafe { Port::<u8>::new(0x64).write(0xfe) };
+    // SAFETY: this command to the 8042 pulses the CPU reset line on PCs.
+    unsafe { Port::<u8>::new(I8042_COMMAND).write(I8042_PULSE_RESET) };
     crate::time::spin_for_ns(100_000_000);
     // An empty IDT turns the next interrupt into a triple fault, which resets the CPU.
     static EMPTY: x86_64::structures::idt::InterruptDescriptorTable =

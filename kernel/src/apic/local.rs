@@ -42,6 +42,15 @@ const LVT_DELIVERY_EXTINT: u32 = 0b111 << 8;
 /// Divide the timer's input clock by 16 (SDM vol. 3, figure 11-10: 0b0011).
 const TIMER_DIVIDE_16: u32 = 0b0011;
 const X2APIC_SELF_IPI_MSR: u32 = 0x83f;
+/// x2APIC registers are MSRs 0x800 + (xAPIC offset / 16) (SDM vol. 3A §11.12.1.2).
+const X2APIC_MSR_BASE: u32 = 0x800;
+
+impl Reg {
+    /// This register's x2APIC MSR.
+    const fn msr(self) -> u32 {
+        X2APIC_MSR_BASE + (self as u32 >> 4)
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -74,7 +83,7 @@ pub fn read(reg: Reg) -> u32 {
     match ACCESS.get() {
         Some(Access::XApic(m)) => m.read32(reg as u64),
         // SAFETY: x2APIC MSRs 0x800.. exist once x2APIC mode is on; reading has no side effect.
-        Some(Access::X2Apic) => unsafe { Msr::new(0x800 + (reg as u32 >> 4)).read() as u32 },
+        Some(Access::X2Apic) => unsafe { Msr::new(reg.msr()).read() as u32 },
         None => 0,
     }
 }
@@ -83,9 +92,7 @@ pub fn write(reg: Reg, value: u32) {
     match ACCESS.get() {
         Some(Access::XApic(m)) => m.write32(reg as u64, value),
         // SAFETY: as in read; writes go to the register named by `reg`.
-        Some(Access::X2Apic) => unsafe {
-            Msr::new(0x800 + (reg as u32 >> 4)).write(u64::from(value))
-        },
+        Some(Access::X2Apic) => unsafe { Msr::new(reg.msr()).write(u64::from(value)) },
         None => {}
     }
 }
@@ -164,12 +171,16 @@ pub fn eoi() {
     write(Reg::Eoi, 0);
 }
 
+/// Bit `vector` of a 256-bit register bank (IRR, ISR, TMR): eight 32-bit registers 16
+/// bytes apart in the xAPIC page, consecutive MSRs in x2APIC mode (SDM vol. 3A §11.8.4).
 fn bit_in(base: Reg, vector: u8) -> bool {
-    let reg = base as u32 + u32::from(vector / 32) * 0x10;
+    let offset = base as u32 + u32::from(vector / 32) * 0x10;
     let word = match ACCESS.get() {
-        Some(Access::XApic(m)) => m.read32(u64::from(reg)),
+        Some(Access::XApic(m)) => m.read32(u64::from(offset)),
         // SAFETY: IRR/ISR/TMR MSRs are read-only status registers.
-        Some(Access::X2Apic) => unsafe { Msr::new(0x800 + (reg >> 4)).read() as u32 },
+        Some(Access::X2Apic) => unsafe {
+            Msr::new(base.msr() + u32::from(vector / 32)).read() as u32
+        },
         None => 0,
     };
     word & (1 << (vector % 32)) != 0
@@ -237,7 +248,7 @@ pub fn send_ipi(dest: IpiDest, kind: IpiKind) -> bool {
     match mode() {
         Some(Mode::X2Apic) => {
             // SAFETY: one 64-bit write to the x2APIC ICR MSR sends the IPI (SDM 11.12.9).
-            unsafe { Msr::new(0x830).write((u64::from(apic) << 32) | u64::from(low)) };
+            unsafe { Msr::new(Reg::IcrLow.msr()).write((u64::from(apic) << 32) | u64::from(low)) };
             true
         }
         Some(Mode::XApic) => {

@@ -4,8 +4,14 @@
 use crate::memory::mmio::{self, Mmio};
 
 const GCAP_ID: u64 = 0x00;
+/// GCAP_ID fields: counter period in femtoseconds (63:32), last timer's number (12:8).
+const GCAP_PERIOD_SHIFT: u64 = 32;
+const GCAP_NUM_TIM_SHIFT: u64 = 8;
+const GCAP_NUM_TIM_MASK: u64 = 0x1f;
 const GEN_CONF: u64 = 0x10;
 const MAIN_COUNTER: u64 = 0xf0;
+/// Bytes of register space (timers 0..31 at 0x100 + 0x20·N).
+const REGISTER_SPACE: u64 = 0x400;
 const GEN_CONF_ENABLE: u64 = 1 << 0;
 /// Legacy replacement routing steals timers 0/1 for IRQ0/IRQ8; we route explicitly.
 const GEN_CONF_LEGACY: u64 = 1 << 1;
@@ -34,6 +40,9 @@ bitflags::bitflags! {
 }
 const ROUTE_SHIFT: u64 = 9;
 const ROUTE_MASK: u64 = 0x1f << ROUTE_SHIFT;
+/// Tn_INT_ROUTE_CAP (63:32): the I/O APIC inputs this timer can be routed to.
+const ROUTE_CAP_SHIFT: u64 = 32;
+const ROUTE_CAP_MASK: u64 = 0xffff_ffff << ROUTE_CAP_SHIFT;
 /// Femtoseconds per tick must be non-zero and at most 100 ns (spec 2.3.4).
 const MAX_PERIOD_FS: u64 = 100_000_000;
 
@@ -66,13 +75,13 @@ pub fn get() -> Option<&'static Hpet> {
 
 /// Maps the HPET, checks its period and starts the main counter.
 pub fn init(base: u64) -> Result<&'static Hpet, HpetError> {
-    let regs = mmio::map(base, 0x400).map_err(HpetError::Map)?;
+    let regs = mmio::map(base, REGISTER_SPACE).map_err(HpetError::Map)?;
     let cap = regs.read64(GCAP_ID);
-    let period_fs = cap >> 32;
+    let period_fs = cap >> GCAP_PERIOD_SHIFT;
     if period_fs == 0 || period_fs > MAX_PERIOD_FS {
         return Err(HpetError::BadPeriod(period_fs));
     }
-    let comparators = ((cap >> 8) & 0x1f) as u32 + 1;
+    let comparators = ((cap >> GCAP_NUM_TIM_SHIFT) & GCAP_NUM_TIM_MASK) as u32 + 1;
     let conf = regs.read64(GEN_CONF);
     regs.write64(GEN_CONF, (conf & !GEN_CONF_LEGACY) | GEN_CONF_ENABLE);
     Ok(HPET.call_once(|| Hpet {
@@ -97,7 +106,7 @@ impl Hpet {
     }
     /// I/O APIC inputs timer `n` can be routed to (bit i = GSI i).
     pub fn route_cap(&self, n: u32) -> u32 {
-        (self.regs.read64(timer_conf(n)) >> 32) as u32
+        ((self.regs.read64(timer_conf(n)) & ROUTE_CAP_MASK) >> ROUTE_CAP_SHIFT) as u32
     }
 
     /// Sets timer `n` up as a one-shot, edge-triggered, 64-bit comparator routed to
@@ -113,7 +122,8 @@ impl Hpet {
         if !conf.contains(TimerConf::SIZE_64_CAP) {
             return Err("the comparator is 32-bit only");
         }
-        let keep = conf.bits() & !(ROUTE_MASK | 0xffff_ffff_0000_0000);
+        // The high half is the read-only routing capability.
+        let keep = conf.bits() & !(ROUTE_MASK | ROUTE_CAP_MASK);
         let mut new = TimerConf::from_bits_retain(keep);
         new.remove(
             TimerConf::LEVEL

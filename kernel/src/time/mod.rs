@@ -109,6 +109,20 @@ impl Reference for crate::time::hpet::Hpet {
 struct Pit;
 const PIT_HZ: u64 = 1_193_182;
 
+/// The 8254's ports and the PC/AT's port B (8254 datasheet §3; IBM PC/AT reference).
+mod pit {
+    pub const CHANNEL2: u16 = 0x42;
+    pub const COMMAND: u16 = 0x43;
+    /// Port B: bit 0 gates channel 2, bit 1 connects it to the speaker.
+    pub const PORT_B: u16 = 0x61;
+    pub const GATE2: u8 = 1 << 0;
+    pub const SPEAKER: u8 = 1 << 1;
+    /// Command: channel 2, low byte then high byte, mode 0 (interrupt on terminal count).
+    pub const CH2_LOHI_MODE0: u8 = 0b1011_0000;
+    /// Command: latch channel 2's count.
+    pub const CH2_LATCH: u8 = 0b1000_0000;
+}
+
 impl Reference for Pit {
     fn name(&self) -> &'static str {
         "PIT"
@@ -117,21 +131,21 @@ impl Reference for Pit {
         // SAFETY: PIT and port B are standard PC I/O ports; channel 2 only drives the
         // speaker gate, which stays off (bit 1 clear).
         unsafe {
-            let mut port_b = Port::<u8>::new(0x61);
-            let b = port_b.read() & !0x03;
+            let mut port_b = Port::<u8>::new(pit::PORT_B);
+            let b = port_b.read() & !(pit::GATE2 | pit::SPEAKER);
             port_b.write(b);
-            Port::<u8>::new(0x43).write(0b1011_0000); // channel 2, lobyte/hibyte, mode 0
-            Port::<u8>::new(0x42).write(0xff);
-            Port::<u8>::new(0x42).write(0xff);
-            port_b.write(b | 0x01);
+            Port::<u8>::new(pit::COMMAND).write(pit::CH2_LOHI_MODE0);
+            Port::<u8>::new(pit::CHANNEL2).write(0xff);
+            Port::<u8>::new(pit::CHANNEL2).write(0xff);
+            port_b.write(b | pit::GATE2);
         }
     }
     fn now_ns(&self) -> u64 {
         // SAFETY: latching channel 2 and reading its count has no other effect.
         let count = unsafe {
-            Port::<u8>::new(0x43).write(0b1000_0000);
-            let lo = Port::<u8>::new(0x42).read();
-            let hi = Port::<u8>::new(0x42).read();
+            Port::<u8>::new(pit::COMMAND).write(pit::CH2_LATCH);
+            let lo = Port::<u8>::new(pit::CHANNEL2).read();
+            let hi = Port::<u8>::new(pit::CHANNEL2).read();
             u64::from(u16::from_le_bytes([lo, hi]))
         };
         (0xffff - count) * 1_000_000_000 / PIT_HZ
