@@ -116,12 +116,8 @@ impl IrqCore {
         {
             return;
         }
-        let old_cpu = {
-            let mut vd = self.vector.lock();
-            let c = vd.complete_move(d.virq, cpu, vector);
-            Self::sync_vector(d, &vd);
-            c
-        };
+        let virq = d.virq;
+        let old_cpu = self.vector_op(d, |vd| vd.complete_move(virq, cpu, vector));
         if let Some(c) = old_cpu {
             apic.send_ipi(c, VECTOR_CLEANUP_VECTOR);
         }

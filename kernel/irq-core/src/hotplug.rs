@@ -233,13 +233,10 @@ impl IrqCore {
         let virq = d.virq;
         // Step 2: a move to this CPU is undone (back to its live old target), a move away
         // from it loses its old half.
-        let (before, now) = {
-            let mut vd = self.vector.lock();
+        let (before, now) = self.vector_op(d, |vd| -> Result<_> {
             let before = *vd.irq(virq)?;
-            let now = vd.force_complete_move(virq, cpu);
-            Self::sync_vector(d, &vd);
-            (before, now?)
-        };
+            Ok((before, vd.force_complete_move(virq, cpu)?))
+        })?;
         // A plan that was never run is moot now: the move it belonged to was settled.
         d.state.plan_pending = false;
         if before.target.cpu == cpu && now.cpu != cpu {
@@ -264,12 +261,7 @@ impl IrqCore {
         }
         let irq = self.vector.lock().irq(virq).copied()?;
         if irq.state == VectorState::Reserved {
-            let reparked = {
-                let mut vd = self.vector.lock();
-                let r = vd.repark_reserved(virq);
-                Self::sync_vector(d, &vd);
-                r?
-            };
+            let reparked = self.vector_op(d, |vd| vd.repark_reserved(virq))?;
             if reparked.is_some() {
                 self.program_levels(d, false)?;
                 report.reparked.push(virq);
@@ -287,12 +279,7 @@ impl IrqCore {
         let (old, new, broken) = self.move_off(d, &irq, &online)?;
         self.retarget_inline(d, old, new, cpu, apic)?;
         // The old half lives on the dying CPU: free it now (step 4 stands in for cleanup).
-        {
-            let mut vd = self.vector.lock();
-            let r = vd.force_complete_move(virq, cpu);
-            Self::sync_vector(d, &vd);
-            r?;
-        }
+        self.vector_op(d, |vd| vd.force_complete_move(virq, cpu))?;
         if broken {
             self.hotplug
                 .lock()
@@ -319,15 +306,18 @@ impl IrqCore {
         } else {
             (irq.affinity, false)
         };
-        let mut vd = self.vector.lock();
-        let mut outcome = vd.move_irq(d.virq, &dest, false);
-        if outcome == Err(IrqError::NoSpace) && !irq.managed && !broken {
-            // The CPUs left in its affinity are full; `can_offline_cpu` only promised room
-            // somewhere. Anywhere online then, affinity broken (as Linux does on -ENOSPC).
-            (dest, broken) = (*online, true);
-            outcome = vd.move_irq(d.virq, &dest, false);
-        }
-        Self::sync_vector(d, &vd);
+        let virq = d.virq;
+        let outcome = self.vector_op(d, |vd| {
+            let mut outcome = vd.move_irq(virq, &dest, false);
+            if outcome == Err(IrqError::NoSpace) && !irq.managed && !broken {
+                // The CPUs left in its affinity are full; `can_offline_cpu` only promised
+                // room somewhere. Anywhere online then, affinity broken (as Linux does on
+                // -ENOSPC).
+                (dest, broken) = (*online, true);
+                outcome = vd.move_irq(virq, &dest, false);
+            }
+            outcome
+        });
         match outcome? {
             MoveOutcome::Moved { old, new } => Ok((old, new, broken)),
             // The CPU is offline in the matrix, so the current target never satisfies it.
@@ -361,12 +351,8 @@ impl IrqCore {
     fn hotplug_shutdown(&self, d: &mut IrqDesc) -> Result<()> {
         let was_masked = d.state.masked;
         self.mask_locked(d)?;
-        {
-            let mut vd = self.vector.lock();
-            let r = vd.deactivate(d.virq);
-            Self::sync_vector(d, &vd);
-            r?;
-        }
+        let virq = d.virq;
+        self.vector_op(d, |vd| vd.deactivate(virq))?;
         self.program_levels(d, false)?;
         d.state.started = false;
         d.state.plan_pending = false;
@@ -451,12 +437,8 @@ impl IrqCore {
         if d.state.plan_pending {
             return Err(IrqError::Busy);
         }
-        let outcome = {
-            let mut vd = self.vector.lock();
-            let r = vd.move_irq(d.virq, orig, false);
-            Self::sync_vector(d, &vd);
-            r?
-        };
+        let virq = d.virq;
+        let outcome = self.vector_op(d, |vd| vd.move_irq(virq, orig, false))?;
         let MoveOutcome::Moved { old, new } = outcome else {
             return Ok(None);
         };
@@ -477,12 +459,7 @@ impl IrqCore {
             if d.action.is_none() {
                 return Ok(false);
             }
-            {
-                let mut vd = self.vector.lock();
-                let r = vd.activate(virq);
-                Self::sync_vector(d, &vd);
-                r?;
-            }
+            self.vector_op(d, |vd| vd.activate(virq))?;
             self.program_levels(d, true)?;
             d.state.started = true;
             if !was_masked && !d.disabled() {

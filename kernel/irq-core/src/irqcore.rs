@@ -27,6 +27,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
+use crate::chip::HwIrq;
 use crate::cpumask::{CpuId, CpuMask};
 use crate::desc::{DescState, FlowKind, IrqDesc, Level, StormPolicy};
 use crate::desctable::DescTable;
@@ -300,13 +301,21 @@ impl IrqCore {
             .collect()
     }
 
-    /// Refresh the descriptor's copy of its vector-level state. Called with both locks
-    /// held after every vector-domain operation on the irq.
-    pub(crate) fn sync_vector(d: &mut IrqDesc, vd: &VectorDomain) {
+    /// Runs a vector-domain operation for the locked descriptor `d` under the vector lock
+    /// and refreshes `d`'s copy of its vector-level state (target, move in progress)
+    /// before the lock is dropped — the one way the two are kept in step.
+    pub(crate) fn vector_op<R>(
+        &self,
+        d: &mut IrqDesc,
+        f: impl FnOnce(&mut VectorDomain) -> R,
+    ) -> R {
+        let mut vd = self.vector.lock();
+        let r = f(&mut vd);
         if let Ok(i) = vd.irq(d.virq) {
             d.target = i.target;
             d.move_in_progress = i.move_in_progress;
         }
+        r
     }
 
     fn free_virqs(&self, count: u32, at: Option<Virq>) -> Result<Virq> {
@@ -347,23 +356,13 @@ impl IrqCore {
                 count,
             },
         )?;
-        // Levels from the root's child outward; undo on failure.
-        let mut hw = alloc::vec![0; chain.len()];
-        for i in (0..chain.len() - 1).rev() {
-            let Some(ops) = &chips[i] else { continue };
-            match ops.alloc(virq, count, source) {
-                Ok(h) => hw[i] = h,
-                Err(e) => {
-                    for j in i + 1..chain.len() - 1 {
-                        if let Some(o) = &chips[j] {
-                            o.free(virq, hw[j], count);
-                        }
-                    }
-                    let _ = self.vector.lock().free(virq);
-                    return Err(e);
-                }
+        let hw = match Self::alloc_levels(&chips, virq, count, source) {
+            Ok(hw) => hw,
+            Err(e) => {
+                let _ = self.vector.lock().free(virq);
+                return Err(e);
             }
-        }
+        };
         let nr_cpus = self.nr_cpus();
         for k in 0..count {
             let levels = chain
@@ -405,6 +404,34 @@ impl IrqCore {
         }
         reg.count(&chain, i64::from(count));
         Ok(virq)
+    }
+
+    /// Hardware irqs of every level but the root, from the root's child outward (a
+    /// remapping level chooses before the device level is asked); what was taken is
+    /// given back if a level refuses.
+    fn alloc_levels(
+        chips: &[Option<Arc<dyn DomainOps>>],
+        virq: Virq,
+        count: u32,
+        source: &IrqSource,
+    ) -> Result<Vec<HwIrq>> {
+        let levels = chips.len() - 1;
+        let mut hw = alloc::vec![0; chips.len()];
+        for i in (0..levels).rev() {
+            let Some(ops) = &chips[i] else { continue };
+            match ops.alloc(virq, count, source) {
+                Ok(h) => hw[i] = h,
+                Err(e) => {
+                    for j in i + 1..levels {
+                        if let Some(o) = &chips[j] {
+                            o.free(virq, hw[j], count);
+                        }
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(hw)
     }
 
     /// Free irqs from [`Self::alloc_irq`] (pass the first virq and the same count).
@@ -455,16 +482,9 @@ impl IrqCore {
             }
             d.action = Some(token);
             d.name = String::from(name);
-            let activated = {
-                let mut vd = self.vector.lock();
-                let r = vd.activate(virq);
-                Self::sync_vector(d, &vd);
-                r
-            };
+            let activated = self.vector_op(d, |vd| vd.activate(virq));
             if let Err(e) = activated.and_then(|_| self.program_levels(d, true)) {
-                let mut vd = self.vector.lock();
-                let _ = vd.deactivate(virq);
-                Self::sync_vector(d, &vd);
+                let _ = self.vector_op(d, |vd| vd.deactivate(virq));
                 d.action = None;
                 return Err(e);
             }
@@ -484,11 +504,7 @@ impl IrqCore {
             self.mask_locked(d)?;
             let is_block = self.vector.lock().irq(virq)?.block.1 > 1;
             if !is_block {
-                {
-                    let mut vd = self.vector.lock();
-                    vd.deactivate(virq)?;
-                    Self::sync_vector(d, &vd);
-                }
+                self.vector_op(d, |vd| vd.deactivate(virq))?;
                 self.program_levels(d, false)?;
             }
             d.action = None;

@@ -37,12 +37,7 @@ impl IrqCore {
             if d.state.plan_pending {
                 return Err(IrqError::Busy);
             }
-            let outcome = {
-                let mut vd = self.vector.lock();
-                let r = vd.set_affinity(virq, mask, force_new_vector);
-                Self::sync_vector(d, &vd);
-                r?
-            };
+            let outcome = self.vector_op(d, |vd| vd.set_affinity(virq, mask, force_new_vector))?;
             // The user chose a new affinity: an offline CPU's irq no longer waits to go back.
             self.hotplug.lock().broken.remove(&virq);
             match outcome {
@@ -66,9 +61,8 @@ impl IrqCore {
                 Ok(plan)
             }
             Err(e) => {
-                let mut vd = self.vector.lock();
-                let _ = vd.undo_move(d.virq);
-                Self::sync_vector(d, &vd);
+                let virq = d.virq;
+                let _ = self.vector_op(d, |vd| vd.undo_move(virq));
                 Err(e)
             }
         }
@@ -176,9 +170,7 @@ impl IrqCore {
             if !d.state.plan_pending {
                 return Ok(());
             }
-            let mut vd = self.vector.lock();
-            let r = vd.undo_move(virq);
-            Self::sync_vector(d, &vd);
+            let r = self.vector_op(d, |vd| vd.undo_move(virq));
             d.state.plan_pending = false;
             r.map(|_| ())
         })

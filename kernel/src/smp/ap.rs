@@ -182,16 +182,10 @@ fn resources(cpu: usize, apic: u32) -> Result<&'static Resources, StartError> {
     }))
 }
 
-/// INIT–SIPI–SIPI to `apic` as CPU index `cpu` (SIPI–SIPI only when `init_done`: the
-/// caller has INITed it). Also used by tests with an APIC id that no CPU has, to prove
-/// that a silent CPU is reported.
-pub(crate) fn start_on(
-    cpu: usize,
-    apic: u32,
-    timeout_ns: u64,
-    init_done: bool,
-) -> Result<u64, StartError> {
-    let _guard = START.lock();
+/// Everything the AP needs before the first IPI: the boot CPU's control registers to
+/// copy, a fresh GDT, the trampoline pointed at this CPU's stack and entry. Returns the
+/// trampoline's code page (the SIPI vector).
+fn prepare_start(cpu: usize, apic: u32) -> Result<u64, StartError> {
     let page = trampoline::code_page().ok_or(StartError::NoTrampoline)?;
     let res = resources(cpu, apic)?;
     if !trampoline::kernel_avoids_slot0(ap_entry as *const () as u64, res.stack_top) {
@@ -220,57 +214,80 @@ pub(crate) fn start_on(
         cpu as u64,
     )
     .map_err(|_| StartError::NoTrampoline)?;
-    super::set_state(cpu, CpuState::Booting);
+    Ok(page)
+}
 
-    let send = |kind, what| {
-        if x86_64::instructions::interrupts::without_interrupts(|| {
-            local::send_ipi(IpiDest::Apic(apic), kind)
-        }) {
-            Ok(())
-        } else {
-            Err(StartError::IpiNotSent(what))
+fn send(apic: u32, kind: IpiKind, what: &'static str) -> Result<(), StartError> {
+    if x86_64::instructions::interrupts::without_interrupts(|| {
+        local::send_ipi(IpiDest::Apic(apic), kind)
+    }) {
+        Ok(())
+    } else {
+        Err(StartError::IpiNotSent(what))
+    }
+}
+
+/// INIT (unless `init_done`) then up to two STARTUP IPIs (SDM vol. 3A §9.4.4.1); the
+/// second is skipped once the trampoline has been entered, since a running CPU ignores
+/// it anyway.
+fn send_start_ipis(apic: u32, page: u64, init_done: bool) -> Result<(), StartError> {
+    local::write(Reg::Esr, 0);
+    if !init_done {
+        send(apic, IpiKind::Init, "INIT")?;
+        crate::time::spin_for_ns(INIT_ASSERT_NS);
+        send(apic, IpiKind::InitDeassert, "INIT de-assert")?;
+    }
+    for _ in 0..2 {
+        if trampoline::stage() != 0 {
+            break;
         }
-    };
-    let t0 = crate::time::nanos_since_boot();
-    let result = (|| {
         local::write(Reg::Esr, 0);
-        if !init_done {
-            send(IpiKind::Init, "INIT")?;
-            crate::time::spin_for_ns(INIT_ASSERT_NS);
-            send(IpiKind::InitDeassert, "INIT de-assert")?;
+        send(apic, IpiKind::Startup((page >> 12) as u8), "STARTUP")?;
+        crate::time::spin_for_ns(SIPI_GAP_NS);
+    }
+    Ok(())
+}
+
+/// Waits until `cpu` reports online, or says how far it got by `deadline`.
+fn wait_online(cpu: usize, deadline: u64, timeout_ns: u64) -> Result<(), StartError> {
+    while super::state(cpu) != CpuState::Online {
+        if crate::time::nanos_since_boot() > deadline {
+            let stage = match trampoline::stage() {
+                3 if super::state(cpu) == CpuState::Booting
+                    && ENTERED.load(Ordering::Acquire) == cpu as u64 + 1 =>
+                {
+                    4
+                }
+                s => s,
+            };
+            return Err(StartError::NoAnswer {
+                stage,
+                ms: timeout_ns / 1_000_000,
+            });
         }
-        // Two STARTUP IPIs (SDM 9.4.4.1); the second is ignored by a CPU that is already
-        // running, so skip it once the trampoline has been entered.
-        for _ in 0..2 {
-            if trampoline::stage() != 0 {
-                break;
-            }
-            local::write(Reg::Esr, 0);
-            send(IpiKind::Startup((page >> 12) as u8), "STARTUP")?;
-            crate::time::spin_for_ns(SIPI_GAP_NS);
-        }
-        let deadline = t0 + timeout_ns;
-        while super::state(cpu) != CpuState::Online {
-            if crate::time::nanos_since_boot() > deadline {
-                let stage = match trampoline::stage() {
-                    3 if super::state(cpu) == CpuState::Booting
-                        && ENTERED.load(Ordering::Acquire) == cpu as u64 + 1 =>
-                    {
-                        4
-                    }
-                    s => s,
-                };
-                return Err(StartError::NoAnswer {
-                    stage,
-                    ms: timeout_ns / 1_000_000,
-                });
-            }
-            core::hint::spin_loop();
-        }
-        Ok(crate::time::nanos_since_boot() - t0)
-    })();
+        core::hint::spin_loop();
+    }
+    Ok(())
+}
+
+/// INIT–SIPI–SIPI to `apic` as CPU index `cpu` (SIPI–SIPI only when `init_done`: the
+/// caller has INITed it). Also used by tests with an APIC id that no CPU has, to prove
+/// that a silent CPU is reported.
+pub(crate) fn start_on(
+    cpu: usize,
+    apic: u32,
+    timeout_ns: u64,
+    init_done: bool,
+) -> Result<u64, StartError> {
+    let _guard = START.lock();
+    let page = prepare_start(cpu, apic)?;
+    super::set_state(cpu, CpuState::Booting);
+    let t0 = crate::time::nanos_since_boot();
+    let result = send_start_ipis(apic, page, init_done)
+        .and_then(|()| wait_online(cpu, t0 + timeout_ns, timeout_ns));
     match result {
-        Ok(ns) => {
+        Ok(()) => {
+            let ns = crate::time::nanos_since_boot() - t0;
             SLOTS[cpu].bringup_ns.store(ns, Ordering::Relaxed);
             Ok(ns)
         }
@@ -283,7 +300,7 @@ pub(crate) fn start_on(
         Err(e) => {
             // Put a half-started CPU back into wait-for-SIPI so it cannot run on in the
             // shared trampoline while the next CPU uses it.
-            let _ = send(IpiKind::Init, "INIT");
+            let _ = send(apic, IpiKind::Init, "INIT");
             Err(e)
         }
     }

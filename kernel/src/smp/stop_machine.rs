@@ -264,15 +264,14 @@ fn ack(epoch: u32, stage: u64) {
     }
 }
 
-/// One CPU's way through the stages. `sleepy`: interrupts may be enabled while waiting in
-/// PREPARE, so wait with `sti; hlt` (woken by `wake_sleepers` or the tick).
-fn participate(me: usize, epoch: u32, abort_at: Option<u64>, sleepy: bool) -> Outcome {
+/// Counts this CPU in, only while generation `epoch` is still gathering; the last to
+/// arrive moves everyone on to DISABLE_IRQ. False if the gathering is over.
+fn arrive(me: usize, epoch: u32) -> bool {
     let n = u64::from(NR.load(Ordering::Acquire));
-    // Arrive: only while this generation is still gathering.
     let mut w = CTRL.load(Ordering::Acquire);
     loop {
         if gen_of(w) != epoch || stage_of(w) != PREPARE {
-            return Outcome::Late;
+            return false;
         }
         let c = count_of(w) + 1;
         let new = if c == n {
@@ -288,10 +287,83 @@ fn participate(me: usize, epoch: u32, abort_at: Option<u64>, sleepy: bool) -> Ou
                 if c == n {
                     wake_sleepers(me);
                 }
-                break;
+                return true;
             }
             Err(now) => w = now,
         }
+    }
+}
+
+/// The gathering was aborted: take our arrival back so the initiator knows we are gone.
+fn withdraw(mut w: u64, epoch: u32) {
+    loop {
+        let new = pack(epoch, ABORT, count_of(w) - 1);
+        match CTRL.compare_exchange_weak(w, new, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return,
+            Err(now) => w = now,
+        }
+    }
+}
+
+/// What this CPU does on entering `stage`: DISABLE_IRQ turns interrupts off (remembering
+/// whether they were on), RUN records that they are off and runs the function if this
+/// CPU is one it must run on.
+fn enter_stage(me: usize, stage: u64, saved_if: &mut Option<bool>) {
+    match stage {
+        DISABLE_IRQ => {
+            *saved_if = Some(x86_64::instructions::interrupts::are_enabled());
+            x86_64::instructions::interrupts::disable();
+        }
+        RUN => {
+            if !x86_64::instructions::interrupts::are_enabled() {
+                IRQS_OFF_IN_RUN.set(me, true);
+            }
+            if RUN_ON.get(me) {
+                // SAFETY: FUNC holds a StopFn stored before CTRL was published.
+                let f: StopFn =
+                    unsafe { core::mem::transmute::<usize, StopFn>(FUNC.load(Ordering::Acquire)) };
+                RESULTS[me].store(f(ARG.load(Ordering::Acquire)), Ordering::Release);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The initiator's deadline for the gathering passed: stop it. Fails harmlessly if the
+/// last CPU arrived meanwhile.
+fn abort_gathering(me: usize, w: u64, epoch: u32) {
+    if CTRL
+        .compare_exchange(
+            w,
+            pack(epoch, ABORT, count_of(w)),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
+        .is_ok()
+    {
+        wake_sleepers(me);
+    }
+}
+
+/// Waits in PREPARE with `sti; hlt` without a lost wake-up: announce first, re-check with
+/// interrupts off, then halt (the wake-up IPI or the tick ends the hlt).
+fn sleep_while_gathering(me: usize, w: u64) {
+    x86_64::instructions::interrupts::disable();
+    SLEEPERS.set(me, true);
+    core::sync::atomic::fence(Ordering::SeqCst);
+    if CTRL.load(Ordering::Acquire) == w {
+        x86_64::instructions::interrupts::enable_and_hlt();
+    } else {
+        x86_64::instructions::interrupts::enable();
+    }
+    SLEEPERS.set(me, false);
+}
+
+/// One CPU's way through the stages. `sleepy`: interrupts may be enabled while waiting in
+/// PREPARE, so wait with `sti; hlt` (woken by `wake_sleepers` or the tick).
+fn participate(me: usize, epoch: u32, abort_at: Option<u64>, sleepy: bool) -> Outcome {
+    if !arrive(me, epoch) {
+        return Outcome::Late;
     }
     ARRIVED.set(me, true);
     let mut cur = PREPARE;
@@ -301,15 +373,7 @@ fn participate(me: usize, epoch: u32, abort_at: Option<u64>, sleepy: bool) -> Ou
         let w = CTRL.load(Ordering::Acquire);
         let stage = stage_of(w);
         if stage == ABORT {
-            // Leave: take our arrival back so the initiator knows we are gone.
-            let mut w = w;
-            loop {
-                let new = pack(epoch, ABORT, count_of(w) - 1);
-                match CTRL.compare_exchange_weak(w, new, Ordering::AcqRel, Ordering::Acquire) {
-                    Ok(_) => break,
-                    Err(now) => w = now,
-                }
-            }
+            withdraw(w, epoch);
             break Outcome::Aborted;
         }
         if gen_of(w) != epoch {
@@ -326,59 +390,17 @@ fn participate(me: usize, epoch: u32, abort_at: Option<u64>, sleepy: bool) -> Ou
         }
         if stage != cur {
             cur = stage;
-            match stage {
-                DISABLE_IRQ => {
-                    saved_if = Some(x86_64::instructions::interrupts::are_enabled());
-                    x86_64::instructions::interrupts::disable();
-                }
-                RUN => {
-                    if !x86_64::instructions::interrupts::are_enabled() {
-                        IRQS_OFF_IN_RUN.set(me, true);
-                    }
-                    if RUN_ON.get(me) {
-                        // SAFETY: FUNC holds a StopFn stored before CTRL was published.
-                        let f: StopFn = unsafe {
-                            core::mem::transmute::<usize, StopFn>(FUNC.load(Ordering::Acquire))
-                        };
-                        RESULTS[me].store(f(ARG.load(Ordering::Acquire)), Ordering::Release);
-                    }
-                }
-                _ => {}
-            }
+            enter_stage(me, stage, &mut saved_if);
             ack(epoch, stage);
             continue;
         }
         let now = crate::time::nanos_since_boot();
-        if stage == PREPARE
-            && let Some(t) = abort_at
-            && now > t
-        {
-            // Stop the gathering; fails harmlessly if the last CPU just arrived.
-            if CTRL
-                .compare_exchange(
-                    w,
-                    pack(epoch, ABORT, count_of(w)),
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                )
-                .is_ok()
-            {
-                wake_sleepers(me);
-            }
+        if stage == PREPARE && abort_at.is_some_and(|t| now > t) {
+            abort_gathering(me, w, epoch);
             continue;
         }
         if stage == PREPARE && sleepy {
-            // Check-then-sleep without a lost wake-up: announce first, re-check with
-            // interrupts off, then `sti; hlt` (the IPI or the tick ends the hlt).
-            x86_64::instructions::interrupts::disable();
-            SLEEPERS.set(me, true);
-            core::sync::atomic::fence(Ordering::SeqCst);
-            if CTRL.load(Ordering::Acquire) == w {
-                x86_64::instructions::interrupts::enable_and_hlt();
-            } else {
-                x86_64::instructions::interrupts::enable();
-            }
-            SLEEPERS.set(me, false);
+            sleep_while_gathering(me, w);
             continue;
         }
         if now > stuck_at {
