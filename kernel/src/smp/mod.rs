@@ -42,11 +42,11 @@ pub use sluice_irq_core::{CpuId, CpuMask};
 
 /// An atomic CPU bitmap (the online mask and stop_machine's bookkeeping), loaded and
 /// stored as the one mask type, `CpuMask`.
-pub(crate) struct AtomicCpuSet([AtomicU64; MASK_WORDS]);
+pub(crate) struct AtomicCpuMask([AtomicU64; MASK_WORDS]);
 
-impl AtomicCpuSet {
+impl AtomicCpuMask {
     pub const fn new() -> Self {
-        AtomicCpuSet([const { AtomicU64::new(0) }; MASK_WORDS])
+        AtomicCpuMask([const { AtomicU64::new(0) }; MASK_WORDS])
     }
     pub fn set(&self, cpu: usize, on: bool) {
         let bit = 1u64 << (cpu % 64);
@@ -131,7 +131,7 @@ static SLOTS: [Slot; MAX_CPUS] = [const {
 
 /// Number of CPU indices in use (the MADT's enabled CPUs).
 static POSSIBLE: AtomicUsize = AtomicUsize::new(1);
-static ONLINE: AtomicCpuSet = AtomicCpuSet::new();
+static ONLINE: AtomicCpuMask = AtomicCpuMask::new();
 
 pub fn possible() -> usize {
     POSSIBLE.load(Ordering::Acquire)
@@ -306,7 +306,7 @@ pub(crate) fn idle(cpu: usize) -> ! {
 
 /// CPUs halted in their idle loop: an interrupt there returns straight into the loop,
 /// so work that may sleep (joining stop_machine) is left to the loop.
-static IN_IDLE: AtomicCpuSet = AtomicCpuSet::new();
+static IN_IDLE: AtomicCpuMask = AtomicCpuMask::new();
 
 pub(crate) fn in_idle(cpu: usize) -> bool {
     IN_IDLE.get(cpu)

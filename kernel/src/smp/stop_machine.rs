@@ -17,7 +17,7 @@
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-use super::{AtomicCpuSet, CpuMask};
+use super::{AtomicCpuMask, CpuMask};
 use crate::apic::vectors;
 use crate::arch::cpu::MAX_CPUS;
 
@@ -41,14 +41,14 @@ static CTRL: AtomicU64 = AtomicU64::new(0);
 static NR: AtomicU32 = AtomicU32::new(0);
 static FUNC: AtomicUsize = AtomicUsize::new(0);
 static ARG: AtomicU64 = AtomicU64::new(0);
-static PARTICIPANTS: AtomicCpuSet = AtomicCpuSet::new();
-static RUN_ON: AtomicCpuSet = AtomicCpuSet::new();
-static ARRIVED: AtomicCpuSet = AtomicCpuSet::new();
-static IRQS_OFF_IN_RUN: AtomicCpuSet = AtomicCpuSet::new();
+static PARTICIPANTS: AtomicCpuMask = AtomicCpuMask::new();
+static RUN_ON: AtomicCpuMask = AtomicCpuMask::new();
+static ARRIVED: AtomicCpuMask = AtomicCpuMask::new();
+static IRQS_OFF_IN_RUN: AtomicCpuMask = AtomicCpuMask::new();
 /// CPUs waiting in PREPARE with `sti; hlt` (interrupts may still be on in PREPARE); whoever
 /// ends the gathering wakes them with an IPI. Sleeping instead of spinning matters under
 /// TCG, where spinning vCPU threads take host time from the vCPUs still on their way.
-static SLEEPERS: AtomicCpuSet = AtomicCpuSet::new();
+static SLEEPERS: AtomicCpuMask = AtomicCpuMask::new();
 /// When each stage began (ns since boot), for the report: DISABLE_IRQ, RUN, EXIT.
 static STAGE_AT: [AtomicU64; 3] = [const { AtomicU64::new(0) }; 3];
 static RESULTS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
