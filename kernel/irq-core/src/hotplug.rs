@@ -246,12 +246,7 @@ impl IrqCore {
             if !before.managed && !before.affinity.contains(now.cpu) {
                 // The move was towards the affinity it was given; back where it came from,
                 // it is outside it until the CPU returns.
-                self.hotplug
-                    .lock()
-                    .broken
-                    .entry(virq)
-                    .or_insert(before.affinity);
-                report.broken.push(virq);
+                self.record_broken(virq, before.affinity, report);
             }
             return Ok(());
         }
@@ -281,15 +276,17 @@ impl IrqCore {
         // The old half lives on the dying CPU: free it now (step 4 stands in for cleanup).
         self.vector_op(d, |vd| vd.force_complete_move(virq, cpu))?;
         if broken {
-            self.hotplug
-                .lock()
-                .broken
-                .entry(virq)
-                .or_insert(irq.affinity);
-            report.broken.push(virq);
+            self.record_broken(virq, irq.affinity, report);
         }
         report.moved.push((virq, old, new));
         Ok(())
+    }
+
+    /// `virq` now runs outside `affinity`, to which it returns when a CPU of it comes
+    /// back online (the first record wins: a later move keeps the original affinity).
+    fn record_broken(&self, virq: Virq, affinity: CpuMask, report: &mut MigrationReport) {
+        self.hotplug.lock().broken.entry(virq).or_insert(affinity);
+        report.broken.push(virq);
     }
 
     /// Step 3's vector-level move: within the affinity's online CPUs, else anywhere

@@ -180,23 +180,25 @@ impl VectorMatrix {
         Ok(())
     }
 
-    /// Pick the online CPU of `mask` with the most available vectors (lowest id on ties)
-    /// among those for which `ok` holds.
-    fn best_cpu(&self, mask: &CpuMask, ok: impl Fn(&CpuVectors) -> bool) -> Result<CpuId> {
+    /// Pick the online CPU of `mask` among those for which `ok` holds, with the largest
+    /// `score` (lowest id on ties).
+    fn pick_cpu(
+        &self,
+        mask: &CpuMask,
+        ok: impl Fn(&CpuVectors) -> bool,
+        score: impl Fn(&CpuVectors) -> i64,
+    ) -> Result<CpuId> {
         if mask.is_empty() {
             return Err(IrqError::InvalidMask);
         }
         let cand = mask.and(&self.online);
-        let mut best: Option<(CpuId, u32)> = None;
+        let mut best: Option<(CpuId, i64)> = None;
         for cpu in cand.iter() {
             let Some(c) = self.cpus.get(cpu as usize) else {
                 break;
             };
-            if !ok(c) {
-                continue;
-            }
-            if best.is_none_or(|(_, a)| c.available > a) {
-                best = Some((cpu, c.available));
+            if ok(c) && best.is_none_or(|(_, b)| score(c) > b) {
+                best = Some((cpu, score(c)));
             }
         }
         match best {
@@ -211,6 +213,12 @@ impl VectorMatrix {
             }
             None => Err(IrqError::NoSpace),
         }
+    }
+
+    /// Pick the online CPU of `mask` with the most available vectors (lowest id on ties)
+    /// among those for which `ok` holds.
+    fn best_cpu(&self, mask: &CpuMask, ok: impl Fn(&CpuVectors) -> bool) -> Result<CpuId> {
+        self.pick_cpu(mask, ok, |c| i64::from(c.available))
     }
 
     /// Allocate one unmanaged vector on the online CPU of `mask` with the most available
@@ -347,30 +355,11 @@ impl VectorMatrix {
     /// Allocate a managed vector: one of the reserved vectors on the online CPU of `mask`
     /// with the fewest managed vectors in use (spreads managed irqs).
     pub fn alloc_managed(&mut self, mask: &CpuMask) -> Result<(CpuId, Vector)> {
-        if mask.is_empty() {
-            return Err(IrqError::InvalidMask);
-        }
-        let cand = mask.and(&self.online);
-        let mut best: Option<(CpuId, u32)> = None;
-        for cpu in cand.iter() {
-            let Some(c) = self.cpus.get(cpu as usize) else {
-                break;
-            };
-            if c.managed.and_not(&c.alloc).first().is_none() {
-                continue;
-            }
-            let used = c.managed.and(&c.alloc).count();
-            if best.is_none_or(|(_, u)| used < u) {
-                best = Some((cpu, used));
-            }
-        }
-        let Some((cpu, _)) = best else {
-            return Err(if cand.is_empty() {
-                IrqError::OfflineTarget(mask.first().unwrap_or(0))
-            } else {
-                IrqError::NoSpace
-            });
-        };
+        let cpu = self.pick_cpu(
+            mask,
+            |c| c.managed.and_not(&c.alloc).first().is_some(),
+            |c| -i64::from(c.managed.and(&c.alloc).count()),
+        )?;
         let c = &mut self.cpus[cpu as usize];
         let v = c
             .managed
