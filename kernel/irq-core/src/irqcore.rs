@@ -253,6 +253,12 @@ impl IrqCore {
         self.domains.lock().add(name, parent, ops)
     }
 
+    /// Register a grouping node under `parent`: listed in the tree, never a level of an
+    /// irq (the plan's `PCI-MSI`, under which each device's MSI domain is added).
+    pub fn add_group(&self, name: &str, parent: DomainId) -> Result<DomainId> {
+        self.domains.lock().add_group(name, parent)
+    }
+
     /// Remove a domain with no irqs and no child domains (`Busy` otherwise).
     pub fn remove_domain(&self, id: DomainId) -> Result<()> {
         self.domains.lock().remove(id)

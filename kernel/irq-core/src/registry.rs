@@ -15,8 +15,12 @@ use crate::source::IrqSource;
 pub(crate) struct DomainNode {
     pub(crate) name: String,
     pub(crate) parent: Option<DomainId>,
-    /// `None` only for the root (the vector domain, built into the core).
+    /// `None` for the root (the vector domain, built into the core) and for groups.
     pub(crate) ops: Option<Arc<dyn DomainOps>>,
+    /// A grouping node (the plan's `PCI-MSI` under which each device's MSI domain is
+    /// listed): shown in the tree with its children's totals, but no level of any irq —
+    /// a chain passes through it.
+    pub(crate) group: bool,
     /// Descriptors with a level in this domain.
     pub(crate) allocated: u32,
 }
@@ -34,6 +38,7 @@ impl Registry {
                 name: String::from("VECTOR"),
                 parent: None,
                 ops: None,
+                group: false,
                 allocated: 0,
             })],
         }
@@ -70,10 +75,30 @@ impl Registry {
         if self.by_name(name).is_some() {
             return Err(IrqError::Busy);
         }
+        self.push(name, parent, Some(ops))
+    }
+
+    /// A grouping node under `parent` (see `DomainNode::group`).
+    pub(crate) fn add_group(&mut self, name: &str, parent: DomainId) -> Result<DomainId> {
+        self.node(parent)?;
+        if self.by_name(name).is_some() {
+            return Err(IrqError::Busy);
+        }
+        self.push(name, parent, None)
+    }
+
+    fn push(
+        &mut self,
+        name: &str,
+        parent: DomainId,
+        ops: Option<Arc<dyn DomainOps>>,
+    ) -> Result<DomainId> {
+        let group = ops.is_none();
         self.nodes.push(Some(DomainNode {
             name: String::from(name),
             parent: Some(parent),
-            ops: Some(ops),
+            ops,
+            group,
             allocated: 0,
         }));
         Ok(DomainId(self.nodes.len() as u32 - 1))
@@ -103,14 +128,23 @@ impl Registry {
             .map(|(id, _)| id)
     }
 
-    /// Domains from `d` to the root (inclusive).
+    /// Domains from `d` to the root (inclusive), groups left out: the levels an irq
+    /// allocated in `d` has. `d` itself must not be a group.
     pub(crate) fn chain(&self, d: DomainId) -> Result<Vec<DomainId>> {
+        if self.node(d)?.group {
+            return Err(IrqError::InvalidArgument);
+        }
         let mut v = Vec::new();
         let mut cur = Some(d);
+        let mut steps = 0;
         while let Some(id) = cur {
-            v.push(id);
-            cur = self.node(id)?.parent;
-            if v.len() > self.nodes.len() {
+            let n = self.node(id)?;
+            if !n.group {
+                v.push(id);
+            }
+            cur = n.parent;
+            steps += 1;
+            if steps > self.nodes.len() {
                 return Err(IrqError::InvalidState);
             }
         }
@@ -134,12 +168,16 @@ impl Registry {
 
     fn tree_from(&self, id: DomainId, depth: usize, root_size: u32, out: &mut Vec<DomainInfo>) {
         let Ok(n) = self.node(id) else { return };
+        let at = out.len();
         out.push(DomainInfo {
             id,
             name: n.name.clone(),
             parent: n.parent,
             depth,
-            size: n.ops.as_ref().map_or(root_size, |o| o.size()),
+            size: match &n.ops {
+                Some(o) => o.size(),
+                None => root_size,
+            },
             allocated: n.allocated,
         });
         let children: Vec<DomainId> = self
@@ -149,6 +187,16 @@ impl Registry {
             .collect();
         for c in children {
             self.tree_from(c, depth + 1, root_size, out);
+        }
+        if n.group {
+            // A group holds what its direct children hold (their own subtrees count in
+            // them already, since a child's irqs are counted in every domain of the chain).
+            let (size, irqs) = out[at + 1..]
+                .iter()
+                .filter(|c| c.parent == Some(id))
+                .fold((0, 0), |(s, a), c| (s + c.size, a + c.allocated));
+            out[at].size = size;
+            out[at].allocated = irqs;
         }
     }
 }

@@ -503,6 +503,66 @@ fn domains_are_removed_only_when_empty() {
     assert_eq!(core.irq_levels(virq), Err(IrqError::UnknownIrq(virq)));
 }
 
+/// A group (the plan's `PCI-MSI`) is listed in the tree but is no level of an irq: a
+/// device domain under it has the vector domain as its parent level, and the group
+/// itself cannot allocate.
+#[test]
+fn groups_are_listed_but_are_not_levels() {
+    let m = Machine::new(1);
+    let core = IrqCore::new(1).unwrap();
+    core.online_cpu(0).unwrap();
+    let g = core.add_group("PCI-MSI", DomainId::VECTOR).unwrap();
+    assert_eq!(
+        core.add_group("PCI-MSI", DomainId::VECTOR),
+        Err(IrqError::Busy)
+    );
+    let dev = m.lock().unwrap().add_device(true);
+    let storage = SimMsiStorage {
+        m: m.clone(),
+        dev,
+        maskable: true,
+    };
+    let d = core
+        .add_domain(
+            "PCI-MSI-0000:00:03.0",
+            g,
+            Arc::new(MsiDomain::new("PCI-MSI", storage)),
+        )
+        .unwrap();
+    let src = IrqSource::Pci {
+        function: PciFunction::new(0, 0, 3, 0),
+        index: 0,
+    };
+    let req = IrqAlloc::edge(CpuMask::single(0));
+    assert_eq!(
+        core.alloc_irq(g, &src, &req),
+        Err(IrqError::InvalidArgument)
+    );
+    let virq = core.alloc_irq(d, &src, &req).unwrap();
+    let lv = core.irq_levels(virq).unwrap();
+    assert_eq!(
+        lv.iter().map(|l| l.chip.as_str()).collect::<Vec<_>>(),
+        ["PCI-MSI", "APIC"]
+    );
+    let tree = core.domain_tree();
+    let rows: Vec<_> = tree
+        .iter()
+        .map(|t| (t.name.as_str(), t.depth, t.size, t.allocated))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("VECTOR", 0, rows[0].2, 1),
+            ("PCI-MSI", 1, 1, 1),
+            ("PCI-MSI-0000:00:03.0", 2, 1, 1)
+        ]
+    );
+    assert_eq!(core.remove_domain(g), Err(IrqError::Busy));
+    core.free_irq(virq, 1).unwrap();
+    core.remove_domain(d).unwrap();
+    core.remove_domain(g).unwrap();
+}
+
 /// Multi-message MSI with per-vector masking: each member masks its own vector's bit,
 /// not the shared message's slot 0.
 #[test]

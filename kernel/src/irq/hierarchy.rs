@@ -46,6 +46,8 @@ pub fn build(core: &IrqCore) -> Result<&'static BuiltTree, IrqError> {
         let parent = d.parent.and_then(|p| ids.get(p).copied().flatten());
         ids[i] = match (d.name.as_str(), parent) {
             ("VECTOR", None) => Some(DomainId::VECTOR),
+            // Each device's MSI domain is added under it when a driver asks for vectors.
+            ("PCI-MSI", Some(parent)) => Some(core.add_group("PCI-MSI", parent)?),
             (name, Some(parent)) => match name.strip_prefix("IO-APIC-").map(str::parse::<u8>) {
                 Some(Ok(id)) => match ioapic::by_id(id) {
                     Some(io) => {
@@ -59,6 +61,14 @@ pub fn build(core: &IrqCore) -> Result<&'static BuiltTree, IrqError> {
         };
     }
     Ok(TREE.call_once(|| BuiltTree { plan, ids }))
+}
+
+/// The group under which a device's MSI domain is added (`None` if the plan has no PCI
+/// MSI, or before `irq::init`).
+pub fn pci_msi_group() -> Option<DomainId> {
+    let t = built()?;
+    let i = t.plan.domains.iter().position(|d| d.name == "PCI-MSI")?;
+    t.ids[i]
 }
 
 /// The tree as built at boot (`None` before `irq::init`).
