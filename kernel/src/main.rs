@@ -61,7 +61,7 @@ fn kmain(boot: &'static mut bootloader_api::BootInfo) -> ! {
             "no"
         }
     );
-    pci::config::init(&platform.mcfg);
+    pci::init(&platform.mcfg);
 
     arch::pic::disable();
     match apic::local::init_bsp(platform.lapic_address, true) {
@@ -105,6 +105,7 @@ fn kmain(boot: &'static mut bootloader_api::BootInfo) -> ! {
             error!("CPU {}: interrupt core refused it: {}", cpu, e);
         }
     }
+    devices::probe_pci();
     log!("boot complete");
     shell::run()
 }

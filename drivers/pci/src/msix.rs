@@ -199,6 +199,10 @@ impl MsixCapability {
         self.control.table_size()
     }
 
+    pub const fn control_register(&self) -> Register<u16> {
+        MESSAGE_CONTROL.at(self.offset)
+    }
+
     /// The PBA's length in bytes: one bit per vector, in whole qwords.
     pub const fn pba_length(&self) -> u32 {
         self.table_size().div_ceil(64) * 8

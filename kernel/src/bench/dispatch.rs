@@ -31,7 +31,7 @@ static SAMPLES: spin::Mutex<Vec<(usize, Vec<u64>, Vec<u64>)>> = spin::Mutex::new
 static MISSED: AtomicU64 = AtomicU64::new(0);
 
 /// The benchmark irq's handler: count, and say it was ours.
-fn on_bench_irq() -> IrqReturn {
+fn on_bench_irq(_virq: Virq) -> IrqReturn {
     crate::arch::cpu::current()
         .bench_hits
         .fetch_add(1, Ordering::Relaxed);

@@ -20,7 +20,7 @@ pub fn com1_virq() -> Option<Virq> {
     }
 }
 
-fn on_com1() -> IrqReturn {
+fn on_com1(_virq: Virq) -> IrqReturn {
     if crate::console::serial::handle_rx_interrupt() > 0 {
         IrqReturn::Handled
     } else {

@@ -72,7 +72,7 @@ fn arm_next(h: &Hpet, timer: u32) {
     }
 }
 
-fn on_fire() -> IrqReturn {
+fn on_fire(_virq: Virq) -> IrqReturn {
     let Some(h) = hpet::get() else {
         return IrqReturn::NotHandled;
     };

@@ -1,4 +1,25 @@
 //! Kernel drivers for devices that raise interrupts (each one an interrupt source of
-//! the core): the HPET comparator chain, the lost-interrupt detector.
+//! the core): the HPET comparator chain (the lost-interrupt detector on the I/O APIC),
+//! and the PCI MSI/MSI-X sources — QEMU's edu (non-maskable MSI), e1000e (MSI-X) and
+//! xHCI with multi-message MSI — behind one `Raiser` interface.
 
+pub mod e1000e;
+pub mod edu;
 pub mod hpet_chain;
+pub mod raiser;
+pub mod xhci;
+
+use sluice_irq_core::CpuMask;
+
+/// The affinity drivers request: every possible CPU (the matrix picks an online one,
+/// and hotplug may move the irq anywhere in it).
+pub fn all_cpus() -> CpuMask {
+    CpuMask::first_n(crate::smp::possible())
+}
+
+/// Probes every PCI interrupt-source driver (after the interrupt core is up).
+pub fn probe_pci() {
+    edu::probe();
+    e1000e::probe();
+    xhci::probe();
+}

@@ -6,14 +6,15 @@
 use core::sync::atomic::{AtomicUsize, Ordering};
 use sluice_irq_core::desc::IrqReturn;
 use sluice_irq_core::flow::{Dispatch, FlowEnd};
-use sluice_irq_core::{IrqError, Vector};
+use sluice_irq_core::{IrqError, Vector, Virq};
 
 use super::{CORE, KernelApic, with_core};
 use crate::apic::{local, vectors};
 
-/// A device handler: returns whether its device had something for us (storm detection
-/// counts the "not handled" answers).
-pub type Handler = fn() -> IrqReturn;
+/// A device handler, told which irq fired (a driver with several vectors tells them
+/// apart by it): returns whether its device had something for us (storm detection counts
+/// the "not handled" answers).
+pub type Handler = fn(Virq) -> IrqReturn;
 
 /// Distinct device handler functions the kernel can register.
 const MAX_HANDLERS: usize = 256;
@@ -175,7 +176,7 @@ pub fn dispatch(vector: u8) {
         // System vectors were served above without the core; it names no others.
         Dispatch::System(_) => local::eoi(),
         Dispatch::Run { virq, mut token } => loop {
-            let ret = handler(token).map_or(IrqReturn::NotHandled, |h| h());
+            let ret = handler(token).map_or(IrqReturn::NotHandled, |h| h(virq));
             match core.end_irq(virq, ret, &mut apic) {
                 Ok(FlowEnd::RunAgain { token: t }) => token = t,
                 Ok(FlowEnd::StormDisabled) => {

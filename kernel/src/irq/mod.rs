@@ -62,8 +62,8 @@ pub fn cpu_online(cpu: u32, apic_id: u32) -> Result<(), IrqError> {
     })?
 }
 
-/// Allocates irqs in `domain` for `source` and starts the first with `handler`; undone
-/// if starting fails.
+/// Allocates `req.count` irqs in `domain` (or the domain that claims `source`) and
+/// starts every one with `handler`; undone completely if any cannot start.
 fn request(
     domain: Option<DomainId>,
     source: &IrqSource,
@@ -72,18 +72,36 @@ fn request(
     handler: Handler,
 ) -> Result<Virq, IrqError> {
     let token = dispatch::register_handler(handler)?;
+    let count = req.count.max(1);
     with_core(|c| {
         let dom = match domain {
             Some(d) => d,
             None => c.select_domain(source).ok_or(IrqError::UnknownDomain)?,
         };
         let virq = c.alloc_irq(dom, source, req)?;
-        if let Err(e) = c.request_irq(virq, token, name) {
-            let _ = c.free_irq(virq, req.count.max(1));
-            return Err(e);
+        for k in 0..count {
+            if let Err(e) = c.request_irq(virq + k, token, name) {
+                for j in 0..k {
+                    let _ = c.release_irq(virq + j);
+                }
+                let _ = c.free_irq(virq, count);
+                return Err(e);
+            }
         }
         Ok(virq)
     })?
+}
+
+/// Allocates and starts irqs in a domain the caller built (a device's MSI domain): see
+/// `request`. Returns the first of `req.count` consecutive irqs.
+pub fn request_in(
+    domain: DomainId,
+    source: &IrqSource,
+    req: &IrqAlloc,
+    name: &str,
+    handler: Handler,
+) -> Result<Virq, IrqError> {
+    request(Some(domain), source, req, name, handler)
 }
 
 /// Routes ISA IRQ `isa` (through the MADT's source overrides) to a new irq on `affinity`
@@ -156,7 +174,21 @@ pub fn request_vector_irq(
 
 /// Stops and frees an irq from one of the requests above.
 pub fn free_irq(virq: Virq) -> Result<(), IrqError> {
-    with_core(|c| c.release_irq(virq).and_then(|()| c.free_irq(virq, 1)))?
+    free_irqs(virq, 1)
+}
+
+/// Stops and frees `count` irqs allocated together (a multi-MSI block: pass its first).
+pub fn free_irqs(virq: Virq, count: u32) -> Result<(), IrqError> {
+    with_core(|c| {
+        for k in 0..count {
+            // An irq that never started (or was stopped already) has nothing to release.
+            match c.release_irq(virq + k) {
+                Ok(()) | Err(IrqError::InvalidState) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        c.free_irq(virq, count)
+    })?
 }
 
 /// Where an irq is delivered now.

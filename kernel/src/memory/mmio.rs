@@ -47,6 +47,29 @@ impl Mmio {
         self.phys
     }
 
+    /// Bytes mapped.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The `len` bytes at `offset` of this mapping, as a mapping of their own (accesses
+    /// are bounded by the smaller length). Panics past the end, like an access would.
+    pub fn sub(&self, offset: u64, len: u64) -> Mmio {
+        assert!(
+            offset.checked_add(len).is_some_and(|e| e <= self.len),
+            "MMIO sub-range past the mapping"
+        );
+        Mmio {
+            base: self.base + offset,
+            phys: self.phys + offset,
+            len,
+        }
+    }
+
     /// Reads a 32-bit register. Offsets past the mapping panic (a driver bug, not data).
     pub fn read32(&self, offset: u64) -> u32 {
         assert!(offset + 4 <= self.len, "MMIO read past the mapping");

@@ -4,9 +4,11 @@
 
 mod bench;
 mod crash;
+mod devices;
 mod hotplug;
 mod hpet_chain;
 mod irq;
+mod pci;
 mod smp;
 mod system;
 
@@ -32,6 +34,8 @@ pub struct Command {
 static GROUPS: &[&[Command]] = &[
     system::COMMANDS,
     irq::COMMANDS,
+    pci::COMMANDS,
+    devices::COMMANDS,
     hpet_chain::COMMANDS,
     smp::COMMANDS,
     hotplug::COMMANDS,

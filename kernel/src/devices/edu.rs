@@ -1,0 +1,184 @@
+//! QEMU's `edu` device (1234:11e8): one 64-bit MSI **without per-vector masking** — the
+//! non-maskable case, where the device may send between the separate configuration
+//! writes of its address and data, so an affinity change must take the two-step path.
+//!
+//! Interrupts come two ways: the raise register (the write itself sends the MSI, from
+//! the CPU that writes) and the factorial unit, which computes on QEMU's own device
+//! thread and raises its interrupt from there — racing the vCPUs for real, which is
+//! what the `msi-storm` chain uses. Registers (QEMU `hw/misc/edu.c`, 4-byte accesses in
+//! BAR0): identification 0x00, factorial 0x08, status 0x20 (bit 7: interrupt when the
+//! factorial is done), interrupt status 0x24, raise 0x60, acknowledge 0x64.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use sluice_irq_core::Virq;
+use sluice_irq_core::desc::IrqReturn;
+use sluice_pci::Command;
+
+use super::raiser::{Chain, MessageCounts, Raiser};
+use crate::memory::mmio::Mmio;
+use crate::pci::{self, Device};
+
+pub const VENDOR: u16 = 0x1234;
+pub const DEVICE: u16 = 0x11e8;
+
+/// The device's registers (offsets in BAR0).
+mod reg {
+    /// Identification: 0xRRrr00ed (major, minor version, 0xed).
+    pub const ID: u64 = 0x00;
+    pub const ID_MAGIC: u32 = 0xed;
+    /// Writing starts a factorial computation on the device thread.
+    pub const FACTORIAL: u64 = 0x08;
+    /// Bit 0: computing (read-only); bit 7: raise `IRQ_FACTORIAL` when done.
+    pub const STATUS: u64 = 0x20;
+    pub const STATUS_IRQ_ON_DONE: u32 = 1 << 7;
+    /// Interrupt status: the causes raised and not yet acknowledged.
+    pub const IRQ_STATUS: u64 = 0x24;
+    /// Writing ORs the value into the interrupt status and sends the MSI.
+    pub const IRQ_RAISE: u64 = 0x60;
+    /// Writing clears those bits of the interrupt status.
+    pub const IRQ_ACK: u64 = 0x64;
+    /// The cause the factorial unit raises.
+    pub const IRQ_FACTORIAL: u32 = 0x1;
+    /// The cause this driver raises through the raise register.
+    pub const IRQ_RAISED: u32 = 0x2;
+}
+
+/// Register bytes the driver maps (BAR0 is 1 MiB; the registers are in the first 256).
+const REGS_LEN: u64 = 0x100;
+
+/// One edu function.
+pub struct Edu {
+    dev: &'static Device,
+    regs: Mmio,
+    counts: [MessageCounts; 1],
+    chain: Chain,
+}
+
+static INSTANCES: spin::Once<Vec<Edu>> = spin::Once::new();
+
+/// The edu functions the driver took (empty before `probe`).
+pub fn instances() -> &'static [Edu] {
+    INSTANCES.get().map_or(&[], |v| v.as_slice())
+}
+
+/// Finds every edu function, checks it answers, and gives it its MSI (any CPU).
+pub fn probe() {
+    INSTANCES.call_once(|| {
+        pci::by_id(VENDOR, DEVICE)
+            .filter_map(|dev| match Edu::start(dev) {
+                Ok(e) => Some(e),
+                Err(e) => {
+                    crate::error!("edu {}: {}", dev.address(), e);
+                    None
+                }
+            })
+            .collect()
+    });
+    // Irqs are requested after the list is in place: the handler looks instances up.
+    for e in instances() {
+        match pci::irqs::alloc_msi(e.dev, 1, &super::all_cpus(), "edu", on_irq) {
+            Ok(v) => {
+                e.counts[0].set_virq(v.first().copied());
+                crate::log!("edu {}: MSI -> irq {}", e.dev.address(), v[0]);
+            }
+            Err(err) => crate::error!("edu {}: MSI: {}", e.dev.address(), err),
+        }
+    }
+}
+
+impl Edu {
+    fn start(dev: &'static Device) -> Result<Edu, String> {
+        // Memory decode for the registers, bus mastering for the MSI write.
+        dev.enable(Command::MEMORY_SPACE | Command::BUS_MASTER)
+            .map_err(|e| alloc::format!("{e}"))?;
+        let regs = dev.map_bar(0, 0, REGS_LEN)?;
+        let id = regs.read32(reg::ID);
+        if id & 0xff != reg::ID_MAGIC {
+            return Err(alloc::format!("identification reads {id:#010x}, not edu's"));
+        }
+        // A previous user may have left causes pending or the factorial interrupt on.
+        regs.write32(reg::STATUS, 0);
+        regs.write32(reg::IRQ_ACK, u32::MAX);
+        Ok(Edu {
+            dev,
+            regs,
+            counts: [MessageCounts::new()],
+            chain: Chain::new(),
+        })
+    }
+
+    fn handle(&self) -> IrqReturn {
+        let status = self.regs.read32(reg::IRQ_STATUS);
+        if status == 0 {
+            return IrqReturn::NotHandled;
+        }
+        self.regs.write32(reg::IRQ_ACK, status);
+        self.counts[0]
+            .handled
+            .fetch_add(1, core::sync::atomic::Ordering::SeqCst);
+        if status & reg::IRQ_FACTORIAL != 0 && self.chain.link_handled() {
+            self.start_factorial();
+        }
+        IrqReturn::Handled
+    }
+
+    fn start_factorial(&self) {
+        self.counts[0]
+            .raised
+            .fetch_add(1, core::sync::atomic::Ordering::SeqCst);
+        self.regs.write32(reg::FACTORIAL, 5);
+    }
+}
+
+fn on_irq(virq: Virq) -> IrqReturn {
+    instances()
+        .iter()
+        .find(|e| e.counts[0].virq() == Some(virq))
+        .map_or(IrqReturn::NotHandled, Edu::handle)
+}
+
+impl Raiser for Edu {
+    fn driver(&self) -> &'static str {
+        "edu"
+    }
+
+    fn device(&self) -> &'static Device {
+        self.dev
+    }
+
+    fn counts(&self) -> &[MessageCounts] {
+        &self.counts
+    }
+
+    fn raise(&self, index: u32) -> Result<(), String> {
+        if index != 0 {
+            return Err(alloc::format!("edu has one MSI (message 0), not {index}"));
+        }
+        if self.counts[0].virq().is_none() {
+            return Err(String::from("no irq (MSI set-up failed at boot)"));
+        }
+        self.counts[0]
+            .raised
+            .fetch_add(1, core::sync::atomic::Ordering::SeqCst);
+        self.regs.write32(reg::IRQ_RAISE, reg::IRQ_RAISED);
+        Ok(())
+    }
+
+    fn chain(&self) -> &Chain {
+        &self.chain
+    }
+
+    /// The factorial unit: the interrupt comes from QEMU's device thread.
+    fn raise_link(&self) -> Result<(), String> {
+        if self.counts[0].virq().is_none() {
+            return Err(String::from("no irq (MSI set-up failed at boot)"));
+        }
+        self.regs.write32(reg::STATUS, reg::STATUS_IRQ_ON_DONE);
+        self.chain
+            .raised
+            .fetch_add(1, core::sync::atomic::Ordering::SeqCst);
+        self.start_factorial();
+        Ok(())
+    }
+}

@@ -1,0 +1,428 @@
+//! The interrupts a driver asks of a PCI function: MSI (one message, or a block of
+//! 2^k) or MSI-X (any table entries, added and freed at run time), each function with
+//! its own MSI domain under the plan's `PCI-MSI` group, named as Linux names them
+//! (`PCI-MSI-0000:00:03.0`, `PCI-MSIX-0000:00:02.0`). The domain exists while the
+//! function holds at least one irq.
+//!
+//! Order of the hardware writes (Linux's, and what keeps a half-set-up function
+//! silent): MSI — disabled, every member masked if it can be, messages written and
+//! members unmasked as each irq starts, then Enable with Multiple Message Enable; MSI-X
+//! — every entry masked, Enable with the Function Mask set, entries written and
+//! unmasked as each irq starts, then the Function Mask cleared. A freed MSI-X entry is
+//! masked again; the last irq's free disables the capability and removes the domain.
+//!
+//! Locking: a function's `irqs` lock is taken before any interrupt-core lock and held
+//! across a whole request or free, so two drivers (or the shell) cannot interleave set-up
+//! of one function.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::fmt;
+use sluice_irq_core::domain::{DomainId, DomainOps};
+use sluice_irq_core::msi::{MsiMsg, MsiStorage};
+use sluice_irq_core::msidomain::MsiDomain;
+use sluice_irq_core::{CpuMask, IrqAlloc, IrqError, IrqSource, Virq};
+use sluice_pci::Command;
+
+use super::Device;
+use super::msi::MsiCapStorage;
+use super::msix::MsixTableStorage;
+use crate::irq::Handler;
+
+/// Which capability a function's irqs use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Msi,
+    Msix,
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Msi => "MSI",
+            Mode::Msix => "MSI-X",
+        })
+    }
+}
+
+/// The storage behind a function's domain (kept here too, to read messages back).
+enum Storage {
+    Msi(Arc<MsiDomain<MsiCapStorage>>),
+    Msix(Arc<MsiDomain<MsixTableStorage>>),
+}
+
+impl Storage {
+    fn mode(&self) -> Mode {
+        match self {
+            Storage::Msi(_) => Mode::Msi,
+            Storage::Msix(_) => Mode::Msix,
+        }
+    }
+}
+
+/// A function's interrupts.
+#[derive(Default)]
+pub struct DeviceIrqs {
+    storage: Option<Storage>,
+    domain: Option<DomainId>,
+    /// (message index, irq), in index order.
+    held: Vec<(u32, Virq)>,
+}
+
+/// Why a request or free was refused. Nothing changed in any case.
+#[derive(Debug)]
+pub enum PciIrqError {
+    NoMsi,
+    NoMsix,
+    /// The function already uses the other capability.
+    OtherMode(Mode),
+    /// MSI is set up once, whole; free it before asking again.
+    MsiInUse,
+    ZeroVectors,
+    NotPowerOfTwo(u32),
+    TooMany {
+        asked: u32,
+        has: u32,
+    },
+    /// An MSI-X entry outside the table.
+    NoSuchEntry {
+        entry: u32,
+        table: u32,
+    },
+    EntryInUse(u32),
+    /// The irq is not one of this function's.
+    NotHeld(Virq),
+    /// A member of a multi-MSI block cannot be freed alone.
+    BlockMember(Virq),
+    Setup(String),
+    Core(IrqError),
+}
+
+impl fmt::Display for PciIrqError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PciIrqError::NoMsi => write!(f, "the function has no MSI capability"),
+            PciIrqError::NoMsix => write!(f, "the function has no MSI-X capability"),
+            PciIrqError::OtherMode(m) => write!(f, "the function already uses {m}"),
+            PciIrqError::MsiInUse => write!(f, "MSI is already set up; free it first"),
+            PciIrqError::ZeroVectors => write!(f, "no vectors asked for"),
+            PciIrqError::NotPowerOfTwo(n) => {
+                write!(f, "{n} MSI vectors: multi-message MSI needs a power of two")
+            }
+            PciIrqError::TooMany { asked, has } => {
+                write!(f, "{asked} vectors asked for, the function has {has}")
+            }
+            PciIrqError::NoSuchEntry { entry, table } => {
+                write!(f, "MSI-X entry {entry} is outside the {table}-entry table")
+            }
+            PciIrqError::EntryInUse(e) => write!(f, "MSI-X entry {e} already has an irq"),
+            PciIrqError::NotHeld(v) => write!(f, "irq {v} is not one of this function's"),
+            PciIrqError::BlockMember(v) => {
+                write!(
+                    f,
+                    "irq {v} is a member of a multi-MSI block: free the block"
+                )
+            }
+            PciIrqError::Setup(s) => f.write_str(s),
+            PciIrqError::Core(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl From<IrqError> for PciIrqError {
+    fn from(e: IrqError) -> Self {
+        PciIrqError::Core(e)
+    }
+}
+
+/// Where a function's domain goes: under the plan's `PCI-MSI` group.
+fn parent() -> DomainId {
+    crate::irq::hierarchy::pci_msi_group().unwrap_or(DomainId::VECTOR)
+}
+
+fn source(dev: &Device, index: u32) -> IrqSource {
+    IrqSource::Pci {
+        function: dev.irq_function(),
+        index,
+    }
+}
+
+/// Adds the function's domain to the core.
+fn add_domain(name: String, ops: Arc<dyn DomainOps>) -> Result<DomainId, PciIrqError> {
+    Ok(crate::irq::with_core(|c| {
+        c.add_domain(&name, parent(), ops)
+    })??)
+}
+
+fn remove_domain(id: DomainId) {
+    if let Err(e) = crate::irq::with_core(|c| c.remove_domain(id)).and_then(|r| r) {
+        crate::error!("PCI: cannot remove domain {:?}: {}", id, e);
+    }
+}
+
+/// Gives a function `count` MSI vectors (1, or a power of two up to what it supports),
+/// each started with `handler` on a CPU of `affinity`. Returns the irqs, member 0
+/// first. MSI is enabled once every irq has started.
+pub fn alloc_msi(
+    dev: &Device,
+    count: u32,
+    affinity: &CpuMask,
+    name: &str,
+    handler: Handler,
+) -> Result<Vec<Virq>, PciIrqError> {
+    let mut st = dev.irqs.lock();
+    match &st.storage {
+        Some(Storage::Msix(_)) => return Err(PciIrqError::OtherMode(Mode::Msix)),
+        Some(Storage::Msi(_)) => return Err(PciIrqError::MsiInUse),
+        None => {}
+    }
+    let cap = dev.function.msi.ok_or(PciIrqError::NoMsi)?;
+    if count == 0 {
+        return Err(PciIrqError::ZeroVectors);
+    }
+    let has = cap.vectors_capable();
+    if count > has {
+        return Err(PciIrqError::TooMany { asked: count, has });
+    }
+    if !count.is_power_of_two() {
+        return Err(PciIrqError::NotPowerOfTwo(count));
+    }
+    let storage = MsiCapStorage::new(dev.address(), cap);
+    storage.disable();
+    storage.mask_all();
+    let dom = Arc::new(MsiDomain::new("PCI-MSI", storage));
+    let id = add_domain(format!("PCI-MSI-{}", dev.address()), dom.clone())?;
+    let req = IrqAlloc {
+        count,
+        // Reservation mode (a vector only once started) for single irqs, as Linux does;
+        // a block is allocated whole.
+        reserve: count == 1,
+        ..IrqAlloc::edge(*affinity)
+    };
+    let first = match crate::irq::request_in(id, &source(dev, 0), &req, name, handler) {
+        Ok(v) => v,
+        Err(e) => {
+            remove_domain(id);
+            return Err(e.into());
+        }
+    };
+    if let Err(e) = dom.storage().enable(count.trailing_zeros() as u8) {
+        let _ = crate::irq::free_irqs(first, count);
+        remove_domain(id);
+        return Err(PciIrqError::Setup(format!(
+            "{}: enabling MSI: {e}",
+            dev.address()
+        )));
+    }
+    let _ = dev.enable(Command::INTX_DISABLE);
+    st.held = (0..count).map(|k| (k, first + k)).collect();
+    st.domain = Some(id);
+    st.storage = Some(Storage::Msi(dom));
+    Ok(st.held.iter().map(|&(_, v)| v).collect())
+}
+
+/// Gives MSI-X table entries `entries` an irq each, started with `handler`. The first
+/// request enables MSI-X; later ones add entries while the others keep firing.
+pub fn alloc_msix(
+    dev: &Device,
+    entries: &[u32],
+    affinity: &CpuMask,
+    name: &str,
+    handler: Handler,
+) -> Result<Vec<Virq>, PciIrqError> {
+    let mut st = dev.irqs.lock();
+    if let Some(Storage::Msi(_)) = &st.storage {
+        return Err(PciIrqError::OtherMode(Mode::Msi));
+    }
+    let cap = dev.function.msix.ok_or(PciIrqError::NoMsix)?;
+    if entries.is_empty() {
+        return Err(PciIrqError::ZeroVectors);
+    }
+    let table = cap.table_size();
+    for (i, &e) in entries.iter().enumerate() {
+        if e >= table {
+            return Err(PciIrqError::NoSuchEntry { entry: e, table });
+        }
+        if st.held.iter().any(|&(x, _)| x == e) || entries[..i].contains(&e) {
+            return Err(PciIrqError::EntryInUse(e));
+        }
+    }
+    let fresh = st.storage.is_none();
+    let (dom, id) = match (&st.storage, st.domain) {
+        (Some(Storage::Msix(d)), Some(id)) => (d.clone(), id),
+        _ => {
+            dev.enable(Command::MEMORY_SPACE)
+                .map_err(|e| PciIrqError::Setup(format!("{e}")))?;
+            let storage = MsixTableStorage::new(dev, cap).map_err(PciIrqError::Setup)?;
+            storage.mask_all();
+            storage.control(true, true).map_err(PciIrqError::Setup)?;
+            let dom = Arc::new(MsiDomain::new("PCI-MSIX", storage));
+            let id = match add_domain(format!("PCI-MSIX-{}", dev.address()), dom.clone()) {
+                Ok(id) => id,
+                Err(e) => {
+                    let _ = dom.storage().control(false, false);
+                    return Err(e);
+                }
+            };
+            (dom, id)
+        }
+    };
+    let mut got: Vec<(u32, Virq)> = Vec::new();
+    for &e in entries {
+        let req = IrqAlloc {
+            reserve: true,
+            ..IrqAlloc::edge(*affinity)
+        };
+        match crate::irq::request_in(id, &source(dev, e), &req, name, handler) {
+            Ok(v) => got.push((e, v)),
+            Err(err) => {
+                for &(e, v) in &got {
+                    let _ = crate::irq::free_irq(v);
+                    let _ = dom.storage().mask(e);
+                }
+                if fresh {
+                    let _ = dom.storage().control(false, false);
+                    remove_domain(id);
+                }
+                return Err(err.into());
+            }
+        }
+    }
+    if fresh {
+        dom.storage()
+            .control(true, false)
+            .map_err(PciIrqError::Setup)?;
+        let _ = dev.enable(Command::INTX_DISABLE);
+        st.storage = Some(Storage::Msix(dom));
+        st.domain = Some(id);
+    }
+    st.held.extend(got.iter().copied());
+    st.held.sort_unstable();
+    Ok(got.into_iter().map(|(_, v)| v).collect())
+}
+
+/// Frees one irq of the function (an MSI-X entry; or the single MSI irq). The last one
+/// disables the capability and removes the function's domain.
+pub fn free(dev: &Device, virq: Virq) -> Result<(), PciIrqError> {
+    let mut st = dev.irqs.lock();
+    let at = st
+        .held
+        .iter()
+        .position(|&(_, v)| v == virq)
+        .ok_or(PciIrqError::NotHeld(virq))?;
+    let index = st.held[at].0;
+    match &st.storage {
+        Some(Storage::Msi(_)) if st.held.len() > 1 => return Err(PciIrqError::BlockMember(virq)),
+        Some(Storage::Msi(d)) => {
+            d.storage().disable();
+            crate::irq::free_irq(virq)?;
+        }
+        Some(Storage::Msix(d)) => {
+            crate::irq::free_irq(virq)?;
+            let _ = d.storage().mask(index);
+        }
+        None => return Err(PciIrqError::NotHeld(virq)),
+    }
+    st.held.remove(at);
+    if st.held.is_empty() {
+        teardown(&mut st);
+    }
+    Ok(())
+}
+
+/// Frees every irq the function holds.
+pub fn free_all(dev: &Device) -> Result<(), PciIrqError> {
+    let mut st = dev.irqs.lock();
+    match &st.storage {
+        None => return Ok(()),
+        Some(Storage::Msi(d)) => {
+            d.storage().disable();
+            if let Some(&(_, first)) = st.held.first() {
+                crate::irq::free_irqs(first, st.held.len() as u32)?;
+            }
+        }
+        Some(Storage::Msix(d)) => {
+            d.storage()
+                .control(true, true)
+                .map_err(PciIrqError::Setup)?;
+            for &(e, v) in &st.held {
+                crate::irq::free_irq(v)?;
+                let _ = d.storage().mask(e);
+            }
+        }
+    }
+    st.held.clear();
+    teardown(&mut st);
+    Ok(())
+}
+
+fn teardown(st: &mut DeviceIrqs) {
+    if let Some(Storage::Msix(d)) = &st.storage {
+        let _ = d.storage().control(false, true);
+    }
+    if let Some(id) = st.domain.take() {
+        remove_domain(id);
+    }
+    st.storage = None;
+}
+
+/// The function's irqs: (message index, irq), in index order.
+pub fn held(dev: &Device) -> Vec<(u32, Virq)> {
+    dev.irqs.lock().held.clone()
+}
+
+/// What a PCI irq's storage holds now, read back from the function.
+pub struct StoredMessage {
+    pub mode: Mode,
+    /// MSI message number or MSI-X entry.
+    pub index: u32,
+    pub message: MsiMsg,
+    /// Masked at the function (`None`: the storage has no mask).
+    pub masked: Option<bool>,
+    /// Pending at the function (MSI-X PBA, MSI Pending Bits).
+    pub pending: Option<bool>,
+}
+
+/// The function and message behind `virq`, if a PCI function holds it.
+pub fn stored_message(virq: Virq) -> Option<(&'static Device, StoredMessage)> {
+    for dev in super::devices() {
+        let st = dev.irqs.lock();
+        let Some(&(index, _)) = st.held.iter().find(|&&(_, v)| v == virq) else {
+            continue;
+        };
+        let m = match st.storage.as_ref()? {
+            Storage::Msi(d) => {
+                let s = d.storage();
+                let cap = s.capability();
+                let bit = |r: Option<u32>| r.map(|x| x & (1 << index) != 0);
+                let mut c = super::config::Config;
+                StoredMessage {
+                    mode: Mode::Msi,
+                    index,
+                    message: s.read(index),
+                    masked: bit(cap.read_mask_bits(&mut c, dev.address()).ok().flatten()),
+                    pending: bit(cap.read_pending_bits(&mut c, dev.address()).ok().flatten()),
+                }
+            }
+            Storage::Msix(d) => {
+                let s = d.storage();
+                StoredMessage {
+                    mode: Mode::Msix,
+                    index,
+                    message: s.read(index),
+                    masked: Some(s.masked(index)),
+                    pending: Some(s.pending(index)),
+                }
+            }
+        };
+        return Some((dev, m));
+    }
+    None
+}
+
+/// The mode a function's irqs use now, if any.
+pub fn mode(dev: &Device) -> Option<Mode> {
+    dev.irqs.lock().storage.as_ref().map(Storage::mode)
+}
