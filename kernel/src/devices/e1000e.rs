@@ -28,7 +28,7 @@ mod reg {
     pub const CTRL_RST: u32 = 1 << 26;
     /// Interrupt cause read (write 1s to clear).
     pub const ICR: u64 = 0x00c0;
-    /// Interrupt cause set.
+    /// Interrupt cause set; reads return ICR without clearing it.
     pub const ICS: u64 = 0x00c8;
     /// Interrupt throttling (0: none), global and per MSI-X entry.
     pub const ITR: u64 = 0x00c4;
@@ -137,11 +137,12 @@ impl E1000e {
     }
 
     fn handle(&self, entry: usize) -> IrqReturn {
-        // Only a cause pending in ICR is ours: QEMU 10.0's throttling timer sends the
-        // entry's message once more when it expires, pending cause or not. (Reading ICR
-        // does not clear it while IMS is set and IAME is clear.)
+        // Only a pending cause is ours: QEMU 10.0's throttling timer sends the entry's
+        // message once more when it expires, pending cause or not. The causes are read
+        // through ICS, which mirrors ICR: reading ICR itself clears every cause (82574
+        // §10.2.4.1), another entry's raise included.
         let cause = reg::cause(entry as u32);
-        if self.regs.read32(reg::ICR) & cause == 0 {
+        if self.regs.read32(reg::ICS) & cause == 0 {
             return IrqReturn::NotHandled;
         }
         // Acknowledge: clear this entry's cause (write 1 to clear).

@@ -86,12 +86,25 @@ pub fn set_affinity(
     mask: &CpuMask,
     force_new_vector: bool,
 ) -> Result<AffinityChange, IrqError> {
+    set_affinity_replanned(virq, mask, force_new_vector, |p| p)
+}
+
+/// `set_affinity` with the hardware plan passed through `replan` before it runs: the
+/// test harnesses use it to run a deliberately wrong plan (a single pass over the
+/// message words) and show what the real one prevents. Nothing else should.
+pub fn set_affinity_replanned(
+    virq: Virq,
+    mask: &CpuMask,
+    force_new_vector: bool,
+    replan: impl FnOnce(StepPlan) -> StepPlan,
+) -> Result<AffinityChange, IrqError> {
     let _serial = AFFINITY.lock();
     let (old, new, plan) = with_core(|c| -> Result<_, IrqError> {
         let old = c.vector_irq(virq)?.target;
         let plan = c.set_affinity(virq, mask, force_new_vector)?;
         Ok((old, c.vector_irq(virq)?.target, plan))
     })??;
+    let plan = plan.map(replan);
     let steps = plan.as_ref().map_or(0, |p| p.steps.len());
     if let Some(p) = plan {
         run_plan_on(virq, p)?;

@@ -1,14 +1,37 @@
 //! The kernel heap: `linked_list_allocator` over pages mapped at a fixed virtual range.
+//!
+//! Interrupt context allocates too (the interrupt core's move completion queues a
+//! cleanup), so the heap lock is taken with interrupts off: an interrupt arriving on a
+//! CPU inside `alloc` would otherwise spin forever on the lock its own CPU holds.
 
+use core::alloc::{GlobalAlloc, Layout};
 use linked_list_allocator::LockedHeap;
 use x86_64::VirtAddr;
+use x86_64::instructions::interrupts::without_interrupts;
 use x86_64::structures::paging::{Mapper, Page, PageTableFlags, Size4KiB};
 
 /// 32 MiB: ample for descriptor tables at 512 CPUs and IRTE tables (1 MiB each).
 pub const HEAP_SIZE: u64 = 32 * 1024 * 1024;
 
+/// `LockedHeap` with interrupts off around every use of its lock.
+struct IrqSafeHeap(LockedHeap);
+
+// SAFETY: delegates to `LockedHeap`'s implementation; disabling interrupts around it
+// changes nothing about the memory it hands out.
+unsafe impl GlobalAlloc for IrqSafeHeap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: same contract as the caller's.
+        without_interrupts(|| unsafe { self.0.alloc(layout) })
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        without_interrupts(|| unsafe { self.0.dealloc(ptr, layout) })
+    }
+}
+
 #[global_allocator]
-static HEAP: LockedHeap = LockedHeap::empty();
+static HEAP: IrqSafeHeap = IrqSafeHeap(LockedHeap::empty());
 
 #[derive(Debug)]
 pub enum HeapError {
@@ -31,12 +54,14 @@ pub fn init() -> Result<(), HeapError> {
             .flush();
     }
     // SAFETY: the range was just mapped writable and is used by nothing else.
-    unsafe { HEAP.lock().init(start as *mut u8, HEAP_SIZE as usize) };
+    without_interrupts(|| unsafe { HEAP.0.lock().init(start as *mut u8, HEAP_SIZE as usize) });
     Ok(())
 }
 
 /// (used, free) bytes.
 pub fn usage() -> (usize, usize) {
-    let h = HEAP.lock();
-    (h.used(), h.free())
+    without_interrupts(|| {
+        let h = HEAP.0.lock();
+        (h.used(), h.free())
+    })
 }

@@ -25,6 +25,12 @@ pub static COMMANDS: &[Command] = &[
         run: cmd_fire,
     },
     Command {
+        name: "msi-storm",
+        args: "BDF [COUNT] [--naive|--still]",
+        help: "interrupt chain on a device (COUNT links, 100000) while its irqs move between CPUs",
+        run: cmd_storm,
+    },
+    Command {
         name: "msix-add",
         args: "BDF ENTRY...",
         help: "give MSI-X table entries an irq while the device's others keep firing",
@@ -172,5 +178,48 @@ fn cmd_msix_free(args: &[&str]) -> Result<(), String> {
         r.free_message(e)?;
         println!("{} entry {}: freed", r.device().address(), e);
     }
+    Ok(())
+}
+
+fn cmd_storm(args: &[&str]) -> Result<(), String> {
+    use crate::ktest::msi_storm::Mode;
+    let mode = match (args.contains(&"--naive"), args.contains(&"--still")) {
+        (false, false) => Mode::Planned,
+        (true, false) => Mode::Naive,
+        (false, true) => Mode::Still,
+        (true, true) => return Err(String::from("--naive and --still exclude each other")),
+    };
+    let rest: Vec<&str> = args
+        .iter()
+        .copied()
+        .filter(|a| *a != "--naive" && *a != "--still")
+        .collect();
+    let r = source(rest.first().ok_or("missing BDF")?)?;
+    let links = parse_count(rest.get(1), 100_000)?;
+    if rest.len() > 2 {
+        return Err(format!("unexpected argument '{}'", rest[2]));
+    }
+    if let Some(o) = rest.iter().find(|a| a.starts_with("--")) {
+        return Err(format!("unknown option '{o}'"));
+    }
+    let report = crate::ktest::msi_storm::run(r, links, mode)?;
+    if let Some(e) = report.first_refusal {
+        println!(
+            "msi-storm: {} moves refused (first: {}); the others went ahead",
+            report.refused, e
+        );
+    }
+    println!(
+        "msi-storm {} {}: {} path, {} ms",
+        r.device().address(),
+        r.driver(),
+        match mode {
+            Mode::Planned => "planned",
+            Mode::Naive => "naive single-pass",
+            Mode::Still => "no-move",
+        },
+        report.elapsed_ns / 1_000_000
+    );
+    report.print();
     Ok(())
 }
