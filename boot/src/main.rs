@@ -11,8 +11,9 @@ use sluice::{Profile, QemuConfig};
 
 const USAGE: &str = "\
 usage:
-  sluice run [--smp N] [--profile NAME] [--memory MIB] [--gdb] [-- QEMU-ARGS...]
-      boot Sluice in QEMU (default: --smp 4 --profile iommu). With a terminal on
+  sluice run [--smp N] [--profile NAME] [--memory MIB] [--bridges] [--gdb] [-- QEMU-ARGS...]
+      boot Sluice in QEMU (default: --smp 4 --profile iommu); --bridges adds an edu
+      behind a PCIe root port, a PCIe-to-PCI bridge and a PCI bridge. With a terminal on
       stdin the console is interactive (Ctrl-A X quits); with a pipe, each line is
       read when the shell's prompt appears and typed then (a program reading stdout
       can answer what the shell printed), and QEMU stops when the input is used up.
@@ -85,6 +86,7 @@ fn parse_run(args: &[String]) -> Result<QemuConfig, String> {
                     .ok_or_else(|| format!("--memory takes MiB >= 128, not '{v}'"))?;
             }
             "--gdb" => cfg.gdb = true,
+            "--bridges" => cfg.bridges = true,
             "--" => {
                 cfg.extra = it.by_ref().cloned().collect();
             }

@@ -49,6 +49,21 @@ impl fmt::Display for Profile {
     }
 }
 
+/// Devices every profile adds.
+pub const PCI_SOURCES: [&str; 2] = ["edu", "nec-usb-xhci,msix=off"];
+
+/// `--bridges`: an edu behind each kind of bridge, so each requester-id rule shows —
+/// a PCIe root port (own id), a PCIe-to-PCI bridge (its secondary bus, devfn 0) and a
+/// conventional PCI bridge behind that one (the bridge nearest the root wins).
+pub const BRIDGED_SOURCES: [&str; 6] = [
+    "pcie-root-port,id=rp1,chassis=1,slot=1",
+    "edu,bus=rp1",
+    "pcie-pci-bridge,id=pb1,bus=pcie.0",
+    "edu,bus=pb1,addr=1",
+    "pci-bridge,id=b2,bus=pb1,addr=2,chassis_nr=2",
+    "edu,bus=b2,addr=3",
+];
+
 /// Everything needed to start QEMU.
 #[derive(Clone, Debug)]
 pub struct QemuConfig {
@@ -59,6 +74,8 @@ pub struct QemuConfig {
     /// Serial on QEMU's stdio multiplexed with the monitor (interactive terminals).
     pub interactive: bool,
     pub image: PathBuf,
+    /// Add `BRIDGED_SOURCES` (q35 only: they need a PCI Express root bus).
+    pub bridges: bool,
     pub extra: Vec<String>,
 }
 
@@ -71,6 +88,7 @@ impl QemuConfig {
             gdb: false,
             interactive: false,
             image: PathBuf::from(crate::UEFI_IMAGE),
+            bridges: false,
             extra: Vec::new(),
         }
     }
@@ -126,6 +144,19 @@ impl QemuConfig {
         }
         push("-device");
         push("isa-debug-exit,iobase=0xf4,iosize=0x04");
+        // The PCI interrupt sources the kernel drives (q35's default NIC, an e1000e at
+        // 00:02.0, is the MSI-X one): edu, one MSI without masking; an xHCI with MSI-X
+        // off, 16 messages of multi-message MSI.
+        for d in PCI_SOURCES {
+            push("-device");
+            push(d);
+        }
+        if self.bridges {
+            for d in BRIDGED_SOURCES {
+                push("-device");
+                push(d);
+            }
+        }
         push("-display");
         push("none");
         push("-no-reboot");

@@ -119,7 +119,8 @@ fn offline_refuses_the_last_and_the_boot_cpu() -> TestResult {
 /// Ten cycles of CPU 1 under the HPET chain (the QEMU scenarios run 100).
 fn stress_cpu1(pinned: bool) -> TestResult {
     need_aps(1)?;
-    let (r, rep) = match crate::ktest::hotplug_stress::stress(1, 10, pinned) {
+    let (r, rep) = match crate::ktest::hotplug_stress::stress(1, 10, pinned, alloc::vec::Vec::new())
+    {
         Ok(rep) => (Ok(()), rep),
         Err((e, rep)) => (Err(e), rep),
     };

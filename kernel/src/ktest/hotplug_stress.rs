@@ -1,6 +1,7 @@
 //! `hotplug-stress`: offline/online a CPU over and over while the HPET chain — a
 //! self-re-arming interrupt that stops for good if one interrupt is lost — targets it,
-//! and report what happened and how long each operation took.
+//! and report what happened and how long each operation took. With MSI sources
+//! (`--msi BDF`), each device's own chain targets the dying CPU too.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -53,6 +54,8 @@ fn chain_cpu() -> Option<CpuId> {
 pub struct StressReport {
     pub cycles: u32,
     pub chain: crate::devices::hpet_chain::Stats,
+    /// The MSI sources' chains, if any ran.
+    pub msi: Option<super::msi_chains::ChainTotals>,
     pub off_us: Vec<u64>,
     pub on_us: Vec<u64>,
 }
@@ -73,6 +76,14 @@ impl StressReport {
             on_med,
             on_max
         );
+        if let Some(m) = self.msi {
+            crate::println!(
+                "hotplug-stress: MSI chains raised {} handled {} lost {}",
+                m.raised,
+                m.handled,
+                m.raised.saturating_sub(m.handled)
+            );
+        }
     }
 }
 
@@ -88,17 +99,15 @@ fn median_max(v: &[u64]) -> (u64, u64) {
 /// Offlines and onlines `cpu` `cycles` times while the HPET chain, targeted at it, keeps
 /// firing. `pinned`: the chain's affinity is only `cpu` (broken while it is offline,
 /// restored when it returns); otherwise its affinity is every online CPU and it is put
-/// back on `cpu` before each cycle.
+/// back on `cpu` before each cycle. The chains of the `msi` devices run throughout and
+/// are treated the same way.
 pub fn stress(
     cpu: usize,
     cycles: u32,
     pinned: bool,
+    msi: Vec<&'static dyn crate::devices::raiser::Raiser>,
 ) -> Result<StressReport, (String, StressReport)> {
     let mut rep = StressReport::default();
-    let fail = |msg: String, mut rep: StressReport| {
-        rep.chain = crate::devices::hpet_chain::stop();
-        Err((msg, rep))
-    };
     if let Err(e) = check_cpu(cpu) {
         return Err((e, rep));
     }
@@ -113,53 +122,80 @@ pub fn stress(
         Ok(v) => v,
         Err(e) => return Err((alloc::format!("cannot start the HPET chain: {e}"), rep)),
     };
-    for _ in 0..cycles {
-        if !pinned {
-            // Put it on `cpu`, then widen the mask without moving it.
-            if chain_cpu() != Some(cpu as CpuId)
-                && let Err(e) = crate::devices::hpet_chain::retarget(virq, &pin)
-            {
-                return fail(alloc::format!("cannot target CPU {cpu}: {e}"), rep);
-            }
-            if let Err(e) = wait_links(2, "before offline", hpet_now_ns()) {
-                return fail(e, rep);
-            }
-            if let Err(e) = crate::devices::hpet_chain::retarget(virq, &smp::online_mask()) {
-                return fail(alloc::format!("cannot widen the affinity: {e}"), rep);
-            }
+    let chains = match super::msi_chains::Chains::start(msi) {
+        Ok(c) => c,
+        Err(e) => {
+            rep.chain = crate::devices::hpet_chain::stop();
+            return Err((e, rep));
         }
-        if let Err(e) = wait_links(2, "before offline", hpet_now_ns()) {
-            return fail(e, rep);
-        }
-        match cpu_off(cpu) {
-            Ok(o) => rep.off_us.push(o.took_ns / 1000),
-            Err(e) => return fail(e, rep),
-        }
-        if let Err(e) = wait_links(2, "while the CPU is offline", hpet_now_ns()) {
-            return fail(e, rep);
-        }
-        match cpu_on(cpu) {
-            Ok(o) => rep.on_us.push(o.took_ns / 1000),
-            Err(e) => return fail(e, rep),
-        }
-        if let Err(e) = wait_links(2, "after online", hpet_now_ns()) {
-            return fail(e, rep);
-        }
-        if pinned && chain_cpu() != Some(cpu as CpuId) {
-            return fail(
-                alloc::format!(
-                    "the chain did not return to CPU {cpu}: on {:?}",
-                    chain_cpu()
-                ),
-                rep,
-            );
-        }
-        rep.cycles += 1;
-    }
+    };
+    let r = cycle(cpu, cycles, pinned, virq, &pin, &chains, &mut rep);
     rep.chain = crate::devices::hpet_chain::stop();
+    if !chains.is_empty() {
+        rep.msi = Some(chains.stop());
+    }
+    if let Err(e) = r {
+        return Err((e, rep));
+    }
     if rep.chain.handled != rep.chain.armed {
         let lost = rep.chain.armed.saturating_sub(rep.chain.handled);
         return Err((alloc::format!("{lost} interrupt(s) lost"), rep));
     }
+    if let Some(m) = rep.msi
+        && m.handled != m.raised
+    {
+        let lost = m.raised.saturating_sub(m.handled);
+        return Err((alloc::format!("{lost} MSI chain interrupt(s) lost"), rep));
+    }
     Ok(rep)
+}
+
+/// Waits for both kinds of chain.
+fn wait_all(chains: &super::msi_chains::Chains, what: &str) -> Result<(), String> {
+    let since = crate::time::nanos_since_boot();
+    wait_links(2, what, hpet_now_ns())?;
+    chains.wait_links(2, what, since)
+}
+
+fn cycle(
+    cpu: usize,
+    cycles: u32,
+    pinned: bool,
+    virq: sluice_irq_core::Virq,
+    pin: &CpuMask,
+    chains: &super::msi_chains::Chains,
+    rep: &mut StressReport,
+) -> Result<(), String> {
+    if pinned {
+        chains.retarget(pin)?;
+    }
+    for _ in 0..cycles {
+        if !pinned {
+            // Put it on `cpu`, then widen the mask without moving it.
+            if chain_cpu() != Some(cpu as CpuId) {
+                crate::devices::hpet_chain::retarget(virq, pin)
+                    .map_err(|e| alloc::format!("cannot target CPU {cpu}: {e}"))?;
+            }
+            chains.retarget(pin)?;
+            wait_all(chains, "before offline")?;
+            crate::devices::hpet_chain::retarget(virq, &smp::online_mask())
+                .map_err(|e| alloc::format!("cannot widen the affinity: {e}"))?;
+            chains.retarget(&smp::online_mask())?;
+        }
+        wait_all(chains, "before offline")?;
+        let o = cpu_off(cpu)?;
+        rep.off_us.push(o.took_ns / 1000);
+        wait_all(chains, "while the CPU is offline")?;
+        let o = cpu_on(cpu)?;
+        rep.on_us.push(o.took_ns / 1000);
+        wait_all(chains, "after online")?;
+        if pinned && chain_cpu() != Some(cpu as CpuId) {
+            return Err(alloc::format!(
+                "the chain did not return to CPU {cpu}: on {:?}",
+                chain_cpu()
+            ));
+        }
+        rep.cycles += 1;
+    }
+    Ok(())
 }

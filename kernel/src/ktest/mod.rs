@@ -6,6 +6,7 @@
 pub mod hotplug;
 pub mod hotplug_stress;
 pub mod hpet_chain;
+pub mod msi_chains;
 pub mod msi_storm;
 pub mod platform;
 pub mod smp;

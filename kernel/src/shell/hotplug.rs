@@ -14,8 +14,8 @@ pub static COMMANDS: &[crate::shell::Command] = &[
     },
     crate::shell::Command {
         name: "hotplug-stress",
-        args: "N CYCLES [--pinned]",
-        help: "offline/online CPU N CYCLES times while an HPET chain targeted at it keeps firing",
+        args: "N CYCLES [--pinned] [--msi BDF]...",
+        help: "offline/online CPU N CYCLES times while an HPET chain (and each --msi device's chain) targeted at it keeps firing",
         run: cmd_stress,
     },
 ];
@@ -80,18 +80,24 @@ fn cmd_cpu(args: &[&str]) -> Result<(), String> {
 fn cmd_stress(args: &[&str]) -> Result<(), String> {
     let cpu = parse_num(args.first(), "CPU number")?;
     let cycles = parse_num(args.get(1), "cycle count")?;
-    let pinned = match args.get(2).copied() {
-        None => false,
-        Some("--pinned") => true,
-        Some(o) => return Err(alloc::format!("unknown option '{o}'")),
-    };
-    if args.len() > 3 {
-        return Err(alloc::format!("unexpected argument '{}'", args[3]));
+    let mut pinned = false;
+    let mut msi = alloc::vec::Vec::new();
+    let mut rest = args.iter().skip(2);
+    while let Some(&a) = rest.next() {
+        match a {
+            "--pinned" => pinned = true,
+            "--msi" => {
+                let bdf = rest.next().ok_or("--msi needs a PCI address")?;
+                msi.push(super::devices::source(bdf)?);
+            }
+            o if o.starts_with("--") => return Err(alloc::format!("unknown option '{o}'")),
+            o => return Err(alloc::format!("unexpected argument '{o}'")),
+        }
     }
     if cycles == 0 || cycles > 100_000 {
         return Err(String::from("CYCLES must be 1..100000"));
     }
-    match stress(cpu, cycles as u32, pinned) {
+    match stress(cpu, cycles as u32, pinned, msi) {
         Ok(rep) => {
             rep.print();
             Ok(())
