@@ -16,13 +16,20 @@ pub const LIMIT: Duration = Duration::from_secs(240);
 /// Boots `profile` with `smp` CPUs, types `lines`, and returns the outcome. Panics with
 /// the whole serial log if the session cannot even run the script.
 pub fn boot(profile: Profile, smp: u32, lines: &[&str]) -> Outcome {
+    boot_with(&QemuConfig::new(profile, smp), lines)
+}
+
+/// `boot` with a configuration of the caller's (extra devices, bridges).
+pub fn boot_with(cfg: &QemuConfig, lines: &[&str]) -> Outcome {
     // One guest at a time per test binary: TCG guests on a 2-core host starve each
     // other, which distorts every timing a scenario looks at.
     let _one_at_a_time = QEMU.lock().unwrap_or_else(|e| e.into_inner());
-    let cfg = QemuConfig::new(profile, smp);
-    match Session::run_script(&cfg, lines, LIMIT) {
+    match Session::run_script(cfg, lines, LIMIT) {
         Ok(o) => o,
-        Err((e, out)) => panic!("{profile} --smp {smp}: {e}\n--- serial output ---\n{out}"),
+        Err((e, out)) => panic!(
+            "{} --smp {}: {e}\n--- serial output ---\n{out}",
+            cfg.profile, cfg.smp
+        ),
     }
 }
 

@@ -123,11 +123,17 @@ impl Edu {
         IrqReturn::Handled
     }
 
+    /// Starts the factorial unit on an operand that varies from link to link: the
+    /// unit multiplies once per unit of it on QEMU's thread, so the interrupt comes a
+    /// varying 0 to ~16 µs after this write — at any point of whatever the CPUs do
+    /// meanwhile, as a real device's would.
     fn start_factorial(&self) {
-        self.counts[0]
+        let n = self.counts[0]
             .raised
             .fetch_add(1, core::sync::atomic::Ordering::SeqCst);
-        self.regs.write32(reg::FACTORIAL, 5);
+        // A multiplicative hash of the link number: spread, cheap, reproducible.
+        let operand = (n.wrapping_mul(0x9e37_79b9) >> 18) as u32 & 0x3fff;
+        self.regs.write32(reg::FACTORIAL, operand.max(1));
     }
 }
 

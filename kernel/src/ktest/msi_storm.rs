@@ -1,8 +1,14 @@
 //! `msi-storm`: a device's interrupt chain — each handled interrupt makes the device
 //! raise the next (edu: from its factorial unit, on QEMU's own thread) — runs while
-//! this CPU moves the device's irqs between CPUs and vectors as fast as the core lets
-//! it. One lost interrupt stops the chain for good, so a stall is a loss; an interrupt
-//! that arrives where nothing is routed shows up as a spurious interrupt (misrouted).
+//! every CPU moves the device's irqs away from itself to the next CPU, on a new vector,
+//! as fast as the core lets it. One lost interrupt stops the chain for good, so a stall
+//! is a loss; an interrupt that arrives where nothing is routed shows up as a spurious
+//! interrupt (misrouted).
+//!
+//! Each CPU moves only the irqs it currently hosts, so a move's plan always runs on the
+//! old CPU without a cross-CPU call, and a CPU with nothing to move sleeps until the
+//! next interrupt — typically the chain's next link arriving because it just became the
+//! host. The CPU that started the run also watches the chain.
 //!
 //! With `naive` every move runs a single pass over the changed message words instead
 //! of the path the core planned: no masking, no claimed transient vector, no IRR check —
@@ -11,7 +17,7 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use sluice_irq_core::affinity::{Step, StepPlan, Word};
 use sluice_irq_core::{CpuId, CpuMask, IrqError, Virq};
 
@@ -24,6 +30,8 @@ const STALL_NS: u64 = 500_000_000;
 /// Stop after this many losses (each costs a stall): enough to show the naive path is
 /// wrong without spending minutes on it.
 const MAX_LOST: u64 = 20;
+/// Most irqs one device brings (the xHCI block).
+const MAX_IRQS: usize = 32;
 
 /// What a run did; `print` gives the one line scripts read.
 #[derive(Default, Debug)]
@@ -33,12 +41,11 @@ pub struct StormReport {
     pub lost: u64,
     pub misrouted: u64,
     pub moves: u64,
-    /// Moves the core refused for a reason other than "the previous one is still in
-    /// flight" (reported once, the run goes on).
-    pub refused: u64,
-    pub first_refusal: Option<IrqError>,
     /// Moves refused because the previous one was still in flight.
     pub busy: u64,
+    /// Moves the core refused for another reason (the run goes on).
+    pub refused: u64,
+    pub first_refusal: Option<IrqError>,
     pub elapsed_ns: u64,
 }
 
@@ -53,6 +60,17 @@ impl StormReport {
             self.moves
         );
     }
+}
+
+/// How the irqs move while the chain runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Moves with the plans the core makes.
+    Planned,
+    /// Moves with a single pass over the message words (`naive_plan`).
+    Naive,
+    /// No moves: the chain alone, as a baseline.
+    Still,
 }
 
 /// The single pass a naive driver makes: every word the plan changes, address before
@@ -76,34 +94,112 @@ pub fn naive_plan(p: StepPlan) -> StepPlan {
     }
 }
 
-/// One move of `virq` to `cpu` (a new vector even if it is there already).
-fn move_to(virq: Virq, cpu: CpuId, naive: bool) -> Result<(), IrqError> {
-    let mask = CpuMask::single(cpu);
-    if naive {
-        crate::irq::set_affinity_replanned(virq, &mask, true, naive_plan).map(|_| ())
-    } else {
-        crate::irq::set_affinity(virq, &mask, true).map(|_| ())
+/// What the CPUs of one run share. One run at a time (`RUNNING`).
+struct Shared {
+    stop: AtomicBool,
+    naive: AtomicBool,
+    controller: AtomicUsize,
+    irqs: [AtomicU64; MAX_IRQS],
+    /// Per irq: the next move stays on its CPU (new vector only).
+    stay: [AtomicBool; MAX_IRQS],
+    nirqs: AtomicUsize,
+    moves: AtomicU64,
+    busy: AtomicU64,
+    refused: AtomicU64,
+}
+
+static SHARED: Shared = Shared {
+    stop: AtomicBool::new(false),
+    naive: AtomicBool::new(false),
+    controller: AtomicUsize::new(0),
+    irqs: [const { AtomicU64::new(0) }; MAX_IRQS],
+    stay: [const { AtomicBool::new(true) }; MAX_IRQS],
+    nirqs: AtomicUsize::new(0),
+    moves: AtomicU64::new(0),
+    busy: AtomicU64::new(0),
+    refused: AtomicU64::new(0),
+};
+static RUNNING: AtomicBool = AtomicBool::new(false);
+static REFUSAL: spin::Mutex<Option<IrqError>> = spin::Mutex::new(None);
+/// The run's device and length, for the controlling CPU's share of the work.
+static RUN: spin::Mutex<Option<(&'static dyn Raiser, u64, Mode)>> = spin::Mutex::new(None);
+static RESULT: spin::Mutex<Option<Result<StormReport, String>>> = spin::Mutex::new(None);
+
+/// The next online CPU after `cpu` (itself if it is the only one).
+fn next_cpu(cpu: CpuId) -> CpuId {
+    let online: Vec<CpuId> = crate::smp::online_cpus().map(|c| c as CpuId).collect();
+    let pos = online.iter().position(|&c| c == cpu).unwrap_or(0);
+    online[(pos + 1) % online.len()]
+}
+
+/// Moves every irq of the run this CPU hosts: alternately to a new vector here and to
+/// the next CPU. The matrix gives the lowest free vector, usually the same number on
+/// every CPU, so a CPU-only move would change one word of the message; after a move
+/// to a new vector here, the move to the next CPU changes both vector and destination —
+/// the case where a device can send a torn message.
+fn move_mine(me: CpuId) {
+    let s = &SHARED;
+    for i in 0..s.nirqs.load(Ordering::Acquire) {
+        let virq = s.irqs[i].load(Ordering::Acquire) as Virq;
+        if crate::irq::target(virq).map(|t| t.cpu) != Ok(me) {
+            continue;
+        }
+        let stay = s.stay[i].load(Ordering::Acquire);
+        let mask = CpuMask::single(if stay { me } else { next_cpu(me) });
+        let r = if s.naive.load(Ordering::Acquire) {
+            crate::irq::set_affinity_replanned(virq, &mask, true, naive_plan).map(|_| ())
+        } else {
+            crate::irq::set_affinity(virq, &mask, true).map(|_| ())
+        };
+        match r {
+            Ok(()) => {
+                s.moves.fetch_add(1, Ordering::Relaxed);
+                s.stay[i].store(!stay, Ordering::Release);
+            }
+            // The previous move waits for its first interrupt: try again later.
+            Err(IrqError::Busy) => {
+                s.busy.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                s.refused.fetch_add(1, Ordering::Relaxed);
+                REFUSAL.lock().get_or_insert(e);
+            }
+        }
     }
 }
 
-/// How the irqs move while the chain runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    /// Moves with the plans the core makes.
-    Planned,
-    /// Moves with a single pass over the message words (`naive_plan`).
-    Naive,
-    /// No moves: the chain alone, as a baseline.
-    Still,
+/// Every CPU's share: move what it hosts, sleep until the next interrupt, until told
+/// to stop. The controlling CPU also runs the chain's watchdog.
+fn storm_task(_: u64) -> u64 {
+    let me = crate::smp::this_cpu();
+    if me == SHARED.controller.load(Ordering::Acquire) {
+        let r = control();
+        *RESULT.lock() = Some(r);
+        SHARED.stop.store(true, Ordering::Release);
+        for cpu in crate::smp::online_cpus().filter(|&c| c != me) {
+            crate::smp::send_vector(cpu, crate::apic::vectors::RESCHEDULE);
+        }
+        return 0;
+    }
+    while !SHARED.stop.load(Ordering::Acquire) {
+        move_mine(me as CpuId);
+        // `sti; hlt` as one step: an interrupt between the check and the halt is not
+        // missed (it ends the halt).
+        x86_64::instructions::interrupts::disable();
+        if SHARED.stop.load(Ordering::Acquire) {
+            x86_64::instructions::interrupts::enable();
+            break;
+        }
+        x86_64::instructions::interrupts::enable_and_hlt();
+    }
+    0
 }
 
-/// Runs `links` chain links on `src` under moves; returns the counts.
-pub fn run(src: &dyn Raiser, links: u64, mode: Mode) -> Result<StormReport, String> {
-    let irqs: Vec<Virq> = src.live().into_iter().map(|(_, v)| v).collect();
-    if irqs.is_empty() {
-        return Err(String::from("the device has no irqs"));
-    }
-    let cpus: Vec<CpuId> = crate::smp::online_cpus().map(|c| c as CpuId).collect();
+/// The controlling CPU: starts the chain, moves what it hosts, restarts the chain when
+/// it stalls, until `links` links were handled.
+fn control() -> Result<StormReport, String> {
+    let (src, links, mode) = RUN.lock().ok_or("no run")?;
+    let me = crate::smp::this_cpu() as CpuId;
     let chain = src.chain();
     let mut r = StormReport::default();
     let spurious0 = crate::irq::spurious_total();
@@ -112,26 +208,9 @@ pub fn run(src: &dyn Raiser, links: u64, mode: Mode) -> Result<StormReport, Stri
     src.raise_link()?;
     let mut last_handled = 0;
     let mut last_progress = t0;
-    let mut k = 0usize;
     while chain.handled.load(Ordering::SeqCst) < links && r.lost < MAX_LOST {
-        // Next irq of the device, to the CPU after the one it is on now.
-        let virq = irqs[k % irqs.len()];
-        k += 1;
-        if mode == Mode::Still {
-            core::hint::spin_loop();
-        } else {
-            let cur = crate::irq::target(virq).map(|t| t.cpu).unwrap_or(0);
-            let pos = cpus.iter().position(|&c| c == cur).unwrap_or(0);
-            let cpu = cpus[(pos + 1) % cpus.len()];
-            match move_to(virq, cpu, mode == Mode::Naive) {
-                Ok(()) => r.moves += 1,
-                // The previous move waits for its first interrupt: try again later.
-                Err(IrqError::Busy) => r.busy += 1,
-                Err(e) => {
-                    r.refused += 1;
-                    r.first_refusal.get_or_insert(e);
-                }
-            }
+        if mode != Mode::Still {
+            move_mine(me);
         }
         let now = crate::time::nanos_since_boot();
         let handled = chain.handled.load(Ordering::SeqCst);
@@ -144,6 +223,8 @@ pub fn run(src: &dyn Raiser, links: u64, mode: Mode) -> Result<StormReport, Stri
             last_progress = now;
             src.raise_link()?;
         }
+        // Wakes on the next link here, or on the tick.
+        x86_64::instructions::interrupts::enable_and_hlt();
     }
     chain.stop();
     // Let the last link land before counting spurious interrupts.
@@ -152,5 +233,52 @@ pub fn run(src: &dyn Raiser, links: u64, mode: Mode) -> Result<StormReport, Stri
     r.raised = chain.raised.load(Ordering::SeqCst);
     r.handled = chain.handled.load(Ordering::SeqCst);
     r.misrouted = crate::irq::spurious_total() - spurious0;
+    Ok(r)
+}
+
+/// Runs `links` chain links on `src` while every online CPU moves its irqs.
+pub fn run(src: &'static dyn Raiser, links: u64, mode: Mode) -> Result<StormReport, String> {
+    let irqs: Vec<Virq> = src.live().into_iter().map(|(_, v)| v).collect();
+    if irqs.is_empty() {
+        return Err(String::from("the device has no irqs"));
+    }
+    if irqs.len() > MAX_IRQS {
+        return Err(alloc::format!("more than {MAX_IRQS} irqs"));
+    }
+    if RUNNING.swap(true, Ordering::AcqRel) {
+        return Err(String::from("another msi-storm is running"));
+    }
+    let s = &SHARED;
+    for (slot, &v) in s.irqs.iter().zip(&irqs) {
+        slot.store(u64::from(v), Ordering::Release);
+    }
+    for stay in &s.stay {
+        stay.store(true, Ordering::Release);
+    }
+    s.nirqs.store(
+        if mode == Mode::Still { 0 } else { irqs.len() },
+        Ordering::Release,
+    );
+    s.naive.store(mode == Mode::Naive, Ordering::Release);
+    s.stop.store(false, Ordering::Release);
+    s.moves.store(0, Ordering::Release);
+    s.busy.store(0, Ordering::Release);
+    s.refused.store(0, Ordering::Release);
+    *REFUSAL.lock() = None;
+    s.controller
+        .store(crate::smp::this_cpu(), Ordering::Release);
+    *RUN.lock() = Some((src, links, mode));
+    *RESULT.lock() = None;
+    let ran = crate::smp::task::run_on(&crate::smp::online_mask(), storm_task, 0, 10_000_000_000);
+    *RUN.lock() = None;
+    RUNNING.store(false, Ordering::Release);
+    if let Err(e) = ran {
+        return Err(alloc::format!("movers: {e}"));
+    }
+    let mut r = RESULT.lock().take().ok_or("the run left no result")??;
+    r.moves = s.moves.load(Ordering::Acquire);
+    r.busy = s.busy.load(Ordering::Acquire);
+    r.refused = s.refused.load(Ordering::Acquire);
+    r.first_refusal = *REFUSAL.lock();
     Ok(r)
 }

@@ -172,12 +172,7 @@ pub fn alloc_msi(
     name: &str,
     handler: Handler,
 ) -> Result<Vec<Virq>, PciIrqError> {
-    let mut st = dev.irqs.lock();
-    match &st.storage {
-        Some(Storage::Msix(_)) => return Err(PciIrqError::OtherMode(Mode::Msix)),
-        Some(Storage::Msi(_)) => return Err(PciIrqError::MsiInUse),
-        None => {}
-    }
+    // The request itself first, then the function's state.
     let cap = dev.function.msi.ok_or(PciIrqError::NoMsi)?;
     if count == 0 {
         return Err(PciIrqError::ZeroVectors);
@@ -188,6 +183,12 @@ pub fn alloc_msi(
     }
     if !count.is_power_of_two() {
         return Err(PciIrqError::NotPowerOfTwo(count));
+    }
+    let mut st = dev.irqs.lock();
+    match &st.storage {
+        Some(Storage::Msix(_)) => return Err(PciIrqError::OtherMode(Mode::Msix)),
+        Some(Storage::Msi(_)) => return Err(PciIrqError::MsiInUse),
+        None => {}
     }
     let storage = MsiCapStorage::new(dev.address(), cap);
     storage.disable();
@@ -232,19 +233,19 @@ pub fn alloc_msix(
     name: &str,
     handler: Handler,
 ) -> Result<Vec<Virq>, PciIrqError> {
-    let mut st = dev.irqs.lock();
-    if let Some(Storage::Msi(_)) = &st.storage {
-        return Err(PciIrqError::OtherMode(Mode::Msi));
-    }
     let cap = dev.function.msix.ok_or(PciIrqError::NoMsix)?;
     if entries.is_empty() {
         return Err(PciIrqError::ZeroVectors);
     }
     let table = cap.table_size();
+    if let Some(&e) = entries.iter().find(|&&e| e >= table) {
+        return Err(PciIrqError::NoSuchEntry { entry: e, table });
+    }
+    let mut st = dev.irqs.lock();
+    if let Some(Storage::Msi(_)) = &st.storage {
+        return Err(PciIrqError::OtherMode(Mode::Msi));
+    }
     for (i, &e) in entries.iter().enumerate() {
-        if e >= table {
-            return Err(PciIrqError::NoSuchEntry { entry: e, table });
-        }
         if st.held.iter().any(|&(x, _)| x == e) || entries[..i].contains(&e) {
             return Err(PciIrqError::EntryInUse(e));
         }

@@ -42,6 +42,18 @@ pub static COMMANDS: &[Command] = &[
         help: "free MSI-X entries' irqs while the others keep firing",
         run: cmd_msix_free,
     },
+    Command {
+        name: "msi-alloc",
+        args: "BDF COUNT",
+        help: "give a function without a driver COUNT MSI vectors (a power of two), counted in irqs",
+        run: cmd_msi_alloc,
+    },
+    Command {
+        name: "msi-free",
+        args: "BDF",
+        help: "free the MSI or MSI-X irqs msi-alloc/msix-add gave a function without a driver",
+        run: cmd_msi_free,
+    },
 ];
 
 /// How long one raised interrupt may take to be handled before it counts as lost.
@@ -162,22 +174,91 @@ fn cmd_fire(args: &[&str]) -> Result<(), String> {
     Ok(())
 }
 
+/// The handler of irqs given to functions no driver took: it can only count.
+fn count_only(_virq: sluice_irq_core::Virq) -> sluice_irq_core::desc::IrqReturn {
+    sluice_irq_core::desc::IrqReturn::Handled
+}
+
 fn cmd_msix_add(args: &[&str]) -> Result<(), String> {
-    let r = source(args.first().ok_or("missing BDF")?)?;
+    let dev = crate::pci::parse_device(args.first().ok_or("missing BDF")?)?;
     let entries = parse_entries(&args[1..])?;
-    let v = r.add_messages(&entries)?;
+    let v = match raiser::find(dev) {
+        Some(r) => r.add_messages(&entries)?,
+        None => crate::pci::irqs::alloc_msix(
+            dev,
+            &entries,
+            &crate::devices::all_cpus(),
+            "msix-add",
+            count_only,
+        )
+        .map_err(|e| format!("{}: {e}", dev.address()))?,
+    };
     for (e, virq) in entries.iter().zip(v) {
-        println!("{} entry {}: irq {}", r.device().address(), e, virq);
+        println!("{} entry {}: irq {}", dev.address(), e, virq);
     }
     Ok(())
 }
 
 fn cmd_msix_free(args: &[&str]) -> Result<(), String> {
-    let r = source(args.first().ok_or("missing BDF")?)?;
-    for e in parse_entries(&args[1..])? {
-        r.free_message(e)?;
-        println!("{} entry {}: freed", r.device().address(), e);
+    let dev = crate::pci::parse_device(args.first().ok_or("missing BDF")?)?;
+    let entries = parse_entries(&args[1..])?;
+    let driver = raiser::find(dev);
+    for e in entries {
+        match driver {
+            Some(r) => r.free_message(e)?,
+            None => {
+                let held = crate::pci::irqs::held(dev);
+                let &(_, virq) = held
+                    .iter()
+                    .find(|&&(i, _)| i == e)
+                    .ok_or_else(|| format!("{}: entry {e} has no irq", dev.address()))?;
+                crate::pci::irqs::free(dev, virq).map_err(|x| format!("{}: {x}", dev.address()))?;
+            }
+        }
+        println!("{} entry {}: freed", dev.address(), e);
     }
+    Ok(())
+}
+
+fn cmd_msi_alloc(args: &[&str]) -> Result<(), String> {
+    let dev = crate::pci::parse_device(args.first().ok_or("missing BDF")?)?;
+    let count = args
+        .get(1)
+        .ok_or("missing COUNT")?
+        .parse::<u32>()
+        .map_err(|_| format!("'{}' is not a vector count", args[1]))?;
+    if args.len() > 2 {
+        return Err(format!("unexpected argument '{}'", args[2]));
+    }
+    let v = crate::pci::irqs::alloc_msi(
+        dev,
+        count,
+        &crate::devices::all_cpus(),
+        "msi-alloc",
+        count_only,
+    )
+    .map_err(|e| format!("{}: {e}", dev.address()))?;
+    println!("{}: MSI irqs {:?}", dev.address(), v);
+    Ok(())
+}
+
+fn cmd_msi_free(args: &[&str]) -> Result<(), String> {
+    let dev = crate::pci::parse_device(args.first().ok_or("missing BDF")?)?;
+    if args.len() > 1 {
+        return Err(format!("unexpected argument '{}'", args[1]));
+    }
+    if let Some(r) = raiser::find(dev) {
+        return Err(format!(
+            "{}: its irqs belong to the {} driver",
+            dev.address(),
+            r.driver()
+        ));
+    }
+    if crate::pci::irqs::held(dev).is_empty() {
+        return Err(format!("{}: holds no irqs", dev.address()));
+    }
+    crate::pci::irqs::free_all(dev).map_err(|e| format!("{}: {e}", dev.address()))?;
+    println!("{}: irqs freed, MSI/MSI-X disabled", dev.address());
     Ok(())
 }
 
