@@ -23,6 +23,7 @@ mod levels;
 pub mod matrix;
 pub mod msi;
 pub mod msidomain;
+pub mod region;
 mod registry;
 mod retarget;
 pub mod routes;

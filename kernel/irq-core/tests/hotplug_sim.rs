@@ -387,7 +387,7 @@ fn run_once(ex: &mut Explorer, s: &Scenario, stats: &mut Stats) -> Result<(), St
     if s.cycle {
         // Back on CPU 1. The restore is an ordinary move: its old vector on CPU 0 is
         // freed by cleanup once an interrupt used the new one (if none came, it waits).
-        if st.target.cpu != 1 || core.affinity_broken().len() != 0 {
+        if st.target.cpu != 1 || !core.affinity_broken().is_empty() {
             bad.push(format!("not restored to CPU 1: {st:?}"));
         }
     } else {
