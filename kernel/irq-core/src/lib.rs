@@ -28,6 +28,7 @@ mod registry;
 mod retarget;
 pub mod routes;
 pub mod source;
+pub mod vecblock;
 pub mod vecdomain;
 pub mod vector;
 
@@ -35,4 +36,5 @@ pub use cpumask::{CpuId, CpuMask, MASK_WORDS, MAX_CPUS};
 pub use error::{IrqError, Result, Virq};
 pub use irqcore::{IrqAlloc, IrqCore};
 pub use source::{DmaAlias, IrqSource, PciFunction, Polarity};
+pub use vecblock::BlockId;
 pub use vector::Vector;
