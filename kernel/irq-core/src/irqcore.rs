@@ -52,7 +52,8 @@ pub struct IrqAlloc {
     pub managed: bool,
     /// Reservation mode (MSI): a real vector only when started.
     pub reserve: bool,
-    /// Consecutive irqs / vectors (multi-MSI: power of two).
+    /// Consecutive irqs / vectors: 1, or a multi-MSI block of 2^k ≤ 32 (see
+    /// [`IrqCore::alloc_irq`]).
     pub count: u32,
     /// Flow handler.
     pub flow: FlowKind,
@@ -324,7 +325,7 @@ impl IrqCore {
         r
     }
 
-    fn free_virqs(&self, count: u32, at: Option<Virq>) -> Result<Virq> {
+    pub(crate) fn free_virqs(&self, count: u32, at: Option<Virq>) -> Result<Virq> {
         let taken = |v: Virq| self.descs.taken(v);
         if let Some(v) = at {
             if (v..v + count).any(taken) {
@@ -340,15 +341,22 @@ impl IrqCore {
 
     /// Allocate `req.count` irqs in `domain` for `source`: the vector level first, then
     /// every level outward. Undone completely on failure. Returns the first virq.
+    ///
+    /// A count > 1 is a multi-MSI block in one call (reserve + every member on
+    /// consecutive virqs, torn down with its last member; see `block.rs`); a count
+    /// that is not a power of two, or above 32, is `InvalidArgument` and changes nothing.
     pub fn alloc_irq(&self, domain: DomainId, source: &IrqSource, req: &IrqAlloc) -> Result<Virq> {
+        let count = req.count.max(1);
+        if count > 1 {
+            return self.alloc_block_irqs(domain, source, req, count);
+        }
         let mut reg = self.domains.lock();
         let chain = reg.chain(domain)?;
         let chips: Vec<Option<Arc<dyn DomainOps>>> = chain
             .iter()
             .map(|&id| reg.node(id).map(|n| n.ops.clone()))
             .collect::<Result<_>>()?;
-        let count = req.count.max(1);
-        let virq = self.free_virqs(count, req.virq)?;
+        let virq = self.free_virqs(1, req.virq)?;
         let trigger = match &chips[0] {
             Some(o) => o.translate(source)?.1,
             None => source.trigger(),
@@ -359,57 +367,73 @@ impl IrqCore {
                 affinity: req.affinity,
                 managed: req.managed,
                 reserve: req.reserve,
-                count,
+                count: 1,
             },
         )?;
-        let hw = match Self::alloc_levels(&chips, virq, count, source) {
+        let hw = match Self::alloc_levels(&chips, virq, 1, source) {
             Ok(hw) => hw,
             Err(e) => {
                 let _ = self.vector.lock().free(virq);
                 return Err(e);
             }
         };
-        let nr_cpus = self.nr_cpus();
-        for k in 0..count {
-            let levels = chain
-                .iter()
-                .enumerate()
-                .map(|(i, &id)| Level {
-                    domain: id,
-                    hwirq: if i + 1 == chain.len() {
-                        0
-                    } else {
-                        hw[i] + u64::from(k)
-                    },
-                    chip: chips[i].clone(),
-                })
-                .collect();
-            let target = self.vector.lock().irq(virq + k)?.target;
-            let cell = self.descs.cell(virq + k)?;
-            *cell.lock() = Some(IrqDesc {
-                virq: virq + k,
-                name: String::new(),
-                source: *source,
-                levels,
-                flow: req.flow,
-                trigger,
-                action: None,
-                state: DescState {
-                    masked: true,
-                    ..DescState::default()
-                },
-                counts: alloc::vec![0; nr_cpus],
-                window_count: 0,
-                window_unhandled: 0,
-                last_unhandled_ns: None,
-                unhandled_total: 0,
-                managed: req.managed,
-                target,
-                move_in_progress: false,
-            });
-        }
-        reg.count(&chain, i64::from(count));
+        let levels = chain
+            .iter()
+            .enumerate()
+            .map(|(i, &id)| Level {
+                domain: id,
+                hwirq: if i + 1 == chain.len() { 0 } else { hw[i] },
+                chip: chips[i].clone(),
+            })
+            .collect();
+        let target = self.vector.lock().irq(virq)?.target;
+        let desc = self.new_desc(
+            virq,
+            *source,
+            levels,
+            req.flow,
+            trigger,
+            req.managed,
+            target,
+        );
+        *self.descs.cell(virq)?.lock() = Some(desc);
+        reg.count(&chain, 1);
         Ok(virq)
+    }
+
+    /// A fresh descriptor: masked, not requested.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new_desc(
+        &self,
+        virq: Virq,
+        source: IrqSource,
+        levels: Vec<Level>,
+        flow: FlowKind,
+        trigger: crate::msi::Trigger,
+        managed: bool,
+        target: crate::hw::Target,
+    ) -> IrqDesc {
+        IrqDesc {
+            virq,
+            name: String::new(),
+            source,
+            levels,
+            flow,
+            trigger,
+            action: None,
+            state: DescState {
+                masked: true,
+                ..DescState::default()
+            },
+            counts: alloc::vec![0; self.nr_cpus()],
+            window_count: 0,
+            window_unhandled: 0,
+            last_unhandled_ns: None,
+            unhandled_total: 0,
+            managed,
+            target,
+            move_in_progress: false,
+        }
     }
 
     /// Hardware irqs of every level but the root, from the root's child outward (a
@@ -440,8 +464,11 @@ impl IrqCore {
         Ok(hw)
     }
 
-    /// Free irqs from [`Self::alloc_irq`] (pass the first virq and the same count).
-    /// Refused while any of them is requested.
+    /// Free `count` irqs from `virq` on, each on its own: irqs from [`Self::alloc_irq`]
+    /// (pass the first virq and the same count), or one member of a multi-MSI block
+    /// (`free_irq(member, 1)`: its vector stays in the block; a block made by
+    /// `alloc_irq` goes back with its last member, one made by [`Self::reserve_block`]
+    /// waits for [`Self::teardown_block`]). Refused while any of them is requested.
     pub fn free_irq(&self, virq: Virq, count: u32) -> Result<()> {
         let mut reg = self.domains.lock();
         for k in 0..count {
@@ -451,28 +478,29 @@ impl IrqCore {
         }
         // Empty the descriptors first: from here on a late arrival finds nothing and is
         // acknowledged, instead of reaching a chip whose entry is being freed.
-        let mut levels = Vec::new();
+        let mut taken = Vec::new();
         for k in 0..count {
             if let Some(c) = self.descs.get(virq + k)
                 && let Some(d) = c.lock().take()
-                && k == 0
             {
-                levels = d.levels;
+                taken.push(d);
             }
         }
-        for l in levels.iter().take(levels.len().saturating_sub(1)) {
-            if let Some(o) = &l.chip {
-                o.free(virq, l.hwirq, count);
+        for d in taken {
+            if self.vector.lock().block_of(d.virq).is_some() {
+                self.free_member_locked(&mut reg, d)?;
+                continue;
             }
-        }
-        // A multi-vector block is freed as one (the vector domain frees the whole block).
-        self.vector.lock().free(virq)?;
-        let chain: Vec<DomainId> = levels.iter().map(|l| l.domain).collect();
-        reg.count(&chain, -i64::from(count));
-        let mut hp = self.hotplug.lock();
-        for k in 0..count {
+            for l in d.levels.iter().take(d.levels.len().saturating_sub(1)) {
+                if let Some(o) = &l.chip {
+                    o.free(d.virq, l.hwirq, 1);
+                }
+            }
+            self.vector.lock().free(d.virq)?;
+            let chain: Vec<DomainId> = d.levels.iter().map(|l| l.domain).collect();
+            reg.count(&chain, -1);
             // A later irq with this number must not inherit hotplug records.
-            hp.forget(virq + k);
+            self.hotplug.lock().forget(d.virq);
         }
         Ok(())
     }
@@ -484,6 +512,11 @@ impl IrqCore {
     pub fn request_irq(&self, virq: Virq, token: u64, name: &str) -> Result<()> {
         self.with_desc(virq, |d| {
             if d.action.is_some() {
+                return Err(IrqError::Busy);
+            }
+            if d.state.plan_pending {
+                // Programming the new target now would skip the plan's safe order (a
+                // non-maskable device, a block's shared message): after the plan ran.
                 return Err(IrqError::Busy);
             }
             d.action = Some(token);
@@ -508,7 +541,8 @@ impl IrqCore {
                 return Err(IrqError::InvalidState);
             }
             self.mask_locked(d)?;
-            let is_block = self.vector.lock().irq(virq)?.block.1 > 1;
+            // A block member keeps its vector (the block's alignment): masked is enough.
+            let is_block = self.vector.lock().block_of(virq).is_some();
             if !is_block {
                 self.vector_op(d, |vd| vd.deactivate(virq))?;
                 self.program_levels(d, false)?;

@@ -8,6 +8,7 @@
 extern crate alloc;
 
 pub mod affinity;
+mod block;
 pub mod chip;
 pub mod cpumask;
 pub mod desc;
@@ -15,7 +16,9 @@ pub mod desctable;
 pub mod domain;
 pub mod error;
 pub mod flow;
+mod group;
 pub mod hotplug;
+mod hotplug_block;
 pub mod hw;
 pub mod ioapic;
 pub mod irqcore;

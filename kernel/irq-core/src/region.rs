@@ -176,6 +176,15 @@ impl RegionAllocator {
         })
     }
 
+    /// An empty allocator over `0..min(size, MAX_INDEX_SPACE)` (for sizes read from
+    /// hardware, e.g. an MSI-X table).
+    pub fn up_to(size: u32) -> Self {
+        Self {
+            size: size.min(MAX_INDEX_SPACE),
+            regions: BTreeMap::new(),
+        }
+    }
+
     /// Size of the index space.
     pub fn size(&self) -> u32 {
         self.size
@@ -285,10 +294,7 @@ impl RegionAllocator {
         }
         r.set(index - base, false);
         r.live -= 1;
-        Ok(Freed {
-            base,
-            live: r.live,
-        })
+        Ok(Freed { base, live: r.live })
     }
 
     /// Give back the region at `base`; refused while it has members. Returns its length.
@@ -350,7 +356,9 @@ impl RegionAllocator {
     pub fn members(&self, base: u32) -> impl Iterator<Item = u32> + '_ {
         let r = self.regions.get(&base);
         let len = r.map_or(0, |r| r.len);
-        (0..len).filter(move |&o| r.is_some_and(|r| r.test(o))).map(move |o| base + o)
+        (0..len)
+            .filter(move |&o| r.is_some_and(|r| r.test(o)))
+            .map(move |o| base + o)
     }
 
     /// Recompute what the allocator promises and compare (tests, diagnostics): regions
@@ -397,7 +405,10 @@ mod tests {
         assert_eq!(a.free(0), Ok(Freed { base: 0, live: 2 }));
         assert!(a.is_allocated(5) && a.is_allocated(1) && !a.is_allocated(0));
         assert_eq!(a.region(0).unwrap().live, 2);
-        assert_eq!(a.teardown(0), Err(RegionError::NotEmpty { base: 0, live: 2 }));
+        assert_eq!(
+            a.teardown(0),
+            Err(RegionError::NotEmpty { base: 0, live: 2 })
+        );
         a.free(1).unwrap();
         assert_eq!(a.free(5), Ok(Freed { base: 0, live: 0 }));
         assert_eq!(a.teardown(0), Ok(8));
@@ -441,7 +452,10 @@ mod tests {
         assert_eq!(a.free(5), Err(RegionError::NotAllocated(5)));
         assert_eq!(a.free(0), Err(RegionError::NotInRegion(0)));
         assert_eq!(a.teardown(5), Err(RegionError::UnknownRegion(5)));
-        assert_eq!(a.teardown(4), Err(RegionError::NotEmpty { base: 4, live: 1 }));
+        assert_eq!(
+            a.teardown(4),
+            Err(RegionError::NotEmpty { base: 4, live: 1 })
+        );
         assert_eq!(format!("{a:?}"), before);
         for m in [4, 5, 7] {
             a.alloc_at(m).unwrap();

@@ -610,7 +610,11 @@ mod tests {
         d.free(100).unwrap();
         assert_eq!(d.slot(0, Vector(0x24)), Slot::Shutdown);
         assert_eq!(d.block(id).unwrap().live_mask(), 0b100);
-        assert_eq!(d.matrix().total_allocated(), 5, "the block keeps its vectors");
+        assert_eq!(
+            d.matrix().total_allocated(),
+            5,
+            "the block keeps its vectors"
+        );
         d.free(102).unwrap();
         assert!(d.block(id).unwrap().is_empty());
         d.teardown_block(id).unwrap();
@@ -635,12 +639,14 @@ mod tests {
         let mut d = dom(2);
         single(&mut d, 1, 1); // CPU 1 0x20: the new block lands at 0x24
         let id = block(&mut d, 4, &[0, 1, 3]);
-        let MoveOutcome::Moved { old, new } =
-            d.move_irq(103, &CpuMask::single(1), false).unwrap()
+        let MoveOutcome::Moved { old, new } = d.move_irq(103, &CpuMask::single(1), false).unwrap()
         else {
             panic!("no move")
         };
-        assert_eq!((old.cpu, old.vector, new.cpu, new.vector), (0, Vector(0x20), 1, Vector(0x24)));
+        assert_eq!(
+            (old.cpu, old.vector, new.cpu, new.vector),
+            (0, Vector(0x20), 1, Vector(0x24))
+        );
         for m in [0, 1, 3] {
             let i = d.irq(100 + m).unwrap();
             assert_eq!(i.target.vector.0, 0x24 + m as u8, "member keeps its offset");
@@ -649,8 +655,15 @@ mod tests {
             assert_eq!(d.slot(0, Vector(0x20 + m as u8)), Slot::Irq(100 + m));
             assert_eq!(d.slot(1, Vector(0x24 + m as u8)), Slot::Irq(100 + m));
         }
-        assert_eq!(d.slot(1, Vector(0x26)), Slot::Shutdown, "the hole stays quiet");
-        assert_eq!(d.move_irq(100, &CpuMask::single(0), false), Err(IrqError::Busy));
+        assert_eq!(
+            d.slot(1, Vector(0x26)),
+            Slot::Shutdown,
+            "the hole stays quiet"
+        );
+        assert_eq!(
+            d.move_irq(100, &CpuMask::single(0), false),
+            Err(IrqError::Busy)
+        );
         // An arrival on an old vector completes nothing; one on member 3's new vector
         // completes the whole block.
         assert_eq!(d.complete_move(101, 0, Vector(0x21)), None);
@@ -693,7 +706,10 @@ mod tests {
         d.move_irq(100, &CpuMask::single(1), false).unwrap();
         assert_eq!(d.force_complete_block(id, 0), Ok((1, Vector(0x20))));
         assert_eq!(d.matrix().cpu_stats(0).unwrap().allocated, 0);
-        assert!(d.irqs().all(|(_, i)| i.prev.is_none() && !i.move_in_progress));
+        assert!(
+            d.irqs()
+                .all(|(_, i)| i.prev.is_none() && !i.move_in_progress)
+        );
         check(&d);
     }
 

@@ -194,7 +194,10 @@ fn run(size: u32, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let got = a.free(index);
                 prop_assert_eq!(got, m.free(index));
                 if let Ok(f) = got {
-                    prop_assert!(a.region(f.base).is_some(), "freeing a member dropped its region");
+                    prop_assert!(
+                        a.region(f.base).is_some(),
+                        "freeing a member dropped its region"
+                    );
                 }
             }
             Op::Teardown(i) => {
