@@ -6,7 +6,14 @@
 //! other interrupt lock held, then (inside them) the vector lock. Every path that holds
 //! more than one descriptor lock goes through here; interrupt entry holds one. The member
 //! list is read under the vector lock, the locks taken, and the list read again: if a
-//! member was freed or added meanwhile, everything is dropped and taken again.
+//! member was freed or added meanwhile, everything is dropped and taken again. After a
+//! few such attempts the list is read under the domain lock (taken first, as the lock
+//! order wants), which every membership change holds, so the next attempt succeeds.
+//!
+//! Once held, the membership is frozen until the hold ends: a member cannot leave (its
+//! free needs its descriptor lock) and cannot join ([`VectorDomain`] refuses
+//! `alloc_in_block` with `Busy` while the block is held) — a member joining between the
+//! check and a move would keep a stale copy of its target.
 
 use alloc::vec::Vec;
 
@@ -19,6 +26,23 @@ use crate::vecdomain::VectorDomain;
 /// Attempts before giving up with `Busy` when a block's membership keeps changing under
 /// us (each attempt is a few lock round trips; membership changes only by allocation).
 const HOLD_TRIES: usize = 16;
+
+/// Ends a hold's freeze of its block's membership (declared after the descriptor guards,
+/// so it is dropped first: the vector lock is taken inside them, as the order wants).
+struct Frozen<'c> {
+    core: &'c IrqCore,
+    block: Option<BlockId>,
+}
+
+impl Drop for Frozen<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.block
+            && let Some(b) = self.core.vector.lock().blocks.get_mut(&id)
+        {
+            b.held = b.held.saturating_sub(1);
+        }
+    }
+}
 
 /// Locked descriptors: one irq (member 0 of a group of one), or a block's members.
 pub(crate) struct Held<'a> {
@@ -83,7 +107,10 @@ impl IrqCore {
         virq: Virq,
         f: impl FnOnce(&mut Held) -> Result<R>,
     ) -> Result<R> {
-        for _ in 0..HOLD_TRIES {
+        for attempt in 0..=HOLD_TRIES {
+            // The last attempt reads the membership under the domain lock: it cannot
+            // change then, so it does not fail again.
+            let serial = (attempt == HOLD_TRIES).then(|| self.domains.lock());
             let block = self.vector.lock().block_of(virq);
             let members = match block {
                 Some(id) => match self.block_list(id, Some(virq))? {
@@ -103,15 +130,13 @@ impl IrqCore {
                 }
                 continue;
             }
-            // Membership is the same as when the list was read (nothing joined or left).
-            let now = self.vector.lock().block_of(virq);
-            if now != block || block.is_some_and(|id| !self.same_members(id, &members)) {
+            // Membership is the same as when the list was read (nothing joined or left);
+            // freeze it for the hold.
+            let Some(count) = self.verify_and_freeze(virq, block, &members) else {
                 continue;
-            }
-            let count = match block {
-                Some(id) => self.vector.lock().block(id)?.count,
-                None => 1,
             };
+            let _frozen = Frozen { core: self, block };
+            drop(serial);
             let entries = guards
                 .iter_mut()
                 .zip(&members)
@@ -142,7 +167,20 @@ impl IrqCore {
                 f(h)
             }),
             None => {
-                let count = self.vector.lock().block(id)?.count;
+                let count = {
+                    let mut vd = self.vector.lock();
+                    let b = vd.blocks.get_mut(&id).ok_or(IrqError::UnknownBlock)?;
+                    if !b.is_empty() {
+                        // A member joined just now: hold it like any other.
+                        return Err(IrqError::Busy);
+                    }
+                    b.held += 1;
+                    b.count
+                };
+                let _frozen = Frozen {
+                    core: self,
+                    block: Some(id),
+                };
                 f(&mut Held {
                     block: Some(id),
                     count,
@@ -150,6 +188,29 @@ impl IrqCore {
                 })
             }
         }
+    }
+
+    /// Under the vector lock: is `virq` still in `block` (or still no block member), with
+    /// exactly `members`? If so, freeze the block's membership and return its size.
+    fn verify_and_freeze(
+        &self,
+        virq: Virq,
+        block: Option<BlockId>,
+        members: &[(u32, Virq)],
+    ) -> Option<u32> {
+        let mut vd = self.vector.lock();
+        if vd.block_of(virq) != block {
+            return None;
+        }
+        let Some(id) = block else { return Some(1) };
+        let b = vd.blocks.get_mut(&id)?;
+        let mut now: Vec<(u32, Virq)> = b.live().collect();
+        now.sort_by_key(|&(_, v)| v);
+        if now != members {
+            return None;
+        }
+        b.held += 1;
+        Some(b.count)
     }
 
     /// Block `id`'s (member, irq) pairs in ascending irq order; `None` if `must` is not
@@ -164,10 +225,6 @@ impl IrqCore {
             return Ok(None);
         }
         Ok(Some(list))
-    }
-
-    fn same_members(&self, id: BlockId, held: &[(u32, Virq)]) -> bool {
-        matches!(self.block_list(id, None), Ok(Some(l)) if l == held)
     }
 
     /// A vector-domain operation for held descriptors: under the vector lock, then every

@@ -468,11 +468,14 @@ impl IrqCore {
     /// (pass the first virq and the same count), or one member of a multi-MSI block
     /// (`free_irq(member, 1)`: its vector stays in the block; a block made by
     /// `alloc_irq` goes back with its last member, one made by [`Self::reserve_block`]
-    /// waits for [`Self::teardown_block`]). Refused while any of them is requested.
+    /// waits for [`Self::teardown_block`]). Refused (`Busy`) while any of them is
+    /// requested, or still running a handler on some CPU (released meanwhile: retry once
+    /// `end_irq` has run there, as Linux's `free_irq` waits for it).
     pub fn free_irq(&self, virq: Virq, count: u32) -> Result<()> {
         let mut reg = self.domains.lock();
         for k in 0..count {
-            if self.desc(virq + k)?.action.is_some() {
+            let d = self.desc(virq + k)?;
+            if d.action.is_some() || d.state.in_progress {
                 return Err(IrqError::Busy);
             }
         }
@@ -548,8 +551,13 @@ impl IrqCore {
                 self.program_levels(d, false)?;
             }
             d.action = None;
+            // A handler still running on another CPU (its `end_irq` is to come, and
+            // `free_irq` waits for it) and a plan still to run on the hardware outlive
+            // the handler's detachment.
             d.state = DescState {
                 masked: true,
+                in_progress: d.state.in_progress,
+                plan_pending: d.state.plan_pending,
                 ..DescState::default()
             };
             Ok(())

@@ -70,6 +70,9 @@ pub struct VectorBlock {
     pub members: Vec<Option<Virq>>,
     /// Torn down with its last member (blocks made by the one-call allocation).
     pub auto_teardown: bool,
+    /// Holds of every member's descriptor lock in progress (`group.rs`): while there is
+    /// one, no member may join (the holder's copies of the targets must stay complete).
+    pub(crate) held: u32,
 }
 
 impl VectorBlock {
@@ -154,6 +157,7 @@ impl VectorDomain {
                 affinity: *mask,
                 members: alloc::vec![None; count as usize],
                 auto_teardown,
+                held: 0,
             },
         );
         Ok(id)
@@ -161,7 +165,8 @@ impl VectorDomain {
 
     /// Make member `member` of block `id` the irq `virq`, on the block's vector
     /// `base + member`. Refused while the block moves (`Busy`): a member added then would
-    /// have no old half to complete the move with.
+    /// have no old half to complete the move with, or while an operation holds every
+    /// member (it must see every member it moves).
     pub fn alloc_in_block(&mut self, id: BlockId, member: u32, virq: Virq) -> Result<Target> {
         if virq > MAX_ROUTED_VIRQ {
             return Err(IrqError::InvalidArgument);
@@ -173,7 +178,7 @@ impl VectorDomain {
         if member >= b.count {
             return Err(IrqError::InvalidArgument);
         }
-        if b.prev.is_some() || b.move_in_progress {
+        if b.prev.is_some() || b.move_in_progress || b.held > 0 {
             return Err(IrqError::Busy);
         }
         let (cpu, v, count, affinity) = (b.cpu, vec_at(b.base, member), b.count, b.affinity);
