@@ -560,3 +560,121 @@ fn offline_refuses_a_block_with_nowhere_to_go_and_moves_one_that_fits() {
     assert_eq!(d.core.cpu_vector_stats(1).unwrap().allocated, 0);
     d.core.check_invariants().unwrap();
 }
+
+/// A multi-MSI domain whose block plans must run on CPU 0 — wrong during an offline of
+/// CPU 1 (the other CPUs spin in stop_machine and cannot run them).
+struct PlansOnCpu0(MsiDomain<SimBlockStorage>);
+
+impl sluice_irq_core::domain::Domain for PlansOnCpu0 {
+    fn size(&self) -> u32 {
+        self.0.size()
+    }
+    fn translate(&self, s: &IrqSource) -> sluice_irq_core::Result<(u64, Trigger)> {
+        self.0.translate(s)
+    }
+    fn alloc(&self, v: u32, nr: u32, s: &IrqSource) -> sluice_irq_core::Result<u64> {
+        self.0.alloc(v, nr, s)
+    }
+    fn free(&self, v: u32, h: u64, nr: u32) {
+        self.0.free(v, h, nr)
+    }
+    fn reserve_block(&self, nr: u32, s: &IrqSource) -> sluice_irq_core::Result<u64> {
+        self.0.reserve_block(nr, s)
+    }
+    fn alloc_in_block(&self, v: u32, h: u64) -> sluice_irq_core::Result<()> {
+        self.0.alloc_in_block(v, h)
+    }
+    fn free_in_block(&self, v: u32, h: u64) {
+        self.0.free_in_block(v, h)
+    }
+    fn teardown_block(&self, h: u64, nr: u32) {
+        self.0.teardown_block(h, nr)
+    }
+    fn activate(
+        &self,
+        d: &sluice_irq_core::chip::LevelCtx,
+        msg: &MsiMsg,
+    ) -> sluice_irq_core::Result<()> {
+        self.0.activate(d, msg)
+    }
+}
+
+impl sluice_irq_core::chip::Chip for PlansOnCpu0 {
+    fn name(&self) -> &str {
+        "ELSEWHERE"
+    }
+    fn set_block_affinity(
+        &self,
+        d: &sluice_irq_core::chip::LevelCtx,
+        m: &sluice_irq_core::chip::AffinityMsgs,
+        b: &sluice_irq_core::affinity::BlockMembers,
+    ) -> sluice_irq_core::Result<Option<sluice_irq_core::affinity::StepPlan>> {
+        let mut p = self.0.set_block_affinity(d, m, b)?;
+        if let Some(p) = p.as_mut() {
+            p.run_on = Some(0);
+        }
+        Ok(p)
+    }
+    fn exec_step(
+        &self,
+        d: &sluice_irq_core::chip::LevelCtx,
+        i: u32,
+        step: &Step,
+        msg: &MsiMsg,
+    ) -> sluice_irq_core::Result<()> {
+        self.0.exec_step(d, i, step, msg)
+    }
+}
+
+#[test]
+fn a_block_that_cannot_be_migrated_still_leaves_the_dying_cpu() {
+    let m = Machine::new(2);
+    let dev = m.lock().unwrap().add_block_device(false, 2);
+    let core = core(2);
+    let storage = SimBlockStorage {
+        m: m.clone(),
+        dev,
+        maskable: false,
+        nvec: 2,
+    };
+    let d = core
+        .add_domain(
+            "ELSEWHERE",
+            DomainId::VECTOR,
+            Arc::new(PlansOnCpu0(MsiDomain::new("PCI-MSI", storage))),
+        )
+        .unwrap();
+    let first = core.alloc_irq(d, &pci(0), &block_req(2, 1)).unwrap();
+    core.request_irq(first, member_token(0, 0), "b0").unwrap();
+    core.request_irq(first + 1, member_token(0, 1), "b1")
+        .unwrap();
+    let r = core
+        .migrate_off_cpu(
+            1,
+            &mut SimApic {
+                m: m.clone(),
+                cpu: 1,
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        r.failed,
+        [
+            (first, IrqError::InvalidCpu(0)),
+            (first + 1, IrqError::InvalidCpu(0))
+        ]
+    );
+    // Nothing stays on CPU 1: the block is on CPU 0 and its message says so.
+    assert_eq!(
+        (
+            r.leftover_vectors,
+            core.cpu_vector_stats(1).unwrap().allocated
+        ),
+        (0, 0)
+    );
+    let b = core.block(core.block_of(first).unwrap()).unwrap();
+    assert_eq!((b.cpu, b.prev, b.move_in_progress), (0, None, false));
+    assert_eq!(m.lock().unwrap().devices[0].msg.data, u32::from(b.base.0));
+    assert_eq!(m.lock().unwrap().devices[0].msg.addr_lo, 0xFEE0_0000);
+    core.check_invariants().unwrap();
+}
