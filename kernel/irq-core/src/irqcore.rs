@@ -5,12 +5,13 @@
 //!
 //! | lock | protects | taken by |
 //! |---|---|---|
-//! | *domain lock* (`domains`) | the registry; virq allocation | alloc/free irqs, add/remove domains, listings |
+//! | *domain lock* (`domains`) | the registry; virq allocation; multi-MSI block records | alloc/free irqs, block reserve/alloc-in/teardown, add/remove domains, listings |
 //! | *descriptor lock* (one per irq, [`crate::desctable`]) | the descriptor; every chip operation and flow handler on that irq | everything about one irq, interrupt entry |
-//! | *vector lock* (`vector`) | the matrix, per-irq vector records, cleanup lists, writes to the per-CPU routes | vector allocation, moves, move completion, cleanup |
+//! | every member's *descriptor lock* of a multi-MSI block, **ascending virq order** (`group.rs`) | the block's descriptors together | a block's affinity change, plan steps, abort, hotplug |
+//! | *vector lock* (`vector`) | the matrix, per-irq vector records, blocks and their vector regions, cleanup lists, writes to the per-CPU routes | vector allocation, moves, move completion, cleanup |
 //! | hotplug records (`hotplug`) | what an offline shut down or broke | hotplug, affinity changes |
 //!
-//! Order: domain lock → descriptor lock → vector lock; chip-internal locks and the
+//! Order: domain lock → descriptor lock(s), ascending virq → vector lock; chip-internal locks and the
 //! hotplug records are leaves (nothing is taken while holding them, and neither is held
 //! while taking a descriptor lock). Every method is called with interrupts off on the
 //! calling CPU (the kernel wraps them), so an interrupt handler never spins on a lock
