@@ -178,6 +178,8 @@ impl IrqCore {
         virq: Virq,
     ) -> Result<()> {
         let b = reg.block(id)?.clone();
+        // The cell first: a virq beyond the table fails before anything is allocated.
+        let cell = self.descs.cell(virq)?;
         let target = self.vector.lock().alloc_in_block(id, member, virq)?;
         let levels = b.chips.len() - 1;
         for i in (0..levels).rev() {
@@ -207,7 +209,7 @@ impl IrqCore {
             })
             .collect();
         let desc = self.new_desc(virq, b.source, lv, b.flow, b.trigger, false, target);
-        *self.descs.cell(virq)?.lock() = Some(desc);
+        *cell.lock() = Some(desc);
         reg.count(&b.chain, 1);
         Ok(())
     }

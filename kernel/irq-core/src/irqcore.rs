@@ -11,11 +11,11 @@
 //! | *vector lock* (`vector`) | the matrix, per-irq vector records, blocks and their vector regions, cleanup lists, writes to the per-CPU routes | vector allocation, moves, move completion, cleanup |
 //! | hotplug records (`hotplug`) | what an offline shut down or broke | hotplug, affinity changes |
 //!
-//! Order: domain lock → descriptor lock(s), ascending virq → vector lock; chip-internal locks and the
-//! hotplug records are leaves (nothing is taken while holding them, and neither is held
-//! while taking a descriptor lock). Every method is called with interrupts off on the
-//! calling CPU (the kernel wraps them), so an interrupt handler never spins on a lock
-//! its own CPU holds.
+//! Order: domain lock → descriptor lock(s), ascending virq → vector lock; chip-internal
+//! locks and the hotplug records are leaves (nothing is taken while holding them, and
+//! neither is held while taking a descriptor lock). Every method is called with
+//! interrupts off on the calling CPU (the kernel wraps them), so an interrupt handler
+//! never spins on a lock its own CPU holds.
 //!
 //! Interrupt entry ([`IrqCore::begin_vector`]) reads the per-CPU route table without a
 //! lock, finds the descriptor without a lock, and takes only that irq's descriptor lock
@@ -358,6 +358,8 @@ impl IrqCore {
             .map(|&id| reg.node(id).map(|n| n.ops.clone()))
             .collect::<Result<_>>()?;
         let virq = self.free_virqs(1, req.virq)?;
+        // The cell first: a virq beyond the table fails before anything is allocated.
+        let cell = self.descs.cell(virq)?;
         let trigger = match &chips[0] {
             Some(o) => o.translate(source)?.1,
             None => source.trigger(),
@@ -397,7 +399,7 @@ impl IrqCore {
             req.managed,
             target,
         );
-        *self.descs.cell(virq)?.lock() = Some(desc);
+        *cell.lock() = Some(desc);
         reg.count(&chain, 1);
         Ok(virq)
     }

@@ -257,6 +257,27 @@ fn bad_block_requests_are_errors_that_change_nothing() {
         Err(IrqError::Unsupported)
     );
     d.core.remove_domain(io).unwrap();
+    // The last member would fall beyond the descriptor table: everything is undone.
+    let last = sluice_irq_core::desctable::MAX_IRQS as u32 - 1;
+    let at_end = IrqAlloc {
+        virq: Some(last),
+        ..block_req(2, 0)
+    };
+    assert_eq!(
+        d.core.alloc_irq(d.domain, &pci(0), &at_end),
+        Err(IrqError::NoSpace)
+    );
+    assert_eq!(
+        d.core.alloc_irq(
+            d.domain,
+            &pci(0),
+            &IrqAlloc {
+                virq: Some(last + 1),
+                ..block_req(1, 0)
+            }
+        ),
+        Err(IrqError::NoSpace)
+    );
     assert_eq!(snapshot(&d), before);
     // And the same block is fine afterwards.
     let first = d
