@@ -25,6 +25,15 @@
 //!    acknowledged quietly via the claimed slot) or new/new. Linux does the same for
 //!    MSI in `msi_set_affinity()` (commit 6f1a4891a592).
 //!
+//! **Multi-MSI blocks** (2^k members sharing one message, member `j` arriving on
+//! `base + j`) move as a whole: the plan rewrites the one shared message, and its steps
+//! name members where members differ ([`plan_block_update`]). Non-maskable: on the old CPU
+//! with interrupts off, claim *every* member's new vector, write the data word (new base,
+//! old destination), the address word (new destination), then check *every* member's new
+//! vector in the IRR and retrigger that member at its new target — any member may fire in
+//! the window, on its own vector. Maskable: mask every member's own bit, write, put every
+//! member's mask back as its descriptor says when the step runs.
+//!
 //! When only one word changes (same CPU, or same vector) a single write is atomic and the
 //! dance is unnecessary. When the old target is the shutdown vector (irq not started),
 //! there is nothing to lose and the words are simply written.
@@ -74,6 +83,30 @@ pub enum Step {
     /// If this vector is pending in the executing CPU's IRR, retrigger the irq at its
     /// current target.
     CheckIrrRetrigger(Vector),
+    /// Multi-MSI block: [`Step::MaskForUpdate`] for member `m` (its own mask bit).
+    MaskMember(u32),
+    /// Multi-MSI block: [`Step::RestoreMask`] for member `m`, as *its* descriptor says
+    /// when this step runs.
+    RestoreMemberMask(u32),
+    /// Multi-MSI block: if this vector (member `m`'s new vector) is pending in the
+    /// executing CPU's IRR, retrigger member `m` at its current target.
+    CheckIrrRetriggerMember(Vector, u32),
+}
+
+/// Which members of a multi-MSI block have an irq (a plan skips the others).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockMembers {
+    /// Size of the block (a power of two).
+    pub count: u32,
+    /// Bit `j` set: member `j` is allocated.
+    pub live: u32,
+}
+
+impl BlockMembers {
+    /// The allocated members, ascending.
+    pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..self.count.min(32)).filter(|j| self.live & 1 << j != 0)
+    }
 }
 
 /// A sequence of steps for one level of one irq.
@@ -187,6 +220,54 @@ pub fn plan_msi_update(path: MsiPath, d: &LevelCtx, slot: u32, m: &AffinityMsgs)
     }
 }
 
+/// Build the plan that moves a multi-MSI block's one shared message, stored at `slot` of
+/// level `d`: `m` is composed for the block's first vectors (old and new), and member `j`
+/// arrives on first vector + `j` (see the module documentation). Without per-vector
+/// masking the two-step dance covers every member; with it, every member is masked.
+pub fn plan_block_update(
+    maskable: bool,
+    d: &LevelCtx,
+    slot: u32,
+    m: &AffinityMsgs,
+    block: &BlockMembers,
+) -> StepPlan {
+    let (o, n) = (m.old_target, m.new_target);
+    let mut plan = StepPlan {
+        level: d.level,
+        index: slot,
+        run_on: None,
+        irqs_off: false,
+        steps: Vec::new(),
+    };
+    let (old, mid, new) = (
+        msi_words(&m.old),
+        msi_words(&m.intermediate),
+        msi_words(&m.new),
+    );
+    let member_vector = |j: u32| Vector(n.vector.0.wrapping_add(j as u8));
+    if maskable {
+        plan.steps.extend(block.iter().map(Step::MaskMember));
+        push_changed(&mut plan.steps, &old, &new);
+        plan.steps.extend(block.iter().map(Step::RestoreMemberMask));
+    } else if o.vector == SHUTDOWN_VECTOR || o.vector == n.vector || o.cpu == n.cpu {
+        // One word changes: each member's message is old/old or new/new, both routed.
+        push_changed(&mut plan.steps, &old, &new);
+    } else {
+        plan.run_on = Some(o.cpu);
+        plan.irqs_off = true;
+        plan.steps
+            .extend(block.iter().map(|j| Step::ClaimTransient(member_vector(j))));
+        push_changed(&mut plan.steps, &old, &mid);
+        push_changed(&mut plan.steps, &mid, &new);
+        plan.steps.extend(
+            block
+                .iter()
+                .map(|j| Step::CheckIrrRetriggerMember(member_vector(j), j)),
+        );
+    }
+    plan
+}
+
 /// Pick the path for an MSI storage that is not behind a remapping level.
 pub fn msi_path(maskable: bool) -> MsiPath {
     if maskable {
@@ -280,6 +361,50 @@ mod tests {
             &msgs(t(0, SHUTDOWN_VECTOR.0), t(1, 0x30)),
         );
         assert_eq!(p.run_on, None, "an irq not started has nothing to lose");
+    }
+
+    #[test]
+    fn block_plans_name_every_member() {
+        let live = BlockMembers {
+            count: 4,
+            live: 0b1011,
+        };
+        let p = plan_block_update(false, &ctx(0), 0, &msgs(t(0, 0x20), t(1, 0x24)), &live);
+        assert_eq!((p.run_on, p.irqs_off), (Some(0), true));
+        let v = |x| Vector(x);
+        assert_eq!(
+            p.steps,
+            [
+                Step::ClaimTransient(v(0x24)),
+                Step::ClaimTransient(v(0x25)),
+                Step::ClaimTransient(v(0x27)),
+                Step::Write(Word::MsiData, 0x24),
+                Step::Write(Word::MsiAddrLo, 0xFEE0_1000),
+                Step::CheckIrrRetriggerMember(v(0x24), 0),
+                Step::CheckIrrRetriggerMember(v(0x25), 1),
+                Step::CheckIrrRetriggerMember(v(0x27), 3),
+            ]
+        );
+        let p = plan_block_update(true, &ctx(0), 0, &msgs(t(0, 0x20), t(1, 0x24)), &live);
+        assert_eq!(p.run_on, None);
+        assert_eq!(
+            p.steps,
+            [
+                Step::MaskMember(0),
+                Step::MaskMember(1),
+                Step::MaskMember(3),
+                Step::Write(Word::MsiAddrLo, 0xFEE0_1000),
+                Step::Write(Word::MsiData, 0x24),
+                Step::RestoreMemberMask(0),
+                Step::RestoreMemberMask(1),
+                Step::RestoreMemberMask(3),
+            ]
+        );
+        let p = plan_block_update(false, &ctx(0), 0, &msgs(t(0, 0x20), t(0, 0x24)), &live);
+        assert_eq!(
+            (p.run_on, &p.steps[..]),
+            (None, &[Step::Write(Word::MsiData, 0x24)][..])
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! once: methods take `&self`, and hardware shared between irqs (an I/O APIC's
 //! index/data register pair) is serialised by a lock inside the chip, taken innermost.
 
-use crate::affinity::{Step, StepPlan};
+use crate::affinity::{BlockMembers, Step, StepPlan};
 use crate::error::{Result, Virq};
 use crate::hw::Target;
 use crate::msi::{MsiMsg, Trigger};
@@ -99,6 +99,19 @@ pub trait Chip: Send + Sync {
     /// the change before the device's MSI level would.
     fn set_affinity(&self, d: &LevelCtx, m: &AffinityMsgs) -> Result<Option<StepPlan>> {
         Ok(None)
+    }
+    /// A multi-MSI block moves as a whole: `m` is composed for the block's first vectors
+    /// (old and new target), `block` says which members have an irq. Return the steps
+    /// that retarget this level's shared message, or `None` if this level stores nothing
+    /// target-dependent. A level that has no notion of blocks refuses (the default), and
+    /// the move is undone.
+    fn set_block_affinity(
+        &self,
+        d: &LevelCtx,
+        m: &AffinityMsgs,
+        block: &BlockMembers,
+    ) -> Result<Option<StepPlan>> {
+        Err(crate::IrqError::Unsupported)
     }
     /// Execute one storage step of a plan this level produced. `msg` is the message the
     /// levels below compose for the irq's current target.

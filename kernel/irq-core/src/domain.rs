@@ -4,7 +4,11 @@
 //! hierarchy itself (who is whose parent, which levels a descriptor has) is kept by
 //! [`crate::IrqCore`], which allocates root first and activates innermost first.
 //!
-//! Allocation (`alloc` / `free`) is serialised by the core's domain lock; `activate` /
+//! Multi-message devices use the block form instead of `alloc(nr > 1)`: reserve a region
+//! (`reserve_block`), allocate and free members in it one at a time, tear it down empty
+//! (see [`crate::region`]).
+//!
+//! Allocation (`alloc` / `free` and the block steps) is serialised by the core's domain lock; `activate` /
 //! `deactivate` run under the irq's descriptor lock like the chip operations. All take
 //! `&self`: a domain keeps its allocation state behind a lock of its own.
 
@@ -40,6 +44,21 @@ pub trait Domain {
     fn alloc(&self, virq: Virq, nr: u32, source: &IrqSource) -> Result<HwIrq>;
     /// Release what `alloc` took.
     fn free(&self, virq: Virq, hwirq: HwIrq, nr: u32);
+    /// Multi-message block, step 1: reserve an aligned region of `nr` (a power of two)
+    /// hardware irqs for `source` and return its first; no member is allocated yet. A level
+    /// that has no notion of blocks refuses (the default).
+    fn reserve_block(&self, nr: u32, source: &IrqSource) -> Result<HwIrq> {
+        Err(crate::IrqError::Unsupported)
+    }
+    /// Step 2: member `hwirq` of a reserved block becomes irq `virq`.
+    fn alloc_in_block(&self, virq: Virq, hwirq: HwIrq) -> Result<()> {
+        Err(crate::IrqError::Unsupported)
+    }
+    /// Step 3: free member `hwirq` alone; the block stays reserved.
+    fn free_in_block(&self, virq: Virq, hwirq: HwIrq) {}
+    /// Step 4: give back the block reserved at `hwirq` (the core calls this only once
+    /// every member was freed).
+    fn teardown_block(&self, hwirq: HwIrq, nr: u32) {}
     /// Program this level's entry for the irq's target; `msg` is what the levels below
     /// compose for it. Called innermost first when the irq is started.
     fn activate(&self, d: &LevelCtx, msg: &MsiMsg) -> Result<()> {

@@ -41,6 +41,11 @@ pub enum IrqError {
     Unsupported,
     /// Refused to take the last online CPU offline.
     LastCpu,
+    /// No multi-MSI block with this id (never reserved, or torn down).
+    UnknownBlock,
+    /// No online CPU (of the mask asked for) has this many contiguous, aligned free vectors
+    /// for a multi-MSI block — the count is the block's size.
+    NoBlockSpace(u32),
 }
 
 impl fmt::Display for IrqError {
@@ -59,6 +64,11 @@ impl fmt::Display for IrqError {
             IrqError::InvalidArgument => write!(f, "invalid argument"),
             IrqError::Unsupported => write!(f, "operation not supported by this chip"),
             IrqError::LastCpu => write!(f, "refusing to offline the last online cpu"),
+            IrqError::UnknownBlock => write!(f, "no such multi-MSI block"),
+            IrqError::NoBlockSpace(n) => write!(
+                f,
+                "no online cpu has {n} aligned free vectors for a multi-MSI block"
+            ),
         }
     }
 }

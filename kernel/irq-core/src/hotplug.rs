@@ -21,7 +21,8 @@
 //!    online ("affinity broken", the original affinity remembered). The hardware is
 //!    reprogrammed right here by the irq's step plan — the two-step non-maskable dance
 //!    names the *old* CPU, which is this one. The old vector is then freed at once: no
-//!    cleanup IPI will ever be served here, and step 4 replaces it.
+//!    cleanup IPI will ever be served here, and step 4 replaces it. Multi-MSI blocks go
+//!    first, each as a whole, largest first (`hotplug_block.rs` says why).
 //! 4. **Re-deliver** every vector that was routed here and is still pending in this CPU's
 //!    IRR by retriggering its irq at the new target. A device write that left before the
 //!    retarget sits in this IRR and would otherwise never be served: the CPU parks with
@@ -54,9 +55,11 @@ use crate::affinity::StepPlan;
 use crate::cpumask::{CpuId, CpuMask};
 use crate::desc::IrqDesc;
 use crate::error::{IrqError, Result, Virq};
+use crate::group::Held;
 use crate::hw::{LocalApic, Target};
 use crate::irqcore::IrqCore;
 use crate::routes::Slot;
+use crate::vecblock::BlockId;
 use crate::vecdomain::{MoveOutcome, VectorState};
 use crate::vector::Vector;
 
@@ -110,23 +113,18 @@ impl HotplugState {
 }
 
 impl IrqCore {
-    /// Refuses (error) the last online CPU ([`IrqError::LastCpu`]) and a CPU whose vectors
-    /// the others cannot absorb ([`IrqError::NoSpace`]). Also refuses a CPU that is not
-    /// online ([`IrqError::OfflineTarget`]) or holds a multi-vector block, which cannot
-    /// move one member at a time ([`IrqError::Unsupported`]).
+    /// Refuses (error) the last online CPU ([`IrqError::LastCpu`]), a CPU whose vectors
+    /// the others cannot absorb ([`IrqError::NoSpace`]), and one holding a multi-MSI block
+    /// of 2^k vectors for which no remaining online CPU has 2^k aligned free vectors
+    /// ([`IrqError::NoBlockSpace`], with the block's size; tried on a copy of the matrix
+    /// in the order the migration will place them). Also refuses a CPU that is not
+    /// online ([`IrqError::OfflineTarget`]).
     pub fn can_offline_cpu(&self, cpu: CpuId) -> Result<()> {
         let vd = self.vector.lock();
         if cpu as usize >= vd.nr_cpus() {
             return Err(IrqError::InvalidCpu(cpu));
         }
-        vd.can_offline(cpu)?;
-        if vd
-            .irqs()
-            .any(|(_, i)| i.block.1 > 1 && i.state == VectorState::Active && i.target.cpu == cpu)
-        {
-            return Err(IrqError::Unsupported);
-        }
-        Ok(())
+        vd.can_offline(cpu)
     }
 
     /// Runs ON the dying CPU with interrupts off, every other online CPU held in
@@ -155,16 +153,32 @@ impl IrqCore {
             .collect();
 
         // 1. Leave the online mask: no allocation lands here from now on.
-        let involved: Vec<Virq> = {
+        let (blocks, involved): (Vec<BlockId>, Vec<Virq>) = {
             let mut vd = self.vector.lock();
             vd.offline_cpu(cpu)?;
-            vd.irqs()
+            let singles = vd
+                .irqs()
+                .filter(|(_, i)| i.block_id.is_none())
                 .filter(|(_, i)| i.target.cpu == cpu || i.prev.is_some_and(|p| p.cpu == cpu))
                 .map(|(v, _)| *v)
-                .collect()
+                .collect();
+            (vd.blocks_on(cpu), singles)
         };
 
-        // 2. + 3. Settle in-flight moves, then move or shut down.
+        // 2. + 3. Settle in-flight moves, then move or shut down: blocks first.
+        for id in blocks {
+            let members = self.block_virqs(id);
+            let r = self.with_block_held(id, |h| {
+                let r = self.migrate_block(h, id, cpu, apic, &mut report);
+                if r.is_err() {
+                    self.evacuate_block(h, id, cpu);
+                }
+                r
+            });
+            if let Err(e) = r {
+                report.failed.extend(members.iter().map(|&v| (v, e)));
+            }
+        }
         for virq in involved {
             let r = self.with_desc(virq, |d| {
                 let r = self.migrate_one(d, cpu, apic, &mut report);
@@ -241,7 +255,7 @@ impl IrqCore {
         d.state.plan_pending = false;
         if before.target.cpu == cpu && now.cpu != cpu {
             // Undone: the hardware may already point here; point it back.
-            self.retarget_inline(d, before.target, now, cpu, apic)?;
+            self.retarget_inline(&mut Held::single(d), before.target, now, cpu, apic)?;
             report.moved.push((virq, before.target, now));
             if !before.managed && !before.affinity.contains(now.cpu) {
                 // The move was towards the affinity it was given; back where it came from,
@@ -272,7 +286,7 @@ impl IrqCore {
             return Ok(());
         }
         let (old, new, broken) = self.move_off(d, &irq, &online)?;
-        self.retarget_inline(d, old, new, cpu, apic)?;
+        self.retarget_inline(&mut Held::single(d), old, new, cpu, apic)?;
         // The old half lives on the dying CPU: free it now (step 4 stands in for cleanup).
         self.vector_op(d, |vd| vd.force_complete_move(virq, cpu))?;
         if broken {
@@ -284,7 +298,12 @@ impl IrqCore {
 
     /// `virq` now runs outside `affinity`, to which it returns when a CPU of it comes
     /// back online (the first record wins: a later move keeps the original affinity).
-    fn record_broken(&self, virq: Virq, affinity: CpuMask, report: &mut MigrationReport) {
+    pub(crate) fn record_broken(
+        &self,
+        virq: Virq,
+        affinity: CpuMask,
+        report: &mut MigrationReport,
+    ) {
         self.hotplug.lock().broken.entry(virq).or_insert(affinity);
         report.broken.push(virq);
     }
@@ -324,15 +343,15 @@ impl IrqCore {
 
     /// Plan and run a retarget on this CPU. A plan that must run elsewhere is an error: the
     /// other CPUs are spinning in stop_machine and cannot run it.
-    fn retarget_inline(
+    pub(crate) fn retarget_inline(
         &self,
-        d: &mut IrqDesc,
+        h: &mut Held,
         old: Target,
         new: Target,
         cpu: CpuId,
         apic: &mut dyn LocalApic,
     ) -> Result<()> {
-        let Some(plan) = self.plan_retarget(d, old, new)? else {
+        let Some(plan) = self.plan_retarget(h, old, new)? else {
             return Ok(());
         };
         if let Some(c) = plan.run_on
@@ -340,7 +359,7 @@ impl IrqCore {
         {
             return Err(IrqError::InvalidCpu(c));
         }
-        self.run_plan_locked(d, &plan, apic)
+        self.run_plan_held(h, &plan, apic)
     }
 
     /// Shut an irq down for hotplug: mask, give the vector back (managed: to its
@@ -401,8 +420,19 @@ impl IrqCore {
             .filter(|(_, m)| m.contains(cpu))
             .map(|(v, m)| (*v, *m))
             .collect();
+        let mut done: Vec<Virq> = Vec::new();
         for (virq, orig) in broken {
-            match self.with_desc(virq, |d| self.move_back(d, &orig, apic)) {
+            if done.contains(&virq) {
+                // Moved back with its block already.
+                continue;
+            }
+            let mut group = alloc::vec![virq];
+            let r = self.with_held(virq, |h| {
+                group = h.virqs();
+                self.move_back(h, &orig, apic)
+            });
+            done.extend(&group);
+            match r {
                 Ok(Some(plan)) => deferred.push((virq, plan)),
                 Ok(None) => {}
                 // Freed meanwhile: nothing to restore.
@@ -417,8 +447,13 @@ impl IrqCore {
                     continue;
                 }
             }
-            self.hotplug.lock().broken.remove(&virq);
-            report.restored.push(virq);
+            // A block came back whole: every member's record goes.
+            let mut hp = self.hotplug.lock();
+            for v in group {
+                if hp.broken.remove(&v).is_some() {
+                    report.restored.push(v);
+                }
+            }
         }
         Ok((report, deferred))
     }
@@ -427,26 +462,28 @@ impl IrqCore {
     /// returns it for the caller to run where it says.
     fn move_back(
         &self,
-        d: &mut IrqDesc,
+        h: &mut Held,
         orig: &CpuMask,
         apic: &mut dyn LocalApic,
     ) -> Result<Option<StepPlan>> {
-        if d.state.plan_pending {
+        if h.descs().any(|d| d.state.plan_pending) {
             return Err(IrqError::Busy);
         }
-        let virq = d.virq;
-        let outcome = self.vector_op(d, |vd| vd.move_irq(virq, orig, false))?;
+        let Some(virq) = h.lead_virq() else {
+            return Ok(None);
+        };
+        let outcome = self.held_vector_op(h, |vd| vd.move_irq(virq, orig, false))?;
         let MoveOutcome::Moved { old, new } = outcome else {
             return Ok(None);
         };
         // If the hardware cannot be retargeted, the move is undone (plan_move) and the
         // irq listed as failed.
-        let Some(plan) = self.plan_move(d, old, new)? else {
+        let Some(plan) = self.plan_move(h, old, new)? else {
             return Ok(None);
         };
         match plan.run_on {
             Some(c) if c != apic.current_cpu() => Ok(Some(plan)),
-            _ => self.run_plan_locked(d, &plan, apic).map(|()| None),
+            _ => self.run_plan_held(h, &plan, apic).map(|()| None),
         }
     }
 

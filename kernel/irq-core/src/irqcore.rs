@@ -5,16 +5,17 @@
 //!
 //! | lock | protects | taken by |
 //! |---|---|---|
-//! | *domain lock* (`domains`) | the registry; virq allocation | alloc/free irqs, add/remove domains, listings |
+//! | *domain lock* (`domains`) | the registry; virq allocation; multi-MSI block records | alloc/free irqs, block reserve/alloc-in/teardown, add/remove domains, listings |
 //! | *descriptor lock* (one per irq, [`crate::desctable`]) | the descriptor; every chip operation and flow handler on that irq | everything about one irq, interrupt entry |
-//! | *vector lock* (`vector`) | the matrix, per-irq vector records, cleanup lists, writes to the per-CPU routes | vector allocation, moves, move completion, cleanup |
+//! | every member's *descriptor lock* of a multi-MSI block, **ascending virq order** (`group.rs`) | the block's descriptors together | a block's affinity change, plan steps, abort, hotplug |
+//! | *vector lock* (`vector`) | the matrix, per-irq vector records, blocks and their vector regions, cleanup lists, writes to the per-CPU routes | vector allocation, moves, move completion, cleanup |
 //! | hotplug records (`hotplug`) | what an offline shut down or broke | hotplug, affinity changes |
 //!
-//! Order: domain lock → descriptor lock → vector lock; chip-internal locks and the
-//! hotplug records are leaves (nothing is taken while holding them, and neither is held
-//! while taking a descriptor lock). Every method is called with interrupts off on the
-//! calling CPU (the kernel wraps them), so an interrupt handler never spins on a lock
-//! its own CPU holds.
+//! Order: domain lock → descriptor lock(s), ascending virq → vector lock; chip-internal
+//! locks and the hotplug records are leaves (nothing is taken while holding them, and
+//! neither is held while taking a descriptor lock). Every method is called with
+//! interrupts off on the calling CPU (the kernel wraps them), so an interrupt handler
+//! never spins on a lock its own CPU holds.
 //!
 //! Interrupt entry ([`IrqCore::begin_vector`]) reads the per-CPU route table without a
 //! lock, finds the descriptor without a lock, and takes only that irq's descriptor lock
@@ -52,7 +53,8 @@ pub struct IrqAlloc {
     pub managed: bool,
     /// Reservation mode (MSI): a real vector only when started.
     pub reserve: bool,
-    /// Consecutive irqs / vectors (multi-MSI: power of two).
+    /// Consecutive irqs / vectors: 1, or a multi-MSI block of 2^k ≤ 32 (see
+    /// [`IrqCore::alloc_irq`]).
     pub count: u32,
     /// Flow handler.
     pub flow: FlowKind,
@@ -324,7 +326,7 @@ impl IrqCore {
         r
     }
 
-    fn free_virqs(&self, count: u32, at: Option<Virq>) -> Result<Virq> {
+    pub(crate) fn free_virqs(&self, count: u32, at: Option<Virq>) -> Result<Virq> {
         let taken = |v: Virq| self.descs.taken(v);
         if let Some(v) = at {
             if (v..v + count).any(taken) {
@@ -340,15 +342,24 @@ impl IrqCore {
 
     /// Allocate `req.count` irqs in `domain` for `source`: the vector level first, then
     /// every level outward. Undone completely on failure. Returns the first virq.
+    ///
+    /// A count > 1 is a multi-MSI block in one call (reserve + every member on
+    /// consecutive virqs, torn down with its last member; see `block.rs`); a count
+    /// that is not a power of two, or above 32, is `InvalidArgument` and changes nothing.
     pub fn alloc_irq(&self, domain: DomainId, source: &IrqSource, req: &IrqAlloc) -> Result<Virq> {
+        let count = req.count.max(1);
+        if count > 1 {
+            return self.alloc_block_irqs(domain, source, req, count);
+        }
         let mut reg = self.domains.lock();
         let chain = reg.chain(domain)?;
         let chips: Vec<Option<Arc<dyn DomainOps>>> = chain
             .iter()
             .map(|&id| reg.node(id).map(|n| n.ops.clone()))
             .collect::<Result<_>>()?;
-        let count = req.count.max(1);
-        let virq = self.free_virqs(count, req.virq)?;
+        let virq = self.free_virqs(1, req.virq)?;
+        // The cell first: a virq beyond the table fails before anything is allocated.
+        let cell = self.descs.cell(virq)?;
         let trigger = match &chips[0] {
             Some(o) => o.translate(source)?.1,
             None => source.trigger(),
@@ -359,57 +370,73 @@ impl IrqCore {
                 affinity: req.affinity,
                 managed: req.managed,
                 reserve: req.reserve,
-                count,
+                count: 1,
             },
         )?;
-        let hw = match Self::alloc_levels(&chips, virq, count, source) {
+        let hw = match Self::alloc_levels(&chips, virq, 1, source) {
             Ok(hw) => hw,
             Err(e) => {
                 let _ = self.vector.lock().free(virq);
                 return Err(e);
             }
         };
-        let nr_cpus = self.nr_cpus();
-        for k in 0..count {
-            let levels = chain
-                .iter()
-                .enumerate()
-                .map(|(i, &id)| Level {
-                    domain: id,
-                    hwirq: if i + 1 == chain.len() {
-                        0
-                    } else {
-                        hw[i] + u64::from(k)
-                    },
-                    chip: chips[i].clone(),
-                })
-                .collect();
-            let target = self.vector.lock().irq(virq + k)?.target;
-            let cell = self.descs.cell(virq + k)?;
-            *cell.lock() = Some(IrqDesc {
-                virq: virq + k,
-                name: String::new(),
-                source: *source,
-                levels,
-                flow: req.flow,
-                trigger,
-                action: None,
-                state: DescState {
-                    masked: true,
-                    ..DescState::default()
-                },
-                counts: alloc::vec![0; nr_cpus],
-                window_count: 0,
-                window_unhandled: 0,
-                last_unhandled_ns: None,
-                unhandled_total: 0,
-                managed: req.managed,
-                target,
-                move_in_progress: false,
-            });
-        }
-        reg.count(&chain, i64::from(count));
+        let levels = chain
+            .iter()
+            .enumerate()
+            .map(|(i, &id)| Level {
+                domain: id,
+                hwirq: if i + 1 == chain.len() { 0 } else { hw[i] },
+                chip: chips[i].clone(),
+            })
+            .collect();
+        let target = self.vector.lock().irq(virq)?.target;
+        let desc = self.new_desc(
+            virq,
+            *source,
+            levels,
+            req.flow,
+            trigger,
+            req.managed,
+            target,
+        );
+        *cell.lock() = Some(desc);
+        reg.count(&chain, 1);
         Ok(virq)
+    }
+
+    /// A fresh descriptor: masked, not requested.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new_desc(
+        &self,
+        virq: Virq,
+        source: IrqSource,
+        levels: Vec<Level>,
+        flow: FlowKind,
+        trigger: crate::msi::Trigger,
+        managed: bool,
+        target: crate::hw::Target,
+    ) -> IrqDesc {
+        IrqDesc {
+            virq,
+            name: String::new(),
+            source,
+            levels,
+            flow,
+            trigger,
+            action: None,
+            state: DescState {
+                masked: true,
+                ..DescState::default()
+            },
+            counts: alloc::vec![0; self.nr_cpus()],
+            window_count: 0,
+            window_unhandled: 0,
+            last_unhandled_ns: None,
+            unhandled_total: 0,
+            managed,
+            target,
+            move_in_progress: false,
+        }
     }
 
     /// Hardware irqs of every level but the root, from the root's child outward (a
@@ -440,39 +467,46 @@ impl IrqCore {
         Ok(hw)
     }
 
-    /// Free irqs from [`Self::alloc_irq`] (pass the first virq and the same count).
-    /// Refused while any of them is requested.
+    /// Free `count` irqs from `virq` on, each on its own: irqs from [`Self::alloc_irq`]
+    /// (pass the first virq and the same count), or one member of a multi-MSI block
+    /// (`free_irq(member, 1)`: its vector stays in the block; a block made by
+    /// `alloc_irq` goes back with its last member, one made by [`Self::reserve_block`]
+    /// waits for [`Self::teardown_block`]). Refused (`Busy`) while any of them is
+    /// requested, or still running a handler on some CPU (released meanwhile: retry once
+    /// `end_irq` has run there, as Linux's `free_irq` waits for it).
     pub fn free_irq(&self, virq: Virq, count: u32) -> Result<()> {
         let mut reg = self.domains.lock();
         for k in 0..count {
-            if self.desc(virq + k)?.action.is_some() {
+            let d = self.desc(virq + k)?;
+            if d.action.is_some() || d.state.in_progress {
                 return Err(IrqError::Busy);
             }
         }
         // Empty the descriptors first: from here on a late arrival finds nothing and is
         // acknowledged, instead of reaching a chip whose entry is being freed.
-        let mut levels = Vec::new();
+        let mut taken = Vec::new();
         for k in 0..count {
             if let Some(c) = self.descs.get(virq + k)
                 && let Some(d) = c.lock().take()
-                && k == 0
             {
-                levels = d.levels;
+                taken.push(d);
             }
         }
-        for l in levels.iter().take(levels.len().saturating_sub(1)) {
-            if let Some(o) = &l.chip {
-                o.free(virq, l.hwirq, count);
+        for d in taken {
+            if self.vector.lock().block_of(d.virq).is_some() {
+                self.free_member_locked(&mut reg, d)?;
+                continue;
             }
-        }
-        // A multi-vector block is freed as one (the vector domain frees the whole block).
-        self.vector.lock().free(virq)?;
-        let chain: Vec<DomainId> = levels.iter().map(|l| l.domain).collect();
-        reg.count(&chain, -i64::from(count));
-        let mut hp = self.hotplug.lock();
-        for k in 0..count {
+            for l in d.levels.iter().take(d.levels.len().saturating_sub(1)) {
+                if let Some(o) = &l.chip {
+                    o.free(d.virq, l.hwirq, 1);
+                }
+            }
+            self.vector.lock().free(d.virq)?;
+            let chain: Vec<DomainId> = d.levels.iter().map(|l| l.domain).collect();
+            reg.count(&chain, -1);
             // A later irq with this number must not inherit hotplug records.
-            hp.forget(virq + k);
+            self.hotplug.lock().forget(d.virq);
         }
         Ok(())
     }
@@ -484,6 +518,11 @@ impl IrqCore {
     pub fn request_irq(&self, virq: Virq, token: u64, name: &str) -> Result<()> {
         self.with_desc(virq, |d| {
             if d.action.is_some() {
+                return Err(IrqError::Busy);
+            }
+            if d.state.plan_pending {
+                // Programming the new target now would skip the plan's safe order (a
+                // non-maskable device, a block's shared message): after the plan ran.
                 return Err(IrqError::Busy);
             }
             d.action = Some(token);
@@ -508,14 +547,20 @@ impl IrqCore {
                 return Err(IrqError::InvalidState);
             }
             self.mask_locked(d)?;
-            let is_block = self.vector.lock().irq(virq)?.block.1 > 1;
+            // A block member keeps its vector (the block's alignment): masked is enough.
+            let is_block = self.vector.lock().block_of(virq).is_some();
             if !is_block {
                 self.vector_op(d, |vd| vd.deactivate(virq))?;
                 self.program_levels(d, false)?;
             }
             d.action = None;
+            // A handler still running on another CPU (its `end_irq` is to come, and
+            // `free_irq` waits for it) and a plan still to run on the hardware outlive
+            // the handler's detachment.
             d.state = DescState {
                 masked: true,
+                in_progress: d.state.in_progress,
+                plan_pending: d.state.plan_pending,
                 ..DescState::default()
             };
             Ok(())

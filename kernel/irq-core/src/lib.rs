@@ -8,6 +8,7 @@
 extern crate alloc;
 
 pub mod affinity;
+mod block;
 pub mod chip;
 pub mod cpumask;
 pub mod desc;
@@ -15,7 +16,9 @@ pub mod desctable;
 pub mod domain;
 pub mod error;
 pub mod flow;
+mod group;
 pub mod hotplug;
+mod hotplug_block;
 pub mod hw;
 pub mod ioapic;
 pub mod irqcore;
@@ -23,10 +26,12 @@ mod levels;
 pub mod matrix;
 pub mod msi;
 pub mod msidomain;
+pub mod region;
 mod registry;
 mod retarget;
 pub mod routes;
 pub mod source;
+pub mod vecblock;
 pub mod vecdomain;
 pub mod vector;
 
@@ -34,4 +39,5 @@ pub use cpumask::{CpuId, CpuMask, MASK_WORDS, MAX_CPUS};
 pub use error::{IrqError, Result, Virq};
 pub use irqcore::{IrqAlloc, IrqCore};
 pub use source::{DmaAlias, IrqSource, PciFunction, Polarity};
+pub use vecblock::BlockId;
 pub use vector::Vector;

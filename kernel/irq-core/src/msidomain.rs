@@ -5,34 +5,47 @@
 //! never changes: the remapping level is asked first on an affinity change and claims
 //! it, so this level is asked only when nothing between it and the vector domain can
 //! retarget — then it picks the maskable or the non-maskable path.
+//!
+//! **Message numbers** are a [`RegionAllocator`] over the storage's `nvec` entries:
+//!
+//! * a multi-MSI device reserves one 2^k region at index 0 ([`Domain::reserve_block`]:
+//!   its Multiple Message Enable field enables messages 0..2^k), whose members are then
+//!   allocated and freed one by one; they share the one stored message (slot 0), written
+//!   with the member bits of the data word clear, since the device ORs its message number
+//!   into them;
+//! * every other message (MSI-X entries, a single MSI, an HPET comparator) is a
+//!   one-entry region, so MSI-X entries can be added and freed at any time while the
+//!   others stay (dynamic MSI-X) — freeing one never touches another's region.
 
 use alloc::string::String;
-use alloc::vec::Vec;
 
-use crate::affinity::{Step, StepPlan, Word, msi_path, plan_msi_update};
+use crate::affinity::{
+    BlockMembers, Step, StepPlan, Word, msi_path, plan_block_update, plan_msi_update,
+};
 use crate::chip::{AffinityMsgs, Chip, ChipOp, HwIrq, LevelCtx};
 use crate::domain::Domain;
 use crate::error::{IrqError, Result, Virq};
 use crate::msi::{MsiMsg, MsiStorage, Trigger};
+use crate::region::{RegionAllocator, RegionInfo};
 use crate::source::IrqSource;
 
 /// MSI domain for one device.
 pub struct MsiDomain<S: MsiStorage> {
     name: String,
     storage: S,
-    /// Which message indices are allocated (allocation runs under the domain lock; this
-    /// lock only makes the `&self` interface sound).
-    used: spin::Mutex<Vec<bool>>,
+    /// Which message numbers are reserved and allocated (allocation runs under the domain
+    /// lock; this lock only makes the `&self` interface sound, and is a leaf).
+    index: spin::Mutex<RegionAllocator>,
 }
 
 impl<S: MsiStorage> MsiDomain<S> {
     /// A domain over `storage`; `name` is its chip name in listings (`PCI-MSI`, ...).
     pub fn new(name: &str, storage: S) -> Self {
-        let n = storage.caps().nvec as usize;
+        let n = storage.caps().nvec;
         Self {
             name: String::from(name),
             storage,
-            used: spin::Mutex::new(alloc::vec![false; n]),
+            index: spin::Mutex::new(RegionAllocator::up_to(n)),
         }
     }
 
@@ -41,18 +54,37 @@ impl<S: MsiStorage> MsiDomain<S> {
         &self.storage
     }
 
-    /// Storage slot holding the message of `hwirq`: multi-vector MSI shares slot 0.
+    /// The region (block, or a single entry) that message number `hwirq` belongs to.
+    pub fn region_of(&self, hwirq: HwIrq) -> Option<RegionInfo> {
+        self.index.lock().region_of(u32::try_from(hwirq).ok()?)
+    }
+
+    /// Every reserved region of message numbers (diagnostics and tests).
+    pub fn regions(&self) -> alloc::vec::Vec<RegionInfo> {
+        self.index.lock().regions().collect()
+    }
+
+    /// Storage slot holding the message of `hwirq`: multi-vector MSI stores one message
+    /// for its whole block, at the block's first number (0).
     fn slot(&self, hwirq: HwIrq) -> u32 {
         if self.storage.caps().multi_vector {
-            0
+            self.region_of(hwirq).map_or(0, |r| r.base)
         } else {
             hwirq as u32
         }
     }
 
-    /// Does this member own the stored message? (Multi-MSI: only the first.)
-    fn owns_message(&self, hwirq: HwIrq) -> bool {
-        !self.storage.caps().multi_vector || hwirq == 0
+    /// The words stored for `hwirq`'s message `msg`: a multi-MSI member's data word with
+    /// the member bits clear (the device ORs its message number back in).
+    fn stored(&self, hwirq: HwIrq, msg: &MsiMsg) -> MsiMsg {
+        if !self.storage.caps().multi_vector {
+            return *msg;
+        }
+        let len = self.region_of(hwirq).map_or(1, |r| r.len);
+        MsiMsg {
+            data: msg.data & !(len - 1),
+            ..*msg
+        }
     }
 
     fn write(&self, index: u32, m: &MsiMsg) {
@@ -85,36 +117,63 @@ impl<S: MsiStorage> Domain for MsiDomain<S> {
         }
     }
 
+    /// One message number, as a one-entry region (several at once: use a block).
     fn alloc(&self, _virq: Virq, nr: u32, source: &IrqSource) -> Result<HwIrq> {
         let (hw, _) = self.translate(source)?;
-        let caps = self.storage.caps();
-        if nr > 1 && (!caps.multi_vector || !nr.is_power_of_two() || hw != 0) {
+        if nr != 1 {
             return Err(IrqError::InvalidArgument);
         }
-        let mut used = self.used.lock();
-        let range = hw as usize..hw as usize + nr as usize;
-        if range.end > used.len() {
-            return Err(IrqError::NoSpace);
-        }
-        if used[range.clone()].iter().any(|&u| u) {
-            return Err(IrqError::Busy);
-        }
-        used[range].iter_mut().for_each(|u| *u = true);
+        let mut ix = self.index.lock();
+        ix.reserve_at(hw as u32, 1)?;
+        ix.alloc_at(hw as u32)?;
         Ok(hw)
     }
 
     fn free(&self, _virq: Virq, hwirq: HwIrq, nr: u32) {
-        let mut used = self.used.lock();
-        let end = (hwirq as usize + nr as usize).min(used.len());
-        for u in used.iter_mut().take(end).skip(hwirq as usize) {
-            *u = false;
+        let mut ix = self.index.lock();
+        for i in hwirq..hwirq.saturating_add(u64::from(nr)) {
+            let Ok(i) = u32::try_from(i) else { return };
+            if let Ok(f) = ix.free(i)
+                && f.live == 0
+            {
+                let _ = ix.teardown(f.base);
+            }
         }
     }
 
-    fn activate(&self, d: &LevelCtx, msg: &MsiMsg) -> Result<()> {
-        if self.owns_message(d.hwirq) {
-            self.write(self.slot(d.hwirq), msg);
+    /// Multi-MSI only, and only at number 0 (Multiple Message Enable counts from 0).
+    fn reserve_block(&self, nr: u32, source: &IrqSource) -> Result<HwIrq> {
+        let (hw, _) = self.translate(source)?;
+        if !self.storage.caps().multi_vector || hw != 0 {
+            return Err(IrqError::InvalidArgument);
         }
+        self.index.lock().reserve_at(0, nr)?;
+        Ok(0)
+    }
+
+    fn alloc_in_block(&self, _virq: Virq, hwirq: HwIrq) -> Result<()> {
+        // A one-entry region's member is always allocated: only a block's can be free.
+        let i = u32::try_from(hwirq).map_err(|_| IrqError::InvalidArgument)?;
+        self.index.lock().alloc_at(i)?;
+        Ok(())
+    }
+
+    fn free_in_block(&self, _virq: Virq, hwirq: HwIrq) {
+        if let Ok(i) = u32::try_from(hwirq) {
+            let _ = self.index.lock().free(i);
+        }
+    }
+
+    fn teardown_block(&self, hwirq: HwIrq, _nr: u32) {
+        if let Ok(i) = u32::try_from(hwirq) {
+            let _ = self.index.lock().teardown(i);
+        }
+    }
+
+    /// Writes the message; every member of a multi-MSI block writes the same shared one
+    /// (member 0 may not be allocated at all).
+    fn activate(&self, d: &LevelCtx, msg: &MsiMsg) -> Result<()> {
+        self.write(self.slot(d.hwirq), &self.stored(d.hwirq, msg));
         Ok(())
     }
 
@@ -151,6 +210,25 @@ impl<S: MsiStorage> Chip for MsiDomain<S> {
     fn set_affinity(&self, d: &LevelCtx, m: &AffinityMsgs) -> Result<Option<StepPlan>> {
         let path = msi_path(self.storage.caps().maskable);
         Ok(Some(plan_msi_update(path, d, self.slot(d.hwirq), m)))
+    }
+
+    fn set_block_affinity(
+        &self,
+        d: &LevelCtx,
+        m: &AffinityMsgs,
+        block: &BlockMembers,
+    ) -> Result<Option<StepPlan>> {
+        if !self.storage.caps().multi_vector {
+            return Err(IrqError::Unsupported);
+        }
+        let maskable = self.storage.caps().maskable;
+        Ok(Some(plan_block_update(
+            maskable,
+            d,
+            self.slot(d.hwirq),
+            m,
+            block,
+        )))
     }
 
     fn exec_step(&self, d: &LevelCtx, index: u32, step: &Step, _msg: &MsiMsg) -> Result<()> {

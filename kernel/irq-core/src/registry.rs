@@ -2,16 +2,44 @@
 //! a level in each. Protected by the core's *domain lock*, the outermost interrupt lock
 //! (Linux's `irq_domain_mutex`): taken to allocate and free irqs and to add or remove
 //! domains, never on interrupt entry, which reaches each level's chip through the
-//! descriptor.
+//! descriptor. The multi-MSI blocks reserved in the domains are recorded here too: a
+//! block is allocation state of every level of its chain, and a domain with a block
+//! reserved in it cannot be removed.
 
+use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
+use crate::chip::HwIrq;
+use crate::desc::FlowKind;
 use crate::domain::{DomainId, DomainInfo, DomainOps};
 use crate::error::{IrqError, Result};
+use crate::msi::Trigger;
 use crate::source::IrqSource;
+use crate::vecblock::BlockId;
 
+/// A multi-MSI block as every level of its chain reserved it: what allocating a member
+/// (a descriptor with these levels) needs.
+#[derive(Clone)]
+pub(crate) struct DeviceBlock {
+    /// Its domains, outermost first, the vector domain last.
+    pub(crate) chain: Vec<DomainId>,
+    /// Their chips (`None` for the root).
+    pub(crate) chips: Vec<Option<Arc<dyn DomainOps>>>,
+    /// The first hardware irq each level reserved (member `i` is `hw[level] + i`).
+    pub(crate) hw: Vec<HwIrq>,
+    /// Size of the block.
+    pub(crate) count: u32,
+    /// The device, as the allocation named it.
+    pub(crate) source: IrqSource,
+    /// Trigger mode of its members.
+    pub(crate) trigger: Trigger,
+    /// Flow handler of its members.
+    pub(crate) flow: FlowKind,
+    /// Made by the one-call allocation: torn down with its last member.
+    pub(crate) auto_teardown: bool,
+}
 pub(crate) struct DomainNode {
     pub(crate) name: String,
     pub(crate) parent: Option<DomainId>,
@@ -29,6 +57,8 @@ pub(crate) struct DomainNode {
 /// id can only ever fail.
 pub(crate) struct Registry {
     nodes: Vec<Option<DomainNode>>,
+    /// Multi-MSI blocks reserved in these domains.
+    pub(crate) blocks: BTreeMap<BlockId, DeviceBlock>,
 }
 
 impl Registry {
@@ -41,7 +71,13 @@ impl Registry {
                 group: false,
                 allocated: 0,
             })],
+            blocks: BTreeMap::new(),
         }
+    }
+
+    /// A reserved block's record.
+    pub(crate) fn block(&self, id: BlockId) -> Result<&DeviceBlock> {
+        self.blocks.get(&id).ok_or(IrqError::UnknownBlock)
     }
 
     pub(crate) fn node(&self, id: DomainId) -> Result<&DomainNode> {
@@ -112,6 +148,10 @@ impl Registry {
             return Err(IrqError::Busy);
         }
         if self.live().any(|(_, c)| c.parent == Some(id)) {
+            return Err(IrqError::Busy);
+        }
+        if self.blocks.values().any(|b| b.chain.contains(&id)) {
+            // A reserved block, even with no member left, still holds entries here.
             return Err(IrqError::Busy);
         }
         self.nodes[id.0 as usize] = None;

@@ -8,12 +8,18 @@
 //! `plan_pending`: a second move is refused, an arrival at the new target (a retrigger)
 //! does not complete the move, and a plan that could not be delivered can be withdrawn
 //! with [`IrqCore::abort_plan`], which puts the irq back on its old target.
+//!
+//! A member of a multi-MSI block moves its whole block: every step above holds every
+//! member's descriptor lock (ascending virq order, `group.rs`), the plan rewrites the one
+//! shared message and names members where they differ, and every member is
+//! `plan_pending` until it runs. Any member's virq can be passed to run or abort it.
 
-use crate::affinity::{Step, StepPlan};
+use crate::affinity::{BlockMembers, Step, StepPlan};
 use crate::chip::AffinityMsgs;
 use crate::cpumask::CpuMask;
 use crate::desc::IrqDesc;
 use crate::error::{IrqError, Result, Virq};
+use crate::group::Held;
 use crate::hw::{LocalApic, Target};
 use crate::irqcore::IrqCore;
 use crate::vecdomain::{CleanupOutcome, MoveOutcome};
@@ -23,46 +29,56 @@ impl IrqCore {
     /// with [`Self::run_plan`] on `plan.run_on` (if set) with interrupts off (if
     /// `plan.irqs_off`), or `None` if nothing had to be rewritten. `force_new_vector`
     /// moves even if the current CPU is in `mask` (single-CPU demonstration). `Busy`
-    /// while an earlier move is still in flight or its plan has not run.
+    /// while an earlier move is still in flight or its plan has not run. For a member of
+    /// a multi-MSI block the whole block moves (one plan for all of it).
     pub fn set_affinity(
         &self,
         virq: Virq,
         mask: &CpuMask,
         force_new_vector: bool,
     ) -> Result<Option<StepPlan>> {
-        self.with_desc(virq, |d| {
-            if d.managed {
+        self.with_held(virq, |h| {
+            if h.descs().any(|d| d.managed) {
                 return Err(IrqError::ManagedAffinity);
             }
-            if d.state.plan_pending {
+            if h.descs().any(|d| d.state.plan_pending) {
                 return Err(IrqError::Busy);
             }
-            let outcome = self.vector_op(d, |vd| vd.set_affinity(virq, mask, force_new_vector))?;
+            let outcome =
+                self.held_vector_op(h, |vd| vd.set_affinity(virq, mask, force_new_vector))?;
             // The user chose a new affinity: an offline CPU's irq no longer waits to go back.
-            self.hotplug.lock().broken.remove(&virq);
+            let mut hp = self.hotplug.lock();
+            for v in h.virqs() {
+                hp.broken.remove(&v);
+            }
+            drop(hp);
             match outcome {
                 MoveOutcome::Unchanged => Ok(None),
-                MoveOutcome::Moved { old, new } => self.plan_move(d, old, new),
+                MoveOutcome::Moved { old, new } => self.plan_move(h, old, new),
             }
         })
     }
 
-    /// Plan the hardware side of a vector-level move just made; if no plan can be made,
-    /// the move is undone so the irq stays where its hardware points.
+    /// Plan the hardware side of a vector-level move just made (for a block, `old`/`new`
+    /// are its first vectors); if no plan can be made, the move is undone so the irq
+    /// stays where its hardware points.
     pub(crate) fn plan_move(
         &self,
-        d: &mut IrqDesc,
+        h: &mut Held,
         old: Target,
         new: Target,
     ) -> Result<Option<StepPlan>> {
-        match self.plan_retarget(d, old, new) {
+        match self.plan_retarget(h, old, new) {
             Ok(plan) => {
-                d.state.plan_pending = plan.is_some();
+                for d in h.descs() {
+                    d.state.plan_pending = plan.is_some();
+                }
                 Ok(plan)
             }
             Err(e) => {
-                let virq = d.virq;
-                let _ = self.vector_op(d, |vd| vd.undo_move(virq));
+                if let Some(v) = h.lead_virq() {
+                    let _ = self.held_vector_op(h, |vd| vd.undo_move(v));
+                }
                 Err(e)
             }
         }
@@ -71,10 +87,23 @@ impl IrqCore {
     /// Ask the levels, innermost first, which one must rewrite its hardware for a move.
     pub(crate) fn plan_retarget(
         &self,
-        d: &IrqDesc,
+        h: &mut Held,
         old: Target,
         new: Target,
     ) -> Result<Option<StepPlan>> {
+        let block = match h.block {
+            Some(id) => {
+                let vd = self.vector.lock();
+                let b = vd.block(id)?;
+                Some(BlockMembers {
+                    count: b.count,
+                    live: b.live_mask(),
+                })
+            }
+            None => None,
+        };
+        // An empty block has no member to send anything: nothing to rewrite.
+        let Some(d) = h.lead() else { return Ok(None) };
         let mid = Target {
             vector: new.vector,
             ..old
@@ -90,38 +119,75 @@ impl IrqCore {
                 new: self.compose_below(d, i, &new)?,
                 intermediate: self.compose_below(d, i, &mid)?,
             };
-            if let Some(plan) = chip.set_affinity(&Self::ctx(d, i)?, &msgs)? {
-                return Ok(Some(plan));
+            let ctx = Self::ctx(d, i)?;
+            let plan = match &block {
+                None => chip.set_affinity(&ctx, &msgs)?,
+                Some(b) => chip.set_block_affinity(&ctx, &msgs, b)?,
+            };
+            if plan.is_some() {
+                return Ok(plan);
             }
         }
         Ok(None)
     }
 
-    fn run_step_locked(
+    /// One storage step at the level the plan names, with `d`'s context and message.
+    fn exec_on(&self, d: &IrqDesc, plan: &StepPlan, step: &Step) -> Result<()> {
+        let msg = self.compose_below(d, plan.level, &d.target)?;
+        let ctx = Self::ctx(d, plan.level)?;
+        let chip = Self::chip(d, plan.level).ok_or(IrqError::InvalidArgument)?;
+        chip.exec_step(&ctx, plan.index, step, &msg)
+    }
+
+    /// Step `i` of `plan` for held descriptors. A step naming a member acts on that
+    /// member (one beyond the block is malformed; one freed since the plan was made has
+    /// nothing left to mask or retrigger); the others act through the lead descriptor.
+    fn run_step_held(
         &self,
-        d: &mut IrqDesc,
+        h: &mut Held,
         plan: &StepPlan,
         i: usize,
         apic: &mut dyn LocalApic,
     ) -> Result<()> {
-        let step = plan.steps.get(i).ok_or(IrqError::InvalidArgument)?;
-        match *step {
+        let step = *plan.steps.get(i).ok_or(IrqError::InvalidArgument)?;
+        let member = match step {
+            Step::MaskMember(m)
+            | Step::RestoreMemberMask(m)
+            | Step::CheckIrrRetriggerMember(_, m) => {
+                if m >= h.count {
+                    return Err(IrqError::InvalidArgument);
+                }
+                Some(m)
+            }
+            _ => None,
+        };
+        let d = match member {
+            Some(m) => h.member(m),
+            None => h.lead(),
+        };
+        match step {
             Step::ClaimTransient(v) => {
                 self.vector.lock().claim_transient(apic.current_cpu(), v);
                 Ok(())
             }
-            Step::CheckIrrRetrigger(v) => {
-                if apic.irr_pending(v) {
-                    self.retrigger_locked(d, apic)?;
+            Step::CheckIrrRetrigger(v) | Step::CheckIrrRetriggerMember(v, _) => {
+                // The member's descriptor already names its new target: retrigger there
+                // (a chip that re-raises at the source does, else an IPI of its vector).
+                match d {
+                    Some(d) if apic.irr_pending(v) => self.retrigger_locked(d, apic),
+                    _ => Ok(()),
                 }
-                Ok(())
             }
-            _ => {
-                let msg = self.compose_below(d, plan.level, &d.target)?;
-                let ctx = Self::ctx(d, plan.level)?;
-                let chip = Self::chip(d, plan.level).ok_or(IrqError::InvalidArgument)?;
-                chip.exec_step(&ctx, plan.index, step, &msg)
+            Step::MaskMember(_) => {
+                d.map_or(Ok(()), |d| self.exec_on(d, plan, &Step::MaskForUpdate))
             }
+            Step::RestoreMemberMask(_) => {
+                d.map_or(Ok(()), |d| self.exec_on(d, plan, &Step::RestoreMask))
+            }
+            _ => match d {
+                Some(d) => self.exec_on(d, plan, &step),
+                None => Ok(()),
+            },
         }
     }
 
@@ -135,13 +201,15 @@ impl IrqCore {
         i: usize,
         apic: &mut dyn LocalApic,
     ) -> Result<()> {
-        self.with_desc(virq, |d| {
-            d.state.plan_pending = false;
-            self.run_step_locked(d, plan, i, apic)
+        self.with_held(virq, |h| {
+            for d in h.descs() {
+                d.state.plan_pending = false;
+            }
+            self.run_step_held(h, plan, i, apic)
         })
     }
 
-    /// Execute a whole plan under one hold of the descriptor lock. Refuses (doing
+    /// Execute a whole plan under one hold of the descriptor lock(s). Refuses (doing
     /// nothing) if it must run on another CPU.
     pub fn run_plan(&self, virq: Virq, plan: &StepPlan, apic: &mut dyn LocalApic) -> Result<()> {
         if let Some(cpu) = plan.run_on
@@ -149,30 +217,37 @@ impl IrqCore {
         {
             return Err(IrqError::InvalidCpu(cpu));
         }
-        self.with_desc(virq, |d| self.run_plan_locked(d, plan, apic))
+        self.with_held(virq, |h| self.run_plan_held(h, plan, apic))
     }
 
-    pub(crate) fn run_plan_locked(
+    pub(crate) fn run_plan_held(
         &self,
-        d: &mut IrqDesc,
+        h: &mut Held,
         plan: &StepPlan,
         apic: &mut dyn LocalApic,
     ) -> Result<()> {
-        d.state.plan_pending = false;
-        (0..plan.steps.len()).try_for_each(|i| self.run_step_locked(d, plan, i, apic))
+        for d in h.descs() {
+            d.state.plan_pending = false;
+        }
+        (0..plan.steps.len()).try_for_each(|i| self.run_step_held(h, plan, i, apic))
     }
 
     /// Withdraw a plan none of whose steps ran (it could not be delivered to the CPU it
-    /// names): the irq goes back to its old target, which its hardware still points at.
-    /// Nothing happens if no plan is pending.
+    /// names): the irq — or its whole block — goes back to its old target, which its
+    /// hardware still points at. Nothing happens if no plan is pending.
     pub fn abort_plan(&self, virq: Virq) -> Result<()> {
-        self.with_desc(virq, |d| {
-            if !d.state.plan_pending {
+        self.with_held(virq, |h| {
+            if !h.descs().any(|d| d.state.plan_pending) {
                 return Ok(());
             }
-            let r = self.vector_op(d, |vd| vd.undo_move(virq));
-            d.state.plan_pending = false;
-            r.map(|_| ())
+            let r = match h.lead_virq() {
+                Some(v) => self.held_vector_op(h, |vd| vd.undo_move(v)).map(|_| ()),
+                None => Ok(()),
+            };
+            for d in h.descs() {
+                d.state.plan_pending = false;
+            }
+            r
         })
     }
 

@@ -16,6 +16,9 @@
 //! a slot that no longer knows its irq — and reports what it had to leave for a retry.
 //! A second move while one is in flight is refused with [`IrqError::Busy`].
 //!
+//! Multi-MSI blocks (2^k aligned vectors on one CPU, one irq per member, moved whole) are
+//! kept here too; [`crate::vecblock`] has their rules.
+//!
 //! Locking: the whole struct is protected by the *vector lock*. It nests inside a
 //! descriptor lock (descriptor lock -> vector lock), never the other way round. Every
 //! change of an irq's *current target* is made with that irq's descriptor lock held too
@@ -30,8 +33,10 @@ use crate::cpumask::{CpuId, CpuMask};
 use crate::error::{IrqError, Result, Virq};
 use crate::hw::Target;
 use crate::matrix::VectorMatrix;
+use crate::region::RegionAllocator;
 pub use crate::routes::Slot;
 use crate::routes::{MAX_ROUTED_VIRQ, Routes};
+use crate::vecblock::{BlockId, VectorBlock};
 use crate::vector::{SHUTDOWN_VECTOR, Vector, is_system};
 
 /// Lifecycle of an irq at the vector level.
@@ -59,8 +64,10 @@ pub struct VectorIrq {
     /// Holds a global reservation while `Reserved` (reservation mode MSI, or an unmanaged
     /// irq that was shut down).
     pub can_reserve: bool,
-    /// Member `index` of a multi-vector block of `count` (count 1 = not a block).
+    /// Member `index` of a multi-vector block of `count` ((0, 1) = not a block).
     pub block: (u32, u32),
+    /// The multi-MSI block this irq is a member of ([`crate::vecblock`]).
+    pub block_id: Option<BlockId>,
     /// Reserved or active.
     pub state: VectorState,
 }
@@ -74,7 +81,8 @@ pub struct VectorAlloc {
     pub managed: bool,
     /// Reservation mode: take only a reservation until activated (MSI).
     pub reserve: bool,
-    /// Number of vectors (power of two; >1 = multi-MSI block, contiguous and aligned).
+    /// Number of vectors (power of two; >1 = multi-MSI block, contiguous and aligned; its
+    /// last member's free tears it down).
     pub count: u32,
 }
 
@@ -105,12 +113,18 @@ pub struct CleanupOutcome {
 
 /// The root interrupt domain.
 pub struct VectorDomain {
-    matrix: VectorMatrix,
-    irqs: BTreeMap<Virq, VectorIrq>,
-    routes: Arc<Routes>,
+    pub(crate) matrix: VectorMatrix,
+    pub(crate) irqs: BTreeMap<Virq, VectorIrq>,
+    pub(crate) routes: Arc<Routes>,
     /// Per CPU: irqs whose `prev` lives on this CPU and awaits cleanup.
-    cleanup: Vec<Vec<Virq>>,
+    pub(crate) cleanup: Vec<Vec<Virq>>,
     apic_ids: Vec<u32>,
+    /// Multi-MSI blocks by id.
+    pub(crate) blocks: BTreeMap<BlockId, VectorBlock>,
+    /// Per CPU: its multi-MSI blocks as regions of its 256 vectors (members = irqs).
+    pub(crate) regions: Vec<RegionAllocator>,
+    /// Next block id (ids are never reused, so a stale one can only fail).
+    pub(crate) next_block: u32,
 }
 
 impl VectorDomain {
@@ -123,6 +137,11 @@ impl VectorDomain {
             routes: Arc::new(Routes::new(nr_cpus)),
             cleanup: alloc::vec![Vec::new(); nr_cpus],
             apic_ids: (0..nr_cpus as u32).collect(),
+            blocks: BTreeMap::new(),
+            regions: (0..nr_cpus)
+                .map(|_| RegionAllocator::new(256))
+                .collect::<core::result::Result<_, _>>()?,
+            next_block: 0,
         })
     }
 
@@ -155,7 +174,7 @@ impl VectorDomain {
         self.matrix.nr_cpus()
     }
 
-    fn target(&self, cpu: CpuId, vector: Vector) -> Target {
+    pub(crate) fn target(&self, cpu: CpuId, vector: Vector) -> Target {
         Target {
             cpu,
             apic_id: self.apic_id(cpu),
@@ -186,9 +205,12 @@ impl VectorDomain {
         self.matrix.offline(cpu)
     }
 
-    /// Could `cpu` go offline? See [`VectorMatrix::can_offline`].
+    /// Could `cpu` go offline? Its vectors must fit on the other online CPUs
+    /// ([`VectorMatrix::can_offline`]), and every multi-MSI block on it needs an aligned run
+    /// of its size on one of them ([`IrqError::NoBlockSpace`] otherwise).
     pub fn can_offline(&self, cpu: CpuId) -> Result<()> {
-        self.matrix.can_offline(cpu)
+        self.matrix.can_offline(cpu)?;
+        self.blocks_fit_without(cpu)
     }
 
     /// State of one irq at the vector level.
@@ -206,7 +228,7 @@ impl VectorDomain {
         self.routes.get(cpu, v)
     }
 
-    fn validate_mask(&self, mask: &CpuMask) -> Result<()> {
+    pub(crate) fn validate_mask(&self, mask: &CpuMask) -> Result<()> {
         if mask.is_empty() || mask.iter().any(|c| c as usize >= self.nr_cpus()) {
             return Err(IrqError::InvalidMask);
         }
@@ -229,7 +251,7 @@ impl VectorDomain {
 
     /// Allocate the vector level for irqs `virq..virq+req.count`. Reservation-mode and
     /// managed irqs only reserve; others get a vector now (multi-vector requests get one
-    /// aligned block on one CPU).
+    /// aligned block on one CPU, member `i` = irq `virq + i`).
     pub fn alloc(&mut self, virq: Virq, req: &VectorAlloc) -> Result<()> {
         self.validate_mask(&req.affinity)?;
         if req.count == 0 || !req.count.is_power_of_two() || req.count > 32 {
@@ -253,6 +275,7 @@ impl VectorDomain {
             managed: req.managed,
             can_reserve: req.reserve,
             block: (0, 1),
+            block_id: None,
             state: VectorState::Reserved,
         };
         if req.managed {
@@ -274,20 +297,16 @@ impl VectorDomain {
                 },
             );
         } else {
-            let (cpu, v0) = self.matrix.alloc_block(&req.affinity, req.count)?;
+            let id = self.reserve_block(&req.affinity, req.count, true)?;
             for i in 0..req.count {
-                let v = Vector(v0.0 + i as u8);
-                self.routes.set(cpu, v, Slot::Irq(virq + i));
-                let target = self.target(cpu, v);
-                self.irqs.insert(
-                    virq + i,
-                    VectorIrq {
-                        target,
-                        state: VectorState::Active,
-                        block: (i, req.count),
-                        ..base
-                    },
-                );
+                // Cannot fail: the block is fresh and the virqs were checked free above.
+                if let Err(e) = self.alloc_in_block(id, i, virq + i) {
+                    for j in 0..i {
+                        let _ = self.free_member(virq + j);
+                    }
+                    let _ = self.teardown_block(id);
+                    return Err(e);
+                }
             }
         }
         Ok(())
@@ -315,14 +334,20 @@ impl VectorDomain {
 
     /// Drop the old half of a move right away (abandon it). The old slot is marked shut
     /// down so a late arrival there is acknowledged quietly.
-    fn drop_prev(&mut self, virq: Virq) {
+    pub(crate) fn drop_prev(&mut self, virq: Virq) {
         let Some(irq) = self.irqs.get_mut(&virq) else {
             return;
         };
         if let Some(p) = irq.prev.take() {
             irq.move_in_progress = false;
+            let block = irq.block_id;
             self.routes.set(p.cpu, p.vector, Slot::Shutdown);
-            let _ = self.matrix.free(p.cpu, p.vector);
+            match block {
+                Some(id) => self.release_old_member(id, p),
+                None => {
+                    let _ = self.matrix.free(p.cpu, p.vector);
+                }
+            }
             if let Some(list) = self.cleanup.get_mut(p.cpu as usize) {
                 list.retain(|&x| x != virq);
             }
@@ -339,7 +364,8 @@ impl VectorDomain {
         if irq.state == VectorState::Reserved {
             return Ok(irq.target);
         }
-        if irq.block.1 > 1 {
+        if irq.block_id.is_some() {
+            // A member's vector belongs to its block: it stays until the member is freed.
             return Err(IrqError::Unsupported);
         }
         self.drop_prev(virq);
@@ -356,21 +382,12 @@ impl VectorDomain {
         Ok(shut)
     }
 
-    /// Free the vector level of one irq (for a block: the whole block; pass its first irq).
+    /// Free the vector level of one irq. A multi-MSI member is freed alone: its vector
+    /// stays in its block (see [`crate::vecblock`]).
     pub fn free(&mut self, virq: Virq) -> Result<()> {
         let irq = *self.irq(virq)?;
-        if irq.block.1 > 1 {
-            if irq.block.0 != 0 {
-                return Err(IrqError::InvalidArgument);
-            }
-            let t = irq.target;
-            self.matrix.free_block(t.cpu, t.vector, irq.block.1)?;
-            for i in 0..irq.block.1 {
-                self.routes
-                    .set(t.cpu, Vector(t.vector.0 + i as u8), Slot::Shutdown);
-                self.irqs.remove(&(virq + i));
-            }
-            return Ok(());
+        if irq.block_id.is_some() {
+            return self.free_member(virq).map(|_| ());
         }
         self.drop_prev(virq);
         match irq.state {
@@ -408,7 +425,8 @@ impl VectorDomain {
     /// Move an irq within `mask` (also used by hotplug for managed irqs). Refused with
     /// `Busy` while a previous move is in flight or awaiting cleanup. If the current CPU is
     /// online and in `mask`, nothing moves unless `force_new_vector` (used to demonstrate a
-    /// move on a one-CPU machine).
+    /// move on a one-CPU machine). For a member of a multi-MSI block the whole block moves
+    /// and `old`/`new` name the first vectors of the old and new block.
     pub fn move_irq(
         &mut self,
         virq: Virq,
@@ -417,9 +435,9 @@ impl VectorDomain {
     ) -> Result<MoveOutcome> {
         self.validate_mask(mask)?;
         let irq = *self.irq(virq)?;
-        if irq.block.1 > 1 {
-            // Moving one member of an aligned block alone would break the block.
-            return Err(IrqError::Unsupported);
+        if let Some(id) = irq.block_id {
+            // One member alone would break the block's alignment: all of it moves.
+            return self.move_block(id, mask, force_new_vector);
         }
         if irq.prev.is_some() || irq.move_in_progress {
             return Err(IrqError::Busy);
@@ -462,10 +480,14 @@ impl VectorDomain {
     /// queued for cleanup on its CPU, which is returned (the kernel sends it
     /// [`crate::vector::VECTOR_CLEANUP_VECTOR`]). Interrupt entry calls this under the
     /// irq's descriptor lock, and only when the descriptor says a move is in flight.
+    /// For a multi-MSI member, the whole block's move completes.
     pub fn complete_move(&mut self, virq: Virq, cpu: CpuId, vector: Vector) -> Option<CpuId> {
         let irq = self.irqs.get_mut(&virq)?;
         if !irq.move_in_progress || irq.target.cpu != cpu || irq.target.vector != vector {
             return None;
+        }
+        if let Some(id) = irq.block_id {
+            return self.complete_block_move(id);
         }
         irq.move_in_progress = false;
         let p = irq.prev?;
@@ -476,7 +498,8 @@ impl VectorDomain {
     /// Undo a move whose hardware was never reprogrammed (its plan could not run): the
     /// irq goes back to its old target, which is still allocated and routed, and the new
     /// vector is freed. Returns the target it is back on; `Ok` without change if no move
-    /// is in flight. Refused if an interrupt already completed the move.
+    /// is in flight. Refused if an interrupt already completed the move. For a multi-MSI
+    /// member the whole block goes back.
     pub fn undo_move(&mut self, virq: Virq) -> Result<Target> {
         let irq = *self.irq(virq)?;
         let Some(prev) = irq.prev else {
@@ -484,6 +507,10 @@ impl VectorDomain {
         };
         if !irq.move_in_progress {
             return Err(IrqError::InvalidState);
+        }
+        if let Some(id) = irq.block_id {
+            self.revert_block(id)?;
+            return Ok(self.irq(virq)?.target);
         }
         let t = irq.target;
         self.routes.set(t.cpu, t.vector, Slot::Shutdown);
@@ -505,7 +532,8 @@ impl VectorDomain {
     /// Free the old vectors of completed moves on `cpu` — which must be the CPU running
     /// this, with interrupts off, because `irr_pending` reads the local IRR. A vector still
     /// pending in the IRR is kept (its interrupt will be delivered to the still-valid slot
-    /// once interrupts are enabled) and counted in `retry`.
+    /// once interrupts are enabled) and counted in `retry`. A multi-MSI block's old
+    /// vectors are freed together, or (one still pending) all kept for the retry.
     pub fn cleanup(&mut self, cpu: CpuId, irr_pending: &dyn Fn(Vector) -> bool) -> CleanupOutcome {
         let mut out = CleanupOutcome::default();
         let Some(list) = self.cleanup.get_mut(cpu as usize) else {
@@ -513,11 +541,19 @@ impl VectorDomain {
         };
         let pending = core::mem::take(list);
         let mut keep = Vec::new();
+        let mut blocks_done = Vec::new();
         for virq in pending {
             let Some(irq) = self.irqs.get_mut(&virq) else {
                 continue;
             };
             let Some(p) = irq.prev else { continue };
+            if let Some(id) = irq.block_id {
+                if !blocks_done.contains(&id) {
+                    blocks_done.push(id);
+                    self.cleanup_block(id, cpu, irr_pending, &mut keep, &mut out);
+                }
+                continue;
+            }
             if irr_pending(p.vector) {
                 keep.push(virq);
                 out.retry += 1;
@@ -543,9 +579,14 @@ impl VectorDomain {
     }
 
     /// Hotplug: abandon an in-flight move whose old CPU is going away (or complete one whose
-    /// new CPU is going away by keeping the old target). Returns the surviving target.
+    /// new CPU is going away by keeping the old target). Returns the surviving target. For
+    /// a multi-MSI member, the whole block ([`Self::force_complete_block`]).
     pub fn force_complete_move(&mut self, virq: Virq, dying: CpuId) -> Result<Target> {
         let irq = *self.irq(virq)?;
+        if let Some(id) = irq.block_id {
+            self.force_complete_block(id, dying)?;
+            return Ok(self.irq(virq)?.target);
+        }
         let Some(prev) = irq.prev else {
             return Ok(irq.target);
         };
@@ -755,7 +796,7 @@ mod tests {
     }
 
     #[test]
-    fn multi_vector_block_is_aligned_and_freed_whole() {
+    fn multi_vector_block_is_aligned_and_its_last_member_frees_it() {
         let mut d = dom(2);
         d.alloc(0, &plain(CpuMask::single(0))).unwrap();
         d.alloc(
@@ -771,14 +812,26 @@ mod tests {
         for i in 0..4 {
             assert_eq!(d.irq(10 + i).unwrap().target.vector.0, base.0 + i as u8);
         }
-        assert_eq!(
-            d.set_affinity(11, &CpuMask::single(1), false),
-            Err(IrqError::Unsupported)
-        );
-        assert_eq!(d.free(11), Err(IrqError::InvalidArgument));
-        d.free(10).unwrap();
+        // A member frees alone; its vector stays in the block (slot shut down).
+        d.free(11).unwrap();
+        assert_eq!(d.slot(0, Vector(base.0 + 1)), Slot::Shutdown);
+        assert!(d.matrix().is_allocated(0, Vector(base.0 + 1)));
+        assert_eq!(d.matrix().total_allocated(), 5);
+        for v in [10, 12, 13] {
+            d.free(v).unwrap();
+        }
         assert!(d.irq(13).is_err());
         assert_eq!(d.matrix().total_allocated(), 1);
+        assert_eq!(d.blocks().count(), 0);
+        for count in [3, 64, 0] {
+            let req = VectorAlloc {
+                count,
+                ..plain(CpuMask::single(0))
+            };
+            assert_eq!(d.alloc(20, &req), Err(IrqError::InvalidArgument));
+        }
+        assert_eq!(d.matrix().total_allocated(), 1);
+        d.matrix().check_invariants().unwrap();
     }
 
     #[test]

@@ -627,3 +627,27 @@ fn multi_msi_members_mask_their_own_vector() {
         [(2, true), (3, false)]
     );
 }
+
+/// An irq released while its handler still runs on another CPU cannot be freed until
+/// that CPU's `end_irq` ran (Linux's `free_irq` waits for it): freeing earlier would leave
+/// the running handler's exit half without a descriptor.
+#[test]
+fn free_waits_for_a_handler_still_running() {
+    let (m, core, virq, v) = setup(true);
+    let mut apic = SimApic {
+        m: m.clone(),
+        cpu: 0,
+    };
+    assert_eq!(
+        core.begin_vector(v, &mut apic),
+        Dispatch::Run { virq, token: 7 }
+    );
+    core.release_irq(virq).unwrap();
+    assert_eq!(core.free_irq(virq, 1), Err(IrqError::Busy));
+    assert_eq!(
+        core.end_irq(virq, IrqReturn::Handled, &mut apic),
+        Ok(FlowEnd::Done)
+    );
+    core.free_irq(virq, 1).unwrap();
+    assert_eq!(core.desc(virq).map(|_| ()), Err(IrqError::UnknownIrq(virq)));
+}

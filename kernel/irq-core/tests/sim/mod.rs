@@ -4,6 +4,10 @@
 //! scheduler that enumerates every interleaving of a script against device firing and
 //! interrupt delivery (stateless model checking: each schedule is replayed from scratch).
 //!
+//! A multi-message device (multi-MSI) has one message and several members: member `j`
+//! sends that message with `j` ORed into the data word, each member has its own mask and
+//! pending bit, and each is handled by its own irq's handler ([`member_token`]).
+//!
 //! Every device firing creates a *token*. Tokens ride with the IRR bit they set, move with a
 //! retrigger IPI, and are settled when the bit is delivered: handled by the right device's
 //! handler (good), or dropped on a spurious/ignored slot or taken by another device's
@@ -14,7 +18,9 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use sluice_irq_core::affinity::{MsiPath, Step, StepPlan, Word, msi_words, plan_msi_update};
+use sluice_irq_core::affinity::{
+    BlockMembers, MsiPath, Step, StepPlan, Word, msi_words, plan_msi_update,
+};
 use sluice_irq_core::chip::{AffinityMsgs, Chip, ChipOp, HwIrq, LevelCtx};
 use sluice_irq_core::desc::IrqReturn;
 use sluice_irq_core::domain::Domain;
@@ -51,6 +57,19 @@ pub struct Device {
     pub wire: Option<Wire>,
     /// The redirection entry's two registers (I/O APIC inputs only).
     pub rte: Rte,
+    /// Multi-MSI: number of members (0: a plain device). Member `j` sends `msg` with `j`
+    /// ORed into the data word.
+    pub members: u32,
+    /// Multi-MSI with per-vector masking: bit `j` set = member `j` masked.
+    pub member_masked: u32,
+    /// Multi-MSI: member `j`'s pending bit (fired while masked), sent on unmask.
+    pub member_pending: BTreeMap<u32, Token>,
+}
+
+/// The handler token the test requests member `j` of device `dev` with: a firing of
+/// that member must be handled by exactly that handler.
+pub fn member_token(dev: usize, j: u32) -> u64 {
+    1000 + dev as u64 * 64 + u64::from(j)
 }
 
 /// How an I/O APIC input is wired on the board.
@@ -68,6 +87,9 @@ pub struct Machine {
     pub irte: BTreeMap<u32, (u32, u8)>,
     /// token -> device that fired it
     pub token_dev: Vec<usize>,
+    /// token -> the handler token that must handle it (the device index for a plain
+    /// device, [`member_token`] for a member of a multi-message device)
+    pub token_handler: Vec<u64>,
     /// token -> times handled by its own device's handler
     pub handled: Vec<u32>,
     /// Failures: (token, description)
@@ -88,6 +110,8 @@ pub struct Machine {
     /// (write number, device): fire `device` right after that write — lets a schedule put
     /// a device firing *inside* one atomic call of the core (hotplug migration).
     pub fire_after_write: Vec<(usize, usize)>,
+    /// (write number, device, member): the same for one member of a multi-MSI device.
+    pub fire_member_after_write: Vec<(usize, usize, u32)>,
     /// Hotplug re-delivery model: a retrigger IPI for vector N sent right after
     /// `irr_pending(M)` answered yes on this CPU stands for the interrupt pending at M
     /// (the old vector), whose tokens it carries — the core checks, then retriggers.
@@ -128,6 +152,16 @@ impl Machine {
     pub fn add_device(&mut self, maskable: bool) -> usize {
         self.devices.push(Device {
             maskable,
+            ..Device::default()
+        });
+        self.devices.len() - 1
+    }
+
+    /// A multi-message MSI device with `members` members (its message starts zero).
+    pub fn add_block_device(&mut self, maskable: bool, members: u32) -> usize {
+        self.devices.push(Device {
+            maskable,
+            members,
             ..Device::default()
         });
         self.devices.len() - 1
@@ -201,6 +235,7 @@ impl Machine {
     pub fn fire(&mut self, dev: usize) -> Token {
         let token = self.token_dev.len() as Token;
         self.token_dev.push(dev);
+        self.token_handler.push(dev as u64);
         self.handled.push(0);
         let d = &mut self.devices[dev];
         if let Some(wire) = d.wire {
@@ -259,6 +294,29 @@ impl Machine {
         token
     }
 
+    /// Member `j` of multi-message device `dev` sends its interrupt now: the one message
+    /// with `j` in the low data bits (PCI 3.0 §6.8.1.6), or its pending bit if masked.
+    pub fn fire_member(&mut self, dev: usize, j: u32) -> Token {
+        let token = self.token_dev.len() as Token;
+        self.token_dev.push(dev);
+        self.token_handler.push(member_token(dev, j));
+        self.handled.push(0);
+        let d = &mut self.devices[dev];
+        if d.maskable && d.member_masked & 1 << j != 0 {
+            match d.member_pending.get(&j) {
+                Some(&first) => self.coalesced.push((token, first)),
+                None => {
+                    d.member_pending.insert(j, token);
+                }
+            }
+            return token;
+        }
+        let mut msg = d.msg;
+        msg.data |= j;
+        self.post(msg, Some(token));
+        token
+    }
+
     /// Count one write or IRR read and fire whatever a schedule put right after it.
     pub fn after_write(&mut self) {
         self.writes += 1;
@@ -272,6 +330,16 @@ impl Machine {
         self.fire_after_write.retain(|(k, _)| *k != n);
         for dev in due {
             self.fire(dev);
+        }
+        let due: Vec<(usize, u32)> = self
+            .fire_member_after_write
+            .iter()
+            .filter(|(k, _, _)| *k == n)
+            .map(|(_, d, j)| (*d, *j))
+            .collect();
+        self.fire_member_after_write.retain(|(k, _, _)| *k != n);
+        for (dev, j) in due {
+            self.fire_member(dev, j);
         }
     }
 
@@ -300,8 +368,8 @@ impl Machine {
             };
             if n != 1 {
                 out.push(format!(
-                    "token {t} (device {}) handled {n} times",
-                    self.token_dev[t]
+                    "token {t} (device {}, handler {}) handled {n} times",
+                    self.token_dev[t], self.token_handler[t]
                 ));
             }
         }
@@ -435,6 +503,146 @@ impl MsiStorage for SimMsiStorage {
     }
     fn read(&self, _i: u32) -> MsiMsg {
         self.m.lock().unwrap().devices[self.dev].msg
+    }
+}
+
+/// Message storage of a simulated multi-message MSI device: one message (slot 0), one
+/// mask bit per member when `maskable` (PCI 3.0 per-vector masking).
+pub struct SimBlockStorage {
+    pub m: Shared,
+    pub dev: usize,
+    pub maskable: bool,
+    pub nvec: u32,
+}
+
+impl SimBlockStorage {
+    fn write(&self, i: u32, f: impl FnOnce(&mut MsiMsg)) {
+        let mut m = self.m.lock().unwrap();
+        if i != 0 {
+            m.failures
+                .push(format!("multi-MSI device {} written at slot {i}", self.dev));
+        }
+        f(&mut m.devices[self.dev].msg);
+        m.after_write();
+    }
+}
+
+impl MsiStorage for SimBlockStorage {
+    fn caps(&self) -> MsiCaps {
+        MsiCaps {
+            maskable: self.maskable,
+            nvec: self.nvec,
+            multi_vector: true,
+            dynamic: false,
+            addr64: true,
+        }
+    }
+    fn write_addr_lo(&self, i: u32, v: u32) {
+        self.write(i, |m| m.addr_lo = v);
+    }
+    fn write_addr_hi(&self, i: u32, v: u32) {
+        self.write(i, |m| m.addr_hi = v);
+    }
+    fn write_data(&self, i: u32, v: u32) {
+        self.write(i, |m| m.data = v);
+    }
+    fn mask(&self, j: u32) -> sluice_irq_core::Result<()> {
+        if !self.maskable {
+            return Err(IrqError::Unsupported);
+        }
+        self.m.lock().unwrap().devices[self.dev].member_masked |= 1 << j;
+        Ok(())
+    }
+    fn unmask(&self, j: u32) -> sluice_irq_core::Result<()> {
+        if !self.maskable {
+            return Err(IrqError::Unsupported);
+        }
+        let mut m = self.m.lock().unwrap();
+        let d = &mut m.devices[self.dev];
+        d.member_masked &= !(1 << j);
+        if let Some(t) = d.member_pending.remove(&j) {
+            let mut msg = d.msg;
+            msg.data |= j;
+            m.post(msg, Some(t));
+        }
+        Ok(())
+    }
+    fn read(&self, _i: u32) -> MsiMsg {
+        self.m.lock().unwrap().devices[self.dev].msg
+    }
+}
+
+/// WRONG on purpose, for the block counter-example only: a multi-MSI domain whose block
+/// plan claims and IRR-checks only the block's first vector — as if the block were one
+/// irq. Everything else is the core's real [`MsiDomain`]; the plan is built from the
+/// public step type.
+pub struct BaseOnlyBlockDomain(pub MsiDomain<SimBlockStorage>);
+
+impl Domain for BaseOnlyBlockDomain {
+    fn size(&self) -> u32 {
+        self.0.size()
+    }
+    fn translate(&self, s: &IrqSource) -> sluice_irq_core::Result<(HwIrq, Trigger)> {
+        self.0.translate(s)
+    }
+    fn alloc(&self, v: Virq, nr: u32, s: &IrqSource) -> sluice_irq_core::Result<HwIrq> {
+        self.0.alloc(v, nr, s)
+    }
+    fn free(&self, v: Virq, h: HwIrq, nr: u32) {
+        self.0.free(v, h, nr)
+    }
+    fn reserve_block(&self, nr: u32, s: &IrqSource) -> sluice_irq_core::Result<HwIrq> {
+        self.0.reserve_block(nr, s)
+    }
+    fn alloc_in_block(&self, v: Virq, h: HwIrq) -> sluice_irq_core::Result<()> {
+        self.0.alloc_in_block(v, h)
+    }
+    fn free_in_block(&self, v: Virq, h: HwIrq) {
+        self.0.free_in_block(v, h)
+    }
+    fn teardown_block(&self, h: HwIrq, nr: u32) {
+        self.0.teardown_block(h, nr)
+    }
+    fn activate(&self, d: &LevelCtx, msg: &MsiMsg) -> sluice_irq_core::Result<()> {
+        self.0.activate(d, msg)
+    }
+}
+
+impl Chip for BaseOnlyBlockDomain {
+    fn name(&self) -> &str {
+        "BASE-ONLY-MSI"
+    }
+    fn mask(&self, d: &LevelCtx) -> sluice_irq_core::Result<ChipOp> {
+        self.0.mask(d)
+    }
+    fn unmask(&self, d: &LevelCtx) -> sluice_irq_core::Result<ChipOp> {
+        self.0.unmask(d)
+    }
+    fn set_block_affinity(
+        &self,
+        d: &LevelCtx,
+        m: &AffinityMsgs,
+        block: &BlockMembers,
+    ) -> sluice_irq_core::Result<Option<StepPlan>> {
+        let mut plan = self.0.set_block_affinity(d, m, block)?;
+        if let Some(p) = plan.as_mut() {
+            let base = m.new_target.vector;
+            p.steps.retain(|s| match s {
+                Step::ClaimTransient(v) => *v == base,
+                Step::CheckIrrRetriggerMember(v, _) => *v == base,
+                _ => true,
+            });
+        }
+        Ok(plan)
+    }
+    fn exec_step(
+        &self,
+        d: &LevelCtx,
+        i: u32,
+        step: &Step,
+        msg: &MsiMsg,
+    ) -> sluice_irq_core::Result<()> {
+        self.0.exec_step(d, i, step, msg)
     }
 }
 
@@ -669,7 +877,7 @@ fn settle(
     what: &str,
 ) {
     for t in tokens {
-        let dev = mm.token_dev[t as usize] as u64;
+        let dev = mm.token_handler[t as usize];
         if ran_for.contains(&dev) {
             mm.handled[t as usize] += 1;
         } else if ran_for.is_empty() {
@@ -798,6 +1006,8 @@ pub fn deliver(core: &IrqCore, m: &Shared, cpu: usize) -> bool {
 pub enum Event {
     Script,
     Fire,
+    /// Member `j` of device 0 (a multi-message device) fires.
+    FireMember(u32),
     Deliver(usize),
     CleanupTimer(usize),
 }
@@ -808,6 +1018,7 @@ impl Event {
         match self {
             Event::Script => 'S',
             Event::Fire => 'F',
+            Event::FireMember(j) => char::from(b'a' + j as u8),
             Event::Deliver(0) => '0',
             Event::Deliver(_) => '1',
             Event::CleanupTimer(_) => 'T',
@@ -819,12 +1030,26 @@ impl Event {
 /// has no interrupt left to take: fairness, since a tick comes long after pending
 /// interrupts were taken.
 pub fn enabled_events(m: &Shared, script_pending: bool, fires_left: u32) -> Vec<Event> {
+    enabled_events_of(m, script_pending, fires_left, &[])
+}
+
+/// [`enabled_events`] for a multi-message device 0 whose members `members` may each fire
+/// (a plain device when `members` is empty).
+pub fn enabled_events_of(
+    m: &Shared,
+    script_pending: bool,
+    fires_left: u32,
+    members: &[u32],
+) -> Vec<Event> {
     let mut en = Vec::new();
     if script_pending {
         en.push(Event::Script);
     }
     if fires_left > 0 {
-        en.push(Event::Fire);
+        if members.is_empty() {
+            en.push(Event::Fire);
+        }
+        en.extend(members.iter().map(|&j| Event::FireMember(j)));
     }
     let mm = m.lock().unwrap();
     for c in 0..2 {
@@ -846,6 +1071,10 @@ pub fn run_hardware_event(core: &IrqCore, m: &Shared, ev: Event, fires_left: &mu
         Event::Fire => {
             *fires_left -= 1;
             m.lock().unwrap().fire(0);
+        }
+        Event::FireMember(j) => {
+            *fires_left -= 1;
+            m.lock().unwrap().fire_member(0, j);
         }
         Event::Deliver(c) => {
             deliver(core, m, c);
