@@ -42,7 +42,9 @@ fn kmain(boot: &'static mut bootloader_api::BootInfo) -> ! {
     time::mark_boot();
     arch::cpu::init_bsp();
     console::serial::init();
+    let screen = boot.framebuffer.take().map(console::screen::init);
     log!("Sluice {} starting", env!("CARGO_PKG_VERSION"));
+    console::report_screen(screen);
     arch::gdt::init_bsp();
     arch::idt::load();
 

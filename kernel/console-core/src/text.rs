@@ -8,18 +8,22 @@
 //! `capacity_rows`. Nothing here draws: a renderer copies the visible window out with
 //! `view` and paints it (`paint`).
 
-/// One character cell: the character in bits 0..21, its `Attr` in bits 24..32.
+/// One character cell: the character in bits 0..21, its `Attr` in bits 24..32. Zero
+/// is a blank, so a model in a `static` lives in zeroed memory (.bss), not in the image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Cell(pub u32);
 
 impl Cell {
-    pub const BLANK: Cell = Cell(' ' as u32);
+    pub const BLANK: Cell = Cell(0);
 
     pub const fn new(c: char, attr: Attr) -> Cell {
         Cell(c as u32 | (attr as u32) << 24)
     }
     pub fn ch(self) -> char {
-        char::from_u32(self.0 & 0x1f_ffff).unwrap_or('?')
+        match self.0 & 0x1f_ffff {
+            0 => ' ',
+            c => char::from_u32(c).unwrap_or('?'),
+        }
     }
     pub fn attr(self) -> Attr {
         Attr::from_u8((self.0 >> 24) as u8)

@@ -49,6 +49,7 @@ pub fn run() -> ! {
     print!("{}", PROMPT);
     loop {
         let Some(b) = crate::console::serial::read_byte() else {
+            crate::console::screen::flush();
             // Sleep until the next interrupt; the check-then-halt race is closed by
             // `sti; hlt` executing atomically (SDM vol. 2, STI: interrupts are
             // recognised only after the next instruction).
