@@ -50,6 +50,7 @@ fn kmain(boot: &'static mut bootloader_api::BootInfo) -> ! {
 
     let boot: &'static bootloader_api::BootInfo = boot;
     memory::init(boot);
+    shell::script::load(boot);
     let platform = acpi::PLATFORM.call_once(|| acpi::discover(boot.rsdp_addr.into_option()));
     log!(
         "ACPI: {} CPUs, {} I/O APICs, {} overrides, HPET {}, DMAR {}",
@@ -95,6 +96,7 @@ fn kmain(boot: &'static mut bootloader_api::BootInfo) -> ! {
     if let Err(e) = console::init_input() {
         error!("COM1 input interrupt: {}; the shell will poll", e);
     }
+    console::keyboard::init();
     x86_64::instructions::interrupts::enable();
     if time::lapic_timer_hz() != 0 {
         time::start_tick();

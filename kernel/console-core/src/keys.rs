@@ -91,6 +91,12 @@ enum AnsiState {
 }
 
 impl AnsiDecoder {
+    pub const fn new() -> AnsiDecoder {
+        AnsiDecoder {
+            state: AnsiState::Ground,
+        }
+    }
+
     /// Feeds one byte; a key when one is complete. Bytes outside printable ASCII and
     /// the editing controls are dropped (the shell's lines are ASCII).
     pub fn feed(&mut self, b: u8) -> Option<Key> {

@@ -3,6 +3,9 @@
 //! any MADT override) through the I/O APIC's domain, an edge flow, and a handler that
 //! drains the FIFO.
 
+pub mod i8042;
+pub mod input;
+pub mod keyboard;
 pub mod log;
 pub mod screen;
 pub mod serial;

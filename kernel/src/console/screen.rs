@@ -48,6 +48,13 @@ static PASSES: AtomicU64 = AtomicU64::new(0);
 static PAINT_NS: AtomicU64 = AtomicU64::new(0);
 static PAINT_MAX_NS: AtomicU64 = AtomicU64::new(0);
 
+/// The framebuffer and text grid in use.
+static SHAPE: spin::Once<(Format, Geometry)> = spin::Once::new();
+
+pub fn shape() -> Option<(Format, Geometry)> {
+    SHAPE.get().copied()
+}
+
 const VIEW_CELLS: usize = MAX_COLS * MAX_ROWS;
 
 struct Renderer {
@@ -129,6 +136,7 @@ pub fn init(fb: FrameBuffer) -> Result<(Format, Geometry), ScreenError> {
     r.fb = Some(buffer);
     r.painter = Some(painter);
     drop(r);
+    SHAPE.call_once(|| (format, geometry));
     READY.store(true, Ordering::Release);
     Ok((format, geometry))
 }
@@ -159,6 +167,12 @@ pub fn write(attr: Attr, args: core::fmt::Arguments) {
         let _ = Appender(text).write_fmt(args);
         text.set_attr(Attr::Normal);
     });
+    paint_if_allowed();
+}
+
+/// Paints now if this context may (interrupts on, early boot, or a panic); otherwise
+/// the next print from task context, or the shell before it sleeps, will.
+fn paint_if_allowed() {
     let enabled = interrupts::are_enabled();
     if enabled {
         EARLY.store(false, Ordering::Relaxed);
@@ -284,7 +298,8 @@ fn status_line(row: &mut [Cell], back: usize, max_back: usize) {
     }
 }
 
-/// Scrolls the view by pages (positive: back into history) and repaints.
+/// Scrolls the view by pages (positive: back into history); painted now if this
+/// context may paint, else soon after (the keyboard's handler calls this).
 pub fn scroll_pages(pages: isize) {
     if !present() {
         return;
@@ -294,14 +309,14 @@ pub fn scroll_pages(pages: isize) {
         t.scroll(pages * page)
     });
     if moved {
-        flush();
+        paint_if_allowed();
     }
 }
 
 /// Back to the live screen (any key other than paging does this).
 pub fn scroll_to_live() {
     if present() && with_text(|t| t.scroll_to_live()) {
-        flush();
+        paint_if_allowed();
     }
 }
 
@@ -323,6 +338,8 @@ pub fn panic_flush() {
 
 /// Figures for the `screen` command.
 pub struct Stats {
+    /// Rows of text kept (screen and scrollback).
+    pub rows_kept: u64,
     pub passes: u64,
     pub paint_ns: u64,
     pub paint_max_ns: u64,
@@ -331,6 +348,7 @@ pub struct Stats {
 
 pub fn stats() -> Stats {
     Stats {
+        rows_kept: with_text(|t| t.rows_kept()),
         passes: PASSES.load(Ordering::Relaxed),
         paint_ns: PAINT_NS.load(Ordering::Relaxed),
         paint_max_ns: PAINT_MAX_NS.load(Ordering::Relaxed),

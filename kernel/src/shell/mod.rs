@@ -1,17 +1,21 @@
-//! The serial shell. Input arrives by interrupt into the COM1 ring; the shell sleeps in
-//! `hlt` between bytes. Every command reports bad arguments with a usage line and
-//! returns to the prompt.
+//! The shell, on COM1 and the screen. Input arrives by interrupt from COM1 and the PS/2
+//! keyboard into one line editor (`sluice_console::line`: cursor keys, history); the
+//! shell sleeps in `hlt` between keys. Every command reports bad arguments with a usage
+//! line and returns to the prompt.
 
 mod bench;
+mod console;
 mod crash;
 mod hotplug;
 mod hpet_chain;
 mod irq;
+pub mod script;
 mod smp;
 mod system;
 
 use alloc::string::String;
 use alloc::vec::Vec;
+use sluice_console::line::{Edit, LineEditor};
 
 use crate::{print, println};
 
@@ -31,6 +35,7 @@ pub struct Command {
 /// Every command table, in `help` order.
 static GROUPS: &[&[Command]] = &[
     system::COMMANDS,
+    console::COMMANDS,
     irq::COMMANDS,
     hpet_chain::COMMANDS,
     smp::COMMANDS,
@@ -43,12 +48,15 @@ pub(crate) fn commands() -> impl Iterator<Item = &'static Command> {
     GROUPS.iter().flat_map(|g| g.iter())
 }
 
-/// Reads lines and runs them forever.
+/// Reads lines from the keyboard and COM1 through one line editor and runs them
+/// forever. Between keys it paints the screen and sleeps in `hlt`.
 pub fn run() -> ! {
-    let mut line = String::new();
+    let mut editor = LineEditor::new(PROMPT, MAX_LINE);
+    let mut echo = String::new();
+    script::run_boot_script();
     print!("{}", PROMPT);
     loop {
-        let Some(b) = crate::console::serial::read_byte() else {
+        let Some(key) = crate::console::input::read_key() else {
             crate::console::screen::flush();
             // Sleep until the next interrupt; the check-then-halt race is closed by
             // `sti; hlt` executing atomically (SDM vol. 2, STI: interrupts are
@@ -56,23 +64,16 @@ pub fn run() -> ! {
             x86_64::instructions::interrupts::enable_and_hlt();
             continue;
         };
-        match b {
-            b'\r' | b'\n' => {
-                println!();
+        echo.clear();
+        let edit = editor.key(key, &mut echo);
+        print!("{}", echo);
+        match edit {
+            Edit::Editing => {}
+            Edit::Done(line) => {
                 execute(line.trim());
-                line.clear();
                 print!("{}", PROMPT);
             }
-            0x08 | 0x7f => {
-                if line.pop().is_some() {
-                    print!("\x08 \x08");
-                }
-            }
-            0x20..=0x7e if line.len() < MAX_LINE => {
-                line.push(b as char);
-                print!("{}", b as char);
-            }
-            _ => {}
+            Edit::Cancelled => print!("{}", PROMPT),
         }
     }
 }

@@ -1,0 +1,64 @@
+//! `console`: what the screen and keyboard consoles found and how painting performs.
+
+use alloc::string::String;
+
+use super::{Command, no_args};
+use crate::console::{keyboard, screen};
+use crate::println;
+
+pub static COMMANDS: &[Command] = &[Command {
+    name: "console",
+    args: "",
+    help: "screen (framebuffer, font, scrollback, painting time) and PS/2 keyboard state",
+    run: cmd_console,
+}];
+
+fn cmd_console(args: &[&str]) -> Result<(), String> {
+    no_args(args)?;
+    match screen::shape() {
+        None => println!(
+            "screen: none (no framebuffer from the firmware, or unusable: see the boot log)"
+        ),
+        Some((f, g)) => {
+            let s = screen::stats();
+            println!(
+                "screen: {}x{} {:?}, {} bytes/pixel, stride {} pixels; {}x{} cells of {}x{} pixels",
+                f.width,
+                f.height,
+                f.layout,
+                f.bytes_per_pixel,
+                f.stride,
+                g.cols,
+                g.rows,
+                g.cell_w,
+                g.cell_h
+            );
+            println!(
+                "  scrollback: {} rows kept (PgUp/PgDn on the keyboard or a terminal)",
+                s.rows_kept
+            );
+            println!(
+                "  painting (interrupts on): {} passes, mean {} us, max {} us; {} line(s) not shown (printed by an NMI mid-print)",
+                s.passes,
+                s.paint_ns / s.passes.max(1) / 1000,
+                s.paint_max_ns / 1000,
+                s.dropped
+            );
+        }
+    }
+    match keyboard::state() {
+        None => println!("keyboard: not probed"),
+        Some(Err(e)) => println!("keyboard: none ({})", e),
+        Some(Ok(k)) => println!(
+            "keyboard: PS/2 on the i8042, firmware config {:#04x}, translation {}, scancode set {}, irq {}",
+            k.firmware_config.bits(),
+            if k.translated { "on" } else { "off" },
+            match k.set {
+                sluice_console::keys::ScancodeSetKind::One => 1,
+                sluice_console::keys::ScancodeSetKind::Two => 2,
+            },
+            keyboard::virq().map_or(String::from("none"), |v| alloc::format!("{v}"))
+        ),
+    }
+    Ok(())
+}
