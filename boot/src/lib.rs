@@ -3,6 +3,7 @@
 //! QEMU scenarios under `tests/`), and the benchmark report.
 
 pub mod bench;
+pub mod image;
 pub mod profile;
 pub mod session;
 

@@ -1,13 +1,13 @@
 //! The boot script: commands a USB image carries in the bootloader's ramdisk file
 //! (written by `sluice usb --run/--script`, format in `sluice_console::script`), run
-//! unattended before the first prompt. Each command is shown after the prompt as if
-//! typed, on the screen and COM1; a command this kernel does not have is skipped, not
+//! unattended before the first prompt. Each command is shown as if typed, after a
+//! `script N/M> ` prompt, on the screen and COM1; a command this kernel does not have is skipped, not
 //! an error, so one report script serves every version. The shell stays open after
 //! the script, unless the script itself powers off.
 
 use alloc::vec::Vec;
 
-use super::{PROMPT, commands, execute};
+use super::{commands, execute};
 use crate::println;
 
 /// The script's bytes, copied off the ramdisk at boot. Protects: nothing after boot
@@ -45,8 +45,10 @@ pub fn run_boot_script() {
         commands.len()
     );
     let (mut ran, mut skipped) = (0, 0);
-    for line in &commands {
-        println!("{}{}", PROMPT, line);
+    for (i, line) in commands.iter().enumerate() {
+        // Not the shell's prompt: a program driving the shell waits for that one, and
+        // it appears only once the script is done.
+        println!("script {}/{}> {}", i + 1, commands.len(), line);
         let name = line.split_whitespace().next().unwrap_or("");
         if !commands_has(name) {
             println!("(skipped: this kernel has no '{}' command)", name);
