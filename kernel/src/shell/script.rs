@@ -50,6 +50,11 @@ pub fn run_boot_script() {
         // it appears only once the script is done.
         println!("script {}/{}> {}", i + 1, commands.len(), line);
         let name = line.split_whitespace().next().unwrap_or("");
+        if let Some(why) = super::withheld(name) {
+            println!("(skipped: '{}' is not offered here: {})", name, why);
+            skipped += 1;
+            continue;
+        }
         if !commands_has(name) {
             println!("(skipped: this kernel has no '{}' command)", name);
             skipped += 1;
@@ -67,7 +72,7 @@ fn commands_has(name: &str) -> bool {
 
 fn print_summary(ran: usize, skipped: usize) {
     println!(
-        "boot script done: {} command(s) run, {} skipped (not in this kernel)",
+        "boot script done: {} command(s) run, {} skipped (not in this kernel or not offered here)",
         ran, skipped
     );
     if let Some(t) = crate::ktest::last_summary() {

@@ -55,6 +55,9 @@ fn cmd_help(args: &[&str]) -> Result<(), String> {
         };
         println!("  {:<28} {}", head, c.help);
     }
+    for (name, why) in super::withheld_commands() {
+        println!("  ({} is not offered: {})", name, why);
+    }
     Ok(())
 }
 
