@@ -5,6 +5,8 @@
 pub mod bench;
 pub mod image;
 pub mod profile;
+pub mod qmp;
+pub mod screen;
 pub mod session;
 
 /// UEFI GPT disk image with the kernel (built by build.rs).

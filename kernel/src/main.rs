@@ -67,7 +67,10 @@ fn kmain(boot: &'static mut bootloader_api::BootInfo) -> ! {
     pci::config::init(&platform.mcfg);
 
     arch::pic::disable();
-    match apic::local::init_bsp(platform.lapic_address, true) {
+    if qemu::fw_cfg_file("opt/sluice/x2apic-by-firmware").is_some() {
+        apic::local::emulate_firmware_x2apic();
+    }
+    match apic::local::init_bsp(platform.lapic_address, iommu::x2apic_opt_out()) {
         Ok(mode) => log!("local APIC: {:?} mode, id {}", mode, apic::local::id()),
         Err(e) => panic!("local APIC unusable: {}", e),
     }

@@ -27,7 +27,7 @@ pub fn read_screen(g: &Geometry, bright: impl Fn(usize, usize) -> u8) -> Vec<Str
                         cell[y * g.cell_w + x] = bright(col * g.cell_w + x, row * g.cell_h + y);
                     }
                 }
-                line.push(best_match(&cell, &candidates));
+                line.push(best_match(&mut cell, &candidates));
             }
             line.truncate(line.trim_end().len());
             line
@@ -36,8 +36,22 @@ pub fn read_screen(g: &Geometry, bright: impl Fn(usize, usize) -> u8) -> Vec<Str
 }
 
 /// The candidate whose coverage is nearest the cell's, brightness normalised (coloured
-/// text is dimmer than white in some channels).
-fn best_match(cell: &[u8], candidates: &[(char, &[u8])]) -> char {
+/// text is dimmer than white in some channels); light cells are read inverted.
+fn best_match(cell: &mut [u8], candidates: &[(char, &[u8])]) -> char {
+    // Inverse video (the scrollback status line): dark ink on a light background.
+    let mut sorted = [0u8; 64];
+    for (s, v) in sorted
+        .iter_mut()
+        .zip(cell.iter().step_by(cell.len().div_ceil(64).max(1)))
+    {
+        *s = *v;
+    }
+    sorted.sort_unstable();
+    let background = sorted[sorted.len() / 2];
+    if background > 2 * INK {
+        cell.iter_mut()
+            .for_each(|v| *v = background.saturating_sub(*v));
+    }
     let max = cell.iter().copied().max().unwrap_or(0);
     if max < INK {
         return ' ';

@@ -123,3 +123,10 @@ fn bad_formats_are_refused() {
     };
     assert_eq!(f(2, bits, 100, 2000), Err(FormatError::ChannelOutsidePixel));
 }
+
+#[test]
+fn inverse_video_reads_back() {
+    let (p, mut fb) = screen(PixelLayout::Bgr, 4, 800, 600, 800);
+    paint_text(&p, &mut fb, "scrollback: 3 of 9 lines up\n", Attr::Status);
+    assert_eq!(read_back(&p, &fb)[0], "scrollback: 3 of 9 lines up");
+}

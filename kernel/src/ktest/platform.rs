@@ -12,6 +12,7 @@ pub static TESTS: &[Test] = &[
     ktest!(madt_cpu_count_matches_qemu),
     ktest!(ioapic_matches_hardware),
     ktest!(apic_mode_follows_cpuid),
+    ktest!(apic_mode_choice_for_each_firmware_hand_over),
     ktest!(lapic_tick_rate_within_2_percent_of_hpet),
     ktest!(com1_byte_raises_ioapic_interrupt),
     ktest!(s5_package_is_decoded),
@@ -110,9 +111,15 @@ fn ioapic_matches_hardware() -> TestResult {
     Ok(())
 }
 
+/// x2APIC exactly when CPUID offers it, unless the DMAR opts out; always when the
+/// firmware handed over in x2APIC mode.
 fn apic_mode_follows_cpuid() -> TestResult {
-    use crate::apic::local::{self, Mode};
-    let want = if local::cpu_has_x2apic() {
+    use crate::apic::local::{self, Mode, ModeReason};
+    let by_firmware = matches!(
+        local::mode_reason(),
+        Some(ModeReason::EnabledByFirmware { .. })
+    );
+    let want = if by_firmware || (local::cpu_has_x2apic() && !crate::iommu::x2apic_opt_out()) {
         Mode::X2Apic
     } else {
         Mode::XApic
@@ -202,6 +209,57 @@ fn lapic_tick_rate_within_2_percent_of_hpet() -> TestResult {
         nominal_ns,
         err_pct
     );
+    Ok(())
+}
+
+/// The mode decision for every hand-over firmware can make (IA32_APIC_BASE's EN and
+/// EXTD bits, CPUID's x2APIC bit, the DMAR's X2APIC_OPT_OUT).
+fn apic_mode_choice_for_each_firmware_hand_over() -> TestResult {
+    use crate::apic::local::{Mode, ModeReason, choose_mode};
+    const EN: u64 = 1 << 11;
+    const EXTD: u64 = 1 << 10;
+    let base = 0xfee0_0000;
+    let cases = [
+        (base | EN, true, false, Mode::X2Apic, ModeReason::CpuHasIt),
+        (base | EN, false, false, Mode::XApic, ModeReason::CpuLacksIt),
+        (
+            base | EN,
+            true,
+            true,
+            Mode::XApic,
+            ModeReason::FirmwareOptOut,
+        ),
+        (base, true, true, Mode::XApic, ModeReason::FirmwareOptOut),
+        (
+            base | EN | EXTD,
+            true,
+            false,
+            Mode::X2Apic,
+            ModeReason::EnabledByFirmware {
+                opt_out_ignored: false,
+            },
+        ),
+        (
+            base | EN | EXTD,
+            true,
+            true,
+            Mode::X2Apic,
+            ModeReason::EnabledByFirmware {
+                opt_out_ignored: true,
+            },
+        ),
+    ];
+    for (msr, has, opt_out, mode, reason) in cases {
+        let got = choose_mode(msr, has, opt_out);
+        check!(
+            got == (mode, reason),
+            "APIC base {:#x}, CPUID x2APIC {}, opt-out {}: chose {:?}",
+            msr,
+            has,
+            opt_out,
+            got
+        );
+    }
     Ok(())
 }
 
