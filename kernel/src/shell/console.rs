@@ -8,13 +8,27 @@ use crate::println;
 
 pub static COMMANDS: &[Command] = &[Command {
     name: "console",
-    args: "",
-    help: "screen (framebuffer, font, scrollback, painting time) and PS/2 keyboard state",
+    args: "[bench [COUNT]]",
+    help: "screen (framebuffer, font, scrollback, painting time) and PS/2 keyboard state; bench: IPI round trips to a CPU while it scrolls the screen",
     run: cmd_console,
 }];
 
 fn cmd_console(args: &[&str]) -> Result<(), String> {
-    no_args(args)?;
+    match args {
+        [] => {}
+        ["bench"] => return bench(crate::bench::DEFAULT_COUNT),
+        ["bench", n] => {
+            let count = n
+                .parse()
+                .ok()
+                .filter(|c| (1..=crate::bench::MAX_COUNT).contains(c))
+                .ok_or_else(|| {
+                    alloc::format!("'{n}' is not a count (1..={})", crate::bench::MAX_COUNT)
+                })?;
+            return bench(count);
+        }
+        _ => no_args(&args[..1])?,
+    }
     match screen::shape() {
         None => println!(
             "screen: none (no framebuffer from the firmware, or unusable: see the boot log)"
@@ -60,5 +74,30 @@ fn cmd_console(args: &[&str]) -> Result<(), String> {
             keyboard::virq().map_or(String::from("none"), |v| alloc::format!("{v}"))
         ),
     }
+    Ok(())
+}
+
+fn bench(count: u64) -> Result<(), String> {
+    println!(
+        "console bench: IPI round trip to a CPU, idle and while it scrolls the screen, {count} each"
+    );
+    let before = screen::stats();
+    let (idle, painting, lines) = crate::console::scroll_bench::run(count)?;
+    let after = screen::stats();
+    crate::bench::report("ipi-to-idle-cpu", "to the CPU idle (floor)", &idle, None);
+    crate::bench::report(
+        "ipi-to-painting-cpu",
+        "to the CPU while it paints",
+        &painting,
+        Some(&idle),
+    );
+    let passes = after.passes - before.passes;
+    println!(
+        "  meanwhile: {} lines scrolled in {} painting passes, mean {} us, longest pass since boot {} us (interrupts on throughout)",
+        lines,
+        passes,
+        (after.paint_ns - before.paint_ns) / passes.max(1) / 1000,
+        after.paint_max_ns / 1000
+    );
     Ok(())
 }
