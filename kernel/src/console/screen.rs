@@ -333,6 +333,11 @@ pub fn panic_flush() {
         TEXT.force_unlock();
         RENDER.force_unlock();
     }
+    // A painter stopped mid-pass left cells its record does not know: repaint all.
+    let mut r = RENDER.lock();
+    r.shown.fill(Cell(u32::MAX));
+    r.generation = u64::MAX;
+    drop(r);
     flush();
 }
 
