@@ -145,3 +145,58 @@ fn keyboard_types_edits_and_recalls_commands() {
     assert!(count >= 16, "keyboard irq count {count}: {row}\n{out}");
     assert!(out.contains("PS/2 keyboard: i8042 config"), "{out}");
 }
+
+/// Without a display device there is no GOP framebuffer: the boot log says so, and the
+/// console and shell work on COM1 as before (the keyboard still types).
+#[test]
+fn without_a_framebuffer_the_console_is_com1_alone() {
+    let _one = QEMU.lock().unwrap_or_else(|e| e.into_inner());
+    let mut cfg = QemuConfig::new(Profile::NoIommu, 1);
+    cfg.extra = vec!["-vga".into(), "none".into()];
+    let o = Session::run_script(&cfg, &["console", "info", "poweroff"], LIMIT)
+        .unwrap_or_else(|(e, out)| panic!("{e}\n{out}"));
+    assert_eq!(o.exit, ExitKind::PoweredOff, "{}", o.output);
+    for want in [
+        "screen: no framebuffer (no GOP); console on COM1 only",
+        "screen: none (no framebuffer from the firmware",
+        "keyboard: PS/2 on the i8042",
+        "APIC mode: xAPIC",
+    ] {
+        assert!(o.output.contains(want), "missing {want:?}\n{}", o.output);
+    }
+}
+
+/// With the i8042's translation turned off (a QEMU fw_cfg switch; firmware leaves it
+/// on), the keyboard is asked for its set, answers 2, and set-2 scancodes type the
+/// same commands.
+#[test]
+fn untranslated_keyboard_uses_scancode_set_2() {
+    let _one = QEMU.lock().unwrap_or_else(|e| e.into_inner());
+    let sock = temp("set2.qmp");
+    let _ = std::fs::remove_file(&sock);
+    let mut cfg = QemuConfig::new(Profile::NoIommu, 1);
+    cfg.qmp = Some(sock.clone());
+    cfg.extra = vec![
+        "-fw_cfg".into(),
+        "name=opt/sluice/i8042-untranslated,string=1".into(),
+    ];
+    let mut s = Session::start(&cfg, LIMIT).unwrap_or_else(|e| panic!("{e}"));
+    let mut q = Qmp::connect(&sock, Duration::from_secs(30)).unwrap_or_else(|e| panic!("{e}"));
+    s.wait_for(PROMPT).unwrap();
+    q.type_text("Consolx").unwrap();
+    q.send_key(&["backspace"], Duration::from_millis(40))
+        .unwrap();
+    q.send_key(&["home"], Duration::from_millis(40)).unwrap();
+    q.send_key(&["delete"], Duration::from_millis(40)).unwrap();
+    q.type_text("c").unwrap();
+    q.send_key(&["end"], Duration::from_millis(40)).unwrap();
+    q.type_text("e\n").unwrap();
+    s.wait_for("translation off, scancode set 2").unwrap();
+    s.wait_for(PROMPT).unwrap();
+    let out = finish_powered_off(s);
+    assert!(
+        out.contains("PS/2 keyboard: i8042 config")
+            && out.contains("(translation off), scancode set 2"),
+        "{out}"
+    );
+}

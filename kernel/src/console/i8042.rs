@@ -173,8 +173,10 @@ fn drain() {
 }
 
 /// Sets the controller up for the keyboard with its interrupt still off (the caller
-/// routes IRQ 1, then calls `enable_irq`).
-pub fn init() -> Result<Setup, I8042Error> {
+/// routes IRQ 1, then calls `enable_irq`). `untranslated` turns translation off first
+/// (a QEMU test switch: firmware normally leaves it on, and the set-2 path is otherwise
+/// only seen on real PCs whose firmware turned it off).
+pub fn init(untranslated: bool) -> Result<Setup, I8042Error> {
     if status().bits() == 0xff {
         return Err(I8042Error::Absent);
     }
@@ -183,7 +185,10 @@ pub fn init() -> Result<Setup, I8042Error> {
     drain();
     command(Command::ReadConfig)?;
     let firmware_config = Config::from_bits_retain(read_answer("reading the configuration")?);
-    let quiet = firmware_config - Config::PORT1_IRQ - Config::PORT2_IRQ;
+    let mut quiet = firmware_config - Config::PORT1_IRQ - Config::PORT2_IRQ;
+    if untranslated {
+        quiet -= Config::TRANSLATE;
+    }
     write_config(quiet)?;
     command(Command::SelfTest)?;
     match read_answer("the self-test")? {

@@ -74,7 +74,8 @@ pub fn virq() -> Option<Virq> {
 /// Sets the controller up and routes its interrupt; on a PC without a working 8042
 /// this says so and the console carries on with COM1 alone.
 pub fn init() {
-    let setup = match i8042::init() {
+    let untranslated = crate::qemu::fw_cfg_file("opt/sluice/i8042-untranslated").is_some();
+    let setup = match i8042::init(untranslated) {
         Ok(s) => s,
         Err(e) => {
             crate::log!("PS/2 keyboard: {}; keyboard input off", e);
