@@ -203,13 +203,17 @@ impl Write for Appender<'_> {
     }
 }
 
+/// Painting passes one `flush` makes at most: with another CPU printing without pause
+/// it would otherwise paint for that CPU forever; that CPU's next print paints instead.
+const MAX_PASSES: usize = 4;
+
 /// Paints whatever text is not on the screen yet, unless another CPU is painting (it
 /// picks the new text up). Call with interrupts on (or at boot / on the panic path).
 pub fn flush() {
     if !present() {
         return;
     }
-    loop {
+    for _ in 0..MAX_PASSES {
         let Some(mut r) = RENDER.try_lock() else {
             return;
         };
