@@ -4,7 +4,8 @@
 //! times each round trip until the painter's handler has counted it. The same round
 //! trip to the CPU while it idles is the floor. Painting with interrupts off would
 //! show as a tail of round trips as long as a painting pass (hundreds of µs to ms);
-//! painting with interrupts on leaves the distribution near the floor.
+//! painting with interrupts on leaves the distribution near the floor. Then the
+//! `bench dispatch` loop runs on the measuring CPU while the other keeps scrolling.
 
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -49,9 +50,19 @@ fn measure(count: u64) -> Vec<u64> {
     (0..count).filter_map(|_| round_trip()).collect()
 }
 
+/// What the measuring CPU does while the painter scrolls.
+const MEASURE_IPIS: u64 = 0;
+const MEASURE_DISPATCH: u64 = 1 << 63;
+/// The dispatch benchmark's result, taken while the painter scrolled.
+static DISPATCH: spin::Mutex<
+    Option<Result<crate::bench::dispatch::DispatchRun, alloc::string::String>>,
+> = spin::Mutex::new(None);
+
 /// Runs on both CPUs at once (task context, interrupts on): the painter scrolls until
-/// told to stop, the other measures.
-fn worker(count: u64) -> u64 {
+/// told to stop, the other measures (`arg`: a count, and MEASURE_DISPATCH to run the
+/// `bench dispatch` loop on itself instead of IPIs to the painter).
+fn worker(arg: u64) -> u64 {
+    let count = arg & !MEASURE_DISPATCH;
     if crate::smp::this_cpu() == PAINTER.load(Ordering::Relaxed) as usize {
         let mut n = 0u64;
         while !STOP.load(Ordering::Acquire) {
@@ -62,12 +73,50 @@ fn worker(count: u64) -> u64 {
             );
         }
         LINES.store(n, Ordering::Relaxed);
+    } else if arg & MEASURE_DISPATCH != 0 {
+        let r = crate::bench::dispatch::run(1, count);
+        STOP.store(true, Ordering::Release);
+        *DISPATCH.lock() = Some(r);
     } else {
         let s = measure(count);
         STOP.store(true, Ordering::Release);
         *SAMPLES.lock() = s;
     }
     0
+}
+
+/// Both CPUs at once: the painter scrolls while this CPU measures (`mode`).
+fn with_painter_scrolling(
+    me: usize,
+    painter: usize,
+    arg: u64,
+) -> Result<(), alloc::string::String> {
+    STOP.store(false, Ordering::Release);
+    let mut both = CpuMask::single(me as CpuId);
+    both.set(painter as CpuId);
+    let ran = crate::smp::task::run_on(&both, worker, arg, 60_000_000_000);
+    STOP.store(true, Ordering::Release);
+    ran.map(|_| ()).map_err(|e| alloc::format!("{e}"))
+}
+
+/// `bench dispatch` on this CPU alone while another CPU scrolls the screen.
+pub fn dispatch_while_scrolling(
+    count: u64,
+) -> Result<crate::bench::dispatch::DispatchRun, alloc::string::String> {
+    if !super::screen::present() {
+        return Err("no screen to paint".into());
+    }
+    let me = crate::smp::this_cpu();
+    let painter = crate::smp::online_cpus()
+        .filter(|&c| c != me)
+        .last()
+        .ok_or("needs a second online CPU to paint")?;
+    PAINTER.store(painter as u32, Ordering::Relaxed);
+    with_painter_scrolling(me, painter, count | MEASURE_DISPATCH)?;
+    DISPATCH
+        .lock()
+        .take()
+        .ok_or("the measurement did not run")?
 }
 
 /// The two figures: (idle, painting), and the lines scrolled meanwhile.
@@ -86,13 +135,9 @@ pub fn run(count: u64) -> Result<(Summary, Summary, u64), alloc::string::String>
     PAINTER.store(painter as u32, Ordering::Relaxed);
     VECTOR.store(u32::from(vector.0), Ordering::Relaxed);
     let mut idle = measure(count);
-    STOP.store(false, Ordering::Release);
-    let mut both = CpuMask::single(me as CpuId);
-    both.set(painter as CpuId);
-    let ran = crate::smp::task::run_on(&both, worker, count, 60_000_000_000);
-    STOP.store(true, Ordering::Release);
+    let ran = with_painter_scrolling(me, painter, count | MEASURE_IPIS);
     let freed = crate::irq::free_irq(virq);
-    ran.map_err(|e| alloc::format!("{e}"))?;
+    ran?;
     freed.map_err(|e| alloc::format!("freeing irq {virq}: {e}"))?;
     let mut painting = core::mem::take(&mut *SAMPLES.lock());
     Ok((

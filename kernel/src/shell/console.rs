@@ -99,5 +99,28 @@ fn bench(count: u64) -> Result<(), String> {
         (after.paint_ns - before.paint_ns) / passes.max(1) / 1000,
         after.paint_max_ns / 1000
     );
+    println!(
+        "bench dispatch on this CPU while CPU {} scrolls the screen:",
+        crate::smp::online_cpus()
+            .filter(|&c| c != crate::smp::this_cpu())
+            .last()
+            .unwrap_or(0)
+    );
+    let d = crate::console::scroll_bench::dispatch_while_scrolling(count)?;
+    crate::bench::report(
+        "dispatch-floor-scrolling",
+        "floor (IDT stub, EOI only)",
+        &d.floor,
+        None,
+    );
+    crate::bench::report(
+        "dispatch-scrolling",
+        "device irq through the core",
+        &d.device,
+        Some(&d.floor),
+    );
+    if d.missed > 0 {
+        println!("  {} interrupt(s) never arrived within 100 ms", d.missed);
+    }
     Ok(())
 }
