@@ -218,3 +218,23 @@ fn x2apic_enabled_by_firmware_is_kept() {
         ],
     );
 }
+
+/// No 8042 at all (`-machine i8042=off`, as on USB-only PCs without legacy emulation):
+/// the boot log says so in one line, nothing waits, and the shell runs on COM1.
+#[test]
+fn no_i8042_the_shell_carries_on_with_com1() {
+    let o = boot(
+        Profile::NoIommu,
+        1,
+        &["-machine", "i8042=off"],
+        &["console", "test --exit platform"],
+    );
+    assert_tests_passed(&o, "no i8042");
+    assert_has(
+        &o,
+        &[
+            "PS/2 keyboard: no controller (status port reads 0xff); keyboard input off",
+            "keyboard: none (no controller",
+        ],
+    );
+}
