@@ -3,7 +3,10 @@
 //! QEMU scenarios under `tests/`), and the benchmark report.
 
 pub mod bench;
+pub mod image;
 pub mod profile;
+pub mod qmp;
+pub mod screen;
 pub mod session;
 
 /// UEFI GPT disk image with the kernel (built by build.rs).

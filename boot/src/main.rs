@@ -11,9 +11,10 @@ use sluice::{Profile, QemuConfig};
 
 const USAGE: &str = "\
 usage:
-  sluice run [--smp N] [--profile NAME] [--memory MIB] [--bridges] [--gdb] [-- QEMU-ARGS...]
+  sluice run [--smp N] [--profile NAME] [--memory MIB] [--bridges] [--image FILE] [--gdb] [-- QEMU-ARGS...]
       boot Sluice in QEMU (default: --smp 4 --profile iommu); --bridges adds an edu
-      behind a PCIe root port, a PCIe-to-PCI bridge and a PCI bridge. With a terminal on
+      behind a PCIe root port, a PCIe-to-PCI bridge and a PCI bridge; --image boots a
+      disk image such as one `sluice usb` wrote. With a terminal on
       stdin the console is interactive (Ctrl-A X quits); with a pipe, each line is
       read when the shell's prompt appears and typed then (a program reading stdout
       can answer what the shell printed), and QEMU stops when the input is used up.
@@ -22,8 +23,11 @@ usage:
       CPUs), type `bench` (or `bench WORDS`) and `poweroff`, and print the figures as
       a dated Markdown report (also written to FILE); --verbose copies the guests'
       output to stderr. Exits 1 if a guest failed or printed a malformed BENCH line.
-  sluice usb OUTPUT.img
-      write a raw GPT disk image for a USB stick (then: dd if=OUTPUT.img of=/dev/sdX)
+  sluice usb OUTPUT.img [--run 'CMD; CMD; ...' | --script FILE | --no-script]
+      write a raw GPT disk image for a USB stick (then: dd if=OUTPUT.img of=/dev/sdX).
+      At boot it runs, unattended, the report (info, acpi, irqs, domains, test,
+      bench), or the given commands (poweroff ends the run), then leaves the shell
+      open; --no-script boots to the prompt.
   sluice acpi PATH [--json]
       decode a DMAR/MADT (a corpus machine folder or a table file) and print the
       interrupt plan Sluice would build
@@ -87,11 +91,17 @@ fn parse_run(args: &[String]) -> Result<QemuConfig, String> {
             }
             "--gdb" => cfg.gdb = true,
             "--bridges" => cfg.bridges = true,
+            "--image" => cfg.image = std::path::PathBuf::from(value("--image")?),
             "--" => {
                 cfg.extra = it.by_ref().cloned().collect();
             }
             other => return Err(format!("unknown option '{other}' (see sluice --help)")),
         }
+    }
+    if cfg.bridges && cfg.profile == Profile::Pc {
+        return Err(String::from(
+            "--bridges needs a q35 profile: the pc machine has no PCI Express root bus",
+        ));
     }
     Ok(cfg)
 }
@@ -407,19 +417,71 @@ fn describe_exit(exit: ExitKind, limit: Duration) -> String {
 }
 
 fn usb(args: &[String]) -> Result<i32, String> {
-    let [out] = args else {
-        return Err("usage: sluice usb OUTPUT.img".into());
+    use sluice::image::Script;
+    const USB_USAGE: &str =
+        "usage: sluice usb OUTPUT.img [--run 'CMD; CMD; ...' | --script FILE | --no-script]";
+    let mut out = None;
+    let mut script = Script::Report;
+    let mut chosen = false;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut choose = |s: Script| {
+            if std::mem::replace(&mut chosen, true) {
+                return Err(format!(
+                    "one of --run, --script, --no-script only ({USB_USAGE})"
+                ));
+            }
+            script = s;
+            Ok(())
+        };
+        match a.as_str() {
+            "--run" => {
+                let v = it.next().ok_or("--run needs the commands")?;
+                choose(Script::Commands(commands_of(v)?))?;
+            }
+            "--script" => {
+                let path = it.next().ok_or("--script needs a file")?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read {path}: {e}"))?;
+                choose(Script::Commands(commands_of(&text)?))?;
+            }
+            "--no-script" => choose(Script::None)?,
+            o if !o.starts_with('-') && out.is_none() => out = Some(o.to_string()),
+            other => return Err(format!("unexpected argument '{other}' ({USB_USAGE})")),
+        }
+    }
+    let out = out.ok_or(USB_USAGE)?;
+    sluice::image::write_usb_image(std::path::Path::new(&out), &script)?;
+    let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+    let runs = match &script {
+        Script::None => "no boot script: the shell's prompt".to_string(),
+        Script::Report => format!(
+            "the report at boot: {}",
+            sluice_console::script::REPORT.join("; ")
+        ),
+        Script::Commands(c) => format!("at boot: {}", c.join("; ")),
     };
-    std::fs::copy(sluice::UEFI_IMAGE, out).map_err(|e| format!("cannot write {out}: {e}"))?;
-    let size = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
     println!(
-        "wrote {out} ({} KiB, GPT with an EFI system partition)",
+        "wrote {out} ({} KiB, GPT with an EFI system partition); {runs}",
         size / 1024
     );
     println!(
         "write it to a USB stick with: sudo dd if={out} of=/dev/sdX bs=4M conv=fsync status=progress"
     );
     Ok(0)
+}
+
+/// The commands of `--run` or a `--script` file; none is an error.
+fn commands_of(text: &str) -> Result<Vec<String>, String> {
+    let cmds: Vec<String> = sluice_console::script::split_run(text)
+        .into_iter()
+        .map(String::from)
+        .collect();
+    if cmds.is_empty() {
+        return Err("the boot script has no command".into());
+    }
+    sluice_console::script::build(&cmds).map_err(|e| format!("bad boot script: {e}"))?;
+    Ok(cmds)
 }
 
 fn acpi(args: &[String]) -> Result<i32, String> {

@@ -11,16 +11,29 @@ pub enum Profile {
     NoIommu,
     /// Like `iommu`, but the disk is a USB stick on an xHCI controller.
     Usb,
+    /// Like `iommu`, without an HPET (`-machine q35,hpet=off`), as on PCs whose firmware
+    /// hides or lacks it: clocks calibrate against the PIT.
+    NoHpet,
+    /// The i440fx `pc` machine: no MCFG (legacy PCI configuration), no DMAR, xAPIC.
+    Pc,
 }
 
 impl Profile {
-    pub const ALL: [Profile; 3] = [Profile::Iommu, Profile::NoIommu, Profile::Usb];
+    pub const ALL: [Profile; 5] = [
+        Profile::Iommu,
+        Profile::NoIommu,
+        Profile::Usb,
+        Profile::NoHpet,
+        Profile::Pc,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Profile::Iommu => "iommu",
             Profile::NoIommu => "noiommu",
             Profile::Usb => "usb",
+            Profile::NoHpet => "nohpet",
+            Profile::Pc => "pc",
         }
     }
 
@@ -29,6 +42,8 @@ impl Profile {
             Profile::Iommu => "q35, intel-iommu (intremap=on, eim=on), x2APIC CPU (default)",
             Profile::NoIommu => "q35 without IOMMU, xAPIC CPU",
             Profile::Usb => "as iommu, booting from a USB stick (qemu-xhci + usb-storage)",
+            Profile::NoHpet => "as iommu, without an HPET (q35,hpet=off): PIT calibration",
+            Profile::Pc => "i440fx (pc): no MCFG, no DMAR, xAPIC CPU",
         }
     }
 
@@ -76,6 +91,9 @@ pub struct QemuConfig {
     pub image: PathBuf,
     /// Add `BRIDGED_SOURCES` (q35 only: they need a PCI Express root bus).
     pub bridges: bool,
+    /// A QMP socket to create (`-qmp unix:PATH,server=on,wait=off`): tests take
+    /// screendumps and type on the PS/2 keyboard through it.
+    pub qmp: Option<PathBuf>,
     pub extra: Vec<String>,
 }
 
@@ -89,6 +107,7 @@ impl QemuConfig {
             interactive: false,
             image: PathBuf::from(crate::UEFI_IMAGE),
             bridges: false,
+            qmp: None,
             extra: Vec::new(),
         }
     }
@@ -98,21 +117,28 @@ impl QemuConfig {
         let mut a: Vec<String> = Vec::new();
         let mut push = |s: &str| a.push(s.to_string());
         push("-machine");
-        push("q35");
+        push(match self.profile {
+            Profile::NoHpet => "q35,hpet=off",
+            Profile::Pc => "pc",
+            _ => "q35",
+        });
         // TCG only: these machines have no KVM, and KVM would need kernel-irqchip=split
         // for eim=on. Extra arguments can override.
         push("-accel");
         push("tcg");
         push("-cpu");
         push(match self.profile {
-            Profile::Iommu | Profile::Usb => "qemu64,+x2apic",
-            Profile::NoIommu => "qemu64,-x2apic",
+            Profile::Iommu | Profile::Usb | Profile::NoHpet => "qemu64,+x2apic",
+            Profile::NoIommu | Profile::Pc => "qemu64,-x2apic",
         });
         push("-smp");
         push(&self.smp.to_string());
         push("-m");
         push(&format!("{}M", self.memory_mib));
-        if matches!(self.profile, Profile::Iommu | Profile::Usb) {
+        if matches!(
+            self.profile,
+            Profile::Iommu | Profile::Usb | Profile::NoHpet
+        ) {
             push("-device");
             push("intel-iommu,intremap=on,eim=on");
         }
@@ -151,7 +177,8 @@ impl QemuConfig {
             push("-device");
             push(d);
         }
-        if self.bridges {
+        // PCI Express bridges need q35's PCI Express root bus.
+        if self.bridges && self.profile != Profile::Pc {
             for d in BRIDGED_SOURCES {
                 push("-device");
                 push(d);
@@ -168,6 +195,10 @@ impl QemuConfig {
             push("stdio");
             push("-monitor");
             push("none");
+        }
+        if let Some(q) = &self.qmp {
+            push("-qmp");
+            push(&format!("unix:{},server=on,wait=off", q.display()));
         }
         if self.gdb {
             push("-s");

@@ -65,7 +65,7 @@ pub fn print_summary() {
         Some(Ok(d)) => {
             let units = unit_bases();
             println!(
-                "IOMMU: {} remapping unit(s), host address width {} bits, DMAR flags{}{}",
+                "IOMMU: {} remapping unit(s), host address width {} bits, DMAR flags{}{}{}",
                 units.len(),
                 u32::from(d.host_address_width_raw) + 1,
                 if d.flags.intr_remap() {
@@ -78,7 +78,13 @@ pub fn print_summary() {
                 } else {
                     ""
                 },
+                if d.flags.dma_ctrl_platform_opt_in() {
+                    " DMA_CTRL_PLATFORM_OPT_IN"
+                } else {
+                    ""
+                },
             );
+            print_flag_notes(d);
             for s in &d.structures {
                 if let RemappingStructure::Drhd(u) = s {
                     println!(
@@ -136,5 +142,33 @@ pub fn print_report() {
         sluice_acpi_tables::render::plan_text(&mut built, &b.plan);
         crate::println!("\nThe plan as built at boot (what `domains` shows):");
         crate::print!("{}", built);
+    }
+}
+
+/// The DMAR's X2APIC_OPT_OUT flag (firmware asks the OS to stay in xAPIC mode).
+pub fn x2apic_opt_out() -> bool {
+    matches!(crate::acpi::platform().tables.dmar, Some(Ok(ref d)) if d.flags.x2apic_opt_out())
+}
+
+/// The `info` lines explaining the DMAR's flags that ask something of the OS.
+pub fn print_flag_notes(d: &Dmar) {
+    if d.flags.x2apic_opt_out() {
+        let note = match crate::apic::local::mode_reason() {
+            Some(crate::apic::local::ModeReason::EnabledByFirmware { .. }) => {
+                "not honoured: firmware handed over in x2APIC mode, and leaving it needs the APIC disabled (Linux keeps x2APIC too)"
+            }
+            _ => {
+                "honoured: the local APIC stays in xAPIC mode (8-bit APIC ids; CPUs above 254 stay offline)"
+            }
+        };
+        println!(
+            "  X2APIC_OPT_OUT: firmware asks the OS not to enable x2APIC; {}",
+            note
+        );
+    }
+    if d.flags.dma_ctrl_platform_opt_in() {
+        println!(
+            "  DMA_CTRL_PLATFORM_OPT_IN: firmware kept DMA protection until hand-over and asks the OS to keep external (Thunderbolt/USB4) devices behind DMA remapping; Sluice does not drive DMA remapping yet, so their DMA is not restricted"
+        );
     }
 }

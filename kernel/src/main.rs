@@ -42,12 +42,15 @@ fn kmain(boot: &'static mut bootloader_api::BootInfo) -> ! {
     time::mark_boot();
     arch::cpu::init_bsp();
     console::serial::init();
+    let screen = boot.framebuffer.take().map(console::screen::init);
     log!("Sluice {} starting", env!("CARGO_PKG_VERSION"));
+    console::report_screen(screen);
     arch::gdt::init_bsp();
     arch::idt::load();
 
     let boot: &'static bootloader_api::BootInfo = boot;
     memory::init(boot);
+    shell::script::load(boot);
     let platform = acpi::PLATFORM.call_once(|| acpi::discover(boot.rsdp_addr.into_option()));
     log!(
         "ACPI: {} CPUs, {} I/O APICs, {} overrides, HPET {}, DMAR {}",
@@ -64,7 +67,10 @@ fn kmain(boot: &'static mut bootloader_api::BootInfo) -> ! {
     pci::init(&platform.mcfg);
 
     arch::pic::disable();
-    match apic::local::init_bsp(platform.lapic_address, true) {
+    if qemu::fw_cfg_file("opt/sluice/x2apic-by-firmware").is_some() {
+        apic::local::emulate_firmware_x2apic();
+    }
+    match apic::local::init_bsp(platform.lapic_address, iommu::x2apic_opt_out()) {
         Ok(mode) => log!("local APIC: {:?} mode, id {}", mode, apic::local::id()),
         Err(e) => panic!("local APIC unusable: {}", e),
     }
@@ -93,6 +99,7 @@ fn kmain(boot: &'static mut bootloader_api::BootInfo) -> ! {
     if let Err(e) = console::init_input() {
         error!("COM1 input interrupt: {}; the shell will poll", e);
     }
+    console::keyboard::init();
     x86_64::instructions::interrupts::enable();
     if time::lapic_timer_hz() != 0 {
         time::start_tick();

@@ -25,6 +25,9 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
 pub fn stop(code: crate::qemu::ExitCode) -> ! {
     PANICKING.store(true, Ordering::SeqCst);
     crate::smp::stop_others();
+    // The report was only appended to the screen's text (interrupts are off here): with
+    // every other CPU stopped, paint it, or a PC without COM1 shows nothing.
+    crate::console::screen::panic_flush();
     crate::qemu::exit(code);
     park_this_cpu()
 }

@@ -30,6 +30,7 @@ const FW_CFG_SELECTOR: u16 = 0x510;
 const FW_CFG_DATA: u16 = 0x511;
 const FW_CFG_SIGNATURE: u16 = 0x00;
 const FW_CFG_NB_CPUS: u16 = 0x05;
+const FW_CFG_FILE_DIR: u16 = 0x19;
 
 fn fw_cfg_read(key: u16, out: &mut [u8]) {
     // SAFETY: fw_cfg ports; selecting a key and streaming its bytes has no other effect.
@@ -57,4 +58,31 @@ pub fn cpu_count() -> Option<u16> {
     let mut n = [0u8; 2];
     fw_cfg_read(FW_CFG_NB_CPUS, &mut n);
     Some(u16::from_le_bytes(n))
+}
+
+/// The selector and size of fw_cfg file `name` (`-fw_cfg name=opt/...`), if QEMU has it.
+/// Tests use such files as switches (e.g. to emulate firmware quirks OVMF lacks).
+pub fn fw_cfg_file(name: &str) -> Option<(u16, u32)> {
+    if !present() {
+        return None;
+    }
+    let mut count = [0u8; 4];
+    fw_cfg_read(FW_CFG_FILE_DIR, &mut count);
+    // The directory's entries follow its count on the data port (fw_cfg.rst: size
+    // be32, select be16, reserved u16, name[56]).
+    let mut data = Port::<u8>::new(FW_CFG_DATA);
+    for _ in 0..u32::from_be_bytes(count).min(4096) {
+        let mut e = [0u8; 64];
+        for b in e.iter_mut() {
+            // SAFETY: fw_cfg data port; streaming the selected directory has no effect.
+            *b = unsafe { data.read() };
+        }
+        let n = &e[8..];
+        let len = n.iter().position(|&b| b == 0).unwrap_or(n.len());
+        if &n[..len] == name.as_bytes() {
+            let size = u32::from_be_bytes([e[0], e[1], e[2], e[3]]);
+            return Some((u16::from_be_bytes([e[4], e[5]]), size));
+        }
+    }
+    None
 }

@@ -110,10 +110,69 @@ impl core::fmt::Display for ApicError {
     }
 }
 
-/// Enables the boot CPU's local APIC in x2APIC mode if the CPU has it, else xAPIC.
-pub fn init_bsp(lapic_phys: u64, allow_x2apic: bool) -> Result<Mode, ApicError> {
-    let x2 = allow_x2apic && cpu_has_x2apic();
-    let access = if x2 {
+/// Why the mode was chosen (for `info`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModeReason {
+    /// The CPU has x2APIC and nothing asked to stay in xAPIC.
+    CpuHasIt,
+    /// The CPU lacks x2APIC.
+    CpuLacksIt,
+    /// The firmware's DMAR sets X2APIC_OPT_OUT and firmware left xAPIC on: honoured.
+    FirmwareOptOut,
+    /// The firmware handed over with x2APIC already enabled: kept (leaving x2APIC for
+    /// xAPIC needs the APIC disabled first, SDM vol. 3 11.12.5, which would lose its
+    /// state), even against X2APIC_OPT_OUT, as Linux does.
+    EnabledByFirmware { opt_out_ignored: bool },
+}
+
+/// The mode for IA32_APIC_BASE as firmware left it (`base`), the CPU's CPUID bit and
+/// the DMAR's X2APIC_OPT_OUT flag.
+pub fn choose_mode(base: u64, cpu_has_x2: bool, opt_out: bool) -> (Mode, ModeReason) {
+    let by_firmware =
+        base & (APIC_BASE_ENABLE | APIC_BASE_X2APIC) == APIC_BASE_ENABLE | APIC_BASE_X2APIC;
+    match (by_firmware, cpu_has_x2, opt_out) {
+        (true, _, o) => (
+            Mode::X2Apic,
+            ModeReason::EnabledByFirmware { opt_out_ignored: o },
+        ),
+        (false, false, _) => (Mode::XApic, ModeReason::CpuLacksIt),
+        (false, true, true) => (Mode::XApic, ModeReason::FirmwareOptOut),
+        (false, true, false) => (Mode::X2Apic, ModeReason::CpuHasIt),
+    }
+}
+
+static REASON: spin::Once<ModeReason> = spin::Once::new();
+
+pub fn mode_reason() -> Option<ModeReason> {
+    REASON.get().copied()
+}
+
+/// IA32_APIC_BASE as it is now.
+pub fn apic_base() -> u64 {
+    // SAFETY: IA32_APIC_BASE exists on every APIC-capable CPU; reading has no effect.
+    unsafe { Msr::new(IA32_APIC_BASE).read() }
+}
+
+/// QEMU test hook: does what firmware that hands over in x2APIC mode does (OVMF does
+/// not), so that `choose_mode`'s path for it runs on a real (emulated) APIC.
+pub fn emulate_firmware_x2apic() {
+    if cpu_has_x2apic() {
+        let base = apic_base();
+        // SAFETY: xAPIC -> x2APIC is the legal transition (EN already set, then EXTD;
+        // SDM vol. 3 11.12.5); nothing uses the APIC yet.
+        unsafe {
+            Msr::new(IA32_APIC_BASE).write(base | APIC_BASE_ENABLE);
+            Msr::new(IA32_APIC_BASE).write(base | APIC_BASE_ENABLE | APIC_BASE_X2APIC);
+        }
+    }
+}
+
+/// Enables the boot CPU's local APIC: x2APIC if firmware already did, else if the CPU
+/// has it and the DMAR does not opt out, else xAPIC (`choose_mode`).
+pub fn init_bsp(lapic_phys: u64, x2apic_opt_out: bool) -> Result<Mode, ApicError> {
+    let (chosen, reason) = choose_mode(apic_base(), cpu_has_x2apic(), x2apic_opt_out);
+    REASON.call_once(|| reason);
+    let access = if chosen == Mode::X2Apic {
         Access::X2Apic
     } else {
         Access::XApic(mmio::map(lapic_phys, 4096).map_err(ApicError::Map)?)

@@ -5,7 +5,7 @@
 //! guest time (TSC); under TCG they are noisy, so only figures taken in one sitting
 //! compare, and no test ever asserts a time.
 
-mod dispatch;
+pub mod dispatch;
 pub mod stats;
 
 use alloc::string::String;

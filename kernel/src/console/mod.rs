@@ -1,8 +1,14 @@
-//! The console: COM1 (`serial`), timestamped log lines (`log`), and COM1 input as an
-//! interrupt of the core: ISA IRQ 4 (with any MADT override) through the I/O APIC's
-//! domain, an edge flow, and a handler that drains the FIFO.
+//! The console: COM1 (`serial`), the UEFI framebuffer (`screen`), timestamped log
+//! lines to both (`log`), and COM1 input as an interrupt of the core: ISA IRQ 4 (with
+//! any MADT override) through the I/O APIC's domain, an edge flow, and a handler that
+//! drains the FIFO.
 
+pub mod i8042;
+pub mod input;
+pub mod keyboard;
 pub mod log;
+pub mod screen;
+pub mod scroll_bench;
 pub mod serial;
 
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -42,4 +48,33 @@ pub fn init_input() -> Result<(), sluice_irq_core::IrqError> {
         target.vector.0
     );
     Ok(())
+}
+
+/// The boot log's line about the screen console.
+pub fn report_screen(
+    screen: Option<
+        Result<
+            (
+                sluice_console::paint::Format,
+                sluice_console::paint::Geometry,
+            ),
+            screen::ScreenError,
+        >,
+    >,
+) {
+    match screen {
+        None => crate::log!("screen: no framebuffer (no GOP); console on COM1 only"),
+        Some(Err(e)) => crate::warn!("screen: framebuffer unusable: {}; console on COM1 only", e),
+        Some(Ok((f, g))) => crate::log!(
+            "screen: {}x{} {:?} {} bytes/pixel, stride {}; {}x{} text in {}-pixel Noto Sans Mono",
+            f.width,
+            f.height,
+            f.layout,
+            f.bytes_per_pixel,
+            f.stride,
+            g.cols,
+            g.rows,
+            g.cell_h
+        ),
+    }
 }

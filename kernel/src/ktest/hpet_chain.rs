@@ -15,6 +15,7 @@ pub static TESTS: &[Test] = &[ktest!(moves_under_fire_lose_nothing)];
 fn moves_under_fire_lose_nothing() -> TestResult {
     const MOVES: u32 = 30;
     const STALL_NS: u64 = 100_000_000;
+    crate::ktest::hotplug::need_hpet()?;
     let virq = start(&CpuMask::single(0))?;
     let (mut moved, mut busy) = (0, 0);
     for _ in 0..MOVES {

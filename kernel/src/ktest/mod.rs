@@ -90,5 +90,26 @@ pub fn run(filter: &str) -> (usize, usize) {
         }
     }
     crate::println!("{} passed, {} failed, {} skipped", passed, failed, skipped);
+    *LAST.lock() = Some(Summary {
+        passed,
+        failed,
+        skipped,
+    });
     (passed, failed)
+}
+
+/// The counts of one `run`.
+#[derive(Clone, Copy, Debug)]
+pub struct Summary {
+    pub passed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+}
+
+/// The last run's counts (the boot script's closing line repeats them). Protects: the
+/// counts. Lock order: innermost.
+static LAST: spin::Mutex<Option<Summary>> = spin::Mutex::new(None);
+
+pub fn last_summary() -> Option<Summary> {
+    *LAST.lock()
 }

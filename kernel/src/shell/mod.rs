@@ -1,19 +1,23 @@
-//! The serial shell. Input arrives by interrupt into the COM1 ring; the shell sleeps in
-//! `hlt` between bytes. Every command reports bad arguments with a usage line and
-//! returns to the prompt.
+//! The shell, on COM1 and the screen. Input arrives by interrupt from COM1 and the PS/2
+//! keyboard into one line editor (`sluice_console::line`: cursor keys, history); the
+//! shell sleeps in `hlt` between keys. Every command reports bad arguments with a usage
+//! line and returns to the prompt.
 
 mod bench;
+mod console;
 mod crash;
 mod devices;
 mod hotplug;
 mod hpet_chain;
 mod irq;
 mod pci;
+pub mod script;
 mod smp;
 mod system;
 
 use alloc::string::String;
 use alloc::vec::Vec;
+use sluice_console::line::{Edit, LineEditor};
 
 use crate::{print, println};
 
@@ -33,6 +37,7 @@ pub struct Command {
 /// Every command table, in `help` order.
 static GROUPS: &[&[Command]] = &[
     system::COMMANDS,
+    console::COMMANDS,
     irq::COMMANDS,
     pci::COMMANDS,
     devices::COMMANDS,
@@ -43,39 +48,59 @@ static GROUPS: &[&[Command]] = &[
     bench::COMMANDS,
 ];
 
+/// The commands this machine offers (see `withheld`).
 pub(crate) fn commands() -> impl Iterator<Item = &'static Command> {
-    GROUPS.iter().flat_map(|g| g.iter())
+    GROUPS
+        .iter()
+        .flat_map(|g| g.iter())
+        .filter(|c| withheld(c.name).is_none())
 }
 
-/// Reads lines and runs them forever.
+/// Why a command is not offered on this machine, if it is not: the HPET chain and the
+/// hotplug stress built on it need an HPET, which some firmware hides or lacks.
+pub(crate) fn withheld(name: &str) -> Option<&'static str> {
+    match name {
+        "hpet-chain" | "hotplug-stress" if crate::time::hpet::get().is_none() => Some(
+            "this machine has no HPET (the chain is a self-re-arming HPET comparator; clocks were calibrated against the PIT)",
+        ),
+        _ => None,
+    }
+}
+
+/// The commands withheld on this machine, with the reason.
+pub(crate) fn withheld_commands() -> impl Iterator<Item = (&'static str, &'static str)> {
+    GROUPS
+        .iter()
+        .flat_map(|g| g.iter())
+        .filter_map(|c| withheld(c.name).map(|why| (c.name, why)))
+}
+
+/// Reads lines from the keyboard and COM1 through one line editor and runs them
+/// forever. Between keys it paints the screen and sleeps in `hlt`.
 pub fn run() -> ! {
-    let mut line = String::new();
+    let mut editor = LineEditor::new(PROMPT, MAX_LINE);
+    let mut echo = String::new();
+    script::run_boot_script();
     print!("{}", PROMPT);
     loop {
-        let Some(b) = crate::console::serial::read_byte() else {
+        let Some(key) = crate::console::input::read_key() else {
+            crate::console::screen::flush();
             // Sleep until the next interrupt; the check-then-halt race is closed by
             // `sti; hlt` executing atomically (SDM vol. 2, STI: interrupts are
             // recognised only after the next instruction).
             x86_64::instructions::interrupts::enable_and_hlt();
             continue;
         };
-        match b {
-            b'\r' | b'\n' => {
-                println!();
+        echo.clear();
+        let edit = editor.key(key, &mut echo);
+        print!("{}", echo);
+        match edit {
+            Edit::Editing => {}
+            Edit::Done(line) => {
                 execute(line.trim());
-                line.clear();
                 print!("{}", PROMPT);
             }
-            0x08 | 0x7f => {
-                if line.pop().is_some() {
-                    print!("\x08 \x08");
-                }
-            }
-            0x20..=0x7e if line.len() < MAX_LINE => {
-                line.push(b as char);
-                print!("{}", b as char);
-            }
-            _ => {}
+            Edit::Cancelled => print!("{}", PROMPT),
         }
     }
 }
@@ -95,7 +120,10 @@ pub fn execute(line: &str) {
                 }
             }
         }
-        None => println!("unknown command '{}'; type 'help'", name),
+        None => match withheld(name) {
+            Some(why) => println!("{}: not offered here: {}", name, why),
+            None => println!("unknown command '{}'; type 'help'", name),
+        },
     }
 }
 

@@ -55,6 +55,9 @@ fn cmd_help(args: &[&str]) -> Result<(), String> {
         };
         println!("  {:<28} {}", head, c.help);
     }
+    for (name, why) in super::withheld_commands() {
+        println!("  ({} is not offered: {})", name, why);
+    }
     Ok(())
 }
 
@@ -115,6 +118,9 @@ fn info_cpus(p: &crate::acpi::Platform) {
             crate::apic::local::version() & 0xff
         ),
         None => println!("APIC mode: not initialised"),
+    }
+    if let Some(r) = crate::apic::local::mode_reason() {
+        println!("  chosen because: {}", mode_reason_text(r));
     }
     println!(
         "NMI wiring (MADT): {} NMI source(s), {} local APIC NMI entr{}",
@@ -209,4 +215,23 @@ fn cmd_reboot(args: &[&str]) -> Result<(), String> {
     no_args(args)?;
     println!("rebooting");
     crate::power::reset()
+}
+
+fn mode_reason_text(r: crate::apic::local::ModeReason) -> &'static str {
+    use crate::apic::local::ModeReason;
+    match r {
+        ModeReason::CpuHasIt => "the CPU has x2APIC",
+        ModeReason::CpuLacksIt => "the CPU lacks x2APIC",
+        ModeReason::FirmwareOptOut => {
+            "the DMAR sets X2APIC_OPT_OUT (firmware asks for xAPIC); honoured"
+        }
+        ModeReason::EnabledByFirmware {
+            opt_out_ignored: false,
+        } => "firmware handed over with x2APIC already enabled; kept",
+        ModeReason::EnabledByFirmware {
+            opt_out_ignored: true,
+        } => {
+            "firmware handed over with x2APIC already enabled; kept, so the DMAR's X2APIC_OPT_OUT cannot be honoured (leaving x2APIC needs the APIC disabled)"
+        }
+    }
 }
