@@ -133,11 +133,20 @@ fn com1_moves_across_cpus_with_the_two_step_plan_in_both_profiles() {
             .filter(|l| l.starts_with("irq 4: CPU"))
             .collect();
         assert_eq!(moves.len(), 2, "{profile}\n{}", o.output);
+        // CPU 3's lowest vectors are taken (the HPET chain's, and whatever the PCI
+        // drivers' irqs took there): COM1 gets another number than 0x20 on CPU 3.
         assert!(
-            moves[0].contains("CPU 0 vector 0x20 -> CPU 3 vector 0x21 (4 hardware step(s))"),
+            moves[0].starts_with("irq 4: CPU 0 vector 0x20 -> CPU 3 vector ")
+                && !moves[0].contains("-> CPU 3 vector 0x20")
+                && moves[0].ends_with("(4 hardware step(s))"),
             "{profile}\n{}",
             o.output
         );
+        let on_cpu3 = moves[0]
+            .split("-> CPU 3 vector ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or("?");
         assert!(moves[1].contains("-> CPU 0"), "{profile}\n{}", o.output);
         assert!(
             moves[1].contains("(4 hardware step(s))"),
@@ -145,8 +154,9 @@ fn com1_moves_across_cpus_with_the_two_step_plan_in_both_profiles() {
             o.output
         );
         assert!(
-            o.output
-                .contains("vector: CPU 3 (APIC id 3) vector 0x21, active"),
+            o.output.contains(&format!(
+                "vector: CPU 3 (APIC id 3) vector {on_cpu3}, active"
+            )),
             "{profile}\n{}",
             o.output
         );

@@ -177,6 +177,9 @@ pub fn free_irq(virq: Virq) -> Result<(), IrqError> {
     free_irqs(virq, 1)
 }
 
+/// How long a free waits for a handler still running on another CPU.
+const FREE_WAIT_NS: u64 = 100_000_000;
+
 /// Stops and frees `count` irqs allocated together (a multi-MSI block: pass its first).
 pub fn free_irqs(virq: Virq, count: u32) -> Result<(), IrqError> {
     with_core(|c| {
@@ -187,8 +190,19 @@ pub fn free_irqs(virq: Virq, count: u32) -> Result<(), IrqError> {
                 Err(e) => return Err(e),
             }
         }
-        c.free_irq(virq, count)
-    })?
+        Ok(())
+    })??;
+    // `Busy` while a handler still runs elsewhere (it is stopped: it will not start
+    // again); wait for it outside the core, with interrupts on.
+    let t0 = crate::time::nanos_since_boot();
+    loop {
+        match with_core(|c| c.free_irq(virq, count))? {
+            Err(IrqError::Busy) if crate::time::nanos_since_boot() - t0 < FREE_WAIT_NS => {
+                core::hint::spin_loop()
+            }
+            r => return r,
+        }
+    }
 }
 
 /// Where an irq is delivered now.

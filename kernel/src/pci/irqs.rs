@@ -94,8 +94,6 @@ pub enum PciIrqError {
     EntryInUse(u32),
     /// The irq is not one of this function's.
     NotHeld(Virq),
-    /// A member of a multi-MSI block cannot be freed alone.
-    BlockMember(Virq),
     Setup(String),
     Core(IrqError),
 }
@@ -119,12 +117,6 @@ impl fmt::Display for PciIrqError {
             }
             PciIrqError::EntryInUse(e) => write!(f, "MSI-X entry {e} already has an irq"),
             PciIrqError::NotHeld(v) => write!(f, "irq {v} is not one of this function's"),
-            PciIrqError::BlockMember(v) => {
-                write!(
-                    f,
-                    "irq {v} is a member of a multi-MSI block: free the block"
-                )
-            }
             PciIrqError::Setup(s) => f.write_str(s),
             PciIrqError::Core(e) => write!(f, "{e}"),
         }
@@ -304,8 +296,8 @@ pub fn alloc_msix(
     Ok(got.into_iter().map(|(_, v)| v).collect())
 }
 
-/// Frees one irq of the function (an MSI-X entry; or the single MSI irq). The last one
-/// disables the capability and removes the function's domain.
+/// Frees one irq of the function (an MSI-X entry, an MSI block's member, the single MSI
+/// irq). The last one disables the capability and removes the function's domain.
 pub fn free(dev: &Device, virq: Virq) -> Result<(), PciIrqError> {
     let mut st = dev.irqs.lock();
     let at = st
@@ -315,7 +307,12 @@ pub fn free(dev: &Device, virq: Virq) -> Result<(), PciIrqError> {
         .ok_or(PciIrqError::NotHeld(virq))?;
     let index = st.held[at].0;
     match &st.storage {
-        Some(Storage::Msi(_)) if st.held.len() > 1 => return Err(PciIrqError::BlockMember(virq)),
+        // A member of a block goes alone: its vector stays reserved in the block (the
+        // device may still send its number) and its mask bit, if it has one, is set.
+        Some(Storage::Msi(d)) if st.held.len() > 1 => {
+            crate::irq::free_irq(virq)?;
+            let _ = d.storage().mask(index);
+        }
         Some(Storage::Msi(d)) => {
             d.storage().disable();
             crate::irq::free_irq(virq)?;

@@ -177,9 +177,63 @@ fn cmd_irq(args: &[&str]) -> Result<(), String> {
             ),
             None => println!("  previous: none; move in progress {}", v.move_in_progress),
         }
+        if let Some(b) = core.block_of(virq).and_then(|id| core.block(id).ok()) {
+            let live = b.members.iter().filter(|m| m.is_some()).count();
+            println!(
+                "  multi-MSI block {}: {} vectors {:#04x}..={:#04x} on CPU {}, {} member irq(s){}",
+                b.id.0,
+                b.count,
+                b.base.0,
+                u32::from(b.base.0) + b.count - 1,
+                b.cpu,
+                live,
+                match b.prev {
+                    Some((cpu, v)) => alloc::format!("; previous block at CPU {cpu} {:#04x}", v.0),
+                    None => String::new(),
+                }
+            );
+        }
         Ok(())
     })
-    .map_err(|e| alloc::format!("{e}"))?
+    .map_err(|e| alloc::format!("{e}"))??;
+    // Outside the core's calling convention: the function's irq lock comes first.
+    if let Some((dev, m)) = crate::pci::irqs::stored_message(virq) {
+        let target = crate::irq::target(virq).ok();
+        // A block member sends the shared message's vector plus its number.
+        let member = if m.mode == crate::pci::irqs::Mode::Msi {
+            m.index
+        } else {
+            0
+        };
+        let agrees = sluice_irq_core::msi::decode(&m.message)
+            .zip(target)
+            .map(|(c, t)| {
+                c.dest == t.apic_id && u32::from(c.vector.0) + member == u32::from(t.vector.0)
+            });
+        println!(
+            "  {} {} message {} read back: {}{}{}; {}",
+            dev.address(),
+            m.mode,
+            m.index,
+            super::pci::message_text(&m.message),
+            if m.masked == Some(true) {
+                ", masked"
+            } else {
+                ""
+            },
+            if m.pending == Some(true) {
+                ", pending"
+            } else {
+                ""
+            },
+            match agrees {
+                Some(true) => "matches the vector level's target",
+                Some(false) => "differs from the vector level's target (a move in flight)",
+                None => "not a compatibility-format message",
+            }
+        );
+    }
+    Ok(())
 }
 
 fn cmd_vectors(args: &[&str]) -> Result<(), String> {

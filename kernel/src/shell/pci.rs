@@ -91,7 +91,7 @@ fn flags<T: core::fmt::Debug>(f: T) -> String {
     }
 }
 
-fn message_text(m: &MsiMsg) -> String {
+pub(super) fn message_text(m: &MsiMsg) -> String {
     let mut s = format!(
         "address {:#010x}_{:08x} data {:#06x}",
         m.addr_hi, m.addr_lo, m.data
