@@ -60,6 +60,8 @@ pub fn message_of(counts: &[MessageCounts], virq: Virq) -> Option<usize> {
 /// `remaining` reaches zero.
 pub struct Chain {
     active: AtomicBool,
+    /// Paced chains: a link was handled and the next waits for `Raiser::pump`.
+    due: AtomicBool,
     remaining: AtomicU64,
     /// Links raised and handled since the chain started.
     pub raised: AtomicU64,
@@ -72,6 +74,7 @@ impl Chain {
     pub const fn new() -> Self {
         Self {
             active: AtomicBool::new(false),
+            due: AtomicBool::new(false),
             remaining: AtomicU64::new(0),
             raised: AtomicU64::new(0),
             handled: AtomicU64::new(0),
@@ -91,6 +94,7 @@ impl Chain {
 
     pub fn stop(&self) {
         self.active.store(false, Ordering::SeqCst);
+        self.due.store(false, Ordering::SeqCst);
     }
 
     pub fn active(&self) -> bool {
@@ -118,6 +122,33 @@ impl Chain {
     }
 }
 
+impl Chain {
+    /// For a paced chain: a link was handled; the next is raised by `Raiser::pump` (and
+    /// counted there), not by the handler.
+    pub fn link_handled_paced(&self) {
+        self.handled.fetch_add(1, Ordering::SeqCst);
+        self.last_ns
+            .store(crate::time::nanos_since_boot(), Ordering::SeqCst);
+        if !self.active() {
+            return;
+        }
+        let more = self
+            .remaining
+            .try_update(Ordering::SeqCst, Ordering::SeqCst, |r| r.checked_sub(1))
+            .is_ok_and(|r| r > 1);
+        if more {
+            self.due.store(true, Ordering::SeqCst);
+        } else {
+            self.stop();
+        }
+    }
+
+    /// Is a paced chain's next link due? (Clears it.)
+    pub fn take_due(&self) -> bool {
+        self.due.swap(false, Ordering::SeqCst)
+    }
+}
+
 impl Default for Chain {
     fn default() -> Self {
         Self::new()
@@ -140,6 +171,16 @@ pub trait Raiser: Sync {
     /// factorial unit fires from QEMU's device thread), else like `raise`; the message
     /// is the driver's choice (it cycles through those with irqs).
     fn raise_link(&self) -> Result<(), String>;
+    /// Paced: the handler does not raise the next chain link itself (it would come back
+    /// at once, on the same CPU, and keep that CPU in interrupt context for as long as
+    /// the chain runs); whoever watches the chain calls `pump`, which raises it.
+    fn paced(&self) -> bool {
+        false
+    }
+    /// Raises a paced chain's next link if one is due.
+    fn pump(&self) -> Result<(), String> {
+        Ok(())
+    }
     /// Adds irqs for MSI-X entries at run time.
     fn add_messages(&self, _entries: &[u32]) -> Result<Vec<Virq>, String> {
         Err(String::from(

@@ -208,18 +208,21 @@ impl Xhci {
     }
 
     fn handle(&self, v: usize) -> IrqReturn {
-        // Interrupt Pending is write-1-to-clear.
+        // The controller sets Event Handler Busy when it raises the interrupter's
+        // interrupt (Interrupt Pending it clears itself once the MSI is sent). No EHB: not
+        // this interrupter's (a retriggered duplicate, say). Clearing it — write 1, with
+        // the dequeue pointer at the (empty) enqueue position — raises nothing.
         let base = intr::FIRST + intr::STRIDE * v as u64;
-        self.rt
-            .write32(base + intr::IMAN, intr::IMAN_IP | intr::IMAN_IE);
-        self.counts[v].handled.fetch_add(1, Ordering::SeqCst);
-        if self.chain.link_handled()
-            && let Some(next) = next_live(&self.counts[..self.messages], v)
-        {
-            self.last.store(next, Ordering::SeqCst);
-            self.counts[next].raised.fetch_add(1, Ordering::SeqCst);
-            self.fire(next);
+        if self.rt.read32(base + intr::ERDP_LO) & intr::ERDP_EHB == 0 {
+            return IrqReturn::NotHandled;
         }
+        let ring = self.rings + v as u64 * RING_TRBS * TRB_BYTES;
+        self.rt.write32(base + intr::ERDP_HI, (ring >> 32) as u32);
+        self.rt
+            .write32(base + intr::ERDP_LO, ring as u32 | intr::ERDP_EHB);
+        self.counts[v].handled.fetch_add(1, Ordering::SeqCst);
+        self.last.store(v, Ordering::SeqCst);
+        self.chain.link_handled_paced();
         IrqReturn::Handled
     }
 
@@ -268,6 +271,20 @@ impl Raiser for Xhci {
 
     fn chain(&self) -> &Chain {
         &self.chain
+    }
+
+    /// The interrupter's interrupt comes back within the dequeue-pointer write, on the
+    /// writing vCPU's time: a handler that raised the next link would never leave
+    /// interrupt context (QEMU does not implement interrupter moderation here).
+    fn paced(&self) -> bool {
+        true
+    }
+
+    fn pump(&self) -> Result<(), String> {
+        if self.chain.take_due() {
+            self.raise_link()?;
+        }
+        Ok(())
     }
 
     fn raise_link(&self) -> Result<(), String> {

@@ -53,11 +53,20 @@ impl Chains {
             for (_, virq) in s.live() {
                 let t0 = crate::time::nanos_since_boot();
                 loop {
+                    // A multi-MSI member moved with its block already.
+                    if crate::irq::target(virq).is_ok_and(|t| mask.contains(t.cpu)) {
+                        break;
+                    }
                     match crate::irq::set_affinity(virq, mask, false) {
                         Ok(_) => break,
+                        // The previous move waits for an interrupt at its new target:
+                        // keep the chains going so one comes.
                         Err(IrqError::Busy)
                             if crate::time::nanos_since_boot() - t0 < RETARGET_NS =>
                         {
+                            for p in &self.sources {
+                                p.pump()?;
+                            }
                             core::hint::spin_loop()
                         }
                         Err(e) => return Err(alloc::format!("irq {virq}: {e}")),
@@ -75,6 +84,9 @@ impl Chains {
             let c = s.chain();
             let target = c.handled.load(Ordering::SeqCst) + links;
             while c.handled.load(Ordering::SeqCst) < target {
+                for p in &self.sources {
+                    p.pump()?;
+                }
                 let now = crate::time::nanos_since_boot();
                 let last = c.last_ns.load(Ordering::SeqCst).max(since_ns);
                 if now.saturating_sub(last) > STALL_NS {
@@ -110,8 +122,19 @@ impl Chains {
         }
         let mut t = ChainTotals::default();
         for s in &self.sources {
-            t.raised += s.chain().raised.load(Ordering::SeqCst);
-            t.handled += s.chain().handled.load(Ordering::SeqCst);
+            let (r, h) = (
+                s.chain().raised.load(Ordering::SeqCst),
+                s.chain().handled.load(Ordering::SeqCst),
+            );
+            crate::println!(
+                "  {} {}: chain raised {} handled {}",
+                s.device().address(),
+                s.driver(),
+                r,
+                h
+            );
+            t.raised += r;
+            t.handled += h;
         }
         t
     }

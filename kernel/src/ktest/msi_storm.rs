@@ -223,8 +223,13 @@ fn control() -> Result<StormReport, String> {
             last_progress = now;
             src.raise_link()?;
         }
-        // Wakes on the next link here, or on the tick.
-        x86_64::instructions::interrupts::enable_and_hlt();
+        if src.paced() {
+            src.pump()?;
+            core::hint::spin_loop();
+        } else {
+            // Wakes on the next link here, or on the tick.
+            x86_64::instructions::interrupts::enable_and_hlt();
+        }
     }
     chain.stop();
     // Let the last link land before counting spurious interrupts.
