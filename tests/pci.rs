@@ -383,3 +383,112 @@ fn bad_pci_requests_are_refused_and_change_nothing() {
     let all16: Vec<u32> = (0..16).collect();
     assert_all_arrived(&o.output, "0000:00:04.0", &all16, 1, "xhci after refusals");
 }
+
+/// The JSON string that is the `return` member of a QMP reply line, unescaped.
+fn qmp_return_text(reply: &str) -> String {
+    let start = reply.find("\"return\"").expect("a return member") + "\"return\"".len();
+    let rest = reply[start..].trim_start_matches([' ', ':']);
+    let mut out = String::new();
+    let mut chars = rest.chars().skip(1); // the opening quote
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => break,
+            '\\' => match chars.next() {
+                Some('n') => out.push('\n'),
+                Some('r') => {}
+                Some('t') => out.push('\t'),
+                Some('u') => {
+                    let hex: String = chars.by_ref().take(4).collect();
+                    if let Some(ch) = u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
+                        out.push(ch);
+                    }
+                }
+                Some(other) => out.push(other),
+                None => break,
+            },
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// (bus, device, function, "vvvv:dddd") from QEMU's `info pci`.
+fn qemu_functions(info: &str) -> Vec<(u8, u8, u8, String)> {
+    let mut out = Vec::new();
+    let mut lines = info.lines();
+    while let Some(l) = lines.next() {
+        let l = l.trim();
+        let Some(rest) = l.strip_prefix("Bus") else {
+            continue;
+        };
+        let nums: Vec<u8> = rest
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|w| !w.is_empty())
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        let ids = lines
+            .next()
+            .and_then(|n| n.split("PCI device ").nth(1))
+            .map(|s| s.trim().to_string());
+        if let ([b, d, f], Some(ids)) = (nums.as_slice(), ids) {
+            out.push((*b, *d, *f, ids));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The same from Sluice's `pci`.
+fn sluice_functions(output: &str) -> Vec<(u8, u8, u8, String)> {
+    let mut out: Vec<(u8, u8, u8, String)> = output
+        .lines()
+        .filter(|l| l.starts_with("0000:") && l.contains(" Device ["))
+        .filter_map(|l| {
+            let bdf = l.split_whitespace().next()?;
+            let (bus, rest) = bdf[5..].split_once(':')?;
+            let (dev, func) = rest.split_once('.')?;
+            let ids = l.split(" Device [").nth(1)?.split(']').next()?;
+            Some((
+                u8::from_str_radix(bus, 16).ok()?,
+                u8::from_str_radix(dev, 16).ok()?,
+                func.parse().ok()?,
+                ids.to_string(),
+            ))
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Sluice's `pci` against QEMU's own `info pci` (through QMP), with bridges: the same
+/// functions, the same addresses, the same ids.
+#[test]
+fn pci_listing_matches_qemus_info_pci() {
+    use sluice::qmp::Qmp;
+    use sluice::session::Session;
+    use std::time::Duration;
+    for profile in BOTH {
+        let sock = std::env::temp_dir().join(format!("sluice-{}-pci.qmp", std::process::id()));
+        let _ = std::fs::remove_file(&sock);
+        let mut cfg = QemuConfig::new(profile, 1);
+        cfg.bridges = true;
+        cfg.qmp = Some(sock.clone());
+        let _one = qemu_lock();
+        let mut s = Session::start(&cfg, LIMIT).unwrap_or_else(|e| panic!("{e}"));
+        let mut q = Qmp::connect(&sock, Duration::from_secs(30)).unwrap_or_else(|e| panic!("{e}"));
+        s.wait_for(sluice::PROMPT).unwrap();
+        s.send_line("pci").unwrap();
+        s.wait_for(sluice::PROMPT).unwrap();
+        let reply = q
+            .execute("human-monitor-command", r#"{"command-line":"info pci"}"#)
+            .unwrap();
+        s.send_line("poweroff").unwrap();
+        let o = s.finish();
+        let _ = std::fs::remove_file(&sock);
+        let theirs = qemu_functions(&qmp_return_text(&reply));
+        let ours = sluice_functions(&o.output);
+        assert!(theirs.len() >= 14, "{profile}: QEMU listed {theirs:?}");
+        assert_eq!(ours, theirs, "{profile}\n{}", o.output);
+    }
+}

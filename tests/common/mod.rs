@@ -19,6 +19,11 @@ pub fn boot(profile: Profile, smp: u32, lines: &[&str]) -> Outcome {
     boot_with(&QemuConfig::new(profile, smp), lines)
 }
 
+/// Holds the one-guest-at-a-time lock for a scenario that drives its session itself.
+pub fn qemu_lock() -> std::sync::MutexGuard<'static, ()> {
+    QEMU.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// `boot` with a configuration of the caller's (extra devices, bridges).
 pub fn boot_with(cfg: &QemuConfig, lines: &[&str]) -> Outcome {
     // One guest at a time per test binary: TCG guests on a 2-core host starve each
