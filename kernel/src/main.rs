@@ -91,6 +91,8 @@ fn kmain(boot: &'static mut bootloader_api::BootInfo) -> ! {
         Err(e) => error!("clock calibration failed: {}; no periodic tick", e),
     }
 
+    // Before the interrupt core builds its domains: remapping decides their tree.
+    iommu::init();
     apic::ioapic::init(&platform.io_apics);
     irq::init_system_vectors();
     if let Err(e) = irq::init(platform.cpus.len()) {
@@ -113,6 +115,8 @@ fn kmain(boot: &'static mut bootloader_api::BootInfo) -> ! {
         }
     }
     devices::probe_pci();
+    // After the drivers, so device irqs are numbered alike with remapping on or off.
+    iommu::fault::init();
     log!("boot complete");
     shell::run()
 }

@@ -11,6 +11,7 @@
 
 extern crate alloc;
 
+pub mod coverage;
 pub mod dmar;
 pub mod error;
 pub mod hpet;

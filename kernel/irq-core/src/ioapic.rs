@@ -188,6 +188,8 @@ pub trait RteStorage: Send + Sync {
 /// One I/O APIC as an irq domain and chip.
 pub struct IoApicDomain<S: RteStorage> {
     id: u8,
+    /// `IO-APIC`, or `IR-IO-APIC` under a remapping domain (Linux's names).
+    name: &'static str,
     storage: S,
     /// Per pin: the line settings while allocated (allocation runs under the domain lock).
     lines: spin::Mutex<Vec<Option<Line>>>,
@@ -196,9 +198,20 @@ pub struct IoApicDomain<S: RteStorage> {
 impl<S: RteStorage> IoApicDomain<S> {
     /// The domain of the I/O APIC with MADT id `id` over its redirection table.
     pub fn new(id: u8, storage: S) -> Self {
+        Self::named(id, storage, "IO-APIC")
+    }
+
+    /// The same under an interrupt-remapping domain: its entries are derived from the
+    /// remappable messages that domain composes; only the chip's name differs.
+    pub fn remapped(id: u8, storage: S) -> Self {
+        Self::named(id, storage, "IR-IO-APIC")
+    }
+
+    fn named(id: u8, storage: S, name: &'static str) -> Self {
         let pins = storage.pins() as usize;
         Self {
             id,
+            name,
             storage,
             lines: spin::Mutex::new(alloc::vec![None; pins]),
         }
@@ -305,7 +318,7 @@ impl<S: RteStorage> Domain for IoApicDomain<S> {
 
 impl<S: RteStorage> Chip for IoApicDomain<S> {
     fn name(&self) -> &str {
-        "IO-APIC"
+        self.name
     }
 
     fn mask(&self, d: &LevelCtx) -> Result<ChipOp> {

@@ -5,6 +5,7 @@
 //! guest time (TSC); under TCG they are noisy, so only figures taken in one sitting
 //! compare, and no test ever asserts a time.
 
+pub mod affinity;
 pub mod dispatch;
 pub mod stats;
 
@@ -41,7 +42,32 @@ pub fn report(name: &str, what: &str, s: &Summary, floor: Option<&Summary>) {
 
 /// Every benchmark in turn.
 pub fn run_all() -> Result<(), String> {
-    dispatch_figures(DEFAULT_COUNT)
+    dispatch_figures(DEFAULT_COUNT)?;
+    affinity_figures(AFFINITY_COUNT)
+}
+
+/// Moves per path unless told otherwise (Linux's figure in REFERENCE.md is a median of
+/// 1000 too).
+pub const AFFINITY_COUNT: u64 = 1000;
+
+/// The affinity-change figures: every path this machine's irqs take, beside the floor.
+pub fn affinity_figures(count: u64) -> Result<(), String> {
+    println!("affinity: request to hardware reprogrammed, {count} moves per path");
+    let figures = affinity::run(count)?;
+    let floor = figures
+        .iter()
+        .find(|(p, _)| *p == affinity::Path::VectorOnly)
+        .map(|(_, s)| *s);
+    for (path, s) in &figures {
+        let is_floor = *path == affinity::Path::VectorOnly;
+        report(
+            &alloc::format!("affinity-{}", path.name()),
+            path.describe(),
+            s,
+            if is_floor { None } else { floor.as_ref() },
+        );
+    }
+    Ok(())
 }
 
 pub fn dispatch_figures(count: u64) -> Result<(), String> {

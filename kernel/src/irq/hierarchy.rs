@@ -14,27 +14,34 @@ use sluice_irq_core::ioapic::IoApicDomain;
 use sluice_irq_core::{IrqCore, IrqError};
 
 use crate::apic::ioapic;
-
-/// Why the tables' remapping plan is not followed yet.
-const NO_IR_DRIVER: &str = "this kernel does not drive VT-d interrupt remapping yet";
+use crate::iommu::remap::IrDomain;
 
 /// The plan the kernel built from, and the core's domain for each plan domain it drives.
 pub struct BuiltTree {
     pub plan: InterruptPlan,
     pub ids: Vec<Option<DomainId>>,
+    /// The remapping domains: (unit index, domain, the domain itself).
+    pub remapping: Vec<(usize, DomainId, Arc<IrDomain>)>,
 }
 
 static TREE: spin::Once<BuiltTree> = spin::Once::new();
 
-/// The plan after the kernel's own decisions.
+/// The plan after the kernel's own decisions: the tables may allow remapping that the
+/// units did not enable (`iommu::init` says why).
 fn refined(tables: &InterruptPlan) -> InterruptPlan {
-    if tables.remapping.enabled() {
-        tables.without_remapping(NoRemapReason::NotEnabled {
-            why: String::from(NO_IR_DRIVER),
-        })
-    } else {
-        tables.clone()
+    match crate::iommu::remapping() {
+        Err(why) if tables.remapping.enabled() => {
+            tables.without_remapping(NoRemapReason::NotEnabled {
+                why: String::from(why),
+            })
+        }
+        _ => tables.clone(),
     }
+}
+
+/// The unit number of a plan domain named `INTEL-IR-n`.
+fn ir_unit(name: &str) -> Option<usize> {
+    name.strip_prefix("INTEL-IR-")?.parse().ok()
 }
 
 /// Creates the core's domains from the plan. A plan domain whose driver is missing (or
@@ -42,16 +49,44 @@ fn refined(tables: &InterruptPlan) -> InterruptPlan {
 pub fn build(core: &IrqCore) -> Result<&'static BuiltTree, IrqError> {
     let plan = refined(&crate::iommu::tables().plan);
     let mut ids: Vec<Option<DomainId>> = alloc::vec![None; plan.domains.len()];
+    let mut remapping = Vec::new();
     for (i, d) in plan.domains.iter().enumerate() {
         let parent = d.parent.and_then(|p| ids.get(p).copied().flatten());
+        let under_ir = d
+            .parent
+            .and_then(|p| plan.domains.get(p))
+            .and_then(|p| ir_unit(&p.name));
         ids[i] = match (d.name.as_str(), parent) {
             ("VECTOR", None) => Some(DomainId::VECTOR),
-            // Each device's MSI domain is added under it when a driver asks for vectors.
-            ("PCI-MSI", Some(parent)) => Some(core.add_group("PCI-MSI", parent)?),
+            // Each device's MSI domain is added under it when a driver asks for vectors;
+            // under remapping, one group per unit (the plan names them all PCI-MSI).
+            ("PCI-MSI", Some(parent)) => Some(match under_ir {
+                Some(u) => core.add_group(&alloc::format!("IR-PCI-MSI-{u}"), parent)?,
+                None => core.add_group("PCI-MSI", parent)?,
+            }),
+            // Each unit's fault-event domain is added under it by `iommu::fault`.
+            ("DMAR-MSI", Some(parent)) => Some(core.add_group("DMAR-MSI", parent)?),
+            (name, Some(parent)) if ir_unit(name).is_some() => {
+                let unit = ir_unit(name).and_then(crate::iommu::unit);
+                match unit {
+                    Some(unit) => {
+                        let dom = Arc::new(IrDomain::new(unit));
+                        let id = core.add_domain(name, parent, dom.clone())?;
+                        remapping.push((unit.index, id, dom));
+                        Some(id)
+                    }
+                    None => None,
+                }
+            }
             (name, Some(parent)) => match name.strip_prefix("IO-APIC-").map(str::parse::<u8>) {
                 Some(Ok(id)) => match ioapic::by_id(id) {
                     Some(io) => {
-                        Some(core.add_domain(name, parent, Arc::new(IoApicDomain::new(id, io)))?)
+                        let dom = if under_ir.is_some() {
+                            IoApicDomain::remapped(id, io)
+                        } else {
+                            IoApicDomain::new(id, io)
+                        };
+                        Some(core.add_domain(name, parent, Arc::new(dom))?)
                     }
                     None => None,
                 },
@@ -60,15 +95,58 @@ pub fn build(core: &IrqCore) -> Result<&'static BuiltTree, IrqError> {
             _ => None,
         };
     }
-    Ok(TREE.call_once(|| BuiltTree { plan, ids }))
+    Ok(TREE.call_once(|| BuiltTree {
+        plan,
+        ids,
+        remapping,
+    }))
 }
 
-/// The group under which a device's MSI domain is added (`None` if the plan has no PCI
-/// MSI, or before `irq::init`).
-pub fn pci_msi_group() -> Option<DomainId> {
+/// The group under which a PCI function's MSI domain is added, and whether it is
+/// remapped: under remapping, the group of the unit whose scope covers the function.
+pub fn pci_msi_parent(dev: &crate::pci::Device) -> Result<(DomainId, bool), String> {
+    let t = built().ok_or("the interrupt core is not up")?;
+    let group = |parent: Option<&str>| {
+        t.plan.domains.iter().enumerate().find_map(|(i, d)| {
+            let p = d
+                .parent
+                .and_then(|p| t.plan.domains.get(p))
+                .map(|p| p.name.as_str());
+            (d.name == "PCI-MSI" && p == parent)
+                .then(|| t.ids[i])
+                .flatten()
+        })
+    };
+    if t.remapping.is_empty() {
+        return group(Some("VECTOR"))
+            .map(|g| (g, false))
+            .ok_or_else(|| String::from("this machine's plan has no PCI MSI"));
+    }
+    let unit = crate::iommu::unit_of_pci(dev).ok_or_else(|| {
+        alloc::format!(
+            "{}: no remapping unit covers it (no scope names it and its segment has no catch-all unit)",
+            dev.address()
+        )
+    })?;
+    group(Some(&alloc::format!("INTEL-IR-{unit}")))
+        .map(|g| (g, true))
+        .ok_or_else(|| alloc::format!("unit {unit} remaps no PCI device in this plan"))
+}
+
+/// A core domain (or group) the plan built, by its plan name (`DMAR-MSI`).
+pub fn group(name: &str) -> Option<DomainId> {
     let t = built()?;
-    let i = t.plan.domains.iter().position(|d| d.name == "PCI-MSI")?;
+    let i = t.plan.domains.iter().position(|d| d.name == name)?;
     t.ids[i]
+}
+
+/// The remapping domain of unit `index`, if remapping is on.
+pub fn ir_domain(index: usize) -> Option<&'static Arc<IrDomain>> {
+    built()?
+        .remapping
+        .iter()
+        .find(|(u, _, _)| *u == index)
+        .map(|(_, _, d)| d)
 }
 
 /// The tree as built at boot (`None` before `irq::init`).

@@ -74,8 +74,13 @@ pub enum Mode {
 }
 
 /// The single pass a naive driver makes: every word the plan changes, address before
-/// data (the order of a plain message write), nothing else, on whatever CPU runs it.
+/// data (the order of a plain message write), nothing else, on whatever CPU runs it. A
+/// remapped irq's plan is left as it is: it is one store of its IRTE, and the device's
+/// message never changes — there is no pass to get wrong.
 pub fn naive_plan(p: StepPlan) -> StepPlan {
+    if p.steps.contains(&Step::UpdateRoute) {
+        return p;
+    }
     let word = |w: Word| {
         p.steps.iter().rev().find_map(|s| match *s {
             Step::Write(x, v) if x == w => Some(Step::Write(x, v)),
@@ -103,6 +108,8 @@ struct Shared {
     /// Per irq: the next move stays on its CPU (new vector only).
     stay: [AtomicBool; MAX_IRQS],
     nirqs: AtomicUsize,
+    /// Where the next `move_mine` starts among the irqs.
+    turn: AtomicUsize,
     moves: AtomicU64,
     busy: AtomicU64,
     refused: AtomicU64,
@@ -115,6 +122,7 @@ static SHARED: Shared = Shared {
     irqs: [const { AtomicU64::new(0) }; MAX_IRQS],
     stay: [const { AtomicBool::new(true) }; MAX_IRQS],
     nirqs: AtomicUsize::new(0),
+    turn: AtomicUsize::new(0),
     moves: AtomicU64::new(0),
     busy: AtomicU64::new(0),
     refused: AtomicU64::new(0),
@@ -139,7 +147,13 @@ fn next_cpu(cpu: CpuId) -> CpuId {
 /// the case where a device can send a torn message.
 fn move_mine(me: CpuId) {
     let s = &SHARED;
-    for i in 0..s.nirqs.load(Ordering::Acquire) {
+    let n = s.nirqs.load(Ordering::Acquire);
+    // One move per wake-up, taking the device's irqs in turn: a device with many irqs on
+    // one CPU (a block behind remapping, whose members move alone) would otherwise have
+    // that CPU spend every wake-up moving all of them while its chain waits.
+    let start = s.turn.fetch_add(1, Ordering::Relaxed);
+    for k in 0..n {
+        let i = (start + k) % n;
         let virq = s.irqs[i].load(Ordering::Acquire) as Virq;
         if crate::irq::target(virq).map(|t| t.cpu) != Ok(me) {
             continue;
@@ -155,6 +169,7 @@ fn move_mine(me: CpuId) {
             Ok(()) => {
                 s.moves.fetch_add(1, Ordering::Relaxed);
                 s.stay[i].store(!stay, Ordering::Release);
+                return;
             }
             // The previous move waits for its first interrupt: try again later.
             Err(IrqError::Busy) => {

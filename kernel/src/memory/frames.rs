@@ -108,6 +108,56 @@ pub fn alloc_zeroed() -> Option<PhysFrame> {
     Some(frame)
 }
 
+/// Allocates `count` physically contiguous zeroed frames, aligned to `align` bytes (a
+/// power of two, at least 4 KiB), for hardware that reads a table by physical address
+/// (a VT-d unit's interrupt remapping table). Carved from the unallocated part of the
+/// regions, never from the free list; frames skipped to reach the alignment are put on
+/// the free list. Returns the first frame's physical address.
+pub fn alloc_contiguous(count: u64, align: u64) -> Option<u64> {
+    if count == 0 || !align.is_power_of_two() || align < FRAME {
+        return None;
+    }
+    let mut f = FRAMES.lock();
+    while f.cursor.0 < f.count {
+        let (_, end) = f.regions[f.cursor.0];
+        let start = f.cursor.1.next_multiple_of(align);
+        if start.checked_add(count * FRAME).is_some_and(|e| e <= end) {
+            // The skipped frames stay usable through the free list.
+            let mut skip = f.cursor.1;
+            while skip < start {
+                // SAFETY: an unallocated RAM frame of a usable region, reachable through
+                // the physical-memory map; it becomes the free list's head.
+                unsafe { *(super::phys_to_virt(skip) as *mut u64) = f.free_head };
+                f.free_head = skip;
+                skip += FRAME;
+            }
+            f.cursor.1 = start + count * FRAME;
+            f.allocated += count;
+            drop(f);
+            // SAFETY: the frames were just taken from a usable region and belong to the
+            // caller now.
+            unsafe {
+                core::ptr::write_bytes(super::phys_to_virt(start), 0, (count * FRAME) as usize)
+            };
+            return Some(start);
+        }
+        // It does not fit: what is left here is less than the request plus its
+        // alignment, so keeping it on the free list costs a bounded loop.
+        let mut rest = f.cursor.1;
+        while rest < end {
+            // SAFETY: as above, an unallocated frame becoming the free list's head.
+            unsafe { *(super::phys_to_virt(rest) as *mut u64) = f.free_head };
+            f.free_head = rest;
+            rest += FRAME;
+        }
+        f.cursor.0 += 1;
+        if f.cursor.0 < f.count {
+            f.cursor.1 = f.regions[f.cursor.0].0;
+        }
+    }
+    None
+}
+
 /// Returns a frame to the allocator.
 ///
 /// # Safety

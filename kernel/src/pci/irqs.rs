@@ -129,9 +129,11 @@ impl From<IrqError> for PciIrqError {
     }
 }
 
-/// Where a function's domain goes: under the plan's `PCI-MSI` group.
-fn parent() -> DomainId {
-    crate::irq::hierarchy::pci_msi_group().unwrap_or(DomainId::VECTOR)
+/// Where a function's domain goes: under the plan's `PCI-MSI` group, or under remapping
+/// that of the unit covering the function; and the prefix of its names (`IR-`).
+fn parent(dev: &Device) -> Result<(DomainId, &'static str), PciIrqError> {
+    let (id, remapped) = crate::irq::hierarchy::pci_msi_parent(dev).map_err(PciIrqError::Setup)?;
+    Ok((id, if remapped { "IR-" } else { "" }))
 }
 
 fn source(dev: &Device, index: u32) -> IrqSource {
@@ -141,10 +143,14 @@ fn source(dev: &Device, index: u32) -> IrqSource {
     }
 }
 
-/// Adds the function's domain to the core.
-fn add_domain(name: String, ops: Arc<dyn DomainOps>) -> Result<DomainId, PciIrqError> {
+/// Adds the function's domain to the core, under `parent`.
+fn add_domain(
+    name: String,
+    parent: DomainId,
+    ops: Arc<dyn DomainOps>,
+) -> Result<DomainId, PciIrqError> {
     Ok(crate::irq::with_core(|c| {
-        c.add_domain(&name, parent(), ops)
+        c.add_domain(&name, parent, ops)
     })??)
 }
 
@@ -182,27 +188,33 @@ pub fn alloc_msi(
         Some(Storage::Msi(_)) => return Err(PciIrqError::MsiInUse),
         None => {}
     }
+    let (group, ir) = parent(dev)?;
     let storage = MsiCapStorage::new(dev.address(), cap);
     storage.disable();
     storage.mask_all();
-    let dom = Arc::new(MsiDomain::new("PCI-MSI", storage));
-    let id = add_domain(format!("PCI-MSI-{}", dev.address()), dom.clone())?;
-    let req = IrqAlloc {
-        count,
-        // Reservation mode (a vector only once started) for single irqs, as Linux does;
-        // a block is allocated whole.
-        reserve: count == 1,
-        ..IrqAlloc::edge(*affinity)
+    let chip = if ir.is_empty() {
+        "PCI-MSI"
+    } else {
+        "IR-PCI-MSI"
     };
-    let first = match crate::irq::request_in(id, &source(dev, 0), &req, name, handler) {
+    let dom = Arc::new(MsiDomain::new(chip, storage));
+    let id = add_domain(format!("{ir}PCI-MSI-{}", dev.address()), group, dom.clone())?;
+    let virqs = if ir.is_empty() || count == 1 {
+        request_block(dev, id, count, affinity, name, handler)
+    } else {
+        request_remapped_block(dev, id, count, affinity, name, handler)
+    };
+    let virqs = match virqs {
         Ok(v) => v,
         Err(e) => {
             remove_domain(id);
-            return Err(e.into());
+            return Err(e);
         }
     };
     if let Err(e) = dom.storage().enable(count.trailing_zeros() as u8) {
-        let _ = crate::irq::free_irqs(first, count);
+        for &v in &virqs {
+            let _ = crate::irq::free_irq(v);
+        }
         remove_domain(id);
         return Err(PciIrqError::Setup(format!(
             "{}: enabling MSI: {e}",
@@ -210,10 +222,67 @@ pub fn alloc_msi(
         )));
     }
     let _ = dev.enable(Command::INTX_DISABLE);
-    st.held = (0..count).map(|k| (k, first + k)).collect();
+    st.held = (0u32..).zip(virqs).collect();
     st.domain = Some(id);
     st.storage = Some(Storage::Msi(dom));
     Ok(st.held.iter().map(|&(_, v)| v).collect())
+}
+
+/// Without remapping: one call for the whole block — 2^k aligned vectors on one CPU.
+fn request_block(
+    dev: &Device,
+    domain: DomainId,
+    count: u32,
+    affinity: &CpuMask,
+    name: &str,
+    handler: Handler,
+) -> Result<Vec<Virq>, PciIrqError> {
+    let req = IrqAlloc {
+        count,
+        // Reservation mode (a vector only once started) for single irqs, as Linux does;
+        // a block is allocated whole.
+        reserve: count == 1,
+        ..IrqAlloc::edge(*affinity)
+    };
+    let first = crate::irq::request_in(domain, &source(dev, 0), &req, name, handler)?;
+    Ok((first..first + count).collect())
+}
+
+/// Behind remapping: the block is 2^k contiguous IRTEs (the device's message names the
+/// first; member j sends subhandle j), and every member an ordinary irq with a vector
+/// and an affinity of its own.
+fn request_remapped_block(
+    dev: &Device,
+    domain: DomainId,
+    count: u32,
+    affinity: &CpuMask,
+    name: &str,
+    handler: Handler,
+) -> Result<Vec<Virq>, PciIrqError> {
+    let ir = crate::iommu::unit_of_pci(dev)
+        .and_then(crate::irq::hierarchy::ir_domain)
+        .ok_or_else(|| PciIrqError::Setup(format!("{}: no remapping unit", dev.address())))?;
+    let function = dev.irq_function();
+    ir.reserve_block(&function, count)?;
+    let req = IrqAlloc {
+        reserve: true,
+        ..IrqAlloc::edge(*affinity)
+    };
+    let mut got = Vec::new();
+    for j in 0..count {
+        match crate::irq::request_in(domain, &source(dev, j), &req, name, handler) {
+            Ok(v) => got.push(v),
+            Err(e) => {
+                // Freeing the members gives the block back with the last of them.
+                for &v in &got {
+                    let _ = crate::irq::free_irq(v);
+                }
+                ir.abandon_block(&function);
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(got)
 }
 
 /// Gives MSI-X table entries `entries` an irq each, started with `handler`. The first
@@ -246,13 +315,20 @@ pub fn alloc_msix(
     let (dom, id) = match (&st.storage, st.domain) {
         (Some(Storage::Msix(d)), Some(id)) => (d.clone(), id),
         _ => {
+            let (group, ir) = parent(dev)?;
             dev.enable(Command::MEMORY_SPACE)
                 .map_err(|e| PciIrqError::Setup(format!("{e}")))?;
             let storage = MsixTableStorage::new(dev, cap).map_err(PciIrqError::Setup)?;
             storage.mask_all();
             storage.control(true, true).map_err(PciIrqError::Setup)?;
-            let dom = Arc::new(MsiDomain::new("PCI-MSIX", storage));
-            let id = match add_domain(format!("PCI-MSIX-{}", dev.address()), dom.clone()) {
+            let chip = if ir.is_empty() {
+                "PCI-MSIX"
+            } else {
+                "IR-PCI-MSIX"
+            };
+            let dom = Arc::new(MsiDomain::new(chip, storage));
+            let name = format!("{ir}PCI-MSIX-{}", dev.address());
+            let id = match add_domain(name, group, dom.clone()) {
                 Ok(id) => id,
                 Err(e) => {
                     let _ = dom.storage().control(false, false);
@@ -337,8 +413,8 @@ pub fn free_all(dev: &Device) -> Result<(), PciIrqError> {
         None => return Ok(()),
         Some(Storage::Msi(d)) => {
             d.storage().disable();
-            if let Some(&(_, first)) = st.held.first() {
-                crate::irq::free_irqs(first, st.held.len() as u32)?;
+            for &(_, v) in &st.held {
+                crate::irq::free_irq(v)?;
             }
         }
         Some(Storage::Msix(d)) => {

@@ -237,6 +237,19 @@ pub fn init(mcfg: &[McfgEntry]) {
     });
 }
 
+/// For a function behind a PCIe-to-PCI bridge: the id its requests carry as they enter
+/// that bridge (its own, or the BDF of a conventional bridge in between), the alias
+/// before last in the DMA alias chain. `None` for other functions.
+pub fn entering_id(f: &sluice_irq_core::PciFunction) -> Option<u16> {
+    let a = PciAddress::new(f.segment, f.bus, f.device, f.function).ok()?;
+    let d = find(a)?;
+    let n = d.aliases.len();
+    match d.aliases.last()?.alias {
+        sluice_pci::DmaAlias::BehindPcieToPciBridge { .. } if n >= 2 => Some(d.aliases[n - 2].id),
+        _ => None,
+    }
+}
+
 /// What enumeration found (empty before `init`).
 pub fn devices() -> &'static [Device] {
     PCI.get().map_or(&[], |p| &p.devices)

@@ -160,6 +160,9 @@ fn cmd_irq(args: &[&str]) -> Result<(), String> {
                 print!("  RTE {}", io.read_rte(pin));
             }
             println!();
+            if let Some(unit) = l.domain.strip_prefix("INTEL-IR-").and_then(|n| n.parse().ok()) {
+                print_irte(unit, l.hwirq);
+            }
         }
         let v = core.vector_irq(virq).map_err(|e| alloc::format!("{e}"))?;
         let state = match v.state {
@@ -288,4 +291,24 @@ fn cmd_affinity(args: &[&str]) -> Result<(), String> {
         virq, ch.old.cpu, ch.old.vector.0, ch.new.cpu, ch.new.vector.0, ch.steps
     );
     Ok(())
+}
+
+/// The IRTE behind a remapped irq: as the table holds it (raw and decoded), what it
+/// validates, and the message the device stores to reach it.
+fn print_irte(unit: usize, hwirq: u64) {
+    let (Some(dom), Ok(index)) = (crate::irq::hierarchy::ir_domain(unit), u16::try_from(hwirq))
+    else {
+        return;
+    };
+    let u = dom.unit();
+    println!("    {}", u.read_irte(index).display(u.eim));
+    if let Some(info) = dom.entry_info(index) {
+        println!("    source-id rule: {}", info.source);
+        match info.pin {
+            Some(pin) => println!(
+                "    the I/O APIC entry names handle {index} (no subhandle; vector field = pin {pin})"
+            ),
+            None => println!("    the device's message names handle {index}, subhandle 0 (SHV)"),
+        }
+    }
 }

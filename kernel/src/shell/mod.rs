@@ -9,6 +9,7 @@ mod crash;
 mod devices;
 mod hotplug;
 mod hpet_chain;
+mod iommu;
 mod irq;
 mod pci;
 pub mod script;
@@ -40,6 +41,7 @@ static GROUPS: &[&[Command]] = &[
     console::COMMANDS,
     irq::COMMANDS,
     pci::COMMANDS,
+    iommu::COMMANDS,
     devices::COMMANDS,
     hpet_chain::COMMANDS,
     smp::COMMANDS,

@@ -101,13 +101,16 @@ impl core::fmt::Display for StartError {
     }
 }
 
-/// The largest APIC id a device interrupt can name: 8-bit physical destinations, 0xff
-/// being broadcast. Interrupt remapping (32-bit IRTE destinations) will lift it.
+/// The largest APIC id a compatibility-format device interrupt can name: 8-bit physical
+/// destinations, 0xff being broadcast. Interrupt remapping in extended interrupt mode
+/// (32-bit IRTE destinations) lifts it.
 pub const MAX_DEVICE_APIC_ID: u32 = 0xfe;
 
-/// A CPU is only started if device interrupts can reach it (see `Unaddressable`).
+/// A CPU is only started if device interrupts can reach it (see `Unaddressable`): any
+/// APIC id with remapping in x2APIC mode (EIM), else 0..=254.
 pub fn check_addressable(apic_id: u32) -> Result<(), StartError> {
-    if apic_id > MAX_DEVICE_APIC_ID {
+    let eim = crate::iommu::remapping().is_ok_and(|r| r.eim);
+    if apic_id > MAX_DEVICE_APIC_ID && !eim {
         return Err(StartError::Unaddressable(apic_id));
     }
     Ok(())

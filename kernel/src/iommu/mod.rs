@@ -1,8 +1,15 @@
 //! The platform's DMA-remapping units as the DMAR describes them, and the interrupt
 //! plan (DESIGN §3) computed from DMAR + MADT + HPET by `sluice-acpi-tables`, the same
-//! code the host's `sluice acpi` runs over the corpus of real machines.
+//! code the host's `sluice acpi` runs over the corpus of real machines; and the units
+//! bound to hardware (`unit`) when the plan allows interrupt remapping.
+
+pub mod fault;
+pub mod remap;
+pub mod unit;
 
 use alloc::string::String;
+use alloc::vec::Vec;
+use sluice_acpi_tables::coverage::{UnitCoverage, resolve_path, unit_coverage, unit_for};
 use sluice_acpi_tables::dmar::RemappingStructure;
 use sluice_acpi_tables::plan::Remapping;
 use sluice_acpi_tables::{Dmar, Hpet, InterruptPlan, Madt};
@@ -171,4 +178,153 @@ pub fn print_flag_notes(d: &Dmar) {
             "  DMA_CTRL_PLATFORM_OPT_IN: firmware kept DMA protection until hand-over and asks the OS to keep external (Thunderbolt/USB4) devices behind DMA remapping; Sluice does not drive DMA remapping yet, so their DMA is not restricted"
         );
     }
+}
+
+/// Interrupt remapping as the running kernel has it: every unit enabled, or off with
+/// the reason.
+pub struct Remapper {
+    pub units: Vec<unit::Unit>,
+    /// Extended interrupt mode (x2APIC destinations) on every unit.
+    pub eim: bool,
+    /// Each unit's PCI coverage with the live bus numbers.
+    pub coverage: Vec<UnitCoverage>,
+}
+
+static REMAPPING: spin::Once<Result<Remapper, String>> = spin::Once::new();
+
+/// Turns interrupt remapping on in every unit the plan lists, or leaves it off with the
+/// reason. All or nothing: if one unit cannot be enabled, those already enabled are
+/// turned off again before any interrupt is remapped. Boot CPU, after PCI enumeration
+/// (scopes are resolved through bridges) and the local APIC (x2APIC decides EIM),
+/// before the interrupt core builds its domains.
+pub fn init() {
+    REMAPPING.call_once(|| {
+        let r = bring_up();
+        match &r {
+            Ok(rm) => crate::log!(
+                "interrupt remapping: on in {} unit(s), {} mode, {} IRTEs each",
+                rm.units.len(),
+                if rm.eim { "x2APIC (EIM)" } else { "xAPIC" },
+                unit::TABLE_ENTRIES
+            ),
+            Err(why) => crate::log!("interrupt remapping: off: {}", why),
+        }
+        r
+    });
+}
+
+fn bring_up() -> Result<Remapper, String> {
+    let t = tables();
+    if !t.plan.remapping.enabled() {
+        return Err(remapping_text(&t.plan.remapping));
+    }
+    let x2apic = crate::apic::local::mode() == Some(crate::apic::local::Mode::X2Apic);
+    let mut eim = t.plan.x2apic.eim_allowed && x2apic;
+    let mut units = Vec::new();
+    for u in &t.plan.units {
+        let unit = unit::Unit::probe(u.index, u.register_base, u.segment, eim)
+            .map_err(|e| alloc::format!("unit {} at {:#x}: {}", u.index, u.register_base, e))?;
+        if eim && !unit.ecap.eim() {
+            // One unit without EIM: every unit stays in xAPIC mode (Linux does the same).
+            eim = false;
+        }
+        units.push(unit);
+    }
+    for u in &mut units {
+        u.eim = eim;
+    }
+    let mut on: Vec<&unit::Unit> = Vec::new();
+    for u in &units {
+        if let Err(e) = u.enable() {
+            for done in on {
+                done.disable();
+            }
+            return Err(alloc::format!(
+                "unit {} at {:#x} refused: {}",
+                u.index,
+                u.register_base,
+                e
+            ));
+        }
+        on.push(u);
+    }
+    let coverage = match t.dmar {
+        Some(Ok(d)) => unit_coverage(d, &|seg, bus, dev, func| secondary_bus(seg, bus, dev, func)),
+        _ => Vec::new(),
+    };
+    Ok(Remapper {
+        units,
+        eim,
+        coverage,
+    })
+}
+
+/// The secondary bus of the bridge at seg:bus:dev.func, from enumeration.
+fn secondary_bus(seg: u16, bus: u8, dev: u8, func: u8) -> Option<u8> {
+    let a = sluice_pci::PciAddress::new(seg, bus, dev, func).ok()?;
+    crate::pci::find(a)?
+        .function
+        .bus_numbers()
+        .map(|b| b.secondary)
+}
+
+/// Remapping as enabled at boot: `Ok` with the units, or why it is off.
+pub fn remapping() -> Result<&'static Remapper, &'static str> {
+    match REMAPPING.get() {
+        Some(Ok(r)) => Ok(r),
+        Some(Err(why)) => Err(why.as_str()),
+        None => Err("not initialised"),
+    }
+}
+
+/// The unit with DMAR position `index`, if remapping is on.
+pub fn unit(index: usize) -> Option<&'static unit::Unit> {
+    remapping().ok()?.units.iter().find(|u| u.index == index)
+}
+
+/// The unit that remaps a PCI function (its scope, a bridge scope above it, or its
+/// segment's catch-all).
+pub fn unit_of_pci(dev: &crate::pci::Device) -> Option<usize> {
+    let r = remapping().ok()?;
+    let a = dev.address();
+    let mut chain = alloc::vec![sluice_acpi_tables::SourceId(a.requester_id())];
+    let mut up = dev.parent;
+    while let Some(p) = up {
+        chain.push(sluice_acpi_tables::SourceId(p.requester_id()));
+        up = crate::pci::find(p).and_then(|d| d.parent);
+    }
+    unit_for(&r.coverage, a.segment(), &chain)
+}
+
+/// The source-id the I/O APIC with MADT id `id` sends with (its DMAR scope, resolved
+/// through bridges if its path has several hops).
+pub fn io_apic_source_id(id: u8) -> Option<u16> {
+    let t = tables();
+    let io = t.plan.io_apics.iter().find(|io| io.id == id)?;
+    let seg = io
+        .unit
+        .and_then(|u| t.plan.units.get(u))
+        .map_or(0, |u| u.segment);
+    scope_id(io.source.as_ref()?, seg)
+}
+
+/// The source-id of HPET block `number` (its DMAR scope).
+pub fn hpet_source_id(number: u8) -> Option<u16> {
+    let t = tables();
+    let h = t.plan.hpets.iter().find(|h| h.number == number)?;
+    let seg = h
+        .unit
+        .and_then(|u| t.plan.units.get(u))
+        .map_or(0, |u| u.segment);
+    scope_id(h.source.as_ref()?, seg)
+}
+
+fn scope_id(s: &sluice_acpi_tables::plan::ScopeSource, seg: u16) -> Option<u16> {
+    if s.exact {
+        return Some(s.source_id.0);
+    }
+    resolve_path(s.start_bus, &s.path, &|bus, dev, func| {
+        secondary_bus(seg, bus, dev, func)
+    })
+    .map(|id| id.0)
 }

@@ -1,0 +1,305 @@
+//! One VT-d remapping unit (a DRHD) bound to the machine: its register page mapped
+//! uncached, an invalidation queue ring and its status word, and the interrupt
+//! remapping table, in RAM the unit reads by physical address. The sequences — enable,
+//! invalidation, IRTE stores — are the pure `sluice-vtd` crate's; this file lends it the
+//! hardware through its four traits.
+//!
+//! Locking: `Unit::state` (the queue, and every IRTE store with its invalidation) is
+//! taken under irq descriptor locks when an irq's IRTE changes, so it is a leaf: nothing
+//! is taken inside it but the console.
+
+use alloc::string::String;
+use sluice_vtd::registers::offset;
+use sluice_vtd::{
+    Capability, Clock, Descriptor, Enabled, ExtendedCapability, InvalidationQueue, Irte,
+    IrteMemory, PollBudget, QiError, QueueMemory, Registers, RemappingConfig,
+};
+
+use crate::memory::mmio::{self, Mmio};
+
+/// Entries in each unit's interrupt remapping table: the most a 16-bit handle reaches
+/// (Linux's size too). 1 MiB of RAM per unit.
+pub const TABLE_ENTRIES: u32 = 65536;
+const IRTE_BYTES: u64 = 16;
+/// The register page; fault recording registers beyond it are mapped as CAP says.
+const REGISTER_PAGE: u64 = 0x1000;
+
+/// What can be changed in a unit, under one lock.
+pub struct UnitState {
+    pub queue: InvalidationQueue,
+    /// What enabling found (None until enabled).
+    pub enabled: Option<Enabled>,
+    /// Invalidations and waits submitted, for `iommu`.
+    pub invalidations: u64,
+}
+
+/// A remapping unit.
+pub struct Unit {
+    /// Position among the DRHDs: the `n` of `INTEL-IR-n`.
+    pub index: usize,
+    pub register_base: u64,
+    pub segment: u16,
+    regs: Mmio,
+    ring: u64,
+    status: u64,
+    pub table: u64,
+    pub table_entries: u32,
+    pub cap: Capability,
+    pub ecap: ExtendedCapability,
+    /// Entries carry 32-bit x2APIC destinations (IRTA.EIME).
+    pub eim: bool,
+    pub state: spin::Mutex<UnitState>,
+}
+
+/// The unit as `sluice-vtd` wants to see it: registers, clock, queue memory, table.
+pub struct Hw<'a> {
+    unit: &'a Unit,
+}
+
+impl Unit {
+    /// Maps the unit's registers and allocates its ring, status word and table (zeroed).
+    /// Nothing is written to the unit.
+    pub fn probe(
+        index: usize,
+        register_base: u64,
+        segment: u16,
+        eim: bool,
+    ) -> Result<Unit, String> {
+        let page = mmio::map(register_base, REGISTER_PAGE)
+            .map_err(|e| alloc::format!("registers at {register_base:#x}: {e}"))?;
+        let cap = Capability(page.read64(offset::CAP as u64));
+        let ecap = ExtendedCapability(page.read64(offset::ECAP as u64));
+        if cap.0 == u64::MAX || cap.0 == 0 {
+            return Err(alloc::format!(
+                "no unit answers at {register_base:#x} (CAP reads {:#x})",
+                cap.0
+            ));
+        }
+        // The fault recording registers may lie past the first page (CAP.FRO).
+        let end = (cap.fault_recording_offset() + cap.fault_recording_count() * 16) as u64;
+        let regs = if end > REGISTER_PAGE {
+            mmio::map(register_base, end.next_multiple_of(REGISTER_PAGE))
+                .map_err(|e| alloc::format!("registers at {register_base:#x}: {e}"))?
+        } else {
+            page
+        };
+        let frame = || {
+            crate::memory::frames::alloc_zeroed()
+                .map(|f| f.start_address().as_u64())
+                .ok_or_else(|| String::from("out of memory for the invalidation queue"))
+        };
+        let (ring, status) = (frame()?, frame()?);
+        let table_bytes = u64::from(TABLE_ENTRIES) * IRTE_BYTES;
+        let table = crate::memory::frames::alloc_contiguous(table_bytes / 4096, 4096)
+            .ok_or("out of contiguous memory for the interrupt remapping table")?;
+        let queue = InvalidationQueue::new(ring, 0, ecap, PollBudget::DEFAULT)
+            .map_err(|e| alloc::format!("invalidation queue: {e:?}"))?;
+        Ok(Unit {
+            index,
+            register_base,
+            segment,
+            regs,
+            ring,
+            status,
+            table,
+            table_entries: TABLE_ENTRIES,
+            cap,
+            ecap,
+            eim,
+            state: spin::Mutex::new(UnitState {
+                queue,
+                enabled: None,
+                invalidations: 0,
+            }),
+        })
+    }
+
+    /// The hardware view, for a call into `sluice-vtd` made under `state`'s lock.
+    pub fn hw(&self) -> Hw<'_> {
+        Hw { unit: self }
+    }
+
+    /// Turns remapping on (the crate's sequence; everything turned back off on failure).
+    pub fn enable(&self) -> Result<(), String> {
+        let mut st = self.state.lock();
+        let config = RemappingConfig {
+            table_address: self.table,
+            table_entries: self.table_entries,
+            eim: self.eim,
+            budget: PollBudget::DEFAULT,
+        };
+        let enabled = sluice_vtd::enable_remapping(&mut self.hw(), &mut st.queue, &config)
+            .map_err(|e| alloc::format!("{e}"))?;
+        st.enabled = Some(enabled);
+        Ok(())
+    }
+
+    /// Turns remapping and the queue off again (another unit refused to enable).
+    pub fn disable(&self) {
+        let mut st = self.state.lock();
+        let r =
+            sluice_vtd::disable_remapping(&mut self.hw(), Some(&mut st.queue), PollBudget::DEFAULT);
+        if let Err(e) = r {
+            crate::error!("IOMMU unit {}: turning remapping off: {}", self.index, e);
+        }
+        st.enabled = None;
+    }
+
+    /// Stores `irte` at `index` in the safe order and invalidates the unit's cached copy;
+    /// when this returns `Ok`, every later interrupt through `index` uses it.
+    pub fn write_irte(&self, index: u16, irte: Irte) -> Result<(), QiError> {
+        let mut st = self.state.lock();
+        let UnitState {
+            queue,
+            invalidations,
+            ..
+        } = &mut *st;
+        sluice_vtd::update_irte(&mut self.hw(), queue, index, irte)?;
+        *invalidations += 1;
+        Ok(())
+    }
+
+    /// Invalidates the cached copies of `count` entries from `first` (a block's range).
+    pub fn invalidate_range(&self, first: u16, count: u32) -> Result<(), QiError> {
+        let mut st = self.state.lock();
+        let UnitState {
+            queue,
+            invalidations,
+            ..
+        } = &mut *st;
+        queue.invalidate_iec_range(&mut self.hw(), first, count)?;
+        *invalidations += 1;
+        Ok(())
+    }
+
+    /// The entry at `index` as the table holds it now.
+    pub fn read_irte(&self, index: u16) -> Irte {
+        self.hw().read_irte(index)
+    }
+
+    /// Registers, read now (the `iommu` command).
+    pub fn snapshot(&self) -> sluice_vtd::registers::Snapshot {
+        sluice_vtd::registers::Snapshot::read(&mut self.hw())
+    }
+
+    fn entry(&self, index: u16) -> *mut u64 {
+        crate::memory::phys_to_virt(self.table + u64::from(index) * IRTE_BYTES) as *mut u64
+    }
+
+    /// Without coherent page walks (ECAP.C clear) the unit reads the table from memory,
+    /// not the cache: write the entry's line back (VT-d §6.2.2, "Coherency").
+    fn flush_entry(&self, index: u16) {
+        if !self.ecap.c() {
+            // SAFETY: the entry lies in RAM this unit owns, mapped through the
+            // physical-memory map; CLFLUSH writes the line back and has no other effect.
+            unsafe {
+                core::arch::asm!("clflush [{}]", in(reg) self.entry(index), options(nostack))
+            };
+        }
+    }
+}
+
+impl Registers for Hw<'_> {
+    fn read32(&mut self, off: usize) -> u32 {
+        self.unit.regs.read32(off as u64)
+    }
+    fn read64(&mut self, off: usize) -> u64 {
+        self.unit.regs.read64(off as u64)
+    }
+    fn write32(&mut self, off: usize, value: u32) {
+        self.unit.regs.write32(off as u64, value)
+    }
+    fn write64(&mut self, off: usize, value: u64) {
+        self.unit.regs.write64(off as u64, value)
+    }
+}
+
+impl Clock for Hw<'_> {
+    fn now_ns(&mut self) -> u64 {
+        crate::time::nanos_since_boot()
+    }
+    fn relax(&mut self) {
+        core::hint::spin_loop()
+    }
+}
+
+impl QueueMemory for Hw<'_> {
+    fn ring_address(&self) -> u64 {
+        self.unit.ring
+    }
+    fn status_address(&self) -> u64 {
+        self.unit.status
+    }
+    fn write_descriptor(&mut self, slot: usize, d: Descriptor) {
+        let at = crate::memory::phys_to_virt(self.unit.ring + slot as u64 * 16) as *mut u64;
+        // SAFETY: slot < the ring's 256 entries (the queue's own bound), in the ring page
+        // this unit owns; volatile because the unit reads it by DMA.
+        unsafe {
+            at.write_volatile(d.lo);
+            at.add(1).write_volatile(d.hi);
+        }
+    }
+    fn read_status(&mut self) -> u32 {
+        let at = crate::memory::phys_to_virt(self.unit.status) as *const u32;
+        // SAFETY: the status page this unit owns; the unit writes it by DMA.
+        unsafe { at.read_volatile() }
+    }
+}
+
+impl IrteMemory for Hw<'_> {
+    fn read_irte(&mut self, index: u16) -> Irte {
+        let at = self.unit.entry(index);
+        // SAFETY: index < 65536 = the table's entries, in the table this unit owns.
+        unsafe { Irte::from_halves(at.read_volatile(), at.add(1).read_volatile()) }
+    }
+    fn write_low(&mut self, index: u16, low: u64) {
+        // SAFETY: as in read_irte; one aligned 64-bit store, as the store order requires.
+        unsafe { self.unit.entry(index).write_volatile(low) };
+        self.unit.flush_entry(index);
+    }
+    fn write_high(&mut self, index: u16, high: u64) {
+        // SAFETY: as in read_irte.
+        unsafe { self.unit.entry(index).add(1).write_volatile(high) };
+        self.unit.flush_entry(index);
+    }
+    fn write_atomic(&mut self, index: u16, irte: Irte) {
+        let at = self.unit.entry(index);
+        // SAFETY: the entry is 16-byte aligned (the table is page aligned, entries are
+        // 16 bytes) RAM this unit owns; CMPXCHG16B is available on every CPU with VT-d
+        // interrupt remapping (x86-64-v2), and we loop until our value is in place.
+        unsafe { store16(at, irte.low(), irte.high()) };
+        self.unit.flush_entry(index);
+    }
+}
+
+/// One atomic 16-byte store (LOCK CMPXCHG16B until it takes).
+///
+/// # Safety
+/// `at` must be 16-byte aligned, valid for reads and writes of 16 bytes.
+unsafe fn store16(at: *mut u64, low: u64, high: u64) {
+    // SAFETY: the caller's contract; the loop reads the current value first so the
+    // compare succeeds unless another writer raced us (then it retries).
+    unsafe {
+        let mut cur_lo = at.read_volatile();
+        let mut cur_hi = at.add(1).read_volatile();
+        loop {
+            let ok: u8;
+            core::arch::asm!(
+                "xchg rbx, {rbx_save}",
+                "lock cmpxchg16b [{at}]",
+                "sete {ok}",
+                "xchg rbx, {rbx_save}",
+                at = in(reg) at,
+                rbx_save = inout(reg) low => _,
+                ok = out(reg_byte) ok,
+                inout("rax") cur_lo,
+                inout("rdx") cur_hi,
+                in("rcx") high,
+                options(nostack),
+            );
+            if ok != 0 {
+                return;
+            }
+        }
+    }
+}
