@@ -12,14 +12,17 @@ use crate::smp::{
     hotplug::{check_cpu, cpu_off, cpu_on},
 };
 
-/// HPET time without a chain link that counts as a stall (a lost interrupt).
-const STALL_NS: u64 = 100_000_000;
+/// HPET time without a chain link that counts as a stall (a lost interrupt). A lost
+/// interrupt never resumes the chain, so a generous bound hides nothing; under TCG on a
+/// loaded 2-core host a vCPU can wait this long for a host core (offline and online have
+/// taken over 200 ms there with device chains running beside the HPET's).
+const STALL_NS: u64 = 500_000_000;
 
-/// Waits for `links` more links of the HPET chain. A stall is 100 ms of HPET time with
+/// Waits for `links` more links of the HPET chain. A stall is 500 ms of HPET time with
 /// no link while the machine can take interrupts: counted from the later of the last
 /// link and `since_ns` (HPET time when the last hotplug operation ended), because inside
 /// stop_machine no CPU takes interrupts by design, and under TCG on a starved host that
-/// window alone has exceeded 100 ms. A lost interrupt never resumes the chain, so it is
+/// window alone has exceeded 200 ms. A lost interrupt never resumes the chain, so it is
 /// caught all the same.
 pub fn wait_links(links: u64, what: &str, since_ns: u64) -> Result<(), String> {
     let target = crate::devices::hpet_chain::stats().handled + links;

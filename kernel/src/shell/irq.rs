@@ -304,11 +304,18 @@ fn print_irte(unit: usize, hwirq: u64) {
     println!("    {}", u.read_irte(index).display(u.eim));
     if let Some(info) = dom.entry_info(index) {
         println!("    source-id rule: {}", info.source);
-        match info.pin {
-            Some(pin) => println!(
+        match (info.pin, info.block) {
+            (Some(pin), _) => println!(
                 "    the I/O APIC entry names handle {index} (no subhandle; vector field = pin {pin})"
             ),
-            None => println!("    the device's message names handle {index}, subhandle 0 (SHV)"),
+            (None, Some((base, len))) => println!(
+                "    member {} of a block of {len} IRTEs from handle {base}: the device's one message names handle {base}, subhandle 0 (SHV); this member sends subhandle {}",
+                index - base,
+                index - base
+            ),
+            (None, None) => {
+                println!("    the device's message names handle {index}, subhandle 0 (SHV)")
+            }
         }
     }
 }
