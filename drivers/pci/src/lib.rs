@@ -1,11 +1,13 @@
 //! The hardware-free half of PCI for Sluice: function addresses, the configuration
 //! access seam the kernel implements ([`ConfigAccess`]), typed header registers,
-//! capability walks, MSI and MSI-X capabilities, BAR sizing, bus enumeration and the
-//! requester id an IOMMU checks.
+//! capability walks, MSI and MSI-X capabilities and their message storage (the
+//! interrupt core's `MsiStorage`), BAR sizing, bus enumeration and the requester id an
+//! IOMMU checks.
 //!
 //! Nothing here touches hardware: the kernel binds [`ConfigAccess`] to ECAM or to the
-//! legacy 0xCF8/0xCFC ports, and the host tests bind it to a simulated configuration
-//! space. Device data is untrusted — every walk is bounded, every bad value is an error
+//! legacy 0xCF8/0xCFC ports (and [`ConfigHandle`] / [`MmioRegion`] for the message
+//! storages), and the host tests bind them to a simulated configuration space and a
+//! model device. Device data is untrusted — every walk is bounded, every bad value is an error
 //! or a recorded problem, never a panic or a hang.
 //!
 //! ```
@@ -51,10 +53,13 @@ pub mod capability;
 pub mod class;
 pub mod enumerate;
 pub mod ext_capability;
+pub mod handle;
 pub mod header;
 pub mod listing;
 pub mod msi;
+pub mod msi_storage;
 pub mod msix;
+pub mod msix_storage;
 pub mod pcie;
 pub mod power;
 pub mod register;
@@ -69,12 +74,15 @@ pub use bar::{Bar, BarError, BarKind, BarSlot, Bars, size_bars};
 pub use capability::{Capability, VendorSpecific, capability_name, walk_capabilities};
 pub use enumerate::{Limits, RootBus, SegmentRange, enumerate, enumerate_from};
 pub use ext_capability::{ExtCapability, ext_capability_name, walk_ext_capabilities};
+pub use handle::{ConfigHandle, MmioRegion, Refusal, StorageError};
 pub use header::{
     BusNumbers, ClassCode, Command, Header, HeaderLayout, HeaderType, InterruptPin, Status,
 };
 pub use listing::LspciLine;
 pub use msi::{MessageWrites, MsiCapability, MsiControl, MsiError};
+pub use msi_storage::MsiCapStorage;
 pub use msix::{BarRegion, MsixCapability, MsixControl, MsixError, MsixLocation, PbaBit};
+pub use msix_storage::MsixTableStorage;
 pub use pcie::{PcieCapability, PortType};
 pub use power::{PowerManagement, PowerState};
 pub use register::{ConfigValue, ConfigWrite, Register, Width, WriteValue};

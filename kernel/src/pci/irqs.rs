@@ -24,9 +24,10 @@ use sluice_irq_core::domain::{DomainId, DomainOps};
 use sluice_irq_core::msi::{MsiMsg, MsiStorage};
 use sluice_irq_core::msidomain::MsiDomain;
 use sluice_irq_core::{CpuMask, IrqAlloc, IrqError, IrqSource, Virq};
-use sluice_pci::Command;
+use sluice_pci::{Command, StorageError};
 
 use super::Device;
+use super::config::Config;
 use super::msi::MsiCapStorage;
 use super::msix::MsixTableStorage;
 use crate::irq::Handler;
@@ -129,6 +130,12 @@ impl From<IrqError> for PciIrqError {
     }
 }
 
+impl From<StorageError> for PciIrqError {
+    fn from(e: StorageError) -> Self {
+        PciIrqError::Setup(format!("{e}"))
+    }
+}
+
 /// Where a function's domain goes: under the plan's `PCI-MSI` group, or under remapping
 /// that of the unit covering the function; and the prefix of its names (`IR-`).
 fn parent(dev: &Device) -> Result<(DomainId, &'static str), PciIrqError> {
@@ -189,7 +196,7 @@ pub fn alloc_msi(
         None => {}
     }
     let (group, ir) = parent(dev)?;
-    let storage = MsiCapStorage::new(dev.address(), cap);
+    let storage = MsiCapStorage::new(Config, dev.address(), cap);
     storage.disable();
     storage.mask_all();
     let chip = if ir.is_empty() {
@@ -318,9 +325,9 @@ pub fn alloc_msix(
             let (group, ir) = parent(dev)?;
             dev.enable(Command::MEMORY_SPACE)
                 .map_err(|e| PciIrqError::Setup(format!("{e}")))?;
-            let storage = MsixTableStorage::new(dev, cap).map_err(PciIrqError::Setup)?;
+            let storage = super::msix::map(dev, cap).map_err(PciIrqError::Setup)?;
             storage.mask_all();
-            storage.control(true, true).map_err(PciIrqError::Setup)?;
+            storage.control(true, true)?;
             let chip = if ir.is_empty() {
                 "PCI-MSIX"
             } else {
@@ -360,9 +367,7 @@ pub fn alloc_msix(
         }
     }
     if fresh {
-        dom.storage()
-            .control(true, false)
-            .map_err(PciIrqError::Setup)?;
+        dom.storage().control(true, false)?;
         let _ = dev.enable(Command::INTX_DISABLE);
         st.storage = Some(Storage::Msix(dom));
         st.domain = Some(id);
@@ -418,9 +423,7 @@ pub fn free_all(dev: &Device) -> Result<(), PciIrqError> {
             }
         }
         Some(Storage::Msix(d)) => {
-            d.storage()
-                .control(true, true)
-                .map_err(PciIrqError::Setup)?;
+            d.storage().control(true, true)?;
             for &(e, v) in &st.held {
                 crate::irq::free_irq(v)?;
                 let _ = d.storage().mask(e);
@@ -471,7 +474,7 @@ pub fn stored_message(virq: Virq) -> Option<(&'static Device, StoredMessage)> {
                 let s = d.storage();
                 let cap = s.capability();
                 let bit = |r: Option<u32>| r.map(|x| x & (1 << index) != 0);
-                let mut c = super::config::Config;
+                let mut c = Config;
                 StoredMessage {
                     mode: Mode::Msi,
                     index,

@@ -1,1 +1,3 @@
+pub mod explore;
 pub mod fake;
+pub mod model;
