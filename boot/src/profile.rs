@@ -65,7 +65,7 @@ impl fmt::Display for Profile {
 }
 
 /// Devices every profile adds.
-pub const PCI_SOURCES: [&str; 2] = ["edu", "nec-usb-xhci,msix=off"];
+pub const PCI_SOURCES: [&str; 2] = ["edu,dma_mask=0xffffffff", "nec-usb-xhci,msix=off"];
 
 /// `--bridges`: an edu behind each kind of bridge, so each requester-id rule shows —
 /// a PCIe root port (own id), a PCIe-to-PCI bridge (its secondary bus, devfn 0) and a

@@ -86,3 +86,15 @@ pub fn fw_cfg_file(name: &str) -> Option<(u16, u32)> {
     }
     None
 }
+
+/// The contents of fw_cfg file `name` as text (at most `max` bytes), trimmed; `None` if
+/// QEMU has no such file. Tests pass settings this way (`-fw_cfg name=opt/...,string=...`).
+pub fn fw_cfg_text(name: &str, max: usize) -> Option<alloc::string::String> {
+    let (selector, size) = fw_cfg_file(name)?;
+    let mut buf = alloc::vec![0u8; (size as usize).min(max)];
+    fw_cfg_read(selector, &mut buf);
+    let text = core::str::from_utf8(&buf).ok()?;
+    Some(alloc::string::String::from(
+        text.trim_matches(|c: char| c.is_whitespace() || c == '\0'),
+    ))
+}

@@ -42,7 +42,20 @@ mod reg {
     pub const IRQ_FACTORIAL: u32 = 0x1;
     /// The cause this driver raises through the raise register.
     pub const IRQ_RAISED: u32 = 0x2;
+    /// DMA source, destination (device side: the buffer at `DMA_BUFFER`), byte count,
+    /// command (bit 0 start / busy, bit 1 device to RAM, bit 2 interrupt when done).
+    pub const DMA_SRC: u64 = 0x80;
+    pub const DMA_DST: u64 = 0x88;
+    pub const DMA_COUNT: u64 = 0x90;
+    pub const DMA_CMD: u64 = 0x98;
+    pub const DMA_START: u32 = 1 << 0;
+    pub const DMA_TO_RAM: u32 = 1 << 1;
+    /// The device's 4 KiB DMA buffer, in its own address space.
+    pub const DMA_BUFFER: u64 = 0x40000;
 }
+
+/// How long one DMA may take: QEMU completes it on a 100 ms virtual timer.
+const DMA_TIMEOUT_NS: u64 = 2_000_000_000;
 
 /// Register bytes the driver maps (BAR0 is 1 MiB; the registers are in the first 256).
 const REGS_LEN: u64 = 0x100;
@@ -53,6 +66,8 @@ pub struct Edu {
     regs: Mmio,
     counts: [MessageCounts; 1],
     chain: Chain,
+    /// A RAM page for DMA tests, taken on first use.
+    dma_page: spin::Once<Option<u64>>,
 }
 
 static INSTANCES: spin::Once<Vec<Edu>> = spin::Once::new();
@@ -105,6 +120,7 @@ impl Edu {
             regs,
             counts: [MessageCounts::new()],
             chain: Chain::new(),
+            dma_page: spin::Once::new(),
         })
     }
 
@@ -127,6 +143,43 @@ impl Edu {
     /// unit multiplies once per unit of it on QEMU's thread, so the interrupt comes a
     /// varying 0 to ~16 µs after this write — at any point of whatever the CPUs do
     /// meanwhile, as a real device's would.
+    /// Makes the device write `value` (4 bytes) to bus address `addr` by DMA, as a device
+    /// writing an interrupt request to 0xFEEx_xxxx would: the word goes to the device's
+    /// buffer first, then out. Needs `-device edu,dma_mask=0xffffffff` for addresses
+    /// above 256 MiB. Never points the device side outside its 4 KiB buffer (QEMU copies
+    /// past it).
+    pub fn dma_write_word(&self, addr: u64, value: u32) -> Result<(), String> {
+        let page = self
+            .dma_page
+            .call_once(|| crate::memory::frames::alloc_zeroed().map(|f| f.start_address().as_u64()))
+            .ok_or("no memory for the DMA page")?;
+        // SAFETY: a RAM frame this driver owns, reachable through the physical-memory map.
+        unsafe { (crate::memory::phys_to_virt(page) as *mut u32).write_volatile(value) };
+        self.dma(page, reg::DMA_BUFFER, 0)?;
+        self.dma(reg::DMA_BUFFER, addr, reg::DMA_TO_RAM)
+    }
+
+    fn dma(&self, src: u64, dst: u64, direction: u32) -> Result<(), String> {
+        let wait_idle = |what: &str| {
+            let t0 = crate::time::nanos_since_boot();
+            while self.regs.read32(reg::DMA_CMD) & reg::DMA_START != 0 {
+                if crate::time::nanos_since_boot() - t0 > DMA_TIMEOUT_NS {
+                    return Err(alloc::format!("edu DMA {what} did not finish in 2 s"));
+                }
+                core::hint::spin_loop();
+            }
+            Ok(())
+        };
+        wait_idle("before")?;
+        self.regs.write32(reg::DMA_SRC, src as u32);
+        self.regs.write32(reg::DMA_SRC + 4, (src >> 32) as u32);
+        self.regs.write32(reg::DMA_DST, dst as u32);
+        self.regs.write32(reg::DMA_DST + 4, (dst >> 32) as u32);
+        self.regs.write32(reg::DMA_COUNT, 4);
+        self.regs.write32(reg::DMA_CMD, reg::DMA_START | direction);
+        wait_idle("transfer")
+    }
+
     fn start_factorial(&self) {
         let n = self.counts[0]
             .raised

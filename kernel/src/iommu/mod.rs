@@ -205,7 +205,7 @@ pub fn init() {
                 "interrupt remapping: on in {} unit(s), {} mode, {} IRTEs each",
                 rm.units.len(),
                 if rm.eim { "x2APIC (EIM)" } else { "xAPIC" },
-                unit::TABLE_ENTRIES
+                rm.units.first().map_or(0, |u| u.table_entries)
             ),
             Err(why) => crate::log!("interrupt remapping: off: {}", why),
         }

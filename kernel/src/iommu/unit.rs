@@ -20,6 +20,16 @@ use crate::memory::mmio::{self, Mmio};
 /// Entries in each unit's interrupt remapping table: the most a 16-bit handle reaches
 /// (Linux's size too). 1 MiB of RAM per unit.
 pub const TABLE_ENTRIES: u32 = 65536;
+
+/// Under QEMU, a test may ask for a smaller table (`-fw_cfg
+/// name=opt/sluice/irte-entries,string=N`, N a power of two from 256): with 65536
+/// entries no 16-bit handle lies beyond the table, so that fault could not be shown.
+fn table_entries() -> u32 {
+    crate::qemu::fw_cfg_text("opt/sluice/irte-entries", 16)
+        .and_then(|t| t.parse::<u32>().ok())
+        .filter(|n| n.is_power_of_two() && (256..=TABLE_ENTRIES).contains(n))
+        .unwrap_or(TABLE_ENTRIES)
+}
 const IRTE_BYTES: u64 = 16;
 /// The register page; fault recording registers beyond it are mapped as CAP says.
 const REGISTER_PAGE: u64 = 0x1000;
@@ -89,7 +99,8 @@ impl Unit {
                 .ok_or_else(|| String::from("out of memory for the invalidation queue"))
         };
         let (ring, status) = (frame()?, frame()?);
-        let table_bytes = u64::from(TABLE_ENTRIES) * IRTE_BYTES;
+        let entries = table_entries();
+        let table_bytes = u64::from(entries) * IRTE_BYTES;
         let table = crate::memory::frames::alloc_contiguous(table_bytes / 4096, 4096)
             .ok_or("out of contiguous memory for the interrupt remapping table")?;
         let queue = InvalidationQueue::new(ring, 0, ecap, PollBudget::DEFAULT)
@@ -102,7 +113,7 @@ impl Unit {
             ring,
             status,
             table,
-            table_entries: TABLE_ENTRIES,
+            table_entries: entries,
             cap,
             ecap,
             eim,

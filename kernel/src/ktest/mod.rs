@@ -6,6 +6,7 @@
 pub mod hotplug;
 pub mod hotplug_stress;
 pub mod hpet_chain;
+pub mod iommu;
 pub mod msi_chains;
 pub mod msi_storm;
 pub mod platform;
@@ -63,6 +64,7 @@ pub fn all() -> impl Iterator<Item = &'static Test> {
         .chain(smp::TESTS.iter())
         .chain(hotplug::TESTS.iter())
         .chain(hpet_chain::TESTS.iter())
+        .chain(iommu::TESTS.iter())
 }
 
 /// Runs the tests whose name contains `filter`; returns (passed, failed). Skipped
