@@ -88,6 +88,13 @@ pub trait Chip: Send + Sync {
     fn retrigger(&self, d: &LevelCtx) -> Result<ChipOp> {
         Ok(ChipOp::Delegate)
     }
+    /// Does this level need the message its parent levels compose? An interrupt
+    /// remapping level does not: it stores the vector and destination itself (its own
+    /// table entry, which may name CPUs no compatibility-format message can), so the core
+    /// does not compose one for it.
+    fn uses_parent_message(&self) -> bool {
+        true
+    }
     /// Compose the message that reaches `target` through this level (an interrupt
     /// remapping level returns its remappable message). `None` = ask the parent.
     fn compose_msi_msg(&self, d: &LevelCtx, target: &Target) -> Result<Option<MsiMsg>> {

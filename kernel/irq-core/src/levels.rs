@@ -72,13 +72,22 @@ impl IrqCore {
         )
     }
 
+    /// The message `level`'s chip is given for `target`: what the levels below compose,
+    /// or nothing for a level that does not use it (a remapping level).
+    pub(crate) fn message_for(&self, d: &IrqDesc, level: usize, target: &Target) -> Result<MsiMsg> {
+        match Self::chip(d, level) {
+            Some(chip) if !chip.uses_parent_message() => Ok(MsiMsg::default()),
+            _ => self.compose_below(d, level, target),
+        }
+    }
+
     /// Program every level for the current target, innermost first.
     pub(crate) fn program_levels(&self, d: &IrqDesc, activate: bool) -> Result<()> {
         for i in (0..d.levels.len().saturating_sub(1)).rev() {
             let Some(chip) = Self::chip(d, i) else {
                 continue;
             };
-            let msg = self.compose_below(d, i, &d.target)?;
+            let msg = self.message_for(d, i, &d.target)?;
             let ctx = Self::ctx(d, i)?;
             if activate {
                 chip.activate(&ctx, &msg)?

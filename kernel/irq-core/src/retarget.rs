@@ -44,6 +44,7 @@ impl IrqCore {
             if h.descs().any(|d| d.state.plan_pending) {
                 return Err(IrqError::Busy);
             }
+            let before = self.vector.lock().irq(virq)?.affinity;
             let outcome =
                 self.held_vector_op(h, |vd| vd.set_affinity(virq, mask, force_new_vector))?;
             // The user chose a new affinity: an offline CPU's irq no longer waits to go back.
@@ -52,10 +53,15 @@ impl IrqCore {
                 hp.broken.remove(&v);
             }
             drop(hp);
-            match outcome {
+            let r = match outcome {
                 MoveOutcome::Unchanged => Ok(None),
                 MoveOutcome::Moved { old, new } => self.plan_move(h, old, new),
+            };
+            if r.is_err() {
+                // Refused: the irq keeps the affinity it had, not the one asked for.
+                let _ = self.held_vector_op(h, |vd| vd.restore_affinity(virq, &before));
             }
+            r
         })
     }
 
@@ -115,9 +121,9 @@ impl IrqCore {
             let msgs = AffinityMsgs {
                 old_target: old,
                 new_target: new,
-                old: self.compose_below(d, i, &old)?,
-                new: self.compose_below(d, i, &new)?,
-                intermediate: self.compose_below(d, i, &mid)?,
+                old: self.message_for(d, i, &old)?,
+                new: self.message_for(d, i, &new)?,
+                intermediate: self.message_for(d, i, &mid)?,
             };
             let ctx = Self::ctx(d, i)?;
             let plan = match &block {
@@ -133,7 +139,7 @@ impl IrqCore {
 
     /// One storage step at the level the plan names, with `d`'s context and message.
     fn exec_on(&self, d: &IrqDesc, plan: &StepPlan, step: &Step) -> Result<()> {
-        let msg = self.compose_below(d, plan.level, &d.target)?;
+        let msg = self.message_for(d, plan.level, &d.target)?;
         let ctx = Self::ctx(d, plan.level)?;
         let chip = Self::chip(d, plan.level).ok_or(IrqError::InvalidArgument)?;
         chip.exec_step(&ctx, plan.index, step, &msg)

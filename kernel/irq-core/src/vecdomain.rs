@@ -408,6 +408,21 @@ impl VectorDomain {
         Ok(())
     }
 
+    /// Put back the recorded affinity of an irq (and of its block's members) after a
+    /// request whose hardware side was refused; targets are not touched.
+    pub fn restore_affinity(&mut self, virq: Virq, affinity: &CpuMask) -> Result<()> {
+        let members: Vec<Virq> = match self.irq(virq)?.block_id {
+            Some(id) => self.block(id)?.live().map(|(_, v)| v).collect(),
+            None => alloc::vec![virq],
+        };
+        for v in members {
+            if let Some(e) = self.irqs.get_mut(&v) {
+                e.affinity = *affinity;
+            }
+        }
+        Ok(())
+    }
+
     /// Change the affinity of an unmanaged irq (user request). See [`Self::move_irq`].
     pub fn set_affinity(
         &mut self,

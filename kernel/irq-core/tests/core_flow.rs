@@ -651,3 +651,157 @@ fn free_waits_for_a_handler_still_running() {
     core.free_irq(virq, 1).unwrap();
     assert_eq!(core.desc(virq).map(|_| ()), Err(IrqError::UnknownIrq(virq)));
 }
+
+/// A remapping level keeps vector and destination in its own entry, so the core composes
+/// no compatibility-format message for it: a CPU whose APIC id no such message can name
+/// is reachable through it. A device level that does need the message is refused that
+/// CPU, and the irq keeps the affinity it had.
+#[test]
+fn a_remapping_level_reaches_apic_ids_a_message_cannot() {
+    use sluice_irq_core::affinity::{MsiPath, Step, StepPlan, plan_msi_update};
+    use sluice_irq_core::chip::{AffinityMsgs, Chip, HwIrq, LevelCtx};
+    use sluice_irq_core::domain::Domain;
+    use sluice_irq_core::hw::Target;
+    use sluice_irq_core::msi::{MsiMsg, Trigger};
+    use std::sync::Mutex;
+
+    /// Entry `hwirq` → (vector, APIC id), as a remapping table would hold it.
+    #[derive(Default)]
+    struct Remap {
+        table: Mutex<std::collections::BTreeMap<HwIrq, (u8, u32)>>,
+    }
+    impl Remap {
+        fn store(&self, d: &LevelCtx) {
+            let t = d.target;
+            self.table
+                .lock()
+                .unwrap()
+                .insert(d.hwirq, (t.vector.0, t.apic_id));
+        }
+    }
+    impl Domain for Remap {
+        fn size(&self) -> u32 {
+            16
+        }
+        fn translate(&self, s: &IrqSource) -> sluice_irq_core::Result<(HwIrq, Trigger)> {
+            Ok((0, s.trigger()))
+        }
+        fn alloc(&self, virq: u32, _nr: u32, _s: &IrqSource) -> sluice_irq_core::Result<HwIrq> {
+            Ok(HwIrq::from(virq))
+        }
+        fn free(&self, _v: u32, _h: HwIrq, _n: u32) {}
+        fn activate(&self, d: &LevelCtx, _m: &MsiMsg) -> sluice_irq_core::Result<()> {
+            self.store(d);
+            Ok(())
+        }
+    }
+    impl Chip for Remap {
+        fn name(&self) -> &str {
+            "REMAP"
+        }
+        fn uses_parent_message(&self) -> bool {
+            false
+        }
+        fn compose_msi_msg(
+            &self,
+            d: &LevelCtx,
+            _t: &Target,
+        ) -> sluice_irq_core::Result<Option<MsiMsg>> {
+            Ok(Some(MsiMsg {
+                addr_lo: 0xfee0_0010 | (d.hwirq as u32) << 5,
+                addr_hi: 0,
+                data: 0,
+            }))
+        }
+        fn set_affinity(
+            &self,
+            d: &LevelCtx,
+            m: &AffinityMsgs,
+        ) -> sluice_irq_core::Result<Option<StepPlan>> {
+            Ok(Some(plan_msi_update(
+                MsiPath::Remapped,
+                d,
+                d.hwirq as u32,
+                m,
+            )))
+        }
+        fn exec_step(
+            &self,
+            d: &LevelCtx,
+            _i: u32,
+            step: &Step,
+            _m: &MsiMsg,
+        ) -> sluice_irq_core::Result<()> {
+            assert_eq!(*step, Step::UpdateRoute);
+            self.store(d);
+            Ok(())
+        }
+    }
+
+    let m = Machine::new(2);
+    let core = IrqCore::new(2).unwrap();
+    core.online_cpu(0).unwrap();
+    core.set_apic_id(1, 300).unwrap();
+    core.online_cpu(1).unwrap();
+    let remap = Arc::new(Remap::default());
+    let r = core
+        .add_domain("REMAP-0", DomainId::VECTOR, remap.clone())
+        .unwrap();
+    let storage = |dev| SimMsiStorage {
+        m: m.clone(),
+        dev,
+        maskable: true,
+    };
+    let dev0 = m.lock().unwrap().add_device(true);
+    let dev1 = m.lock().unwrap().add_device(true);
+    let behind = core
+        .add_domain(
+            "DEV-0",
+            r,
+            Arc::new(MsiDomain::new("PCI-MSI", storage(dev0))),
+        )
+        .unwrap();
+    let plain = core
+        .add_domain(
+            "DEV-1",
+            DomainId::VECTOR,
+            Arc::new(MsiDomain::new("PCI-MSI", storage(dev1))),
+        )
+        .unwrap();
+    let src = |d| IrqSource::Pci {
+        function: PciFunction::new(0, 0, d, 0),
+        index: 0,
+    };
+    let req = IrqAlloc::edge(CpuMask::single(0));
+    let a = core.alloc_irq(behind, &src(3), &req).unwrap();
+    let b = core.alloc_irq(plain, &src(4), &req).unwrap();
+    core.request_irq(a, 1, "remapped").unwrap();
+    core.request_irq(b, 2, "plain").unwrap();
+
+    // Remapped: the move to APIC id 300 is one route update, stored in the entry.
+    let plan = core
+        .set_affinity(a, &CpuMask::single(1), false)
+        .unwrap()
+        .expect("a plan");
+    assert_eq!(plan.steps, [Step::UpdateRoute]);
+    let mut apic = SimApic {
+        m: m.clone(),
+        cpu: 0,
+    };
+    core.run_plan(a, &plan, &mut apic).unwrap();
+    let entry = remap.table.lock().unwrap()[&u64::from(a)];
+    assert_eq!(entry.1, 300);
+    assert_eq!(core.vector_irq(a).unwrap().target.apic_id, 300);
+
+    // Compatibility format: APIC id 300 does not fit; refused, affinity unchanged.
+    let before = core.vector_irq(b).unwrap();
+    assert_eq!(
+        core.set_affinity(b, &CpuMask::single(1), false),
+        Err(IrqError::InvalidArgument)
+    );
+    let after = core.vector_irq(b).unwrap();
+    assert_eq!(
+        (after.target, after.affinity),
+        (before.target, before.affinity)
+    );
+}

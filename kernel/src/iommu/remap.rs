@@ -294,6 +294,12 @@ impl Chip for IrDomain {
         "INTEL-IR"
     }
 
+    /// The entry holds vector and destination itself — any APIC id with EIM — so no
+    /// compatibility-format message is composed for it.
+    fn uses_parent_message(&self) -> bool {
+        false
+    }
+
     /// The remappable message: the entry's handle; for MSI, SHV with subhandle 0 (VT-d
     /// §5.1.2.2); for an I/O APIC, the pin in the vector field, as Linux writes it — the
     /// I/O APIC sends no data to remap, and a level line is then ended by an explicit
