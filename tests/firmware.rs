@@ -3,9 +3,10 @@
 //! a DMAR whose flags ask things of the OS, and x2APIC already enabled by firmware.
 //! One guest at a time.
 
-use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
+
+mod common;
 
 use sluice::session::{ExitKind, Outcome, Session};
 use sluice::{Profile, QemuConfig};
@@ -122,39 +123,6 @@ fn disabled_madt_entries_are_skipped() {
     assert_has(&o, &["CPUs: 2 in MADT (2 entries skipped", "2 online"]);
 }
 
-/// A DMAR (`-acpitable`) with one catch-all unit and `flags`, on a machine without
-/// QEMU's own IOMMU (so it is the only DMAR).
-fn dmar_table(flags: u8) -> PathBuf {
-    let mut t = Vec::new();
-    t.extend_from_slice(b"DMAR");
-    t.extend_from_slice(&0u32.to_le_bytes()); // length, below
-    t.extend_from_slice(&[1, 0]); // revision, checksum
-    t.extend_from_slice(b"SLUICE");
-    t.extend_from_slice(b"FWTEST  ");
-    t.extend_from_slice(&1u32.to_le_bytes());
-    t.extend_from_slice(b"SLCE");
-    t.extend_from_slice(&1u32.to_le_bytes());
-    t.push(47); // host address width - 1
-    t.push(flags);
-    t.extend_from_slice(&[0; 10]);
-    // DRHD: type 0, length 16 + scopes, INCLUDE_PCI_ALL, segment 0, registers at
-    // 0xfed90000; scopes as QEMU's own: I/O APIC 0 at ff:00.0, HPET 0 at 00:1f.0.
-    t.extend_from_slice(&0u16.to_le_bytes());
-    t.extend_from_slice(&(16u16 + 2 * 8).to_le_bytes());
-    t.extend_from_slice(&[1, 0]);
-    t.extend_from_slice(&0u16.to_le_bytes());
-    t.extend_from_slice(&0xfed9_0000u64.to_le_bytes());
-    t.extend_from_slice(&[3, 8, 0, 0, 0, 0xff, 0, 0]);
-    t.extend_from_slice(&[4, 8, 0, 0, 0, 0, 0x1f, 0]);
-    let len = t.len() as u32;
-    t[4..8].copy_from_slice(&len.to_le_bytes());
-    let sum = t.iter().fold(0u8, |a, b| a.wrapping_add(*b));
-    t[9] = 0u8.wrapping_sub(sum);
-    let p = std::env::temp_dir().join(format!("sluice-{}-dmar-{flags}.bin", std::process::id()));
-    std::fs::write(&p, t).unwrap();
-    p
-}
-
 const INTR_REMAP: u8 = 1 << 0;
 const X2APIC_OPT_OUT: u8 = 1 << 1;
 const DMA_CTRL_PLATFORM_OPT_IN: u8 = 1 << 2;
@@ -163,7 +131,7 @@ const DMA_CTRL_PLATFORM_OPT_IN: u8 = 1 << 2;
 /// kernel stays in xAPIC) and explained, as is DMA_CTRL_PLATFORM_OPT_IN.
 #[test]
 fn dmar_opt_out_and_platform_opt_in_are_honoured_and_explained() {
-    let dmar = dmar_table(INTR_REMAP | X2APIC_OPT_OUT | DMA_CTRL_PLATFORM_OPT_IN);
+    let dmar = common::dmar_table(INTR_REMAP | X2APIC_OPT_OUT | DMA_CTRL_PLATFORM_OPT_IN);
     let acpitable = format!("file={}", dmar.display());
     let o = boot(
         Profile::NoIommu,
@@ -191,7 +159,7 @@ fn dmar_opt_out_and_platform_opt_in_are_honoured_and_explained() {
 /// x2APIC, even against the DMAR's X2APIC_OPT_OUT, and the APs follow.
 #[test]
 fn x2apic_enabled_by_firmware_is_kept() {
-    let dmar = dmar_table(INTR_REMAP | X2APIC_OPT_OUT);
+    let dmar = common::dmar_table(INTR_REMAP | X2APIC_OPT_OUT);
     let acpitable = format!("file={}", dmar.display());
     let o = boot(
         Profile::NoIommu,

@@ -93,3 +93,56 @@ pub fn irq_count(output: &str, name: &str) -> Option<u64> {
             any.then_some(sum)
         })
 }
+
+/// A DMAR (`-acpitable`) with one catch-all unit and `flags`, on a machine without
+/// QEMU's own IOMMU (so it is the only DMAR).
+pub fn dmar_table(flags: u8) -> std::path::PathBuf {
+    let t = dmar_bytes(flags);
+    let p = std::env::temp_dir().join(format!("sluice-{}-dmar-{flags}.bin", std::process::id()));
+    std::fs::write(&p, t).unwrap();
+    p
+}
+
+/// The bytes of `dmar_table`.
+fn dmar_bytes(flags: u8) -> Vec<u8> {
+    let mut t = Vec::new();
+    t.extend_from_slice(b"DMAR");
+    t.extend_from_slice(&0u32.to_le_bytes()); // length, below
+    t.extend_from_slice(&[1, 0]); // revision, checksum
+    t.extend_from_slice(b"SLUICE");
+    t.extend_from_slice(b"FWTEST  ");
+    t.extend_from_slice(&1u32.to_le_bytes());
+    t.extend_from_slice(b"SLCE");
+    t.extend_from_slice(&1u32.to_le_bytes());
+    t.push(47); // host address width - 1
+    t.push(flags);
+    t.extend_from_slice(&[0; 10]);
+    // DRHD: type 0, length 16 + scopes, INCLUDE_PCI_ALL, segment 0, registers at
+    // 0xfed90000; scopes as QEMU's own: I/O APIC 0 at ff:00.0, HPET 0 at 00:1f.0.
+    t.extend_from_slice(&0u16.to_le_bytes());
+    t.extend_from_slice(&(16u16 + 2 * 8).to_le_bytes());
+    t.extend_from_slice(&[1, 0]);
+    t.extend_from_slice(&0u16.to_le_bytes());
+    t.extend_from_slice(&0xfed9_0000u64.to_le_bytes());
+    t.extend_from_slice(&[3, 8, 0, 0, 0, 0xff, 0, 0]);
+    t.extend_from_slice(&[4, 8, 0, 0, 0, 0, 0x1f, 0]);
+    let len = t.len() as u32;
+    t[4..8].copy_from_slice(&len.to_le_bytes());
+    let sum = t.iter().fold(0u8, |a, b| a.wrapping_add(*b));
+    t[9] = 0u8.wrapping_sub(sum);
+    t
+}
+
+/// A DMAR whose first remapping structure claims to run past the end of the table:
+/// it does not parse, and the machine must say so and carry on without remapping.
+pub fn malformed_dmar_table() -> std::path::PathBuf {
+    let mut t = dmar_bytes(1);
+    // The DRHD's length field (offset 48 + 2): far beyond the table.
+    t[50..52].copy_from_slice(&200u16.to_le_bytes());
+    t[9] = 0;
+    let sum = t.iter().fold(0u8, |a, b| a.wrapping_add(*b));
+    t[9] = 0u8.wrapping_sub(sum);
+    let p = std::env::temp_dir().join(format!("sluice-{}-dmar-bad.bin", std::process::id()));
+    std::fs::write(&p, t).unwrap();
+    p
+}

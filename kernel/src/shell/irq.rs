@@ -293,6 +293,22 @@ fn cmd_affinity(args: &[&str]) -> Result<(), String> {
     Ok(())
 }
 
+/// The IRTE behind `virq`, if it is remapped (for `pci BDF`).
+pub(super) fn print_remapping(virq: Virq) {
+    let Ok(Ok(levels)) = crate::irq::with_core(|c| c.irq_levels(virq)) else {
+        return;
+    };
+    for l in levels {
+        if let Some(unit) = l
+            .domain
+            .strip_prefix("INTEL-IR-")
+            .and_then(|n| n.parse().ok())
+        {
+            print_irte(unit, l.hwirq);
+        }
+    }
+}
+
 /// The IRTE behind a remapped irq: as the table holds it (raw and decoded), what it
 /// validates, and the message the device stores to reach it.
 fn print_irte(unit: usize, hwirq: u64) {

@@ -225,6 +225,7 @@ fn detail(d: &Device) -> Result<(), String> {
                 .map(|t| format!("CPU {} vector {:#04x}", t.cpu, t.vector.0))
                 .unwrap_or_else(|e| format!("{e}"));
             println!("  irq {}: {} message {}, {}", virq, mode, index, t);
+            super::irq::print_remapping(virq);
         }
     }
     Ok(())
