@@ -41,7 +41,7 @@ impl MessageCounts {
 
     pub fn set_virq(&self, v: Option<Virq>) {
         self.virq
-            .store(v.map_or(NO_IRQ, |v| v as u32), Ordering::Release);
+            .store(v.unwrap_or(NO_IRQ), Ordering::Release);
     }
 }
 

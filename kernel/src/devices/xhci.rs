@@ -64,7 +64,6 @@ const RESET_TIMEOUT_NS: u64 = 50_000_000;
 
 pub struct Xhci {
     dev: &'static Device,
-    op: Mmio,
     rt: Mmio,
     /// Physical address of interrupter v's event ring: `rings + v * RING_TRBS * 16`.
     rings: u64,
@@ -187,7 +186,6 @@ impl Xhci {
         op.write32(op::USBCMD, op.read32(op::USBCMD) | op::USBCMD_INTE);
         Ok(Xhci {
             dev,
-            op,
             rt,
             rings,
             messages,
@@ -224,11 +222,6 @@ impl Xhci {
         self.last.store(v, Ordering::SeqCst);
         self.chain.link_handled_paced();
         IrqReturn::Handled
-    }
-
-    /// Is the controller halted (as it should be: the driver never sets Run/Stop)?
-    pub fn halted(&self) -> bool {
-        self.op.read32(op::USBSTS) & op::USBSTS_HCH != 0
     }
 }
 

@@ -209,7 +209,7 @@ pub fn init() {
                 )
             });
         match r {
-            Ok(v) => u.virq.store(v as u32, Ordering::Release),
+            Ok(v) => u.virq.store(v, Ordering::Release),
             Err(e) => crate::error!("DMAR unit {}: fault-event irq: {}", u.unit.index, e),
         }
     }

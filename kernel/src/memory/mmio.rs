@@ -48,12 +48,8 @@ impl Mmio {
     }
 
     /// Bytes mapped.
-    pub fn len(&self) -> u64 {
+    pub fn size(&self) -> u64 {
         self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// The `len` bytes at `offset` of this mapping, as a mapping of their own (accesses

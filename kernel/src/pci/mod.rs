@@ -123,7 +123,7 @@ impl Device {
         let mut maps = self.mappings.lock();
         let slot = &mut maps[usize::from(index)];
         let m = match *slot {
-            Some(m) if m.len() >= end => m,
+            Some(m) if m.size() >= end => m,
             _ => {
                 let m = mmio::map(bar.address, end).map_err(|e| {
                     alloc::format!("{}: cannot map BAR {index}: {e}", self.address())
@@ -171,7 +171,7 @@ pub fn init(mcfg: &[McfgEntry]) {
     let topology = sluice_pci::enumerate(&mut config::Config, &segments);
     let problems: Vec<_> = topology
         .all_problems()
-        .map(|(a, p)| (a, p.clone()))
+        .map(|(a, p)| (a, *p))
         .collect();
     let aliases: Vec<Vec<RequesterId>> = (0..topology.functions.len())
         .map(|i| sluice_pci::dma_aliases(&topology, i))
