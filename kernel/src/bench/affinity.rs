@@ -121,24 +121,28 @@ fn moves(virq: Virq, count: u64) -> Result<Vec<u64>, String> {
                 let _ = crate::irq::with_core(|c| c.retrigger(virq, &mut KernelApic));
             }
             Err(IrqError::Busy) => {
-                // The retriggered interrupt has not arrived, or its cleanup is pending.
+                // A move waits for its first interrupt (one made before this run, say):
+                // give it one. Or its cleanup is pending: wait.
                 let now = crate::time::nanos_since_boot();
                 if now - *busy_since.get_or_insert(now) > 1_000_000_000 {
                     return Err(alloc::format!("irq {virq}: a move never completed"));
                 }
-                core::hint::spin_loop();
+                let _ = crate::irq::with_core(|c| c.retrigger(virq, &mut KernelApic));
+                crate::time::spin_for_ns(10_000);
             }
             Err(e) => return Err(alloc::format!("irq {virq}: {e}")),
         }
     }
-    // Leave it where its affinity said, as far as the core lets us.
+    // Leave it where its affinity said, the move completed, as far as the core lets us.
     let t0 = crate::time::nanos_since_boot();
     while let Err(IrqError::Busy) = crate::irq::set_affinity(virq, &original, false) {
         if crate::time::nanos_since_boot() - t0 > 1_000_000_000 {
             break;
         }
         let _ = crate::irq::with_core(|c| c.retrigger(virq, &mut KernelApic));
+        crate::time::spin_for_ns(10_000);
     }
+    let _ = crate::irq::with_core(|c| c.retrigger(virq, &mut KernelApic));
     Ok(samples)
 }
 
