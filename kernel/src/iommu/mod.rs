@@ -114,7 +114,18 @@ pub fn print_summary() {
         println!(
             "  built at boot: {}",
             if b.plan.remapping.enabled() {
-                String::from("on")
+                match remapping() {
+                    Ok(r) => alloc::format!(
+                        "on in {} unit(s), queued invalidation, {}",
+                        r.units.len(),
+                        if r.eim {
+                            "x2APIC destinations (EIM)"
+                        } else {
+                            "xAPIC destinations (no EIM)"
+                        }
+                    ),
+                    Err(_) => String::from("on"),
+                }
             } else {
                 alloc::format!("off: {}", remapping_text(&b.plan.remapping))
             }

@@ -55,7 +55,7 @@ fn cmd_irqs(args: &[&str]) -> Result<(), String> {
     for c in 0..ncpu {
         print!(" {:>10}", alloc::format!("CPU{c}"));
     }
-    println!("  {:<22} {:>5} {:<6} name", "chips", "hwirq", "trig");
+    println!("  {:<28} {:>5} {:<6} name", "chips", "hwirq", "trig");
     crate::irq::with_core(|core| {
         for d in core.descs() {
             print!("{:>5}:", d.virq);
@@ -84,7 +84,7 @@ fn cmd_irqs(args: &[&str]) -> Result<(), String> {
                 flags.push_str(" [storm]");
             }
             println!(
-                "  {:<22} {:>5} {:<6} {}{}",
+                "  {:<28} {:>5} {:<6} {}{}",
                 chain.join("->"),
                 hw,
                 trig,
@@ -105,7 +105,7 @@ fn cmd_irqs(args: &[&str]) -> Result<(), String> {
             print!(" {:>10}", n);
         }
         println!(
-            "  {:<22} {:>5} {:<6} {}",
+            "  {:<28} {:>5} {:<6} {}",
             "LAPIC (system vector)", v, "-", h.name
         );
     }
