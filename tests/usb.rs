@@ -74,14 +74,19 @@ fn default_report_image_runs_to_completion() {
     assert!(waited.is_ok(), "{waited:?}\n{}", o.output);
     assert_eq!(o.exit, ExitKind::PoweredOff, "{}", o.output);
     for want in [
-        "script 1/6> info",
-        "script 2/6> acpi",
-        "script 3/6> irqs",
-        "script 4/6> domains",
-        "script 5/6> test",
-        "script 6/6> bench",
+        "script 1/9> info",
+        "script 2/9> acpi",
+        "script 3/9> pci",
+        "script 4/9> iommu",
+        "script 5/9> irqs",
+        "script 6/9> domains",
+        "script 7/9> devices",
+        "script 8/9> test",
+        "script 9/9> bench",
         "BENCH dispatch",
-        "boot script done: 6 command(s) run, 0 skipped",
+        "BENCH affinity-remapped",
+        "interrupt remapping: on",
+        "boot script done: 9 command(s) run, 0 skipped",
         " 0 failed",
         "PgUp/PgDn scroll back through the report",
     ] {

@@ -25,8 +25,8 @@ usage:
       output to stderr. Exits 1 if a guest failed or printed a malformed BENCH line.
   sluice usb OUTPUT.img [--run 'CMD; CMD; ...' | --script FILE | --no-script]
       write a raw GPT disk image for a USB stick (then: dd if=OUTPUT.img of=/dev/sdX).
-      At boot it runs, unattended, the report (info, acpi, irqs, domains, test,
-      bench), or the given commands (poweroff ends the run), then leaves the shell
+      At boot it runs, unattended, the report (info, acpi, pci, iommu, irqs,
+      domains, devices, test, bench), or the given commands (poweroff ends the run), then leaves the shell
       open; --no-script boots to the prompt.
   sluice acpi PATH [--json]
       decode a DMAR/MADT (a corpus machine folder or a table file) and print the

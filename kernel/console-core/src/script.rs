@@ -11,7 +11,9 @@ pub const HEADER: &str = "#!sluice-script 1";
 
 /// The report the default USB image runs: what Sluice found and whether every test
 /// passed, without typing. A command the booted kernel lacks is skipped.
-pub const REPORT: &[&str] = &["info", "acpi", "irqs", "domains", "test", "bench"];
+pub const REPORT: &[&str] = &[
+    "info", "acpi", "pci", "iommu", "irqs", "domains", "devices", "test", "bench",
+];
 
 /// Longest command line the shell takes.
 pub const MAX_LINE: usize = 256;

@@ -40,8 +40,7 @@ impl MessageCounts {
     }
 
     pub fn set_virq(&self, v: Option<Virq>) {
-        self.virq
-            .store(v.unwrap_or(NO_IRQ), Ordering::Release);
+        self.virq.store(v.unwrap_or(NO_IRQ), Ordering::Release);
     }
 }
 

@@ -169,10 +169,7 @@ pub fn init(mcfg: &[McfgEntry]) {
         "ECAM"
     };
     let topology = sluice_pci::enumerate(&mut config::Config, &segments);
-    let problems: Vec<_> = topology
-        .all_problems()
-        .map(|(a, p)| (a, *p))
-        .collect();
+    let problems: Vec<_> = topology.all_problems().map(|(a, p)| (a, *p)).collect();
     let aliases: Vec<Vec<RequesterId>> = (0..topology.functions.len())
         .map(|i| sluice_pci::dma_aliases(&topology, i))
         .collect();

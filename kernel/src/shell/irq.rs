@@ -319,7 +319,10 @@ fn print_irte(unit: usize, hwirq: u64) {
     let u = dom.unit();
     println!("    {}", u.read_irte(index).display(u.eim));
     if let Some(info) = dom.entry_info(index) {
-        println!("    source-id rule: {} (entry {} of irq {})", info.source, index, info.virq);
+        println!(
+            "    source-id rule: {} (entry {} of irq {})",
+            info.source, index, info.virq
+        );
         match (info.pin, info.block) {
             (Some(pin), _) => println!(
                 "    the I/O APIC entry names handle {index} (no subhandle; vector field = pin {pin})"
