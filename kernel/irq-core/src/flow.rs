@@ -77,6 +77,13 @@ impl IrqCore {
         let cpu = apic.current_cpu();
         let virq = match self.routes.get(cpu, vector) {
             Slot::System => return Dispatch::System(vector),
+            Slot::RetriggeredPending => {
+                // The bit left behind by a retrigger: expected once, already handled at
+                // its new target.
+                self.routes.consume_pending(cpu, vector);
+                apic.eoi();
+                return Dispatch::Done;
+            }
             Slot::Shutdown | Slot::Retriggered => {
                 apic.eoi();
                 return Dispatch::Done;
