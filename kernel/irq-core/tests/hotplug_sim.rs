@@ -447,7 +447,7 @@ fn run_once(ex: &mut Explorer, s: &Scenario, stats: &mut Stats) -> Result<(), St
     }
     let r = report.ok_or("no migration ran")?;
     let mm = m.lock().unwrap();
-    let mut bad = mm.lost_or_duplicated();
+    let mut bad = sim::verdict(&mm, &core);
     if mm.dropped_ipis > 0 {
         bad.push(format!("{} IPIs sent to the offline CPU", mm.dropped_ipis));
     }
@@ -1327,7 +1327,7 @@ fn run_block_once(ex: &mut Explorer, s: &BlockScenario, stats: &mut Stats) -> Re
     }
     let r = report.ok_or("no migration ran")?;
     let mm = m.lock().unwrap();
-    let mut bad = mm.lost_or_duplicated();
+    let mut bad = sim::verdict(&mm, &core);
     if mm.dropped_ipis > 0 {
         bad.push(format!("{} IPIs sent to the offline CPU", mm.dropped_ipis));
     }

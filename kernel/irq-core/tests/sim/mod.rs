@@ -417,6 +417,27 @@ impl Machine {
     }
 }
 
+/// Interrupts the core counted as stray on every CPU ([`IrqCore::stray_count`]).
+pub fn strays(core: &IrqCore) -> u64 {
+    (0..core.nr_cpus() as u32)
+        .map(|c| core.stray_count(c))
+        .sum()
+}
+
+/// Everything wrong with a finished schedule: [`Machine::lost_or_duplicated`], and any
+/// arrival the core counted as stray — on a planned path every interrupt reaches a routed
+/// slot, or the slot a retrigger left its bit on.
+pub fn verdict(mm: &Machine, core: &IrqCore) -> Vec<String> {
+    let mut out = mm.lost_or_duplicated();
+    let n = strays(core);
+    if n > 0 {
+        out.push(format!(
+            "{n} stray arrival(s) on shut-down or claimed slots"
+        ));
+    }
+    out
+}
+
 /// The local APIC of one CPU of the simulated machine.
 pub struct SimApic {
     pub m: Shared,
