@@ -12,7 +12,7 @@
 
 use crate::cpumask::CpuId;
 use crate::desc::{FlowKind, IrqDesc, IrqReturn};
-use crate::error::{Result, Virq};
+use crate::error::{IrqError, Result, Virq};
 use crate::hw::LocalApic;
 use crate::irqcore::IrqCore;
 use crate::routes::Slot;
@@ -77,7 +77,17 @@ impl IrqCore {
         let cpu = apic.current_cpu();
         let virq = match self.routes.get(cpu, vector) {
             Slot::System => return Dispatch::System(vector),
+            Slot::RetriggeredPending => {
+                // The bit left behind by a retrigger: expected once, already handled at
+                // its new target. (Had a writer changed the slot first, the arrival still
+                // was that bit.)
+                self.routes.consume_pending(cpu, vector);
+                apic.eoi();
+                return Dispatch::Done;
+            }
             Slot::Shutdown | Slot::Retriggered => {
+                // Nothing expected here: counted (`stray_count`), acknowledged.
+                self.count_stray(cpu);
                 apic.eoi();
                 return Dispatch::Done;
             }
@@ -88,12 +98,16 @@ impl IrqCore {
             }
             Slot::Irq(virq) => virq,
         };
-        // A slot read an instant before its irq was freed finds an empty descriptor.
+        // A slot read an instant before its irq was freed finds an empty descriptor: the
+        // interrupt of a vector that is going away, stray like one on a shut-down slot.
         let r = self.with_desc(virq, |d| {
             self.complete_move_here(d, cpu, vector, apic);
             self.flow_entry(d, cpu, apic)
         });
-        r.unwrap_or_else(|_| {
+        r.unwrap_or_else(|e| {
+            if e == IrqError::UnknownIrq(virq) {
+                self.count_stray(cpu);
+            }
             apic.eoi();
             Dispatch::Done
         })

@@ -11,10 +11,14 @@
 //!    still allocated here stay recorded; freeing them on an offline CPU keeps the global
 //!    counters right.)
 //! 2. **Settle in-flight moves.** A move *away* from this CPU loses its old half (an old
-//!    vector pending in the IRR is re-delivered in step 4). A move *to* this CPU that no
-//!    interrupt has used yet is undone: the old target is still allocated and routed on a
-//!    live CPU, so the irq goes back there (and its hardware is reprogrammed) instead of
-//!    being freed under an interrupt that may be pending in that CPU's IRR.
+//!    vector pending in the IRR is re-delivered in step 4). A move *to* this CPU is
+//!    undone: the old target is still allocated and routed on a live CPU, so the irq goes
+//!    back there instead of being freed under an interrupt that may be pending in that
+//!    CPU's IRR. If the move's plan never ran, the hardware never left the old target and
+//!    nothing is written; if it ran, the hardware is moved off this CPU as in step 3 —
+//!    back to the old target when that two-step move passes only through slots here its
+//!    plan can claim, else on to a fresh, steered target, the old one kept as the move's
+//!    old half until the usual cleanup.
 //! 3. **Move or shut down** every irq targeting this CPU: managed irqs with no online CPU
 //!    left in their mask are shut down (masked, vector back to its reservation, every level
 //!    parked on the shutdown vector); the rest move to affinity ∩ online, else anywhere
@@ -23,6 +27,17 @@
 //!    names the *old* CPU, which is this one. The old vector is then freed at once: no
 //!    cleanup IPI will ever be served here, and step 4 replaces it. Multi-MSI blocks go
 //!    first, each as a whole, largest first (`hotplug_block.rs` says why).
+//!
+//!    The new vector is *steered* ([`crate::matrix::Steer`]): the same vector number on
+//!    the new CPU if it is free there (only the destination word changes, so the move
+//!    sends no intermediate message at all), else one whose slot on this CPU is unused.
+//!    Nothing here is ever delivered again, so every IRR bit stays set for every later
+//!    check: a two-step move whose intermediate vector is another irq's vector here (or
+//!    another plan's intermediate) would find that irq's interrupt in the IRR and
+//!    retrigger itself for it, while step 4 re-delivers the same bit to its owner — one
+//!    interrupt, two handler runs (`hotplug-stress --msi` showed it: the HPET chain's
+//!    vector on the dying CPU was the xHCI block's new first vector). The CPU is chosen
+//!    as without steering, so the room [`IrqCore::can_offline_cpu`] promised is there.
 //! 4. **Re-deliver** every vector that was routed here and is still pending in this CPU's
 //!    IRR by retriggering its irq at the new target. A device write that left before the
 //!    retarget sits in this IRR and would otherwise never be served: the CPU parks with
@@ -51,7 +66,7 @@
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
-use crate::affinity::StepPlan;
+use crate::affinity::{Step, StepPlan};
 use crate::cpumask::{CpuId, CpuMask};
 use crate::desc::IrqDesc;
 use crate::error::{IrqError, Result, Virq};
@@ -245,6 +260,8 @@ impl IrqCore {
         report: &mut MigrationReport,
     ) -> Result<()> {
         let virq = d.virq;
+        // Whether the hardware followed the move in flight, if any.
+        let plan_ran = !d.state.plan_pending;
         // Step 2: a move to this CPU is undone (back to its live old target), a move away
         // from it loses its old half.
         let (before, now) = self.vector_op(d, |vd| -> Result<_> {
@@ -254,10 +271,10 @@ impl IrqCore {
         // A plan that was never run is moot now: the move it belonged to was settled.
         d.state.plan_pending = false;
         if before.target.cpu == cpu && now.cpu != cpu {
-            // Undone: the hardware may already point here; point it back.
-            self.retarget_inline(&mut Held::single(d), before.target, now, cpu, apic)?;
-            report.moved.push((virq, before.target, now));
-            if !before.managed && !before.affinity.contains(now.cpu) {
+            let h = &mut Held::single(d);
+            let to = self.leave_undone(h, before.target, now, plan_ran, &before.affinity, apic)?;
+            report.moved.push((virq, before.target, to));
+            if !before.managed && !before.affinity.contains(to.cpu) {
                 // The move was towards the affinity it was given; back where it came from,
                 // it is outside it until the CPU returns.
                 self.record_broken(virq, before.affinity, report);
@@ -286,7 +303,7 @@ impl IrqCore {
             return Ok(());
         }
         let (old, new, broken) = self.move_off(d, &irq, &online)?;
-        self.retarget_inline(&mut Held::single(d), old, new, cpu, apic)?;
+        self.retarget_inline(&mut Held::single(d), old, new, apic)?;
         // The old half lives on the dying CPU: free it now (step 4 stands in for cleanup).
         self.vector_op(d, |vd| vd.force_complete_move(virq, cpu))?;
         if broken {
@@ -324,13 +341,14 @@ impl IrqCore {
         };
         let virq = d.virq;
         let outcome = self.vector_op(d, |vd| {
-            let mut outcome = vd.move_irq(virq, &dest, false);
+            let steer = vd.steer_from(irq.target);
+            let mut outcome = vd.move_irq_steered(virq, &dest, false, &steer);
             if outcome == Err(IrqError::NoSpace) && !irq.managed && !broken {
                 // The CPUs left in its affinity are full; `can_offline_cpu` only promised
                 // room somewhere. Anywhere online then, affinity broken (as Linux does on
                 // -ENOSPC).
                 (dest, broken) = (*online, true);
-                outcome = vd.move_irq(virq, &dest, false);
+                outcome = vd.move_irq_steered(virq, &dest, false, &steer);
             }
             outcome
         });
@@ -348,18 +366,81 @@ impl IrqCore {
         h: &mut Held,
         old: Target,
         new: Target,
-        cpu: CpuId,
         apic: &mut dyn LocalApic,
     ) -> Result<()> {
-        let Some(plan) = self.plan_retarget(h, old, new)? else {
-            return Ok(());
-        };
+        match self.plan_retarget(h, old, new)? {
+            Some(plan) => self.run_inline(h, &plan, apic),
+            None => Ok(()),
+        }
+    }
+
+    /// Run `plan` here, refusing one for another CPU (see [`Self::retarget_inline`]).
+    fn run_inline(&self, h: &mut Held, plan: &StepPlan, apic: &mut dyn LocalApic) -> Result<()> {
         if let Some(c) = plan.run_on
-            && c != cpu
+            && c != apic.current_cpu()
         {
             return Err(IrqError::InvalidCpu(c));
         }
-        self.run_plan_held(h, &plan, apic)
+        self.run_plan_held(h, plan, apic)
+    }
+
+    /// Can `plan` claim every slot it passes through on this CPU ([`Slot::claimable`])? If
+    /// one is another irq's, a shut-down one or a bit still pending from another retrigger,
+    /// its IRR bit could stand for that one's interrupt as well as for this plan's message.
+    fn passes_cleanly(&self, plan: &StepPlan, cpu: CpuId) -> bool {
+        plan.steps.iter().all(|s| match s {
+            Step::ClaimTransient(v) => self.routes.get(cpu, *v).claimable(),
+            _ => true,
+        })
+    }
+
+    /// Step 2 for a move towards this (dying) CPU, already undone at the vector level: the
+    /// irq or block is back on `back`, its old target, routed on a live CPU. If the move's
+    /// plan never ran, the hardware never left `back`: nothing is written, nothing here is
+    /// checked. Otherwise it points at `here`, on this CPU, and is moved off like any irq
+    /// of step 3: back to `back` when that passes only through slots here the plan can
+    /// claim, else on to a fresh target in `affinity` (else anywhere online), steered like
+    /// step 3's — `back` then stays routed as the move's old half (an interrupt sent there
+    /// earlier still reaches its handler) and is freed by the usual cleanup once the new
+    /// target is used. With no room for one, back to `back` all the same. Returns where the
+    /// hardware points now.
+    pub(crate) fn leave_undone(
+        &self,
+        h: &mut Held,
+        here: Target,
+        back: Target,
+        plan_ran: bool,
+        affinity: &CpuMask,
+        apic: &mut dyn LocalApic,
+    ) -> Result<Target> {
+        if !plan_ran {
+            return Ok(back);
+        }
+        let Some(plan) = self.plan_retarget(h, here, back)? else {
+            return Ok(back);
+        };
+        let lead = h.lead_virq();
+        if self.passes_cleanly(&plan, here.cpu) || lead.is_none() {
+            self.run_inline(h, &plan, apic)?;
+            return Ok(back);
+        }
+        let online = self.online_mask();
+        let in_mask = affinity.and(&online);
+        let dest = if in_mask.is_empty() { online } else { in_mask };
+        let moved = self.held_vector_op(h, |vd| {
+            let steer = vd.steer_from(here);
+            lead.map(|v| vd.move_irq_steered(v, &dest, true, &steer))
+        });
+        match moved {
+            Some(Ok(MoveOutcome::Moved { new, .. })) => {
+                self.retarget_inline(h, here, new, apic)?;
+                Ok(new)
+            }
+            _ => {
+                self.run_inline(h, &plan, apic)?;
+                Ok(back)
+            }
+        }
     }
 
     /// Shut an irq down for hotplug: mask, give the vector back (managed: to its
@@ -472,7 +553,13 @@ impl IrqCore {
         let Some(virq) = h.lead_virq() else {
             return Ok(None);
         };
-        let outcome = self.held_vector_op(h, |vd| vd.move_irq(virq, orig, false))?;
+        // Steered like the migration's moves: the plan runs on the CPU the irq is on now,
+        // where another irq's interrupt could share an IRR bit with its intermediate
+        // message just the same.
+        let outcome = self.held_vector_op(h, |vd| {
+            let steer = vd.steer_for(virq)?;
+            vd.move_irq_steered(virq, orig, false, &steer)
+        })?;
         let MoveOutcome::Moved { old, new } = outcome else {
             return Ok(None);
         };
@@ -633,7 +720,7 @@ mod tests {
                 .all(|(_, i)| i.prev.is_none() && !i.move_in_progress && i.target.cpu != 1)
         }));
         assert!(!c.vector_view(|v| v.cleanup_pending(1)));
-        assert_eq!(c.slot(1, tb.vector), Slot::Retriggered);
+        assert_eq!(c.slot(1, tb.vector), Slot::RetriggeredPending);
         assert_eq!(c.vector_irq(m).unwrap().state, VectorState::Reserved);
         assert!(c.desc(m).unwrap().state.masked);
         c.check_invariants().unwrap();

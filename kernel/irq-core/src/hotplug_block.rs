@@ -35,6 +35,8 @@ impl IrqCore {
         apic: &mut dyn LocalApic,
         report: &mut MigrationReport,
     ) -> Result<()> {
+        // Whether the shared message followed the move in flight, if any.
+        let plan_ran = !h.descs().any(|d| d.state.plan_pending);
         let (before, now) = self.held_vector_op(h, |vd| -> Result<_> {
             let before = vd.block(id)?.clone();
             Ok((before, vd.force_complete_block(id, cpu)?))
@@ -45,10 +47,10 @@ impl IrqCore {
         }
         let base = |c: CpuId, v: Vector| self.vector.lock().target(c, v);
         if before.cpu == cpu && now.0 != cpu {
-            // Undone: the shared message may already point here; point it back.
-            let (from, to) = (base(before.cpu, before.base), base(now.0, now.1));
-            self.retarget_inline(h, from, to, cpu, apic)?;
-            let broken = !before.affinity.contains(now.0);
+            // Undone: the shared message may point here; it leaves as `leave_undone` says.
+            let (from, back) = (base(before.cpu, before.base), base(now.0, now.1));
+            let to = self.leave_undone(h, from, back, plan_ran, &before.affinity, apic)?;
+            let broken = !before.affinity.contains(to.cpu);
             self.report_block(h, from, to, broken.then_some(before.affinity), report);
             return Ok(());
         }
@@ -58,7 +60,7 @@ impl IrqCore {
         }
         let online = self.online_mask();
         let (old, new, broken) = self.move_block_off(h, id, &before.affinity, &online)?;
-        self.retarget_inline(h, old, new, cpu, apic)?;
+        self.retarget_inline(h, old, new, apic)?;
         // The old block lives on the dying CPU: free it now (step 4 stands in for cleanup).
         self.held_vector_op(h, |vd| vd.force_complete_block(id, cpu))?;
         self.report_block(h, old, new, broken.then_some(before.affinity), report);
@@ -76,13 +78,18 @@ impl IrqCore {
     ) -> Result<(Target, Target, bool)> {
         let in_mask = affinity.and(online);
         let outcome = self.held_vector_op(h, |vd| {
+            // Steered as `hotplug.rs` says: the plan runs on this CPU, whose IRR bits
+            // are never delivered again.
+            let b = vd.block(id)?;
+            let steer = vd.steer_from(vd.target(b.cpu, b.base));
             if !in_mask.is_empty() {
-                match vd.move_block(id, affinity, false) {
+                match vd.move_block_steered(id, affinity, false, &steer) {
                     Err(IrqError::NoBlockSpace(_)) => {}
                     r => return r.map(|o| (o, false)),
                 }
             }
-            vd.move_block(id, online, false).map(|o| (o, true))
+            vd.move_block_steered(id, online, false, &steer)
+                .map(|o| (o, true))
         })?;
         match outcome {
             (MoveOutcome::Moved { old, new }, broken) => Ok((old, new, broken)),

@@ -90,10 +90,15 @@ pub struct LevelInfo {
 /// First virq handed out when the caller does not ask for one (0..15 are legacy ISA).
 pub const FIRST_DYNAMIC_VIRQ: Virq = 16;
 
-/// Per-CPU spurious-interrupt accounting (counted on interrupt entry, lock-free).
+/// Per-CPU accounting of interrupts that reached no handler (counted on interrupt entry,
+/// lock-free).
 struct SpuriousCount {
+    /// On an unused vector.
     count: AtomicU64,
     logged: AtomicBool,
+    /// On a vector that had been routed and no longer is, with nothing expected there:
+    /// see [`IrqCore::stray_count`].
+    stray: AtomicU64,
 }
 
 /// The generic interrupt layer of one machine. Shared by every CPU (`&self` throughout);
@@ -130,6 +135,7 @@ impl IrqCore {
                 .map(|_| SpuriousCount {
                     count: AtomicU64::new(0),
                     logged: AtomicBool::new(false),
+                    stray: AtomicU64::new(0),
                 })
                 .collect(),
             storm_window: AtomicU32::new(storm.window),
@@ -241,6 +247,30 @@ impl IrqCore {
         self.spurious
             .get(cpu as usize)
             .map_or(0, |s| s.count.load(Ordering::Relaxed))
+    }
+
+    /// Count a stray interrupt on `cpu` (see [`Self::stray_count`]).
+    pub(crate) fn count_stray(&self, cpu: CpuId) {
+        if let Some(s) = self.spurious.get(cpu as usize) {
+            s.stray.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// *Stray* interrupts seen by `cpu`: arrivals on a vector whose irq is gone
+    /// ([`crate::routes::Slot::Shutdown`]: freed, shut down, a dropped old half, a
+    /// multi-MSI member not allocated; or an irq freed as its interrupt came in) and on a
+    /// slot a two-step move claimed ([`crate::routes::Slot::Retriggered`]) when no
+    /// retriggered IRR bit was still due there. Like [`Self::spurious_count`] (unused
+    /// vectors) these reached no handler and were acknowledged, but they are not noise on
+    /// a free vector: a device sent to a vector that was routed a moment ago — a torn
+    /// message of a non-atomic update, or an intermediate message that arrived after the
+    /// IRR check meant to catch it — so each one is an interrupt lost or misdirected. Not
+    /// counted: the one arrival a retrigger left behind
+    /// ([`crate::routes::Slot::RetriggeredPending`]), which was handled at its new target.
+    pub fn stray_count(&self, cpu: CpuId) -> u64 {
+        self.spurious
+            .get(cpu as usize)
+            .map_or(0, |s| s.stray.load(Ordering::Relaxed))
     }
 
     // ----- domains -------------------------------------------------------------------

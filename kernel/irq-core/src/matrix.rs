@@ -15,6 +15,11 @@
 //!   [`VectorMatrix::offline`], which is why [`VectorMatrix::can_offline`] exists.
 //! * Multi-vector blocks: 2^k contiguous vectors aligned to 2^k on one CPU (a multi-MSI
 //!   device ORs the message number into the low data bits, so the base must be aligned).
+//! * Steering ([`Steer`], hotplug only): the CPU is chosen exactly as above; on it, the
+//!   vector (or block base) is the preferred one if free, else the lowest free one not in
+//!   the avoid set, else the lowest free one. Where on the CPU a vector sits changes
+//!   nothing in these counts, so a steered allocation succeeds exactly when an unsteered
+//!   one would.
 //!
 //! Locking: the matrix is part of the vector domain and protected by the vector lock.
 
@@ -49,6 +54,47 @@ pub struct CpuVectorStats {
     pub managed: u32,
     /// Of those, how many are in use.
     pub managed_allocated: u32,
+}
+
+/// Which vector to take on the chosen CPU, for an irq whose two-step move passes through
+/// its old CPU (see `hotplug.rs`): `prefer` (the vector, or block base, it has now —
+/// taking the same one there means only the destination word changes, so there is no
+/// intermediate message at all), else one outside `avoid` (vectors that something else
+/// could raise on the old CPU, where the intermediate message would share an IRR bit).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Steer {
+    /// Take this vector (this base, for a block) if it is free.
+    pub prefer: Option<Vector>,
+    /// Else keep clear of these (a block: of every vector of its run).
+    pub avoid: VecMap,
+}
+
+impl Steer {
+    /// The vector to take among `free` (non-empty): see [`Steer`].
+    fn pick(&self, free: &VecMap) -> Option<Vector> {
+        if let Some(p) = self.prefer.filter(|&p| free.test(p)) {
+            return Some(p);
+        }
+        free.and_not(&self.avoid).first().or_else(|| free.first())
+    }
+
+    /// The base of a free aligned run of `count` among `free`: see [`Steer`].
+    fn pick_run(&self, free: &VecMap, count: u32) -> Option<u8> {
+        let fits = |b: u32| free.has_range(b as u8, count);
+        let runs = || (0x20u32..=256 - count).step_by(count as usize);
+        if let Some(p) = self.prefer.map(|p| u32::from(p.0))
+            && p.is_multiple_of(count)
+            && (0x20..=256 - count).contains(&p)
+            && fits(p)
+        {
+            return Some(p as u8);
+        }
+        let clear = |b: u32| (0..count).all(|i| !self.avoid.test(Vector((b + i) as u8)));
+        runs()
+            .find(|&b| fits(b) && clear(b))
+            .or_else(|| runs().find(|&b| fits(b)))
+            .map(|b| b as u8)
+    }
 }
 
 /// The vector matrix of a machine with `nr_cpus` possible CPUs.
@@ -225,6 +271,16 @@ impl VectorMatrix {
     /// vectors. `reserved` consumes one earlier [`Self::reserve`]; an unreserved
     /// allocation is refused if it would break outstanding reservations.
     pub fn alloc(&mut self, mask: &CpuMask, reserved: bool) -> Result<(CpuId, Vector)> {
+        self.alloc_steered(mask, reserved, &Steer::default())
+    }
+
+    /// [`Self::alloc`], the vector on the chosen CPU picked as `steer` says.
+    pub fn alloc_steered(
+        &mut self,
+        mask: &CpuMask,
+        reserved: bool,
+        steer: &Steer,
+    ) -> Result<(CpuId, Vector)> {
         if reserved && self.global_reserved == 0 {
             return Err(IrqError::InvalidState);
         }
@@ -235,7 +291,7 @@ impl VectorMatrix {
         let device = self.device;
         let c = &mut self.cpus[cpu as usize];
         let free = device.and_not(&c.alloc).and_not(&c.managed);
-        let v = free.first().ok_or(IrqError::NoSpace)?;
+        let v = steer.pick(&free).ok_or(IrqError::NoSpace)?;
         c.alloc.set(v);
         c.available -= 1;
         self.global_available -= 1;
@@ -250,6 +306,16 @@ impl VectorMatrix {
     /// single online CPU of `mask` — multi-MSI without interrupt remapping. Prefers the CPU
     /// with the most available vectors that has such a block. Returns the base vector.
     pub fn alloc_block(&mut self, mask: &CpuMask, count: u32) -> Result<(CpuId, Vector)> {
+        self.alloc_block_steered(mask, count, &Steer::default())
+    }
+
+    /// [`Self::alloc_block`], the run on the chosen CPU picked as `steer` says.
+    pub fn alloc_block_steered(
+        &mut self,
+        mask: &CpuMask,
+        count: u32,
+        steer: &Steer,
+    ) -> Result<(CpuId, Vector)> {
         if !count.is_power_of_two() || count > 32 {
             return Err(IrqError::InvalidArgument);
         }
@@ -269,7 +335,8 @@ impl VectorMatrix {
         };
         let cpu = self.best_cpu(mask, |c| find(c).is_some())?;
         let c = &mut self.cpus[cpu as usize];
-        let base = find(c).ok_or(IrqError::NoSpace)?;
+        let free = device.and_not(&c.alloc).and_not(&c.managed);
+        let base = steer.pick_run(&free, count).ok_or(IrqError::NoSpace)?;
         for i in 0..count {
             c.alloc.set(Vector(base + i as u8));
         }
@@ -355,16 +422,23 @@ impl VectorMatrix {
     /// Allocate a managed vector: one of the reserved vectors on the online CPU of `mask`
     /// with the fewest managed vectors in use (spreads managed irqs).
     pub fn alloc_managed(&mut self, mask: &CpuMask) -> Result<(CpuId, Vector)> {
+        self.alloc_managed_steered(mask, &Steer::default())
+    }
+
+    /// [`Self::alloc_managed`], choosing among the CPU's reserved vectors as `steer` says.
+    pub fn alloc_managed_steered(
+        &mut self,
+        mask: &CpuMask,
+        steer: &Steer,
+    ) -> Result<(CpuId, Vector)> {
         let cpu = self.pick_cpu(
             mask,
             |c| c.managed.and_not(&c.alloc).first().is_some(),
             |c| -i64::from(c.managed.and(&c.alloc).count()),
         )?;
         let c = &mut self.cpus[cpu as usize];
-        let v = c
-            .managed
-            .and_not(&c.alloc)
-            .first()
+        let v = steer
+            .pick(&c.managed.and_not(&c.alloc))
             .ok_or(IrqError::NoSpace)?;
         c.alloc.set(v);
         self.total_allocated += 1;
@@ -569,6 +643,69 @@ mod tests {
         assert!(m.free_block(0, Vector(0x29), 8).is_err());
         m.free_block(0, Vector(0x28), 8).unwrap();
         assert_eq!(m.cpu_stats(0).unwrap().allocated, 1);
+        m.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn steering_picks_the_vector_not_the_cpu() {
+        let mut m = matrix(2);
+        m.alloc(&CpuMask::single(0), false).unwrap(); // 0x20 on cpu 0
+        let mut avoid = VecMap::default();
+        for v in 0x21..0x24 {
+            avoid.set(Vector(v));
+        }
+        // The preferred vector when free; else the lowest outside `avoid`.
+        let s = Steer {
+            prefer: Some(Vector(0x30)),
+            avoid,
+        };
+        assert_eq!(
+            m.alloc_steered(&CpuMask::single(1), false, &s),
+            Ok((1, Vector(0x30)))
+        );
+        assert_eq!(
+            m.alloc_steered(&CpuMask::single(1), false, &s),
+            Ok((1, Vector(0x20)))
+        );
+        let s = Steer {
+            prefer: Some(Vector(0x20)),
+            avoid,
+        };
+        assert_eq!(
+            m.alloc_steered(&CpuMask::single(0), false, &s),
+            Ok((0, Vector(0x24)))
+        );
+        // The CPU is chosen as without steering (a tie here: the lowest CPU).
+        assert_eq!(
+            m.alloc_steered(&CpuMask::first_n(2), false, &s),
+            Ok((0, Vector(0x25)))
+        );
+        // Blocks: the preferred aligned base, else the lowest run clear of `avoid`, else
+        // any run at all.
+        let s = Steer {
+            prefer: Some(Vector(0x40)),
+            avoid,
+        };
+        assert_eq!(
+            m.alloc_block_steered(&CpuMask::single(1), 8, &s),
+            Ok((1, Vector(0x40)))
+        );
+        assert_eq!(
+            m.alloc_block_steered(&CpuMask::single(1), 4, &s),
+            Ok((1, Vector(0x24)))
+        );
+        let everything = Steer {
+            prefer: None,
+            avoid: VecMap::device_vectors(),
+        };
+        assert_eq!(
+            m.alloc_block_steered(&CpuMask::single(1), 4, &everything),
+            Ok((1, Vector(0x28)))
+        );
+        assert_eq!(
+            m.alloc_steered(&CpuMask::single(1), false, &everything),
+            Ok((1, Vector(0x21)))
+        );
         m.check_invariants().unwrap();
     }
 

@@ -179,8 +179,14 @@ impl IrqCore {
             Step::CheckIrrRetrigger(v) | Step::CheckIrrRetriggerMember(v, _) => {
                 // The member's descriptor already names its new target: retrigger there
                 // (a chip that re-raises at the source does, else an IPI of its vector).
+                // The bit stays set here and arrives once interrupts are back on: on the
+                // slot this plan claimed, that arrival is now expected.
                 match d {
-                    Some(d) if apic.irr_pending(v) => self.retrigger_locked(d, apic),
+                    Some(d) if apic.irr_pending(v) => {
+                        self.retrigger_locked(d, apic)?;
+                        self.vector.lock().note_retriggered(apic.current_cpu(), v);
+                        Ok(())
+                    }
                     _ => Ok(()),
                 }
             }

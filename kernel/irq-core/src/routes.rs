@@ -23,10 +23,16 @@ pub enum Slot {
     System,
     /// The irq that owned this slot was shut down; a late interrupt is acknowledged quietly.
     Shutdown,
-    /// Transiently claimed while an interrupt was re-targeted away from this CPU (the
-    /// non-maskable MSI dance, hotplug re-delivery): the interrupt was retriggered on its
-    /// new target, so an arrival here is acknowledged quietly.
+    /// Claimed by a two-step move for its intermediate message (new vector, old CPU) while
+    /// it runs here with interrupts off; after it, nothing is expected here. An arrival is
+    /// acknowledged quietly.
     Retriggered,
+    /// As [`Slot::Retriggered`], and an interrupt that landed here was retriggered at its
+    /// new target while its IRR bit stays set (the two-step move's IRR check, the hotplug
+    /// re-delivery): the next arrival is that bit, expected, acknowledged quietly, and
+    /// the slot is [`Slot::Retriggered`] again. Another move cannot pass through this slot
+    /// without sharing that bit.
+    RetriggeredPending,
     /// Routed to this irq.
     Irq(Virq),
 }
@@ -44,6 +50,7 @@ impl Slot {
             Slot::Shutdown => 2 << KIND_SHIFT,
             Slot::Retriggered => 3 << KIND_SHIFT,
             Slot::Irq(v) => 4 << KIND_SHIFT | (v & VIRQ_MASK),
+            Slot::RetriggeredPending => 5 << KIND_SHIFT,
         }
     }
 
@@ -53,8 +60,16 @@ impl Slot {
             2 => Slot::Shutdown,
             3 => Slot::Retriggered,
             4 => Slot::Irq(w & VIRQ_MASK),
+            5 => Slot::RetriggeredPending,
             _ => Slot::Unused,
         }
+    }
+
+    /// Can a two-step move claim this slot for its intermediate message, knowing that an
+    /// IRR bit here can then only be its own? Unused, or claimed by an earlier move that
+    /// left nothing behind (that device sends to its new target now).
+    pub fn claimable(self) -> bool {
+        matches!(self, Slot::Unused | Slot::Retriggered)
     }
 }
 
@@ -93,6 +108,23 @@ impl Routes {
         }
     }
 
+    /// Interrupt entry, without the vector lock: the expected arrival on a
+    /// [`Slot::RetriggeredPending`] slot came; it becomes [`Slot::Retriggered`]. False if
+    /// the slot was something else by then (a writer under the vector lock got there
+    /// first, and its value stands).
+    pub(crate) fn consume_pending(&self, cpu: CpuId, vector: Vector) -> bool {
+        self.cpus.get(cpu as usize).is_some_and(|t| {
+            t[vector.0 as usize]
+                .compare_exchange(
+                    Slot::RetriggeredPending.encode(),
+                    Slot::Retriggered.encode(),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok()
+        })
+    }
+
     /// Give a CPU a fresh table (it comes online). Callers hold the vector lock.
     pub(crate) fn reset(&self, cpu: CpuId) {
         if let Some(t) = self.cpus.get(cpu as usize) {
@@ -120,6 +152,7 @@ mod tests {
             Slot::System,
             Slot::Shutdown,
             Slot::Retriggered,
+            Slot::RetriggeredPending,
             Slot::Irq(0),
             Slot::Irq(MAX_ROUTED_VIRQ),
         ] {
@@ -129,6 +162,11 @@ mod tests {
         assert_eq!(r.get(0, crate::vector::SPURIOUS_VECTOR), Slot::System);
         assert_eq!(r.get(0, Vector(0x40)), Slot::Unused);
         assert_eq!(r.get(7, Vector(0x40)), Slot::Unused);
+        r.set(1, Vector(0x40), Slot::RetriggeredPending);
+        assert!(r.consume_pending(1, Vector(0x40)));
+        assert_eq!(r.get(1, Vector(0x40)), Slot::Retriggered);
+        assert!(!r.consume_pending(1, Vector(0x40)), "only once");
+        assert!(!r.consume_pending(9, Vector(0x40)));
         r.reset(1);
         assert_eq!(r.get(1, Vector(0x40)), Slot::Unused);
         assert_eq!(r.get(1, crate::vector::SHUTDOWN_VECTOR), Slot::System);

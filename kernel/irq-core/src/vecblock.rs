@@ -37,6 +37,7 @@ use alloc::vec::Vec;
 use crate::cpumask::{CpuId, CpuMask};
 use crate::error::{IrqError, Result, Virq};
 use crate::hw::Target;
+use crate::matrix::Steer;
 use crate::routes::{MAX_ROUTED_VIRQ, Slot};
 use crate::vecdomain::{CleanupOutcome, MoveOutcome, VectorDomain, VectorIrq, VectorState};
 use crate::vector::Vector;
@@ -294,6 +295,17 @@ impl VectorDomain {
         mask: &CpuMask,
         force_new_vector: bool,
     ) -> Result<MoveOutcome> {
+        self.move_block_steered(id, mask, force_new_vector, &Steer::default())
+    }
+
+    /// [`Self::move_block`] with the new run picked on the chosen CPU as `steer` says.
+    pub(crate) fn move_block_steered(
+        &mut self,
+        id: BlockId,
+        mask: &CpuMask,
+        force_new_vector: bool,
+        steer: &Steer,
+    ) -> Result<MoveOutcome> {
         self.validate_mask(mask)?;
         let b = self.block(id)?.clone();
         if b.prev.is_some() || b.move_in_progress {
@@ -305,7 +317,7 @@ impl VectorDomain {
         }
         let (cpu, base) = self
             .matrix
-            .alloc_block(mask, b.count)
+            .alloc_block_steered(mask, b.count, steer)
             .map_err(no_block_space(b.count))?;
         if let Err(e) = self.region_mut(cpu)?.reserve_at(u32::from(base.0), b.count) {
             let _ = self.matrix.free_block(cpu, base, b.count);

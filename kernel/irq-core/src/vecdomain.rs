@@ -32,12 +32,12 @@ use alloc::vec::Vec;
 use crate::cpumask::{CpuId, CpuMask};
 use crate::error::{IrqError, Result, Virq};
 use crate::hw::Target;
-use crate::matrix::VectorMatrix;
+use crate::matrix::{Steer, VectorMatrix};
 use crate::region::RegionAllocator;
 pub use crate::routes::Slot;
 use crate::routes::{MAX_ROUTED_VIRQ, Routes};
 use crate::vecblock::{BlockId, VectorBlock};
-use crate::vector::{SHUTDOWN_VECTOR, Vector, is_system};
+use crate::vector::{SHUTDOWN_VECTOR, VecMap, Vector, is_system};
 
 /// Lifecycle of an irq at the vector level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -448,11 +448,23 @@ impl VectorDomain {
         mask: &CpuMask,
         force_new_vector: bool,
     ) -> Result<MoveOutcome> {
+        self.move_irq_steered(virq, mask, force_new_vector, &Steer::default())
+    }
+
+    /// [`Self::move_irq`] with the new vector (block: base) picked on the chosen CPU as
+    /// `steer` says (CPU hotplug: see [`Self::steer_from`]).
+    pub(crate) fn move_irq_steered(
+        &mut self,
+        virq: Virq,
+        mask: &CpuMask,
+        force_new_vector: bool,
+        steer: &Steer,
+    ) -> Result<MoveOutcome> {
         self.validate_mask(mask)?;
         let irq = *self.irq(virq)?;
         if let Some(id) = irq.block_id {
             // One member alone would break the block's alignment: all of it moves.
-            return self.move_block(id, mask, force_new_vector);
+            return self.move_block_steered(id, mask, force_new_vector, steer);
         }
         if irq.prev.is_some() || irq.move_in_progress {
             return Err(IrqError::Busy);
@@ -474,9 +486,9 @@ impl VectorDomain {
             return Ok(MoveOutcome::Unchanged);
         }
         let (cpu, v) = if irq.managed {
-            self.matrix.alloc_managed(mask)?
+            self.matrix.alloc_managed_steered(mask, steer)?
         } else {
-            self.matrix.alloc(mask, false)?
+            self.matrix.alloc_steered(mask, false, steer)?
         };
         self.routes.set(cpu, v, Slot::Irq(virq));
         let new = self.target(cpu, v);
@@ -586,10 +598,20 @@ impl VectorDomain {
     /// Mark `vector` on `cpu` as transiently claimed ([`Slot::Retriggered`]) if nothing
     /// owns it. Used by the non-maskable MSI dance on the old CPU: the device may hit the
     /// new vector on the old CPU between the two writes; that interrupt is retriggered on
-    /// the new CPU, and the arrival here must then be acknowledged quietly.
+    /// the new CPU, and the arrival here must then be acknowledged quietly. (A slot an
+    /// earlier move claimed is claimed already.)
     pub fn claim_transient(&mut self, cpu: CpuId, vector: Vector) {
         if self.routes.get(cpu, vector) == Slot::Unused {
             self.routes.set(cpu, vector, Slot::Retriggered);
+        }
+    }
+
+    /// The dance's IRR check found `vector` pending on `cpu` and retriggered the irq at
+    /// its new target: if this move claimed the slot, the bit still set there is now
+    /// expected to arrive once ([`Slot::RetriggeredPending`]).
+    pub fn note_retriggered(&mut self, cpu: CpuId, vector: Vector) {
+        if self.routes.get(cpu, vector) == Slot::Retriggered {
+            self.routes.set(cpu, vector, Slot::RetriggeredPending);
         }
     }
 
@@ -660,10 +682,48 @@ impl VectorDomain {
         Ok(left)
     }
 
-    /// Hotplug: mark a vector on the dying CPU as retriggered after re-delivering it.
+    /// How to steer the new vector of an irq (or block) whose hardware points at `from`
+    /// and whose two-step move will run on `from.cpu`: keep `from.vector` if the new CPU
+    /// has it free (only the destination word changes: no intermediate message at all),
+    /// else keep clear of every vector whose slot on `from.cpu` is not
+    /// [`Slot::claimable`] — another irq's, a shut-down one, one whose retriggered bit is
+    /// still pending — so the intermediate message lands on a slot this plan can claim
+    /// and its IRR bit stands for nothing else. Without that, one bit can be both another irq's interrupt and this irq's
+    /// intermediate message: the IRR check retriggers this irq for the other's interrupt
+    /// (which the hotplug re-delivery also retriggers for its owner), one interrupt runs
+    /// two handlers.
+    pub(crate) fn steer_from(&self, from: Target) -> Steer {
+        let mut avoid = VecMap::default();
+        for v in (0x20..=0xffu8).map(Vector) {
+            if !self.routes.get(from.cpu, v).claimable() {
+                avoid.set(v);
+            }
+        }
+        Steer {
+            prefer: Some(from.vector),
+            avoid,
+        }
+    }
+
+    /// [`Self::steer_from`] where `virq`'s hardware points now (for a block member: the
+    /// block's first vector).
+    pub(crate) fn steer_for(&self, virq: Virq) -> Result<Steer> {
+        let irq = self.irq(virq)?;
+        let from = match irq.block_id {
+            Some(id) => {
+                let b = self.block(id)?;
+                self.target(b.cpu, b.base)
+            }
+            None => irq.target,
+        };
+        Ok(self.steer_from(from))
+    }
+
+    /// Hotplug: mark a vector on the dying CPU as re-delivered, its IRR bit still set
+    /// ([`Slot::RetriggeredPending`]).
     pub fn mark_retriggered(&mut self, cpu: CpuId, vector: Vector) {
         if !is_system(vector) {
-            self.routes.set(cpu, vector, Slot::Retriggered);
+            self.routes.set(cpu, vector, Slot::RetriggeredPending);
         }
     }
 }

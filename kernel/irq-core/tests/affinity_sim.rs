@@ -2,7 +2,17 @@
 //!
 //! Each scenario moves an MSI from CPU 0 to CPU 1 while the device fires 1–2 times at any
 //! point, CPUs take interrupts at any point they are able to, and the vector cleanup runs
-//! whenever it is pending. Every schedule is explored.
+//! whenever it is pending. Every schedule is explored, and in each every interrupt the
+//! device raises must be handled exactly once by its own handler.
+//!
+//! Some layouts put a dummy irq (whose device never fires) on the vector the two-step
+//! move passes through on the old CPU. The intermediate message then shares the dummy's
+//! IRR bit: the IRR check retriggers it to the device's handler (exactly once), and the
+//! bit itself is delivered to the dummy, whose handler runs once for nothing — the
+//! limitation Linux's `msi_set_affinity` documents for a vector in use on the old CPU. An
+//! affinity change cannot steer the vector away from that (it would stop the two-step
+//! path from being exercised at all: see `hotplug.rs`, which does steer it). Those
+//! *phantom* runs are counted per path and asserted, not failed.
 
 mod sim;
 
@@ -141,6 +151,9 @@ enum Layout {
     Misroute,
     /// A torn message would hit an unused vector (lost as spurious).
     Unused,
+    /// As `Unused`, but CPU 1's 0x20 and 0x21 belonged to irqs since freed: a torn
+    /// message (CPU 1, old vector 0x21) hits a shut-down slot (lost, counted as stray).
+    Freed,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -245,15 +258,48 @@ fn build(s: &Scenario) -> World {
             let dummy = core.alloc_irq(d1, &spec, &alloc(0)).unwrap(); // cpu0 0x20
             (core.alloc_irq(d0, &dev_spec, &alloc(0)).unwrap(), dummy) // cpu0 0x21 -> moves to cpu1 0x20
         }
+        Layout::Freed => {
+            let gone: Vec<Virq> = (0..2)
+                .map(|_| {
+                    core.alloc_irq(DomainId::VECTOR, &IrqSource::VectorOnly, &alloc(1))
+                        .unwrap()
+                })
+                .collect(); // cpu1 0x20, 0x21
+            for v in gone {
+                core.free_irq(v, 1).unwrap();
+            }
+            let dummy = core.alloc_irq(d1, &spec, &alloc(0)).unwrap(); // cpu0 0x20
+            (core.alloc_irq(d0, &dev_spec, &alloc(0)).unwrap(), dummy) // cpu0 0x21 -> moves to cpu1 0x20
+        }
     };
     core.request_irq(virq, 0, "dev0").unwrap();
     core.request_irq(dummy, 1, "dummy").unwrap();
+    m.lock().unwrap().tolerate_phantoms = true;
     World { m, core, virq }
 }
 
+/// What the schedules of an exploration had, besides failures.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Found {
+    /// Schedules in which cleanup met an IRR-pending vector.
+    retries: u32,
+    /// Schedules in which an idle dummy's handler ran for a shared IRR bit (module docs).
+    phantoms: u32,
+    /// Schedules in which the core counted a stray arrival ([`IrqCore::stray_count`]).
+    strays: u32,
+}
+
+impl Found {
+    fn note(&mut self, mm: &sim::Machine, core: &IrqCore) {
+        self.retries += u32::from(mm.cleanup_retries > 0);
+        self.phantoms += u32::from(mm.phantom_runs() > 0);
+        self.strays += u32::from(sim::strays(core) > 0);
+    }
+}
+
 /// One schedule. Returns Err with the failures if any interrupt was lost, misrouted or
-/// handled twice. `retries` counts schedules in which cleanup met an IRR-pending vector.
-fn run_once(ex: &mut Explorer, s: &Scenario, retries: &mut u32) -> Result<(), String> {
+/// handled twice, or a handler ran more often than its device raised.
+fn run_once(ex: &mut Explorer, s: &Scenario, found: &mut Found) -> Result<(), String> {
     let World { m, core, virq } = build(s);
     let mut script: std::collections::VecDeque<Act> = Default::default();
     if s.old_cpu_busy {
@@ -332,10 +378,8 @@ fn run_once(ex: &mut Explorer, s: &Scenario, retries: &mut u32) -> Result<(), St
         }
     }
     let mm = m.lock().unwrap();
-    if mm.cleanup_retries > 0 {
-        *retries += 1;
-    }
-    let bad = mm.lost_or_duplicated();
+    found.note(&mm, &core);
+    let bad = sim::verdict(&mm, &core);
     core.check_invariants().map_err(|e| e.to_string())?;
     // Every completed move was cleaned up: no old vector left allocated.
     let st = core.vector_irq(virq).unwrap();
@@ -356,26 +400,28 @@ const LIMIT: usize = 200_000;
 
 // What the explorations find, asserted so that a change to the simulator or the core
 // that silently explores less (or loses something) fails here. Every schedule of the 12
-// scenarios per path (2 layouts x 1-3 firings x old CPU busy or not):
+// scenarios per path (2 layouts x 1-3 firings x old CPU busy or not): (schedules,
+// schedules in which the dummy's handler ran for an IRR bit the intermediate message
+// shared with it — see the module docs).
 /// Non-maskable MSI, two-step path.
-const NON_MASKABLE_SCHEDULES: usize = 7_438;
+const NON_MASKABLE_SCHEDULES: (usize, u32) = (7_438, 1_451);
 /// The I/O APIC chip: the same dance on the two RTE halves.
-const IOAPIC_SCHEDULES: usize = 7_438;
-/// Maskable MSI: mask, write, restore.
-const MASKABLE_SCHEDULES: usize = 4_292;
-/// Remapped: one IRTE update.
-const REMAPPED_SCHEDULES: usize = 1_112;
+const IOAPIC_SCHEDULES: (usize, u32) = (7_438, 1_451);
+/// Maskable MSI: mask, write, restore (no intermediate message: no phantom).
+const MASKABLE_SCHEDULES: (usize, u32) = (4_292, 0);
+/// Remapped: one IRTE update (no intermediate message: no phantom).
+const REMAPPED_SCHEDULES: (usize, u32) = (1_112, 0);
 /// The naive single pass, one firing: (schedules, schedules that fail) per layout.
 const NAIVE: (usize, usize) = (12, 3);
 /// Maskable move with CPU 0 busy, 2 firings: (schedules, schedules whose cleanup met
-/// the old vector pending in the IRR).
-const IRR_PENDING_CLEANUP: (usize, u32) = (129, 27);
+/// the old vector pending in the IRR, phantoms).
+const IRR_PENDING_CLEANUP: (usize, u32, u32) = (129, 27, 0);
 
-fn explore_scenario(s: Scenario) -> (usize, Vec<String>, u32) {
-    let mut retries = 0;
-    let (runs, fails) = explore(|ex| run_once(ex, &s, &mut retries), LIMIT);
+fn explore_scenario(s: Scenario) -> (usize, Vec<String>, Found) {
+    let mut found = Found::default();
+    let (runs, fails) = explore(|ex| run_once(ex, &s, &mut found), LIMIT);
     assert!(runs < LIMIT, "{s:?}: exploration did not finish");
-    (runs, fails, retries)
+    (runs, fails, found)
 }
 
 fn all(path: Path) -> Vec<Scenario> {
@@ -395,10 +441,12 @@ fn all(path: Path) -> Vec<Scenario> {
     v
 }
 
-fn assert_never_loses(path: Path) -> usize {
-    let mut total = 0;
+/// Every scenario of `path` handles every interrupt exactly once: (schedules, schedules
+/// with a phantom run of the dummy).
+fn assert_never_loses(path: Path) -> (usize, u32) {
+    let (mut total, mut phantoms) = (0, 0);
     for s in all(path) {
-        let (runs, fails, _) = explore_scenario(s);
+        let (runs, fails, found) = explore_scenario(s);
         assert!(runs >= 6, "{s:?}: only {runs} schedules");
         assert!(
             fails.is_empty(),
@@ -407,9 +455,12 @@ fn assert_never_loses(path: Path) -> usize {
             fails[0]
         );
         total += runs;
+        phantoms += found.phantoms;
     }
-    eprintln!("{path:?}: {total} schedules, none lost");
-    total
+    eprintln!(
+        "{path:?}: {total} schedules, every interrupt handled exactly once; {phantoms} with a phantom run of the dummy"
+    );
+    (total, phantoms)
 }
 
 #[test]
@@ -446,6 +497,53 @@ fn non_maskable_two_step_loses_nothing_but_naive_single_pass_does() {
     }
 }
 
+/// Torn messages on freed vectors, [`Layout::Freed`]: (schedules, failing schedules,
+/// schedules in which the core counted a stray arrival) for the naive pass, one firing;
+/// then (schedules, stray schedules) for the two-step path, its 6 scenarios.
+const NAIVE_FREED: (usize, usize, u32) = (12, 3, 3);
+const NON_MASKABLE_FREED: (usize, u32) = (3_703, 0);
+
+#[test]
+fn torn_messages_on_freed_vectors_are_counted_as_stray_and_the_two_step_path_sends_none() {
+    // The naive pass: its torn message reaches a shut-down slot; the core cannot deliver
+    // it, but counts it (`stray_count`), where before it counted nothing.
+    let s = Scenario {
+        path: Path::Naive,
+        layout: Layout::Freed,
+        fires: 1,
+        old_cpu_busy: false,
+    };
+    let (runs, fails, found) = explore_scenario(s);
+    assert!(
+        fails.iter().all(|f| f.contains("stray arrival")),
+        "{s:?}: {}",
+        fails[0]
+    );
+    assert_eq!((runs, fails.len(), found.strays), NAIVE_FREED);
+    eprintln!(
+        "naive {:?}: {} of {runs} schedules lose the interrupt on a freed vector, each counted as stray",
+        s.layout,
+        fails.len()
+    );
+    // The two-step path on the same layout: no stray, ever.
+    let (mut total, mut strays) = (0, 0);
+    for fires in 1..=3 {
+        for old_cpu_busy in [false, true] {
+            let s = Scenario {
+                path: Path::NonMaskable,
+                layout: Layout::Freed,
+                fires,
+                old_cpu_busy,
+            };
+            let (runs, fails, found) = explore_scenario(s);
+            assert!(fails.is_empty(), "{s:?}: {}", fails[0]);
+            total += runs;
+            strays += found.strays;
+        }
+    }
+    assert_eq!((total, strays), NON_MASKABLE_FREED);
+}
+
 #[test]
 fn maskable_path_loses_nothing() {
     assert_eq!(assert_never_loses(Path::Maskable), MASKABLE_SCHEDULES);
@@ -466,9 +564,10 @@ fn vector_move_with_irr_pending_old_vector_loses_nothing() {
         fires: 2,
         old_cpu_busy: true,
     };
-    let (runs, fails, retries) = explore_scenario(s);
+    let (runs, fails, found) = explore_scenario(s);
     assert!(fails.is_empty(), "{}", fails[0]);
-    assert_eq!((runs, retries), IRR_PENDING_CLEANUP);
+    let retries = found.retries;
+    assert_eq!((runs, retries, found.phantoms), IRR_PENDING_CLEANUP);
     eprintln!("irr-pending cleanup: {runs} schedules, {retries} with deferred cleanup, none lost");
 }
 
@@ -476,8 +575,10 @@ fn vector_move_with_irr_pending_old_vector_loses_nothing() {
 fn io_apic_chip_moves_lose_nothing_and_swapped_halves_or_dropped_polarity_are_caught() {
     // The core's own I/O APIC chip (not a copy) on an active-low edge line: every
     // interleaving of the two-step move loses and misroutes nothing.
-    let total = assert_never_loses(Path::IoApic(Bug::None));
-    assert_eq!(total, IOAPIC_SCHEDULES);
+    assert_eq!(
+        assert_never_loses(Path::IoApic(Bug::None)),
+        IOAPIC_SCHEDULES
+    );
     // The same exploration with the chip's halves swapped, or its polarity dropped,
     // fails: the test would catch either bug in the real chip.
     for (bug, want) in [
@@ -618,6 +719,7 @@ fn build_block(s: &BlockScenario) -> BlockWorld {
             core.request_irq(v, token, "dummy").unwrap();
         }
     }
+    m.lock().unwrap().tolerate_phantoms = true;
     BlockWorld { m, core, virqs }
 }
 
@@ -630,7 +732,7 @@ fn storage_of(m: &Shared, dev: usize) -> SimMsiStorage {
 }
 
 /// One schedule of a block move; any live member may fire at any point.
-fn run_block_once(ex: &mut Explorer, s: &BlockScenario, retries: &mut u32) -> Result<(), String> {
+fn run_block_once(ex: &mut Explorer, s: &BlockScenario, found: &mut Found) -> Result<(), String> {
     let BlockWorld { m, core, virqs } = build_block(s);
     let live: Vec<u32> = (0..s.members)
         .filter(|&j| virqs[j as usize].is_some())
@@ -695,10 +797,8 @@ fn run_block_once(ex: &mut Explorer, s: &BlockScenario, retries: &mut u32) -> Re
         }
     }
     let mm = m.lock().unwrap();
-    if mm.cleanup_retries > 0 {
-        *retries += 1;
-    }
-    let mut bad = mm.lost_or_duplicated();
+    found.note(&mm, &core);
+    let mut bad = sim::verdict(&mm, &core);
     // Every live member is requested and unmasked (a mask bit left set would hold its
     // interrupts in the pending bit for ever); a freed one stays masked.
     let holes = (0..s.members)
@@ -731,11 +831,11 @@ fn run_block_once(ex: &mut Explorer, s: &BlockScenario, retries: &mut u32) -> Re
     }
 }
 
-fn explore_block(s: BlockScenario) -> (usize, Vec<String>, u32) {
-    let mut retries = 0;
-    let (runs, fails) = explore(|ex| run_block_once(ex, &s, &mut retries), LIMIT);
+fn explore_block(s: BlockScenario) -> (usize, Vec<String>, Found) {
+    let mut found = Found::default();
+    let (runs, fails) = explore(|ex| run_block_once(ex, &s, &mut found), LIMIT);
     assert!(runs < LIMIT, "{s:?}: exploration did not finish");
-    (runs, fails, retries)
+    (runs, fails, found)
 }
 
 /// Every block scenario of a path: blocks of 2 and 4 members (and of 4 with member 2
@@ -775,10 +875,12 @@ fn block_scenarios(path: BlockPath) -> Vec<BlockScenario> {
     v
 }
 
-fn assert_block_never_loses(path: BlockPath) -> (usize, u32) {
-    let (mut total, mut with_retry) = (0, 0);
+/// (schedules, schedules that kept the old block for a retry, schedules with a phantom
+/// run of a dummy).
+fn assert_block_never_loses(path: BlockPath) -> (usize, u32, u32) {
+    let (mut total, mut with_retry, mut phantoms) = (0, 0, 0);
     for s in block_scenarios(path) {
-        let (runs, fails, retries) = explore_block(s);
+        let (runs, fails, found) = explore_block(s);
         assert!(
             fails.is_empty(),
             "{s:?}: {} of {runs} schedules failed, e.g. {}",
@@ -786,20 +888,22 @@ fn assert_block_never_loses(path: BlockPath) -> (usize, u32) {
             fails[0]
         );
         total += runs;
-        with_retry += retries;
+        with_retry += found.retries;
+        phantoms += found.phantoms;
     }
     eprintln!(
-        "block {path:?}: {total} schedules, none lost or misrouted; {with_retry} deferred the old block's cleanup"
+        "block {path:?}: {total} schedules, every interrupt handled exactly once by its member; {with_retry} deferred the old block's cleanup, {phantoms} ran a dummy's handler for a shared IRR bit"
     );
-    (total, with_retry)
+    (total, with_retry, phantoms)
 }
 
 /// Block moves, every schedule of [`block_scenarios`]: (schedules, schedules whose
 /// cleanup met an old member's vector pending in the IRR and kept the whole old block
-/// for a retry). Non-maskable: 20 scenarios.
-const BLOCK_NON_MASKABLE: (usize, u32) = (42_807, 8_844);
-/// Maskable: 20 scenarios.
-const BLOCK_MASKABLE: (usize, u32) = (19_614, 2_396);
+/// for a retry, schedules in which a dummy holding a member's passing vector ran for the
+/// shared IRR bit). Non-maskable: 20 scenarios.
+const BLOCK_NON_MASKABLE: (usize, u32, u32) = (42_807, 8_844, 6_992);
+/// Maskable: 20 scenarios (no intermediate message, so no phantom).
+const BLOCK_MASKABLE: (usize, u32, u32) = (19_614, 2_396, 0);
 /// The dance on the first vector only, one firing: (schedules, failing schedules) for 2
 /// members misroute / unused, then 4 members misroute / unused.
 const BLOCK_BASE_ONLY: [(usize, usize); 4] = [(30, 1), (30, 1), (58, 3), (58, 3)];

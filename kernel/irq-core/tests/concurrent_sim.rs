@@ -263,7 +263,7 @@ fn run_once(ex: &mut Explorer, s: &Scenario, overlaps: &mut u32) -> Result<(), S
     if r.entered_while_running {
         *overlaps += 1;
     }
-    let mut bad = r.m.lock().unwrap().lost_or_duplicated();
+    let mut bad = sim::verdict(&r.m.lock().unwrap(), &r.core);
     let d = r.core.desc(virq).map_err(|e| e.to_string())?;
     if d.state.in_progress || d.state.pending || d.state.masked {
         bad.push(format!("irq left {:?}", d.state));

@@ -220,6 +220,17 @@ pub fn spurious_total() -> u64 {
     .unwrap_or(0)
 }
 
+/// Stray interrupts (on shut-down or claimed vectors with nothing due there; see
+/// `IrqCore::stray_count`), summed over CPUs.
+pub fn stray_total() -> u64 {
+    with_core(|c| {
+        (0..c.nr_cpus())
+            .map(|cpu| c.stray_count(cpu as CpuId))
+            .sum()
+    })
+    .unwrap_or(0)
+}
+
 /// Parses a CPU list like `0,2-3` against the CPUs that exist.
 pub fn parse_cpulist(s: &str) -> Result<CpuMask, alloc::string::String> {
     let m = CpuMask::parse_list(s)

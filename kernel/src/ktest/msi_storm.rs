@@ -3,7 +3,7 @@
 //! every CPU moves the device's irqs away from itself to the next CPU, on a new vector,
 //! as fast as the core lets it. One lost interrupt stops the chain for good, so a stall
 //! is a loss; an interrupt that arrives where nothing is routed shows up as a spurious
-//! interrupt (misrouted).
+//! or stray interrupt (misrouted: an unused vector, or a freed or claimed one).
 //!
 //! Each CPU moves only the irqs it currently hosts, so a move's plan always runs on the
 //! old CPU without a cross-CPU call, and a CPU with nothing to move sleeps until the
@@ -217,7 +217,8 @@ fn control() -> Result<StormReport, String> {
     let me = crate::smp::this_cpu() as CpuId;
     let chain = src.chain();
     let mut r = StormReport::default();
-    let spurious0 = crate::irq::spurious_total();
+    let misrouted = || crate::irq::spurious_total() + crate::irq::stray_total();
+    let misrouted0 = misrouted();
     let t0 = crate::time::nanos_since_boot();
     chain.start(links);
     src.raise_link()?;
@@ -252,7 +253,7 @@ fn control() -> Result<StormReport, String> {
     r.elapsed_ns = crate::time::nanos_since_boot() - t0;
     r.raised = chain.raised.load(Ordering::SeqCst);
     r.handled = chain.handled.load(Ordering::SeqCst);
-    r.misrouted = crate::irq::spurious_total() - spurious0;
+    r.misrouted = misrouted() - misrouted0;
     Ok(r)
 }
 
