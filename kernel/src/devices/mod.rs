@@ -6,6 +6,7 @@
 pub mod e1000e;
 pub mod edu;
 pub mod hpet_chain;
+pub mod hpet_msi;
 pub mod raiser;
 pub mod xhci;
 
