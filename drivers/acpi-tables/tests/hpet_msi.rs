@@ -369,6 +369,9 @@ fn writes(m: &Arc<Mutex<Model>>) -> Vec<(u64, u32)> {
         .collect()
 }
 
+/// What a storage method is, does, and the writes it must make.
+type Case<'a> = (&'a str, &'a dyn Fn(), Vec<(u64, u32)>);
+
 #[test]
 fn every_method_is_one_32_bit_write_at_its_register() {
     let m = model();
@@ -383,7 +386,7 @@ fn every_method_is_one_32_bit_write_at_its_register() {
     let cfg0 = m.lock().unwrap().conf[0];
     for n in 0..COMPARATORS as u32 {
         let base = 0x100 + 0x20 * u64::from(n);
-        let cases: [(&str, &dyn Fn(), Vec<(u64, u32)>); 5] = [
+        let cases: [Case; 5] = [
             (
                 "address",
                 &|| s.write_addr_lo(n, 0xfee0_3000),
