@@ -11,7 +11,7 @@
 //! A deadline that has already passed when written never fires on real hardware (until
 //! the 64-bit counter wraps), so `arm` re-arms further out if it sees the counter beyond
 //! the deadline. An interrupt that is not a new link — from a superseded deadline, or a
-//! second delivery of one (QEMU fires a passed comparator again on every Tn_CFG write;
+//! second delivery of one (QEMU fires a passed comparator again when its Tn_CFG is written;
 //! HPET-MSI's unmask delivers a match that fell in a masked window once more) — is
 //! counted as stale, not as a link of the chain.
 

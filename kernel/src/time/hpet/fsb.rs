@@ -15,10 +15,11 @@
 //! the masked window and the message is delivered once more through [`Retrigger`]. The
 //! window's edges are included, so a match that was in fact delivered just before the
 //! mask or just after the unmask is delivered twice: the cost of never losing one. (QEMU
-//! 10 adds its own copy: any Tn_CFG write re-arms the comparator, and one whose value is
-//! already past fires at once — so there a masked match comes back even without this
-//! latch, and the latch's copy is the duplicate.) A driver that counts its interrupts
-//! must tolerate a duplicate, as the HPET chain does (it counts one as stale).
+//! 10 adds its own copy: it re-arms a comparator when its Tn_CFG is written, and one
+//! whose value has passed fires again at once — so there re-enabling brings a masked
+//! match back even without this latch, and the latch's copy is the duplicate, when the
+//! two do not merge in the APIC's IRR.) A driver that counts its interrupts must
+//! tolerate a duplicate, as the HPET chain does (it counts one as stale).
 //!
 //! The latch assumes one-shot comparators (a periodic one re-arms itself; nothing here
 //! uses one), compared at the width the comparator runs at.
