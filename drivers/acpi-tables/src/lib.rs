@@ -15,6 +15,7 @@ pub mod coverage;
 pub mod dmar;
 pub mod error;
 pub mod hpet;
+pub mod hpet_msi;
 pub mod json;
 pub mod madt;
 pub mod plan;

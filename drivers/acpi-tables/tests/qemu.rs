@@ -183,3 +183,62 @@ fn remapping_turned_off_at_boot_moves_the_io_apic_under_vector() {
     });
     assert_eq!(twice.x2apic.blockers.len(), off.x2apic.blockers.len());
 }
+
+/// QEMU's HPET table: block 0 at 0xFED00000, 3 comparators, vendor 0x8086.
+fn qemu_hpet() -> Vec<u8> {
+    let mut t = header(b"HPET");
+    t.extend_from_slice(&0x8086_a201u32.to_le_bytes());
+    t.extend_from_slice(&[0, 64, 0, 0]);
+    t.extend_from_slice(&0xfed0_0000u64.to_le_bytes());
+    t.push(0);
+    t.extend_from_slice(&0u16.to_le_bytes());
+    t.push(0);
+    finish(t)
+}
+
+/// HPET-MSI in the profiles: `iommu` (remapping on, QEMU's DMAR names no HPET) refuses
+/// it with the reason; `noiommu` puts it under VECTOR; a DMAR that scopes the HPET (as
+/// the firmware tests' `-acpitable` does, 00:1f.0) puts it under the unit with SQ=3.
+#[test]
+fn hpet_msi_in_the_profiles() {
+    use sluice_acpi_tables::Hpet;
+    use sluice_acpi_tables::hpet_msi::{HpetMsi, Refusal};
+    let h = Hpet::parse(&qemu_hpet()).unwrap();
+    assert_eq!((h.hpet_number, h.comparators()), (0, 3));
+    let m = Madt::parse(&qemu_madt(4, false)).unwrap();
+    let d = Dmar::parse(&qemu_dmar()).unwrap();
+    let iommu = InterruptPlan::build(Some(&d), Some(&m), Some(&h));
+    let HpetMsi::Refused(why) = iommu.hpet_msi(0) else {
+        panic!("offered under QEMU's DMAR")
+    };
+    assert_eq!(why, Refusal::NoScopeUnderRemapping { number: 0 });
+    assert!(iommu.notes.contains(&Note::HpetNotCovered { number: 0 }));
+    assert!(!iommu.domains.iter().any(|d| d.name.starts_with("HPET-MSI")));
+
+    let noiommu = InterruptPlan::build(None, Some(&m), Some(&h));
+    assert_eq!(noiommu.hpet_msi(0), HpetMsi::Direct);
+    let names: Vec<_> = noiommu.domains.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["VECTOR", "PCI-MSI", "IO-APIC-0", "HPET-MSI-0"]);
+
+    let scoped = Dmar::parse(&dmar_with_scopes(&[
+        &[3, 8, 0, 0, 0, 0xff, 0, 0],
+        &[4, 8, 0, 0, 0, 0, 0x1f, 0],
+    ]))
+    .unwrap();
+    let p = InterruptPlan::build(Some(&scoped), Some(&m), Some(&h));
+    let HpetMsi::Remapped { unit, source } = p.hpet_msi(0) else {
+        panic!("{:?}", p.hpet_msi(0))
+    };
+    assert_eq!((unit, source.source_id.0, source.exact), (0, 0x00f8, true));
+    let hpet = p.domains.iter().find(|d| d.name == "HPET-MSI-0").unwrap();
+    assert_eq!(p.domains[hpet.parent.unwrap()].name, "INTEL-IR-0");
+    assert_eq!(
+        p.hpet_msi(0).domain_name(0).as_deref(),
+        Some("IR-HPET-MSI-0")
+    );
+    // Remapping refused at boot (no unit answers at 0xFED90000): back under VECTOR.
+    let off = p.without_remapping(NoRemapReason::NotEnabled {
+        why: "unit 0 at 0xfed90000: no unit answers".into(),
+    });
+    assert_eq!(off.hpet_msi(0), HpetMsi::Direct);
+}

@@ -1,11 +1,13 @@
 //! Kernel drivers for devices that raise interrupts (each one an interrupt source of
-//! the core): the HPET comparator chain (the lost-interrupt detector on the I/O APIC),
+//! the core): the HPET comparator chains (the lost-interrupt detector, through the I/O
+//! APIC and over HPET-MSI),
 //! and the PCI MSI/MSI-X sources — QEMU's edu (non-maskable MSI), e1000e (MSI-X) and
 //! xHCI with multi-message MSI — behind one `Raiser` interface.
 
 pub mod e1000e;
 pub mod edu;
 pub mod hpet_chain;
+pub mod hpet_msi;
 pub mod raiser;
 pub mod xhci;
 

@@ -131,6 +131,8 @@ pub fn print_summary() {
             }
         );
     }
+    // Whether the HPET's comparators are MSI sources turns on remapping and its scopes.
+    println!("HPET-MSI: {}", crate::devices::hpet_msi::info_text());
 }
 
 pub fn remapping_text(r: &Remapping) -> String {

@@ -22,6 +22,9 @@ pub struct BuiltTree {
     pub ids: Vec<Option<DomainId>>,
     /// The remapping domains: (unit index, domain, the domain itself).
     pub remapping: Vec<(usize, DomainId, Arc<IrDomain>)>,
+    /// Plan domains the kernel declined to build, and why (HPET-MSI without FSB
+    /// delivery, ...).
+    pub refused: Vec<(usize, String)>,
 }
 
 static TREE: spin::Once<BuiltTree> = spin::Once::new();
@@ -44,12 +47,18 @@ fn ir_unit(name: &str) -> Option<usize> {
     name.strip_prefix("INTEL-IR-")?.parse().ok()
 }
 
+/// The HPET number of a plan domain named `HPET-MSI-n`.
+fn hpet_number(name: &str) -> Option<u8> {
+    name.strip_prefix("HPET-MSI-")?.parse().ok()
+}
+
 /// Creates the core's domains from the plan. A plan domain whose driver is missing (or
 /// whose device is absent, e.g. an I/O APIC that could not be mapped) stays planned.
 pub fn build(core: &IrqCore) -> Result<&'static BuiltTree, IrqError> {
     let plan = refined(&crate::iommu::tables().plan);
     let mut ids: Vec<Option<DomainId>> = alloc::vec![None; plan.domains.len()];
     let mut remapping = Vec::new();
+    let mut refused = Vec::new();
     for (i, d) in plan.domains.iter().enumerate() {
         let parent = d.parent.and_then(|p| ids.get(p).copied().flatten());
         let under_ir = d
@@ -78,6 +87,17 @@ pub fn build(core: &IrqCore) -> Result<&'static BuiltTree, IrqError> {
                     None => None,
                 }
             }
+            // The HPET block's comparators as MSI sources, if the kernel can offer them.
+            (name, Some(parent)) if hpet_number(name).is_some() => {
+                let number = hpet_number(name).unwrap_or_default();
+                match crate::devices::hpet_msi::build(core, &plan, number, parent) {
+                    Ok(id) => Some(id),
+                    Err(why) => {
+                        refused.push((i, why));
+                        None
+                    }
+                }
+            }
             (name, Some(parent)) => match name.strip_prefix("IO-APIC-").map(str::parse::<u8>) {
                 Some(Ok(id)) => match ioapic::by_id(id) {
                     Some(io) => {
@@ -99,6 +119,7 @@ pub fn build(core: &IrqCore) -> Result<&'static BuiltTree, IrqError> {
         plan,
         ids,
         remapping,
+        refused,
     }))
 }
 
@@ -191,10 +212,10 @@ fn plan_rows(
             depth,
             name: d.name.clone(),
             live: info.map(|c| (c.size, c.allocated)),
-            detail: if id.is_some() {
-                d.detail.clone()
-            } else {
-                alloc::format!("planned, not built yet: {}", d.detail)
+            detail: match (id, t.refused.iter().find(|(r, _)| *r == i)) {
+                (Some(_), _) => d.detail.clone(),
+                (None, Some((_, why))) => alloc::format!("not offered: {why}"),
+                (None, None) => alloc::format!("planned, not built yet: {}", d.detail),
             },
         });
         if let Some(id) = id {

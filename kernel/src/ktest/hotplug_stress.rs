@@ -1,12 +1,14 @@
-//! `hotplug-stress`: offline/online a CPU over and over while the HPET chain — a
+//! `hotplug-stress`: offline/online a CPU over and over while an HPET chain — a
 //! self-re-arming interrupt that stops for good if one interrupt is lost — targets it,
-//! and report what happened and how long each operation took. With MSI sources
-//! (`--msi BDF`), each device's own chain targets the dying CPU too.
+//! and report what happened and how long each operation took. The chain runs through the
+//! I/O APIC, or over HPET-MSI (`--hpet-msi`). With MSI sources (`--msi BDF`), each
+//! device's own chain targets the dying CPU too.
 
 use alloc::string::String;
 use alloc::vec::Vec;
 use sluice_irq_core::{CpuId, CpuMask};
 
+use crate::devices::hpet_chain::{Chain, Delivery};
 use crate::smp::{
     self,
     hotplug::{check_cpu, cpu_off, cpu_on},
@@ -25,9 +27,19 @@ const STALL_NS: u64 = 500_000_000;
 /// window alone has exceeded 200 ms. A lost interrupt never resumes the chain, so it is
 /// caught all the same.
 pub fn wait_links(links: u64, what: &str, since_ns: u64) -> Result<(), String> {
-    let target = crate::devices::hpet_chain::stats().handled + links;
+    wait_chain_links(&crate::devices::hpet_chain::IOAPIC, links, what, since_ns)
+}
+
+/// `wait_links` for either HPET chain.
+pub fn wait_chain_links(
+    chain: &Chain,
+    links: u64,
+    what: &str,
+    since_ns: u64,
+) -> Result<(), String> {
+    let target = chain.stats().handled + links;
     loop {
-        let s = crate::devices::hpet_chain::stats();
+        let s = chain.stats();
         if s.handled >= target {
             return Ok(());
         }
@@ -48,14 +60,16 @@ pub fn hpet_now_ns() -> u64 {
     crate::time::hpet::get().map_or(0, |h| h.ticks_to_ns(h.counter()))
 }
 
-fn chain_cpu() -> Option<CpuId> {
-    let v = crate::devices::hpet_chain::virq()?;
+fn chain_cpu(chain: &Chain) -> Option<CpuId> {
+    let v = chain.virq()?;
     crate::irq::target(v).map(|t| t.cpu).ok()
 }
 
 #[derive(Default)]
 pub struct StressReport {
     pub cycles: u32,
+    /// The chain's delivery, when it is not the I/O APIC.
+    pub over: Option<&'static str>,
     pub chain: crate::devices::hpet_chain::Stats,
     /// The MSI sources' chains, if any ran.
     pub msi: Option<super::msi_chains::ChainTotals>,
@@ -68,8 +82,10 @@ impl StressReport {
         let (off_med, off_max) = median_max(&self.off_us);
         let (on_med, on_max) = median_max(&self.on_us);
         crate::println!(
-            "hotplug-stress: {} cycles; interrupts armed {} handled {} lost {} (stale {}); offline us median {} max {}; online us median {} max {}",
+            "hotplug-stress: {} cycles{}; interrupts armed {} handled {} lost {} (stale {}); offline us median {} max {}; online us median {} max {}",
             self.cycles,
+            self.over
+                .map_or(String::new(), |o| alloc::format!(" (HPET chain over {o})")),
             self.chain.armed,
             self.chain.handled,
             self.chain.armed.saturating_sub(self.chain.handled),
@@ -110,7 +126,27 @@ pub fn stress(
     pinned: bool,
     msi: Vec<&'static dyn crate::devices::raiser::Raiser>,
 ) -> Result<StressReport, (String, StressReport)> {
-    let mut rep = StressReport::default();
+    stress_with(
+        &crate::devices::hpet_chain::IOAPIC,
+        cpu,
+        cycles,
+        pinned,
+        msi,
+    )
+}
+
+/// `stress` with either HPET chain.
+pub fn stress_with(
+    chain: &'static Chain,
+    cpu: usize,
+    cycles: u32,
+    pinned: bool,
+    msi: Vec<&'static dyn crate::devices::raiser::Raiser>,
+) -> Result<StressReport, (String, StressReport)> {
+    let mut rep = StressReport {
+        over: (chain.delivery() == Delivery::Msi).then_some("HPET-MSI"),
+        ..StressReport::default()
+    };
     if let Err(e) = check_cpu(cpu) {
         return Err((e, rep));
     }
@@ -121,19 +157,19 @@ pub fn stress(
         ));
     }
     let pin = CpuMask::single(cpu as CpuId);
-    let virq = match crate::devices::hpet_chain::start(&pin) {
+    let virq = match chain.start(&pin) {
         Ok(v) => v,
         Err(e) => return Err((alloc::format!("cannot start the HPET chain: {e}"), rep)),
     };
     let chains = match super::msi_chains::Chains::start(msi) {
         Ok(c) => c,
         Err(e) => {
-            rep.chain = crate::devices::hpet_chain::stop();
+            rep.chain = chain.stop();
             return Err((e, rep));
         }
     };
-    let r = cycle(cpu, cycles, pinned, virq, &pin, &chains, &mut rep);
-    rep.chain = crate::devices::hpet_chain::stop();
+    let r = cycle(chain, cpu, cycles, pinned, virq, &chains, &mut rep);
+    rep.chain = chain.stop();
     if !chains.is_empty() {
         rep.msi = Some(chains.stop());
     }
@@ -154,48 +190,51 @@ pub fn stress(
 }
 
 /// Waits for both kinds of chain.
-fn wait_all(chains: &super::msi_chains::Chains, what: &str) -> Result<(), String> {
+fn wait_all(chain: &Chain, chains: &super::msi_chains::Chains, what: &str) -> Result<(), String> {
     let since = crate::time::nanos_since_boot();
-    wait_links(2, what, hpet_now_ns())?;
+    wait_chain_links(chain, 2, what, hpet_now_ns())?;
     chains.wait_links(2, what, since)
 }
 
 fn cycle(
+    chain: &Chain,
     cpu: usize,
     cycles: u32,
     pinned: bool,
     virq: sluice_irq_core::Virq,
-    pin: &CpuMask,
     chains: &super::msi_chains::Chains,
     rep: &mut StressReport,
 ) -> Result<(), String> {
+    let pin = &CpuMask::single(cpu as CpuId);
     if pinned {
         chains.retarget(pin)?;
     }
     for _ in 0..cycles {
         if !pinned {
             // Put it on `cpu`, then widen the mask without moving it.
-            if chain_cpu() != Some(cpu as CpuId) {
-                crate::devices::hpet_chain::retarget(virq, pin)
+            if chain_cpu(chain) != Some(cpu as CpuId) {
+                chain
+                    .retarget(virq, pin)
                     .map_err(|e| alloc::format!("cannot target CPU {cpu}: {e}"))?;
             }
             chains.retarget(pin)?;
-            wait_all(chains, "before offline")?;
-            crate::devices::hpet_chain::retarget(virq, &smp::online_mask())
+            wait_all(chain, chains, "before offline")?;
+            chain
+                .retarget(virq, &smp::online_mask())
                 .map_err(|e| alloc::format!("cannot widen the affinity: {e}"))?;
             chains.retarget(&smp::online_mask())?;
         }
-        wait_all(chains, "before offline")?;
+        wait_all(chain, chains, "before offline")?;
         let o = cpu_off(cpu)?;
         rep.off_us.push(o.took_ns / 1000);
-        wait_all(chains, "while the CPU is offline")?;
+        wait_all(chain, chains, "while the CPU is offline")?;
         let o = cpu_on(cpu)?;
         rep.on_us.push(o.took_ns / 1000);
-        wait_all(chains, "after online")?;
-        if pinned && chain_cpu() != Some(cpu as CpuId) {
+        wait_all(chain, chains, "after online")?;
+        if pinned && chain_cpu(chain) != Some(cpu as CpuId) {
             return Err(alloc::format!(
                 "the chain did not return to CPU {cpu}: on {:?}",
-                chain_cpu()
+                chain_cpu(chain)
             ));
         }
         rep.cycles += 1;

@@ -2,7 +2,7 @@
 
 use alloc::string::String;
 
-use crate::ktest::hotplug_stress::stress;
+use crate::ktest::hotplug_stress::stress_with;
 use crate::smp::hotplug::{cpu_off, cpu_on};
 
 pub static COMMANDS: &[crate::shell::Command] = &[
@@ -14,8 +14,8 @@ pub static COMMANDS: &[crate::shell::Command] = &[
     },
     crate::shell::Command {
         name: "hotplug-stress",
-        args: "N CYCLES [--pinned] [--msi BDF]...",
-        help: "offline/online CPU N CYCLES times while an HPET chain (and each --msi device's chain) targeted at it keeps firing",
+        args: "N CYCLES [--pinned] [--hpet-msi] [--msi BDF]...",
+        help: "offline/online CPU N CYCLES times while an HPET chain (over HPET-MSI with --hpet-msi; and each --msi device's chain) targeted at it keeps firing",
         run: cmd_stress,
     },
 ];
@@ -81,11 +81,13 @@ fn cmd_stress(args: &[&str]) -> Result<(), String> {
     let cpu = parse_num(args.first(), "CPU number")?;
     let cycles = parse_num(args.get(1), "cycle count")?;
     let mut pinned = false;
+    let mut chain = &crate::devices::hpet_chain::IOAPIC;
     let mut msi = alloc::vec::Vec::new();
     let mut rest = args.iter().skip(2);
     while let Some(&a) = rest.next() {
         match a {
             "--pinned" => pinned = true,
+            "--hpet-msi" => chain = &crate::devices::hpet_chain::MSI,
             "--msi" => {
                 let bdf = rest.next().ok_or("--msi needs a PCI address")?;
                 msi.push(super::devices::source(bdf)?);
@@ -97,7 +99,7 @@ fn cmd_stress(args: &[&str]) -> Result<(), String> {
     if cycles == 0 || cycles > 100_000 {
         return Err(String::from("CYCLES must be 1..100000"));
     }
-    match stress(cpu, cycles as u32, pinned, msi) {
+    match stress_with(chain, cpu, cycles as u32, pinned, msi) {
         Ok(rep) => {
             rep.print();
             Ok(())

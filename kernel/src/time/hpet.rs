@@ -1,55 +1,44 @@
 //! HPET: the main counter as a clock (calibration reference) and its comparators.
-//! Registers per the IA-PC HPET specification 1.0a, section 2.3.
+//! Registers per the IA-PC HPET specification 1.0a, section 2.3 (`regs`).
+//!
+//! The clock uses the main counter only: calibration reads it and the periodic tick is
+//! the local APIC timer. So every comparator is left over for interrupt sources — the
+//! HPET chains through the I/O APIC or through their FSB route (`fsb`, HPET-MSI) —
+//! which claim one each (`claim`), so two users never share a comparator.
+
+pub mod fsb;
+pub mod regs;
+
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use regs::{
+    GCAP_ID, GCAP_NUM_TIM_MASK, GCAP_NUM_TIM_SHIFT, GCAP_PERIOD_SHIFT, GEN_CONF, GenConf, HpetRegs,
+    MAIN_COUNTER, REGISTER_SPACE, ROUTE_MASK, ROUTE_SHIFT, Timer, TimerConf,
+};
 
 use crate::memory::mmio::{self, Mmio};
 
-const GCAP_ID: u64 = 0x00;
-/// GCAP_ID fields: counter period in femtoseconds (63:32), last timer's number (12:8).
-const GCAP_PERIOD_SHIFT: u64 = 32;
-const GCAP_NUM_TIM_SHIFT: u64 = 8;
-const GCAP_NUM_TIM_MASK: u64 = 0x1f;
-const GEN_CONF: u64 = 0x10;
-const MAIN_COUNTER: u64 = 0xf0;
-/// Bytes of register space (timers 0..31 at 0x100 + 0x20·N).
-const REGISTER_SPACE: u64 = 0x400;
-const GEN_CONF_ENABLE: u64 = 1 << 0;
-/// Legacy replacement routing steals timers 0/1 for IRQ0/IRQ8; we route explicitly.
-const GEN_CONF_LEGACY: u64 = 1 << 1;
-
-const fn timer_conf(n: u32) -> u64 {
-    0x100 + 0x20 * n as u64
-}
-const fn timer_comparator(n: u32) -> u64 {
-    0x108 + 0x20 * n as u64
-}
-
-bitflags::bitflags! {
-    /// Timer N configuration and capability register, low half (spec 2.3.8).
-    #[derive(Clone, Copy, Debug)]
-    pub struct TimerConf: u64 {
-        const LEVEL = 1 << 1;
-        const INT_ENABLE = 1 << 2;
-        const PERIODIC = 1 << 3;
-        const PERIODIC_CAP = 1 << 4;
-        const SIZE_64_CAP = 1 << 5;
-        const VAL_SET = 1 << 6;
-        const MODE_32 = 1 << 8;
-        const FSB_ENABLE = 1 << 14;
-        const FSB_CAP = 1 << 15;
-    }
-}
-const ROUTE_SHIFT: u64 = 9;
-const ROUTE_MASK: u64 = 0x1f << ROUTE_SHIFT;
-/// Tn_INT_ROUTE_CAP (63:32): the I/O APIC inputs this timer can be routed to.
-const ROUTE_CAP_SHIFT: u64 = 32;
-const ROUTE_CAP_MASK: u64 = 0xffff_ffff << ROUTE_CAP_SHIFT;
 /// Femtoseconds per tick must be non-zero and at most 100 ns (spec 2.3.4).
 const MAX_PERIOD_FS: u64 = 100_000_000;
+
+impl HpetRegs for Mmio {
+    fn read32(&self, offset: u64) -> u32 {
+        Mmio::read32(self, offset)
+    }
+    fn write32(&self, offset: u64, value: u32) {
+        Mmio::write32(self, offset, value)
+    }
+    fn read64(&self, offset: u64) -> u64 {
+        Mmio::read64(self, offset)
+    }
+}
 
 pub struct Hpet {
     regs: Mmio,
     period_fs: u64,
     comparators: u32,
+    /// Bit n: comparator n has a user (see `claim`).
+    claimed: AtomicU32,
 }
 
 #[derive(Debug)]
@@ -82,12 +71,18 @@ pub fn init(base: u64) -> Result<&'static Hpet, HpetError> {
         return Err(HpetError::BadPeriod(period_fs));
     }
     let comparators = ((cap >> GCAP_NUM_TIM_SHIFT) & GCAP_NUM_TIM_MASK) as u32 + 1;
-    let conf = regs.read64(GEN_CONF);
-    regs.write64(GEN_CONF, (conf & !GEN_CONF_LEGACY) | GEN_CONF_ENABLE);
+    // Legacy replacement routing would steal comparators 0/1 for IRQ0/IRQ8; every
+    // comparator is routed explicitly instead.
+    let conf = GenConf::from_bits_retain(regs.read64(GEN_CONF));
+    regs.write64(
+        GEN_CONF,
+        ((conf - GenConf::LEGACY) | GenConf::ENABLE).bits(),
+    );
     Ok(HPET.call_once(|| Hpet {
         regs,
         period_fs,
         comparators,
+        claimed: AtomicU32::new(0),
     }))
 }
 
@@ -104,48 +99,99 @@ impl Hpet {
     pub fn phys(&self) -> u64 {
         self.regs.phys()
     }
+    /// The register mapping (the FSB storage of HPET-MSI writes through it).
+    pub fn regs(&self) -> Mmio {
+        self.regs
+    }
+
+    /// Comparator `n`'s configuration as it is now.
+    pub fn conf(&self, n: u32) -> TimerConf {
+        TimerConf::from_bits_retain(self.regs.read32(Timer(n).config()))
+    }
+
     /// I/O APIC inputs timer `n` can be routed to (bit i = GSI i).
     pub fn route_cap(&self, n: u32) -> u32 {
-        ((self.regs.read64(timer_conf(n)) & ROUTE_CAP_MASK) >> ROUTE_CAP_SHIFT) as u32
+        self.regs.read32(Timer(n).route_cap())
+    }
+
+    /// Can comparator `n` deliver through its FSB route (Tn_FSB_INT_DEL_CAP)?
+    pub fn fsb_capable(&self, n: u32) -> bool {
+        n < self.comparators && self.conf(n).contains(TimerConf::FSB_CAP)
+    }
+
+    /// Takes comparator `n` for one user; false if it has one (or does not exist).
+    pub fn claim(&self, n: u32) -> bool {
+        n < self.comparators && self.claimed.fetch_or(1 << n, Ordering::SeqCst) & (1 << n) == 0
+    }
+
+    /// Whether comparator `n` has a user.
+    pub fn claimed(&self, n: u32) -> bool {
+        n < self.comparators && self.claimed.load(Ordering::SeqCst) & (1 << n) != 0
+    }
+
+    /// Gives comparator `n` back.
+    pub fn release(&self, n: u32) {
+        if n < self.comparators {
+            self.claimed.fetch_and(!(1 << n), Ordering::SeqCst);
+        }
+    }
+
+    /// The configuration of a 64-bit, edge-triggered, one-shot comparator with its
+    /// interrupt disabled, keeping only the capability bits of `conf`.
+    fn oneshot(&self, n: u32) -> Result<TimerConf, &'static str> {
+        if n >= self.comparators {
+            return Err("no such comparator");
+        }
+        let conf = self.conf(n);
+        if !conf.contains(TimerConf::SIZE_64_CAP) {
+            return Err("the comparator is 32-bit only");
+        }
+        Ok(
+            conf.intersection(
+                TimerConf::PERIODIC_CAP | TimerConf::SIZE_64_CAP | TimerConf::FSB_CAP,
+            ),
+        )
     }
 
     /// Sets timer `n` up as a one-shot, edge-triggered, 64-bit comparator routed to
     /// I/O APIC input `gsi`, with its interrupt disabled until `set_enabled`.
     pub fn setup_oneshot(&self, n: u32, gsi: u32) -> Result<(), &'static str> {
-        if n >= self.comparators {
-            return Err("no such comparator");
-        }
+        let conf = self.oneshot(n)?;
         if gsi >= 32 || self.route_cap(n) & (1 << gsi) == 0 {
             return Err("the comparator cannot be routed to that GSI");
         }
-        let conf = TimerConf::from_bits_retain(self.regs.read64(timer_conf(n)));
-        if !conf.contains(TimerConf::SIZE_64_CAP) {
-            return Err("the comparator is 32-bit only");
-        }
-        // The high half is the read-only routing capability.
-        let keep = conf.bits() & !(ROUTE_MASK | ROUTE_CAP_MASK);
-        let mut new = TimerConf::from_bits_retain(keep);
-        new.remove(
-            TimerConf::LEVEL
-                | TimerConf::INT_ENABLE
-                | TimerConf::PERIODIC
-                | TimerConf::MODE_32
-                | TimerConf::FSB_ENABLE,
+        self.regs.write32(
+            Timer(n).config(),
+            conf.bits() | ((gsi << ROUTE_SHIFT) & ROUTE_MASK),
         );
-        self.regs
-            .write64(timer_conf(n), new.bits() | (u64::from(gsi) << ROUTE_SHIFT));
         Ok(())
     }
 
+    /// Sets timer `n` up as a one-shot, edge-triggered, 64-bit comparator delivering
+    /// through its FSB route, with its interrupt disabled: from here on its interrupt
+    /// enable is the mask of its HPET-MSI irq (`fsb::FsbStorage`), which the interrupt
+    /// core clears when the irq starts, after writing the route.
+    pub fn setup_fsb_oneshot(&self, n: u32) -> Result<(), &'static str> {
+        let conf = self.oneshot(n)?;
+        if !conf.contains(TimerConf::FSB_CAP) {
+            return Err("the comparator cannot deliver through its FSB route");
+        }
+        self.regs
+            .write32(Timer(n).config(), (conf | TimerConf::FSB_ENABLE).bits());
+        Ok(())
+    }
+
+    /// Enables or disables timer `n`'s interrupt (an I/O APIC-routed comparator's: an
+    /// FSB one's is its irq's mask, the interrupt core's to set).
     pub fn set_enabled(&self, n: u32, on: bool) {
-        let mut conf = TimerConf::from_bits_retain(self.regs.read64(timer_conf(n)));
+        let mut conf = self.conf(n);
         conf.set(TimerConf::INT_ENABLE, on);
-        self.regs.write64(timer_conf(n), conf.bits());
+        self.regs.write32(Timer(n).config(), conf.bits());
     }
 
     /// Fires timer `n` (one-shot) when the main counter reaches `deadline`.
     pub fn arm(&self, n: u32, deadline: u64) {
-        self.regs.write64(timer_comparator(n), deadline);
+        self.regs.write64(Timer(n).comparator(), deadline);
     }
 
     /// Counter ticks in `ns` nanoseconds.
