@@ -2,20 +2,14 @@
 //! an affinity storm and 100 hotplug cycles with nothing lost (`noiommu`); where
 //! remapping is on and no DMAR scope names the HPET (`iommu`), HPET-MSI is refused with
 //! the reason while the chain through the I/O APIC runs; and it is not offered where the
-//! HPET has no FSB delivery (QEMU's default: `-global hpet.msi=on` advertises it).
+//! HPET has no FSB delivery (the profiles pass `-global hpet.msi=on`, which advertises it;
+//! QEMU's own default is off).
 
 mod common;
 
 use common::*;
 use sluice::session::ExitKind;
 use sluice::{Profile, QemuConfig};
-
-/// `profile` with the HPET advertising FSB delivery (Tn_FSB_INT_DEL_CAP).
-fn with_fsb(profile: Profile, smp: u32) -> QemuConfig {
-    let mut cfg = QemuConfig::new(profile, smp);
-    cfg.extra = vec!["-global".into(), "hpet.msi=on".into()];
-    cfg
-}
 
 /// The last line starting with `prefix`.
 fn last_line<'a>(output: &'a str, prefix: &str) -> &'a str {
@@ -39,7 +33,7 @@ fn assert_has(output: &str, what: &str, wanted: &[&str]) {
 #[test]
 fn noiommu_msi_chain_survives_an_affinity_storm() {
     let o = boot_with(
-        &with_fsb(Profile::NoIommu, 4),
+        &QemuConfig::new(Profile::NoIommu, 4),
         &[
             "info",
             "domains",
@@ -77,7 +71,7 @@ fn noiommu_msi_chain_survives_an_affinity_storm() {
 #[test]
 fn noiommu_msi_chain_survives_100_hotplug_cycles() {
     let o = boot_with(
-        &with_fsb(Profile::NoIommu, 4),
+        &QemuConfig::new(Profile::NoIommu, 4),
         &[
             "hotplug-stress 1 100 --hpet-msi",
             "hotplug-stress 2 100 --pinned --hpet-msi",
@@ -108,7 +102,7 @@ fn noiommu_msi_chain_survives_100_hotplug_cycles() {
 #[test]
 fn iommu_refuses_hpet_msi_with_the_reason() {
     let o = boot_with(
-        &with_fsb(Profile::Iommu, 4),
+        &QemuConfig::new(Profile::Iommu, 4),
         &[
             "info",
             "domains",
@@ -150,13 +144,14 @@ fn iommu_refuses_hpet_msi_with_the_reason() {
     println!("iommu --smp 4: {storm}");
 }
 
-/// QEMU's HPET without `hpet.msi=on` advertises no FSB delivery: the plan places
+/// QEMU's HPET with `hpet.msi=off` advertises no FSB delivery: the plan places
 /// HPET-MSI-0 under VECTOR, the kernel declines to build it and says why.
 #[test]
 fn without_fsb_delivery_hpet_msi_is_not_offered() {
-    let o = boot(
-        Profile::NoIommu,
-        1,
+    let mut cfg = QemuConfig::new(Profile::NoIommu, 1);
+    cfg.extra = vec!["-global".into(), "hpet.msi=off".into()];
+    let o = boot_with(
+        &cfg,
         &["info", "domains", "hpet-chain start --msi", "poweroff"],
     );
     assert_powered_off(&o, "no FSB");
@@ -178,7 +173,7 @@ fn without_fsb_delivery_hpet_msi_is_not_offered() {
 #[test]
 fn a_scope_without_remapping_leaves_hpet_msi_under_vector() {
     let table = dmar_table(1);
-    let mut cfg = with_fsb(Profile::NoIommu, 2);
+    let mut cfg = QemuConfig::new(Profile::NoIommu, 2);
     cfg.extra
         .extend(["-acpitable".into(), format!("file={}", table.display())]);
     let o = boot_with(
@@ -203,7 +198,10 @@ fn a_scope_without_remapping_leaves_hpet_msi_under_vector() {
 /// The in-kernel HPET tests with HPET-MSI offered: none of the MSI ones skips.
 #[test]
 fn in_kernel_hpet_tests_pass_with_hpet_msi() {
-    let o = boot_with(&with_fsb(Profile::NoIommu, 4), &["test --exit hpet_chain"]);
+    let o = boot_with(
+        &QemuConfig::new(Profile::NoIommu, 4),
+        &["test --exit hpet_chain"],
+    );
     assert_eq!(o.exit, ExitKind::TestsPassed, "{}", o.output);
     assert!(o.output.contains(" 0 failed"), "{}", o.output);
     for t in [

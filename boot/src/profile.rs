@@ -170,6 +170,12 @@ impl QemuConfig {
         }
         push("-device");
         push("isa-debug-exit,iobase=0xf4,iosize=0x04");
+        // Most PCs' HPETs can deliver by FSB (HPET-MSI); QEMU's only advertises it when
+        // asked. Later `-global hpet.msi=off` in the extra arguments overrides this.
+        if self.profile != Profile::NoHpet {
+            push("-global");
+            push("hpet.msi=on");
+        }
         // The PCI interrupt sources the kernel drives (q35's default NIC, an e1000e at
         // 00:02.0, is the MSI-X one): edu, one MSI without masking; an xHCI with MSI-X
         // off, 16 messages of multi-message MSI.
