@@ -110,6 +110,12 @@ fn cmd_irqs(args: &[&str]) -> Result<(), String> {
         );
     }
     println!("spurious (unused vector): {}", crate::irq::spurious_total());
+    // Not noise: a device sent to a vector that was routed a moment ago (a torn message,
+    // or a late arrival after a move's IRR check), so each is an interrupt misdirected.
+    println!(
+        "stray (shut-down or claimed vector, nothing due there): {}",
+        crate::irq::stray_total()
+    );
     println!(
         "COM1 bytes dropped (ring full): {}",
         crate::console::serial::rx_dropped()
