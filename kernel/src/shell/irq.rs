@@ -220,21 +220,12 @@ fn cmd_irq(args: &[&str]) -> Result<(), String> {
                 c.dest == t.apic_id && u32::from(c.vector.0) + member == u32::from(t.vector.0)
             });
         println!(
-            "  {} {} message {} read back: {}{}{}; {}",
+            "  {} {} message {} read back: {}{}; {}",
             dev.address(),
             m.mode,
             m.index,
             super::pci::message_text(&m.message),
-            if m.masked == Some(true) {
-                ", masked"
-            } else {
-                ""
-            },
-            if m.pending == Some(true) {
-                ", pending"
-            } else {
-                ""
-            },
+            super::pci::state_text(&m),
             match agrees {
                 Some(true) => "matches the vector level's target",
                 Some(false) => "differs from the vector level's target (a move in flight)",

@@ -91,6 +91,16 @@ fn flags<T: core::fmt::Debug>(f: T) -> String {
     }
 }
 
+/// ", masked" and ", pending" where the function says so.
+pub(super) fn state_text(m: &pci::irqs::StoredMessage) -> &'static str {
+    match (m.masked == Some(true), m.pending == Some(true)) {
+        (true, true) => ", masked, pending",
+        (true, false) => ", masked",
+        (false, true) => ", pending",
+        (false, false) => "",
+    }
+}
+
 pub(super) fn message_text(m: &MsiMsg) -> String {
     let mut s = format!(
         "address {:#010x}_{:08x} data {:#06x}",
@@ -294,19 +304,10 @@ fn show_msix(d: &Device, c: &MsixCapability) {
     for (index, virq) in pci::irqs::held(d) {
         if let Some((_, m)) = pci::irqs::stored_message(virq) {
             println!(
-                "    entry {}: {}{}{} (irq {})",
+                "    entry {}: {}{} (irq {})",
                 index,
                 message_text(&m.message),
-                if m.masked == Some(true) {
-                    ", masked"
-                } else {
-                    ""
-                },
-                if m.pending == Some(true) {
-                    ", pending"
-                } else {
-                    ""
-                },
+                state_text(&m),
                 virq
             );
         }
