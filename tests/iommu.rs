@@ -97,9 +97,10 @@ fn remapping_is_on_and_every_device_interrupt_goes_through_it() {
     assert!(chains.is_empty(), "not remapped: {chains:?}\n{}", o.output);
 }
 
-/// edu behind a PCIe root port, a PCIe-to-PCI bridge and a PCI bridge below that: QEMU
-/// checks the source-id of real MSIs, and each gets its interrupts; the entries of the
-/// two behind the PCIe-to-PCI bridge check the bus range of that bridge's alias.
+/// edu behind a PCIe root port, a PCIe-to-PCI bridge, a PCI bridge below that, and a
+/// root port of a second host bridge (its DMAR scope starts at bus 0x80): QEMU checks
+/// the source-id of real MSIs, and each gets its interrupts; the entries of the two
+/// behind the PCIe-to-PCI bridge check the bus range of that bridge's alias.
 #[test]
 fn devices_behind_every_bridge_kind_get_remapped_interrupts() {
     let mut cfg = QemuConfig::new(Profile::Iommu, 2);
@@ -110,8 +111,10 @@ fn devices_behind_every_bridge_kind_get_remapped_interrupts() {
             "fire 01:00.0 0 10",
             "fire 02:01.0 0 10",
             "fire 03:03.0 0 10",
+            "fire 81:00.0 0 10",
             "pci 01:00.0",
             "pci 03:03.0",
+            "pci 81:00.0",
             "iommu",
             "poweroff",
         ],
@@ -123,7 +126,7 @@ fn devices_behind_every_bridge_kind_get_remapped_interrupts() {
             .lines()
             .filter(|l| l.contains(" message 0: raised 10 handled 10 lost 0"))
             .count(),
-        3,
+        4,
         "{}",
         o.output
     );
@@ -132,6 +135,7 @@ fn devices_behind_every_bridge_kind_get_remapped_interrupts() {
         "bridges",
         &[
             "source-id rule: SVT 1 SQ 0 SID 01:00.0",
+            "source-id rule: SVT 1 SQ 0 SID 81:00.0",
             "source-id rule: SVT 2 buses 02..=02",
             "faults: 0 recorded",
         ],

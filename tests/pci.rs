@@ -92,6 +92,7 @@ fn pci_lists_every_function_behind_every_bridge_kind() {
                 "pci 01:00.0",
                 "pci 02:01.0",
                 "pci 03:03.0",
+                "pci 81:00.0",
                 "poweroff",
             ],
         );
@@ -112,6 +113,10 @@ fn pci_lists_every_function_behind_every_bridge_kind() {
             ("0000:02:01.0", "[1234:11e8]"),
             ("0000:02:02.0", "[1b36:0001]"),
             ("0000:03:03.0", "[1234:11e8]"),
+            // The second host bridge's own function, and what is on its root bus.
+            ("0000:00:07.0", "[1b36:000b]"),
+            ("0000:80:00.0", "[1b36:000c]"),
+            ("0000:81:00.0", "[1234:11e8]"),
         ] {
             assert!(
                 out.lines().any(|l| l.starts_with(bdf) && l.contains(ids)),
@@ -119,7 +124,9 @@ fn pci_lists_every_function_behind_every_bridge_kind() {
             );
         }
         assert!(
-            out.contains("14 functions on 4 buses"),
+            out.contains(
+                "17 functions on 6 buses (ECAM); further root buses found by probing: 0000:80"
+            ),
             "{profile}: function count\n{out}"
         );
         assert!(
@@ -148,6 +155,12 @@ fn pci_lists_every_function_behind_every_bridge_kind() {
         assert!(
             out.contains("behind bridge 0000:02:02.0"),
             "{profile}\n{out}"
+        );
+        // On a root bus no bridge leads to, behind a root port: its own id.
+        assert!(
+            out.lines()
+                .any(|l| l.trim() == "requester id: 8100 (81:00.0)"),
+            "{profile}: behind the second host bridge's root port\n{out}"
         );
     }
 }
@@ -508,7 +521,7 @@ fn pci_listing_matches_qemus_info_pci() {
         let _ = std::fs::remove_file(&sock);
         let theirs = qemu_functions(&qmp_return_text(&reply));
         let ours = sluice_functions(&o.output);
-        assert!(theirs.len() >= 14, "{profile}: QEMU listed {theirs:?}");
+        assert!(theirs.len() >= 17, "{profile}: QEMU listed {theirs:?}");
         assert_eq!(ours, theirs, "{profile}\n{}", o.output);
     }
 }

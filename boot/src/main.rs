@@ -13,7 +13,8 @@ const USAGE: &str = "\
 usage:
   sluice run [--smp N] [--profile NAME] [--memory MIB] [--bridges] [--image FILE] [--gdb] [-- QEMU-ARGS...]
       boot Sluice in QEMU (default: --smp 4 --profile iommu); --bridges adds an edu
-      behind a PCIe root port, a PCIe-to-PCI bridge and a PCI bridge; --image boots a
+      behind a PCIe root port, a PCIe-to-PCI bridge and a PCI bridge, and one behind
+      a root port of a second host bridge (root bus 0x80); --image boots a
       disk image such as one `sluice usb` wrote. With a terminal on
       stdin the console is interactive (Ctrl-A X quits); with a pipe, each line is
       read when the shell's prompt appears and typed then (a program reading stdout

@@ -69,14 +69,19 @@ pub const PCI_SOURCES: [&str; 2] = ["edu,dma_mask=0xffffffff", "nec-usb-xhci,msi
 
 /// `--bridges`: an edu behind each kind of bridge, so each requester-id rule shows —
 /// a PCIe root port (own id), a PCIe-to-PCI bridge (its secondary bus, devfn 0) and a
-/// conventional PCI bridge behind that one (the bridge nearest the root wins).
-pub const BRIDGED_SOURCES: [&str; 6] = [
+/// conventional PCI bridge behind that one (the bridge nearest the root wins) — and a
+/// second host bridge (`pxb-pcie`, root bus 0x80, as multi-socket servers have) with an
+/// edu behind a root port on it: a root bus no bridge leads to.
+pub const BRIDGED_SOURCES: [&str; 9] = [
     "pcie-root-port,id=rp1,chassis=1,slot=1",
     "edu,bus=rp1",
     "pcie-pci-bridge,id=pb1,bus=pcie.0",
     "edu,bus=pb1,addr=1",
     "pci-bridge,id=b2,bus=pb1,addr=2,chassis_nr=2",
     "edu,bus=b2,addr=3",
+    "pxb-pcie,id=pxb1,bus_nr=0x80,bus=pcie.0",
+    "pcie-root-port,id=rp2,bus=pxb1,chassis=3,slot=3",
+    "edu,bus=rp2",
 ];
 
 /// Everything needed to start QEMU.

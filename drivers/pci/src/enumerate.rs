@@ -24,7 +24,9 @@ use crate::capability::{self, Capability, walk_capabilities};
 use crate::ext_capability::{
     EXT_CAPABILITY_HEADER, FIRST_EXT_CAPABILITY_OFFSET, walk_ext_capabilities,
 };
-use crate::header::{BusNumbers, Header, HeaderLayout, VENDOR_AND_DEVICE_ID};
+use crate::header::{
+    BusNumbers, Header, HeaderLayout, VENDOR_AND_DEVICE_ID, VENDOR_ID, vendor_present,
+};
 use crate::msi::MsiCapability;
 use crate::msix::MsixCapability;
 use crate::pcie::{PcieCapability, PortType};
@@ -79,7 +81,8 @@ impl Default for Limits {
     }
 }
 
-/// Enumerate every segment from its start bus.
+/// Enumerate every segment from its start bus, then from every peer root bus found by
+/// probing (see [`enumerate_with_peers`]).
 pub fn enumerate<A: ConfigAccess>(access: &mut A, segments: &[SegmentRange]) -> Topology {
     let roots: Vec<RootBus> = segments
         .iter()
@@ -88,53 +91,123 @@ pub fn enumerate<A: ConfigAccess>(access: &mut A, segments: &[SegmentRange]) -> 
             bus: s.start_bus,
         })
         .collect();
-    enumerate_from(access, segments, &roots, Limits::default())
+    enumerate_with_peers(access, segments, &roots, Limits::default())
 }
 
-/// Enumerate from the given root buses, each inside one of `segments`.
+/// Enumerate from the given root buses only, each inside one of `segments`.
 pub fn enumerate_from<A: ConfigAccess>(
     access: &mut A,
     segments: &[SegmentRange],
     roots: &[RootBus],
     limits: Limits,
 ) -> Topology {
-    let mut scan = Scan {
-        access,
-        limits,
-        topology: Topology::default(),
-        buses: BTreeMap::new(),
-        stopped: false,
-    };
-    // Every root is claimed before any is scanned, so a bridge whose range would swallow
-    // another root bus is refused rather than scanning that bus twice.
-    let mut accepted = Vec::new();
-    for root in roots {
-        let range = segments.iter().find(|s| s.segment == root.segment);
-        let map = scan.buses.entry(root.segment).or_insert_with(BusMap::new);
-        match range {
-            Some(range) if range.contains(root.bus) && map.owner(root.bus) == Owner::Free => {
-                map.claim(root.bus, root.bus, Owner::Root);
-                accepted.push((*root, *range));
+    let mut scan = Scan::new(access, limits);
+    scan.scan_roots(segments, roots);
+    scan.topology
+}
+
+/// [`enumerate_from`], then every peer root bus: a machine with more than one host
+/// bridge (multi-socket servers, QEMU's `pxb-pcie`) has root buses that no bridge leads
+/// to. Their numbers are in the ACPI namespace (each host bridge's `_BBN` and `_CRS`),
+/// which Sluice does not interpret, so — as Linux's `pcibios_fixup_peer_bridges` does
+/// when it is told the last bus — every bus number of a segment that no root or bridge
+/// claims, and that no bridge names in its bus numbers (even one that was not
+/// followed), is probed for a device 0..31; a bus where one answers is scanned as a
+/// root of its own. The cost is one vendor read per device slot of every free bus.
+pub fn enumerate_with_peers<A: ConfigAccess>(
+    access: &mut A,
+    segments: &[SegmentRange],
+    roots: &[RootBus],
+    limits: Limits,
+) -> Topology {
+    let mut scan = Scan::new(access, limits);
+    scan.scan_roots(segments, roots);
+    for range in segments {
+        for bus in range.start_bus..=range.end_bus {
+            if scan.stopped {
+                break;
             }
-            _ => scan.topology.problems.push(EnumProblem::BadRootBus {
-                segment: root.segment,
-                bus: root.bus,
-            }),
-        }
-    }
-    for (root, range) in accepted {
-        scan.run(PendingBus {
-            segment: root.segment,
-            bus: root.bus,
-            bridge: None,
-            range,
-            window_end: range.end_bus,
-        });
-        if scan.stopped {
-            break;
+            if scan.is_peer_candidate(range.segment, bus) && scan.anything_on(range.segment, bus) {
+                let root = RootBus {
+                    segment: range.segment,
+                    bus,
+                };
+                scan.topology.peer_roots.push(root);
+                scan.scan_roots(segments, &[root]);
+            }
         }
     }
     scan.topology
+}
+
+impl<'a, A: ConfigAccess> Scan<'a, A> {
+    fn new(access: &'a mut A, limits: Limits) -> Scan<'a, A> {
+        Scan {
+            access,
+            limits,
+            topology: Topology::default(),
+            buses: BTreeMap::new(),
+            stopped: false,
+        }
+    }
+
+    /// A bus nobody reached or claims, and that no bridge's bus numbers name.
+    fn is_peer_candidate(&self, segment: u16, bus: u8) -> bool {
+        if let Some(map) = self.buses.get(&segment)
+            && (map.reached[usize::from(bus)] || map.owner(bus) != Owner::Free)
+        {
+            return false;
+        }
+        !self.topology.functions.iter().any(|f| {
+            f.address.segment() == segment
+                && f.header.bus_numbers.is_some_and(|n| {
+                    n.secondary != 0 && (n.secondary..=n.subordinate).contains(&bus)
+                })
+        })
+    }
+
+    /// Whether any device's function 0 answers on `bus`.
+    fn anything_on(&mut self, segment: u16, bus: u8) -> bool {
+        (0..DEVICES_PER_BUS).any(|device| {
+            PciAddress::new(segment, bus, device, 0).is_ok_and(|address| {
+                self.access
+                    .read_reg(address, VENDOR_ID)
+                    .is_ok_and(vendor_present)
+            })
+        })
+    }
+
+    fn scan_roots(&mut self, segments: &[SegmentRange], roots: &[RootBus]) {
+        // Every root is claimed before any is scanned, so a bridge whose range would
+        // swallow another root bus is refused rather than scanning that bus twice.
+        let mut accepted = Vec::new();
+        for root in roots {
+            let range = segments.iter().find(|s| s.segment == root.segment);
+            let map = self.buses.entry(root.segment).or_insert_with(BusMap::new);
+            match range {
+                Some(range) if range.contains(root.bus) && map.owner(root.bus) == Owner::Free => {
+                    map.claim(root.bus, root.bus, Owner::Root);
+                    accepted.push((*root, *range));
+                }
+                _ => self.topology.problems.push(EnumProblem::BadRootBus {
+                    segment: root.segment,
+                    bus: root.bus,
+                }),
+            }
+        }
+        for (root, range) in accepted {
+            self.run(PendingBus {
+                segment: root.segment,
+                bus: root.bus,
+                bridge: None,
+                range,
+                window_end: range.end_bus,
+            });
+            if self.stopped {
+                break;
+            }
+        }
+    }
 }
 
 /// Who a bus number belongs to.

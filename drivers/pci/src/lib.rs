@@ -72,7 +72,9 @@ pub use access::{ConfigAccess, ConfigError, ConfigOffset, ConfigSize};
 pub use address::{AddressError, AddressField, PciAddress};
 pub use bar::{Bar, BarError, BarKind, BarSlot, Bars, size_bars};
 pub use capability::{Capability, VendorSpecific, capability_name, walk_capabilities};
-pub use enumerate::{Limits, RootBus, SegmentRange, enumerate, enumerate_from};
+pub use enumerate::{
+    Limits, RootBus, SegmentRange, enumerate, enumerate_from, enumerate_with_peers,
+};
 pub use ext_capability::{ExtCapability, ext_capability_name, walk_ext_capabilities};
 pub use handle::{ConfigHandle, MmioRegion, Refusal, StorageError};
 pub use header::{

@@ -248,6 +248,8 @@ pub struct Topology {
     pub buses: Vec<ScannedBus>,
     /// Problems not tied to one function.
     pub problems: Vec<EnumProblem>,
+    /// Root buses found by probing buses no bridge leads to (other host bridges).
+    pub peer_roots: Vec<crate::RootBus>,
 }
 
 impl Topology {

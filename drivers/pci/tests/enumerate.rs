@@ -577,3 +577,109 @@ proptest! {
         }
     }
 }
+
+/// A second host bridge (a multi-socket server's, or QEMU's `pxb-pcie` with
+/// `bus_nr=0x80`): its root bus is led to by no bridge, so only probing finds it.
+fn two_host_bridges() -> FakeConfig {
+    FakeConfig::ecam()
+        .with("00:00.0", host_bridge())
+        .with("00:01.0", root_port(0, 1, 1))
+        .with(
+            "01:00.0",
+            FakeFunction::endpoint(0x1234, 0x11e8, 0x00ff00, 0x10),
+        )
+        // The extra host bridge's own function on bus 0 (QEMU: 1b36:000b).
+        .with(
+            "00:05.0",
+            FakeFunction::endpoint(0x1b36, 0x000b, 0x060000, 0),
+        )
+        .with("80:00.0", root_port(0x80, 0x81, 0x81))
+        .with(
+            "81:00.0",
+            FakeFunction::endpoint(0x1234, 0x11e8, 0x00ff00, 0x10),
+        )
+}
+
+#[test]
+fn a_peer_root_bus_is_found_by_probing_and_scanned_as_a_root() {
+    let mut fake = two_host_bridges();
+    let t = scan(&mut fake);
+    assert_eq!(
+        found(&t),
+        [
+            "00:00.0", "00:01.0", "00:05.0", "01:00.0", "80:00.0", "81:00.0"
+        ]
+    );
+    assert_eq!(scanned_buses(&t), [0, 1, 0x80, 0x81]);
+    assert_eq!(
+        t.peer_roots,
+        [RootBus {
+            segment: 0,
+            bus: 0x80
+        }]
+    );
+    let port = t.get(addr("80:00.0")).unwrap();
+    assert_eq!(
+        port.parent, None,
+        "a root bus's functions have no bridge above"
+    );
+    let edu = t.index_of(addr("81:00.0")).unwrap();
+    let above: Vec<_> = t.ancestors(edu).map(|i| t.functions[i].address).collect();
+    assert_eq!(above, [addr("80:00.0")]);
+    assert!(t.all_problems().next().is_none());
+    assert!(fake.writes.is_empty());
+}
+
+#[test]
+fn without_peer_probing_only_the_given_roots_are_scanned() {
+    let mut fake = two_host_bridges();
+    let t = enumerate_from(
+        &mut fake,
+        &[SegmentRange::LEGACY],
+        &[RootBus { segment: 0, bus: 0 }],
+        Limits::default(),
+    );
+    assert_eq!(scanned_buses(&t), [0, 1]);
+    assert!(t.peer_roots.is_empty());
+}
+
+/// A bus that a bridge names, even one that was refused, belongs to that bridge's side
+/// of the hierarchy: what answers there is not taken for a root bus of its own (its
+/// requester ids and its IOMMU would be wrong).
+#[test]
+fn buses_a_refused_bridge_names_are_not_taken_for_peer_roots() {
+    let mut fake = FakeConfig::ecam()
+        .with("00:01.0", pci_bridge(0, 1, 2))
+        // Outside its parent's window 1..=2: refused, and bus 4 is its.
+        .with("01:00.0", pci_bridge(1, 4, 4))
+        .with(
+            "04:00.0",
+            FakeFunction::endpoint(0x1234, 0x11e8, 0x00ff00, 0),
+        )
+        // Nobody names bus 9: a peer root.
+        .with(
+            "09:00.0",
+            FakeFunction::endpoint(0x8086, 0x10d3, 0x020000, 0),
+        );
+    let t = scan(&mut fake);
+    assert!(matches!(
+        problems_of(&t, "01:00.0")[..],
+        [EnumProblem::OutsideParentWindow { .. }]
+    ));
+    assert!(t.get(addr("04:00.0")).is_none());
+    assert_eq!(t.peer_roots, [RootBus { segment: 0, bus: 9 }]);
+    assert_eq!(scanned_buses(&t), [0, 1, 9]);
+}
+
+#[test]
+fn peer_probing_stays_inside_each_segments_bus_range() {
+    let mut fake = two_host_bridges();
+    let segment = SegmentRange {
+        segment: 0,
+        start_bus: 0,
+        end_bus: 0x7f,
+    };
+    let t = enumerate(&mut fake, &[segment]);
+    assert_eq!(scanned_buses(&t), [0, 1]);
+    assert!(t.peer_roots.is_empty());
+}

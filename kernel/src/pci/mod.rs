@@ -16,6 +16,7 @@ pub mod irqs;
 pub mod msi;
 pub mod msix;
 
+use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use sluice_pci::{
@@ -145,6 +146,32 @@ pub struct Pci {
     pub problems: Vec<(Option<PciAddress>, EnumProblem)>,
     /// "ECAM" or "legacy 0xCF8".
     pub mechanism: &'static str,
+    /// Root buses besides each segment's first, found by probing (other host bridges).
+    pub peer_roots: Vec<sluice_pci::RootBus>,
+}
+
+impl Pci {
+    /// "N functions on M buses (ECAM)", and the peer root buses if there are any.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "{} functions on {} buses ({})",
+            self.devices.len(),
+            self.buses.len(),
+            self.mechanism
+        );
+        if !self.peer_roots.is_empty() {
+            let roots: Vec<String> = self
+                .peer_roots
+                .iter()
+                .map(|r| format!("{:04x}:{:02x}", r.segment, r.bus))
+                .collect();
+            s.push_str(&format!(
+                "; further root buses found by probing: {}",
+                roots.join(", ")
+            ));
+        }
+        s
+    }
 }
 
 static PCI: spin::Once<Pci> = spin::Once::new();
@@ -213,25 +240,20 @@ pub fn init(mcfg: &[McfgEntry]) {
         })
         .collect();
     devices.sort_by_key(|d| d.address());
-    crate::log!(
-        "PCI: {} functions on {} buses ({}), {} problems",
-        devices.len(),
-        topology.buses.len(),
+    let pci = PCI.call_once(|| Pci {
+        devices,
+        buses: topology.buses,
+        problems,
         mechanism,
-        problems.len()
-    );
-    for (a, p) in &problems {
+        peer_roots: topology.peer_roots,
+    });
+    crate::log!("PCI: {}, {} problems", pci.summary(), pci.problems.len());
+    for (a, p) in &pci.problems {
         match a {
             Some(a) => crate::warn!("PCI {}: {}", a, p),
             None => crate::warn!("PCI: {}", p),
         }
     }
-    PCI.call_once(|| Pci {
-        devices,
-        buses: topology.buses,
-        problems,
-        mechanism,
-    });
 }
 
 /// For a function behind a PCIe-to-PCI bridge: the id its requests carry as they enter

@@ -67,12 +67,7 @@ fn list() -> Result<(), String> {
         }
         println!("{}", line);
     }
-    println!(
-        "{} functions on {} buses ({})",
-        bus.devices.len(),
-        bus.buses.len(),
-        bus.mechanism
-    );
+    println!("{}", bus.summary());
     for (a, p) in &bus.problems {
         match a {
             Some(a) => println!("problem at {}: {}", a, p),
