@@ -11,6 +11,7 @@ use crate::{check, ktest};
 pub static TESTS: &[Test] = &[
     ktest!(all_madt_cpus_come_online),
     ktest!(device_interrupts_reach_apic_ids_0_to_254_only),
+    ktest!(start_waits_follow_linuxs_cpu_rule),
     ktest!(stacks_end_in_an_unmapped_guard_page),
     ktest!(call_function_returns_each_cpus_own_index),
     ktest!(call_on_others_and_all_answer_once_each),
@@ -69,6 +70,58 @@ fn device_interrupts_reach_apic_ids_0_to_254_only() -> TestResult {
         "unclear refusal: {}",
         err
     );
+    Ok(())
+}
+
+/// The INIT/STARTUP waits: the MP specification's for old CPUs, none for modern ones,
+/// by vendor and family as Linux decides; and QEMU's `qemu64` takes the fast path.
+fn start_waits_follow_linuxs_cpu_rule() -> TestResult {
+    use crate::smp::start_delays::{CpuIdentity, LEGACY, MODERN, display_family, for_cpu};
+    let cpu = |vendor: &[u8; 12], family, x2apic| CpuIdentity {
+        vendor: *vendor,
+        family,
+        x2apic,
+    };
+    for (id, want) in [
+        (cpu(b"GenuineIntel", 5, false), LEGACY),
+        (cpu(b"GenuineIntel", 6, false), MODERN),
+        (cpu(b"GenuineIntel", 0xf, false), MODERN),
+        (cpu(b"GenuineIntel", 0x13, false), MODERN),
+        (cpu(b"AuthenticAMD", 6, false), LEGACY),
+        (cpu(b"AuthenticAMD", 0xf, false), MODERN),
+        (cpu(b"AuthenticAMD", 0x19, false), MODERN),
+        (cpu(b"HygonGenuine", 0xf, false), LEGACY),
+        (cpu(b"HygonGenuine", 0x18, false), MODERN),
+        (cpu(b"CentaurHauls", 6, false), LEGACY),
+        (cpu(b"CentaurHauls", 6, true), MODERN),
+    ] {
+        check!(
+            for_cpu(&id) == want,
+            "{} family {:#x} x2apic {}: {:?}",
+            id.vendor_str(),
+            id.family,
+            id.x2apic,
+            for_cpu(&id)
+        );
+    }
+    check!(
+        LEGACY.init_assert_ns == 10_000_000 && MODERN.init_assert_ns == 0,
+        "INIT waits {:?} / {:?}",
+        LEGACY,
+        MODERN
+    );
+    // Family 0xF adds the extended family (bits 27:20); other families ignore it.
+    check!(display_family(0x00a2_0f10) == 0x19, "Zen 3 family");
+    check!(display_family(0x00a2_0610) == 6, "extended family leaked");
+    if crate::qemu::cpu_count().is_some() {
+        let me = CpuIdentity::of_this_cpu();
+        check!(
+            for_cpu(&me) == MODERN,
+            "QEMU's CPU ({} family {:#x}) should start APs without the INIT wait",
+            me.vendor_str(),
+            me.family
+        );
+    }
     Ok(())
 }
 
