@@ -77,10 +77,15 @@ fn kmain(boot: &'static mut bootloader_api::BootInfo) -> ! {
     }
     match time::calibrate() {
         Ok(()) => log!(
-            "clocks: TSC {} kHz, LAPIC timer {} kHz (against {})",
+            "clocks: TSC {} kHz, LAPIC timer {} kHz (against {}{})",
             time::tsc_hz() / 1000,
             time::lapic_timer_hz() / 1000,
-            time::calibration_source()
+            time::calibration_source(),
+            time::calibration().map_or(alloc::string::String::new(), |c| alloc::format!(
+                " over {} us, +-{} ppm",
+                c.window_ns / 1000,
+                c.uncertainty_ppm
+            ))
         ),
         Err(e) => error!("clock calibration failed: {}; no periodic tick", e),
     }
