@@ -110,6 +110,7 @@ fn kmain(boot: &'static mut bootloader_api::BootInfo) -> ! {
             error!("CPU {}: interrupt core refused it: {}", cpu, e);
         }
     }
-    log!("boot complete");
+    time::mark_ready();
+    log!("boot complete in {} us", time::boot_ready_ns() / 1000);
     shell::run()
 }

@@ -38,6 +38,18 @@ pub fn mark_boot() {
     TSC_AT_BOOT.store(rdtsc(), Ordering::Relaxed);
 }
 
+/// Nanoseconds from kernel entry to the shell being ready (0 until then).
+static READY_NS: AtomicU64 = AtomicU64::new(0);
+
+/// Marks the end of boot: every CPU started, the shell about to prompt.
+pub fn mark_ready() {
+    READY_NS.store(nanos_since_boot(), Ordering::Relaxed);
+}
+
+pub fn boot_ready_ns() -> u64 {
+    READY_NS.load(Ordering::Relaxed)
+}
+
 /// The TSC rate, or a guess of 3 GHz until (or if never) calibrated: every deadline
 /// in the kernel is measured with it, and a clock that stood still would make them all
 /// wait forever.
