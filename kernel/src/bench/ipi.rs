@@ -6,7 +6,9 @@
 //! target's `BENCH_FLOOR` vector, whose IDT stub only EOIs and counts, timed until this
 //! CPU sees the count move. Both wake the target from its idle `hlt` (under TCG, waking
 //! a halted vCPU's host thread is most of either), so the ratio is what the call path
-//! adds to a bare interrupt. Figure and floor samples alternate.
+//! adds to a bare interrupt. Figure and floor samples alternate, and each starts only
+//! once its target is back in its idle `hlt` (else the second of a pair would find it
+//! still awake from the first and skip the wake-up).
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -22,8 +24,20 @@ use crate::time;
 /// Bound on one round trip (a target that does not answer makes the run invalid).
 const ROUND_TRIP_BOUND_NS: u64 = 100_000_000;
 
+/// How long to wait for a target to be halted in its idle loop before a sample.
+const IDLE_WAIT_NS: u64 = 10_000_000;
+
 fn nothing(x: u64) -> u64 {
     x
+}
+
+/// Waits (a bounded while) until every CPU of `cpus` is halted in its idle loop, so the
+/// next sample wakes it as an idle CPU would be woken.
+pub(super) fn wait_idle(cpus: &[usize]) {
+    let end = time::nanos_since_boot() + IDLE_WAIT_NS;
+    while !cpus.iter().all(|&c| smp::in_idle(c)) && time::nanos_since_boot() < end {
+        core::hint::spin_loop();
+    }
 }
 
 /// Sends `BENCH_FLOOR` to each CPU of `cpus` and waits until every one has counted it.
@@ -74,7 +88,9 @@ pub fn figures(count: u64) -> Result<(), String> {
     let mut floor = Vec::with_capacity(targets.len() * count as usize);
     for _ in 0..count {
         for &t in &targets {
+            wait_idle(&[t]);
             floor.push(floor_round_trip(&[t])?);
+            wait_idle(&[t]);
             call.push(call_round_trip(t)?);
         }
     }

@@ -5,13 +5,15 @@
 //! its return. Floor: the least any rendezvous must do, reach every other CPU and hear
 //! back from all of them: a fixed IPI to each one's `BENCH_FLOOR` vector, timed until
 //! every one has counted it. The ratio is what the stage protocol adds to that. Figure
-//! and floor samples alternate.
+//! and floor samples alternate, each starting with every other CPU halted in its idle
+//! loop.
 
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use super::ipi::{floor_round_trip, wait_idle};
 use super::stats::Summary;
-use super::{Unit, ipi::floor_round_trip, report_in, to_ns};
+use super::{Unit, report_in, to_ns};
 use crate::println;
 use crate::smp::{self, CpuId, CpuMask, stop_machine};
 use crate::time;
@@ -39,8 +41,10 @@ pub fn figures(count: u64) -> Result<(), String> {
     let mut floor = Vec::with_capacity(count as usize);
     for _ in 0..count {
         if !others.is_empty() {
+            wait_idle(&others);
             floor.push(floor_round_trip(&others)?);
         }
+        wait_idle(&others);
         figure.push(rendezvous(me)?);
     }
     to_ns(&mut figure);
