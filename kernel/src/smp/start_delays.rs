@@ -4,8 +4,9 @@
 //! waits 200 µs after each STARTUP IPI. Those waits date from discrete 82489DX APICs
 //! and early Pentiums; Linux (`arch/x86/kernel/smpboot.c`, the INIT delay chosen at SMP
 //! preparation) drops the INIT wait entirely and waits 10 µs instead of 300 µs and 200 µs
-//! around each STARTUP IPI on Intel family 6 and later, AMD family 0xF and later, and
-//! Hygon family 0x18 and later, and keeps the 10 ms for everything else. Sluice applies
+//! around each STARTUP IPI on Intel family 6 (and, since 2025, every later Intel family;
+//! 6.1 checks for family 6 exactly), AMD family 0xF and later, and Hygon family 0x18 and
+//! later, and keeps the 10 ms for everything else. Sluice applies
 //! the same rule, and also treats a CPU that reports x2APIC as modern: x2APIC arrived
 //! with Intel's Nehalem (family 6) and AMD's Zen 2 (family 0x17), long after the CPUs
 //! that needed the delays, so on the known vendors this changes nothing and on another
