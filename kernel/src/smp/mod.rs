@@ -58,11 +58,6 @@ impl AtomicCpuMask {
             self.0[cpu / 64].fetch_and(!bit, Ordering::AcqRel);
         }
     }
-    /// Clears `cpu`'s bit and says whether it was set (one caller wins a race).
-    pub fn take(&self, cpu: usize) -> bool {
-        let bit = 1u64 << (cpu % 64);
-        self.0[cpu / 64].fetch_and(!bit, Ordering::AcqRel) & bit != 0
-    }
     pub fn get(&self, cpu: usize) -> bool {
         cpu < MAX_CPUS && self.0[cpu / 64].load(Ordering::Acquire) & (1 << (cpu % 64)) != 0
     }

@@ -13,20 +13,21 @@
 //! short spin before halting catches the usual fast case, and a halted CPU wakes in
 //! microseconds.
 //!
-//! No wake-up is lost. A waiter clears its `WOKEN` flag, announces itself in `WAITING`,
-//! re-checks its condition, and only then enters `sluice_nmi_wait`
-//! (`cmpb $0,(woken); jne done; [sti;] hlt; done: ret`). The waker sets the condition
-//! first, then takes the CPU out of `WAITING` (exactly one waker does, with an atomic
-//! test-and-clear), records that it owes that CPU an NMI, and sends it. The NMI handler
-//! (`on_nmi`) recognises an owed NMI, sets `WOKEN`, and if it interrupted the three
-//! instructions before the `hlt` returns past the `hlt` instead (so an NMI that lands
-//! after the re-check but before the halt still ends the wait). A waiter arms again only
-//! after the NMI it is owed has landed, so at most one wake-up NMI is in flight per CPU
-//! and every one is consumed silently; any other NMI is still reported as before.
+//! No wake-up is lost, and no wake-up NMI is mistaken for another. Each CPU has a wait
+//! state: IDLE → WAITING (the waiter arms) → OWED (a waker claimed it and sends one NMI)
+//! → IDLE (the NMI landed). A waiter clears its `WOKEN` flag, arms, re-checks its
+//! condition, and only then enters `sluice_nmi_wait` (`cmpb $0,(woken); jne done; [sti;]
+//! hlt; done: ret`). A waker makes the condition false first, then moves each waiting
+//! CPU from WAITING to OWED with a compare-and-swap (so exactly one waker sends) and
+//! sends it an NMI. The NMI handler (`on_nmi`) takes only an NMI its CPU is OWED, sets
+//! `WOKEN`, and if it interrupted the instructions before the `hlt`, returns past the
+//! `hlt` instead (so an NMI that lands after the re-check but before the halt still ends
+//! the wait). A waiter arms again only from IDLE, that is once the NMI it was owed has
+//! landed, so at most one wake-up NMI is ever in flight per CPU and every one is
+//! consumed silently; any other NMI is still reported as before.
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
-use super::AtomicCpuMask;
 use crate::apic::local::{self, IpiDest, IpiKind};
 use crate::arch::cpu::MAX_CPUS;
 
@@ -65,10 +66,12 @@ const SPIN_BEFORE_HALT_NS: u64 = 5_000;
 /// is delivered within microseconds unless the CPU is wedged).
 const OWED_NMI_BOUND_NS: u64 = 10_000_000;
 
-/// CPUs halted (or about to halt) in `wait_while`.
-static WAITING: AtomicCpuMask = AtomicCpuMask::new();
-/// CPUs a waker has sent a wake-up NMI that has not landed yet.
-static OWED: AtomicCpuMask = AtomicCpuMask::new();
+/// Per CPU: `IDLE`, `WAITING` (halted or about to halt in `wait_while`) or `OWED` (a
+/// waker sent a wake-up NMI that has not landed yet).
+static STATE: [AtomicU8; MAX_CPUS] = [const { AtomicU8::new(IDLE) }; MAX_CPUS];
+const IDLE: u8 = 0;
+const WAITING: u8 = 1;
+const OWED: u8 = 2;
 /// Per CPU: set by a wake-up NMI since the CPU last armed.
 static WOKEN: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
 
@@ -92,9 +95,7 @@ fn halt_while(me: usize, irqs_on: bool, waiting: &mut impl FnMut() -> bool) {
     let were_on = x86_64::instructions::interrupts::are_enabled();
     x86_64::instructions::interrupts::disable();
     loop {
-        settle_owed_nmi(me);
-        WOKEN[me].store(false, Ordering::SeqCst);
-        WAITING.set(me, true);
+        arm(me);
         core::sync::atomic::fence(Ordering::SeqCst);
         if !waiting() {
             break;
@@ -104,32 +105,37 @@ fn halt_while(me: usize, irqs_on: bool, waiting: &mut impl FnMut() -> bool) {
         // forever.
         unsafe { sluice_nmi_wait(&WOKEN[me], u64::from(irqs_on)) };
         x86_64::instructions::interrupts::disable();
-        WAITING.set(me, false);
+        disarm(me);
         if !waiting() {
             break;
         }
     }
-    WAITING.set(me, false);
+    disarm(me);
     if were_on {
         x86_64::instructions::interrupts::enable();
     }
 }
 
-/// Waits (briefly) until a wake-up NMI already sent to this CPU has landed, so it is
-/// never mistaken for another NMI later.
-fn settle_owed_nmi(me: usize) {
-    if !OWED.get(me) {
-        return;
-    }
+/// IDLE → WAITING, first waiting (briefly) for a wake-up NMI already on its way to land,
+/// so it is never mistaken for another NMI later.
+fn arm(me: usize) {
     let end = crate::time::nanos_since_boot() + OWED_NMI_BOUND_NS;
-    while OWED.get(me) {
-        if crate::time::nanos_since_boot() > end {
-            crate::warn!("wake-up NMI to CPU {} never landed; forgetting it", me);
-            OWED.set(me, false);
-            return;
+    loop {
+        WOKEN[me].store(false, Ordering::SeqCst);
+        match STATE[me].compare_exchange(IDLE, WAITING, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(_) | Err(WAITING) => return,
+            Err(_) if crate::time::nanos_since_boot() > end => {
+                crate::warn!("wake-up NMI to CPU {} never landed; forgetting it", me);
+                let _ = STATE[me].compare_exchange(OWED, IDLE, Ordering::SeqCst, Ordering::SeqCst);
+            }
+            Err(_) => core::hint::spin_loop(),
         }
-        core::hint::spin_loop();
     }
+}
+
+/// WAITING → IDLE; a CPU already OWED stays so until its NMI lands.
+fn disarm(me: usize) {
+    let _ = STATE[me].compare_exchange(WAITING, IDLE, Ordering::SeqCst, Ordering::SeqCst);
 }
 
 /// Wakes every CPU of `cpus` that is halted in `wait_while` (call after making their
@@ -137,21 +143,20 @@ fn settle_owed_nmi(me: usize) {
 pub(crate) fn wake(cpus: &super::CpuMask) {
     core::sync::atomic::fence(Ordering::SeqCst);
     let me = super::this_cpu();
-    let waiting = WAITING.load();
-    for c in cpus.iter().map(|c| c as usize) {
-        if c == me || !waiting.contains(c as super::CpuId) || !WAITING.take(c) {
+    for c in cpus.iter().map(|c| c as usize).filter(|&c| c != me) {
+        if STATE[c]
+            .compare_exchange(WAITING, OWED, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
             continue;
         }
-        OWED.set(c, true);
-        let Some(apic) = super::apic_id(c) else {
-            OWED.set(c, false);
-            continue;
-        };
-        let sent = x86_64::instructions::interrupts::without_interrupts(|| {
-            local::send_ipi(IpiDest::Apic(apic), IpiKind::Nmi)
+        let sent = super::apic_id(c).is_some_and(|apic| {
+            x86_64::instructions::interrupts::without_interrupts(|| {
+                local::send_ipi(IpiDest::Apic(apic), IpiKind::Nmi)
+            })
         });
         if !sent {
-            OWED.set(c, false);
+            let _ = STATE[c].compare_exchange(OWED, IDLE, Ordering::SeqCst, Ordering::SeqCst);
             crate::warn!("wake-up NMI to CPU {} not accepted by the local APIC", c);
         }
     }
@@ -165,7 +170,11 @@ pub fn on_nmi(frame: &mut x86_64::structures::idt::InterruptStackFrame) -> bool 
         return false;
     }
     let me = super::this_cpu();
-    if me >= MAX_CPUS || !OWED.take(me) {
+    if me >= MAX_CPUS
+        || STATE[me]
+            .compare_exchange(OWED, IDLE, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+    {
         return false;
     }
     WOKEN[me].store(true, Ordering::SeqCst);
