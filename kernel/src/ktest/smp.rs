@@ -18,6 +18,7 @@ pub static TESTS: &[Test] = &[
     ktest!(call_to_a_cpu_that_is_not_online_is_refused),
     ktest!(call_timeout_names_the_slow_cpu_and_blocks_reuse_until_it_answers),
     ktest!(silent_cpu_is_reported_not_waited_for),
+    ktest!(a_cpu_halted_with_interrupts_off_is_woken_by_nmi),
     ktest!(stop_machine_runs_with_interrupts_off_everywhere),
     ktest!(stop_machine_runs_only_on_the_chosen_cpu),
     ktest!(stop_machine_reports_a_straggler_with_interrupts_off),
@@ -301,6 +302,52 @@ fn call_to_a_cpu_that_is_not_online_is_refused() -> TestResult {
         }
         other => return Err(format!("call to absent CPU {cpu}: {other:?}")),
     }
+    Ok(())
+}
+
+static NMI_WAIT_GO: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Runs on the waiting CPU inside the CALL_FUNCTION handler (interrupts off): halts in
+/// `nmi_wait` until `NMI_WAIT_GO`; returns whether interrupts were off throughout.
+fn wait_for_go(_: u64) -> u64 {
+    let me = crate::smp::this_cpu();
+    crate::smp::nmi_wait::wait_while(me, false, || !NMI_WAIT_GO.load(Ordering::SeqCst));
+    u64::from(!x86_64::instructions::interrupts::are_enabled())
+}
+
+/// The wait stop_machine's CPUs use: a CPU that halted with interrupts off (only an NMI
+/// can end that) comes back when woken, and the wake-up NMI is consumed, not reported.
+fn a_cpu_halted_with_interrupts_off_is_woken_by_nmi() -> TestResult {
+    let Some(waiter) = crate::smp::online_cpus()
+        .filter(|c| *c != crate::smp::this_cpu())
+        .last()
+    else {
+        crate::skip!("needs a second online CPU");
+    };
+    NMI_WAIT_GO.store(false, Ordering::SeqCst);
+    let h = ipi::call_async(&CpuMask::single(waiter as CpuId), wait_for_go, 0)
+        .map_err(|e| format!("{e}"))?;
+    let deadline = crate::time::nanos_since_boot() + 1_000_000_000;
+    while !crate::smp::nmi_wait::is_waiting(waiter) {
+        check!(
+            crate::time::nanos_since_boot() < deadline,
+            "CPU {} never halted in its wait",
+            waiter
+        );
+        core::hint::spin_loop();
+    }
+    let taken = crate::smp::nmi_wait::wake_nmis_taken();
+    NMI_WAIT_GO.store(true, Ordering::SeqCst);
+    crate::smp::nmi_wait::wake(&CpuMask::single(waiter as CpuId));
+    let r = h
+        .wait(1_000_000_000)
+        .map_err(|e| format!("the halted CPU did not come back: {e}"))?;
+    check!(r == [(waiter, 1)], "CPU {} answered {:?}", waiter, r);
+    // The NMI handler returns before reporting an NMI only for one it counts here.
+    check!(
+        crate::smp::nmi_wait::wake_nmis_taken() > taken,
+        "no wake-up NMI was taken as one (it would have been reported as unexpected)"
+    );
     Ok(())
 }
 

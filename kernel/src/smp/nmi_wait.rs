@@ -26,7 +26,7 @@
 //! landed, so at most one wake-up NMI is ever in flight per CPU and every one is
 //! consumed silently; any other NMI is still reported as before.
 
-use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
 use crate::apic::local::{self, IpiDest, IpiKind};
 use crate::arch::cpu::MAX_CPUS;
@@ -74,6 +74,12 @@ const WAITING: u8 = 1;
 const OWED: u8 = 2;
 /// Per CPU: set by a wake-up NMI since the CPU last armed.
 static WOKEN: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+/// Wake-up NMIs the handler took as such (for tests).
+static TAKEN: AtomicU64 = AtomicU64::new(0);
+
+pub(crate) fn wake_nmis_taken() -> u64 {
+    TAKEN.load(Ordering::SeqCst)
+}
 
 /// Waits on this CPU (`me`) while `waiting()` holds: spins briefly, then halts until a
 /// `wake` (or, with `irqs_on`, any interrupt, which is served) and checks again. The
@@ -138,6 +144,13 @@ fn disarm(me: usize) {
     let _ = STATE[me].compare_exchange(WAITING, IDLE, Ordering::SeqCst, Ordering::SeqCst);
 }
 
+/// Whether `cpu` has armed a wait (it is halted, or about to halt).
+pub(crate) fn is_waiting(cpu: usize) -> bool {
+    STATE
+        .get(cpu)
+        .is_some_and(|s| s.load(Ordering::SeqCst) == WAITING)
+}
+
 /// Wakes every CPU of `cpus` that is halted in `wait_while` (call after making their
 /// condition false). CPUs that are not waiting are left alone.
 pub(crate) fn wake(cpus: &super::CpuMask) {
@@ -178,6 +191,7 @@ pub fn on_nmi(frame: &mut x86_64::structures::idt::InterruptStackFrame) -> bool 
         return false;
     }
     WOKEN[me].store(true, Ordering::SeqCst);
+    TAKEN.fetch_add(1, Ordering::SeqCst);
     let start = sluice_nmi_wait as *const () as u64;
     let done = sluice_nmi_wait_done as *const () as u64;
     let rip = frame.instruction_pointer.as_u64();
