@@ -23,10 +23,10 @@ impl LocalApic for KernelApic {
         crate::time::nanos_since_boot()
     }
     /// A message a device posted just before its retarget may still be on its way to
-    /// this APIC. Linux's `fixup_irqs` waits 1 ms here; 50 µs is ten times the few
-    /// microseconds an interrupt message (or the retargeting MMIO write) spends in the
-    /// fabric of a PC, and QEMU delivers synchronously (the IRR bit is set before the
-    /// write that sends the message returns). README "Figures" gives the evidence.
+    /// this APIC. Linux's `fixup_irqs` waits 1 ms here; 50 µs leaves a margin of ten or
+    /// more over the microsecond or so an interrupt message (or the retargeting MMIO
+    /// write) spends in a PC's fabric, and QEMU delivers synchronously (the IRR bit is
+    /// set before the write that sends the message returns). README "Figures" says more.
     fn before_irr_scan(&mut self) {
         crate::time::spin_for_ns(50_000);
     }
