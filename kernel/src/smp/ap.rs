@@ -227,9 +227,10 @@ fn send(apic: u32, kind: IpiKind, what: &'static str) -> Result<(), StartError> 
     }
 }
 
-/// INIT (unless `init_done`) then up to two STARTUP IPIs (SDM vol. 3A §9.4.4.1); the
-/// second is skipped once the trampoline has been entered, since a running CPU ignores
-/// it anyway.
+/// INIT (unless `init_done`) then up to two STARTUP IPIs (SDM vol. 3A §9.4.4.1), the
+/// gap between them; the second is skipped once the trampoline has been entered, since
+/// a running CPU ignores it anyway. Nothing waits after the last one: `wait_online`
+/// watches for the CPU from then on.
 fn send_start_ipis(apic: u32, page: u64, init_done: bool) -> Result<(), StartError> {
     let delays = super::start_delays::get();
     local::write(Reg::Esr, 0);
@@ -238,13 +239,15 @@ fn send_start_ipis(apic: u32, page: u64, init_done: bool) -> Result<(), StartErr
         crate::time::spin_for_ns(delays.init_assert_ns);
         send(apic, IpiKind::InitDeassert, "INIT de-assert")?;
     }
-    for _ in 0..2 {
+    for attempt in 0..2 {
+        if attempt > 0 {
+            crate::time::spin_for_ns(delays.sipi_gap_ns);
+        }
         if trampoline::stage() != 0 {
             break;
         }
         local::write(Reg::Esr, 0);
         send(apic, IpiKind::Startup((page >> 12) as u8), "STARTUP")?;
-        crate::time::spin_for_ns(delays.sipi_gap_ns);
     }
     Ok(())
 }
