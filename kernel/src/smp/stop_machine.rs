@@ -23,7 +23,9 @@
 //! wake every participant, RUN only the CPUs that run the function. In PREPARE a CPU
 //! that came from its idle loop waits with interrupts on (so it still serves them until
 //! everyone is there); one that joined from the CALL_FUNCTION handler already has them
-//! off.
+//! off. A halted CPU cannot time out by itself: if the function never returns on some
+//! other CPU, the initiator gives up after `STAGE_TIMEOUT_NS`, marks the generation
+//! abandoned and wakes everyone, who then leave (`Stuck`).
 
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
