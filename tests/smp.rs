@@ -83,7 +83,7 @@ fn scenario(profile: Profile, smp: u32) {
     );
     // Every SMP test ran and none was skipped on a multi-CPU guest (smp/tests.rs TESTS).
     assert!(
-        out.contains("13 passed, 0 failed, 0 skipped"),
+        out.contains("15 passed, 0 failed, 0 skipped"),
         "{ctx}: test count\n{out}"
     );
 }

@@ -83,10 +83,15 @@ fn kmain(boot: &'static mut bootloader_api::BootInfo) -> ! {
     }
     match time::calibrate() {
         Ok(()) => log!(
-            "clocks: TSC {} kHz, LAPIC timer {} kHz (against {})",
+            "clocks: TSC {} kHz, LAPIC timer {} kHz (against {}{})",
             time::tsc_hz() / 1000,
             time::lapic_timer_hz() / 1000,
-            time::calibration_source()
+            time::calibration_source(),
+            time::calibration().map_or(alloc::string::String::new(), |c| alloc::format!(
+                " over {} us, +-{} ppm",
+                c.window_ns / 1000,
+                c.uncertainty_ppm
+            ))
         ),
         Err(e) => error!("clock calibration failed: {}; no periodic tick", e),
     }
@@ -117,6 +122,7 @@ fn kmain(boot: &'static mut bootloader_api::BootInfo) -> ! {
     devices::probe_pci();
     // After the drivers, so device irqs are numbered alike with remapping on or off.
     iommu::fault::init();
-    log!("boot complete");
+    time::mark_ready();
+    log!("boot complete in {} us", time::boot_ready_ns() / 1000);
     shell::run()
 }

@@ -236,10 +236,14 @@ extern "x86-interrupt" fn machine_check(frame: InterruptStackFrame) -> ! {
     fatal("machine check (#MC)", 18, &frame, None, None)
 }
 
-/// NMIs are how one CPU stops the others on panic; otherwise they are reported.
-extern "x86-interrupt" fn nmi(frame: InterruptStackFrame) {
+/// NMIs are how one CPU stops the others on panic, and how a CPU waiting with
+/// interrupts off is woken (`smp::nmi_wait`); otherwise they are reported.
+extern "x86-interrupt" fn nmi(mut frame: InterruptStackFrame) {
     if crate::panic::in_progress() {
         crate::panic::park_this_cpu();
+    }
+    if crate::smp::nmi_wait::on_nmi(&mut frame) {
+        return;
     }
     if crate::console::serial::held_by_this_cpu() {
         NMIS_UNREPORTED.fetch_add(1, Ordering::Relaxed);

@@ -15,6 +15,7 @@ use sluice_irq_core::desc::IrqReturn;
 use sluice_irq_core::{CpuId, CpuMask, Virq};
 
 use super::stats::Summary;
+use super::to_ns;
 use crate::apic::{local, vectors};
 use crate::arch::cpu::MAX_CPUS;
 use crate::smp;
@@ -93,13 +94,6 @@ pub struct DispatchRun {
     pub device: Summary,
     pub floor: Summary,
     pub missed: u64,
-}
-
-fn to_ns(cycles: &mut [u64]) {
-    let hz = u128::from(time::tsc_hz().max(1));
-    for c in cycles.iter_mut() {
-        *c = (u128::from(*c) * 1_000_000_000 / hz) as u64;
-    }
 }
 
 /// Measures with the first `n` online CPUs (this one included), `count` interrupts of

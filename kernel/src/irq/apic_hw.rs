@@ -23,9 +23,12 @@ impl LocalApic for KernelApic {
         crate::time::nanos_since_boot()
     }
     /// A message a device posted just before its retarget may still be on its way to
-    /// this APIC; give it the same 1 ms Linux's `fixup_irqs` gives before the IRR scan.
+    /// this APIC. Linux's `fixup_irqs` waits 1 ms here; 50 µs leaves a margin of ten or
+    /// more over the microsecond or so an interrupt message (or the retargeting MMIO
+    /// write) spends in a PC's fabric, and QEMU delivers synchronously (the IRR bit is
+    /// set before the write that sends the message returns). README "Figures" says more.
     fn before_irr_scan(&mut self) {
-        crate::time::spin_for_ns(1_000_000);
+        crate::time::spin_for_ns(50_000);
     }
 
     fn send_ipi(&mut self, cpu: CpuId, vector: Vector) {

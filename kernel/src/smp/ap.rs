@@ -1,7 +1,9 @@
 //! Starting an application processor: INIT–SIPI–SIPI (Intel SDM vol. 3, 9.4.4.1 and
-//! 11.6.1; timing as Linux's `wakeup_secondary_cpu_via_init`: INIT assert, 10 ms, INIT
-//! de-assert, then two STARTUP IPIs 200 µs apart), then the AP's own set-up in
-//! `ap_entry`. The same path restarts a parked CPU: INIT resets it whatever it was doing.
+//! 11.6.1; as Linux's `wakeup_secondary_cpu_via_init`: INIT assert, INIT de-assert, then
+//! up to two STARTUP IPIs, with the waits `start_delays` chooses for this CPU: none after
+//! INIT and 20 µs per STARTUP on modern CPUs, the MP specification's 10 ms and 200 µs on
+//! old ones), then the AP's own set-up in `ap_entry`. The same path restarts a parked
+//! CPU: INIT resets it whatever it was doing.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -14,8 +16,6 @@ pub(crate) const AP_STACK_SIZE: usize = 64 * 1024;
 /// How long a started CPU has to report online. Linux waits 10 s; TCG with 8 vCPUs on
 /// two host cores answers in milliseconds.
 pub const ANSWER_TIMEOUT_NS: u64 = 2_000_000_000;
-const INIT_ASSERT_NS: u64 = 10_000_000;
-const SIPI_GAP_NS: u64 = 200_000;
 
 /// One start at a time: the trampoline page (and its stack) is shared. Protects: the
 /// trampoline's parameter block. Lock order: after stop_machine::LOCK, before PAGING.
@@ -131,8 +131,8 @@ pub fn start(cpu: usize) -> Result<u64, StartError> {
     start_on(cpu, apic, ANSWER_TIMEOUT_NS, false)
 }
 
-/// Boot-time start of many CPUs: one INIT (10 ms) for all of them, then STARTUP IPIs one
-/// CPU at a time (they share the trampoline). The SDM's own MP initialisation example
+/// Boot-time start of many CPUs: one INIT (and its wait, if this CPU needs one) for all
+/// of them, then STARTUP IPIs one CPU at a time (they share the trampoline). The SDM's own MP initialisation example
 /// (vol. 3, 9.4.4.1) INITs all APs together. Returns (cpu, result) per CPU.
 pub fn start_all(cpus: &[usize]) -> alloc::vec::Vec<(usize, Result<u64, StartError>)> {
     let send = |apic, kind| {
@@ -155,7 +155,7 @@ pub fn start_all(cpus: &[usize]) -> alloc::vec::Vec<(usize, Result<u64, StartErr
     for (c, a) in &ready {
         inited.push((*c, send(*a, IpiKind::Init)));
     }
-    crate::time::spin_for_ns(INIT_ASSERT_NS);
+    crate::time::spin_for_ns(super::start_delays::get().init_assert_ns);
     for (_, a) in &ready {
         send(*a, IpiKind::InitDeassert);
     }
@@ -230,23 +230,27 @@ fn send(apic: u32, kind: IpiKind, what: &'static str) -> Result<(), StartError> 
     }
 }
 
-/// INIT (unless `init_done`) then up to two STARTUP IPIs (SDM vol. 3A §9.4.4.1); the
-/// second is skipped once the trampoline has been entered, since a running CPU ignores
-/// it anyway.
+/// INIT (unless `init_done`) then up to two STARTUP IPIs (SDM vol. 3A §9.4.4.1), the
+/// gap between them; the second is skipped once the trampoline has been entered, since
+/// a running CPU ignores it anyway. Nothing waits after the last one: `wait_online`
+/// watches for the CPU from then on.
 fn send_start_ipis(apic: u32, page: u64, init_done: bool) -> Result<(), StartError> {
+    let delays = super::start_delays::get();
     local::write(Reg::Esr, 0);
     if !init_done {
         send(apic, IpiKind::Init, "INIT")?;
-        crate::time::spin_for_ns(INIT_ASSERT_NS);
+        crate::time::spin_for_ns(delays.init_assert_ns);
         send(apic, IpiKind::InitDeassert, "INIT de-assert")?;
     }
-    for _ in 0..2 {
+    for attempt in 0..2 {
+        if attempt > 0 {
+            crate::time::spin_for_ns(delays.sipi_gap_ns);
+        }
         if trampoline::stage() != 0 {
             break;
         }
         local::write(Reg::Esr, 0);
         send(apic, IpiKind::Startup((page >> 12) as u8), "STARTUP")?;
-        crate::time::spin_for_ns(SIPI_GAP_NS);
     }
     Ok(())
 }

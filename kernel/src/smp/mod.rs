@@ -28,6 +28,8 @@
 pub mod ap;
 pub mod hotplug;
 pub mod ipi;
+pub mod nmi_wait;
+pub mod start_delays;
 pub mod stop_machine;
 pub mod task;
 pub(crate) mod trampoline;

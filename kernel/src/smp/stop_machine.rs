@@ -1,23 +1,36 @@
 //! stop_machine: every online CPU rendezvous through PREPARE → DISABLE_IRQ → RUN → EXIT
 //! (Linux `multi_cpu_stop`), the function runs on the chosen CPU(s) in RUN while the
-//! others spin with interrupts off, and each CPU's interrupt state is restored on exit.
+//! others wait with interrupts off, and each CPU's interrupt state is restored on exit.
 //!
 //! The whole state machine is one atomic word: generation (32 bits) | stage (8) |
 //! count (24). Arrival in PREPARE is a compare-and-swap that only succeeds while this
 //! generation is still gathering, so the initiator can abort the gathering after a bound
 //! and a CPU that arrives late (still stuck with interrupts off when the bound expired)
 //! sees the abort and leaves without touching anything: the straggler is reported
-//! instead of everyone hanging. Once every CPU has arrived, DISABLE_IRQ and RUN each
-//! advance when all have acknowledged them (the last acknowledger moves the stage on);
-//! EXIT, published by the last CPU to finish RUN, needs no acknowledgement: each CPU
-//! restores its interrupt state and leaves, reading nothing shared after that.
+//! instead of everyone hanging. Once every CPU has arrived, DISABLE_IRQ advances when all
+//! have acknowledged it (interrupts are then off everywhere), and RUN when every CPU
+//! that runs the function has returned from it; the others have nothing to do in RUN and
+//! wait straight through to EXIT. EXIT needs no acknowledgement: each CPU restores its
+//! interrupt state and leaves, reading nothing shared after that.
 //!
-//! Other CPUs join from the CALL_FUNCTION handler (so they already have interrupts off).
+//! Waiting. The initiator spins (it alone enforces the bounds). Every other CPU waits
+//! in `nmi_wait`: a short spin, then `hlt` until the CPU that moves the stage on wakes it
+//! with an NMI, the only thing that ends a halt with interrupts off. Under TCG this is
+//! what makes the rendezvous fast: spinning vCPU threads held the host's two cores, and
+//! each stage waited for a host time slice to reach the CPU that had to act (5–14 ms per
+//! stage measured at 4 CPUs); halted ones give the cores to the CPUs with work. A stage
+//! change wakes only the CPUs that have something to do in it: DISABLE_IRQ and EXIT
+//! wake every participant, RUN only the CPUs that run the function. In PREPARE a CPU
+//! that came from its idle loop waits with interrupts on (so it still serves them until
+//! everyone is there); one that joined from the CALL_FUNCTION handler already has them
+//! off. A halted CPU cannot time out by itself: if the function never returns on some
+//! other CPU, the initiator gives up after `STAGE_TIMEOUT_NS`, marks the generation
+//! abandoned and wakes everyone, who then leave (`Stuck`).
 
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-use super::{AtomicCpuMask, CpuMask};
+use super::{AtomicCpuMask, CpuMask, nmi_wait};
 use crate::apic::vectors;
 use crate::arch::cpu::MAX_CPUS;
 
@@ -38,17 +51,17 @@ const ABORT: u64 = 6;
 /// Serialises stop_machine calls. Protects: every static below. Lock order: outermost.
 static LOCK: spin::Mutex<()> = spin::Mutex::new(());
 static CTRL: AtomicU64 = AtomicU64::new(0);
+/// Participants, and how many of them run the function.
 static NR: AtomicU32 = AtomicU32::new(0);
+static NR_RUN: AtomicU32 = AtomicU32::new(0);
 static FUNC: AtomicUsize = AtomicUsize::new(0);
 static ARG: AtomicU64 = AtomicU64::new(0);
 static PARTICIPANTS: AtomicCpuMask = AtomicCpuMask::new();
 static RUN_ON: AtomicCpuMask = AtomicCpuMask::new();
 static ARRIVED: AtomicCpuMask = AtomicCpuMask::new();
 static IRQS_OFF_IN_RUN: AtomicCpuMask = AtomicCpuMask::new();
-/// CPUs waiting in PREPARE with `sti; hlt` (interrupts may still be on in PREPARE); whoever
-/// ends the gathering wakes them with an IPI. Sleeping instead of spinning matters under
-/// TCG, where spinning vCPU threads take host time from the vCPUs still on their way.
-static SLEEPERS: AtomicCpuMask = AtomicCpuMask::new();
+/// The generation whose initiator gave up on a stuck stage: its waiters leave too.
+static ABANDONED: AtomicU32 = AtomicU32::new(0);
 /// When each stage began (ns since boot), for the report: DISABLE_IRQ, RUN, EXIT.
 static STAGE_AT: [AtomicU64; 3] = [const { AtomicU64::new(0) }; 3];
 static RESULTS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
@@ -138,19 +151,18 @@ pub fn stop_machine_bounded(
     FUNC.store(f as usize, Ordering::Release);
     ARG.store(arg, Ordering::Release);
     NR.store(participants.weight(), Ordering::Release);
+    NR_RUN.store(run_on.weight(), Ordering::Release);
     JOINED[me].store(epoch, Ordering::Release);
     let t0 = crate::time::nanos_since_boot();
     CTRL.store(pack(epoch, PREPARE, 0), Ordering::Release);
     for t in participants.iter().map(|c| c as usize).filter(|t| *t != me) {
         super::send_vector(t, vectors::CALL_FUNCTION);
     }
-    let sleepy = x86_64::instructions::interrupts::are_enabled();
-    let outcome = participate(me, epoch, Some(t0 + arrive_ns), sleepy);
-    match outcome {
-        // Seeing EXIT means every CPU acknowledged RUN: the function has finished
-        // everywhere and its results are published. Each CPU leaves on its own without
-        // touching shared state again (one fewer all-CPU barrier than acknowledging EXIT,
-        // which matters under TCG where every barrier waits for every vCPU thread).
+    match participate(me, epoch, Some(t0 + arrive_ns), false) {
+        // Seeing EXIT means every CPU acknowledged DISABLE_IRQ and every runner RUN: the
+        // function has finished everywhere and its results are published. Each CPU leaves
+        // on its own without touching shared state again (one fewer all-CPU barrier than
+        // acknowledging EXIT).
         Outcome::Completed => {}
         Outcome::Aborted => {
             // Wait for the CPUs that did arrive to leave, then name the ones that did not.
@@ -163,9 +175,17 @@ pub fn stop_machine_bounded(
             }
             return Err(StopError::Stragglers(participants.and_not(&ARRIVED.load())));
         }
-        Outcome::Stuck(stage) => return Err(StopError::Stuck { stage }),
+        Outcome::Stuck(stage) => {
+            ABANDONED.store(epoch, Ordering::Release);
+            nmi_wait::wake(&participants);
+            return Err(StopError::Stuck { stage });
+        }
         Outcome::Late => return Err(StopError::Stuck { stage: PREPARE }),
     }
+    Ok(report(t0, run_on, participants))
+}
+
+fn report(t0: u64, run_on: &CpuMask, participants: CpuMask) -> StopReport {
     let ns = crate::time::nanos_since_boot() - t0;
     let at: [u64; 3] = core::array::from_fn(|i| STAGE_AT[i].load(Ordering::Relaxed));
     let stage_ns = [
@@ -173,7 +193,7 @@ pub fn stop_machine_bounded(
         at[1].saturating_sub(at[0]),
         at[2].saturating_sub(at[1]),
     ];
-    Ok(StopReport {
+    StopReport {
         stage_ns,
         results: run_on
             .iter()
@@ -183,7 +203,7 @@ pub fn stop_machine_bounded(
         participants,
         irqs_off_in_run: IRQS_OFF_IN_RUN.load(),
         ns,
-    })
+    }
 }
 
 /// Called from the CALL_FUNCTION handler: join the current generation if it is gathering
@@ -192,45 +212,36 @@ pub(crate) fn maybe_join(me: usize) {
     if super::in_idle(me) {
         return; // the idle loop joins when the interrupt returns (`join_from_idle`)
     }
-    let w = CTRL.load(Ordering::Acquire);
-    let epoch = gen_of(w);
-    if stage_of(w) != PREPARE
-        || JOINED[me].load(Ordering::Acquire) == epoch
-        || !PARTICIPANTS.get(me)
-    {
-        return;
+    if let Some(epoch) = joinable(me) {
+        participate(me, epoch, None, false);
     }
-    JOINED[me].store(epoch, Ordering::Release);
-    participate(me, epoch, None, false);
 }
 
 /// Called by an idle AP after every wake-up: joins a gathering stop_machine outside
-/// interrupt context, so it can sleep (`sti; hlt`) through PREPARE. True if it joined.
+/// interrupt context, so it can keep interrupts on through PREPARE. True if it joined.
 pub(crate) fn join_from_idle(me: usize) -> bool {
+    match joinable(me) {
+        Some(epoch) => {
+            participate(me, epoch, None, true);
+            true
+        }
+        None => false,
+    }
+}
+
+/// The generation `me` should join now, if one is gathering with it as a participant
+/// (and marks it joined).
+fn joinable(me: usize) -> Option<u32> {
     let w = CTRL.load(Ordering::Acquire);
     let epoch = gen_of(w);
     if stage_of(w) != PREPARE
         || JOINED[me].load(Ordering::Acquire) == epoch
         || !PARTICIPANTS.get(me)
     {
-        return false;
+        return None;
     }
     JOINED[me].store(epoch, Ordering::Release);
-    participate(me, epoch, None, true);
-    true
-}
-
-/// Wakes the CPUs sleeping in PREPARE (after the gathering ended or was aborted).
-fn wake_sleepers(me: usize) {
-    core::sync::atomic::fence(Ordering::SeqCst);
-    for c in SLEEPERS
-        .load()
-        .iter()
-        .map(|c| c as usize)
-        .filter(|c| *c != me)
-    {
-        super::send_vector(c, vectors::CALL_FUNCTION);
-    }
+    Some(epoch)
 }
 
 enum Outcome {
@@ -241,51 +252,51 @@ enum Outcome {
     Stuck(u64),
 }
 
-/// Moves stage `stage` of `epoch` one acknowledgement on; the last CPU advances it.
-fn ack(epoch: u32, stage: u64) {
-    let n = u64::from(NR.load(Ordering::Acquire));
+/// After `stage` is complete: the next stage, and who has something to do in it.
+fn next_stage(stage: u64) -> (u64, CpuMask) {
+    match stage {
+        PREPARE => (DISABLE_IRQ, PARTICIPANTS.load()),
+        DISABLE_IRQ if NR_RUN.load(Ordering::Acquire) > 0 => (RUN, RUN_ON.load()),
+        _ => (EXIT, PARTICIPANTS.load()),
+    }
+}
+
+/// How many acknowledgements complete `stage`.
+fn needed(stage: u64) -> u64 {
+    u64::from(match stage {
+        RUN => NR_RUN.load(Ordering::Acquire),
+        _ => NR.load(Ordering::Acquire),
+    })
+}
+
+/// Counts one acknowledgement of `stage` (in PREPARE: one arrival, only while `epoch` is
+/// still gathering); the last one moves the stage on and wakes the CPUs with work in
+/// the next. False if the generation or stage moved on meanwhile (an aborted gathering).
+fn ack(epoch: u32, stage: u64) -> bool {
+    let n = needed(stage);
     let mut w = CTRL.load(Ordering::Acquire);
     loop {
-        debug_assert!(gen_of(w) == epoch && stage_of(w) == stage);
+        if gen_of(w) != epoch || stage_of(w) != stage {
+            return false;
+        }
         let c = count_of(w) + 1;
+        let (next, wake) = next_stage(stage);
         let new = if c == n {
-            pack(epoch, stage + 1, 0)
+            pack(epoch, next, 0)
         } else {
             pack(epoch, stage, c)
         };
         if c == n {
-            STAGE_AT[(stage - 1) as usize]
-                .store(crate::time::nanos_since_boot(), Ordering::Relaxed);
-        }
-        match CTRL.compare_exchange_weak(w, new, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => return,
-            Err(now) => w = now,
-        }
-    }
-}
-
-/// Counts this CPU in, only while generation `epoch` is still gathering; the last to
-/// arrive moves everyone on to DISABLE_IRQ. False if the gathering is over.
-fn arrive(me: usize, epoch: u32) -> bool {
-    let n = u64::from(NR.load(Ordering::Acquire));
-    let mut w = CTRL.load(Ordering::Acquire);
-    loop {
-        if gen_of(w) != epoch || stage_of(w) != PREPARE {
-            return false;
-        }
-        let c = count_of(w) + 1;
-        let new = if c == n {
-            pack(epoch, DISABLE_IRQ, 0)
-        } else {
-            pack(epoch, PREPARE, c)
-        };
-        if c == n {
-            STAGE_AT[0].store(crate::time::nanos_since_boot(), Ordering::Relaxed);
+            // Straight from DISABLE_IRQ to EXIT (nothing to run): RUN took no time.
+            let now = crate::time::nanos_since_boot();
+            for s in stage + 1..=next {
+                STAGE_AT[(s - DISABLE_IRQ) as usize].store(now, Ordering::Relaxed);
+            }
         }
         match CTRL.compare_exchange_weak(w, new, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => {
                 if c == n {
-                    wake_sleepers(me);
+                    nmi_wait::wake(&wake);
                 }
                 return true;
             }
@@ -306,24 +317,27 @@ fn withdraw(mut w: u64, epoch: u32) {
 }
 
 /// What this CPU does on entering `stage`: DISABLE_IRQ turns interrupts off (remembering
-/// whether they were on), RUN records that they are off and runs the function if this
-/// CPU is one it must run on.
-fn enter_stage(me: usize, stage: u64, saved_if: &mut Option<bool>) {
+/// whether they were on) and acknowledges; RUN runs the function on the CPUs chosen for
+/// it, which then acknowledge. The others do nothing in RUN: they wait with interrupts
+/// off from their DISABLE_IRQ acknowledgement to EXIT, so they count as "off in RUN" from
+/// that acknowledgement (and are struck off if they ever are found with them on).
+fn enter_stage(me: usize, epoch: u32, stage: u64, saved_if: &mut Option<bool>) {
     match stage {
         DISABLE_IRQ => {
             *saved_if = Some(x86_64::instructions::interrupts::are_enabled());
             x86_64::instructions::interrupts::disable();
+            IRQS_OFF_IN_RUN.set(me, true);
+            ack(epoch, DISABLE_IRQ);
         }
-        RUN => {
-            if !x86_64::instructions::interrupts::are_enabled() {
-                IRQS_OFF_IN_RUN.set(me, true);
+        RUN if RUN_ON.get(me) => {
+            if x86_64::instructions::interrupts::are_enabled() {
+                IRQS_OFF_IN_RUN.set(me, false);
             }
-            if RUN_ON.get(me) {
-                // SAFETY: FUNC holds a StopFn stored before CTRL was published.
-                let f: StopFn =
-                    unsafe { core::mem::transmute::<usize, StopFn>(FUNC.load(Ordering::Acquire)) };
-                RESULTS[me].store(f(ARG.load(Ordering::Acquire)), Ordering::Release);
-            }
+            // SAFETY: FUNC holds a StopFn stored before CTRL was published.
+            let f: StopFn =
+                unsafe { core::mem::transmute::<usize, StopFn>(FUNC.load(Ordering::Acquire)) };
+            RESULTS[me].store(f(ARG.load(Ordering::Acquire)), Ordering::Release);
+            ack(epoch, RUN);
         }
         _ => {}
     }
@@ -331,7 +345,7 @@ fn enter_stage(me: usize, stage: u64, saved_if: &mut Option<bool>) {
 
 /// The initiator's deadline for the gathering passed: stop it. Fails harmlessly if the
 /// last CPU arrived meanwhile.
-fn abort_gathering(me: usize, w: u64, epoch: u32) {
+fn abort_gathering(w: u64, epoch: u32) {
     if CTRL
         .compare_exchange(
             w,
@@ -341,28 +355,15 @@ fn abort_gathering(me: usize, w: u64, epoch: u32) {
         )
         .is_ok()
     {
-        wake_sleepers(me);
+        nmi_wait::wake(&PARTICIPANTS.load());
     }
 }
 
-/// Waits in PREPARE with `sti; hlt` without a lost wake-up: announce first, re-check with
-/// interrupts off, then halt (the wake-up IPI or the tick ends the hlt).
-fn sleep_while_gathering(me: usize, w: u64) {
-    x86_64::instructions::interrupts::disable();
-    SLEEPERS.set(me, true);
-    core::sync::atomic::fence(Ordering::SeqCst);
-    if CTRL.load(Ordering::Acquire) == w {
-        x86_64::instructions::interrupts::enable_and_hlt();
-    } else {
-        x86_64::instructions::interrupts::enable();
-    }
-    SLEEPERS.set(me, false);
-}
-
-/// One CPU's way through the stages. `sleepy`: interrupts may be enabled while waiting in
-/// PREPARE, so wait with `sti; hlt` (woken by `wake_sleepers` or the tick).
-fn participate(me: usize, epoch: u32, abort_at: Option<u64>, sleepy: bool) -> Outcome {
-    if !arrive(me, epoch) {
+/// One CPU's way through the stages. `abort_at` is set for the initiator, which spins
+/// and enforces the bounds; the others wait in `nmi_wait` (with interrupts on during
+/// PREPARE if `irqs_on_in_prepare`).
+fn participate(me: usize, epoch: u32, abort_at: Option<u64>, irqs_on_in_prepare: bool) -> Outcome {
+    if !ack(epoch, PREPARE) {
         return Outcome::Late;
     }
     ARRIVED.set(me, true);
@@ -377,9 +378,9 @@ fn participate(me: usize, epoch: u32, abort_at: Option<u64>, sleepy: bool) -> Ou
             break Outcome::Aborted;
         }
         if gen_of(w) != epoch {
-            // A newer generation started: ours finished (we saw RUN complete) or its
-            // initiator gave up on it.
-            break if cur == RUN {
+            // A newer generation started: ours finished (we acknowledged DISABLE_IRQ,
+            // and the initiator only moves on after EXIT) or its initiator gave up on it.
+            break if cur >= DISABLE_IRQ {
                 Outcome::Completed
             } else {
                 Outcome::Stuck(cur)
@@ -390,31 +391,57 @@ fn participate(me: usize, epoch: u32, abort_at: Option<u64>, sleepy: bool) -> Ou
         }
         if stage != cur {
             cur = stage;
-            enter_stage(me, stage, &mut saved_if);
-            ack(epoch, stage);
+            enter_stage(me, epoch, stage, &mut saved_if);
             continue;
         }
-        let now = crate::time::nanos_since_boot();
-        if stage == PREPARE && abort_at.is_some_and(|t| now > t) {
-            abort_gathering(me, w, epoch);
-            continue;
+        if let Some(o) = wait_for_change(me, epoch, w, abort_at, stuck_at, irqs_on_in_prepare) {
+            break o;
         }
-        if stage == PREPARE && sleepy {
-            sleep_while_gathering(me, w);
-            continue;
-        }
-        if now > stuck_at {
-            crate::error!(
-                "stop_machine: CPU {} gave up waiting in stage {}",
-                me,
-                stage
-            );
-            break Outcome::Stuck(stage);
-        }
-        core::hint::spin_loop();
     };
+    if x86_64::instructions::interrupts::are_enabled() {
+        IRQS_OFF_IN_RUN.set(me, false);
+    }
     if saved_if == Some(true) {
         x86_64::instructions::interrupts::enable();
     }
     outcome
+}
+
+/// Waits until the control word moves on from `w`. The initiator (`abort_at` set) spins
+/// and aborts the gathering or gives up on a stuck stage at its bounds; the others halt
+/// in `nmi_wait` and leave only when woken, or when the initiator gave up.
+fn wait_for_change(
+    me: usize,
+    epoch: u32,
+    w: u64,
+    abort_at: Option<u64>,
+    stuck_at: u64,
+    irqs_on_in_prepare: bool,
+) -> Option<Outcome> {
+    let stage = stage_of(w);
+    let Some(abort_at) = abort_at else {
+        if ABANDONED.load(Ordering::Acquire) == epoch {
+            return Some(Outcome::Stuck(stage));
+        }
+        let irqs_on = stage == PREPARE && irqs_on_in_prepare;
+        nmi_wait::wait_while(me, irqs_on, || {
+            CTRL.load(Ordering::Acquire) == w && ABANDONED.load(Ordering::Acquire) != epoch
+        });
+        return None;
+    };
+    let now = crate::time::nanos_since_boot();
+    if stage == PREPARE && now > abort_at {
+        abort_gathering(w, epoch);
+        return None;
+    }
+    if now > stuck_at {
+        crate::error!(
+            "stop_machine: CPU {} gave up waiting in stage {}",
+            me,
+            stage
+        );
+        return Some(Outcome::Stuck(stage));
+    }
+    core::hint::spin_loop();
+    None
 }
