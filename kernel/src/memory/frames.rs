@@ -108,12 +108,26 @@ pub fn alloc_zeroed() -> Option<PhysFrame> {
     Some(frame)
 }
 
+/// Allocates one 4 KiB frame with whatever it holds (for memory whose user initialises
+/// what it uses, like the heap).
+pub fn alloc_uninit() -> Option<PhysFrame> {
+    FRAMES.lock().alloc()
+}
+
 /// Allocates `count` physically contiguous zeroed frames, aligned to `align` bytes (a
 /// power of two, at least 4 KiB), for hardware that reads a table by physical address
 /// (a VT-d unit's interrupt remapping table). Carved from the unallocated part of the
 /// regions, never from the free list; frames skipped to reach the alignment are put on
 /// the free list. Returns the first frame's physical address.
 pub fn alloc_contiguous(count: u64, align: u64) -> Option<u64> {
+    let start = alloc_contiguous_uninit(count, align)?;
+    // SAFETY: the frames were just taken from a usable region and belong to the caller.
+    unsafe { core::ptr::write_bytes(super::phys_to_virt(start), 0, (count * FRAME) as usize) };
+    Some(start)
+}
+
+/// [`alloc_contiguous`] without the zeroing.
+pub fn alloc_contiguous_uninit(count: u64, align: u64) -> Option<u64> {
     if count == 0 || !align.is_power_of_two() || align < FRAME {
         return None;
     }
@@ -133,12 +147,6 @@ pub fn alloc_contiguous(count: u64, align: u64) -> Option<u64> {
             }
             f.cursor.1 = start + count * FRAME;
             f.allocated += count;
-            drop(f);
-            // SAFETY: the frames were just taken from a usable region and belong to the
-            // caller now.
-            unsafe {
-                core::ptr::write_bytes(super::phys_to_virt(start), 0, (count * FRAME) as usize)
-            };
             return Some(start);
         }
         // It does not fit: what is left here is less than the request plus its
