@@ -5,7 +5,7 @@
 //! with PCD|PWT set (UC with the default PAT, Intel SDM vol. 3 11.12.3).
 
 use core::sync::atomic::{AtomicU64, Ordering};
-use x86_64::structures::paging::{Mapper, Page, PageTableFlags, PhysFrame, Size4KiB};
+use x86_64::structures::paging::{Mapper, Page, PageTableFlags, PhysFrame, Size2MiB, Size4KiB};
 use x86_64::{PhysAddr, VirtAddr};
 
 /// Kernel heap: PML4 slot 0x1f0 (chosen well clear of the bootloader's own mappings,
@@ -22,6 +22,7 @@ pub enum MmioError {
     WindowFull,
     OutOfFrames,
     AlreadyMapped,
+    Unaligned,
 }
 
 impl core::fmt::Display for MmioError {
@@ -30,6 +31,7 @@ impl core::fmt::Display for MmioError {
             MmioError::WindowFull => "MMIO window exhausted",
             MmioError::OutOfFrames => "no frames for page tables",
             MmioError::AlreadyMapped => "MMIO page already mapped",
+            MmioError::Unaligned => "2 MiB mapping of an unaligned range",
         })
     }
 }
@@ -146,6 +148,44 @@ pub fn map(phys: u64, len: u64) -> Result<Mmio, MmioError> {
         phys,
         len,
     })
+}
+
+/// Maps `len` bytes of device registers at `phys` uncached with 2 MiB pages; both must
+/// be multiples of 2 MiB. For large windows read sparsely, such as ECAM (1 MiB per bus),
+/// where 4 KiB pages would cost 512 mappings per 2 MiB.
+pub fn map_2mib(phys: u64, len: u64) -> Result<Mmio, MmioError> {
+    const HUGE: u64 = 2 * 1024 * 1024;
+    if phys % HUGE != 0 || len == 0 || len % HUGE != 0 {
+        return Err(MmioError::Unaligned);
+    }
+    // One spare 2 MiB of the window, so the start can be aligned.
+    let base = NEXT
+        .fetch_add(len + HUGE, Ordering::SeqCst)
+        .next_multiple_of(HUGE);
+    if base + len > MMIO_BASE + MMIO_SIZE {
+        return Err(MmioError::WindowFull);
+    }
+    let flags = PageTableFlags::PRESENT
+        | PageTableFlags::WRITABLE
+        | PageTableFlags::NO_EXECUTE
+        | PageTableFlags::NO_CACHE
+        | PageTableFlags::WRITE_THROUGH;
+    let mut paging = super::PAGING.lock();
+    let table = paging.as_mut().ok_or(MmioError::OutOfFrames)?;
+    for off in (0..len).step_by(HUGE as usize) {
+        let page = Page::<Size2MiB>::containing_address(VirtAddr::new(base + off));
+        let frame = PhysFrame::<Size2MiB>::containing_address(PhysAddr::new(phys + off));
+        // SAFETY: as in `map`: a never-used part of the window, device memory.
+        let r = unsafe { table.map_to(page, frame, flags, &mut super::frames::Allocator) };
+        match r {
+            Ok(flush) => flush.flush(),
+            Err(x86_64::structures::paging::mapper::MapToError::FrameAllocationFailed) => {
+                return Err(MmioError::OutOfFrames);
+            }
+            Err(_) => return Err(MmioError::AlreadyMapped),
+        }
+    }
+    Ok(Mmio { base, phys, len })
 }
 
 /// Checks that the PML4 slots we claim are empty (the bootloader placed nothing there).

@@ -4,8 +4,8 @@
 //! 3.0 §3.2.2.3.2; 256 bytes per function, segment 0 only). `Config` is the
 //! `sluice_pci::ConfigAccess` the pure PCI code (enumeration, capabilities, MSI) runs on.
 //!
-//! An ECAM bus is mapped (1 MiB, uncached) the first time it is touched and stays
-//! mapped; the legacy address/data pair is serialised by `LEGACY`. Every access here is
+//! An ECAM bus is mapped (1 MiB, uncached; with its even/odd neighbour as one 2 MiB page
+//! where the window allows) the first time it is touched and stays mapped; the legacy address/data pair is serialised by `LEGACY`. Every access here is
 //! one access of its width, so the MSI code's single-word writes stay single writes.
 
 use alloc::vec::Vec;
@@ -59,23 +59,46 @@ fn ecam(a: PciAddress) -> Option<(&'static Mmio, u64)> {
     let w = WINDOWS.get()?.iter().find(|w| {
         w.entry.segment == a.segment() && (w.entry.bus_start..=w.entry.bus_end).contains(&a.bus())
     })?;
-    let slot = &w.buses[a.bus() as usize];
+    let bus = a.bus();
+    let slot = &w.buses[bus as usize];
     if slot.get().is_none() {
         let _g = MAPPING.lock();
         if slot.get().is_none() {
-            let phys = w.entry.base + u64::from(a.bus() - w.entry.bus_start) * ECAM_BUS_BYTES;
-            match mmio::map(phys, ECAM_BUS_BYTES) {
-                Ok(m) => {
-                    slot.call_once(|| m);
-                }
-                Err(e) => {
-                    crate::warn!("PCI: cannot map ECAM for bus {:02x}: {}", a.bus(), e);
-                    return None;
-                }
-            }
+            map_bus(w, bus)?;
         }
     }
     Some((slot.get()?, u64::from(a.devfn()) << 12))
+}
+
+/// Maps `bus`'s 1 MiB of the window (under `MAPPING`). The MCFG's base address is that
+/// of bus 0 even where the range starts above it (Linux reads it so too). Where the pair
+/// of buses sharing a 2 MiB-aligned stretch both lie in the range, both are mapped with
+/// one 2 MiB page: probing every free bus for peer root buses touches all 256, and 4 KiB
+/// pages would cost 65,536 mappings.
+fn map_bus(w: &Window, bus: u8) -> Option<()> {
+    let phys_of = |b: u8| w.entry.base + u64::from(b) * ECAM_BUS_BYTES;
+    let pair = bus & !1;
+    let range = w.entry.bus_start..=w.entry.bus_end;
+    if range.contains(&pair)
+        && range.contains(&(pair | 1))
+        && phys_of(pair) % (2 * ECAM_BUS_BYTES) == 0
+        && let Ok(m) = mmio::map_2mib(phys_of(pair), 2 * ECAM_BUS_BYTES)
+    {
+        for (b, offset) in [(pair, 0), (pair | 1, ECAM_BUS_BYTES)] {
+            w.buses[b as usize].call_once(|| m.sub(offset, ECAM_BUS_BYTES));
+        }
+        return Some(());
+    }
+    match mmio::map(phys_of(bus), ECAM_BUS_BYTES) {
+        Ok(m) => {
+            w.buses[bus as usize].call_once(|| m);
+            Some(())
+        }
+        Err(e) => {
+            crate::warn!("PCI: cannot map ECAM for bus {:02x}: {}", bus, e);
+            None
+        }
+    }
 }
 
 fn legacy_address(a: PciAddress, offset: ConfigOffset) -> u32 {
