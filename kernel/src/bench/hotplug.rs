@@ -15,8 +15,10 @@
 //! itself) until parked, and `ap::start` (the start IPIs and the AP's own bring-up)
 //! until it is in its idle loop with interrupts on. That is the honest least: no OS can
 //! take a CPU out without telling it, or bring one in without starting it. The raw park
-//! would strand interrupts routed to the CPU, so the floor is only taken while none is
-//! (the benchmark refuses otherwise). Figure and floor cycles alternate.
+//! would strand interrupts routed to the CPU, so first the device irqs it hosts are moved
+//! to the other CPUs their affinity allows (as an administrator would before a
+//! measurement) and put back afterwards; the floor is only taken while the CPU hosts
+//! no vector (the benchmark refuses otherwise). Figure and floor cycles alternate.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -26,6 +28,7 @@ use super::{Unit, report_in};
 use crate::println;
 use crate::smp::{self, CpuId};
 use crate::time;
+use sluice_irq_core::{CpuMask, Virq};
 
 /// Bound on a started CPU reaching its idle loop.
 const IDLE_BOUND_NS: u64 = 1_000_000_000;
@@ -98,6 +101,53 @@ pub fn figures(cycles: u64) -> Result<(), String> {
         println!("cpu-offline/online: needs another online CPU; skipped");
         return Ok(());
     }
+    let moved = evacuate(cpu)?;
+    let r = measure(cpu, cycles);
+    restore(&moved);
+    r
+}
+
+/// Moves every irq that targets `cpu` to the rest of its affinity (or, if that holds no
+/// other online CPU, to every other online CPU), completing each move as its first
+/// interrupt at the new target would; returns what to put back.
+fn evacuate(cpu: usize) -> Result<Vec<(Virq, CpuMask)>, String> {
+    let others = smp::online_mask().and_not(&CpuMask::single(cpu as CpuId));
+    let descs = crate::irq::with_core(|c| c.descs()).map_err(|e| alloc::format!("{e}"))?;
+    let mut moved = Vec::new();
+    for d in descs.iter().filter(|d| d.action.is_some()) {
+        let Ok(Ok(v)) = crate::irq::with_core(|c| c.vector_irq(d.virq)) else {
+            continue;
+        };
+        if v.target.cpu as usize != cpu {
+            continue;
+        }
+        let rest = v.affinity.and(&others);
+        let to = if rest.is_empty() { others } else { rest };
+        crate::irq::set_affinity(d.virq, &to, false)
+            .map_err(|e| alloc::format!("irq {} off CPU {cpu}: {e}", d.virq))?;
+        moved.push((d.virq, v.affinity));
+    }
+    let t0 = time::nanos_since_boot();
+    while vectors_on(cpu)? != 0 && time::nanos_since_boot() - t0 < IDLE_BOUND_NS {
+        for (virq, _) in &moved {
+            let _ = crate::irq::with_core(|c| c.retrigger(*virq, &mut crate::irq::KernelApic));
+        }
+        time::spin_for_ns(10_000);
+    }
+    Ok(moved)
+}
+
+/// Puts back the affinities [`evacuate`] changed.
+fn restore(moved: &[(Virq, CpuMask)]) {
+    for (virq, affinity) in moved {
+        if let Err(e) = crate::irq::set_affinity(*virq, affinity, false) {
+            crate::warn!("bench: irq {} not returned to {}: {}", virq, affinity, e);
+        }
+        let _ = crate::irq::with_core(|c| c.retrigger(*virq, &mut crate::irq::KernelApic));
+    }
+}
+
+fn measure(cpu: usize, cycles: u64) -> Result<(), String> {
     let routed = vectors_on(cpu)?;
     if routed != 0 {
         return Err(alloc::format!(
