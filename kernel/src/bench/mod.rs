@@ -153,21 +153,24 @@ pub fn boot_figure() {
 /// 1000 too).
 pub const AFFINITY_COUNT: u64 = 1000;
 
-/// The affinity-change figures: every path this machine's irqs take, beside the floor.
+/// The affinity-change figures: a vector-only move, then every path this machine's irqs
+/// take, each after its floor (that path's raw register writes).
 pub fn affinity_figures(count: u64) -> Result<(), String> {
     println!("affinity: request to hardware reprogrammed, {count} moves per path");
-    let figures = affinity::run(count)?;
-    let floor = figures
-        .iter()
-        .find(|(p, _)| *p == affinity::Path::VectorOnly)
-        .map(|(_, s)| *s);
-    for (path, s) in &figures {
-        let is_floor = *path == affinity::Path::VectorOnly;
+    for (path, floor, s) in affinity::run(count)? {
+        if let Some(f) = &floor {
+            report(
+                &alloc::format!("affinity-{}-floor", path.name()),
+                "floor (its raw register writes)",
+                f,
+                None,
+            );
+        }
         report(
             &alloc::format!("affinity-{}", path.name()),
             path.describe(),
-            s,
-            if is_floor { None } else { floor.as_ref() },
+            &s,
+            floor.as_ref(),
         );
     }
     Ok(())

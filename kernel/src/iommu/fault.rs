@@ -71,6 +71,14 @@ impl MsiStorage for FaultEventStorage {
     }
 }
 
+/// The fault-event registers behind `virq`, if it is a unit's fault irq.
+pub fn storage_of(virq: Virq) -> Option<FaultEventStorage> {
+    units()
+        .iter()
+        .find(|u| u.virq() == Some(virq))
+        .map(|u| FaultEventStorage { unit: u.unit })
+}
+
 /// What a unit's fault handler has seen.
 pub struct UnitFaults {
     pub unit: &'static Unit,

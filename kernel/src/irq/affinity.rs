@@ -22,6 +22,13 @@ pub struct AffinityChange {
 /// to another CPU. Lock order: outermost.
 static AFFINITY: spin::Mutex<()> = spin::Mutex::new(());
 
+/// Runs `f` with affinity changes from task context held off (for a benchmark that
+/// writes an irq's routing registers itself and must not race a move).
+pub fn without_moves<R>(f: impl FnOnce() -> R) -> R {
+    let _serial = AFFINITY.lock();
+    f()
+}
+
 /// Serialises cross-CPU plan calls, which share one slot: affinity changes (under
 /// AFFINITY) and hotplug's restores. Lock order: after AFFINITY, before the core's locks.
 static REMOTE_CALL: spin::Mutex<()> = spin::Mutex::new(());

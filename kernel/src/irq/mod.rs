@@ -22,7 +22,7 @@ use sluice_irq_core::{
 };
 use x86_64::instructions::interrupts::without_interrupts;
 
-pub use affinity::{run_plan_on, set_affinity, set_affinity_replanned};
+pub use affinity::{run_plan_on, set_affinity, set_affinity_replanned, without_moves};
 pub use apic_hw::KernelApic;
 pub use dispatch::{
     Handler, dispatch, init_system_vectors, on_tick, register_system, system_handler,

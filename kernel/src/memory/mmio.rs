@@ -155,7 +155,7 @@ pub fn map(phys: u64, len: u64) -> Result<Mmio, MmioError> {
 /// where 4 KiB pages would cost 512 mappings per 2 MiB.
 pub fn map_2mib(phys: u64, len: u64) -> Result<Mmio, MmioError> {
     const HUGE: u64 = 2 * 1024 * 1024;
-    if phys % HUGE != 0 || len == 0 || len % HUGE != 0 {
+    if !phys.is_multiple_of(HUGE) || len == 0 || !len.is_multiple_of(HUGE) {
         return Err(MmioError::Unaligned);
     }
     // One spare 2 MiB of the window, so the start can be aligned.

@@ -81,7 +81,7 @@ fn map_bus(w: &Window, bus: u8) -> Option<()> {
     let range = w.entry.bus_start..=w.entry.bus_end;
     if range.contains(&pair)
         && range.contains(&(pair | 1))
-        && phys_of(pair) % (2 * ECAM_BUS_BYTES) == 0
+        && phys_of(pair).is_multiple_of(2 * ECAM_BUS_BYTES)
         && let Ok(m) = mmio::map_2mib(phys_of(pair), 2 * ECAM_BUS_BYTES)
     {
         for (b, offset) in [(pair, 0), (pair | 1, ECAM_BUS_BYTES)] {

@@ -450,6 +450,24 @@ pub fn held(dev: &Device) -> Vec<(u32, Virq)> {
     dev.irqs.lock().held.clone()
 }
 
+/// Runs `f` on the message storage behind `virq` and the irq's message index, under the
+/// function's irq lock, if a PCI function holds `virq` (for `bench affinity`, whose
+/// floors write the storage's registers without the interrupt core).
+pub fn with_storage<R>(virq: Virq, f: impl FnOnce(&dyn MsiStorage, u32, usize) -> R) -> Option<R> {
+    for dev in super::devices() {
+        let st = dev.irqs.lock();
+        let Some(&(index, _)) = st.held.iter().find(|&&(_, v)| v == virq) else {
+            continue;
+        };
+        let held = st.held.len();
+        return Some(match st.storage.as_ref()? {
+            Storage::Msi(d) => f(d.storage(), index, held),
+            Storage::Msix(d) => f(d.storage(), index, held),
+        });
+    }
+    None
+}
+
 /// What a PCI irq's storage holds now, read back from the function.
 pub struct StoredMessage {
     pub mode: Mode,
