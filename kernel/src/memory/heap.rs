@@ -1,11 +1,13 @@
-//! The kernel heap: `linked_list_allocator` over pages mapped at a fixed virtual range.
+//! The kernel heap: `talc` over pages mapped at a fixed virtual range. Talc keeps free
+//! chunks in size bins, so an allocation or free costs the same however fragmented the
+//! heap becomes (`linked_list_allocator`, used before, walks its list of holes).
 //!
 //! Interrupt context allocates too (the interrupt core's move completion queues a
 //! cleanup), so the heap lock is taken with interrupts off: an interrupt arriving on a
 //! CPU inside `alloc` would otherwise spin forever on the lock its own CPU holds.
 
 use core::alloc::{GlobalAlloc, Layout};
-use linked_list_allocator::LockedHeap;
+use talc::{ErrOnOom, Span, Talc, Talck};
 use x86_64::instructions::interrupts::without_interrupts;
 use x86_64::structures::paging::{Mapper, Page, PageTableFlags, PhysFrame, Size2MiB, Size4KiB};
 use x86_64::{PhysAddr, VirtAddr};
@@ -13,10 +15,10 @@ use x86_64::{PhysAddr, VirtAddr};
 /// 32 MiB: ample for descriptor tables at 512 CPUs and IRTE tables (1 MiB each).
 pub const HEAP_SIZE: u64 = 32 * 1024 * 1024;
 
-/// `LockedHeap` with interrupts off around every use of its lock.
-struct IrqSafeHeap(LockedHeap);
+/// Talc behind a spin lock, with interrupts off around every use of the lock.
+struct IrqSafeHeap(Talck<spin::Mutex<()>, ErrOnOom>);
 
-// SAFETY: delegates to `LockedHeap`'s implementation; disabling interrupts around it
+// SAFETY: delegates to `Talck`'s implementation; disabling interrupts around it
 // changes nothing about the memory it hands out.
 unsafe impl GlobalAlloc for IrqSafeHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
@@ -31,7 +33,7 @@ unsafe impl GlobalAlloc for IrqSafeHeap {
 }
 
 #[global_allocator]
-static HEAP: IrqSafeHeap = IrqSafeHeap(LockedHeap::empty());
+static HEAP: IrqSafeHeap = IrqSafeHeap(Talc::new(ErrOnOom).lock());
 
 #[derive(Debug)]
 pub enum HeapError {
@@ -69,8 +71,9 @@ pub fn init() -> Result<(), HeapError> {
                 .flush();
         }
     }
+    let span = Span::from_base_size(start as *mut u8, HEAP_SIZE as usize);
     // SAFETY: the range was just mapped writable and is used by nothing else.
-    without_interrupts(|| unsafe { HEAP.0.lock().init(start as *mut u8, HEAP_SIZE as usize) });
+    without_interrupts(|| unsafe { HEAP.0.lock().claim(span) }).map_err(|()| HeapError::Map)?;
     Ok(())
 }
 
@@ -78,6 +81,7 @@ pub fn init() -> Result<(), HeapError> {
 pub fn usage() -> (usize, usize) {
     without_interrupts(|| {
         let h = HEAP.0.lock();
-        (h.used(), h.free())
+        let c = h.get_counters();
+        (c.allocated_bytes, c.available_bytes)
     })
 }
