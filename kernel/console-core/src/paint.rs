@@ -230,12 +230,18 @@ impl Painter {
     /// Fills the whole screen with the normal background.
     pub fn clear(&self, fb: &mut [u8]) {
         let f = &self.format;
-        let px = self.lut[Attr::Normal as usize][0];
-        for y in 0..f.height {
-            let line = &mut fb[y * f.stride * f.bytes_per_pixel..][..f.width * f.bytes_per_pixel];
-            for p in line.chunks_exact_mut(f.bytes_per_pixel) {
-                p.copy_from_slice(&px[..f.bytes_per_pixel]);
-            }
+        let bpp = f.bytes_per_pixel;
+        let px = &self.lut[Attr::Normal as usize][0][..bpp];
+        // One row painted pixel by pixel, then copied: a million single-pixel stores take
+        // tens of milliseconds under TCG; row copies are a few block moves.
+        let row_bytes = f.width * bpp;
+        let (first, rest) = fb.split_at_mut(row_bytes);
+        for p in first.chunks_exact_mut(bpp) {
+            p.copy_from_slice(px);
+        }
+        let stride = f.stride * bpp;
+        for y in 1..f.height {
+            rest[y * stride - row_bytes..][..row_bytes].copy_from_slice(first);
         }
     }
 

@@ -130,3 +130,32 @@ fn inverse_video_reads_back() {
     paint_text(&p, &mut fb, "scrollback: 3 of 9 lines up\n", Attr::Status);
     assert_eq!(read_back(&p, &fb)[0], "scrollback: 3 of 9 lines up");
 }
+
+/// Clearing paints every visible pixel the background's colour and leaves the bytes
+/// past each row's width (the stride's padding) alone, in every pixel size.
+#[test]
+fn clear_paints_every_visible_pixel_and_no_padding() {
+    for (layout, bpp) in [
+        (PixelLayout::Rgb, 4),
+        (PixelLayout::Rgb, 3),
+        (PixelLayout::Gray, 1),
+    ] {
+        let (w, h, stride) = (640, 400, 672);
+        let (p, mut fb) = screen(layout, bpp, w, h, stride);
+        p.clear(&mut fb);
+        let f = p.format;
+        let background = f.decode(&fb[..bpp]);
+        assert_ne!(background, f.decode(&[0x55; 4][..bpp]), "{layout:?}: not painted");
+        for y in 0..h {
+            for x in 0..stride {
+                let o = (y * stride + x) * bpp;
+                let px = &fb[o..o + bpp];
+                if x < w {
+                    assert_eq!(f.decode(px), background, "{layout:?} ({x},{y})");
+                } else {
+                    assert!(px.iter().all(|&b| b == 0x55), "{layout:?}: padding ({x},{y})");
+                }
+            }
+        }
+    }
+}
