@@ -1,7 +1,9 @@
 //! Physical frame allocator over the usable regions of the boot memory map.
 //!
 //! Frames are handed out in address order; freed frames go on a free list and are
-//! reused first. The regions array is copied out of the boot info (at most
+//! reused first. Runs skipped to satisfy an aligned contiguous request are kept as
+//! ranges (`spare`), not linked through their frames: writing a link into every skipped
+//! frame touched megabytes of guest RAM at boot, each first touch a host page fault. The regions array is copied out of the boot info (at most
 //! `MAX_REGIONS`; the rest are reported and ignored).
 
 use bootloader_api::info::{MemoryRegionKind, MemoryRegions};
@@ -12,6 +14,8 @@ const MAX_REGIONS: usize = 256;
 const FRAME: u64 = 4096;
 /// Frames below 1 MiB are kept for the AP start-up trampoline and firmware quirks.
 const LOW_RESERVE: u64 = 0x10_0000;
+/// Skipped runs kept as ranges; beyond this many, skipped frames join the free list.
+const SPARE_RUNS: usize = 32;
 
 struct Frames {
     regions: [(u64, u64); MAX_REGIONS],
@@ -20,6 +24,8 @@ struct Frames {
     cursor: (usize, u64),
     /// Freed frames, linked through their first word (in the physical-memory map).
     free_head: u64,
+    /// Unallocated runs the cursor skipped: [start, end).
+    spare: [(u64, u64); SPARE_RUNS],
     allocated: u64,
     usable: u64,
 }
@@ -30,6 +36,7 @@ static FRAMES: spin::Mutex<Frames> = spin::Mutex::new(Frames {
     count: 0,
     cursor: (0, 0),
     free_head: 0,
+    spare: [(0, 0); SPARE_RUNS],
     allocated: 0,
     usable: 0,
 });
@@ -77,6 +84,12 @@ impl Frames {
             self.allocated += 1;
             return Some(PhysFrame::containing_address(PhysAddr::new(frame)));
         }
+        if let Some(run) = self.spare.iter_mut().find(|r| r.0 < r.1) {
+            let frame = run.0;
+            run.0 += FRAME;
+            self.allocated += 1;
+            return Some(PhysFrame::containing_address(PhysAddr::new(frame)));
+        }
         while self.cursor.0 < self.count {
             let (_, end) = self.regions[self.cursor.0];
             if self.cursor.1 < end {
@@ -91,6 +104,26 @@ impl Frames {
             }
         }
         None
+    }
+
+    /// Keeps the unallocated frames [start, end) for later single-frame allocations: as
+    /// a run while there is room, else on the free list.
+    fn keep(&mut self, start: u64, end: u64) {
+        if start >= end {
+            return;
+        }
+        if let Some(run) = self.spare.iter_mut().find(|r| r.0 >= r.1) {
+            *run = (start, end);
+            return;
+        }
+        let mut frame = start;
+        while frame < end {
+            // SAFETY: an unallocated RAM frame of a usable region, reachable through
+            // the physical-memory map; it becomes the free list's head.
+            unsafe { *(super::phys_to_virt(frame) as *mut u64) = self.free_head };
+            self.free_head = frame;
+            frame += FRAME;
+        }
     }
 }
 
@@ -136,28 +169,16 @@ pub fn alloc_contiguous_uninit(count: u64, align: u64) -> Option<u64> {
         let (_, end) = f.regions[f.cursor.0];
         let start = f.cursor.1.next_multiple_of(align);
         if start.checked_add(count * FRAME).is_some_and(|e| e <= end) {
-            // The skipped frames stay usable through the free list.
-            let mut skip = f.cursor.1;
-            while skip < start {
-                // SAFETY: an unallocated RAM frame of a usable region, reachable through
-                // the physical-memory map; it becomes the free list's head.
-                unsafe { *(super::phys_to_virt(skip) as *mut u64) = f.free_head };
-                f.free_head = skip;
-                skip += FRAME;
-            }
+            // The skipped frames stay usable.
+            let skipped = f.cursor.1;
+            f.keep(skipped, start);
             f.cursor.1 = start + count * FRAME;
             f.allocated += count;
             return Some(start);
         }
-        // It does not fit: what is left here is less than the request plus its
-        // alignment, so keeping it on the free list costs a bounded loop.
-        let mut rest = f.cursor.1;
-        while rest < end {
-            // SAFETY: as above, an unallocated frame becoming the free list's head.
-            unsafe { *(super::phys_to_virt(rest) as *mut u64) = f.free_head };
-            f.free_head = rest;
-            rest += FRAME;
-        }
+        // It does not fit: keep what is left of this region.
+        let rest = f.cursor.1;
+        f.keep(rest, end);
         f.cursor.0 += 1;
         if f.cursor.0 < f.count {
             f.cursor.1 = f.regions[f.cursor.0].0;
