@@ -45,12 +45,14 @@ fn kmain(boot: &'static mut bootloader_api::BootInfo) -> ! {
     let screen = boot.framebuffer.take().map(console::screen::init);
     log!("Sluice {} starting", env!("CARGO_PKG_VERSION"));
     console::report_screen(screen);
+    time::boot_stages::stage_done("COM1 and screen");
     arch::gdt::init_bsp();
     arch::idt::load();
 
     let boot: &'static bootloader_api::BootInfo = boot;
     memory::init(boot);
     shell::script::load(boot);
+    time::boot_stages::stage_done("memory (frames, heap)");
     let platform = acpi::PLATFORM.call_once(|| acpi::discover(boot.rsdp_addr.into_option()));
     log!(
         "ACPI: {} CPUs, {} I/O APICs, {} overrides, HPET {}, DMAR {}",
@@ -64,7 +66,9 @@ fn kmain(boot: &'static mut bootloader_api::BootInfo) -> ! {
             "no"
         }
     );
+    time::boot_stages::stage_done("ACPI tables");
     pci::init(&platform.mcfg);
+    time::boot_stages::stage_done("PCI enumeration");
 
     arch::pic::disable();
     if qemu::fw_cfg_file("opt/sluice/x2apic-by-firmware").is_some() {
@@ -75,6 +79,7 @@ fn kmain(boot: &'static mut bootloader_api::BootInfo) -> ! {
         Err(e) => panic!("local APIC unusable: {}", e),
     }
     arch::cpu::set_bsp_apic_id(apic::local::id());
+    time::boot_stages::stage_done("local APIC");
 
     if let Some(h) = platform.hpet
         && let Err(e) = time::hpet::init(h.base)
@@ -95,23 +100,29 @@ fn kmain(boot: &'static mut bootloader_api::BootInfo) -> ! {
         ),
         Err(e) => error!("clock calibration failed: {}; no periodic tick", e),
     }
+    time::boot_stages::stage_done("HPET and clock calibration");
 
     // Before the interrupt core builds its domains: remapping decides their tree.
     iommu::init();
+    time::boot_stages::stage_done("IOMMU units, remapping on");
     apic::ioapic::init(&platform.io_apics);
+    time::boot_stages::stage_done("I/O APICs");
     irq::init_system_vectors();
     if let Err(e) = irq::init(platform.cpus.len()) {
         panic!("interrupt core: {}", e);
     }
+    time::boot_stages::stage_done("interrupt core and domains");
     if let Err(e) = console::init_input() {
         error!("COM1 input interrupt: {}; the shell will poll", e);
     }
     console::keyboard::init();
+    time::boot_stages::stage_done("COM1 input, keyboard");
     x86_64::instructions::interrupts::enable();
     if time::lapic_timer_hz() != 0 {
         time::start_tick();
     }
     smp::init(boot);
+    time::boot_stages::stage_done("AP start");
     // The interrupt core hands out vectors only on CPUs it knows are up.
     for cpu in smp::online_cpus().filter(|&c| c != 0) {
         let apic = smp::apic_id(cpu).unwrap_or(0);
@@ -120,6 +131,7 @@ fn kmain(boot: &'static mut bootloader_api::BootInfo) -> ! {
         }
     }
     devices::probe_pci();
+    time::boot_stages::stage_done("device drivers");
     // After the drivers, so device irqs are numbered alike with remapping on or off.
     iommu::fault::init();
     time::mark_ready();

@@ -147,6 +147,9 @@ pub fn boot_figure() {
         max: ns,
     };
     report_in(Unit::Us, "boot", "kernel entry to shell ready", &s, None);
+    for (stage, ns) in crate::time::boot_stages::stages() {
+        println!("  boot stage {:<28} {:>7} us", stage, ns / 1000);
+    }
 }
 
 /// Moves per path unless told otherwise (Linux's figure in REFERENCE.md is a median of

@@ -3,6 +3,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
+pub mod boot_stages;
 mod calibrate;
 pub mod hpet;
 
@@ -43,7 +44,13 @@ static READY_NS: AtomicU64 = AtomicU64::new(0);
 
 /// Marks the end of boot: every CPU started, the shell about to prompt.
 pub fn mark_ready() {
+    boot_stages::stage_done("to ready");
     READY_NS.store(nanos_since_boot(), Ordering::Relaxed);
+}
+
+/// The TSC value at kernel entry.
+pub(crate) fn tsc_at_boot() -> u64 {
+    TSC_AT_BOOT.load(Ordering::Relaxed)
 }
 
 pub fn boot_ready_ns() -> u64 {
