@@ -145,7 +145,11 @@ fn clear_paints_every_visible_pixel_and_no_padding() {
         p.clear(&mut fb);
         let f = p.format;
         let background = f.decode(&fb[..bpp]);
-        assert_ne!(background, f.decode(&[0x55; 4][..bpp]), "{layout:?}: not painted");
+        assert_ne!(
+            background,
+            f.decode(&[0x55; 4][..bpp]),
+            "{layout:?}: not painted"
+        );
         for y in 0..h {
             for x in 0..stride {
                 let o = (y * stride + x) * bpp;
@@ -153,7 +157,10 @@ fn clear_paints_every_visible_pixel_and_no_padding() {
                 if x < w {
                     assert_eq!(f.decode(px), background, "{layout:?} ({x},{y})");
                 } else {
-                    assert!(px.iter().all(|&b| b == 0x55), "{layout:?}: padding ({x},{y})");
+                    assert!(
+                        px.iter().all(|&b| b == 0x55),
+                        "{layout:?}: padding ({x},{y})"
+                    );
                 }
             }
         }
