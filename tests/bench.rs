@@ -76,6 +76,18 @@ fn every_figure_the_guest_printed_is_in_the_report() {
     for name in FIGURES {
         assert!(names.contains(name), "the guest printed no {name}:\n{err}");
     }
+    // `bench boot` says where the boot's time went, stage by stage.
+    for stage in [
+        "ACPI tables",
+        "PCI enumeration",
+        "AP start",
+        "device drivers",
+    ] {
+        assert!(
+            err.contains(&format!("boot stage {stage}")),
+            "no boot stage {stage}:\n{err}"
+        );
+    }
     for name in &names {
         assert!(
             report.contains(&format!("| {name} ")),
