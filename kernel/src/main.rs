@@ -67,7 +67,7 @@ fn kmain(boot: &'static mut bootloader_api::BootInfo) -> ! {
         }
     );
     time::boot_stages::stage_done("ACPI tables");
-    pci::init(&platform.mcfg);
+    pci::init(&platform.mcfg, platform.pci_host_bridges);
     time::boot_stages::stage_done("PCI enumeration");
 
     arch::pic::disable();

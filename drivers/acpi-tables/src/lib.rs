@@ -14,6 +14,7 @@ extern crate alloc;
 pub mod coverage;
 pub mod dmar;
 pub mod error;
+pub mod host_bridges;
 pub mod hpet;
 pub mod hpet_msi;
 pub mod json;

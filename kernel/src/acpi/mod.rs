@@ -112,6 +112,9 @@ pub struct Platform {
     pub lapic_nmis: usize,
     pub hpet: Option<HpetEntry>,
     pub mcfg: Vec<McfgEntry>,
+    /// PCI host bridges the DSDT and SSDTs name (`None` without a DSDT): one, for
+    /// certain, means there are no peer root buses to probe for.
+    pub pci_host_bridges: Option<sluice_acpi_tables::host_bridges::HostBridgeNames>,
     pub power: PowerInfo,
     pub tables: InterruptTables,
     /// Human-readable problems found while reading the tables.
@@ -202,7 +205,39 @@ pub fn discover(rsdp: Option<u64>) -> Platform {
     read_hpet(&tables, &mut p);
     read_mcfg(&tables, &mut p);
     read_fadt(&tables, &mut p);
+    p.pci_host_bridges = host_bridge_names(&tables);
     p
+}
+
+/// The PCI host bridges named in the DSDT and every SSDT (see
+/// `sluice_acpi_tables::host_bridges`).
+fn host_bridge_names(
+    tables: &AcpiTables<KernelAcpiHandler>,
+) -> Option<sluice_acpi_tables::host_bridges::HostBridgeNames> {
+    /// No AML table we would scan is anywhere near this; a bigger length is corruption.
+    const MAX_AML: u32 = 16 << 20;
+    let dsdt = tables.dsdt().ok()?;
+    let mut names = sluice_acpi_tables::host_bridges::HostBridgeNames::default();
+    for t in core::iter::once(dsdt).chain(tables.ssdts()) {
+        if !(36..=MAX_AML).contains(&t.length) {
+            crate::warn!(
+                "acpi: AML table at {:#x} has implausible length {}",
+                t.phys_address,
+                t.length
+            );
+            // Unknown contents: as uncertain as a `_HID` that cannot be read.
+            names.unreadable += 1;
+            continue;
+        }
+        let src = crate::memory::phys_to_virt(t.phys_address as u64);
+        // SAFETY: the table lies in firmware RAM covered by the physical-memory map, and
+        // its header says it is `length` bytes long (bounded above).
+        let bytes = unsafe { core::slice::from_raw_parts(src, t.length as usize) };
+        names = names.add(sluice_acpi_tables::host_bridges::host_bridge_names(
+            &bytes[36..],
+        ));
+    }
+    Some(names)
 }
 
 /// Copies a table out and parses it with the project's parser.

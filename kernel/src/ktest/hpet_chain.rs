@@ -34,10 +34,11 @@ fn need_hpet_msi() -> TestResult {
 
 /// Moves the chain's irq to a new vector 30 times while it fires: the I/O APIC's
 /// two-step move must lose nothing (a loss stops the chain for good). Each move waits
-/// for two links, the first of which completes the move; 100 ms without one is a stall.
+/// for two links, the first of which completes the move; `STALL_NS` without one is a
+/// stall (a lost link never comes back, so a long bound costs a passing run nothing,
+/// while 100 ms was shorter than a loaded host can keep a vCPU waiting).
 fn moves_under_fire_lose_nothing() -> TestResult {
     const MOVES: u32 = 30;
-    const STALL_NS: u64 = 100_000_000;
     crate::ktest::hotplug::need_hpet()?;
     let virq = IOAPIC.start(&CpuMask::single(0))?;
     let (mut moved, mut busy) = (0, 0);

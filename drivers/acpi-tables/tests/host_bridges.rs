@@ -1,0 +1,108 @@
+//! Counting PCI host bridges in AML bytes: hand-assembled streams in the encodings
+//! firmware uses (`iasl` output for the ASL in each comment).
+
+use sluice_acpi_tables::host_bridges::{HostBridgeNames, host_bridge_names};
+
+/// `Name (_HID, EisaId ("PNP0A08"))`
+const HID_PCIE: &[u8] = &[0x08, b'_', b'H', b'I', b'D', 0x0c, 0x41, 0xd0, 0x0a, 0x08];
+/// `Name (_HID, EisaId ("PNP0A03"))`
+const HID_PCI: &[u8] = &[0x08, b'_', b'H', b'I', b'D', 0x0c, 0x41, 0xd0, 0x0a, 0x03];
+/// `Name (_CID, EisaId ("PNP0A03"))`
+const CID_PCI: &[u8] = &[0x08, b'_', b'C', b'I', b'D', 0x0c, 0x41, 0xd0, 0x0a, 0x03];
+/// `Name (_HID, EisaId ("PNP0501"))` (a 16550 UART)
+const HID_UART: &[u8] = &[0x08, b'_', b'H', b'I', b'D', 0x0c, 0x41, 0xd0, 0x05, 0x01];
+/// `Name (_HID, "PNP0A08")`
+const HID_STRING: &[u8] = &[
+    0x08, b'_', b'H', b'I', b'D', 0x0d, b'P', b'N', b'P', b'0', b'A', b'0', b'8', 0,
+];
+/// `Method (_HID) { Return (...) }`: PkgLength 0x0b, one byte.
+const HID_METHOD: &[u8] = &[
+    0x14, 0x0b, b'_', b'H', b'I', b'D', 0x00, 0xa4, 0x0c, 0x41, 0xd0, 0x0a, 0x08,
+];
+
+/// `Device (name) { body }` with a one-byte PkgLength.
+fn device(name: &[u8; 4], body: &[&[u8]]) -> Vec<u8> {
+    let inner: Vec<u8> = body.concat();
+    let len = 1 + 4 + inner.len();
+    assert!(len < 64, "one-byte PkgLength");
+    let mut d = vec![0x5b, 0x82, len as u8];
+    d.extend_from_slice(name);
+    d.extend(inner);
+    d
+}
+
+#[test]
+fn one_pcie_host_bridge_with_its_pci_compatible_id_is_one() {
+    let aml = [
+        device(b"PCI0", &[HID_PCIE, CID_PCI]),
+        device(b"COM1", &[HID_UART]),
+    ]
+    .concat();
+    let n = host_bridge_names(&aml);
+    assert_eq!(
+        n,
+        HostBridgeNames {
+            host_bridges: 1,
+            unreadable: 0
+        }
+    );
+    assert!(n.single());
+}
+
+#[test]
+fn a_second_root_complex_makes_two() {
+    // QEMU's pxb-pcie, and every multi-socket server: one device per host bridge.
+    let aml = [
+        device(b"PCI0", &[HID_PCIE, CID_PCI]),
+        device(b"PC80", &[HID_PCIE, CID_PCI]),
+    ]
+    .concat();
+    let n = host_bridge_names(&aml);
+    assert_eq!(n.host_bridges, 2);
+    assert!(!n.single());
+}
+
+#[test]
+fn conventional_and_string_ids_count() {
+    assert_eq!(
+        host_bridge_names(&device(b"PCI0", &[HID_PCI])).host_bridges,
+        1
+    );
+    assert_eq!(
+        host_bridge_names(&device(b"PCI0", &[HID_STRING])).host_bridges,
+        1
+    );
+}
+
+#[test]
+fn a_method_hid_leaves_the_count_uncertain() {
+    let aml = [device(b"PCI0", &[HID_PCIE]), device(b"PCI1", &[HID_METHOD])].concat();
+    let n = host_bridge_names(&aml);
+    assert_eq!(n.host_bridges, 1);
+    assert_eq!(n.unreadable, 1);
+    assert!(!n.single(), "a method _HID may be a second host bridge");
+}
+
+#[test]
+fn no_host_bridge_and_tables_add_up() {
+    let none = host_bridge_names(&device(b"COM1", &[HID_UART, CID_PCI]));
+    assert_eq!(none, HostBridgeNames::default());
+    assert!(!none.single());
+    let dsdt = host_bridge_names(&device(b"PCI0", &[HID_PCIE]));
+    let ssdt = host_bridge_names(&device(b"PCI1", &[HID_PCIE]));
+    assert!(dsdt.single());
+    assert!(!dsdt.add(ssdt).single());
+}
+
+#[test]
+fn truncated_streams_do_not_panic() {
+    let whole = [device(b"PCI0", &[HID_PCIE, CID_PCI]), HID_METHOD.to_vec()].concat();
+    for end in 0..=whole.len() {
+        let _ = host_bridge_names(&whole[..end]);
+    }
+    let cut = host_bridge_names(&HID_PCIE[..5]);
+    assert_eq!(
+        cut.unreadable, 1,
+        "a _HID with its value cut off is unreadable"
+    );
+}
