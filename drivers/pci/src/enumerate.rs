@@ -84,14 +84,18 @@ impl Default for Limits {
 /// Enumerate every segment from its start bus, then from every peer root bus found by
 /// probing (see [`enumerate_with_peers`]).
 pub fn enumerate<A: ConfigAccess>(access: &mut A, segments: &[SegmentRange]) -> Topology {
-    let roots: Vec<RootBus> = segments
+    enumerate_with_peers(access, segments, &first_buses(segments), Limits::default())
+}
+
+/// Each segment's first bus, as a root.
+pub fn first_buses(segments: &[SegmentRange]) -> Vec<RootBus> {
+    segments
         .iter()
         .map(|s| RootBus {
             segment: s.segment,
             bus: s.start_bus,
         })
-        .collect();
-    enumerate_with_peers(access, segments, &roots, Limits::default())
+        .collect()
 }
 
 /// Enumerate from the given root buses only, each inside one of `segments`.

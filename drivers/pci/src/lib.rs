@@ -73,7 +73,7 @@ pub use address::{AddressError, AddressField, PciAddress};
 pub use bar::{Bar, BarError, BarKind, BarSlot, Bars, size_bars};
 pub use capability::{Capability, VendorSpecific, capability_name, walk_capabilities};
 pub use enumerate::{
-    Limits, RootBus, SegmentRange, enumerate, enumerate_from, enumerate_with_peers,
+    Limits, RootBus, SegmentRange, enumerate, enumerate_from, enumerate_with_peers, first_buses,
 };
 pub use ext_capability::{ExtCapability, ext_capability_name, walk_ext_capabilities};
 pub use handle::{ConfigHandle, MmioRegion, Refusal, StorageError};

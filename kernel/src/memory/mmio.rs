@@ -112,6 +112,24 @@ impl Mmio {
     }
 }
 
+/// Device registers: uncached (PCD and PWT), never executed.
+const REGISTER_FLAGS: PageTableFlags = PageTableFlags::PRESENT
+    .union(PageTableFlags::WRITABLE)
+    .union(PageTableFlags::NO_EXECUTE)
+    .union(PageTableFlags::NO_CACHE)
+    .union(PageTableFlags::WRITE_THROUGH);
+
+fn map_error<S: x86_64::structures::paging::PageSize>(
+    e: x86_64::structures::paging::mapper::MapToError<S>,
+) -> MmioError {
+    match e {
+        x86_64::structures::paging::mapper::MapToError::FrameAllocationFailed => {
+            MmioError::OutOfFrames
+        }
+        _ => MmioError::AlreadyMapped,
+    }
+}
+
 /// Maps `len` bytes of device registers at physical `phys` (any address the CPU can
 /// reach, including above 4 GiB) uncached, and returns the mapping.
 pub fn map(phys: u64, len: u64) -> Result<Mmio, MmioError> {
@@ -122,11 +140,6 @@ pub fn map(phys: u64, len: u64) -> Result<Mmio, MmioError> {
     if base + size > MMIO_BASE + MMIO_SIZE {
         return Err(MmioError::WindowFull);
     }
-    let flags = PageTableFlags::PRESENT
-        | PageTableFlags::WRITABLE
-        | PageTableFlags::NO_EXECUTE
-        | PageTableFlags::NO_CACHE
-        | PageTableFlags::WRITE_THROUGH;
     let mut paging = super::PAGING.lock();
     let table = paging.as_mut().ok_or(MmioError::OutOfFrames)?;
     for i in 0..pages {
@@ -134,14 +147,8 @@ pub fn map(phys: u64, len: u64) -> Result<Mmio, MmioError> {
         let frame = PhysFrame::containing_address(PhysAddr::new(first + i * 4096));
         // SAFETY: the window belongs to this module and `base` was never handed out;
         // the frame is device memory, which nothing else maps writable-back.
-        let r = unsafe { table.map_to(page, frame, flags, &mut super::frames::Allocator) };
-        match r {
-            Ok(flush) => flush.flush(),
-            Err(x86_64::structures::paging::mapper::MapToError::FrameAllocationFailed) => {
-                return Err(MmioError::OutOfFrames);
-            }
-            Err(_) => return Err(MmioError::AlreadyMapped),
-        }
+        let r = unsafe { table.map_to(page, frame, REGISTER_FLAGS, &mut super::frames::Allocator) };
+        r.map_err(map_error)?.flush();
     }
     Ok(Mmio {
         base: base + (phys - first),
@@ -165,25 +172,14 @@ pub fn map_2mib(phys: u64, len: u64) -> Result<Mmio, MmioError> {
     if base + len > MMIO_BASE + MMIO_SIZE {
         return Err(MmioError::WindowFull);
     }
-    let flags = PageTableFlags::PRESENT
-        | PageTableFlags::WRITABLE
-        | PageTableFlags::NO_EXECUTE
-        | PageTableFlags::NO_CACHE
-        | PageTableFlags::WRITE_THROUGH;
     let mut paging = super::PAGING.lock();
     let table = paging.as_mut().ok_or(MmioError::OutOfFrames)?;
     for off in (0..len).step_by(HUGE as usize) {
         let page = Page::<Size2MiB>::containing_address(VirtAddr::new(base + off));
         let frame = PhysFrame::<Size2MiB>::containing_address(PhysAddr::new(phys + off));
         // SAFETY: as in `map`: a never-used part of the window, device memory.
-        let r = unsafe { table.map_to(page, frame, flags, &mut super::frames::Allocator) };
-        match r {
-            Ok(flush) => flush.flush(),
-            Err(x86_64::structures::paging::mapper::MapToError::FrameAllocationFailed) => {
-                return Err(MmioError::OutOfFrames);
-            }
-            Err(_) => return Err(MmioError::AlreadyMapped),
-        }
+        let r = unsafe { table.map_to(page, frame, REGISTER_FLAGS, &mut super::frames::Allocator) };
+        r.map_err(map_error)?.flush();
     }
     Ok(Mmio { base, phys, len })
 }

@@ -21,7 +21,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use sluice_pci::{
     Bars, Command, ConfigAccess, ConfigError, EnumProblem, Limits, PciAddress, PciFunction,
-    RequesterId, RootBus, ScannedBus, SegmentRange, size_bars,
+    RequesterId, ScannedBus, SegmentRange, size_bars,
 };
 
 use crate::acpi::McfgEntry;
@@ -209,13 +209,7 @@ pub fn init(mcfg: &[McfgEntry], host_bridges: Option<HostBridgeNames>) {
     let topology = if peers_probed {
         sluice_pci::enumerate(&mut config::Config, &segments)
     } else {
-        let roots: Vec<RootBus> = segments
-            .iter()
-            .map(|s| RootBus {
-                segment: s.segment,
-                bus: s.start_bus,
-            })
-            .collect();
+        let roots = sluice_pci::first_buses(&segments);
         sluice_pci::enumerate_from(&mut config::Config, &segments, &roots, Limits::default())
     };
     let problems: Vec<_> = topology.all_problems().map(|(a, p)| (a, *p)).collect();
