@@ -82,7 +82,7 @@ impl IrqCore {
         prev: Option<Target>,
         cpu: CpuId,
     ) -> bool {
-        if !Self::queued_routing(d) {
+        if !self.queued_routing(d) {
             return false;
         }
         target.cpu == cpu || (prev.is_some_and(|p| p.cpu == cpu) && !self.queued_msg_settled(d))

@@ -327,14 +327,18 @@ impl IrqCore {
         (0..d.levels.len()).any(|i| Self::chip(d, i).is_some_and(|c| c.queued()))
     }
 
-    /// Is the device's message of `d` target-dependent storage behind a queue — a queued
-    /// level with no remapping level between it and the vector domain? Such an irq's
-    /// every move is a queued command; behind remapping only activation and teardown are.
-    pub(crate) fn queued_routing(d: &IrqDesc) -> bool {
-        let n = d.levels.len().saturating_sub(1);
-        (0..n).any(|i| {
+    /// Does a queued level of `d` store a message that depends on the target — one the
+    /// levels below compose differently for another vector? Then every move of the irq is
+    /// a queued command. Behind interrupt remapping the message names the IRTE and stays
+    /// the same (the IRTE moves), so only activation and teardown are.
+    pub(crate) fn queued_routing(&self, d: &IrqDesc) -> bool {
+        let other = crate::hw::Target {
+            vector: crate::vector::Vector(d.target.vector.0 ^ 1),
+            ..d.target
+        };
+        (0..d.levels.len().saturating_sub(1)).any(|i| {
             Self::chip(d, i).is_some_and(|c| c.queued())
-                && (i + 1..n).all(|j| Self::chip(d, j).is_none_or(|c| c.uses_parent_message()))
+                && self.message_for(d, i, &d.target).ok() != self.message_for(d, i, &other).ok()
         })
     }
 
