@@ -180,6 +180,11 @@ pub trait Raiser: Sync {
     fn pump(&self) -> Result<(), String> {
         Ok(())
     }
+    /// How its irqs are delivered, when that is not the function's MSI or MSI-X
+    /// capability (queued storage: its domain's name).
+    fn irq_kind(&self) -> Option<String> {
+        None
+    }
     /// Adds irqs for MSI-X entries at run time.
     fn add_messages(&self, _entries: &[u32]) -> Result<Vec<Virq>, String> {
         Err(String::from(
@@ -209,6 +214,7 @@ pub fn all() -> Vec<&'static dyn Raiser> {
     v.extend(super::edu::instances().iter().map(|d| d as &dyn Raiser));
     v.extend(super::e1000e::instances().iter().map(|d| d as &dyn Raiser));
     v.extend(super::xhci::instances().iter().map(|d| d as &dyn Raiser));
+    v.extend(super::queued_edu::instances().iter().map(|d| d as &dyn Raiser));
     v.sort_by_key(|r| r.device().address());
     v
 }
