@@ -72,7 +72,11 @@ pub fn is_queued(dev: &Device) -> bool {
 #[derive(Clone, Copy, Debug)]
 enum Op {
     /// A command: the entry is to hold `entry`; started at `t0` (boot ns).
-    Update { ticket: u64, entry: QueuedEntry, t0: u64 },
+    Update {
+        ticket: u64,
+        entry: QueuedEntry,
+        t0: u64,
+    },
     /// A raise: the data word goes to the address.
     Raise,
 }
@@ -90,6 +94,12 @@ struct Engine {
     held: bool,
     /// Raises the engine performed (interrupts sent, poison ones included).
     sent: u64,
+    /// The reset content (the poison message), once set.
+    poison: Option<MsiMsg>,
+    /// Raises started while the buffer held the reset content: interrupts sent from an
+    /// uninitialised message, counted at the device whatever becomes of them (without
+    /// remapping they reach the poison irq; under remapping the IOMMU may block them).
+    uninit_sent: u64,
     /// Completed updates' latencies (start to seen complete), the last `KEPT`.
     latencies: Vec<u64>,
     updates: u64,
@@ -123,7 +133,10 @@ pub fn instance() -> Option<&'static QueuedEdu> {
 
 /// As a list, for `raiser::all`.
 pub fn instances() -> &'static [QueuedEdu] {
-    INSTANCE.get().and_then(|i| i.as_ref()).map_or(&[], core::slice::from_ref)
+    INSTANCE
+        .get()
+        .and_then(|i| i.as_ref())
+        .map_or(&[], core::slice::from_ref)
 }
 
 /// Finds the function at 00:10.0 if it is an edu, resets its entry to the poison
@@ -187,6 +200,8 @@ impl QueuedEdu {
                 device: QueuedEntry::default(),
                 held: false,
                 sent: 0,
+                poison: None,
+                uninit_sent: 0,
                 latencies: Vec::new(),
                 updates: 0,
             }),
@@ -201,20 +216,24 @@ impl QueuedEdu {
 
     /// Poison the entry, build the domain, start the irq (synced), enable the device.
     fn setup(&'static self) -> Result<Virq, String> {
-        let (pv, vector) = crate::irq::request_vector_irq(
-            "queued-edu-uninit",
-            CpuMask::single(0),
-            on_poison,
-        )
-        .map_err(|e| alloc::format!("poison irq: {e}"))?;
+        let (pv, vector) =
+            crate::irq::request_vector_irq("queued-edu-uninit", CpuMask::single(0), on_poison)
+                .map_err(|e| alloc::format!("poison irq: {e}"))?;
         self.poison_virq.store(u64::from(pv), Ordering::SeqCst);
-        let apic_id = crate::irq::target(pv).map_err(|e| alloc::format!("{e}"))?.apic_id;
+        let apic_id = crate::irq::target(pv)
+            .map_err(|e| alloc::format!("{e}"))?
+            .apic_id;
         let msg = compose(&CompatMsi::fixed(apic_id, vector), DestFormat::XApic)
             .map_err(|e| alloc::format!("poison message: {e}"))?;
-        self.reset_entry(&QueuedEntry { msg, masked: false })?;
+        self.with_engine(|e| e.poison = Some(msg));
+        self.reset_to_poison()?;
         let (group, remapped) = crate::irq::hierarchy::pci_msi_parent(self.dev)?;
         let ir = if remapped { "IR-" } else { "" };
-        let chip = if remapped { "IR-QUEUED-MSI" } else { "QUEUED-MSI" };
+        let chip = if remapped {
+            "IR-QUEUED-MSI"
+        } else {
+            "QUEUED-MSI"
+        };
         let dom = Arc::new(QueuedMsiDomain::new(chip, EduQueue(self)));
         let name = alloc::format!("{ir}QUEUED-MSI-{}", self.dev.address());
         let id = crate::irq::with_core(|c| c.add_domain(&name, group, dom.clone()))
@@ -222,6 +241,49 @@ impl QueuedEdu {
             .map_err(|e| alloc::format!("{name}: {e}"))?;
         self.domain.call_once(|| (id, dom));
         self.request()
+    }
+
+    /// Puts the device back in its reset state: the entry holds the poison message,
+    /// unmasked — what a device holds before its first update. Only while no irq uses
+    /// the entry (probe, or after `free`).
+    pub fn reset_to_poison(&self) -> Result<(), String> {
+        if self.counts[0].virq().is_some() {
+            return Err(String::from("the entry is in use: free its irq first"));
+        }
+        let msg = self
+            .with_engine(|e| e.poison)
+            .ok_or("no poison message yet")?;
+        self.reset_entry(&QueuedEntry { msg, masked: false })
+    }
+
+    /// The wrong order, for the activation-race test only: starts the irq without
+    /// waiting for the device (its message only recorded in the core, nothing sent) and
+    /// lets the device raise at once — what a driver does that enables its device while
+    /// the message update is still queued. The caller syncs afterwards.
+    pub fn request_unsynced(&self) -> Result<Virq, String> {
+        let (id, _) = self.domain.get().ok_or("no domain")?;
+        let v = crate::irq::request_in(
+            *id,
+            &self.source(),
+            &IrqAlloc::edge(super::all_cpus()),
+            "queued-edu",
+            on_irq,
+        )
+        .map_err(|e| alloc::format!("irq: {e}"))?;
+        self.counts[0].set_virq(Some(v));
+        self.enabled.store(true, Ordering::SeqCst);
+        Ok(v)
+    }
+
+    /// Interrupts the device sent from its reset content (see `Engine::uninit_sent`).
+    pub fn uninit_sent(&self) -> u64 {
+        self.with_engine(|e| e.uninit_sent)
+    }
+
+    /// Waits (bounded) until the engine has finished whatever it is doing — a raise
+    /// started has then been delivered.
+    pub fn wait_idle(&self) -> Result<(), String> {
+        self.when_idle(|_| ())
     }
 
     /// Starts the irq; returns once the device holds its message, then lets it raise.
@@ -245,12 +307,10 @@ impl QueuedEdu {
         self.enabled.store(false, Ordering::SeqCst);
         let v = self.counts[0].virq().ok_or("no irq")?;
         self.counts[0].set_virq(None);
-        crate::irq::with_core(|c| {
-            c.release_irq_sync(v, &mut crate::irq::queued::KernelWait::new())
-        })
-        .and_then(|r| r)
-        .and_then(|()| crate::irq::with_core(|c| c.free_irq(v, 1)).and_then(|r| r))
-        .map_err(|e| alloc::format!("freeing irq {v}: {e}"))
+        crate::irq::with_core(|c| c.release_irq_sync(v, &mut crate::irq::queued::KernelWait::new()))
+            .and_then(|r| r)
+            .and_then(|()| crate::irq::with_core(|c| c.free_irq(v, 1)).and_then(|r| r))
+            .map_err(|e| alloc::format!("freeing irq {v}: {e}"))
     }
 
     pub fn source(&self) -> IrqSource {
@@ -285,12 +345,6 @@ impl QueuedEdu {
     /// The poison irq (interrupts sent from an uninitialised message land there).
     pub fn poison_irq(&self) -> Option<Virq> {
         Virq::try_from(self.poison_virq.load(Ordering::SeqCst)).ok()
-    }
-
-    /// Lets (or stops) the device raise, whatever its irq's state — for the activation
-    /// test, which shows what enabling it too early sends.
-    pub fn set_enabled(&self, on: bool) {
-        self.enabled.store(on, Ordering::SeqCst);
     }
 
     /// (updates completed, median and max latency in ns, interrupts sent).
@@ -340,6 +394,9 @@ impl QueuedEdu {
 
     fn start_raise(&self, e: &mut Engine) {
         let m = e.device.msg;
+        if e.poison == Some(m) {
+            e.uninit_sent += 1;
+        }
         let dst = u64::from(m.addr_hi) << 32 | u64::from(m.addr_lo);
         edu::dma_start(&self.regs, ENTRY_DATA, dst, 4, true);
         e.busy = Some(Op::Raise);
@@ -468,7 +525,9 @@ impl Raiser for QueuedEdu {
 
     fn raise(&self, index: u32) -> Result<(), String> {
         if index != 0 {
-            return Err(alloc::format!("queued edu has one message (0), not {index}"));
+            return Err(alloc::format!(
+                "queued edu has one message (0), not {index}"
+            ));
         }
         self.gate()?;
         self.counts[0].raised.fetch_add(1, Ordering::SeqCst);

@@ -214,7 +214,11 @@ pub fn all() -> Vec<&'static dyn Raiser> {
     v.extend(super::edu::instances().iter().map(|d| d as &dyn Raiser));
     v.extend(super::e1000e::instances().iter().map(|d| d as &dyn Raiser));
     v.extend(super::xhci::instances().iter().map(|d| d as &dyn Raiser));
-    v.extend(super::queued_edu::instances().iter().map(|d| d as &dyn Raiser));
+    v.extend(
+        super::queued_edu::instances()
+            .iter()
+            .map(|d| d as &dyn Raiser),
+    );
     v.sort_by_key(|r| r.device().address());
     v
 }

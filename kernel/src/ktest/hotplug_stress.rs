@@ -237,6 +237,11 @@ fn cycle(
                 chain_cpu(chain)
             ));
         }
+        if pinned && !chains.all_on(cpu as CpuId) {
+            return Err(alloc::format!(
+                "a device chain's irq did not return to CPU {cpu}"
+            ));
+        }
         rep.cycles += 1;
     }
     Ok(())

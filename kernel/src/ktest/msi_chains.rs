@@ -77,6 +77,15 @@ impl Chains {
         Ok(())
     }
 
+    /// Is every irq of every chain on `cpu`?
+    pub fn all_on(&self, cpu: sluice_irq_core::CpuId) -> bool {
+        self.sources.iter().all(|s| {
+            s.live()
+                .iter()
+                .all(|&(_, v)| crate::irq::target(v).is_ok_and(|t| t.cpu == cpu))
+        })
+    }
+
     /// Waits until every chain made `links` more links; `since_ns` (boot time) is when
     /// the last stop_machine ended, from which a stall is measured at the earliest.
     pub fn wait_links(&self, links: u64, what: &str, since_ns: u64) -> Result<(), String> {
@@ -105,12 +114,14 @@ impl Chains {
         Ok(())
     }
 
-    /// Stops every chain and lets the last links land: totals over all chains.
+    /// Stops every chain and lets the last links land: totals over all chains. The wait
+    /// ends as soon as every link raised was handled; its bound covers the queued edu,
+    /// whose raise is a DMA of 100 ms that may queue behind a command of 100 ms.
     pub fn stop(&self) -> ChainTotals {
         for s in &self.sources {
             s.chain().stop();
         }
-        let deadline = crate::time::nanos_since_boot() + 100_000_000;
+        let deadline = crate::time::nanos_since_boot() + 500_000_000;
         let settled = || {
             self.sources.iter().all(|s| {
                 let c = s.chain();
