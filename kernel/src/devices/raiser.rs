@@ -180,6 +180,12 @@ pub trait Raiser: Sync {
     fn pump(&self) -> Result<(), String> {
         Ok(())
     }
+    /// How long its chain may go without a link before that counts as a lost interrupt
+    /// (a lost one never resumes the chain, so a generous bound hides nothing). The
+    /// default suits devices that raise at once; a slower device says so.
+    fn stall_ns(&self) -> u64 {
+        500_000_000
+    }
     /// How its irqs are delivered, when that is not the function's MSI or MSI-X
     /// capability (queued storage: its domain's name).
     fn irq_kind(&self) -> Option<String> {

@@ -9,8 +9,6 @@ use sluice_irq_core::{CpuMask, IrqError};
 
 use crate::devices::raiser::Raiser;
 
-/// No link for this long while the machine takes interrupts: a lost interrupt.
-const STALL_NS: u64 = 500_000_000;
 /// How long a retarget may wait for the previous move to complete.
 const RETARGET_NS: u64 = 1_000_000_000;
 
@@ -98,7 +96,9 @@ impl Chains {
                 }
                 let now = crate::time::nanos_since_boot();
                 let last = c.last_ns.load(Ordering::SeqCst).max(since_ns);
-                if now.saturating_sub(last) > STALL_NS {
+                // No link for this long while the machine takes interrupts: a lost
+                // interrupt (the device's own bound).
+                if now.saturating_sub(last) > s.stall_ns() {
                     return Err(alloc::format!(
                         "{} {} chain stalled {} ms {what}: raised {} handled {}",
                         s.device().address(),
