@@ -244,10 +244,14 @@ fn cycle(
                 chain_cpu(chain)
             ));
         }
-        if pinned && !chains.all_on(cpu as CpuId) {
-            return Err(alloc::format!(
-                "a device chain's irq did not return to CPU {cpu}"
-            ));
+        if pinned {
+            let away = chains.not_on(cpu as CpuId);
+            if !away.is_empty() {
+                return Err(alloc::format!(
+                    "device chain irqs did not return to CPU {cpu}: {away:?}; broken: {:?}",
+                    crate::irq::with_core(|c| c.affinity_broken()).unwrap_or_default()
+                ));
+            }
         }
         rep.cycles += 1;
     }

@@ -51,8 +51,15 @@ impl Chains {
             for (_, virq) in s.live() {
                 let t0 = crate::time::nanos_since_boot();
                 loop {
-                    // A multi-MSI member moved with its block already.
-                    if crate::irq::target(virq).is_ok_and(|t| mask.contains(t.cpu)) {
+                    // Already there with that affinity (a multi-MSI member moved with its
+                    // block). An irq that is only *on* a CPU of `mask` still gets the
+                    // affinity: `--pinned` means no other CPU, or offline would move it
+                    // within its old affinity and online would have nothing to return.
+                    let settled = crate::irq::with_core(|c| c.vector_irq(virq))
+                        .ok()
+                        .and_then(|r| r.ok())
+                        .is_some_and(|i| mask.contains(i.target.cpu) && i.affinity == *mask);
+                    if settled {
                         break;
                     }
                     match crate::irq::set_affinity(virq, mask, false) {
@@ -75,13 +82,17 @@ impl Chains {
         Ok(())
     }
 
-    /// Is every irq of every chain on `cpu`?
-    pub fn all_on(&self, cpu: sluice_irq_core::CpuId) -> bool {
-        self.sources.iter().all(|s| {
-            s.live()
-                .iter()
-                .all(|&(_, v)| crate::irq::target(v).is_ok_and(|t| t.cpu == cpu))
-        })
+    /// The irqs of the chains not on `cpu`, with where they are.
+    pub fn not_on(&self, cpu: sluice_irq_core::CpuId) -> Vec<(sluice_irq_core::Virq, String)> {
+        self.sources
+            .iter()
+            .flat_map(|s| s.live())
+            .filter_map(|(_, v)| match crate::irq::target(v) {
+                Ok(t) if t.cpu == cpu => None,
+                Ok(t) => Some((v, alloc::format!("CPU {}", t.cpu))),
+                Err(e) => Some((v, alloc::format!("{e}"))),
+            })
+            .collect()
     }
 
     /// Waits until every chain made `links` more links; `since_ns` (boot time) is when
