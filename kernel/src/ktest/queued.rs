@@ -93,6 +93,21 @@ fn interrupts_flow() -> TestResult {
     }
     let t = crate::irq::target(v).map_err(|e| alloc::format!("{e}"))?;
     check!(t.cpu == to, "the irq is on CPU {}, not {}", t.cpu, to);
+    // What the device holds: without remapping the new target's message, changed by a
+    // command; under remapping the same remappable message as before (the IRTE moved).
+    let held = q.device_entry().msg;
+    match sluice_irq_core::msi::decode(&held) {
+        Some(c) => check!(
+            moves_through_the_queue(q) && c.dest == t.apic_id && c.vector == t.vector,
+            "the device holds {held:x?}, the irq is on APIC id {} vector {:#x}",
+            t.apic_id,
+            t.vector.0
+        ),
+        None => check!(
+            !moves_through_the_queue(q),
+            "the device holds {held:x?}, not a compatibility-format message"
+        ),
+    }
     check!(
         q.poison_hits.load(Ordering::SeqCst) == poison0,
         "the poison irq fired"

@@ -140,19 +140,7 @@ fn status(q: &QueuedEdu) -> Result<(), String> {
             Err(e) => println!("  target: {e}"),
         }
     }
-    if let Some(e) = q.entry() {
-        println!("  core: recorded {}", entry_text(&e.want));
-        println!(
-            "        in flight {}",
-            e.in_flight.map_or(String::from("none"), |x| entry_text(&x))
-        );
-        println!(
-            "        confirmed {}",
-            e.device
-                .map_or(String::from("unknown (reset content)"), |x| entry_text(&x))
-        );
-    }
-    println!("  device buffer holds {}", entry_text(&q.device_entry()));
+    print_entry(q);
     let (updates, med, max, sent) = q.stats();
     println!(
         "  commands completed {}, latency us median {} max {}; interrupts sent {}, from the uninitialised message {}; poison irq {:?} hit {}",
@@ -176,4 +164,37 @@ fn status(q: &QueuedEdu) -> Result<(), String> {
     let deferred = crate::irq::with_core(|c| c.deferred_syncs()).unwrap_or_default();
     println!("  deferred syncs: {:?}", deferred);
     Ok(())
+}
+
+/// The entry as the core recorded, sent and saw confirmed, and what the device buffer
+/// holds (with `irq N` for the queued edu's irq, and `queued status`).
+pub(super) fn print_entry(q: &QueuedEdu) {
+    if let Some(e) = q.entry() {
+        println!("  queued entry: recorded {}", entry_text(&e.want));
+        println!(
+            "                in flight {}",
+            e.in_flight.map_or(String::from("none"), |x| entry_text(&x))
+        );
+        println!(
+            "                confirmed {}",
+            e.device
+                .map_or(String::from("unknown (reset content)"), |x| entry_text(&x))
+        );
+    }
+    let held = q.device_entry();
+    let target = q.counts()[0]
+        .virq()
+        .and_then(|v| crate::irq::target(v).ok());
+    let agrees = sluice_irq_core::msi::decode(&held.msg)
+        .zip(target)
+        .map(|(c, t)| c.dest == t.apic_id && c.vector == t.vector);
+    println!(
+        "  device buffer holds {}; {}",
+        entry_text(&held),
+        match agrees {
+            Some(true) => "matches the vector level's target",
+            Some(false) => "differs from the vector level's target (a move not yet confirmed)",
+            None => "not a compatibility-format message (remappable: names its IRTE)",
+        }
+    );
 }
