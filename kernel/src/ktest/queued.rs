@@ -21,6 +21,7 @@ pub static TESTS: &[Test] = &[
     ktest!(interrupts_flow),
     ktest!(activation_completes_before_the_device_raises),
     ktest!(enabling_before_activation_sends_the_uninitialised_message),
+    ktest!(mask_with_interrupts_off_is_deferred_and_holds_the_interrupt),
     ktest!(chain_survives_queued_moves),
     ktest!(offline_moves_it_before_stop_machine_and_online_brings_it_back),
     ktest!(one_stage_offline_is_refused_and_rolled_back),
@@ -120,6 +121,66 @@ fn interrupts_flow() -> TestResult {
     )
     .map_err(|e| alloc::format!("{e}"))?;
     Ok(())
+}
+
+/// A mask recorded where nothing may wait (interrupts off, as in a handler) sends
+/// nothing and waits for nothing: the irq is in the deferred set and the device still
+/// unmasked. The deferred worker then completes it; a raise meanwhile is held by the
+/// device, not lost, and arrives when the unmask — deferred the same way — completes.
+fn mask_with_interrupts_off_is_deferred_and_holds_the_interrupt() -> TestResult {
+    let q = need_device()?;
+    if q.chain().active() {
+        skip!("the chain is running");
+    }
+    let v = virq_of(q)?;
+    let deferred = || crate::irq::with_core(|c| c.deferred_syncs()).unwrap_or_default();
+    crate::irq::with_core(|c| c.mask(v))
+        .and_then(|r| r)
+        .map_err(|e| alloc::format!("mask: {e}"))?;
+    let recorded_only = deferred().contains(&v) && !q.device_entry().masked;
+    let r = (|| -> TestResult {
+        check!(
+            recorded_only,
+            "the mask was not merely recorded and deferred"
+        );
+        crate::irq::queued::run_deferred().map_err(|e| alloc::format!("{e}"))?;
+        check!(
+            q.device_entry().masked,
+            "the device is not masked after the deferred sync"
+        );
+        check!(!deferred().contains(&v), "still deferred after the sync");
+        let h0 = q.counts()[0].handled.load(Ordering::SeqCst);
+        check!(
+            !raise_and_wait(q)?,
+            "an interrupt arrived while the device was masked"
+        );
+        crate::irq::with_core(|c| c.unmask(v))
+            .and_then(|r| r)
+            .map_err(|e| alloc::format!("unmask: {e}"))?;
+        check!(deferred().contains(&v), "the unmask was not deferred");
+        crate::irq::queued::run_deferred().map_err(|e| alloc::format!("{e}"))?;
+        // The unmask's completion releases the held interrupt: one more DMA.
+        q.wait_idle()?;
+        let t0 = crate::time::nanos_since_boot();
+        while q.counts()[0].handled.load(Ordering::SeqCst) == h0 {
+            check!(
+                crate::time::nanos_since_boot() - t0 < 500_000_000,
+                "the interrupt held while masked never arrived"
+            );
+            core::hint::spin_loop();
+        }
+        Ok(())
+    })();
+    // Whatever happened, leave it unmasked and synced.
+    if crate::irq::with_core(|c| c.desc(v).map(|d| d.state.masked))
+        .ok()
+        .and_then(|r| r.ok())
+        .unwrap_or(false)
+    {
+        let _ = crate::irq::with_core(|c| c.unmask(v));
+    }
+    let _ = crate::irq::queued::run_deferred();
+    r
 }
 
 /// What `activation_race` saw.
