@@ -106,6 +106,7 @@ fn pci_lists_every_function_behind_every_bridge_kind() {
             ("0000:00:04.0", "[1033:0194]"),
             ("0000:00:05.0", "[1b36:000c]"),
             ("0000:00:06.0", "[1b36:000e]"),
+            ("0000:00:10.0", "[1234:11e8]"),
             ("0000:00:1f.0", "[8086:2918]"),
             ("0000:00:1f.2", "[8086:2922]"),
             ("0000:00:1f.3", "[8086:2930]"),
@@ -125,7 +126,7 @@ fn pci_lists_every_function_behind_every_bridge_kind() {
         }
         assert!(
             out.contains(
-                "17 functions on 6 buses (ECAM); further root buses found by probing: 0000:80"
+                "18 functions on 6 buses (ECAM); further root buses found by probing: 0000:80"
             ),
             "{profile}: function count\n{out}"
         );

@@ -64,8 +64,14 @@ impl fmt::Display for Profile {
     }
 }
 
-/// Devices every profile adds.
-pub const PCI_SOURCES: [&str; 2] = ["edu,dma_mask=0xffffffff", "nec-usb-xhci,msix=off"];
+/// Devices every profile adds: edu (non-maskable MSI), an xHCI with 16-message MSI, and
+/// a second edu at 00:10.0 that the kernel drives as message storage behind a command
+/// queue (its message in the DMA buffer, changed by DMA commands; `queued_edu`).
+pub const PCI_SOURCES: [&str; 3] = [
+    "edu,dma_mask=0xffffffff",
+    "nec-usb-xhci,msix=off",
+    "edu,addr=0x10,dma_mask=0xffffffff",
+];
 
 /// `--bridges`: an edu behind each kind of bridge, so each requester-id rule shows —
 /// a PCIe root port (own id), a PCIe-to-PCI bridge (its secondary bus, devfn 0) and a

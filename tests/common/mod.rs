@@ -72,7 +72,12 @@ pub fn irq_count(output: &str, name: &str) -> Option<u64> {
     output
         .lines()
         .rev()
-        .filter(|l| l.trim_end().ends_with(name))
+        // The whole name column: `edu`, not the end of `queued-edu`.
+        .filter(|l| {
+            l.trim_end()
+                .strip_suffix(name)
+                .is_some_and(|rest| rest.ends_with(char::is_whitespace))
+        })
         .find_map(|l| {
             let first = l.split_whitespace().next()?;
             if !(first.ends_with(':') || first.starts_with("0x")) {

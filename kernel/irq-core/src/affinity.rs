@@ -91,6 +91,11 @@ pub enum Step {
     /// Multi-MSI block: if this vector (member `m`'s new vector) is pending in the
     /// executing CPU's IRR, retrigger member `m` at its current target.
     CheckIrrRetriggerMember(Vector, u32),
+    /// Queued storage ([`crate::queued`]): record the whole message for the irq's current
+    /// target, to be sent to the device as one command at the next bus sync. The device
+    /// switches from the old message to the new one at once when the command completes,
+    /// so no torn or intermediate message exists and nothing needs masking.
+    QueueWrite,
 }
 
 /// Which members of a multi-MSI block have an irq (a plan skips the others).

@@ -125,10 +125,43 @@ pub trait Chip: Send + Sync {
     fn exec_step(&self, d: &LevelCtx, index: u32, step: &Step, msg: &MsiMsg) -> Result<()> {
         Err(crate::IrqError::Unsupported)
     }
-    /// Begin a batch of slow-bus updates (e.g. an I/O expander on I2C).
-    fn bus_lock(&self) {}
-    /// Flush the batch started by [`Chip::bus_lock`].
-    fn bus_sync_unlock(&self) -> Result<()> {
-        Ok(())
+    /// Is this level's storage behind a command queue (IMS-like, see
+    /// [`crate::queued`])? Its writes and masks are only *recorded* under the descriptor
+    /// lock (Linux's "bus lock"); [`Chip::bus_sync_issue`] sends them to the device as
+    /// commands, which complete later, so seeing them done needs a context that may
+    /// wait. The core keeps such an irq's move open until the device holds its message,
+    /// defers what a context that cannot wait records, and keeps CPU offline's
+    /// stop_machine stage from ever needing it (`hotplug_queued.rs`).
+    fn queued(&self) -> bool {
+        false
     }
+    /// Bus-sync-unlock, issuing half: send the commands for what was recorded for this
+    /// irq since the device last confirmed its state, if the queue takes them. Never
+    /// waits (it runs under the descriptor lock). [`QueueState::Clean`] once the device
+    /// holds everything recorded.
+    fn bus_sync_issue(&self, d: &LevelCtx) -> Result<QueueState> {
+        Ok(QueueState::Clean)
+    }
+    /// Bus-sync-unlock, completion half: has what [`Chip::bus_sync_issue`] asked to wait
+    /// for happened (`Some(t)`: command `t` completed; `None`: the queue takes commands
+    /// again)? Never waits.
+    fn bus_sync_done(&self, d: &LevelCtx, ticket: Option<u64>) -> Result<bool> {
+        Ok(true)
+    }
+    /// Does the device hold — and has no command in flight that would change — the
+    /// message last recorded for this irq? (A mask change still queued does not count:
+    /// it does not move the interrupt.) Always true for storage that is not queued.
+    fn bus_msg_settled(&self, d: &LevelCtx) -> bool {
+        true
+    }
+}
+
+/// What [`Chip::bus_sync_issue`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueueState {
+    /// The device holds everything recorded; nothing is in flight.
+    Clean,
+    /// Wait for command `Some(t)` to complete, or (`None`) for the queue to take
+    /// commands again, then issue again.
+    Wait(Option<u64>),
 }

@@ -109,6 +109,12 @@ pub struct DescState {
     /// device still points at the old target, so an arrival at the new one (a retrigger)
     /// must not complete the move, and the plan can still be withdrawn.
     pub plan_pending: bool,
+    /// A queued level ([`crate::chip::Chip::queued`]) recorded a change the device has
+    /// not confirmed yet: the device may still hold its previous message, so an arrival
+    /// at a move's new target (a retrigger) must not complete the move. Cleared by the
+    /// bus sync that sees the device hold what was recorded; while set the irq is in the
+    /// core's deferred set.
+    pub queue_pending: bool,
 }
 
 /// An interrupt descriptor: what its lock protects. [`crate::IrqCore::desc`] hands out

@@ -46,6 +46,13 @@ pub enum IrqError {
     /// No online CPU (of the mask asked for) has this many contiguous, aligned free vectors
     /// for a multi-MSI block — the count is the block's size.
     NoBlockSpace(u32),
+    /// A queued storage's command (or room in its queue) did not come in time.
+    Timeout,
+    /// This irq's storage must be waited for (a queued message whose device copy targets
+    /// the CPU): it cannot be moved inside stop_machine. CPU offline moves such irqs in
+    /// its first stage, before stop_machine; meeting one in the second refuses the
+    /// offline, changing nothing.
+    NeedsWait(Virq),
 }
 
 impl fmt::Display for IrqError {
@@ -65,6 +72,11 @@ impl fmt::Display for IrqError {
             IrqError::Unsupported => write!(f, "operation not supported by this chip"),
             IrqError::LastCpu => write!(f, "refusing to offline the last online cpu"),
             IrqError::UnknownBlock => write!(f, "no such multi-MSI block"),
+            IrqError::Timeout => write!(f, "a queued storage command did not complete in time"),
+            IrqError::NeedsWait(v) => write!(
+                f,
+                "irq {v}'s storage is behind a command queue and still targets the cpu: it must move before stop_machine"
+            ),
             IrqError::NoBlockSpace(n) => write!(
                 f,
                 "no online cpu has {n} aligned free vectors for a multi-MSI block"

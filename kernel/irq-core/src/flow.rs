@@ -114,8 +114,9 @@ impl IrqCore {
     }
 
     /// The first interrupt at a move's new target completes it: the old CPU is asked to
-    /// free the old vector. Not while the move's hardware steps are still to run (then
-    /// this arrival is a retrigger and the device still points at the old target).
+    /// free the old vector. Not while the move's hardware steps are still to run, nor
+    /// while a queued storage has not confirmed its new message (then this arrival is a
+    /// retrigger and the device may still point at the old target).
     fn complete_move_here(
         &self,
         d: &mut IrqDesc,
@@ -125,6 +126,7 @@ impl IrqCore {
     ) {
         if !d.move_in_progress
             || d.state.plan_pending
+            || d.state.queue_pending
             || d.target.cpu != cpu
             || d.target.vector != vector
         {

@@ -147,7 +147,8 @@ impl IrqCore {
     /// why. The kernel soft-disables the APIC only after this returns.
     ///
     /// An `Err` means nothing changed and the CPU may stay online: `apic` is not `cpu`'s,
-    /// or [`Self::can_offline_cpu`] refuses. Once migration has begun it always completes
+    /// [`Self::can_offline_cpu`] refuses, or an irq still needs a wait to leave
+    /// ([`IrqError::NeedsWait`]: stage 1, [`Self::offline_drain`], must run first). Once migration has begun it always completes
     /// and returns `Ok`: an irq that fails (e.g. a chip returns a plan for another CPU —
     /// the others are spinning in stop_machine and cannot run it) is shut down instead, so
     /// nothing stays routed to the dying CPU, and listed in [`MigrationReport::failed`].
@@ -156,6 +157,11 @@ impl IrqCore {
             return Err(IrqError::InvalidCpu(cpu));
         }
         self.can_offline_cpu(cpu)?;
+        // Stage 2 never waits: an irq that would need to (a queued message still on this
+        // CPU) means stage 1 did not run or did not finish. Refuse before anything changes.
+        if let Some(&v) = self.needs_wait_off(cpu).first() {
+            return Err(IrqError::NeedsWait(v));
+        }
         let mut report = MigrationReport::default();
 
         // Every vector routed here, before anything changes: step 4 checks all of them
@@ -327,7 +333,7 @@ impl IrqCore {
 
     /// Step 3's vector-level move: within the affinity's online CPUs, else anywhere
     /// online ("affinity broken"). Returns (old, new, broken).
-    fn move_off(
+    pub(crate) fn move_off(
         &self,
         d: &mut IrqDesc,
         irq: &crate::vecdomain::VectorIrq,

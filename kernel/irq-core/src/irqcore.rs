@@ -117,6 +117,9 @@ pub struct IrqCore {
     ext_dest: AtomicBool,
     /// What CPU hotplug shut down or moved out of affinity, to undo on online.
     pub(crate) hotplug: spin::Mutex<HotplugState>,
+    /// Irqs whose queued storage recorded changes the device has not confirmed
+    /// (`queued.rs`): the deferred worker's list. A leaf lock.
+    pub(crate) deferred: spin::Mutex<alloc::collections::BTreeSet<Virq>>,
 }
 
 impl IrqCore {
@@ -143,6 +146,7 @@ impl IrqCore {
             storm_gap_ns: AtomicU64::new(storm.unhandled_gap_ns),
             ext_dest: AtomicBool::new(false),
             hotplug: spin::Mutex::new(HotplugState::default()),
+            deferred: spin::Mutex::new(alloc::collections::BTreeSet::new()),
         })
     }
 
@@ -537,6 +541,7 @@ impl IrqCore {
             reg.count(&chain, -1);
             // A later irq with this number must not inherit hotplug records.
             self.hotplug.lock().forget(d.virq);
+            self.deferred.lock().remove(&d.virq);
         }
         Ok(())
     }
@@ -591,6 +596,7 @@ impl IrqCore {
                 masked: true,
                 in_progress: d.state.in_progress,
                 plan_pending: d.state.plan_pending,
+                queue_pending: d.state.queue_pending,
                 ..DescState::default()
             };
             Ok(())
@@ -600,12 +606,14 @@ impl IrqCore {
     pub(crate) fn mask_locked(&self, d: &mut IrqDesc) -> Result<()> {
         self.walk(d, |c, x| c.mask(x))?;
         d.state.masked = true;
+        self.note_queued(d);
         Ok(())
     }
 
     pub(crate) fn unmask_locked(&self, d: &mut IrqDesc) -> Result<()> {
         self.walk(d, |c, x| c.unmask(x))?;
         d.state.masked = false;
+        self.note_queued(d);
         Ok(())
     }
 

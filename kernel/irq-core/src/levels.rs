@@ -81,8 +81,14 @@ impl IrqCore {
         }
     }
 
-    /// Program every level for the current target, innermost first.
-    pub(crate) fn program_levels(&self, d: &IrqDesc, activate: bool) -> Result<()> {
+    /// Program every level for the current target, innermost first (a queued level
+    /// records it, and the irq waits for a bus sync).
+    pub(crate) fn program_levels(&self, d: &mut IrqDesc, activate: bool) -> Result<()> {
+        self.note_queued(d);
+        self.program_levels_of(d, activate)
+    }
+
+    fn program_levels_of(&self, d: &IrqDesc, activate: bool) -> Result<()> {
         for i in (0..d.levels.len().saturating_sub(1)).rev() {
             let Some(chip) = Self::chip(d, i) else {
                 continue;

@@ -104,6 +104,10 @@ pub struct VectorMatrix {
     /// Vectors an external interrupt may use (0x20..=0xff minus system vectors).
     device: VecMap,
     online: CpuMask,
+    /// Online CPUs on their way out (CPU offline's first stage): nothing new is placed
+    /// on them, whatever the mask asked for. Cleared when the CPU goes offline or the
+    /// offline is called off.
+    draining: CpuMask,
     /// Sum of `available` over online CPUs.
     global_available: u32,
     /// Outstanding reservations (not yet backed by a vector).
@@ -129,6 +133,7 @@ impl VectorMatrix {
             cpus: alloc::vec![cpu; nr_cpus],
             device,
             online: CpuMask::new(),
+            draining: CpuMask::new(),
             global_available: 0,
             global_reserved: 0,
             total_allocated: 0,
@@ -148,6 +153,30 @@ impl VectorMatrix {
     /// Is `cpu` online in the matrix?
     pub fn is_online(&self, cpu: CpuId) -> bool {
         self.online.contains(cpu)
+    }
+
+    /// May something new be placed on `cpu` (online and not draining)?
+    pub fn is_placeable(&self, cpu: CpuId) -> bool {
+        self.online.contains(cpu) && !self.draining.contains(cpu)
+    }
+
+    /// Online CPUs on their way out.
+    pub fn draining_mask(&self) -> &CpuMask {
+        &self.draining
+    }
+
+    /// Mark an online `cpu` as draining (or not): allocation and moves leave it alone.
+    pub fn set_draining(&mut self, cpu: CpuId, on: bool) -> Result<()> {
+        let c = self.cpu(cpu)?;
+        if on && !c.online {
+            return Err(IrqError::OfflineTarget(cpu));
+        }
+        if on {
+            self.draining.set(cpu);
+        } else {
+            self.draining.clear(cpu);
+        }
+        Ok(())
     }
 
     fn cpu(&self, cpu: CpuId) -> Result<&CpuVectors> {
@@ -170,6 +199,7 @@ impl VectorMatrix {
         let avail = c.available;
         self.global_available += avail;
         self.online.set(cpu);
+        self.draining.clear(cpu);
         Ok(())
     }
 
@@ -185,6 +215,7 @@ impl VectorMatrix {
         let avail = c.available;
         self.global_available -= avail;
         self.online.clear(cpu);
+        self.draining.clear(cpu);
         Ok(())
     }
 
@@ -237,7 +268,7 @@ impl VectorMatrix {
         if mask.is_empty() {
             return Err(IrqError::InvalidMask);
         }
-        let cand = mask.and(&self.online);
+        let cand = mask.and(&self.online).and_not(&self.draining);
         let mut best: Option<(CpuId, i64)> = None;
         for cpu in cand.iter() {
             let Some(c) = self.cpus.get(cpu as usize) else {

@@ -138,11 +138,15 @@ impl IrqCore {
     }
 
     /// One storage step at the level the plan names, with `d`'s context and message.
-    fn exec_on(&self, d: &IrqDesc, plan: &StepPlan, step: &Step) -> Result<()> {
+    fn exec_on(&self, d: &mut IrqDesc, plan: &StepPlan, step: &Step) -> Result<()> {
         let msg = self.message_for(d, plan.level, &d.target)?;
         let ctx = Self::ctx(d, plan.level)?;
         let chip = Self::chip(d, plan.level).ok_or(IrqError::InvalidArgument)?;
-        chip.exec_step(&ctx, plan.index, step, &msg)
+        chip.exec_step(&ctx, plan.index, step, &msg)?;
+        if chip.queued() {
+            self.note_queued(d);
+        }
+        Ok(())
     }
 
     /// Step `i` of `plan` for held descriptors. A step naming a member acts on that

@@ -311,7 +311,7 @@ impl VectorDomain {
         if b.prev.is_some() || b.move_in_progress {
             return Err(IrqError::Busy);
         }
-        if !force_new_vector && mask.contains(b.cpu) && self.matrix.is_online(b.cpu) {
+        if !force_new_vector && mask.contains(b.cpu) && self.matrix.is_placeable(b.cpu) {
             self.set_block_affinity(id, mask);
             return Ok(MoveOutcome::Unchanged);
         }

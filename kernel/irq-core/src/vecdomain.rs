@@ -164,6 +164,11 @@ impl VectorDomain {
         self.apic_ids.get(cpu as usize).copied().unwrap_or(cpu)
     }
 
+    /// The matrix, to change (hotplug's draining mark).
+    pub(crate) fn matrix_mut(&mut self) -> &mut VectorMatrix {
+        &mut self.matrix
+    }
+
     /// The matrix (read-only: counters for the `vectors` command).
     pub fn matrix(&self) -> &VectorMatrix {
         &self.matrix
@@ -479,7 +484,7 @@ impl VectorDomain {
             return Ok(MoveOutcome::Unchanged);
         }
         let old = irq.target;
-        if !force_new_vector && mask.contains(old.cpu) && self.matrix.is_online(old.cpu) {
+        if !force_new_vector && mask.contains(old.cpu) && self.matrix.is_placeable(old.cpu) {
             if let Some(e) = self.irqs.get_mut(&virq) {
                 e.affinity = *mask;
             }

@@ -23,7 +23,7 @@ pub const VENDOR: u16 = 0x1234;
 pub const DEVICE: u16 = 0x11e8;
 
 /// The device's registers (offsets in BAR0).
-mod reg {
+pub(crate) mod reg {
     /// Identification: 0xRRrr00ed (major, minor version, 0xed).
     pub const ID: u64 = 0x00;
     pub const ID_MAGIC: u32 = 0xed;
@@ -77,10 +77,12 @@ pub fn instances() -> &'static [Edu] {
     INSTANCES.get().map_or(&[], |v| v.as_slice())
 }
 
-/// Finds every edu function, checks it answers, and gives it its MSI (any CPU).
+/// Finds every edu function but the one driven as queued-MSI storage
+/// (`queued_edu`), checks it answers, and gives it its MSI (any CPU).
 pub fn probe() {
     INSTANCES.call_once(|| {
         pci::by_id(VENDOR, DEVICE)
+            .filter(|dev| !super::queued_edu::is_queued(dev))
             .filter_map(|dev| match Edu::start(dev) {
                 Ok(e) => Some(e),
                 Err(e) => {
@@ -102,19 +104,44 @@ pub fn probe() {
     }
 }
 
+/// Maps an edu function's registers with memory decode and bus mastering on (its MSI
+/// and its DMA are bus-master writes), checks it answers as edu, and quiets it: no
+/// factorial interrupt, no cause pending.
+pub(crate) fn map(dev: &'static Device) -> Result<Mmio, String> {
+    dev.enable(Command::MEMORY_SPACE | Command::BUS_MASTER)
+        .map_err(|e| alloc::format!("{e}"))?;
+    let regs = dev.map_bar(0, 0, REGS_LEN)?;
+    let id = regs.read32(reg::ID);
+    if id & 0xff != reg::ID_MAGIC {
+        return Err(alloc::format!("identification reads {id:#010x}, not edu's"));
+    }
+    regs.write32(reg::STATUS, 0);
+    regs.write32(reg::IRQ_ACK, u32::MAX);
+    Ok(regs)
+}
+
+/// Is the DMA engine busy (the start bit still set)? It is one engine: one transfer at
+/// a time, done 100 ms of virtual time after it started (QEMU `edu_dma_timer`).
+pub(crate) fn dma_busy(regs: &Mmio) -> bool {
+    regs.read32(reg::DMA_CMD) & reg::DMA_START != 0
+}
+
+/// Starts one DMA transfer of `count` bytes (never waits; the engine must be idle).
+/// `to_ram`: device buffer → bus address, else bus address → device buffer. The device
+/// side must lie inside the 4 KiB buffer (QEMU copies past it otherwise).
+pub(crate) fn dma_start(regs: &Mmio, src: u64, dst: u64, count: u32, to_ram: bool) {
+    regs.write32(reg::DMA_SRC, src as u32);
+    regs.write32(reg::DMA_SRC + 4, (src >> 32) as u32);
+    regs.write32(reg::DMA_DST, dst as u32);
+    regs.write32(reg::DMA_DST + 4, (dst >> 32) as u32);
+    regs.write32(reg::DMA_COUNT, count);
+    let dir = if to_ram { reg::DMA_TO_RAM } else { 0 };
+    regs.write32(reg::DMA_CMD, reg::DMA_START | dir);
+}
+
 impl Edu {
     fn start(dev: &'static Device) -> Result<Edu, String> {
-        // Memory decode for the registers, bus mastering for the MSI write.
-        dev.enable(Command::MEMORY_SPACE | Command::BUS_MASTER)
-            .map_err(|e| alloc::format!("{e}"))?;
-        let regs = dev.map_bar(0, 0, REGS_LEN)?;
-        let id = regs.read32(reg::ID);
-        if id & 0xff != reg::ID_MAGIC {
-            return Err(alloc::format!("identification reads {id:#010x}, not edu's"));
-        }
-        // A previous user may have left causes pending or the factorial interrupt on.
-        regs.write32(reg::STATUS, 0);
-        regs.write32(reg::IRQ_ACK, u32::MAX);
+        let regs = map(dev)?;
         Ok(Edu {
             dev,
             regs,
@@ -162,7 +189,7 @@ impl Edu {
     fn dma(&self, src: u64, dst: u64, direction: u32) -> Result<(), String> {
         let wait_idle = |what: &str| {
             let t0 = crate::time::nanos_since_boot();
-            while self.regs.read32(reg::DMA_CMD) & reg::DMA_START != 0 {
+            while dma_busy(&self.regs) {
                 if crate::time::nanos_since_boot() - t0 > DMA_TIMEOUT_NS {
                     return Err(alloc::format!("edu DMA {what} did not finish in 2 s"));
                 }
@@ -171,12 +198,7 @@ impl Edu {
             Ok(())
         };
         wait_idle("before")?;
-        self.regs.write32(reg::DMA_SRC, src as u32);
-        self.regs.write32(reg::DMA_SRC + 4, (src >> 32) as u32);
-        self.regs.write32(reg::DMA_DST, dst as u32);
-        self.regs.write32(reg::DMA_DST + 4, (dst >> 32) as u32);
-        self.regs.write32(reg::DMA_COUNT, 4);
-        self.regs.write32(reg::DMA_CMD, reg::DMA_START | direction);
+        dma_start(&self.regs, src, dst, 4, direction == reg::DMA_TO_RAM);
         wait_idle("transfer")
     }
 

@@ -1,13 +1,15 @@
 //! Kernel drivers for devices that raise interrupts (each one an interrupt source of
 //! the core): the HPET comparator chains (the lost-interrupt detector, through the I/O
 //! APIC and over HPET-MSI),
-//! and the PCI MSI/MSI-X sources — QEMU's edu (non-maskable MSI), e1000e (MSI-X) and
-//! xHCI with multi-message MSI — behind one `Raiser` interface.
+//! and the PCI MSI/MSI-X sources — QEMU's edu (non-maskable MSI), e1000e (MSI-X),
+//! xHCI with multi-message MSI, and a second edu as message storage behind a command
+//! queue (IMS-like) — behind one `Raiser` interface.
 
 pub mod e1000e;
 pub mod edu;
 pub mod hpet_chain;
 pub mod hpet_msi;
+pub mod queued_edu;
 pub mod raiser;
 pub mod xhci;
 
@@ -24,4 +26,5 @@ pub fn probe_pci() {
     edu::probe();
     e1000e::probe();
     xhci::probe();
+    queued_edu::probe();
 }

@@ -180,6 +180,17 @@ pub trait Raiser: Sync {
     fn pump(&self) -> Result<(), String> {
         Ok(())
     }
+    /// How long its chain may go without a link before that counts as a lost interrupt
+    /// (a lost one never resumes the chain, so a generous bound hides nothing). The
+    /// default suits devices that raise at once; a slower device says so.
+    fn stall_ns(&self) -> u64 {
+        500_000_000
+    }
+    /// How its irqs are delivered, when that is not the function's MSI or MSI-X
+    /// capability (queued storage: its domain's name).
+    fn irq_kind(&self) -> Option<String> {
+        None
+    }
     /// Adds irqs for MSI-X entries at run time.
     fn add_messages(&self, _entries: &[u32]) -> Result<Vec<Virq>, String> {
         Err(String::from(
@@ -209,6 +220,11 @@ pub fn all() -> Vec<&'static dyn Raiser> {
     v.extend(super::edu::instances().iter().map(|d| d as &dyn Raiser));
     v.extend(super::e1000e::instances().iter().map(|d| d as &dyn Raiser));
     v.extend(super::xhci::instances().iter().map(|d| d as &dyn Raiser));
+    v.extend(
+        super::queued_edu::instances()
+            .iter()
+            .map(|d| d as &dyn Raiser),
+    );
     v.sort_by_key(|r| r.device().address());
     v
 }

@@ -1,7 +1,8 @@
 //! Affinity changes from task context: the core moves the irq and returns the hardware
 //! plan; the plan runs on the CPU it names (the old target, for the two-step path) in
 //! a call-function IPI, with interrupts off there. A plan that cannot be delivered is
-//! withdrawn, so the irq stays where its hardware points.
+//! withdrawn, so the irq stays where its hardware points. For queued storage the plan
+//! only records the new message; the change returns once the device holds it.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 use sluice_irq_core::affinity::StepPlan;
@@ -105,7 +106,7 @@ pub fn set_affinity_replanned(
     force_new_vector: bool,
     replan: impl FnOnce(StepPlan) -> StepPlan,
 ) -> Result<AffinityChange, IrqError> {
-    let _serial = AFFINITY.lock();
+    let serial = AFFINITY.lock();
     let (old, new, plan) = with_core(|c| -> Result<_, IrqError> {
         let old = c.vector_irq(virq)?.target;
         let plan = c.set_affinity(virq, mask, force_new_vector)?;
@@ -115,6 +116,12 @@ pub fn set_affinity_replanned(
     let steps = plan.as_ref().map_or(0, |p| p.steps.len());
     if let Some(p) = plan {
         run_plan_on(virq, p)?;
+    }
+    drop(serial);
+    // Queued storage recorded the new message: send it and wait until the device holds
+    // it (bus sync unlock, in this task context, with no lock held).
+    if super::queued::pending(virq) {
+        super::queued::bus_sync(virq)?;
     }
     Ok(AffinityChange { old, new, steps })
 }

@@ -13,6 +13,7 @@ mod affinity;
 mod apic_hw;
 mod dispatch;
 pub mod hierarchy;
+pub mod queued;
 
 use sluice_irq_core::desc::FlowKind;
 use sluice_irq_core::domain::DomainId;

@@ -74,6 +74,9 @@ pub struct StressReport {
     /// The MSI sources' chains, if any ran.
     pub msi: Option<super::msi_chains::ChainTotals>,
     pub off_us: Vec<u64>,
+    /// Of each offline, stage 1's share (before stop_machine: queued irqs moved off and
+    /// their devices waited for).
+    pub drain_us: Vec<u64>,
     pub on_us: Vec<u64>,
 }
 
@@ -81,8 +84,9 @@ impl StressReport {
     pub fn print(&self) {
         let (off_med, off_max) = median_max(&self.off_us);
         let (on_med, on_max) = median_max(&self.on_us);
+        let (drain_med, drain_max) = median_max(&self.drain_us);
         crate::println!(
-            "hotplug-stress: {} cycles{}; interrupts armed {} handled {} lost {} (stale {}); offline us median {} max {}; online us median {} max {}",
+            "hotplug-stress: {} cycles{}; interrupts armed {} handled {} lost {} (stale {}); offline us median {} max {} (stage 1 median {} max {}); online us median {} max {}",
             self.cycles,
             self.over
                 .map_or(String::new(), |o| alloc::format!(" (HPET chain over {o})")),
@@ -92,6 +96,8 @@ impl StressReport {
             self.chain.stale,
             off_med,
             off_max,
+            drain_med,
+            drain_max,
             on_med,
             on_max
         );
@@ -227,6 +233,7 @@ fn cycle(
         wait_all(chain, chains, "before offline")?;
         let o = cpu_off(cpu)?;
         rep.off_us.push(o.took_ns / 1000);
+        rep.drain_us.push(o.drain_ns / 1000);
         wait_all(chain, chains, "while the CPU is offline")?;
         let o = cpu_on(cpu)?;
         rep.on_us.push(o.took_ns / 1000);
@@ -236,6 +243,15 @@ fn cycle(
                 "the chain did not return to CPU {cpu}: on {:?}",
                 chain_cpu(chain)
             ));
+        }
+        if pinned {
+            let away = chains.not_on(cpu as CpuId);
+            if !away.is_empty() {
+                return Err(alloc::format!(
+                    "device chain irqs did not return to CPU {cpu}: {away:?}; broken: {:?}",
+                    crate::irq::with_core(|c| c.affinity_broken()).unwrap_or_default()
+                ));
+            }
         }
         rep.cycles += 1;
     }

@@ -10,6 +10,7 @@ pub mod iommu;
 pub mod msi_chains;
 pub mod msi_storm;
 pub mod platform;
+pub mod queued;
 pub mod smp;
 
 use alloc::string::String;
@@ -65,6 +66,7 @@ pub fn all() -> impl Iterator<Item = &'static Test> {
         .chain(hotplug::TESTS.iter())
         .chain(hpet_chain::TESTS.iter())
         .chain(iommu::TESTS.iter())
+        .chain(queued::TESTS.iter())
 }
 
 /// Runs the tests whose name contains `filter`; returns (passed, failed). Skipped

@@ -9,8 +9,6 @@ use sluice_irq_core::{CpuMask, IrqError};
 
 use crate::devices::raiser::Raiser;
 
-/// No link for this long while the machine takes interrupts: a lost interrupt.
-const STALL_NS: u64 = 500_000_000;
 /// How long a retarget may wait for the previous move to complete.
 const RETARGET_NS: u64 = 1_000_000_000;
 
@@ -53,8 +51,15 @@ impl Chains {
             for (_, virq) in s.live() {
                 let t0 = crate::time::nanos_since_boot();
                 loop {
-                    // A multi-MSI member moved with its block already.
-                    if crate::irq::target(virq).is_ok_and(|t| mask.contains(t.cpu)) {
+                    // Already there with that affinity (a multi-MSI member moved with its
+                    // block). An irq that is only *on* a CPU of `mask` still gets the
+                    // affinity: `--pinned` means no other CPU, or offline would move it
+                    // within its old affinity and online would have nothing to return.
+                    let settled = crate::irq::with_core(|c| c.vector_irq(virq))
+                        .ok()
+                        .and_then(|r| r.ok())
+                        .is_some_and(|i| mask.contains(i.target.cpu) && i.affinity == *mask);
+                    if settled {
                         break;
                     }
                     match crate::irq::set_affinity(virq, mask, false) {
@@ -77,6 +82,19 @@ impl Chains {
         Ok(())
     }
 
+    /// The irqs of the chains not on `cpu`, with where they are.
+    pub fn not_on(&self, cpu: sluice_irq_core::CpuId) -> Vec<(sluice_irq_core::Virq, String)> {
+        self.sources
+            .iter()
+            .flat_map(|s| s.live())
+            .filter_map(|(_, v)| match crate::irq::target(v) {
+                Ok(t) if t.cpu == cpu => None,
+                Ok(t) => Some((v, alloc::format!("CPU {}", t.cpu))),
+                Err(e) => Some((v, alloc::format!("{e}"))),
+            })
+            .collect()
+    }
+
     /// Waits until every chain made `links` more links; `since_ns` (boot time) is when
     /// the last stop_machine ended, from which a stall is measured at the earliest.
     pub fn wait_links(&self, links: u64, what: &str, since_ns: u64) -> Result<(), String> {
@@ -89,7 +107,9 @@ impl Chains {
                 }
                 let now = crate::time::nanos_since_boot();
                 let last = c.last_ns.load(Ordering::SeqCst).max(since_ns);
-                if now.saturating_sub(last) > STALL_NS {
+                // No link for this long while the machine takes interrupts: a lost
+                // interrupt (the device's own bound).
+                if now.saturating_sub(last) > s.stall_ns() {
                     return Err(alloc::format!(
                         "{} {} chain stalled {} ms {what}: raised {} handled {}",
                         s.device().address(),
@@ -105,12 +125,14 @@ impl Chains {
         Ok(())
     }
 
-    /// Stops every chain and lets the last links land: totals over all chains.
+    /// Stops every chain and lets the last links land: totals over all chains. The wait
+    /// ends as soon as every link raised was handled; its bound covers the queued edu,
+    /// whose raise is a DMA of 100 ms that may queue behind a command of 100 ms.
     pub fn stop(&self) -> ChainTotals {
         for s in &self.sources {
             s.chain().stop();
         }
-        let deadline = crate::time::nanos_since_boot() + 100_000_000;
+        let deadline = crate::time::nanos_since_boot() + 500_000_000;
         let settled = || {
             self.sources.iter().all(|s| {
                 let c = s.chain();

@@ -77,8 +77,9 @@ fn cmd_devices(args: &[&str]) -> Result<(), String> {
         println!("no interrupt-source devices (edu, e1000e, xHCI with multi-message MSI)");
     }
     for r in all {
-        let mode =
-            crate::pci::irqs::mode(r.device()).map_or(String::from("no irqs"), |m| format!("{m}"));
+        let mode = r.irq_kind().unwrap_or_else(|| {
+            crate::pci::irqs::mode(r.device()).map_or(String::from("no irqs"), |m| format!("{m}"))
+        });
         println!("{} {} ({})", r.device().address(), r.driver(), mode);
         for (i, c) in r.counts().iter().enumerate() {
             let irq = c.virq().map_or(String::from("-"), |v| format!("{v}"));

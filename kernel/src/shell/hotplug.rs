@@ -3,19 +3,19 @@
 use alloc::string::String;
 
 use crate::ktest::hotplug_stress::stress_with;
-use crate::smp::hotplug::{cpu_off, cpu_on};
+use crate::smp::hotplug::{cpu_off, cpu_off_one_stage, cpu_on};
 
 pub static COMMANDS: &[crate::shell::Command] = &[
     crate::shell::Command {
         name: "cpu",
-        args: "off N | on N",
-        help: "take CPU N offline (migrating its interrupts in stop_machine) or bring it back",
+        args: "off N [--one-stage] | on N",
+        help: "take CPU N offline (irqs that need a wait moved first, the rest in stop_machine; --one-stage: skip the first stage, so a queued irq there makes it refuse) or bring it back",
         run: cmd_cpu,
     },
     crate::shell::Command {
         name: "hotplug-stress",
-        args: "N CYCLES [--pinned] [--hpet-msi] [--msi BDF]...",
-        help: "offline/online CPU N CYCLES times while an HPET chain (over HPET-MSI with --hpet-msi; and each --msi device's chain) targeted at it keeps firing",
+        args: "N CYCLES [--pinned] [--hpet-msi] [--queued] [--msi BDF]...",
+        help: "offline/online CPU N CYCLES times while an HPET chain (over HPET-MSI with --hpet-msi; and each --msi device's chain, and the queued edu's with --queued) targeted at it keeps firing",
         run: cmd_stress,
     },
 ];
@@ -28,12 +28,41 @@ fn parse_num(s: Option<&&str>, what: &str) -> Result<usize, String> {
 
 fn cmd_cpu(args: &[&str]) -> Result<(), String> {
     let cpu = parse_num(args.get(1), "CPU number")?;
-    if args.len() > 2 {
-        return Err(alloc::format!("unexpected argument '{}'", args[2]));
-    }
+    let one_stage = match args.get(2).copied() {
+        None => false,
+        Some("--one-stage") if args.first() == Some(&"off") && args.len() == 3 => true,
+        Some(a) => return Err(alloc::format!("unexpected argument '{a}'")),
+    };
     match args.first().copied() {
         Some("off") => {
-            let o = cpu_off(cpu)?;
+            let o = if one_stage {
+                cpu_off_one_stage(cpu)?
+            } else {
+                cpu_off(cpu)?
+            };
+            let d = &o.drained;
+            if !d.synced.is_empty() {
+                crate::println!(
+                    "stage 1 (before stop_machine, {} us): {} irq(s) moved off and confirmed by their devices",
+                    o.drain_ns / 1000,
+                    d.moved.len()
+                );
+                for (virq, old, new) in &d.moved {
+                    crate::println!(
+                        "  irq {}: CPU {} vector {:#04x} -> CPU {} vector {:#04x}{}",
+                        virq,
+                        old.cpu,
+                        old.vector.0,
+                        new.cpu,
+                        new.vector.0,
+                        if d.broken.contains(virq) {
+                            " (affinity broken)"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+            }
             let r = &o.report;
             crate::println!(
                 "CPU {} offline in {} us: {} irq(s) moved ({} affinity broken), {} shut down, {} re-delivered from its IRR",
@@ -88,6 +117,11 @@ fn cmd_stress(args: &[&str]) -> Result<(), String> {
         match a {
             "--pinned" => pinned = true,
             "--hpet-msi" => chain = &crate::devices::hpet_chain::MSI,
+            "--queued" => {
+                let q = crate::devices::queued_edu::instance()
+                    .ok_or("--queued: no queued edu at 00:10.0 on this machine")?;
+                msi.push(q as &dyn crate::devices::raiser::Raiser);
+            }
             "--msi" => {
                 let bdf = rest.next().ok_or("--msi needs a PCI address")?;
                 msi.push(super::devices::source(bdf)?);

@@ -233,6 +233,11 @@ fn cmd_irq(args: &[&str]) -> Result<(), String> {
             }
         );
     }
+    if let Some(q) = crate::devices::queued_edu::instance()
+        && crate::devices::raiser::Raiser::counts(q)[0].virq() == Some(virq)
+    {
+        super::queued::print_entry(q);
+    }
     Ok(())
 }
 

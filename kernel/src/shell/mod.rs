@@ -12,6 +12,7 @@ mod hpet_chain;
 mod iommu;
 mod irq;
 mod pci;
+mod queued;
 pub mod script;
 mod smp;
 mod system;
@@ -44,6 +45,7 @@ static GROUPS: &[&[Command]] = &[
     iommu::COMMANDS,
     devices::COMMANDS,
     hpet_chain::COMMANDS,
+    queued::COMMANDS,
     smp::COMMANDS,
     hotplug::COMMANDS,
     crash::COMMANDS,
@@ -87,6 +89,7 @@ pub fn run() -> ! {
     loop {
         let Some(key) = crate::console::input::read_key() else {
             crate::console::screen::flush();
+            queued::idle();
             // Sleep until the next interrupt; the check-then-halt race is closed by
             // `sti; hlt` executing atomically (SDM vol. 2, STI: interrupts are
             // recognised only after the next instruction).

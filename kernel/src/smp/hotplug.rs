@@ -8,12 +8,24 @@
 //! local APIC soft-disabled (a disabled APIC stops accepting interrupts, so doing it
 //! first would drop whatever arrived in between) and the CPU parks.
 //!
+//! Offline has two stages (`sluice_irq_core::hotplug_queued`, docs/queued-storage.md),
+//! because nothing inside stop_machine may wait and some message storage can only be
+//! changed by a command that completes later (the queued edu: 100 ms):
+//! 1. before stop_machine, in this task context: the CPU is marked draining (nothing new
+//!    is placed on it), every irq whose storage needs a wait is moved off and the
+//!    device's confirmation awaited (`IrqCore::offline_drain`);
+//! 2. inside stop_machine: the migration above, which refuses — changing nothing, the
+//!    CPU stays online and placeable again — if an irq still needs a wait.
+//!
 //! Online restarts the CPU (INIT–SIPI–SIPI through the kept trampoline), brings its
-//! matrix back, restarts its managed irqs and returns affinity-broken irqs to it.
+//! matrix back, restarts its managed irqs and returns affinity-broken irqs to it; a
+//! queued irq's return is only recorded there (interrupts are off) and is completed
+//! afterwards in this task context (`irq::queued::run_deferred`).
 
 use alloc::string::String;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use sluice_irq_core::hotplug::{MigrationReport, OnlineReport};
+use sluice_irq_core::hotplug_queued::DrainReport;
 use sluice_irq_core::{CpuId, CpuMask, IrqError};
 
 use crate::irq::KernelApic;
@@ -49,8 +61,13 @@ pub fn set_before_migrate(f: Option<fn()>) {
 }
 
 pub struct Offlined {
+    /// Stage 1: irqs moved off (and waited for) before stop_machine.
+    pub drained: DrainReport,
+    /// Stage 2: the migration inside stop_machine.
     pub report: MigrationReport,
     pub took_ns: u64,
+    /// Of `took_ns`, stage 1's share.
+    pub drain_ns: u64,
 }
 
 pub struct Onlined {
@@ -68,10 +85,21 @@ pub fn check_cpu(cpu: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// Takes `cpu` offline. Refuses the last online CPU, a CPU whose vectors the others
-/// cannot absorb, and the boot CPU (it owns the console's legacy wiring and is where
-/// parked CPUs are restarted from).
+/// Takes `cpu` offline in two stages (module documentation). Refuses the last online
+/// CPU, a CPU whose vectors the others cannot absorb, and the boot CPU (it owns the
+/// console's legacy wiring and is where parked CPUs are restarted from).
 pub fn cpu_off(cpu: usize) -> Result<Offlined, String> {
+    cpu_off_staged(cpu, true)
+}
+
+/// `cpu_off` without stage 1 — what a one-stage kernel does. For the test that shows
+/// stage 2 refusing (and rolling back) when an irq still needs a wait; `cpu off N
+/// --one-stage` in the shell.
+pub fn cpu_off_one_stage(cpu: usize) -> Result<Offlined, String> {
+    cpu_off_staged(cpu, false)
+}
+
+fn cpu_off_staged(cpu: usize, drain: bool) -> Result<Offlined, String> {
     check_cpu(cpu)?;
     if !smp::is_online(cpu) {
         return Err(alloc::format!(
@@ -102,25 +130,52 @@ pub fn cpu_off(cpu: usize) -> Result<Offlined, String> {
         ));
     }
     let start = crate::time::nanos_since_boot();
+    let drained = if drain {
+        stage1(cpu)?
+    } else {
+        DrainReport::default()
+    };
+    let drain_ns = crate::time::nanos_since_boot() - start;
     TAKE_DOWN.lock().take();
     let stop =
         smp::stop_machine::stop_machine(take_down, cpu as u64, &CpuMask::single(cpu as CpuId));
     let migrated = TAKE_DOWN.lock().take();
-    match (stop, migrated) {
-        (Err(e), _) => Err(alloc::format!("stop_machine: {e}")),
-        (Ok(_), None) => Err(String::from("the take-down function did not run")),
-        (Ok(_), Some(Err(e))) => Err(alloc::format!(
-            "migration refused: {e}; CPU {cpu} stays online"
-        )),
+    let refused = match (stop, migrated) {
+        (Err(e), _) => alloc::format!("stop_machine: {e}"),
+        (Ok(_), None) => String::from("the take-down function did not run"),
+        (Ok(_), Some(Err(e))) => alloc::format!("migration refused: {e}; CPU {cpu} stays online"),
         (Ok(_), Some(Ok(report))) => {
             smp::wait_parked(cpu, 1_000_000_000)
                 .map_err(|e| alloc::format!("CPU {cpu} did not park: {e}"))?;
-            Ok(Offlined {
+            return Ok(Offlined {
+                drained,
                 report,
                 took_ns: crate::time::nanos_since_boot() - start,
-            })
+                drain_ns,
+            });
         }
+    };
+    // The CPU stays online: undo stage 1's mark so it is placeable again (the irqs stage 1
+    // moved stay where they are, correctly routed).
+    if let Err(e) = crate::irq::with_core(|c| c.drain_cancel(cpu as CpuId)).and_then(|r| r) {
+        return Err(alloc::format!(
+            "{refused}; and clearing its draining mark failed: {e}"
+        ));
     }
+    Err(refused)
+}
+
+/// Stage 1, before stop_machine, in this task context: mark `cpu` draining and move
+/// every irq off it whose storage needs a wait, waiting for each device to confirm.
+/// On error the core has already removed the mark; the CPU stays online.
+fn stage1(cpu: usize) -> Result<DrainReport, String> {
+    let mut apic = KernelApic;
+    let mut wait = crate::irq::queued::KernelWait::new();
+    crate::irq::with_core(|c| c.offline_drain(cpu as CpuId, &mut apic, &mut wait))
+        .and_then(|r| r)
+        .map_err(|e| {
+            alloc::format!("stage 1 (before stop_machine) failed: {e}; CPU {cpu} stays online")
+        })
 }
 
 /// Brings a parked `cpu` back and gives it its interrupts back.
@@ -145,6 +200,13 @@ pub fn cpu_on(cpu: usize) -> Result<Onlined, String> {
             crate::warn!("irq {}: could not move back to CPU {}: {}", virq, cpu, e);
         }
     }
+    // The restore only recorded queued irqs' new messages (interrupts were off): send
+    // them and wait for the devices here, in task context, before calling it done.
+    crate::irq::queued::run_deferred().map_err(|e| {
+        alloc::format!(
+            "CPU {cpu} is online but a queued irq's return was not confirmed: {e} (it stays deferred)"
+        )
+    })?;
     Ok(Onlined {
         report,
         took_ns: crate::time::nanos_since_boot() - start,

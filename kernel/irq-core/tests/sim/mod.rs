@@ -34,6 +34,7 @@ use sluice_irq_core::hw::{LocalApic, Target};
 use sluice_irq_core::ioapic::{Rte, RteStorage};
 use sluice_irq_core::msi::{MsiCaps, MsiMsg, MsiStorage, Trigger, decode};
 use sluice_irq_core::msidomain::MsiDomain;
+use sluice_irq_core::queued::{QueuedEntry, QueuedStorage};
 use sluice_irq_core::vector::{VECTOR_CLEANUP_VECTOR, Vector};
 use sluice_irq_core::{IrqCore, IrqError, IrqSource, Virq};
 
@@ -143,6 +144,14 @@ pub struct Machine {
     /// documented limitation Linux shares). Scenarios that build that layout on purpose
     /// set this and count them with [`Machine::phantom_runs`]; otherwise they fail.
     pub tolerate_phantoms: bool,
+    /// Queued storage (`SimQueuedStorage`): commands taken and not yet completed, in
+    /// order: (device, what the entry is to hold, ticket). Each completes at some later
+    /// event of the schedule ([`Machine::complete_command`]).
+    pub commands: std::collections::VecDeque<(usize, QueuedEntry, u64)>,
+    /// Tickets below this have completed.
+    pub tickets_done: u64,
+    /// The next ticket handed out.
+    pub next_ticket: u64,
 }
 
 pub type Shared = Arc<Mutex<Machine>>;
@@ -332,6 +341,25 @@ impl Machine {
         token
     }
 
+    /// The oldest queued command completes: the device now holds (and sends) what it
+    /// said; an interrupt it held while masked goes out if it is unmasked now.
+    pub fn complete_command(&mut self) -> bool {
+        let Some((dev, e, t)) = self.commands.pop_front() else {
+            return false;
+        };
+        self.tickets_done = t + 1;
+        let d = &mut self.devices[dev];
+        d.msg = e.msg;
+        d.masked = e.masked;
+        if !e.masked
+            && let Some(token) = d.pending.take()
+        {
+            let msg = d.msg;
+            self.post(msg, Some(token));
+        }
+        true
+    }
+
     /// Count one write or IRR read and fire whatever a schedule put right after it.
     pub fn after_write(&mut self) {
         self.writes += 1;
@@ -507,6 +535,34 @@ impl LocalApic for SimApic {
         for t in tokens {
             m.raise(cpu as usize, vector.0, Some(t));
         }
+    }
+}
+
+/// Queued storage of a simulated device: the device's message (and mask) change only
+/// when a command completes, an event of its own in the schedule. The device itself is
+/// a maskable [`Device`]: masked, it holds one pending interrupt. Its message starts as
+/// zeros (what it holds before any command: not an MSI at all).
+pub struct SimQueuedStorage {
+    pub m: Shared,
+    pub dev: usize,
+}
+
+impl QueuedStorage for SimQueuedStorage {
+    fn nvec(&self) -> u32 {
+        1
+    }
+    fn ready(&self) -> bool {
+        true
+    }
+    fn submit(&self, _index: u32, e: &QueuedEntry) -> sluice_irq_core::Result<u64> {
+        let mut m = self.m.lock().unwrap();
+        let t = m.next_ticket;
+        m.next_ticket += 1;
+        m.commands.push_back((self.dev, *e, t));
+        Ok(t)
+    }
+    fn completed(&self, ticket: u64) -> bool {
+        ticket < self.m.lock().unwrap().tickets_done
     }
 }
 
