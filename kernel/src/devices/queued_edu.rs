@@ -125,22 +125,45 @@ pub struct QueuedEdu {
 pub struct EduQueue(&'static QueuedEdu);
 
 static INSTANCE: spin::Once<Option<QueuedEdu>> = spin::Once::new();
+/// The irq's set-up (poison the entry, build the domain, start the irq): two DMA
+/// commands, ~200 ms, left out of boot and done by the first `instance()`, that is the
+/// first command or test that uses the device.
+static SETUP: spin::Once<()> = spin::Once::new();
 
-/// The driver instance, once probed.
-pub fn instance() -> Option<&'static QueuedEdu> {
+/// The probed device, its irq perhaps not set up yet (for its interrupt handlers, which
+/// must not start the set-up).
+fn probed() -> Option<&'static QueuedEdu> {
     INSTANCE.get().and_then(|i| i.as_ref())
 }
 
-/// As a list, for `raiser::all`.
-pub fn instances() -> &'static [QueuedEdu] {
-    INSTANCE
-        .get()
-        .and_then(|i| i.as_ref())
-        .map_or(&[], core::slice::from_ref)
+/// The driver instance with its irq set up. Task context only: the first call waits for
+/// the set-up's DMA commands.
+pub fn instance() -> Option<&'static QueuedEdu> {
+    let q = probed()?;
+    SETUP.call_once(|| match q.setup() {
+        Ok(v) => crate::log!(
+            "queued edu {}: {} -> irq {}",
+            q.dev.address(),
+            q.domain_name(),
+            v
+        ),
+        Err(e) => crate::error!("queued edu {}: {}", q.dev.address(), e),
+    });
+    Some(q)
 }
 
-/// Finds the function at 00:10.0 if it is an edu, resets its entry to the poison
-/// message, builds its queued MSI domain and starts its irq.
+/// The instance if its irq is already set up (never starts the set-up).
+pub fn instance_if_ready() -> Option<&'static QueuedEdu> {
+    SETUP.is_completed().then(probed).flatten()
+}
+
+/// As a list, for `raiser::all` (task context, as [`instance`]).
+pub fn instances() -> &'static [QueuedEdu] {
+    instance().map_or(&[], core::slice::from_ref)
+}
+
+/// Finds the function at 00:10.0 if it is an edu and maps it; its irq is set up on
+/// first use (see `SETUP`).
 pub fn probe() {
     INSTANCE.call_once(|| {
         let dev = pci::by_id(edu::VENDOR, edu::DEVICE).find(|d| is_queued(d))?;
@@ -152,27 +175,23 @@ pub fn probe() {
             }
         }
     });
-    let Some(q) = instance() else { return };
-    match q.setup() {
-        Ok(v) => crate::log!(
-            "queued edu {}: {} -> irq {}",
-            q.dev.address(),
-            q.domain_name(),
-            v
-        ),
-        Err(e) => crate::error!("queued edu {}: {}", q.dev.address(), e),
+    if let Some(q) = probed() {
+        crate::log!(
+            "queued edu {}: found; its irq is set up when first used (two 100 ms DMA commands)",
+            q.dev.address()
+        );
     }
 }
 
 fn on_poison(_virq: Virq) -> IrqReturn {
-    if let Some(q) = instance() {
+    if let Some(q) = probed() {
         q.poison_hits.fetch_add(1, Ordering::SeqCst);
     }
     IrqReturn::Handled
 }
 
 fn on_irq(virq: Virq) -> IrqReturn {
-    let Some(q) = instance() else {
+    let Some(q) = probed() else {
         return IrqReturn::NotHandled;
     };
     if q.counts[0].virq() != Some(virq) {

@@ -233,7 +233,7 @@ fn cmd_irq(args: &[&str]) -> Result<(), String> {
             }
         );
     }
-    if let Some(q) = crate::devices::queued_edu::instance()
+    if let Some(q) = crate::devices::queued_edu::instance_if_ready()
         && crate::devices::raiser::Raiser::counts(q)[0].virq() == Some(virq)
     {
         super::queued::print_entry(q);

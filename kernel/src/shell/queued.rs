@@ -30,7 +30,7 @@ pub fn idle() {
             e
         );
     }
-    if let Some(q) = queued_edu::instance()
+    if let Some(q) = queued_edu::instance_if_ready()
         && q.chain().active()
         && let Err(e) = q.pump()
     {
