@@ -1,13 +1,11 @@
-//! The kernel heap: `talc` over pages mapped at a fixed virtual range. Talc keeps free
-//! chunks in size bins, so an allocation or free costs the same however fragmented the
-//! heap becomes (`linked_list_allocator`, used before, walks its list of holes).
+//! The kernel heap: `linked_list_allocator` over pages mapped at a fixed virtual range.
 //!
 //! Interrupt context allocates too (the interrupt core's move completion queues a
 //! cleanup), so the heap lock is taken with interrupts off: an interrupt arriving on a
 //! CPU inside `alloc` would otherwise spin forever on the lock its own CPU holds.
 
 use core::alloc::{GlobalAlloc, Layout};
-use talc::{ErrOnOom, Span, Talc, Talck};
+use linked_list_allocator::LockedHeap;
 use x86_64::instructions::interrupts::without_interrupts;
 use x86_64::structures::paging::{Mapper, Page, PageTableFlags, PhysFrame, Size2MiB, Size4KiB};
 use x86_64::{PhysAddr, VirtAddr};
@@ -15,10 +13,10 @@ use x86_64::{PhysAddr, VirtAddr};
 /// 32 MiB: ample for descriptor tables at 512 CPUs and IRTE tables (1 MiB each).
 pub const HEAP_SIZE: u64 = 32 * 1024 * 1024;
 
-/// Talc behind a spin lock, with interrupts off around every use of the lock.
-struct IrqSafeHeap(Talck<spin::Mutex<()>, ErrOnOom>);
+/// `LockedHeap` with interrupts off around every use of its lock.
+struct IrqSafeHeap(LockedHeap);
 
-// SAFETY: delegates to `Talck`'s implementation; disabling interrupts around it
+// SAFETY: delegates to `LockedHeap`'s implementation; disabling interrupts around it
 // changes nothing about the memory it hands out.
 unsafe impl GlobalAlloc for IrqSafeHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
@@ -33,7 +31,7 @@ unsafe impl GlobalAlloc for IrqSafeHeap {
 }
 
 #[global_allocator]
-static HEAP: IrqSafeHeap = IrqSafeHeap(Talc::new(ErrOnOom).lock());
+static HEAP: IrqSafeHeap = IrqSafeHeap(LockedHeap::empty());
 
 #[derive(Debug)]
 pub enum HeapError {
@@ -71,9 +69,8 @@ pub fn init() -> Result<(), HeapError> {
                 .flush();
         }
     }
-    let span = Span::from_base_size(start as *mut u8, HEAP_SIZE as usize);
     // SAFETY: the range was just mapped writable and is used by nothing else.
-    without_interrupts(|| unsafe { HEAP.0.lock().claim(span) }).map_err(|()| HeapError::Map)?;
+    without_interrupts(|| unsafe { HEAP.0.lock().init(start as *mut u8, HEAP_SIZE as usize) });
     Ok(())
 }
 
@@ -81,7 +78,6 @@ pub fn init() -> Result<(), HeapError> {
 pub fn usage() -> (usize, usize) {
     without_interrupts(|| {
         let h = HEAP.0.lock();
-        let c = h.get_counters();
-        (c.allocated_bytes, c.available_bytes)
+        (h.used(), h.free())
     })
 }
