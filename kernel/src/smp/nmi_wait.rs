@@ -52,6 +52,8 @@ sluice_nmi_wait_done:
     options(att_syntax)
 );
 
+// SAFETY: both symbols are defined by the `global_asm!` block above, with these
+// signatures (System V: `rdi`, `rsi`; no return value).
 unsafe extern "C" {
     /// Halts unless `*woken` is set; see the module comment. Returns with interrupts
     /// enabled if `irqs_on` was non-zero (whether or not it halted).
