@@ -280,18 +280,7 @@ impl QueuedEdu {
     /// lets the device raise at once — what a driver does that enables its device while
     /// the message update is still queued. The caller syncs afterwards.
     pub fn request_unsynced(&self) -> Result<Virq, String> {
-        let (id, _) = self.domain.get().ok_or("no domain")?;
-        let v = crate::irq::request_in(
-            *id,
-            &self.source(),
-            &IrqAlloc::edge(super::all_cpus()),
-            "queued-edu",
-            on_irq,
-        )
-        .map_err(|e| alloc::format!("irq: {e}"))?;
-        self.counts[0].set_virq(Some(v));
-        self.enabled.store(true, Ordering::SeqCst);
-        Ok(v)
+        self.request_with(crate::irq::request_in)
     }
 
     /// Interrupts the device sent from its reset content (see `Engine::uninit_sent`).
@@ -307,8 +296,23 @@ impl QueuedEdu {
 
     /// Starts the irq; returns once the device holds its message, then lets it raise.
     pub fn request(&self) -> Result<Virq, String> {
+        self.request_with(crate::irq::queued::request_synced)
+    }
+
+    /// Requests the irq in the device's domain with `request` (synced or not), then lets
+    /// the device raise.
+    fn request_with(
+        &self,
+        request: fn(
+            DomainId,
+            &IrqSource,
+            &IrqAlloc,
+            &str,
+            crate::irq::Handler,
+        ) -> Result<Virq, IrqError>,
+    ) -> Result<Virq, String> {
         let (id, _) = self.domain.get().ok_or("no domain")?;
-        let v = crate::irq::queued::request_synced(
+        let v = request(
             *id,
             &self.source(),
             &IrqAlloc::edge(super::all_cpus()),
