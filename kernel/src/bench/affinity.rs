@@ -226,11 +226,8 @@ impl RawWrites {
                     .and_then(crate::iommu::unit)
                     .ok_or_else(|| alloc::format!("no unit behind {}", ir.domain))?;
                 let index = u16::try_from(ir.hwirq).map_err(|_| "IRTE index out of range")?;
-                Ok(RawWrites::Irte {
-                    unit,
-                    index,
-                    entry: unit.read_irte(index),
-                })
+                let entry = unit.read_irte(index).ok_or("IRTE index beyond the table")?;
+                Ok(RawWrites::Irte { unit, index, entry })
             }
             Path::IoApic => {
                 let ioapic = first

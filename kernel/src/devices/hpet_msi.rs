@@ -71,7 +71,7 @@ impl IpiRetrigger {
             data: msg.data,
         })
         .ok()?;
-        let irte = unit.read_irte(m.index()?);
+        let irte = unit.read_irte(m.index()?)?;
         irte.present()
             .then(|| (irte.destination(unit.eim), irte.vector()))
     }

@@ -183,9 +183,10 @@ impl Unit {
         Ok(())
     }
 
-    /// The entry at `index` as the table holds it now.
-    pub fn read_irte(&self, index: u16) -> Irte {
-        self.hw().read_irte(index)
+    /// The entry at `index` as the table holds it now; `None` beyond the table (an index
+    /// read from a message a device holds can be anything).
+    pub fn read_irte(&self, index: u16) -> Option<Irte> {
+        (u32::from(index) < self.table_entries).then(|| self.hw().read_irte(index))
     }
 
     /// Registers, read now (the `iommu` command).
@@ -193,7 +194,14 @@ impl Unit {
         sluice_vtd::registers::Snapshot::read(&mut self.hw())
     }
 
+    /// The entry's address in the table. Indices come from the entry allocator, bounded
+    /// by `table_entries` (which a test may shrink below 65536); past it is a bug.
     fn entry(&self, index: u16) -> *mut u64 {
+        assert!(
+            u32::from(index) < self.table_entries,
+            "IRTE index {index} beyond the {}-entry table",
+            self.table_entries
+        );
         crate::memory::phys_to_virt(self.table + u64::from(index) * IRTE_BYTES) as *mut u64
     }
 
@@ -260,7 +268,7 @@ impl QueueMemory for Hw<'_> {
 impl IrteMemory for Hw<'_> {
     fn read_irte(&mut self, index: u16) -> Irte {
         let at = self.unit.entry(index);
-        // SAFETY: index < 65536 = the table's entries, in the table this unit owns.
+        // SAFETY: `entry` checked index < table_entries: in the table this unit owns.
         unsafe { Irte::from_halves(at.read_volatile(), at.add(1).read_volatile()) }
     }
     fn write_low(&mut self, index: u16, low: u64) {

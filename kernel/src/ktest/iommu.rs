@@ -53,7 +53,8 @@ fn request(handle: u16) -> (u64, u32) {
 fn free_entry(s: &Setup) -> Result<u16, String> {
     let u = s.faults.unit;
     let index = u16::try_from(u.table_entries - 2).map_err(|_| "table too large")?;
-    check!(!u.read_irte(index).present(), "entry {} is in use", index);
+    let entry = u.read_irte(index).ok_or("entry beyond the table")?;
+    check!(!entry.present(), "entry {} is in use", index);
     Ok(index)
 }
 
@@ -180,7 +181,7 @@ fn msi_from_the_wrong_source_is_blocked_0x26() -> TestResult {
         .ok_or("edu's irq is not remapped")?;
     let index = u16::try_from(ir.hwirq).map_err(|_| "bad IRTE index")?;
     let u = s.faults.unit;
-    let good = u.read_irte(index);
+    let good = u.read_irte(index).ok_or("edu's entry beyond the table")?;
     // The same entry, validating 00:1f.0 (the ISA bridge) instead of edu.
     let wrong = Irte::from_halves(good.low(), (good.high() & !0xffff) | 0x00f8);
     u.write_irte(index, wrong)

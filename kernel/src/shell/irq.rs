@@ -319,7 +319,13 @@ fn print_irte(unit: usize, hwirq: u64) {
         return;
     };
     let u = dom.unit();
-    println!("    {}", u.read_irte(index).display(u.eim));
+    match u.read_irte(index) {
+        Some(e) => println!("    {}", e.display(u.eim)),
+        None => println!(
+            "    (index {index} beyond the {}-entry table)",
+            u.table_entries
+        ),
+    }
     if let Some(info) = dom.entry_info(index) {
         println!(
             "    source-id rule: {} (entry {} of irq {})",
