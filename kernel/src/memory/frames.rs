@@ -3,8 +3,8 @@
 //! Frames are handed out in address order; freed frames go on a free list and are
 //! reused first. Runs skipped to satisfy an aligned contiguous request are kept as
 //! ranges (`spare`), not linked through their frames: writing a link into every skipped
-//! frame touched megabytes of guest RAM at boot, each first touch a host page fault. The regions array is copied out of the boot info (at most
-//! `MAX_REGIONS`; the rest are reported and ignored).
+//! frame touched megabytes of guest RAM at boot. The regions array is copied out of the
+//! boot info (at most `MAX_REGIONS`; the rest are reported and ignored).
 
 use bootloader_api::info::{MemoryRegionKind, MemoryRegions};
 use x86_64::PhysAddr;
@@ -150,8 +150,8 @@ pub fn alloc_uninit() -> Option<PhysFrame> {
 /// Allocates `count` physically contiguous zeroed frames, aligned to `align` bytes (a
 /// power of two, at least 4 KiB), for hardware that reads a table by physical address
 /// (a VT-d unit's interrupt remapping table). Carved from the unallocated part of the
-/// regions, never from the free list; frames skipped to reach the alignment are put on
-/// the free list. Returns the first frame's physical address.
+/// regions, never from the free list; frames skipped to reach the alignment are kept for
+/// single-frame allocations (`Frames::keep`). Returns the first frame's physical address.
 pub fn alloc_contiguous(count: u64, align: u64) -> Option<u64> {
     let start = alloc_contiguous_uninit(count, align)?;
     // SAFETY: the frames were just taken from a usable region and belong to the caller.
