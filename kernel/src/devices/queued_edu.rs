@@ -586,13 +586,3 @@ impl Raiser for QueuedEdu {
         Ok(())
     }
 }
-
-/// For `irq N` and the `queued` command: a message as words.
-pub fn describe(m: &MsiMsg) -> String {
-    alloc::format!(
-        "addr {:#010x}:{:08x} data {:#06x}",
-        m.addr_hi,
-        m.addr_lo,
-        m.data
-    )
-}

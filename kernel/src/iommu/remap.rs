@@ -251,7 +251,7 @@ impl Domain for IrDomain {
             if let Err(e) = self.unit.write_irte(index, Irte::NOT_PRESENT) {
                 crate::error!("{}: clearing IRTE {}: {}", self.name, index, e);
             }
-            let info = self.entries.lock().remove(&index);
+            self.entries.lock().remove(&index);
             let mut regions = self.regions.lock();
             if let Ok(f) = regions.free(u32::from(index))
                 && f.live == 0
@@ -273,7 +273,6 @@ impl Domain for IrDomain {
                     );
                 }
             }
-            let _ = info;
         }
     }
 

@@ -111,7 +111,7 @@ fn cmd_queued(args: &[&str]) -> Result<(), String> {
 fn entry_text(e: &sluice_irq_core::queued::QueuedEntry) -> String {
     alloc::format!(
         "{}{}",
-        queued_edu::describe(&e.msg),
+        super::pci::message_text(&e.msg),
         if e.masked { ", masked" } else { "" }
     )
 }
