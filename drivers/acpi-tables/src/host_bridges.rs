@@ -6,9 +6,12 @@
 //! which only an interpreter can evaluate. What the bytes do tell is how many there
 //! are: almost every firmware writes `_HID` as a static name, `NameOp "_HID"` followed by
 //! the EISA id as a DWord constant (`EisaId("PNP0A08")` compiles to `0C 41 D0 0A 08`,
-//! ACPI 6.5 §19.6.35) or, rarely, as a string. One such name means one host bridge, so
-//! no peer root buses to look for; more, or a `_HID` this scan cannot read (a method),
-//! means the kernel must probe for them.
+//! ACPI 6.5 §19.6.35) or, rarely, as a string. A host bridge may also say what it is
+//! only in its `_CID` (Linux's PCI root driver matches either: a CXL host bridge is
+//! `_HID ACPI0016`, `_CID PNP0A08`), so compatible ids are counted too. One host bridge
+//! for certain means no peer root buses to look for; more, a compatible id no `_HID`
+//! accounts for, or a name this scan cannot read (a method), means the kernel must
+//! probe for them.
 
 /// AML `NameOp` (ACPI 6.5 §20.2.5.1).
 const NAME_OP: u8 = 0x08;
@@ -19,13 +22,16 @@ const STRING_PREFIX: u8 = 0x0d;
 const EISA_PNP0A03: [u8; 4] = [0x41, 0xd0, 0x0a, 0x03];
 const EISA_PNP0A08: [u8; 4] = [0x41, 0xd0, 0x0a, 0x08];
 
-/// What the `_HID` names of one AML stream say about PCI host bridges.
+/// What the `_HID` and `_CID` names of one AML stream say about PCI host bridges.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HostBridgeNames {
     /// `_HID` names whose value is PNP0A03 or PNP0A08.
     pub host_bridges: usize,
-    /// `_HID` names this scan could not read (not a static DWord or string): any of them
-    /// might be a host bridge.
+    /// PNP0A03 or PNP0A08 ids in `_CID` names (a PCIe host bridge names PNP0A03 there
+    /// besides its `_HID`; a CXL or vendor-named one only there).
+    pub compatible: usize,
+    /// `_HID` or `_CID` names this scan could not read (a method, an unusual encoding):
+    /// any of them might be a host bridge.
     pub unreadable: usize,
 }
 
@@ -34,49 +40,83 @@ impl HostBridgeNames {
     pub fn add(self, other: HostBridgeNames) -> HostBridgeNames {
         HostBridgeNames {
             host_bridges: self.host_bridges + other.host_bridges,
+            compatible: self.compatible + other.compatible,
             unreadable: self.unreadable + other.unreadable,
         }
     }
 
-    /// Exactly one host bridge, and no `_HID` that might be another.
+    /// Exactly one host bridge: one `_HID`, no more compatible ids than that one device
+    /// can carry, and no name that might be another.
     pub fn single(&self) -> bool {
-        self.host_bridges == 1 && self.unreadable == 0
+        self.host_bridges == 1 && self.compatible <= 1 && self.unreadable == 0
     }
 }
 
 /// Scans one AML stream (a DSDT's or SSDT's bytes after the 36-byte header).
 pub fn host_bridge_names(aml: &[u8]) -> HostBridgeNames {
     let mut names = HostBridgeNames::default();
-    let mut i = 0;
-    while let Some(at) = find(&aml[i..], b"_HID").map(|p| p + i) {
-        i = at + 4;
-        if at == 0 || aml[at - 1] != NAME_OP {
-            // A method `_HID`, or the bytes inside some other object: a `Method` opcode
-            // precedes its PkgLength, not the name, so look one step further for it.
-            if at >= 2 && is_method_name(aml, at) {
-                names.unreadable += 1;
-            }
-            continue;
-        }
-        let value = &aml[at + 4..];
-        match value.first() {
-            Some(&DWORD_PREFIX) => {
-                let id = value.get(1..5);
-                if id == Some(&EISA_PNP0A03[..]) || id == Some(&EISA_PNP0A08[..]) {
-                    names.host_bridges += 1;
+    for (name, count) in [
+        (b"_HID", &mut names.host_bridges),
+        (b"_CID", &mut names.compatible),
+    ] {
+        let mut i = 0;
+        while let Some(at) = find(&aml[i..], name).map(|p| p + i) {
+            i = at + 4;
+            if at == 0 || aml[at - 1] != NAME_OP {
+                // A method, or the bytes inside some other object: a `Method` opcode
+                // precedes its PkgLength, not the name, so look one step further for it.
+                if at >= 2 && is_method_name(aml, at) {
+                    names.unreadable += 1;
                 }
+                continue;
             }
-            Some(&STRING_PREFIX) => {
-                let s = value.get(1..8);
-                if s == Some(&b"PNP0A03"[..]) || s == Some(&b"PNP0A08"[..]) {
-                    names.host_bridges += 1;
-                }
+            match pci_ids(&aml[at + 4..]) {
+                Some(n) => *count += n,
+                None => names.unreadable += 1,
             }
-            Some(_) => {}
-            None => names.unreadable += 1,
         }
     }
     names
+}
+
+/// How many PNP0A03/PNP0A08 ids a name's value holds: a DWord EISA id, a string, or a
+/// package of them (`_CID` may list several); `None` for anything else.
+fn pci_ids(value: &[u8]) -> Option<usize> {
+    const PACKAGE_OP: u8 = 0x12;
+    let is_pci = |id: Option<&[u8]>| id == Some(&EISA_PNP0A03[..]) || id == Some(&EISA_PNP0A08[..]);
+    match *value.first()? {
+        DWORD_PREFIX => Some(usize::from(is_pci(value.get(1..5)))),
+        STRING_PREFIX => {
+            let s = value.get(1..8);
+            Some(usize::from(
+                s == Some(&b"PNP0A03"[..]) || s == Some(&b"PNP0A08"[..]),
+            ))
+        }
+        PACKAGE_OP => {
+            let len = pkg_length(value.get(1..)?)?;
+            let body = value.get(1..1 + len)?;
+            Some(
+                body.windows(5)
+                    .filter(|w| w[0] == DWORD_PREFIX && is_pci(Some(&w[1..])))
+                    .count(),
+            )
+        }
+        _ => None,
+    }
+}
+
+/// A PkgLength's value (the bytes it covers, itself included; ACPI 6.5 §20.2.4).
+fn pkg_length(b: &[u8]) -> Option<usize> {
+    let lead = *b.first()?;
+    let follow = usize::from(lead >> 6);
+    if follow == 0 {
+        return Some(usize::from(lead & 0x3f));
+    }
+    let mut len = usize::from(lead & 0x0f);
+    for k in 0..follow {
+        len |= usize::from(*b.get(1 + k)?) << (4 + 8 * k);
+    }
+    Some(len)
 }
 
 /// Whether the `_HID` at `at` is the name of a `Method` (`MethodOp PkgLength NameSeg`,

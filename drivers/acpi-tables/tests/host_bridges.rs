@@ -43,6 +43,7 @@ fn one_pcie_host_bridge_with_its_pci_compatible_id_is_one() {
         n,
         HostBridgeNames {
             host_bridges: 1,
+            compatible: 1,
             unreadable: 0
         }
     );
@@ -85,7 +86,7 @@ fn a_method_hid_leaves_the_count_uncertain() {
 
 #[test]
 fn no_host_bridge_and_tables_add_up() {
-    let none = host_bridge_names(&device(b"COM1", &[HID_UART, CID_PCI]));
+    let none = host_bridge_names(&device(b"COM1", &[HID_UART]));
     assert_eq!(none, HostBridgeNames::default());
     assert!(!none.single());
     let dsdt = host_bridge_names(&device(b"PCI0", &[HID_PCIE]));
@@ -105,4 +106,55 @@ fn truncated_streams_do_not_panic() {
         cut.unreadable, 1,
         "a _HID with its value cut off is unreadable"
     );
+}
+
+/// `Name (_HID, "ACPI0016")` (a CXL host bridge)
+const HID_CXL: &[u8] = &[
+    0x08, b'_', b'H', b'I', b'D', 0x0d, b'A', b'C', b'P', b'I', b'0', b'0', b'1', b'6', 0,
+];
+/// `Name (_CID, EisaId ("PNP0A08"))`
+const CID_PCIE: &[u8] = &[0x08, b'_', b'C', b'I', b'D', 0x0c, 0x41, 0xd0, 0x0a, 0x08];
+
+#[test]
+fn a_host_bridge_known_only_by_its_compatible_id_counts() {
+    // PCI0 as usual, plus a CXL host bridge whose _HID is not a PNP id.
+    let aml = [
+        device(b"PCI0", &[HID_PCIE, CID_PCI]),
+        device(b"CXL0", &[HID_CXL, CID_PCIE]),
+    ]
+    .concat();
+    let n = host_bridge_names(&aml);
+    assert_eq!((n.host_bridges, n.compatible), (1, 2));
+    assert!(!n.single(), "the CXL root bus must be probed for");
+}
+
+#[test]
+fn compatible_ids_in_a_package_are_counted() {
+    // Name (_CID, Package () { EisaId ("PNP0A08"), EisaId ("PNP0A03") })
+    let cid_package: &[u8] = &[
+        0x08, b'_', b'C', b'I', b'D', 0x12, 0x0c, 0x02, 0x0c, 0x41, 0xd0, 0x0a, 0x08, 0x0c, 0x41,
+        0xd0, 0x0a, 0x03,
+    ];
+    let one = host_bridge_names(&device(b"PCI0", &[HID_PCIE, cid_package]));
+    assert_eq!(one.compatible, 2);
+    assert!(
+        !one.single(),
+        "two compatible ids on one _HID: cannot tell, so probe"
+    );
+    // Name (_CID, Package () { EisaId ("PNP0A03") })
+    let cid_one: &[u8] = &[
+        0x08, b'_', b'C', b'I', b'D', 0x12, 0x07, 0x01, 0x0c, 0x41, 0xd0, 0x0a, 0x03,
+    ];
+    let usual = host_bridge_names(&device(b"PCI0", &[HID_PCIE, cid_one]));
+    assert_eq!((usual.host_bridges, usual.compatible), (1, 1));
+    assert!(usual.single());
+}
+
+#[test]
+fn an_unusual_hid_encoding_is_unreadable() {
+    // Name (_HID, Zero): a value this scan does not decode.
+    let odd: &[u8] = &[0x08, b'_', b'H', b'I', b'D', 0x00];
+    let n = host_bridge_names(&[device(b"PCI0", &[HID_PCIE]), device(b"DEV1", &[odd])].concat());
+    assert_eq!(n.unreadable, 1);
+    assert!(!n.single());
 }
