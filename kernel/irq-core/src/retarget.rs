@@ -47,19 +47,21 @@ impl IrqCore {
             let before = self.vector.lock().irq(virq)?.affinity;
             let outcome =
                 self.held_vector_op(h, |vd| vd.set_affinity(virq, mask, force_new_vector))?;
-            // The user chose a new affinity: an offline CPU's irq no longer waits to go back.
-            let mut hp = self.hotplug.lock();
-            for v in h.virqs() {
-                hp.broken.remove(&v);
-            }
-            drop(hp);
             let r = match outcome {
                 MoveOutcome::Unchanged => Ok(None),
                 MoveOutcome::Moved { old, new } => self.plan_move(h, old, new),
             };
             if r.is_err() {
-                // Refused: the irq keeps the affinity it had, not the one asked for.
+                // Refused: the irq keeps the affinity it had, not the one asked for, and
+                // an offline CPU's irq still waits to go back to it.
                 let _ = self.held_vector_op(h, |vd| vd.restore_affinity(virq, &before));
+            } else {
+                // The user chose a new affinity: an offline CPU's irq no longer waits to
+                // go back.
+                let mut hp = self.hotplug.lock();
+                for v in h.virqs() {
+                    hp.broken.remove(&v);
+                }
             }
             r
         })

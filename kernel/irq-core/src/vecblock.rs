@@ -359,7 +359,7 @@ impl VectorDomain {
         })
     }
 
-    fn set_block_affinity(&mut self, id: BlockId, mask: &CpuMask) {
+    pub(crate) fn set_block_affinity(&mut self, id: BlockId, mask: &CpuMask) {
         let Some(b) = self.blocks.get_mut(&id) else {
             return;
         };

@@ -415,14 +415,14 @@ impl VectorDomain {
 
     /// Put back the recorded affinity of an irq (and of its block's members) after a
     /// request whose hardware side was refused; targets are not touched.
-    pub fn restore_affinity(&mut self, virq: Virq, affinity: &CpuMask) -> Result<()> {
-        let members: Vec<Virq> = match self.irq(virq)?.block_id {
-            Some(id) => self.block(id)?.live().map(|(_, v)| v).collect(),
-            None => alloc::vec![virq],
-        };
-        for v in members {
-            if let Some(e) = self.irqs.get_mut(&v) {
-                e.affinity = *affinity;
+    pub(crate) fn restore_affinity(&mut self, virq: Virq, affinity: &CpuMask) -> Result<()> {
+        match self.irq(virq)?.block_id {
+            // The block's own record too: hotplug reads it.
+            Some(id) => self.set_block_affinity(id, affinity),
+            None => {
+                if let Some(e) = self.irqs.get_mut(&virq) {
+                    e.affinity = *affinity;
+                }
             }
         }
         Ok(())
