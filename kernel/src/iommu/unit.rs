@@ -303,14 +303,18 @@ unsafe fn store16(at: *mut u64, low: u64, high: u64) {
         let mut cur_hi = at.add(1).read_volatile();
         loop {
             let ok: u8;
+            // CMPXCHG16B takes its new low half in RBX, which LLVM may not hand out as an
+            // operand but does use for others: every register here is named, so neither
+            // the address nor the flag can be allocated to RBX and swapped away with it
+            // (a `reg` operand once was, and the store faulted on the low half).
             core::arch::asm!(
-                "xchg rbx, {rbx_save}",
-                "lock cmpxchg16b [{at}]",
-                "sete {ok}",
-                "xchg rbx, {rbx_save}",
-                at = in(reg) at,
-                rbx_save = inout(reg) low => _,
-                ok = out(reg_byte) ok,
+                "xchg rbx, rsi",
+                "lock cmpxchg16b [rdi]",
+                "sete r8b",
+                "xchg rbx, rsi",
+                in("rdi") at,
+                inout("rsi") low => _,
+                out("r8b") ok,
                 inout("rax") cur_lo,
                 inout("rdx") cur_hi,
                 in("rcx") high,
