@@ -154,6 +154,9 @@ pub struct IrqDesc {
     /// The vector domain's move-in-progress flag (a copy): no interrupt has arrived at
     /// the new target of the last move yet.
     pub move_in_progress: bool,
+    /// Some level stores its message behind a command queue (fixed with the levels, so
+    /// masking on every level-triggered interrupt need not ask each chip).
+    pub queued: bool,
 }
 
 impl IrqDesc {

@@ -450,6 +450,9 @@ impl IrqCore {
         managed: bool,
         target: crate::hw::Target,
     ) -> IrqDesc {
+        let queued = levels
+            .iter()
+            .any(|l| l.chip.as_deref().is_some_and(|c| c.queued()));
         IrqDesc {
             virq,
             name: String::new(),
@@ -470,6 +473,7 @@ impl IrqCore {
             managed,
             target,
             move_in_progress: false,
+            queued,
         }
     }
 

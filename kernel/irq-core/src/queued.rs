@@ -322,11 +322,6 @@ pub struct QueueWait {
 }
 
 impl IrqCore {
-    /// Does any level of `d` keep its storage behind a queue?
-    pub(crate) fn has_queued(d: &IrqDesc) -> bool {
-        (0..d.levels.len()).any(|i| Self::chip(d, i).is_some_and(|c| c.queued()))
-    }
-
     /// Does a queued level of `d` store a message that depends on the target — one the
     /// levels below compose differently for another vector? Then every move of the irq is
     /// a queued command. Behind interrupt remapping the message names the IRTE and stays
@@ -352,7 +347,7 @@ impl IrqCore {
 
     /// A queued level of `d` may have recorded something: the device must be synced.
     pub(crate) fn note_queued(&self, d: &mut IrqDesc) {
-        if Self::has_queued(d) {
+        if d.queued {
             d.state.queue_pending = true;
             self.deferred.lock().insert(d.virq);
         }
