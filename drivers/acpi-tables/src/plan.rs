@@ -9,6 +9,7 @@ use alloc::{format, vec};
 
 use crate::dmar::{Dmar, RemappingStructure};
 use crate::hpet::Hpet;
+use crate::hpet_msi::HpetMsi;
 use crate::madt::Madt;
 use crate::scope::{DeviceScope, PathEntry, ScopeType, SourceId};
 
@@ -614,7 +615,11 @@ fn domains_of(p: &InterruptPlan) -> Vec<Domain> {
                     ir,
                 );
             }
-            for h in p.hpets.iter().filter(|h| h.unit == Some(u.index)) {
+            // HPET-MSI's place is `InterruptPlan::hpet_msi`'s to decide, here as in the
+            // kernel: a scope without a path gives no source-id, so no domain.
+            for h in p.hpets.iter().filter(|h| {
+                matches!(p.hpet_msi(h.number), HpetMsi::Remapped { unit, .. } if unit == u.index)
+            }) {
                 let sid = h.source.as_ref().map(source_text).unwrap_or_default();
                 push(&mut d, hpet_name(h), format!("source-id {sid} (SQ=3)"), ir);
             }
@@ -634,7 +639,11 @@ fn domains_of(p: &InterruptPlan) -> Vec<Domain> {
                 0,
             );
         }
-        for h in p.hpets.iter().filter(|h| h.in_hpet_table) {
+        for h in p
+            .hpets
+            .iter()
+            .filter(|h| p.hpet_msi(h.number) == HpetMsi::Direct)
+        {
             push(
                 &mut d,
                 hpet_name(h),
