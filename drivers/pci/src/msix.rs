@@ -246,7 +246,7 @@ impl MsixCapability {
         MESSAGE_CONTROL.at(self.offset).write(control.0)
     }
 
-    fn check_vector(&self, vector: u32) -> Result<(), MsixError> {
+    pub(crate) fn check_vector(&self, vector: u32) -> Result<(), MsixError> {
         let table_size = self.table_size();
         if vector < table_size {
             Ok(())

@@ -18,7 +18,7 @@ use sluice_irq_core::{IrqError, Result as IrqResult};
 use crate::access::ConfigAccess;
 use crate::address::PciAddress;
 use crate::handle::{ConfigHandle, MmioRegion, Refusal, StorageError};
-use crate::msix::{MsixCapability, MsixControl, MsixError, table_entry};
+use crate::msix::{MsixCapability, MsixControl, table_entry};
 
 /// One function's MSI-X table and PBA.
 pub struct MsixTableStorage<C: ConfigHandle, M: MmioRegion> {
@@ -48,21 +48,9 @@ impl<C: ConfigHandle, M: MmioRegion> MsixTableStorage<C, M> {
         u64::from(index) * u64::from(table_entry::SIZE) + u64::from(field)
     }
 
-    fn check(&self, index: u32) -> Result<(), MsixError> {
-        let table_size = self.cap.table_size();
-        if index < table_size {
-            Ok(())
-        } else {
-            Err(MsixError::VectorOutOfRange {
-                vector: index,
-                table_size,
-            })
-        }
-    }
-
     /// One word of entry `index`, or a report to the handle if there is no such entry.
     fn write_word(&self, what: &'static str, index: u32, field: u32, value: u32) {
-        match self.check(index) {
+        match self.cap.check_vector(index) {
             Ok(()) => self.table.write32(Self::entry(index, field), value),
             Err(e) => self.config.refused(&Refusal {
                 address: self.address,
@@ -78,7 +66,9 @@ impl<C: ConfigHandle, M: MmioRegion> MsixTableStorage<C, M> {
     /// read; the write is made even when the bit is already as asked, so a mask change
     /// is always exactly one write (a redundant one changes nothing at the function).
     fn set_mask(&self, index: u32, masked: bool) -> IrqResult<()> {
-        self.check(index).map_err(|_| IrqError::InvalidArgument)?;
+        self.cap
+            .check_vector(index)
+            .map_err(|_| IrqError::InvalidArgument)?;
         let at = Self::entry(index, table_entry::VECTOR_CONTROL);
         let ctl = self.table.read32(at);
         let new = if masked {
@@ -92,7 +82,7 @@ impl<C: ConfigHandle, M: MmioRegion> MsixTableStorage<C, M> {
 
     /// Is entry `index` masked at the table (its own bit; the function mask aside)?
     pub fn masked(&self, index: u32) -> bool {
-        self.check(index).is_ok()
+        self.cap.check_vector(index).is_ok()
             && self
                 .table
                 .read32(Self::entry(index, table_entry::VECTOR_CONTROL))
@@ -103,7 +93,7 @@ impl<C: ConfigHandle, M: MmioRegion> MsixTableStorage<C, M> {
     /// Is entry `index`'s bit set in the Pending Bit Array? (The PBA is qwords,
     /// little-endian: entry n is bit n % 32 of dword n / 32.)
     pub fn pending(&self, index: u32) -> bool {
-        self.check(index).is_ok()
+        self.cap.check_vector(index).is_ok()
             && self.pba.read32(u64::from(index / 32) * 4) & (1 << (index % 32)) != 0
     }
 
@@ -176,7 +166,7 @@ impl<C: ConfigHandle, M: MmioRegion> MsiStorage for MsixTableStorage<C, M> {
 
     /// Read back from the table (all zero for an entry beyond it).
     fn read(&self, index: u32) -> MsiMsg {
-        if self.check(index).is_err() {
+        if self.cap.check_vector(index).is_err() {
             return MsiMsg::default();
         }
         MsiMsg {
