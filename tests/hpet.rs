@@ -12,20 +12,6 @@ use sluice::session::ExitKind;
 use sluice::{Profile, QemuConfig};
 
 /// The last line starting with `prefix`.
-fn last_line<'a>(output: &'a str, prefix: &str) -> &'a str {
-    output
-        .lines()
-        .rev()
-        .find(|l| l.starts_with(prefix))
-        .unwrap_or("")
-}
-
-fn assert_has(output: &str, what: &str, wanted: &[&str]) {
-    for w in wanted {
-        assert!(output.contains(w), "{what}: missing {w:?}\n{output}");
-    }
-}
-
 /// The chain over HPET-MSI while its irq is moved 3000 times across 4 CPUs, alternately
 /// to a new vector and to the next CPU, each move at a random point of the chain's
 /// period: every move masks the comparator, rewrites its route and unmasks it, and no

@@ -10,12 +10,6 @@ use common::*;
 use sluice::session::ExitKind;
 use sluice::{Profile, QemuConfig};
 
-fn assert_has(out: &str, what: &str, wants: &[&str]) {
-    for w in wants {
-        assert!(out.contains(w), "{what}: missing {w:?}\n{out}");
-    }
-}
-
 /// Every `fire` line has raised == handled and lost 0.
 fn assert_fired_clean(out: &str, what: &str) {
     let fires: Vec<&str> = out

@@ -15,20 +15,6 @@ use common::*;
 use sluice::Profile;
 
 /// The last line starting with `prefix`.
-fn last_line<'a>(output: &'a str, prefix: &str) -> &'a str {
-    output
-        .lines()
-        .rev()
-        .find(|l| l.starts_with(prefix))
-        .unwrap_or("")
-}
-
-fn assert_has(output: &str, what: &str, wanted: &[&str]) {
-    for w in wanted {
-        assert!(output.contains(w), "{what}: missing {w:?}\n{output}");
-    }
-}
-
 /// Raises, a storm of 20 moves under the device's chain, and the activation race in
 /// both orders, in `profile`. `domain`: the queued domain's name there.
 fn flows_moves_and_activates(profile: Profile, domain: &str) {

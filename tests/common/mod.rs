@@ -66,6 +66,22 @@ pub fn assert_powered_off(o: &Outcome, what: &str) {
     );
 }
 
+/// The last line of `output` starting with `prefix` ("" if none).
+pub fn last_line<'a>(output: &'a str, prefix: &str) -> &'a str {
+    output
+        .lines()
+        .rev()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or("")
+}
+
+/// Fails naming `what` unless `output` contains every string of `wanted`.
+pub fn assert_has(output: &str, what: &str, wanted: &[&str]) {
+    for w in wanted {
+        assert!(output.contains(w), "{what}: missing {w:?}\n{output}");
+    }
+}
+
 /// The count in the last `irqs` table's row named `name` (an irq `N:` or a system
 /// vector `0x..`), summed over CPUs.
 pub fn irq_count(output: &str, name: &str) -> Option<u64> {
