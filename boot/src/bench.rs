@@ -1,7 +1,7 @@
 //! `sluice bench`: the in-guest benchmarks' machine-readable lines, parsed strictly and
 //! rendered as a dated Markdown report. Pure functions; main.rs boots the guests.
 //!
-//! The kernel's `bench` (kernel/src/bench/mod.rs) prints every figure as one line
+//! The kernel's `bench` (kernel/src/lab/bench/mod.rs) prints every figure as one line
 //! `BENCH name median p10 p90 max unit floor`, where `floor` is the median of the
 //! figure's floor measured in the same run, or 0 when it has none. The list of figures
 //! grows with the kernel: nothing here knows their names.
@@ -134,7 +134,7 @@ pub fn collect(output: &str) -> (Vec<Figure>, Vec<Malformed>) {
     (figures, malformed)
 }
 
-/// The error the shell printed for the `bench` command, if any (kernel/src/shell.rs
+/// The error the shell printed for the `bench` command, if any (kernel/src/lab/shell/mod.rs
 /// prints a failing command's error as `NAME: message`).
 pub fn shell_error(output: &str) -> Option<&str> {
     output

@@ -1,7 +1,7 @@
 //! USB-stick images: the UEFI disk image build.rs made, copied, with an optional boot
 //! script added to its EFI system partition as the file `ramdisk` — the name the
 //! bootloader loads and hands to the kernel (`BootInfo::ramdisk_addr`), which runs it
-//! before the first prompt (kernel/src/shell/script.rs). The partition is a FAT
+//! before the first prompt (kernel/src/lab/shell/script.rs). The partition is a FAT
 //! filesystem the bootloader sized with at least a megabyte to spare, so a script
 //! always fits; it is written through the same `gpt` and `fatfs` crates that made it.
 

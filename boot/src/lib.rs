@@ -15,7 +15,7 @@ pub const UEFI_IMAGE: &str = env!("SLUICE_UEFI_IMAGE");
 pub const KERNEL_ELF: &str = env!("SLUICE_KERNEL_ELF");
 /// Where the bootloader loads the (position-independent) kernel; GDB needs it.
 pub const KERNEL_LOAD_OFFSET: u64 = 0x80_0000_0000;
-/// The shell's prompt, as printed by kernel/src/shell.rs.
+/// The shell's prompt, as printed by kernel/src/lab/shell/mod.rs.
 pub const PROMPT: &str = "sluice> ";
 
 pub use profile::{Profile, QemuConfig};

@@ -276,7 +276,7 @@ fn parse_bench(args: &[String]) -> Result<BenchOptions, String> {
             "--out" => o.out = Some(value("--out")?),
             "--args" => {
                 let v = value("--args")?;
-                // What the shell accepts on a line (kernel/src/shell.rs): printable ASCII.
+                // What the shell accepts on a line (kernel/src/lab/shell/mod.rs): printable ASCII.
                 if !v.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
                     return Err(format!("--args takes printable ASCII words, not {v:?}"));
                 }

@@ -10,18 +10,15 @@ extern crate alloc;
 mod acpi;
 mod apic;
 mod arch;
-mod bench;
 mod console;
-mod devices;
 mod iommu;
 mod irq;
-mod ktest;
+mod lab;
 mod memory;
 mod panic;
 mod pci;
 mod power;
 mod qemu;
-mod shell;
 mod smp;
 mod time;
 
@@ -51,7 +48,7 @@ fn kmain(boot: &'static mut bootloader_api::BootInfo) -> ! {
 
     let boot: &'static bootloader_api::BootInfo = boot;
     memory::init(boot);
-    shell::script::load(boot);
+    lab::shell::script::load(boot);
     time::boot_stages::stage_done("memory (frames, heap)");
     let platform = acpi::PLATFORM.call_once(|| acpi::discover(boot.rsdp_addr.into_option()));
     log!(
@@ -105,7 +102,7 @@ fn kmain(boot: &'static mut bootloader_api::BootInfo) -> ! {
     // Before the interrupt core builds its domains: remapping decides their tree.
     iommu::init();
     time::boot_stages::stage_done("IOMMU units, remapping on");
-    apic::ioapic::init(&platform.io_apics);
+    irq::domains::ioapic::init(&platform.io_apics);
     time::boot_stages::stage_done("I/O APICs");
     irq::init_system_vectors();
     if let Err(e) = irq::init(platform.cpus.len()) {
@@ -130,11 +127,11 @@ fn kmain(boot: &'static mut bootloader_api::BootInfo) -> ! {
             error!("CPU {}: interrupt core refused it: {}", cpu, e);
         }
     }
-    devices::probe_pci();
+    lab::devices::probe_pci();
     time::boot_stages::stage_done("device drivers");
     // After the drivers, so device irqs are numbered alike with remapping on or off.
-    iommu::fault::init();
+    irq::domains::dmar_msi::init();
     time::mark_ready();
     log!("boot complete in {} us", time::boot_ready_ns() / 1000);
-    shell::run()
+    lab::shell::run()
 }

@@ -1,5 +1,4 @@
 //! Local APIC (per CPU) and I/O APICs, plus the kernel's fixed vector assignments.
 
-pub mod ioapic;
 pub mod local;
 pub mod vectors;

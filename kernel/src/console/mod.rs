@@ -8,7 +8,6 @@ pub mod input;
 pub mod keyboard;
 pub mod log;
 pub mod screen;
-pub mod scroll_bench;
 pub mod serial;
 
 use core::sync::atomic::{AtomicU32, Ordering};

@@ -3,8 +3,6 @@
 //! code the host's `sluice acpi` runs over the corpus of real machines; and the units
 //! bound to hardware (`unit`) when the plan allows interrupt remapping.
 
-pub mod fault;
-pub mod remap;
 pub mod unit;
 
 use alloc::string::String;
@@ -132,7 +130,7 @@ pub fn print_summary() {
         );
     }
     // Whether the HPET's comparators are MSI sources turns on remapping and its scopes.
-    println!("HPET-MSI: {}", crate::devices::hpet_msi::info_text());
+    println!("HPET-MSI: {}", crate::irq::domains::hpet_msi::info_text());
 }
 
 pub fn remapping_text(r: &Remapping) -> String {

@@ -13,8 +13,8 @@ use sluice_irq_core::domain::{DomainId, DomainInfo};
 use sluice_irq_core::ioapic::IoApicDomain;
 use sluice_irq_core::{IrqCore, IrqError};
 
-use crate::apic::ioapic;
-use crate::iommu::remap::IrDomain;
+use crate::irq::domains::intel_ir::IrDomain;
+use crate::irq::domains::ioapic;
 
 /// The plan the kernel built from, and the core's domain for each plan domain it drives.
 pub struct BuiltTree {
@@ -73,7 +73,7 @@ pub fn build(core: &IrqCore) -> Result<&'static BuiltTree, IrqError> {
                 Some(u) => core.add_group(&alloc::format!("IR-PCI-MSI-{u}"), parent)?,
                 None => core.add_group("PCI-MSI", parent)?,
             }),
-            // Each unit's fault-event domain is added under it by `iommu::fault`.
+            // Each unit's fault-event domain is added under it by `irq::domains::dmar_msi`.
             ("DMAR-MSI", Some(parent)) => Some(core.add_group("DMAR-MSI", parent)?),
             (name, Some(parent)) if ir_unit(name).is_some() => {
                 let unit = ir_unit(name).and_then(crate::iommu::unit);
@@ -90,7 +90,7 @@ pub fn build(core: &IrqCore) -> Result<&'static BuiltTree, IrqError> {
             // The HPET block's comparators as MSI sources, if the kernel can offer them.
             (name, Some(parent)) if hpet_number(name).is_some() => {
                 let number = hpet_number(name).unwrap_or_default();
-                match crate::devices::hpet_msi::build(core, &plan, number, parent) {
+                match crate::irq::domains::hpet_msi::build(core, &plan, number, parent) {
                     Ok(id) => Some(id),
                     Err(why) => {
                         refused.push((i, why));

@@ -10,8 +10,8 @@
 //! Interrupt entry (`dispatch`) takes none of them but the irq's own descriptor lock.
 
 mod affinity;
-mod apic_hw;
 mod dispatch;
+pub mod domains;
 pub mod hierarchy;
 pub mod queued;
 
@@ -24,12 +24,12 @@ use sluice_irq_core::{
 use x86_64::instructions::interrupts::without_interrupts;
 
 pub use affinity::{run_plan_on, set_affinity, set_affinity_replanned, without_moves};
-pub use apic_hw::KernelApic;
 pub use dispatch::{
     Handler, dispatch, init_system_vectors, on_tick, register_system, system_handler,
 };
+pub use domains::vector::KernelApic;
 
-use crate::apic::ioapic;
+use crate::irq::domains::ioapic;
 
 /// The machine's interrupt core; shared by every CPU.
 static CORE: spin::Once<IrqCore> = spin::Once::new();

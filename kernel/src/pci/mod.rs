@@ -1,6 +1,7 @@
 //! PCI: configuration access for the whole kernel (`config`), the functions found at
-//! boot (this file), their MSI and MSI-X message storage (`msi`, `msix`) and the
-//! interrupts drivers ask for (`irqs`). The pure `sluice-pci` crate walks and decodes
+//! boot (this file) and their MSI and MSI-X message storage (`msi`, `msix`); the
+//! interrupts drivers ask for are `irq::domains::pci_msi`. The pure `sluice-pci` crate
+//! walks and decodes
 //! what is read; this module binds it to the machine.
 //!
 //! Enumeration runs once at boot, on the boot CPU before the others start: every
@@ -12,7 +13,6 @@
 //! — sits behind locks of its own.
 
 pub mod config;
-pub mod irqs;
 pub mod msi;
 pub mod msix;
 
@@ -42,7 +42,7 @@ pub struct Device {
     /// the root complex (and an IOMMU) sees.
     pub aliases: Vec<RequesterId>,
     /// Its MSI or MSI-X interrupts. Lock order: taken before any irq-core lock.
-    pub irqs: spin::Mutex<irqs::DeviceIrqs>,
+    pub irqs: spin::Mutex<crate::irq::domains::pci_msi::DeviceIrqs>,
     /// BAR mappings made so far (one per BAR slot, grown on demand).
     mappings: spin::Mutex<[Option<Mmio>; 6]>,
 }
@@ -250,7 +250,7 @@ pub fn init(mcfg: &[McfgEntry], host_bridges: Option<HostBridgeNames>) {
                 bar_problem,
                 parent,
                 aliases,
-                irqs: spin::Mutex::new(irqs::DeviceIrqs::default()),
+                irqs: spin::Mutex::new(crate::irq::domains::pci_msi::DeviceIrqs::default()),
                 mappings: spin::Mutex::new([None; 6]),
             }
         })

@@ -1,0 +1,350 @@
+//! A lost-interrupt detector: an HPET comparator in one-shot mode that only its own
+//! handler re-arms. If one interrupt is ever lost the chain stops for good — exactly how
+//! a device that waits for its edge to be serviced fails — so "handled keeps growing and
+//! equals armed" proves nothing was lost.
+//!
+//! Two chains run on the same logic, each on a comparator of its own: [`IOAPIC`] routes
+//! its comparator through an I/O APIC input (the I/O APIC's two-step moves), [`MSI`]
+//! through its FSB route as an HPET-MSI irq (`irq::domains::hpet_msi`: maskable message
+//! storage, moved by mask–write–unmask).
+//!
+//! A deadline that has already passed when written never fires on real hardware (until
+//! the 64-bit counter wraps), so `arm` re-arms further out if it sees the counter beyond
+//! the deadline. An interrupt that is not a new link — from a superseded deadline, or a
+//! second delivery of one (QEMU fires a passed comparator again when its Tn_CFG is written;
+//! HPET-MSI's unmask delivers a match that fell in a masked window once more) — is
+//! counted as stale, not as a link of the chain.
+
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use sluice_irq_core::desc::IrqReturn;
+use sluice_irq_core::{CpuMask, Virq};
+
+use crate::time::hpet::{self, Hpet};
+
+/// Time from one link to the next.
+pub const PERIOD_NS: u64 = 1_000_000;
+
+/// How the comparator's interrupt reaches the CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Through an I/O APIC input.
+    IoApic,
+    /// Through its FSB route, an HPET-MSI irq.
+    Msi,
+}
+
+/// No irq / no comparator yet.
+const NONE: u32 = u32::MAX;
+
+/// One chain's state.
+pub struct Chain {
+    delivery: Delivery,
+    running: AtomicBool,
+    timer: AtomicU32,
+    virq: AtomicU32,
+    /// Links armed / handled, interrupts that were no new link, current deadline.
+    armed: AtomicU64,
+    handled: AtomicU64,
+    stale: AtomicU64,
+    deadline: AtomicU64,
+    /// HPET counter at the last handled link.
+    last_link: AtomicU64,
+}
+
+/// The chain through the I/O APIC, on the block's last comparator.
+pub static IOAPIC: Chain = Chain::new(Delivery::IoApic);
+/// The chain over HPET-MSI, on the highest other comparator with FSB delivery.
+pub static MSI: Chain = Chain::new(Delivery::Msi);
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+    pub armed: u64,
+    pub handled: u64,
+    pub stale: u64,
+    /// HPET time since the last link, in ns.
+    pub since_last_ns: u64,
+}
+
+impl Chain {
+    const fn new(delivery: Delivery) -> Self {
+        Self {
+            delivery,
+            running: AtomicBool::new(false),
+            timer: AtomicU32::new(NONE),
+            virq: AtomicU32::new(NONE),
+            armed: AtomicU64::new(0),
+            handled: AtomicU64::new(0),
+            stale: AtomicU64::new(0),
+            deadline: AtomicU64::new(0),
+            last_link: AtomicU64::new(0),
+        }
+    }
+
+    pub fn delivery(&self) -> Delivery {
+        self.delivery
+    }
+
+    /// How the shell names it.
+    pub fn name(&self) -> &'static str {
+        match self.delivery {
+            Delivery::IoApic => "hpet-chain",
+            Delivery::Msi => "hpet-chain msi",
+        }
+    }
+
+    pub fn stats(&self) -> Stats {
+        let since = hpet::get().map_or(0, |h| {
+            h.ticks_to_ns(
+                h.counter()
+                    .saturating_sub(self.last_link.load(Ordering::SeqCst)),
+            )
+        });
+        // handled first: the handler counts the next link armed before this one handled,
+        // so read in this order a snapshot never shows a link outstanding as done.
+        let handled = self.handled.load(Ordering::SeqCst);
+        Stats {
+            armed: self.armed.load(Ordering::SeqCst),
+            handled,
+            stale: self.stale.load(Ordering::SeqCst),
+            since_last_ns: since,
+        }
+    }
+
+    pub fn virq(&self) -> Option<Virq> {
+        match self.virq.load(Ordering::SeqCst) {
+            NONE => None,
+            v => Some(v as Virq),
+        }
+    }
+
+    /// The comparator the chain runs on, once it has one.
+    pub fn comparator(&self) -> Option<u32> {
+        match self.timer.load(Ordering::SeqCst) {
+            NONE => None,
+            t => Some(t),
+        }
+    }
+
+    pub fn running(&self) -> bool {
+        self.running.load(Ordering::SeqCst)
+    }
+
+    fn arm_next(&self, h: &Hpet, timer: u32) {
+        let mut delta = h.ticks_for_ns(PERIOD_NS);
+        loop {
+            let deadline = h.counter() + delta;
+            self.deadline.store(deadline, Ordering::SeqCst);
+            h.arm(timer, deadline);
+            if h.counter() < deadline {
+                break;
+            }
+            delta *= 2; // we were too slow (a vCPU descheduled by the host): go further out
+        }
+    }
+
+    fn fire(&self) -> IrqReturn {
+        let Some(h) = hpet::get() else {
+            return IrqReturn::NotHandled;
+        };
+        let now = h.counter();
+        if now < self.deadline.load(Ordering::SeqCst) {
+            self.stale.fetch_add(1, Ordering::SeqCst);
+            return IrqReturn::Handled;
+        }
+        // The next link is counted as armed before this one is counted as handled, so
+        // `handled == armed` only ever holds when no link is outstanding or about to be
+        // armed. Counting it after arming let `stop` (on another CPU) see the two equal in
+        // between, leave, and then report the link armed behind its back as lost.
+        let rearm = self.running();
+        if rearm {
+            self.armed.fetch_add(1, Ordering::SeqCst);
+        }
+        self.handled.fetch_add(1, Ordering::SeqCst);
+        self.last_link.store(now, Ordering::SeqCst);
+        if rearm {
+            self.arm_next(h, self.timer.load(Ordering::SeqCst));
+        } else {
+            self.deadline.store(u64::MAX, Ordering::SeqCst);
+        }
+        IrqReturn::Handled
+    }
+
+    /// The chain's irq, allocated at its first start and kept for the boot.
+    fn irq(&'static self, h: &Hpet, affinity: &CpuMask) -> Result<Virq, alloc::string::String> {
+        if let Some(v) = self.virq() {
+            return Ok(v);
+        }
+        let (timer, virq) = match self.delivery {
+            Delivery::IoApic => {
+                let timer = h.comparators() - 1;
+                if !h.claim(timer) {
+                    return Err(alloc::format!("comparator {timer} is in use"));
+                }
+                let r = route_through_ioapic(h, timer, affinity);
+                if r.is_err() {
+                    h.release(timer);
+                }
+                (timer, r?)
+            }
+            Delivery::Msi => {
+                crate::irq::domains::hpet_msi::status()
+                    .map_err(|why| alloc::format!("HPET-MSI is not offered here: {why}"))?;
+                let timer = msi_comparator(h)?;
+                let v = crate::irq::domains::hpet_msi::request(
+                    timer,
+                    affinity,
+                    "HPET-MSI chain",
+                    on_fire_msi,
+                )?;
+                (timer, v)
+            }
+        };
+        self.timer.store(timer, Ordering::SeqCst);
+        self.virq.store(virq, Ordering::SeqCst);
+        Ok(virq)
+    }
+
+    /// Starts the chain targeted at `affinity`. Idempotent per boot: the irq is allocated
+    /// once and reused.
+    pub fn start(&'static self, affinity: &CpuMask) -> Result<Virq, alloc::string::String> {
+        let h = hpet::get().ok_or("no HPET")?;
+        if self.running() {
+            return Err("already running".into());
+        }
+        let reused = self.virq().is_some();
+        let virq = self.irq(h, affinity)?;
+        let timer = self.timer.load(Ordering::SeqCst);
+        self.armed.store(0, Ordering::SeqCst);
+        self.handled.store(0, Ordering::SeqCst);
+        self.stale.store(0, Ordering::SeqCst);
+        self.last_link.store(h.counter(), Ordering::SeqCst);
+        self.running.store(true, Ordering::SeqCst);
+        if self.delivery == Delivery::IoApic {
+            // Through the I/O APIC the comparator's enable is the chain's own switch; an
+            // FSB comparator's is its irq's mask, which the core set when the irq started.
+            h.set_enabled(timer, true);
+        }
+        self.armed.fetch_add(1, Ordering::SeqCst);
+        self.arm_next(h, timer);
+        if reused {
+            // A move made while the chain was stopped is still in flight (moves complete on
+            // the first interrupt at the new target): let links run, then re-target.
+            self.retarget(virq, affinity).inspect_err(|_| {
+                self.stop();
+            })?;
+        }
+        Ok(virq)
+    }
+
+    /// Moves the running chain to `affinity`. A move, or the cleanup of the last one, that
+    /// is still in flight makes the core answer Busy; then this waits for a link and
+    /// retries.
+    pub fn retarget(&self, virq: Virq, affinity: &CpuMask) -> Result<(), alloc::string::String> {
+        for _ in 0..50 {
+            match crate::irq::set_affinity(virq, affinity, false) {
+                Ok(_) => return Ok(()),
+                Err(sluice_irq_core::IrqError::Busy) => self.wait_link(100_000_000)?,
+                Err(e) => return Err(alloc::format!("{e}")),
+            }
+        }
+        Err("the chain's irq stayed busy".into())
+    }
+
+    /// Waits (bounded by `limit_ns`) for the next link to be handled.
+    pub fn wait_link(&self, limit_ns: u64) -> Result<(), alloc::string::String> {
+        let target = self.handled.load(Ordering::SeqCst) + 1;
+        let deadline = crate::time::nanos_since_boot() + limit_ns;
+        while self.handled.load(Ordering::SeqCst) < target {
+            if crate::time::nanos_since_boot() > deadline {
+                return Err("the chain stalled while a move was in flight".into());
+            }
+            core::hint::spin_loop();
+        }
+        Ok(())
+    }
+
+    /// Stops re-arming and waits (bounded) for the last armed link to be handled.
+    pub fn stop(&self) -> Stats {
+        self.running.store(false, Ordering::SeqCst);
+        let deadline = crate::time::nanos_since_boot() + LAST_LINK_GRACE_NS;
+        while self.handled.load(Ordering::SeqCst) < self.armed.load(Ordering::SeqCst)
+            && crate::time::nanos_since_boot() < deadline
+        {
+            x86_64::instructions::hlt();
+        }
+        if let (Some(h), Delivery::IoApic, Some(t)) =
+            (hpet::get(), self.delivery, self.comparator())
+        {
+            h.set_enabled(t, false);
+        }
+        self.stats()
+    }
+}
+
+/// How long `stop` waits for the last armed link. A lost interrupt never arrives, so a
+/// generous bound only delays a failure report; a tight one would call a link that a
+/// starved host delayed (seen: >120 ms with two 8-vCPU guests on 2 cores) a loss.
+const LAST_LINK_GRACE_NS: u64 = 2_000_000_000;
+
+fn on_fire_ioapic(_virq: Virq) -> IrqReturn {
+    IOAPIC.fire()
+}
+
+fn on_fire_msi(_virq: Virq) -> IrqReturn {
+    MSI.fire()
+}
+
+/// Routes `timer` through the highest I/O APIC input it can reach that is free, as an
+/// irq targeted at `affinity`.
+fn route_through_ioapic(
+    h: &Hpet,
+    timer: u32,
+    affinity: &CpuMask,
+) -> Result<Virq, alloc::string::String> {
+    let cap = h.route_cap(timer);
+    let mut last_err = alloc::string::String::from("no routable I/O APIC input");
+    for gsi in (0..32).rev().filter(|g| cap & (1 << g) != 0) {
+        if let Err(e) = h.setup_oneshot(timer, gsi) {
+            last_err = e.into();
+            continue;
+        }
+        match crate::irq::request_gsi(
+            gsi,
+            crate::acpi::Trigger::Edge,
+            crate::acpi::Polarity::ActiveHigh,
+            None,
+            "HPET chain",
+            *affinity,
+            on_fire_ioapic,
+        ) {
+            Ok(v) => return Ok(v),
+            Err(e) => last_err = alloc::format!("GSI {gsi}: {e}"),
+        }
+    }
+    Err(last_err)
+}
+
+/// The MSI chain's comparator: the highest free one with FSB delivery, leaving the last
+/// to the I/O APIC chain so that both can run side by side.
+fn msi_comparator(h: &Hpet) -> Result<u32, alloc::string::String> {
+    let last = h.comparators() - 1;
+    let free = |n: &u32| h.fsb_capable(*n) && !h.claimed(*n);
+    (0..last)
+        .rev()
+        .find(free)
+        .or_else(|| Some(last).filter(free))
+        .ok_or_else(|| {
+            alloc::format!(
+                "no free comparator with FSB delivery (of {} comparators; the last is the I/O APIC chain's)",
+                h.comparators()
+            )
+        })
+}
+
+/// The chain through the I/O APIC (the interface the hotplug tests use).
+pub fn start(affinity: &CpuMask) -> Result<Virq, alloc::string::String> {
+    IOAPIC.start(affinity)
+}
+pub fn stop() -> Stats {
+    IOAPIC.stop()
+}

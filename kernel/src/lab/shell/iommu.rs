@@ -1,0 +1,82 @@
+//! `iommu`: every remapping unit — its registers decoded, remapping state, IRTE usage,
+//! invalidations, and the faults its fault-event handler has seen.
+
+use alloc::string::String;
+
+use super::Command;
+use crate::println;
+
+pub static COMMANDS: &[Command] = &[Command {
+    name: "iommu",
+    args: "",
+    help: "VT-d units: registers decoded, remapping state (QI, EIM, CFI), IRTE usage, faults",
+    run: cmd_iommu,
+}];
+
+fn cmd_iommu(args: &[&str]) -> Result<(), String> {
+    super::no_args(args)?;
+    let r = match crate::iommu::remapping() {
+        Ok(r) => r,
+        Err(why) => {
+            println!("interrupt remapping: off: {}", why);
+            for base in crate::iommu::unit_bases() {
+                println!("  unit at {:#x} (not driven)", base);
+            }
+            return Ok(());
+        }
+    };
+    println!(
+        "interrupt remapping: on in {} unit(s), {} destinations",
+        r.units.len(),
+        if r.eim {
+            "x2APIC (32-bit, EIM)"
+        } else {
+            "xAPIC (8-bit)"
+        }
+    );
+    for u in &r.units {
+        let used = crate::irq::hierarchy::ir_domain(u.index).map_or(0, |d| d.used());
+        let st = u.state.lock();
+        let inv = st.invalidations;
+        let queue = (st.queue.entries(), st.queue.tail());
+        drop(st);
+        println!(
+            "unit {} at {:#x}, segment {}: IRTEs {} of {} in use at {:#x}; queue {} slots, tail {}, {} invalidation(s)",
+            u.index,
+            u.register_base,
+            u.segment,
+            used,
+            u.table_entries,
+            u.table,
+            queue.0,
+            queue.1,
+            inv
+        );
+        let snap = alloc::format!("{}", u.snapshot());
+        for line in snap.lines() {
+            println!("  {}", line);
+        }
+        if let Some(f) = crate::irq::domains::dmar_msi::units()
+            .iter()
+            .find(|f| f.unit.index == u.index)
+        {
+            println!(
+                "  faults: {} recorded, {} fault event(s), {} not printed (rate limit); fault irq {}",
+                f.total.load(core::sync::atomic::Ordering::Relaxed),
+                f.events.load(core::sync::atomic::Ordering::Relaxed),
+                f.suppressed(),
+                f.virq()
+                    .map_or(String::from("none"), |v| alloc::format!("{v}"))
+            );
+            for (t, fault) in f.recent() {
+                println!(
+                    "    [{:>5}.{:06}] {}",
+                    t / 1_000_000_000,
+                    (t / 1000) % 1_000_000,
+                    fault
+                );
+            }
+        }
+    }
+    Ok(())
+}
