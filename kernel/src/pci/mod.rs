@@ -1,8 +1,7 @@
 //! PCI: configuration access for the whole kernel (`config`), the functions found at
 //! boot (this file) and their MSI and MSI-X message storage (`msi`, `msix`); the
 //! interrupts drivers ask for are `irq::domains::pci_msi`. The pure `sluice-pci` crate
-//! walks and decodes
-//! what is read; this module binds it to the machine.
+//! walks and decodes what is read; this module binds it to the machine.
 //!
 //! Enumeration runs once at boot, on the boot CPU before the others start: every
 //! segment the MCFG lists from its start bus (or segment 0 through the legacy ports),
