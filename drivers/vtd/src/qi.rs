@@ -57,6 +57,12 @@ pub enum QiError {
         slot: usize,
         descriptor: Descriptor,
     },
+    /// The unit's IQH names a slot beyond the ring (the register holds up to 32767): the
+    /// value cannot be trusted, so nothing was stored and FSTS.IQE was left set.
+    HeadOutOfRange {
+        head: usize,
+        entries: usize,
+    },
     /// IQH was not 0 right after the queue was enabled.
     HeadNotReset {
         head: usize,
@@ -102,6 +108,11 @@ impl fmt::Display for QiError {
                 f,
                 "invalidation queue error: the unit rejected slot {}: {}",
                 slot, descriptor
+            ),
+            QiError::HeadOutOfRange { head, entries } => write!(
+                f,
+                "invalidation queue error, but IQH names slot {} of a {}-slot queue (not trusted; left stopped)",
+                head, entries
             ),
             QiError::HeadNotReset { head } => {
                 write!(f, "IQH is slot {} after enabling the queue, not 0", head)
@@ -323,6 +334,7 @@ impl InvalidationQueue {
         let mut rejected: Option<QiError> = None;
         let mut wait_rejected = false;
         let tail = self.tail;
+        let entries = self.entries();
         poll_until(
             hw,
             self.budget,
@@ -333,7 +345,7 @@ impl InvalidationQueue {
                 if hw.read_status() == status {
                     return Ok::<bool, QiError>(true);
                 }
-                if let Some(slot) = recover(hw, tail) {
+                if let Some(slot) = recover(hw, tail, entries)? {
                     rejected.get_or_insert(QiError::InvalidDescriptor {
                         slot,
                         descriptor: written(slot),
@@ -355,7 +367,7 @@ impl InvalidationQueue {
     where
         H: Registers + QueueMemory + Clock + ?Sized,
     {
-        if let Some(slot) = recover(hw, self.tail) {
+        if let Some(slot) = recover(hw, self.tail, self.entries())? {
             return Err(QiError::StaleError { slot });
         }
         let head = QueuePointer(hw.read64(offset::IQH)).slot();
@@ -372,19 +384,27 @@ impl InvalidationQueue {
 /// If FSTS.IQE is set: neutralises the descriptor at IQH (a global IEC invalidation,
 /// valid on every unit with interrupt remapping), clears IQE and writes IQT = `tail`
 /// again so QEMU, which only fetches on IQT writes, resumes too. Returns the slot.
-fn recover<H>(hw: &mut H, tail: usize) -> Option<usize>
+///
+/// IQH comes from the unit and is 15 bits wide (up to slot 32767); the ring has
+/// `entries` slots. A head outside the ring is not an index: nothing is stored, IQE is
+/// left set (the queue stays stopped rather than run from a slot nobody wrote) and the
+/// error says so.
+fn recover<H>(hw: &mut H, tail: usize, entries: usize) -> Result<Option<usize>, QiError>
 where
     H: Registers + QueueMemory + ?Sized,
 {
     let fsts = FaultStatus::from_bits_retain(hw.read32(offset::FSTS));
     if !fsts.contains(FaultStatus::IQE) {
-        return None;
+        return Ok(None);
     }
     let head = QueuePointer(hw.read64(offset::IQH)).slot();
+    if head >= entries {
+        return Err(QiError::HeadOutOfRange { head, entries });
+    }
     hw.write_descriptor(head, Descriptor::iec_global());
     hw.write32(offset::FSTS, FaultStatus::IQE.bits());
     hw.write64(offset::IQT, QueuePointer::from_slot(tail).0);
-    Some(head)
+    Ok(Some(head))
 }
 
 /// Waits until IQH reaches IQT (both read from the unit).
