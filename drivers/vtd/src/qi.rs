@@ -204,12 +204,13 @@ impl InvalidationQueue {
     }
 
     /// Submits a last wait descriptor, waits for the queue to drain, then disables
-    /// queued invalidation.
+    /// queued invalidation (see [`disable_queue`]: a queue that does not drain is turned
+    /// off all the same).
     ///
     /// The wait descriptor is for QEMU, which refuses to clear QIES unless the last
     /// descriptor it processed was a wait — even when the queue was enabled and never
     /// used (then it has processed none). Harmless on real units.
-    pub fn disable<H>(&mut self, hw: &mut H) -> Result<(), Timeout>
+    pub fn disable<H>(&mut self, hw: &mut H) -> Result<QueueShutdown, Timeout>
     where
         H: Registers + QueueMemory + Clock + ?Sized,
     {
@@ -431,19 +432,84 @@ where
     )
 }
 
-/// Disables queued invalidation on a unit whose queue this driver may not own (left on
-/// by firmware): waits for IQH to reach IQT, then clears QIE and waits for QIES to clear.
+/// How [`disable_queue`] found a queue and left it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueShutdown {
+    /// QIES was clear: nothing was done.
+    WasOff,
+    /// IQH reached IQT, then QIE was cleared.
+    Drained,
+    /// The queue never drained — stopped on an invalid descriptor (`halted`: FSTS.IQE,
+    /// it would wait for software forever) or still busy when the wait ran out — and QIE
+    /// was cleared with descriptors `head..tail` pending (not run).
+    Abandoned {
+        head: usize,
+        tail: usize,
+        halted: bool,
+    },
+}
+
+impl fmt::Display for QueueShutdown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QueueShutdown::WasOff => write!(f, "was off"),
+            QueueShutdown::Drained => write!(f, "drained and turned off"),
+            QueueShutdown::Abandoned { head, tail, halted } => write!(
+                f,
+                "turned off without draining: {} at IQH slot {} (IQT slot {}); the rest never ran",
+                if *halted {
+                    "stopped on an invalid descriptor"
+                } else {
+                    "still busy"
+                },
+                head,
+                tail
+            ),
+        }
+    }
+}
+
+/// Disables queued invalidation, also on a unit whose queue this driver does not own
+/// (left on by firmware): waits for IQH to reach IQT, then clears QIE and waits for QIES
+/// to clear.
 ///
-/// QEMU only lets QIE go when the last descriptor it processed was a wait descriptor;
-/// this crate's batches always end with one.
-pub fn disable_queue<H>(hw: &mut H, budget: PollBudget) -> Result<(), Timeout>
+/// The drain wait ends early when FSTS.IQE is set (a stopped queue never drains), and
+/// when it ends without the queue drained QIE is cleared all the same, as Linux's
+/// `dmar_disable_qi` does: a firmware queue stopped on an error must not keep the unit
+/// from ever being enabled (VT-d §6.5.2.10; the pending descriptors are firmware's and
+/// are dropped, which the caller can report). IQE itself is left set: whoever enables
+/// the queue next clears it.
+///
+/// QEMU only lets QIE go when the queue is idle and the last descriptor it processed
+/// was a wait descriptor; this crate's batches always end with one. A firmware queue
+/// stopped on an error cannot be turned off there (the QIES wait times out).
+pub fn disable_queue<H>(hw: &mut H, budget: PollBudget) -> Result<QueueShutdown, Timeout>
 where
     H: Registers + Clock + ?Sized,
 {
     if !gcmd::status(hw).contains(GlobalStatus::QIES) {
-        return Ok(());
+        return Ok(QueueShutdown::WasOff);
     }
-    drain(hw, budget)?;
+    let mut last = (0, 0, false);
+    // The wait's own timeout is not an error here: the queue is turned off regardless.
+    let settled = poll_until(
+        hw,
+        budget,
+        |_| WaitingFor::QueueDrained { head: 0, tail: 0 },
+        |hw| {
+            let head = QueuePointer(hw.read64(offset::IQH)).slot();
+            let tail = QueuePointer(hw.read64(offset::IQT)).slot();
+            let fsts = FaultStatus::from_bits_retain(hw.read32(offset::FSTS));
+            last = (head, tail, fsts.contains(FaultStatus::IQE));
+            Ok::<bool, Timeout>(head == tail || last.2)
+        },
+    );
+    let (head, tail, halted) = last;
+    let shutdown = if settled.is_ok() && head == tail {
+        QueueShutdown::Drained
+    } else {
+        QueueShutdown::Abandoned { head, tail, halted }
+    };
     gcmd::execute(hw, budget, Command::QueuedInvalidation(false))?;
-    Ok(())
+    Ok(shutdown)
 }
