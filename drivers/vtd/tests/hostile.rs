@@ -76,7 +76,12 @@ fn layouts_no_unit_can_have_are_refused() {
             ecap: u64::MAX
         })
     );
-    assert!(RegisterLayout::new(Capability(0), ecap).is_err());
+    assert_eq!(
+        RegisterLayout::new(Capability(0), ecap)
+            .unwrap_err()
+            .to_string(),
+        "no unit answers (CAP reads 0x0, ECAP 0xf00f5a)"
+    );
     // IOTLB registers over the fixed ones (IRO 0), or over the fault records.
     let iro = |units: u64| ExtendedCapability((ecap.0 & !(0x3ff << 8)) | units << 8);
     assert_eq!(

@@ -89,8 +89,7 @@ impl Unit {
         let ecap = ExtendedCapability(page.read64(offset::ECAP as u64));
         // A unit that does not answer, or places its fault records over other registers,
         // is refused before any of its values becomes an offset.
-        let layout = RegisterLayout::new(cap, ecap)
-            .map_err(|e| alloc::format!("registers at {register_base:#x}: {e}"))?;
+        let layout = RegisterLayout::new(cap, ecap).map_err(|e| alloc::format!("{e}"))?;
         // The fault recording registers may lie past the first page (CAP.FRO); the
         // layout bounds them (at most 0x4ff0 bytes in all).
         let end = layout.window() as u64;

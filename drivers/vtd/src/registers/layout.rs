@@ -47,7 +47,7 @@ impl fmt::Display for RegisterError {
         match self {
             RegisterError::NotAnswering { cap, ecap } => write!(
                 f,
-                "no remapping unit answers (CAP reads {:#x}, ECAP {:#x})",
+                "no unit answers (CAP reads {:#x}, ECAP {:#x})",
                 cap, ecap
             ),
             RegisterError::Overlap {
