@@ -14,7 +14,8 @@
 //! IQH pointing at it. The queue reports the slot and the descriptor, overwrites the slot
 //! with a harmless global IEC invalidation, clears IQE and writes IQT again — real units
 //! resume when IQE is cleared, QEMU only on an IQT write — and then waits for the rest of
-//! the batch as usual.
+//! the batch as usual. IQH is the unit's word (15 bits, up to slot 32767): it becomes a
+//! slot only when it lies inside the ring ([`QiError::HeadOutOfRange`] otherwise).
 
 use alloc::vec::Vec;
 use core::fmt;

@@ -206,8 +206,10 @@ pub struct Remapper {
 static REMAPPING: spin::Once<Result<Remapper, String>> = spin::Once::new();
 
 /// Turns interrupt remapping on in every unit the plan lists, or leaves it off with the
-/// reason. All or nothing: if one unit cannot be enabled, those already enabled are
-/// turned off again before any interrupt is remapped. Boot CPU, after PCI enumeration
+/// reason. Every I/O APIC pin is masked before the first unit is touched. All or
+/// nothing: if one unit cannot be enabled, those already enabled are turned off again
+/// before any interrupt is remapped. What firmware had left on (DMA translation, its
+/// invalidation queue) is turned off and logged. Boot CPU, after PCI enumeration
 /// (scopes are resolved through bridges) and the local APIC (x2APIC decides EIM),
 /// before the interrupt core builds its domains.
 pub fn init() {
