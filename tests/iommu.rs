@@ -81,6 +81,23 @@ fn remapping_is_on_and_every_device_interrupt_goes_through_it() {
         ],
     );
     assert_fired_clean(&o.output, "iommu");
+    // Every I/O APIC pin is masked (the line its set-up logs) before any unit turns
+    // remapping on and blocks compatibility format; DMA translation is reported off.
+    let at = |s: &str| {
+        o.output
+            .find(s)
+            .unwrap_or_else(|| panic!("{s:?} missing\n{}", o.output))
+    };
+    assert!(
+        at("pins, GSIs") < at("interrupt remapping: on in"),
+        "I/O APIC pins masked only after remapping was enabled\n{}",
+        o.output
+    );
+    assert_has(
+        &o.output,
+        "iommu",
+        &["DMA translation: off; device DMA is not restricted"],
+    );
     // Nothing compatibility-format but the unit's own fault event.
     let chains: Vec<&str> = o
         .output

@@ -2,8 +2,14 @@
 //! (§5.1, §6.5.2, §11.4.4), with every wait bounded and every failure named.
 //!
 //! Enable:
-//! 1. check ECAP.IR, ECAP.QI (and ECAP.EIM if asked) and the table layout;
-//! 2. if firmware left IR on, turn it off; if it left QI on, drain and turn it off;
+//! 1. check ECAP.IR, ECAP.QI (and ECAP.EIM if asked) and the table layout, from the
+//!    unit's [`RegisterLayout`] (CAP and ECAP read once and checked when it was probed);
+//! 2. if firmware left DMA translation on (GSTS.TES: pre-boot DMA protection), turn it
+//!    off, as Linux does outside kdump: the devices would go on translating through
+//!    firmware's page tables, in memory the kernel may reuse, and every GCMD write would
+//!    carry TE on; if firmware left IR on, turn it off; if it left QI on, drain and turn
+//!    it off — without draining if the queue is stopped on an error or the wait runs
+//!    out, as Linux's `dmar_disable_qi` does;
 //! 3. drain stale fault records and clear a stale FSTS.IQE;
 //! 4. queued invalidation on (IQT = 0, IQA, QIE, wait QIES) — first, because the
 //!    interrupt entry cache can only be invalidated by a queued descriptor (§6.5.2.7);
@@ -24,11 +30,10 @@ use crate::fault::drain_fault_records;
 use crate::gcmd;
 use crate::hw::{Clock, QueueMemory, Registers};
 use crate::poll::{PollBudget, Timeout};
-use crate::qi::{InvalidationQueue, QiError, disable_queue};
+use crate::qi::{InvalidationQueue, QiError, QueueShutdown, disable_queue};
 use crate::registers::queue::LayoutError;
 use crate::registers::{
-    Capability, Command, ExtendedCapability, FaultRecording, FaultStatus, GlobalStatus, Irta,
-    offset,
+    Capability, Command, FaultRecording, FaultStatus, GlobalStatus, Irta, RegisterLayout, offset,
 };
 
 /// What to enable.
@@ -41,12 +46,16 @@ pub struct RemappingConfig {
     /// Extended interrupt mode: 32-bit x2APIC destinations (IRTA.EIME).
     pub eim: bool,
     pub budget: PollBudget,
+    /// The unit's CAP and ECAP as read and checked once (the binding maps its registers
+    /// by the same values): capabilities and fault record offsets come from here.
+    pub layout: RegisterLayout,
 }
 
 /// A step of [`enable_remapping`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
     CheckCapabilities,
+    DisableFirmwareTranslation,
     DisableFirmwareRemapping,
     DisableFirmwareQueue,
     EnableQueue,
@@ -60,6 +69,7 @@ impl Step {
     pub fn name(self) -> &'static str {
         match self {
             Step::CheckCapabilities => "check capabilities",
+            Step::DisableFirmwareTranslation => "turn off DMA translation left on by firmware",
             Step::DisableFirmwareRemapping => "turn off remapping left on by firmware",
             Step::DisableFirmwareQueue => "turn off the invalidation queue left on by firmware",
             Step::EnableQueue => "enable queued invalidation",
@@ -163,8 +173,11 @@ pub struct Enabled {
     pub irta: Irta,
     /// GSTS at the end (IRES and QIES set; CFIS clear).
     pub status: GlobalStatus,
-    /// GSTS as firmware left it.
+    /// GSTS as firmware left it. TES set: DMA translation was on at hand-over, and was
+    /// turned off.
     pub firmware_status: GlobalStatus,
+    /// What became of an invalidation queue firmware left on.
+    pub firmware_queue: QueueShutdown,
     /// Fault records that were pending before remapping was enabled.
     pub stale_faults: Vec<FaultRecording>,
 }
@@ -184,8 +197,8 @@ where
         cause,
         rollback: Ok(()),
     };
-    let (cap, irta) = check(hw, config).map_err(|c| fail(Step::CheckCapabilities, c))?;
-    let mut step = Step::DisableFirmwareRemapping;
+    let (cap, irta) = check(config).map_err(|c| fail(Step::CheckCapabilities, c))?;
+    let mut step = Step::DisableFirmwareTranslation;
     match enable_steps(hw, queue, config, cap, irta, &mut step) {
         Ok(enabled) => Ok(enabled),
         Err(cause) => Err(EnableError {
@@ -196,13 +209,9 @@ where
     }
 }
 
-/// Step 1: capabilities and layout, before anything is written.
-fn check<H>(hw: &mut H, config: &RemappingConfig) -> Result<(Capability, Irta), StepError>
-where
-    H: Registers + ?Sized,
-{
-    let cap = Capability(hw.read64(offset::CAP));
-    let ecap = ExtendedCapability(hw.read64(offset::ECAP));
+/// Step 1: capabilities and layout, before anything is written or read.
+fn check(config: &RemappingConfig) -> Result<(Capability, Irta), StepError> {
+    let (cap, ecap) = (config.layout.cap(), config.layout.ecap());
     let missing = [
         (!ecap.ir(), "ECAP.IR (interrupt remapping)"),
         (!ecap.qi(), "ECAP.QI (queued invalidation)"),
@@ -230,12 +239,16 @@ where
 {
     let budget = config.budget;
     let firmware_status = gcmd::status(hw);
+    *step = Step::DisableFirmwareTranslation;
+    if firmware_status.contains(GlobalStatus::TES) {
+        gcmd::execute(hw, budget, Command::TranslationEnable(false))?;
+    }
     *step = Step::DisableFirmwareRemapping;
     if firmware_status.contains(GlobalStatus::IRES) {
         gcmd::execute(hw, budget, Command::InterruptRemapping(false))?;
     }
     *step = Step::DisableFirmwareQueue;
-    disable_queue(hw, budget)?;
+    let firmware_queue = disable_queue(hw, budget)?;
     let stale_faults = drain_fault_records(hw, cap);
     hw.write32(offset::FSTS, FaultStatus::IQE.bits());
 
@@ -256,6 +269,7 @@ where
         irta,
         status,
         firmware_status,
+        firmware_queue,
         stale_faults,
     })
 }
@@ -302,6 +316,9 @@ where
         Some(q) => q.disable(hw),
         None => disable_queue(hw, budget),
     };
-    note(DisableStep::DisableQueue, r.map_err(StepError::from));
+    note(
+        DisableStep::DisableQueue,
+        r.map(drop).map_err(StepError::from),
+    );
     first.map_or(Ok(()), Err)
 }

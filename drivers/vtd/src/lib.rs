@@ -40,10 +40,10 @@ pub use hw::{Clock, IrteMemory, QueueMemory, Registers};
 pub use irte::{DeliveryMode, DestinationMode, Irte, IrteError, RemappedEntry, TriggerMode};
 pub use message::{MessageError, MsiMessage, RemappableMsi};
 pub use poll::{PollBudget, Timeout, WaitingFor};
-pub use qi::{InvalidationQueue, QiError};
+pub use qi::{InvalidationQueue, QiError, QueueShutdown};
 pub use registers::{
     Capability, Command, EventControl, ExtendedCapability, FaultRecording, FaultStatus,
-    GlobalCommand, GlobalStatus, Iqa, Irta, Version, gcmd_value,
+    GlobalCommand, GlobalStatus, Iqa, Irta, RegisterError, RegisterLayout, Version, gcmd_value,
 };
 pub use source_id::{PciPath, SourceIdError, SourceValidation, Sq, Svt};
 pub use table::{IrteWrite, plan_write, store_irte, update_irte};

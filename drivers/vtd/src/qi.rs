@@ -14,7 +14,8 @@
 //! IQH pointing at it. The queue reports the slot and the descriptor, overwrites the slot
 //! with a harmless global IEC invalidation, clears IQE and writes IQT again — real units
 //! resume when IQE is cleared, QEMU only on an IQT write — and then waits for the rest of
-//! the batch as usual.
+//! the batch as usual. IQH is the unit's word (15 bits, up to slot 32767): it becomes a
+//! slot only when it lies inside the ring ([`QiError::HeadOutOfRange`] otherwise).
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -56,6 +57,12 @@ pub enum QiError {
     InvalidDescriptor {
         slot: usize,
         descriptor: Descriptor,
+    },
+    /// The unit's IQH names a slot beyond the ring (the register holds up to 32767): the
+    /// value cannot be trusted, so nothing was stored and FSTS.IQE was left set.
+    HeadOutOfRange {
+        head: usize,
+        entries: usize,
     },
     /// IQH was not 0 right after the queue was enabled.
     HeadNotReset {
@@ -102,6 +109,11 @@ impl fmt::Display for QiError {
                 f,
                 "invalidation queue error: the unit rejected slot {}: {}",
                 slot, descriptor
+            ),
+            QiError::HeadOutOfRange { head, entries } => write!(
+                f,
+                "invalidation queue error, but IQH names slot {} of a {}-slot queue (not trusted; left stopped)",
+                head, entries
             ),
             QiError::HeadNotReset { head } => {
                 write!(f, "IQH is slot {} after enabling the queue, not 0", head)
@@ -193,12 +205,13 @@ impl InvalidationQueue {
     }
 
     /// Submits a last wait descriptor, waits for the queue to drain, then disables
-    /// queued invalidation.
+    /// queued invalidation (see [`disable_queue`]: a queue that does not drain is turned
+    /// off all the same).
     ///
     /// The wait descriptor is for QEMU, which refuses to clear QIES unless the last
     /// descriptor it processed was a wait — even when the queue was enabled and never
     /// used (then it has processed none). Harmless on real units.
-    pub fn disable<H>(&mut self, hw: &mut H) -> Result<(), Timeout>
+    pub fn disable<H>(&mut self, hw: &mut H) -> Result<QueueShutdown, Timeout>
     where
         H: Registers + QueueMemory + Clock + ?Sized,
     {
@@ -323,6 +336,7 @@ impl InvalidationQueue {
         let mut rejected: Option<QiError> = None;
         let mut wait_rejected = false;
         let tail = self.tail;
+        let entries = self.entries();
         poll_until(
             hw,
             self.budget,
@@ -333,7 +347,7 @@ impl InvalidationQueue {
                 if hw.read_status() == status {
                     return Ok::<bool, QiError>(true);
                 }
-                if let Some(slot) = recover(hw, tail) {
+                if let Some(slot) = recover(hw, tail, entries)? {
                     rejected.get_or_insert(QiError::InvalidDescriptor {
                         slot,
                         descriptor: written(slot),
@@ -355,7 +369,7 @@ impl InvalidationQueue {
     where
         H: Registers + QueueMemory + Clock + ?Sized,
     {
-        if let Some(slot) = recover(hw, self.tail) {
+        if let Some(slot) = recover(hw, self.tail, self.entries())? {
             return Err(QiError::StaleError { slot });
         }
         let head = QueuePointer(hw.read64(offset::IQH)).slot();
@@ -372,19 +386,27 @@ impl InvalidationQueue {
 /// If FSTS.IQE is set: neutralises the descriptor at IQH (a global IEC invalidation,
 /// valid on every unit with interrupt remapping), clears IQE and writes IQT = `tail`
 /// again so QEMU, which only fetches on IQT writes, resumes too. Returns the slot.
-fn recover<H>(hw: &mut H, tail: usize) -> Option<usize>
+///
+/// IQH comes from the unit and is 15 bits wide (up to slot 32767); the ring has
+/// `entries` slots. A head outside the ring is not an index: nothing is stored, IQE is
+/// left set (the queue stays stopped rather than run from a slot nobody wrote) and the
+/// error says so.
+fn recover<H>(hw: &mut H, tail: usize, entries: usize) -> Result<Option<usize>, QiError>
 where
     H: Registers + QueueMemory + ?Sized,
 {
     let fsts = FaultStatus::from_bits_retain(hw.read32(offset::FSTS));
     if !fsts.contains(FaultStatus::IQE) {
-        return None;
+        return Ok(None);
     }
     let head = QueuePointer(hw.read64(offset::IQH)).slot();
+    if head >= entries {
+        return Err(QiError::HeadOutOfRange { head, entries });
+    }
     hw.write_descriptor(head, Descriptor::iec_global());
     hw.write32(offset::FSTS, FaultStatus::IQE.bits());
     hw.write64(offset::IQT, QueuePointer::from_slot(tail).0);
-    Some(head)
+    Ok(Some(head))
 }
 
 /// Waits until IQH reaches IQT (both read from the unit).
@@ -411,19 +433,84 @@ where
     )
 }
 
-/// Disables queued invalidation on a unit whose queue this driver may not own (left on
-/// by firmware): waits for IQH to reach IQT, then clears QIE and waits for QIES to clear.
+/// How [`disable_queue`] found a queue and left it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueShutdown {
+    /// QIES was clear: nothing was done.
+    WasOff,
+    /// IQH reached IQT, then QIE was cleared.
+    Drained,
+    /// The queue never drained — stopped on an invalid descriptor (`halted`: FSTS.IQE,
+    /// it would wait for software forever) or still busy when the wait ran out — and QIE
+    /// was cleared with descriptors `head..tail` pending (not run).
+    Abandoned {
+        head: usize,
+        tail: usize,
+        halted: bool,
+    },
+}
+
+impl fmt::Display for QueueShutdown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QueueShutdown::WasOff => write!(f, "was off"),
+            QueueShutdown::Drained => write!(f, "drained and turned off"),
+            QueueShutdown::Abandoned { head, tail, halted } => write!(
+                f,
+                "turned off without draining: {} at IQH slot {} (IQT slot {}); the rest never ran",
+                if *halted {
+                    "stopped on an invalid descriptor"
+                } else {
+                    "still busy"
+                },
+                head,
+                tail
+            ),
+        }
+    }
+}
+
+/// Disables queued invalidation, also on a unit whose queue this driver does not own
+/// (left on by firmware): waits for IQH to reach IQT, then clears QIE and waits for QIES
+/// to clear.
 ///
-/// QEMU only lets QIE go when the last descriptor it processed was a wait descriptor;
-/// this crate's batches always end with one.
-pub fn disable_queue<H>(hw: &mut H, budget: PollBudget) -> Result<(), Timeout>
+/// The drain wait ends early when FSTS.IQE is set (a stopped queue never drains), and
+/// when it ends without the queue drained QIE is cleared all the same, as Linux's
+/// `dmar_disable_qi` does: a firmware queue stopped on an error must not keep the unit
+/// from ever being enabled (VT-d §6.5.2.10; the pending descriptors are firmware's and
+/// are dropped, which the caller can report). IQE itself is left set: whoever enables
+/// the queue next clears it.
+///
+/// QEMU only lets QIE go when the queue is idle and the last descriptor it processed
+/// was a wait descriptor; this crate's batches always end with one. A firmware queue
+/// stopped on an error cannot be turned off there (the QIES wait times out).
+pub fn disable_queue<H>(hw: &mut H, budget: PollBudget) -> Result<QueueShutdown, Timeout>
 where
     H: Registers + Clock + ?Sized,
 {
     if !gcmd::status(hw).contains(GlobalStatus::QIES) {
-        return Ok(());
+        return Ok(QueueShutdown::WasOff);
     }
-    drain(hw, budget)?;
+    let mut last = (0, 0, false);
+    // The wait's own timeout is not an error here: the queue is turned off regardless.
+    let settled = poll_until(
+        hw,
+        budget,
+        |_| WaitingFor::QueueDrained { head: 0, tail: 0 },
+        |hw| {
+            let head = QueuePointer(hw.read64(offset::IQH)).slot();
+            let tail = QueuePointer(hw.read64(offset::IQT)).slot();
+            let fsts = FaultStatus::from_bits_retain(hw.read32(offset::FSTS));
+            last = (head, tail, fsts.contains(FaultStatus::IQE));
+            Ok::<bool, Timeout>(head == tail || last.2)
+        },
+    );
+    let (head, tail, halted) = last;
+    let shutdown = if settled.is_ok() && head == tail {
+        QueueShutdown::Drained
+    } else {
+        QueueShutdown::Abandoned { head, tail, halted }
+    };
     gcmd::execute(hw, budget, Command::QueuedInvalidation(false))?;
-    Ok(())
+    Ok(shutdown)
 }

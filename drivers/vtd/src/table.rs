@@ -70,6 +70,11 @@ pub fn store_irte<M: IrteMemory + ?Sized>(mem: &mut M, index: u16, new: Irte) ->
 
 /// Stores `new` at `index`, then invalidates that entry's cached copy and waits for the
 /// unit to confirm. When this returns `Ok`, every later interrupt uses `new`.
+///
+/// The invalidation is sent even when memory already holds `new` (plan
+/// [`IrteWrite::Nothing`]): that is what a retry finds after an earlier call stored the
+/// entry and then failed to invalidate it, and the unit may still serve the old entry
+/// from its interrupt entry cache. Memory says nothing about what the unit has cached.
 pub fn update_irte<H>(
     hw: &mut H,
     queue: &mut InvalidationQueue,
@@ -80,8 +85,6 @@ where
     H: IrteMemory + Registers + QueueMemory + Clock + ?Sized,
 {
     let plan = store_irte(hw, index, new);
-    if plan != IrteWrite::Nothing {
-        queue.invalidate_iec_index(hw, index)?;
-    }
+    queue.invalidate_iec_index(hw, index)?;
     Ok(plan)
 }

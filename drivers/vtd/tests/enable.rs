@@ -7,18 +7,22 @@ use common::{BUDGET, BusRangeOrder, Event, QiMode, Unit, queue_for};
 use sluice_vtd::descriptor::kind;
 use sluice_vtd::registers::offset;
 use sluice_vtd::{
-    DisableStep, EnableError, FaultRecording, GlobalCommand, GlobalStatus, InvalidationQueue,
-    MsiMessage, RemappingConfig, Step, StepError, WaitingFor, disable_remapping, enable_remapping,
+    DisableStep, EnableError, FaultRecording, FaultStatus, GlobalCommand, GlobalStatus,
+    InvalidationQueue, MsiMessage, QueueShutdown, RegisterLayout, RemappingConfig, Step, StepError,
+    WaitingFor, disable_remapping, enable_remapping,
 };
 
 const TABLE: u64 = 0x30_0000;
 
-fn config(eim: bool) -> RemappingConfig {
+/// The configuration for `unit`, whose CAP and ECAP are read (not written) here, as
+/// the kernel reads them when it probes a unit.
+fn config(unit: &mut Unit, eim: bool) -> RemappingConfig {
     RemappingConfig {
         table_address: TABLE,
         table_entries: 65536,
         eim,
         budget: BUDGET,
+        layout: RegisterLayout::read(unit).expect("the model's layout is valid"),
     }
 }
 
@@ -27,7 +31,8 @@ fn enable(
     eim: bool,
 ) -> (Result<sluice_vtd::Enabled, EnableError>, InvalidationQueue) {
     let mut q = queue_for(unit, 0);
-    let r = enable_remapping(unit, &mut q, &config(eim));
+    let config = config(unit, eim);
+    let r = enable_remapping(unit, &mut q, &config);
     (r, q)
 }
 
@@ -164,6 +169,7 @@ fn firmware_left_remapping_and_the_queue_on() {
                 .take(3)
                 .all(|c| c.bits() & CFI == cfi)
         );
+        assert_eq!(enabled.firmware_queue, QueueShutdown::Drained);
         // Our queue starts from slot 0 again.
         assert_eq!(u.iqh, 2);
     }
@@ -308,7 +314,7 @@ fn missing_capabilities_and_bad_layouts_touch_nothing() {
     let mut q = queue_for(&u, 0);
     let bad = RemappingConfig {
         table_address: TABLE + 8,
-        ..config(true)
+        ..config(&mut u, true)
     };
     let err = enable_remapping(&mut u, &mut q, &bad).unwrap_err();
     assert_eq!(err.step, Step::CheckCapabilities);
@@ -373,7 +379,8 @@ fn re_enabling_after_disable_works() {
     let (r, mut q) = enable(&mut u, true);
     r.unwrap();
     disable_remapping(&mut u, Some(&mut q), BUDGET).unwrap();
-    let again = enable_remapping(&mut u, &mut q, &config(true)).unwrap();
+    let config = config(&mut u, true);
+    let again = enable_remapping(&mut u, &mut q, &config).unwrap();
     assert!(
         again
             .status
@@ -392,4 +399,96 @@ fn disable_forgets_a_queue_the_unit_already_dropped() {
     u.qi_enabled = false;
     disable_remapping(&mut u, Some(&mut q), BUDGET).unwrap();
     assert!(!q.is_enabled());
+}
+
+/// Firmware's queue stopped on an invalid descriptor (FSTS.IQE) can never drain. After
+/// the drain wait gives up, QIE is cleared anyway (a real unit takes it; Linux's
+/// `dmar_disable_qi` does the same) and enabling goes on with our queue.
+#[test]
+fn a_firmware_queue_halted_on_an_error_is_turned_off_and_enabling_proceeds() {
+    let mut u = Unit::hardware().with_halted_firmware_queue(3, 6);
+    let (r, q) = enable(&mut u, true);
+    let enabled = r.unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        enabled
+            .status
+            .contains(GlobalStatus::IRES | GlobalStatus::QIES)
+    );
+    assert!(q.is_enabled());
+    assert_eq!(
+        enabled.firmware_queue,
+        QueueShutdown::Abandoned {
+            head: 3,
+            tail: 6,
+            halted: true
+        }
+    );
+    assert_eq!(u.iq_base, u.ring_address, "our ring, not firmware's");
+    assert_eq!(
+        u.fsts & FaultStatus::IQE.bits(),
+        0,
+        "the stale error is cleared"
+    );
+    let gcmd: Vec<u32> = u.gcmd_writes().iter().map(|c| c.bits() & !CFI).collect();
+    assert_eq!(gcmd, vec![0, QIE, QIE | SIRTP, QIE | IRE, QIE | IRE]);
+}
+
+/// Firmware handed over with DMA translation on (pre-boot DMA protection). It is
+/// turned off before anything else, and no later GCMD write carries TE.
+#[test]
+fn translation_left_on_by_firmware_is_turned_off_before_remapping() {
+    for mut u in [
+        Unit::qemu().with_firmware_translation(),
+        Unit::hardware().with_firmware_translation(),
+    ] {
+        let (r, _q) = enable(&mut u, true);
+        let enabled = r.unwrap_or_else(|e| panic!("{e}"));
+        assert!(enabled.firmware_status.contains(GlobalStatus::TES));
+        let gcmd = u.gcmd_writes();
+        assert!(
+            !gcmd[0].intersects(
+                GlobalCommand::TE | GlobalCommand::QIE | GlobalCommand::IRE | GlobalCommand::SRTP
+            ),
+            "first GCMD turns TE off (and fires no one-shot): {}",
+            gcmd[0]
+        );
+        assert!(
+            gcmd.iter().all(|c| !c.contains(GlobalCommand::TE)),
+            "TE in {:?}",
+            gcmd
+        );
+        assert!(!u.status().contains(GlobalStatus::TES));
+        assert!(!enabled.status.contains(GlobalStatus::TES));
+        assert!(enabled.status.contains(GlobalStatus::IRES));
+        assert_eq!(enabled.firmware_queue, QueueShutdown::WasOff);
+    }
+}
+
+/// A firmware queue that is not stopped but never gets anywhere (a unit that stopped
+/// fetching) is turned off when the drain wait runs out, and enabling proceeds.
+#[test]
+fn a_firmware_queue_that_never_drains_is_turned_off_after_the_wait() {
+    let mut u = Unit::hardware().with_halted_firmware_queue(3, 6);
+    u.fsts &= !FaultStatus::IQE.bits();
+    u.qi_mode = QiMode::Lazy { polls: u32::MAX };
+    let (r, _q) = enable(&mut u, true);
+    // Our own queue then never runs either, so enabling stops at the first invalidation.
+    let err = r.unwrap_err();
+    assert_eq!(err.step, Step::InvalidateEntryCache, "{err}");
+    // But firmware's queue was turned off after its wait and ours was enabled.
+    assert_eq!(u.iq_base, u.ring_address);
+    let gcmd: Vec<u32> = u.gcmd_writes().iter().map(|c| c.bits() & !CFI).collect();
+    assert_eq!(&gcmd[..3], &[0, QIE, QIE | SIRTP]);
+}
+
+/// QEMU will not clear QIE while its queue is stopped: the limit the README describes.
+#[test]
+fn qemu_keeps_a_halted_firmware_queue_and_enabling_says_so() {
+    let mut u = Unit::qemu().with_halted_firmware_queue(3, 6);
+    let err = enable(&mut u, true).0.unwrap_err();
+    assert_eq!(err.step, Step::DisableFirmwareQueue);
+    assert!(
+        matches!(err.cause, StepError::Timeout(t) if t.waiting_for == WaitingFor::Status { bit: GlobalStatus::QIES, set: false }),
+        "{err}"
+    );
 }

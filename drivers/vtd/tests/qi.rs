@@ -452,3 +452,58 @@ fn enabling_over_a_running_queue_is_refused() {
         "IQT was not reset under the running queue"
     );
 }
+
+/// The unit's IQH is 15 bits wide (slot 32767); the ring has 256 slots. A queue error
+/// with IQH beyond the ring must not send the recovery's store outside the ring.
+#[test]
+fn a_queue_error_with_iqh_beyond_the_ring_stores_nothing_outside_it() {
+    for (name, unit) in units() {
+        // Once the unit reports a queue error, its IQH reads as the register's maximum.
+        let mut error_seen = false;
+        let unit = unit.hostile(move |off, v| {
+            error_seen |= off == offset::FSTS && v & u64::from(FaultStatus::IQE.bits()) != 0;
+            if off == offset::IQH && error_seen {
+                0x7fff << 4
+            } else {
+                v
+            }
+        });
+        let (mut u, mut q) = with_queue(unit, 0);
+        let err = q.submit(&mut u, &[BAD]).unwrap_err();
+        let slots: Vec<usize> = u
+            .log
+            .iter()
+            .filter_map(|e| match e {
+                common::Event::Descriptor(slot, _) => Some(*slot),
+                _ => None,
+            })
+            .collect();
+        let outside: Vec<usize> = slots.into_iter().filter(|&s| s >= q.entries()).collect();
+        assert!(
+            outside.is_empty(),
+            "{}: {} descriptor store(s) outside the {}-slot ring, first at slot {}",
+            name,
+            outside.len(),
+            q.entries(),
+            outside[0]
+        );
+        assert_eq!(
+            err,
+            QiError::HeadOutOfRange {
+                head: 0x7fff,
+                entries: 256
+            },
+            "{}",
+            name
+        );
+        // The queue stays refused (IQE is left for someone who can read IQH), and says why.
+        let again = q.invalidate_iec_global(&mut u).unwrap_err();
+        assert!(matches!(again, QiError::HeadOutOfRange { .. }), "{name}");
+        assert!(
+            again
+                .to_string()
+                .contains("IQH names slot 32767 of a 256-slot queue"),
+            "{again}"
+        );
+    }
+}

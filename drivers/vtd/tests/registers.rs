@@ -322,15 +322,17 @@ fn snapshot_of_an_enabled_qemu_unit() {
     use sluice_vtd::registers::Snapshot;
     let mut u = common::Unit::qemu();
     let mut q = common::queue_for(&u, 0);
+    let layout = sluice_vtd::RegisterLayout::read(&mut u).unwrap();
     let config = sluice_vtd::RemappingConfig {
         table_address: 0x30_0000,
         table_entries: 65536,
         eim: true,
         budget: common::BUDGET,
+        layout,
     };
     sluice_vtd::enable_remapping(&mut u, &mut q, &config).unwrap();
     u.frcd[0] = (0x11 << 48, 0x18 | 0x22 << 32 | 1 << 63);
-    let text = Snapshot::read(&mut u).to_string();
+    let text = Snapshot::read(&mut u, &layout).to_string();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "VER 0x10: 1.0");
     assert!(lines[1].starts_with("CAP 0x00d2008c222f0606: NFR 1 at 0x220"));

@@ -186,7 +186,7 @@ pub fn print_flag_notes(d: &Dmar) {
     }
     if d.flags.dma_ctrl_platform_opt_in() {
         println!(
-            "  DMA_CTRL_PLATFORM_OPT_IN: firmware kept DMA protection until hand-over and asks the OS to keep external (Thunderbolt/USB4) devices behind DMA remapping; Sluice does not drive DMA remapping yet, so their DMA is not restricted"
+            "  DMA_CTRL_PLATFORM_OPT_IN: firmware kept DMA protection until hand-over and asks the OS to keep external (Thunderbolt/USB4) devices behind DMA remapping; Sluice does not drive DMA remapping yet: translation firmware left on is turned off at boot, so their DMA is not restricted"
         );
     }
 }
@@ -204,20 +204,29 @@ pub struct Remapper {
 static REMAPPING: spin::Once<Result<Remapper, String>> = spin::Once::new();
 
 /// Turns interrupt remapping on in every unit the plan lists, or leaves it off with the
-/// reason. All or nothing: if one unit cannot be enabled, those already enabled are
-/// turned off again before any interrupt is remapped. Boot CPU, after PCI enumeration
+/// reason. Every I/O APIC pin is masked before the first unit is touched. All or
+/// nothing: if one unit cannot be enabled, those already enabled are turned off again
+/// before any interrupt is remapped. What firmware had left on (DMA translation, its
+/// invalidation queue) is turned off and logged. Boot CPU, after PCI enumeration
 /// (scopes are resolved through bridges) and the local APIC (x2APIC decides EIM),
 /// before the interrupt core builds its domains.
 pub fn init() {
     REMAPPING.call_once(|| {
         let r = bring_up();
         match &r {
-            Ok(rm) => crate::log!(
-                "interrupt remapping: on in {} unit(s), {} mode, {} IRTEs each",
-                rm.units.len(),
-                if rm.eim { "x2APIC (EIM)" } else { "xAPIC" },
-                rm.units.first().map_or(0, |u| u.table_entries)
-            ),
+            Ok(rm) => {
+                crate::log!(
+                    "interrupt remapping: on in {} unit(s), {} mode, {} IRTEs each",
+                    rm.units.len(),
+                    if rm.eim { "x2APIC (EIM)" } else { "xAPIC" },
+                    rm.units.first().map_or(0, |u| u.table_entries)
+                );
+                for u in &rm.units {
+                    for note in u.handover_notes() {
+                        crate::warn!("IOMMU unit {}: {}", u.index, note);
+                    }
+                }
+            }
             Err(why) => crate::log!("interrupt remapping: off: {}", why),
         }
         r
@@ -244,6 +253,13 @@ fn bring_up() -> Result<Remapper, String> {
     for u in &mut units {
         u.eim = eim;
     }
+    // Every I/O APIC pin masked before any unit changes how interrupts are read.
+    // Firmware may leave RTEs unmasked, in compatibility format (or in remapped format
+    // against its own table). Enabling a unit turns firmware's remapping off, points the
+    // unit at our empty table and then blocks compatibility format: an unmasked pin that
+    // fires meanwhile is misrouted, blocked (fault 0x25) or dropped as not present. The
+    // interrupt core programs each pin again, in the final format, when a driver asks.
+    crate::apic::ioapic::init(&crate::acpi::platform().io_apics);
     let mut on: Vec<&unit::Unit> = Vec::new();
     for u in &units {
         if let Err(e) = u.enable() {

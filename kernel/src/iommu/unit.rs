@@ -9,10 +9,12 @@
 //! is taken inside it but the console.
 
 use alloc::string::String;
+use alloc::vec::Vec;
 use sluice_vtd::registers::offset;
 use sluice_vtd::{
-    Capability, Clock, Descriptor, Enabled, ExtendedCapability, InvalidationQueue, Irte,
-    IrteMemory, PollBudget, QiError, QueueMemory, Registers, RemappingConfig,
+    Capability, Clock, Descriptor, Enabled, ExtendedCapability, GlobalStatus, InvalidationQueue,
+    Irte, IrteMemory, PollBudget, QiError, QueueMemory, QueueShutdown, RegisterLayout, Registers,
+    RemappingConfig,
 };
 
 use crate::memory::mmio::{self, Mmio};
@@ -33,6 +35,9 @@ fn table_entries() -> u32 {
 const IRTE_BYTES: u64 = 16;
 /// The register page; fault recording registers beyond it are mapped as CAP says.
 const REGISTER_PAGE: u64 = 0x1000;
+/// The invalidation queue's size field: 2^(QS+8) slots, one 4 KiB page.
+const QUEUE_SIZE_FIELD: u8 = 0;
+const RING_SLOTS: usize = 256 << QUEUE_SIZE_FIELD;
 
 /// What can be changed in a unit, under one lock.
 pub struct UnitState {
@@ -56,6 +61,9 @@ pub struct Unit {
     pub table_entries: u32,
     pub cap: Capability,
     pub ecap: ExtendedCapability,
+    /// CAP and ECAP as read once at probe and checked: where the fault records are, and
+    /// how much of the register block is mapped. Every later access goes by it.
+    pub layout: RegisterLayout,
     /// Entries carry 32-bit x2APIC destinations (IRTA.EIME).
     pub eim: bool,
     pub state: spin::Mutex<UnitState>,
@@ -79,14 +87,12 @@ impl Unit {
             .map_err(|e| alloc::format!("registers at {register_base:#x}: {e}"))?;
         let cap = Capability(page.read64(offset::CAP as u64));
         let ecap = ExtendedCapability(page.read64(offset::ECAP as u64));
-        if cap.0 == u64::MAX || cap.0 == 0 {
-            return Err(alloc::format!(
-                "no unit answers at {register_base:#x} (CAP reads {:#x})",
-                cap.0
-            ));
-        }
-        // The fault recording registers may lie past the first page (CAP.FRO).
-        let end = (cap.fault_recording_offset() + cap.fault_recording_count() * 16) as u64;
+        // A unit that does not answer, or places its fault records over other registers,
+        // is refused before any of its values becomes an offset.
+        let layout = RegisterLayout::new(cap, ecap).map_err(|e| alloc::format!("{e}"))?;
+        // The fault recording registers may lie past the first page (CAP.FRO); the
+        // layout bounds them (at most 0x4ff0 bytes in all).
+        let end = layout.window() as u64;
         let regs = if end > REGISTER_PAGE {
             mmio::map(register_base, end.next_multiple_of(REGISTER_PAGE))
                 .map_err(|e| alloc::format!("registers at {register_base:#x}: {e}"))?
@@ -103,7 +109,7 @@ impl Unit {
         let table_bytes = u64::from(entries) * IRTE_BYTES;
         let table = crate::memory::frames::alloc_contiguous(table_bytes / 4096, 4096)
             .ok_or("out of contiguous memory for the interrupt remapping table")?;
-        let queue = InvalidationQueue::new(ring, 0, ecap, PollBudget::DEFAULT)
+        let queue = InvalidationQueue::new(ring, QUEUE_SIZE_FIELD, ecap, PollBudget::DEFAULT)
             .map_err(|e| alloc::format!("invalidation queue: {e:?}"))?;
         Ok(Unit {
             index,
@@ -116,6 +122,7 @@ impl Unit {
             table_entries: entries,
             cap,
             ecap,
+            layout,
             eim,
             state: spin::Mutex::new(UnitState {
                 queue,
@@ -138,6 +145,7 @@ impl Unit {
             table_entries: self.table_entries,
             eim: self.eim,
             budget: PollBudget::DEFAULT,
+            layout: self.layout,
         };
         let enabled = sluice_vtd::enable_remapping(&mut self.hw(), &mut st.queue, &config)
             .map_err(|e| alloc::format!("{e}"))?;
@@ -157,7 +165,9 @@ impl Unit {
     }
 
     /// Stores `irte` at `index` in the safe order and invalidates the unit's cached copy;
-    /// when this returns `Ok`, every later interrupt through `index` uses it.
+    /// when this returns `Ok`, every later interrupt through `index` uses it. The
+    /// invalidation is sent even if the table already holds `irte`: after a failed
+    /// attempt the retry finds it there while the unit may still cache the old entry.
     pub fn write_irte(&self, index: u16, irte: Irte) -> Result<(), QiError> {
         let mut st = self.state.lock();
         let UnitState {
@@ -191,7 +201,31 @@ impl Unit {
 
     /// Registers, read now (the `iommu` command).
     pub fn snapshot(&self) -> sluice_vtd::registers::Snapshot {
-        sluice_vtd::registers::Snapshot::read(&mut self.hw())
+        sluice_vtd::registers::Snapshot::read(&mut self.hw(), &self.layout)
+    }
+
+    /// What enabling found firmware had left on and turned off, one line each (boot log
+    /// and `iommu`); empty when it left nothing, or before the unit is enabled.
+    pub fn handover_notes(&self) -> Vec<String> {
+        let st = self.state.lock();
+        let Some(e) = st.enabled.as_ref() else {
+            return Vec::new();
+        };
+        let mut notes = Vec::new();
+        if e.firmware_status.contains(GlobalStatus::TES) {
+            notes.push(String::from(
+                "DMA translation was on at hand-over (firmware's pre-boot DMA protection); \
+                 turned off before interrupt remapping was enabled: device DMA is now \
+                 untranslated and unrestricted",
+            ));
+        }
+        if e.firmware_queue != QueueShutdown::WasOff {
+            notes.push(alloc::format!(
+                "firmware's invalidation queue: {}",
+                e.firmware_queue
+            ));
+        }
+        notes
     }
 
     /// The entry's address in the table. Indices come from the entry allocator, bounded
@@ -250,9 +284,12 @@ impl QueueMemory for Hw<'_> {
         self.unit.status
     }
     fn write_descriptor(&mut self, slot: usize, d: Descriptor) {
+        // The queue bounds every slot by its size, including one derived from the
+        // unit's IQH (sluice-vtd checks it against the ring): past it is a bug.
+        assert!(slot < RING_SLOTS, "descriptor slot {slot} beyond the ring");
         let at = crate::memory::phys_to_virt(self.unit.ring + slot as u64 * 16) as *mut u64;
-        // SAFETY: slot < the ring's 256 entries (the queue's own bound), in the ring page
-        // this unit owns; volatile because the unit reads it by DMA.
+        // SAFETY: slot < RING_SLOTS (checked above), in the ring page this unit owns;
+        // volatile because the unit reads it by DMA.
         unsafe {
             at.write_volatile(d.lo);
             at.add(1).write_volatile(d.hi);

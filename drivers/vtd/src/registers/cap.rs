@@ -106,9 +106,14 @@ impl Capability {
     pub fn fault_recording_count(self) -> usize {
         usize::from(self.nfr()) + 1
     }
-    /// Byte offset of fault recording register `index`, if the unit has it.
+    /// Byte offset of fault recording register `index`, if the unit has it. `None` for
+    /// every index when CAP.FRO places the registers over the fixed-offset ones (below
+    /// [`super::layout::FIXED_END`]): clearing such a "record" would write GCMD or
+    /// another live register. [`super::RegisterLayout`] checks the rest of the layout.
     pub fn fault_record_offset(self, index: usize) -> Option<usize> {
-        (index < self.fault_recording_count()).then(|| self.fault_recording_offset() + index * 16)
+        let start = self.fault_recording_offset();
+        (start >= super::layout::FIXED_END && index < self.fault_recording_count())
+            .then(|| start + index * 16)
     }
     /// MAMV, bits 53:48: maximum address mask value for page-selective invalidation.
     pub fn mamv(self) -> u8 {

@@ -7,23 +7,26 @@
 //! | `command.rs` | GCMD, GSTS and the read-modify-write rule for GCMD |
 //! | `queue.rs` | IRTA, IQA, IQH/IQT, ICS |
 //! | `fault.rs` | FSTS, FECTL/IECTL, fault recording registers |
+//! | `layout.rs` | where CAP/ECAP place the fault recording and IOTLB registers, checked |
 //! | `snapshot.rs` | all of them read at once, for the shell |
 
 pub mod cap;
 pub mod command;
 pub mod fault;
+pub mod layout;
 pub mod queue;
 pub mod snapshot;
 
 pub use cap::{Capability, ExtendedCapability, Version};
 pub use command::{Command, GlobalCommand, GlobalStatus, gcmd_value};
 pub use fault::{EventControl, FaultRecording, FaultStatus};
+pub use layout::{RegisterError, RegisterLayout};
 pub use queue::{InvalidationCompletionStatus, Iqa, Irta, QueuePointer};
 pub use snapshot::Snapshot;
 
 /// Register offsets from the unit's register base (VT-d §11.4, Table "Register Address
 /// Map"). Fault recording registers are not at a fixed offset: see
-/// [`Capability::fault_recording_offset`].
+/// [`RegisterLayout::fault_record_offsets`].
 pub mod offset {
     pub const VER: usize = 0x00;
     pub const CAP: usize = 0x08;

@@ -5,7 +5,7 @@ use core::fmt;
 
 use super::{
     Capability, EventControl, ExtendedCapability, FaultRecording, FaultStatus, GlobalStatus,
-    InvalidationCompletionStatus, Iqa, Irta, QueuePointer, Version, offset,
+    InvalidationCompletionStatus, Iqa, Irta, QueuePointer, RegisterLayout, Version, offset,
 };
 use crate::hw::Registers;
 
@@ -30,10 +30,12 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    pub fn read<H: Registers + ?Sized>(hw: &mut H) -> Snapshot {
-        let cap = Capability(hw.read64(offset::CAP));
-        let records = (0..cap.fault_recording_count())
-            .filter_map(|i| cap.fault_record_offset(i))
+    /// Reads every register now. CAP and ECAP are shown as they read now; the fault
+    /// records are read where `layout` (checked when the unit was probed) puts them, so
+    /// a CAP that changed since cannot move the reads.
+    pub fn read<H: Registers + ?Sized>(hw: &mut H, layout: &RegisterLayout) -> Snapshot {
+        let records = layout
+            .fault_record_offsets()
             .map(|off| FaultRecording {
                 lo: hw.read64(off),
                 hi: hw.read64(off + 8),
@@ -41,7 +43,7 @@ impl Snapshot {
             .collect();
         Snapshot {
             version: Version(hw.read32(offset::VER)),
-            cap,
+            cap: Capability(hw.read64(offset::CAP)),
             ecap: ExtendedCapability(hw.read64(offset::ECAP)),
             gsts: GlobalStatus::from_bits_retain(hw.read32(offset::GSTS)),
             fsts: FaultStatus::from_bits_retain(hw.read32(offset::FSTS)),

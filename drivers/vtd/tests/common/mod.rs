@@ -8,8 +8,10 @@
 //! queue processing on the IQT write, a cleared IQE only resumes on the next IQT write,
 //! QIE can only be cleared after a wait descriptor, SW+IF aborts, CFI not implemented,
 //! no interrupt entry cache); [`Unit::hardware`] like a real unit (the queue advances a
-//! descriptor every few polls, clearing IQE resumes it, CFI enforced, IRTEs cached until
-//! invalidated).
+//! descriptor every few polls, clearing IQE resumes it, QIE can be cleared with the
+//! queue busy, CFI enforced, IRTEs cached until invalidated). Either can start as
+//! firmware left it (`with_firmware_translation`, `with_halted_firmware_queue`) and
+//! answer register reads with hostile values (`hostile`).
 #![allow(dead_code, unused_imports)]
 
 pub mod engine;

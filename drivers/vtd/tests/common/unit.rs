@@ -20,8 +20,12 @@ pub enum QiMode {
 pub struct Quirks {
     /// Clearing FSTS.IQE does not restart the queue; only an IQT write does.
     pub iqe_resumes_on_iqt_write_only: bool,
-    /// QIE can be cleared only when IQH = IQT and the last descriptor was a wait.
+    /// QIE can be cleared only when the last descriptor processed was a wait.
     pub qi_disable_needs_wait_last: bool,
+    /// QIE can be cleared only when the queue is idle (IQH = IQT). A real unit takes
+    /// the command whatever the queue holds (Linux's `dmar_disable_qi` clears QIE after
+    /// its drain wait times out), and its head goes back to 0.
+    pub qi_disable_needs_drained: bool,
     /// A wait descriptor with SW and IF aborts (QEMU ≤ 10.0.3).
     pub abort_on_sw_and_if: bool,
     /// CFI is implemented: GCMD.CFI drives GSTS.CFIS and blocks compatibility format.
@@ -40,6 +44,13 @@ pub enum Event {
     IrteHigh(u16, u64),
     IrteAtomic(u16, Irte),
 }
+
+/// What the crate reads from a register, given its offset and the model's own value: a
+/// test lends a hostile unit this way (any register, any read).
+pub type ReadFilter = Box<dyn FnMut(usize, u64) -> u64>;
+
+/// Where firmware's own invalidation queue lives in the model (never our ring).
+pub const FIRMWARE_RING: u64 = 0x50_0000;
 
 /// One remapping unit and the memory it sees.
 pub struct Unit {
@@ -95,6 +106,10 @@ pub struct Unit {
     pub log: Vec<Event>,
     pub now: u64,
     pub tick_ns: u64,
+    /// Register reads the crate made (how long a sequence ran, in accesses).
+    pub reads: u64,
+    /// Replaces what register reads return (a hostile unit); `None`: the model's values.
+    pub hostile: Option<ReadFilter>,
 }
 
 /// QEMU 10's CAP with aw-bits=48: FRO 0x220, NFR 0, ND 6, SAGAW 39/48, MGAW 48,
@@ -116,6 +131,7 @@ impl Unit {
             quirks: Quirks {
                 iqe_resumes_on_iqt_write_only: true,
                 qi_disable_needs_wait_last: true,
+                qi_disable_needs_drained: true,
                 abort_on_sw_and_if: true,
                 cfi_implemented: false,
                 caches_irtes: false,
@@ -153,6 +169,8 @@ impl Unit {
             log: Vec::new(),
             now: 0,
             tick_ns: 1_000,
+            reads: 0,
+            hostile: None,
         }
     }
 
@@ -163,6 +181,7 @@ impl Unit {
         u.quirks = Quirks {
             iqe_resumes_on_iqt_write_only: false,
             qi_disable_needs_wait_last: false,
+            qi_disable_needs_drained: false,
             abort_on_sw_and_if: false,
             cfi_implemented: true,
             caches_irtes: true,
@@ -171,6 +190,35 @@ impl Unit {
         u.gsts_delay = 2;
         u.gsts = GlobalStatus::CFIS.bits();
         u
+    }
+
+    /// Firmware handed over with DMA translation on (pre-boot DMA protection): TES set,
+    /// and RTPS from the root table pointer it set.
+    pub fn with_firmware_translation(mut self) -> Unit {
+        self.gsts |= (GlobalStatus::TES | GlobalStatus::RTPS).bits();
+        self
+    }
+
+    /// Firmware left its own invalidation queue on, at [`FIRMWARE_RING`], stopped on an
+    /// invalid descriptor at slot `head` (FSTS.IQE set) with the tail at `tail`: it will
+    /// never drain.
+    pub fn with_halted_firmware_queue(mut self, head: usize, tail: usize) -> Unit {
+        self.gsts |= GlobalStatus::QIES.bits();
+        self.iqa = FIRMWARE_RING;
+        self.iq_base = FIRMWARE_RING;
+        self.iq_size = 256;
+        self.qi_enabled = true;
+        self.iqh = head;
+        self.iqt = (tail as u64) << 4;
+        self.fsts |= IQE_BIT;
+        self.last_desc_type = sluice_vtd::descriptor::kind::IEC;
+        self
+    }
+
+    /// Every register read answers `filter(offset, model's value)`.
+    pub fn hostile(mut self, filter: impl FnMut(usize, u64) -> u64 + 'static) -> Unit {
+        self.hostile = Some(Box::new(filter));
+        self
     }
 
     pub fn status(&self) -> GlobalStatus {
@@ -271,7 +319,7 @@ impl Unit {
         }
         let tail = ((self.iqt >> 4) & 0x7fff) as usize;
         let drained = self.iqh == tail;
-        let ok = drained
+        let ok = (drained || !self.quirks.qi_disable_needs_drained)
             && (!self.quirks.qi_disable_needs_wait_last
                 || self.last_desc_type == sluice_vtd::descriptor::kind::WAIT);
         if ok {
@@ -294,7 +342,8 @@ impl Unit {
         let base = ((self.cap >> 24) & 0x3ff) as usize * 16;
         let n = ((self.cap >> 40) & 0xff) as usize + 1;
         let rel = off.checked_sub(base)?;
-        (rel / 16 < n).then_some((rel / 16, rel % 16 == 8))
+        let i = rel / 16;
+        (i < n.min(self.frcd.len()) && rel % 8 == 0).then_some((i, rel % 16 == 8))
     }
 
     fn write_frcd_hi(&mut self, i: usize, value: u64) {
@@ -308,8 +357,19 @@ impl Unit {
     }
 }
 
-impl Registers for Unit {
-    fn read32(&mut self, offset: usize) -> u32 {
+const IQE_BIT: u32 = 1 << 4;
+
+impl Unit {
+    /// What a read returns after the hostile filter, if any.
+    fn answer(&mut self, offset: usize, value: u64) -> u64 {
+        self.reads += 1;
+        match self.hostile.as_mut() {
+            Some(f) => f(offset, value),
+            None => value,
+        }
+    }
+
+    fn model_read32(&mut self, offset: usize) -> u32 {
         match offset {
             offset::VER => 0x10,
             offset::GSTS => self.read_gsts(),
@@ -319,11 +379,11 @@ impl Registers for Unit {
             }
             offset::FECTL => self.fectl,
             offset::ICS => self.ics,
-            other => self.read64(other) as u32,
+            other => self.model_read64(other) as u32,
         }
     }
 
-    fn read64(&mut self, offset: usize) -> u64 {
+    fn model_read64(&mut self, offset: usize) -> u64 {
         match offset {
             offset::CAP => self.cap,
             offset::ECAP => self.ecap,
@@ -340,6 +400,18 @@ impl Registers for Unit {
                 None => 0,
             },
         }
+    }
+}
+
+impl Registers for Unit {
+    fn read32(&mut self, offset: usize) -> u32 {
+        let value = self.model_read32(offset);
+        self.answer(offset, u64::from(value)) as u32
+    }
+
+    fn read64(&mut self, offset: usize) -> u64 {
+        let value = self.model_read64(offset);
+        self.answer(offset, value)
     }
 
     fn write32(&mut self, offset: usize, value: u32) {

@@ -112,7 +112,9 @@ pub fn all() -> &'static [IoApic] {
 }
 
 /// Maps every I/O APIC and masks all its pins. One that cannot be mapped is reported
-/// and left out.
+/// and left out. Runs once: interrupt remapping's bring-up calls it before the first
+/// unit is enabled (`iommu::bring_up`: firmware's unmasked pins must not fire while the
+/// interrupt format changes under them); boot's own call afterwards finds it done.
 pub fn init(entries: &[IoApicEntry]) {
     IOAPICS.call_once(|| {
         let mut v = Vec::new();

@@ -1,7 +1,9 @@
 //! `iommu`: every remapping unit — its registers decoded, remapping state, IRTE usage,
-//! invalidations, and the faults its fault-event handler has seen.
+//! invalidations, DMA translation (and what firmware had left on at hand-over), and the
+//! faults its fault-event handler has seen.
 
 use alloc::string::String;
+use sluice_vtd::GlobalStatus;
 
 use super::Command;
 use crate::println;
@@ -52,7 +54,20 @@ fn cmd_iommu(args: &[&str]) -> Result<(), String> {
             queue.1,
             inv
         );
-        let snap = alloc::format!("{}", u.snapshot());
+        let snapshot = u.snapshot();
+        // Sluice does not drive DMA remapping; translation firmware left on was turned
+        // off when remapping was enabled, so TES here would be someone else's doing.
+        if snapshot.gsts.contains(GlobalStatus::TES) {
+            println!("  DMA translation: ON, through page tables Sluice did not set up (GSTS.TES)");
+        } else {
+            println!(
+                "  DMA translation: off; device DMA is not restricted (Sluice does not drive DMA remapping)"
+            );
+        }
+        for note in u.handover_notes() {
+            println!("  at hand-over: {}", note);
+        }
+        let snap = alloc::format!("{}", snapshot);
         for line in snap.lines() {
             println!("  {}", line);
         }
