@@ -259,7 +259,7 @@ fn bring_up() -> Result<Remapper, String> {
     // unit at our empty table and then blocks compatibility format: an unmasked pin that
     // fires meanwhile is misrouted, blocked (fault 0x25) or dropped as not present. The
     // interrupt core programs each pin again, in the final format, when a driver asks.
-    crate::apic::ioapic::init(&crate::acpi::platform().io_apics);
+    crate::irq::domains::ioapic::init(&crate::acpi::platform().io_apics);
     let mut on: Vec<&unit::Unit> = Vec::new();
     for u in &units {
         if let Err(e) = u.enable() {
