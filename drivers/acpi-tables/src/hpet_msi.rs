@@ -13,10 +13,9 @@
 //!   compatibility-format message is blocked under remapping. Linux gives up HPET-MSI
 //!   in this case too (its HPET driver then finds no MSI parent domain).
 
-use alloc::format;
 use alloc::string::String;
 
-use crate::plan::{InterruptPlan, ScopeSource};
+use crate::plan::{DomainKind, InterruptPlan, ScopeSource};
 
 /// HPET-MSI's place for one HPET block.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,9 +71,10 @@ impl HpetMsi {
     /// The name of the domain as built (Linux's: `HPET-MSI-n`, and its chip
     /// `IR-HPET-MSI` under remapping), or `None` when refused.
     pub fn domain_name(&self, number: u8) -> Option<String> {
+        let kind = DomainKind::HpetMsi { n: number };
         match self {
-            HpetMsi::Direct => Some(format!("HPET-MSI-{number}")),
-            HpetMsi::Remapped { .. } => Some(format!("IR-HPET-MSI-{number}")),
+            HpetMsi::Direct => Some(kind.core_name(None)),
+            HpetMsi::Remapped { unit, .. } => Some(kind.core_name(Some(*unit))),
             HpetMsi::Refused(_) => None,
         }
     }

@@ -393,7 +393,7 @@ pub fn plan(p: &InterruptPlan) -> Value {
                     .iter()
                     .map(|d| {
                         Value::Obj(vec![
-                            ("name", s(d.name.clone())),
+                            ("name", s(format!("{}", d.kind))),
                             ("detail", s(d.detail.clone())),
                             ("parent", opt(d.parent, |i| n(i as u64))),
                         ])

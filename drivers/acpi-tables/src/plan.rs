@@ -154,10 +154,78 @@ pub struct X2apicPlan {
 /// A node of the irq domain hierarchy (DESIGN.md §3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Domain {
-    pub name: String,
+    /// What the node is; its name is the kind's [`Display`](core::fmt::Display).
+    pub kind: DomainKind,
     pub detail: String,
     /// Index of the parent in `InterruptPlan::domains`; None for the root.
     pub parent: Option<usize>,
+}
+
+/// What a node of the irq domain hierarchy is, with the instance it stands for. Both
+/// names of a domain — the plan's (`Display`) and that of the interrupt core's domain
+/// the kernel builds for it ([`core_name`]) — are derived from it here and nowhere else,
+/// as Linux names them; nothing reads a kind back out of a name.
+///
+/// [`core_name`]: DomainKind::core_name
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DomainKind {
+    /// The per-CPU vector matrix, the root: `VECTOR`.
+    Vector,
+    /// The IRTE table of Intel VT-d unit `unit` (its position among the DRHDs):
+    /// `INTEL-IR-<unit>`.
+    IntelIr { unit: usize },
+    /// The remapping table of AMD-Vi IOMMU `unit`: `AMD-IR-<unit>`. Not produced by the
+    /// plan yet: it reads no IVRS, so an AMD machine's plan has no remapping domain.
+    AmdIr { unit: usize },
+    /// The PCI devices' MSI and MSI-X under its parent: `PCI-MSI` (one per remapping
+    /// unit under remapping; each device's own domain is added under it at run time).
+    PciMsi,
+    /// The remapping units' fault-event interrupts, never remapped: `DMAR-MSI`.
+    DmarMsi,
+    /// HPET block `n`'s comparators as MSI sources (FSB delivery): `HPET-MSI-<n>`.
+    HpetMsi { n: u8 },
+    /// The I/O APIC with MADT id `id`: `IO-APIC-<id>`.
+    IoApic { id: u8 },
+}
+
+impl DomainKind {
+    /// The remapping unit this domain is, if it is one.
+    pub fn remapping_unit(self) -> Option<usize> {
+        match self {
+            DomainKind::IntelIr { unit } | DomainKind::AmdIr { unit } => Some(unit),
+            _ => None,
+        }
+    }
+
+    /// The name of the interrupt core's domain that the kernel builds for this plan
+    /// domain, under remapping unit `remapped_by` (the unit of its plan parent) or not.
+    /// Message sources behind a unit take Linux's `IR-` prefix (`IR-HPET-MSI-0`); the
+    /// PCI-MSI group of unit u is `IR-PCI-MSI-u`, one per unit where the plan calls each
+    /// `PCI-MSI`. The I/O APIC's domain keeps its name: only its chip says `IR-`.
+    pub fn core_name(self, remapped_by: Option<usize>) -> String {
+        match (self, remapped_by) {
+            (DomainKind::PciMsi, Some(unit)) => format!("IR-{self}-{unit}"),
+            (DomainKind::HpetMsi { .. }, Some(_)) => format!("IR-{self}"),
+            _ => format!("{self}"),
+        }
+    }
+}
+
+/// The plan's name of the domain (`INTEL-IR-0`, `IO-APIC-2`), padded as asked (the
+/// text report aligns its tree with `{:<12}`).
+impl core::fmt::Display for DomainKind {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let name = match *self {
+            DomainKind::Vector => String::from("VECTOR"),
+            DomainKind::IntelIr { unit } => format!("INTEL-IR-{unit}"),
+            DomainKind::AmdIr { unit } => format!("AMD-IR-{unit}"),
+            DomainKind::PciMsi => String::from("PCI-MSI"),
+            DomainKind::DmarMsi => String::from("DMAR-MSI"),
+            DomainKind::HpetMsi { n } => format!("HPET-MSI-{n}"),
+            DomainKind::IoApic { id } => format!("IO-APIC-{id}"),
+        };
+        f.pad(&name)
+    }
 }
 
 /// Odd things in the tables that were accepted but are worth knowing.
@@ -338,6 +406,24 @@ impl InterruptPlan {
             .retain(|n| !matches!(n, Note::HpetNotCovered { .. }));
         p.domains = domains_of(&p);
         p
+    }
+
+    /// The first domain of this kind, by index in `domains` (a kind with an instance
+    /// names one domain; `PciMsi` may stand under each remapping unit).
+    pub fn domain(&self, kind: DomainKind) -> Option<usize> {
+        self.domains.iter().position(|d| d.kind == kind)
+    }
+
+    /// The kind of domain `i`'s parent.
+    pub fn parent_kind(&self, i: usize) -> Option<DomainKind> {
+        let parent = self.domains.get(i)?.parent?;
+        self.domains.get(parent).map(|p| p.kind)
+    }
+
+    /// The remapping unit domain `i`'s messages go through: its parent's, if the parent
+    /// is a remapping domain (the argument of [`DomainKind::core_name`]).
+    pub fn remapped_by(&self, i: usize) -> Option<usize> {
+        self.parent_kind(i).and_then(DomainKind::remapping_unit)
     }
 }
 
@@ -559,13 +645,13 @@ fn cpu_summary(madt: Option<&Madt>, notes: &mut Vec<Note>) -> CpuSummary {
 
 fn domains_of(p: &InterruptPlan) -> Vec<Domain> {
     let mut d = vec![Domain {
-        name: String::from("VECTOR"),
+        kind: DomainKind::Vector,
         detail: String::from("per-CPU vector matrix 0x20..0xff"),
         parent: None,
     }];
-    let push = |d: &mut Vec<Domain>, name: String, detail: String, parent: usize| {
+    let push = |d: &mut Vec<Domain>, kind: DomainKind, detail: String, parent: usize| {
         d.push(Domain {
-            name,
+            kind,
             detail,
             parent: Some(parent),
         });
@@ -574,7 +660,7 @@ fn domains_of(p: &InterruptPlan) -> Vec<Domain> {
     if !p.units.is_empty() {
         push(
             &mut d,
-            String::from("DMAR-MSI"),
+            DomainKind::DmarMsi,
             format!(
                 "fault-event interrupts of {} remapping unit(s), never remapped",
                 p.units.len()
@@ -582,12 +668,12 @@ fn domains_of(p: &InterruptPlan) -> Vec<Domain> {
             0,
         );
     }
-    let hpet_name = |h: &HpetRoute| format!("HPET-MSI-{}", h.number);
+    let hpet = |h: &HpetRoute| DomainKind::HpetMsi { n: h.number };
     if p.remapping.enabled() {
         for u in &p.units {
             let ir = push(
                 &mut d,
-                format!("INTEL-IR-{}", u.index),
+                DomainKind::IntelIr { unit: u.index },
                 format!("IRTE table of the unit at {:#x}", u.register_base),
                 0,
             );
@@ -600,7 +686,7 @@ fn domains_of(p: &InterruptPlan) -> Vec<Domain> {
                 } else {
                     format!("{} PCI device/bridge scope(s)", u.pci_scopes)
                 };
-                push(&mut d, String::from("PCI-MSI"), what, ir);
+                push(&mut d, DomainKind::PciMsi, what, ir);
             }
             for io in p
                 .io_apics
@@ -610,7 +696,7 @@ fn domains_of(p: &InterruptPlan) -> Vec<Domain> {
                 let sid = io.source.as_ref().map(source_text).unwrap_or_default();
                 push(
                     &mut d,
-                    format!("IO-APIC-{}", io.id),
+                    DomainKind::IoApic { id: io.id },
                     format!("remappable RTEs, source-id {sid}"),
                     ir,
                 );
@@ -621,20 +707,20 @@ fn domains_of(p: &InterruptPlan) -> Vec<Domain> {
                 matches!(p.hpet_msi(h.number), HpetMsi::Remapped { unit, .. } if unit == u.index)
             }) {
                 let sid = h.source.as_ref().map(source_text).unwrap_or_default();
-                push(&mut d, hpet_name(h), format!("source-id {sid} (SQ=3)"), ir);
+                push(&mut d, hpet(h), format!("source-id {sid} (SQ=3)"), ir);
             }
         }
     } else {
         push(
             &mut d,
-            String::from("PCI-MSI"),
+            DomainKind::PciMsi,
             String::from("every PCI device, compatibility-format MSI"),
             0,
         );
         for io in p.io_apics.iter().filter(|io| io.address.is_some()) {
             push(
                 &mut d,
-                format!("IO-APIC-{}", io.id),
+                DomainKind::IoApic { id: io.id },
                 String::from("compatibility-format RTEs"),
                 0,
             );
@@ -646,7 +732,7 @@ fn domains_of(p: &InterruptPlan) -> Vec<Domain> {
         {
             push(
                 &mut d,
-                hpet_name(h),
+                hpet(h),
                 String::from("FSB delivery if the block supports it"),
                 0,
             );

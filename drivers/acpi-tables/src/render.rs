@@ -8,7 +8,7 @@ use core::fmt::Write;
 use crate::dmar::{Dmar, RemappingStructure as R};
 use crate::hpet::Hpet;
 use crate::madt::{IntiFlags, Madt, MadtEntry as M};
-use crate::plan::{InterruptPlan, Remapping, source_text};
+use crate::plan::{DomainKind, InterruptPlan, Remapping, source_text};
 use crate::scope::DeviceScope;
 use crate::sdt::SdtHeader;
 
@@ -265,7 +265,10 @@ pub fn hpet_text(out: &mut String, h: &Hpet) {
 }
 
 fn unit_name(u: Option<usize>) -> String {
-    u.map_or_else(|| String::from("none"), |u| alloc::format!("INTEL-IR-{u}"))
+    u.map_or_else(
+        || String::from("none"),
+        |unit| alloc::format!("{}", DomainKind::IntelIr { unit }),
+    )
 }
 
 /// The interrupt plan.
@@ -323,8 +326,8 @@ pub fn plan_text(out: &mut String, p: &InterruptPlan) {
         for u in &p.units {
             let _ = write!(
                 out,
-                "    INTEL-IR-{} at {:#x} segment {}: {}",
-                u.index,
+                "    {} at {:#x} segment {}: {}",
+                DomainKind::IntelIr { unit: u.index },
                 u.register_base,
                 u.segment,
                 if u.include_pci_all {
@@ -398,7 +401,7 @@ fn tree(out: &mut String, p: &InterruptPlan, parent: Option<usize>, depth: usize
             out,
             "{:indent$}{:<12} {}",
             "",
-            d.name,
+            d.kind,
             d.detail,
             indent = depth * 2
         );

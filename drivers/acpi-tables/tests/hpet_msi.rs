@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 
 use common::machines;
 use sluice_acpi_tables::hpet_msi::{HpetMsi, Refusal};
-use sluice_acpi_tables::plan::{NoRemapReason, Note};
+use sluice_acpi_tables::plan::{DomainKind, NoRemapReason, Note};
 use sluice_acpi_tables::{Dmar, Hpet, InterruptPlan, Madt, ScopeType};
 use sluice_irq_core::affinity::{Step, Word};
 use sluice_irq_core::domain::DomainId;
@@ -49,10 +49,9 @@ fn load(dir: &std::path::Path) -> (Option<Dmar>, Madt, Option<Hpet>) {
     (dmar, madt, hpet)
 }
 
-/// The parent's name of the plan domain named `name`, if there is one.
-fn parent_of(plan: &InterruptPlan, name: &str) -> Option<String> {
-    let d = plan.domains.iter().find(|d| d.name == name)?;
-    Some(plan.domains[d.parent?].name.clone())
+/// The parent's kind of the plan domain of kind `kind`, if there is one.
+fn parent_of(plan: &InterruptPlan, kind: DomainKind) -> Option<DomainKind> {
+    plan.parent_kind(plan.domain(kind)?)
 }
 
 /// Every machine: HPET-MSI's place agrees with the domain tree the plan prints (the
@@ -69,20 +68,20 @@ fn every_machine_places_hpet_msi_where_its_domain_tree_does() {
         let off = plan.without_remapping(NoRemapReason::NotEnabled { why: "test".into() });
         for p in [&plan, &off] {
             for route in &p.hpets {
-                let name = format!("HPET-MSI-{}", route.number);
-                let parent = parent_of(p, &name);
+                let name = DomainKind::HpetMsi { n: route.number };
+                let parent = parent_of(p, name);
                 match p.hpet_msi(route.number) {
                     HpetMsi::Direct => {
                         direct += 1;
                         assert!(!p.remapping.enabled(), "{slug}");
-                        assert_eq!(parent.as_deref(), Some("VECTOR"), "{slug} {name}");
+                        assert_eq!(parent, Some(DomainKind::Vector), "{slug} {name}");
                     }
                     HpetMsi::Remapped { unit, source } => {
                         remapped += 1;
                         assert!(p.remapping.enabled(), "{slug}");
                         assert_eq!(Some(unit), route.unit, "{slug} {name}");
                         assert_eq!(Some(&source), route.source.as_ref(), "{slug} {name}");
-                        assert_eq!(parent, Some(format!("INTEL-IR-{unit}")), "{slug} {name}");
+                        assert_eq!(parent, Some(DomainKind::IntelIr { unit }), "{slug} {name}");
                     }
                     HpetMsi::Refused(why) => {
                         refused += 1;

@@ -1,7 +1,7 @@
 //! Tables shaped like the ones QEMU 10's q35 builds (REFERENCE.md): the plan the kernel
 //! should reach in the `iommu` and `noiommu` profiles.
 
-use sluice_acpi_tables::plan::{NoRemapReason, Note, Remapping, source_text};
+use sluice_acpi_tables::plan::{DomainKind, NoRemapReason, Note, Remapping, source_text};
 use sluice_acpi_tables::{Dmar, InterruptPlan, Madt};
 
 fn finish(mut t: Vec<u8>) -> Vec<u8> {
@@ -86,10 +86,15 @@ fn iommu_profile_one_unit_with_the_io_apic() {
         segment: 0,
         count: 0
     }));
-    let names: Vec<_> = p.domains.iter().map(|d| d.name.as_str()).collect();
     assert_eq!(
-        names,
-        ["VECTOR", "DMAR-MSI", "INTEL-IR-0", "PCI-MSI", "IO-APIC-0"]
+        kinds(&p),
+        [
+            DomainKind::Vector,
+            DomainKind::DmarMsi,
+            DomainKind::IntelIr { unit: 0 },
+            DomainKind::PciMsi,
+            DomainKind::IoApic { id: 0 }
+        ]
     );
     assert_eq!(p.domains[4].parent, Some(2));
     assert_eq!(p.domains[1].parent, Some(0));
@@ -103,8 +108,83 @@ fn noiommu_profile_plan_without_remapping() {
         p.remapping,
         Remapping::Disabled(vec![NoRemapReason::NoDmar])
     );
-    let names: Vec<_> = p.domains.iter().map(|d| d.name.as_str()).collect();
-    assert_eq!(names, ["VECTOR", "PCI-MSI", "IO-APIC-0"]);
+    assert_eq!(
+        kinds(&p),
+        [
+            DomainKind::Vector,
+            DomainKind::PciMsi,
+            DomainKind::IoApic { id: 0 }
+        ]
+    );
+}
+
+fn kinds(p: &InterruptPlan) -> Vec<DomainKind> {
+    p.domains.iter().map(|d| d.kind).collect()
+}
+
+fn names(p: &InterruptPlan) -> Vec<String> {
+    p.domains.iter().map(|d| d.kind.to_string()).collect()
+}
+
+fn core_names(p: &InterruptPlan) -> Vec<String> {
+    (0..p.domains.len())
+        .map(|i| p.domains[i].kind.core_name(p.remapped_by(i)))
+        .collect()
+}
+
+/// The names `acpi`, `domains` and the JSON print, and those of the interrupt core's
+/// domains the kernel builds, are Linux's: the QEMU scenarios and the launcher's tests
+/// compare them as text.
+#[test]
+fn domain_names_are_linuxs() {
+    let d = Dmar::parse(&qemu_dmar()).unwrap();
+    let m = Madt::parse(&qemu_madt(2, false)).unwrap();
+    let p = InterruptPlan::build(Some(&d), Some(&m), None);
+    assert_eq!(
+        names(&p),
+        ["VECTOR", "DMAR-MSI", "INTEL-IR-0", "PCI-MSI", "IO-APIC-0"]
+    );
+    // One PCI-MSI group per unit under remapping, named after it; the I/O APIC keeps
+    // its name (only its chip is IR-IO-APIC).
+    assert_eq!(
+        core_names(&p),
+        [
+            "VECTOR",
+            "DMAR-MSI",
+            "INTEL-IR-0",
+            "IR-PCI-MSI-0",
+            "IO-APIC-0"
+        ]
+    );
+    let off = p.without_remapping(NoRemapReason::NotEnabled { why: "test".into() });
+    assert_eq!(names(&off), ["VECTOR", "DMAR-MSI", "PCI-MSI", "IO-APIC-0"]);
+    assert_eq!(core_names(&off), names(&off));
+    assert_eq!(off.remapped_by(off.domains.len()), None);
+
+    let hpet = DomainKind::HpetMsi { n: 2 };
+    assert_eq!(
+        (
+            hpet.to_string(),
+            hpet.core_name(None),
+            hpet.core_name(Some(1))
+        ),
+        (
+            "HPET-MSI-2".into(),
+            "HPET-MSI-2".into(),
+            "IR-HPET-MSI-2".into()
+        )
+    );
+    let io = DomainKind::IoApic { id: 9 };
+    assert_eq!(io.core_name(Some(1)), "IO-APIC-9");
+    assert_eq!(DomainKind::PciMsi.core_name(Some(3)), "IR-PCI-MSI-3");
+    assert_eq!(DomainKind::AmdIr { unit: 1 }.to_string(), "AMD-IR-1");
+    assert_eq!(DomainKind::AmdIr { unit: 1 }.remapping_unit(), Some(1));
+    assert_eq!(io.remapping_unit(), None);
+    // The text report aligns its tree on the name's width.
+    assert_eq!(
+        format!("[{:<12}]", DomainKind::IntelIr { unit: 10 }),
+        "[INTEL-IR-10 ]"
+    );
 }
 
 #[test]
@@ -161,15 +241,19 @@ fn remapping_turned_off_at_boot_moves_the_io_apic_under_vector() {
     let m = Madt::parse(&qemu_madt(4, false)).unwrap();
     let plan = InterruptPlan::build(Some(&d), Some(&m), None);
     assert!(plan.remapping.enabled());
-    assert!(plan.domains.iter().any(|d| d.name == "INTEL-IR-0"));
+    assert!(plan.domain(DomainKind::IntelIr { unit: 0 }).is_some());
     let off = plan.without_remapping(NoRemapReason::NotEnabled {
         why: "unit 0 lacks ECAP.IR".into(),
     });
     assert!(!off.remapping.enabled());
     assert!(!off.x2apic.eim_allowed);
-    assert!(!off.domains.iter().any(|d| d.name.starts_with("INTEL-IR")));
-    let io = off.domains.iter().find(|d| d.name == "IO-APIC-0").unwrap();
-    assert_eq!(off.domains[io.parent.unwrap()].name, "VECTOR");
+    assert!(
+        !off.domains
+            .iter()
+            .any(|d| d.kind.remapping_unit().is_some())
+    );
+    let io = off.domain(DomainKind::IoApic { id: 0 }).unwrap();
+    assert_eq!(off.parent_kind(io), Some(DomainKind::Vector));
     let Remapping::Disabled(why) = &off.remapping else {
         unreachable!()
     };
@@ -213,12 +297,24 @@ fn hpet_msi_in_the_profiles() {
     };
     assert_eq!(why, Refusal::NoScopeUnderRemapping { number: 0 });
     assert!(iommu.notes.contains(&Note::HpetNotCovered { number: 0 }));
-    assert!(!iommu.domains.iter().any(|d| d.name.starts_with("HPET-MSI")));
+    assert!(
+        !iommu
+            .domains
+            .iter()
+            .any(|d| matches!(d.kind, DomainKind::HpetMsi { .. }))
+    );
 
     let noiommu = InterruptPlan::build(None, Some(&m), Some(&h));
     assert_eq!(noiommu.hpet_msi(0), HpetMsi::Direct);
-    let names: Vec<_> = noiommu.domains.iter().map(|d| d.name.as_str()).collect();
-    assert_eq!(names, ["VECTOR", "PCI-MSI", "IO-APIC-0", "HPET-MSI-0"]);
+    assert_eq!(
+        kinds(&noiommu),
+        [
+            DomainKind::Vector,
+            DomainKind::PciMsi,
+            DomainKind::IoApic { id: 0 },
+            DomainKind::HpetMsi { n: 0 }
+        ]
+    );
 
     let scoped = Dmar::parse(&dmar_with_scopes(&[
         &[3, 8, 0, 0, 0, 0xff, 0, 0],
@@ -230,11 +326,15 @@ fn hpet_msi_in_the_profiles() {
         panic!("{:?}", p.hpet_msi(0))
     };
     assert_eq!((unit, source.source_id.0, source.exact), (0, 0x00f8, true));
-    let hpet = p.domains.iter().find(|d| d.name == "HPET-MSI-0").unwrap();
-    assert_eq!(p.domains[hpet.parent.unwrap()].name, "INTEL-IR-0");
+    let hpet = p.domain(DomainKind::HpetMsi { n: 0 }).unwrap();
+    assert_eq!(p.parent_kind(hpet), Some(DomainKind::IntelIr { unit: 0 }));
     assert_eq!(
         p.hpet_msi(0).domain_name(0).as_deref(),
         Some("IR-HPET-MSI-0")
+    );
+    assert_eq!(
+        DomainKind::HpetMsi { n: 0 }.core_name(p.remapped_by(hpet)),
+        "IR-HPET-MSI-0"
     );
     // Remapping refused at boot (no unit answers at 0xFED90000): back under VECTOR.
     let off = p.without_remapping(NoRemapReason::NotEnabled {

@@ -8,7 +8,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use sluice_acpi_tables::InterruptPlan;
-use sluice_acpi_tables::plan::NoRemapReason;
+use sluice_acpi_tables::plan::{DomainKind, NoRemapReason};
 use sluice_irq_core::domain::{DomainId, DomainInfo};
 use sluice_irq_core::ioapic::IoApicDomain;
 use sluice_irq_core::{IrqCore, IrqError};
@@ -42,16 +42,6 @@ fn refined(tables: &InterruptPlan) -> InterruptPlan {
     }
 }
 
-/// The unit number of a plan domain named `INTEL-IR-n`.
-fn ir_unit(name: &str) -> Option<usize> {
-    name.strip_prefix("INTEL-IR-")?.parse().ok()
-}
-
-/// The HPET number of a plan domain named `HPET-MSI-n`.
-fn hpet_number(name: &str) -> Option<u8> {
-    name.strip_prefix("HPET-MSI-")?.parse().ok()
-}
-
 /// Creates the core's domains from the plan. A plan domain whose driver is missing (or
 /// whose device is absent, e.g. an I/O APIC that could not be mapped) stays planned.
 pub fn build(core: &IrqCore) -> Result<&'static BuiltTree, IrqError> {
@@ -61,36 +51,27 @@ pub fn build(core: &IrqCore) -> Result<&'static BuiltTree, IrqError> {
     let mut refused = Vec::new();
     for (i, d) in plan.domains.iter().enumerate() {
         let parent = d.parent.and_then(|p| ids.get(p).copied().flatten());
-        let under_ir = d
-            .parent
-            .and_then(|p| plan.domains.get(p))
-            .and_then(|p| ir_unit(&p.name));
-        ids[i] = match (d.name.as_str(), parent) {
-            ("VECTOR", None) => Some(DomainId::VECTOR),
+        let remapped_by = plan.remapped_by(i);
+        let name = d.kind.core_name(remapped_by);
+        ids[i] = match (d.kind, parent) {
+            (DomainKind::Vector, None) => Some(DomainId::VECTOR),
             // Each device's MSI domain is added under it when a driver asks for vectors;
-            // under remapping, one group per unit (the plan names them all PCI-MSI).
-            ("PCI-MSI", Some(parent)) => Some(match under_ir {
-                Some(u) => core.add_group(&alloc::format!("IR-PCI-MSI-{u}"), parent)?,
-                None => core.add_group("PCI-MSI", parent)?,
-            }),
+            // under remapping, one group per unit.
+            (DomainKind::PciMsi, Some(parent)) => Some(core.add_group(&name, parent)?),
             // Each unit's fault-event domain is added under it by `irq::domains::dmar_msi`.
-            ("DMAR-MSI", Some(parent)) => Some(core.add_group("DMAR-MSI", parent)?),
-            (name, Some(parent)) if ir_unit(name).is_some() => {
-                let unit = ir_unit(name).and_then(crate::iommu::unit);
-                match unit {
-                    Some(unit) => {
-                        let dom = Arc::new(IrDomain::new(unit));
-                        let id = core.add_domain(name, parent, dom.clone())?;
-                        remapping.push((unit.index, id, dom));
-                        Some(id)
-                    }
-                    None => None,
+            (DomainKind::DmarMsi, Some(parent)) => Some(core.add_group(&name, parent)?),
+            (DomainKind::IntelIr { unit }, Some(parent)) => match crate::iommu::unit(unit) {
+                Some(unit) => {
+                    let dom = Arc::new(IrDomain::new(unit));
+                    let id = core.add_domain(&name, parent, dom.clone())?;
+                    remapping.push((unit.index, id, dom));
+                    Some(id)
                 }
-            }
+                None => None,
+            },
             // The HPET block's comparators as MSI sources, if the kernel can offer them.
-            (name, Some(parent)) if hpet_number(name).is_some() => {
-                let number = hpet_number(name).unwrap_or_default();
-                match crate::irq::domains::hpet_msi::build(core, &plan, number, parent) {
+            (DomainKind::HpetMsi { n }, Some(parent)) => {
+                match crate::irq::domains::hpet_msi::build(core, &plan, n, parent) {
                     Ok(id) => Some(id),
                     Err(why) => {
                         refused.push((i, why));
@@ -98,20 +79,19 @@ pub fn build(core: &IrqCore) -> Result<&'static BuiltTree, IrqError> {
                     }
                 }
             }
-            (name, Some(parent)) => match name.strip_prefix("IO-APIC-").map(str::parse::<u8>) {
-                Some(Ok(id)) => match ioapic::by_id(id) {
-                    Some(io) => {
-                        let dom = if under_ir.is_some() {
-                            IoApicDomain::remapped(id, io)
-                        } else {
-                            IoApicDomain::new(id, io)
-                        };
-                        Some(core.add_domain(name, parent, Arc::new(dom))?)
-                    }
-                    None => None,
-                },
-                _ => None,
+            (DomainKind::IoApic { id }, Some(parent)) => match ioapic::by_id(id) {
+                Some(io) => {
+                    let dom = if remapped_by.is_some() {
+                        IoApicDomain::remapped(id, io)
+                    } else {
+                        IoApicDomain::new(id, io)
+                    };
+                    Some(core.add_domain(&name, parent, Arc::new(dom))?)
+                }
+                None => None,
             },
+            // No AMD-Vi driver yet (and the plan reads no IVRS); a root that is not the
+            // vector domain, or a child whose parent was not built, stays planned.
             _ => None,
         };
     }
@@ -127,19 +107,16 @@ pub fn build(core: &IrqCore) -> Result<&'static BuiltTree, IrqError> {
 /// remapped: under remapping, the group of the unit whose scope covers the function.
 pub fn pci_msi_parent(dev: &crate::pci::Device) -> Result<(DomainId, bool), String> {
     let t = built().ok_or("the interrupt core is not up")?;
-    let group = |parent: Option<&str>| {
-        t.plan.domains.iter().enumerate().find_map(|(i, d)| {
-            let p = d
-                .parent
-                .and_then(|p| t.plan.domains.get(p))
-                .map(|p| p.name.as_str());
-            (d.name == "PCI-MSI" && p == parent)
-                .then(|| t.ids[i])
-                .flatten()
-        })
+    let group = |parent: DomainKind| {
+        let under_parent = |i: &usize| {
+            t.plan.domains[*i].kind == DomainKind::PciMsi && t.plan.parent_kind(*i) == Some(parent)
+        };
+        (0..t.plan.domains.len())
+            .filter(under_parent)
+            .find_map(|i| t.ids[i])
     };
     if t.remapping.is_empty() {
-        return group(Some("VECTOR"))
+        return group(DomainKind::Vector)
             .map(|g| (g, false))
             .ok_or_else(|| String::from("this machine's plan has no PCI MSI"));
     }
@@ -149,16 +126,24 @@ pub fn pci_msi_parent(dev: &crate::pci::Device) -> Result<(DomainId, bool), Stri
             dev.address()
         )
     })?;
-    group(Some(&alloc::format!("INTEL-IR-{unit}")))
+    group(DomainKind::IntelIr { unit })
         .map(|g| (g, true))
         .ok_or_else(|| alloc::format!("unit {unit} remaps no PCI device in this plan"))
 }
 
-/// A core domain (or group) the plan built, by its plan name (`DMAR-MSI`).
-pub fn group(name: &str) -> Option<DomainId> {
+/// The core domain (or group) the plan built for its first domain of this kind
+/// (`DomainKind::DmarMsi`).
+pub fn group(kind: DomainKind) -> Option<DomainId> {
     let t = built()?;
-    let i = t.plan.domains.iter().position(|d| d.name == name)?;
-    t.ids[i]
+    t.ids[t.plan.domain(kind)?]
+}
+
+/// The plan domain the core's domain `id` was built for; `None` for a domain added at
+/// run time (a device's MSI domain) or one the plan does not know.
+pub fn kind_of(id: DomainId) -> Option<DomainKind> {
+    let t = built()?;
+    let i = t.ids.iter().position(|&built| built == Some(id))?;
+    Some(t.plan.domains[i].kind)
 }
 
 /// The remapping domain of unit `index`, if remapping is on.
@@ -210,7 +195,7 @@ fn plan_rows(
         let info = id.and_then(|id| core_tree.iter().find(|c| c.id == id));
         out.push(Row {
             depth,
-            name: d.name.clone(),
+            name: alloc::format!("{}", d.kind),
             live: info.map(|c| (c.size, c.allocated)),
             detail: match (id, t.refused.iter().find(|(r, _)| *r == i)) {
                 (Some(_), _) => d.detail.clone(),

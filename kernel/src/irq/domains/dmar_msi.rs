@@ -15,6 +15,7 @@ use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use sluice_acpi_tables::plan::DomainKind;
 use sluice_irq_core::desc::IrqReturn;
 use sluice_irq_core::msi::{MsiCaps, MsiMsg, MsiStorage};
 use sluice_irq_core::msidomain::MsiDomain;
@@ -179,7 +180,7 @@ pub fn init() {
     let Ok(r) = crate::iommu::remapping() else {
         return;
     };
-    let Some(group) = crate::irq::hierarchy::group("DMAR-MSI") else {
+    let Some(group) = crate::irq::hierarchy::group(DomainKind::DmarMsi) else {
         return;
     };
     UNITS.call_once(|| {

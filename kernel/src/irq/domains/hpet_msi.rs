@@ -22,6 +22,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use sluice_acpi_tables::InterruptPlan;
 use sluice_acpi_tables::hpet_msi::HpetMsi;
+use sluice_acpi_tables::plan::DomainKind;
 use sluice_irq_core::domain::DomainId;
 use sluice_irq_core::msi::{MsiMsg, MsiStorage};
 use sluice_irq_core::msidomain::MsiDomain;
@@ -197,10 +198,11 @@ pub fn info_text() -> String {
         Ok(b) => {
             let via = match &b.placement {
                 HpetMsi::Remapped { unit, source } => format!(
-                    "INTEL-IR-{unit}, IRTEs validating source-id {} with SQ=3",
+                    "{}, IRTEs validating source-id {} with SQ=3",
+                    DomainKind::IntelIr { unit: *unit },
                     source.source_id
                 ),
-                _ => String::from("VECTOR, compatibility-format messages"),
+                _ => format!("{}, compatibility-format messages", DomainKind::Vector),
             };
             let mut list = String::new();
             let mask = fsb_comparators();

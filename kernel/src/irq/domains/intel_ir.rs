@@ -15,6 +15,7 @@
 
 use alloc::collections::BTreeMap;
 use alloc::string::String;
+use sluice_acpi_tables::plan::DomainKind;
 use sluice_irq_core::affinity::{MsiPath, Step, StepPlan, plan_msi_update};
 use sluice_irq_core::chip::{AffinityMsgs, Chip, HwIrq, LevelCtx};
 use sluice_irq_core::domain::Domain;
@@ -60,7 +61,7 @@ impl IrDomain {
     pub fn new(unit: &'static Unit) -> Self {
         Self {
             unit,
-            name: alloc::format!("INTEL-IR-{}", unit.index),
+            name: DomainKind::IntelIr { unit: unit.index }.core_name(None),
             regions: spin::Mutex::new(RegionAllocator::up_to(unit.table_entries)),
             entries: spin::Mutex::new(BTreeMap::new()),
             blocks: spin::Mutex::new(BTreeMap::new()),

@@ -19,6 +19,7 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
+use sluice_acpi_tables::plan::DomainKind;
 use sluice_irq_core::desc::IrqReturn;
 use sluice_irq_core::ioapic::RteStorage;
 use sluice_irq_core::msi::{MsiMsg, MsiStorage};
@@ -212,30 +213,39 @@ impl RawWrites {
             .map_err(|e| alloc::format!("{e}"))?
             .map_err(|e| alloc::format!("irq {virq}: {e}"))?;
         let first = levels.first().ok_or("no levels")?;
+        // The plan domain each level was built for, by the core's domain id.
+        let kinds: Vec<_> = crate::irq::with_core(|c| c.desc(virq))
+            .map_err(|e| alloc::format!("{e}"))?
+            .map_err(|e| alloc::format!("irq {virq}: {e}"))?
+            .levels
+            .iter()
+            .map(|l| (crate::irq::hierarchy::kind_of(l.domain), l.hwirq))
+            .collect();
         let masked = path == Path::MsiMaskable;
         match path {
             Path::Remapped => {
-                let ir = levels
+                let (unit, hwirq) = kinds
                     .iter()
-                    .find(|l| l.chip == "INTEL-IR")
+                    .find_map(|&(k, hwirq)| match k {
+                        Some(DomainKind::IntelIr { unit }) => Some((unit, hwirq)),
+                        _ => None,
+                    })
                     .ok_or("no INTEL-IR level")?;
-                let unit = ir
-                    .domain
-                    .strip_prefix("INTEL-IR-")
-                    .and_then(|n| n.parse().ok())
-                    .and_then(crate::iommu::unit)
-                    .ok_or_else(|| alloc::format!("no unit behind {}", ir.domain))?;
-                let index = u16::try_from(ir.hwirq).map_err(|_| "IRTE index out of range")?;
+                let unit = crate::iommu::unit(unit).ok_or_else(|| {
+                    alloc::format!("no unit behind {}", DomainKind::IntelIr { unit })
+                })?;
+                let index = u16::try_from(hwirq).map_err(|_| "IRTE index out of range")?;
                 let entry = unit.read_irte(index).ok_or("IRTE index beyond the table")?;
                 Ok(RawWrites::Irte { unit, index, entry })
             }
             Path::IoApic => {
-                let ioapic = first
-                    .domain
-                    .strip_prefix("IO-APIC-")
-                    .and_then(|n| n.parse().ok())
-                    .and_then(crate::irq::domains::ioapic::by_id)
-                    .ok_or_else(|| alloc::format!("no I/O APIC behind {}", first.domain))?;
+                let ioapic = match kinds.first() {
+                    Some(&(Some(DomainKind::IoApic { id }), _)) => {
+                        crate::irq::domains::ioapic::by_id(id)
+                    }
+                    _ => None,
+                }
+                .ok_or_else(|| alloc::format!("no I/O APIC behind {}", first.domain))?;
                 let pin = first.hwirq as u32;
                 Ok(RawWrites::Rte {
                     ioapic,

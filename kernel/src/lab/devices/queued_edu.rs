@@ -343,6 +343,12 @@ impl QueuedEdu {
         }
     }
 
+    /// Whether the irq's domain is under a remapping unit (false until it is added).
+    pub fn remapped(&self) -> bool {
+        self.domain.get().is_some()
+            && crate::irq::hierarchy::pci_msi_parent(self.dev).is_ok_and(|(_, remapped)| remapped)
+    }
+
     pub fn domain_name(&self) -> String {
         crate::irq::with_core(|c| {
             self.domain

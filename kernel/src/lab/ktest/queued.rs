@@ -56,7 +56,7 @@ fn virq_of(q: &QueuedEdu) -> Result<Virq, String> {
 
 /// Does the irq's queued message move with its target (no remapping below it)?
 pub fn moves_through_the_queue(q: &QueuedEdu) -> bool {
-    !q.domain_name().starts_with("IR-")
+    !q.remapped()
 }
 
 /// Raises once and waits (bounded) for the handler; returns whether it ran.

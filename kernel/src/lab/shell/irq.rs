@@ -2,6 +2,7 @@
 
 use alloc::string::String;
 use core::sync::atomic::Ordering;
+use sluice_acpi_tables::plan::DomainKind;
 use sluice_irq_core::desc::FlowKind;
 use sluice_irq_core::msi::Trigger;
 use sluice_irq_core::vecdomain::VectorState;
@@ -166,7 +167,9 @@ fn cmd_irq(args: &[&str]) -> Result<(), String> {
                 print!("  RTE {}", io.read_rte(pin));
             }
             println!();
-            if let Some(unit) = l.domain.strip_prefix("INTEL-IR-").and_then(|n| n.parse().ok()) {
+            if let Some(DomainKind::IntelIr { unit }) =
+                d.levels.get(i).and_then(|lv| crate::irq::hierarchy::kind_of(lv.domain))
+            {
                 print_irte(unit, l.hwirq);
             }
         }
@@ -297,15 +300,11 @@ fn cmd_affinity(args: &[&str]) -> Result<(), String> {
 
 /// The IRTE behind `virq`, if it is remapped (for `pci BDF`).
 pub(super) fn print_remapping(virq: Virq) {
-    let Ok(Ok(levels)) = crate::irq::with_core(|c| c.irq_levels(virq)) else {
+    let Ok(Ok(d)) = crate::irq::with_core(|c| c.desc(virq)) else {
         return;
     };
-    for l in levels {
-        if let Some(unit) = l
-            .domain
-            .strip_prefix("INTEL-IR-")
-            .and_then(|n| n.parse().ok())
-        {
+    for l in d.levels {
+        if let Some(DomainKind::IntelIr { unit }) = crate::irq::hierarchy::kind_of(l.domain) {
             print_irte(unit, l.hwirq);
         }
     }
