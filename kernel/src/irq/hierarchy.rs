@@ -79,7 +79,7 @@ pub fn build(core: &IrqCore) -> Result<&'static BuiltTree, IrqError> {
                 let unit = ir_unit(name).and_then(crate::iommu::unit);
                 match unit {
                     Some(unit) => {
-                        let dom = Arc::new(IrDomain::new(unit));
+                        let dom = Arc::new(crate::irq::domains::intel_ir::bind(unit));
                         let id = core.add_domain(name, parent, dom.clone())?;
                         remapping.push((unit.index, id, dom));
                         Some(id)
