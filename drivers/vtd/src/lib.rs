@@ -3,9 +3,11 @@
 //!
 //! Typed registers and their text decoders, the GCMD read-modify-write rule and the
 //! enable/disable sequences with bounded waits, the invalidation queue, IRTEs,
-//! source-id validation, remappable MSI messages and fault records. The kernel lends the
-//! hardware through the traits in [`hw`]; nothing here is `unsafe` or touches hardware,
-//! so the host tests run all of it against a model of the unit (`tests/common`).
+//! source-id validation, remappable MSI messages and fault records; and the interrupt
+//! core's `INTEL-IR-n` domain over them ([`domain`]). The kernel lends the hardware
+//! through the traits in [`hw`] and [`domain::binding`]; nothing here is `unsafe` or
+//! touches hardware, so the host tests run all of it against a model of the unit
+//! (`tests/common`).
 //!
 //! Section numbers are those of the Intel VT-d specification, revisions 4.x/5.x:
 //! §5.1 interrupt remapping, §6.5 invalidation, ch. 7 fault reporting, §9.9/§9.10 IRTE,
@@ -16,6 +18,7 @@
 extern crate alloc;
 
 pub mod descriptor;
+pub mod domain;
 pub mod enable;
 pub mod fault;
 pub mod gcmd;

@@ -62,7 +62,7 @@ pub fn build(core: &IrqCore) -> Result<&'static BuiltTree, IrqError> {
             (DomainKind::DmarMsi, Some(parent)) => Some(core.add_group(&name, parent)?),
             (DomainKind::IntelIr { unit }, Some(parent)) => match crate::iommu::unit(unit) {
                 Some(unit) => {
-                    let dom = Arc::new(IrDomain::new(unit));
+                    let dom = Arc::new(crate::irq::domains::intel_ir::bind(unit));
                     let id = core.add_domain(&name, parent, dom.clone())?;
                     remapping.push((unit.index, id, dom));
                     Some(id)

@@ -12,8 +12,12 @@
 //! queue busy, CFI enforced, IRTEs cached until invalidated). Either can start as
 //! firmware left it (`with_firmware_translation`, `with_halted_firmware_queue`) and
 //! answer register reads with hostile values (`hostile`).
+//!
+//! `domain.rs` binds an enabled unit to the crate's `INTEL-IR` domain (`ModelUnit`,
+//! `ModelPlatform`), for the tests that drive the domain through the interrupt core.
 #![allow(dead_code, unused_imports)]
 
+pub mod domain;
 pub mod engine;
 pub mod lookup;
 pub mod unit;

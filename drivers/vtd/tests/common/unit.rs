@@ -47,7 +47,7 @@ pub enum Event {
 
 /// What the crate reads from a register, given its offset and the model's own value: a
 /// test lends a hostile unit this way (any register, any read).
-pub type ReadFilter = Box<dyn FnMut(usize, u64) -> u64>;
+pub type ReadFilter = Box<dyn FnMut(usize, u64) -> u64 + Send>;
 
 /// Where firmware's own invalidation queue lives in the model (never our ring).
 pub const FIRMWARE_RING: u64 = 0x50_0000;
@@ -216,7 +216,7 @@ impl Unit {
     }
 
     /// Every register read answers `filter(offset, model's value)`.
-    pub fn hostile(mut self, filter: impl FnMut(usize, u64) -> u64 + 'static) -> Unit {
+    pub fn hostile(mut self, filter: impl FnMut(usize, u64) -> u64 + Send + 'static) -> Unit {
         self.hostile = Some(Box::new(filter));
         self
     }
