@@ -10,6 +10,7 @@ use sluice_shell::args::{Args, Count, Number};
 
 use super::pci::device_arg;
 use super::{Command, Offered};
+use crate::lab::devices::poll::{Timeout, poll_until};
 use crate::lab::devices::raiser::{self, Raiser};
 use crate::println;
 
@@ -66,7 +67,7 @@ pub static COMMANDS: &[Command] = &[
 ];
 
 /// How long one raised interrupt may take to be handled before it counts as lost.
-const WAIT_NS: u64 = 200_000_000;
+const WAIT: Timeout = Timeout::ms(200);
 
 /// Interrupts `fire` raises per message, and links `msi-storm` runs, at most.
 const MAX_COUNT: u64 = 10_000_000;
@@ -129,13 +130,8 @@ fn fire_one(r: &dyn Raiser, index: u32, count: u64) -> Result<(), String> {
     for k in 0..count {
         r.raise(index)?;
         let want = handled0 + k + 1 - lost;
-        let t0 = crate::time::nanos_since_boot();
-        while c.handled.load(Ordering::SeqCst) < want {
-            if crate::time::nanos_since_boot() - t0 > WAIT_NS {
-                lost += 1;
-                break;
-            }
-            core::hint::spin_loop();
+        if poll_until(WAIT, || c.handled.load(Ordering::SeqCst) >= want).is_err() {
+            lost += 1;
         }
     }
     println!(
