@@ -1,6 +1,8 @@
 //! Shell commands for CPU hotplug: `cpu off/on N` and `hotplug-stress`.
 
 use alloc::string::String;
+use sluice_irq_core::Virq;
+use sluice_irq_core::hw::Target;
 use sluice_shell::args::{Args, Bdf, Count, Cpu, Kind, OneOf, Opt};
 
 use super::{Command, NEEDS_HPET, Offered};
@@ -49,21 +51,7 @@ fn cmd_cpu(args: &[&str]) -> Result<(), String> {
                     o.drain_ns / 1000,
                     d.moved.len()
                 );
-                for (virq, old, new) in &d.moved {
-                    crate::println!(
-                        "  irq {}: CPU {} vector {:#04x} -> CPU {} vector {:#04x}{}",
-                        virq,
-                        old.cpu,
-                        old.vector.0,
-                        new.cpu,
-                        new.vector.0,
-                        if d.broken.contains(virq) {
-                            " (affinity broken)"
-                        } else {
-                            ""
-                        }
-                    );
-                }
+                print_moves(&d.moved, &d.broken);
             }
             let r = &o.report;
             crate::println!(
@@ -75,21 +63,7 @@ fn cmd_cpu(args: &[&str]) -> Result<(), String> {
                 r.shutdown.len(),
                 r.redelivered.len()
             );
-            for (virq, old, new) in &r.moved {
-                crate::println!(
-                    "  irq {}: CPU {} vector {:#04x} -> CPU {} vector {:#04x}{}",
-                    virq,
-                    old.cpu,
-                    old.vector.0,
-                    new.cpu,
-                    new.vector.0,
-                    if r.broken.contains(virq) {
-                        " (affinity broken)"
-                    } else {
-                        ""
-                    }
-                );
-            }
+            print_moves(&r.moved, &r.broken);
             Ok(())
         }
         _ => {
@@ -103,6 +77,25 @@ fn cmd_cpu(args: &[&str]) -> Result<(), String> {
             );
             Ok(())
         }
+    }
+}
+
+/// One line per irq moved off the CPU, marking those whose affinity was broken.
+fn print_moves(moved: &[(Virq, Target, Target)], broken: &[Virq]) {
+    for (virq, old, new) in moved {
+        crate::println!(
+            "  irq {}: CPU {} vector {:#04x} -> CPU {} vector {:#04x}{}",
+            virq,
+            old.cpu,
+            old.vector.0,
+            new.cpu,
+            new.vector.0,
+            if broken.contains(virq) {
+                " (affinity broken)"
+            } else {
+                ""
+            }
+        );
     }
 }
 
