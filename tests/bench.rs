@@ -2,23 +2,15 @@
 //! and a configuration that fails is reported while the others still run. No test
 //! asserts a time.
 
-use std::process::{Command, Stdio};
+mod common;
 
-static QEMU: std::sync::Mutex<()> = std::sync::Mutex::new(());
+use common::{qemu_lock, run_launcher, temp_path};
 
+/// `sluice ARGS`, with nothing on its stdin. One guest at a time: a benchmark beside
+/// another TCG guest measures the contention.
 fn sluice(args: &[&str]) -> (Option<i32>, String, String) {
-    // One guest at a time: a benchmark beside another TCG guest measures the contention.
-    let _one_at_a_time = QEMU.lock().unwrap_or_else(|e| e.into_inner());
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("the launcher runs");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let _one_at_a_time = qemu_lock();
+    run_launcher(args, "")
 }
 
 /// Every figure `bench` makes, at 4 CPUs (dispatch doubles the CPUs taking interrupts).
@@ -49,7 +41,7 @@ const FIGURES: &[&str] = &[
 /// 4 CPUs. Every figure is there, in the guest's output and in the report.
 #[test]
 fn every_figure_the_guest_printed_is_in_the_report() {
-    let file = std::env::temp_dir().join(format!("sluice-bench-{}.md", std::process::id()));
+    let file = temp_path("bench.md");
     let path = file.to_str().expect("a UTF-8 temporary path");
     let (code, report, err) = sluice(&[
         "bench",

@@ -170,8 +170,8 @@ fn stack_overflow_hits_the_guard_page_and_is_reported() {
         "crash: CPU 0 runs on the bootloader's stack",
         "crash: CPU 9 is not online",
         "crash: 'x' is not a CPU number",
-        "crash: missing what to crash",
-        "crash: missing the CPU",
+        "crash: missing crash kind",
+        "crash: missing CPU number",
         "crash: overflowing CPU 1's kernel stack",
         "cpu1 error: EXCEPTION double fault (#DF): kernel stack overflow into the guard page",
     ] {

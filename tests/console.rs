@@ -3,36 +3,19 @@
 //! (boot/src/screen.rs), and keys are pressed on the emulated PS/2 keyboard through
 //! QMP's `send-key`. One guest at a time.
 
-use std::path::PathBuf;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{boot_with, config, qemu_lock, start_with_qmp, temp_path};
 use sluice::qmp::Qmp;
 use sluice::session::{ExitKind, Session};
 use sluice::{PROMPT, Profile, QemuConfig};
 
-static QEMU: Mutex<()> = Mutex::new(());
-const LIMIT: Duration = Duration::from_secs(240);
-
-fn temp(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("sluice-{}-{name}", std::process::id()))
-}
-
-/// Boots with a QMP socket; returns the session and a connected QMP client.
-fn boot_with_qmp(profile: Profile, smp: u32, tag: &str) -> (Session, Qmp) {
-    let sock = temp(&format!("{tag}.qmp"));
-    let _ = std::fs::remove_file(&sock);
-    let mut cfg = QemuConfig::new(profile, smp);
-    cfg.qmp = Some(sock.clone());
-    let s = Session::start(&cfg, LIMIT).unwrap_or_else(|e| panic!("{e}"));
-    let q = Qmp::connect(&sock, Duration::from_secs(30)).unwrap_or_else(|e| panic!("{e}"));
-    (s, q)
-}
-
 /// Dumps the screen until `ok` accepts its text (painting follows the serial output
 /// by a moment) or 10 s pass; returns the last text read.
 fn screen_until(q: &mut Qmp, tag: &str, ok: impl Fn(&[String]) -> bool) -> Vec<String> {
-    let file = temp(&format!("{tag}.ppm"));
+    let file = temp_path(&format!("{tag}.ppm"));
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         q.screendump(&file).unwrap();
@@ -62,8 +45,8 @@ fn finish_powered_off(mut s: Session) -> String {
 /// log with the scrollback line at the bottom, Page Down returns.
 #[test]
 fn screen_shows_the_shell_and_pages_back() {
-    let _one = QEMU.lock().unwrap_or_else(|e| e.into_inner());
-    let (mut s, mut q) = boot_with_qmp(Profile::Iommu, 2, "screen");
+    let _one = qemu_lock();
+    let (mut s, mut q) = start_with_qmp(QemuConfig::new(Profile::Iommu, 2), "screen");
     for line in ["help", "info"] {
         s.wait_for(PROMPT).unwrap();
         s.send_line(line).unwrap();
@@ -111,8 +94,8 @@ fn screen_shows_the_shell_and_pages_back() {
 /// the same line editor.
 #[test]
 fn keyboard_types_edits_and_recalls_commands() {
-    let _one = QEMU.lock().unwrap_or_else(|e| e.into_inner());
-    let (mut s, mut q) = boot_with_qmp(Profile::NoIommu, 1, "keys");
+    let _one = qemu_lock();
+    let (mut s, mut q) = start_with_qmp(QemuConfig::new(Profile::NoIommu, 1), "keys");
     s.wait_for(PROMPT).unwrap();
     q.type_text("consle").unwrap();
     for _ in 0..2 {
@@ -150,11 +133,10 @@ fn keyboard_types_edits_and_recalls_commands() {
 /// console and shell work on COM1 as before (the keyboard still types).
 #[test]
 fn without_a_framebuffer_the_console_is_com1_alone() {
-    let _one = QEMU.lock().unwrap_or_else(|e| e.into_inner());
-    let mut cfg = QemuConfig::new(Profile::NoIommu, 1);
-    cfg.extra = vec!["-vga".into(), "none".into()];
-    let o = Session::run_script(&cfg, &["console", "info", "poweroff"], LIMIT)
-        .unwrap_or_else(|(e, out)| panic!("{e}\n{out}"));
+    let o = boot_with(
+        &config(Profile::NoIommu, 1, &["-vga", "none"]),
+        &["console", "info", "poweroff"],
+    );
     assert_eq!(o.exit, ExitKind::PoweredOff, "{}", o.output);
     for want in [
         "screen: no framebuffer (no GOP); console on COM1 only",
@@ -171,17 +153,13 @@ fn without_a_framebuffer_the_console_is_com1_alone() {
 /// same commands.
 #[test]
 fn untranslated_keyboard_uses_scancode_set_2() {
-    let _one = QEMU.lock().unwrap_or_else(|e| e.into_inner());
-    let sock = temp("set2.qmp");
-    let _ = std::fs::remove_file(&sock);
-    let mut cfg = QemuConfig::new(Profile::NoIommu, 1);
-    cfg.qmp = Some(sock.clone());
-    cfg.extra = vec![
-        "-fw_cfg".into(),
-        "name=opt/sluice/i8042-untranslated,string=1".into(),
-    ];
-    let mut s = Session::start(&cfg, LIMIT).unwrap_or_else(|e| panic!("{e}"));
-    let mut q = Qmp::connect(&sock, Duration::from_secs(30)).unwrap_or_else(|e| panic!("{e}"));
+    let _one = qemu_lock();
+    let cfg = config(
+        Profile::NoIommu,
+        1,
+        &["-fw_cfg", "name=opt/sluice/i8042-untranslated,string=1"],
+    );
+    let (mut s, mut q) = start_with_qmp(cfg, "set2");
     s.wait_for(PROMPT).unwrap();
     q.type_text("Consolx").unwrap();
     q.send_key(&["backspace"], Duration::from_millis(40))

@@ -78,7 +78,7 @@ fn cpu_command_reports_moves_and_refusals() {
         "refused: CPU 0 is the boot CPU",
         "CPU 5 does not exist",
         "CPU 1 is online, not offline",
-        "missing CPU number",
+        "cpu: missing action",
     ] {
         assert!(o.output.contains(want), "missing {want:?}\n{}", o.output);
     }

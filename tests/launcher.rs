@@ -2,43 +2,17 @@
 //! a program conversing with the shell through it, and its one-line errors.
 
 use std::io::{Read, Write};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
-/// One guest at a time in this file, as in every scenario file: TCG guests on a 2-core
-/// host starve each other.
-static QEMU: std::sync::Mutex<()> = std::sync::Mutex::new(());
+mod common;
 
-fn one_guest_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    QEMU.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn run_piped(args: &[&str], input: &str) -> (Option<i32>, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the launcher starts");
-    child
-        .stdin
-        .take()
-        .expect("piped")
-        .write_all(input.as_bytes())
-        .expect("write stdin");
-    let out = child.wait_with_output().expect("launcher finishes");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::{launcher, qemu_lock, run_launcher as run_piped};
 
 #[test]
 fn piped_info_irqs_poweroff_exits_0_in_both_profiles() {
-    let _guest = one_guest_at_a_time();
+    let _guest = qemu_lock();
     for profile in ["iommu", "noiommu"] {
         let (code, out, err) = run_piped(
             &["run", "--profile", profile, "--smp", "2"],
@@ -58,7 +32,7 @@ fn piped_info_irqs_poweroff_exits_0_in_both_profiles() {
 
 #[test]
 fn input_that_ends_without_poweroff_stops_qemu_and_exits_0() {
-    let _guest = one_guest_at_a_time();
+    let _guest = qemu_lock();
     let (code, out, err) = run_piped(&["run", "--profile", "noiommu", "--smp", "1"], "help\n");
     assert_eq!(code, Some(0), "stdout:\n{out}\nstderr:\n{err}");
     assert!(err.contains("input ended; QEMU stopped"), "{err}");
@@ -104,8 +78,7 @@ fn bad_arguments_are_one_clear_line() {
 
 #[test]
 fn missing_qemu_is_one_clear_line() {
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["run"])
+    let out = launcher(&["run"])
         .env("QEMU", "/nonexistent/qemu-system-x86_64")
         .stdin(Stdio::piped())
         .output()
@@ -151,9 +124,8 @@ impl Output {
 /// output) would stall here.
 #[test]
 fn a_program_converses_with_the_shell() {
-    let _guest = one_guest_at_a_time();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["run", "--profile", "iommu", "--smp", "3"])
+    let _guest = qemu_lock();
+    let mut child = launcher(&["run", "--profile", "iommu", "--smp", "3"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

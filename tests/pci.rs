@@ -499,18 +499,11 @@ fn sluice_functions(output: &str) -> Vec<(u8, u8, u8, String)> {
 /// functions, the same addresses, the same ids.
 #[test]
 fn pci_listing_matches_qemus_info_pci() {
-    use sluice::qmp::Qmp;
-    use sluice::session::Session;
-    use std::time::Duration;
     for profile in BOTH {
-        let sock = std::env::temp_dir().join(format!("sluice-{}-pci.qmp", std::process::id()));
-        let _ = std::fs::remove_file(&sock);
         let mut cfg = QemuConfig::new(profile, 1);
         cfg.bridges = true;
-        cfg.qmp = Some(sock.clone());
         let _one = qemu_lock();
-        let mut s = Session::start(&cfg, LIMIT).unwrap_or_else(|e| panic!("{e}"));
-        let mut q = Qmp::connect(&sock, Duration::from_secs(30)).unwrap_or_else(|e| panic!("{e}"));
+        let (mut s, mut q) = start_with_qmp(cfg, "pci");
         s.wait_for(sluice::PROMPT).unwrap();
         s.send_line("pci").unwrap();
         s.wait_for(sluice::PROMPT).unwrap();
@@ -519,7 +512,6 @@ fn pci_listing_matches_qemus_info_pci() {
             .unwrap();
         s.send_line("poweroff").unwrap();
         let o = s.finish();
-        let _ = std::fs::remove_file(&sock);
         let theirs = qemu_functions(&qmp_return_text(&reply));
         let ours = sluice_functions(&o.output);
         assert!(theirs.len() >= 17, "{profile}: QEMU listed {theirs:?}");

@@ -3,19 +3,20 @@
 //! default image runs the whole report. One guest at a time.
 
 use std::path::PathBuf;
-use std::process::Command;
-use std::sync::Mutex;
 use std::time::Duration;
 
+mod common;
+
+use common::{launcher, qemu_lock, start, temp_path};
 use sluice::image::{RAMDISK_FILE, Script, read_file, write_usb_image};
-use sluice::session::{ExitKind, Session};
+use sluice::session::ExitKind;
 use sluice::{PROMPT, Profile, QemuConfig};
 
-static QEMU: Mutex<()> = Mutex::new(());
+/// The default image runs the whole report, `bench` and `test` included.
 const LIMIT: Duration = Duration::from_secs(300);
 
 fn image(name: &str, script: &Script) -> PathBuf {
-    let p = std::env::temp_dir().join(format!("sluice-{}-{name}.img", std::process::id()));
+    let p = temp_path(&format!("{name}.img"));
     write_usb_image(&p, script).unwrap();
     p
 }
@@ -28,16 +29,14 @@ fn usb_config(img: &PathBuf, smp: u32) -> QemuConfig {
 
 #[test]
 fn run_image_runs_its_script_unattended_and_powers_off() {
-    let _one = QEMU.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = qemu_lock();
     let cmds = ["info", "console", "frobnicate", "poweroff"];
     let script = Script::Commands(cmds.iter().map(|c| c.to_string()).collect());
     let img = image("run", &script);
     let carried = read_file(&img, RAMDISK_FILE).unwrap();
     assert_eq!(carried, script.text().unwrap().unwrap().into_bytes());
     // Nothing is typed: the script alone must reach poweroff.
-    let o = Session::start(&usb_config(&img, 1), LIMIT)
-        .unwrap()
-        .finish();
+    let o = start(&usb_config(&img, 1), LIMIT).finish();
     let _ = std::fs::remove_file(&img);
     assert_eq!(o.exit, ExitKind::PoweredOff, "{}", o.output);
     for want in [
@@ -60,9 +59,9 @@ fn run_image_runs_its_script_unattended_and_powers_off() {
 
 #[test]
 fn default_report_image_runs_to_completion() {
-    let _one = QEMU.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = qemu_lock();
     let img = image("report", &Script::Report);
-    let mut s = Session::start(&usb_config(&img, 2), LIMIT).unwrap();
+    let mut s = start(&usb_config(&img, 2), LIMIT);
     let waited = s
         .wait_for("boot script done")
         .and_then(|()| s.wait_for(PROMPT));
@@ -102,11 +101,9 @@ fn default_report_image_runs_to_completion() {
 
 #[test]
 fn usb_command_line() {
-    let sluice = env!("CARGO_BIN_EXE_sluice");
-    let img = std::env::temp_dir().join(format!("sluice-{}-cli.img", std::process::id()));
+    let img = temp_path("cli.img");
     let img_s = img.to_str().unwrap();
-    let ok = Command::new(sluice)
-        .args(["usb", img_s, "--run", "info; poweroff"])
+    let ok = launcher(&["usb", img_s, "--run", "info; poweroff"])
         .output()
         .unwrap();
     assert!(ok.status.success(), "{ok:?}");
@@ -116,10 +113,7 @@ fn usb_command_line() {
         sluice_console::script::parse(script.as_bytes()).unwrap(),
         ["info", "poweroff"]
     );
-    let none = Command::new(sluice)
-        .args(["usb", img_s, "--no-script"])
-        .output()
-        .unwrap();
+    let none = launcher(&["usb", img_s, "--no-script"]).output().unwrap();
     assert!(none.status.success());
     assert!(
         read_file(&img, RAMDISK_FILE).is_err(),
@@ -134,7 +128,7 @@ fn usb_command_line() {
         vec!["usb", img_s, "--script", "/nonexistent/script"],
         vec!["usb", img_s, "--run", "caf\u{e9}"],
     ] {
-        let o = Command::new(sluice).args(&bad).output().unwrap();
+        let o = launcher(&bad).output().unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{bad:?}: {err}");
         assert_eq!(err.lines().count(), 1, "{bad:?}: one line, got {err}");

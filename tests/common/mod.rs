@@ -1,17 +1,44 @@
-//! Shared helpers for the QEMU scenarios: boot a profile, type a script, map the exit.
+//! The one set of helpers the QEMU scenarios share: the one-guest-at-a-time lock, booting
+//! a profile (a whole script, or a session the scenario drives, with QMP if it wants),
+//! running the launcher binary, reading the output, and the `-acpitable` files built
+//! with `sluice_acpi_tables::build`.
 
 #![allow(dead_code)]
 
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use sluice::qmp::Qmp;
 use sluice::session::{ExitKind, Outcome, Session};
 use sluice::{Profile, QemuConfig};
+use sluice_acpi_tables::build;
 
-static QEMU: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// One guest at a time: TCG guests on a 2-core host starve each other, which distorts
+/// every timing a scenario looks at. Cargo runs each `tests/*.rs` file as its own
+/// process with its own copy of this lock, so it serialises the guests of one test
+/// binary only (its tests run on parallel threads); across binaries, run them one at a
+/// time (`--test-threads=1` does not reach across files: hold
+/// `flock /tmp/sluice-qemu.lock` around `cargo test`).
+static QEMU: Mutex<()> = Mutex::new(());
 
 /// Wall-clock bound per scenario (boot is ~4 s under TCG; the longest scenario, 2 x 100
 /// hotplug cycles, takes ~30 s alone).
 pub const LIMIT: Duration = Duration::from_secs(240);
+
+/// Holds the one-guest-at-a-time lock, for a scenario that starts its guest itself
+/// (`start`, `start_with_qmp`, the launcher).
+pub fn qemu_lock() -> MutexGuard<'static, ()> {
+    QEMU.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A configuration with extra QEMU arguments.
+pub fn config(profile: Profile, smp: u32, extra: &[&str]) -> QemuConfig {
+    let mut cfg = QemuConfig::new(profile, smp);
+    cfg.extra = extra.iter().map(|s| s.to_string()).collect();
+    cfg
+}
 
 /// Boots `profile` with `smp` CPUs, types `lines`, and returns the outcome. Panics with
 /// the whole serial log if the session cannot even run the script.
@@ -19,23 +46,68 @@ pub fn boot(profile: Profile, smp: u32, lines: &[&str]) -> Outcome {
     boot_with(&QemuConfig::new(profile, smp), lines)
 }
 
-/// Holds the one-guest-at-a-time lock for a scenario that drives its session itself.
-pub fn qemu_lock() -> std::sync::MutexGuard<'static, ()> {
-    QEMU.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// `boot` with a configuration of the caller's (extra devices, bridges).
+/// `boot` with a configuration of the caller's (extra devices, bridges, arguments).
 pub fn boot_with(cfg: &QemuConfig, lines: &[&str]) -> Outcome {
-    // One guest at a time per test binary: TCG guests on a 2-core host starve each
-    // other, which distorts every timing a scenario looks at.
-    let _one_at_a_time = QEMU.lock().unwrap_or_else(|e| e.into_inner());
+    let _one_at_a_time = qemu_lock();
     match Session::run_script(cfg, lines, LIMIT) {
         Ok(o) => o,
         Err((e, out)) => panic!(
-            "{} --smp {}: {e}\n--- serial output ---\n{out}",
-            cfg.profile, cfg.smp
+            "{} --smp {} {:?}: {e}\n--- serial output ---\n{out}",
+            cfg.profile, cfg.smp, cfg.extra
         ),
     }
+}
+
+/// Starts a guest the scenario drives itself, within `limit`; the caller holds
+/// `qemu_lock()`.
+pub fn start(cfg: &QemuConfig, limit: Duration) -> Session {
+    Session::start(cfg, limit).unwrap_or_else(|e| panic!("{} --smp {}: {e}", cfg.profile, cfg.smp))
+}
+
+/// `start` with a QMP socket (named after `tag`), and a client connected to it.
+pub fn start_with_qmp(mut cfg: QemuConfig, tag: &str) -> (Session, Qmp) {
+    let sock = temp_path(&format!("{tag}.qmp"));
+    let _ = std::fs::remove_file(&sock);
+    cfg.qmp = Some(sock.clone());
+    let s = start(&cfg, LIMIT);
+    let q = Qmp::connect(&sock, Duration::from_secs(30)).unwrap_or_else(|e| panic!("{e}"));
+    (s, q)
+}
+
+/// A path in the temporary folder, unique to this test process.
+pub fn temp_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("sluice-{}-{name}", std::process::id()))
+}
+
+/// The launcher binary (`sluice ARGS`), to be configured and run.
+pub fn launcher(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    c.args(args);
+    c
+}
+
+/// Runs the launcher with `input` on its stdin, to the end: (exit code, stdout,
+/// stderr). Takes no lock: a caller whose run boots a guest holds `qemu_lock()`.
+pub fn run_launcher(args: &[&str], input: &str) -> (Option<i32>, String, String) {
+    use std::io::Write;
+    let mut child = launcher(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the launcher starts");
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("the launcher finishes");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Runs the in-kernel tests matching `filter` and asserts they all passed.
@@ -115,55 +187,41 @@ pub fn irq_count(output: &str, name: &str) -> Option<u64> {
         })
 }
 
-/// A DMAR (`-acpitable`) with one catch-all unit and `flags`, on a machine without
-/// QEMU's own IOMMU (so it is the only DMAR).
-pub fn dmar_table(flags: u8) -> std::path::PathBuf {
-    let t = dmar_bytes(flags);
-    let p = std::env::temp_dir().join(format!("sluice-{}-dmar-{flags}.bin", std::process::id()));
-    std::fs::write(&p, t).unwrap();
+/// Writes a table for `-acpitable` to a temporary file.
+pub fn table_file(name: &str, bytes: &[u8]) -> PathBuf {
+    let p = temp_path(&format!("{name}.bin"));
+    std::fs::write(&p, bytes).unwrap();
     p
 }
 
-/// The bytes of `dmar_table`.
-fn dmar_bytes(flags: u8) -> Vec<u8> {
-    let mut t = Vec::new();
-    t.extend_from_slice(b"DMAR");
-    t.extend_from_slice(&0u32.to_le_bytes()); // length, below
-    t.extend_from_slice(&[1, 0]); // revision, checksum
-    t.extend_from_slice(b"SLUICE");
-    t.extend_from_slice(b"FWTEST  ");
-    t.extend_from_slice(&1u32.to_le_bytes());
-    t.extend_from_slice(b"SLCE");
-    t.extend_from_slice(&1u32.to_le_bytes());
-    t.push(47); // host address width - 1
-    t.push(flags);
-    t.extend_from_slice(&[0; 10]);
-    // DRHD: type 0, length 16 + scopes, INCLUDE_PCI_ALL, segment 0, registers at
-    // 0xfed90000; scopes as QEMU's own: I/O APIC 0 at ff:00.0, HPET 0 at 00:1f.0.
-    t.extend_from_slice(&0u16.to_le_bytes());
-    t.extend_from_slice(&(16u16 + 2 * 8).to_le_bytes());
-    t.extend_from_slice(&[1, 0]);
-    t.extend_from_slice(&0u16.to_le_bytes());
-    t.extend_from_slice(&0xfed9_0000u64.to_le_bytes());
-    t.extend_from_slice(&[3, 8, 0, 0, 0, 0xff, 0, 0]);
-    t.extend_from_slice(&[4, 8, 0, 0, 0, 0, 0x1f, 0]);
-    let len = t.len() as u32;
-    t[4..8].copy_from_slice(&len.to_le_bytes());
-    let sum = t.iter().fold(0u8, |a, b| a.wrapping_add(*b));
-    t[9] = 0u8.wrapping_sub(sum);
-    t
+/// `-acpitable file=PATH`, as QEMU arguments.
+pub fn acpitable(path: &std::path::Path) -> [String; 2] {
+    ["-acpitable".into(), format!("file={}", path.display())]
+}
+
+/// A DMAR with one catch-all unit at 0xFED90000 and `flags`, scoping as QEMU's own
+/// does the I/O APIC 0 at ff:00.0, and HPET 0 at 00:1f.0; for a machine without QEMU's
+/// IOMMU (so it is the only DMAR).
+pub fn dmar_bytes(flags: u8) -> Vec<u8> {
+    let scopes = [
+        build::scope(build::SCOPE_IOAPIC, 0, 0xff, &[(0, 0)]),
+        build::scope(build::SCOPE_HPET, 0, 0, &[(0x1f, 0)]),
+    ];
+    let unit = build::drhd(build::INCLUDE_PCI_ALL, 0, 0xfed9_0000, &scopes);
+    build::dmar(48, flags, &[unit])
+}
+
+/// `dmar_bytes(flags)` in a file for `-acpitable`.
+pub fn dmar_table(flags: u8) -> PathBuf {
+    table_file(&format!("dmar-{flags}"), &dmar_bytes(flags))
 }
 
 /// A DMAR whose first remapping structure claims to run past the end of the table:
 /// it does not parse, and the machine must say so and carry on without remapping.
-pub fn malformed_dmar_table() -> std::path::PathBuf {
-    let mut t = dmar_bytes(1);
+pub fn malformed_dmar_table() -> PathBuf {
+    let mut t = dmar_bytes(build::INTR_REMAP);
     // The DRHD's length field (offset 48 + 2): far beyond the table.
     t[50..52].copy_from_slice(&200u16.to_le_bytes());
-    t[9] = 0;
-    let sum = t.iter().fold(0u8, |a, b| a.wrapping_add(*b));
-    t[9] = 0u8.wrapping_sub(sum);
-    let p = std::env::temp_dir().join(format!("sluice-{}-dmar-bad.bin", std::process::id()));
-    std::fs::write(&p, t).unwrap();
-    p
+    build::fix_checksum(&mut t);
+    table_file("dmar-bad", &t)
 }

@@ -11,6 +11,8 @@
 
 extern crate alloc;
 
+#[cfg(feature = "test-builders")]
+pub mod build;
 pub mod coverage;
 pub mod dmar;
 pub mod error;

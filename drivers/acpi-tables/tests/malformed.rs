@@ -4,18 +4,9 @@
 mod common;
 
 use common::machines;
+use sluice_acpi_tables::build::{self, fix_checksum, set_length};
 use sluice_acpi_tables::error::{Item, LengthProblem};
 use sluice_acpi_tables::{Checksum, Dmar, Madt, ParseError};
-
-fn fix_checksum(t: &mut [u8]) {
-    t[9] = 0;
-    let sum = t.iter().fold(0u8, |a, &b| a.wrapping_add(b));
-    t[9] = 0u8.wrapping_sub(sum);
-}
-
-fn set_len32(t: &mut [u8], len: u32) {
-    t[4..8].copy_from_slice(&len.to_le_bytes());
-}
 
 fn corpus_tables(name: &str) -> Vec<(String, Vec<u8>)> {
     machines()
@@ -75,7 +66,7 @@ fn consistently_shortened_dmar_at_every_offset() {
         let layout = dmar_layout(&full);
         for cut in 36..t.len() {
             let mut v = t[..cut].to_vec();
-            set_len32(&mut v, cut as u32);
+            set_length(&mut v, cut as u32);
             fix_checksum(&mut v);
             let r = Dmar::parse(&v);
             if cut < 48 {
@@ -114,7 +105,7 @@ fn consistently_shortened_madt_at_every_offset() {
         let full = Madt::parse(&t).unwrap();
         for cut in 44..t.len() {
             let mut v = t[..cut].to_vec();
-            set_len32(&mut v, cut as u32);
+            set_length(&mut v, cut as u32);
             fix_checksum(&mut v);
             let r = Madt::parse(&v);
             match full
@@ -229,7 +220,7 @@ fn every_dmar_length_field_corrupted() {
         }
         // The table's own length field.
         let mut v = t.clone();
-        set_len32(&mut v, t.len() as u32 + 1);
+        set_length(&mut v, t.len() as u32 + 1);
         assert!(
             matches!(
                 Dmar::parse_with(&v, Checksum::Ignore),
@@ -239,7 +230,7 @@ fn every_dmar_length_field_corrupted() {
         );
         for short in [0u32, 1, 35, 47] {
             let mut v = t.clone();
-            set_len32(&mut v, short);
+            set_length(&mut v, short);
             assert!(
                 matches!(
                     Dmar::parse_with(&v, Checksum::Ignore),
@@ -336,17 +327,14 @@ fn wrong_signature() {
 /// not past the table's), plus a zero-length trailing structure in a second table.
 #[test]
 fn hand_built_scope_overflow_and_zero_length() {
-    let mut t = vec![0u8; 48];
-    t[0..4].copy_from_slice(b"DMAR");
-    t[36] = 38;
-    t[37] = 1;
+    let mut t = build::dmar(39, build::INTR_REMAP, &[]);
     // DRHD, length 24: header 16 + one 8-byte scope, whose length claims 10.
     t.extend_from_slice(&[0, 0, 24, 0, 1, 0, 0, 0, 0, 0, 0xd9, 0xfe, 0, 0, 0, 0]);
     t.extend_from_slice(&[3, 10, 0, 0, 2, 0xf0, 0x1f, 0x00]);
     // Bytes after the DRHD that the bad scope would swallow.
     t.extend_from_slice(&[0xaa, 0xbb, 0, 0, 4, 0, 0, 0]);
     let n = t.len() as u32;
-    set_len32(&mut t, n);
+    set_length(&mut t, n);
     fix_checksum(&mut t);
     let e = Dmar::parse(&t).unwrap_err();
     assert_eq!(

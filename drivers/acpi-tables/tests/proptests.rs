@@ -5,20 +5,15 @@ mod common;
 
 use proptest::prelude::*;
 use sluice_acpi_tables::plan::InterruptPlan;
-use sluice_acpi_tables::{Checksum, Dmar, Hpet, Madt};
+use sluice_acpi_tables::{Checksum, Dmar, Hpet, Madt, build};
 
+/// `body` behind a valid header, at least `fixed` bytes long (the table's fixed part).
 fn with_header(sig: &[u8; 4], body: &[u8], fixed: usize) -> Vec<u8> {
-    let mut t = vec![0u8; 36];
-    t[0..4].copy_from_slice(sig);
-    t.extend_from_slice(body);
-    if t.len() < fixed {
-        t.resize(fixed, 0);
+    let mut body = body.to_vec();
+    if body.len() + build::HEADER_LEN < fixed {
+        body.resize(fixed - build::HEADER_LEN, 0);
     }
-    let n = t.len() as u32;
-    t[4..8].copy_from_slice(&n.to_le_bytes());
-    let sum = t.iter().fold(0u8, |a, &b| a.wrapping_add(b));
-    t[9] = 0u8.wrapping_sub(sum);
-    t
+    build::table(sig, &body)
 }
 
 fn exercise(bytes: &[u8]) {

@@ -2,70 +2,40 @@
 //! should reach in the `iommu` and `noiommu` profiles.
 
 use sluice_acpi_tables::plan::{DomainKind, NoRemapReason, Note, Remapping, source_text};
-use sluice_acpi_tables::{Dmar, InterruptPlan, Madt};
-
-fn finish(mut t: Vec<u8>) -> Vec<u8> {
-    let n = t.len() as u32;
-    t[4..8].copy_from_slice(&n.to_le_bytes());
-    t[9] = 0;
-    let sum = t.iter().fold(0u8, |a, &b| a.wrapping_add(b));
-    t[9] = 0u8.wrapping_sub(sum);
-    t
-}
-
-fn header(sig: &[u8; 4]) -> Vec<u8> {
-    let mut t = vec![0u8; 36];
-    t[0..4].copy_from_slice(sig);
-    t[8] = 1;
-    t[10..16].copy_from_slice(b"BOCHS ");
-    t
-}
+use sluice_acpi_tables::{Dmar, InterruptPlan, Madt, build};
 
 /// One DRHD at 0xFED90000, flags 0, an I/O APIC scope (id 0, bus 0xff, 00.0) and two
 /// root-bus device scopes; DMAR flags INTR_REMAP, host address width 39.
 fn qemu_dmar() -> Vec<u8> {
     dmar_with_scopes(&[
-        &[3, 8, 0, 0, 0, 0xff, 0, 0],
-        &[1, 8, 0, 0, 0, 0, 1, 0],
-        &[1, 8, 0, 0, 0, 0, 2, 0],
+        build::scope(build::SCOPE_IOAPIC, 0, 0xff, &[(0, 0)]),
+        build::scope(build::SCOPE_ENDPOINT, 0, 0, &[(1, 0)]),
+        build::scope(build::SCOPE_ENDPOINT, 0, 0, &[(2, 0)]),
     ])
 }
 
 /// A DMAR (INTR_REMAP, width 39) with one DRHD at 0xFED90000 holding `scopes`.
-fn dmar_with_scopes(scopes: &[&[u8]]) -> Vec<u8> {
-    let mut t = header(b"DMAR");
-    t.push(38);
-    t.push(1);
-    t.extend_from_slice(&[0; 10]);
-    let len = 16 + scopes.iter().map(|s| s.len() as u16).sum::<u16>();
-    t.extend_from_slice(&[0, 0]);
-    t.extend_from_slice(&len.to_le_bytes());
-    t.extend_from_slice(&[0, 0, 0, 0]);
-    t.extend_from_slice(&0xfed9_0000u64.to_le_bytes());
-    for s in scopes {
-        t.extend_from_slice(s);
-    }
-    finish(t)
+fn dmar_with_scopes(scopes: &[Vec<u8>]) -> Vec<u8> {
+    let drhd = build::drhd(0, 0, 0xfed9_0000, scopes);
+    build::dmar(39, build::INTR_REMAP, &[drhd])
 }
 
+/// QEMU's MADT with `cpus` CPUs (x2APIC entries or local APIC ones), its I/O APIC, the
+/// timer's override (IRQ 0 on GSI 2) and the local APIC NMI on LINT1 of every CPU.
 fn qemu_madt(cpus: u32, x2apic: bool) -> Vec<u8> {
-    let mut t = header(b"APIC");
-    t.extend_from_slice(&0xfee0_0000u32.to_le_bytes());
-    t.extend_from_slice(&1u32.to_le_bytes());
-    for i in 0..cpus {
-        if x2apic {
-            t.extend_from_slice(&[9, 16, 0, 0]);
-            t.extend_from_slice(&i.to_le_bytes());
-            t.extend_from_slice(&1u32.to_le_bytes());
-            t.extend_from_slice(&i.to_le_bytes());
-        } else {
-            t.extend_from_slice(&[0, 8, i as u8, i as u8, 1, 0, 0, 0]);
-        }
-    }
-    t.extend_from_slice(&[1, 12, 0, 0, 0, 0, 0xc0, 0xfe, 0, 0, 0, 0]);
-    t.extend_from_slice(&[2, 10, 0, 0, 2, 0, 0, 0, 0, 0]);
-    t.extend_from_slice(&[4, 6, 0xff, 0, 0, 1]);
-    finish(t)
+    let mut entries: Vec<Vec<u8>> = (0..cpus)
+        .map(|i| {
+            if x2apic {
+                build::local_x2apic(i, build::ENABLED, i)
+            } else {
+                build::local_apic(i as u8, i as u8, build::ENABLED)
+            }
+        })
+        .collect();
+    entries.push(build::io_apic(0, 0xfec0_0000, 0));
+    entries.push(build::interrupt_override(0, 0, 2, 0));
+    entries.push(build::local_apic_nmi(0xff, 0, 1));
+    build::madt(0xfee0_0000, build::PCAT_COMPAT, &entries)
 }
 
 #[test]
@@ -215,7 +185,13 @@ fn dmar_without_madt_cannot_check_coverage() {
 /// so the source-id is provisional and says so.
 #[test]
 fn io_apic_behind_a_bridge_gets_a_provisional_source_id() {
-    let d = Dmar::parse(&dmar_with_scopes(&[&[3, 10, 0, 0, 0, 0, 0x1c, 0, 0, 0]])).unwrap();
+    let d = Dmar::parse(&dmar_with_scopes(&[build::scope(
+        build::SCOPE_IOAPIC,
+        0,
+        0,
+        &[(0x1c, 0), (0, 0)],
+    )]))
+    .unwrap();
     let m = Madt::parse(&qemu_madt(2, false)).unwrap();
     let p = InterruptPlan::build(Some(&d), Some(&m), None);
     let src = p.io_apics[0].source.as_ref().unwrap();
@@ -270,14 +246,7 @@ fn remapping_turned_off_at_boot_moves_the_io_apic_under_vector() {
 
 /// QEMU's HPET table: block 0 at 0xFED00000, 3 comparators, vendor 0x8086.
 fn qemu_hpet() -> Vec<u8> {
-    let mut t = header(b"HPET");
-    t.extend_from_slice(&0x8086_a201u32.to_le_bytes());
-    t.extend_from_slice(&[0, 64, 0, 0]);
-    t.extend_from_slice(&0xfed0_0000u64.to_le_bytes());
-    t.push(0);
-    t.extend_from_slice(&0u16.to_le_bytes());
-    t.push(0);
-    finish(t)
+    build::hpet(0x8086_a201, 0xfed0_0000, 0, 0)
 }
 
 /// HPET-MSI in the profiles: `iommu` (remapping on, QEMU's DMAR names no HPET) refuses
@@ -317,8 +286,8 @@ fn hpet_msi_in_the_profiles() {
     );
 
     let scoped = Dmar::parse(&dmar_with_scopes(&[
-        &[3, 8, 0, 0, 0, 0xff, 0, 0],
-        &[4, 8, 0, 0, 0, 0, 0x1f, 0],
+        build::scope(build::SCOPE_IOAPIC, 0, 0xff, &[(0, 0)]),
+        build::scope(build::SCOPE_HPET, 0, 0, &[(0x1f, 0)]),
     ]))
     .unwrap();
     let p = InterruptPlan::build(Some(&scoped), Some(&m), Some(&h));

@@ -231,16 +231,3 @@ pub fn stray_total() -> u64 {
     })
     .unwrap_or(0)
 }
-
-/// Parses a CPU list like `0,2-3` against the CPUs that exist.
-pub fn parse_cpulist(s: &str) -> Result<CpuMask, alloc::string::String> {
-    let m = CpuMask::parse_list(s)
-        .ok_or_else(|| alloc::format!("'{s}' is not a CPU list (e.g. 0 or 0,2-3)"))?;
-    let n = with_core(|c| c.nr_cpus()).unwrap_or(1);
-    if let Some(bad) = m.iter().find(|&c| c as usize >= n) {
-        return Err(alloc::format!(
-            "CPU {bad} does not exist (this machine has {n})"
-        ));
-    }
-    Ok(m)
-}

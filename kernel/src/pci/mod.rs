@@ -306,11 +306,3 @@ pub fn by_id(vendor: u16, device: u16) -> impl Iterator<Item = &'static Device> 
         .iter()
         .filter(move |d| d.function.vendor_id() == vendor && d.function.device_id() == device)
 }
-
-/// Parses `0000:00:03.0` or `00:03.0` (segment 0), and checks a function is there.
-pub fn parse_device(s: &str) -> Result<&'static Device, String> {
-    let a: PciAddress = s
-        .parse()
-        .map_err(|e| alloc::format!("'{s}': {e} (e.g. 0000:00:03.0)"))?;
-    find(a).ok_or_else(|| alloc::format!("no PCI function at {a} (see `pci`)"))
-}

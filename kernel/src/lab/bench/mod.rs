@@ -85,55 +85,49 @@ pub fn report_in(unit: Unit, name: &str, what: &str, s: &Summary, floor: Option<
     );
 }
 
-/// How many samples each benchmark takes.
-#[derive(Clone, Copy)]
-pub struct Counts {
-    /// Interrupts per CPU and kind.
-    pub dispatch: u64,
-    /// Round trips per target CPU and kind.
-    pub ipi: u64,
-    /// Rendezvous of each kind.
-    pub stop_machine: u64,
-    /// Moves per affinity path.
-    pub affinity: u64,
-    /// Offline/online cycles of each kind.
-    pub hotplug: u64,
+/// One benchmark that takes a count: its name (`bench NAME`), its default count and the
+/// least it needs, and what prints its figures.
+pub struct Benchmark {
+    pub name: &'static str,
+    pub default: u64,
+    pub min: u64,
+    pub run: fn(u64) -> Result<(), String>,
 }
 
-impl Counts {
-    pub const DEFAULT: Counts = Counts {
-        dispatch: DEFAULT_COUNT,
-        ipi: 2_000,
-        stop_machine: 500,
-        affinity: AFFINITY_COUNT,
-        hotplug: 100,
+/// Declares the benchmarks once: the table `bench` runs them from, in order, and the
+/// shell's synopsis naming them.
+macro_rules! benchmarks {
+    ($($name:literal => $run:path, default $default:expr, min $min:expr;)*) => {
+        /// Every benchmark that takes a count, in the order `bench all` runs them (then
+        /// `boot`, which takes none).
+        pub static BENCHMARKS: &[Benchmark] = &[$(Benchmark {
+            name: $name,
+            default: $default,
+            min: $min,
+            run: $run,
+        }),*];
+        /// `bench`'s argument synopsis.
+        pub const SYNOPSIS: &str = concat!("[all|", $($name, "|",)* "boot [COUNT]]");
     };
-    /// Every benchmark with the same count (short runs in tests).
-    pub fn all(n: u64) -> Counts {
-        Counts {
-            dispatch: n,
-            ipi: n,
-            stop_machine: n,
-            affinity: n,
-            hotplug: n,
-        }
-    }
 }
 
-/// Every benchmark in turn.
-pub fn run_all(counts: Counts) -> Result<(), String> {
-    dispatch_figures(counts.dispatch)?;
-    ipi::figures(counts.ipi)?;
-    rendezvous::figures(counts.stop_machine)?;
-    affinity_figures(counts.affinity)?;
-    hotplug::figures(counts.hotplug)?;
+benchmarks! {
+    // The dispatch median wants at least 100 interrupts per CPU and kind.
+    "dispatch" => dispatch_figures, default DEFAULT_COUNT, min 100;
+    "ipi" => ipi::figures, default 2_000, min 1;
+    "stop-machine" => rendezvous::figures, default 500, min 1;
+    "affinity" => affinity_figures, default AFFINITY_COUNT, min 1;
+    "hotplug" => hotplug::figures, default 100, min 1;
+}
+
+/// Every benchmark in turn, each with `count` samples or its default, then `boot`.
+pub fn run_all(count: Option<u64>) -> Result<(), String> {
+    for b in BENCHMARKS {
+        (b.run)(count.unwrap_or(b.default))?;
+    }
     boot_figure();
     Ok(())
 }
-
-pub use hotplug::figures as hotplug_figures;
-pub use ipi::figures as ipi_figures;
-pub use rendezvous::figures as stop_machine_figures;
 
 /// Kernel entry to the shell's first prompt with every CPU online, from this boot: one
 /// sample, so median = p10 = p90 = max. No floor.

@@ -14,7 +14,8 @@ use sluice_irq_core::Virq;
 use sluice_irq_core::desc::IrqReturn;
 use sluice_pci::Command;
 
-use super::raiser::{Chain, MessageCounts, Raiser, message_of, next_live};
+use super::poll::{Timeout, poll_until};
+use super::raiser::{self, Handle, Raiser, Source};
 use crate::memory::mmio::Mmio;
 use crate::pci::{self, Device};
 
@@ -52,15 +53,11 @@ const AT_BOOT: [u32; 2] = [0, 1];
 /// Register bytes mapped.
 const REGS_LEN: u64 = 0x1000;
 /// Reset completion bound.
-const RESET_TIMEOUT_NS: u64 = 10_000_000;
+const RESET_TIMEOUT: Timeout = Timeout::ms(10);
 
 pub struct E1000e {
-    dev: &'static Device,
+    src: Source,
     regs: Mmio,
-    counts: [MessageCounts; ENTRIES],
-    chain: Chain,
-    /// Entry of the last chain link.
-    last: core::sync::atomic::AtomicUsize,
 }
 
 static INSTANCES: spin::Once<Vec<E1000e>> = spin::Once::new();
@@ -71,25 +68,15 @@ pub fn instances() -> &'static [E1000e] {
 
 /// Finds every 82574, resets it, maps cause k to entry k, and requests entries 0 and 1.
 pub fn probe() {
-    INSTANCES.call_once(|| {
-        pci::by_id(VENDOR, DEVICE)
-            .filter_map(|dev| match E1000e::start(dev) {
-                Ok(e) => Some(e),
-                Err(e) => {
-                    crate::error!("e1000e {}: {}", dev.address(), e);
-                    None
-                }
-            })
-            .collect()
-    });
+    INSTANCES.call_once(|| raiser::start_each("e1000e", pci::by_id(VENDOR, DEVICE), E1000e::start));
     for e in instances() {
         match e.add_messages(&AT_BOOT) {
             Ok(v) => crate::log!(
                 "e1000e {}: MSI-X entries 0,1 -> irqs {:?}",
-                e.dev.address(),
+                e.device().address(),
                 v
             ),
-            Err(err) => crate::error!("e1000e {}: MSI-X: {}", e.dev.address(), err),
+            Err(err) => crate::error!("e1000e {}: MSI-X: {}", e.device().address(), err),
         }
     }
 }
@@ -102,13 +89,10 @@ impl E1000e {
         // Firmware's network driver may have left it running: reset, then mask and
         // clear every cause before any entry gets a message.
         regs.write32(reg::CTRL, regs.read32(reg::CTRL) | reg::CTRL_RST);
-        let t0 = crate::time::nanos_since_boot();
-        while regs.read32(reg::CTRL) & reg::CTRL_RST != 0 {
-            if crate::time::nanos_since_boot() - t0 > RESET_TIMEOUT_NS {
-                return Err(String::from("reset did not complete in 10 ms"));
-            }
-            core::hint::spin_loop();
-        }
+        poll_until(RESET_TIMEOUT, || {
+            regs.read32(reg::CTRL) & reg::CTRL_RST == 0
+        })
+        .map_err(|t| alloc::format!("reset did not complete in {t}"))?;
         regs.write32(reg::IMC, u32::MAX);
         regs.write32(reg::ICR, u32::MAX);
         // As little throttling as the device allows (QEMU raises 0 to its minimum, so
@@ -122,11 +106,8 @@ impl E1000e {
         let all = (0..ENTRIES as u32).fold(0, |acc, k| acc | reg::cause(k));
         regs.write32(reg::IMS, all);
         Ok(E1000e {
-            dev,
+            src: Source::new("e1000e", dev, ENTRIES),
             regs,
-            counts: Default::default(),
-            chain: Chain::new(),
-            last: core::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -134,6 +115,12 @@ impl E1000e {
         let cause = reg::cause(entry as u32);
         self.regs.write32(reg::ICR, cause);
         self.regs.write32(reg::ICS, cause);
+    }
+}
+
+impl Handle for E1000e {
+    fn instances() -> &'static [E1000e] {
+        instances()
     }
 
     fn handle(&self, entry: usize) -> IrqReturn {
@@ -147,67 +134,33 @@ impl E1000e {
         }
         // Acknowledge: clear this entry's cause (write 1 to clear).
         self.regs.write32(reg::ICR, cause);
-        self.counts[entry].handled.fetch_add(1, Ordering::SeqCst);
-        if self.chain.link_handled()
-            && let Some(next) = next_live(&self.counts, entry)
+        self.src.counts[entry]
+            .handled
+            .fetch_add(1, Ordering::SeqCst);
+        if self.src.chain.link_handled()
+            && let Some(next) = self.src.cycle.next_after(&self.src.counts, entry)
         {
-            self.last.store(next, Ordering::SeqCst);
-            self.counts[next].raised.fetch_add(1, Ordering::SeqCst);
             self.fire(next);
         }
         IrqReturn::Handled
     }
 }
 
-fn on_irq(virq: Virq) -> IrqReturn {
-    for e in instances() {
-        if let Some(i) = message_of(&e.counts, virq) {
-            return e.handle(i);
-        }
-    }
-    IrqReturn::NotHandled
-}
-
 impl Raiser for E1000e {
-    fn driver(&self) -> &'static str {
-        "e1000e"
-    }
-
-    fn device(&self) -> &'static Device {
-        self.dev
-    }
-
-    fn counts(&self) -> &[MessageCounts] {
-        &self.counts
+    fn source(&self) -> &Source {
+        &self.src
     }
 
     fn raise(&self, index: u32) -> Result<(), String> {
-        let c = self
-            .counts
-            .get(index as usize)
-            .ok_or_else(|| alloc::format!("e1000e uses entries 0..{ENTRIES}, not {index}"))?;
-        if c.virq().is_none() {
-            return Err(alloc::format!(
-                "entry {index} has no irq (msix-add it first)"
-            ));
-        }
-        c.raised.fetch_add(1, Ordering::SeqCst);
+        raiser::count_raise(&self.src.counts, index, "entry")?;
         self.fire(index as usize);
         Ok(())
     }
 
-    fn chain(&self) -> &Chain {
-        &self.chain
-    }
-
     fn raise_link(&self) -> Result<(), String> {
-        let next = next_live(&self.counts, self.last.load(Ordering::SeqCst))
-            .ok_or("no entry has an irq")?;
-        self.last.store(next, Ordering::SeqCst);
-        self.chain.raised.fetch_add(1, Ordering::SeqCst);
-        self.counts[next].raised.fetch_add(1, Ordering::SeqCst);
-        self.fire(next);
-        Ok(())
+        self.src
+            .cycle
+            .raise_link(&self.src.chain, &self.src.counts, |e| self.fire(e))
     }
 
     fn add_messages(&self, entries: &[u32]) -> Result<Vec<Virq>, String> {
@@ -217,30 +170,30 @@ impl Raiser for E1000e {
             ));
         }
         let v = crate::irq::domains::pci_msi::alloc_msix(
-            self.dev,
+            self.src.dev,
             entries,
             &super::all_cpus(),
             "e1000e",
-            on_irq,
+            raiser::on_irq::<E1000e>,
         )
         .map_err(|e| alloc::format!("{e}"))?;
         for (&e, &virq) in entries.iter().zip(&v) {
-            self.counts[e as usize].set_virq(Some(virq));
+            self.src.counts[e as usize].set_virq(Some(virq));
         }
         Ok(v)
     }
 
     fn free_message(&self, entry: u32) -> Result<(), String> {
         let c = self
-            .counts
+            .counts()
             .get(entry as usize)
-            .ok_or_else(|| alloc::format!("e1000e uses entries 0..{ENTRIES}, not {entry}"))?;
+            .ok_or_else(|| alloc::format!("no entry {entry} (the driver uses 0..{ENTRIES})"))?;
         let virq = c
             .virq()
             .ok_or_else(|| alloc::format!("entry {entry} has no irq"))?;
         // Stop handing the entry out first, so a chain does not pick it while it goes.
         c.set_virq(None);
-        if let Err(e) = crate::irq::domains::pci_msi::free(self.dev, virq) {
+        if let Err(e) = crate::irq::domains::pci_msi::free(self.src.dev, virq) {
             c.set_virq(Some(virq));
             return Err(alloc::format!("{e}"));
         }

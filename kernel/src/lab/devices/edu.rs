@@ -11,11 +11,12 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use sluice_irq_core::Virq;
+use core::sync::atomic::Ordering;
 use sluice_irq_core::desc::IrqReturn;
 use sluice_pci::Command;
 
-use super::raiser::{Chain, MessageCounts, Raiser};
+use super::poll::{Timeout, poll_until};
+use super::raiser::{self, Handle, Raiser, Source};
 use crate::memory::mmio::Mmio;
 use crate::pci::{self, Device};
 
@@ -55,17 +56,15 @@ pub(crate) mod reg {
 }
 
 /// How long one DMA may take: QEMU completes it on a 100 ms virtual timer.
-const DMA_TIMEOUT_NS: u64 = 2_000_000_000;
+const DMA_TIMEOUT: Timeout = Timeout::ms(2000);
 
 /// Register bytes the driver maps (BAR0 is 1 MiB; the registers are in the first 256).
 const REGS_LEN: u64 = 0x100;
 
 /// One edu function.
 pub struct Edu {
-    dev: &'static Device,
+    src: Source,
     regs: Mmio,
-    counts: [MessageCounts; 1],
-    chain: Chain,
     /// A RAM page for DMA tests, taken on first use.
     dma_page: spin::Once<Option<u64>>,
 }
@@ -81,25 +80,14 @@ pub fn instances() -> &'static [Edu] {
 /// (`queued_edu`), checks it answers, and gives it its MSI (any CPU).
 pub fn probe() {
     INSTANCES.call_once(|| {
-        pci::by_id(VENDOR, DEVICE)
-            .filter(|dev| !super::queued_edu::is_queued(dev))
-            .filter_map(|dev| match Edu::start(dev) {
-                Ok(e) => Some(e),
-                Err(e) => {
-                    crate::error!("edu {}: {}", dev.address(), e);
-                    None
-                }
-            })
-            .collect()
+        let plain = pci::by_id(VENDOR, DEVICE).filter(|dev| !super::queued_edu::is_queued(dev));
+        raiser::start_each("edu", plain, Edu::start)
     });
     // Irqs are requested after the list is in place: the handler looks instances up.
     for e in instances() {
-        match crate::irq::domains::pci_msi::alloc_msi(e.dev, 1, &super::all_cpus(), "edu", on_irq) {
-            Ok(v) => {
-                e.counts[0].set_virq(v.first().copied());
-                crate::log!("edu {}: MSI -> irq {}", e.dev.address(), v[0]);
-            }
-            Err(err) => crate::error!("edu {}: MSI: {}", e.dev.address(), err),
+        match raiser::request_msi(e, 1) {
+            Ok(v) => crate::log!("edu {}: MSI -> irq {}", e.device().address(), v[0]),
+            Err(err) => crate::error!("edu {}: {}", e.device().address(), err),
         }
     }
 }
@@ -143,33 +131,12 @@ impl Edu {
     fn start(dev: &'static Device) -> Result<Edu, String> {
         let regs = map(dev)?;
         Ok(Edu {
-            dev,
+            src: Source::new("edu", dev, 1),
             regs,
-            counts: [MessageCounts::new()],
-            chain: Chain::new(),
             dma_page: spin::Once::new(),
         })
     }
 
-    fn handle(&self) -> IrqReturn {
-        let status = self.regs.read32(reg::IRQ_STATUS);
-        if status == 0 {
-            return IrqReturn::NotHandled;
-        }
-        self.regs.write32(reg::IRQ_ACK, status);
-        self.counts[0]
-            .handled
-            .fetch_add(1, core::sync::atomic::Ordering::SeqCst);
-        if status & reg::IRQ_FACTORIAL != 0 && self.chain.link_handled() {
-            self.start_factorial();
-        }
-        IrqReturn::Handled
-    }
-
-    /// Starts the factorial unit on an operand that varies from link to link: the
-    /// unit multiplies once per unit of it on QEMU's thread, so the interrupt comes a
-    /// varying 0 to ~16 µs after this write — at any point of whatever the CPUs do
-    /// meanwhile, as a real device's would.
     /// Makes the device write `value` (4 bytes) to bus address `addr` by DMA, as a device
     /// writing an interrupt request to 0xFEEx_xxxx would: the word goes to the device's
     /// buffer first, then out. Needs `-device edu,dma_mask=0xffffffff` for addresses
@@ -188,77 +155,64 @@ impl Edu {
 
     fn dma(&self, src: u64, dst: u64, direction: u32) -> Result<(), String> {
         let wait_idle = |what: &str| {
-            let t0 = crate::time::nanos_since_boot();
-            while dma_busy(&self.regs) {
-                if crate::time::nanos_since_boot() - t0 > DMA_TIMEOUT_NS {
-                    return Err(alloc::format!("edu DMA {what} did not finish in 2 s"));
-                }
-                core::hint::spin_loop();
-            }
-            Ok(())
+            poll_until(DMA_TIMEOUT, || !dma_busy(&self.regs))
+                .map_err(|t| alloc::format!("edu DMA {what} did not finish in {t}"))
         };
         wait_idle("before")?;
         dma_start(&self.regs, src, dst, 4, direction == reg::DMA_TO_RAM);
         wait_idle("transfer")
     }
 
+    /// Starts the factorial unit on an operand that varies from link to link: the
+    /// unit multiplies once per unit of it on QEMU's thread, so the interrupt comes a
+    /// varying 0 to ~16 µs after this write — at any point of whatever the CPUs do
+    /// meanwhile, as a real device's would.
     fn start_factorial(&self) {
-        let n = self.counts[0]
-            .raised
-            .fetch_add(1, core::sync::atomic::Ordering::SeqCst);
+        let n = self.src.counts[0].raised.fetch_add(1, Ordering::SeqCst);
         // A multiplicative hash of the link number: spread, cheap, reproducible.
         let operand = (n.wrapping_mul(0x9e37_79b9) >> 18) as u32 & 0x3fff;
         self.regs.write32(reg::FACTORIAL, operand.max(1));
     }
 }
 
-fn on_irq(virq: Virq) -> IrqReturn {
-    instances()
-        .iter()
-        .find(|e| e.counts[0].virq() == Some(virq))
-        .map_or(IrqReturn::NotHandled, Edu::handle)
+impl Handle for Edu {
+    fn instances() -> &'static [Edu] {
+        instances()
+    }
+
+    /// Its one message: the factorial unit's cause continues the chain.
+    fn handle(&self, _index: usize) -> IrqReturn {
+        let status = self.regs.read32(reg::IRQ_STATUS);
+        if status == 0 {
+            return IrqReturn::NotHandled;
+        }
+        self.regs.write32(reg::IRQ_ACK, status);
+        self.src.counts[0].handled.fetch_add(1, Ordering::SeqCst);
+        if status & reg::IRQ_FACTORIAL != 0 && self.src.chain.link_handled() {
+            self.start_factorial();
+        }
+        IrqReturn::Handled
+    }
 }
 
 impl Raiser for Edu {
-    fn driver(&self) -> &'static str {
-        "edu"
-    }
-
-    fn device(&self) -> &'static Device {
-        self.dev
-    }
-
-    fn counts(&self) -> &[MessageCounts] {
-        &self.counts
+    fn source(&self) -> &Source {
+        &self.src
     }
 
     fn raise(&self, index: u32) -> Result<(), String> {
-        if index != 0 {
-            return Err(alloc::format!("edu has one MSI (message 0), not {index}"));
-        }
-        if self.counts[0].virq().is_none() {
-            return Err(String::from("no irq (MSI set-up failed at boot)"));
-        }
-        self.counts[0]
-            .raised
-            .fetch_add(1, core::sync::atomic::Ordering::SeqCst);
+        raiser::count_raise(&self.src.counts, index, "message")?;
         self.regs.write32(reg::IRQ_RAISE, reg::IRQ_RAISED);
         Ok(())
     }
 
-    fn chain(&self) -> &Chain {
-        &self.chain
-    }
-
     /// The factorial unit: the interrupt comes from QEMU's device thread.
     fn raise_link(&self) -> Result<(), String> {
-        if self.counts[0].virq().is_none() {
+        if self.src.counts[0].virq().is_none() {
             return Err(String::from("no irq (MSI set-up failed at boot)"));
         }
         self.regs.write32(reg::STATUS, reg::STATUS_IRQ_ON_DONE);
-        self.chain
-            .raised
-            .fetch_add(1, core::sync::atomic::Ordering::SeqCst);
+        self.src.chain.raised.fetch_add(1, Ordering::SeqCst);
         self.start_factorial();
         Ok(())
     }

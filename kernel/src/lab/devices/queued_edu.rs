@@ -32,9 +32,9 @@
 //! taken with interrupts off). The chain is paced: the handler marks the next link due
 //! and `pump` (task context) raises it once the engine is free.
 
+use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::sync::Arc;
-use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use sluice_irq_core::desc::IrqReturn;
 use sluice_irq_core::domain::DomainId;
@@ -44,7 +44,8 @@ use sluice_irq_core::{CpuMask, IrqAlloc, IrqError, IrqSource, Virq};
 use x86_64::instructions::interrupts::without_interrupts;
 
 use super::edu::{self, reg};
-use super::raiser::{Chain, MessageCounts, Raiser};
+use super::poll::{Timeout, poll, poll_until};
+use super::raiser::{self, Handle, Raiser, Source};
 use crate::memory::mmio::Mmio;
 use crate::pci::{self, Device};
 
@@ -58,7 +59,13 @@ const ENTRY_LEN: u32 = 16;
 const CTRL_MASKED: u32 = 1 << 0;
 
 /// How long the driver waits for the engine (a command or a raise: 100 ms each).
-const ENGINE_TIMEOUT_NS: u64 = 2_000_000_000;
+const ENGINE_TIMEOUT: Timeout = Timeout::ms(2000);
+/// No chain link for this long (counted from the later of the last link and the end of
+/// the last operation that blocks the pump) is a lost interrupt: a link is one raise of
+/// 100 ms, which may queue behind one command of 100 ms, and a starved TCG host delays
+/// QEMU's timers well beyond that (stalls of 500 ms were seen with every link delivered
+/// in the end). A lost interrupt never resumes the chain.
+pub const STALL_NS: u64 = 2_000_000_000;
 /// Update latencies kept for the median.
 const KEPT: usize = 512;
 
@@ -101,18 +108,16 @@ struct Engine {
     /// remapping they reach the poison irq; under remapping the IOMMU may block them).
     uninit_sent: u64,
     /// Completed updates' latencies (start to seen complete), the last `KEPT`.
-    latencies: Vec<u64>,
+    latencies: VecDeque<u64>,
     updates: u64,
 }
 
 pub struct QueuedEdu {
-    dev: &'static Device,
+    src: Source,
     regs: Mmio,
     /// A RAM frame holding the staging record of the command in flight.
     staging: u64,
     engine: spin::Mutex<Engine>,
-    counts: [MessageCounts; 1],
-    chain: Chain,
     /// The driver lets the device raise (set only once its irq's activation completed).
     enabled: AtomicBool,
     /// The irq the poison message reaches, and what reached it.
@@ -143,11 +148,11 @@ pub fn instance() -> Option<&'static QueuedEdu> {
     SETUP.call_once(|| match q.setup() {
         Ok(v) => crate::log!(
             "queued edu {}: {} -> irq {}",
-            q.dev.address(),
+            q.device().address(),
             q.domain_name(),
             v
         ),
-        Err(e) => crate::error!("queued edu {}: {}", q.dev.address(), e),
+        Err(e) => crate::error!("queued edu {}: {}", q.device().address(), e),
     });
     Some(q)
 }
@@ -166,19 +171,13 @@ pub fn instances() -> &'static [QueuedEdu] {
 /// first use (see `SETUP`).
 pub fn probe() {
     INSTANCE.call_once(|| {
-        let dev = pci::by_id(edu::VENDOR, edu::DEVICE).find(|d| is_queued(d))?;
-        match QueuedEdu::start(dev) {
-            Ok(q) => Some(q),
-            Err(e) => {
-                crate::error!("queued edu {}: {}", dev.address(), e);
-                None
-            }
-        }
+        let queued = pci::by_id(edu::VENDOR, edu::DEVICE).find(|d| is_queued(d));
+        raiser::start_each("queued edu", queued.into_iter(), QueuedEdu::start).pop()
     });
     if let Some(q) = probed() {
         crate::log!(
             "queued edu {}: found; its irq is set up when first used (two 100 ms DMA commands)",
-            q.dev.address()
+            q.device().address()
         );
     }
 }
@@ -190,16 +189,16 @@ fn on_poison(_virq: Virq) -> IrqReturn {
     IrqReturn::Handled
 }
 
-fn on_irq(virq: Virq) -> IrqReturn {
-    let Some(q) = probed() else {
-        return IrqReturn::NotHandled;
-    };
-    if q.counts[0].virq() != Some(virq) {
-        return IrqReturn::NotHandled;
+impl Handle for QueuedEdu {
+    fn instances() -> &'static [QueuedEdu] {
+        probed().map_or(&[], core::slice::from_ref)
     }
-    q.counts[0].handled.fetch_add(1, Ordering::SeqCst);
-    q.chain.link_handled_paced();
-    IrqReturn::Handled
+
+    fn handle(&self, _index: usize) -> IrqReturn {
+        self.src.counts[0].handled.fetch_add(1, Ordering::SeqCst);
+        self.src.chain.link_handled_paced();
+        IrqReturn::Handled
+    }
 }
 
 impl QueuedEdu {
@@ -209,7 +208,7 @@ impl QueuedEdu {
             .map(|f| f.start_address().as_u64())
             .ok_or("no memory for the staging record")?;
         Ok(QueuedEdu {
-            dev,
+            src: Source::new("queued-edu", dev, 1),
             regs,
             staging,
             engine: spin::Mutex::new(Engine {
@@ -221,11 +220,9 @@ impl QueuedEdu {
                 sent: 0,
                 poison: None,
                 uninit_sent: 0,
-                latencies: Vec::new(),
+                latencies: VecDeque::new(),
                 updates: 0,
             }),
-            counts: [MessageCounts::new()],
-            chain: Chain::new(),
             enabled: AtomicBool::new(false),
             poison_virq: AtomicU64::new(u64::MAX),
             poison_hits: AtomicU64::new(0),
@@ -246,7 +243,7 @@ impl QueuedEdu {
             .map_err(|e| alloc::format!("poison message: {e}"))?;
         self.with_engine(|e| e.poison = Some(msg));
         self.reset_to_poison()?;
-        let (group, remapped) = crate::irq::hierarchy::pci_msi_parent(self.dev)?;
+        let (group, remapped) = crate::irq::hierarchy::pci_msi_parent(self.src.dev)?;
         let ir = if remapped { "IR-" } else { "" };
         let chip = if remapped {
             "IR-QUEUED-MSI"
@@ -254,7 +251,7 @@ impl QueuedEdu {
             "QUEUED-MSI"
         };
         let dom = Arc::new(QueuedMsiDomain::new(chip, EduQueue(self)));
-        let name = alloc::format!("{ir}QUEUED-MSI-{}", self.dev.address());
+        let name = alloc::format!("{ir}QUEUED-MSI-{}", self.src.dev.address());
         let id = crate::irq::with_core(|c| c.add_domain(&name, group, dom.clone()))
             .and_then(|r| r)
             .map_err(|e| alloc::format!("{name}: {e}"))?;
@@ -266,7 +263,7 @@ impl QueuedEdu {
     /// unmasked — what a device holds before its first update. Only while no irq uses
     /// the entry (probe, or after `free`).
     pub fn reset_to_poison(&self) -> Result<(), String> {
-        if self.counts[0].virq().is_some() {
+        if self.src.counts[0].virq().is_some() {
             return Err(String::from("the entry is in use: free its irq first"));
         }
         let msg = self
@@ -317,10 +314,10 @@ impl QueuedEdu {
             &self.source(),
             &IrqAlloc::edge(super::all_cpus()),
             "queued-edu",
-            on_irq,
+            raiser::on_irq::<QueuedEdu>,
         )
         .map_err(|e| alloc::format!("irq: {e}"))?;
-        self.counts[0].set_virq(Some(v));
+        self.src.counts[0].set_virq(Some(v));
         self.enabled.store(true, Ordering::SeqCst);
         Ok(v)
     }
@@ -328,8 +325,8 @@ impl QueuedEdu {
     /// Stops the device raising, then stops and frees its irq (the device left masked).
     pub fn free(&self) -> Result<(), String> {
         self.enabled.store(false, Ordering::SeqCst);
-        let v = self.counts[0].virq().ok_or("no irq")?;
-        self.counts[0].set_virq(None);
+        let v = self.src.counts[0].virq().ok_or("no irq")?;
+        self.src.counts[0].set_virq(None);
         crate::irq::with_core(|c| c.release_irq_sync(v, &mut crate::irq::queued::KernelWait::new()))
             .and_then(|r| r)
             .and_then(|()| crate::irq::with_core(|c| c.free_irq(v, 1)).and_then(|r| r))
@@ -338,7 +335,7 @@ impl QueuedEdu {
 
     pub fn source(&self) -> IrqSource {
         IrqSource::Pci {
-            function: self.dev.irq_function(),
+            function: self.src.dev.irq_function(),
             index: 0,
         }
     }
@@ -346,7 +343,8 @@ impl QueuedEdu {
     /// Whether the irq's domain is under a remapping unit (false until it is added).
     pub fn remapped(&self) -> bool {
         self.domain.get().is_some()
-            && crate::irq::hierarchy::pci_msi_parent(self.dev).is_ok_and(|(_, remapped)| remapped)
+            && crate::irq::hierarchy::pci_msi_parent(self.src.dev)
+                .is_ok_and(|(_, remapped)| remapped)
     }
 
     pub fn domain_name(&self) -> String {
@@ -380,9 +378,9 @@ impl QueuedEdu {
     pub fn stats(&self) -> (u64, u64, u64, u64) {
         self.with_engine(|e| {
             let mut l = e.latencies.clone();
-            l.sort_unstable();
+            l.make_contiguous().sort_unstable();
             let med = l.get(l.len() / 2).copied().unwrap_or(0);
-            (e.updates, med, l.last().copied().unwrap_or(0), e.sent)
+            (e.updates, med, l.back().copied().unwrap_or(0), e.sent)
         })
     }
 
@@ -408,10 +406,10 @@ impl QueuedEdu {
                 e.done = ticket + 1;
                 e.updates += 1;
                 if e.latencies.len() == KEPT {
-                    e.latencies.remove(0);
+                    e.latencies.pop_front();
                 }
                 e.latencies
-                    .push(crate::time::nanos_since_boot().saturating_sub(t0));
+                    .push_back(crate::time::nanos_since_boot().saturating_sub(t0));
                 if !entry.masked && e.held {
                     e.held = false;
                     self.start_raise(e);
@@ -458,34 +456,21 @@ impl QueuedEdu {
 
     /// Waits (task context) until the engine is idle, then runs `f` on it.
     fn when_idle<R>(&self, f: impl Fn(&mut Engine) -> R) -> Result<R, String> {
-        let t0 = crate::time::nanos_since_boot();
-        loop {
-            let r = without_interrupts(|| {
+        poll(ENGINE_TIMEOUT, || {
+            without_interrupts(|| {
                 let mut e = self.engine.lock();
                 self.reap(&mut e);
                 e.busy.is_none().then(|| f(&mut e))
-            });
-            if let Some(r) = r {
-                return Ok(r);
-            }
-            if crate::time::nanos_since_boot() - t0 > ENGINE_TIMEOUT_NS {
-                return Err(String::from("the edu DMA engine stayed busy for 2 s"));
-            }
-            core::hint::spin_loop();
-        }
+            })
+        })
+        .map_err(|t| alloc::format!("the edu DMA engine stayed busy for {t}"))
     }
 
     /// Puts `entry` in the buffer and waits for it (probe: the device's reset state).
     fn reset_entry(&self, entry: &QueuedEntry) -> Result<(), String> {
         let ticket = self.when_idle(|e| self.start_update(e, entry))?;
-        let t0 = crate::time::nanos_since_boot();
-        while self.with_engine(|e| e.done <= ticket) {
-            if crate::time::nanos_since_boot() - t0 > ENGINE_TIMEOUT_NS {
-                return Err(String::from("resetting the entry did not complete in 2 s"));
-            }
-            core::hint::spin_loop();
-        }
-        Ok(())
+        poll_until(ENGINE_TIMEOUT, || self.with_engine(|e| e.done > ticket))
+            .map_err(|t| alloc::format!("resetting the entry did not complete in {t}"))
     }
 
     /// The device raises its interrupt: sends what its buffer holds (or holds it while
@@ -501,7 +486,7 @@ impl QueuedEdu {
     }
 
     fn gate(&self) -> Result<(), String> {
-        if !self.enabled.load(Ordering::SeqCst) || self.counts[0].virq().is_none() {
+        if !self.enabled.load(Ordering::SeqCst) || self.src.counts[0].virq().is_none() {
             return Err(String::from(
                 "the device is not enabled (its irq's activation has not completed)",
             ));
@@ -536,23 +521,13 @@ impl QueuedStorage for EduQueue {
 }
 
 impl Raiser for QueuedEdu {
-    fn driver(&self) -> &'static str {
-        "queued-edu"
+    fn source(&self) -> &Source {
+        &self.src
     }
 
-    fn device(&self) -> &'static Device {
-        self.dev
-    }
-
-    fn counts(&self) -> &[MessageCounts] {
-        &self.counts
-    }
-
-    /// A link is a DMA of 100 ms that may queue behind a command of 100 ms, both on
-    /// QEMU's timers, which a starved TCG host delays further (stalls of 500 ms were
-    /// seen with every link delivered in the end).
+    /// See `STALL_NS`.
     fn stall_ns(&self) -> u64 {
-        crate::lab::ktest::queued::STALL_NS
+        STALL_NS
     }
 
     fn irq_kind(&self) -> Option<String> {
@@ -560,35 +535,19 @@ impl Raiser for QueuedEdu {
     }
 
     fn raise(&self, index: u32) -> Result<(), String> {
-        if index != 0 {
-            return Err(alloc::format!(
-                "queued edu has one message (0), not {index}"
-            ));
-        }
         self.gate()?;
-        self.counts[0].raised.fetch_add(1, Ordering::SeqCst);
+        raiser::count_raise(&self.src.counts, index, "message")?;
         self.device_raise()
-    }
-
-    fn chain(&self) -> &Chain {
-        &self.chain
     }
 
     fn raise_link(&self) -> Result<(), String> {
         self.gate()?;
-        self.chain.raised.fetch_add(1, Ordering::SeqCst);
-        self.counts[0].raised.fetch_add(1, Ordering::SeqCst);
+        self.src.chain.raised.fetch_add(1, Ordering::SeqCst);
+        self.src.counts[0].raised.fetch_add(1, Ordering::SeqCst);
         self.device_raise()
     }
 
     fn paced(&self) -> bool {
         true
-    }
-
-    fn pump(&self) -> Result<(), String> {
-        if self.chain.take_due() {
-            self.raise_link()?;
-        }
-        Ok(())
     }
 }

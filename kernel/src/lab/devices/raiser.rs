@@ -4,10 +4,12 @@
 //! handler, and a *chain* — each handled interrupt makes the device raise the next
 //! itself — so that one lost interrupt stops the chain for good.
 
+use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use sluice_irq_core::Virq;
+use sluice_irq_core::desc::IrqReturn;
 
 use crate::pci::Device;
 
@@ -100,8 +102,9 @@ impl Chain {
         self.active.load(Ordering::SeqCst)
     }
 
-    /// A link was handled: should the handler raise the next one? (Counts the raise.)
-    pub fn link_handled(&self) -> bool {
+    /// A link was handled: counts it, and says whether the chain wants another (else
+    /// it has stopped).
+    fn link_done(&self) -> bool {
         self.handled.fetch_add(1, Ordering::SeqCst);
         self.last_ns
             .store(crate::time::nanos_since_boot(), Ordering::SeqCst);
@@ -112,33 +115,26 @@ impl Chain {
             .remaining
             .try_update(Ordering::SeqCst, Ordering::SeqCst, |r| r.checked_sub(1))
             .is_ok_and(|r| r > 1);
-        if more {
-            self.raised.fetch_add(1, Ordering::SeqCst);
-        } else {
+        if !more {
             self.stop();
         }
         more
     }
-}
 
-impl Chain {
+    /// A link was handled: should the handler raise the next one? (Counts the raise.)
+    pub fn link_handled(&self) -> bool {
+        let more = self.link_done();
+        if more {
+            self.raised.fetch_add(1, Ordering::SeqCst);
+        }
+        more
+    }
+
     /// For a paced chain: a link was handled; the next is raised by `Raiser::pump` (and
     /// counted there), not by the handler.
     pub fn link_handled_paced(&self) {
-        self.handled.fetch_add(1, Ordering::SeqCst);
-        self.last_ns
-            .store(crate::time::nanos_since_boot(), Ordering::SeqCst);
-        if !self.active() {
-            return;
-        }
-        let more = self
-            .remaining
-            .try_update(Ordering::SeqCst, Ordering::SeqCst, |r| r.checked_sub(1))
-            .is_ok_and(|r| r > 1);
-        if more {
+        if self.link_done() {
             self.due.store(true, Ordering::SeqCst);
-        } else {
-            self.stop();
         }
     }
 
@@ -154,18 +150,51 @@ impl Default for Chain {
     }
 }
 
+/// What every driver instance keeps: its driver's name, its function, one counter per
+/// message it can use (index = MSI number / MSI-X entry), and its chain.
+pub struct Source {
+    pub driver: &'static str,
+    pub dev: &'static Device,
+    pub counts: Box<[MessageCounts]>,
+    pub chain: Chain,
+    /// For chains that visit each message in turn: the next one.
+    pub cycle: Cycle,
+}
+
+impl Source {
+    pub fn new(driver: &'static str, dev: &'static Device, messages: usize) -> Source {
+        Source {
+            driver,
+            dev,
+            counts: (0..messages).map(|_| MessageCounts::new()).collect(),
+            chain: Chain::new(),
+            cycle: Cycle::new(),
+        }
+    }
+}
+
 /// A driver instance whose device raises interrupts on demand.
 pub trait Raiser: Sync {
+    /// Its driver's name, function, counters and chain.
+    fn source(&self) -> &Source;
     /// Driver name (`edu`, `e1000e`, `xhci`).
-    fn driver(&self) -> &'static str;
+    fn driver(&self) -> &'static str {
+        self.source().driver
+    }
     /// The PCI function.
-    fn device(&self) -> &'static Device;
+    fn device(&self) -> &'static Device {
+        self.source().dev
+    }
     /// One counter per message the driver can use (index = MSI number / MSI-X entry).
-    fn counts(&self) -> &[MessageCounts];
+    fn counts(&self) -> &[MessageCounts] {
+        &self.source().counts
+    }
+    /// The device's chain.
+    fn chain(&self) -> &Chain {
+        &self.source().chain
+    }
     /// Raises one interrupt on message `index` (counted at the source).
     fn raise(&self, index: u32) -> Result<(), String>;
-    /// The device's chain.
-    fn chain(&self) -> &Chain;
     /// Raises a chain link from the device's own engine where it has one (edu's
     /// factorial unit fires from QEMU's device thread), else like `raise`; the message
     /// is the driver's choice (it cycles through those with irqs).
@@ -178,6 +207,9 @@ pub trait Raiser: Sync {
     }
     /// Raises a paced chain's next link if one is due.
     fn pump(&self) -> Result<(), String> {
+        if self.chain().take_due() {
+            self.raise_link()?;
+        }
         Ok(())
     }
     /// How long its chain may go without a link before that counts as a lost interrupt
@@ -216,15 +248,10 @@ pub trait Raiser: Sync {
 
 /// Every driver instance, in PCI address order.
 pub fn all() -> Vec<&'static dyn Raiser> {
-    let mut v: Vec<&'static dyn Raiser> = Vec::new();
-    v.extend(super::edu::instances().iter().map(|d| d as &dyn Raiser));
-    v.extend(super::e1000e::instances().iter().map(|d| d as &dyn Raiser));
-    v.extend(super::xhci::instances().iter().map(|d| d as &dyn Raiser));
-    v.extend(
-        super::queued_edu::instances()
-            .iter()
-            .map(|d| d as &dyn Raiser),
-    );
+    let mut v: Vec<&'static dyn Raiser> = super::DRIVERS
+        .iter()
+        .flat_map(|d| (d.instances)())
+        .collect();
     v.sort_by_key(|r| r.device().address());
     v
 }
@@ -236,10 +263,113 @@ pub fn find(dev: &Device) -> Option<&'static dyn Raiser> {
         .find(|r| r.device().address() == dev.address())
 }
 
-/// The next message with an irq after `after` (wrapping), for chains that cycle.
-pub fn next_live(counts: &[MessageCounts], after: usize) -> Option<usize> {
-    let n = counts.len();
-    (1..=n)
-        .map(|k| (after + k) % n)
-        .find(|&i| counts[i].virq().is_some())
+/// A driver's instances as `Raiser`s.
+pub fn as_raisers<T: Raiser>(instances: &'static [T]) -> Vec<&'static dyn Raiser> {
+    instances.iter().map(|d| d as &dyn Raiser).collect()
+}
+
+/// Starts `driver` on each of `devices`; a device it cannot start is reported and left
+/// alone.
+pub fn start_each<T>(
+    driver: &str,
+    devices: impl Iterator<Item = &'static Device>,
+    start: fn(&'static Device) -> Result<T, String>,
+) -> Vec<T> {
+    devices
+        .filter_map(|dev| match start(dev) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                crate::error!("{} {}: {}", driver, dev.address(), e);
+                None
+            }
+        })
+        .collect()
+}
+
+/// A driver's interrupt handler, per message.
+pub trait Handle: Raiser + Sized + 'static {
+    /// The driver's instances (those its handler may be called for).
+    fn instances() -> &'static [Self];
+    /// Handles an interrupt on message `index` (its own, or `NotHandled`).
+    fn handle(&self, index: usize) -> IrqReturn;
+}
+
+/// The irq handler of every driver `T`: hands `virq` to the instance whose message it is.
+pub fn on_irq<T: Handle>(virq: Virq) -> IrqReturn {
+    T::instances()
+        .iter()
+        .find_map(|d| message_of(d.counts(), virq).map(|i| d.handle(i)))
+        .unwrap_or(IrqReturn::NotHandled)
+}
+
+/// Gives a driver instance `n` MSI vectors handled by its driver, recording each
+/// message's irq.
+pub fn request_msi<T: Handle>(r: &T, n: u32) -> Result<Vec<Virq>, String> {
+    let v = crate::irq::domains::pci_msi::alloc_msi(
+        r.device(),
+        n,
+        &super::all_cpus(),
+        r.driver(),
+        on_irq::<T>,
+    )
+    .map_err(|e| alloc::format!("MSI: {e}"))?;
+    for (c, &virq) in r.counts().iter().zip(&v) {
+        c.set_virq(Some(virq));
+    }
+    Ok(v)
+}
+
+/// Counts a raise on message `index` of `counts` (a `unit`: "message", "entry") if it
+/// has an irq; else says why it cannot be raised.
+pub fn count_raise(counts: &[MessageCounts], index: u32, unit: &str) -> Result<(), String> {
+    let c = counts
+        .get(index as usize)
+        .ok_or_else(|| alloc::format!("no {unit} {index} (the driver uses 0..{})", counts.len()))?;
+    if c.virq().is_none() {
+        return Err(alloc::format!("{unit} {index} has no irq"));
+    }
+    c.raised.fetch_add(1, Ordering::SeqCst);
+    Ok(())
+}
+
+/// The message a cycling chain raises next: the one after the last, skipping those
+/// without an irq (chains on devices with several messages visit each in turn).
+pub struct Cycle(AtomicUsize);
+
+impl Cycle {
+    pub const fn new() -> Cycle {
+        Cycle(AtomicUsize::new(0))
+    }
+
+    /// Message `index` was the last one seen.
+    pub fn seen(&self, index: usize) {
+        self.0.store(index, Ordering::SeqCst);
+    }
+
+    /// The next message with an irq after `after`, now the last; its raise counted.
+    pub fn next_after(&self, counts: &[MessageCounts], after: usize) -> Option<usize> {
+        let n = counts.len();
+        let next = (1..=n)
+            .map(|k| (after + k) % n)
+            .find(|&i| counts[i].virq().is_some())?;
+        self.seen(next);
+        counts[next].raised.fetch_add(1, Ordering::SeqCst);
+        Some(next)
+    }
+
+    /// Raises a chain link on the message after the last one with `fire`, counted by
+    /// the chain and the message.
+    pub fn raise_link(
+        &self,
+        chain: &Chain,
+        counts: &[MessageCounts],
+        fire: impl FnOnce(usize),
+    ) -> Result<(), String> {
+        let next = self
+            .next_after(counts, self.0.load(Ordering::SeqCst))
+            .ok_or("no message has an irq")?;
+        chain.raised.fetch_add(1, Ordering::SeqCst);
+        fire(next);
+        Ok(())
+    }
 }

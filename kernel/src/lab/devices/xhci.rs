@@ -11,12 +11,11 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicUsize, Ordering};
-use sluice_irq_core::Virq;
 use sluice_irq_core::desc::IrqReturn;
 use sluice_pci::Command;
 
-use super::raiser::{Chain, MessageCounts, Raiser, message_of, next_live};
+use super::poll::{Timeout, poll_until};
+use super::raiser::{self, Handle, Raiser, Source};
 use crate::memory::mmio::Mmio;
 use crate::pci::{self, Device};
 
@@ -60,17 +59,14 @@ const MAX_MESSAGES: usize = 16;
 const RING_TRBS: u64 = 16;
 const TRB_BYTES: u64 = 16;
 /// Bound on halt and reset.
-const RESET_TIMEOUT_NS: u64 = 50_000_000;
+const RESET_TIMEOUT: Timeout = Timeout::ms(50);
 
 pub struct Xhci {
-    dev: &'static Device,
+    /// One message per interrupter used.
+    src: Source,
     rt: Mmio,
     /// Physical address of interrupter v's event ring: `rings + v * RING_TRBS * 16`.
     rings: u64,
-    messages: usize,
-    counts: [MessageCounts; MAX_MESSAGES],
-    chain: Chain,
-    last: AtomicUsize,
 }
 
 static INSTANCES: spin::Once<Vec<Xhci>> = spin::Once::new();
@@ -84,53 +80,31 @@ pub fn instances() -> &'static [Xhci] {
 /// resets it, and requests the whole block.
 pub fn probe() {
     INSTANCES.call_once(|| {
-        pci::devices()
-            .iter()
-            .filter(|d| {
-                let c = d.function.class();
-                (c.base, c.sub, c.prog_if) == (0x0c, 0x03, 0x30)
-                    && d.function.msix.is_none()
-                    && d.function.msi.is_some_and(|m| m.vectors_capable() > 1)
-            })
-            .filter_map(|dev| match Xhci::start(dev) {
-                Ok(x) => Some(x),
-                Err(e) => {
-                    crate::error!("xhci {}: {}", dev.address(), e);
-                    None
-                }
-            })
-            .collect()
+        let blocks = pci::devices().iter().filter(|d| {
+            let c = d.function.class();
+            (c.base, c.sub, c.prog_if) == (0x0c, 0x03, 0x30)
+                && d.function.msix.is_none()
+                && d.function.msi.is_some_and(|m| m.vectors_capable() > 1)
+        });
+        raiser::start_each("xhci", blocks, Xhci::start)
     });
     for x in instances() {
-        let n = x.messages as u32;
-        match crate::irq::domains::pci_msi::alloc_msi(x.dev, n, &super::all_cpus(), "xhci", on_irq)
-        {
-            Ok(v) => {
-                for (c, &virq) in x.counts.iter().zip(&v) {
-                    c.set_virq(Some(virq));
-                }
-                crate::log!(
-                    "xhci {}: {}-message MSI -> irqs {}..{}",
-                    x.dev.address(),
-                    n,
-                    v[0],
-                    v[v.len() - 1]
-                );
-            }
-            Err(err) => crate::error!("xhci {}: MSI: {}", x.dev.address(), err),
+        match raiser::request_msi(x, x.counts().len() as u32) {
+            Ok(v) => crate::log!(
+                "xhci {}: {}-message MSI -> irqs {}..{}",
+                x.device().address(),
+                v.len(),
+                v[0],
+                v[v.len() - 1]
+            ),
+            Err(err) => crate::error!("xhci {}: {}", x.device().address(), err),
         }
     }
 }
 
-fn wait(what: &str, mut done: impl FnMut() -> bool) -> Result<(), String> {
-    let t0 = crate::time::nanos_since_boot();
-    while !done() {
-        if crate::time::nanos_since_boot() - t0 > RESET_TIMEOUT_NS {
-            return Err(alloc::format!("{what} did not complete in 50 ms"));
-        }
-        core::hint::spin_loop();
-    }
-    Ok(())
+/// Waits for the controller to finish a halt or a reset.
+fn wait(what: &str, done: impl FnMut() -> bool) -> Result<(), String> {
+    poll_until(RESET_TIMEOUT, done).map_err(|t| alloc::format!("{what} did not complete in {t}"))
 }
 
 impl Xhci {
@@ -186,13 +160,9 @@ impl Xhci {
         }
         op.write32(op::USBCMD, op.read32(op::USBCMD) | op::USBCMD_INTE);
         Ok(Xhci {
-            dev,
+            src: Source::new("xhci", dev, messages),
             rt,
             rings,
-            messages,
-            counts: Default::default(),
-            chain: Chain::new(),
-            last: AtomicUsize::new(0),
         })
     }
 
@@ -204,6 +174,12 @@ impl Xhci {
         self.rt.write32(base + intr::ERDP_HI, (erdp >> 32) as u32);
         self.rt
             .write32(base + intr::ERDP_LO, erdp as u32 | intr::ERDP_EHB);
+    }
+}
+
+impl Handle for Xhci {
+    fn instances() -> &'static [Xhci] {
+        instances()
     }
 
     fn handle(&self, v: usize) -> IrqReturn {
@@ -219,52 +195,24 @@ impl Xhci {
         self.rt.write32(base + intr::ERDP_HI, (ring >> 32) as u32);
         self.rt
             .write32(base + intr::ERDP_LO, ring as u32 | intr::ERDP_EHB);
-        self.counts[v].handled.fetch_add(1, Ordering::SeqCst);
-        self.last.store(v, Ordering::SeqCst);
-        self.chain.link_handled_paced();
+        self.src.counts[v]
+            .handled
+            .fetch_add(1, core::sync::atomic::Ordering::SeqCst);
+        self.src.cycle.seen(v);
+        self.src.chain.link_handled_paced();
         IrqReturn::Handled
     }
 }
 
-fn on_irq(virq: Virq) -> IrqReturn {
-    for x in instances() {
-        if let Some(i) = message_of(&x.counts, virq) {
-            return x.handle(i);
-        }
-    }
-    IrqReturn::NotHandled
-}
-
 impl Raiser for Xhci {
-    fn driver(&self) -> &'static str {
-        "xhci"
-    }
-
-    fn device(&self) -> &'static Device {
-        self.dev
-    }
-
-    fn counts(&self) -> &[MessageCounts] {
-        &self.counts[..self.messages]
+    fn source(&self) -> &Source {
+        &self.src
     }
 
     fn raise(&self, index: u32) -> Result<(), String> {
-        let c = self.counts().get(index as usize).ok_or_else(|| {
-            alloc::format!(
-                "this controller uses messages 0..{}, not {index}",
-                self.messages
-            )
-        })?;
-        if c.virq().is_none() {
-            return Err(String::from("no irq (MSI set-up failed at boot)"));
-        }
-        c.raised.fetch_add(1, Ordering::SeqCst);
+        raiser::count_raise(&self.src.counts, index, "message")?;
         self.fire(index as usize);
         Ok(())
-    }
-
-    fn chain(&self) -> &Chain {
-        &self.chain
     }
 
     /// The interrupter's interrupt comes back within the dequeue-pointer write, on the
@@ -274,20 +222,9 @@ impl Raiser for Xhci {
         true
     }
 
-    fn pump(&self) -> Result<(), String> {
-        if self.chain.take_due() {
-            self.raise_link()?;
-        }
-        Ok(())
-    }
-
     fn raise_link(&self) -> Result<(), String> {
-        let next = next_live(self.counts(), self.last.load(Ordering::SeqCst))
-            .ok_or("no message has an irq")?;
-        self.last.store(next, Ordering::SeqCst);
-        self.chain.raised.fetch_add(1, Ordering::SeqCst);
-        self.counts[next].raised.fetch_add(1, Ordering::SeqCst);
-        self.fire(next);
-        Ok(())
+        self.src
+            .cycle
+            .raise_link(&self.src.chain, &self.src.counts, |v| self.fire(v))
     }
 }

@@ -12,7 +12,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 use sluice_irq_core::{CpuId, CpuMask, IrqError, Virq};
 
-use crate::lab::devices::queued_edu::{self, QueuedEdu};
+use crate::lab::devices::queued_edu::{self, QueuedEdu, STALL_NS};
 use crate::lab::devices::raiser::Raiser;
 use crate::lab::ktest::{Test, TestResult};
 use crate::{check, ktest, skip};
@@ -26,12 +26,6 @@ pub static TESTS: &[Test] = &[
     ktest!(offline_moves_it_before_stop_machine_and_online_brings_it_back),
     ktest!(one_stage_offline_is_refused_and_rolled_back),
 ];
-
-/// No chain link for this long (counted from the later of the last link and the end of
-/// the last operation that blocks the pump) is a lost interrupt: a link is one raise of
-/// 100 ms, which may queue behind one command of 100 ms, and a starved TCG host delays
-/// QEMU's timers well beyond that. A lost interrupt never resumes the chain.
-pub const STALL_NS: u64 = 2_000_000_000;
 
 fn device() -> Result<&'static QueuedEdu, String> {
     match queued_edu::instance() {

@@ -1,8 +1,9 @@
 //! `console`: what the screen and keyboard consoles found and how painting performs.
 
 use alloc::string::String;
+use sluice_shell::args::{Args, Count};
 
-use super::{Command, no_args};
+use super::{Command, Offered};
 use crate::console::{keyboard, screen};
 use crate::println;
 
@@ -10,28 +11,19 @@ pub static COMMANDS: &[Command] = &[Command {
     name: "console",
     args: "[bench [COUNT]]",
     help: "screen (framebuffer, font, scrollback, painting time) and PS/2 keyboard state; bench: IPI round trips to a CPU while it scrolls the screen",
+    offered: Offered::Always,
     run: cmd_console,
 }];
 
 fn cmd_console(args: &[&str]) -> Result<(), String> {
-    match args {
-        [] => {}
-        ["bench"] => return bench(crate::lab::bench::DEFAULT_COUNT),
-        ["bench", n] => {
-            let count = n
-                .parse()
-                .ok()
-                .filter(|c| (1..=crate::lab::bench::MAX_COUNT).contains(c))
-                .ok_or_else(|| {
-                    alloc::format!(
-                        "'{n}' is not a count (1..={})",
-                        crate::lab::bench::MAX_COUNT
-                    )
-                })?;
-            return bench(count);
-        }
-        _ => no_args(&args[..1])?,
+    use crate::lab::bench::{DEFAULT_COUNT, MAX_COUNT};
+    let mut a = Args::new(args);
+    if a.keyword("bench") {
+        let count = a.opt(Count::new("COUNT", "count", 1, MAX_COUNT))?;
+        a.finish()?;
+        return bench(count.unwrap_or(DEFAULT_COUNT));
     }
+    a.finish()?;
     match screen::shape() {
         None => println!(
             "screen: none (no framebuffer from the firmware, or unusable: see the boot log)"

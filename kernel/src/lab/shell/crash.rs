@@ -3,41 +3,38 @@
 //! run on purpose.
 
 use alloc::string::String;
+use sluice_shell::args::{Args, Cpu, OneOf};
 
-use crate::lab::shell::Command;
+use crate::lab::shell::{Command, Offered};
 
 pub static COMMANDS: &[Command] = &[Command {
     name: "crash",
     args: "stack-overflow CPU",
     help: "overflow an application processor's kernel stack on purpose: its guard page turns the overflow into a reported double fault (stops the machine)",
+    offered: Offered::Always,
     run: cmd_crash,
 }];
 
 fn cmd_crash(args: &[&str]) -> Result<(), String> {
-    match args {
-        ["stack-overflow", cpu] => {
-            let cpu: usize = cpu
-                .parse()
-                .map_err(|_| alloc::format!("'{cpu}' is not a CPU number"))?;
-            if cpu == 0 {
-                return Err(
-                    "CPU 0 runs on the bootloader's stack; name an application processor".into(),
-                );
-            }
-            if !crate::smp::is_online(cpu) {
-                return Err(alloc::format!("CPU {cpu} is not online"));
-            }
-            crate::println!("crash: overflowing CPU {cpu}'s kernel stack");
-            // Not expected to return: the double fault stops every CPU.
-            let r = crate::smp::ipi::call_on(cpu, overflow, 0);
-            Err(alloc::format!(
-                "CPU {cpu} survived its own stack overflow: {r:?}"
-            ))
-        }
-        ["stack-overflow"] => Err("missing the CPU: crash stack-overflow CPU".into()),
-        [] => Err("missing what to crash".into()),
-        [other, ..] => Err(alloc::format!("unknown crash '{other}'")),
+    let mut a = Args::new(args);
+    a.req(OneOf {
+        what: "crash kind",
+        choices: &["stack-overflow"],
+    })?;
+    let cpu = a.req(Cpu::ANY)?;
+    a.finish()?;
+    if cpu == 0 {
+        return Err("CPU 0 runs on the bootloader's stack; name an application processor".into());
     }
+    if !crate::smp::is_online(cpu) {
+        return Err(alloc::format!("CPU {cpu} is not online"));
+    }
+    crate::println!("crash: overflowing CPU {cpu}'s kernel stack");
+    // Not expected to return: the double fault stops every CPU.
+    let r = crate::smp::ipi::call_on(cpu, overflow, 0);
+    Err(alloc::format!(
+        "CPU {cpu} survived its own stack overflow: {r:?}"
+    ))
 }
 
 /// Recurses until the stack runs into its guard page, 512 bytes of frame per level.

@@ -6,8 +6,11 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
+use sluice_shell::args::{Args, Count, Number};
 
-use super::Command;
+use super::pci::device_arg;
+use super::{Command, Offered};
+use crate::lab::devices::poll::{Timeout, poll_until};
 use crate::lab::devices::raiser::{self, Raiser};
 use crate::println;
 
@@ -16,52 +19,66 @@ pub static COMMANDS: &[Command] = &[
         name: "devices",
         args: "",
         help: "interrupt-source drivers: each message's irq, raised and handled counts",
+        offered: Offered::Always,
         run: cmd_devices,
     },
     Command {
         name: "fire",
         args: "BDF [MESSAGE|all] [COUNT]",
         help: "raise COUNT (1) interrupts on a message (all: each) and wait for each",
+        offered: Offered::Always,
         run: cmd_fire,
     },
     Command {
         name: "msi-storm",
         args: "BDF [COUNT] [--naive|--still]",
         help: "interrupt chain on a device (COUNT links, 100000) while its irqs move between CPUs",
+        offered: Offered::Always,
         run: cmd_storm,
     },
     Command {
         name: "msix-add",
         args: "BDF ENTRY...",
         help: "give MSI-X table entries an irq while the device's others keep firing",
+        offered: Offered::Always,
         run: cmd_msix_add,
     },
     Command {
         name: "msix-free",
         args: "BDF ENTRY...",
         help: "free MSI-X entries' irqs while the others keep firing",
+        offered: Offered::Always,
         run: cmd_msix_free,
     },
     Command {
         name: "msi-alloc",
         args: "BDF COUNT",
         help: "give a function without a driver COUNT MSI vectors (a power of two), counted in irqs",
+        offered: Offered::Always,
         run: cmd_msi_alloc,
     },
     Command {
         name: "msi-free",
         args: "BDF",
         help: "free the MSI or MSI-X irqs msi-alloc/msix-add gave a function without a driver",
+        offered: Offered::Always,
         run: cmd_msi_free,
     },
 ];
 
 /// How long one raised interrupt may take to be handled before it counts as lost.
-const WAIT_NS: u64 = 200_000_000;
+const WAIT: Timeout = Timeout::ms(200);
 
-/// The driver instance at `bdf`.
-pub fn source(bdf: &str) -> Result<&'static dyn Raiser, String> {
-    let dev = crate::pci::parse_device(bdf)?;
+/// Interrupts `fire` raises per message, and links `msi-storm` runs, at most.
+const MAX_COUNT: u64 = 10_000_000;
+
+/// A `BDF` argument whose function a driver took: its driver instance.
+pub fn source(a: &mut Args) -> Result<&'static dyn Raiser, String> {
+    driver_of(device_arg(a)?)
+}
+
+/// The driver instance on `dev`.
+pub fn driver_of(dev: &'static crate::pci::Device) -> Result<&'static dyn Raiser, String> {
     raiser::find(dev).ok_or_else(|| {
         format!(
             "{}: no interrupt-source driver took it (see `devices`)",
@@ -96,28 +113,8 @@ fn cmd_devices(args: &[&str]) -> Result<(), String> {
     Ok(())
 }
 
-fn parse_count(s: Option<&&str>, default: u64) -> Result<u64, String> {
-    match s {
-        None => Ok(default),
-        Some(s) => s
-            .parse::<u64>()
-            .ok()
-            .filter(|&n| (1..=10_000_000).contains(&n))
-            .ok_or_else(|| format!("'{s}' is not a count (1..=10000000)")),
-    }
-}
-
-fn parse_entries(args: &[&str]) -> Result<Vec<u32>, String> {
-    if args.is_empty() {
-        return Err(String::from("missing entry number"));
-    }
-    args.iter()
-        .map(|a| {
-            a.parse::<u32>()
-                .map_err(|_| format!("'{a}' is not an entry number"))
-        })
-        .collect()
-}
+/// An MSI-X table entry.
+const ENTRY: Number<u32> = Number::new("entry number");
 
 /// Raises `count` interrupts on message `index` one at a time, each waited for.
 fn fire_one(r: &dyn Raiser, index: u32, count: u64) -> Result<(), String> {
@@ -133,13 +130,8 @@ fn fire_one(r: &dyn Raiser, index: u32, count: u64) -> Result<(), String> {
     for k in 0..count {
         r.raise(index)?;
         let want = handled0 + k + 1 - lost;
-        let t0 = crate::time::nanos_since_boot();
-        while c.handled.load(Ordering::SeqCst) < want {
-            if crate::time::nanos_since_boot() - t0 > WAIT_NS {
-                lost += 1;
-                break;
-            }
-            core::hint::spin_loop();
+        if poll_until(WAIT, || c.handled.load(Ordering::SeqCst) >= want).is_err() {
+            lost += 1;
         }
     }
     println!(
@@ -154,19 +146,17 @@ fn fire_one(r: &dyn Raiser, index: u32, count: u64) -> Result<(), String> {
 }
 
 fn cmd_fire(args: &[&str]) -> Result<(), String> {
-    let r = source(args.first().ok_or("missing BDF")?)?;
-    let count = parse_count(args.get(2), 1)?;
-    if args.len() > 3 {
-        return Err(format!("unexpected argument '{}'", args[3]));
-    }
-    let which: Vec<u32> = match args.get(1) {
-        None => alloc::vec![0],
-        Some(&"all") => r.live().into_iter().map(|(i, _)| i).collect(),
-        Some(s) => alloc::vec![
-            s.parse::<u32>()
-                .map_err(|_| format!("'{s}' is not a message number or 'all'"))?
-        ],
+    let mut a = Args::new(args);
+    let r = source(&mut a)?;
+    let which: Vec<u32> = if a.keyword("all") {
+        r.live().into_iter().map(|(i, _)| i).collect()
+    } else {
+        alloc::vec![a.opt(Number::new("message number"))?.unwrap_or(0)]
     };
+    let count = a
+        .opt(Count::new("COUNT", "interrupt count", 1, MAX_COUNT))?
+        .unwrap_or(1);
+    a.finish()?;
     if which.is_empty() {
         return Err(String::from("the device has no irqs"));
     }
@@ -182,8 +172,10 @@ fn count_only(_virq: sluice_irq_core::Virq) -> sluice_irq_core::desc::IrqReturn 
 }
 
 fn cmd_msix_add(args: &[&str]) -> Result<(), String> {
-    let dev = crate::pci::parse_device(args.first().ok_or("missing BDF")?)?;
-    let entries = parse_entries(&args[1..])?;
+    let mut a = Args::new(args);
+    let dev = device_arg(&mut a)?;
+    let entries = a.rest(ENTRY)?;
+    a.finish()?;
     let v = match raiser::find(dev) {
         Some(r) => r.add_messages(&entries)?,
         None => crate::irq::domains::pci_msi::alloc_msix(
@@ -202,8 +194,10 @@ fn cmd_msix_add(args: &[&str]) -> Result<(), String> {
 }
 
 fn cmd_msix_free(args: &[&str]) -> Result<(), String> {
-    let dev = crate::pci::parse_device(args.first().ok_or("missing BDF")?)?;
-    let entries = parse_entries(&args[1..])?;
+    let mut a = Args::new(args);
+    let dev = device_arg(&mut a)?;
+    let entries = a.rest(ENTRY)?;
+    a.finish()?;
     let driver = raiser::find(dev);
     for e in entries {
         match driver {
@@ -224,15 +218,10 @@ fn cmd_msix_free(args: &[&str]) -> Result<(), String> {
 }
 
 fn cmd_msi_alloc(args: &[&str]) -> Result<(), String> {
-    let dev = crate::pci::parse_device(args.first().ok_or("missing BDF")?)?;
-    let count = args
-        .get(1)
-        .ok_or("missing COUNT")?
-        .parse::<u32>()
-        .map_err(|_| format!("'{}' is not a vector count", args[1]))?;
-    if args.len() > 2 {
-        return Err(format!("unexpected argument '{}'", args[2]));
-    }
+    let mut a = Args::new(args);
+    let dev = device_arg(&mut a)?;
+    let count = a.req(Number::<u32>::new("vector count"))?;
+    a.finish()?;
     let v = crate::irq::domains::pci_msi::alloc_msi(
         dev,
         count,
@@ -246,10 +235,9 @@ fn cmd_msi_alloc(args: &[&str]) -> Result<(), String> {
 }
 
 fn cmd_msi_free(args: &[&str]) -> Result<(), String> {
-    let dev = crate::pci::parse_device(args.first().ok_or("missing BDF")?)?;
-    if args.len() > 1 {
-        return Err(format!("unexpected argument '{}'", args[1]));
-    }
+    let mut a = Args::new(args);
+    let dev = device_arg(&mut a)?;
+    a.finish()?;
     if let Some(r) = raiser::find(dev) {
         return Err(format!(
             "{}: its irqs belong to the {} driver",
@@ -267,25 +255,17 @@ fn cmd_msi_free(args: &[&str]) -> Result<(), String> {
 
 fn cmd_storm(args: &[&str]) -> Result<(), String> {
     use crate::lab::msi_storm::Mode;
-    let mode = match (args.contains(&"--naive"), args.contains(&"--still")) {
-        (false, false) => Mode::Planned,
-        (true, false) => Mode::Naive,
-        (false, true) => Mode::Still,
-        (true, true) => return Err(String::from("--naive and --still exclude each other")),
+    let mut a = Args::new(args);
+    let mode = match a.exclusive(&["--naive", "--still"])? {
+        None => Mode::Planned,
+        Some("--naive") => Mode::Naive,
+        Some(_) => Mode::Still,
     };
-    let rest: Vec<&str> = args
-        .iter()
-        .copied()
-        .filter(|a| *a != "--naive" && *a != "--still")
-        .collect();
-    let r = source(rest.first().ok_or("missing BDF")?)?;
-    let links = parse_count(rest.get(1), 100_000)?;
-    if rest.len() > 2 {
-        return Err(format!("unexpected argument '{}'", rest[2]));
-    }
-    if let Some(o) = rest.iter().find(|a| a.starts_with("--")) {
-        return Err(format!("unknown option '{o}'"));
-    }
+    let r = source(&mut a)?;
+    let links = a
+        .opt(Count::new("COUNT", "link count", 1, MAX_COUNT))?
+        .unwrap_or(100_000);
+    a.finish()?;
     let report = crate::lab::msi_storm::run(r, links, mode)?;
     if let Some(e) = report.first_refusal {
         println!(

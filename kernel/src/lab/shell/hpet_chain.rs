@@ -3,14 +3,17 @@
 
 use alloc::string::String;
 use sluice_irq_core::CpuMask;
+use sluice_shell::args::{Args, Count, OneOf};
 
+use super::{Command, NEEDS_HPET};
 use crate::irq::domains::hpet_msi;
 use crate::lab::devices::hpet_chain::{Chain, Delivery, IOAPIC, MSI, PERIOD_NS, Stats};
 
-pub static COMMANDS: &[crate::lab::shell::Command] = &[crate::lab::shell::Command {
+pub static COMMANDS: &[Command] = &[Command {
     name: "hpet-chain",
     args: "start [CPULIST] | stop | status | storm [MOVES], each [--msi]",
     help: "self-re-arming HPET interrupt through the I/O APIC (or over HPET-MSI): a stall means a lost interrupt; storm: moved MOVES times while it runs",
+    offered: NEEDS_HPET,
     run: cmd_chain,
 }];
 
@@ -51,19 +54,17 @@ fn print_msi_route(chain: &Chain) {
 }
 
 fn cmd_chain(args: &[&str]) -> Result<(), String> {
-    let msi = args.contains(&"--msi");
-    let words: alloc::vec::Vec<&str> = args.iter().copied().filter(|a| *a != "--msi").collect();
-    if let Some(o) = words.iter().find(|w| w.starts_with("--")) {
-        return Err(alloc::format!("unknown option '{o}'"));
-    }
-    let chain: &'static Chain = if msi { &MSI } else { &IOAPIC };
-    match words.as_slice() {
-        ["start"] | ["start", _] => {
-            let mask = match words.get(1) {
-                Some(l) => crate::irq::parse_cpulist(l)?,
-                None => CpuMask::single(0),
-            };
-            let v = chain.start(&mask)?;
+    let mut a = Args::new(args);
+    let chain: &'static Chain = if a.flag("--msi") { &MSI } else { &IOAPIC };
+    let sub = a.req(OneOf {
+        what: "subcommand",
+        choices: &["start", "stop", "status", "storm"],
+    })?;
+    match sub {
+        "start" => {
+            let mask = a.opt(super::cpu_list())?;
+            a.finish()?;
+            let v = chain.start(&mask.unwrap_or(CpuMask::single(0)))?;
             crate::println!(
                 "{}: running on irq {v}, one link every {} us",
                 chain.name(),
@@ -71,26 +72,24 @@ fn cmd_chain(args: &[&str]) -> Result<(), String> {
             );
             Ok(())
         }
-        ["stop"] => {
+        "stop" => {
+            a.finish()?;
             print_stats(chain, &chain.stop());
             Ok(())
         }
-        ["status"] => {
+        "status" => {
+            a.finish()?;
             print_stats(chain, &chain.stats());
             if chain.delivery() == Delivery::Msi {
                 print_msi_route(chain);
             }
             Ok(())
         }
-        ["storm"] | ["storm", _] => {
-            let moves = match words.get(1) {
-                Some(w) => w
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|&m| (1..=1_000_000).contains(&m))
-                    .ok_or_else(|| alloc::format!("'{w}' is not a move count (1..1000000)"))?,
-                None => 1000,
-            };
+        _ => {
+            let moves = a
+                .opt(Count::new("MOVES", "move count", 1, 1_000_000))?
+                .unwrap_or(1000);
+            a.finish()?;
             if chain.running() {
                 return Err(String::from("the chain is running; stop it first"));
             }
@@ -105,7 +104,5 @@ fn cmd_chain(args: &[&str]) -> Result<(), String> {
                 }
             }
         }
-        [] => Err("missing subcommand".into()),
-        [other, ..] => Err(alloc::format!("unknown subcommand '{other}'")),
     }
 }

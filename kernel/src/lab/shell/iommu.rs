@@ -5,13 +5,14 @@
 use alloc::string::String;
 use sluice_vtd::GlobalStatus;
 
-use super::Command;
+use super::{Command, Offered};
 use crate::println;
 
 pub static COMMANDS: &[Command] = &[Command {
     name: "iommu",
     args: "",
     help: "VT-d units: registers decoded, remapping state (QI, EIM, CFI), IRTE usage, faults",
+    offered: Offered::Always,
     run: cmd_iommu,
 }];
 

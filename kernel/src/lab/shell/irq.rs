@@ -7,8 +7,9 @@ use sluice_irq_core::desc::FlowKind;
 use sluice_irq_core::msi::Trigger;
 use sluice_irq_core::vecdomain::VectorState;
 use sluice_irq_core::{CpuId, Virq};
+use sluice_shell::args::{Args, Irq};
 
-use crate::lab::shell::{Command, no_args};
+use crate::lab::shell::{Command, Offered, no_args};
 use crate::{print, println};
 
 pub static COMMANDS: &[Command] = &[
@@ -16,30 +17,35 @@ pub static COMMANDS: &[Command] = &[
         name: "irqs",
         args: "",
         help: "per irq: counts per CPU, chip chain, hwirq, trigger; system vectors",
+        offered: Offered::Always,
         run: cmd_irqs,
     },
     Command {
         name: "domains",
         args: "",
         help: "the irq domain tree with sizes",
+        offered: Offered::Always,
         run: cmd_domains,
     },
     Command {
         name: "irq",
         args: "N",
         help: "every level of irq N: vector, CPU, previous target, move state, entry",
+        offered: Offered::Always,
         run: cmd_irq,
     },
     Command {
         name: "vectors",
         args: "",
         help: "per CPU: vectors allocated, available, managed-reserved",
+        offered: Offered::Always,
         run: cmd_vectors,
     },
     Command {
         name: "affinity",
         args: "N CPULIST",
         help: "move irq N to CPUs in CPULIST (e.g. 0 or 1-3); on one CPU, to a new vector",
+        offered: Offered::Always,
         run: cmd_affinity,
     },
 ];
@@ -139,17 +145,10 @@ fn cmd_domains(args: &[&str]) -> Result<(), String> {
     Ok(())
 }
 
-fn parse_virq(s: Option<&&str>) -> Result<Virq, String> {
-    let s = s.ok_or("missing irq number")?;
-    s.parse::<Virq>()
-        .map_err(|_| alloc::format!("'{s}' is not an irq number"))
-}
-
 fn cmd_irq(args: &[&str]) -> Result<(), String> {
-    let virq = parse_virq(args.first())?;
-    if args.len() > 1 {
-        return Err(alloc::format!("unexpected argument '{}'", args[1]));
-    }
+    let mut a = Args::new(args);
+    let virq = a.req(Irq)?;
+    a.finish()?;
     crate::irq::with_core(|core| -> Result<(), String> {
         let d = core.desc(virq).map_err(|e| alloc::format!("{e}"))?;
         println!("irq {} '{}': flow {:?}, trigger {:?}, managed {}", virq, d.name, d.flow, d.trigger, d.managed);
@@ -280,12 +279,10 @@ fn cmd_vectors(args: &[&str]) -> Result<(), String> {
 }
 
 fn cmd_affinity(args: &[&str]) -> Result<(), String> {
-    let virq = parse_virq(args.first())?;
-    let list = args.get(1).ok_or("missing CPU list")?;
-    if args.len() > 2 {
-        return Err(alloc::format!("unexpected argument '{}'", args[2]));
-    }
-    let mask = crate::irq::parse_cpulist(list)?;
+    let mut a = Args::new(args);
+    let virq = a.req(Irq)?;
+    let mask = a.req(super::cpu_list())?;
+    a.finish()?;
     // With one CPU in the mask and the irq already there, still move (to a new vector),
     // so the mechanism can be watched before other CPUs are online.
     let force = mask.weight() == 1;

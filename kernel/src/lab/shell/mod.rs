@@ -32,8 +32,36 @@ pub struct Command {
     /// Argument synopsis shown by `help` and after a usage error.
     pub args: &'static str,
     pub help: &'static str,
+    /// Whether this machine offers it.
+    pub offered: Offered,
     /// Returns an error message for bad arguments or a failed action.
     pub run: fn(&[&str]) -> Result<(), String>,
+}
+
+/// Whether a command is offered: some need hardware that firmware may hide or lack.
+pub enum Offered {
+    Always,
+    /// Offered while `present()` holds; otherwise withheld, saying `why`.
+    If {
+        present: fn() -> bool,
+        why: &'static str,
+    },
+}
+
+/// The HPET chain and what is built on it need an HPET.
+pub const NEEDS_HPET: Offered = Offered::If {
+    present: || crate::time::hpet::get().is_some(),
+    why: "this machine has no HPET (the chain is a self-re-arming HPET comparator; clocks were calibrated against the PIT)",
+};
+
+impl Command {
+    /// Why this machine does not offer the command, if it does not.
+    pub fn withheld(&self) -> Option<&'static str> {
+        match self.offered {
+            Offered::Always => None,
+            Offered::If { present, why } => (!present()).then_some(why),
+        }
+    }
 }
 
 /// Every command table, in `help` order.
@@ -52,31 +80,24 @@ static GROUPS: &[&[Command]] = &[
     bench::COMMANDS,
 ];
 
-/// The commands this machine offers (see `withheld`).
-pub(crate) fn commands() -> impl Iterator<Item = &'static Command> {
-    GROUPS
-        .iter()
-        .flat_map(|g| g.iter())
-        .filter(|c| withheld(c.name).is_none())
+/// Every command of this kernel, offered here or not, in `help` order.
+fn all_commands() -> impl Iterator<Item = &'static Command> {
+    GROUPS.iter().flat_map(|g| g.iter())
 }
 
-/// Why a command is not offered on this machine, if it is not: the HPET chain and the
-/// hotplug stress built on it need an HPET, which some firmware hides or lacks.
-pub(crate) fn withheld(name: &str) -> Option<&'static str> {
-    match name {
-        "hpet-chain" | "hotplug-stress" if crate::time::hpet::get().is_none() => Some(
-            "this machine has no HPET (the chain is a self-re-arming HPET comparator; clocks were calibrated against the PIT)",
-        ),
-        _ => None,
-    }
+/// The command named `name`, offered here or not.
+pub(crate) fn find(name: &str) -> Option<&'static Command> {
+    all_commands().find(|c| c.name == name)
+}
+
+/// The commands this machine offers.
+pub(crate) fn commands() -> impl Iterator<Item = &'static Command> {
+    all_commands().filter(|c| c.withheld().is_none())
 }
 
 /// The commands withheld on this machine, with the reason.
 pub(crate) fn withheld_commands() -> impl Iterator<Item = (&'static str, &'static str)> {
-    GROUPS
-        .iter()
-        .flat_map(|g| g.iter())
-        .filter_map(|c| withheld(c.name).map(|why| (c.name, why)))
+    all_commands().filter_map(|c| c.withheld().map(|why| (c.name, why)))
 }
 
 /// Reads lines from the keyboard and COM1 through one line editor and runs them
@@ -116,26 +137,30 @@ pub fn execute(line: &str) {
     let Some((&name, args)) = words.split_first() else {
         return;
     };
-    match commands().find(|c| c.name == name) {
-        Some(c) => {
-            if let Err(e) = (c.run)(args) {
-                println!("{}: {}", name, e);
-                if !c.args.is_empty() {
-                    println!("usage: {} {}", c.name, c.args);
-                }
-            }
+    let Some(c) = find(name) else {
+        println!("unknown command '{}'; type 'help'", name);
+        return;
+    };
+    if let Some(why) = c.withheld() {
+        println!("{}: not offered here: {}", name, why);
+        return;
+    }
+    if let Err(e) = (c.run)(args) {
+        println!("{}: {}", name, e);
+        if !c.args.is_empty() {
+            println!("usage: {} {}", c.name, c.args);
         }
-        None => match withheld(name) {
-            Some(why) => println!("{}: not offered here: {}", name, why),
-            None => println!("unknown command '{}'; type 'help'", name),
-        },
+    }
+}
+
+/// A `CPULIST` argument: CPUs this machine has.
+pub(crate) fn cpu_list() -> sluice_shell::args::CpuList {
+    sluice_shell::args::CpuList {
+        cpus: crate::irq::with_core(|c| c.nr_cpus()).unwrap_or(1),
     }
 }
 
 /// Rejects any argument (for commands that take none).
 pub fn no_args(args: &[&str]) -> Result<(), String> {
-    match args.first() {
-        Some(a) => Err(alloc::format!("unexpected argument '{a}'")),
-        None => Ok(()),
-    }
+    Ok(sluice_shell::args::none(args)?)
 }

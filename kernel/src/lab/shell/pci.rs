@@ -7,8 +7,9 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use sluice_irq_core::msi::MsiMsg;
 use sluice_pci::{ConfigAccess, Header, MsiCapability, MsixCapability, Status};
+use sluice_shell::args::{Args, Bdf};
 
-use super::Command;
+use super::{Command, Offered};
 use crate::pci::{self, Device, config::Config};
 use crate::println;
 
@@ -16,15 +17,28 @@ pub static COMMANDS: &[Command] = &[Command {
     name: "pci",
     args: "[BDF]",
     help: "list PCI functions (lspci -D -nn style, with MSI/MSI-X); one in detail",
+    offered: Offered::Always,
     run: cmd_pci,
 }];
 
 fn cmd_pci(args: &[&str]) -> Result<(), String> {
-    match args {
-        [] => list(),
-        [bdf] => detail(pci::parse_device(bdf)?),
-        [_, extra, ..] => Err(format!("unexpected argument '{extra}'")),
+    let mut a = Args::new(args);
+    let bdf = a.opt(Bdf)?;
+    a.finish()?;
+    match bdf {
+        None => list(),
+        Some(bdf) => detail(device_at(bdf)?),
     }
+}
+
+/// The function at `bdf`, which must be there.
+pub(super) fn device_at(bdf: sluice_pci::PciAddress) -> Result<&'static Device, String> {
+    pci::find(bdf).ok_or_else(|| format!("no PCI function at {bdf} (see `pci`)"))
+}
+
+/// A command's `BDF` argument: a function that is there.
+pub(super) fn device_arg(a: &mut Args) -> Result<&'static Device, String> {
+    device_at(a.req(Bdf)?)
 }
 
 fn msi_summary(c: &MsiCapability) -> String {

@@ -4,16 +4,19 @@
 
 use alloc::string::String;
 use core::sync::atomic::Ordering;
+use sluice_shell::args::{Args, Count, OneOf};
 
+use super::{Command, Offered};
 use crate::lab::devices::queued_edu::{self, QueuedEdu};
 use crate::lab::devices::raiser::Raiser;
 use crate::lab::ktest::queued as qt;
 use crate::println;
 
-pub static COMMANDS: &[crate::lab::shell::Command] = &[crate::lab::shell::Command {
+pub static COMMANDS: &[Command] = &[Command {
     name: "queued",
     args: "start | stop | status | storm [MOVES] | race [--early]",
     help: "the edu whose MSI message sits behind a DMA command queue (00:10.0): its chain in the background, its state, MOVES (20) moves under the chain, the activation race (--early: the device enabled before its message is valid)",
+    offered: Offered::Always,
     run: cmd_queued,
 }];
 
@@ -47,8 +50,14 @@ fn device() -> Result<&'static QueuedEdu, String> {
 }
 
 fn cmd_queued(args: &[&str]) -> Result<(), String> {
-    match args {
-        ["start"] => {
+    let mut a = Args::new(args);
+    let sub = a.req(OneOf {
+        what: "subcommand",
+        choices: &["start", "stop", "status", "storm", "race"],
+    })?;
+    match sub {
+        "start" => {
+            a.finish()?;
             let q = device()?;
             if q.chain().active() {
                 return Err(String::from("the chain is already running"));
@@ -60,7 +69,8 @@ fn cmd_queued(args: &[&str]) -> Result<(), String> {
             );
             Ok(())
         }
-        ["stop"] => {
+        "stop" => {
+            a.finish()?;
             let q = device()?;
             if !q.chain().active() {
                 return Err(String::from("the chain is not running"));
@@ -74,16 +84,15 @@ fn cmd_queued(args: &[&str]) -> Result<(), String> {
             );
             Ok(())
         }
-        ["status"] => status(device()?),
-        ["storm"] | ["storm", _] => {
-            let moves = match args.get(1) {
-                Some(w) => w
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|m| (1..=MAX_MOVES).contains(m))
-                    .ok_or_else(|| alloc::format!("'{w}' is not a move count (1..{MAX_MOVES})"))?,
-                None => 20,
-            };
+        "status" => {
+            a.finish()?;
+            status(device()?)
+        }
+        "storm" => {
+            let moves = a
+                .opt(Count::new("MOVES", "move count", 1, MAX_MOVES))?
+                .unwrap_or(20);
+            a.finish()?;
             device()?;
             match qt::storm(moves) {
                 Ok(r) => {
@@ -96,15 +105,14 @@ fn cmd_queued(args: &[&str]) -> Result<(), String> {
                 }
             }
         }
-        ["race"] | ["race", "--early"] => {
+        _ => {
+            let early = a.flag("--early");
+            a.finish()?;
             device()?;
-            let r = qt::activation_race(args.len() == 2)?;
+            let r = qt::activation_race(early)?;
             r.print();
             Ok(())
         }
-        ["race", o] => Err(alloc::format!("unknown option '{o}' (--early)")),
-        [] => Err(String::from("missing subcommand")),
-        [other, ..] => Err(alloc::format!("unknown subcommand '{other}'")),
     }
 }
 

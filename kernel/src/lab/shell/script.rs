@@ -7,7 +7,7 @@
 
 use alloc::vec::Vec;
 
-use super::{commands, execute};
+use super::{execute, find};
 use crate::println;
 
 /// The script's bytes, copied off the ramdisk at boot. Protects: nothing after boot
@@ -50,13 +50,13 @@ pub fn run_boot_script() {
         // it appears only once the script is done.
         println!("script {}/{}> {}", i + 1, commands.len(), line);
         let name = line.split_whitespace().next().unwrap_or("");
-        if let Some(why) = super::withheld(name) {
-            println!("(skipped: '{}' is not offered here: {})", name, why);
+        let Some(c) = find(name) else {
+            println!("(skipped: this kernel has no '{}' command)", name);
             skipped += 1;
             continue;
-        }
-        if !commands_has(name) {
-            println!("(skipped: this kernel has no '{}' command)", name);
+        };
+        if let Some(why) = c.withheld() {
+            println!("(skipped: '{}' is not offered here: {})", name, why);
             skipped += 1;
             continue;
         }
@@ -64,10 +64,6 @@ pub fn run_boot_script() {
         ran += 1;
     }
     print_summary(ran, skipped);
-}
-
-fn commands_has(name: &str) -> bool {
-    commands().any(|c| c.name == name)
 }
 
 fn print_summary(ran: usize, skipped: usize) {

@@ -4,8 +4,9 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
+use sluice_shell::args::{Args, Count, Cpu};
 
-use crate::lab::shell::Command;
+use crate::lab::shell::{Command, Offered, no_args};
 use crate::println;
 use crate::smp::{CpuId, CpuMask, ipi, stop_machine};
 
@@ -14,52 +15,46 @@ pub static COMMANDS: &[Command] = &[
         name: "cpus",
         args: "",
         help: "per CPU: index, APIC id, state, ticks, interrupts, bring-up time",
+        offered: Offered::Always,
         run: cmd_cpus,
     },
     Command {
         name: "ipi",
         args: "CPU [COUNT] | nmi CPU",
         help: "call-function ping to CPU (round trip min/median/max), or send it an NMI",
+        offered: Offered::Always,
         run: cmd_ipi,
     },
     Command {
         name: "stop-machine",
         args: "[CPU]",
         help: "rendezvous all CPUs with interrupts off and run a probe on CPU (default: this one)",
+        offered: Offered::Always,
         run: cmd_stop_machine,
     },
     Command {
         name: "ap-park",
         args: "CPU",
         help: "halt an AP (raw park: no irq migration)",
+        offered: Offered::Always,
         run: cmd_park,
     },
     Command {
         name: "ap-start",
         args: "CPU",
         help: "start a parked or failed AP again (INIT-SIPI-SIPI)",
+        offered: Offered::Always,
         run: cmd_start,
     },
 ];
 
-fn parse_cpu(s: Option<&&str>, usage: &str) -> Result<usize, String> {
-    let s = s.ok_or_else(|| format!("missing CPU number; usage: {usage}"))?;
-    let n: usize = s
-        .parse()
-        .map_err(|_| format!("'{s}' is not a CPU number; usage: {usage}"))?;
-    if n >= crate::smp::possible() {
-        return Err(format!(
-            "no CPU {n}: CPUs are 0..{}",
-            crate::smp::possible() - 1
-        ));
-    }
-    Ok(n)
+/// A CPU of this machine, online or not.
+fn cpu() -> Cpu {
+    Cpu::below(crate::smp::possible())
 }
 
 fn cmd_cpus(args: &[&str]) -> Result<(), String> {
-    if let Some(a) = args.first() {
-        return Err(format!("unexpected argument '{a}'"));
-    }
+    no_args(args)?;
     println!(
         "{:>4} {:>8} {:<8} {:>10} {:>12} {:>12}",
         "CPU", "APIC id", "state", "ticks", "interrupts", "bring-up us"
@@ -97,22 +92,19 @@ fn echo_plus_one(x: u64) -> u64 {
 }
 
 fn cmd_ipi(args: &[&str]) -> Result<(), String> {
-    const USAGE: &str = "ipi CPU [COUNT] | ipi nmi CPU";
-    if args.first() == Some(&"nmi") {
-        let cpu = parse_cpu(args.get(1), USAGE)?;
+    let mut a = Args::new(args);
+    if a.keyword("nmi") {
+        let cpu = a.req(cpu())?;
+        a.finish()?;
         crate::smp::send_nmi(cpu).map_err(|e| format!("NMI to CPU {cpu}: {e}"))?;
         println!("NMI sent to CPU {cpu}");
         return Ok(());
     }
-    let cpu = parse_cpu(args.first(), USAGE)?;
-    let count: usize = match args.get(1) {
-        None => 10,
-        Some(s) => s
-            .parse()
-            .ok()
-            .filter(|n| (1..=10_000).contains(n))
-            .ok_or_else(|| format!("COUNT must be 1..10000; usage: {USAGE}"))?,
-    };
+    let cpu = a.req(cpu())?;
+    let count = a
+        .opt(Count::new("COUNT", "call count", 1, 10_000))?
+        .unwrap_or(10) as usize;
+    a.finish()?;
     let mut times = Vec::with_capacity(count);
     for i in 0..count as u64 {
         let t0 = crate::time::nanos_since_boot();
@@ -140,10 +132,9 @@ fn probe(_: u64) -> u64 {
 }
 
 fn cmd_stop_machine(args: &[&str]) -> Result<(), String> {
-    let cpu = match args.first() {
-        None => crate::smp::this_cpu(),
-        Some(_) => parse_cpu(args.first(), "stop-machine [CPU]")?,
-    };
+    let mut a = Args::new(args);
+    let cpu = a.opt(cpu())?.unwrap_or_else(crate::smp::this_cpu);
+    a.finish()?;
     let r = stop_machine::stop_machine(probe, 0, &CpuMask::single(cpu as CpuId))
         .map_err(|e| format!("stop_machine: {e}"))?;
     println!(
@@ -161,15 +152,23 @@ fn cmd_stop_machine(args: &[&str]) -> Result<(), String> {
     Ok(())
 }
 
+/// The one argument `CPU`.
+fn one_cpu(args: &[&str]) -> Result<usize, String> {
+    let mut a = Args::new(args);
+    let cpu = a.req(cpu())?;
+    a.finish()?;
+    Ok(cpu)
+}
+
 fn cmd_park(args: &[&str]) -> Result<(), String> {
-    let cpu = parse_cpu(args.first(), "ap-park CPU")?;
+    let cpu = one_cpu(args)?;
     crate::smp::park(cpu).map_err(|e| format!("CPU {cpu}: {e}"))?;
     println!("CPU {cpu} parked");
     Ok(())
 }
 
 fn cmd_start(args: &[&str]) -> Result<(), String> {
-    let cpu = parse_cpu(args.first(), "ap-start CPU")?;
+    let cpu = one_cpu(args)?;
     let ns = crate::smp::ap::start(cpu).map_err(|e| format!("CPU {cpu}: {e}"))?;
     println!("CPU {cpu} online in {} us", ns / 1000);
     Ok(())

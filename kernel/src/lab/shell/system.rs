@@ -2,8 +2,9 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
+use sluice_shell::args::{Args, Word};
 
-use super::{Command, no_args};
+use super::{Command, Offered, no_args};
 use crate::println;
 
 pub static COMMANDS: &[Command] = &[
@@ -11,36 +12,42 @@ pub static COMMANDS: &[Command] = &[
         name: "help",
         args: "",
         help: "list commands",
+        offered: Offered::Always,
         run: cmd_help,
     },
     Command {
         name: "info",
         args: "",
         help: "CPUs, APIC mode, I/O APICs, HPET, IOMMU units, memory",
+        offered: Offered::Always,
         run: cmd_info,
     },
     Command {
         name: "acpi",
         args: "",
         help: "decoded DMAR/MADT/HPET and the interrupt plan built from them",
+        offered: Offered::Always,
         run: cmd_acpi,
     },
     Command {
         name: "test",
         args: "[--exit] [FILTER]",
         help: "run in-kernel tests (names containing FILTER); --exit leaves QEMU with the result",
+        offered: Offered::Always,
         run: cmd_test,
     },
     Command {
         name: "poweroff",
         args: "",
         help: "power off through ACPI (S5)",
+        offered: Offered::Always,
         run: cmd_poweroff,
     },
     Command {
         name: "reboot",
         args: "",
         help: "reset the machine",
+        offered: Offered::Always,
         run: cmd_reboot,
     },
 ];
@@ -179,16 +186,10 @@ fn cmd_acpi(args: &[&str]) -> Result<(), String> {
 }
 
 fn cmd_test(args: &[&str]) -> Result<(), String> {
-    let mut exit = false;
-    let mut filter = "";
-    for a in args {
-        match *a {
-            "--exit" => exit = true,
-            f if f.starts_with('-') => return Err(alloc::format!("unknown option '{f}'")),
-            f if filter.is_empty() => filter = f,
-            f => return Err(alloc::format!("one filter only (got '{filter}' and '{f}')")),
-        }
-    }
+    let mut a = Args::new(args);
+    let exit = a.flag("--exit");
+    let filter = a.opt(Word("FILTER"))?.unwrap_or("");
+    a.finish()?;
     let (passed, failed) = crate::lab::ktest::run(filter);
     if passed + failed == 0 {
         println!("no test matches '{}'", filter);

@@ -1,0 +1,11 @@
+//! The shell's pure logic, shared by the kernel and its host tests:
+//!
+//! - `args`: one parser for every command's arguments — CPU numbers and lists, PCI
+//!   addresses, irq numbers, counts with their range, words from a fixed set, flags and
+//!   options — and errors that name the argument.
+
+#![no_std]
+
+extern crate alloc;
+
+pub mod args;
