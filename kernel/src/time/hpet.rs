@@ -1,17 +1,14 @@
 //! HPET: the main counter as a clock (calibration reference) and its comparators.
-//! Registers per the IA-PC HPET specification 1.0a, section 2.3 (`regs`).
+//! Registers per the IA-PC HPET specification 1.0a, section 2.3 (`sluice_hpet::regs`).
 //!
 //! The clock uses the main counter only: calibration reads it and the periodic tick is
 //! the local APIC timer. So every comparator is left over for interrupt sources — the
-//! HPET chains through the I/O APIC or through their FSB route (`fsb`, HPET-MSI) —
-//! which claim one each (`claim`), so two users never share a comparator.
-
-pub mod fsb;
-pub mod regs;
+//! HPET chains through the I/O APIC or through their FSB route (`sluice_hpet::fsb`,
+//! HPET-MSI) — which claim one each (`claim`), so two users never share a comparator.
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use regs::{
+use sluice_hpet::regs::{
     GCAP_ID, GCAP_NUM_TIM_MASK, GCAP_NUM_TIM_SHIFT, GCAP_PERIOD_SHIFT, GEN_CONF, GenConf, HpetRegs,
     MAIN_COUNTER, REGISTER_SPACE, ROUTE_MASK, ROUTE_SHIFT, Timer, TimerConf,
 };

@@ -29,7 +29,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use sluice_irq_core::Result;
 use sluice_irq_core::msi::{MsiCaps, MsiMsg, MsiStorage};
 
-use super::regs::{HpetRegs, MAIN_COUNTER, MAX_COMPARATORS, Timer, TimerConf};
+use crate::regs::{HpetRegs, MAIN_COUNTER, MAX_COMPARATORS, Timer, TimerConf};
 
 /// Delivers a comparator's message once more, without the comparator (whose value its
 /// driver owns): in the kernel, an IPI of the message's vector to its destination.

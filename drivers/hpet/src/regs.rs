@@ -1,9 +1,7 @@
 //! The HPET's registers (IA-PC HPET specification 1.0a, §2.3) as typed offsets and
-//! fields, and the one access trait the HPET code goes through.
-//!
-//! This file depends on nothing in the kernel: the FSB message storage built on it
-//! (`fsb.rs`) is compiled on the host too and tested against a model of these registers
-//! (`drivers/acpi-tables/tests/hpet_msi.rs`), so both must name registers only from here.
+//! fields, and the one access trait the HPET code goes through: the kernel's mapping
+//! implements it, and so does the model the host tests run the FSB storage against
+//! (`tests/fsb.rs`).
 
 /// General Capabilities and ID (§2.3.4): counter period in femtoseconds (63:32), last
 /// comparator's number (12:8).
