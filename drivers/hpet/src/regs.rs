@@ -1,22 +1,48 @@
-//! The HPET's registers (IA-PC HPET specification 1.0a, §2.3) as typed offsets and
-//! fields, and the one access trait the HPET code goes through: the kernel's mapping
-//! implements it, and so does the model the host tests run the FSB storage against
-//! (`tests/fsb.rs`).
+//! The HPET's registers (IA-PC HPET specification 1.0a, §2.3) as typed registers
+//! (`sluice_regs::Reg`) and fields, and the one access trait the HPET code goes through:
+//! the kernel's mapping implements it, and so does the model the host tests run the FSB
+//! storage against (`tests/fsb.rs`).
 
-/// General Capabilities and ID (§2.3.4): counter period in femtoseconds (63:32), last
-/// comparator's number (12:8).
-pub const GCAP_ID: u64 = 0x00;
-pub const GCAP_PERIOD_SHIFT: u64 = 32;
-pub const GCAP_NUM_TIM_SHIFT: u64 = 8;
-pub const GCAP_NUM_TIM_MASK: u64 = 0x1f;
+use sluice_regs::{ReadOnly, Reg, RegisterBlock32, RegisterBlock64, Value};
+
+/// General Capabilities and ID (§2.3.4).
+pub const GCAP_ID: Reg<GeneralCaps, ReadOnly> = Reg::new(0x00);
 /// General Configuration (§2.3.5).
-pub const GEN_CONF: u64 = 0x10;
+pub const GEN_CONF: Reg<GenConf> = Reg::new(0x10);
 /// Main Counter Value (§2.3.7).
-pub const MAIN_COUNTER: u64 = 0xf0;
+pub const MAIN_COUNTER: Reg<u64> = Reg::new(0xf0);
 /// Bytes of register space: comparators 0..31 at 0x100 + 0x20·N.
 pub const REGISTER_SPACE: u64 = 0x400;
 /// Comparators one block can have (the 5-bit NUM_TIM_CAP field, plus one).
 pub const MAX_COMPARATORS: u32 = 32;
+
+/// General Capabilities and ID (§2.3.4): counter period in femtoseconds (63:32), vendor
+/// (31:16), LEG_RT_CAP (15), COUNT_SIZE_CAP (13), last comparator's number (12:8),
+/// revision (7:0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GeneralCaps(pub u64);
+
+impl GeneralCaps {
+    /// COUNTER_CLK_PERIOD: femtoseconds per main counter tick.
+    pub const fn period_fs(self) -> u64 {
+        self.0 >> 32
+    }
+
+    /// Comparators in the block (NUM_TIM_CAP, the last one's number, plus one).
+    pub const fn comparators(self) -> u32 {
+        ((self.0 >> 8) & 0x1f) as u32 + 1
+    }
+}
+
+impl Value for GeneralCaps {
+    type Raw = u64;
+    fn from_raw(raw: u64) -> Self {
+        GeneralCaps(raw)
+    }
+    fn to_raw(self) -> u64 {
+        self.0
+    }
+}
 
 bitflags::bitflags! {
     /// General Configuration bits (§2.3.5).
@@ -30,36 +56,46 @@ bitflags::bitflags! {
     }
 }
 
+impl Value for GenConf {
+    type Raw = u64;
+    fn from_raw(raw: u64) -> Self {
+        GenConf::from_bits_retain(raw)
+    }
+    fn to_raw(self) -> u64 {
+        self.bits()
+    }
+}
+
 /// The 0x20-byte register block of comparator (timer) `n`, at 0x100 + 0x20·n.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timer(pub u32);
 
 impl Timer {
-    const fn base(self) -> u64 {
-        0x100 + 0x20 * self.0 as u64
+    const fn base(self) -> usize {
+        0x100 + 0x20 * self.0 as usize
     }
     /// Tn_CONF_CAP bits 31:0: the configuration ([`TimerConf`], §2.3.8).
-    pub const fn config(self) -> u64 {
-        self.base()
+    pub const fn config(self) -> Reg<TimerConf> {
+        Reg::new(self.base())
     }
     /// Tn_CONF_CAP bits 63:32: Tn_INT_ROUTE_CAP, the I/O APIC inputs this comparator
-    /// can be routed to (bit i = input i), read-only.
-    pub const fn route_cap(self) -> u64 {
-        self.base() + 0x04
+    /// can be routed to (bit i = input i).
+    pub const fn route_cap(self) -> Reg<u32, ReadOnly> {
+        Reg::new(self.base() + 0x04)
     }
     /// Tn_COMPARATOR (§2.3.9), 64 bits (32 in 32-bit mode).
-    pub const fn comparator(self) -> u64 {
-        self.base() + 0x08
+    pub const fn comparator(self) -> Reg<u64> {
+        Reg::new(self.base() + 0x08)
     }
     /// Tn_FSB_INT_ROUTE bits 31:0 (§2.3.10): Tn_FSB_INT_VAL, the data written.
-    pub const fn fsb_data(self) -> u64 {
-        self.base() + 0x10
+    pub const fn fsb_data(self) -> Reg<u32> {
+        Reg::new(self.base() + 0x10)
     }
     /// Tn_FSB_INT_ROUTE bits 63:32: Tn_FSB_INT_ADDR, where it is written. The route has
     /// no wider address: an FSB message can only target the low 4 GiB, which the
     /// interrupt window 0xFEEx_xxxx is in.
-    pub const fn fsb_addr(self) -> u64 {
-        self.base() + 0x14
+    pub const fn fsb_addr(self) -> Reg<u32> {
+        Reg::new(self.base() + 0x14)
     }
 }
 
@@ -91,15 +127,24 @@ bitflags::bitflags! {
     }
 }
 
+impl Value for TimerConf {
+    type Raw = u32;
+    fn from_raw(raw: u32) -> Self {
+        TimerConf::from_bits_retain(raw)
+    }
+    fn to_raw(self) -> u32 {
+        self.bits()
+    }
+}
+
 /// Tn_INT_ROUTE_CNF (13:9): the I/O APIC input the comparator drives.
 pub const ROUTE_SHIFT: u32 = 9;
 pub const ROUTE_MASK: u32 = 0x1f << ROUTE_SHIFT;
 
-/// Register access to one HPET block, as message storage needs it: offsets are from the
-/// block's base; every access is one bus transaction of the width named (the HPET takes
-/// 32- and 64-bit accesses; a 64-bit read of the main counter is atomic).
-pub trait HpetRegs: Send + Sync {
-    fn read32(&self, offset: u64) -> u32;
-    fn write32(&self, offset: u64, value: u32);
-    fn read64(&self, offset: u64) -> u64;
-}
+/// Register access to one HPET block, as the HPET code needs it: offsets from the
+/// block's base, every access one bus transaction of the width its register names (the
+/// HPET takes 32- and 64-bit accesses; a 64-bit read of the main counter is atomic).
+/// Implemented for every block that takes both widths and may be shared.
+pub trait HpetRegs: RegisterBlock32 + RegisterBlock64 + Send + Sync {}
+
+impl<R: RegisterBlock32 + RegisterBlock64 + Send + Sync> HpetRegs for R {}

@@ -5,20 +5,21 @@
 use std::sync::{Arc, Mutex};
 
 use sluice_hpet::fsb::{FsbStorage, Retrigger};
-use sluice_hpet::regs::{HpetRegs, MAIN_COUNTER, TimerConf};
+use sluice_hpet::regs::{MAIN_COUNTER, TimerConf};
 use sluice_irq_core::affinity::{Step, Word};
 use sluice_irq_core::domain::DomainId;
 use sluice_irq_core::hw::LocalApic;
 use sluice_irq_core::msi::{CompatMsi, MsiMsg, MsiStorage, decode};
 use sluice_irq_core::msidomain::MsiDomain;
 use sluice_irq_core::{CpuId, CpuMask, IrqAlloc, IrqCore, IrqSource, Vector};
+use sluice_regs::{RegisterBlock32, RegisterBlock64};
 
 /// One bus access the storage made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Access {
-    Read32(u64),
-    Read64(u64),
-    Write32(u64, u32),
+    Read32(usize),
+    Read64(usize),
+    Write32(usize, u32),
 }
 
 const COMPARATORS: usize = 3;
@@ -58,19 +59,20 @@ impl Model {
     }
 
     /// (comparator, register) an offset names.
-    fn decode(offset: u64) -> (usize, u64) {
+    fn decode(offset: usize) -> (usize, usize) {
         assert!(
-            (0x100..0x100 + 0x20 * COMPARATORS as u64).contains(&offset) || offset == MAIN_COUNTER
+            (0x100..0x100 + 0x20 * COMPARATORS).contains(&offset)
+                || offset == MAIN_COUNTER.offset()
         );
-        (((offset - 0x100) / 0x20) as usize, (offset - 0x100) % 0x20)
+        ((offset - 0x100) / 0x20, (offset - 0x100) % 0x20)
     }
 }
 
 #[derive(Clone)]
 struct ModelRegs(Arc<Mutex<Model>>);
 
-impl HpetRegs for ModelRegs {
-    fn read32(&self, offset: u64) -> u32 {
+impl RegisterBlock32 for ModelRegs {
+    fn read32(&self, offset: usize) -> u32 {
         let mut m = self.0.lock().unwrap();
         m.log.push(Access::Read32(offset));
         let (n, r) = Model::decode(offset);
@@ -83,7 +85,7 @@ impl HpetRegs for ModelRegs {
         m.tick();
         v
     }
-    fn write32(&self, offset: u64, value: u32) {
+    fn write32(&self, offset: usize, value: u32) {
         let mut m = self.0.lock().unwrap();
         m.log.push(Access::Write32(offset, value));
         let (n, r) = Model::decode(offset);
@@ -95,10 +97,13 @@ impl HpetRegs for ModelRegs {
         }
         m.tick();
     }
-    fn read64(&self, offset: u64) -> u64 {
+}
+
+impl RegisterBlock64 for ModelRegs {
+    fn read64(&self, offset: usize) -> u64 {
         let mut m = self.0.lock().unwrap();
         m.log.push(Access::Read64(offset));
-        let v = if offset == MAIN_COUNTER {
+        let v = if offset == MAIN_COUNTER.offset() {
             m.now
         } else {
             let (n, r) = Model::decode(offset);
@@ -107,6 +112,9 @@ impl HpetRegs for ModelRegs {
         };
         m.tick();
         v
+    }
+    fn write64(&self, offset: usize, _: u64) {
+        panic!("64-bit write of {offset:#x}: the storage writes 32-bit registers only");
     }
 }
 
@@ -139,7 +147,7 @@ fn model() -> Arc<Mutex<Model>> {
     m
 }
 
-fn writes(m: &Arc<Mutex<Model>>) -> Vec<(u64, u32)> {
+fn writes(m: &Arc<Mutex<Model>>) -> Vec<(usize, u32)> {
     let g = m.lock().unwrap();
     g.log
         .iter()
@@ -151,7 +159,7 @@ fn writes(m: &Arc<Mutex<Model>>) -> Vec<(u64, u32)> {
 }
 
 /// What a storage method is, does, and the writes it must make.
-type Case<'a> = (&'a str, &'a dyn Fn(), Vec<(u64, u32)>);
+type Case<'a> = (&'a str, &'a dyn Fn(), Vec<(usize, u32)>);
 
 #[test]
 fn every_method_is_one_32_bit_write_at_its_register() {
@@ -166,7 +174,7 @@ fn every_method_is_one_32_bit_write_at_its_register() {
     assert_eq!(caps.nvec, COMPARATORS as u32);
     let cfg0 = m.lock().unwrap().conf[0];
     for n in 0..COMPARATORS as u32 {
-        let base = 0x100 + 0x20 * u64::from(n);
+        let base = 0x100 + 0x20 * n as usize;
         let cases: [Case; 5] = [
             (
                 "address",
@@ -278,7 +286,7 @@ fn the_core_programs_the_route_and_moves_it_masked() {
     m.lock().unwrap().log.clear();
     core.run_plan(virq, &plan, &mut HostApic(0)).unwrap();
     let base = 0x120;
-    let w: Vec<u64> = writes(&m).iter().map(|&(o, _)| o).collect();
+    let w: Vec<usize> = writes(&m).iter().map(|&(o, _)| o).collect();
     assert_eq!(w.first(), Some(&base), "masked first");
     assert_eq!(w.last(), Some(&base), "unmasked last");
     assert!(
@@ -335,7 +343,7 @@ fn no_match_is_lost_in_a_masked_window() {
         }
         // Let the counter run past every placement.
         for _ in 0..32 {
-            let _ = regs.read64(MAIN_COUNTER);
+            let _ = MAIN_COUNTER.read(&regs);
         }
         let g = m.lock().unwrap();
         g.sent.clone()
@@ -392,7 +400,7 @@ fn a_32_bit_comparator_across_the_wrap() {
     let s = FsbStorage::new(ModelRegs(m.clone()), 3, Recorder(m.clone()));
     s.mask(0).unwrap();
     for _ in 0..4 {
-        let _ = ModelRegs(m.clone()).read64(MAIN_COUNTER);
+        let _ = MAIN_COUNTER.read(&ModelRegs(m.clone()));
     }
     s.unmask(0).unwrap();
     assert_eq!(s.retriggered(), 1);
