@@ -11,10 +11,15 @@ pub const GCAP_ID: Reg<GeneralCaps, ReadOnly> = Reg::new(0x00);
 pub const GEN_CONF: Reg<GenConf> = Reg::new(0x10);
 /// Main Counter Value (§2.3.7).
 pub const MAIN_COUNTER: Reg<u64> = Reg::new(0xf0);
-/// Bytes of register space: comparators 0..31 at 0x100 + 0x20·N.
-pub const REGISTER_SPACE: u64 = 0x400;
 /// Comparators one block can have (the 5-bit NUM_TIM_CAP field, plus one).
 pub const MAX_COMPARATORS: u32 = 32;
+/// The register map's 1 KiB (§2.3.1: general registers below 0x100, comparators 0..23
+/// from 0x100 up to 0x3ff).
+const SPEC_REGISTER_SPACE: usize = 0x400;
+/// Bytes a block with [`MAX_COMPARATORS`] reaches: comparator n is at 0x100 + 0x20·n, so
+/// comparators 24..31 lie past the spec's 1 KiB. Map this much, then keep what the
+/// block's capability says it has ([`GeneralCaps::register_space`]).
+pub const MAX_REGISTER_SPACE: usize = Timer(MAX_COMPARATORS).base();
 
 /// General Capabilities and ID (§2.3.4): counter period in femtoseconds (63:32), vendor
 /// (31:16), LEG_RT_CAP (15), COUNT_SIZE_CAP (13), last comparator's number (12:8),
@@ -31,6 +36,17 @@ impl GeneralCaps {
     /// Comparators in the block (NUM_TIM_CAP, the last one's number, plus one).
     pub const fn comparators(self) -> u32 {
         ((self.0 >> 8) & 0x1f) as u32 + 1
+    }
+
+    /// Bytes of register space this block has: the spec's 1 KiB, or up to the end of
+    /// its last comparator's registers when it has more than 24.
+    pub const fn register_space(self) -> usize {
+        let end = Timer(self.comparators()).base();
+        if end > SPEC_REGISTER_SPACE {
+            end
+        } else {
+            SPEC_REGISTER_SPACE
+        }
     }
 }
 

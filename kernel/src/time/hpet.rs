@@ -9,7 +9,7 @@
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use sluice_hpet::regs::{
-    GCAP_ID, GEN_CONF, GenConf, MAIN_COUNTER, REGISTER_SPACE, ROUTE_MASK, ROUTE_SHIFT, Timer,
+    GCAP_ID, GEN_CONF, GenConf, MAIN_COUNTER, MAX_REGISTER_SPACE, ROUTE_MASK, ROUTE_SHIFT, Timer,
     TimerConf,
 };
 
@@ -49,8 +49,11 @@ pub fn get() -> Option<&'static Hpet> {
 
 /// Maps the HPET, checks its period and starts the main counter.
 pub fn init(base: u64) -> Result<&'static Hpet, HpetError> {
-    let regs = mmio::map(base, REGISTER_SPACE).map_err(HpetError::Map)?;
-    let cap = GCAP_ID.read(&regs);
+    // The capability says how far the block's registers reach (past 1 KiB with more than
+    // 24 comparators): map the most any block can have, then keep only this block's.
+    let most = mmio::map(base, MAX_REGISTER_SPACE as u64).map_err(HpetError::Map)?;
+    let cap = GCAP_ID.read(&most);
+    let regs = most.sub(0, cap.register_space() as u64);
     let period_fs = cap.period_fs();
     if period_fs == 0 || period_fs > MAX_PERIOD_FS {
         return Err(HpetError::BadPeriod(period_fs));
