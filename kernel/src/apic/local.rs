@@ -4,53 +4,22 @@
 //! 11.12): its MSR interface has no MMIO window, a 32-bit APIC id and a single
 //! 64-bit ICR write (no delivery-status polling between two halves).
 
+use sluice_regs::{
+    ReadOnly, Readable, Reg, RegArray, RegisterBlock32, RegisterBlock64, Value, Writable,
+};
 use x86_64::registers::model_specific::Msr;
 
+use self::reg::{
+    ApicBase, Delivery, IA32_APIC_BASE, Icr, Lvt, Svr, TIMER_DIVIDE_16, X2APIC_MSR_BASE,
+    XAPIC_ID_SHIFT,
+};
 use super::vectors;
 use crate::memory::mmio::{self, Mmio};
 
-/// Register offsets in the xAPIC MMIO page; the x2APIC MSR is 0x800 + offset/16.
-#[derive(Clone, Copy, Debug)]
-#[repr(u32)]
-pub enum Reg {
-    Id = 0x20,
-    Version = 0x30,
-    Tpr = 0x80,
-    Eoi = 0xb0,
-    Svr = 0xf0,
-    Irr0 = 0x200,
-    Esr = 0x280,
-    IcrLow = 0x300,
-    IcrHigh = 0x310,
-    LvtTimer = 0x320,
-    LvtLint0 = 0x350,
-    LvtLint1 = 0x360,
-    LvtError = 0x370,
-    TimerInitial = 0x380,
-    TimerCurrent = 0x390,
-    TimerDivide = 0x3e0,
-}
+pub mod reg;
 
-const IA32_APIC_BASE: u32 = 0x1b;
-const APIC_BASE_ENABLE: u64 = 1 << 11;
-const APIC_BASE_X2APIC: u64 = 1 << 10;
-const SVR_ENABLE: u32 = 1 << 8;
-const LVT_MASKED: u32 = 1 << 16;
-const LVT_TIMER_PERIODIC: u32 = 1 << 17;
-const LVT_DELIVERY_NMI: u32 = 0b100 << 8;
-const LVT_DELIVERY_EXTINT: u32 = 0b111 << 8;
-/// Divide the timer's input clock by 16 (SDM vol. 3, figure 11-10: 0b0011).
-const TIMER_DIVIDE_16: u32 = 0b0011;
-const X2APIC_SELF_IPI_MSR: u32 = 0x83f;
-/// x2APIC registers are MSRs 0x800 + (xAPIC offset / 16) (SDM vol. 3A §11.12.1.2).
-const X2APIC_MSR_BASE: u32 = 0x800;
-
-impl Reg {
-    /// This register's x2APIC MSR.
-    const fn msr(self) -> u32 {
-        X2APIC_MSR_BASE + (self as u32 >> 4)
-    }
-}
+/// CPUID.1:ECX bit 21: the CPU has x2APIC mode.
+const CPUID1_ECX_X2APIC: u32 = 1 << 21;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -58,9 +27,75 @@ pub enum Mode {
     X2Apic,
 }
 
+/// The xAPIC's register page: 32-bit accesses only (SDM vol. 3A §11.4.1: each register
+/// is 32 bits wide and 16-byte aligned; other accesses are undefined).
+#[derive(Clone, Copy)]
+struct XApicPage(Mmio);
+
+impl RegisterBlock32 for XApicPage {
+    fn read32(&self, offset: usize) -> u32 {
+        self.0.read32(offset as u64)
+    }
+    fn write32(&self, offset: usize, value: u32) {
+        self.0.write32(offset as u64, value)
+    }
+}
+
+/// The x2APIC's registers, which are MSRs: the register at xAPIC offset `o` is MSR
+/// 0x800 + o/16 (SDM vol. 3A §11.12.1.2). One exists only once x2APIC mode is chosen,
+/// and only this module's `reg` names registers of it, each an x2APIC MSR (table 11-6);
+/// a write-only one (EOI, SELF IPI), whose read faults, cannot be read (`WriteOnly`).
+struct X2ApicMsrs;
+
+impl X2ApicMsrs {
+    fn msr(offset: usize) -> Msr {
+        Msr::new(X2APIC_MSR_BASE + (offset >> 4) as u32)
+    }
+}
+
+impl RegisterBlock32 for X2ApicMsrs {
+    fn read32(&self, offset: usize) -> u32 {
+        // SAFETY: x2APIC mode is on and `offset` is a readable x2APIC register's (see
+        // the type); reading one has no side effect.
+        unsafe { Self::msr(offset).read() as u32 }
+    }
+    fn write32(&self, offset: usize, value: u32) {
+        // SAFETY: as in read32; the write goes to the register `offset` names.
+        unsafe { Self::msr(offset).write(u64::from(value)) }
+    }
+}
+
+impl RegisterBlock64 for X2ApicMsrs {
+    fn read64(&self, offset: usize) -> u64 {
+        // SAFETY: as in read32.
+        unsafe { Self::msr(offset).read() }
+    }
+    fn write64(&self, offset: usize, value: u64) {
+        // SAFETY: as in write32 (the ICR is the one 64-bit register written).
+        unsafe { Self::msr(offset).write(value) }
+    }
+}
+
+/// The local APIC's registers in the mode chosen: every register of `reg` is reached
+/// through this, whichever the mode.
 enum Access {
-    XApic(Mmio),
-    X2Apic,
+    XApic(XApicPage),
+    X2Apic(X2ApicMsrs),
+}
+
+impl RegisterBlock32 for Access {
+    fn read32(&self, offset: usize) -> u32 {
+        match self {
+            Access::XApic(page) => page.read32(offset),
+            Access::X2Apic(msrs) => msrs.read32(offset),
+        }
+    }
+    fn write32(&self, offset: usize, value: u32) {
+        match self {
+            Access::XApic(page) => page.write32(offset, value),
+            Access::X2Apic(msrs) => msrs.write32(offset, value),
+        }
+    }
 }
 
 /// Set once by the boot CPU; every CPU uses the same mode (SDM requires consistency
@@ -70,30 +105,27 @@ static ACCESS: spin::Once<Access> = spin::Once::new();
 pub fn mode() -> Option<Mode> {
     ACCESS.get().map(|a| match a {
         Access::XApic(_) => Mode::XApic,
-        Access::X2Apic => Mode::X2Apic,
+        Access::X2Apic(_) => Mode::X2Apic,
     })
 }
 
 pub fn cpu_has_x2apic() -> bool {
     let r = core::arch::x86_64::__cpuid(1);
-    r.ecx & (1 << 21) != 0
+    r.ecx & CPUID1_ECX_X2APIC != 0
 }
 
-pub fn read(reg: Reg) -> u32 {
+/// Reads a register of this CPU's APIC (zero before the APIC is set up).
+pub fn read<T: Value<Raw = u32>, A: Readable>(reg: Reg<T, A>) -> T {
     match ACCESS.get() {
-        Some(Access::XApic(m)) => m.read32(reg as u64),
-        // SAFETY: x2APIC MSRs 0x800.. exist once x2APIC mode is on; reading has no side effect.
-        Some(Access::X2Apic) => unsafe { Msr::new(reg.msr()).read() as u32 },
-        None => 0,
+        Some(access) => reg.read(access),
+        None => T::from_raw(0),
     }
 }
 
-pub fn write(reg: Reg, value: u32) {
-    match ACCESS.get() {
-        Some(Access::XApic(m)) => m.write32(reg as u64, value),
-        // SAFETY: as in read; writes go to the register named by `reg`.
-        Some(Access::X2Apic) => unsafe { Msr::new(reg.msr()).write(u64::from(value)) },
-        None => {}
+/// Writes a register of this CPU's APIC (nothing before the APIC is set up).
+pub fn write<T: Value<Raw = u32>, A: Writable>(reg: Reg<T, A>, value: T) {
+    if let Some(access) = ACCESS.get() {
+        reg.write(access, value);
     }
 }
 
@@ -129,7 +161,7 @@ pub enum ModeReason {
 /// the DMAR's X2APIC_OPT_OUT flag.
 pub fn choose_mode(base: u64, cpu_has_x2: bool, opt_out: bool) -> (Mode, ModeReason) {
     let by_firmware =
-        base & (APIC_BASE_ENABLE | APIC_BASE_X2APIC) == APIC_BASE_ENABLE | APIC_BASE_X2APIC;
+        ApicBase::from_bits_retain(base).contains(ApicBase::ENABLE | ApicBase::X2APIC);
     match (by_firmware, cpu_has_x2, opt_out) {
         (true, _, o) => (
             Mode::X2Apic,
@@ -157,12 +189,12 @@ pub fn apic_base() -> u64 {
 /// not), so that `choose_mode`'s path for it runs on a real (emulated) APIC.
 pub fn emulate_firmware_x2apic() {
     if cpu_has_x2apic() {
-        let base = apic_base();
+        let base = ApicBase::from_bits_retain(apic_base());
         // SAFETY: xAPIC -> x2APIC is the legal transition (EN already set, then EXTD;
         // SDM vol. 3 11.12.5); nothing uses the APIC yet.
         unsafe {
-            Msr::new(IA32_APIC_BASE).write(base | APIC_BASE_ENABLE);
-            Msr::new(IA32_APIC_BASE).write(base | APIC_BASE_ENABLE | APIC_BASE_X2APIC);
+            Msr::new(IA32_APIC_BASE).write((base | ApicBase::ENABLE).bits());
+            Msr::new(IA32_APIC_BASE).write((base | ApicBase::ENABLE | ApicBase::X2APIC).bits());
         }
     }
 }
@@ -173,9 +205,11 @@ pub fn init_bsp(lapic_phys: u64, x2apic_opt_out: bool) -> Result<Mode, ApicError
     let (chosen, reason) = choose_mode(apic_base(), cpu_has_x2apic(), x2apic_opt_out);
     REASON.call_once(|| reason);
     let access = if chosen == Mode::X2Apic {
-        Access::X2Apic
+        Access::X2Apic(X2ApicMsrs)
     } else {
-        Access::XApic(mmio::map(lapic_phys, 4096).map_err(ApicError::Map)?)
+        Access::XApic(XApicPage(
+            mmio::map(lapic_phys, 4096).map_err(ApicError::Map)?,
+        ))
     };
     ACCESS.call_once(|| access);
     init_this_cpu();
@@ -190,72 +224,62 @@ pub fn init_this_cpu() {
     // xAPIC requires EN=1 first, then EXTD (SDM vol. 3, 11.12.5).
     unsafe {
         let mut m = msr;
-        let base = m.read();
-        m.write(base | APIC_BASE_ENABLE);
+        let base = ApicBase::from_bits_retain(m.read());
+        m.write((base | ApicBase::ENABLE).bits());
         if mode() == Some(Mode::X2Apic) {
-            m.write(base | APIC_BASE_ENABLE | APIC_BASE_X2APIC);
+            m.write((base | ApicBase::ENABLE | ApicBase::X2APIC).bits());
         }
     }
-    write(Reg::Tpr, 0);
-    write(Reg::LvtLint0, LVT_MASKED | LVT_DELIVERY_EXTINT);
-    write(Reg::LvtLint1, LVT_DELIVERY_NMI);
-    write(Reg::LvtError, u32::from(vectors::ERROR));
-    write(Reg::LvtTimer, LVT_MASKED);
-    write(Reg::Svr, SVR_ENABLE | u32::from(vectors::SPURIOUS));
+    write(reg::TPR, 0);
+    write(reg::LVT_LINT0, Lvt::delivering(Delivery::ExtInt).masked());
+    write(reg::LVT_LINT1, Lvt::delivering(Delivery::Nmi));
+    write(reg::LVT_ERROR, Lvt::fixed(vectors::ERROR));
+    write(reg::LVT_TIMER, Lvt::fixed(0).masked());
+    write(reg::SVR, Svr::disabled(vectors::SPURIOUS).enabled());
     // The ESR latches errors only after a write (SDM vol. 3, 11.5.3); clear it.
-    write(Reg::Esr, 0);
-    write(Reg::Esr, 0);
+    write(reg::ESR, 0);
+    write(reg::ESR, 0);
     eoi();
 }
 
 /// Software-disables this CPU's APIC (SVR.EN = 0). A disabled APIC stops accepting
 /// interrupts, so any migration must happen before this.
 pub fn soft_disable() {
-    write(Reg::Svr, u32::from(vectors::SPURIOUS));
+    write(reg::SVR, Svr::disabled(vectors::SPURIOUS));
 }
 
 /// This CPU's APIC id (32-bit in x2APIC mode, bits 31:24 of the ID register in xAPIC).
 pub fn id() -> u32 {
     match mode() {
-        Some(Mode::X2Apic) => read(Reg::Id),
-        _ => read(Reg::Id) >> 24,
+        Some(Mode::X2Apic) => read(reg::ID),
+        _ => read(reg::ID) >> XAPIC_ID_SHIFT,
     }
 }
 
 pub fn version() -> u32 {
-    read(Reg::Version)
+    read(reg::VERSION)
 }
 
 pub fn eoi() {
-    write(Reg::Eoi, 0);
+    write(reg::EOI, 0);
 }
 
-/// Bit `vector` of a 256-bit register bank (IRR, ISR, TMR): eight 32-bit registers 16
-/// bytes apart in the xAPIC page, consecutive MSRs in x2APIC mode (SDM vol. 3A §11.8.4).
-fn bit_in(base: Reg, vector: u8) -> bool {
-    let offset = base as u32 + u32::from(vector / 32) * 0x10;
-    let word = match ACCESS.get() {
-        Some(Access::XApic(m)) => m.read32(u64::from(offset)),
-        // SAFETY: IRR/ISR/TMR MSRs are read-only status registers.
-        Some(Access::X2Apic) => unsafe {
-            Msr::new(base.msr() + u32::from(vector / 32)).read() as u32
-        },
-        None => 0,
-    };
-    word & (1 << (vector % 32)) != 0
+/// Bit `vector` of a 256-bit register bank (IRR, ISR, TMR).
+fn bit_in(bank: RegArray<u32, ReadOnly>, vector: u8) -> bool {
+    bank.get(usize::from(vector / 32))
+        .is_some_and(|word| read(word) & (1 << (vector % 32)) != 0)
 }
 
 /// Interrupt Request Register bit: the vector is latched and not yet delivered.
 /// Accurate when read with interrupts off (what migration relies on).
 pub fn irr_pending(vector: u8) -> bool {
-    bit_in(Reg::Irr0, vector)
+    bit_in(reg::IRR, vector)
 }
 
 /// Sends `vector` to this CPU.
 pub fn self_ipi(vector: u8) {
-    match mode() {
-        // SAFETY: the x2APIC SELF IPI MSR takes a vector (SDM vol. 3, 11.12.11).
-        Some(Mode::X2Apic) => unsafe { Msr::new(X2APIC_SELF_IPI_MSR).write(u64::from(vector)) },
+    match ACCESS.get() {
+        Some(Access::X2Apic(msrs)) => reg::SELF_IPI.write(msrs, u32::from(vector)),
         _ => {
             send_ipi(IpiDest::SelfOnly, IpiKind::Fixed(vector));
         }
@@ -278,42 +302,22 @@ pub enum IpiKind {
     Startup(u8),
 }
 
-const ICR_DELIVERY_PENDING: u32 = 1 << 12;
-const ICR_LEVEL_ASSERT: u32 = 1 << 14;
-const ICR_TRIGGER_LEVEL: u32 = 1 << 15;
 /// Upper bound for the xAPIC "send pending" poll; real hardware clears it in < 1 µs.
 const ICR_POLL_LIMIT: u32 = 1_000_000;
 
 /// Sends an IPI. Returns false if an xAPIC never cleared delivery status.
 pub fn send_ipi(dest: IpiDest, kind: IpiKind) -> bool {
-    let (mode_bits, vector) = match kind {
-        IpiKind::Fixed(v) => (0, v),
-        IpiKind::Nmi => (0b100 << 8, 0),
-        IpiKind::Init => ((0b101 << 8) | ICR_LEVEL_ASSERT | ICR_TRIGGER_LEVEL, 0),
-        IpiKind::InitDeassert => ((0b101 << 8) | ICR_TRIGGER_LEVEL, 0),
-        IpiKind::Startup(page) => (0b110 << 8, page),
-    };
-    let level = if matches!(kind, IpiKind::InitDeassert) {
-        0
-    } else {
-        ICR_LEVEL_ASSERT
-    };
-    let (shorthand, apic) = match dest {
-        IpiDest::Apic(id) => (0, id),
-        IpiDest::SelfOnly => (0b01 << 18, 0),
-        IpiDest::AllExcludingSelf => (0b11 << 18, 0),
-    };
-    let low = u32::from(vector) | mode_bits | level | shorthand;
-    match mode() {
-        Some(Mode::X2Apic) => {
-            // SAFETY: one 64-bit write to the x2APIC ICR MSR sends the IPI (SDM 11.12.9).
-            unsafe { Msr::new(Reg::IcrLow.msr()).write((u64::from(apic) << 32) | u64::from(low)) };
+    let icr = Icr::new(dest, kind);
+    match ACCESS.get() {
+        Some(Access::X2Apic(msrs)) => {
+            // One 64-bit write sends the IPI; there is no delivery status (SDM 11.12.9).
+            reg::ICR.write(msrs, icr);
             true
         }
-        Some(Mode::XApic) => {
-            write(Reg::IcrHigh, apic << 24);
-            write(Reg::IcrLow, low);
-            (0..ICR_POLL_LIMIT).any(|_| read(Reg::IcrLow) & ICR_DELIVERY_PENDING == 0)
+        Some(Access::XApic(page)) => {
+            reg::ICR_HIGH.write(page, icr.xapic_high());
+            reg::ICR_LOW.write(page, icr.low());
+            (0..ICR_POLL_LIMIT).any(|_| reg::ICR_LOW.read(page) & Icr::DELIVERY_PENDING == 0)
         }
         None => false,
     }
@@ -321,32 +325,29 @@ pub fn send_ipi(dest: IpiDest, kind: IpiKind) -> bool {
 
 /// Starts the periodic timer: `initial` counts of the bus clock divided by 16 per tick.
 pub fn start_periodic_timer(initial: u32) {
-    write(Reg::TimerDivide, TIMER_DIVIDE_16);
-    write(
-        Reg::LvtTimer,
-        u32::from(vectors::LOCAL_TIMER) | LVT_TIMER_PERIODIC,
-    );
-    write(Reg::TimerInitial, initial);
+    write(reg::TIMER_DIVIDE, TIMER_DIVIDE_16);
+    write(reg::LVT_TIMER, Lvt::fixed(vectors::LOCAL_TIMER).periodic());
+    write(reg::TIMER_INITIAL, initial);
 }
 
 /// One-shot countdown from `initial` with the timer masked, for calibration.
 pub fn start_masked_countdown(initial: u32) {
-    write(Reg::TimerDivide, TIMER_DIVIDE_16);
-    write(Reg::LvtTimer, LVT_MASKED);
-    write(Reg::TimerInitial, initial);
+    write(reg::TIMER_DIVIDE, TIMER_DIVIDE_16);
+    write(reg::LVT_TIMER, Lvt::fixed(0).masked());
+    write(reg::TIMER_INITIAL, initial);
 }
 
 pub fn timer_current() -> u32 {
-    read(Reg::TimerCurrent)
+    read(reg::TIMER_CURRENT)
 }
 
 pub fn stop_timer() {
-    write(Reg::LvtTimer, LVT_MASKED);
-    write(Reg::TimerInitial, 0);
+    write(reg::LVT_TIMER, Lvt::fixed(0).masked());
+    write(reg::TIMER_INITIAL, 0);
 }
 
 /// Reads and clears the Error Status Register.
 pub fn read_error() -> u32 {
-    write(Reg::Esr, 0);
-    read(Reg::Esr)
+    write(reg::ESR, 0);
+    read(reg::ESR)
 }

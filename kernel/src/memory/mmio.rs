@@ -112,6 +112,26 @@ impl Mmio {
     }
 }
 
+/// Typed registers (`sluice_regs::Reg`) read and write through these: one access of
+/// the register's width each.
+impl sluice_regs::RegisterBlock32 for Mmio {
+    fn read32(&self, offset: usize) -> u32 {
+        Mmio::read32(self, offset as u64)
+    }
+    fn write32(&self, offset: usize, value: u32) {
+        Mmio::write32(self, offset as u64, value)
+    }
+}
+
+impl sluice_regs::RegisterBlock64 for Mmio {
+    fn read64(&self, offset: usize) -> u64 {
+        Mmio::read64(self, offset as u64)
+    }
+    fn write64(&self, offset: usize, value: u64) {
+        Mmio::write64(self, offset as u64, value)
+    }
+}
+
 /// Device registers: uncached (PCD and PWT), never executed.
 const REGISTER_FLAGS: PageTableFlags = PageTableFlags::PRESENT
     .union(PageTableFlags::WRITABLE)

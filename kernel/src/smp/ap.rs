@@ -8,7 +8,7 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::{CpuState, SLOTS, trampoline};
-use crate::apic::local::{self, IpiDest, IpiKind, Reg};
+use crate::apic::local::{self, IpiDest, IpiKind, reg};
 
 /// Kernel stack per AP (plus 3 × 16 KiB IST stacks), each with a guard page below it;
 /// they come from physical frames, not the heap.
@@ -236,7 +236,7 @@ fn send(apic: u32, kind: IpiKind, what: &'static str) -> Result<(), StartError> 
 /// watches for the CPU from then on.
 fn send_start_ipis(apic: u32, page: u64, init_done: bool) -> Result<(), StartError> {
     let delays = super::start_delays::get();
-    local::write(Reg::Esr, 0);
+    local::write(reg::ESR, 0);
     if !init_done {
         send(apic, IpiKind::Init, "INIT")?;
         crate::time::spin_for_ns(delays.init_assert_ns);
@@ -249,7 +249,7 @@ fn send_start_ipis(apic: u32, page: u64, init_done: bool) -> Result<(), StartErr
         if trampoline::stage() != 0 {
             break;
         }
-        local::write(Reg::Esr, 0);
+        local::write(reg::ESR, 0);
         send(apic, IpiKind::Startup((page >> 12) as u8), "STARTUP")?;
     }
     Ok(())

@@ -1,37 +1,22 @@
 //! HPET: the main counter as a clock (calibration reference) and its comparators.
-//! Registers per the IA-PC HPET specification 1.0a, section 2.3 (`regs`).
+//! Registers per the IA-PC HPET specification 1.0a, section 2.3 (`sluice_hpet::regs`).
 //!
 //! The clock uses the main counter only: calibration reads it and the periodic tick is
 //! the local APIC timer. So every comparator is left over for interrupt sources — the
-//! HPET chains through the I/O APIC or through their FSB route (`fsb`, HPET-MSI) —
-//! which claim one each (`claim`), so two users never share a comparator.
-
-pub mod fsb;
-pub mod regs;
+//! HPET chains through the I/O APIC or through their FSB route (`sluice_hpet::fsb`,
+//! HPET-MSI) — which claim one each (`claim`), so two users never share a comparator.
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use regs::{
-    GCAP_ID, GCAP_NUM_TIM_MASK, GCAP_NUM_TIM_SHIFT, GCAP_PERIOD_SHIFT, GEN_CONF, GenConf, HpetRegs,
-    MAIN_COUNTER, REGISTER_SPACE, ROUTE_MASK, ROUTE_SHIFT, Timer, TimerConf,
+use sluice_hpet::regs::{
+    GCAP_ID, GEN_CONF, GenConf, MAIN_COUNTER, MAX_REGISTER_SPACE, ROUTE_MASK, ROUTE_SHIFT, Timer,
+    TimerConf,
 };
 
 use crate::memory::mmio::{self, Mmio};
 
 /// Femtoseconds per tick must be non-zero and at most 100 ns (spec 2.3.4).
 const MAX_PERIOD_FS: u64 = 100_000_000;
-
-impl HpetRegs for Mmio {
-    fn read32(&self, offset: u64) -> u32 {
-        Mmio::read32(self, offset)
-    }
-    fn write32(&self, offset: u64, value: u32) {
-        Mmio::write32(self, offset, value)
-    }
-    fn read64(&self, offset: u64) -> u64 {
-        Mmio::read64(self, offset)
-    }
-}
 
 pub struct Hpet {
     regs: Mmio,
@@ -64,20 +49,19 @@ pub fn get() -> Option<&'static Hpet> {
 
 /// Maps the HPET, checks its period and starts the main counter.
 pub fn init(base: u64) -> Result<&'static Hpet, HpetError> {
-    let regs = mmio::map(base, REGISTER_SPACE).map_err(HpetError::Map)?;
-    let cap = regs.read64(GCAP_ID);
-    let period_fs = cap >> GCAP_PERIOD_SHIFT;
+    // The capability says how far the block's registers reach (past 1 KiB with more than
+    // 24 comparators): map the most any block can have, then keep only this block's.
+    let most = mmio::map(base, MAX_REGISTER_SPACE as u64).map_err(HpetError::Map)?;
+    let cap = GCAP_ID.read(&most);
+    let regs = most.sub(0, cap.register_space() as u64);
+    let period_fs = cap.period_fs();
     if period_fs == 0 || period_fs > MAX_PERIOD_FS {
         return Err(HpetError::BadPeriod(period_fs));
     }
-    let comparators = ((cap >> GCAP_NUM_TIM_SHIFT) & GCAP_NUM_TIM_MASK) as u32 + 1;
+    let comparators = cap.comparators();
     // Legacy replacement routing would steal comparators 0/1 for IRQ0/IRQ8; every
     // comparator is routed explicitly instead.
-    let conf = GenConf::from_bits_retain(regs.read64(GEN_CONF));
-    regs.write64(
-        GEN_CONF,
-        ((conf - GenConf::LEGACY) | GenConf::ENABLE).bits(),
-    );
+    GEN_CONF.modify(&regs, |conf| (conf - GenConf::LEGACY) | GenConf::ENABLE);
     Ok(HPET.call_once(|| Hpet {
         regs,
         period_fs,
@@ -88,7 +72,7 @@ pub fn init(base: u64) -> Result<&'static Hpet, HpetError> {
 
 impl Hpet {
     pub fn counter(&self) -> u64 {
-        self.regs.read64(MAIN_COUNTER)
+        MAIN_COUNTER.read(&self.regs)
     }
     pub fn period_fs(&self) -> u64 {
         self.period_fs
@@ -106,12 +90,12 @@ impl Hpet {
 
     /// Comparator `n`'s configuration as it is now.
     pub fn conf(&self, n: u32) -> TimerConf {
-        TimerConf::from_bits_retain(self.regs.read32(Timer(n).config()))
+        Timer(n).config().read(&self.regs)
     }
 
     /// I/O APIC inputs timer `n` can be routed to (bit i = GSI i).
     pub fn route_cap(&self, n: u32) -> u32 {
-        self.regs.read32(Timer(n).route_cap())
+        Timer(n).route_cap().read(&self.regs)
     }
 
     /// Can comparator `n` deliver through its FSB route (Tn_FSB_INT_DEL_CAP)?
@@ -160,9 +144,9 @@ impl Hpet {
         if gsi >= 32 || self.route_cap(n) & (1 << gsi) == 0 {
             return Err("the comparator cannot be routed to that GSI");
         }
-        self.regs.write32(
-            Timer(n).config(),
-            conf.bits() | ((gsi << ROUTE_SHIFT) & ROUTE_MASK),
+        Timer(n).config().write(
+            &self.regs,
+            conf | TimerConf::from_bits_retain((gsi << ROUTE_SHIFT) & ROUTE_MASK),
         );
         Ok(())
     }
@@ -176,8 +160,9 @@ impl Hpet {
         if !conf.contains(TimerConf::FSB_CAP) {
             return Err("the comparator cannot deliver through its FSB route");
         }
-        self.regs
-            .write32(Timer(n).config(), (conf | TimerConf::FSB_ENABLE).bits());
+        Timer(n)
+            .config()
+            .write(&self.regs, conf | TimerConf::FSB_ENABLE);
         Ok(())
     }
 
@@ -186,12 +171,12 @@ impl Hpet {
     pub fn set_enabled(&self, n: u32, on: bool) {
         let mut conf = self.conf(n);
         conf.set(TimerConf::INT_ENABLE, on);
-        self.regs.write32(Timer(n).config(), conf.bits());
+        Timer(n).config().write(&self.regs, conf);
     }
 
     /// Fires timer `n` (one-shot) when the main counter reaches `deadline`.
     pub fn arm(&self, n: u32, deadline: u64) {
-        self.regs.write64(Timer(n).comparator(), deadline);
+        Timer(n).comparator().write(&self.regs, deadline);
     }
 
     /// Counter ticks in `ns` nanoseconds.

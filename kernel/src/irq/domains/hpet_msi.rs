@@ -1,5 +1,5 @@
 //! HPET-MSI: the HPET block's comparators as MSI sources, each one's FSB route the
-//! storage of its message (`time::hpet::fsb`), behind one MSI domain per block named as
+//! storage of its message (`sluice_hpet::fsb`), behind one MSI domain per block named as
 //! Linux names it — `HPET-MSI-n` under VECTOR, or `IR-HPET-MSI-n` under the remapping
 //! unit whose DMAR scope names the block (source-id with SQ=3). Where it goes is the
 //! plan's decision (`InterruptPlan::hpet_msi`); the kernel adds what only it knows.
@@ -23,6 +23,7 @@ use alloc::sync::Arc;
 use sluice_acpi_tables::InterruptPlan;
 use sluice_acpi_tables::hpet_msi::HpetMsi;
 use sluice_acpi_tables::plan::DomainKind;
+use sluice_hpet::fsb::{FsbStorage, Retrigger};
 use sluice_irq_core::domain::DomainId;
 use sluice_irq_core::msi::{MsiMsg, MsiStorage};
 use sluice_irq_core::msidomain::MsiDomain;
@@ -31,7 +32,6 @@ use sluice_irq_core::{CpuMask, IrqAlloc, IrqCore, IrqSource, Virq};
 use crate::apic::local::{self, IpiDest, IpiKind};
 use crate::irq::Handler;
 use crate::memory::mmio::Mmio;
-use crate::time::hpet::fsb::{FsbStorage, Retrigger};
 
 /// The storage of a block's FSB routes, on the kernel's mapping of its registers.
 pub type Storage = FsbStorage<Mmio, IpiRetrigger>;

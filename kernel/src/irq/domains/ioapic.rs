@@ -7,43 +7,90 @@ use crate::acpi::IoApicEntry;
 use crate::memory::mmio::{self, Mmio};
 use alloc::vec::Vec;
 use sluice_irq_core::ioapic::{Rte, RteStorage, low};
+use sluice_regs::{ReadOnly, Reg, RegArray, RegisterBlock32, Value};
 
-/// Memory-mapped window registers (82093AA §3.0).
-#[derive(Clone, Copy)]
-#[repr(u64)]
-enum Window {
-    /// I/O register select: which indirect register IOWIN reaches.
-    RegSel = 0x00,
-    /// I/O window: the selected register's data.
-    Data = 0x10,
+/// The memory-mapped window (82093AA §3.0).
+mod window {
+    use sluice_regs::Reg;
+
+    /// IOREGSEL: which indirect register IOWIN reaches (its index, bits 7:0).
+    pub const IOREGSEL: Reg<u32> = Reg::new(0x00);
+    /// IOWIN: the selected register's data.
+    pub const IOWIN: Reg<u32> = Reg::new(0x10);
+    /// Bytes to map.
+    pub const SIZE: u64 = 0x20;
 }
 
-/// Indirect registers (82093AA §3.2).
-#[derive(Clone, Copy)]
-enum Reg {
-    /// IOAPICID: the chip's id in bits 27:24.
-    Id,
-    /// IOAPICVER: version in bits 7:0, maximum redirection entry in bits 23:16.
-    Version,
-    /// Low half of a pin's redirection entry.
-    RteLow(u32),
-    /// High half of a pin's redirection entry.
-    RteHigh(u32),
-}
+/// The indirect registers (82093AA §3.2), by their index through IOREGSEL.
+const IOAPICID: Reg<IoApicId, ReadOnly> = Reg::new(0x00);
+const IOAPICVER: Reg<IoApicVersion, ReadOnly> = Reg::new(0x01);
+/// The redirection table: pin n's entry is two registers, its low half at 0x10 + 2n and
+/// its high half at 0x11 + 2n. IOREGSEL's 8-bit index reaches 120 entries; a chip has
+/// as many as its version register says (`IoApic::pins`).
+const RTE_LOW: RegArray<u32> = RegArray::new(0x10, 2, 120);
+const RTE_HIGH: RegArray<u32> = RegArray::new(0x11, 2, 120);
 
-impl Reg {
-    fn index(self) -> u32 {
-        match self {
-            Reg::Id => 0x00,
-            Reg::Version => 0x01,
-            Reg::RteLow(pin) => 0x10 + 2 * pin,
-            Reg::RteHigh(pin) => 0x11 + 2 * pin,
-        }
+/// IOAPICID: the chip's id in bits 27:24.
+#[derive(Clone, Copy, Debug)]
+struct IoApicId(u32);
+
+impl IoApicId {
+    const fn id(self) -> u8 {
+        ((self.0 >> 24) & 0x0f) as u8
     }
 }
 
-/// Size of the register window to map.
-const WINDOW_SIZE: u64 = 0x20;
+impl Value for IoApicId {
+    type Raw = u32;
+    fn from_raw(raw: u32) -> Self {
+        IoApicId(raw)
+    }
+    fn to_raw(self) -> u32 {
+        self.0
+    }
+}
+
+/// IOAPICVER: the version in bits 7:0, the last redirection entry's number in 23:16.
+#[derive(Clone, Copy, Debug)]
+struct IoApicVersion(u32);
+
+impl IoApicVersion {
+    const fn version(self) -> u8 {
+        self.0 as u8
+    }
+    /// Redirection entries (pins): the last one's number, plus one.
+    const fn entries(self) -> u32 {
+        ((self.0 >> 16) & 0xff) + 1
+    }
+}
+
+impl Value for IoApicVersion {
+    type Raw = u32;
+    fn from_raw(raw: u32) -> Self {
+        IoApicVersion(raw)
+    }
+    fn to_raw(self) -> u32 {
+        self.0
+    }
+}
+
+/// One chip's indirect registers as a block of their own, addressed by index: each
+/// access selects the register through IOREGSEL and moves its data through IOWIN, the
+/// pair under the chip's lock. 32-bit accesses only.
+struct Indirect<'a>(&'a IoApic);
+
+impl RegisterBlock32 for Indirect<'_> {
+    fn read32(&self, index: usize) -> u32 {
+        let _g = self.0.lock.lock();
+        window::IOREGSEL.write(&self.0.regs, index as u32);
+        window::IOWIN.read(&self.0.regs)
+    }
+    fn write32(&self, index: usize, value: u32) {
+        let _g = self.0.lock.lock();
+        window::IOREGSEL.write(&self.0.regs, index as u32);
+        window::IOWIN.write(&self.0.regs, value);
+    }
+}
 
 pub struct IoApic {
     pub entry: IoApicEntry,
@@ -55,24 +102,24 @@ pub struct IoApic {
 }
 
 impl IoApic {
-    fn read(&self, reg: Reg) -> u32 {
-        let _g = self.lock.lock();
-        self.regs.write32(Window::RegSel as u64, reg.index());
-        self.regs.read32(Window::Data as u64)
+    fn indirect(&self) -> Indirect<'_> {
+        Indirect(self)
     }
 
-    fn write(&self, reg: Reg, value: u32) {
-        let _g = self.lock.lock();
-        self.regs.write32(Window::RegSel as u64, reg.index());
-        self.regs.write32(Window::Data as u64, value);
+    /// Pin `pin`'s redirection entry registers (low, high), if the chip has the pin.
+    fn rte_regs(&self, pin: u32) -> Option<(Reg<u32>, Reg<u32>)> {
+        if pin >= self.pins {
+            return None;
+        }
+        Some((RTE_LOW.get(pin as usize)?, RTE_HIGH.get(pin as usize)?))
     }
 
     /// The id the chip itself reports (bits 27:24 of IOAPICID).
     pub fn hw_id(&self) -> u8 {
-        ((self.read(Reg::Id) >> 24) & 0x0f) as u8
+        IOAPICID.read(&self.indirect()).id()
     }
     pub fn version(&self) -> u8 {
-        self.read(Reg::Version) as u8
+        IOAPICVER.read(&self.indirect()).version()
     }
     pub fn pins(&self) -> u32 {
         self.pins
@@ -80,10 +127,29 @@ impl IoApic {
     pub fn gsi_range(&self) -> core::ops::Range<u32> {
         self.entry.gsi_base..self.entry.gsi_base + self.pins
     }
+    /// Pin `pin`'s redirection entry; a pin the chip does not have reads as masked.
     pub fn read_rte(&self, pin: u32) -> Rte {
-        Rte {
-            low: self.read(Reg::RteLow(pin)),
-            high: self.read(Reg::RteHigh(pin)),
+        match self.rte_regs(pin) {
+            Some((lo, hi)) => Rte {
+                low: lo.read(&self.indirect()),
+                high: hi.read(&self.indirect()),
+            },
+            None => Rte {
+                low: low::MASKED,
+                high: 0,
+            },
+        }
+    }
+
+    fn write_rte_low(&self, pin: u32, value: u32) {
+        if let Some((lo, _)) = self.rte_regs(pin) {
+            lo.write(&self.indirect(), value);
+        }
+    }
+
+    fn write_rte_high(&self, pin: u32, value: u32) {
+        if let Some((_, hi)) = self.rte_regs(pin) {
+            hi.write(&self.indirect(), value);
         }
     }
 }
@@ -97,10 +163,10 @@ impl RteStorage for &'static IoApic {
         self.read_rte(pin)
     }
     fn write_low(&self, pin: u32, value: u32) {
-        self.write(Reg::RteLow(pin), value);
+        self.write_rte_low(pin, value);
     }
     fn write_high(&self, pin: u32, value: u32) {
-        self.write(Reg::RteHigh(pin), value);
+        self.write_rte_high(pin, value);
     }
 }
 
@@ -119,7 +185,7 @@ pub fn init(entries: &[IoApicEntry]) {
     IOAPICS.call_once(|| {
         let mut v = Vec::new();
         for e in entries {
-            let regs = match mmio::map(e.address, WINDOW_SIZE) {
+            let regs = match mmio::map(e.address, window::SIZE) {
                 Ok(m) => m,
                 Err(err) => {
                     crate::error!("I/O APIC {} at {:#x}: {}", e.id, e.address, err);
@@ -132,10 +198,10 @@ pub fn init(entries: &[IoApicEntry]) {
                 pins: 0,
                 lock: spin::Mutex::new(()),
             };
-            io.pins = ((io.read(Reg::Version) >> 16) & 0xff) + 1;
+            io.pins = IOAPICVER.read(&io.indirect()).entries();
             for pin in 0..io.pins {
-                io.write(Reg::RteLow(pin), low::MASKED);
-                io.write(Reg::RteHigh(pin), 0);
+                io.write_rte_low(pin, low::MASKED);
+                io.write_rte_high(pin, 0);
             }
             crate::log!(
                 "I/O APIC {} at {:#x}: version {:#x}, {} pins, GSIs {}..{}",

@@ -51,7 +51,8 @@ pub struct Chain {
     last_link: AtomicU64,
 }
 
-/// The chain through the I/O APIC, on the block's last comparator.
+/// The chain through the I/O APIC, on the block's last comparator that has an I/O APIC
+/// input to drive.
 pub static IOAPIC: Chain = Chain::new(Delivery::IoApic);
 /// The chain over HPET-MSI, on the highest other comparator with FSB delivery.
 pub static MSI: Chain = Chain::new(Delivery::Msi);
@@ -176,7 +177,7 @@ impl Chain {
         }
         let (timer, virq) = match self.delivery {
             Delivery::IoApic => {
-                let timer = h.comparators() - 1;
+                let timer = ioapic_comparator(h)?;
                 if !h.claim(timer) {
                     return Err(alloc::format!("comparator {timer} is in use"));
                 }
@@ -324,19 +325,37 @@ fn route_through_ioapic(
     Err(last_err)
 }
 
-/// The MSI chain's comparator: the highest free one with FSB delivery, leaving the last
-/// to the I/O APIC chain so that both can run side by side.
-fn msi_comparator(h: &Hpet) -> Result<u32, alloc::string::String> {
-    let last = h.comparators() - 1;
-    let free = |n: &u32| h.fsb_capable(*n) && !h.claimed(*n);
-    (0..last)
+/// The I/O APIC chain's comparator: the last one that can be routed to an I/O APIC
+/// input. On hardware that is the block's last; QEMU 10 decodes only the spec's 1 KiB
+/// of registers, so with `-global hpet.timers=32` comparators 24..31 read as zero
+/// (no routes, no capabilities), and the chain runs on comparator 23.
+fn ioapic_comparator(h: &Hpet) -> Result<u32, alloc::string::String> {
+    (0..h.comparators())
         .rev()
-        .find(free)
-        .or_else(|| Some(last).filter(free))
+        .find(|&n| h.route_cap(n) != 0)
         .ok_or_else(|| {
             alloc::format!(
-                "no free comparator with FSB delivery (of {} comparators; the last is the I/O APIC chain's)",
+                "none of the {} comparators can be routed to an I/O APIC input",
                 h.comparators()
+            )
+        })
+}
+
+/// The MSI chain's comparator: the highest free one with FSB delivery, leaving the I/O
+/// APIC chain's to it so that both can run side by side.
+fn msi_comparator(h: &Hpet) -> Result<u32, alloc::string::String> {
+    let theirs = ioapic_comparator(h).ok();
+    let free = |n: &u32| h.fsb_capable(*n) && !h.claimed(*n);
+    (0..h.comparators())
+        .rev()
+        .filter(|&n| Some(n) != theirs)
+        .find(free)
+        .or_else(|| theirs.filter(free))
+        .ok_or_else(|| {
+            alloc::format!(
+                "no free comparator with FSB delivery (of {} comparators; {} is the I/O APIC chain's)",
+                h.comparators(),
+                theirs.map_or(alloc::string::String::from("none"), |n| alloc::format!("{n}"))
             )
         })
 }

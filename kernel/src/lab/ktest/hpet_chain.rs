@@ -214,7 +214,7 @@ fn msi_route_holds_the_target() -> TestResult {
                 t.vector.0
             );
             let conf = crate::time::hpet::get().ok_or("no HPET")?.conf(n);
-            use crate::time::hpet::regs::TimerConf;
+            use sluice_hpet::regs::TimerConf;
             check!(
                 conf.contains(TimerConf::FSB_ENABLE | TimerConf::INT_ENABLE),
                 "comparator {n}: Tn_CFG {conf:?}"

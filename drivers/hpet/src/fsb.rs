@@ -29,7 +29,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use sluice_irq_core::Result;
 use sluice_irq_core::msi::{MsiCaps, MsiMsg, MsiStorage};
 
-use super::regs::{HpetRegs, MAIN_COUNTER, MAX_COMPARATORS, Timer, TimerConf};
+use crate::regs::{HpetRegs, MAIN_COUNTER, MAX_COMPARATORS, Timer, TimerConf};
 
 /// Delivers a comparator's message once more, without the comparator (whose value its
 /// driver owns): in the kernel, an IPI of the message's vector to its destination.
@@ -77,7 +77,7 @@ impl<R: HpetRegs, X: Retrigger> FsbStorage<R, X> {
     }
 
     fn conf(&self, t: Timer) -> TimerConf {
-        TimerConf::from_bits_retain(self.regs.read32(t.config()))
+        t.config().read(&self.regs)
     }
 
     /// Was the comparator's value reached after the counter read `since` and by `now`,
@@ -107,7 +107,7 @@ impl<R: HpetRegs, X: Retrigger> MsiStorage for FsbStorage<R, X> {
 
     fn write_addr_lo(&self, index: u32, value: u32) {
         if let Some(t) = self.timer(index) {
-            self.regs.write32(t.fsb_addr(), value);
+            t.fsb_addr().write(&self.regs, value);
         }
     }
 
@@ -117,7 +117,7 @@ impl<R: HpetRegs, X: Retrigger> MsiStorage for FsbStorage<R, X> {
 
     fn write_data(&self, index: u32, value: u32) {
         if let Some(t) = self.timer(index) {
-            self.regs.write32(t.fsb_data(), value);
+            t.fsb_data().write(&self.regs, value);
         }
     }
 
@@ -127,7 +127,7 @@ impl<R: HpetRegs, X: Retrigger> MsiStorage for FsbStorage<R, X> {
             .ok_or(sluice_irq_core::IrqError::InvalidArgument)?;
         // The counter before the write: a match at or before this value happened while
         // the interrupt was still enabled. Masked twice, the first window still counts.
-        let now = self.regs.read64(MAIN_COUNTER);
+        let now = MAIN_COUNTER.read(&self.regs);
         let _ = self.masked_at[index as usize].compare_exchange(
             NOT_MASKED,
             now,
@@ -135,8 +135,7 @@ impl<R: HpetRegs, X: Retrigger> MsiStorage for FsbStorage<R, X> {
             Ordering::Relaxed,
         );
         let conf = self.conf(t);
-        self.regs
-            .write32(t.config(), (conf - TimerConf::INT_ENABLE).bits());
+        t.config().write(&self.regs, conf - TimerConf::INT_ENABLE);
         Ok(())
     }
 
@@ -145,16 +144,15 @@ impl<R: HpetRegs, X: Retrigger> MsiStorage for FsbStorage<R, X> {
             .timer(index)
             .ok_or(sluice_irq_core::IrqError::InvalidArgument)?;
         let conf = self.conf(t);
-        self.regs
-            .write32(t.config(), (conf | TimerConf::INT_ENABLE).bits());
+        t.config().write(&self.regs, conf | TimerConf::INT_ENABLE);
         let since = self.masked_at[index as usize].swap(NOT_MASKED, Ordering::Relaxed);
         if since == NOT_MASKED || conf.contains(TimerConf::PERIODIC) {
             return Ok(());
         }
         // Both read after the write: a match after this counter value finds the
         // interrupt enabled.
-        let now = self.regs.read64(MAIN_COUNTER);
-        let cmp = self.regs.read64(t.comparator());
+        let now = MAIN_COUNTER.read(&self.regs);
+        let cmp = t.comparator().read(&self.regs);
         if Self::reached_between(conf, cmp, since, now) {
             self.retriggered.fetch_add(1, Ordering::Relaxed);
             self.retrigger.retrigger(index, &self.read(index));
@@ -165,9 +163,9 @@ impl<R: HpetRegs, X: Retrigger> MsiStorage for FsbStorage<R, X> {
     fn read(&self, index: u32) -> MsiMsg {
         match self.timer(index) {
             Some(t) => MsiMsg {
-                addr_lo: self.regs.read32(t.fsb_addr()),
+                addr_lo: t.fsb_addr().read(&self.regs),
                 addr_hi: 0,
-                data: self.regs.read32(t.fsb_data()),
+                data: t.fsb_data().read(&self.regs),
             },
             None => MsiMsg::default(),
         }
