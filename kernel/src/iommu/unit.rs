@@ -58,7 +58,7 @@ pub struct Unit {
     pub ecap: ExtendedCapability,
     /// Entries carry 32-bit x2APIC destinations (IRTA.EIME).
     pub eim: bool,
-    pub state: spin::Mutex<UnitState>,
+    pub state: sluice_sync::SpinLock<UnitState>,
 }
 
 /// The unit as `sluice-vtd` wants to see it: registers, clock, queue memory, table.
@@ -117,11 +117,14 @@ impl Unit {
             cap,
             ecap,
             eim,
-            state: spin::Mutex::new(UnitState {
-                queue,
-                enabled: None,
-                invalidations: 0,
-            }),
+            state: sluice_sync::SpinLock::new(
+                &crate::sync::order::IOMMU_UNIT,
+                UnitState {
+                    queue,
+                    enabled: None,
+                    invalidations: 0,
+                },
+            ),
         })
     }
 
