@@ -87,7 +87,9 @@ pub struct UnitFaults {
     pub total: AtomicU64,
     /// Fault events (interrupts) handled.
     pub events: AtomicU64,
-    state: sluice_sync::SpinLock<FaultLog>,
+    /// Interrupt-safe: the fault handler drains into it, and `iommu` and the tests read
+    /// it with interrupts on (a fault interrupt on their CPU would spin on it forever).
+    state: sluice_sync::IrqSpinLock<FaultLog>,
 }
 
 struct FaultLog {
@@ -194,7 +196,7 @@ pub fn init() {
                 virq: AtomicU32::new(u32::MAX),
                 total: AtomicU64::new(0),
                 events: AtomicU64::new(0),
-                state: sluice_sync::SpinLock::new(
+                state: sluice_sync::IrqSpinLock::new(
                     &crate::sync::order::DMAR_FAULT_LOG,
                     FaultLog {
                         recent: VecDeque::new(),

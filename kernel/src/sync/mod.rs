@@ -177,7 +177,7 @@ pub fn print_details() {
             })
         };
         crate::println!(
-            "  {:<20} irq {:<36} irqs-on {}",
+            "  {:<26} irq {:<36} irqs-on {}",
             u.class.name(),
             site(u.in_irq),
             site(u.irqs_on)
