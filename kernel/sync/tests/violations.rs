@@ -464,3 +464,23 @@ fn a_rendezvous_waited_for_in_an_interrupt_orders_what_its_holder_takes() {
     let links: Vec<_> = chain.links().collect();
     at_line(&links[0].taken, line_after(nested));
 }
+
+#[test]
+fn try_lock_in_an_interrupt_is_not_waiting_there() {
+    // The screen painter's pattern: a task paints holding the lock with interrupts on;
+    // a handler that logs only try-locks it. Nobody can spin on their own CPU.
+    static C: LockClass = LockClass::new("test.try_in_irq");
+    static L: SpinLock<()> = SpinLock::new(&C, ());
+    hardirq(|| drop(L.try_lock()));
+    drop(L.lock());
+    hardirq(|| drop(L.try_lock()));
+    assert!(take_reports().is_empty());
+    // Waited for in an interrupt, it is what it is.
+    let irq = here();
+    hardirq(|| drop(L.lock()));
+    let r = only_report();
+    let Violation::IrqUnsafe { in_irq, .. } = r.violation else {
+        panic!("wrong kind: {r}")
+    };
+    at_line(&in_irq, line_after(irq));
+}

@@ -16,7 +16,8 @@
 //!
 //! Nestings are recorded within one context: a handler's locks are not ordered after
 //! the locks of the code it interrupted (the interrupt rules cover that case). A
-//! `try_lock` orders nothing after what is held (it cannot wait) but is itself held.
+//! `try_lock` orders nothing after what is held and does not count as taken in hard-irq
+//! context (it cannot wait), but is itself held.
 //!
 //! Memory is fixed: [`MAX_CLASSES`] classes, a bit matrix of nestings and its closure,
 //! [`MAX_NESTINGS`] recorded nesting sites, [`KEPT_REPORTS`] reports; an overflow is
@@ -394,8 +395,11 @@ impl Validator {
         let Some(slot) = self.slot_of(class, site, found) else {
             return false;
         };
-        let need =
-            if ctx == Context::HardIrq { IN_IRQ } else { 0 } | if irqs_on { IRQS_ON } else { 0 };
+        // A try-lock in an interrupt never waits, so it cannot spin on its own CPU's
+        // holder: only what is waited for counts as taken in hard-irq context. Held with
+        // interrupts on, though, it can be what an interrupt waits for.
+        let waits_in_irq = ctx == Context::HardIrq && how != How::Try;
+        let need = if waits_in_irq { IN_IRQ } else { 0 } | if irqs_on { IRQS_ON } else { 0 };
         if self.usage[slot].load(Ordering::Relaxed) & need != need {
             self.note_usage(slot, need, site, found);
         }
