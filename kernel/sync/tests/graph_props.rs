@@ -80,9 +80,9 @@ proptest! {
                 }
                 Op::Forget(c) => {
                     g.forget(c);
-                    for x in 0..N {
-                        edges[c][x] = false;
-                        edges[x][c] = false;
+                    edges[c] = [false; N];
+                    for row in edges.iter_mut() {
+                        row[c] = false;
                     }
                 }
             }
