@@ -20,6 +20,7 @@ mod pci;
 mod power;
 mod qemu;
 mod smp;
+mod sync;
 mod time;
 
 use bootloader_api::config::{BootloaderConfig, Mapping};
@@ -38,6 +39,7 @@ bootloader_api::entry_point!(kmain, config = &BOOTLOADER_CONFIG);
 fn kmain(boot: &'static mut bootloader_api::BootInfo) -> ! {
     time::mark_boot();
     arch::cpu::init_bsp();
+    sync::init();
     console::serial::init();
     let screen = boot.framebuffer.take().map(console::screen::init);
     log!("Sluice {} starting", env!("CARGO_PKG_VERSION"));

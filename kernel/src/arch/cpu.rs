@@ -35,10 +35,16 @@ pub struct PerCpu {
     /// A vector cleanup found an old vector still pending in this CPU's IRR and must run
     /// again from the tick.
     pub cleanup_retry: AtomicBool,
+    /// Hard-interrupt handlers running on this CPU, and NMI handlers: the lock
+    /// validator's context (`sync`).
+    pub hardirq_depth: AtomicU32,
+    pub nmi_depth: AtomicU32,
+    /// The locks this CPU holds, for the lock validator (`sync`).
+    pub held_locks: sluice_sync::HeldLocks,
 }
 
-// SAFETY: every field other than the immutable self pointer is atomic or written once
-// before the block is published.
+// SAFETY: every field other than the immutable self pointer is atomic, written once
+// before the block is published, or (the held-lock stack) Sync itself.
 unsafe impl Sync for PerCpu {}
 
 impl PerCpu {
@@ -55,6 +61,9 @@ impl PerCpu {
             nesting: AtomicU32::new(0),
             bench_hits: AtomicU64::new(0),
             cleanup_retry: AtomicBool::new(false),
+            hardirq_depth: AtomicU32::new(0),
+            nmi_depth: AtomicU32::new(0),
+            held_locks: sluice_sync::HeldLocks::new(),
         }
     }
 }

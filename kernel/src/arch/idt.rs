@@ -245,6 +245,7 @@ extern "x86-interrupt" fn nmi(mut frame: InterruptStackFrame) {
     if crate::smp::nmi_wait::on_nmi(&mut frame) {
         return;
     }
+    let _in_nmi = crate::sync::NmiContext::enter();
     if crate::console::serial::held_by_this_cpu() {
         NMIS_UNREPORTED.fetch_add(1, Ordering::Relaxed);
         return;

@@ -7,7 +7,7 @@
 //! laptops) fails the crate's presence check: output is then dropped, never waited on.
 
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use spin::Mutex;
+use sluice_sync::IrqSpinLock;
 use uart_16550::backend::{Backend, PioBackend};
 use uart_16550::spec::registers::{FifoTriggerLevel, IER, MCR, offsets};
 use uart_16550::{BaudRate, Config, Uart16550};
@@ -100,8 +100,10 @@ impl Console {
 }
 
 /// Serialises whole lines from different CPUs and contexts. Protects: the transmitter.
-/// Lock order: innermost (nothing is taken while it is held).
-pub static CONSOLE: Mutex<Console> = Mutex::new(Console { uart: com1() });
+/// Interrupt-safe: handlers log. Lock order: a leaf (every path may log); only the
+/// receive ring is taken inside it (`sync::order`).
+pub static CONSOLE: IrqSpinLock<Console> =
+    IrqSpinLock::new(&crate::sync::order::CONSOLE, Console { uart: com1() });
 
 pub struct Console {
     uart: Uart16550<PioBackend>,
@@ -117,16 +119,15 @@ impl core::fmt::Write for Console {
 /// 1 + the index of the CPU holding CONSOLE, 0 when free.
 static CONSOLE_OWNER: AtomicU32 = AtomicU32::new(0);
 
-/// Runs `f` with the console locked and interrupts off, so an interrupt handler that
-/// logs cannot deadlock against the code it interrupted.
+/// Runs `f` with the console locked (and so interrupts off: a handler that logs cannot
+/// deadlock against the code it interrupted). The lock is recorded at the caller's site.
+#[track_caller]
 pub fn with_console<R>(f: impl FnOnce(&mut Console) -> R) -> R {
-    x86_64::instructions::interrupts::without_interrupts(|| {
-        let mut c = CONSOLE.lock();
-        CONSOLE_OWNER.store(crate::arch::cpu::current_index() + 1, Ordering::Relaxed);
-        let r = f(&mut c);
-        CONSOLE_OWNER.store(0, Ordering::Relaxed);
-        r
-    })
+    let mut c = CONSOLE.lock();
+    CONSOLE_OWNER.store(crate::arch::cpu::current_index() + 1, Ordering::Relaxed);
+    let r = f(&mut c);
+    CONSOLE_OWNER.store(0, Ordering::Relaxed);
+    r
 }
 
 /// Is the console held by the CPU asking? An NMI cannot be masked, so one that lands
@@ -135,8 +136,11 @@ pub fn held_by_this_cpu() -> bool {
     CONSOLE_OWNER.load(Ordering::Relaxed) == crate::arch::cpu::current_index() + 1
 }
 
-/// Panic path: takes the console even if a crashed context holds it.
+/// Panic path: takes the console even if a crashed context holds it. From here on lock
+/// discipline is broken on purpose, so the lock validator stops (its picture of which
+/// CPU holds what is no longer true).
 pub fn force_unlock() {
+    sluice_sync::validator::set_enabled(false);
     if CONSOLE.is_locked() {
         // SAFETY: only called on the panic path after all other CPUs are stopped or
         // the holder is the panicking context itself, which will never release it.
@@ -145,13 +149,17 @@ pub fn force_unlock() {
 }
 
 /// Receive ring filled by the interrupt handler and drained by the shell.
-/// Protects: the ring's contents. Lock order: innermost; taken with interrupts off.
-static RX: Mutex<RxRing> = Mutex::new(RxRing {
-    buf: [0; RX_CAP],
-    head: 0,
-    len: 0,
-    dropped: 0,
-});
+/// Protects: the ring's contents. Interrupt-safe. Lock order: innermost (under CONSOLE
+/// in the handler).
+static RX: IrqSpinLock<RxRing> = IrqSpinLock::new(
+    &crate::sync::order::CONSOLE_RX,
+    RxRing {
+        buf: [0; RX_CAP],
+        head: 0,
+        len: 0,
+        dropped: 0,
+    },
+);
 const RX_CAP: usize = 1024;
 
 struct RxRing {
@@ -187,32 +195,28 @@ pub fn write_bytes(bytes: &[u8]) {
 
 /// Takes the next received byte, if any.
 pub fn read_byte() -> Option<u8> {
-    x86_64::instructions::interrupts::without_interrupts(|| {
-        let mut rx = RX.lock();
-        if rx.len == 0 {
-            return None;
-        }
-        let b = rx.buf[rx.head];
-        rx.head = (rx.head + 1) % RX_CAP;
-        rx.len -= 1;
-        Some(b)
-    })
+    let mut rx = RX.lock();
+    if rx.len == 0 {
+        return None;
+    }
+    let b = rx.buf[rx.head];
+    rx.head = (rx.head + 1) % RX_CAP;
+    rx.len -= 1;
+    Some(b)
 }
 
 /// Removes and returns the newest byte in the ring (tests take back a byte they
 /// injected without disturbing input that arrived before it).
 pub fn take_newest() -> Option<u8> {
-    x86_64::instructions::interrupts::without_interrupts(|| {
-        let mut rx = RX.lock();
-        if rx.len == 0 {
-            return None;
-        }
-        rx.len -= 1;
-        Some(rx.buf[(rx.head + rx.len) % RX_CAP])
-    })
+    let mut rx = RX.lock();
+    if rx.len == 0 {
+        return None;
+    }
+    rx.len -= 1;
+    Some(rx.buf[(rx.head + rx.len) % RX_CAP])
 }
 
 /// Bytes lost because the ring was full.
 pub fn rx_dropped() -> u64 {
-    x86_64::instructions::interrupts::without_interrupts(|| RX.lock().dropped)
+    RX.lock().dropped
 }

@@ -66,7 +66,12 @@ pub struct Unit {
     pub layout: RegisterLayout,
     /// Entries carry 32-bit x2APIC destinations (IRTA.EIME).
     pub eim: bool,
-    pub state: spin::Mutex<UnitState>,
+    /// Interrupt-safe: CPU-offline migration takes it inside stop_machine while the
+    /// other CPUs wait in the rendezvous from an interrupt handler, so a holder with
+    /// interrupts on could be parked there and the migration would spin on it (issue 23,
+    /// bug 5). A queue round trip with interrupts off is bounded by the poll budget, as
+    /// Linux's `qi_submit_sync` spins under `raw_spin_lock_irqsave`.
+    pub state: sluice_sync::IrqSpinLock<UnitState>,
 }
 
 /// The unit as `sluice-vtd` wants to see it: registers, clock, queue memory, table.
@@ -124,11 +129,14 @@ impl Unit {
             ecap,
             layout,
             eim,
-            state: spin::Mutex::new(UnitState {
-                queue,
-                enabled: None,
-                invalidations: 0,
-            }),
+            state: sluice_sync::IrqSpinLock::new(
+                &crate::sync::order::IOMMU_UNIT,
+                UnitState {
+                    queue,
+                    enabled: None,
+                    invalidations: 0,
+                },
+            ),
         })
     }
 

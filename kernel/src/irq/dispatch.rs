@@ -154,6 +154,7 @@ pub fn init_system_vectors() {
 
 /// Called from every device-vector entry stub, interrupts off.
 pub fn dispatch(vector: u8) {
+    let _in_irq = crate::sync::HardIrqContext::enter();
     crate::arch::cpu::current().vector_counts[vector as usize].fetch_add(1, Ordering::Relaxed);
     if vector == vectors::SPURIOUS {
         return; // spurious: no EOI (SDM vol. 3, 11.9)

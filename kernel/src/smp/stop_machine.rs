@@ -48,6 +48,12 @@ const RUN: u64 = 3;
 const EXIT: u64 = 4;
 const ABORT: u64 = 6;
 
+/// The rendezvous as the lock validator sees it: the function runs holding it, and every
+/// participant waits for it — from the CALL_FUNCTION handler, in hard-irq context — so a
+/// lock the function takes must never be held with interrupts on: a CPU interrupted
+/// while holding it would wait here for a function that waits for that lock.
+static RENDEZVOUS: sluice_sync::LockMap =
+    sluice_sync::LockMap::new(&crate::sync::order::STOP_MACHINE);
 /// Serialises stop_machine calls. Protects: every static below. Lock order: outermost.
 static LOCK: spin::Mutex<()> = spin::Mutex::new(());
 static CTRL: AtomicU64 = AtomicU64::new(0);
@@ -326,6 +332,7 @@ fn enter_stage(me: usize, epoch: u32, stage: u64, saved_if: &mut Option<bool>) {
         DISABLE_IRQ => {
             *saved_if = Some(x86_64::instructions::interrupts::are_enabled());
             x86_64::instructions::interrupts::disable();
+            RENDEZVOUS.wait();
             IRQS_OFF_IN_RUN.set(me, true);
             ack(epoch, DISABLE_IRQ);
         }
@@ -336,7 +343,9 @@ fn enter_stage(me: usize, epoch: u32, stage: u64, saved_if: &mut Option<bool>) {
             // SAFETY: FUNC holds a StopFn stored before CTRL was published.
             let f: StopFn =
                 unsafe { core::mem::transmute::<usize, StopFn>(FUNC.load(Ordering::Acquire)) };
+            let running = RENDEZVOUS.hold();
             RESULTS[me].store(f(ARG.load(Ordering::Acquire)), Ordering::Release);
+            drop(running);
             ack(epoch, RUN);
         }
         _ => {}

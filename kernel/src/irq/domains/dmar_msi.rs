@@ -88,7 +88,9 @@ pub struct UnitFaults {
     pub total: AtomicU64,
     /// Fault events (interrupts) handled.
     pub events: AtomicU64,
-    state: spin::Mutex<FaultLog>,
+    /// Interrupt-safe: the fault handler drains into it, and `iommu` and the tests read
+    /// it with interrupts on (a fault interrupt on their CPU would spin on it forever).
+    state: sluice_sync::IrqSpinLock<FaultLog>,
 }
 
 struct FaultLog {
@@ -112,16 +114,20 @@ impl UnitFaults {
     }
 
     /// The last faults, oldest first: (time since boot in ns, fault).
+    #[track_caller]
     pub fn recent(&self) -> Vec<(u64, Fault)> {
         self.state.lock().recent.iter().copied().collect()
     }
 
     /// Faults counted but not printed (rate limit).
+    #[track_caller]
     pub fn suppressed(&self) -> u64 {
         self.state.lock().limiter.total_suppressed()
     }
 
-    /// Drains the unit's fault records: returns how many there were.
+    /// Drains the unit's fault records: returns how many there were. (The log's lock
+    /// is recorded at the caller's site: the handler and the shell tell apart.)
+    #[track_caller]
     pub fn drain(&self) -> usize {
         let records = sluice_vtd::fault::drain_fault_records(&mut self.unit.hw(), self.unit.cap);
         let now = crate::time::nanos_since_boot();
@@ -191,10 +197,13 @@ pub fn init() {
                 virq: AtomicU32::new(u32::MAX),
                 total: AtomicU64::new(0),
                 events: AtomicU64::new(0),
-                state: spin::Mutex::new(FaultLog {
-                    recent: VecDeque::new(),
-                    limiter: FaultRateLimiter::linux_default(),
-                }),
+                state: sluice_sync::IrqSpinLock::new(
+                    &crate::sync::order::DMAR_FAULT_LOG,
+                    FaultLog {
+                        recent: VecDeque::new(),
+                        limiter: FaultRateLimiter::linux_default(),
+                    },
+                ),
             })
             .collect()
     });

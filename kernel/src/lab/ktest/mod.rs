@@ -6,6 +6,7 @@
 pub mod hotplug;
 pub mod hpet_chain;
 pub mod iommu;
+pub mod lockdep;
 pub mod platform;
 pub mod queued;
 pub mod smp;
@@ -64,10 +65,12 @@ pub fn all() -> impl Iterator<Item = &'static Test> {
         .chain(hpet_chain::TESTS.iter())
         .chain(iommu::TESTS.iter())
         .chain(queued::TESTS.iter())
+        .chain(lockdep::TESTS.iter())
 }
 
 /// Runs the tests whose name contains `filter`; returns (passed, failed). Skipped
-/// tests are reported and counted in the closing line only.
+/// tests are reported and counted in the closing line only. A lock validator report
+/// since boot that no test provoked on purpose fails the run.
 pub fn run(filter: &str) -> (usize, usize) {
     let (mut passed, mut failed, mut skipped) = (0, 0, 0);
     for t in all().filter(|t| t.name.contains(filter)) {
@@ -89,6 +92,15 @@ pub fn run(filter: &str) -> (usize, usize) {
                 crate::println!("test {} ... FAILED: {}", t.name, why);
             }
         }
+    }
+    let unexpected = crate::sync::unexpected_reports();
+    if unexpected > 0 {
+        failed += 1;
+        crate::println!(
+            "lock validator ... FAILED: {} report(s) since boot (`locks` lists them); the last kept:",
+            unexpected
+        );
+        crate::sync::print_kept_reports();
     }
     crate::println!("{} passed, {} failed, {} skipped", passed, failed, skipped);
     *LAST.lock() = Some(Summary {

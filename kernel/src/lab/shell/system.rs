@@ -37,6 +37,13 @@ pub static COMMANDS: &[Command] = &[
         run: cmd_test,
     },
     Command {
+        name: "locks",
+        args: "",
+        help: "the lock validator: declared order, classes, nestings seen, reports",
+        offered: Offered::Always,
+        run: cmd_locks,
+    },
+    Command {
         name: "poweroff",
         args: "",
         help: "power off through ACPI (S5)",
@@ -76,6 +83,7 @@ fn cmd_info(args: &[&str]) -> Result<(), String> {
     info_ioapics(p);
     info_clocks(p);
     crate::iommu::print_summary();
+    crate::sync::print_summary();
     for m in &p.mcfg {
         println!(
             "PCI ECAM: segment {} buses {}..{} at {:#x}",
@@ -203,6 +211,12 @@ fn cmd_test(args: &[&str]) -> Result<(), String> {
         });
         println!("(no isa-debug-exit device: not running under the test harness)");
     }
+    Ok(())
+}
+
+fn cmd_locks(args: &[&str]) -> Result<(), String> {
+    no_args(args)?;
+    crate::sync::print_details();
     Ok(())
 }
 
