@@ -49,12 +49,26 @@ pub fn boot(profile: Profile, smp: u32, lines: &[&str]) -> Outcome {
 /// `boot` with a configuration of the caller's (extra devices, bridges, arguments).
 pub fn boot_with(cfg: &QemuConfig, lines: &[&str]) -> Outcome {
     let _one_at_a_time = qemu_lock();
-    match Session::run_script(cfg, lines, LIMIT) {
+    let o = match Session::run_script(cfg, lines, LIMIT) {
         Ok(o) => o,
         Err((e, out)) => panic!(
             "{} --smp {} {:?}: {e}\n--- serial output ---\n{out}",
             cfg.profile, cfg.smp, cfg.extra
         ),
+    };
+    assert_no_lock_reports(&o.output, cfg);
+    o
+}
+
+/// The lock validator runs in every kernel: a report it printed (`lockdep: ...`, not
+/// one a test provoked on purpose, which says so) fails the scenario, whatever it was
+/// checking.
+pub fn assert_no_lock_reports(output: &str, cfg: &QemuConfig) {
+    if let Some(l) = output.lines().find(|l| l.contains("lockdep: ")) {
+        panic!(
+            "{} --smp {} {:?}: the lock validator reported: {l}\n--- serial output ---\n{output}",
+            cfg.profile, cfg.smp, cfg.extra
+        );
     }
 }
 
