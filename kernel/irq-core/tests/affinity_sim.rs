@@ -274,6 +274,7 @@ fn build(s: &Scenario) -> World {
     };
     core.request_irq(virq, 0, "dev0").unwrap();
     core.request_irq(dummy, 1, "dummy").unwrap();
+    m.lock().unwrap().watched_routes.push((0, virq));
     m.lock().unwrap().tolerate_phantoms = true;
     World { m, core, virq }
 }

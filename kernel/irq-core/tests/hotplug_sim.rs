@@ -214,6 +214,10 @@ fn build(kind: Kind, only_cpu1: bool, nr_cpus: usize) -> (Shared, IrqCore, Virq,
         .unwrap(); // cpu 1, 0x20
     core.request_irq(virq, 0, "dev0").unwrap();
     core.request_irq(dummy, 1, "dummy").unwrap();
+    m.lock()
+        .unwrap()
+        .watched_routes
+        .extend([(0, virq), (1, dummy)]);
     assert_eq!(core.vector_irq(virq).unwrap().target.cpu, 1);
     (m, core, virq, dummy)
 }
@@ -1153,6 +1157,7 @@ fn build_block(s: &BlockScenario) -> (Shared, IrqCore, Vec<Virq>) {
             .unwrap();
     }
     assert_eq!(core.vector_irq(first).unwrap().target.cpu, 1);
+    m.lock().unwrap().watched_routes.push((0, first));
     (m, core, virqs)
 }
 

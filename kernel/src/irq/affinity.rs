@@ -1,8 +1,10 @@
 //! Affinity changes from task context: the core moves the irq and returns the hardware
 //! plan; the plan runs on the CPU it names (the old target, for the two-step path) in
 //! a call-function IPI, with interrupts off there. A plan that cannot be delivered is
-//! withdrawn, so the irq stays where its hardware points. For queued storage the plan
-//! only records the new message; the change returns once the device holds it.
+//! withdrawn, so the irq stays where its hardware points; one that arrives after its
+//! move was settled otherwise (CPU hotplug, release, a newer change) is refused by the
+//! core. For queued storage the plan only records the new message; the change returns
+//! once the device holds it.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 use sluice_irq_core::affinity::StepPlan;
@@ -40,9 +42,19 @@ static REMOTE_CALL: spin::Mutex<()> = spin::Mutex::new(());
 static REMOTE_PLAN: spin::Mutex<Option<(u64, Virq, StepPlan)>> = spin::Mutex::new(None);
 static REMOTE_SEQ: AtomicU64 = AtomicU64::new(0);
 
+/// What `run_posted_plan` answers.
+mod posted {
+    pub const RAN: u64 = 0;
+    /// The posting was gone (the caller gave up on this call).
+    pub const GONE: u64 = 1;
+    pub const FAILED: u64 = 2;
+    /// The core refused the plan: not the irq's pending one any more.
+    pub const STALE: u64 = 3;
+}
+
 /// Call-function body: runs the posted plan here (interrupts are off in IPI context,
-/// which the two-step path requires) if it is still posting `seq`. Returns 0 on
-/// success, 1 if the posting is gone, 2 if the plan failed.
+/// which the two-step path requires) if it is still posting `seq`. Answers one of
+/// `posted::*`.
 fn run_posted_plan(seq: u64) -> u64 {
     let posted = {
         let mut slot = REMOTE_PLAN.lock();
@@ -52,24 +64,29 @@ fn run_posted_plan(seq: u64) -> u64 {
         }
     };
     let Some((_, virq, plan)) = posted else {
-        return 1;
+        return posted::GONE;
     };
     let mut apic = KernelApic;
     match with_core(|c| c.run_plan(virq, &plan, &mut apic)) {
-        Ok(Ok(())) => 0,
-        _ => 2,
+        Ok(Ok(())) => posted::RAN,
+        Ok(Err(IrqError::StalePlan)) => posted::STALE,
+        _ => posted::FAILED,
     }
 }
 
 /// Runs `plan` where it must run: here with interrupts off, or on `plan.run_on` by a
 /// cross-CPU call. If the call never reached the plan (the CPU did not answer, or was
 /// busy), the plan is withdrawn: the irq goes back to the target its hardware still has.
+/// A plan that is no longer the irq's pending one — CPU hotplug settled its move, the
+/// irq was released, a newer change replaced it — is refused by the core wherever it
+/// arrives, nothing written ([`IrqError::StalePlan`]); withdrawing it then does nothing.
 pub fn run_plan_on(virq: Virq, plan: StepPlan) -> Result<(), IrqError> {
     let here = crate::arch::cpu::current().index as CpuId;
     let Some(cpu) = plan.run_on.filter(|&c| c != here) else {
         let mut apic = KernelApic;
         return with_core(|c| c.run_plan(virq, &plan, &mut apic))?;
     };
+    let id = plan.id;
     let _serial = REMOTE_CALL.lock();
     let seq = REMOTE_SEQ.fetch_add(1, Ordering::SeqCst);
     *REMOTE_PLAN.lock() = Some((seq, virq, plan));
@@ -77,10 +94,11 @@ pub fn run_plan_on(virq: Virq, plan: StepPlan) -> Result<(), IrqError> {
     // Still posted: the remote CPU never took it, and never will (the sequence moved on).
     let undelivered = REMOTE_PLAN.lock().take().is_some();
     if undelivered {
-        with_core(|c| c.abort_plan(virq))??;
+        with_core(|c| c.abort_plan(virq, id))??;
     }
     match r {
-        Ok(0) => Ok(()),
+        Ok(posted::RAN) => Ok(()),
+        Ok(posted::STALE) => Err(IrqError::StalePlan),
         Ok(_) => Err(IrqError::InvalidState),
         Err(crate::smp::ipi::CallError::Offline(_)) => Err(IrqError::OfflineTarget(cpu)),
         // Timed out or still busy with an earlier call: retry later.
