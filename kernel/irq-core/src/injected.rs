@@ -17,6 +17,9 @@ pub enum InjectedBug {
     /// CPU offline drops the old half of a move away from the dying CPU whose plan never
     /// ran, without reprogramming the device, which still points at the dying CPU.
     OfflineForgetsPendingPlan = 2,
+    /// A remapped move keeps its old vector until the first interrupt at the new target,
+    /// although the IRTE update with its invalidation wait already completed it.
+    RemapWaitsForInterrupt = 4,
 }
 
 impl IrqCore {

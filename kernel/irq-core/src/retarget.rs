@@ -1,6 +1,7 @@
 //! Changing where an irq is delivered: the vector-level move, the plan that retargets
 //! the hardware, its execution (on the CPU the plan names), and the cleanup of the old
-//! vector once the first interrupt arrived at the new one.
+//! vector once the move is complete — at the first interrupt at the new target, or, for
+//! a remapped irq, as soon as its IRTE update returns.
 //!
 //! A move is made under the irq's descriptor lock, and so is each execution of its plan,
 //! but the two are separate lock holds: the plan may have to run on the old CPU, reached
@@ -32,6 +33,7 @@ use crate::hw::{LocalApic, Target};
 use crate::injected::InjectedBug;
 use crate::irqcore::IrqCore;
 use crate::vecdomain::{CleanupOutcome, MoveOutcome};
+use crate::vector::VECTOR_CLEANUP_VECTOR;
 
 impl IrqCore {
     /// Change an irq's affinity. Returns the plan that retargets its hardware, to be run
@@ -265,7 +267,11 @@ impl IrqCore {
                     d.state.plan = None;
                 }
             }
-            self.run_step_held(h, plan, i, apic)
+            self.run_step_held(h, plan, i, apic)?;
+            if last {
+                self.complete_route_update(h, plan, apic);
+            }
+            Ok(())
         })
     }
 
@@ -301,7 +307,42 @@ impl IrqCore {
             d.state.plan_pending = false;
             d.state.plan = None;
         }
-        (0..plan.steps.len()).try_for_each(|i| self.run_step_held(h, plan, i, apic))
+        (0..plan.steps.len()).try_for_each(|i| self.run_step_held(h, plan, i, apic))?;
+        self.complete_route_update(h, plan, apic);
+        Ok(())
+    }
+
+    /// A plan that rewrote a remapping entry ([`Step::UpdateRoute`]) has finished its
+    /// move when it returns, without waiting for an interrupt at the new target: the
+    /// chip's update ends with an interrupt entry cache invalidation and an invalidation
+    /// wait (VT-d §6.5.2), after which no request is remapped through the old entry any
+    /// more, and every one that was has been delivered — to the old CPU's IRR at worst.
+    /// (Linux schedules the old vector's cleanup right after `modify_irte` in
+    /// `intel_ir_set_affinity` for the same reason.) So the move completes here and the
+    /// old CPU is sent the cleanup IPI, whose IRR check keeps the old vector for a later
+    /// retry while an interrupt that arrived there is still pending. A quiet remapped
+    /// device no longer keeps two vectors, nor refuses its next move.
+    ///
+    /// No IPI goes to a CPU already offline in the matrix (CPU hotplug runs this for the
+    /// dying CPU, which frees the old vector itself).
+    fn complete_route_update(&self, h: &mut Held, plan: &StepPlan, apic: &mut dyn LocalApic) {
+        if self.has_bug(InjectedBug::RemapWaitsForInterrupt)
+            || !plan.steps.contains(&Step::UpdateRoute)
+        {
+            return;
+        }
+        let Some(d) = h.lead() else { return };
+        if !d.move_in_progress || d.state.queue_pending {
+            return;
+        }
+        let (virq, t) = (d.virq, d.target);
+        let old_cpu = self.held_vector_op(h, |vd| {
+            let c = vd.complete_move(virq, t.cpu, t.vector)?;
+            vd.matrix().is_online(c).then_some(c)
+        });
+        if let Some(c) = old_cpu {
+            apic.send_ipi(c, VECTOR_CLEANUP_VECTOR);
+        }
     }
 
     /// Withdraw plan `id` if none of its steps ran (it could not be delivered to the CPU

@@ -536,24 +536,24 @@ const WITHDRAWN: [Rival; 3] = [Rival::Release, Rival::Abort, Rival::Supersede];
 /// Offline of the old or the new CPU, real code: no failure; in 5,883 schedules the
 /// offline met the plan still waiting, in 5,511 a plan was refused.
 const OFFLINE_FOUND: Found = Found {
-    schedules: 19_855,
+    schedules: 24_858,
     failed: 0,
     refused: 5_511,
     migrated_pending: 5_883,
-    fired_inside: 5_112,
+    fired_inside: 5_586,
 };
 /// Release and free, abort, abort and a second move, real code: no failure.
 const WITHDRAWN_FOUND: Found = Found {
-    schedules: 25_427,
+    schedules: 35_459,
     failed: 0,
-    refused: 16_916,
+    refused: 19_504,
     migrated_pending: 0,
-    fired_inside: 5_114,
+    fired_inside: 5_978,
 };
 /// Bugs put back: (schedules, failing schedules).
-const OFFLINE_FORGETTING_PLANS: (usize, usize) = (20_113, 2_481);
-const WITHDRAWN_STALE_PLANS_RUN: (usize, usize) = (23_606, 11_570);
-const OFFLINE_STALE_PLANS_RUN: (usize, usize) = (19_454, 2_594);
+const OFFLINE_FORGETTING_PLANS: (usize, usize) = (25_116, 2_481);
+const WITHDRAWN_STALE_PLANS_RUN: (usize, usize) = (34_178, 11_570);
+const OFFLINE_STALE_PLANS_RUN: (usize, usize) = (24_457, 2_594);
 
 #[test]
 fn a_plan_delayed_past_an_offline_leaves_the_device_where_the_core_says() {

@@ -4,7 +4,9 @@
 //! withdrawn, so the irq stays where its hardware points; one that arrives after its
 //! move was settled otherwise (CPU hotplug, release, a newer change) is refused by the
 //! core. For queued storage the plan only records the new message; the change returns
-//! once the device holds it.
+//! once the device holds it. A change that finds the previous move complete but its old
+//! vector's cleanup IPI not yet served waits for it, briefly and bounded, instead of
+//! being refused: back-to-back moves of a quiet remapped irq succeed.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 use sluice_irq_core::affinity::StepPlan;
@@ -106,6 +108,27 @@ pub fn run_plan_on(virq: Virq, plan: StepPlan) -> Result<(), IrqError> {
     }
 }
 
+/// How long an affinity change waits for the previous move's old vector to be cleaned
+/// up. The cleanup IPI is sent the moment a move completes (a remapped one: when its
+/// IRTE update returns) and served as soon as the old CPU takes interrupts — within
+/// microseconds on hardware; only an interrupt still pending there on the old vector
+/// defers it, to the next timer tick. The bound is generous because under TCG on a busy
+/// host a vCPU can go unscheduled for tens of milliseconds.
+const CLEANUP_WAIT_NS: u64 = 1_000_000_000;
+
+/// Is `virq`'s last move complete (hardware reprogrammed, move completed), so that all a
+/// refusal can have been waiting for is its old vector's cleanup — still to be served,
+/// or served just after the refusal? The core refuses a new move meanwhile (`Busy`, as
+/// Linux does while the old vector is on the cleanup list), but that is a matter of
+/// microseconds, not of the device. (A move still waiting for its plan, or for its first
+/// interrupt, is in progress: that refusal stands.)
+fn only_cleanup_left(virq: Virq) -> bool {
+    with_core(|c| c.vector_irq(virq))
+        .ok()
+        .and_then(Result::ok)
+        .is_some_and(|i| !i.move_in_progress)
+}
+
 /// Changes an irq's affinity and reprograms its hardware.
 pub fn set_affinity(
     virq: Virq,
@@ -125,11 +148,24 @@ pub fn set_affinity_replanned(
     replan: impl FnOnce(StepPlan) -> StepPlan,
 ) -> Result<AffinityChange, IrqError> {
     let serial = AFFINITY.lock();
-    let (old, new, plan) = with_core(|c| -> Result<_, IrqError> {
-        let old = c.vector_irq(virq)?.target;
-        let plan = c.set_affinity(virq, mask, force_new_vector)?;
-        Ok((old, c.vector_irq(virq)?.target, plan))
-    })??;
+    let start = crate::time::nanos_since_boot();
+    let (old, new, plan) = loop {
+        let r = with_core(|c| -> Result<_, IrqError> {
+            let old = c.vector_irq(virq)?.target;
+            let plan = c.set_affinity(virq, mask, force_new_vector)?;
+            Ok((old, c.vector_irq(virq)?.target, plan))
+        })?;
+        // Interrupts are on between tries, so a cleanup IPI for this CPU is served here.
+        match r {
+            Err(IrqError::Busy)
+                if only_cleanup_left(virq)
+                    && crate::time::nanos_since_boot() - start < CLEANUP_WAIT_NS =>
+            {
+                crate::time::spin_for_ns(2_000)
+            }
+            r => break r?,
+        }
+    };
     let plan = plan.map(replan);
     let steps = plan.as_ref().map_or(0, |p| p.steps.len());
     if let Some(p) = plan {

@@ -11,6 +11,7 @@ pub mod msi_chains;
 pub mod msi_storm;
 pub mod platform;
 pub mod queued;
+pub mod remap_moves;
 pub mod smp;
 
 use alloc::string::String;
@@ -66,6 +67,7 @@ pub fn all() -> impl Iterator<Item = &'static Test> {
         .chain(hotplug::TESTS.iter())
         .chain(hpet_chain::TESTS.iter())
         .chain(iommu::TESTS.iter())
+        .chain(remap_moves::TESTS.iter())
         .chain(queued::TESTS.iter())
 }
 
