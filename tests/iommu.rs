@@ -195,6 +195,24 @@ fn cpus_above_apic_id_254_take_device_interrupts() {
     );
 }
 
+/// Issue 23, bug 3: edu's remapped irq, its device quiet, moved 1000 times round the two
+/// CPUs with no refusal — the IRTE update completes each move and sends the old vector's
+/// cleanup at once (before, the old vector stayed until an interrupt came and the second
+/// move was refused as busy); a raise afterwards still arrives.
+#[test]
+fn a_quiet_remapped_irq_moves_back_to_back_without_refusal() {
+    let o = kernel_tests(Profile::Iommu, 2, "remap_moves");
+    assert_has(
+        &o.output,
+        "remapped moves",
+        &[
+            "quiet_remapped_irq_moves_1000_times_without_refusal",
+            "1000 moves of quiet remapped irq",
+            "none refused",
+        ],
+    );
+}
+
 /// A DMAR naming a unit where none answers (no intel-iommu device): remapping stays off,
 /// with the reason, and everything else works. The same for a DMAR that does not parse.
 #[test]

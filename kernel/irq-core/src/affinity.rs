@@ -114,9 +114,27 @@ impl BlockMembers {
     }
 }
 
+/// Which affinity change a plan belongs to. The core stamps every plan it hands out
+/// with a fresh id (never reused, whatever irq) and records it in the descriptor(s) the
+/// plan is for; [`crate::IrqCore::run_plan`] and [`crate::IrqCore::run_step`] run a plan
+/// only while it is the one recorded there. A plan made moot meanwhile — withdrawn,
+/// replaced by a newer change, settled by CPU hotplug, its irq released or freed — is
+/// refused ([`crate::IrqError::StalePlan`]) however late its IPI arrives, instead of
+/// writing an old target into the device.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PlanId(pub u64);
+
+impl PlanId {
+    /// What the planners below put in a plan: the core has not stamped it yet (a chip's
+    /// plan run inline by the core, within the lock hold that made it, needs no stamp).
+    pub const UNSTAMPED: PlanId = PlanId(0);
+}
+
 /// A sequence of steps for one level of one irq.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StepPlan {
+    /// The affinity change this plan belongs to ([`PlanId`]).
+    pub id: PlanId,
     /// Which level of the descriptor executes the storage steps.
     pub level: usize,
     /// Message (or pin) index in the storage.
@@ -171,6 +189,7 @@ pub fn plan_unmaskable_words(
 ) -> StepPlan {
     let (o, n) = (m.old_target, m.new_target);
     let mut plan = StepPlan {
+        id: PlanId::UNSTAMPED,
         level: d.level,
         index,
         run_on: None,
@@ -196,6 +215,7 @@ pub fn plan_unmaskable_words(
 pub fn plan_msi_update(path: MsiPath, d: &LevelCtx, slot: u32, m: &AffinityMsgs) -> StepPlan {
     match path {
         MsiPath::Remapped => StepPlan {
+            id: PlanId::UNSTAMPED,
             level: d.level,
             index: slot,
             run_on: None,
@@ -207,6 +227,7 @@ pub fn plan_msi_update(path: MsiPath, d: &LevelCtx, slot: u32, m: &AffinityMsgs)
             push_changed(&mut steps, &msi_words(&m.old), &msi_words(&m.new));
             steps.push(Step::RestoreMask);
             StepPlan {
+                id: PlanId::UNSTAMPED,
                 level: d.level,
                 index: slot,
                 run_on: None,
@@ -238,6 +259,7 @@ pub fn plan_block_update(
 ) -> StepPlan {
     let (o, n) = (m.old_target, m.new_target);
     let mut plan = StepPlan {
+        id: PlanId::UNSTAMPED,
         level: d.level,
         index: slot,
         run_on: None,

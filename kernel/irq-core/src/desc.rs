@@ -10,6 +10,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
+use crate::affinity::PlanId;
 use crate::chip::HwIrq;
 use crate::domain::{DomainId, DomainOps};
 use crate::error::Virq;
@@ -109,6 +110,10 @@ pub struct DescState {
     /// device still points at the old target, so an arrival at the new one (a retrigger)
     /// must not complete the move, and the plan can still be withdrawn.
     pub plan_pending: bool,
+    /// The plan this irq's hardware waits for, or is being moved by (a plan run step by
+    /// step): the only one `run_plan` / `run_step` accept. Cleared once it has run, and
+    /// whenever it is made moot (withdrawn, settled by hotplug, the irq released).
+    pub plan: Option<PlanId>,
     /// A queued level ([`crate::chip::Chip::queued`]) recorded a change the device has
     /// not confirmed yet: the device may still hold its previous message, so an arrival
     /// at a move's new target (a retrigger) must not complete the move. Cleared by the

@@ -53,6 +53,10 @@ pub enum IrqError {
     /// its first stage, before stop_machine; meeting one in the second refuses the
     /// offline, changing nothing.
     NeedsWait(Virq),
+    /// The plan is not the one the irq's hardware waits for any more (withdrawn, replaced
+    /// by a newer affinity change, settled by CPU hotplug, or the irq released): it was
+    /// refused and nothing changed.
+    StalePlan,
 }
 
 impl fmt::Display for IrqError {
@@ -76,6 +80,10 @@ impl fmt::Display for IrqError {
             IrqError::NeedsWait(v) => write!(
                 f,
                 "irq {v}'s storage is behind a command queue and still targets the cpu: it must move before stop_machine"
+            ),
+            IrqError::StalePlan => write!(
+                f,
+                "the affinity change was superseded before its plan ran (nothing written)"
             ),
             IrqError::NoBlockSpace(n) => write!(
                 f,

@@ -11,7 +11,10 @@
 //!    still allocated here stay recorded; freeing them on an offline CPU keeps the global
 //!    counters right.)
 //! 2. **Settle in-flight moves.** A move *away* from this CPU loses its old half (an old
-//!    vector pending in the IRR is re-delivered in step 4). A move *to* this CPU is
+//!    vector pending in the IRR is re-delivered in step 4) — if its plan ran. If it has
+//!    not, the device still points here: the move is withdrawn and the irq leaves in
+//!    step 3 like any other, its plan run here, where a two-step plan had to run anyway
+//!    (the pending plan is moot; its IPI, if it ever comes, is refused). A move *to* this CPU is
 //!    undone: the old target is still allocated and routed on a live CPU, so the irq goes
 //!    back there instead of being freed under an interrupt that may be pending in that
 //!    CPU's IRR. If the move's plan never ran, the hardware never left the old target and
@@ -72,6 +75,7 @@ use crate::desc::IrqDesc;
 use crate::error::{IrqError, Result, Virq};
 use crate::group::Held;
 use crate::hw::{LocalApic, Target};
+use crate::injected::InjectedBug;
 use crate::irqcore::IrqCore;
 use crate::routes::Slot;
 use crate::vecblock::BlockId;
@@ -268,14 +272,19 @@ impl IrqCore {
         let virq = d.virq;
         // Whether the hardware followed the move in flight, if any.
         let plan_ran = !d.state.plan_pending;
+        if !plan_ran && !self.has_bug(InjectedBug::OfflineForgetsPendingPlan) {
+            self.withdraw_pending_move_off(d, cpu)?;
+        }
         // Step 2: a move to this CPU is undone (back to its live old target), a move away
         // from it loses its old half.
         let (before, now) = self.vector_op(d, |vd| -> Result<_> {
             let before = *vd.irq(virq)?;
             Ok((before, vd.force_complete_move(virq, cpu)?))
         })?;
-        // A plan that was never run is moot now: the move it belonged to was settled.
+        // A plan that was never run is moot now: the move it belonged to was settled (its
+        // IPI, if it still comes, is refused).
         d.state.plan_pending = false;
+        d.state.plan = None;
         if before.target.cpu == cpu && now.cpu != cpu {
             let h = &mut Held::single(d);
             let to = self.leave_undone(h, before.target, now, plan_ran, &before.affinity, apic)?;
@@ -316,6 +325,24 @@ impl IrqCore {
             self.record_broken(virq, irq.affinity, report);
         }
         report.moved.push((virq, old, new));
+        Ok(())
+    }
+
+    /// Step 2 for a move *away* from the dying CPU whose plan has not run: the device
+    /// still points at the move's old half, here. Dropping that half, as a move whose plan
+    /// ran loses it, would leave the device sending to a dead CPU while the core records
+    /// the new target. So the move is withdrawn instead — the irq is back where its
+    /// hardware points, its new vector freed, the plan moot — and the irq leaves this CPU
+    /// like every irq of step 3: to its (new) affinity, steered, its plan run right here
+    /// (the two-step plan names the old CPU, this one, which is where the pending plan had
+    /// to run anyway), then step 4 re-delivers whatever the device sent here before.
+    /// (`migrate_block` does the same for a block.)
+    pub(crate) fn withdraw_pending_move_off(&self, d: &mut IrqDesc, cpu: CpuId) -> Result<()> {
+        let virq = d.virq;
+        let irq = self.vector.lock().irq(virq).copied()?;
+        if irq.target.cpu != cpu && irq.prev.is_some_and(|p| p.cpu == cpu) {
+            self.vector_op(d, |vd| vd.undo_move(virq))?;
+        }
         Ok(())
     }
 
@@ -459,6 +486,7 @@ impl IrqCore {
         self.program_levels(d, false)?;
         d.state.started = false;
         d.state.plan_pending = false;
+        d.state.plan = None;
         if d.managed {
             self.hotplug
                 .lock()
@@ -840,6 +868,7 @@ mod tests {
             _m: &crate::chip::AffinityMsgs,
         ) -> Result<Option<StepPlan>> {
             Ok(Some(StepPlan {
+                id: crate::affinity::PlanId::UNSTAMPED,
                 level: 0,
                 index: 0,
                 run_on: Some(0),

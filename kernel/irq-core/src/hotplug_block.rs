@@ -2,7 +2,9 @@
 //! leaves the dying CPU as a whole, inside the same stop-machine stage as single irqs.
 //!
 //! A block is settled like a single irq's move (back to its old block if only its new
-//! block was on the dying CPU, else its old half on the dying CPU goes), then, if it
+//! block was on the dying CPU, else its old half on the dying CPU goes — or, if the
+//! move's plan has not run and the shared message still points there, the move is
+//! withdrawn so the block leaves as below), then, if it
 //! still lives there, it gets a new aligned block on one remaining CPU — in its affinity,
 //! else anywhere online ("affinity broken", every member recorded) — and its shared
 //! message is rewritten by the block's own plan, run right here on the dying CPU (the
@@ -20,6 +22,7 @@ use crate::error::{IrqError, Result, Virq};
 use crate::group::Held;
 use crate::hotplug::MigrationReport;
 use crate::hw::{LocalApic, Target};
+use crate::injected::InjectedBug;
 use crate::irqcore::IrqCore;
 use crate::vecblock::BlockId;
 use crate::vecdomain::MoveOutcome;
@@ -37,13 +40,27 @@ impl IrqCore {
     ) -> Result<()> {
         // Whether the shared message followed the move in flight, if any.
         let plan_ran = !h.descs().any(|d| d.state.plan_pending);
+        if !plan_ran && !self.has_bug(InjectedBug::OfflineForgetsPendingPlan) {
+            // A move away from this CPU whose plan never ran: the shared message still
+            // points here. Withdrawn, so the block leaves as below, its plan run here
+            // (`IrqCore::withdraw_pending_move_off` says why).
+            let b = self.vector.lock().block(id)?.clone();
+            if b.cpu != cpu
+                && b.prev.is_some_and(|(pc, _)| pc == cpu)
+                && let Some(v) = h.lead_virq()
+            {
+                self.held_vector_op(h, |vd| vd.undo_move(v))?;
+            }
+        }
         let (before, now) = self.held_vector_op(h, |vd| -> Result<_> {
             let before = vd.block(id)?.clone();
             Ok((before, vd.force_complete_block(id, cpu)?))
         })?;
-        // A plan never run is moot now: the move it belonged to was settled.
+        // A plan never run is moot now: the move it belonged to was settled (its IPI, if
+        // it still comes, is refused).
         for d in h.descs() {
             d.state.plan_pending = false;
+            d.state.plan = None;
         }
         let base = |c: CpuId, v: Vector| self.vector.lock().target(c, v);
         if before.cpu == cpu && now.0 != cpu {
@@ -126,6 +143,7 @@ impl IrqCore {
         for d in h.descs() {
             let _ = self.mask_locked(d);
             d.state.plan_pending = false;
+            d.state.plan = None;
         }
         let online = self.online_mask();
         let _ = self.held_vector_op(h, |vd| -> Result<()> {

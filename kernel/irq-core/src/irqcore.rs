@@ -120,6 +120,11 @@ pub struct IrqCore {
     /// Irqs whose queued storage recorded changes the device has not confirmed
     /// (`queued.rs`): the deferred worker's list. A leaf lock.
     pub(crate) deferred: spin::Mutex<alloc::collections::BTreeSet<Virq>>,
+    /// The id the next plan is stamped with ([`crate::affinity::PlanId`]); 0 is never one.
+    next_plan: AtomicU64,
+    /// Bugs put back on purpose for the simulator's counter-examples (`injected.rs`).
+    #[cfg(feature = "inject-bugs")]
+    pub(crate) injected: AtomicU32,
 }
 
 impl IrqCore {
@@ -147,7 +152,16 @@ impl IrqCore {
             ext_dest: AtomicBool::new(false),
             hotplug: spin::Mutex::new(HotplugState::default()),
             deferred: spin::Mutex::new(alloc::collections::BTreeSet::new()),
+            next_plan: AtomicU64::new(1),
+            #[cfg(feature = "inject-bugs")]
+            injected: AtomicU32::new(0),
         })
+    }
+
+    /// A fresh plan id: unique for the life of the core, whatever irq it is for, so a
+    /// plan for a freed irq can never pass for one of a later irq with its number.
+    pub(crate) fn new_plan_id(&self) -> crate::affinity::PlanId {
+        crate::affinity::PlanId(self.next_plan.fetch_add(1, Ordering::Relaxed))
     }
 
     /// Change storm-detection thresholds (at set-up, before interrupts flow).
@@ -594,12 +608,19 @@ impl IrqCore {
             }
             d.action = None;
             // A handler still running on another CPU (its `end_irq` is to come, and
-            // `free_irq` waits for it) and a plan still to run on the hardware outlive
-            // the handler's detachment.
+            // `free_irq` waits for it) outlives the handler's detachment. A plan still
+            // to run is moot once the irq is parked (its move went with the vector; the
+            // plan is refused if its IPI still comes), except a block's: the block keeps
+            // its vectors and its move, for the members still requested.
+            let (plan_pending, plan) = match is_block {
+                true => (d.state.plan_pending, d.state.plan),
+                false => (false, None),
+            };
             d.state = DescState {
                 masked: true,
                 in_progress: d.state.in_progress,
-                plan_pending: d.state.plan_pending,
+                plan_pending,
+                plan,
                 queue_pending: d.state.queue_pending,
                 ..DescState::default()
             };

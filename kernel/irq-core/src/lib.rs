@@ -21,6 +21,7 @@ pub mod hotplug;
 mod hotplug_block;
 pub mod hotplug_queued;
 pub mod hw;
+pub mod injected;
 pub mod ioapic;
 pub mod irqcore;
 mod levels;

@@ -17,16 +17,18 @@
 //!   device ORs the message number into the low data bits, so the base must be aligned).
 //! * Steering ([`Steer`], hotplug only): the CPU is chosen exactly as above; on it, the
 //!   vector (or block base) is the preferred one if free, else the lowest free one not in
-//!   the avoid set, else the lowest free one. Where on the CPU a vector sits changes
-//!   nothing in these counts, so a steered allocation succeeds exactly when an unsteered
-//!   one would.
+//!   the avoid set, else the lowest free one — each among the vectors with no retriggered
+//!   IRR bit due there if there is any. Where on the CPU a vector sits changes nothing in
+//!   these counts, so a steered allocation succeeds exactly when an unsteered one would.
 //!
 //! Locking: the matrix is part of the vector domain and protected by the vector lock.
 
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use crate::cpumask::{CpuId, CpuMask, MAX_CPUS};
 use crate::error::{IrqError, Result};
+use crate::routes::{Routes, Slot};
 use crate::vector::{VecMap, Vector};
 
 /// Per-CPU state.
@@ -61,25 +63,66 @@ pub struct CpuVectorStats {
 /// taking the same one there means only the destination word changes, so there is no
 /// intermediate message at all), else one outside `avoid` (vectors that something else
 /// could raise on the old CPU, where the intermediate message would share an IRR bit).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Whatever it picks, a vector whose slot on the chosen CPU still has a retriggered IRR
+/// bit due ([`Slot::RetriggeredPending`], read from `due`) is taken only if nothing else
+/// is free there: that bit would arrive as the new owner's interrupt.
+#[derive(Clone, Default)]
 pub struct Steer {
     /// Take this vector (this base, for a block) if it is free.
     pub prefer: Option<Vector>,
     /// Else keep clear of these (a block: of every vector of its run).
     pub avoid: VecMap,
+    /// The per-CPU tables, to keep clear of slots with a retriggered bit due.
+    pub due: Option<Arc<Routes>>,
+}
+
+impl core::fmt::Debug for Steer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Steer")
+            .field("prefer", &self.prefer)
+            .field("avoid", &self.avoid)
+            .field("due", &self.due.is_some())
+            .finish()
+    }
 }
 
 impl Steer {
-    /// The vector to take among `free` (non-empty): see [`Steer`].
-    fn pick(&self, free: &VecMap) -> Option<Vector> {
+    /// `free` on `cpu` without the vectors whose slot has a retriggered bit due.
+    fn usable(&self, cpu: CpuId, free: &VecMap) -> VecMap {
+        let Some(routes) = &self.due else {
+            return *free;
+        };
+        let mut out = *free;
+        for v in free.iter() {
+            if routes.get(cpu, v) == Slot::RetriggeredPending {
+                out.clear(v);
+            }
+        }
+        out
+    }
+
+    /// The vector to take among `free` on `cpu` (non-empty): see [`Steer`].
+    fn pick(&self, cpu: CpuId, free: &VecMap) -> Option<Vector> {
+        let usable = self.usable(cpu, free);
+        let free = if usable.first().is_some() {
+            &usable
+        } else {
+            free
+        };
         if let Some(p) = self.prefer.filter(|&p| free.test(p)) {
             return Some(p);
         }
         free.and_not(&self.avoid).first().or_else(|| free.first())
     }
 
-    /// The base of a free aligned run of `count` among `free`: see [`Steer`].
-    fn pick_run(&self, free: &VecMap, count: u32) -> Option<u8> {
+    /// The base of a free aligned run of `count` among `free` on `cpu`: see [`Steer`].
+    fn pick_run(&self, cpu: CpuId, free: &VecMap, count: u32) -> Option<u8> {
+        let usable = self.usable(cpu, free);
+        self.pick_run_in(&usable, count)
+            .or_else(|| self.pick_run_in(free, count))
+    }
+
+    fn pick_run_in(&self, free: &VecMap, count: u32) -> Option<u8> {
         let fits = |b: u32| free.has_range(b as u8, count);
         let runs = || (0x20u32..=256 - count).step_by(count as usize);
         if let Some(p) = self.prefer.map(|p| u32::from(p.0))
@@ -322,7 +365,7 @@ impl VectorMatrix {
         let device = self.device;
         let c = &mut self.cpus[cpu as usize];
         let free = device.and_not(&c.alloc).and_not(&c.managed);
-        let v = steer.pick(&free).ok_or(IrqError::NoSpace)?;
+        let v = steer.pick(cpu, &free).ok_or(IrqError::NoSpace)?;
         c.alloc.set(v);
         c.available -= 1;
         self.global_available -= 1;
@@ -367,7 +410,7 @@ impl VectorMatrix {
         let cpu = self.best_cpu(mask, |c| find(c).is_some())?;
         let c = &mut self.cpus[cpu as usize];
         let free = device.and_not(&c.alloc).and_not(&c.managed);
-        let base = steer.pick_run(&free, count).ok_or(IrqError::NoSpace)?;
+        let base = steer.pick_run(cpu, &free, count).ok_or(IrqError::NoSpace)?;
         for i in 0..count {
             c.alloc.set(Vector(base + i as u8));
         }
@@ -469,7 +512,7 @@ impl VectorMatrix {
         )?;
         let c = &mut self.cpus[cpu as usize];
         let v = steer
-            .pick(&c.managed.and_not(&c.alloc))
+            .pick(cpu, &c.managed.and_not(&c.alloc))
             .ok_or(IrqError::NoSpace)?;
         c.alloc.set(v);
         self.total_allocated += 1;
@@ -689,6 +732,7 @@ mod tests {
         let s = Steer {
             prefer: Some(Vector(0x30)),
             avoid,
+            due: None,
         };
         assert_eq!(
             m.alloc_steered(&CpuMask::single(1), false, &s),
@@ -701,6 +745,7 @@ mod tests {
         let s = Steer {
             prefer: Some(Vector(0x20)),
             avoid,
+            due: None,
         };
         assert_eq!(
             m.alloc_steered(&CpuMask::single(0), false, &s),
@@ -716,6 +761,7 @@ mod tests {
         let s = Steer {
             prefer: Some(Vector(0x40)),
             avoid,
+            due: None,
         };
         assert_eq!(
             m.alloc_block_steered(&CpuMask::single(1), 8, &s),
@@ -728,6 +774,7 @@ mod tests {
         let everything = Steer {
             prefer: None,
             avoid: VecMap::device_vectors(),
+            due: None,
         };
         assert_eq!(
             m.alloc_block_steered(&CpuMask::single(1), 4, &everything),
@@ -736,6 +783,20 @@ mod tests {
         assert_eq!(
             m.alloc_steered(&CpuMask::single(1), false, &everything),
             Ok((1, Vector(0x21)))
+        );
+        // A vector whose retriggered bit is still due on the chosen CPU is passed over,
+        // preferred or not, while another is free there.
+        let routes = Arc::new(Routes::new(2));
+        routes.set(1, Vector(0x22), Slot::RetriggeredPending);
+        routes.set(1, Vector(0x31), Slot::RetriggeredPending);
+        let s = Steer {
+            prefer: Some(Vector(0x31)),
+            avoid: VecMap::default(),
+            due: Some(routes),
+        };
+        assert_eq!(
+            m.alloc_steered(&CpuMask::single(1), false, &s),
+            Ok((1, Vector(0x23)))
         );
         m.check_invariants().unwrap();
     }

@@ -36,7 +36,7 @@ use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::affinity::{Step, StepPlan};
+use crate::affinity::{PlanId, Step, StepPlan};
 use crate::chip::{AffinityMsgs, Chip, ChipOp, HwIrq, LevelCtx, QueueState};
 use crate::desc::IrqDesc;
 use crate::domain::Domain;
@@ -232,6 +232,7 @@ impl<S: QueuedStorage> Chip for QueuedMsiDomain<S> {
     /// as one queued command.
     fn set_affinity(&self, d: &LevelCtx, _m: &AffinityMsgs) -> Result<Option<StepPlan>> {
         Ok(Some(StepPlan {
+            id: PlanId::UNSTAMPED,
             level: d.level,
             index: Self::index(d.hwirq),
             run_on: None,

@@ -1,6 +1,7 @@
 //! Changing where an irq is delivered: the vector-level move, the plan that retargets
 //! the hardware, its execution (on the CPU the plan names), and the cleanup of the old
-//! vector once the first interrupt arrived at the new one.
+//! vector once the move is complete — at the first interrupt at the new target, or, for
+//! a remapped irq, as soon as its IRTE update returns.
 //!
 //! A move is made under the irq's descriptor lock, and so is each execution of its plan,
 //! but the two are separate lock holds: the plan may have to run on the old CPU, reached
@@ -9,20 +10,30 @@
 //! does not complete the move, and a plan that could not be delivered can be withdrawn
 //! with [`IrqCore::abort_plan`], which puts the irq back on its old target.
 //!
+//! The IPI carrying a plan may arrive at any time later, after the move it belonged to
+//! was settled otherwise: withdrawn, replaced by a newer move, undone or re-planned by
+//! CPU hotplug, or the irq released. Each plan therefore carries the id the core stamped
+//! it with ([`PlanId`]), recorded in the descriptor(s) it is for until it has run or is
+//! made moot; [`IrqCore::run_plan`] and [`IrqCore::run_step`] refuse any other plan
+//! ([`IrqError::StalePlan`], nothing done), so a late plan cannot write an old target
+//! — a dead CPU, a freed vector — into the device.
+//!
 //! A member of a multi-MSI block moves its whole block: every step above holds every
 //! member's descriptor lock (ascending virq order, `group.rs`), the plan rewrites the one
 //! shared message and names members where they differ, and every member is
 //! `plan_pending` until it runs. Any member's virq can be passed to run or abort it.
 
-use crate::affinity::{BlockMembers, Step, StepPlan};
+use crate::affinity::{BlockMembers, PlanId, Step, StepPlan};
 use crate::chip::AffinityMsgs;
 use crate::cpumask::CpuMask;
 use crate::desc::IrqDesc;
 use crate::error::{IrqError, Result, Virq};
 use crate::group::Held;
 use crate::hw::{LocalApic, Target};
+use crate::injected::InjectedBug;
 use crate::irqcore::IrqCore;
 use crate::vecdomain::{CleanupOutcome, MoveOutcome};
+use crate::vector::VECTOR_CLEANUP_VECTOR;
 
 impl IrqCore {
     /// Change an irq's affinity. Returns the plan that retargets its hardware, to be run
@@ -77,9 +88,14 @@ impl IrqCore {
         new: Target,
     ) -> Result<Option<StepPlan>> {
         match self.plan_retarget(h, old, new) {
-            Ok(plan) => {
+            Ok(mut plan) => {
+                let id = plan.as_mut().map(|p| {
+                    p.id = self.new_plan_id();
+                    p.id
+                });
                 for d in h.descs() {
-                    d.state.plan_pending = plan.is_some();
+                    d.state.plan_pending = id.is_some();
+                    d.state.plan = id;
                 }
                 Ok(plan)
             }
@@ -209,9 +225,27 @@ impl IrqCore {
         }
     }
 
+    /// Is `plan` the one the held descriptors' hardware waits for (or is being moved by,
+    /// step by step)? Every held descriptor records it when the plan is made.
+    fn is_current(&self, h: &mut Held, plan: &StepPlan) -> bool {
+        if self.has_bug(InjectedBug::StalePlansRun) {
+            return true;
+        }
+        let mut held = 0;
+        for d in h.descs() {
+            if d.state.plan != Some(plan.id) {
+                return false;
+            }
+            held += 1;
+        }
+        held > 0
+    }
+
     /// Execute step `i` of `plan` on the calling CPU (the simulator steps through plans
     /// one step at a time; the kernel runs whole plans). Once its first step ran, the
-    /// plan is no longer pending: the hardware may already point at the new target.
+    /// plan is no longer pending: the hardware may already point at the new target. A
+    /// plan that is not the irq's current one is refused ([`IrqError::StalePlan`]),
+    /// nothing done.
     pub fn run_step(
         &self,
         virq: Virq,
@@ -219,25 +253,50 @@ impl IrqCore {
         i: usize,
         apic: &mut dyn LocalApic,
     ) -> Result<()> {
+        if i >= plan.steps.len() {
+            return Err(IrqError::InvalidArgument);
+        }
+        let last = i + 1 == plan.steps.len();
         self.with_held(virq, |h| {
+            if !self.is_current(h, plan) {
+                return Err(IrqError::StalePlan);
+            }
             for d in h.descs() {
                 d.state.plan_pending = false;
+                if last {
+                    d.state.plan = None;
+                }
             }
-            self.run_step_held(h, plan, i, apic)
+            self.run_step_held(h, plan, i, apic)?;
+            if last {
+                self.complete_route_update(h, plan, apic);
+            }
+            Ok(())
         })
     }
 
-    /// Execute a whole plan under one hold of the descriptor lock(s). Refuses (doing
-    /// nothing) if it must run on another CPU.
+    /// Execute a whole plan under one hold of the descriptor lock(s). Refuses, doing
+    /// nothing, a plan that must run on another CPU ([`IrqError::InvalidCpu`]) and one
+    /// that is not the irq's current plan any more ([`IrqError::StalePlan`]: withdrawn,
+    /// replaced by a newer affinity change, settled by CPU hotplug, its irq released) —
+    /// however late the IPI carrying it arrives, it cannot write an old target into the
+    /// device.
     pub fn run_plan(&self, virq: Virq, plan: &StepPlan, apic: &mut dyn LocalApic) -> Result<()> {
         if let Some(cpu) = plan.run_on
             && cpu != apic.current_cpu()
         {
             return Err(IrqError::InvalidCpu(cpu));
         }
-        self.with_held(virq, |h| self.run_plan_held(h, plan, apic))
+        self.with_held(virq, |h| {
+            if !self.is_current(h, plan) {
+                return Err(IrqError::StalePlan);
+            }
+            self.run_plan_held(h, plan, apic)
+        })
     }
 
+    /// Run every step of `plan` for held descriptors (its identity checked by the caller,
+    /// or a plan just made inside the same hold).
     pub(crate) fn run_plan_held(
         &self,
         h: &mut Held,
@@ -246,16 +305,56 @@ impl IrqCore {
     ) -> Result<()> {
         for d in h.descs() {
             d.state.plan_pending = false;
+            d.state.plan = None;
         }
-        (0..plan.steps.len()).try_for_each(|i| self.run_step_held(h, plan, i, apic))
+        (0..plan.steps.len()).try_for_each(|i| self.run_step_held(h, plan, i, apic))?;
+        self.complete_route_update(h, plan, apic);
+        Ok(())
     }
 
-    /// Withdraw a plan none of whose steps ran (it could not be delivered to the CPU it
-    /// names): the irq — or its whole block — goes back to its old target, which its
-    /// hardware still points at. Nothing happens if no plan is pending.
-    pub fn abort_plan(&self, virq: Virq) -> Result<()> {
+    /// A plan that rewrote a remapping entry ([`Step::UpdateRoute`]) has finished its
+    /// move when it returns, without waiting for an interrupt at the new target: the
+    /// chip's update ends with an interrupt entry cache invalidation and an invalidation
+    /// wait (VT-d §6.5.2), after which no request is remapped through the old entry any
+    /// more, and every one that was has been delivered — to the old CPU's IRR at worst.
+    /// (Linux schedules the old vector's cleanup right after `modify_irte` in
+    /// `intel_ir_set_affinity` for the same reason.) So the move completes here and the
+    /// old CPU is sent the cleanup IPI, whose IRR check keeps the old vector for a later
+    /// retry while an interrupt that arrived there is still pending. A quiet remapped
+    /// device no longer keeps two vectors, nor refuses its next move.
+    ///
+    /// No IPI goes to a CPU already offline in the matrix (CPU hotplug runs this for the
+    /// dying CPU, which frees the old vector itself).
+    fn complete_route_update(&self, h: &mut Held, plan: &StepPlan, apic: &mut dyn LocalApic) {
+        if self.has_bug(InjectedBug::RemapWaitsForInterrupt)
+            || !plan.steps.contains(&Step::UpdateRoute)
+        {
+            return;
+        }
+        let Some(d) = h.lead() else { return };
+        if !d.move_in_progress || d.state.queue_pending {
+            return;
+        }
+        let (virq, t) = (d.virq, d.target);
+        let old_cpu = self.held_vector_op(h, |vd| {
+            let c = vd.complete_move(virq, t.cpu, t.vector)?;
+            vd.matrix().is_online(c).then_some(c)
+        });
+        if let Some(c) = old_cpu {
+            apic.send_ipi(c, VECTOR_CLEANUP_VECTOR);
+        }
+    }
+
+    /// Withdraw plan `id` if none of its steps ran (it could not be delivered to the CPU
+    /// it names): the irq — or its whole block — goes back to its old target, which its
+    /// hardware still points at. Nothing happens if that plan is not pending any more
+    /// (it ran, or was made moot and the irq settled otherwise), so a late withdrawal
+    /// never undoes a newer move.
+    pub fn abort_plan(&self, virq: Virq, id: PlanId) -> Result<()> {
         self.with_held(virq, |h| {
-            if !h.descs().any(|d| d.state.plan_pending) {
+            let current = h.descs().all(|d| d.state.plan == Some(id));
+            let stale_ok = self.has_bug(InjectedBug::StalePlansRun);
+            if !h.descs().any(|d| d.state.plan_pending) || !(current || stale_ok) {
                 return Ok(());
             }
             let r = match h.lead_virq() {
@@ -264,6 +363,7 @@ impl IrqCore {
             };
             for d in h.descs() {
                 d.state.plan_pending = false;
+                d.state.plan = None;
             }
             r
         })

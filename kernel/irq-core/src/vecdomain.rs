@@ -697,6 +697,13 @@ impl VectorDomain {
     /// intermediate message: the IRR check retriggers this irq for the other's interrupt
     /// (which the hotplug re-delivery also retriggers for its owner), one interrupt runs
     /// two handlers.
+    ///
+    /// On the new CPU, a vector whose slot still has a retriggered bit due
+    /// ([`Slot::RetriggeredPending`]) is not taken while another is free: inside
+    /// stop_machine that CPU holds the bit with interrupts off, and once they are back on
+    /// it would arrive as this irq's interrupt — one its device never raised. (A move
+    /// towards the dying CPU, undone, goes on steered to the vector it had there, which
+    /// on its old CPU is exactly where that move's own intermediate message left its bit.)
     pub(crate) fn steer_from(&self, from: Target) -> Steer {
         let mut avoid = VecMap::default();
         for v in (0x20..=0xffu8).map(Vector) {
@@ -707,6 +714,7 @@ impl VectorDomain {
         Steer {
             prefer: Some(from.vector),
             avoid,
+            due: Some(self.routes.clone()),
         }
     }
 

@@ -18,7 +18,7 @@ mod sim;
 
 use sim::{
     BaseOnlyBlockDomain, Event, Explorer, Machine, NaiveMsiDomain, Shared, SimApic,
-    SimBlockStorage, SimIrDomain, SimMsiStorage, SimRteStorage, Wire, enabled_events,
+    SimBlockStorage, SimIrDomain, SimMsiStorage, SimRteStorage, Wire, deliver, enabled_events,
     enabled_events_of, explore, member_token, run_hardware_event,
 };
 use sluice_irq_core::Polarity;
@@ -26,6 +26,7 @@ use sluice_irq_core::affinity::{Step, StepPlan, Word};
 use sluice_irq_core::chip::{AffinityMsgs, Chip, ChipOp, HwIrq, LevelCtx};
 use sluice_irq_core::desc::FlowKind;
 use sluice_irq_core::domain::{Domain, DomainId, DomainOps};
+use sluice_irq_core::injected::InjectedBug;
 use sluice_irq_core::ioapic::{IoApicDomain, RteStorage};
 use sluice_irq_core::msi::{MsiMsg, Trigger};
 use sluice_irq_core::msidomain::MsiDomain;
@@ -274,6 +275,7 @@ fn build(s: &Scenario) -> World {
     };
     core.request_irq(virq, 0, "dev0").unwrap();
     core.request_irq(dummy, 1, "dummy").unwrap();
+    m.lock().unwrap().watched_routes.push((0, virq));
     m.lock().unwrap().tolerate_phantoms = true;
     World { m, core, virq }
 }
@@ -409,8 +411,10 @@ const NON_MASKABLE_SCHEDULES: (usize, u32) = (7_438, 1_451);
 const IOAPIC_SCHEDULES: (usize, u32) = (7_438, 1_451);
 /// Maskable MSI: mask, write, restore (no intermediate message: no phantom).
 const MASKABLE_SCHEDULES: (usize, u32) = (4_292, 0);
-/// Remapped: one IRTE update (no intermediate message: no phantom).
-const REMAPPED_SCHEDULES: (usize, u32) = (1_112, 0);
+/// Remapped: one IRTE update, which completes the move and sends the old CPU its cleanup
+/// at once (no intermediate message: no phantom). 1,112 schedules while the move waited
+/// for its first interrupt at the new target instead.
+const REMAPPED_SCHEDULES: (usize, u32) = (2_118, 0);
 /// The naive single pass, one firing: (schedules, schedules that fail) per layout.
 const NAIVE: (usize, usize) = (12, 3);
 /// Maskable move with CPU 0 busy, 2 firings: (schedules, schedules whose cleanup met
@@ -552,6 +556,80 @@ fn maskable_path_loses_nothing() {
 #[test]
 fn remapped_path_loses_nothing() {
     assert_eq!(assert_never_loses(Path::Remapped), REMAPPED_SCHEDULES);
+}
+
+/// Moves a quiet remapped irq (its device never fires) back and forth between CPU 0 and
+/// CPU 1 `moves` times, each plan run at once and the CPUs then taking whatever was
+/// sent to them (the old vector's cleanup IPI), as they do as soon as their interrupts
+/// are on. Returns the first refusal: (move number, error).
+fn quiet_remapped_moves(
+    moves: usize,
+    bug: Option<InjectedBug>,
+) -> Result<(), (usize, sluice_irq_core::IrqError)> {
+    let s = Scenario {
+        path: Path::Remapped,
+        layout: Layout::Unused,
+        fires: 0,
+        old_cpu_busy: false,
+    };
+    let World { m, core, virq } = build(&s);
+    if let Some(b) = bug {
+        core.inject_bug(b);
+    }
+    let mut cleanups = 0;
+    for k in 0..moves {
+        let to = 1 - core.vector_irq(virq).unwrap().target.cpu;
+        let plan = core
+            .set_affinity(virq, &CpuMask::single(to), false)
+            .map_err(|e| (k, e))?
+            .expect("a remapped move has a plan: its IRTE update");
+        assert_eq!(plan.run_on, None);
+        core.run_plan(
+            virq,
+            &plan,
+            &mut SimApic {
+                m: m.clone(),
+                cpu: 0,
+            },
+        )
+        .map_err(|e| (k, e))?;
+        let pending = |c: usize| m.lock().unwrap().cpus[c].irr.contains_key(&0xf9);
+        cleanups += usize::from(pending(1 - to as usize));
+        while deliver(&core, &m, 0) || deliver(&core, &m, 1) {}
+    }
+    // One IRTE update and one cleanup per move, nothing else delivered anywhere; the irq
+    // holds one vector (the dummy the other), and the IRTE names it.
+    assert_eq!(cleanups, moves);
+    let st = core.vector_irq(virq).unwrap();
+    assert!(st.prev.is_none() && !st.move_in_progress, "{st:?}");
+    assert_eq!(
+        core.vector_view(|v| v.matrix().total_allocated()),
+        2,
+        "no old vector left behind"
+    );
+    let mm = m.lock().unwrap();
+    let bad = sim::verdict(&mm, &core);
+    assert!(bad.is_empty(), "{bad:?}");
+    assert_eq!(mm.spurious_seen, 0);
+    core.check_invariants().unwrap();
+    Ok(())
+}
+
+/// Bug 3: the IRTE update with its invalidation wait completes a remapped move, so the
+/// old vector's cleanup is sent at once and a quiet device can be moved again and again.
+#[test]
+fn a_quiet_remapped_irq_moves_a_thousand_times_without_refusal() {
+    assert_eq!(quiet_remapped_moves(1000, None), Ok(()));
+}
+
+/// The old behaviour (the move waits for an interrupt at its new target before the old
+/// vector is cleaned up): the second move of a quiet remapped irq is refused.
+#[test]
+fn a_remapped_move_that_waits_for_an_interrupt_refuses_the_next_one() {
+    assert_eq!(
+        quiet_remapped_moves(1000, Some(InjectedBug::RemapWaitsForInterrupt)),
+        Err((1, sluice_irq_core::IrqError::Busy))
+    );
 }
 
 #[test]

@@ -541,7 +541,7 @@ fn a_move_is_not_completed_before_its_plan_ran_and_can_be_withdrawn() {
     assert!(st.move_in_progress && st.prev.is_some(), "{st:?}");
     assert!(!m.lock().unwrap().cpus[0].irr.contains_key(&0xf9));
     // The plan could not be delivered: withdraw it.
-    core.abort_plan(virq).unwrap();
+    core.abort_plan(virq, plan.id).unwrap();
     let st = core.vector_irq(virq).unwrap();
     assert_eq!((st.target.cpu, st.target.vector, st.prev), (0, v0, None));
     assert!(!core.desc(virq).unwrap().state.plan_pending);
@@ -555,16 +555,34 @@ fn a_move_is_not_completed_before_its_plan_ran_and_can_be_withdrawn() {
         .set_affinity(virq, &CpuMask::single(1), false)
         .unwrap()
         .unwrap();
+    assert_ne!(plan2.id, plan.id);
+    // The withdrawn plan's IPI arrives late: refused, the device untouched.
+    let msg = m.lock().unwrap().devices[0].msg;
+    assert_eq!(
+        core.run_plan(virq, &plan, &mut apic0),
+        Err(IrqError::StalePlan)
+    );
+    assert_eq!(
+        core.abort_plan(virq, plan.id),
+        Ok(()),
+        "withdrawing it again leaves the newer plan pending"
+    );
+    assert!(core.desc(virq).unwrap().state.plan_pending);
+    assert_eq!(m.lock().unwrap().devices[0].msg, msg);
     core.run_plan(virq, &plan2, &mut apic0).unwrap();
+    assert_eq!(
+        core.run_plan(virq, &plan2, &mut apic0),
+        Err(IrqError::StalePlan),
+        "a plan runs once"
+    );
     let new = core.vector_irq(virq).unwrap().target;
     core.handle_vector(new.vector, &mut apic1, &mut |_, _| IrqReturn::Handled);
     assert!(!core.vector_irq(virq).unwrap().move_in_progress);
     assert_eq!(
-        core.abort_plan(virq),
+        core.abort_plan(virq, plan2.id),
         Ok(()),
         "nothing pending: nothing to do"
     );
-    let _ = plan;
 }
 
 /// A device's domain goes away with its last irq; a domain with irqs or children stays.

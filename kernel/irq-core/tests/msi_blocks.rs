@@ -464,13 +464,27 @@ fn set_affinity_on_any_member_moves_the_block_and_abort_puts_it_back() {
     );
     // The plan could not be delivered: withdrawing it through any member puts the whole
     // block back, and frees the new one.
-    d.core.abort_plan(first + 3).unwrap();
+    d.core.abort_plan(first + 3, plan.id).unwrap();
     for j in 0..4 {
         let t = d.core.vector_irq(first + j).unwrap().target;
         assert_eq!((t.cpu, t.vector.0), (0, 0x20 + j as u8));
         assert!(!d.core.desc(first + j).unwrap().state.plan_pending);
     }
     assert_eq!(d.core.cpu_vector_stats(1).unwrap().allocated, 1);
+    // Its IPI arriving after all changes nothing: the withdrawn plan is refused.
+    let msg = d.m.lock().unwrap().devices[0].msg;
+    assert_eq!(
+        d.core.run_plan(
+            first + 1,
+            &plan,
+            &mut SimApic {
+                m: d.m.clone(),
+                cpu: 0,
+            },
+        ),
+        Err(IrqError::StalePlan)
+    );
+    assert_eq!(d.m.lock().unwrap().devices[0].msg, msg);
 
     // Again, and this time the plan runs (through another member's irq) on CPU 0.
     let plan = d

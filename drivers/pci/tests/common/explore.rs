@@ -22,7 +22,8 @@
 use std::fmt;
 
 use sluice_irq_core::affinity::{
-    BlockMembers, MsiPath, Step, StepPlan, msi_path, msi_words, plan_block_update, plan_msi_update,
+    BlockMembers, MsiPath, PlanId, Step, StepPlan, msi_path, msi_words, plan_block_update,
+    plan_msi_update,
 };
 use sluice_irq_core::chip::{AffinityMsgs, Chip, LevelCtx};
 use sluice_irq_core::hw::Target;
@@ -342,6 +343,7 @@ pub fn make_plan<S: MsiStorage>(case: &Case<S>, mv: &Move, kind: Plan) -> StepPl
                 .map(|(_, (w, b))| Step::Write(w, b))
                 .collect();
             StepPlan {
+                id: PlanId::UNSTAMPED,
                 level: 0,
                 index: slot,
                 run_on: None,

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use sluice_irq_core::affinity::{
-    BlockMembers, MsiPath, Step, StepPlan, Word, msi_words, plan_msi_update,
+    BlockMembers, MsiPath, PlanId, Step, StepPlan, Word, msi_words, plan_msi_update,
 };
 use sluice_irq_core::chip::{AffinityMsgs, Chip, ChipOp, HwIrq, LevelCtx};
 use sluice_irq_core::desc::IrqReturn;
@@ -35,7 +35,7 @@ use sluice_irq_core::ioapic::{Rte, RteStorage};
 use sluice_irq_core::msi::{MsiCaps, MsiMsg, MsiStorage, Trigger, decode};
 use sluice_irq_core::msidomain::MsiDomain;
 use sluice_irq_core::queued::{QueuedEntry, QueuedStorage};
-use sluice_irq_core::vector::{VECTOR_CLEANUP_VECTOR, Vector};
+use sluice_irq_core::vector::{SHUTDOWN_VECTOR, VECTOR_CLEANUP_VECTOR, Vector};
 use sluice_irq_core::{IrqCore, IrqError, IrqSource, Virq};
 
 pub type Token = u32;
@@ -152,6 +152,9 @@ pub struct Machine {
     pub tickets_done: u64,
     /// The next ticket handed out.
     pub next_ticket: u64,
+    /// (device, irq): at the end of a schedule [`verdict`] checks that the device sends
+    /// where the core says the irq is ([`Machine::route_disagreements`]).
+    pub watched_routes: Vec<(usize, Virq)>,
 }
 
 pub type Shared = Arc<Mutex<Machine>>;
@@ -204,28 +207,117 @@ impl Machine {
         self.devices.len() - 1
     }
 
+    /// Where the chipset would deliver `msg`: (APIC id, vector), through the remapping
+    /// table for a remappable message.
+    fn resolve(&self, msg: &MsiMsg) -> Result<(u32, u8), &'static str> {
+        if msg.addr_lo & 0xFFF0_0000 == 0xFEE0_0000 && msg.addr_lo & (1 << 4) != 0 {
+            let handle = (msg.addr_lo >> 5) & 0x7fff;
+            self.irte
+                .get(&handle)
+                .copied()
+                .ok_or("remap fault: no IRTE")
+        } else {
+            decode(msg)
+                .map(|f| (f.dest, f.vector.0))
+                .ok_or("message outside MSI window")
+        }
+    }
+
     /// Post a message to the bus as the chipset would.
     fn post(&mut self, msg: MsiMsg, token: Option<Token>) {
-        let (dest, vector) =
-            if msg.addr_lo & 0xFFF0_0000 == 0xFEE0_0000 && msg.addr_lo & (1 << 4) != 0 {
-                let handle = (msg.addr_lo >> 5) & 0x7fff;
-                match self.irte.get(&handle) {
-                    Some(&(d, v)) => (d, v),
-                    None => {
-                        self.fail(token, "remap fault: no IRTE");
-                        return;
+        match self.resolve(&msg) {
+            Ok((dest, vector)) => self.raise(dest as usize, vector, token),
+            Err(why) => self.fail(token, why),
+        }
+    }
+
+    /// The message device `dev` sends now (member 0's for a multi-message device), as
+    /// its storage holds it; `None` if it cannot send at all (an I/O APIC input masked).
+    fn message_of(&self, dev: usize) -> Option<MsiMsg> {
+        let d = &self.devices[dev];
+        let Some(_) = d.wire else {
+            return Some(d.msg);
+        };
+        let e = d.rte;
+        if e.masked() {
+            return None;
+        }
+        Some(if e.remappable() {
+            MsiMsg {
+                addr_lo: 0xFEE0_0000
+                    | u32::from(e.handle() & 0x7fff) << 5
+                    | 1 << 4
+                    | u32::from(e.handle() >> 15) << 2,
+                addr_hi: 0,
+                data: u32::from(e.vector()),
+            }
+        } else {
+            sluice_irq_core::msi::compose(
+                &sluice_irq_core::msi::CompatMsi::fixed(e.dest(), Vector(e.vector())),
+                sluice_irq_core::msi::DestFormat::ExtDest15,
+            )
+            .unwrap_or_default()
+        })
+    }
+
+    /// Is device `dev` masked at its storage (a maskable MSI, or an I/O APIC input)?
+    /// `None` for storage without a mask.
+    fn storage_masked(&self, dev: usize) -> Option<bool> {
+        let d = &self.devices[dev];
+        match d.wire {
+            Some(_) => Some(d.rte.masked()),
+            None if d.maskable && d.members == 0 => Some(d.masked),
+            None => None,
+        }
+    }
+
+    /// For every watched (device, irq): does the device's storage (its message, its
+    /// I/O APIC entry, the remapping entry it names) send where the core records the
+    /// irq's target (a block member: its block's first vector), masked as the descriptor
+    /// says? A freed irq's device must be parked: masked, unable to send, or sending to
+    /// the shutdown vector — except a multi-message device, whose block keeps its vectors
+    /// (and its message) until it is torn down: turning its MSI capability off, outside
+    /// this model, is what silences it. This is what a plan that never ran (or ran too
+    /// late) leaves wrong even when no interrupt happened to show it.
+    pub fn route_disagreements(&self, core: &IrqCore) -> Vec<String> {
+        let mut out = Vec::new();
+        for &(dev, virq) in &self.watched_routes {
+            let sends = self
+                .message_of(dev)
+                .ok_or("masked")
+                .and_then(|msg| self.resolve(&msg));
+            match (core.vector_irq(virq), core.desc(virq)) {
+                (Ok(irq), Ok(desc)) => {
+                    let first = irq.target.vector.0.wrapping_sub(irq.block.0 as u8);
+                    let want = (irq.target.apic_id, first);
+                    if self.storage_masked(dev) != Some(true) && sends != Ok(want) {
+                        out.push(format!(
+                            "device {dev} sends to {sends:?}, the core has irq {virq} at {want:?}"
+                        ));
+                    }
+                    if let Some(masked) = self.storage_masked(dev)
+                        && masked != desc.state.masked
+                    {
+                        out.push(format!(
+                            "device {dev} masked {masked}, irq {virq}'s descriptor says {}",
+                            desc.state.masked
+                        ));
                     }
                 }
-            } else {
-                match decode(&msg) {
-                    Some(f) => (f.dest, f.vector.0),
-                    None => {
-                        self.fail(token, "message outside MSI window");
-                        return;
+                _ if self.devices[dev].members > 0 => {}
+                _ => {
+                    let parked = self.storage_masked(dev) == Some(true)
+                        || sends.is_err()
+                        || sends.is_ok_and(|(_, v)| v == SHUTDOWN_VECTOR.0);
+                    if !parked {
+                        out.push(format!(
+                            "device {dev} of freed irq {virq} still sends to {sends:?}"
+                        ));
                     }
                 }
-            };
-        self.raise(dest as usize, vector, token);
+            }
+        }
+        out
     }
 
     fn fail(&mut self, token: Option<Token>, why: &str) {
@@ -284,22 +376,7 @@ impl Machine {
             }
             // The I/O APIC sends what its entry says, as an MSI would (the core derives
             // entries from messages the same way).
-            let msg = if e.remappable() {
-                MsiMsg {
-                    addr_lo: 0xFEE0_0000
-                        | u32::from(e.handle() & 0x7fff) << 5
-                        | 1 << 4
-                        | u32::from(e.handle() >> 15) << 2,
-                    addr_hi: 0,
-                    data: u32::from(e.vector()),
-                }
-            } else {
-                sluice_irq_core::msi::compose(
-                    &sluice_irq_core::msi::CompatMsi::fixed(e.dest(), Vector(e.vector())),
-                    sluice_irq_core::msi::DestFormat::ExtDest15,
-                )
-                .unwrap_or_default()
-            };
+            let msg = self.message_of(dev).unwrap_or_default();
             self.post(msg, Some(token));
             return token;
         }
@@ -430,6 +507,19 @@ impl Machine {
         out
     }
 
+    /// Has every firing so far been handled (or coalesced into one that was)? What a
+    /// driver waits for before it frees its irq.
+    pub fn all_handled(&self) -> bool {
+        (0..self.handled.len()).all(|t| {
+            let settled_by = self
+                .coalesced
+                .iter()
+                .find(|(a, _)| *a as usize == t)
+                .map_or(t, |(_, b)| *b as usize);
+            self.handled[settled_by] > 0
+        })
+    }
+
     /// Handler runs of devices that never fired (see [`Machine::tolerate_phantoms`]).
     pub fn phantom_runs(&self) -> u32 {
         self.extra_runs
@@ -452,11 +542,14 @@ pub fn strays(core: &IrqCore) -> u64 {
         .sum()
 }
 
-/// Everything wrong with a finished schedule: [`Machine::lost_or_duplicated`], and any
-/// arrival the core counted as stray — on a planned path every interrupt reaches a routed
-/// slot, or the slot a retrigger left its bit on.
+/// Everything wrong with a finished schedule: [`Machine::lost_or_duplicated`], every
+/// watched device whose storage disagrees with the core's target for its irq
+/// ([`Machine::route_disagreements`]), and any arrival the core counted as stray — on a
+/// planned path every interrupt reaches a routed slot, or the slot a retrigger left its
+/// bit on.
 pub fn verdict(mm: &Machine, core: &IrqCore) -> Vec<String> {
     let mut out = mm.lost_or_duplicated();
+    out.extend(mm.route_disagreements(core));
     let n = strays(core);
     if n > 0 {
         out.push(format!(
@@ -925,6 +1018,7 @@ impl Chip for NaiveMsiDomain {
             .map(|(_, (w, v)): (_, (Word, u32))| Step::Write(w, v))
             .collect();
         Ok(Some(StepPlan {
+            id: PlanId::UNSTAMPED,
             level: d.level,
             index: 0,
             run_on: Some(m.old_target.cpu),
@@ -1235,6 +1329,49 @@ pub fn run_hardware_event(core: &IrqCore, m: &Shared, ev: Event, fires_left: &mu
             m.lock().unwrap().cleanup_pending_timer[c] = out.retry > 0;
         }
     }
+}
+
+/// Who fires: a plain device, or member `j` of a multi-message device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    Device(usize),
+    Member(usize, u32),
+}
+
+/// Before one atomic call of the core (a plan run by its IPI, a migration): if firings
+/// are left, the explorer picks whether one of `sources` fires right after one of the
+/// call's first `points` hardware writes or IRR reads, and after which. Returns the token
+/// count to hand to [`fired_inside`].
+pub fn let_fire_inside(
+    ex: &mut Explorer,
+    m: &Shared,
+    fires_left: u32,
+    sources: &[Source],
+    points: usize,
+) -> usize {
+    let at = if fires_left > 0 && !sources.is_empty() {
+        ex.pick(1 + points * sources.len())
+    } else {
+        0
+    };
+    let mut mm = m.lock().unwrap();
+    if at > 0 {
+        let k = mm.writes + (at - 1) / sources.len() + 1;
+        match sources[(at - 1) % sources.len()] {
+            Source::Device(d) => mm.fire_after_write.push((k, d)),
+            Source::Member(d, j) => mm.fire_member_after_write.push((k, d, j)),
+        }
+    }
+    mm.token_dev.len()
+}
+
+/// After the call: did a source fire inside it? A pick beyond the call's last write
+/// never fired and is dropped.
+pub fn fired_inside(m: &Shared, before: usize) -> bool {
+    let mut mm = m.lock().unwrap();
+    mm.fire_after_write.clear();
+    mm.fire_member_after_write.clear();
+    mm.token_dev.len() > before
 }
 
 /// Stateless exhaustive exploration: `run(choices)` executes one schedule, calling

@@ -9,6 +9,7 @@ pub mod iommu;
 pub mod lockdep;
 pub mod platform;
 pub mod queued;
+pub mod remap_moves;
 pub mod smp;
 
 use alloc::string::String;
@@ -64,6 +65,7 @@ pub fn all() -> impl Iterator<Item = &'static Test> {
         .chain(hotplug::TESTS.iter())
         .chain(hpet_chain::TESTS.iter())
         .chain(iommu::TESTS.iter())
+        .chain(remap_moves::TESTS.iter())
         .chain(queued::TESTS.iter())
         .chain(lockdep::TESTS.iter())
 }
