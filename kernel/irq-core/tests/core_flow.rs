@@ -1,6 +1,6 @@
 //! Descriptor, hierarchy and flow-handler behaviour through the public API, on the sim.
 
-mod sim;
+use sluice_sim as sim;
 
 use sim::{Machine, SimApic, SimMsiStorage};
 use sluice_irq_core::desc::{FlowKind, IrqReturn, StormPolicy};
@@ -28,11 +28,7 @@ fn setup_with(maskable: bool, flow: FlowKind) -> (sim::Shared, IrqCore, u32, Vec
             DomainId::VECTOR,
             Arc::new(MsiDomain::new(
                 "PCI-MSI",
-                SimMsiStorage {
-                    m: m.clone(),
-                    dev,
-                    maskable,
-                },
+                SimMsiStorage::new(&m, dev, maskable),
             )),
         )
         .unwrap();
@@ -423,14 +419,7 @@ fn errors_not_panics() {
         core.add_domain(
             "x",
             DomainId(99),
-            Arc::new(MsiDomain::new(
-                "x",
-                SimMsiStorage {
-                    m: m.clone(),
-                    dev: 0,
-                    maskable: false
-                }
-            ))
+            Arc::new(MsiDomain::new("x", SimMsiStorage::new(&m, 0, false)))
         )
         .is_err()
     );
@@ -616,11 +605,7 @@ fn groups_are_listed_but_are_not_levels() {
         Err(IrqError::Busy)
     );
     let dev = m.lock().unwrap().add_device(true);
-    let storage = SimMsiStorage {
-        m: m.clone(),
-        dev,
-        maskable: true,
-    };
+    let storage = SimMsiStorage::new(&m, dev, true);
     let d = core
         .add_domain(
             "PCI-MSI-0000:00:03.0",
@@ -846,11 +831,7 @@ fn a_remapping_level_reaches_apic_ids_a_message_cannot() {
     let r = core
         .add_domain("REMAP-0", DomainId::VECTOR, remap.clone())
         .unwrap();
-    let storage = |dev| SimMsiStorage {
-        m: m.clone(),
-        dev,
-        maskable: true,
-    };
+    let storage = |dev| SimMsiStorage::new(&m, dev, true);
     let dev0 = m.lock().unwrap().add_device(true);
     let dev1 = m.lock().unwrap().add_device(true);
     let behind = core

@@ -2,7 +2,7 @@
 //! one-call and the four-step forms, freeing single members, errors that change nothing,
 //! dynamic MSI-X entries, whole-block affinity changes and their undo, hotplug refusal.
 
-mod sim;
+use sluice_sim as sim;
 
 use sim::{Machine, SimApic, SimBlockStorage, deliver, member_token};
 use sluice_irq_core::affinity::Step;
@@ -732,11 +732,7 @@ fn a_block_leaving_a_dying_cpu_is_not_retriggered_for_another_irqs_interrupt() {
             DomainId::VECTOR,
             Arc::new(MsiDomain::new(
                 "HPET-MSI",
-                sim::SimMsiStorage {
-                    m: m.clone(),
-                    dev: hpet_dev,
-                    maskable: false,
-                },
+                sim::SimMsiStorage::new(&m, hpet_dev, false),
             )),
         )
         .unwrap();

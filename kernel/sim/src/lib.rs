@@ -1,6 +1,37 @@
-//! Host-only test tooling shared by the interrupt layer's crates.
+//! The simulator the interrupt layer's host tests run on: the kernel's own code (the
+//! interrupt core, the `INTEL-IR` remapping domain, the chips) over a machine that
+//! behaves like a PC where QEMU does not, and an explorer that runs every schedule.
 //!
+//! * [`machine`]: devices and the bookkeeping of every firing; [`apic`]: CPUs (IRR/ISR,
+//!   EOI, soft-enable, IPIs); [`bus`]: messages in flight, and the remapping unit they
+//!   pass through; [`storage`]: the devices' registers as the core's chips write them.
 //! * [`vtd`]: a model of a VT-d remapping unit (registers, invalidation queue, the
-//!   lookup with an interrupt entry cache), used by `sluice-vtd`'s tests.
+//!   lookup with an interrupt entry cache), also used by `sluice-vtd`'s tests.
+//! * [`boot`]: the common set-up; [`schedule`]: one schedule's events and run;
+//!   [`explorer`]: every schedule; [`delivery`]: a CPU taking an interrupt through the
+//!   core; [`verdict`]: what a finished schedule must satisfy.
+//! * [`wrong`]: chips and APICs wrong on purpose, for the counter-examples.
+//!
+//! README.md says what each model does that QEMU does not.
 
+pub mod apic;
+pub mod boot;
+pub mod bus;
+pub mod delivery;
+pub mod explorer;
+pub mod machine;
+pub mod schedule;
+pub mod storage;
+pub mod verdict;
 pub mod vtd;
+pub mod wrong;
+
+pub use apic::{Cpu, SimApic};
+pub use boot::{Boot, Remapping, function, pci};
+pub use bus::Timing;
+pub use delivery::{Running, begin_delivery, deliver, drain, end_delivery};
+pub use explorer::{Explorer, explore};
+pub use machine::{Device, Machine, Shared, Source, Token, Wire, member_token};
+pub use schedule::{Completer, Event, Run, SimWait};
+pub use storage::{SimBlockStorage, SimMsiStorage, SimQueuedStorage, SimRteStorage};
+pub use verdict::{strays, verdict};

@@ -1,0 +1,187 @@
+//! Wrong on purpose, for the counter-examples: each exploration that shows a path works
+//! also runs one of these and must then find a failure. Each is the core's real chip or
+//! APIC with one thing changed, built from public types; the core never builds them.
+
+use sluice_irq_core::affinity::{BlockMembers, PlanId, Step, StepPlan, Word, msi_words};
+use sluice_irq_core::chip::{AffinityMsgs, Chip, ChipOp, HwIrq, LevelCtx};
+use sluice_irq_core::domain::Domain;
+use sluice_irq_core::hw::LocalApic;
+use sluice_irq_core::msi::{MsiMsg, Trigger};
+use sluice_irq_core::msidomain::MsiDomain;
+use sluice_irq_core::{IrqSource, Vector, Virq};
+
+use crate::apic::SimApic;
+use crate::storage::{SimBlockStorage, SimMsiStorage};
+
+/// WRONG on purpose, for the block counter-example only: a multi-MSI domain whose block
+/// plan claims and IRR-checks only the block's first vector — as if the block were one
+/// irq. Everything else is the core's real [`MsiDomain`]; the plan is built from the
+/// public step type.
+pub struct BaseOnlyBlockDomain(pub MsiDomain<SimBlockStorage>);
+
+impl Domain for BaseOnlyBlockDomain {
+    fn size(&self) -> u32 {
+        self.0.size()
+    }
+    fn translate(&self, s: &IrqSource) -> sluice_irq_core::Result<(HwIrq, Trigger)> {
+        self.0.translate(s)
+    }
+    fn alloc(&self, v: Virq, nr: u32, s: &IrqSource) -> sluice_irq_core::Result<HwIrq> {
+        self.0.alloc(v, nr, s)
+    }
+    fn free(&self, v: Virq, h: HwIrq, nr: u32) {
+        self.0.free(v, h, nr)
+    }
+    fn reserve_block(&self, nr: u32, s: &IrqSource) -> sluice_irq_core::Result<HwIrq> {
+        self.0.reserve_block(nr, s)
+    }
+    fn alloc_in_block(&self, v: Virq, h: HwIrq) -> sluice_irq_core::Result<()> {
+        self.0.alloc_in_block(v, h)
+    }
+    fn free_in_block(&self, v: Virq, h: HwIrq) {
+        self.0.free_in_block(v, h)
+    }
+    fn teardown_block(&self, h: HwIrq, nr: u32) {
+        self.0.teardown_block(h, nr)
+    }
+    fn activate(&self, d: &LevelCtx, msg: &MsiMsg) -> sluice_irq_core::Result<()> {
+        self.0.activate(d, msg)
+    }
+}
+
+impl Chip for BaseOnlyBlockDomain {
+    fn name(&self) -> &str {
+        "BASE-ONLY-MSI"
+    }
+    fn mask(&self, d: &LevelCtx) -> sluice_irq_core::Result<ChipOp> {
+        self.0.mask(d)
+    }
+    fn unmask(&self, d: &LevelCtx) -> sluice_irq_core::Result<ChipOp> {
+        self.0.unmask(d)
+    }
+    fn set_block_affinity(
+        &self,
+        d: &LevelCtx,
+        m: &AffinityMsgs,
+        block: &BlockMembers,
+    ) -> sluice_irq_core::Result<Option<StepPlan>> {
+        let mut plan = self.0.set_block_affinity(d, m, block)?;
+        if let Some(p) = plan.as_mut() {
+            let base = m.new_target.vector;
+            p.steps.retain(|s| match s {
+                Step::ClaimTransient(v) => *v == base,
+                Step::CheckIrrRetriggerMember(v, _) => *v == base,
+                _ => true,
+            });
+        }
+        Ok(plan)
+    }
+    fn exec_step(
+        &self,
+        d: &LevelCtx,
+        i: u32,
+        step: &Step,
+        msg: &MsiMsg,
+    ) -> sluice_irq_core::Result<()> {
+        self.0.exec_step(d, i, step, msg)
+    }
+}
+
+/// WRONG on purpose, for the counter-example only: an MSI domain whose affinity change
+/// rewrites address and data in one pass (on the old CPU with interrupts off, as the
+/// two-step path runs, so the difference is only the order of the writes). The core
+/// never builds such a plan; this test-only type builds it from the public step type.
+pub struct NaiveMsiDomain(pub MsiDomain<SimMsiStorage>);
+
+impl Domain for NaiveMsiDomain {
+    fn size(&self) -> u32 {
+        self.0.size()
+    }
+    fn translate(&self, s: &IrqSource) -> sluice_irq_core::Result<(HwIrq, Trigger)> {
+        self.0.translate(s)
+    }
+    fn alloc(&self, v: Virq, nr: u32, s: &IrqSource) -> sluice_irq_core::Result<HwIrq> {
+        self.0.alloc(v, nr, s)
+    }
+    fn free(&self, v: Virq, h: HwIrq, nr: u32) {
+        self.0.free(v, h, nr)
+    }
+    fn activate(&self, d: &LevelCtx, msg: &MsiMsg) -> sluice_irq_core::Result<()> {
+        self.0.activate(d, msg)
+    }
+}
+
+impl Chip for NaiveMsiDomain {
+    fn name(&self) -> &str {
+        "NAIVE-MSI"
+    }
+    fn set_affinity(
+        &self,
+        d: &LevelCtx,
+        m: &AffinityMsgs,
+    ) -> sluice_irq_core::Result<Option<StepPlan>> {
+        let steps = msi_words(&m.old)
+            .into_iter()
+            .zip(msi_words(&m.new))
+            .filter(|(a, b)| a.1 != b.1)
+            .map(|(_, (w, v)): (_, (Word, u32))| Step::Write(w, v))
+            .collect();
+        Ok(Some(StepPlan {
+            id: PlanId::UNSTAMPED,
+            level: d.level,
+            index: 0,
+            run_on: Some(m.old_target.cpu),
+            irqs_off: true,
+            steps,
+        }))
+    }
+    fn exec_step(
+        &self,
+        d: &LevelCtx,
+        i: u32,
+        step: &Step,
+        msg: &MsiMsg,
+    ) -> sluice_irq_core::Result<()> {
+        self.0.exec_step(d, i, step, msg)
+    }
+}
+
+/// WRONG on purpose, for the hotplug counter-example only: a local APIC that stops
+/// reporting its IRR once the core says it is about to scan it for re-delivery
+/// ([`LocalApic::before_irr_scan`]), and does not wait there either (messages still on
+/// their way arrive whenever they arrive) — exactly as if step 4 of the migration, settle
+/// delay and re-delivery, were left out.
+pub struct NoRedeliveryApic {
+    pub inner: SimApic,
+    pub scanning: bool,
+}
+
+impl NoRedeliveryApic {
+    pub fn new(inner: SimApic) -> NoRedeliveryApic {
+        NoRedeliveryApic {
+            inner,
+            scanning: false,
+        }
+    }
+}
+
+impl LocalApic for NoRedeliveryApic {
+    fn current_cpu(&self) -> u32 {
+        self.inner.current_cpu()
+    }
+    fn eoi(&mut self) {
+        self.inner.eoi()
+    }
+    fn irr_pending(&self, v: Vector) -> bool {
+        !self.scanning && self.inner.irr_pending(v)
+    }
+    fn send_ipi(&mut self, cpu: u32, v: Vector) {
+        self.inner.send_ipi(cpu, v)
+    }
+    fn now_ns(&self) -> u64 {
+        self.inner.now_ns()
+    }
+    fn before_irr_scan(&mut self) {
+        self.scanning = true;
+    }
+}
