@@ -6,10 +6,10 @@
 mod common;
 
 use common::explore::{
-    Case, Dut, Move, Plan, Tally, block_moves, ctx, explore, message, schedules, single_moves,
-    source, target,
+    Case, Dut, Move, Plan, Tally, block_moves, ctx, explore, message, single_moves, source, target,
 };
 use common::model::{self, Event, HwWrite, Model, Outcome};
+use common::schedule::Scheduler;
 use sluice_irq_core::IrqError;
 use sluice_irq_core::affinity::BlockMembers;
 use sluice_irq_core::chip::Chip;
@@ -388,8 +388,9 @@ fn msi_case(
 /// and how many firings a mask held until the unmask.
 fn row(case: &str, mv: &Move, plan: Plan, t: &Tally) {
     println!(
-        "{case:40} {:13} {:18} writes {:2} schedules {:5} | sent old/old {:4} \
-         old-dest/new-vec {:3} new-dest/old-vec {:3} new/new {:4} to-shutdown {:2} | released {:4}",
+        "{case:40} {:13} {:18} writes {:2} schedules {:6} | sent old/old {:5} \
+         old-dest/new-vec {:4} new-dest/old-vec {:4} new/new {:5} to-shutdown {:3} | released {:4} \
+         | landed early {:5} pushed {:5} IRR checks {:5}",
         mv.name,
         plan.to_string(),
         t.writes,
@@ -399,7 +400,10 @@ fn row(case: &str, mv: &Move, plan: Plan, t: &Tally) {
         t.torn,
         t.new_new,
         t.to_shutdown,
-        t.released
+        t.released,
+        t.landed_early,
+        t.pushed,
+        t.irr_checks
     );
 }
 
@@ -421,6 +425,7 @@ fn explore_case(case: &Case<MsiCapStorage<Model>>, moves: &[Move], totals: &mut 
         for plan in plans {
             let t = explore(case, mv, plan);
             row(&case.name, mv, plan, &t);
+            t.assert_on_time(&format!("{} / {} / {plan}", case.name, mv.name));
             match plan {
                 Plan::Naive => {
                     assert!(
@@ -462,7 +467,8 @@ fn print_totals(totals: &[Tally; 3]) {
         println!(
             "TOTAL {name}: {} schedules, {} firings; sent old/old {}, old-dest/new-vector {}, \
              new-dest/old-vector {} (in {} schedules), new/new {}, to the shutdown vector {}; \
-             {} released on unmask",
+             {} released on unmask; {} writes landed early, {} messages pushed by a read, \
+             {} IRR checks",
             t.schedules,
             t.firings,
             t.old_old,
@@ -471,7 +477,10 @@ fn print_totals(totals: &[Tally; 3]) {
             t.torn_schedules,
             t.new_new,
             t.to_shutdown,
-            t.released
+            t.released,
+            t.landed_early,
+            t.pushed,
+            t.irr_checks
         );
     }
     // The planned paths never tear; the maskable one never even sends the transient.
@@ -526,9 +535,10 @@ fn every_plan_for_a_multi_msi_block_with_any_member_firing_between_any_two_write
     );
 }
 
-/// Set-up in the kernel's order, the device firing at any point: it never sends a
-/// message that is not the whole programmed one (MSI is enabled last, so a firing
-/// before that is simply not an MSI), and nothing held by a mask is left behind.
+/// Set-up in the kernel's order, the device firing at any point and the writes posted:
+/// it never sends a message that is not the whole programmed one (MSI is enabled last,
+/// so a firing before that lands is simply not an MSI), and nothing held by a mask is
+/// left behind.
 #[test]
 fn set_up_in_the_kernels_order_never_sends_a_half_programmed_message() {
     let mut total = 0;
@@ -536,16 +546,15 @@ fn set_up_in_the_kernels_order_never_sends_a_half_programmed_message() {
         for (mmc, count) in [(0u8, 1u32), (2, 4)] {
             let msg = message(target(1, 0x60));
             let firmware = message(target(3, 0x70));
-            let run = |schedule: Option<Vec<(usize, u32)>>| {
+            let members: Vec<u32> = (0..count).collect();
+            let mut scheduler = Scheduler::new();
+            loop {
                 let (model, storage) = model::msi(mmc, is_64bit, pvm, 0);
                 // Firmware left the function enabled with some other message.
                 storage.write_addr_lo(0, firmware.addr_lo);
                 storage.write_data(0, firmware.data);
                 storage.enable(mmc).unwrap();
-                model.lock().clear_log();
-                if let Some(s) = schedule {
-                    model.lock().arm(s);
-                }
+                model.lock().explore(scheduler, &members, 2);
                 let domain = MsiDomain::new("PCI-MSI", storage);
                 domain.storage().disable();
                 domain.storage().mask_all();
@@ -562,21 +571,16 @@ fn set_up_in_the_kernels_order_never_sends_a_half_programmed_message() {
                     .storage()
                     .enable(count.trailing_zeros() as u8)
                     .unwrap();
-                model
-            };
-            let writes = run(None).lock().writes.len();
-            let members: Vec<u32> = (0..count).collect();
-            for schedule in schedules(writes, &members) {
-                let model = run(Some(schedule.clone()));
+                scheduler = model.lock().finish();
                 let m = model.lock();
-                assert!(m.unfired().is_empty() && m.violations.is_empty());
+                assert!(m.violations.is_empty());
                 for (i, e) in m.events.iter().enumerate() {
                     match *e {
-                        // Before the first write the function is as firmware left it.
+                        // Before the first write lands the function is as firmware left it.
                         Event::Sent {
                             member,
                             msg: sent,
-                            at: 0,
+                            landed: 0,
                             ..
                         } => {
                             assert_eq!(
@@ -585,7 +589,8 @@ fn set_up_in_the_kernels_order_never_sends_a_half_programmed_message() {
                                     data: firmware.data | member,
                                     ..firmware
                                 },
-                                "{schedule:?}"
+                                "{:?}",
+                                m.events
                             )
                         }
                         Event::Sent {
@@ -596,23 +601,29 @@ fn set_up_in_the_kernels_order_never_sends_a_half_programmed_message() {
                                 data: msg.data | member,
                                 ..msg
                             },
-                            "{schedule:?}: {:?}",
+                            "{:?}",
                             m.events
                         ),
                         Event::Fire {
                             member,
                             outcome: Outcome::Latched,
+                            ..
                         } => assert!(
                             m.events[i..].iter().any(
                                 |e| matches!(*e, Event::Sent { member: s, .. } if s == member)
                             ),
-                            "{schedule:?}: held firing lost"
+                            "{:?}: held firing lost",
+                            m.events
                         ),
-                        Event::Fire { .. } => {}
+                        _ => {}
                     }
                 }
                 assert_eq!(m.msi_pending_bits(), 0);
                 total += 1;
+                drop(m);
+                if !scheduler.advance() {
+                    break;
+                }
             }
         }
     }

@@ -9,9 +9,10 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use common::explore::{
-    Case, Dut, Plan, Tally, ctx, explore, message, schedules, single_moves, source, target,
+    Case, Dut, Plan, Tally, ctx, explore, message, single_moves, source, target,
 };
 use common::model::{self, Event, HwWrite, Model, ModelMmio, Outcome, Region};
+use common::schedule::Scheduler;
 use sluice_irq_core::chip::Chip;
 use sluice_irq_core::domain::{Domain, DomainId};
 use sluice_irq_core::hw::LocalApic;
@@ -287,6 +288,7 @@ fn every_plan_for_an_msix_entry_with_it_and_its_neighbours_firing_between_any_tw
         }
         for plan in plans {
             let t = explore(&case, &mv, plan);
+            t.assert_on_time(&format!("{} / {} / {plan}", case.name, mv.name));
             println!(
                 "{:13} {:18} writes {:2} schedules {:4} | sent old/old {:3} old-dest/new-vec {:3} \
                  new-dest/old-vec {:3} new/new {:3} to-shutdown {:2} | released {:3}",
@@ -342,22 +344,23 @@ fn every_plan_for_an_msix_entry_with_it_and_its_neighbours_firing_between_any_tw
     );
 }
 
-/// Set-up in the kernel's order, entries 0 and 1 firing at any point: nothing but the
-/// whole programmed message goes out (firmware's own before the first write), and what
-/// the masks held is released when the function mask is cleared.
+/// Set-up in the kernel's order, entries 0 and 1 firing at any point and the writes
+/// posted: nothing but the whole programmed message goes out (firmware's own before the
+/// first write lands), and what the masks held is released when the function mask is
+/// cleared.
 #[test]
 fn set_up_in_the_kernels_order_never_sends_a_half_programmed_entry() {
     let firmware = message(target(3, 0x70));
     let msg = |e: u32| message(target(e, 0x50 + e as u8));
-    let run = |schedule: Option<Vec<(usize, u32)>>| {
+    let mut scheduler = Scheduler::new();
+    let mut total = 0;
+    let mut writes = 0;
+    loop {
         let (model, storage) = model::msix(5);
         // Firmware left MSI-X enabled, entry 0 unmasked with its own message.
         storage.control(true, false).unwrap();
         program(&storage, 0, firmware);
-        model.lock().clear_log();
-        if let Some(s) = schedule {
-            model.lock().arm(s);
-        }
+        model.lock().explore(scheduler, &[0, 1], 2);
         storage.mask_all();
         storage.control(true, true).unwrap();
         let domain = MsiDomain::new("PCI-MSIX", storage);
@@ -367,39 +370,41 @@ fn set_up_in_the_kernels_order_never_sends_a_half_programmed_entry() {
             Chip::unmask(&domain, &ctx(e, target(e, 0x50))).unwrap();
         }
         domain.storage().control(true, false).unwrap();
-        model
-    };
-    let writes = run(None).lock().writes.len();
-    let mut total = 0;
-    for schedule in schedules(writes, &[0, 1]) {
-        let model = run(Some(schedule.clone()));
+        scheduler = model.lock().finish();
         let m = model.lock();
-        assert!(m.unfired().is_empty() && m.violations.is_empty());
+        assert!(m.violations.is_empty());
+        writes = writes.max(m.writes.len());
         for (i, e) in m.events.iter().enumerate() {
             match *e {
                 Event::Sent {
                     member: 0,
                     msg: sent,
-                    at: 0,
+                    landed: 0,
                     ..
-                } => assert_eq!(sent, firmware, "{schedule:?}"),
+                } => assert_eq!(sent, firmware, "{:?}", m.events),
                 Event::Sent {
                     member, msg: sent, ..
-                } => assert_eq!(sent, msg(member), "{schedule:?}: {:?}", m.events),
+                } => assert_eq!(sent, msg(member), "{:?}", m.events),
                 Event::Fire {
                     member,
                     outcome: Outcome::Latched,
+                    ..
                 } => assert!(
                     m.events[i..]
                         .iter()
                         .any(|e| matches!(*e, Event::Sent { member: s, .. } if s == member)),
-                    "{schedule:?}: held firing lost"
+                    "{:?}: held firing lost",
+                    m.events
                 ),
-                Event::Fire { .. } => {}
+                _ => {}
             }
         }
         assert!(!m.msix_pending(0) && !m.msix_pending(1));
         total += 1;
+        drop(m);
+        if !scheduler.advance() {
+            break;
+        }
     }
     println!("set-up: {writes} writes, {total} schedules");
     assert_eq!((writes, total), (15, 577));
@@ -577,7 +582,6 @@ fn entries_added_freed_and_moved_while_msix_stays_enabled_never_write_the_others
         for w in &m.writes {
             per_entry[w.table_entry().expect("only table writes") as usize] += 1;
         }
-        let writes = m.writes.len();
         drop(m);
         println!("{:28} writes per entry {per_entry:?}", op.name);
         for e in 0..5u32 {
@@ -588,19 +592,21 @@ fn entries_added_freed_and_moved_while_msix_stays_enabled_never_write_the_others
         }
         assert!(per_entry[op.entry as usize] > 0, "{}", op.name);
 
-        // Then with every entry that is enabled before or after firing at any point.
+        // Then with every entry that is enabled before or after firing at any point,
+        // the writes posted.
         let mut firing = enabled.clone();
         if !firing.contains(&op.entry) {
             firing.push(op.entry);
         }
-        for schedule in schedules(writes, &firing) {
+        let mut scheduler = Scheduler::new();
+        loop {
             let env = Env::new();
             (op.before)(&env);
-            env.model.lock().clear_log();
-            env.model.lock().arm(schedule.clone());
+            env.model.lock().explore(scheduler, &firing, 2);
             (op.run)(&env);
+            scheduler = env.model.lock().finish();
             let m = env.model.lock();
-            assert!(m.unfired().is_empty() && m.violations.is_empty());
+            assert!(m.violations.is_empty());
             for (i, e) in m.events.iter().enumerate() {
                 match *e {
                     Event::Sent { member, msg, .. } => {
@@ -608,14 +614,17 @@ fn entries_added_freed_and_moved_while_msix_stays_enabled_never_write_the_others
                         if member == op.entry {
                             assert!(
                                 msg == before[e] || msg == after[e],
-                                "{}: {schedule:?}: entry {member} sent {msg:x?}",
-                                op.name
+                                "{}: {:?}: entry {member} sent {msg:x?}",
+                                op.name,
+                                m.events
                             );
                         } else {
-                            assert_eq!(msg, before[e], "{}: {schedule:?}", op.name);
+                            assert_eq!(msg, before[e], "{}: {:?}", op.name, m.events);
                         }
                     }
-                    Event::Fire { member, outcome } => {
+                    Event::Fire {
+                        member, outcome, ..
+                    } => {
                         // Enabled entries are answered; a freed (or not yet added) entry
                         // is masked and only latches.
                         let live_after = env.irqs.lock().unwrap().iter().any(|&(e, _)| e == member);
@@ -625,16 +634,22 @@ fn entries_added_freed_and_moved_while_msix_stays_enabled_never_write_the_others
                                 m.events[i..].iter().any(
                                     |e| matches!(*e, Event::Sent { member: s, .. } if s == member)
                                 ),
-                                "{}: {schedule:?}: firing of {member} lost",
-                                op.name
+                                "{}: {:?}: firing of {member} lost",
+                                op.name,
+                                m.events
                             );
                         } else if outcome != Outcome::Sent {
                             assert_eq!(outcome, Outcome::Latched);
                         }
                     }
+                    _ => {}
                 }
             }
             total += 1;
+            drop(m);
+            if !scheduler.advance() {
+                break;
+            }
         }
     }
     println!("dynamic MSI-X schedules: {total}");
