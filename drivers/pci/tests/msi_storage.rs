@@ -6,7 +6,8 @@
 mod common;
 
 use common::explore::{
-    Case, Dut, Move, Plan, Tally, block_moves, ctx, explore, message, single_moves, source, target,
+    Case, Dut, Move, Plan, Real, Tally, Unflushed, block_moves, ctx, explore, message,
+    single_moves, source, target,
 };
 use common::model::{self, Event, HwWrite, Model, Outcome};
 use common::schedule::Scheduler;
@@ -320,18 +321,19 @@ fn a_multi_message_function_puts_the_member_number_in_the_low_data_bits() {
 /// (`alloc_msi`, then `IrqCore::request_irq` per member): disabled, every member masked,
 /// the message written (activation), each live member unmasked, MSI enabled with
 /// 2^k members.
-fn msi_dut(
+fn msi_dut<S: MsiStorage + Real<MsiCapStorage<Model>>>(
+    wrap: fn(MsiCapStorage<Model>) -> S,
     mmc_log2: u8,
     is_64bit: bool,
     pvm: bool,
     count: u32,
     live: u32,
     old: &MsiMsg,
-) -> Dut<MsiCapStorage<Model>> {
+) -> Dut<S> {
     let (model, storage) = model::msi(mmc_log2, is_64bit, pvm, 0);
     storage.disable();
     storage.mask_all();
-    let domain = MsiDomain::new("PCI-MSI", storage);
+    let domain = MsiDomain::new("PCI-MSI", wrap(storage));
     if count == 1 {
         domain.alloc(100, 1, &source(0)).unwrap();
     } else {
@@ -347,6 +349,7 @@ fn msi_dut(
     }
     domain
         .storage()
+        .real()
         .enable(count.trailing_zeros() as u8)
         .unwrap();
     model.lock().clear_log();
@@ -360,9 +363,22 @@ fn msi_case(
     count: u32,
     live: u32,
 ) -> Case<MsiCapStorage<Model>> {
+    msi_case_of(|s| s, "", mmc_log2, is_64bit, pvm, count, live)
+}
+
+/// [`msi_case`] over the storage `wrap` makes of the real one (`tag` in its name).
+fn msi_case_of<S: MsiStorage + Real<MsiCapStorage<Model>> + 'static>(
+    wrap: fn(MsiCapStorage<Model>) -> S,
+    tag: &str,
+    mmc_log2: u8,
+    is_64bit: bool,
+    pvm: bool,
+    count: u32,
+    live: u32,
+) -> Case<S> {
     Case {
         name: format!(
-            "MSI {}-bit {} {}{}",
+            "{tag}MSI {}-bit {} {}{}",
             if is_64bit { 64 } else { 32 },
             if pvm { "maskable" } else { "non-maskable" },
             if count == 1 {
@@ -376,7 +392,7 @@ fn msi_case(
                 String::new()
             }
         ),
-        make: Box::new(move |old| msi_dut(mmc_log2, is_64bit, pvm, count, live, old)),
+        make: Box::new(move |old| msi_dut(wrap, mmc_log2, is_64bit, pvm, count, live, old)),
         hwirq: live.trailing_zeros(),
         block: (count > 1).then_some(BlockMembers { count, live }),
         moving: (0..count).collect(),
@@ -408,7 +424,7 @@ fn row(case: &str, mv: &Move, plan: Plan, t: &Tally) {
 }
 
 /// Explores every move × plan for `case`; the naive pass only where both words change.
-fn explore_case(case: &Case<MsiCapStorage<Model>>, moves: &[Move], totals: &mut [Tally; 3]) {
+fn explore_case<S: MsiStorage>(case: &Case<S>, moves: &[Move], totals: &mut [Tally; 3]) {
     let maskable = (case.make)(&MsiMsg::default())
         .domain
         .storage()
@@ -501,7 +517,7 @@ fn every_plan_for_a_single_msi_with_the_device_firing_between_any_two_writes() {
     print_totals(&totals);
     assert_eq!(
         totals.iter().map(|t| t.schedules).collect::<Vec<_>>(),
-        [144, 128, 40],
+        [684, 528, 144],
         "explored schedule counts"
     );
 }
@@ -530,8 +546,51 @@ fn every_plan_for_a_multi_msi_block_with_any_member_firing_between_any_two_write
     print_totals(&totals);
     assert_eq!(
         totals.iter().map(|t| t.schedules).collect::<Vec<_>>(),
-        [10478, 2044, 996],
+        [73614, 36572, 4324],
         "explored schedule counts"
+    );
+}
+
+/// The injected bug: the same storages without the flush (`Unflushed`). On the
+/// non-maskable path the IRR check then runs while the address write is still posted,
+/// or with the intermediate message still in flight, and such a message reaches the old
+/// CPU after the check: an interrupt lost. The maskable path loses nothing (its writes
+/// land in order), but returns before they landed. The explorer must find both.
+#[test]
+fn without_the_flush_the_irr_check_misses_and_interrupts_are_lost() {
+    let dance = single_moves()[0];
+    assert!(dance.needs_dance());
+    let mut dance_total = Tally::default();
+    for (is_64bit, pvm) in LAYOUTS {
+        let case = msi_case_of(Unflushed, "unflushed ", 0, is_64bit, pvm, 1, 1);
+        let plan = if pvm { Plan::NonMaskable } else { Plan::Domain };
+        let t = explore(&case, &dance, plan);
+        row(&case.name, &dance, plan, &t);
+        assert!(
+            t.irr_misses > 0 && t.lost > 0,
+            "{}: nothing lost",
+            case.name
+        );
+        dance_total += &t;
+        if pvm {
+            let t = explore(&case, &dance, Plan::Domain);
+            row(&case.name, &dance, Plan::Domain, &t);
+            assert!(t.late > 0 && t.lost == 0, "{}", case.name);
+        }
+    }
+    let block = msi_case_of(Unflushed, "unflushed ", 2, true, false, 4, 0b1111);
+    let t = explore(&block, &block_moves()[0], Plan::Domain);
+    row(&block.name, &block_moves()[0], Plan::Domain, &t);
+    assert!(
+        t.irr_misses > 0 && t.lost > 0,
+        "{}: nothing lost",
+        block.name
+    );
+    dance_total += &t;
+    println!(
+        "TOTAL unflushed two-step plans: {} schedules, {} IRR checks missed something, \
+         {} transients lost, {} returned early",
+        dance_total.schedules, dance_total.irr_misses, dance_total.lost, dance_total.late
     );
 }
 
@@ -628,5 +687,5 @@ fn set_up_in_the_kernels_order_never_sends_a_half_programmed_message() {
         }
     }
     println!("set-up schedules: {total}");
-    assert_eq!(total, 2774);
+    assert_eq!(total, 19794);
 }

@@ -45,10 +45,11 @@ use sluice_irq_core::affinity::{
 };
 use sluice_irq_core::chip::{AffinityMsgs, Chip, LevelCtx};
 use sluice_irq_core::hw::Target;
-use sluice_irq_core::msi::{CompatMsi, DestFormat, MsiMsg, MsiStorage, Trigger, compose};
+use sluice_irq_core::msi::{CompatMsi, DestFormat, MsiCaps, MsiMsg, MsiStorage, Trigger, compose};
 use sluice_irq_core::msidomain::MsiDomain;
 use sluice_irq_core::vector::SHUTDOWN_VECTOR;
-use sluice_irq_core::{IrqSource, PciFunction, Vector};
+use sluice_irq_core::{IrqSource, PciFunction, Result as IrqResult, Vector};
+use sluice_pci::{ConfigHandle, MmioRegion, MsiCapStorage, MsixTableStorage};
 
 use super::model::{BusView, Event, Model, Outcome};
 use super::schedule::Scheduler;
@@ -237,6 +238,59 @@ impl<S: MsiStorage> Case<S> {
         } else {
             *base
         }
+    }
+}
+
+/// The injected bug: a storage whose `flush` does nothing (the trait's default), every
+/// other method the real storage's — the storages as they were before they read back.
+/// The explorer must find its IRR checks missing and its plans returning early.
+pub struct Unflushed<S>(pub S);
+
+impl<S: MsiStorage> MsiStorage for Unflushed<S> {
+    fn caps(&self) -> MsiCaps {
+        self.0.caps()
+    }
+    fn write_addr_lo(&self, index: u32, value: u32) {
+        self.0.write_addr_lo(index, value)
+    }
+    fn write_addr_hi(&self, index: u32, value: u32) {
+        self.0.write_addr_hi(index, value)
+    }
+    fn write_data(&self, index: u32, value: u32) {
+        self.0.write_data(index, value)
+    }
+    fn mask(&self, index: u32) -> IrqResult<()> {
+        self.0.mask(index)
+    }
+    fn unmask(&self, index: u32) -> IrqResult<()> {
+        self.0.unmask(index)
+    }
+    fn read(&self, index: u32) -> MsiMsg {
+        self.0.read(index)
+    }
+}
+
+/// The real storage inside a storage under test (itself, or the one [`Unflushed`]
+/// wraps), for the set-up methods that are not `MsiStorage`'s.
+pub trait Real<T> {
+    fn real(&self) -> &T;
+}
+
+impl<C: ConfigHandle> Real<MsiCapStorage<C>> for MsiCapStorage<C> {
+    fn real(&self) -> &MsiCapStorage<C> {
+        self
+    }
+}
+
+impl<C: ConfigHandle, M: MmioRegion> Real<MsixTableStorage<C, M>> for MsixTableStorage<C, M> {
+    fn real(&self) -> &MsixTableStorage<C, M> {
+        self
+    }
+}
+
+impl<T> Real<T> for Unflushed<T> {
+    fn real(&self) -> &T {
+        &self.0
     }
 }
 
