@@ -167,6 +167,11 @@ impl<C: ConfigHandle> MsiCapStorage<C> {
         self.address
     }
 
+    /// The handle the function's configuration space is reached through.
+    pub fn config(&self) -> &C {
+        &self.config
+    }
+
     /// Is member `index` masked at the function now (`None`: no per-vector masking, or
     /// the function did not answer)?
     pub fn masked(&self, index: u32) -> Option<bool> {

@@ -160,6 +160,11 @@ impl<C: ConfigHandle, M: MmioRegion> MsixTableStorage<C, M> {
     pub fn address(&self) -> PciAddress {
         self.address
     }
+
+    /// The handle the function's configuration space is reached through.
+    pub fn config(&self) -> &C {
+        &self.config
+    }
 }
 
 impl<C: ConfigHandle, M: MmioRegion> MsiStorage for MsixTableStorage<C, M> {

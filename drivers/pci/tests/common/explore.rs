@@ -400,27 +400,6 @@ impl Tally {
     }
 }
 
-/// Every schedule of up to two firings over positions 0..=`writes` and these members
-/// (for the immediate-timing tests that place firings by hand).
-pub fn schedules(writes: usize, members: &[u32]) -> Vec<Vec<(usize, u32)>> {
-    let mut all = vec![vec![]];
-    for p in 0..=writes {
-        for &m in members {
-            all.push(vec![(p, m)]);
-        }
-    }
-    for p1 in 0..=writes {
-        for p2 in p1..=writes {
-            for &m1 in members {
-                for &m2 in members {
-                    all.push(vec![(p1, m1), (p2, m2)]);
-                }
-            }
-        }
-    }
-    all
-}
-
 /// The plan `kind` for `mv` on a device as `case` builds it.
 pub fn make_plan<S: MsiStorage>(case: &Case<S>, mv: &Move, kind: Plan) -> StepPlan {
     let dut = (case.make)(&message(mv.old));
