@@ -362,8 +362,15 @@ fn every_plan_for_an_msix_entry_with_it_and_its_neighbours_firing_between_any_tw
     .zip(&totals)
     {
         println!(
-            "TOTAL {name}: {} schedules, {} firings; new-dest/old-vector in {} schedules; {} released",
-            t.schedules, t.firings, t.torn_schedules, t.released
+            "TOTAL {name}: {} schedules, {} firings; new-dest/old-vector in {} schedules; \
+             {} released; {} writes landed early, {} messages pushed by a read, {} IRR checks",
+            t.schedules,
+            t.firings,
+            t.torn_schedules,
+            t.released,
+            t.landed_early,
+            t.pushed,
+            t.irr_checks
         );
     }
     assert_eq!(
