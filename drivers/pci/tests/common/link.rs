@@ -26,10 +26,13 @@
 //! * a read of the function is answered only after every earlier memory write to it has
 //!   landed (row B, column 2: a read request must not pass a posted request);
 //! * configuration requests to one function complete in order — a configuration read
-//!   returns only after the function's earlier configuration writes landed. The table
-//!   alone would let a read pass a non-posted write (row B, column 4); root complexes
-//!   serialise configuration requests, and this is what Linux's read-back after an MSI
-//!   write ("PCI/MSI: Enforce MSI[X] entry updates to be visible") relies on too.
+//!   returns only after the function's earlier configuration writes landed. This one is
+//!   an assumption, not a rule: the table lets a read pass a non-posted write (row B,
+//!   column 4), and the ECAM section's implementation note on ordering says as much and
+//!   leaves it to the platform to offer a way to wait for an ECAM write. The model
+//!   takes the root complex to answer a function's configuration requests in order,
+//!   which is what Linux's read-back after an MSI write ("PCI/MSI: Enforce MSI[X] entry
+//!   updates to be visible") relies on too.
 //!
 //! **Upstream, messages are in flight.** An MSI is a posted memory write from the
 //! function to 0xFEEx_xxxx; it reaches the CPU side (the APIC's IRR) some time after the
