@@ -1,3 +1,5 @@
 pub mod explore;
 pub mod fake;
+pub mod link;
 pub mod model;
+pub mod schedule;
