@@ -17,7 +17,6 @@ use std::sync::Arc;
 
 use sluice_irq_core::affinity::StepPlan;
 use sluice_irq_core::desc::FlowKind;
-use sluice_irq_core::domain::DomainOps;
 use sluice_irq_core::ioapic::IoApicDomain;
 use sluice_irq_core::msi::Trigger;
 use sluice_irq_core::msidomain::MsiDomain;
@@ -61,15 +60,11 @@ fn build(s: &Scenario) -> (Shared, IrqCore, Virq) {
         Remapping::Off
     };
     let boot = Boot::with(2, Timing::InFlight, remapping);
-    let msi = |maskable: bool| -> Arc<dyn DomainOps> {
-        Arc::new(MsiDomain::new(
-            "PCI-MSI",
-            boot.msi_device(maskable, function(3)),
-        ))
+    let req = IrqAlloc {
+        flow: s.flow,
+        ..IrqAlloc::edge(CpuMask::single(0))
     };
-    let (dom, source): (Arc<dyn DomainOps>, IrqSource) = match s.kind {
-        Kind::NonMaskableMsi | Kind::Remapped => (msi(false), pci(3, 0)),
-        Kind::MaskableMsi => (msi(true), pci(3, 0)),
+    let virq = match s.kind {
         Kind::IoApic => {
             let io = IoApicDomain::new(0, boot.ioapic_line(0, Wire::default()));
             let line = IrqSource::IoApic {
@@ -78,15 +73,19 @@ fn build(s: &Scenario) -> (Shared, IrqCore, Virq) {
                 trigger: Trigger::Edge,
                 polarity: Polarity::ActiveHigh,
             };
-            (Arc::new(io), line)
+            let d = boot.add("DEV", Arc::new(io));
+            boot.request(d, &line, &req, |_| 0)
+        }
+        kind => {
+            let maskable = kind == Kind::MaskableMsi;
+            let dom = Arc::new(MsiDomain::new(
+                "PCI-MSI",
+                boot.msi_function(1, maskable, function(3)),
+            ));
+            let d = boot.add("DEV", dom.clone());
+            boot.start_msi(&*dom, d, &pci(3, 0), &req, |_| 0)
         }
     };
-    let d = boot.add("DEV", dom);
-    let req = IrqAlloc {
-        flow: s.flow,
-        ..IrqAlloc::edge(CpuMask::single(0))
-    };
-    let virq = boot.request(d, &source, &req, |_| 0);
     (boot.m, boot.core, virq)
 }
 

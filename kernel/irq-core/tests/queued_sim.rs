@@ -136,8 +136,7 @@ fn build(kind: Kind, mask: CpuMask, request: bool) -> (Shared, IrqCore, Virq) {
     };
     let boot = Boot::with(2, Timing::InFlight, remapping);
     let storage = boot.queued_device(function(QUEUED));
-    let dd = boot.msi("PCI-MSI-dummy", true, function(3));
-    boot.request(dd, &pci(3, 0), &IrqAlloc::edge(CpuMask::single(0)), |_| 1);
+    boot.msi_irq("PCI-MSI-dummy", true, function(3), CpuMask::single(0), 1);
     let ops: Arc<dyn DomainOps> = match kind {
         Kind::Undeclared => Arc::new(Undeclared(QueuedMsiDomain::new("QUEUED-MSI", storage))),
         _ => Arc::new(QueuedMsiDomain::new("QUEUED-MSI", storage)),

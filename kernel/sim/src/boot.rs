@@ -1,9 +1,11 @@
 //! The common set-up of every simulation: a machine and an interrupt core with every CPU
 //! online, and — for a remapped machine — a VT-d unit in its real-hardware preset
 //! enabled by the crate's own sequence, with the production `INTEL-IR-0` domain over it
-//! under the vector domain. Devices are added with the storage the core's chips write;
-//! on a remapped machine their domains go under `INTEL-IR-0` (a device left outside it
-//! would send compatibility-format messages, which the unit blocks).
+//! under the vector domain. Devices are added with the storage the core's chips write —
+//! an MSI device is a PCI function driven by sluice-pci's own storage, its irqs started
+//! in sluice-pci's own set-up order (`msi_order`); on a remapped machine their domains go
+//! under `INTEL-IR-0` (a device left outside it would send compatibility-format
+//! messages, which the unit blocks).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
@@ -15,7 +17,8 @@ use sluice_vtd::domain::IrDomain;
 
 use crate::bus::Timing;
 use crate::machine::{Machine, Shared, Wire};
-use crate::storage::{SimBlockStorage, SimMsiStorage, SimQueuedStorage, SimRteStorage};
+use crate::pci::function::{MsiOps, PciMsiStorage, msi_function, set_up_msi};
+use crate::storage::{SimQueuedStorage, SimRteStorage};
 use crate::vtd::Unit;
 use crate::vtd::domain::{ModelPlatform, ModelUnit, StoreOnly};
 
@@ -125,33 +128,49 @@ impl Boot {
             .expect("a device domain")
     }
 
-    /// A new MSI device of `function` (its messages carry its requester id), and its
-    /// storage (read back after every write).
-    pub fn msi_device(&self, maskable: bool, function: PciFunction) -> SimMsiStorage {
-        let dev = self.device(function, |mm| mm.add_device(maskable));
-        SimMsiStorage::new(&self.m, dev, maskable)
-    }
-
-    /// A new MSI device of `function` under its own `PCI-MSI` domain, named `name`.
-    pub fn msi(&self, name: &str, maskable: bool, function: PciFunction) -> DomainId {
-        let storage = self.msi_device(maskable, function);
-        self.add(name, Arc::new(MsiDomain::new("PCI-MSI", storage)))
-    }
-
-    /// A new multi-message device of `function` with `members` members, and its storage.
-    pub fn block_device(
+    /// A new PCI function at `function`'s address with an MSI capability for
+    /// `members` messages, and sluice-pci's storage on it ([`msi_function`]).
+    pub fn msi_function(
         &self,
-        maskable: bool,
         members: u32,
+        maskable: bool,
         function: PciFunction,
-    ) -> SimBlockStorage {
-        let dev = self.device(function, |mm| mm.add_block_device(maskable, members));
-        SimBlockStorage {
-            m: self.m.clone(),
-            dev,
-            maskable,
-            nvec: members,
-        }
+    ) -> PciMsiStorage {
+        msi_function(&self.m, members, maskable, function)
+    }
+
+    /// Starts `req.count` irqs of an MSI function's `domain` (`dom`, the same domain,
+    /// typed) for `source`, requested with `token(j)`, in sluice-pci's set-up order
+    /// ([`set_up_msi`]). The first irq.
+    pub fn start_msi(
+        &self,
+        dom: &dyn MsiOps,
+        domain: DomainId,
+        source: &IrqSource,
+        req: &IrqAlloc,
+        token: impl Fn(u32) -> u64,
+    ) -> Virq {
+        set_up_msi(dom, req.count, || self.request(domain, source, req, token))
+    }
+
+    /// A new single-message MSI function at `function`'s address under its own
+    /// `PCI-MSI` domain named `name`, its irq started (see [`Boot::start_msi`]) on
+    /// `affinity` with `token`.
+    pub fn msi_irq(
+        &self,
+        name: &str,
+        maskable: bool,
+        function: PciFunction,
+        affinity: sluice_irq_core::CpuMask,
+        token: u64,
+    ) -> Virq {
+        let dom = Arc::new(MsiDomain::new(
+            "PCI-MSI",
+            self.msi_function(1, maskable, function),
+        ));
+        let id = self.add(name, dom.clone());
+        let source = IrqSource::Pci { function, index: 0 };
+        self.start_msi(&*dom, id, &source, &IrqAlloc::edge(affinity), |_| token)
     }
 
     /// A new input of I/O APIC `id`, wired as `wire`, and its redirection entry.

@@ -4,7 +4,9 @@
 //!
 //! * [`machine`]: devices and the bookkeeping of every firing; [`apic`]: CPUs (IRR/ISR,
 //!   EOI, soft-enable, IPIs); [`bus`]: messages in flight, and the remapping unit they
-//!   pass through; [`storage`]: the devices' registers as the core's chips write them.
+//!   pass through; [`pci`]: PCI functions with an MSI capability, driven by sluice-pci's
+//!   own storage, their writes posted; [`storage`]: the other devices' registers (I/O
+//!   APIC entries, queued storage) as the core's chips write them.
 //! * [`vtd`]: a model of a VT-d remapping unit (registers, invalidation queue, the
 //!   lookup with an interrupt entry cache), also used by `sluice-vtd`'s tests.
 //! * [`boot`]: the common set-up; [`schedule`]: one schedule's events and run;
@@ -20,6 +22,7 @@ pub mod bus;
 pub mod delivery;
 pub mod explorer;
 pub mod machine;
+pub mod pci;
 pub mod schedule;
 pub mod storage;
 pub mod verdict;
@@ -32,6 +35,7 @@ pub use bus::Timing;
 pub use delivery::{Running, begin_delivery, deliver, drain, end_delivery};
 pub use explorer::{Explorer, explore};
 pub use machine::{Device, Machine, Shared, Source, Token, Wire, member_token};
+pub use pci::function::{MsiOps, PciMsiStorage, SimConfig, msi_function, set_up_msi};
 pub use schedule::{Completer, Event, Run, SimWait};
-pub use storage::{SimBlockStorage, SimMsiStorage, SimQueuedStorage, SimRteStorage};
+pub use storage::{SimQueuedStorage, SimRteStorage};
 pub use verdict::{strays, verdict};

@@ -23,6 +23,8 @@ use sluice_irq_core::queued::QueuedEntry;
 
 use crate::apic::Cpu;
 use crate::bus::{Bus, Via};
+use crate::pci::fake::FakeConfig;
+use crate::pci::function::MsiFunction;
 
 pub type Token = u32;
 
@@ -51,6 +53,10 @@ pub struct Device {
     /// The id its messages carry to the remapping unit: a PCI function's requester id,
     /// an I/O APIC's source-id from the DMAR.
     pub requester: u16,
+    /// A PCI function with an MSI capability (`pci/function.rs`): its message, masks and
+    /// pending bits are its registers in [`Machine::config`], and the fields above for
+    /// them are unused.
+    pub msi: Option<MsiFunction>,
 }
 
 /// The handler token the test requests member `j` of device `dev` with: a firing of
@@ -77,6 +83,9 @@ pub enum Source {
 pub struct Machine {
     pub cpus: Vec<Cpu>,
     pub devices: Vec<Device>,
+    /// The PCI functions' configuration space, as their registers hold it (writes still
+    /// on their way are not in it).
+    pub config: FakeConfig,
     /// Messages on their way, and the remapping unit they pass through.
     pub bus: Bus,
     /// token -> device that fired it
@@ -227,6 +236,10 @@ impl Machine {
 
     fn fire_via(&mut self, dev: usize, via: &mut Via) -> Token {
         let token = self.new_token(dev, dev as u64);
+        if self.devices[dev].msi.is_some() {
+            self.fire_msi(dev, 0, token, via);
+            return token;
+        }
         let d = &mut self.devices[dev];
         if let Some(wire) = d.wire {
             let e = d.rte;
@@ -276,6 +289,10 @@ impl Machine {
 
     fn fire_member_via(&mut self, dev: usize, j: u32, via: &mut Via) -> Token {
         let token = self.new_token(dev, member_token(dev, j));
+        if self.devices[dev].msi.is_some() {
+            self.fire_msi(dev, j, token, via);
+            return token;
+        }
         let d = &mut self.devices[dev];
         if d.maskable && d.member_masked & 1 << j != 0 {
             match d.member_pending.get(&j) {
@@ -339,6 +356,9 @@ impl Machine {
     /// its storage holds it; `None` if it cannot send at all (an I/O APIC input masked).
     pub fn message_of(&self, dev: usize) -> Option<MsiMsg> {
         let d = &self.devices[dev];
+        if d.msi.is_some() {
+            return self.msi_message(dev);
+        }
         let Some(_) = d.wire else {
             return Some(d.msg);
         };
@@ -371,6 +391,13 @@ impl Machine {
     /// `None` for storage without a mask.
     pub fn storage_masked(&self, dev: usize) -> Option<bool> {
         let d = &self.devices[dev];
+        if d.msi.is_some() {
+            return if d.members == 0 {
+                self.msi_masked(dev)
+            } else {
+                None
+            };
+        }
         match d.wire {
             Some(_) => Some(d.rte.masked()),
             None if d.maskable && d.members == 0 => Some(d.masked),

@@ -6,8 +6,9 @@
 //! **Reduction.** A message's arrival ([`Event::Land`]) commutes with most of what can
 //! happen around it, and exploring every place it could go among those would multiply
 //! the schedules for nothing. Two adjacent events that do not affect each other give the
-//! same machine in either order, so of the two orders only one is explored: a firing or
-//! a queued command's completion never directly follows an arrival; arrivals in a row
+//! same machine in either order, so of the two orders only one is explored: a firing, a
+//! posted write's landing or a queued command's completion never directly follows an
+//! arrival (none of them reads an IRR or the unit); arrivals in a row
 //! come in ascending device order; and a CPU's event (a delivery, a handler's end, a
 //! cleanup tick) never directly follows an arrival it did not look at: one whose IRR
 //! bit the event neither took nor checked nor moved (every IRR read is recorded), and
@@ -40,6 +41,8 @@ pub enum Event {
     Plan(usize),
     /// A source fires (its message goes on the bus).
     Fire(Source),
+    /// The oldest write posted to device `d` (a PCI function) reaches it.
+    Apply(usize),
     /// The oldest message device `d` has in flight arrives.
     Land(usize),
     /// The oldest queued command completes.
@@ -63,6 +66,7 @@ impl Event {
             Event::Fire(Source::Device(0)) => 'F',
             Event::Fire(Source::Device(_)) => 'z',
             Event::Fire(Source::Member(_, j)) => char::from(b'a' + j as u8),
+            Event::Apply(_) => 'W',
             Event::Land(_) => 'L',
             Event::Complete => 'C',
             Event::Deliver(c) => char::from(b'0' + c as u8),
@@ -148,6 +152,7 @@ impl<'a> Run<'a> {
             en.extend(self.sources.iter().map(|&s| Event::Fire(s)));
         }
         let mm = self.m.lock().unwrap();
+        en.extend(mm.posted().into_iter().map(Event::Apply));
         en.extend(mm.in_flight().into_iter().map(Event::Land));
         if !mm.commands.is_empty() {
             en.push(Event::Complete);
@@ -181,6 +186,9 @@ impl<'a> Run<'a> {
             Event::Fire(s) => {
                 self.fires_left -= 1;
                 self.m.lock().unwrap().fire_source(s);
+            }
+            Event::Apply(d) => {
+                self.m.lock().unwrap().land_write(d);
             }
             Event::Land(d) => {
                 let bit = self.m.lock().unwrap().land(d);
@@ -284,9 +292,11 @@ impl<'a> Run<'a> {
                 }
                 return Ok(());
             }
-            Event::Fire(_) | Event::Complete if after.is_some() => None,
+            Event::Fire(_) | Event::Apply(_) | Event::Complete if after.is_some() => None,
             Event::Land(d) if after.is_some_and(|(prev, _)| d < prev) => None,
-            Event::Fire(_) | Event::Complete | Event::Land(_) => return self.run(ev),
+            Event::Fire(_) | Event::Apply(_) | Event::Complete | Event::Land(_) => {
+                return self.run(ev);
+            }
             Event::Deliver(c) | Event::Begin(c) | Event::End(c) | Event::CleanupTimer(c) => Some(c),
         };
         if cpu.is_none() {

@@ -6,18 +6,18 @@ use sluice_irq_core::affinity::{BlockMembers, PlanId, Step, StepPlan, Word, msi_
 use sluice_irq_core::chip::{AffinityMsgs, Chip, ChipOp, HwIrq, LevelCtx};
 use sluice_irq_core::domain::Domain;
 use sluice_irq_core::hw::LocalApic;
-use sluice_irq_core::msi::{MsiMsg, Trigger};
+use sluice_irq_core::msi::{MsiCaps, MsiMsg, MsiStorage, Trigger};
 use sluice_irq_core::msidomain::MsiDomain;
 use sluice_irq_core::{IrqSource, Vector, Virq};
 
 use crate::apic::SimApic;
-use crate::storage::{SimBlockStorage, SimMsiStorage};
+use crate::pci::function::{MsiOps, PciMsiStorage};
 
 /// WRONG on purpose, for the block counter-example only: a multi-MSI domain whose block
 /// plan claims and IRR-checks only the block's first vector — as if the block were one
 /// irq. Everything else is the core's real [`MsiDomain`]; the plan is built from the
 /// public step type.
-pub struct BaseOnlyBlockDomain(pub MsiDomain<SimBlockStorage>);
+pub struct BaseOnlyBlockDomain(pub MsiDomain<PciMsiStorage>);
 
 impl Domain for BaseOnlyBlockDomain {
     fn size(&self) -> u32 {
@@ -46,6 +46,12 @@ impl Domain for BaseOnlyBlockDomain {
     }
     fn activate(&self, d: &LevelCtx, msg: &MsiMsg) -> sluice_irq_core::Result<()> {
         self.0.activate(d, msg)
+    }
+}
+
+impl MsiOps for BaseOnlyBlockDomain {
+    fn msi_storage(&self) -> &PciMsiStorage {
+        self.0.storage()
     }
 }
 
@@ -91,7 +97,7 @@ impl Chip for BaseOnlyBlockDomain {
 /// rewrites address and data in one pass (on the old CPU with interrupts off, as the
 /// two-step path runs, so the difference is only the order of the writes). The core
 /// never builds such a plan; this test-only type builds it from the public step type.
-pub struct NaiveMsiDomain(pub MsiDomain<SimMsiStorage>);
+pub struct NaiveMsiDomain(pub MsiDomain<PciMsiStorage>);
 
 impl Domain for NaiveMsiDomain {
     fn size(&self) -> u32 {
@@ -108,6 +114,12 @@ impl Domain for NaiveMsiDomain {
     }
     fn activate(&self, d: &LevelCtx, msg: &MsiMsg) -> sluice_irq_core::Result<()> {
         self.0.activate(d, msg)
+    }
+}
+
+impl MsiOps for NaiveMsiDomain {
+    fn msi_storage(&self) -> &PciMsiStorage {
+        self.0.storage()
     }
 }
 
@@ -183,5 +195,42 @@ impl LocalApic for NoRedeliveryApic {
     }
     fn before_irr_scan(&mut self) {
         self.scanning = true;
+    }
+}
+
+/// WRONG on purpose (issue 23, bug 1): sluice-pci's MSI storage with its read-back left
+/// out — every write and mask change goes on its way and the call returns, so a plan's
+/// next step (the two-step path's IRR check) runs while the write may still be posted
+/// and a message the function sent before it still in flight.
+pub struct Unflushed(pub PciMsiStorage);
+
+impl MsiStorage for Unflushed {
+    fn caps(&self) -> MsiCaps {
+        self.0.caps()
+    }
+    fn write_addr_lo(&self, i: u32, v: u32) {
+        self.0.write_addr_lo(i, v)
+    }
+    fn write_addr_hi(&self, i: u32, v: u32) {
+        self.0.write_addr_hi(i, v)
+    }
+    fn write_data(&self, i: u32, v: u32) {
+        self.0.write_data(i, v)
+    }
+    fn mask(&self, i: u32) -> sluice_irq_core::Result<()> {
+        self.0.mask(i)
+    }
+    fn unmask(&self, i: u32) -> sluice_irq_core::Result<()> {
+        self.0.unmask(i)
+    }
+    fn read(&self, i: u32) -> MsiMsg {
+        self.0.read(i)
+    }
+    // `flush`: the default, which does nothing.
+}
+
+impl MsiOps for MsiDomain<Unflushed> {
+    fn msi_storage(&self) -> &PciMsiStorage {
+        &self.storage().0
     }
 }

@@ -9,12 +9,11 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use sluice_irq_core::affinity::StepPlan;
-use sluice_irq_core::domain::DomainOps;
 use sluice_irq_core::msidomain::MsiDomain;
 use sluice_irq_core::{CpuMask, IrqAlloc};
 use sluice_sim::wrong::NaiveMsiDomain;
 use sluice_sim::{
-    Boot, Event, Explorer, Remapping, Run, SimApic, Source, Timing, explore, function, pci,
+    Boot, Event, Explorer, MsiOps, Remapping, Run, SimApic, Source, Timing, explore, function, pci,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,15 +40,15 @@ fn once(ex: &mut Explorer, path: Path, fires: u32, reduce: bool) -> Result<Strin
         Remapping::Off
     };
     let boot = Boot::with(2, Timing::InFlight, remapping);
-    let storage = boot.msi_device(false, function(3));
-    let ops: Arc<dyn DomainOps> = match path {
+    let storage = boot.msi_function(1, false, function(3));
+    let ops: Arc<dyn MsiOps> = match path {
         Path::Naive => Arc::new(NaiveMsiDomain(MsiDomain::new("PCI-MSI", storage))),
         _ => Arc::new(MsiDomain::new("PCI-MSI", storage)),
     };
-    let d0 = boot.add("DEV-0", ops);
-    let d1 = boot.msi("DUMMY", true, function(4));
-    boot.request(d1, &pci(4, 0), &IrqAlloc::edge(CpuMask::single(0)), |_| 1);
-    let virq = boot.request(d0, &pci(3, 0), &IrqAlloc::edge(CpuMask::single(0)), |_| 0);
+    let d0 = boot.add("DEV-0", ops.clone());
+    boot.msi_irq("DUMMY", true, function(4), CpuMask::single(0), 1);
+    let req = IrqAlloc::edge(CpuMask::single(0));
+    let virq = boot.start_msi(&*ops, d0, &pci(3, 0), &req, |_| 0);
     let Boot { m, core, .. } = boot;
     m.lock().unwrap().tolerate_phantoms = true;
     let mut run = Run::new(
