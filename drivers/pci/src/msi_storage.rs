@@ -16,12 +16,16 @@
 
 use sluice_irq_core::msi::{MsiCaps, MsiMsg, MsiStorage};
 use sluice_irq_core::{IrqError, Result as IrqResult};
+use sluice_sync::{LockClass, SpinLock};
 
 use crate::access::ConfigAccess;
 use crate::address::PciAddress;
 use crate::handle::{ConfigHandle, Refusal, StorageError};
 use crate::msi::{MsiCapability, MsiError};
 use crate::register::ConfigWrite;
+
+/// The class of every MSI storage's mask shadow (the kernel's lock order names it).
+pub static MASK_SHADOW_CLASS: LockClass = LockClass::new("pci.msi_mask");
 
 /// One function's MSI capability as message storage.
 pub struct MsiCapStorage<C: ConfigHandle> {
@@ -33,7 +37,7 @@ pub struct MsiCapStorage<C: ConfigHandle> {
     /// under different descriptor locks, possibly at once, so the shadow and the write
     /// that follows it are one critical section. Lock order: a leaf, taken outside the
     /// handle's `access` (which may take the configuration-mechanism lock).
-    mask_shadow: spin::Mutex<u32>,
+    mask_shadow: SpinLock<u32>,
 }
 
 impl<C: ConfigHandle> MsiCapStorage<C> {
@@ -49,7 +53,7 @@ impl<C: ConfigHandle> MsiCapStorage<C> {
             config,
             address,
             cap,
-            mask_shadow: spin::Mutex::new(mask),
+            mask_shadow: SpinLock::new(&MASK_SHADOW_CLASS, mask),
         }
     }
 
