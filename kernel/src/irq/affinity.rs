@@ -8,7 +8,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use sluice_irq_core::affinity::StepPlan;
 use sluice_irq_core::hw::Target;
 use sluice_irq_core::{CpuId, CpuMask, IrqError, Virq};
-use sluice_sync::SpinLock;
+use sluice_sync::{IrqSpinLock, SpinLock};
 
 use super::{KernelApic, with_core};
 
@@ -37,9 +37,12 @@ static REMOTE_CALL: SpinLock<()> = SpinLock::new(&crate::sync::order::IRQ_REMOTE
 
 /// The plan a remote CPU is asked to run, tagged with the number of its posting: a CPU
 /// that answers a call only after the caller gave up must not run a later posting's
-/// plan (on what would be the wrong CPU).
-static REMOTE_PLAN: SpinLock<Option<(u64, Virq, StepPlan)>> =
-    SpinLock::new(&crate::sync::order::IRQ_REMOTE_PLAN, None);
+/// plan (on what would be the wrong CPU). Interrupt-safe: the CALL_FUNCTION handler
+/// takes the plan out, and the sender posts and withdraws it from task context; an IPI
+/// landing on the sender while it held the slot with interrupts on (a late answer to a
+/// call that timed out) would spin on it forever. Lock order: a leaf.
+static REMOTE_PLAN: IrqSpinLock<Option<(u64, Virq, StepPlan)>> =
+    IrqSpinLock::new(&crate::sync::order::IRQ_REMOTE_PLAN, None);
 static REMOTE_SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// Call-function body: runs the posted plan here (interrupts are off in IPI context,
