@@ -16,7 +16,7 @@
 
 use sluice_irq_core::msi::{MsiCaps, MsiMsg, MsiStorage};
 use sluice_irq_core::{IrqError, Result as IrqResult};
-use sluice_sync::{LockClass, SpinLock};
+use sluice_sync::{IrqSpinLock, LockClass};
 
 use crate::access::ConfigAccess;
 use crate::address::PciAddress;
@@ -35,9 +35,11 @@ pub struct MsiCapStorage<C: ConfigHandle> {
     /// The Mask Bits register as last written. Masking one member is then one write of
     /// the whole register, not a read and a write; and members of one block are masked
     /// under different descriptor locks, possibly at once, so the shadow and the write
-    /// that follows it are one critical section. Lock order: a leaf, taken outside the
-    /// handle's `access` (which may take the configuration-mechanism lock).
-    mask_shadow: SpinLock<u32>,
+    /// that follows it are one critical section. Interrupt-safe: the core masks from
+    /// interrupt handlers, the kernel's PCI code from task context with interrupts on.
+    /// Lock order: a leaf, taken outside the handle's `access` (which may take the
+    /// configuration-mechanism lock).
+    mask_shadow: IrqSpinLock<u32>,
 }
 
 impl<C: ConfigHandle> MsiCapStorage<C> {
@@ -53,7 +55,7 @@ impl<C: ConfigHandle> MsiCapStorage<C> {
             config,
             address,
             cap,
-            mask_shadow: SpinLock::new(&MASK_SHADOW_CLASS, mask),
+            mask_shadow: IrqSpinLock::new(&MASK_SHADOW_CLASS, mask),
         }
     }
 
