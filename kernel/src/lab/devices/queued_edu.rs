@@ -89,8 +89,10 @@ enum Op {
 }
 
 /// The one DMA engine and what the device holds. Protects: all of it. Interrupt-safe
-/// (`IrqSpinLock`): the core issues under a descriptor lock, from handlers too. Lock
-/// order: a leaf (`sync::order`).
+/// (`IrqSpinLock`): CPU-offline migration asks whether the device holds its message
+/// inside stop_machine, which the other CPUs wait for from their CALL_FUNCTION handler,
+/// so a holder with interrupts on could stall it; the core's calls come with interrupts
+/// off, under a descriptor lock. Lock order: a leaf (`sync::order`).
 struct Engine {
     busy: Option<Op>,
     next_ticket: u64,
