@@ -15,6 +15,7 @@ pub static TESTS: &[Test] = &[
     ktest!(irq_lock_keeps_interrupts_off_while_held),
     ktest!(iommu_unit_lock_is_safe_against_stop_machine),
     ktest!(remote_plan_slot_is_safe_against_its_ipi),
+    ktest!(every_class_taken_is_in_the_declared_order),
 ];
 
 static A: LockClass = LockClass::new("ktest.lockdep.a");
@@ -259,5 +260,33 @@ fn remote_plan_slot_is_safe_against_its_ipi() -> TestResult {
         .map(|r| alloc::format!("{r}"))
         .collect();
     check!(new.is_empty(), "the validator reported: {}", new.join("; "));
+    Ok(())
+}
+
+/// The declared order is the kernel's documentation of its locks: a lock whose class is
+/// missing from `sync/order.rs` would be checked for interrupt safety and inversions but
+/// never against the order. Every class taken since boot (by the tests before this one,
+/// and boot itself) must be named there, except this file's own test classes.
+fn every_class_taken_is_in_the_declared_order() -> TestResult {
+    let order = sluice_sync::validator::order().ok_or("no declared order is installed")?;
+    let declared = |c: &LockClass| {
+        order
+            .chains
+            .iter()
+            .flat_map(|chain| chain.iter())
+            .chain(order.leaves.iter())
+            .any(|d| d.is(c))
+    };
+    let stray: alloc::vec::Vec<&str> = (0..sluice_sync::validator::class_count())
+        .filter_map(sluice_sync::validator::class_usage)
+        .map(|u| u.class)
+        .filter(|c| !c.name().starts_with("ktest.lockdep.") && !declared(c))
+        .map(|c| c.name())
+        .collect();
+    check!(
+        stray.is_empty(),
+        "classes taken but not in kernel/src/sync/order.rs: {}",
+        stray.join(", ")
+    );
     Ok(())
 }
