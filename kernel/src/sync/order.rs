@@ -2,7 +2,9 @@
 //! every nesting between two classes named here against `ORDER`, and `locks` prints it,
 //! so the documented order is the checked one. Every lock in the kernel and in the
 //! drivers' crates it links has its class here (the crates' own classes are re-used
-//! from them), except the interrupt core's, whose locks are not converted yet.
+//! from them), except the interrupt core's, whose locks are not converted yet, and the
+//! validator's own tests' (`lab/ktest/lockdep.rs`, which also checks that every other
+//! class taken since boot is named here).
 //!
 //! How to read `ORDER`:
 //!
