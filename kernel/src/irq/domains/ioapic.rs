@@ -96,9 +96,11 @@ pub struct IoApic {
     pub entry: IoApicEntry,
     regs: Mmio,
     pins: u32,
-    /// Serialises IOREGSEL/IOWIN pairs. Lock order: innermost (taken under the
-    /// descriptor lock of whichever irq the core is driving on this chip).
-    lock: spin::Mutex<()>,
+    /// Serialises IOREGSEL/IOWIN pairs. Interrupt-safe: a level flow masks and ends its
+    /// line from the handler, and `irqs`/`ioapic` read entries with interrupts on. Lock
+    /// order: a leaf (taken under the descriptor lock of whichever irq the core is
+    /// driving on this chip; `sync::order`).
+    lock: sluice_sync::IrqSpinLock<()>,
 }
 
 impl IoApic {
@@ -196,7 +198,7 @@ pub fn init(entries: &[IoApicEntry]) {
                 entry: *e,
                 regs,
                 pins: 0,
-                lock: spin::Mutex::new(()),
+                lock: sluice_sync::IrqSpinLock::new(&crate::sync::order::IOAPIC, ()),
             };
             io.pins = IOAPICVER.read(&io.indirect()).entries();
             for pin in 0..io.pins {
