@@ -183,7 +183,30 @@ pub trait RteStorage: Send + Sync {
     fn write_low(&self, pin: u32, value: u32);
     /// Write the high register of `pin`'s entry.
     fn write_high(&self, pin: u32, value: u32);
+    /// The low register of `pin`'s entry alone (one register read where the whole entry
+    /// is not needed: a level line's end reads Remote IRR and the vector field).
+    fn read_low(&self, pin: u32) -> u32 {
+        self.read(pin).low
+    }
+    /// The chip's version (IOAPICVER bits 7:0). From [`EOI_REGISTER_VERSION`] on the
+    /// chip has the EOI register. The default, `0x11`, claims none: correct on any
+    /// I/O APIC (a level line is then ended by the mask–edge–level sequence), so storage
+    /// over a real chip reports what its version register says.
+    fn version(&self) -> u8 {
+        0x11
+    }
+    /// Write `vector` to the EOI register (offset 0x40 of the window, from version 0x20
+    /// on): the chip clears Remote IRR of every level-triggered entry whose vector field
+    /// is `vector`. Never called on a chip whose [`RteStorage::version`] is below
+    /// [`EOI_REGISTER_VERSION`].
+    fn write_eoi(&self, vector: u8) {
+        let _ = vector;
+    }
 }
+
+/// The first I/O APIC version with the EOI register: the PCI 2.2 compliant I/O(x)APICs
+/// (`0x2X`); `0x1X` (the 82093AA and the cores of older chipsets) have none.
+pub const EOI_REGISTER_VERSION: u8 = 0x20;
 
 /// One I/O APIC as an irq domain and chip.
 pub struct IoApicDomain<S: RteStorage> {
