@@ -26,12 +26,16 @@
 
 use sluice_irq_core::msi::{MsiCaps, MsiMsg, MsiStorage};
 use sluice_irq_core::{IrqError, Result as IrqResult};
+use sluice_sync::{IrqSpinLock, LockClass};
 
 use crate::access::ConfigAccess;
 use crate::address::PciAddress;
 use crate::handle::{ConfigHandle, Refusal, StorageError};
 use crate::msi::{MsiCapability, MsiError};
 use crate::register::ConfigWrite;
+
+/// The class of every MSI storage's mask shadow (the kernel's lock order names it).
+pub static MASK_SHADOW_CLASS: LockClass = LockClass::new("pci.msi_mask");
 
 /// One function's MSI capability as message storage.
 pub struct MsiCapStorage<C: ConfigHandle> {
@@ -41,9 +45,11 @@ pub struct MsiCapStorage<C: ConfigHandle> {
     /// The Mask Bits register as last written. Masking one member is then one write of
     /// the whole register, not a read and a write; and members of one block are masked
     /// under different descriptor locks, possibly at once, so the shadow and the write
-    /// that follows it are one critical section. Lock order: a leaf, taken outside the
-    /// handle's `access` (which may take the configuration-mechanism lock).
-    mask_shadow: spin::Mutex<u32>,
+    /// that follows it are one critical section. Interrupt-safe: the core masks from
+    /// interrupt handlers, the kernel's PCI code from task context with interrupts on.
+    /// Lock order: a leaf, taken outside the handle's `access` (which may take the
+    /// configuration-mechanism lock).
+    mask_shadow: IrqSpinLock<u32>,
 }
 
 impl<C: ConfigHandle> MsiCapStorage<C> {
@@ -59,7 +65,7 @@ impl<C: ConfigHandle> MsiCapStorage<C> {
             config,
             address,
             cap,
-            mask_shadow: spin::Mutex::new(mask),
+            mask_shadow: IrqSpinLock::new(&MASK_SHADOW_CLASS, mask),
         }
     }
 
