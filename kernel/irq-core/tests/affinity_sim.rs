@@ -28,7 +28,7 @@ use sluice_irq_core::msi::{MsiMsg, Trigger};
 use sluice_irq_core::msidomain::MsiDomain;
 use sluice_irq_core::vector::Vector;
 use sluice_irq_core::{CpuMask, IrqAlloc, IrqCore, IrqSource, Virq};
-use sluice_sim::wrong::{BaseOnlyBlockDomain, NaiveMsiDomain, Unflushed};
+use sluice_sim::wrong::{BaseOnlyBlockDomain, NaiveMsiDomain, NoIoApicEoi, Unflushed};
 use sluice_sim::{
     Boot, Event, Explorer, MsiOps, Remapping, Run, Shared, SimApic, SimRteStorage, Source, Timing,
     Wire, deliver, explore, function, member_token, pci,
@@ -57,6 +57,11 @@ enum Path {
     /// An active-low edge line of an I/O APIC, driven by the core's real chip — with a
     /// bug put in on purpose, or none.
     IoApic(Bug),
+    /// An active-low level line of an I/O APIC with Remote IRR, behind interrupt
+    /// remapping (its entry's vector field holds the pin), fasteoi: the core's real chip
+    /// ends each interrupt at the I/O APIC; with `ends_at_ioapic` false, the wrong chip of
+    /// issue 23's bug 4 (`sluice_sim::wrong::NoIoApicEoi`) leaves it to the broadcast EOI.
+    LevelLine { ends_at_ioapic: bool },
 }
 
 /// A bug put into the real I/O APIC chip, to show the exploration catches it.
@@ -199,6 +204,10 @@ struct World {
 fn build(s: &Scenario) -> World {
     let remapping = match s.path {
         Path::Remapped { eim, invalidates } => Remapping::On { eim, invalidates },
+        Path::LevelLine { .. } => Remapping::On {
+            eim: true,
+            invalidates: true,
+        },
         _ => Remapping::Off,
     };
     let boot = Boot::with(2, TIMING, remapping);
@@ -219,10 +228,23 @@ fn build(s: &Scenario) -> World {
                 level: false,
             };
             let chip = Arc::new(BuggyIoApic {
-                inner: IoApicDomain::new(0, boot.ioapic_line(0, wire)),
+                inner: IoApicDomain::new(0, boot.ioapic_line(0, 3, wire)),
                 bug,
             });
             (chip, None)
+        }
+        Path::LevelLine { ends_at_ioapic } => {
+            let wire = Wire {
+                active_low: true,
+                level: true,
+            };
+            let chip = IoApicDomain::remapped(0, boot.ioapic_line(0, 3, wire));
+            let ops: Arc<dyn DomainOps> = if ends_at_ioapic {
+                Arc::new(chip)
+            } else {
+                Arc::new(NoIoApicEoi(chip))
+            };
+            (ops, None)
         }
         p => {
             let d = Arc::new(MsiDomain::new("PCI-MSI", msi(p == Path::Maskable)));
@@ -237,11 +259,21 @@ fn build(s: &Scenario) -> World {
             trigger: Trigger::Edge,
             polarity: Polarity::ActiveLow,
         },
+        Path::LevelLine { .. } => IrqSource::IoApic {
+            id: 0,
+            pin: 3,
+            trigger: Trigger::Level,
+            polarity: Polarity::ActiveLow,
+        },
         _ => pci(3, 0),
+    };
+    let flow = match s.path {
+        Path::LevelLine { .. } => FlowKind::FastEoi,
+        _ => FlowKind::Edge,
     };
     let core = &boot.core;
     let alloc = |cpu: u32| IrqAlloc {
-        flow: FlowKind::Edge,
+        flow,
         ..IrqAlloc::edge(CpuMask::single(cpu))
     };
     // The dummy (device 1) first, then device 0: their vectors as the layout says.
@@ -536,6 +568,54 @@ fn the_two_step_without_read_back_loses_interrupts() {
     eprintln!("unflushed two-step: {failed} of {total} schedules fail, e.g. {example}");
     assert!(example.contains("stray"), "{example}");
     assert_eq!((total, failed), UNFLUSHED);
+}
+
+/// A remapped level line (issue 23, bug 4) moved while it fires 1–3 times: (schedules,
+/// schedules in which the cleanup met the old vector pending) with the real chip, and
+/// (schedules, failing schedules) with the chip that leaves the end to the broadcast EOI,
+/// which matches nothing (the entry's vector field is the pin): the line stays at Remote
+/// IRR after its first interrupt, and every later firing is lost.
+const LEVEL_LINE: (usize, u32) = (1_178, 576);
+const LEVEL_LINE_NO_IOAPIC_EOI: (usize, usize) = (696, 402);
+
+#[test]
+fn a_remapped_level_line_loses_nothing_unless_its_end_is_left_to_the_broadcast_eoi() {
+    let (mut total, mut retries) = (0, 0);
+    for s in all(Path::LevelLine {
+        ends_at_ioapic: true,
+    }) {
+        let (runs, fails, found) = explore_scenario(s);
+        assert!(
+            fails.is_empty(),
+            "{s:?}: {} of {runs} fail, e.g. {}",
+            fails.len(),
+            fails[0]
+        );
+        total += runs;
+        retries += found.retries;
+    }
+    eprintln!("remapped level line: {total} schedules, none lost ({retries} deferred cleanups)");
+    assert_eq!((total, retries), LEVEL_LINE);
+    let (mut total, mut failed, mut example) = (0, 0, String::new());
+    for s in all(Path::LevelLine {
+        ends_at_ioapic: false,
+    }) {
+        let (runs, fails, _) = explore_scenario(s);
+        total += runs;
+        failed += fails.len();
+        if s.fires == 1 {
+            assert!(fails.is_empty(), "{s:?}: one interrupt is always delivered");
+        } else if example.is_empty()
+            && let Some(f) = fails.first()
+        {
+            example = f.clone();
+        }
+    }
+    eprintln!(
+        "remapped level line, no EOI at the I/O APIC: {failed} of {total} fail, e.g. {example}"
+    );
+    assert!(example.contains("handled 0 times"), "{example}");
+    assert_eq!((total, failed), LEVEL_LINE_NO_IOAPIC_EOI);
 }
 
 /// Torn messages on freed vectors, [`Layout::Freed`]: (schedules, failing schedules,

@@ -66,7 +66,7 @@ fn build(s: &Scenario) -> (Shared, IrqCore, Virq) {
     };
     let virq = match s.kind {
         Kind::IoApic => {
-            let io = IoApicDomain::new(0, boot.ioapic_line(0, Wire::default()));
+            let io = IoApicDomain::new(0, boot.ioapic_line(0, 1, Wire::default()));
             let line = IrqSource::IoApic {
                 id: 0,
                 pin: 1,

@@ -164,7 +164,7 @@ fn build(subject: Subject, only_cpu1: bool, nr_cpus: usize) -> World {
     // Device 0 first (its irq started after the dummy's), then the dummy, device 1.
     let (d0, msi): (_, Option<Arc<dyn MsiOps>>) = match subject {
         Subject::Irq(Kind::Rte) => {
-            let rte = boot.ioapic_line(0, Wire::default());
+            let rte = boot.ioapic_line(0, 2, Wire::default());
             (boot.add("DEV-0", Arc::new(IoApicDomain::new(0, rte))), None)
         }
         _ => {
@@ -738,8 +738,8 @@ fn managed_shutdown_restart_and_broken_affinity_restore() {
     // Device 0: unmanaged non-maskable MSI, affinity {1}. Device 2: managed RTE, mask {1}.
     let World { boot, virqs, .. } = build(Subject::Irq(Kind::NonMaskableMsi), true, 2);
     let (m, core, broken) = (&boot.m, &boot.core, virqs[0]);
-    let rte = boot.ioapic_line(1, Wire::default());
-    let mdev = rte.dev;
+    let rte = boot.ioapic_line(1, 5, Wire::default());
+    let mdev = boot.m.lock().unwrap().devices.len() - 1;
     let md = boot.add("IO-APIC-1", Arc::new(IoApicDomain::new(1, rte)));
     let req = IrqAlloc {
         managed: true,
@@ -760,7 +760,7 @@ fn managed_shutdown_restart_and_broken_affinity_restore() {
     assert_eq!(r.broken, [broken]);
     assert_eq!(r.moved.iter().map(|x| x.0).collect::<Vec<_>>(), [broken]);
     assert!(
-        m.lock().unwrap().devices[mdev].rte.masked(),
+        m.lock().unwrap().rte(mdev).masked(),
         "shut-down RTE left unmasked"
     );
     assert_eq!(core.hotplug_shut_down(), [managed]);
@@ -781,7 +781,7 @@ fn managed_shutdown_restart_and_broken_affinity_restore() {
     assert_eq!(o.restored, [broken]);
     assert_eq!(core.vector_irq(managed).unwrap().target.cpu, 1);
     assert_eq!(core.vector_irq(broken).unwrap().target.cpu, 1);
-    assert!(!m.lock().unwrap().devices[mdev].rte.masked());
+    assert!(!m.lock().unwrap().rte(mdev).masked());
     m.lock().unwrap().fire(0);
     m.lock().unwrap().fire(mdev);
     drain(core, m);

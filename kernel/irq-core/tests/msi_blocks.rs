@@ -230,7 +230,9 @@ fn bad_block_requests_are_errors_that_change_nothing() {
     assert_eq!(snapshot(&small), small_before);
     // A level without blocks (an I/O APIC) refuses them.
     let io_m = Machine::new(1);
-    let line = io_m.lock().unwrap().add_ioapic_line(sim::Wire::default());
+    io_m.lock()
+        .unwrap()
+        .add_ioapic_line(0, 1, sim::Wire::default());
     let io = d
         .core
         .add_domain(
@@ -240,7 +242,7 @@ fn bad_block_requests_are_errors_that_change_nothing() {
                 0,
                 sim::SimRteStorage {
                     m: io_m.clone(),
-                    dev: line,
+                    id: 0,
                 },
             )),
         )

@@ -151,7 +151,10 @@ fn build(s: &Scenario) -> World {
     let token = |j| if count > 1 { member_token(0, j) } else { 0 };
     let first = match s.path {
         Path::IoApic => {
-            let ops = Arc::new(IoApicDomain::new(0, boot.ioapic_line(0, Wire::default())));
+            let ops = Arc::new(IoApicDomain::new(
+                0,
+                boot.ioapic_line(0, 2, Wire::default()),
+            ));
             let d0 = boot.add("DEV-0", ops);
             boot.request(d0, &line, &req, token)
         }

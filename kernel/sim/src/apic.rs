@@ -1,7 +1,7 @@
 //! The CPU side: each CPU's local APIC (IRR with the tokens riding on each bit, ISR,
 //! soft-enable) and the `LocalApic` the core is given on that CPU.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use sluice_irq_core::Vector;
 use sluice_irq_core::hw::LocalApic;
@@ -15,6 +15,10 @@ pub struct Cpu {
     /// duplicate left behind after a retrigger moved its tokens away).
     pub irr: BTreeMap<u8, Vec<Token>>,
     pub isr: Vec<u8>,
+    /// TMR: vectors whose last accepted interrupt was level-triggered (SDM vol. 3A
+    /// §11.8.4); their EOI is broadcast to the I/O APICs (§11.8.5; directed EOI is not
+    /// enabled).
+    pub tmr: BTreeSet<u8>,
     pub irqs_on: bool,
     /// Soft-enabled local APIC (SVR bit 8). A disabled APIC does not latch interrupts.
     pub apic_enabled: bool,
@@ -32,8 +36,14 @@ impl Cpu {
 }
 
 impl Machine {
-    /// Set an IRR bit (APIC id == CPU number in the sim).
+    /// Set an IRR bit (APIC id == CPU number in the sim) for an edge-triggered interrupt
+    /// (an MSI, an IPI).
     pub fn raise(&mut self, cpu: usize, vector: u8, token: Option<Token>) {
+        self.raise_as(cpu, vector, token, false)
+    }
+
+    /// Set an IRR bit for an interrupt of the given trigger mode (TMR set for level).
+    pub fn raise_as(&mut self, cpu: usize, vector: u8, token: Option<Token>, level: bool) {
         let Some(c) = self.cpus.get_mut(cpu) else {
             self.fail(token, "no such cpu");
             return;
@@ -48,6 +58,11 @@ impl Machine {
                 None => self.dropped_ipis += 1,
             }
             return;
+        }
+        if level {
+            c.tmr.insert(vector);
+        } else {
+            c.tmr.remove(&vector);
         }
         let e = c.irr.entry(vector).or_default();
         if let Some(t) = token {
@@ -88,6 +103,8 @@ impl LocalApic for SimApic {
     fn current_cpu(&self) -> u32 {
         self.cpu as u32
     }
+    /// Ends the highest vector in service; a level-triggered one's EOI is broadcast to
+    /// every I/O APIC.
     fn eoi(&mut self) {
         let mut m = self.m.lock().unwrap();
         let c = &mut m.cpus[self.cpu];
@@ -98,7 +115,10 @@ impl LocalApic for SimApic {
             .max_by_key(|(_, v)| **v)
             .map(|(i, _)| i)
         {
-            c.isr.remove(pos);
+            let v = c.isr.remove(pos);
+            if c.tmr.contains(&v) {
+                m.broadcast_eoi(v);
+            }
         }
     }
     fn now_ns(&self) -> u64 {

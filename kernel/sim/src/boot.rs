@@ -16,9 +16,10 @@ use sluice_irq_core::{IrqAlloc, IrqCore, IrqSource, PciFunction, Virq};
 use sluice_vtd::domain::IrDomain;
 
 use crate::bus::Timing;
+use crate::lines::SimRteStorage;
 use crate::machine::{Machine, Shared, Wire};
 use crate::pci::function::{MsiOps, PciMsiStorage, msi_function, set_up_msi};
-use crate::storage::{SimQueuedStorage, SimRteStorage};
+use crate::storage::SimQueuedStorage;
 use crate::vtd::Unit;
 use crate::vtd::domain::{ModelPlatform, ModelUnit, StoreOnly};
 
@@ -173,14 +174,15 @@ impl Boot {
         self.start_msi(&*dom, id, &source, &IrqAlloc::edge(affinity), |_| token)
     }
 
-    /// A new input of I/O APIC `id`, wired as `wire`, and its redirection entry.
-    pub fn ioapic_line(&self, id: u8, wire: Wire) -> SimRteStorage {
+    /// A new device wired as `wire` to `pin` of I/O APIC `id` (its messages carry the
+    /// I/O APIC's source-id), and the chip's redirection table.
+    pub fn ioapic_line(&self, id: u8, pin: u32, wire: Wire) -> SimRteStorage {
         let mut mm = self.m.lock().unwrap();
-        let dev = mm.add_ioapic_line(wire);
+        let dev = mm.add_ioapic_line(id, pin, wire);
         mm.devices[dev].requester = io_apic_source_id(id);
         SimRteStorage {
             m: self.m.clone(),
-            dev,
+            id,
         }
     }
 

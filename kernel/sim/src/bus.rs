@@ -40,7 +40,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 
-use sluice_irq_core::msi::{MsiMsg, decode};
+use sluice_irq_core::msi::{MsiMsg, Trigger, decode};
 
 use crate::machine::{Machine, Token};
 use crate::vtd::domain::{ModelUnit, message};
@@ -118,7 +118,7 @@ impl Machine {
             token,
             requester: self.devices[dev].requester,
         };
-        if self.bus.timing == Timing::Immediate || self.devices[dev].wire.is_some() {
+        if self.bus.timing == Timing::Immediate || self.devices[dev].line.is_some() {
             self.arrive(p, via);
         } else {
             self.bus.in_flight.entry(dev).or_default().push_back(p);
@@ -129,8 +129,8 @@ impl Machine {
     /// CPU and vector whose IRR bit it set, `None` if it was blocked.
     fn arrive(&mut self, p: Posted, via: &mut Via) -> Option<(usize, u8)> {
         match self.resolve(p.msg, p.requester, via) {
-            Ok((dest, vector)) => {
-                self.raise(dest as usize, vector, p.token);
+            Ok((dest, vector, level)) => {
+                self.raise_as(dest as usize, vector, p.token, level);
                 Some((dest as usize, vector))
             }
             Err(why) => {
@@ -195,14 +195,15 @@ impl Machine {
         self.bus.in_flight.values().map(VecDeque::len).sum()
     }
 
-    /// Where the chipset delivers `msg` from `requester` now: (APIC id, vector), through
-    /// the unit if there is one (which may cache the entry, or record a fault).
+    /// Where the chipset delivers `msg` from `requester` now: (APIC id, vector, level
+    /// triggered), through the unit if there is one (which may cache the entry, or record
+    /// a fault).
     pub(crate) fn resolve(
         &mut self,
         msg: MsiMsg,
         requester: u16,
         via: &mut Via,
-    ) -> Result<(u32, u8), String> {
+    ) -> Result<(u32, u8, bool), String> {
         let looked = match (via, &self.bus.unit) {
             (Via::Held(u), _) => {
                 Some(u.deliver(message(msg), Some(requester), BusRangeOrder::Spec))
@@ -217,15 +218,15 @@ impl Machine {
     /// fault recorded): what the verdict compares with the core's records.
     pub fn route(&self, msg: MsiMsg, requester: u16) -> Result<(u32, u8), String> {
         let looked = self.bus.unit.as_ref().map(|u| u.peek(msg, requester));
-        Self::route_from(msg, looked)
+        Self::route_from(msg, looked).map(|(dest, vector, _)| (dest, vector))
     }
 
     fn route_from(
         msg: MsiMsg,
         looked: Option<Result<crate::vtd::Delivery, u8>>,
-    ) -> Result<(u32, u8), String> {
+    ) -> Result<(u32, u8, bool), String> {
         match looked {
-            Some(Ok(d)) if !d.passthrough => Ok((d.destination, d.vector)),
+            Some(Ok(d)) if !d.passthrough => Ok((d.destination, d.vector, d.level)),
             Some(Err(reason)) => Err(format!("remapping fault {reason:#x}")),
             // No unit, or one that lets the message through untranslated.
             _ => {
@@ -233,7 +234,7 @@ impl Machine {
                     return Err("remappable message and no remapping unit".into());
                 }
                 decode(&msg)
-                    .map(|f| (f.dest, f.vector.0))
+                    .map(|f| (f.dest, f.vector.0, f.trigger == Trigger::Level))
                     .ok_or_else(|| "message outside MSI window".into())
             }
         }

@@ -115,6 +115,9 @@ pub fn end_delivery(core: &IrqCore, m: &Shared, r: Running) {
     let mut apic = SimApic::on(m, r.cpu);
     let mut ran_for = vec![r.token];
     let mut tokens = r.tokens;
+    // The handler services its device: a level line drops, and what it raised since its
+    // last message is covered by this run.
+    tokens.extend(m.lock().unwrap().service_line(r.token));
     // The handler services whatever its device has pending, replays included.
     tokens.extend(
         m.lock()

@@ -5,10 +5,11 @@
 //! * [`machine`]: devices and the bookkeeping of every firing; [`apic`]: CPUs (IRR/ISR,
 //!   EOI, soft-enable, IPIs); [`bus`]: messages in flight, and the remapping unit they
 //!   pass through; [`pci`]: PCI functions with an MSI capability, driven by sluice-pci's
-//!   own storage, their writes posted; [`storage`]: the other devices' registers (I/O
-//!   APIC entries, queued storage) as the core's chips write them.
+//!   own storage, their writes posted; [`lines`]: I/O APIC inputs, on a model I/O APIC
+//!   with Remote IRR ([`ioapic`]); [`storage`]: storage behind a command queue.
 //! * [`vtd`]: a model of a VT-d remapping unit (registers, invalidation queue, the
-//!   lookup with an interrupt entry cache), also used by `sluice-vtd`'s tests.
+//!   lookup with an interrupt entry cache), also used by `sluice-vtd`'s tests; [`lapic`]:
+//!   a standalone local APIC model (IRR, ISR, TMR) for tests without a machine.
 //! * [`boot`]: the common set-up; [`schedule`]: one schedule's events and run;
 //!   [`explorer`]: every schedule; [`delivery`]: a CPU taking an interrupt through the
 //!   core; [`verdict`]: what a finished schedule must satisfy.
@@ -21,6 +22,9 @@ pub mod boot;
 pub mod bus;
 pub mod delivery;
 pub mod explorer;
+pub mod ioapic;
+pub mod lapic;
+pub mod lines;
 pub mod machine;
 pub mod pci;
 pub mod schedule;
@@ -34,8 +38,9 @@ pub use boot::{Boot, Remapping, function, pci};
 pub use bus::Timing;
 pub use delivery::{Running, begin_delivery, deliver, drain, end_delivery};
 pub use explorer::{Explorer, explore};
+pub use lines::SimRteStorage;
 pub use machine::{Device, Machine, Shared, Source, Token, Wire, member_token};
 pub use pci::function::{MsiOps, PciMsiStorage, SimConfig, msi_function, set_up_msi};
 pub use schedule::{Completer, Event, Run, SimWait};
-pub use storage::{SimQueuedStorage, SimRteStorage};
+pub use storage::SimQueuedStorage;
 pub use verdict::{strays, verdict};

@@ -17,12 +17,13 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use sluice_irq_core::Virq;
-use sluice_irq_core::ioapic::{Rte, low};
 use sluice_irq_core::msi::MsiMsg;
 use sluice_irq_core::queued::QueuedEntry;
 
 use crate::apic::Cpu;
 use crate::bus::{Bus, Via};
+use crate::ioapic::IoApicModel;
+use crate::lines::Line;
 use crate::pci::fake::FakeConfig;
 use crate::pci::function::MsiFunction;
 
@@ -38,11 +39,9 @@ pub struct Device {
     pub masked: bool,
     /// PCI pending bit: set when firing while masked, sent on unmask.
     pub pending: Option<Token>,
-    /// An I/O APIC input rather than an MSI: the wire's electrical settings; the message
-    /// is whatever the redirection entry `rte` says when the edge comes.
-    pub wire: Option<Wire>,
-    /// The redirection entry's two registers (I/O APIC inputs only).
-    pub rte: Rte,
+    /// An I/O APIC input rather than an MSI (`lines.rs`): the pin its wire goes to; the
+    /// message is whatever that pin's redirection entry says when it sends.
+    pub line: Option<Line>,
     /// Multi-MSI: number of members (0: a plain device). Member `j` sends `msg` with `j`
     /// ORed into the data word.
     pub members: u32,
@@ -86,6 +85,8 @@ pub struct Machine {
     /// The PCI functions' configuration space, as their registers hold it (writes still
     /// on their way are not in it).
     pub config: FakeConfig,
+    /// The I/O APICs, by id (`lines.rs`).
+    pub ioapics: BTreeMap<u8, IoApicModel>,
     /// Messages on their way, and the remapping unit they pass through.
     pub bus: Bus,
     /// token -> device that fired it
@@ -192,18 +193,6 @@ impl Machine {
         })
     }
 
-    /// An I/O APIC input wired as `wire` (its entry starts masked, as at reset).
-    pub fn add_ioapic_line(&mut self, wire: Wire) -> usize {
-        self.push_device(Device {
-            wire: Some(wire),
-            rte: Rte {
-                low: low::MASKED,
-                high: 0,
-            },
-            ..Device::default()
-        })
-    }
-
     /// A new token for a firing of `dev`, to be handled by `handler`.
     fn new_token(&mut self, dev: usize, handler: u64) -> Token {
         let token = self.token_dev.len() as Token;
@@ -240,33 +229,11 @@ impl Machine {
             self.fire_msi(dev, 0, token, via);
             return token;
         }
-        let d = &mut self.devices[dev];
-        if let Some(wire) = d.wire {
-            let e = d.rte;
-            let why = if e.masked() {
-                Some("edge at a masked RTE not seen")
-            } else if e.active_low() != wire.active_low {
-                Some("RTE polarity does not match the wire: the edge is not seen")
-            } else if e.level() != wire.level {
-                Some("RTE trigger mode does not match the wire")
-            } else {
-                None
-            };
-            if e.masked() && self.replay_armed.contains(&dev) {
-                self.replay_tokens.entry(dev).or_default().push(token);
-                return token;
-            }
-            if let Some(why) = why {
-                self.failures
-                    .push(format!("token {token}: device {dev}: {why}"));
-                return token;
-            }
-            // The I/O APIC sends what its entry says, as an MSI would (the core derives
-            // entries from messages the same way).
-            let msg = self.message_of(dev).unwrap_or_default();
-            self.post_via(dev, msg, Some(token), via);
+        if self.devices[dev].line.is_some() {
+            self.fire_line(dev, token, via);
             return token;
         }
+        let d = &mut self.devices[dev];
         if d.maskable && d.masked {
             // Masked: the pending bit holds it (PCI 3.0 §6.8.3.5); a second firing while
             // masked coalesces into the one pending message.
@@ -359,10 +326,10 @@ impl Machine {
         if d.msi.is_some() {
             return self.msi_message(dev);
         }
-        let Some(_) = d.wire else {
+        if d.line.is_none() {
             return Some(d.msg);
-        };
-        let e = d.rte;
+        }
+        let e = self.rte(dev);
         if e.masked() {
             return None;
         }
@@ -398,8 +365,8 @@ impl Machine {
                 None
             };
         }
-        match d.wire {
-            Some(_) => Some(d.rte.masked()),
+        match d.line {
+            Some(_) => Some(self.rte(dev).masked()),
             None if d.maskable && d.members == 0 => Some(d.masked),
             None => None,
         }

@@ -2,37 +2,9 @@
 //! multi-message MSI, I/O APIC redirection entries, and storage behind a command queue.
 //! Each register write is one hardware point: a device may fire right after it.
 
-use sluice_irq_core::ioapic::{Rte, RteStorage};
 use sluice_irq_core::queued::{QueuedEntry, QueuedStorage};
 
 use crate::machine::Shared;
-
-/// The redirection table of a simulated I/O APIC whose every pin is wired to one device:
-/// each register write lands at once, and the device may fire right after it. The chip
-/// driving it is the core's real [`sluice_irq_core::ioapic::IoApicDomain`].
-pub struct SimRteStorage {
-    pub m: Shared,
-    pub dev: usize,
-}
-
-impl RteStorage for SimRteStorage {
-    fn pins(&self) -> u32 {
-        24
-    }
-    fn read(&self, _pin: u32) -> Rte {
-        self.m.lock().unwrap().devices[self.dev].rte
-    }
-    fn write_low(&self, _pin: u32, v: u32) {
-        let mut m = self.m.lock().unwrap();
-        m.devices[self.dev].rte.low = v;
-        m.after_write();
-    }
-    fn write_high(&self, _pin: u32, v: u32) {
-        let mut m = self.m.lock().unwrap();
-        m.devices[self.dev].rte.high = v;
-        m.after_write();
-    }
-}
 
 /// Queued storage of a simulated device: the device's message (and mask) change only
 /// when a command completes, an event of its own in the schedule. The device itself is

@@ -6,6 +6,7 @@ use sluice_irq_core::affinity::{BlockMembers, PlanId, Step, StepPlan, Word, msi_
 use sluice_irq_core::chip::{AffinityMsgs, Chip, ChipOp, HwIrq, LevelCtx};
 use sluice_irq_core::domain::Domain;
 use sluice_irq_core::hw::LocalApic;
+use sluice_irq_core::ioapic::{IoApicDomain, RteStorage};
 use sluice_irq_core::msi::{MsiCaps, MsiMsg, MsiStorage, Trigger};
 use sluice_irq_core::msidomain::MsiDomain;
 use sluice_irq_core::{IrqSource, Vector, Virq};
@@ -232,5 +233,69 @@ impl MsiStorage for Unflushed {
 impl MsiOps for MsiDomain<Unflushed> {
     fn msi_storage(&self) -> &PciMsiStorage {
         &self.storage().0
+    }
+}
+
+/// WRONG on purpose (issue 23, bug 4): the core's I/O APIC chip with everything forwarded
+/// except ack and EOI, which leave the interrupt to the local APIC's (broadcast) EOI
+/// alone — as before the fix. A remapped level line then stays at Remote IRR after its
+/// first interrupt.
+pub struct NoIoApicEoi<S: RteStorage>(pub IoApicDomain<S>);
+
+impl<S: RteStorage> Domain for NoIoApicEoi<S> {
+    fn size(&self) -> u32 {
+        self.0.size()
+    }
+    fn select(&self, source: &IrqSource) -> bool {
+        self.0.select(source)
+    }
+    fn translate(&self, source: &IrqSource) -> sluice_irq_core::Result<(HwIrq, Trigger)> {
+        self.0.translate(source)
+    }
+    fn alloc(&self, virq: Virq, nr: u32, source: &IrqSource) -> sluice_irq_core::Result<HwIrq> {
+        self.0.alloc(virq, nr, source)
+    }
+    fn free(&self, virq: Virq, hwirq: HwIrq, nr: u32) {
+        self.0.free(virq, hwirq, nr)
+    }
+    fn activate(&self, d: &LevelCtx, msg: &MsiMsg) -> sluice_irq_core::Result<()> {
+        self.0.activate(d, msg)
+    }
+    fn deactivate(&self, d: &LevelCtx, msg: &MsiMsg) -> sluice_irq_core::Result<()> {
+        self.0.deactivate(d, msg)
+    }
+}
+
+impl<S: RteStorage> Chip for NoIoApicEoi<S> {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn mask(&self, d: &LevelCtx) -> sluice_irq_core::Result<ChipOp> {
+        self.0.mask(d)
+    }
+    fn unmask(&self, d: &LevelCtx) -> sluice_irq_core::Result<ChipOp> {
+        self.0.unmask(d)
+    }
+    fn ack(&self, _d: &LevelCtx) -> sluice_irq_core::Result<ChipOp> {
+        Ok(ChipOp::Delegate)
+    }
+    fn eoi(&self, _d: &LevelCtx) -> sluice_irq_core::Result<ChipOp> {
+        Ok(ChipOp::Delegate)
+    }
+    fn set_affinity(
+        &self,
+        d: &LevelCtx,
+        m: &AffinityMsgs,
+    ) -> sluice_irq_core::Result<Option<StepPlan>> {
+        self.0.set_affinity(d, m)
+    }
+    fn exec_step(
+        &self,
+        d: &LevelCtx,
+        index: u32,
+        step: &sluice_irq_core::affinity::Step,
+        msg: &MsiMsg,
+    ) -> sluice_irq_core::Result<()> {
+        self.0.exec_step(d, index, step, msg)
     }
 }
