@@ -442,33 +442,26 @@ fn explore_offline(scenarios: &[Scenario], stats: &mut Stats) -> (usize, Vec<Str
     (runs, fails)
 }
 
+/// Explores every offline scenario of `kind` in `order`; none may fail. (schedules,
+/// what they had)
+fn explore_clean(kind: Kind, order: Order) -> (usize, Stats) {
+    let mut stats = Stats::default();
+    let (runs, fails) = explore_offline(&offline_scenarios(kind, order), &mut stats);
+    println!("{kind:?}, {order:?}: {runs} schedules, {stats:?}");
+    assert!(
+        fails.is_empty(),
+        "{} failures, first: {}",
+        fails.len(),
+        fails[0]
+    );
+    (runs, stats)
+}
+
 #[test]
 fn two_stage_offline_loses_nothing() {
-    let mut stats = Stats::default();
-    let (runs, fails) = explore_offline(
-        &offline_scenarios(Kind::Queued, Order::TwoStage),
-        &mut stats,
-    );
-    println!("two-stage, queued: {runs} schedules, {stats:?}");
-    assert!(
-        fails.is_empty(),
-        "{} failures, first: {}",
-        fails.len(),
-        fails[0]
-    );
+    let (runs, stats) = explore_clean(Kind::Queued, Order::TwoStage);
     assert!(stats.drained > 0 && stats.fired_in_stage1 > 0);
-    let mut stats_r = Stats::default();
-    let (runs_r, fails) = explore_offline(
-        &offline_scenarios(Kind::Remapped, Order::TwoStage),
-        &mut stats_r,
-    );
-    println!("two-stage, queued behind remapping: {runs_r} schedules, {stats_r:?}");
-    assert!(
-        fails.is_empty(),
-        "{} failures, first: {}",
-        fails.len(),
-        fails[0]
-    );
+    let (runs_r, stats_r) = explore_clean(Kind::Remapped, Order::TwoStage);
     assert_eq!(
         stats_r.drained, 0,
         "behind remapping stage 1 has nothing to move"
@@ -503,18 +496,7 @@ fn one_stage_offline_loses_interrupts() {
 
 #[test]
 fn stage_two_alone_refuses_and_changes_nothing() {
-    let mut stats = Stats::default();
-    let (runs, fails) = explore_offline(
-        &offline_scenarios(Kind::Queued, Order::Stage2Only),
-        &mut stats,
-    );
-    println!("stage 2 without stage 1: {runs} schedules, {stats:?}");
-    assert!(
-        fails.is_empty(),
-        "{} failures, first: {}",
-        fails.len(),
-        fails[0]
-    );
+    let (runs, stats) = explore_clean(Kind::Queued, Order::Stage2Only);
     assert_eq!(stats.refused as usize, runs);
 }
 
