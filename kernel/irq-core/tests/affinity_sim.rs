@@ -1,9 +1,13 @@
 //! Exhaustive interleaving tests of affinity changes on the simulated machine.
 //!
-//! Each scenario moves an MSI from CPU 0 to CPU 1 while the device fires 1–2 times at any
-//! point, CPUs take interrupts at any point they are able to, and the vector cleanup runs
+//! Each scenario moves an irq from CPU 0 to CPU 1 while its device fires 1–3 times at any
+//! point, each message arrives at any later point (or when a read of the device pushes
+//! it), CPUs take interrupts at any point they are able to, and the vector cleanup runs
 //! whenever it is pending. Every schedule is explored, and in each every interrupt the
-//! device raises must be handled exactly once by its own handler.
+//! device raises must be handled exactly once by its own handler. The machine is
+//! sluice-sim's: MSI devices are PCI functions driven by sluice-pci's storage (writes
+//! posted), remapped ones go through the production `INTEL-IR` domain and the unit
+//! model's entry cache, I/O APIC lines through the real chip and a Remote IRR model.
 //!
 //! Some layouts put a dummy irq (whose device never fires) on the vector the two-step
 //! move passes through on the old CPU. The intermediate message then shares the dummy's

@@ -7,7 +7,8 @@
 //! interrupt can enter the flow there: the flow sees "in progress", leaves it pending,
 //! and CPU 0's exit half runs the handler again. Here each CPU's entry and exit are
 //! separate events, so the explorer interleaves CPU 0's handler, CPU 1's entry, the
-//! device firing, the affinity change and each step of its plan (which runs on CPU 0 only
+//! device firing, its message's arrival, the affinity change and each step of its plan
+//! (which runs on CPU 0 only
 //! when it is not inside a handler: the IPI waits for the handler to return) in every
 //! order, and checks every interrupt is handled exactly once by the right handler, the
 //! move completes and is cleaned up, and the line ends unmasked and idle.
@@ -193,8 +194,9 @@ fn run_once(ex: &mut Explorer, s: &Scenario, overlaps: &mut u32) -> Result<(), S
 
 /// Schedules over all scenarios, and those in which one CPU entered the irq's flow while
 /// the other ran its handler — asserted so that a change that explores less fails here.
-/// (20,818 and 3,872 while a remapped move waited for its first interrupt before its
-/// cleanup; now the IRTE update completes it and the cleanup IPI is one more event.)
+/// (22,322 and 4,314 while every message reached the APIC as it was sent; each firing's
+/// arrival is an event of its own now. 20,818 and 3,872 before that, while a remapped
+/// move waited for its first interrupt before its cleanup.)
 const SCHEDULES: usize = 48_042;
 const OVERLAPPING: u32 = 8_910;
 

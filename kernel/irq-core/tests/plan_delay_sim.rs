@@ -7,8 +7,8 @@
 //! because the IPI seemed lost, or withdrawn and replaced by a second affinity change.
 //! Each of these is a *rival*; every schedule of the rival's steps, the plan's run (on the
 //! CPU it names, only while that CPU takes interrupts), 1–2 device firings (also inside
-//! the plan's run and the migration, after any hardware write or IRR read), deliveries and
-//! cleanups is explored. A plan still waiting at the end is withdrawn, as the kernel does
+//! the plan's run and the migration, after any hardware write or IRR read), their
+//! messages' arrivals, deliveries and cleanups is explored. A plan still waiting at the end is withdrawn, as the kernel does
 //! when its IPI is not answered.
 //!
 //! Verdict per schedule: every firing handled exactly once, no stray arrival, no IPI to an

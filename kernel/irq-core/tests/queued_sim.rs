@@ -2,8 +2,9 @@
 //! explored: the device's message changes only when a queued command completes — an
 //! event of its own, at any later point of the schedule — and the device may fire at any
 //! point, sending whatever message it holds then (masked, it holds one interrupt and
-//! sends it on unmask). CPUs take interrupts whenever they can; cleanups run whenever
-//! pending. A waiting caller ([`BusWait`]) lets the machine run meanwhile, so the points
+//! sends it on unmask); its messages arrive at any later point, and all it sent before a
+//! command completes have arrived once the completion is seen. CPUs take interrupts
+//! whenever they can; cleanups run whenever pending. A waiting caller ([`BusWait`]) lets the machine run meanwhile, so the points
 //! where a bus sync or CPU offline's first stage waits are explored like everything else.
 //!
 //! What is shown:
