@@ -15,6 +15,7 @@ use crate::error::{Result, Virq};
 use crate::hw::Target;
 use crate::msi::{MsiMsg, Trigger};
 use crate::source::IrqSource;
+use crate::vector::Vector;
 
 /// Hardware irq number inside one domain (pin, IRTE index, MSI index, ...).
 pub type HwIrq = u64;
@@ -93,8 +94,12 @@ pub trait Chip: Send + Sync {
     }
     /// The second half of an `ack` or `eoi` this level answered with
     /// [`ChipOp::ParentFirst`]: the parents and the local APIC have ended the interrupt;
-    /// end it here. Called once per such answer, under the same descriptor lock.
-    fn end_after_parent(&self, d: &LevelCtx) -> Result<()> {
+    /// end it here. `broadcast` is the vector the local APIC's EOI was broadcast to the
+    /// I/O APICs with, or `None` if it was not broadcast (the interrupt arrived
+    /// edge-triggered: re-delivered by IPI) or the vector is not known. Called once per
+    /// such answer, under the same descriptor lock.
+    fn end_after_parent(&self, d: &LevelCtx, broadcast: Option<Vector>) -> Result<()> {
+        let _ = broadcast;
         Ok(())
     }
     /// Make the interrupt happen again (lost edge, lazy-disable replay).

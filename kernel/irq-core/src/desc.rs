@@ -120,6 +120,9 @@ pub struct DescState {
     /// bus sync that sees the device hold what was recorded; while set the irq is in the
     /// core's deferred set.
     pub queue_pending: bool,
+    /// The vector this irq's running handler was delivered on (fasteoi: ended at
+    /// `end_irq`), so the end knows what the local APIC's EOI carries.
+    pub in_service: Option<crate::vector::Vector>,
 }
 
 /// An interrupt descriptor: what its lock protects. [`crate::IrqCore::desc`] hands out

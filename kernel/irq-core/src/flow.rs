@@ -57,12 +57,23 @@ pub enum FlowEnd {
 }
 
 impl IrqCore {
-    fn root_ack(&self, d: &IrqDesc, apic: &mut dyn LocalApic) -> Result<()> {
-        self.end_walk(d, apic, |c, x| c.ack(x))
+    /// `vector`: the vector the interrupt being ended was delivered on, if known.
+    fn root_ack(
+        &self,
+        d: &IrqDesc,
+        vector: Option<Vector>,
+        apic: &mut dyn LocalApic,
+    ) -> Result<()> {
+        self.end_walk(d, vector, apic, |c, x| c.ack(x))
     }
 
-    fn root_eoi(&self, d: &IrqDesc, apic: &mut dyn LocalApic) -> Result<()> {
-        self.end_walk(d, apic, |c, x| c.eoi(x))
+    fn root_eoi(
+        &self,
+        d: &IrqDesc,
+        vector: Option<Vector>,
+        apic: &mut dyn LocalApic,
+    ) -> Result<()> {
+        self.end_walk(d, vector, apic, |c, x| c.eoi(x))
     }
 
     /// Ends an interrupt (`op` is the chips' `ack` or `eoi`): from the outermost level
@@ -71,15 +82,18 @@ impl IrqCore {
     /// its own hardware.
     ///
     /// Local APIC first, as Linux does (`ioapic_ir_ack_level`, and `ioapic_ack_level`'s
-    /// "acknowledge the irq before we move it"): the I/O APIC chip decides from what the
-    /// local APIC's EOI left behind. Its broadcast clears Remote IRR whenever its vector
-    /// is the entry's; only an entry still at Remote IRR needs the I/O APIC's own EOI.
-    /// Ended at the I/O APIC first, the chip could not know, would always end it there,
-    /// and a broadcast that followed could clear the Remote IRR of the *next* interrupt
-    /// of a line still asserted, which would then be sent twice.
+    /// "acknowledge the irq before we move it"). Whether that EOI is broadcast to the
+    /// I/O APICs, and with which vector, is read from the local APIC *before* it (the TMR
+    /// bit of `vector`, as Linux's `ioapic_ack_level` reads it) and handed to the levels
+    /// that end the interrupt after it: an I/O APIC's broadcast EOI clears Remote IRR
+    /// exactly when its vector is the entry's vector field, so the chip knows without
+    /// reading Remote IRR back — a read that, made after the broadcast, could find the
+    /// Remote IRR of the *next* interrupt of a still-asserted line and end that one too,
+    /// which would then be sent twice.
     fn end_walk(
         &self,
         d: &IrqDesc,
+        vector: Option<Vector>,
         apic: &mut dyn LocalApic,
         mut op: impl FnMut(&dyn DomainOps, &LevelCtx) -> Result<ChipOp>,
     ) -> Result<()> {
@@ -102,6 +116,11 @@ impl IrqCore {
                 ChipOp::ParentFirst => too_deep = true,
             }
         }
+        let broadcast = if after != 0 {
+            vector.filter(|&v| apic.eoi_broadcasts(v))
+        } else {
+            None
+        };
         if !done {
             apic.eoi();
         }
@@ -112,7 +131,7 @@ impl IrqCore {
             if after & (1 << i) != 0
                 && let Some(chip) = Self::chip(d, i)
             {
-                chip.end_after_parent(&Self::ctx(d, i)?)?;
+                chip.end_after_parent(&Self::ctx(d, i)?, broadcast)?;
             }
         }
         Ok(())
@@ -151,7 +170,7 @@ impl IrqCore {
         // interrupt of a vector that is going away, stray like one on a shut-down slot.
         let r = self.with_desc(virq, |d| {
             self.complete_move_here(d, cpu, vector, apic);
-            self.flow_entry(d, cpu, apic)
+            self.flow_entry(d, cpu, vector, apic)
         });
         r.unwrap_or_else(|e| {
             if e == IrqError::UnknownIrq(virq) {
@@ -192,6 +211,7 @@ impl IrqCore {
         &self,
         d: &mut IrqDesc,
         cpu: CpuId,
+        vector: Vector,
         apic: &mut dyn LocalApic,
     ) -> Result<Dispatch> {
         if let Some(c) = d.counts.get_mut(cpu as usize) {
@@ -204,10 +224,10 @@ impl IrqCore {
                     // Lazy disable: mask now, remember the edge, acknowledge.
                     d.state.pending = true;
                     self.mask_locked(d)?;
-                    self.root_ack(d, apic)?;
+                    self.root_ack(d, Some(vector), apic)?;
                     return Ok(Dispatch::Done);
                 }
-                self.root_ack(d, apic)?;
+                self.root_ack(d, Some(vector), apic)?;
             }
             FlowKind::FastEoi => {
                 if blocked {
@@ -219,13 +239,14 @@ impl IrqCore {
                     if !running_elsewhere {
                         self.mask_locked(d)?;
                     }
-                    self.root_eoi(d, apic)?;
+                    self.root_eoi(d, Some(vector), apic)?;
                     return Ok(Dispatch::Done);
                 }
+                d.state.in_service = Some(vector);
             }
             FlowKind::Level => {
                 self.mask_locked(d)?;
-                self.root_ack(d, apic)?;
+                self.root_ack(d, Some(vector), apic)?;
                 if blocked {
                     d.state.pending = true;
                     return Ok(Dispatch::Done);
@@ -274,7 +295,8 @@ impl IrqCore {
                 d.state.disable_depth += 1;
                 self.mask_locked(d)?;
                 if d.flow == FlowKind::FastEoi {
-                    self.root_eoi(d, apic)?;
+                    let v = d.state.in_service.take();
+                    self.root_eoi(d, v, apic)?;
                 }
                 return Ok(FlowEnd::StormDisabled);
             }
@@ -301,7 +323,8 @@ impl IrqCore {
                             token: d.action.unwrap_or(0),
                         });
                     }
-                    self.root_eoi(d, apic)?
+                    let v = d.state.in_service.take();
+                    self.root_eoi(d, v, apic)?
                 }
                 FlowKind::Level => {
                     if !d.disabled() {

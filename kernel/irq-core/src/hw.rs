@@ -32,6 +32,18 @@ pub trait LocalApic {
     /// Linux waits 1 ms here (`fixup_irqs`); a kernel may delay, or do nothing (default)
     /// and accept the window.
     fn before_irr_scan(&mut self) {}
+    /// Will this CPU's EOI for `vector`, now in service, be broadcast to the I/O APICs?
+    /// It is when the interrupt was accepted level-triggered: its bit in the Trigger
+    /// Mode Register is set (SDM vol. 3A §11.8.4, TMR at APIC offset 0x180–0x1F0 /
+    /// x2APIC MSR 0x818–0x81F; §11.8.5: "if the corresponding TMR bit is set, an EOI
+    /// message is sent to all I/O APICs"). An interrupt re-delivered by IPI arrives
+    /// edge-triggered, and its EOI ends nothing at the I/O APIC. Read before the EOI.
+    /// The default says yes: a model without a TMR takes every level interrupt as sent
+    /// by its I/O APIC.
+    fn eoi_broadcasts(&self, vector: Vector) -> bool {
+        let _ = vector;
+        true
+    }
 }
 
 /// Where an irq is delivered: a CPU, its APIC id (what goes in a message or RTE) and the

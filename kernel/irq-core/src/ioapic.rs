@@ -26,17 +26,19 @@
 //!   the old vector when a move wrote the new one, and the CPU ends the old.
 //!
 //! So a level line's `ack` and `eoi` answer [`ChipOp::ParentFirst`]: the local APIC's EOI
-//! first (flow.rs says why in that order), then the chip (`end_level`) reads the
-//! entry and, if Remote IRR is still set, ends it here with the entry's vector field:
-//! through the EOI register (window offset 0x40, from version 0x20, the PCI 2.2
-//! I/O(x)APICs), or, on older chips that have none, by Linux's sequence — entry masked
-//! and edge, then restored — since an edge entry holds no Remote IRR. A compatibility
-//! entry the broadcast ended costs one register read. An entry that the broadcast ended
-//! and the still-asserted line made send again before that read (a moment's window) is
-//! ended once more: the line sends once more, to a CPU where it either merges with the
-//! pending one or finds the handler's work done — an extra handler run, never a lost
-//! interrupt. A broadcast EOI whose vector happens to equal a remapped pin's number ends
-//! that entry early, to the same effect.
+//! first (flow.rs says why in that order), then the chip (`end_level`) compares the
+//! vector that EOI was broadcast with — known from the local APIC's TMR before the EOI,
+//! `None` for an interrupt that arrived edge-triggered — with the entry's vector field,
+//! which is what the I/O APIC compares: equal, the broadcast ended it; otherwise the
+//! chip ends it here with the entry's vector field, through the EOI register (window
+//! offset 0x40, from version 0x20, the PCI 2.2 I/O(x)APICs), or, on older chips that
+//! have none, by Linux's sequence — entry masked and edge, then restored — since an edge
+//! entry holds no Remote IRR. Remote IRR itself is never read to decide: after the
+//! broadcast it may already belong to the line's *next* interrupt (a still-asserted
+//! line sends again the moment it is cleared), and ending that one too would have the
+//! line send it twice. Remapped entries are therefore always ended here (a vector field
+//! holding the pin matches a broadcast only if the IRTE's vector happens to equal the
+//! pin's number — and then the broadcast did end it).
 //!
 //! An RTE is two 32-bit registers behind an index register, so it cannot change vector
 //! and CPU in one write; masking does not help, because an edge on a masked pin is dropped
@@ -56,6 +58,7 @@ use crate::domain::Domain;
 use crate::error::{IrqError, Result, Virq};
 use crate::msi::{MsiMsg, Trigger};
 use crate::source::{IrqSource, Polarity};
+use crate::vector::Vector;
 
 /// Bits of an RTE's low word (82093AA datasheet §3.2.4).
 pub mod low {
@@ -307,14 +310,14 @@ impl<S: RteStorage> IoApicDomain<S> {
         })
     }
 
-    /// After the local APIC's EOI: if `pin`'s entry is still at Remote IRR, no broadcast
-    /// EOI matched it, and nothing else will — end it here. With the EOI register, by
-    /// writing the entry's vector field to it; without (before version 0x20), as Linux
-    /// does (`__eoi_ioapic_pin`): the entry masked and edge-triggered, which clears
-    /// Remote IRR, then written back as it was.
-    fn end_level(&self, pin: u32) {
+    /// After the local APIC's EOI, broadcast with `broadcast` (or not at all): unless
+    /// that vector is `pin`'s entry's vector field — then the I/O APIC ended it — end it
+    /// here. With the EOI register, by writing the entry's vector field to it; without
+    /// (before version 0x20), as Linux does (`__eoi_ioapic_pin`): the entry masked and
+    /// edge-triggered, which clears Remote IRR, then written back as it was.
+    fn end_level(&self, pin: u32, broadcast: Option<Vector>) {
         let entry = self.storage.read_low(pin);
-        if entry & low::REMOTE_IRR == 0 {
+        if broadcast.is_some_and(|v| u32::from(v.0) == entry & low::VECTOR) {
             return;
         }
         if self.storage.version() >= EOI_REGISTER_VERSION {
@@ -421,8 +424,8 @@ impl<S: RteStorage> Chip for IoApicDomain<S> {
         self.end_op(d)
     }
 
-    fn end_after_parent(&self, d: &LevelCtx) -> Result<()> {
-        self.end_level(self.line(d.hwirq)?.0);
+    fn end_after_parent(&self, d: &LevelCtx, broadcast: Option<Vector>) -> Result<()> {
+        self.end_level(self.line(d.hwirq)?.0, broadcast);
         Ok(())
     }
 
@@ -459,7 +462,6 @@ impl<S: RteStorage> Chip for IoApicDomain<S> {
 mod tests {
     use super::*;
     use crate::msi::{CompatMsi, DestFormat, compose};
-    use crate::vector::Vector;
 
     const EDGE_HIGH: Line = Line {
         trigger: Trigger::Edge,

@@ -189,6 +189,11 @@ impl LocalApic for Cpu<'_> {
     fn irr_pending(&self, vector: Vector) -> bool {
         self.hw.cpus.lock().unwrap()[self.cpu as usize].pending(vector.0)
     }
+    fn eoi_broadcasts(&self, vector: Vector) -> bool {
+        self.hw.cpus.lock().unwrap()[self.cpu as usize]
+            .tmr
+            .get(vector.0)
+    }
     fn send_ipi(&mut self, cpu: CpuId, vector: Vector) {
         self.hw.cpus.lock().unwrap()[cpu as usize].accept(vector.0, false);
     }

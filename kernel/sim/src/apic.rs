@@ -121,6 +121,12 @@ impl LocalApic for SimApic {
             }
         }
     }
+    /// The TMR bit the machine set when it accepted `vector` level-triggered.
+    fn eoi_broadcasts(&self, vector: Vector) -> bool {
+        self.m.lock().unwrap().cpus[self.cpu]
+            .tmr
+            .contains(&vector.0)
+    }
     fn now_ns(&self) -> u64 {
         self.m.lock().unwrap().now_ns
     }

@@ -276,6 +276,13 @@ pub fn irr_pending(vector: u8) -> bool {
     bit_in(reg::IRR, vector)
 }
 
+/// Trigger Mode Register bit: the vector in service was accepted level-triggered, so
+/// its EOI will be broadcast to every I/O APIC (this kernel never sets the SVR's
+/// suppress-broadcast bit). Read before the EOI, with interrupts off.
+pub fn tmr_level(vector: u8) -> bool {
+    bit_in(reg::TMR, vector)
+}
+
 /// Sends `vector` to this CPU.
 pub fn self_ipi(vector: u8) {
     match ACCESS.get() {

@@ -18,6 +18,10 @@ pub const SVR: Reg<Svr> = Reg::new(0xf0);
 /// The Interrupt Request Register: 256 bits as eight 32-bit registers, 16 bytes
 /// apart in the xAPIC page, consecutive MSRs in x2APIC mode (SDM vol. 3A §11.8.4).
 pub const IRR: RegArray<u32, ReadOnly> = RegArray::new(0x200, 0x10, 8);
+/// The Trigger Mode Register, laid out as the IRR: a bit is set when its vector was
+/// accepted level-triggered, and that vector's EOI is then broadcast to the I/O APICs
+/// (SDM vol. 3A §11.8.4–§11.8.5).
+pub const TMR: RegArray<u32, ReadOnly> = RegArray::new(0x180, 0x10, 8);
 /// The Error Status Register: latches errors only after a write (§11.5.3).
 pub const ESR: Reg<u32> = Reg::new(0x280);
 /// xAPIC: the ICR's low word, written last (the write sends the IPI).

@@ -19,6 +19,9 @@ impl LocalApic for KernelApic {
     fn irr_pending(&self, vector: Vector) -> bool {
         local::irr_pending(vector.0)
     }
+    fn eoi_broadcasts(&self, vector: Vector) -> bool {
+        local::tmr_level(vector.0)
+    }
     fn now_ns(&self) -> u64 {
         crate::time::nanos_since_boot()
     }
