@@ -184,7 +184,7 @@ pub struct AcpiArgs {
 #[derive(Args, Debug)]
 #[command(disable_help_flag = true)]
 pub struct CompletionsArgs {
-    /// bash, zsh, fish, elvish or powershell
+    /// The shell to complete for
     #[arg(value_name = "SHELL")]
     pub shell: clap_complete::Shell,
 }
