@@ -122,7 +122,12 @@ pub struct BenchArgs {
     #[arg(long, value_name = "FILE")]
     pub out: Option<String>,
     /// Type `bench WORDS` instead of `bench` (say, --args 'dispatch 1000')
-    #[arg(long = "args", value_name = "WORDS", value_parser = parse_bench_words)]
+    #[arg(
+        long = "args",
+        value_name = "WORDS",
+        value_parser = parse_bench_words,
+        allow_hyphen_values = true
+    )]
     pub words: Option<String>,
     /// Copy the guests' console to stderr
     #[arg(long)]
@@ -143,7 +148,12 @@ pub struct UsbArgs {
     #[arg(value_name = "OUTPUT.img", required_unless_present = "write")]
     pub output: Option<PathBuf>,
     /// Run these commands at boot instead of the report
-    #[arg(long, value_name = "'CMD; CMD; ...'", group = "boot_script")]
+    #[arg(
+        long,
+        value_name = "'CMD; CMD; ...'",
+        group = "boot_script",
+        allow_hyphen_values = true
+    )]
     pub run: Option<String>,
     /// Run the commands of FILE at boot (one a line, # comments)
     #[arg(long, value_name = "FILE", group = "boot_script")]
@@ -413,6 +423,14 @@ mod tests {
         assert_eq!(b.profiles, [Profile::Iommu, Profile::Pc]);
         assert_eq!(b.smp, [2, 8]);
         assert_eq!(b.words.as_deref(), Some("dispatch 10"));
+        let Some(Cmd::Bench(b)) = parse(&["bench", "--args", "-v"]).unwrap().command else {
+            panic!("not bench")
+        };
+        assert_eq!(
+            b.words.as_deref(),
+            Some("-v"),
+            "words may start with a dash"
+        );
     }
 
     #[test]
