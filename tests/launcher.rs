@@ -626,3 +626,48 @@ fn debug_stops_gdb_at_kmain_with_symbols() {
     );
     assert!(all.contains("char device redirected to /dev/pts/"), "{all}");
 }
+
+/// On a terminal QEMU owns the input (raw mode, Ctrl-A X) and its output now passes
+/// through the launcher, which names the frames there too. `script` gives the launcher
+/// a pseudo-terminal; the crash is typed once the prompt is on the screen.
+#[test]
+fn interactive_runs_name_stack_frames_too() {
+    let _guest = qemu_lock();
+    let cmd = format!(
+        "{} run --profile iommu --smp 2",
+        env!("CARGO_BIN_EXE_sluice")
+    );
+    let mut child = Command::new("script")
+        .args(["-qfec", &cmd, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script(1) runs");
+    let mut stdin = child.stdin.take().expect("piped");
+    let mut stdout = child.stdout.take().expect("piped");
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut out = Output {
+        rx,
+        seen: String::new(),
+    };
+    let booted = out.until_prompt(Duration::from_secs(120));
+    assert!(booted.contains("Ctrl-A X quits QEMU"), "{booted}");
+    stdin.write_all(b"crash stack-overflow 1\r").unwrap();
+    stdin.flush().unwrap();
+    let status = child.wait().expect("the launcher finishes");
+    let mut rest = out.seen.clone();
+    while let Ok(chunk) = out.rx.recv_timeout(Duration::from_secs(2)) {
+        rest.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert_eq!(status.code(), Some(3), "panicked status:\n{rest}");
+    assert_named_frames(&rest.replace('\r', ""));
+}
