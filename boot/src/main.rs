@@ -1,58 +1,65 @@
-//! `sluice`: boot the kernel in QEMU, write a USB-stick image, or decode ACPI tables.
-//! Errors are one clear line on stderr and a non-zero status, never a backtrace.
+//! `sluice`: boot the kernel in QEMU, debug it, benchmark it, write a USB stick, or
+//! decode a PC's ACPI tables. The command line is `sluice::cli` (clap). Errors are one
+//! clear line on stderr and a non-zero status, never a backtrace.
 
-use std::io::{BufRead, IsTerminal};
-use std::process::{Command, ExitCode};
+use std::io::{BufRead, IsTerminal, Read, Write};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
-use sluice::profile::{find_firmware, find_qemu};
+use clap::{CommandFactory, Parser};
+use sluice::cli::{AcpiArgs, BenchArgs, Cli, Cmd, DebugArgs, MachineArgs, RunArgs, UsbArgs};
+use sluice::profile::{Console, GdbStub, find_firmware, find_qemu, private_vars_copy};
 use sluice::session::{ExitKind, Session};
+use sluice::symbolize::Annotating;
 use sluice::{Profile, QemuConfig};
-
-const USAGE: &str = "\
-usage:
-  sluice run [--smp N] [--profile NAME] [--memory MIB] [--bridges] [--image FILE] [--gdb] [-- QEMU-ARGS...]
-      boot Sluice in QEMU (default: --smp 4 --profile iommu); --bridges adds an edu
-      behind a PCIe root port, a PCIe-to-PCI bridge and a PCI bridge, and one behind
-      a root port of a second host bridge (root bus 0x80); --image boots a
-      disk image such as one `sluice usb` wrote. With a terminal on
-      stdin the console is interactive (Ctrl-A X quits); with a pipe, each line is
-      read when the shell's prompt appears and typed then (a program reading stdout
-      can answer what the shell printed), and QEMU stops when the input is used up.
-  sluice bench [--profile NAME]... [--smp N]... [--out FILE] [--args WORDS] [--verbose]
-      boot each profile with each CPU count (default: iommu and noiommu, 4 and 8
-      CPUs), type `bench` (or `bench WORDS`) and `poweroff`, and print the figures as
-      a dated Markdown report (also written to FILE); --verbose copies the guests'
-      output to stderr. Exits 1 if a guest failed or printed a malformed BENCH line.
-  sluice usb OUTPUT.img [--run 'CMD; CMD; ...' | --script FILE | --no-script]
-      write a raw GPT disk image for a USB stick (then: dd if=OUTPUT.img of=/dev/sdX).
-      At boot it runs, unattended, the report (info, acpi, pci, iommu, irqs,
-      domains, devices, test, bench), or the given commands (poweroff ends the run), then leaves the shell
-      open; --no-script boots to the prompt.
-  sluice acpi PATH [--json]
-      decode a DMAR/MADT (a corpus machine folder or a table file) and print the
-      interrupt plan Sluice would build
-  sluice profiles
-      list QEMU profiles";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        None | Some("run") => run(args.get(1..).unwrap_or(&[])),
-        Some("bench") => bench(&args[1..]),
-        Some("usb") => usb(&args[1..]),
-        Some("acpi") => acpi(&args[1..]),
-        Some("profiles") => {
+    // `sluice` alone is `sluice run`.
+    let parsed = if args.is_empty() {
+        Cli::try_parse_from(["sluice", "run"])
+    } else {
+        Cli::try_parse()
+    };
+    let cli = match parsed {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("sluice: {}", sluice::cli::one_line(&e, &args));
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        None => unreachable!("an empty command line parses as `run`"),
+        Some(Cmd::Run(r)) => run(r),
+        Some(Cmd::Debug(d)) => debug(d),
+        Some(Cmd::Bench(b)) => bench(b),
+        Some(Cmd::Usb(u)) => usb(u),
+        Some(Cmd::Acpi(a)) => acpi(a),
+        Some(Cmd::Profiles) => {
             for p in Profile::ALL {
                 println!("{:<8} {}", p.name(), p.describe());
             }
             Ok(0)
         }
-        Some("-h" | "--help" | "help") => {
-            println!("{USAGE}");
+        Some(Cmd::Completions(c)) => {
+            clap_complete::generate(
+                c.shell,
+                &mut Cli::command(),
+                "sluice",
+                &mut std::io::stdout(),
+            );
             Ok(0)
         }
-        Some(other) => Err(format!("unknown command '{other}' (see sluice --help)")),
     };
     match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
@@ -63,41 +70,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn parse_run(args: &[String]) -> Result<QemuConfig, String> {
-    let mut cfg = QemuConfig::new(Profile::Iommu, 4);
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .cloned()
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
-        match a.as_str() {
-            "--smp" => {
-                let v = value("--smp")?;
-                cfg.smp = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=288).contains(n))
-                    .ok_or_else(|| format!("--smp takes 1..288, not '{v}'"))?;
-            }
-            "--profile" => cfg.profile = Profile::parse(&value("--profile")?)?,
-            "--memory" => {
-                let v = value("--memory")?;
-                cfg.memory_mib = v
-                    .parse()
-                    .ok()
-                    .filter(|m| *m >= 128)
-                    .ok_or_else(|| format!("--memory takes MiB >= 128, not '{v}'"))?;
-            }
-            "--gdb" => cfg.gdb = true,
-            "--bridges" => cfg.bridges = true,
-            "--image" => cfg.image = std::path::PathBuf::from(value("--image")?),
-            "--" => {
-                cfg.extra = it.by_ref().cloned().collect();
-            }
-            other => return Err(format!("unknown option '{other}' (see sluice --help)")),
-        }
+/// The QEMU configuration the machine options describe.
+fn machine_config(m: &MachineArgs) -> Result<QemuConfig, String> {
+    let mut cfg = QemuConfig::new(m.profile, m.smp);
+    cfg.memory_mib = m.memory;
+    cfg.bridges = m.bridges;
+    if let Some(image) = &m.image {
+        cfg.image = image.clone();
     }
     if cfg.bridges && cfg.profile == Profile::Pc {
         return Err(String::from(
@@ -107,13 +86,22 @@ fn parse_run(args: &[String]) -> Result<QemuConfig, String> {
     Ok(cfg)
 }
 
-fn run(args: &[String]) -> Result<i32, String> {
-    let mut cfg = parse_run(args)?;
-    if cfg.gdb {
+/// What to add to the kernel ELF's addresses for GDB.
+fn kernel_offset() -> Result<u64, String> {
+    let elf = std::fs::read(sluice::KERNEL_ELF)
+        .map_err(|e| format!("cannot read the kernel {}: {e}", sluice::KERNEL_ELF))?;
+    sluice::symbolize::load_offset(&elf).map_err(|e| format!("{}: {e}", sluice::KERNEL_ELF))
+}
+
+fn run(r: RunArgs) -> Result<i32, String> {
+    let mut cfg = machine_config(&r.machine)?;
+    cfg.extra = r.qemu_args;
+    if r.gdb {
+        cfg.gdb = Some(GdbStub::Default);
         eprintln!(
-            "sluice: QEMU waits for GDB on :1234. In another terminal:\n  gdb -ex 'symbol-file {} -o {:#x}' -ex 'target remote :1234'",
+            "sluice: QEMU waits for GDB on :1234. In another terminal:\n  gdb -ex 'symbol-file {} -o {:#x}' -ex 'target remote :1234'\n(`sluice debug` does all of this for you)",
             sluice::KERNEL_ELF,
-            sluice::KERNEL_LOAD_OFFSET
+            kernel_offset()?
         );
     }
     if std::io::stdin().is_terminal() {
@@ -122,22 +110,78 @@ fn run(args: &[String]) -> Result<i32, String> {
     run_piped(&cfg)
 }
 
-/// QEMU owns the terminal: serial and monitor multiplexed on stdio.
+/// QEMU owns the terminal's input (serial and monitor multiplexed on stdio); its output
+/// passes through the launcher, which names the frames of stack traces.
 fn run_interactive(cfg: &mut QemuConfig) -> Result<i32, String> {
-    cfg.interactive = true;
+    cfg.console = Console::Terminal;
     let qemu = find_qemu()?;
     let fw = find_firmware()?;
-    let vars = std::env::temp_dir().join(format!("sluice-ovmf-vars-{}.fd", std::process::id()));
-    std::fs::copy(&fw.vars_template, &vars)
-        .map_err(|e| format!("cannot copy OVMF variables: {e}"))?;
+    let vars = private_vars_copy(&fw.vars_template)?;
     eprintln!(
         "sluice: booting ({} profile, {} CPUs); Ctrl-A X quits QEMU",
         cfg.profile, cfg.smp
     );
-    let status = Command::new(&qemu).args(cfg.args(&fw, &vars)).status();
-    let _ = std::fs::remove_file(&vars);
-    let status = status.map_err(|e| format!("cannot start {}: {e}", qemu.display()))?;
+    let mut child = Command::new(&qemu)
+        .args(cfg.args(&fw, vars.path()))
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", qemu.display()))?;
+    let mut from_qemu = child.stdout.take().expect("piped");
+    let copier = std::thread::spawn(move || {
+        let mut to = Annotating::new(std::io::stdout().lock());
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = from_qemu.read(&mut buf) {
+            if n == 0 || to.write_all(&buf[..n]).and_then(|()| to.flush()).is_err() {
+                break;
+            }
+        }
+    });
+    let status = child
+        .wait()
+        .map_err(|e| format!("waiting for {}: {e}", qemu.display()))?;
+    let _ = copier.join();
     Ok(ExitKind::from_status(status.code()).process_status())
+}
+
+/// `sluice debug`: QEMU paused behind a GDB stub on a free local port, the console on a
+/// pseudo-terminal and a log file, and GDB attached and run to the kernel's entry.
+/// QEMU stops when GDB exits; the status is GDB's.
+fn debug(d: DebugArgs) -> Result<i32, String> {
+    let mut cfg = machine_config(&d.machine)?;
+    let gdb = sluice::debug::find_gdb()?;
+    let qemu = find_qemu()?;
+    let fw = find_firmware()?;
+    let offset = kernel_offset()?;
+    let port = sluice::debug::free_local_port()?;
+    let folder = tempfile::Builder::new()
+        .prefix("sluice-debug-")
+        .tempdir()
+        .map_err(|e| format!("cannot create a folder for the console log: {e}"))?
+        .keep();
+    let log = folder.join("console.log");
+    cfg.gdb = Some(GdbStub::Local(port));
+    cfg.console = Console::Pty { log: log.clone() };
+    let vars = private_vars_copy(&fw.vars_template)?;
+    eprintln!(
+        "sluice: QEMU paused, GDB stub on 127.0.0.1:{port}; the console is the pseudo-terminal QEMU names below (screen or picocom on it), logged to {}",
+        log.display()
+    );
+    let mut guest = Command::new(&qemu)
+        .args(cfg.args(&fw, vars.path()))
+        .stdin(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", qemu.display()))?;
+    let gdb_args = sluice::debug::gdb_args(
+        std::path::Path::new(sluice::KERNEL_ELF),
+        offset,
+        port,
+        &d.gdb_args,
+    );
+    let status = Command::new(&gdb).args(&gdb_args).status();
+    let _ = guest.kill();
+    let _ = guest.wait();
+    let status = status.map_err(|e| format!("cannot start {}: {e}", gdb.display()))?;
+    Ok(status.code().unwrap_or(4))
 }
 
 /// Scripted use: `printf 'info\npoweroff\n' | sluice run`, or a program conversing
@@ -231,77 +275,31 @@ fn timeout(default_secs: u64) -> Duration {
     )
 }
 
-struct BenchOptions {
-    profiles: Vec<Profile>,
-    smp: Vec<u32>,
-    out: Option<String>,
-    /// Typed after `bench` (empty: the whole suite).
-    args: String,
-    verbose: bool,
-}
-
-fn parse_bench(args: &[String]) -> Result<BenchOptions, String> {
-    let mut o = BenchOptions {
-        profiles: Vec::new(),
-        smp: Vec::new(),
-        out: None,
-        args: String::new(),
-        verbose: false,
-    };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .cloned()
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
-        match a.as_str() {
-            "--profile" => {
-                let p = Profile::parse(&value("--profile")?)?;
-                if !o.profiles.contains(&p) {
-                    o.profiles.push(p);
-                }
-            }
-            "--smp" => {
-                let v = value("--smp")?;
-                let n = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=288).contains(n))
-                    .ok_or_else(|| format!("--smp takes 1..288, not '{v}'"))?;
-                if !o.smp.contains(&n) {
-                    o.smp.push(n);
-                }
-            }
-            "--out" => o.out = Some(value("--out")?),
-            "--args" => {
-                let v = value("--args")?;
-                // What the shell accepts on a line (kernel/src/lab/shell/mod.rs): printable ASCII.
-                if !v.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
-                    return Err(format!("--args takes printable ASCII words, not {v:?}"));
-                }
-                o.args = v.trim().to_string();
-            }
-            "--verbose" => o.verbose = true,
-            other => return Err(format!("unknown option '{other}' (see sluice --help)")),
-        }
-    }
-    if o.profiles.is_empty() {
-        o.profiles = sluice::bench::STANDARD_PROFILES.to_vec();
-    }
-    if o.smp.is_empty() {
-        o.smp = sluice::bench::STANDARD_SMP.to_vec();
-    }
-    Ok(o)
-}
-
 /// `sluice bench`: one guest at a time (TCG guests on a small host distort each
 /// other's timings); a configuration that fails is reported and the others still run.
-fn bench(args: &[String]) -> Result<i32, String> {
+fn bench(o: BenchArgs) -> Result<i32, String> {
     use sluice::bench::{self, ConfigReport};
     use sluice::session::SessionError;
 
-    let o = parse_bench(args)?;
+    let mut profiles = Vec::new();
+    for p in o.profiles {
+        if !profiles.contains(&p) {
+            profiles.push(p);
+        }
+    }
+    if profiles.is_empty() {
+        profiles = bench::STANDARD_PROFILES.to_vec();
+    }
+    let mut smps = Vec::new();
+    for n in o.smp {
+        if !smps.contains(&n) {
+            smps.push(n);
+        }
+    }
+    if smps.is_empty() {
+        smps = bench::STANDARD_SMP.to_vec();
+    }
+    let words = o.words.unwrap_or_default();
     let qemu = find_qemu()?;
     find_firmware()?;
     let version = Command::new(&qemu)
@@ -322,16 +320,16 @@ fn bench(args: &[String]) -> Result<i32, String> {
         None => None,
     };
     let limit = timeout(900);
-    let typed = if o.args.is_empty() {
+    let typed = if words.is_empty() {
         "bench".to_string()
     } else {
-        format!("bench {}", o.args)
+        format!("bench {words}")
     };
     let script = [typed.as_str(), "poweroff"];
     let mut configs = Vec::new();
     let mut all_good = true;
-    for &profile in &o.profiles {
-        for &smp in &o.smp {
+    for &profile in &profiles {
+        for &smp in &smps {
             let cfg = QemuConfig::new(profile, smp);
             let mut c = ConfigReport {
                 profile,
@@ -417,42 +415,39 @@ fn describe_exit(exit: ExitKind, limit: Duration) -> String {
     }
 }
 
-fn usb(args: &[String]) -> Result<i32, String> {
+fn usb(u: UsbArgs) -> Result<i32, String> {
     use sluice::image::Script;
-    const USB_USAGE: &str =
-        "usage: sluice usb OUTPUT.img [--run 'CMD; CMD; ...' | --script FILE | --no-script]";
-    let mut out = None;
-    let mut script = Script::Report;
-    let mut chosen = false;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut choose = |s: Script| {
-            if std::mem::replace(&mut chosen, true) {
-                return Err(format!(
-                    "one of --run, --script, --no-script only ({USB_USAGE})"
-                ));
-            }
-            script = s;
-            Ok(())
-        };
-        match a.as_str() {
-            "--run" => {
-                let v = it.next().ok_or("--run needs the commands")?;
-                choose(Script::Commands(commands_of(v)?))?;
-            }
-            "--script" => {
-                let path = it.next().ok_or("--script needs a file")?;
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("cannot read {path}: {e}"))?;
-                choose(Script::Commands(commands_of(&text)?))?;
-            }
-            "--no-script" => choose(Script::None)?,
-            o if !o.starts_with('-') && out.is_none() => out = Some(o.to_string()),
-            other => return Err(format!("unexpected argument '{other}' ({USB_USAGE})")),
+    use sluice::usb_write;
+    let script = if let Some(run) = &u.run {
+        Script::Commands(commands_of(run)?)
+    } else if let Some(path) = &u.script {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        Script::Commands(commands_of(&text)?)
+    } else if u.no_script {
+        Script::None
+    } else {
+        Script::Report
+    };
+    // The stick is judged first: a refusal costs nothing.
+    let stick = match &u.write {
+        Some(device) => Some(usb_write::check(device, &usb_write::Roots::default())?),
+        None => None,
+    };
+    // With --write alone the image is a private temporary file.
+    let temporary;
+    let out = match &u.output {
+        Some(out) => out.clone(),
+        None => {
+            temporary = tempfile::Builder::new()
+                .prefix("sluice-usb-")
+                .suffix(".img")
+                .tempfile()
+                .map_err(|e| format!("cannot create a temporary image: {e}"))?;
+            temporary.path().to_path_buf()
         }
-    }
-    let out = out.ok_or(USB_USAGE)?;
-    sluice::image::write_usb_image(std::path::Path::new(&out), &script)?;
+    };
+    sluice::image::write_usb_image(&out, &script)?;
     let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
     let runs = match &script {
         Script::None => "no boot script: the shell's prompt".to_string(),
@@ -462,13 +457,28 @@ fn usb(args: &[String]) -> Result<i32, String> {
         ),
         Script::Commands(c) => format!("at boot: {}", c.join("; ")),
     };
-    println!(
-        "wrote {out} ({} KiB, GPT with an EFI system partition); {runs}",
-        size / 1024
-    );
-    println!(
-        "write it to a USB stick with: sudo dd if={out} of=/dev/sdX bs=4M conv=fsync status=progress"
-    );
+    if u.output.is_some() {
+        println!(
+            "wrote {} ({} KiB, GPT with an EFI system partition); {runs}",
+            out.display(),
+            size / 1024
+        );
+    } else {
+        println!("the image runs {runs}");
+    }
+    match stick {
+        Some(stick) => {
+            if !u.yes {
+                usb_write::confirm(&stick, &mut std::io::stderr(), &mut std::io::stdin().lock())?;
+            }
+            usb_write::write_image(&out, &stick)?;
+        }
+        None => println!(
+            "write it to a USB stick with: sluice usb {} --write /dev/sdX (or: sudo dd if={} of=/dev/sdX bs=4M conv=fsync status=progress)",
+            out.display(),
+            out.display()
+        ),
+    }
     Ok(0)
 }
 
@@ -485,28 +495,10 @@ fn commands_of(text: &str) -> Result<Vec<String>, String> {
     Ok(cmds)
 }
 
-fn acpi(args: &[String]) -> Result<i32, String> {
-    let mut json = false;
-    let mut path = None;
-    for a in args {
-        match a.as_str() {
-            "--json" => json = true,
-            p if !p.starts_with('-') && path.is_none() => path = Some(p.to_string()),
-            other => {
-                return Err(format!(
-                    "unexpected argument '{other}' (usage: sluice acpi PATH [--json])"
-                ));
-            }
-        }
-    }
-    let path = path.ok_or("usage: sluice acpi PATH [--json]")?;
-    acpi_report(std::path::Path::new(&path), json)
-}
-
-/// Prints the decoded tables and plan; a table that cannot be read prints its typed
-/// error (naming the offset) and exits 1.
-fn acpi_report(path: &std::path::Path, json: bool) -> Result<i32, String> {
-    match sluice_acpi_tables::report(path, json) {
+/// Prints the decoded tables and plan; tables that cannot be found or read print one
+/// line (naming the file, the line of a dump, or the offset in a table) and exit 1.
+fn acpi(a: AcpiArgs) -> Result<i32, String> {
+    match sluice::acpi_input::report(&a.path, a.json) {
         Ok(text) => {
             print!("{text}");
             Ok(0)

@@ -90,15 +90,35 @@ pub const BRIDGED_SOURCES: [&str; 9] = [
     "edu,bus=rp2",
 ];
 
+/// Where the guest's COM1 goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Console {
+    /// QEMU's stdin and stdout, no monitor: a session or a script drives it.
+    Pipe,
+    /// QEMU's stdio multiplexed with the monitor (an interactive terminal; Ctrl-A X).
+    Terminal,
+    /// A pseudo-terminal QEMU creates and names on stderr, copied to `log` (`sluice
+    /// debug`, where GDB has the terminal).
+    Pty { log: PathBuf },
+}
+
+/// QEMU's GDB stub; the guest starts paused (`-S`) and waits for GDB.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GdbStub {
+    /// `-s`: TCP port 1234 on every interface, QEMU's default.
+    Default,
+    /// This TCP port on the loopback interface only.
+    Local(u16),
+}
+
 /// Everything needed to start QEMU.
 #[derive(Clone, Debug)]
 pub struct QemuConfig {
     pub profile: Profile,
     pub smp: u32,
     pub memory_mib: u32,
-    pub gdb: bool,
-    /// Serial on QEMU's stdio multiplexed with the monitor (interactive terminals).
-    pub interactive: bool,
+    pub gdb: Option<GdbStub>,
+    pub console: Console,
     pub image: PathBuf,
     /// Add `BRIDGED_SOURCES` (q35 only: they need a PCI Express root bus).
     pub bridges: bool,
@@ -114,8 +134,8 @@ impl QemuConfig {
             profile,
             smp,
             memory_mib: 512,
-            gdb: false,
-            interactive: false,
+            gdb: None,
+            console: Console::Pipe,
             image: PathBuf::from(crate::UEFI_IMAGE),
             bridges: false,
             qmp: None,
@@ -156,14 +176,14 @@ impl QemuConfig {
         push("-drive");
         push(&format!(
             "if=pflash,format=raw,readonly=on,file={}",
-            firmware.code.display()
+            option_value(&firmware.code)
         ));
         push("-drive");
-        push(&format!("if=pflash,format=raw,file={}", vars.display()));
+        push(&format!("if=pflash,format=raw,file={}", option_value(vars)));
         // snapshot=on: the image is never written, so scenarios can share it in parallel.
         let disk = format!(
             "if=none,id=boot,format=raw,snapshot=on,file={}",
-            self.image.display()
+            option_value(&self.image)
         );
         push("-drive");
         push(&disk);
@@ -204,26 +224,77 @@ impl QemuConfig {
         push("-display");
         push("none");
         push("-no-reboot");
-        if self.interactive {
-            push("-serial");
-            push("mon:stdio");
-        } else {
-            push("-serial");
-            push("stdio");
-            push("-monitor");
-            push("none");
+        match &self.console {
+            Console::Terminal => {
+                push("-serial");
+                push("mon:stdio");
+            }
+            Console::Pipe => {
+                push("-serial");
+                push("stdio");
+                push("-monitor");
+                push("none");
+            }
+            Console::Pty { log } => {
+                push("-chardev");
+                push(&format!("pty,id=com1,logfile={}", option_value(log)));
+                push("-serial");
+                push("chardev:com1");
+                push("-monitor");
+                push("none");
+            }
         }
         if let Some(q) = &self.qmp {
             push("-qmp");
-            push(&format!("unix:{},server=on,wait=off", q.display()));
+            push(&format!("unix:{},server=on,wait=off", option_value(q)));
         }
-        if self.gdb {
-            push("-s");
+        match self.gdb {
+            Some(GdbStub::Default) => push("-s"),
+            Some(GdbStub::Local(port)) => {
+                push("-gdb");
+                push(&format!("tcp:127.0.0.1:{port}"));
+            }
+            None => {}
+        }
+        if self.gdb.is_some() {
             push("-S");
         }
         a.extend(self.extra.iter().cloned());
         a
     }
+}
+
+/// A path as the value of a QEMU option (`file=`, `path=`...): QEMU splits option
+/// lists at commas and reads a doubled comma as one literal comma, so an image in
+/// `~/a,b/` must reach it as `~/a,,b/`, or the rest is parsed as more options.
+pub fn option_value(path: &Path) -> String {
+    path.display().to_string().replace(',', ",,")
+}
+
+/// A private, writable copy of OVMF's variable store for one guest (UEFI writes its
+/// boot entries there). It is created exclusively (`O_EXCL`, mode 0600) under a
+/// random name in the temporary folder, so a file or symlink planted there by
+/// another user is never written through; it is removed when dropped.
+pub fn private_vars_copy(template: &Path) -> Result<tempfile::NamedTempFile, String> {
+    let mut copy = tempfile::Builder::new()
+        .prefix("sluice-ovmf-vars-")
+        .suffix(".fd")
+        .tempfile()
+        .map_err(|e| {
+            format!(
+                "cannot create a file for OVMF's variables in {}: {e}",
+                std::env::temp_dir().display()
+            )
+        })?;
+    let mut from = std::fs::File::open(template)
+        .map_err(|e| format!("cannot read {}: {e}", template.display()))?;
+    std::io::copy(&mut from, copy.as_file_mut()).map_err(|e| {
+        format!(
+            "cannot copy OVMF variables to {}: {e}",
+            copy.path().display()
+        )
+    })?;
+    Ok(copy)
 }
 
 /// OVMF firmware files.
@@ -286,4 +357,76 @@ pub fn find_qemu() -> Result<PathBuf, String> {
             .unwrap_or(None)
     };
     path.ok_or_else(|| format!("{name} not found (run boot/setup.sh, or set QEMU to its path)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn firmware() -> Firmware {
+        Firmware {
+            code: PathBuf::from("/fw,dir/OVMF_CODE.fd"),
+            vars_template: PathBuf::from("/fw,dir/OVMF_VARS.fd"),
+        }
+    }
+
+    #[test]
+    fn commas_in_paths_are_doubled_for_qemu() {
+        let mut cfg = QemuConfig::new(Profile::Iommu, 2);
+        cfg.image = PathBuf::from("/home/me/a,b/stick,1.img");
+        cfg.qmp = Some(PathBuf::from("/tmp/x,y.qmp"));
+        let a = cfg.args(&firmware(), Path::new("/tmp/t,mp/vars.fd"));
+        for want in [
+            "if=pflash,format=raw,readonly=on,file=/fw,,dir/OVMF_CODE.fd",
+            "if=pflash,format=raw,file=/tmp/t,,mp/vars.fd",
+            "if=none,id=boot,format=raw,snapshot=on,file=/home/me/a,,b/stick,,1.img",
+            "unix:/tmp/x,,y.qmp,server=on,wait=off",
+        ] {
+            assert!(a.iter().any(|x| x == want), "{want} not in {a:?}");
+        }
+        cfg.console = Console::Pty {
+            log: PathBuf::from("/tmp/l,og"),
+        };
+        let a = cfg.args(&firmware(), Path::new("/v"));
+        assert!(
+            a.iter().any(|x| x == "pty,id=com1,logfile=/tmp/l,,og"),
+            "{a:?}"
+        );
+    }
+
+    #[test]
+    fn the_gdb_stub_pauses_the_guest() {
+        let mut cfg = QemuConfig::new(Profile::NoIommu, 1);
+        let fw = firmware();
+        assert!(!cfg.args(&fw, Path::new("/v")).iter().any(|a| a == "-S"));
+        cfg.gdb = Some(GdbStub::Default);
+        let a = cfg.args(&fw, Path::new("/v"));
+        assert!(a.ends_with(&["-s".to_string(), "-S".to_string()]), "{a:?}");
+        cfg.gdb = Some(GdbStub::Local(40001));
+        let a = cfg.args(&fw, Path::new("/v"));
+        assert!(
+            a.ends_with(&["-gdb".into(), "tcp:127.0.0.1:40001".into(), "-S".into()]),
+            "{a:?}"
+        );
+    }
+
+    #[test]
+    fn the_variables_copy_is_private_and_new() {
+        let dir = std::env::temp_dir().join(format!("sluice-vars-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let template = dir.join("template.fd");
+        std::fs::write(&template, b"variables").unwrap();
+        let a = private_vars_copy(&template).unwrap();
+        let b = private_vars_copy(&template).unwrap();
+        assert_ne!(a.path(), b.path());
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::symlink_metadata(a.path()).unwrap();
+        assert!(meta.file_type().is_file());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read(a.path()).unwrap(), b"variables");
+        let path = a.path().to_path_buf();
+        drop(a);
+        assert!(!path.exists(), "removed when dropped");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

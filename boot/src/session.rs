@@ -1,15 +1,16 @@
 //! A running QEMU whose serial console is a pipe: wait for text, type lines, collect the
 //! exit status. Lines are sent only after the shell's prompt appears, so nothing typed
 //! reaches the firmware (OVMF also reads COM1) or arrives before the kernel listens.
+//! Stack-trace lines carry their function and source line, in the echoed stream and in
+//! the collected output (`symbolize`).
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError, channel};
 use std::time::{Duration, Instant};
 
-use crate::profile::{QemuConfig, find_firmware, find_qemu};
+use crate::profile::{QemuConfig, find_firmware, find_qemu, private_vars_copy};
+use crate::symbolize::{Annotating, FrameAnnotator};
 
 /// How a run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,10 +102,9 @@ pub struct Session {
     /// Output before this offset has been matched already.
     cursor: usize,
     deadline: Instant,
-    vars: PathBuf,
+    /// OVMF's variables for this guest; removed when the session is dropped.
+    _vars: tempfile::NamedTempFile,
 }
-
-static UNIQUE: AtomicU64 = AtomicU64::new(0);
 
 impl Session {
     /// Starts QEMU; everything must finish within `limit` of wall time.
@@ -127,7 +127,7 @@ impl Session {
     fn start_with(
         cfg: &QemuConfig,
         limit: Duration,
-        mut echo: Option<Box<dyn Write + Send>>,
+        echo: Option<Box<dyn Write + Send>>,
     ) -> Result<Session, SessionError> {
         let qemu = find_qemu().map_err(SessionError::Setup)?;
         let fw = find_firmware().map_err(SessionError::Setup)?;
@@ -137,19 +137,9 @@ impl Session {
                 cfg.image.display()
             )));
         }
-        let vars = std::env::temp_dir().join(format!(
-            "sluice-ovmf-vars-{}-{}.fd",
-            std::process::id(),
-            UNIQUE.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::copy(&fw.vars_template, &vars).map_err(|e| {
-            SessionError::Setup(format!(
-                "cannot copy OVMF variables to {}: {e}",
-                vars.display()
-            ))
-        })?;
+        let vars = private_vars_copy(&fw.vars_template).map_err(SessionError::Setup)?;
         let mut child = Command::new(&qemu)
-            .args(cfg.args(&fw, &vars))
+            .args(cfg.args(&fw, vars.path()))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -159,6 +149,8 @@ impl Session {
         let mut err = child.stderr.take().expect("piped");
         let (tx, rx) = channel();
         std::thread::spawn(move || {
+            // Made here: the symbols it may load stay on this thread.
+            let mut echo = echo.map(Annotating::new);
             let mut buf = [0u8; 4096];
             while let Ok(n) = out.read(&mut buf) {
                 if n == 0 {
@@ -188,7 +180,7 @@ impl Session {
             output: Vec::new(),
             cursor: 0,
             deadline: Instant::now() + limit,
-            vars,
+            _vars: vars,
         })
     }
 
@@ -302,7 +294,7 @@ impl Session {
         while let Ok(chunk) = self.rx.recv_timeout(Duration::from_millis(200)) {
             self.take(chunk);
         }
-        let mut output = String::from_utf8_lossy(&self.output).into_owned();
+        let mut output = FrameAnnotator::default().annotate(&String::from_utf8_lossy(&self.output));
         if let Some(err) = self.stderr.take().and_then(|h| h.join().ok())
             && !err.is_empty()
         {
@@ -355,7 +347,6 @@ impl Drop for Session {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
-        let _ = std::fs::remove_file(&self.vars);
     }
 }
 
