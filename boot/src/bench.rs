@@ -283,7 +283,7 @@ pub fn last_lines(output: &str, n: usize) -> Vec<String> {
 
 /// `line` without ANSI escape sequences (`ESC [ ... final`, `ESC x`) and control
 /// characters other than tabs.
-fn printable(line: &str) -> String {
+pub(crate) fn printable(line: &str) -> String {
     let mut out = String::with_capacity(line.len());
     let mut chars = line.chars().peekable();
     while let Some(c) = chars.next() {

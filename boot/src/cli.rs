@@ -104,11 +104,15 @@ pub struct DebugArgs {
 }
 
 /// Boot each profile with each CPU count, run the in-guest benchmarks, and print the
-/// figures as a dated Markdown report.
+/// figures as a dated Markdown report, with an SVG chart.
 ///
 /// One guest at a time (default: iommu and noiommu, 4 and 8 CPUs); each types `bench`
-/// (or `bench WORDS`) and `poweroff`. Exits 1 if a guest failed or printed a malformed
-/// BENCH line; the other configurations still run.
+/// (or `bench WORDS`) and `poweroff`. boot-from-qemu is timed on the host: QEMU's start
+/// to the first prompt. With --linux, Debian's Linux then boots in the same machine
+/// and measures cpu-offline, cpu-online, the affinity write and boot the same way
+/// (the first time, its kernel and busybox come from apt-get download, ~70 MB, kept in
+/// ~/.cache/sluice/linux), and the report sets the two side by side. Exits 1 if a
+/// guest failed or printed a malformed BENCH line; the other configurations still run.
 #[derive(Args, Debug)]
 #[command(disable_help_flag = true)]
 pub struct BenchArgs {
@@ -118,7 +122,7 @@ pub struct BenchArgs {
     /// A CPU count to measure (repeatable)
     #[arg(long = "smp", value_name = "N", value_parser = parse_smp)]
     pub smp: Vec<u32>,
-    /// Also write the report to FILE
+    /// Also write the Markdown report to FILE (with --json too)
     #[arg(long, value_name = "FILE")]
     pub out: Option<String>,
     /// Type `bench WORDS` instead of `bench` (say, --args 'dispatch 1000')
@@ -132,6 +136,18 @@ pub struct BenchArgs {
     /// Copy the guests' console to stderr
     #[arg(long)]
     pub verbose: bool,
+    /// Also boot Debian's Linux in each configuration and report it beside Sluice
+    #[arg(long)]
+    pub linux: bool,
+    /// Print the sitting as JSON (for a later --compare) instead of the Markdown report
+    #[arg(long)]
+    pub json: bool,
+    /// Add a before/after table against a sitting saved with --json
+    #[arg(long, value_name = "OLD.json")]
+    pub compare: Option<PathBuf>,
+    /// Where the chart goes
+    #[arg(long, value_name = "FILE", default_value = "sluice-bench.svg")]
+    pub svg: PathBuf,
 }
 
 /// Write a disk image for a USB stick, and optionally the stick itself.

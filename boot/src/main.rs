@@ -279,10 +279,10 @@ fn timeout(default_secs: u64) -> Duration {
 /// other's timings); a configuration that fails is reported and the others still run.
 fn bench(o: BenchArgs) -> Result<i32, String> {
     use sluice::bench::{self, ConfigReport};
-    use sluice::session::SessionError;
+    use sluice::sitting::{self, Sitting, Value};
 
     let mut profiles = Vec::new();
-    for p in o.profiles {
+    for p in o.profiles.iter().copied() {
         if !profiles.contains(&p) {
             profiles.push(p);
         }
@@ -290,8 +290,11 @@ fn bench(o: BenchArgs) -> Result<i32, String> {
     if profiles.is_empty() {
         profiles = bench::STANDARD_PROFILES.to_vec();
     }
+    if o.linux && profiles.contains(&Profile::Pc) {
+        return Err("--linux needs a q35 profile: the pc machine's disk controller has no MSI for Linux to move".into());
+    }
     let mut smps = Vec::new();
-    for n in o.smp {
+    for n in o.smp.iter().copied() {
         if !smps.contains(&n) {
             smps.push(n);
         }
@@ -299,7 +302,17 @@ fn bench(o: BenchArgs) -> Result<i32, String> {
     if smps.is_empty() {
         smps = bench::STANDARD_SMP.to_vec();
     }
-    let words = o.words.unwrap_or_default();
+    // Read now, so that a bad file fails before the guests run.
+    let old = match &o.compare {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))
+                .and_then(|t| sitting::from_json(&t))
+                .map_err(|e| format!("{}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+    let words = o.words.clone().unwrap_or_default();
     let qemu = find_qemu()?;
     find_firmware()?;
     let version = Command::new(&qemu)
@@ -319,6 +332,12 @@ fn bench(o: BenchArgs) -> Result<i32, String> {
         )),
         None => None,
     };
+    let linux = if o.linux {
+        let say = |m: &str| eprintln!("sluice bench --linux: {m}");
+        Some(sluice::linux::prepare(&say)?)
+    } else {
+        None
+    };
     let limit = timeout(900);
     let typed = if words.is_empty() {
         "bench".to_string()
@@ -327,6 +346,11 @@ fn bench(o: BenchArgs) -> Result<i32, String> {
     };
     let script = [typed.as_str(), "poweroff"];
     let mut configs = Vec::new();
+    let mut sitting = Sitting {
+        date: bench::utc_date(now),
+        qemu: version.clone(),
+        configs: Vec::new(),
+    };
     let mut all_good = true;
     for &profile in &profiles {
         for &smp in &smps {
@@ -340,27 +364,16 @@ fn bench(o: BenchArgs) -> Result<i32, String> {
             let label = c.label();
             eprintln!("sluice bench: {label}: `{typed}`");
             let started = std::time::Instant::now();
-            let run = if o.verbose {
-                Session::run_script_echoing(&cfg, &script, limit, Box::new(std::io::stderr()))
-            } else {
-                Session::run_script(&cfg, &script, limit)
-            };
-            let (output, failure) = match run {
-                Ok(r) if r.exit == ExitKind::PoweredOff => (r.output, None),
-                Ok(r) => (r.output, Some(describe_exit(r.exit, limit))),
-                Err((SessionError::Setup(msg), _)) => return Err(msg),
-                Err((SessionError::Exited { exit, .. }, out)) => {
-                    (out, Some(describe_exit(exit, limit)))
-                }
-                Err((SessionError::Timeout { .. }, out)) => (
-                    out,
-                    Some(format!(
-                        "no prompt within {} s (SLUICE_TIMEOUT)",
-                        limit.as_secs()
-                    )),
-                ),
-            };
-            let (figures, malformed) = bench::collect(&output);
+            let echo = o
+                .verbose
+                .then(|| Box::new(std::io::stderr()) as Box<dyn Write + Send>);
+            let (output, failure, first_prompt) =
+                match Session::run_script_timed(&cfg, &script, limit, echo) {
+                    Ok((r, t)) if r.exit == ExitKind::PoweredOff => (r.output, None, Some(t)),
+                    Ok((r, t)) => (r.output, Some(describe_exit(r.exit, limit)), Some(t)),
+                    Err((e, out)) => (out, Some(describe_error(e, limit)?), None),
+                };
+            let (mut figures, malformed) = bench::collect(&output);
             let failure = failure
                 .or_else(|| bench::shell_error(&output).map(|e| format!("the shell said `{e}`")))
                 .or_else(|| {
@@ -386,6 +399,13 @@ fn bench(o: BenchArgs) -> Result<i32, String> {
                     started.elapsed().as_secs_f64()
                 );
             }
+            if let Some(t) = first_prompt {
+                figures.extend(sluice::linux::guest::figure(
+                    "boot-from-qemu",
+                    "ms",
+                    &[t.as_nanos() as u64],
+                ));
+            }
             c.problem = match (failure, malformed.len()) {
                 (Some(f), _) => Some(f),
                 (None, 0) => None,
@@ -393,17 +413,148 @@ fn bench(o: BenchArgs) -> Result<i32, String> {
             };
             all_good &= c.problem.is_none();
             c.figures = figures;
+            let mut sc = sitting::Config {
+                profile: profile.to_string(),
+                smp,
+                sluice: c.figures.iter().map(Value::of).collect(),
+                linux: Vec::new(),
+                linux_kernel: None,
+                problems: c.problem.iter().cloned().collect(),
+                notes: Vec::new(),
+            };
+            if let Some(g) = &linux {
+                all_good &= bench_linux(g, &cfg, &o, limit, &mut sc);
+            }
             configs.push(c);
+            sitting.configs.push(sc);
         }
     }
-    let report = bench::render(&bench::utc_date(now), &version, &configs);
-    print!("{report}");
+    let mut report = bench::render(&bench::utc_date(now), &version, &configs);
+    for c in &sitting.configs {
+        if let Some(t) = sitting::side_by_side(c) {
+            report.push('\n');
+            report.push_str(&t);
+        }
+    }
+    if let Some(old) = &old {
+        report.push('\n');
+        report.push_str(&sitting::compare(old, &sitting));
+    }
+    // --json: the sitting on stdout instead of the report (which --out still gets).
+    if o.json {
+        print!("{}", sitting::to_json(&sitting));
+    } else {
+        print!("{report}");
+    }
     if let Some((path, file)) = out.as_mut() {
-        use std::io::Write;
         file.write_all(report.as_bytes())
             .map_err(|e| format!("cannot write {path}: {e}"))?;
     }
+    std::fs::write(&o.svg, sluice::chart::svg(&sitting))
+        .map_err(|e| format!("cannot write {}: {e}", o.svg.display()))?;
+    eprintln!("sluice bench: chart written to {}", o.svg.display());
     Ok(if all_good { 0 } else { 1 })
+}
+
+/// Linux in the configuration `cfg`: boots Debian's kernel with the bench initramfs,
+/// times QEMU's start to init's first line, and puts its figures in `sc`. Whether it
+/// went well.
+fn bench_linux(
+    g: &sluice::linux::Guest,
+    cfg: &QemuConfig,
+    o: &BenchArgs,
+    limit: Duration,
+    sc: &mut sluice::sitting::Config,
+) -> bool {
+    use sluice::linux::{self, guest};
+    use sluice::sitting::Value;
+
+    let label = sc.label();
+    let mut cfg = cfg.clone();
+    // 20 hotplug cycles and 100 affinity writes: ~40 s of TCG guest with boot.
+    cfg.extra = linux::qemu_args(g, cfg.profile, 20, 100);
+    eprintln!(
+        "sluice bench: {label}: Linux {} (boot, 100 affinity writes, 20 hotplug cycles; about a minute)",
+        g.release
+    );
+    let started = std::time::Instant::now();
+    let echo = o
+        .verbose
+        .then(|| Box::new(std::io::stderr()) as Box<dyn Write + Send>);
+    let mut problem = None;
+    let mut first = None;
+    let output = match Session::start_maybe_echoing(&cfg, limit, echo) {
+        Err(e) => {
+            problem = Some(format!("Linux: {e}"));
+            String::new()
+        }
+        Ok(mut s) => {
+            match s.wait_for(guest::FIRST_LINE) {
+                Ok(()) => first = Some(started.elapsed()),
+                Err(e) => problem = Some(format!("Linux: init never spoke: {e}")),
+            }
+            let outcome = s.finish();
+            if problem.is_none() && outcome.exit != ExitKind::PoweredOff {
+                problem = Some(format!("Linux: {}", describe_exit(outcome.exit, limit)));
+            }
+            outcome.output
+        }
+    };
+    let run = guest::parse(&output);
+    if problem.is_none() && !run.done {
+        problem = Some("Linux: init did not finish".into());
+    }
+    if let Some(p) = &problem {
+        eprintln!("sluice bench: {label}: {p}; its last output lines:");
+        for l in sluice::bench::last_lines(&output, 15) {
+            eprintln!("    {l}");
+        }
+    }
+    for e in &run.errors {
+        eprintln!("sluice bench: {label}: Linux: {e}");
+    }
+    let mut figures = guest::figures(&run);
+    if let Some(t) = first {
+        figures.extend(guest::figure(
+            "boot-from-qemu",
+            "ms",
+            &[t.as_nanos() as u64],
+        ));
+    }
+    eprintln!(
+        "sluice bench: {label}: Linux: {} figure(s) in {:.0} s",
+        figures.len(),
+        started.elapsed().as_secs_f64()
+    );
+    sc.linux = figures.iter().map(Value::of).collect();
+    sc.linux_kernel = run
+        .info("kernel")
+        .map(str::to_string)
+        .or(Some(g.release.clone()));
+    sc.notes = run
+        .info
+        .iter()
+        .filter(|l| !l.starts_with("kernel "))
+        .cloned()
+        .collect();
+    let good = problem.is_none() && run.errors.is_empty();
+    sc.problems.extend(problem);
+    sc.problems
+        .extend(run.errors.iter().map(|e| format!("Linux: {e}")));
+    good
+}
+
+/// A session's error as a configuration's problem; a set-up error ends the bench.
+fn describe_error(e: sluice::session::SessionError, limit: Duration) -> Result<String, String> {
+    use sluice::session::SessionError;
+    match e {
+        SessionError::Setup(msg) => Err(msg),
+        SessionError::Exited { exit, .. } => Ok(describe_exit(exit, limit)),
+        SessionError::Timeout { .. } => Ok(format!(
+            "no prompt within {} s (SLUICE_TIMEOUT)",
+            limit.as_secs()
+        )),
+    }
 }
 
 fn describe_exit(exit: ExitKind, limit: Duration) -> String {

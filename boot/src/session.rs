@@ -327,6 +327,35 @@ impl Session {
         s.script(lines)
     }
 
+    /// Like `start_echoing` when `echo` is given, else `start`.
+    pub fn start_maybe_echoing(
+        cfg: &QemuConfig,
+        limit: Duration,
+        echo: Option<Box<dyn Write + Send>>,
+    ) -> Result<Session, SessionError> {
+        Session::start_with(cfg, limit, echo)
+    }
+
+    /// `run_script`, also timing QEMU's start to the first prompt on the host's clock
+    /// (firmware, bootloader and kernel boot all included).
+    pub fn run_script_timed(
+        cfg: &QemuConfig,
+        lines: &[&str],
+        limit: Duration,
+        echo: Option<Box<dyn Write + Send>>,
+    ) -> Result<(Outcome, Duration), (SessionError, String)> {
+        let started = Instant::now();
+        let mut s = Session::start_with(cfg, limit, echo).map_err(|e| (e, String::new()))?;
+        if let Err(e) = s.wait_for(crate::PROMPT) {
+            let out = s.finish().output;
+            return Err((e, out));
+        }
+        let first = started.elapsed();
+        // The prompt just matched is the first line's.
+        s.cursor -= crate::PROMPT.len();
+        s.script(lines).map(|o| (o, first))
+    }
+
     fn script(mut self, lines: &[&str]) -> Result<Outcome, (SessionError, String)> {
         for line in lines {
             if let Err(e) = self
