@@ -93,7 +93,7 @@ pub use header::{
 pub use listing::LspciLine;
 pub use lspci_caps::Capabilities;
 pub use lspci_tree::Tree;
-pub use lspci_verbose::Verbose;
+pub use lspci_verbose::{Terse, Verbose};
 pub use msi::{MessageWrites, MsiCapability, MsiControl, MsiError};
 pub use msi_order::OrderError;
 pub use msi_storage::MsiCapStorage;

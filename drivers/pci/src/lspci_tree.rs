@@ -17,10 +17,16 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
+use crate::address::PciAddress;
 use crate::topology::{PciFunction, Topology};
 
-/// `lspci -t` for a topology.
-pub struct Tree<'a>(pub &'a Topology);
+/// `lspci -t` for a set of functions.
+pub struct Tree<'a> {
+    /// Every function, with the bridge whose secondary bus it is on (`None`: a root bus).
+    nodes: Vec<(&'a PciFunction, Option<PciAddress>)>,
+    /// The root buses, as (segment, bus).
+    roots: Vec<(u16, u8)>,
+}
 
 /// The line being drawn, and the text finished so far.
 struct Canvas {
@@ -53,17 +59,48 @@ impl Canvas {
     }
 }
 
-impl Tree<'_> {
-    /// The functions on `bus` of `segment` reached through `bridge` (`None`: a root bus),
-    /// in device/function order.
-    fn on_bus(&self, segment: u16, bus: u8, bridge: Option<usize>) -> Vec<&PciFunction> {
-        let mut found: Vec<&PciFunction> = self
-            .0
-            .functions
+impl<'a> Tree<'a> {
+    /// The tree of what enumeration found.
+    pub fn of(topology: &'a Topology) -> Tree<'a> {
+        let nodes = topology.functions.iter().map(|f| {
+            let parent = f
+                .parent
+                .and_then(|p| topology.functions.get(p))
+                .map(|b| b.address);
+            (f, parent)
+        });
+        let roots = topology
+            .buses
             .iter()
-            .filter(|f| {
-                f.address.segment() == segment && f.address.bus() == bus && f.parent == bridge
+            .filter(|b| b.bridge.is_none())
+            .map(|b| (b.segment, b.bus));
+        Tree::new(nodes, roots)
+    }
+
+    /// The tree of `nodes` (each function with the bridge it is behind) under `roots`.
+    pub fn new(
+        nodes: impl IntoIterator<Item = (&'a PciFunction, Option<PciAddress>)>,
+        roots: impl IntoIterator<Item = (u16, u8)>,
+    ) -> Tree<'a> {
+        let mut roots: Vec<(u16, u8)> = roots.into_iter().collect();
+        roots.sort_unstable();
+        roots.dedup();
+        Tree {
+            nodes: nodes.into_iter().collect(),
+            roots,
+        }
+    }
+
+    /// The functions on `bus` of `segment` behind `bridge` (`None`: a root bus), in
+    /// device/function order.
+    fn on_bus(&self, segment: u16, bus: u8, bridge: Option<PciAddress>) -> Vec<&'a PciFunction> {
+        let mut found: Vec<&PciFunction> = self
+            .nodes
+            .iter()
+            .filter(|(f, parent)| {
+                f.address.segment() == segment && f.address.bus() == bus && *parent == bridge
             })
+            .map(|(f, _)| *f)
             .collect();
         found.sort_by_key(|f| f.address);
         found
@@ -91,8 +128,7 @@ impl Tree<'_> {
         };
         let at = c.put(at, &range);
         let at = c.put(at, "-");
-        let index = self.0.index_of(f.address);
-        let behind = self.on_bus(f.address.segment(), n.secondary, index);
+        let behind = self.on_bus(f.address.segment(), n.secondary, Some(f.address));
         self.bus(c, at, &behind);
     }
 
@@ -117,15 +153,7 @@ impl Tree<'_> {
 
 impl fmt::Display for Tree<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut roots: Vec<(u16, u8)> = self
-            .0
-            .buses
-            .iter()
-            .filter(|b| b.bridge.is_none())
-            .map(|b| (b.segment, b.bus))
-            .collect();
-        roots.sort_unstable();
-        roots.dedup();
+        let roots = &self.roots;
         let mut c = Canvas {
             line: String::new(),
             out: String::new(),

@@ -31,20 +31,24 @@ pub struct Verbose<'a> {
     pub bars: Option<&'a Bars>,
 }
 
-impl Verbose<'_> {
-    fn class(&self) -> ClassCode {
-        ClassCode {
-            base: self.image.u8(0x0b),
-            sub: self.image.u8(0x0a),
-            prog_if: self.image.u8(0x09),
-        }
-    }
+/// A function's identity line as `lspci -D -nn -v` prints it (and `-x` above its
+/// dump): `0000:00:1f.2 SATA controller [0106]: Intel Corporation ... [8086:2922] (rev
+/// 02) (prog-if 01 [AHCI 1.0])`, with a newline.
+pub struct Terse<'a> {
+    /// Where the function is.
+    pub address: PciAddress,
+    /// Its configuration space (the first 64 bytes are enough).
+    pub image: &'a ConfigImage,
+}
 
-    /// The identity line: `0000:00:1f.2 SATA controller [0106]: Intel Corporation ...
-    /// [8086:2922] (rev 02) (prog-if 01 [AHCI 1.0])`.
-    fn identity(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl fmt::Display for Terse<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let img = self.image;
-        let class = self.class();
+        let class = ClassCode {
+            base: img.u8(0x0b),
+            sub: img.u8(0x0a),
+            prog_if: img.u8(0x09),
+        };
         write!(
             f,
             "{} {} [{:04x}]: {}",
@@ -67,7 +71,9 @@ impl Verbose<'_> {
         }
         writeln!(f)
     }
+}
 
+impl Verbose<'_> {
     fn control_and_status(&self, f: &mut fmt::Formatter<'_>, layout: u8) -> fmt::Result {
         let img = self.image;
         let cmd = img.u16(COMMAND.offset().into());
@@ -214,7 +220,14 @@ impl Verbose<'_> {
 impl fmt::Display for Verbose<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let img = self.image;
-        self.identity(f)?;
+        write!(
+            f,
+            "{}",
+            Terse {
+                address: self.address,
+                image: img
+            }
+        )?;
         let layout = img.u8(0x0e) & 0x7f;
         if layout == 0 {
             let (sv, sd) = (img.u16(0x2c), img.u16(0x2e));

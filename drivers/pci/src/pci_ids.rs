@@ -2487,6 +2487,7 @@ pub static VENDORS: &[(u16, &str)] = &[
 
 /// (vendor, device, name), sorted.
 pub static DEVICES: &[(u16, u16, &str)] = &[
+    (0x1033, 0x0194, "uPD720200 USB 3.0 Host Controller"),
     (0x1af4, 0x1000, "Virtio network device"),
     (0x1af4, 0x1001, "Virtio block device"),
     (0x1af4, 0x1002, "Virtio memory balloon"),
@@ -2614,6 +2615,7 @@ pub static DEVICES: &[(u16, u16, &str)] = &[
 
 /// (vendor, device, subsystem vendor, subsystem device, name), sorted.
 pub static SUBSYSTEMS: &[(u16, u16, u16, u16, &str)] = &[
+    (0x1033, 0x0194, 0x1af4, 0x1100, "QEMU Virtual Machine"),
     (0x1af4, 0x1041, 0x1af4, 0x1100, "QEMU"),
     (0x1af4, 0x1042, 0x1af4, 0x1100, "QEMU"),
     (0x1af4, 0x1043, 0x1af4, 0x1100, "QEMU"),

@@ -488,7 +488,7 @@ fn tree_is_lspci_t() {
         );
     let t = enumerate(&mut fake, &[SegmentRange::LEGACY]);
     assert_eq!(
-        Tree(&t).to_string(),
+        Tree::of(&t).to_string(),
         "-[0000:00]-+-00.0\n\
          \x20          +-03.0\n\
          \x20          +-1c.0-[01]----00.0\n\
@@ -521,7 +521,7 @@ fn tree_with_two_root_buses_and_branches_below() {
         );
     let t = enumerate(&mut fake, &[SegmentRange::LEGACY]);
     assert_eq!(
-        Tree(&t).to_string(),
+        Tree::of(&t).to_string(),
         "-+-[0000:00]-+-00.0\n\
          \x20|           +-1c.0-[01]--+-00.0\n\
          \x20|           |            \\-00.1\n\

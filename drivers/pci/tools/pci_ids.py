@@ -9,7 +9,8 @@ What is kept, and why (the whole database is ~1.5 MB; the kernel needs a small p
   [vvvv:dddd]", as lspci prints a device its database lacks;
 - every device of QEMU's own vendors (1af4 virtio, 1b36 QEMU bridges/xhci/nvme ...);
 - the Intel devices QEMU's machines emulate (q35/ICH9, i440FX/PIIX, e1000, e1000e, igb,
-  HDA, AC97, watchdog), and their subsystems under QEMU's subsystem vendors;
+  HDA, AC97, watchdog) and NEC's xHCI, and their subsystems under QEMU's subsystem
+  vendors;
 - every programming interface name (for `(prog-if 01 [AHCI 1.0])`).
 """
 import sys
@@ -20,6 +21,8 @@ INTEL_EMULATED = {
     0x2939, 0x293A, 0x10D3, 0x100E, 0x10C9, 0x1237, 0x7000, 0x7010, 0x7020, 0x7113,
     0x2668, 0x25AB, 0x2415,
 }
+# Other vendors' devices QEMU emulates: NEC's uPD720200 (nec-usb-xhci).
+OTHER_EMULATED = {(0x1033, 0x0194)}
 SUBSYSTEM_VENDORS = QEMU_VENDORS
 
 
@@ -101,7 +104,11 @@ def main(path):
 
 
 def kept(vendor, device):
-    return vendor in QEMU_VENDORS or (vendor == 0x8086 and device in INTEL_EMULATED)
+    return (
+        vendor in QEMU_VENDORS
+        or (vendor == 0x8086 and device in INTEL_EMULATED)
+        or (vendor, device) in OTHER_EMULATED
+    )
 
 
 if __name__ == "__main__":

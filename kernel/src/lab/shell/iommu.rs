@@ -4,21 +4,30 @@
 //! decoded tables of `acpi`.
 
 use alloc::string::String;
-use sluice_vtd::GlobalStatus;
+use sluice_shell::args::{Args, OneOf};
+use sluice_vtd::{EntryLine, GlobalStatus, present_entries};
 
 use super::{Command, Offered};
 use crate::println;
 
 pub static COMMANDS: &[Command] = &[Command {
     name: "iommu",
-    args: "",
-    help: "VT-d units: registers decoded, remapping state (QI, EIM, CFI), IRTE usage, faults",
+    args: "[irte]",
+    help: "VT-d units: registers decoded, remapping state (QI, EIM, CFI), IRTE usage, faults; irte: every present IRTE of every unit, decoded, with its irq",
     offered: Offered::Always,
     run: cmd_iommu,
 }];
 
 fn cmd_iommu(args: &[&str]) -> Result<(), String> {
-    super::no_args(args)?;
+    let mut a = Args::new(args);
+    let sub = a.opt(OneOf {
+        what: "subcommand",
+        choices: &["irte"],
+    })?;
+    a.finish()?;
+    if sub == Some("irte") {
+        return print_irte_tables();
+    }
     let r = match crate::iommu::remapping() {
         Ok(r) => r,
         Err(why) => {
@@ -93,6 +102,43 @@ fn cmd_iommu(args: &[&str]) -> Result<(), String> {
                     fault
                 );
             }
+        }
+    }
+    Ok(())
+}
+
+/// `iommu irte`: each unit's present entries, decoded, each with the irq it was
+/// allocated for and its source-id rule (from the domain's allocation record).
+fn print_irte_tables() -> Result<(), String> {
+    let r = crate::iommu::remapping()
+        .map_err(|why| alloc::format!("interrupt remapping is off: {why}"))?;
+    for u in &r.units {
+        let dom = crate::irq::hierarchy::ir_domain(u.index);
+        let mut hw = u.hw();
+        let present: alloc::vec::Vec<_> = present_entries(&mut hw, u.table_entries).collect();
+        println!(
+            "unit {} at {:#x}: {} of {} IRTEs present ({} destinations)",
+            u.index,
+            u.register_base,
+            present.len(),
+            u.table_entries,
+            if u.eim { "x2APIC" } else { "xAPIC" }
+        );
+        for (index, irte) in present {
+            let owner = dom
+                .and_then(|d| d.entry_info(index))
+                .map_or(String::from("no allocation record"), |i| {
+                    alloc::format!("irq {}, source-id rule {}", i.virq, i.source)
+                });
+            println!(
+                "{}; {}",
+                EntryLine {
+                    index,
+                    irte,
+                    eim: u.eim
+                },
+                owner
+            );
         }
     }
     Ok(())
