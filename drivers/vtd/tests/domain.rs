@@ -4,13 +4,13 @@
 //! and the core's own flow delivering them to handlers. What a device's interrupt
 //! reaches is checked, not only what the table holds.
 
-mod common;
+use sluice_sim::vtd as model;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use common::Unit;
-use common::domain::{ModelPlatform, ModelUnit};
+use model::Unit;
+use model::domain::{ModelPlatform, ModelUnit, StoreOnly};
 use sluice_irq_core::desc::{FlowKind, IrqReturn};
 use sluice_irq_core::domain::{Domain, DomainId};
 use sluice_irq_core::hw::{LocalApic, Target};
@@ -25,7 +25,7 @@ use sluice_irq_core::{
 use sluice_vtd::descriptor::{Decoded, IecScope};
 use sluice_vtd::domain::source::entry_source;
 use sluice_vtd::domain::{IrDomain, RemappingUnit};
-use sluice_vtd::{Irte, QiError, RemappableMsi, SourceValidation, TriggerMode, store_irte};
+use sluice_vtd::{Irte, RemappableMsi, SourceValidation, TriggerMode};
 
 // ----- the machine around the domain --------------------------------------------------
 
@@ -603,30 +603,10 @@ fn after_a_move_the_unit_serves_the_new_entry() {
     }
 }
 
-/// A unit binding that stores entries and never invalidates: what a missing IEC
-/// invalidation looks like.
-struct StoreOnly(Arc<ModelUnit>);
-
-impl RemappingUnit for StoreOnly {
-    type Error = QiError;
-    fn table_entries(&self) -> u32 {
-        self.0.table_entries()
-    }
-    fn eim(&self) -> bool {
-        self.0.eim()
-    }
-    fn write_irte(&self, index: u16, irte: Irte) -> Result<(), QiError> {
-        self.0.with(|u| store_irte(u, index, irte));
-        Ok(())
-    }
-    fn invalidate_range(&self, _first: u16, _count: u32) -> Result<(), QiError> {
-        Ok(())
-    }
-}
-
 /// The same moves through a binding that skips the invalidation: a real unit keeps
-/// serving the cached entry and the test sees the interrupt at the old target. QEMU,
-/// which has no entry cache, cannot tell.
+/// serving the cached entry, and the interrupt reaches the old CPU on the old vector —
+/// which the completed move has already given back: lost, as a spurious interrupt.
+/// QEMU, which has no entry cache, cannot tell.
 #[test]
 fn a_missing_invalidation_is_caught_on_a_unit_that_caches() {
     let w = world_with(

@@ -1,7 +1,8 @@
 //! Level-triggered I/O APIC lines end-to-end: the real I/O APIC chip (`IoApicDomain`) and
-//! the real core (`IrqCore`), under the real `INTEL-IR` domain (sluice-vtd) or straight
-//! under the vector domain, over a model I/O APIC with Remote IRR and model local APICs
-//! (`models/`). A level line that is never ended at the I/O APIC stays at Remote IRR and
+//! the real core (`IrqCore`), under the real `INTEL-IR` domain (sluice-vtd, over the
+//! model remapping unit in its real-hardware preset) or straight under the vector domain,
+//! over a model I/O APIC with Remote IRR and model local APICs (sluice-sim's `ioapic` and
+//! `lapic`). A level line that is never ended at the I/O APIC stays at Remote IRR and
 //! never interrupts again: every test raises its line many times and checks that each
 //! interrupt reached its handler.
 //!
@@ -13,26 +14,23 @@
 //! re-delivery; the APIC took it as edge and broadcasts nothing) or the entry's vector
 //! moved while Remote IRR was set.
 
-mod models;
-
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use models::ioapic::{Counts, IoApicModel};
-use models::lapic::LapicModel;
-use sluice_irq_core::affinity::StepPlan;
-use sluice_irq_core::chip::{AffinityMsgs, Chip, ChipOp, HwIrq, LevelCtx};
 use sluice_irq_core::desc::{FlowKind, IrqReturn};
-use sluice_irq_core::domain::{Domain, DomainId};
+use sluice_irq_core::domain::DomainId;
 use sluice_irq_core::flow::Dispatch;
 use sluice_irq_core::hw::LocalApic;
 use sluice_irq_core::ioapic::{IoApicDomain, Rte, RteStorage};
-use sluice_irq_core::msi::{MsiMsg, Trigger, decode};
+use sluice_irq_core::msi::{Trigger, decode};
 use sluice_irq_core::vector::VECTOR_CLEANUP_VECTOR;
 use sluice_irq_core::{CpuId, CpuMask, IrqAlloc, IrqCore, IrqSource, Polarity, Vector, Virq};
-use sluice_vtd::domain::{Failure, IrDomain, Platform, RemappingUnit};
-use sluice_vtd::{Irte, MsiMessage, RemappableMsi, TriggerMode};
+use sluice_sim::ioapic::{Counts, IoApicModel};
+use sluice_sim::lapic::LapicModel;
+use sluice_sim::vtd::Unit;
+use sluice_sim::vtd::domain::ModelUnit;
+use sluice_sim::wrong::NoIoApicEoi;
+use sluice_vtd::domain::{Failure, IrDomain, Platform};
 
 // ----- the machine ---------------------------------------------------------------------
 
@@ -43,46 +41,11 @@ const IOAPIC_SID: u16 = 0xf0f8;
 const PIN: u32 = 9;
 const N: u64 = 1000;
 
-/// The remapping unit's table as the domain writes it; a message is looked up in it the
-/// way the unit does for an I/O APIC (handle, no subhandle). No entry cache: the real
-/// domain's invalidations are tested in sluice-vtd, and nothing here depends on them.
-#[derive(Default)]
-struct IrTable(Mutex<BTreeMap<u16, Irte>>);
-
-impl RemappingUnit for IrTable {
-    type Error = core::convert::Infallible;
-    fn table_entries(&self) -> u32 {
-        256
-    }
-    fn eim(&self) -> bool {
-        false
-    }
-    fn write_irte(&self, index: u16, irte: Irte) -> Result<(), Self::Error> {
-        self.0.lock().unwrap().insert(index, irte);
-        Ok(())
-    }
-    fn invalidate_range(&self, _first: u16, _count: u32) -> Result<(), Self::Error> {
-        Ok(())
-    }
-}
-
-impl IrTable {
-    /// Where a remappable message goes: (APIC id, vector, level).
-    fn remap(&self, msg: MsiMsg) -> Result<(u32, u8, bool), String> {
-        let r = RemappableMsi::decode(MsiMessage {
-            address_lo: msg.addr_lo,
-            address_hi: msg.addr_hi,
-            data: msg.data,
-        })
-        .map_err(|e| format!("not remappable: {e:?}"))?;
-        let index = r.index().ok_or("index out of range")?;
-        let irte = self.0.lock().unwrap().get(&index).copied();
-        let e = irte
-            .ok_or(format!("no entry {index}"))?
-            .decode(false)
-            .map_err(|e| format!("entry {index}: {e:?}"))?;
-        Ok((e.destination, e.vector, e.trigger == TriggerMode::Level))
-    }
+/// The remapping unit: the model in its real-hardware preset (entry cache, compatibility
+/// format blocked), xAPIC destinations; every message the I/O APIC sends is looked up
+/// through it, with the I/O APIC's source-id.
+fn unit() -> Arc<ModelUnit> {
+    Arc::new(ModelUnit::enabled(Unit::hardware(), 256, false))
 }
 
 /// The DMAR's facts: the I/O APIC's scope; failures end the test.
@@ -110,7 +73,7 @@ struct Hardware {
     cpus: Mutex<Vec<LapicModel>>,
     /// CPUs that take interrupts (an offlined CPU stops).
     running: Mutex<Vec<bool>>,
-    ir: Option<Arc<IrTable>>,
+    ir: Option<Arc<ModelUnit>>,
     /// Events the device still has to be serviced: it holds its line asserted while
     /// there are any, and its handler services one per run.
     events: Mutex<u64>,
@@ -127,12 +90,14 @@ impl Hardware {
     fn route(&self) {
         let sent = self.io.lock().unwrap().take_sent();
         for s in sent {
-            let to = match decode(&s.msg) {
-                Some(c) => Ok((c.dest, c.vector.0, c.trigger == Trigger::Level)),
-                None => match &self.ir {
-                    Some(ir) => ir.remap(s.msg),
-                    None => Err("remappable message without a remapping unit".into()),
-                },
+            let to = match &self.ir {
+                Some(unit) => unit
+                    .deliver(s.msg, IOAPIC_SID)
+                    .map(|d| (d.destination, d.vector, d.level))
+                    .map_err(|reason| format!("remapping fault {reason:#x}")),
+                None => decode(&s.msg)
+                    .map(|c| (c.dest, c.vector.0, c.trigger == Trigger::Level))
+                    .ok_or_else(|| "not a compatibility-format message".to_string()),
             };
             match to {
                 Ok((dest, vector, level)) => match self.cpus.lock().unwrap().get_mut(dest as usize)
@@ -274,68 +239,6 @@ fn level_setups() -> Vec<Setup> {
     v
 }
 
-/// The I/O APIC chip with the injected bug: everything forwarded to the real chip except
-/// ack and EOI, which leave the interrupt to the local APIC's EOI alone.
-struct NoIoApicEoi(IoApicDomain<Regs>);
-
-impl Domain for NoIoApicEoi {
-    fn size(&self) -> u32 {
-        self.0.size()
-    }
-    fn select(&self, source: &IrqSource) -> bool {
-        self.0.select(source)
-    }
-    fn translate(&self, source: &IrqSource) -> sluice_irq_core::Result<(HwIrq, Trigger)> {
-        self.0.translate(source)
-    }
-    fn alloc(&self, virq: Virq, nr: u32, source: &IrqSource) -> sluice_irq_core::Result<HwIrq> {
-        self.0.alloc(virq, nr, source)
-    }
-    fn free(&self, virq: Virq, hwirq: HwIrq, nr: u32) {
-        self.0.free(virq, hwirq, nr)
-    }
-    fn activate(&self, d: &LevelCtx, msg: &MsiMsg) -> sluice_irq_core::Result<()> {
-        self.0.activate(d, msg)
-    }
-    fn deactivate(&self, d: &LevelCtx, msg: &MsiMsg) -> sluice_irq_core::Result<()> {
-        self.0.deactivate(d, msg)
-    }
-}
-
-impl Chip for NoIoApicEoi {
-    fn name(&self) -> &str {
-        self.0.name()
-    }
-    fn mask(&self, d: &LevelCtx) -> sluice_irq_core::Result<ChipOp> {
-        self.0.mask(d)
-    }
-    fn unmask(&self, d: &LevelCtx) -> sluice_irq_core::Result<ChipOp> {
-        self.0.unmask(d)
-    }
-    fn ack(&self, _d: &LevelCtx) -> sluice_irq_core::Result<ChipOp> {
-        Ok(ChipOp::Delegate)
-    }
-    fn eoi(&self, _d: &LevelCtx) -> sluice_irq_core::Result<ChipOp> {
-        Ok(ChipOp::Delegate)
-    }
-    fn set_affinity(
-        &self,
-        d: &LevelCtx,
-        m: &AffinityMsgs,
-    ) -> sluice_irq_core::Result<Option<StepPlan>> {
-        self.0.set_affinity(d, m)
-    }
-    fn exec_step(
-        &self,
-        d: &LevelCtx,
-        index: u32,
-        step: &sluice_irq_core::affinity::Step,
-        msg: &MsiMsg,
-    ) -> sluice_irq_core::Result<()> {
-        self.0.exec_step(d, index, step, msg)
-    }
-}
-
 /// The core, the hardware, and the line's irq (started, on CPU 0).
 struct Machine {
     setup: Setup,
@@ -353,7 +256,7 @@ impl Machine {
             core.set_apic_id(cpu as CpuId, cpu as u32).unwrap();
             core.online_cpu(cpu as CpuId).unwrap();
         }
-        let ir = setup.remapped.then(|| Arc::new(IrTable::default()));
+        let ir = setup.remapped.then(unit);
         let hw = Arc::new(Hardware {
             io: Mutex::new(IoApicModel::new(setup.version, 24)),
             cpus: Mutex::new(vec![LapicModel::default(); cpus]),
@@ -366,11 +269,11 @@ impl Machine {
             clock: AtomicU64::new(0),
         });
         let parent = match ir {
-            Some(table) => core
+            Some(unit) => core
                 .add_domain(
                     "INTEL-IR-0",
                     DomainId::VECTOR,
-                    Arc::new(IrDomain::new(0, table, Dmar)),
+                    Arc::new(IrDomain::new(0, unit, Dmar)),
                 )
                 .unwrap(),
             None => DomainId::VECTOR,

@@ -67,9 +67,10 @@ use sluice_pci::{
     Width, walk_capabilities,
 };
 
-use super::fake::{FakeConfig, FakeFunction, addr};
-use super::link::{InFlight, Link, Path};
 use super::schedule::Scheduler;
+use sluice_sim::pci::fake::{FakeConfig, FakeFunction, addr};
+use sluice_sim::pci::link::{InFlight, Link, Path};
+use sluice_sim::pci::msi::{self as msi_fn, Fired};
 
 /// Where the model function sits.
 pub const AT: &str = "00:05.0";
@@ -267,16 +268,6 @@ impl Machine {
         self.config.function(AT).get16(usize::from(offset))
     }
 
-    fn raw32(&self, offset: u16) -> u32 {
-        self.config.function(AT).get32(usize::from(offset))
-    }
-
-    fn set_raw32(&mut self, offset: u16, value: u32) {
-        self.config
-            .function_mut(AT)
-            .set32(usize::from(offset), value);
-    }
-
     /// Command as the function holds it.
     pub fn command(&self) -> u16 {
         self.raw16(COMMAND_OFFSET)
@@ -286,71 +277,41 @@ impl Machine {
 
     /// Message Control now.
     pub fn msi_control(&self) -> MsiControl {
-        MsiControl(self.raw16(self.msi().control_register().offset()))
+        msi_fn::control(self.config.function(AT), &self.msi())
     }
 
     /// Members the function may send now (2^Multiple Message Enable), 0 if disabled.
     pub fn msi_enabled_members(&self) -> u32 {
-        let c = self.msi_control();
-        if c.enabled() {
-            1 << c.multiple_message_enable_log2()
-        } else {
-            0
-        }
+        msi_fn::enabled_members(self.config.function(AT), &self.msi())
     }
 
     /// Mask Bits and Pending Bits now (0 without per-vector masking).
     pub fn msi_mask_bits(&self) -> u32 {
-        self.msi()
-            .mask_register()
-            .map_or(0, |r| self.raw32(r.offset()))
+        msi_fn::mask_bits(self.config.function(AT), &self.msi())
     }
     pub fn msi_pending_bits(&self) -> u32 {
-        self.msi()
-            .pending_register()
-            .map_or(0, |r| self.raw32(r.offset()))
+        msi_fn::pending_bits(self.config.function(AT), &self.msi())
     }
 
     /// The message member `member` would carry now (the data's low k bits are the member
     /// number, with 2^k members enabled).
     pub fn msi_message(&self, member: u32) -> MsiMsg {
-        let cap = self.msi();
-        let n = self.msi_enabled_members().max(1);
-        let data = u32::from(self.raw16(cap.data_register().offset()));
-        MsiMsg {
-            addr_lo: self.raw32(cap.address_low_register().offset()),
-            addr_hi: cap
-                .address_high_register()
-                .map_or(0, |r| self.raw32(r.offset())),
-            data: (data & !(n - 1)) | member,
-        }
+        msi_fn::message(self.config.function(AT), &self.msi(), member)
     }
 
     fn msi_fire(&mut self, member: u32) -> (Outcome, Option<MsiMsg>) {
-        if member >= self.msi_enabled_members() {
-            return (Outcome::NotEnabled, None);
+        let cap = self.msi();
+        match msi_fn::fire(self.config.function_mut(AT), &cap, member) {
+            Fired::NotEnabled => (Outcome::NotEnabled, None),
+            Fired::Latched => (Outcome::Latched, None),
+            Fired::Sent(msg) => (Outcome::Sent, Some(msg)),
         }
-        if self.msi_mask_bits() & (1 << member) != 0 {
-            let pending = self.msi().pending_register().expect("masked without PVM");
-            let bits = self.raw32(pending.offset()) | 1 << member;
-            self.set_raw32(pending.offset(), bits);
-            return (Outcome::Latched, None);
-        }
-        (Outcome::Sent, Some(self.msi_message(member)))
     }
 
     fn msi_release(&mut self) {
-        let Some(pending) = self.msi().pending_register() else {
-            return;
-        };
-        for member in 0..self.msi_enabled_members() {
-            let bit = 1 << member;
-            if self.msi_pending_bits() & bit != 0 && self.msi_mask_bits() & bit == 0 {
-                let bits = self.raw32(pending.offset()) & !bit;
-                self.set_raw32(pending.offset(), bits);
-                let msg = self.msi_message(member);
-                self.send(member, msg, true);
-            }
+        let cap = self.msi();
+        for (member, msg) in msi_fn::release(self.config.function_mut(AT), &cap) {
+            self.send(member, msg, true);
         }
     }
 

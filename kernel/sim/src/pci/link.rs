@@ -51,8 +51,6 @@
 //! message in flight. Which event happens when is the owner's business (the model device
 //! asks its `Scheduler`, `schedule.rs`); this file only keeps the order.
 
-#![allow(dead_code)]
-
 use std::collections::VecDeque;
 
 /// How a write travels: as a posted memory write, or as a configuration write.
