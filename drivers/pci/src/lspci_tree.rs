@@ -6,7 +6,8 @@
 //!            \-1f.3
 //! ```
 //!
-//! Each root bus is `[segment:bus]`; each function `dev.fn`; a bridge is followed by its
+//! Each root bus is `[segment:bus]`, the highest first and `[0000:00]` last, as lspci
+//! orders them; each function `dev.fn`; a bridge is followed by its
 //! bus range (`[01]`, or `[01-03]` for several) and what is behind it. `+-` starts every
 //! branch but the last, `\-` the last; a branch that continues below draws `|` in the
 //! columns to its left. The drawing is pciutils 3.9.0's (`ls-tree.c`): one line buffer
@@ -24,7 +25,7 @@ use crate::topology::{PciFunction, Topology};
 pub struct Tree<'a> {
     /// Every function, with the bridge whose secondary bus it is on (`None`: a root bus).
     nodes: Vec<(&'a PciFunction, Option<PciAddress>)>,
-    /// The root buses, as (segment, bus).
+    /// The root buses, as (segment, bus), in lspci's (descending) order.
     roots: Vec<(u16, u8)>,
 }
 
@@ -83,7 +84,9 @@ impl<'a> Tree<'a> {
         roots: impl IntoIterator<Item = (u16, u8)>,
     ) -> Tree<'a> {
         let mut roots: Vec<(u16, u8)> = roots.into_iter().collect();
-        roots.sort_unstable();
+        // pciutils starts from its host bridge's bus 00 and puts each root bus it meets
+        // later (in ascending order) in front of the list: descending, bus 00 last.
+        roots.sort_unstable_by(|a, b| b.cmp(a));
         roots.dedup();
         Tree {
             nodes: nodes.into_iter().collect(),

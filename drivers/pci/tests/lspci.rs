@@ -498,6 +498,9 @@ fn tree_is_lspci_t() {
     );
 }
 
+/// lspci lists root buses last-found first: bus 00 of segment 0 (its host bridge's
+/// own) at the bottom, the others above it in descending order, as on multi-socket
+/// servers (`[0000:80]` above `[0000:00]`).
 #[test]
 fn tree_with_two_root_buses_and_branches_below() {
     let mut fake = FakeConfig::ecam()
@@ -522,10 +525,10 @@ fn tree_with_two_root_buses_and_branches_below() {
     let t = enumerate(&mut fake, &[SegmentRange::LEGACY]);
     assert_eq!(
         Tree::of(&t).to_string(),
-        "-+-[0000:00]-+-00.0\n\
-         \x20|           +-1c.0-[01]--+-00.0\n\
-         \x20|           |            \\-00.1\n\
-         \x20|           \\-1f.0\n\
-         \x20\\-[0000:80]---00.0\n"
+        "-+-[0000:80]---00.0\n\
+         \x20\\-[0000:00]-+-00.0\n\
+         \x20            +-1c.0-[01]--+-00.0\n\
+         \x20            |            \\-00.1\n\
+         \x20            \\-1f.0\n"
     );
 }
