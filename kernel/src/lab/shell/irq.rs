@@ -16,7 +16,7 @@ pub static COMMANDS: &[Command] = &[
     Command {
         name: "irqs",
         args: "[--linux]",
-        help: "per irq: counts per CPU, chip chain, hwirq, trigger; system vectors; --linux: as Linux's /proc/interrupts (online CPUs, Linux 6.1's chip names and hwirqs, LOC/SPU/RES/CAL/ERR)",
+        help: "per irq: counts per CPU, chip chain, hwirq, trigger; system vectors; --linux: as Linux's /proc/interrupts (online CPUs, Linux 6.1's chip names and hwirqs, LOC/SPU/RES/CAL/ERR/MIS rows)",
         offered: Offered::Always,
         run: cmd_irqs,
     },

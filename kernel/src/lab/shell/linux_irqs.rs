@@ -14,10 +14,11 @@
 //! - flow: `edge` for edge-triggered, `fasteoi` or `level` for level-triggered lines,
 //!   after Sluice's flow handler; the action is the irq's name;
 //! - rows: LOC, SPU, RES and CAL from the per-CPU counts of the local timer, spurious,
-//!   reschedule and call-function vectors; ERR from the APIC error vector, summed. NMI
-//!   and MIS are not counted by Sluice, so their rows are left out (MIS counts level
-//!   interrupts the local APIC took as edge, which Linux reads from the TMR at ack time;
-//!   Sluice ends level lines by Remote IRR instead).
+//!   reschedule and call-function vectors; ERR from the APIC error vector, summed; MIS
+//!   from the I/O APIC chips: compatibility-format level interrupts that the local
+//!   APIC's EOI left at Remote IRR (Linux finds the same case from the TMR at ack time;
+//!   Sluice from Remote IRR after the EOI). NMI is not counted by Sluice, so its row is
+//!   left out.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -73,13 +74,16 @@ pub fn gather() -> Result<ProcInterrupts, String> {
         .filter_map(crate::arch::cpu::get)
         .map(|pc| pc.vector_counts[usize::from(vectors::ERROR)].load(Ordering::Relaxed))
         .sum();
+    let mis = crate::irq::hierarchy::built().map_or(0, |t| {
+        t.ioapics.iter().map(|d| d.missed_eois()).sum::<u64>()
+    });
     Ok(ProcInterrupts {
         online: online.iter().map(|&c| c as u32).collect(),
         nr_irqs: largest,
         irqs: rows,
         arch,
         err: Some(err),
-        mis: None,
+        mis: Some(mis),
     })
 }
 
