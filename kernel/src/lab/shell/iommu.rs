@@ -108,10 +108,17 @@ fn cmd_iommu(args: &[&str]) -> Result<(), String> {
 }
 
 /// `iommu irte`: each unit's present entries, decoded, each with the irq it was
-/// allocated for and its source-id rule (from the domain's allocation record).
+/// allocated for (from the domain's allocation record), and that record's source-id
+/// rule when the entry does not carry it.
 fn print_irte_tables() -> Result<(), String> {
-    let r = crate::iommu::remapping()
-        .map_err(|why| alloc::format!("interrupt remapping is off: {why}"))?;
+    // As plain `iommu`: remapping off is a state to report, not a usage error.
+    let r = match crate::iommu::remapping() {
+        Ok(r) => r,
+        Err(why) => {
+            println!("interrupt remapping: off: {}", why.trim_end_matches(';'));
+            return Ok(());
+        }
+    };
     for u in &r.units {
         let dom = crate::irq::hierarchy::ir_domain(u.index);
         let mut hw = u.hw();
@@ -125,11 +132,22 @@ fn print_irte_tables() -> Result<(), String> {
             if u.eim { "x2APIC" } else { "xAPIC" }
         );
         for (index, irte) in present {
-            let owner = dom
-                .and_then(|d| d.entry_info(index))
-                .map_or(String::from("no allocation record"), |i| {
-                    alloc::format!("irq {}, source-id rule {}", i.virq, i.source)
-                });
+            // The entry's own SVT/SQ/SID is on the line already; the domain's rule is
+            // repeated only when the table disagrees with it.
+            let owner = dom.and_then(|d| d.entry_info(index)).map_or(
+                String::from("no allocation record"),
+                |i| {
+                    if i.source == irte.source() {
+                        alloc::format!("irq {}", i.virq)
+                    } else {
+                        alloc::format!(
+                            "irq {}, whose source-id rule is {} (the entry differs)",
+                            i.virq,
+                            i.source
+                        )
+                    }
+                },
+            );
             println!(
                 "{}; {}",
                 EntryLine {
