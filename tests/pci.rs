@@ -495,27 +495,271 @@ fn sluice_functions(output: &str) -> Vec<(u8, u8, u8, String)> {
     out
 }
 
+/// q35's ECAM window (QEMU's default PCIEXBAR), through which the monitor reads a
+/// function's configuration space itself: 1 MiB per bus, 32 KiB per device, 4 KiB per
+/// function.
+const Q35_ECAM: u64 = 0xb000_0000;
+
+/// `n` bytes of configuration space of bus:dev.fn from `offset`, as QEMU holds them
+/// (HMP `xp` through QMP reads the ECAM window; the guest takes no part).
+fn qemu_config(
+    q: &mut sluice::qmp::Qmp,
+    (b, d, f): (u8, u8, u8),
+    offset: u64,
+    n: usize,
+) -> Vec<u8> {
+    let at = Q35_ECAM + (u64::from(b) << 20 | u64::from(d) << 15 | u64::from(f) << 12) + offset;
+    let reply = q
+        .execute(
+            "human-monitor-command",
+            &format!(r#"{{"command-line":"xp /{n}xb {at:#x}"}}"#),
+        )
+        .unwrap();
+    let bytes: Vec<u8> = qmp_return_text(&reply)
+        .lines()
+        .filter_map(|l| l.split_once(": ").map(|(_, r)| r))
+        .flat_map(|r| r.split_whitespace())
+        .filter_map(|w| u8::from_str_radix(w.strip_prefix("0x")?, 16).ok())
+        .collect();
+    assert_eq!(bytes.len(), n, "xp {at:#x}: {reply}");
+    bytes
+}
+
+/// The MSI and MSI-X lines `lspci -vv` prints for a function whose first 256 bytes of
+/// configuration space are `c` (pciutils' `cap_msi`, `cap_msix`), walked from the
+/// capability pointer.
+fn lspci_msi_lines(c: &[u8]) -> Vec<String> {
+    let w16 = |at: usize| u16::from_le_bytes([c[at], c[at + 1]]);
+    let w32 = |at: usize| u32::from_le_bytes([c[at], c[at + 1], c[at + 2], c[at + 3]]);
+    let pm = |b: bool| if b { '+' } else { '-' };
+    let mut out = Vec::new();
+    // Status bit 4: a capability list.
+    let mut p = if w16(6) & 0x10 != 0 {
+        usize::from(c[0x34] & 0xfc)
+    } else {
+        0
+    };
+    let mut hops = 0;
+    while p >= 0x40 && hops < 48 {
+        let ctl = w16(p + 2);
+        match c[p] {
+            0x05 => out.push(format!(
+                "\tCapabilities: [{p:02x}] MSI: Enable{} Count={}/{} Maskable{} 64bit{}",
+                pm(ctl & 1 != 0),
+                1 << ((ctl >> 4) & 7),
+                1 << ((ctl >> 1) & 7),
+                pm(ctl & 0x100 != 0),
+                pm(ctl & 0x80 != 0)
+            )),
+            0x11 => {
+                out.push(format!(
+                    "\tCapabilities: [{p:02x}] MSI-X: Enable{} Count={} Masked{}",
+                    pm(ctl & 0x8000 != 0),
+                    (ctl & 0x7ff) + 1,
+                    pm(ctl & 0x4000 != 0)
+                ));
+                let (table, pba) = (w32(p + 4), w32(p + 8));
+                out.push(format!(
+                    "\t\tVector table: BAR={} offset={:08x}",
+                    table & 7,
+                    table & !7
+                ));
+                out.push(format!("\t\tPBA: BAR={} offset={:08x}", pba & 7, pba & !7));
+            }
+            _ => {}
+        }
+        p = usize::from(c[p + 1] & 0xfc);
+        hops += 1;
+    }
+    out
+}
+
+/// `lspci -x`'s dump of the first `c.len()` bytes: `00: 86 80 ...`, 16 a line.
+fn lspci_hex_lines(c: &[u8]) -> Vec<String> {
+    c.chunks(16)
+        .enumerate()
+        .map(|(i, row)| {
+            let bytes: Vec<String> = row.iter().map(|b| format!("{b:02x}")).collect();
+            format!("{:02x}: {}", i * 16, bytes.join(" "))
+        })
+        .collect()
+}
+
+/// The lines a typed command printed, up to the next prompt.
+fn command_output<'a>(output: &'a str, command: &str) -> Vec<&'a str> {
+    let typed = format!("sluice> {command}");
+    output
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .skip_while(|l| *l != typed)
+        .skip(1)
+        .take_while(|l| !l.starts_with("sluice>"))
+        .collect()
+}
+
 /// Sluice's `pci` against QEMU's own `info pci` (through QMP), with bridges: the same
-/// functions, the same addresses, the same ids.
+/// functions, the same addresses, the same ids. In the same session, the lspci-form
+/// views against what QEMU itself holds: `pci -vv`'s MSI and MSI-X lines for every
+/// function are the ones lspci prints for the configuration bytes the monitor reads
+/// (edu: one 64-bit non-maskable vector, enabled; e1000e driven by MSI-X, 5 entries in
+/// BAR 3 with the PBA at 0x2000 there, its MSI off), `pci -x` is those bytes; `pci -t`
+/// draws every bridge kind and the second host bridge's root bus.
 #[test]
-fn pci_listing_matches_qemus_info_pci() {
+fn pci_listing_and_lspci_views_match_qemus_config_space() {
     for profile in BOTH {
         let mut cfg = QemuConfig::new(profile, 1);
         cfg.bridges = true;
         let _one = qemu_lock();
         let (mut s, mut q) = start_with_qmp(cfg, "pci");
         s.wait_for(sluice::PROMPT).unwrap();
-        s.send_line("pci").unwrap();
-        s.wait_for(sluice::PROMPT).unwrap();
+        let commands = [
+            "pci",
+            "pci -vv",
+            "pci -t",
+            "pci -x 00:03.0",
+            "pci -xxxx 00:02.0",
+            "pci -t 00:03.0",
+            "pci -vv -t",
+        ];
+        for c in commands {
+            s.send_line(c).unwrap();
+            s.wait_for(sluice::PROMPT).unwrap();
+        }
         let reply = q
             .execute("human-monitor-command", r#"{"command-line":"info pci"}"#)
             .unwrap();
+        let theirs = qemu_functions(&qmp_return_text(&reply));
+        let config: Vec<((u8, u8, u8), Vec<u8>)> = theirs
+            .iter()
+            .map(|&(b, d, f, _)| ((b, d, f), qemu_config(&mut q, (b, d, f), 0, 256)))
+            .collect();
         s.send_line("poweroff").unwrap();
         let o = s.finish();
-        assert_no_lock_reports_in(&o.output, &format!("{profile} --smp 1 --bridges"));
-        let theirs = qemu_functions(&qmp_return_text(&reply));
-        let ours = sluice_functions(&o.output);
+        let out = &o.output;
+        assert_no_lock_reports_in(out, &format!("{profile} --smp 1 --bridges"));
+        let ours = sluice_functions(&command_output(out, "pci").join("\n"));
         assert!(theirs.len() >= 17, "{profile}: QEMU listed {theirs:?}");
-        assert_eq!(ours, theirs, "{profile}\n{}", o.output);
+        assert_eq!(ours, theirs, "{profile}\n{out}");
+
+        // pci -vv: each function's block (from its identity line to the blank line)
+        // holds exactly the MSI/MSI-X lines lspci makes of QEMU's bytes.
+        let vv = command_output(out, "pci -vv");
+        let mut msi_functions = 0;
+        for ((b, d, f), c) in &config {
+            let head = format!("0000:{b:02x}:{d:02x}.{f:x} ");
+            let block: Vec<&str> = vv
+                .iter()
+                .skip_while(|l| !l.starts_with(&head))
+                .take_while(|l| !l.is_empty())
+                .copied()
+                .collect();
+            assert!(
+                !block.is_empty(),
+                "{profile}: no -vv block for {head}\n{out}"
+            );
+            let theirs = lspci_msi_lines(c);
+            let ours: Vec<&str> = block
+                .iter()
+                .filter(|l| {
+                    l.contains("] MSI: ")
+                        || l.contains("] MSI-X: ")
+                        || l.starts_with("\t\tVector table: ")
+                        || l.starts_with("\t\tPBA: ")
+                })
+                .copied()
+                .collect();
+            assert_eq!(ours, theirs, "{profile}: {head}\n{}", block.join("\n"));
+            msi_functions += usize::from(!theirs.is_empty());
+        }
+        // edu (x5), xhci, e1000e and the bridges with MSI: not a vacuous walk.
+        assert!(
+            msi_functions >= 7,
+            "{profile}: {msi_functions} functions with MSI"
+        );
+        // The facts the drivers set, as lspci would show them (whole lines).
+        for want in [
+            "0000:00:03.0 Unclassified device [00ff]: Device [1234:11e8] (rev 10)",
+            "\tCapabilities: [40] MSI: Enable+ Count=1/1 Maskable- 64bit+",
+            "0000:00:02.0 Ethernet controller [0200]: Intel Corporation 82574L Gigabit Network Connection [8086:10d3]",
+            "\tCapabilities: [d0] MSI: Enable- Count=1/1 Maskable- 64bit+",
+            "\tCapabilities: [a0] MSI-X: Enable+ Count=5 Masked-",
+            "\t\tVector table: BAR=3 offset=00000000",
+            "\t\tPBA: BAR=3 offset=00002000",
+            "\tCapabilities: [70] MSI: Enable+ Count=16/16 Maskable- 64bit+",
+            "\tCapabilities: [140 v1] Device Serial Number 52-54-00-ff-ff-12-34-56",
+        ] {
+            assert!(
+                vv.contains(&want),
+                "{profile}: missing line {want:?}\n{out}"
+            );
+        }
+        // edu's message as lspci prints it: a 64-bit address in the local APIC's
+        // window, 16-bit data.
+        let edu = vv
+            .iter()
+            .skip_while(|l| !l.starts_with("0000:00:03.0 "))
+            .find(|l| l.starts_with("\t\tAddress: "))
+            .unwrap_or(&"");
+        let fields: Vec<&str> = edu.split_whitespace().collect();
+        assert!(
+            fields.len() == 4
+                && fields[1].len() == 16
+                && fields[1].starts_with("00000000fee")
+                && fields[2] == "Data:"
+                && fields[3].len() == 4,
+            "{profile}: {edu:?}\n{out}"
+        );
+
+        // pci -x: the identity line, then QEMU's first 64 bytes.
+        let edu_bytes = &config.iter().find(|(a, _)| *a == (0, 3, 0)).unwrap().1;
+        let x = command_output(out, "pci -x 00:03.0");
+        assert_eq!(
+            x.get(1..5),
+            Some(
+                &lspci_hex_lines(&edu_bytes[..64])
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()[..]
+            ),
+            "{profile}\n{out}"
+        );
+        // -xxxx: 4096 bytes of a PCIe function through ECAM, the DSN at 0x140.
+        let xxxx = command_output(out, "pci -xxxx 00:02.0");
+        assert_eq!(xxxx.len(), 1 + 256 + 1, "{profile}\n{out}");
+        assert!(
+            xxxx[1 + 0x14].starts_with("140: 03 00 01 00 "),
+            "{profile}\n{out}"
+        );
+
+        // pci -t: lspci's drawing, the second host bridge's root bus above bus 00.
+        let t = command_output(out, "pci -t");
+        assert_eq!(
+            t.first().copied(),
+            Some("-+-[0000:80]---00.0-[81]----00.0"),
+            "{profile}\n{out}"
+        );
+        assert_eq!(
+            t.get(1).copied(),
+            Some(" \\-[0000:00]-+-00.0"),
+            "{profile}\n{out}"
+        );
+        for tail in [
+            "+-05.0-[01]----00.0",
+            "+-06.0-[02-03]--+-01.0",
+            "\\-02.0-[03]----03.0",
+        ] {
+            assert!(
+                t.iter().any(|l| l.ends_with(tail)),
+                "{profile}: tree line ending {tail:?}\n{out}"
+            );
+        }
+        assert_has(
+            out,
+            profile.name(),
+            &[
+                "pci: -t shows the whole tree; it takes no BDF",
+                "pci: -vv and -t exclude each other",
+            ],
+        );
     }
 }

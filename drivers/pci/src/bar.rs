@@ -321,7 +321,7 @@ impl fmt::Display for Bar {
 }
 
 /// lspci's size notation: the largest unit that divides exactly.
-struct HumanSize(u64);
+pub(crate) struct HumanSize(pub(crate) u64);
 
 impl fmt::Display for HumanSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -24,6 +24,7 @@ pub mod fault;
 pub mod gcmd;
 pub mod hw;
 pub mod irte;
+pub mod irte_table;
 pub mod message;
 pub mod poll;
 pub mod qi;
@@ -41,6 +42,7 @@ pub use enable::{
 pub use fault::{Fault, FaultKind, FaultRateLimiter, Verdict, reason_name};
 pub use hw::{Clock, IrteMemory, QueueMemory, Registers};
 pub use irte::{DeliveryMode, DestinationMode, Irte, IrteError, RemappedEntry, TriggerMode};
+pub use irte_table::{EntryLine, present_entries};
 pub use message::{MessageError, MsiMessage, RemappableMsi};
 pub use poll::{PollBudget, Timeout, WaitingFor};
 pub use qi::{InvalidationQueue, QiError, QueueShutdown};

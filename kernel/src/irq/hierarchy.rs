@@ -25,6 +25,8 @@ pub struct BuiltTree {
     /// Plan domains the kernel declined to build, and why (HPET-MSI without FSB
     /// delivery, ...).
     pub refused: Vec<(usize, String)>,
+    /// The I/O APIC domains, for their counters (`irqs --linux`'s MIS row).
+    pub ioapics: Vec<Arc<IoApicDomain<&'static ioapic::IoApic>>>,
 }
 
 static TREE: spin::Once<BuiltTree> = spin::Once::new();
@@ -49,6 +51,7 @@ pub fn build(core: &IrqCore) -> Result<&'static BuiltTree, IrqError> {
     let mut ids: Vec<Option<DomainId>> = alloc::vec![None; plan.domains.len()];
     let mut remapping = Vec::new();
     let mut refused = Vec::new();
+    let mut ioapics = Vec::new();
     for (i, d) in plan.domains.iter().enumerate() {
         let parent = d.parent.and_then(|p| ids.get(p).copied().flatten());
         let remapped_by = plan.remapped_by(i);
@@ -81,12 +84,14 @@ pub fn build(core: &IrqCore) -> Result<&'static BuiltTree, IrqError> {
             }
             (DomainKind::IoApic { id }, Some(parent)) => match ioapic::by_id(id) {
                 Some(io) => {
-                    let dom = if remapped_by.is_some() {
+                    let dom = Arc::new(if remapped_by.is_some() {
                         IoApicDomain::remapped(id, io)
                     } else {
                         IoApicDomain::new(id, io)
-                    };
-                    Some(core.add_domain(&name, parent, Arc::new(dom))?)
+                    });
+                    let built = core.add_domain(&name, parent, dom.clone())?;
+                    ioapics.push(dom);
+                    Some(built)
                 }
                 None => None,
             },
@@ -100,6 +105,7 @@ pub fn build(core: &IrqCore) -> Result<&'static BuiltTree, IrqError> {
         ids,
         remapping,
         refused,
+        ioapics,
     }))
 }
 

@@ -11,6 +11,7 @@ mod hotplug;
 mod hpet_chain;
 mod iommu;
 mod irq;
+mod linux_irqs;
 pub mod locks;
 mod pci;
 mod queued;
