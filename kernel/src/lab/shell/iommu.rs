@@ -1,6 +1,7 @@
 //! `iommu`: every remapping unit — its registers decoded, remapping state, IRTE usage,
 //! invalidations, DMA translation (and what firmware had left on at hand-over), and the
-//! faults its fault-event handler has seen.
+//! faults its fault-event handler has seen. Also the IOMMU lines of `info` and the
+//! decoded tables of `acpi`.
 
 use alloc::string::String;
 use sluice_vtd::GlobalStatus;
@@ -95,4 +96,122 @@ fn cmd_iommu(args: &[&str]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The `info` lines about IOMMUs.
+pub fn print_info_lines() {
+    let t = crate::iommu::tables();
+    match t.dmar {
+        None => println!("IOMMU: none (no DMAR table)"),
+        Some(Err(e)) => println!("IOMMU: DMAR table unreadable: {}", e),
+        Some(Ok(d)) => {
+            let units = crate::iommu::unit_bases();
+            println!(
+                "IOMMU: {} remapping unit(s), host address width {} bits, DMAR flags{}{}{}",
+                units.len(),
+                u32::from(d.host_address_width_raw) + 1,
+                if d.flags.intr_remap() {
+                    " INTR_REMAP"
+                } else {
+                    ""
+                },
+                if d.flags.x2apic_opt_out() {
+                    " X2APIC_OPT_OUT"
+                } else {
+                    ""
+                },
+                if d.flags.dma_ctrl_platform_opt_in() {
+                    " DMA_CTRL_PLATFORM_OPT_IN"
+                } else {
+                    ""
+                },
+            );
+            print_flag_notes(d);
+            for s in &d.structures {
+                if let sluice_acpi_tables::dmar::RemappingStructure::Drhd(u) = s {
+                    println!(
+                        "  unit at {:#x}, segment {}, {}{} device scope(s)",
+                        u.register_base,
+                        u.segment,
+                        if u.flags & 1 != 0 {
+                            "INCLUDE_PCI_ALL, "
+                        } else {
+                            ""
+                        },
+                        u.scopes.len()
+                    );
+                }
+            }
+        }
+    }
+    println!(
+        "Interrupt remapping: {}",
+        crate::iommu::remapping_text(&t.plan.remapping)
+    );
+    if let Some(b) = crate::irq::hierarchy::built() {
+        println!(
+            "  built at boot: {}",
+            if b.plan.remapping.enabled() {
+                match crate::iommu::remapping() {
+                    Ok(r) => alloc::format!(
+                        "on in {} unit(s), queued invalidation, {}",
+                        r.units.len(),
+                        if r.eim {
+                            "x2APIC destinations (EIM)"
+                        } else {
+                            "xAPIC destinations (no EIM)"
+                        }
+                    ),
+                    Err(_) => String::from("on"),
+                }
+            } else {
+                alloc::format!("off: {}", crate::iommu::remapping_text(&b.plan.remapping))
+            }
+        );
+    }
+    // Whether the HPET's comparators are MSI sources turns on remapping and its scopes.
+    println!("HPET-MSI: {}", crate::irq::domains::hpet_msi::info_text());
+}
+
+/// The `info` lines explaining the DMAR's flags that ask something of the OS.
+fn print_flag_notes(d: &sluice_acpi_tables::Dmar) {
+    if d.flags.x2apic_opt_out() {
+        let note = match crate::apic::local::mode_reason() {
+            Some(crate::apic::local::ModeReason::EnabledByFirmware { .. }) => {
+                "not honoured: firmware handed over in x2APIC mode, and leaving it needs the APIC disabled (Linux keeps x2APIC too)"
+            }
+            _ => {
+                "honoured: the local APIC stays in xAPIC mode (8-bit APIC ids; CPUs above 254 stay offline)"
+            }
+        };
+        println!(
+            "  X2APIC_OPT_OUT: firmware asks the OS not to enable x2APIC; {}",
+            note
+        );
+    }
+    if d.flags.dma_ctrl_platform_opt_in() {
+        println!(
+            "  DMA_CTRL_PLATFORM_OPT_IN: firmware kept DMA protection until hand-over and asks the OS to keep external (Thunderbolt/USB4) devices behind DMA remapping; Sluice does not drive DMA remapping yet: translation firmware left on is turned off at boot, so their DMA is not restricted"
+        );
+    }
+}
+
+/// The `acpi` shell command: decoded tables and the plan, as the host command prints them.
+pub fn print_acpi_report() {
+    let t = crate::iommu::tables();
+    let text = sluice_acpi_tables::render::text(
+        crate::iommu::ok(t.dmar),
+        crate::iommu::ok(t.madt),
+        crate::iommu::ok(t.hpet),
+        &t.plan,
+    );
+    crate::print!("{}", text);
+    if let Some(b) = crate::irq::hierarchy::built()
+        && b.plan != t.plan
+    {
+        let mut built = String::new();
+        sluice_acpi_tables::render::plan_text(&mut built, &b.plan);
+        crate::println!("\nThe plan as built at boot (what `domains` shows):");
+        crate::print!("{}", built);
+    }
 }

@@ -82,7 +82,7 @@ fn cmd_info(args: &[&str]) -> Result<(), String> {
     info_cpus(p);
     info_ioapics(p);
     info_clocks(p);
-    crate::iommu::print_summary();
+    super::iommu::print_info_lines();
     crate::sync::print_summary();
     for m in &p.mcfg {
         println!(
@@ -189,7 +189,7 @@ fn info_clocks(p: &crate::acpi::Platform) {
 
 fn cmd_acpi(args: &[&str]) -> Result<(), String> {
     no_args(args)?;
-    crate::iommu::print_report();
+    super::iommu::print_acpi_report();
     Ok(())
 }
 
