@@ -26,6 +26,14 @@ struct Storm {
     by_ipi: u64,
 }
 
+/// Each `msi-storm` header line (device, path, run time), for the test's own output.
+fn storm_headers(output: &str) -> Vec<&str> {
+    output
+        .lines()
+        .filter(|l| l.starts_with("msi-storm 0000:"))
+        .collect()
+}
+
 fn storms(output: &str) -> Vec<Storm> {
     output
         .lines()
@@ -289,6 +297,7 @@ fn edu_storm_planned_loses_nothing_naive_does() {
         let s = storms(&o.output);
         assert_eq!(s.len(), 2, "{profile}\n{}", o.output);
         println!("{profile} edu planned: {:?}; naive: {:?}", s[0], s[1]);
+        println!("{profile}: {:?}", storm_headers(&o.output));
         assert_storm_clean(
             &s[0],
             100_000,
@@ -350,6 +359,7 @@ fn edu_storm_moved_from_another_cpu_loses_nothing() {
         let s = storms(&o.output);
         assert_eq!(s.len(), 1, "{profile}\n{}", o.output);
         println!("{profile} edu remote planned: {:?}", s[0]);
+        println!("{profile}: {:?}", storm_headers(&o.output));
         assert_storm_clean(&s[0], LINKS, false, profile.name(), &o.output);
         assert!(s[0].moves > 100, "{profile}: too few moves\n{}", o.output);
         match profile {
