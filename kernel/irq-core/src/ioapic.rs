@@ -250,8 +250,9 @@ pub struct IoApicDomain<S: RteStorage> {
     storage: S,
     /// Per pin: the line settings while allocated (allocation runs under the domain lock).
     lines: spin::Mutex<Vec<Option<Line>>>,
-    /// Compatibility-format level interrupts that the local APIC's EOI did not end
-    /// (found at Remote IRR afterwards): `irqs --linux` shows them as Linux's `MIS`.
+    /// Compatibility-format level interrupts that the local APIC's EOI did not end (it
+    /// was not broadcast with the entry's vector): `irqs --linux` shows them as Linux's
+    /// `MIS`.
     missed_eois: AtomicU64,
 }
 
