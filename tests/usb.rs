@@ -2,7 +2,7 @@
 //! image's EFI system partition; booted in the `usb` profile it runs unattended. The
 //! default image runs the whole report. One guest at a time.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod common;
@@ -21,9 +21,9 @@ fn image(name: &str, script: &Script) -> PathBuf {
     p
 }
 
-fn usb_config(img: &PathBuf, smp: u32) -> QemuConfig {
+fn usb_config(img: &Path, smp: u32) -> QemuConfig {
     let mut cfg = QemuConfig::new(Profile::Usb, smp);
-    cfg.image = img.clone();
+    cfg.image = img.to_path_buf();
     cfg
 }
 

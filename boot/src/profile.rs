@@ -3,6 +3,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+/// A QEMU machine configuration `sluice run --profile NAME` boots.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Profile {
     /// q35 + intel-iommu (interrupt remapping, EIM) + x2APIC: the default.
@@ -19,6 +20,7 @@ pub enum Profile {
 }
 
 impl Profile {
+    /// Every profile, the default first.
     pub const ALL: [Profile; 5] = [
         Profile::Iommu,
         Profile::NoIommu,
@@ -27,6 +29,7 @@ impl Profile {
         Profile::Pc,
     ];
 
+    /// The name `--profile` takes.
     pub fn name(self) -> &'static str {
         match self {
             Profile::Iommu => "iommu",
@@ -37,6 +40,7 @@ impl Profile {
         }
     }
 
+    /// One line about the machine, for `sluice profiles`.
     pub fn describe(self) -> &'static str {
         match self {
             Profile::Iommu => "q35, intel-iommu (intremap=on, eim=on), x2APIC CPU (default)",
@@ -47,6 +51,7 @@ impl Profile {
         }
     }
 
+    /// The profile called `s`, or an error listing the known names.
     pub fn parse(s: &str) -> Result<Profile, String> {
         Profile::ALL
             .into_iter()
@@ -93,22 +98,30 @@ pub const BRIDGED_SOURCES: [&str; 9] = [
 /// Everything needed to start QEMU.
 #[derive(Clone, Debug)]
 pub struct QemuConfig {
+    /// The machine.
     pub profile: Profile,
+    /// Its CPU count (`-smp`).
     pub smp: u32,
+    /// Its RAM in MiB (`-m`).
     pub memory_mib: u32,
+    /// Wait for GDB on port 1234 (`-s -S`), the kernel stopped before its first instruction.
     pub gdb: bool,
     /// Serial on QEMU's stdio multiplexed with the monitor (interactive terminals).
     pub interactive: bool,
+    /// The disk image booted.
     pub image: PathBuf,
     /// Add `BRIDGED_SOURCES` (q35 only: they need a PCI Express root bus).
     pub bridges: bool,
     /// A QMP socket to create (`-qmp unix:PATH,server=on,wait=off`): tests take
     /// screendumps and type on the PS/2 keyboard through it.
     pub qmp: Option<PathBuf>,
+    /// More QEMU arguments, appended last.
     pub extra: Vec<String>,
 }
 
 impl QemuConfig {
+    /// `profile` with `smp` CPUs and 512 MiB booting the built UEFI image, non-interactive,
+    /// nothing else added.
     pub fn new(profile: Profile, smp: u32) -> Self {
         QemuConfig {
             profile,
@@ -229,7 +242,9 @@ impl QemuConfig {
 /// OVMF firmware files.
 #[derive(Clone, Debug)]
 pub struct Firmware {
+    /// The firmware code (read-only).
     pub code: PathBuf,
+    /// The variables store each run copies and boots with.
     pub vars_template: PathBuf,
 }
 
