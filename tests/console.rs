@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{boot_with, config, qemu_lock, start_with_qmp, temp_path};
+use common::{assert_no_lock_reports_in, boot_with, config, qemu_lock, start_with_qmp, temp_path};
 use sluice::qmp::Qmp;
 use sluice::session::{ExitKind, Session};
 use sluice::{PROMPT, Profile, QemuConfig};
@@ -38,6 +38,7 @@ fn finish_powered_off(mut s: Session) -> String {
     s.send_line("poweroff").unwrap();
     let o = s.finish();
     assert_eq!(o.exit, ExitKind::PoweredOff, "{}", o.output);
+    assert_no_lock_reports_in(&o.output, "console scenario");
     o.output
 }
 

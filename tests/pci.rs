@@ -512,6 +512,7 @@ fn pci_listing_matches_qemus_info_pci() {
             .unwrap();
         s.send_line("poweroff").unwrap();
         let o = s.finish();
+        assert_no_lock_reports_in(&o.output, &format!("{profile} --smp 1 --bridges"));
         let theirs = qemu_functions(&qmp_return_text(&reply));
         let ours = sluice_functions(&o.output);
         assert!(theirs.len() >= 17, "{profile}: QEMU listed {theirs:?}");

@@ -64,11 +64,17 @@ pub fn boot_with(cfg: &QemuConfig, lines: &[&str]) -> Outcome {
 /// one a test provoked on purpose, which says so) fails the scenario, whatever it was
 /// checking.
 pub fn assert_no_lock_reports(output: &str, cfg: &QemuConfig) {
+    assert_no_lock_reports_in(
+        output,
+        &format!("{} --smp {} {:?}", cfg.profile, cfg.smp, cfg.extra),
+    );
+}
+
+/// `assert_no_lock_reports` for the output of a session the scenario drove itself
+/// (`start`, `start_with_qmp`), named `what` in the failure.
+pub fn assert_no_lock_reports_in(output: &str, what: &str) {
     if let Some(l) = output.lines().find(|l| l.contains("lockdep: ")) {
-        panic!(
-            "{} --smp {} {:?}: the lock validator reported: {l}\n--- serial output ---\n{output}",
-            cfg.profile, cfg.smp, cfg.extra
-        );
+        panic!("{what}: the lock validator reported: {l}\n--- serial output ---\n{output}");
     }
 }
 

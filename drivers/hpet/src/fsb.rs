@@ -160,6 +160,16 @@ impl<R: HpetRegs, X: Retrigger> MsiStorage for FsbStorage<R, X> {
         Ok(())
     }
 
+    /// Reads the comparator's configuration back: the HPET's register writes are posted
+    /// like any MMIO write, and a read of the same block returns only after them (and
+    /// after any message the block sent before it), so a plan's IRR check or a freed
+    /// vector sees what the block really holds.
+    fn flush(&self, index: u32) {
+        if let Some(t) = self.timer(index) {
+            let _ = self.conf(t);
+        }
+    }
+
     fn read(&self, index: u32) -> MsiMsg {
         match self.timer(index) {
             Some(t) => MsiMsg {

@@ -214,6 +214,38 @@ fn every_method_is_one_32_bit_write_at_its_register() {
     assert!(m.lock().unwrap().log.is_empty());
 }
 
+/// A flush reads the comparator's own configuration register back (a read of the block
+/// returns only after its posted writes) and writes nothing; a comparator the block
+/// does not have is not touched.
+#[test]
+fn flush_reads_the_comparators_configuration_back() {
+    let m = model();
+    let s = FsbStorage::new(
+        ModelRegs(m.clone()),
+        COMPARATORS as u32,
+        Recorder(m.clone()),
+    );
+    for n in 0..COMPARATORS as u32 {
+        m.lock().unwrap().log.clear();
+        s.flush(n);
+        let log = m.lock().unwrap().log.clone();
+        let base = 0x100 + 0x20 * n as usize;
+        assert!(
+            log.iter()
+                .any(|a| matches!(*a, Access::Read32(o) if o == base)
+                    || matches!(*a, Access::Read64(o) if o == base)),
+            "comparator {n}: no read of Tn_CONF in {log:?}"
+        );
+        assert!(
+            writes(&m).is_empty(),
+            "comparator {n}: a flush writes nothing"
+        );
+    }
+    m.lock().unwrap().log.clear();
+    s.flush(COMPARATORS as u32);
+    assert!(m.lock().unwrap().log.is_empty());
+}
+
 /// The interrupt core over this storage: the irq's route holds the compatibility
 /// message for its target after start-up, with the interrupt enabled; an affinity
 /// change takes the maskable path (mask, the changed words, unmask), run where it is

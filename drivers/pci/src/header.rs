@@ -167,6 +167,20 @@ pub fn write_command<A: ConfigAccess>(
     access.write_reg(address, COMMAND_AND_STATUS, u32::from(command.bits()))
 }
 
+/// Set `bits` in Command, leaving its other bits and Status alone: one read, and one
+/// [`write_command`] if any of `bits` is clear (none otherwise).
+pub fn set_command_bits<A: ConfigAccess>(
+    access: &mut A,
+    address: PciAddress,
+    bits: Command,
+) -> Result<(), ConfigError> {
+    let now = Command::from_bits_retain(access.read_reg(address, COMMAND)?);
+    if !now.contains(bits) {
+        write_command(access, address, now | bits)?;
+    }
+    Ok(())
+}
+
 /// Bits 6:0 of the Header Type register: which layout the rest of the header has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HeaderLayout {

@@ -57,6 +57,7 @@ pub mod handle;
 pub mod header;
 pub mod listing;
 pub mod msi;
+pub mod msi_order;
 pub mod msi_storage;
 pub mod msix;
 pub mod msix_storage;
@@ -82,6 +83,7 @@ pub use header::{
 };
 pub use listing::LspciLine;
 pub use msi::{MessageWrites, MsiCapability, MsiControl, MsiError};
+pub use msi_order::OrderError;
 pub use msi_storage::MsiCapStorage;
 pub use msix::{BarRegion, MsixCapability, MsixControl, MsixError, MsixLocation, PbaBit};
 pub use msix_storage::MsixTableStorage;

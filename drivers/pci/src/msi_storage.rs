@@ -11,17 +11,31 @@
 //! address/data pair and the device puts the member number in the low k data bits;
 //! each member masks through its own bit.
 //!
+//! **Flushing.** A configuration write through ECAM is posted: the CPU goes on before the
+//! function has it, and what the device sent meanwhile may still be on its way up.
+//! [`MsiStorage::flush`] reads Message Control back from the same function (what Linux
+//! reads after an MSI write): the read is answered only after the function's earlier
+//! configuration writes completed, and its completion pushes every message the function
+//! sent before it (PCI Express Base §2.4.1; `tests/common/link.rs` has the rules the
+//! tests model). The trait's methods stay one write each and the interrupt core's MSI
+//! domain calls `flush` after each; this type's own set-up methods (`mask_all`,
+//! `enable`, `disable`) flush before they return.
+//!
 //! The function is reached through a [`ConfigHandle`] (see [`crate::handle`]); nothing
 //! else is assumed about it, so the host tests run this very code against a model device.
 
 use sluice_irq_core::msi::{MsiCaps, MsiMsg, MsiStorage};
 use sluice_irq_core::{IrqError, Result as IrqResult};
+use sluice_sync::{IrqSpinLock, LockClass};
 
 use crate::access::ConfigAccess;
 use crate::address::PciAddress;
 use crate::handle::{ConfigHandle, Refusal, StorageError};
 use crate::msi::{MsiCapability, MsiError};
 use crate::register::ConfigWrite;
+
+/// The class of every MSI storage's mask shadow (the kernel's lock order names it).
+pub static MASK_SHADOW_CLASS: LockClass = LockClass::new("pci.msi_mask");
 
 /// One function's MSI capability as message storage.
 pub struct MsiCapStorage<C: ConfigHandle> {
@@ -31,9 +45,11 @@ pub struct MsiCapStorage<C: ConfigHandle> {
     /// The Mask Bits register as last written. Masking one member is then one write of
     /// the whole register, not a read and a write; and members of one block are masked
     /// under different descriptor locks, possibly at once, so the shadow and the write
-    /// that follows it are one critical section. Lock order: a leaf, taken outside the
-    /// handle's `access` (which may take the configuration-mechanism lock).
-    mask_shadow: spin::Mutex<u32>,
+    /// that follows it are one critical section. Interrupt-safe: the core masks from
+    /// interrupt handlers, the kernel's PCI code from task context with interrupts on.
+    /// Lock order: a leaf, taken outside the handle's `access` (which may take the
+    /// configuration-mechanism lock).
+    mask_shadow: IrqSpinLock<u32>,
 }
 
 impl<C: ConfigHandle> MsiCapStorage<C> {
@@ -49,7 +65,7 @@ impl<C: ConfigHandle> MsiCapStorage<C> {
             config,
             address,
             cap,
-            mask_shadow: spin::Mutex::new(mask),
+            mask_shadow: IrqSpinLock::new(&MASK_SHADOW_CLASS, mask),
         }
     }
 
@@ -100,7 +116,7 @@ impl<C: ConfigHandle> MsiCapStorage<C> {
     }
 
     /// Masks every member the function has, in one write (before its messages are first
-    /// written). Nothing to do without per-vector masking.
+    /// written), flushed. Nothing to do without per-vector masking.
     pub fn mask_all(&self) {
         if self.cap.control.per_vector_masking() {
             let all = u32::MAX >> (32 - self.cap.vectors_capable());
@@ -110,21 +126,41 @@ impl<C: ConfigHandle> MsiCapStorage<C> {
                 Err(error) => {
                     drop(shadow);
                     self.report("mask all", error);
+                    return;
                 }
             }
+            drop(shadow);
+            self.flush_function();
         }
     }
 
-    /// Enables MSI with 2^`log2` messages, one Message Control write (program the
-    /// messages first: an enabled function may send at once).
+    /// Enables MSI with 2^`log2` messages, one Message Control write, flushed (program
+    /// the messages first: an enabled function may send at once).
     pub fn enable(&self, log2: u8) -> Result<(), StorageError> {
-        self.perform(self.cap.write_enable(log2))
+        self.perform(self.cap.write_enable(log2))?;
+        self.flush_function();
+        Ok(())
     }
 
     /// Disables MSI (Enable and Multiple Message Enable cleared), one Message Control
-    /// write.
+    /// write, flushed: once this returns the function sends no MSI, and none it sent
+    /// before is still on its way.
     pub fn disable(&self) {
-        self.perform_or_report("disable", Ok(self.cap.write_disable()));
+        if let Err(error) = self.perform(Ok(self.cap.write_disable())) {
+            self.report("disable", error);
+            return;
+        }
+        self.flush_function();
+    }
+
+    /// Reads Message Control back: every earlier write to the function has completed and
+    /// every message it sent before answering has arrived once this returns. The value
+    /// is not needed (a function that stopped answering reads all ones, and there is
+    /// nothing better to do then than go on).
+    fn flush_function(&self) {
+        let _ = self
+            .config
+            .access(|a| a.read_reg(self.address, self.cap.control_register()));
     }
 
     /// The capability this storage drives.
@@ -135,6 +171,11 @@ impl<C: ConfigHandle> MsiCapStorage<C> {
     /// The function.
     pub fn address(&self) -> PciAddress {
         self.address
+    }
+
+    /// The handle the function's configuration space is reached through.
+    pub fn config(&self) -> &C {
+        &self.config
     }
 
     /// Is member `index` masked at the function now (`None`: no per-vector masking, or
@@ -202,6 +243,11 @@ impl<C: ConfigHandle> MsiStorage for MsiCapStorage<C> {
     fn read(&self, _index: u32) -> MsiMsg {
         self.config
             .access(|a| read_message(a, self.address, &self.cap))
+    }
+
+    /// One configuration read of Message Control (every member shares the function).
+    fn flush(&self, _index: u32) {
+        self.flush_function();
     }
 }
 

@@ -11,6 +11,17 @@
 //! nothing. Message Control (Enable, Function Mask) is in configuration space, reached
 //! through a [`ConfigHandle`]; the table and PBA through [`MmioRegion`]s whose offset 0
 //! is the structure's first byte.
+//!
+//! **Flushing.** Table writes are posted memory writes. [`MsiStorage::flush`] reads the
+//! entry's Vector Control back from the table: a read of the function is answered only
+//! after every earlier memory write to it has landed, and its completion pushes every
+//! message the function sent before it (PCI Express Base §2.4.1, rows B and D against
+//! column 2; Linux reads the entry back after writing it and after masking it). An MMIO
+//! read does not order an earlier *configuration* write (a read may pass a non-posted
+//! request), so [`MsixTableStorage::control`] flushes with a configuration read of
+//! Message Control instead. The trait's methods stay one write each and the interrupt
+//! core's MSI domain calls `flush` after each; this type's own set-up methods
+//! (`mask_all`, `control`) flush before they return.
 
 use sluice_irq_core::msi::{MsiCaps, MsiMsg, MsiStorage};
 use sluice_irq_core::{IrqError, Result as IrqResult};
@@ -98,20 +109,38 @@ impl<C: ConfigHandle, M: MmioRegion> MsixTableStorage<C, M> {
     }
 
     /// Masks every entry, one write each (before MSI-X is first enabled: firmware may
-    /// have left any unmasked).
+    /// have left any unmasked), then one flush.
     pub fn mask_all(&self) {
         for i in 0..self.cap.table_size() {
             let _ = self.set_mask(i, true);
         }
+        self.flush_table(0);
     }
 
-    /// One Message Control write: Enable and Function Mask as given. Enable with the
-    /// function masked, program and unmask entries, then clear the function mask — a
-    /// half-programmed table stays silent.
+    /// One Message Control write: Enable and Function Mask as given, flushed with a
+    /// configuration read. Enable with the function masked, program and unmask entries,
+    /// then clear the function mask — a half-programmed table stays silent.
     pub fn control(&self, enable: bool, function_mask: bool) -> Result<(), StorageError> {
         let w = self.cap.write_control(enable, function_mask);
-        self.config.access(|a| w.apply(a, self.address))?;
+        self.config.access(|a| {
+            w.apply(a, self.address)?;
+            a.read_reg(self.address, self.cap.control_register())
+        })?;
         Ok(())
+    }
+
+    /// Reads entry `index`'s Vector Control (entry 0's for an index beyond the table,
+    /// whose writes were refused anyway): every earlier table write has landed and every
+    /// message sent before the answer has arrived once this returns.
+    fn flush_table(&self, index: u32) {
+        let entry = if self.cap.check_vector(index).is_ok() {
+            index
+        } else {
+            0
+        };
+        let _ = self
+            .table
+            .read32(Self::entry(entry, table_entry::VECTOR_CONTROL));
     }
 
     /// Message Control as the function holds it now.
@@ -130,6 +159,11 @@ impl<C: ConfigHandle, M: MmioRegion> MsixTableStorage<C, M> {
     /// The function.
     pub fn address(&self) -> PciAddress {
         self.address
+    }
+
+    /// The handle the function's configuration space is reached through.
+    pub fn config(&self) -> &C {
+        &self.config
     }
 }
 
@@ -178,5 +212,10 @@ impl<C: ConfigHandle, M: MmioRegion> MsiStorage for MsixTableStorage<C, M> {
                 .read32(Self::entry(index, table_entry::ADDRESS_HIGH)),
             data: self.table.read32(Self::entry(index, table_entry::DATA)),
         }
+    }
+
+    /// One MMIO read of the entry's Vector Control (see the module documentation).
+    fn flush(&self, index: u32) {
+        self.flush_table(index);
     }
 }

@@ -6,17 +6,18 @@
 mod common;
 
 use common::explore::{
-    Case, Dut, Move, Plan, Tally, block_moves, ctx, explore, message, schedules, single_moves,
-    source, target,
+    Case, Dut, Move, Plan, Real, Tally, Unflushed, block_moves, ctx, explore, message,
+    single_moves, source, target,
 };
 use common::model::{self, Event, HwWrite, Model, Outcome};
+use common::schedule::Scheduler;
 use sluice_irq_core::IrqError;
 use sluice_irq_core::affinity::BlockMembers;
 use sluice_irq_core::chip::Chip;
 use sluice_irq_core::domain::Domain;
 use sluice_irq_core::msi::{MsiMsg, MsiStorage};
 use sluice_irq_core::msidomain::MsiDomain;
-use sluice_pci::{MsiCapStorage, MsiError, StorageError, Width};
+use sluice_pci::{Command, MsiCapStorage, MsiError, StorageError, Width, msi_order};
 
 /// The four register layouts: (64-bit, per-vector masking).
 const LAYOUTS: [(bool, bool); 4] = [(false, false), (true, false), (false, true), (true, true)];
@@ -316,39 +317,52 @@ fn a_multi_message_function_puts_the_member_number_in_the_low_data_bits() {
     assert_eq!(m.msi_pending_bits(), 0);
 }
 
-/// A fresh MSI function with its storage under a domain, set up as the kernel does
-/// (`alloc_msi`, then `IrqCore::request_irq` per member): disabled, every member masked,
-/// the message written (activation), each live member unmasked, MSI enabled with
-/// 2^k members.
-fn msi_dut(
+/// What the interrupt core does as it starts a function's MSI irqs (`IrqCore::request_irq`
+/// per member, between `msi_order::set_up_msi`'s writes): the members allocated (`live`
+/// of a block of `count`), the shared message written (activation), each live member
+/// unmasked (start-up).
+fn start_members<S: MsiStorage>(
+    domain: &MsiDomain<S>,
+    count: u32,
+    live: u32,
+    msg: &MsiMsg,
+) -> Result<(), IrqError> {
+    if count == 1 {
+        domain.alloc(100, 1, &source(0))?;
+    } else {
+        domain.reserve_block(count, &source(0))?;
+        for j in (0..count).filter(|j| live & (1 << j) != 0) {
+            domain.alloc_in_block(100 + j, u64::from(j))?;
+        }
+    }
+    let lead = live.trailing_zeros();
+    domain.activate(&ctx(lead, target(0, 0)), msg)?;
+    for j in (0..count).filter(|j| live & (1 << j) != 0) {
+        Chip::unmask(domain, &ctx(j, target(0, 0)))?;
+    }
+    Ok(())
+}
+
+/// A fresh MSI function with its storage under a domain, set up in the kernel's order
+/// (`sluice_pci::msi_order::set_up_msi`, the members started between its writes).
+fn msi_dut<S: MsiStorage + Real<MsiCapStorage<Model>>>(
+    wrap: fn(MsiCapStorage<Model>) -> S,
     mmc_log2: u8,
     is_64bit: bool,
     pvm: bool,
     count: u32,
     live: u32,
     old: &MsiMsg,
-) -> Dut<MsiCapStorage<Model>> {
+) -> Dut<S> {
     let (model, storage) = model::msi(mmc_log2, is_64bit, pvm, 0);
-    storage.disable();
-    storage.mask_all();
-    let domain = MsiDomain::new("PCI-MSI", storage);
-    if count == 1 {
-        domain.alloc(100, 1, &source(0)).unwrap();
-    } else {
-        domain.reserve_block(count, &source(0)).unwrap();
-        for j in (0..count).filter(|j| live & (1 << j) != 0) {
-            domain.alloc_in_block(100 + j, u64::from(j)).unwrap();
-        }
-    }
-    let lead = live.trailing_zeros();
-    domain.activate(&ctx(lead, target(0, 0)), old).unwrap();
-    for j in (0..count).filter(|j| live & (1 << j) != 0) {
-        Chip::unmask(&domain, &ctx(j, target(0, 0))).unwrap();
-    }
-    domain
-        .storage()
-        .enable(count.trailing_zeros() as u8)
-        .unwrap();
+    let domain = MsiDomain::new("PCI-MSI", wrap(storage));
+    msi_order::set_up_msi(
+        domain.storage().real(),
+        count.trailing_zeros() as u8,
+        || start_members(&domain, count, live, old),
+        |()| {},
+    )
+    .unwrap();
     model.lock().clear_log();
     Dut { model, domain }
 }
@@ -360,9 +374,22 @@ fn msi_case(
     count: u32,
     live: u32,
 ) -> Case<MsiCapStorage<Model>> {
+    msi_case_of(|s| s, "", mmc_log2, is_64bit, pvm, count, live)
+}
+
+/// [`msi_case`] over the storage `wrap` makes of the real one (`tag` in its name).
+fn msi_case_of<S: MsiStorage + Real<MsiCapStorage<Model>> + 'static>(
+    wrap: fn(MsiCapStorage<Model>) -> S,
+    tag: &str,
+    mmc_log2: u8,
+    is_64bit: bool,
+    pvm: bool,
+    count: u32,
+    live: u32,
+) -> Case<S> {
     Case {
         name: format!(
-            "MSI {}-bit {} {}{}",
+            "{tag}MSI {}-bit {} {}{}",
             if is_64bit { 64 } else { 32 },
             if pvm { "maskable" } else { "non-maskable" },
             if count == 1 {
@@ -376,7 +403,7 @@ fn msi_case(
                 String::new()
             }
         ),
-        make: Box::new(move |old| msi_dut(mmc_log2, is_64bit, pvm, count, live, old)),
+        make: Box::new(move |old| msi_dut(wrap, mmc_log2, is_64bit, pvm, count, live, old)),
         hwirq: live.trailing_zeros(),
         block: (count > 1).then_some(BlockMembers { count, live }),
         moving: (0..count).collect(),
@@ -388,8 +415,9 @@ fn msi_case(
 /// and how many firings a mask held until the unmask.
 fn row(case: &str, mv: &Move, plan: Plan, t: &Tally) {
     println!(
-        "{case:40} {:13} {:18} writes {:2} schedules {:5} | sent old/old {:4} \
-         old-dest/new-vec {:3} new-dest/old-vec {:3} new/new {:4} to-shutdown {:2} | released {:4}",
+        "{case:40} {:13} {:18} writes {:2} schedules {:6} | sent old/old {:5} \
+         old-dest/new-vec {:4} new-dest/old-vec {:4} new/new {:5} to-shutdown {:3} | released {:4} \
+         | landed early {:5} pushed {:5} IRR checks {:5}",
         mv.name,
         plan.to_string(),
         t.writes,
@@ -399,12 +427,15 @@ fn row(case: &str, mv: &Move, plan: Plan, t: &Tally) {
         t.torn,
         t.new_new,
         t.to_shutdown,
-        t.released
+        t.released,
+        t.landed_early,
+        t.pushed,
+        t.irr_checks
     );
 }
 
 /// Explores every move × plan for `case`; the naive pass only where both words change.
-fn explore_case(case: &Case<MsiCapStorage<Model>>, moves: &[Move], totals: &mut [Tally; 3]) {
+fn explore_case<S: MsiStorage>(case: &Case<S>, moves: &[Move], totals: &mut [Tally; 3]) {
     let maskable = (case.make)(&MsiMsg::default())
         .domain
         .storage()
@@ -421,6 +452,7 @@ fn explore_case(case: &Case<MsiCapStorage<Model>>, moves: &[Move], totals: &mut 
         for plan in plans {
             let t = explore(case, mv, plan);
             row(&case.name, mv, plan, &t);
+            t.assert_on_time(&format!("{} / {} / {plan}", case.name, mv.name));
             match plan {
                 Plan::Naive => {
                     assert!(
@@ -462,7 +494,8 @@ fn print_totals(totals: &[Tally; 3]) {
         println!(
             "TOTAL {name}: {} schedules, {} firings; sent old/old {}, old-dest/new-vector {}, \
              new-dest/old-vector {} (in {} schedules), new/new {}, to the shutdown vector {}; \
-             {} released on unmask",
+             {} released on unmask; {} writes landed early, {} messages pushed by a read, \
+             {} IRR checks",
             t.schedules,
             t.firings,
             t.old_old,
@@ -471,7 +504,10 @@ fn print_totals(totals: &[Tally; 3]) {
             t.torn_schedules,
             t.new_new,
             t.to_shutdown,
-            t.released
+            t.released,
+            t.landed_early,
+            t.pushed,
+            t.irr_checks
         );
     }
     // The planned paths never tear; the maskable one never even sends the transient.
@@ -492,7 +528,7 @@ fn every_plan_for_a_single_msi_with_the_device_firing_between_any_two_writes() {
     print_totals(&totals);
     assert_eq!(
         totals.iter().map(|t| t.schedules).collect::<Vec<_>>(),
-        [144, 128, 40],
+        [684, 528, 144],
         "explored schedule counts"
     );
 }
@@ -521,14 +557,58 @@ fn every_plan_for_a_multi_msi_block_with_any_member_firing_between_any_two_write
     print_totals(&totals);
     assert_eq!(
         totals.iter().map(|t| t.schedules).collect::<Vec<_>>(),
-        [10478, 2044, 996],
+        [73614, 36572, 4324],
         "explored schedule counts"
     );
 }
 
-/// Set-up in the kernel's order, the device firing at any point: it never sends a
-/// message that is not the whole programmed one (MSI is enabled last, so a firing
-/// before that is simply not an MSI), and nothing held by a mask is left behind.
+/// The injected bug: the same storages without the flush (`Unflushed`). On the
+/// non-maskable path the IRR check then runs while the address write is still posted,
+/// or with the intermediate message still in flight, and such a message reaches the old
+/// CPU after the check: an interrupt lost. The maskable path loses nothing (its writes
+/// land in order), but returns before they landed. The explorer must find both.
+#[test]
+fn without_the_flush_the_irr_check_misses_and_interrupts_are_lost() {
+    let dance = single_moves()[0];
+    assert!(dance.needs_dance());
+    let mut dance_total = Tally::default();
+    for (is_64bit, pvm) in LAYOUTS {
+        let case = msi_case_of(Unflushed, "unflushed ", 0, is_64bit, pvm, 1, 1);
+        let plan = if pvm { Plan::NonMaskable } else { Plan::Domain };
+        let t = explore(&case, &dance, plan);
+        row(&case.name, &dance, plan, &t);
+        assert!(
+            t.irr_misses > 0 && t.lost > 0,
+            "{}: nothing lost",
+            case.name
+        );
+        dance_total += &t;
+        if pvm {
+            let t = explore(&case, &dance, Plan::Domain);
+            row(&case.name, &dance, Plan::Domain, &t);
+            assert!(t.late > 0 && t.lost == 0, "{}", case.name);
+        }
+    }
+    let block = msi_case_of(Unflushed, "unflushed ", 2, true, false, 4, 0b1111);
+    let t = explore(&block, &block_moves()[0], Plan::Domain);
+    row(&block.name, &block_moves()[0], Plan::Domain, &t);
+    assert!(
+        t.irr_misses > 0 && t.lost > 0,
+        "{}: nothing lost",
+        block.name
+    );
+    dance_total += &t;
+    println!(
+        "TOTAL unflushed two-step plans: {} schedules, {} IRR checks missed something, \
+         {} transients lost, {} returned early",
+        dance_total.schedules, dance_total.irr_misses, dance_total.lost, dance_total.late
+    );
+}
+
+/// Set-up in the kernel's order, the device firing at any point and the writes posted:
+/// it never sends a message that is not the whole programmed one (MSI is enabled last,
+/// so a firing before that lands is simply not an MSI), and nothing held by a mask is
+/// left behind.
 #[test]
 fn set_up_in_the_kernels_order_never_sends_a_half_programmed_message() {
     let mut total = 0;
@@ -536,47 +616,37 @@ fn set_up_in_the_kernels_order_never_sends_a_half_programmed_message() {
         for (mmc, count) in [(0u8, 1u32), (2, 4)] {
             let msg = message(target(1, 0x60));
             let firmware = message(target(3, 0x70));
-            let run = |schedule: Option<Vec<(usize, u32)>>| {
+            let members: Vec<u32> = (0..count).collect();
+            let mut scheduler = Scheduler::new();
+            loop {
                 let (model, storage) = model::msi(mmc, is_64bit, pvm, 0);
                 // Firmware left the function enabled with some other message.
                 storage.write_addr_lo(0, firmware.addr_lo);
                 storage.write_data(0, firmware.data);
                 storage.enable(mmc).unwrap();
-                model.lock().clear_log();
-                if let Some(s) = schedule {
-                    model.lock().arm(s);
-                }
+                model.lock().explore(scheduler, &members, 2);
                 let domain = MsiDomain::new("PCI-MSI", storage);
-                domain.storage().disable();
-                domain.storage().mask_all();
-                if count == 1 {
-                    domain.alloc(100, 1, &source(0)).unwrap();
-                } else {
-                    domain.reserve_block(count, &source(0)).unwrap();
-                }
-                domain.activate(&ctx(0, target(1, 0x60)), &msg).unwrap();
-                for j in 0..count {
-                    Chip::unmask(&domain, &ctx(j, target(1, 0x60))).unwrap();
-                }
-                domain
-                    .storage()
-                    .enable(count.trailing_zeros() as u8)
-                    .unwrap();
-                model
-            };
-            let writes = run(None).lock().writes.len();
-            let members: Vec<u32> = (0..count).collect();
-            for schedule in schedules(writes, &members) {
-                let model = run(Some(schedule.clone()));
+                msi_order::set_up_msi(
+                    domain.storage(),
+                    count.trailing_zeros() as u8,
+                    || start_members(&domain, count, (1 << count) - 1, &msg),
+                    |()| {},
+                )
+                .unwrap();
+                let at_return = model.lock().view();
+                scheduler = model.lock().finish();
                 let m = model.lock();
-                assert!(m.unfired().is_empty() && m.violations.is_empty());
+                assert!(m.violations.is_empty());
+                // It returns with every write at the function, INTx disabled last.
+                assert!(at_return.posted.is_empty(), "{at_return:?}");
+                assert_ne!(m.command() & Command::INTX_DISABLE.bits(), 0);
                 for (i, e) in m.events.iter().enumerate() {
                     match *e {
-                        // Before the first write the function is as firmware left it.
+                        // Before the first write lands the function is as firmware left it.
                         Event::Sent {
                             member,
                             msg: sent,
-                            at: 0,
+                            landed: 0,
                             ..
                         } => {
                             assert_eq!(
@@ -585,7 +655,8 @@ fn set_up_in_the_kernels_order_never_sends_a_half_programmed_message() {
                                     data: firmware.data | member,
                                     ..firmware
                                 },
-                                "{schedule:?}"
+                                "{:?}",
+                                m.events
                             )
                         }
                         Event::Sent {
@@ -596,26 +667,32 @@ fn set_up_in_the_kernels_order_never_sends_a_half_programmed_message() {
                                 data: msg.data | member,
                                 ..msg
                             },
-                            "{schedule:?}: {:?}",
+                            "{:?}",
                             m.events
                         ),
                         Event::Fire {
                             member,
                             outcome: Outcome::Latched,
+                            ..
                         } => assert!(
                             m.events[i..].iter().any(
                                 |e| matches!(*e, Event::Sent { member: s, .. } if s == member)
                             ),
-                            "{schedule:?}: held firing lost"
+                            "{:?}: held firing lost",
+                            m.events
                         ),
-                        Event::Fire { .. } => {}
+                        _ => {}
                     }
                 }
                 assert_eq!(m.msi_pending_bits(), 0);
                 total += 1;
+                drop(m);
+                if !scheduler.advance() {
+                    break;
+                }
             }
         }
     }
     println!("set-up schedules: {total}");
-    assert_eq!(total, 2774);
+    assert_eq!(total, 26602);
 }

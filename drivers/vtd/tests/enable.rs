@@ -1,9 +1,9 @@
 //! The enable and disable sequences against the model: order of register writes,
 //! firmware leftovers, units that never answer, EIME.
 
-mod common;
+use sluice_sim::vtd as model;
 
-use common::{BUDGET, BusRangeOrder, Event, QiMode, Unit, queue_for};
+use model::{BUDGET, BusRangeOrder, Event, QiMode, Unit, queue_for};
 use sluice_vtd::descriptor::kind;
 use sluice_vtd::registers::offset;
 use sluice_vtd::{

@@ -1,9 +1,9 @@
 //! Fault record decoding, reason names, draining the recording registers, and the
 //! rate limiter.
 
-mod common;
+use sluice_sim::vtd as model;
 
-use common::Unit;
+use model::Unit;
 use sluice_vtd::fault::{drain_fault_records, reason};
 use sluice_vtd::{
     Capability, Fault, FaultKind, FaultRateLimiter, FaultRecording, Verdict, reason_name,

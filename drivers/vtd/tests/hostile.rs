@@ -2,9 +2,9 @@
 //! values no correct unit returns. Every value is checked before it becomes an offset or
 //! an index; the sequences return errors, never panic, and every loop ends.
 
-mod common;
+use sluice_sim::vtd as model;
 
-use common::{BUDGET, Event, Unit, queue_for};
+use model::{BUDGET, Event, Unit, queue_for};
 use proptest::prelude::*;
 use sluice_vtd::fault::drain_fault_records;
 use sluice_vtd::registers::{Snapshot, offset};

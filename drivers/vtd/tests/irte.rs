@@ -1,9 +1,9 @@
 //! IRTE encoding and decoding, field by field in both destination formats, and the
 //! store order for live entries.
 
-mod common;
+use sluice_sim::vtd as model;
 
-use common::{BusRangeOrder, Event, Unit, with_queue};
+use model::{BusRangeOrder, Event, Unit, with_queue};
 use proptest::prelude::*;
 use sluice_vtd::irte::RemappedEntry;
 use sluice_vtd::{

@@ -1,9 +1,9 @@
 //! The invalidation queue against the model: ring wrap-around, batches, wait status,
 //! invalid descriptors, timeouts, and ranged interrupt entry cache invalidation.
 
-mod common;
+use sluice_sim::vtd as model;
 
-use common::{BUDGET, QiMode, Unit, queue_for, with_queue};
+use model::{BUDGET, QiMode, Unit, queue_for, with_queue};
 use proptest::prelude::*;
 use sluice_vtd::descriptor::{Decoded, DescriptorProblem, IecScope, MAX_INDEX_MASK, kind};
 use sluice_vtd::registers::{QueuePointer, offset};
@@ -244,7 +244,7 @@ fn a_stuck_queue_times_out_then_reports_busy() {
     assert!(
         u.log[before..]
             .iter()
-            .all(|e| !matches!(e, common::Event::Descriptor(..)))
+            .all(|e| !matches!(e, model::Event::Descriptor(..)))
     );
 }
 
@@ -474,7 +474,7 @@ fn a_queue_error_with_iqh_beyond_the_ring_stores_nothing_outside_it() {
             .log
             .iter()
             .filter_map(|e| match e {
-                common::Event::Descriptor(slot, _) => Some(*slot),
+                model::Event::Descriptor(slot, _) => Some(*slot),
                 _ => None,
             })
             .collect();

@@ -1,8 +1,8 @@
 //! Typed register views, their text, and the GCMD read-modify-write rule.
 
-mod common;
+use sluice_sim::vtd as model;
 
-use common::unit::{QEMU_CAP, QEMU_ECAP};
+use model::unit::{QEMU_CAP, QEMU_ECAP};
 use sluice_vtd::registers::queue::{LayoutError, QueuePointer};
 use sluice_vtd::registers::{InvalidationCompletionStatus, offset};
 use sluice_vtd::{
@@ -320,14 +320,14 @@ fn fault_recording_fields() {
 #[test]
 fn snapshot_of_an_enabled_qemu_unit() {
     use sluice_vtd::registers::Snapshot;
-    let mut u = common::Unit::qemu();
-    let mut q = common::queue_for(&u, 0);
+    let mut u = model::Unit::qemu();
+    let mut q = model::queue_for(&u, 0);
     let layout = sluice_vtd::RegisterLayout::read(&mut u).unwrap();
     let config = sluice_vtd::RemappingConfig {
         table_address: 0x30_0000,
         table_entries: 65536,
         eim: true,
-        budget: common::BUDGET,
+        budget: model::BUDGET,
         layout,
     };
     sluice_vtd::enable_remapping(&mut u, &mut q, &config).unwrap();

@@ -1,9 +1,9 @@
 //! Remappable messages, composed and decoded, and delivered through the model's lookup:
 //! entries this crate builds pass; wrong ones fault with the reason QEMU gives.
 
-mod common;
+use sluice_sim::vtd as model;
 
-use common::{BusRangeOrder, Unit};
+use model::{BusRangeOrder, Unit};
 use proptest::prelude::*;
 use sluice_vtd::irte::RemappedEntry;
 use sluice_vtd::{
@@ -294,7 +294,7 @@ fn fpd_suppresses_the_record_but_not_the_block() {
 }
 
 #[test]
-fn xapic_tables_truncate_without_a_fault() {
+fn xapic_tables_truncate_in_qemu_and_fault_on_hardware() {
     // EIME clear: QEMU reads DST bits 15:8 of the field; a wide id written anyway (not
     // through this crate, which refuses it) is silently cut to 8 bits.
     let mut u = unit(false);
@@ -304,6 +304,29 @@ fn xapic_tables_truncate_without_a_fault() {
         send(&mut u, RemappableMsi::shv(6).compose()),
         Ok((0x41, 0x02))
     );
+    // A real unit takes DST[7:0] and DST[31:16] of an xAPIC-mode entry as reserved
+    // (VT-d §9.10): the same entry faults 0x24, recorded with its index. An x2APIC id
+    // written without the shift into DST[15:8] (APIC id 2 in DST[7:0]) does too; the
+    // entry the crate builds for xAPIC is delivered.
+    let mut hw = Unit::hardware();
+    hw.gsts = 1 << 25;
+    hw.intr_size = 256;
+    for (index, bad) in [(6, wide), (7, entry(0x41, 2, true))] {
+        hw.irt.insert(index, bad);
+        hw.frcd[0] = (0, 0);
+        hw.fsts = 0;
+        let msg = RemappableMsi::shv(index).compose();
+        assert_eq!(hw.deliver(msg, Some(DEV), BusRangeOrder::Spec), Err(0x24));
+        let f = last_fault(&hw);
+        assert_eq!((f.reason, f.irte_index), (0x24, Some(index)));
+    }
+    hw.irt.insert(8, entry(0x41, 2, false));
+    let d = hw.deliver(
+        RemappableMsi::shv(8).compose(),
+        Some(DEV),
+        BusRangeOrder::Spec,
+    );
+    assert_eq!(d.map(|d| (d.vector, d.destination)), Ok((0x41, 2)));
 }
 
 #[test]

@@ -1,8 +1,8 @@
 //! Source-id rules, and the model's (QEMU's) verification of IRTEs built with them.
 
-mod common;
+use sluice_sim::vtd as model;
 
-use common::{BusRangeOrder, Unit};
+use model::{BusRangeOrder, Unit};
 use sluice_vtd::{
     Irte, PciPath, RemappableMsi, SourceIdError, SourceValidation, Sq, Svt, TriggerMode,
 };

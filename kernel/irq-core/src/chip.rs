@@ -45,6 +45,13 @@ pub enum ChipOp {
     Done,
     /// Nothing to do at this level; ask the parent.
     Delegate,
+    /// Only from [`Chip::ack`] and [`Chip::eoi`]: the parent levels end the interrupt as
+    /// if this level had delegated (down to the local APIC's EOI at the root), and then
+    /// this level's [`Chip::end_after_parent`] ends it in this level's hardware. For a
+    /// level whose hardware holds the interrupt until the CPU has ended it: an I/O APIC
+    /// level line whose broadcast EOI cannot reach its entry (see `ioapic.rs`). Any other
+    /// operation takes it as [`ChipOp::Delegate`].
+    ParentFirst,
 }
 
 /// What a level needs to plan an affinity change: the two targets and the messages the
@@ -83,6 +90,12 @@ pub trait Chip: Send + Sync {
     /// End of interrupt (fasteoi / level).
     fn eoi(&self, d: &LevelCtx) -> Result<ChipOp> {
         Ok(ChipOp::Delegate)
+    }
+    /// The second half of an `ack` or `eoi` this level answered with
+    /// [`ChipOp::ParentFirst`]: the parents and the local APIC have ended the interrupt;
+    /// end it here. Called once per such answer, under the same descriptor lock.
+    fn end_after_parent(&self, d: &LevelCtx) -> Result<()> {
+        Ok(())
     }
     /// Make the interrupt happen again (lost edge, lazy-disable replay).
     fn retrigger(&self, d: &LevelCtx) -> Result<ChipOp> {

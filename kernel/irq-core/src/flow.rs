@@ -10,8 +10,10 @@
 //! Lazy disable: [`IrqCore::disable_irq`] only marks the irq; if it fires while disabled
 //! the flow masks it then and remembers it as pending; enable unmasks and retriggers.
 
+use crate::chip::{ChipOp, LevelCtx};
 use crate::cpumask::CpuId;
 use crate::desc::{FlowKind, IrqDesc, IrqReturn};
+use crate::domain::DomainOps;
 use crate::error::{IrqError, Result, Virq};
 use crate::hw::LocalApic;
 use crate::irqcore::IrqCore;
@@ -56,15 +58,62 @@ pub enum FlowEnd {
 
 impl IrqCore {
     fn root_ack(&self, d: &IrqDesc, apic: &mut dyn LocalApic) -> Result<()> {
-        if !self.walk(d, |c, x| c.ack(x))? {
-            apic.eoi();
-        }
-        Ok(())
+        self.end_walk(d, apic, |c, x| c.ack(x))
     }
 
     fn root_eoi(&self, d: &IrqDesc, apic: &mut dyn LocalApic) -> Result<()> {
-        if !self.walk(d, |c, x| c.eoi(x))? {
+        self.end_walk(d, apic, |c, x| c.eoi(x))
+    }
+
+    /// Ends an interrupt (`op` is the chips' `ack` or `eoi`): from the outermost level
+    /// towards the root until a level answers [`ChipOp::Done`], else at the local APIC;
+    /// then, innermost first, every level that answered [`ChipOp::ParentFirst`] ends it in
+    /// its own hardware.
+    ///
+    /// Local APIC first, as Linux does (`ioapic_ir_ack_level`, and `ioapic_ack_level`'s
+    /// "acknowledge the irq before we move it"): the I/O APIC chip decides from what the
+    /// local APIC's EOI left behind. Its broadcast clears Remote IRR whenever its vector
+    /// is the entry's; only an entry still at Remote IRR needs the I/O APIC's own EOI.
+    /// Ended at the I/O APIC first, the chip could not know, would always end it there,
+    /// and a broadcast that followed could clear the Remote IRR of the *next* interrupt
+    /// of a line still asserted, which would then be sent twice.
+    fn end_walk(
+        &self,
+        d: &IrqDesc,
+        apic: &mut dyn LocalApic,
+        mut op: impl FnMut(&dyn DomainOps, &LevelCtx) -> Result<ChipOp>,
+    ) -> Result<()> {
+        // Levels that answered `ParentFirst`, by index (a descriptor has a handful).
+        let mut after: u64 = 0;
+        let mut too_deep = false;
+        let mut done = false;
+        let levels = d.levels.len().saturating_sub(1);
+        for i in 0..levels {
+            let Some(chip) = Self::chip(d, i) else {
+                continue;
+            };
+            match op(chip, &Self::ctx(d, i)?)? {
+                ChipOp::Done => {
+                    done = true;
+                    break;
+                }
+                ChipOp::Delegate => {}
+                ChipOp::ParentFirst if i < 64 => after |= 1 << i,
+                ChipOp::ParentFirst => too_deep = true,
+            }
+        }
+        if !done {
             apic.eoi();
+        }
+        if too_deep {
+            return Err(IrqError::Unsupported);
+        }
+        for i in (0..levels.min(64)).rev() {
+            if after & (1 << i) != 0
+                && let Some(chip) = Self::chip(d, i)
+            {
+                chip.end_after_parent(&Self::ctx(d, i)?)?;
+            }
         }
         Ok(())
     }

@@ -10,6 +10,34 @@
 //! field; VT-d spec §5.1.5.1) with no special case. Trigger mode and polarity come from
 //! the line (the allocation request), never from the message.
 //!
+//! **Ending a level interrupt.** A level entry that has sent its interrupt holds Remote
+//! IRR, and sends nothing more until an EOI whose vector equals its vector field clears
+//! it (82093AA §3.2.4). The local APIC's EOI for a level-triggered vector is broadcast to
+//! every I/O APIC with that vector (Intel SDM vol. 3A §11.8.5; Sluice never enables
+//! directed EOI, SVR bit 12), which ends a compatibility-format entry — usually. It ends
+//! nothing when the vector the CPU ends is not the entry's vector field:
+//!
+//! - **remappable format**: the vector field holds the pin (VT-d §5.1.5.1), the CPU's
+//!   vector is the remapping entry's;
+//! - **the interrupt came by IPI**: hotplug's re-delivery, or a two-step move's
+//!   retrigger, arrives as edge (its TMR bit clear), and its EOI is not broadcast at all
+//!   (Linux's `ioapic_ack_level` names the same case);
+//! - **the entry's vector moved** while Remote IRR was set: the interrupt was latched at
+//!   the old vector when a move wrote the new one, and the CPU ends the old.
+//!
+//! So a level line's `ack` and `eoi` answer [`ChipOp::ParentFirst`]: the local APIC's EOI
+//! first (flow.rs says why in that order), then the chip (`end_level`) reads the
+//! entry and, if Remote IRR is still set, ends it here with the entry's vector field:
+//! through the EOI register (window offset 0x40, from version 0x20, the PCI 2.2
+//! I/O(x)APICs), or, on older chips that have none, by Linux's sequence — entry masked
+//! and edge, then restored — since an edge entry holds no Remote IRR. A compatibility
+//! entry the broadcast ended costs one register read. An entry that the broadcast ended
+//! and the still-asserted line made send again before that read (a moment's window) is
+//! ended once more: the line sends once more, to a CPU where it either merges with the
+//! pending one or finds the handler's work done — an extra handler run, never a lost
+//! interrupt. A broadcast EOI whose vector happens to equal a remapped pin's number ends
+//! that entry early, to the same effect.
+//!
 //! An RTE is two 32-bit registers behind an index register, so it cannot change vector
 //! and CPU in one write; masking does not help, because an edge on a masked pin is dropped
 //! by real I/O APICs (82093AA datasheet §3.2.4: masked edge interrupts are not delivered
@@ -183,7 +211,30 @@ pub trait RteStorage: Send + Sync {
     fn write_low(&self, pin: u32, value: u32);
     /// Write the high register of `pin`'s entry.
     fn write_high(&self, pin: u32, value: u32);
+    /// The low register of `pin`'s entry alone (one register read where the whole entry
+    /// is not needed: a level line's end reads Remote IRR and the vector field).
+    fn read_low(&self, pin: u32) -> u32 {
+        self.read(pin).low
+    }
+    /// The chip's version (IOAPICVER bits 7:0). From [`EOI_REGISTER_VERSION`] on the
+    /// chip has the EOI register. The default, `0x11`, claims none: correct on any
+    /// I/O APIC (a level line is then ended by the mask–edge–level sequence), so storage
+    /// over a real chip reports what its version register says.
+    fn version(&self) -> u8 {
+        0x11
+    }
+    /// Write `vector` to the EOI register (offset 0x40 of the window, from version 0x20
+    /// on): the chip clears Remote IRR of every level-triggered entry whose vector field
+    /// is `vector`. Never called on a chip whose [`RteStorage::version`] is below
+    /// [`EOI_REGISTER_VERSION`].
+    fn write_eoi(&self, vector: u8) {
+        let _ = vector;
+    }
 }
+
+/// The first I/O APIC version with the EOI register: the PCI 2.2 compliant I/O(x)APICs
+/// (`0x2X`); `0x1X` (the 82093AA and the cores of older chipsets) have none.
+pub const EOI_REGISTER_VERSION: u8 = 0x20;
 
 /// One I/O APIC as an irq domain and chip.
 pub struct IoApicDomain<S: RteStorage> {
@@ -246,6 +297,34 @@ impl<S: RteStorage> IoApicDomain<S> {
 
     fn words(e: Rte) -> [(Word, u32); 2] {
         [(Word::RteLow, e.low), (Word::RteHigh, e.high)]
+    }
+
+    /// What `ack` and `eoi` answer: a level line is ended here too, after the parents.
+    fn end_op(&self, d: &LevelCtx) -> Result<ChipOp> {
+        Ok(match self.line(d.hwirq)?.1.trigger {
+            Trigger::Level => ChipOp::ParentFirst,
+            Trigger::Edge => ChipOp::Delegate,
+        })
+    }
+
+    /// After the local APIC's EOI: if `pin`'s entry is still at Remote IRR, no broadcast
+    /// EOI matched it, and nothing else will — end it here. With the EOI register, by
+    /// writing the entry's vector field to it; without (before version 0x20), as Linux
+    /// does (`__eoi_ioapic_pin`): the entry masked and edge-triggered, which clears
+    /// Remote IRR, then written back as it was.
+    fn end_level(&self, pin: u32) {
+        let entry = self.storage.read_low(pin);
+        if entry & low::REMOTE_IRR == 0 {
+            return;
+        }
+        if self.storage.version() >= EOI_REGISTER_VERSION {
+            self.storage.write_eoi((entry & low::VECTOR) as u8);
+        } else {
+            let entry = entry & !(low::REMOTE_IRR | low::DELIVERY_PENDING);
+            self.storage
+                .write_low(pin, (entry | low::MASKED) & !low::LEVEL);
+            self.storage.write_low(pin, entry);
+        }
     }
 
     /// A one-line description of the chip for listings.
@@ -331,8 +410,21 @@ impl<S: RteStorage> Chip for IoApicDomain<S> {
         Ok(ChipOp::Done)
     }
 
-    // ack/eoi delegate: the local APIC's EOI also ends a level interrupt at the I/O APIC
-    // (directed EOI is not enabled, so the EOI is broadcast).
+    /// An edge line is ended at the local APIC alone. A level line there first, then
+    /// here ([`Self::end_level`]): see the module docs, "Ending a level interrupt".
+    fn ack(&self, d: &LevelCtx) -> Result<ChipOp> {
+        self.end_op(d)
+    }
+
+    /// As [`Chip::ack`] (the fasteoi flow ends here, the level flow at `ack`).
+    fn eoi(&self, d: &LevelCtx) -> Result<ChipOp> {
+        self.end_op(d)
+    }
+
+    fn end_after_parent(&self, d: &LevelCtx) -> Result<()> {
+        self.end_level(self.line(d.hwirq)?.0);
+        Ok(())
+    }
 
     fn set_affinity(&self, d: &LevelCtx, m: &AffinityMsgs) -> Result<Option<StepPlan>> {
         let (pin, line) = self.line(d.hwirq)?;

@@ -223,6 +223,23 @@ pub trait MsiStorage: Send + Sync {
     fn unmask(&self, index: u32) -> Result<()>;
     /// The message last written (for `irq N`); storage may return its shadow copy.
     fn read(&self, index: u32) -> MsiMsg;
+    /// Returns once every write made so far to message `index`'s storage has reached the
+    /// device, and every message the device sent before that has reached the CPU side.
+    ///
+    /// Writes to a device are posted (a PCI function's configuration and MMIO writes, an
+    /// MMIO register block's): the CPU goes on before the device has them, and the
+    /// device's own messages are in flight as well. The non-maskable path's IRR check
+    /// is only right if the second word has landed and every message the device sent
+    /// with the intermediate one has arrived by the time it runs; a vector freed after a
+    /// move must not be hit by an old message still in flight. Storage whose writes can
+    /// be posted reads something back from the same device here (a read completion does
+    /// not pass earlier posted writes either way: PCI Express Base §2.4.1). The default
+    /// does nothing, for storage whose writes complete when made. [`crate::msidomain`]
+    /// calls it after each storage step of a plan, after writing a message and after a
+    /// mask change.
+    fn flush(&self, index: u32) {
+        let _ = index;
+    }
 }
 
 #[cfg(test)]

@@ -16,6 +16,19 @@
 //! * every other message (MSI-X entries, a single MSI, an HPET comparator) is a
 //!   one-entry region, so MSI-X entries can be added and freed at any time while the
 //!   others stay (dynamic MSI-X) — freeing one never touches another's region.
+//!
+//! **Flushing.** Every storage write this domain makes is followed by
+//! [`MsiStorage::flush`] before the step (or activation, or mask change) returns, so a
+//! plan's next step — above all the non-maskable path's IRR check — runs with the
+//! device holding what was written and every message it sent before that arrived
+//! (Linux reads back after each message write and each mask for the same reason:
+//! "PCI/MSI: Enforce MSI[X] entry updates to be visible"). The flush is the storage's
+//! to do (only it knows what read reaches its device) but this domain's to call: the
+//! storage's methods stay one write each, which the affinity paths and their explorers
+//! count on, a plan needs no step of its own for it, and a storage that needs no flush
+//! keeps the default that does nothing. One flush per step, not one per plan: correctness
+//! needs it only before an IRR check and at the plan's end, but a step does not know
+//! it is the last, and a read per word is cheap beside the IPI the two-step path sends.
 
 use alloc::string::String;
 
@@ -89,12 +102,37 @@ impl<S: MsiStorage> MsiDomain<S> {
 
     fn write(&self, index: u32, m: &MsiMsg) {
         // Order matters only when the device can fire between writes; activation happens
-        // with the irq masked or not yet enabled at the device.
+        // with the irq masked or not yet enabled at the device. One flush for the whole
+        // message: nothing looks at the device between its words.
         self.storage.write_addr_lo(index, m.addr_lo);
         if self.storage.caps().addr64 {
             self.storage.write_addr_hi(index, m.addr_hi);
         }
         self.storage.write_data(index, m.data);
+        self.storage.flush(index);
+    }
+
+    /// A mask change of message `index`, flushed once made.
+    fn set_mask(&self, index: u32, masked: bool) -> Result<()> {
+        if masked {
+            self.storage.mask(index)?;
+        } else {
+            self.storage.unmask(index)?;
+        }
+        self.storage.flush(index);
+        Ok(())
+    }
+
+    /// One word of message `index`, flushed.
+    fn write_word(&self, index: u32, word: Word, value: u32) -> Result<()> {
+        match word {
+            Word::MsiAddrLo => self.storage.write_addr_lo(index, value),
+            Word::MsiAddrHi => self.storage.write_addr_hi(index, value),
+            Word::MsiData => self.storage.write_data(index, value),
+            _ => return Err(IrqError::Unsupported),
+        }
+        self.storage.flush(index);
+        Ok(())
     }
 }
 
@@ -191,7 +229,7 @@ impl<S: MsiStorage> Chip for MsiDomain<S> {
     /// §6.8.1.8: one mask bit per vector the device may send).
     fn mask(&self, d: &LevelCtx) -> Result<ChipOp> {
         if self.storage.caps().maskable {
-            self.storage.mask(d.hwirq as u32)?;
+            self.set_mask(d.hwirq as u32, true)?;
             Ok(ChipOp::Done)
         } else {
             Ok(ChipOp::Delegate)
@@ -200,7 +238,7 @@ impl<S: MsiStorage> Chip for MsiDomain<S> {
 
     fn unmask(&self, d: &LevelCtx) -> Result<ChipOp> {
         if self.storage.caps().maskable {
-            self.storage.unmask(d.hwirq as u32)?;
+            self.set_mask(d.hwirq as u32, false)?;
             Ok(ChipOp::Done)
         } else {
             Ok(ChipOp::Delegate)
@@ -231,24 +269,130 @@ impl<S: MsiStorage> Chip for MsiDomain<S> {
         )))
     }
 
+    /// Each storage step is one write, flushed before the step returns (see the module
+    /// documentation).
     fn exec_step(&self, d: &LevelCtx, index: u32, step: &Step, _msg: &MsiMsg) -> Result<()> {
         match *step {
-            Step::MaskForUpdate => self.storage.mask(d.hwirq as u32),
+            Step::MaskForUpdate => self.set_mask(d.hwirq as u32, true),
             Step::RestoreMask if d.masked => Ok(()),
-            Step::RestoreMask => self.storage.unmask(d.hwirq as u32),
-            Step::Write(Word::MsiAddrLo, v) => {
-                self.storage.write_addr_lo(index, v);
-                Ok(())
-            }
-            Step::Write(Word::MsiAddrHi, v) => {
-                self.storage.write_addr_hi(index, v);
-                Ok(())
-            }
-            Step::Write(Word::MsiData, v) => {
-                self.storage.write_data(index, v);
-                Ok(())
-            }
+            Step::RestoreMask => self.set_mask(d.hwirq as u32, false),
+            Step::Write(word, v) => self.write_word(index, word, v),
             _ => Err(IrqError::Unsupported),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::vec::Vec;
+
+    use super::*;
+    use crate::hw::Target;
+    use crate::source::IrqSource;
+    use crate::vector::Vector;
+
+    /// Records every storage call, in order.
+    struct Recording {
+        maskable: bool,
+        calls: spin::Mutex<Vec<&'static str>>,
+    }
+
+    impl Recording {
+        fn new(maskable: bool) -> Self {
+            Self {
+                maskable,
+                calls: spin::Mutex::new(Vec::new()),
+            }
+        }
+        fn log(&self, call: &'static str) {
+            self.calls.lock().push(call);
+        }
+        fn take(&self) -> Vec<&'static str> {
+            core::mem::take(&mut *self.calls.lock())
+        }
+    }
+
+    impl MsiStorage for Recording {
+        fn caps(&self) -> crate::msi::MsiCaps {
+            crate::msi::MsiCaps {
+                maskable: self.maskable,
+                nvec: 4,
+                multi_vector: false,
+                dynamic: true,
+                addr64: true,
+            }
+        }
+        fn write_addr_lo(&self, _: u32, _: u32) {
+            self.log("addr_lo");
+        }
+        fn write_addr_hi(&self, _: u32, _: u32) {
+            self.log("addr_hi");
+        }
+        fn write_data(&self, _: u32, _: u32) {
+            self.log("data");
+        }
+        fn mask(&self, _: u32) -> Result<()> {
+            self.log("mask");
+            Ok(())
+        }
+        fn unmask(&self, _: u32) -> Result<()> {
+            self.log("unmask");
+            Ok(())
+        }
+        fn read(&self, _: u32) -> MsiMsg {
+            MsiMsg::default()
+        }
+        fn flush(&self, _: u32) {
+            self.log("flush");
+        }
+    }
+
+    fn ctx(masked: bool) -> LevelCtx {
+        LevelCtx {
+            virq: 1,
+            hwirq: 2,
+            level: 0,
+            target: Target {
+                cpu: 0,
+                apic_id: 0,
+                vector: Vector(0x41),
+            },
+            trigger: Trigger::Edge,
+            source: IrqSource::VectorOnly,
+            masked,
+        }
+    }
+
+    #[test]
+    fn every_write_and_mask_change_is_flushed_before_it_returns() {
+        let d = MsiDomain::new("test", Recording::new(true));
+        let msg = MsiMsg::default();
+        d.activate(&ctx(false), &msg).unwrap();
+        assert_eq!(
+            d.storage().take(),
+            ["addr_lo", "addr_hi", "data", "flush"],
+            "one flush per message"
+        );
+        for (step, calls) in [
+            (Step::MaskForUpdate, &["mask", "flush"][..]),
+            (Step::Write(Word::MsiAddrLo, 1), &["addr_lo", "flush"]),
+            (Step::Write(Word::MsiAddrHi, 0), &["addr_hi", "flush"]),
+            (Step::Write(Word::MsiData, 0x41), &["data", "flush"]),
+            (Step::RestoreMask, &["unmask", "flush"]),
+        ] {
+            d.exec_step(&ctx(false), 2, &step, &msg).unwrap();
+            assert_eq!(d.storage().take(), calls, "{step:?}");
+        }
+        // Nothing written, nothing to flush.
+        d.exec_step(&ctx(true), 2, &Step::RestoreMask, &msg)
+            .unwrap();
+        assert_eq!(
+            d.exec_step(&ctx(false), 2, &Step::Write(Word::RteLow, 0), &msg),
+            Err(IrqError::Unsupported)
+        );
+        assert!(d.storage().take().is_empty());
+        Chip::mask(&d, &ctx(false)).unwrap();
+        Chip::unmask(&d, &ctx(false)).unwrap();
+        assert_eq!(d.storage().take(), ["mask", "flush", "unmask", "flush"]);
     }
 }

@@ -1,8 +1,8 @@
 //! Descriptor, hierarchy and flow-handler behaviour through the public API, on the sim.
 
-mod sim;
+use sluice_sim as sim;
 
-use sim::{Machine, SimApic, SimMsiStorage};
+use sim::{Machine, SimApic, msi_function, set_up_msi};
 use sluice_irq_core::desc::{FlowKind, IrqReturn, StormPolicy};
 use sluice_irq_core::domain::DomainId;
 use sluice_irq_core::flow::{Dispatch, FlowEnd};
@@ -21,20 +21,13 @@ fn setup_with(maskable: bool, flow: FlowKind) -> (sim::Shared, IrqCore, u32, Vec
     let core = IrqCore::new(2).unwrap();
     core.online_cpu(0).unwrap();
     core.online_cpu(1).unwrap();
-    let dev = m.lock().unwrap().add_device(maskable);
+    // Device 0: a PCI function with MSI, driven by sluice-pci's storage.
+    let dom = Arc::new(MsiDomain::new(
+        "PCI-MSI",
+        msi_function(&m, 1, maskable, PciFunction::new(0, 0, 3, 0)),
+    ));
     let d = core
-        .add_domain(
-            "PCI-MSI-0",
-            DomainId::VECTOR,
-            Arc::new(MsiDomain::new(
-                "PCI-MSI",
-                SimMsiStorage {
-                    m: m.clone(),
-                    dev,
-                    maskable,
-                },
-            )),
-        )
+        .add_domain("PCI-MSI-0", DomainId::VECTOR, dom.clone())
         .unwrap();
     let virq = core
         .alloc_irq(
@@ -55,9 +48,15 @@ fn setup_with(maskable: bool, flow: FlowKind) -> (sim::Shared, IrqCore, u32, Vec
         core.vector_irq(virq).unwrap().target.vector,
         sluice_irq_core::vector::SHUTDOWN_VECTOR
     );
-    core.request_irq(virq, 7, "dev").unwrap();
+    // Started in sluice-pci's MSI set-up order (masked, started, enabled).
+    set_up_msi(&*dom, 1, || core.request_irq(virq, 7, "dev").unwrap());
     let v = core.vector_irq(virq).unwrap().target.vector;
     (m, core, virq, v)
+}
+
+/// Is device 0's (only) member masked at the function?
+fn masked(m: &sim::Shared) -> bool {
+    m.lock().unwrap().mask_bits(0) & 1 != 0
 }
 
 #[test]
@@ -111,20 +110,17 @@ fn lazy_disable_masks_only_when_it_fires_and_replays_on_enable() {
         cpu: 0,
     };
     core.disable_irq(virq).unwrap();
-    assert!(!m.lock().unwrap().devices[0].masked, "disable is lazy");
+    assert!(!masked(&m), "disable is lazy");
     let mut ran = 0;
     let d = core.handle_vector(v, &mut apic, &mut |_, _| {
         ran += 1;
         IrqReturn::Handled
     });
     assert_eq!((d, ran), (Dispatch::Done, 0));
-    assert!(
-        m.lock().unwrap().devices[0].masked,
-        "fired while disabled => masked"
-    );
+    assert!(masked(&m), "fired while disabled => masked");
     assert!(core.desc(virq).unwrap().state.pending);
     core.enable_irq(virq, &mut apic).unwrap();
-    assert!(!m.lock().unwrap().devices[0].masked);
+    assert!(!masked(&m));
     // Replay: retriggered by IPI on the target.
     assert!(m.lock().unwrap().cpus[0].irr.contains_key(&v.0));
     assert_eq!(
@@ -149,10 +145,7 @@ fn fasteoi_arriving_while_running_elsewhere_is_replayed_not_masked() {
         Dispatch::Run { .. }
     ));
     assert_eq!(core.begin_vector(v, &mut cpu0), Dispatch::Done);
-    assert!(
-        !m.lock().unwrap().devices[0].masked,
-        "masked while merely busy"
-    );
+    assert!(!masked(&m), "masked while merely busy");
     assert_eq!(
         core.end_irq(virq, IrqReturn::Handled, &mut cpu0).unwrap(),
         FlowEnd::RunAgain { token: 7 }
@@ -163,13 +156,13 @@ fn fasteoi_arriving_while_running_elsewhere_is_replayed_not_masked() {
     );
     let d = core.desc(virq).unwrap();
     assert!(!d.state.pending && !d.state.masked && !d.disabled());
-    assert!(!m.lock().unwrap().devices[0].masked);
+    assert!(!masked(&m));
     // Disabled, it is still masked lazily and replayed only on enable.
     core.disable_irq(virq).unwrap();
     assert_eq!(core.begin_vector(v, &mut cpu0), Dispatch::Done);
-    assert!(m.lock().unwrap().devices[0].masked);
+    assert!(masked(&m));
     core.enable_irq(virq, &mut cpu0).unwrap();
-    assert!(!m.lock().unwrap().devices[0].masked);
+    assert!(!masked(&m));
 }
 
 #[test]
@@ -210,7 +203,7 @@ fn storm_detection_disables_a_screaming_line() {
     assert_eq!(stormed_at, Some(999));
     let d = core.desc(virq).unwrap();
     assert!(d.state.storm_disabled && d.disabled());
-    assert!(m.lock().unwrap().devices[0].masked);
+    assert!(masked(&m));
     // A line that is mostly handled never trips it.
     let (m2, core2, virq2, v2) = setup(true);
     core2
@@ -425,11 +418,7 @@ fn errors_not_panics() {
             DomainId(99),
             Arc::new(MsiDomain::new(
                 "x",
-                SimMsiStorage {
-                    m: m.clone(),
-                    dev: 0,
-                    maskable: false
-                }
+                msi_function(&m, 1, false, PciFunction::new(0, 0, 9, 0))
             ))
         )
         .is_err()
@@ -473,20 +462,20 @@ fn affinity_change_keeps_a_masked_irq_masked() {
         cpu: 0,
     };
     core.mask(virq).unwrap();
-    assert!(m.lock().unwrap().devices[0].masked);
+    assert!(masked(&m));
     let plan = core
         .set_affinity(virq, &CpuMask::single(1), false)
         .unwrap()
         .expect("the message must change");
     core.run_plan(virq, &plan, &mut apic).unwrap();
     assert!(
-        m.lock().unwrap().devices[0].masked,
+        masked(&m),
         "the move unmasked a masked irq: {:?}",
         plan.steps
     );
     assert_eq!(core.vector_irq(virq).unwrap().target.cpu, 1);
     core.unmask(virq).unwrap();
-    assert!(!m.lock().unwrap().devices[0].masked);
+    assert!(!masked(&m));
 }
 
 /// An irq masked *after* its move was planned but before the plan ran stays masked: the
@@ -504,7 +493,7 @@ fn a_mask_between_planning_and_running_survives_the_move() {
         .unwrap();
     core.mask(virq).unwrap();
     core.run_plan(virq, &plan, &mut apic).unwrap();
-    assert!(m.lock().unwrap().devices[0].masked, "{:?}", plan.steps);
+    assert!(masked(&m), "{:?}", plan.steps);
 }
 
 /// Until the first step of a move's plan ran, the device still sends to the old target:
@@ -557,7 +546,7 @@ fn a_move_is_not_completed_before_its_plan_ran_and_can_be_withdrawn() {
         .unwrap();
     assert_ne!(plan2.id, plan.id);
     // The withdrawn plan's IPI arrives late: refused, the device untouched.
-    let msg = m.lock().unwrap().devices[0].msg;
+    let msg = m.lock().unwrap().msi_registers(0);
     assert_eq!(
         core.run_plan(virq, &plan, &mut apic0),
         Err(IrqError::StalePlan)
@@ -568,7 +557,7 @@ fn a_move_is_not_completed_before_its_plan_ran_and_can_be_withdrawn() {
         "withdrawing it again leaves the newer plan pending"
     );
     assert!(core.desc(virq).unwrap().state.plan_pending);
-    assert_eq!(m.lock().unwrap().devices[0].msg, msg);
+    assert_eq!(m.lock().unwrap().msi_registers(0), msg);
     core.run_plan(virq, &plan2, &mut apic0).unwrap();
     assert_eq!(
         core.run_plan(virq, &plan2, &mut apic0),
@@ -615,12 +604,7 @@ fn groups_are_listed_but_are_not_levels() {
         core.add_group("PCI-MSI", DomainId::VECTOR),
         Err(IrqError::Busy)
     );
-    let dev = m.lock().unwrap().add_device(true);
-    let storage = SimMsiStorage {
-        m: m.clone(),
-        dev,
-        maskable: true,
-    };
+    let storage = msi_function(&m, 1, true, PciFunction::new(0, 0, 3, 0));
     let d = core
         .add_domain(
             "PCI-MSI-0000:00:03.0",
@@ -846,25 +830,15 @@ fn a_remapping_level_reaches_apic_ids_a_message_cannot() {
     let r = core
         .add_domain("REMAP-0", DomainId::VECTOR, remap.clone())
         .unwrap();
-    let storage = |dev| SimMsiStorage {
-        m: m.clone(),
-        dev,
-        maskable: true,
-    };
-    let dev0 = m.lock().unwrap().add_device(true);
-    let dev1 = m.lock().unwrap().add_device(true);
+    let storage = |d| msi_function(&m, 1, true, PciFunction::new(0, 0, d, 0));
     let behind = core
-        .add_domain(
-            "DEV-0",
-            r,
-            Arc::new(MsiDomain::new("PCI-MSI", storage(dev0))),
-        )
+        .add_domain("DEV-0", r, Arc::new(MsiDomain::new("PCI-MSI", storage(3))))
         .unwrap();
     let plain = core
         .add_domain(
             "DEV-1",
             DomainId::VECTOR,
-            Arc::new(MsiDomain::new("PCI-MSI", storage(dev1))),
+            Arc::new(MsiDomain::new("PCI-MSI", storage(4))),
         )
         .unwrap();
     let src = |d| IrqSource::Pci {

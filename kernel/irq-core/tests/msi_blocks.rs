@@ -2,9 +2,9 @@
 //! one-call and the four-step forms, freeing single members, errors that change nothing,
 //! dynamic MSI-X entries, whole-block affinity changes and their undo, hotplug refusal.
 
-mod sim;
+use sluice_sim as sim;
 
-use sim::{Machine, SimApic, SimBlockStorage, deliver, member_token};
+use sim::{Machine, PciMsiStorage, SimApic, deliver, member_token, msi_function};
 use sluice_irq_core::affinity::Step;
 use sluice_irq_core::desc::FlowKind;
 use sluice_irq_core::domain::DomainId;
@@ -36,23 +36,19 @@ struct Dev {
     m: sim::Shared,
     core: IrqCore,
     domain: DomainId,
-    msi: Arc<MsiDomain<SimBlockStorage>>,
+    msi: Arc<MsiDomain<PciMsiStorage>>,
 }
 
-/// A multi-message device (device 0 of the sim, `nvec` messages) on a `cpus`-CPU core.
+/// A multi-message device (device 0 of the sim: a PCI function at 00:05.0 with `nvec`
+/// messages, driven by sluice-pci's storage) on a `cpus`-CPU core. These tests drive
+/// the block API step by step, so the function's MSI is enabled for all `nvec` members
+/// up front (the kernel's set-up order, msi_order, is run by the explorations).
 fn device(cpus: usize, maskable: bool, nvec: u32) -> Dev {
     let m = Machine::new(cpus);
-    let dev = m.lock().unwrap().add_block_device(maskable, nvec);
     let core = core(cpus);
-    let msi = Arc::new(MsiDomain::new(
-        "PCI-MSI",
-        SimBlockStorage {
-            m: m.clone(),
-            dev,
-            maskable,
-            nvec,
-        },
-    ));
+    let storage = msi_function(&m, nvec, maskable, PciFunction::new(0, 0, 5, 0));
+    storage.enable(nvec.trailing_zeros() as u8).unwrap();
+    let msi = Arc::new(MsiDomain::new("PCI-MSI", storage));
     let domain = core
         .add_domain("PCI-MSI-0000:00:05.0", DomainId::VECTOR, msi.clone())
         .unwrap();
@@ -111,7 +107,10 @@ fn one_call_block_frees_member_by_member() {
             .unwrap();
     }
     // The one stored message carries the block's first vector: member j ORs in j.
-    assert_eq!(d.m.lock().unwrap().devices[0].msg.data, u32::from(b.base.0));
+    assert_eq!(
+        d.m.lock().unwrap().msi_registers(0).data,
+        u32::from(b.base.0)
+    );
     d.m.lock().unwrap().fire_member(0, 3);
     assert!(deliver(&d.core, &d.m, 0));
     assert_eq!(d.core.desc(first + 3).unwrap().total(), 1);
@@ -164,7 +163,7 @@ fn reserve_alloc_in_free_in_teardown() {
     assert_eq!(d.core.desc(m5).unwrap().levels[0].hwirq, 5);
     d.core.request_irq(m5, member_token(0, 5), "m5").unwrap();
     assert_eq!(
-        d.m.lock().unwrap().devices[0].msg.data,
+        d.m.lock().unwrap().msi_registers(0).data,
         u32::from(b.base.0),
         "member 5 wrote the shared message with the member bits clear"
     );
@@ -231,7 +230,9 @@ fn bad_block_requests_are_errors_that_change_nothing() {
     assert_eq!(snapshot(&small), small_before);
     // A level without blocks (an I/O APIC) refuses them.
     let io_m = Machine::new(1);
-    let line = io_m.lock().unwrap().add_ioapic_line(sim::Wire::default());
+    io_m.lock()
+        .unwrap()
+        .add_ioapic_line(0, 1, sim::Wire::default());
     let io = d
         .core
         .add_domain(
@@ -241,7 +242,7 @@ fn bad_block_requests_are_errors_that_change_nothing() {
                 0,
                 sim::SimRteStorage {
                     m: io_m.clone(),
-                    dev: line,
+                    id: 0,
                 },
             )),
         )
@@ -472,7 +473,7 @@ fn set_affinity_on_any_member_moves_the_block_and_abort_puts_it_back() {
     }
     assert_eq!(d.core.cpu_vector_stats(1).unwrap().allocated, 1);
     // Its IPI arriving after all changes nothing: the withdrawn plan is refused.
-    let msg = d.m.lock().unwrap().devices[0].msg;
+    let msg = d.m.lock().unwrap().msi_registers(0);
     assert_eq!(
         d.core.run_plan(
             first + 1,
@@ -484,7 +485,7 @@ fn set_affinity_on_any_member_moves_the_block_and_abort_puts_it_back() {
         ),
         Err(IrqError::StalePlan)
     );
-    assert_eq!(d.m.lock().unwrap().devices[0].msg, msg);
+    assert_eq!(d.m.lock().unwrap().msi_registers(0), msg);
 
     // Again, and this time the plan runs (through another member's irq) on CPU 0.
     let plan = d
@@ -513,7 +514,7 @@ fn set_affinity_on_any_member_moves_the_block_and_abort_puts_it_back() {
             },
         )
         .unwrap();
-    assert_eq!(d.m.lock().unwrap().devices[0].msg.data, 0x24);
+    assert_eq!(d.m.lock().unwrap().msi_registers(0).data, 0x24);
     // Member 3 fires: it arrives on CPU 1 0x27 and completes the whole block's move.
     d.m.lock().unwrap().fire_member(0, 3);
     assert!(deliver(&d.core, &d.m, 1));
@@ -598,7 +599,7 @@ fn offline_refuses_a_block_with_nowhere_to_go_and_moves_one_that_fits() {
 
 /// A multi-MSI domain whose block plans must run on CPU 0 — wrong during an offline of
 /// CPU 1 (the other CPUs spin in stop_machine and cannot run them).
-struct PlansOnCpu0(MsiDomain<SimBlockStorage>);
+struct PlansOnCpu0(MsiDomain<PciMsiStorage>);
 
 impl sluice_irq_core::domain::Domain for PlansOnCpu0 {
     fn size(&self) -> u32 {
@@ -664,14 +665,8 @@ impl sluice_irq_core::chip::Chip for PlansOnCpu0 {
 #[test]
 fn a_block_that_cannot_be_migrated_still_leaves_the_dying_cpu() {
     let m = Machine::new(2);
-    let dev = m.lock().unwrap().add_block_device(false, 2);
     let core = core(2);
-    let storage = SimBlockStorage {
-        m: m.clone(),
-        dev,
-        maskable: false,
-        nvec: 2,
-    };
+    let storage = msi_function(&m, 2, false, PciFunction::new(0, 0, 5, 0));
     let d = core
         .add_domain(
             "ELSEWHERE",
@@ -709,8 +704,8 @@ fn a_block_that_cannot_be_migrated_still_leaves_the_dying_cpu() {
     );
     let b = core.block(core.block_of(first).unwrap()).unwrap();
     assert_eq!((b.cpu, b.prev, b.move_in_progress), (0, None, false));
-    assert_eq!(m.lock().unwrap().devices[0].msg.data, u32::from(b.base.0));
-    assert_eq!(m.lock().unwrap().devices[0].msg.addr_lo, 0xFEE0_0000);
+    assert_eq!(m.lock().unwrap().msi_registers(0).data, u32::from(b.base.0));
+    assert_eq!(m.lock().unwrap().msi_registers(0).addr_lo, 0xFEE0_0000);
     core.check_invariants().unwrap();
 }
 
@@ -724,20 +719,17 @@ fn a_block_that_cannot_be_migrated_still_leaves_the_dying_cpu() {
 fn a_block_leaving_a_dying_cpu_is_not_retriggered_for_another_irqs_interrupt() {
     let d = device(3, false, 16);
     let m = &d.m;
-    let hpet_dev = m.lock().unwrap().add_device(false);
+    // The HPET comparator's FSB route stands in as a non-maskable single-message PCI
+    // function (device 1).
+    let hpet_storage = msi_function(m, 1, false, PciFunction::new(0, 0, 6, 0));
+    hpet_storage.enable(0).unwrap();
+    let hpet_dev = m.lock().unwrap().devices.len() - 1;
     let hpet_domain = d
         .core
         .add_domain(
             "HPET-MSI",
             DomainId::VECTOR,
-            Arc::new(MsiDomain::new(
-                "HPET-MSI",
-                sim::SimMsiStorage {
-                    m: m.clone(),
-                    dev: hpet_dev,
-                    maskable: false,
-                },
-            )),
+            Arc::new(MsiDomain::new("HPET-MSI", hpet_storage)),
         )
         .unwrap();
     let hpet = d

@@ -7,8 +7,8 @@
 //! because the IPI seemed lost, or withdrawn and replaced by a second affinity change.
 //! Each of these is a *rival*; every schedule of the rival's steps, the plan's run (on the
 //! CPU it names, only while that CPU takes interrupts), 1–2 device firings (also inside
-//! the plan's run and the migration, after any hardware write or IRR read), deliveries and
-//! cleanups is explored. A plan still waiting at the end is withdrawn, as the kernel does
+//! the plan's run and the migration, after any hardware write or IRR read), their
+//! messages' arrivals, deliveries and cleanups is explored. A plan still waiting at the end is withdrawn, as the kernel does
 //! when its IPI is not answered.
 //!
 //! Verdict per schedule: every firing handled exactly once, no stray arrival, no IPI to an
@@ -21,25 +21,21 @@
 //! the two-step move passes through A's unused 0x21 (0x22–0x23): no IRR bit is shared.
 //! CPU 1 is the one that goes offline: A = 1 for `OfflineOld`, else A = 0.
 
-mod sim;
+use std::collections::VecDeque;
+use std::sync::Arc;
 
-use sim::{
-    Event, Explorer, Machine, Shared, SimApic, SimBlockStorage, SimIrDomain, SimMsiStorage,
-    SimRteStorage, Source, Wire, enabled_events_with, explore, fired_inside, let_fire_inside,
-    member_token, run_hardware_event,
-};
 use sluice_irq_core::affinity::StepPlan;
 use sluice_irq_core::desc::FlowKind;
-use sluice_irq_core::domain::{DomainId, DomainOps};
+use sluice_irq_core::domain::DomainId;
 use sluice_irq_core::injected::InjectedBug;
 use sluice_irq_core::ioapic::IoApicDomain;
 use sluice_irq_core::msi::Trigger;
 use sluice_irq_core::msidomain::MsiDomain;
-use sluice_irq_core::{
-    CpuMask, IrqAlloc, IrqCore, IrqError, IrqSource, PciFunction, Polarity, Virq,
+use sluice_irq_core::{CpuMask, IrqAlloc, IrqCore, IrqError, IrqSource, Polarity, Virq};
+use sluice_sim::{
+    Boot, Event, Explorer, Remapping, Run, Shared, SimApic, Source, Timing, Wire, explore,
+    function, member_token, pci,
 };
-use std::collections::VecDeque;
-use std::sync::Arc;
 
 /// How device 0 stores its route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,7 +44,8 @@ enum Path {
     NonMaskable,
     /// Maskable MSI: mask, write, restore, on any CPU.
     Maskable,
-    /// Behind interrupt remapping: one IRTE update, on any CPU.
+    /// Behind interrupt remapping (the production `INTEL-IR` domain over the model unit):
+    /// one IRTE update, on any CPU.
     Remapped,
     /// An edge I/O APIC input: the two-step plan on the RTE halves.
     IoApic,
@@ -111,20 +108,17 @@ fn start_cpu(rival: Rival) -> u32 {
     if rival == Rival::OfflineOld { 1 } else { 0 }
 }
 
-fn pci(dev: u8) -> IrqSource {
-    IrqSource::Pci {
-        function: PciFunction::new(0, 0, dev, 0),
-        index: 0,
-    }
-}
-
 fn build(s: &Scenario) -> World {
-    let m = Machine::new(2);
-    m.lock().unwrap().redeliver_from_irr_hit = true;
-    let core = IrqCore::new(2).unwrap();
-    for c in 0..2 {
-        core.online_cpu(c).unwrap();
-    }
+    let remapping = if s.path == Path::Remapped {
+        Remapping::On {
+            eim: true,
+            invalidates: true,
+        }
+    } else {
+        Remapping::Off
+    };
+    let boot = Boot::with(2, Timing::InFlight, remapping);
+    let core = &boot.core;
     if let Some(bug) = s.bug {
         core.inject_bug(bug);
     }
@@ -138,86 +132,54 @@ fn build(s: &Scenario) -> World {
         )
         .unwrap();
     assert_eq!(core.vector_irq(filler).unwrap().target.vector.0, 0x20);
-    let msi = |m: &Shared, maskable: bool| -> Arc<dyn DomainOps> {
-        let dev = m.lock().unwrap().add_device(maskable);
-        assert_eq!(dev, 0);
-        Arc::new(MsiDomain::new(
-            "PCI-MSI",
-            SimMsiStorage {
-                m: m.clone(),
-                dev,
-                maskable,
-            },
-        ))
+    let line = IrqSource::IoApic {
+        id: 0,
+        pin: 2,
+        trigger: Trigger::Edge,
+        polarity: Polarity::ActiveHigh,
     };
-    let (ops, parent, source, count): (Arc<dyn DomainOps>, DomainId, IrqSource, u32) = match s.path
-    {
-        Path::NonMaskable => (msi(&m, false), DomainId::VECTOR, pci(3), 1),
-        Path::Maskable => (msi(&m, true), DomainId::VECTOR, pci(3), 1),
-        Path::Remapped => {
-            let ir = core
-                .add_domain(
-                    "INTEL-IR-0",
-                    DomainId::VECTOR,
-                    Arc::new(SimIrDomain::new(&m)),
-                )
-                .unwrap();
-            (msi(&m, false), ir, pci(3), 1)
-        }
+    let count = if matches!(s.path, Path::Block { .. }) {
+        2
+    } else {
+        1
+    };
+    let req = IrqAlloc {
+        count,
+        flow: FlowKind::Edge,
+        ..IrqAlloc::edge(CpuMask::single(a))
+    };
+    let token = |j| if count > 1 { member_token(0, j) } else { 0 };
+    let first = match s.path {
         Path::IoApic => {
-            let dev = m.lock().unwrap().add_ioapic_line(Wire::default());
-            let ops = Arc::new(IoApicDomain::new(0, SimRteStorage { m: m.clone(), dev }));
-            let line = IrqSource::IoApic {
-                id: 0,
-                pin: 2,
-                trigger: Trigger::Edge,
-                polarity: Polarity::ActiveHigh,
-            };
-            (ops, DomainId::VECTOR, line, 1)
-        }
-        Path::Block { maskable } => {
-            let dev = m.lock().unwrap().add_block_device(maskable, 2);
-            let ops = Arc::new(MsiDomain::new(
-                "PCI-MSI",
-                SimBlockStorage {
-                    m: m.clone(),
-                    dev,
-                    maskable,
-                    nvec: 2,
-                },
+            let ops = Arc::new(IoApicDomain::new(
+                0,
+                boot.ioapic_line(0, 2, Wire::default()),
             ));
-            (ops, DomainId::VECTOR, pci(3), 2)
+            let d0 = boot.add("DEV-0", ops);
+            boot.request(d0, &line, &req, token)
+        }
+        path => {
+            let maskable = matches!(path, Path::Maskable | Path::Block { maskable: true });
+            let dom = Arc::new(MsiDomain::new(
+                "PCI-MSI",
+                boot.msi_function(count, maskable, function(3)),
+            ));
+            let d0 = boot.add("DEV-0", dom.clone());
+            boot.start_msi(&*dom, d0, &pci(3, 0), &req, token)
         }
     };
-    let d0 = core.add_domain("DEV-0", parent, ops).unwrap();
-    let first = core
-        .alloc_irq(
-            d0,
-            &source,
-            &IrqAlloc {
-                count,
-                flow: FlowKind::Edge,
-                ..IrqAlloc::edge(CpuMask::single(a))
-            },
-        )
-        .unwrap();
     let virqs: Vec<Virq> = (first..first + count).collect();
     let sources = if count > 1 {
-        for (j, &v) in virqs.iter().enumerate() {
-            core.request_irq(v, member_token(0, j as u32), "blk")
-                .unwrap();
-        }
         (0..count).map(|j| Source::Member(0, j)).collect()
     } else {
-        core.request_irq(first, 0, "dev0").unwrap();
         vec![Source::Device(0)]
     };
     let t = core.vector_irq(first).unwrap().target;
     assert_eq!((t.cpu, t.vector.0), (a, 0x20));
-    m.lock().unwrap().watched_routes.push((0, first));
+    boot.m.lock().unwrap().watched_routes.push((0, first));
     World {
-        m,
-        core,
+        m: boot.m,
+        core: boot.core,
         virqs,
         sources,
     }
@@ -288,154 +250,113 @@ fn run_once(ex: &mut Explorer, s: &Scenario, found: &mut Found) -> Result<(), St
     let lead = virqs[0];
     // Plans run through the last member: any member speaks for its block.
     let runner = *virqs.last().unwrap();
-    let members: Vec<u32> = match s.path {
-        Path::Block { .. } => (0..virqs.len() as u32).collect(),
-        _ => Vec::new(),
-    };
+    let mut run = Run::new(&core, &m, s.fires, &sources);
     let mut script = script(s);
     let mut plans: Vec<Posted> = Vec::new();
-    let mut fires_left = s.fires;
     let mut released = false;
     let (mut refused, mut pending_at_offline, mut inside) = (false, false, false);
-    let mut trail = String::new();
-    let mut budget = 600;
     loop {
-        budget -= 1;
-        if budget == 0 {
-            return Err(format!("{s:?}: livelock, trail {trail}"));
-        }
         // A driver frees its irq only once its device is quiet and every interrupt it
         // raised was served.
         let script_ready = match script.front() {
             None => false,
-            Some(Act::Release) => fires_left == 0 && m.lock().unwrap().all_handled(),
+            Some(Act::Release) => run.fires_left == 0 && m.lock().unwrap().all_handled(),
             Some(_) => true,
         };
-        let mut en: Vec<Option<Event>> =
-            enabled_events_with(&m, script_ready, fires_left, &members, &[])
-                .into_iter()
-                .map(Some)
-                .collect();
-        let runnable: Vec<usize> = {
+        let mut mine: Vec<Event> = Vec::new();
+        if script_ready {
+            mine.push(Event::Script);
+        }
+        {
+            // A waiting plan's IPI is taken while the CPU it names takes interrupts.
             let mm = m.lock().unwrap();
-            (0..plans.len())
-                .filter(|&k| {
-                    let c = exec_cpu(&plans[k].plan);
-                    plans[k].waiting && mm.cpus[c].irqs_on && mm.cpus[c].apic_enabled
-                })
-                .collect()
-        };
-        en.extend(runnable.iter().map(|_| None));
-        if en.is_empty() {
-            if script.front().is_some_and(|a| matches!(a, Act::Release)) {
+            mine.extend((0..plans.len()).filter_map(|k| {
+                let c = exec_cpu(&plans[k].plan);
+                let ready = plans[k].waiting && mm.cpus[c].irqs_on && mm.cpus[c].apic_enabled;
+                ready.then_some(Event::Plan(k))
+            }));
+        }
+        let ev = run.next(ex, &mine).map_err(|e| format!("{s:?}: {e}"))?;
+        match ev {
+            None if script.front().is_some_and(|a| matches!(a, Act::Release)) => {
                 // Never quiet (an interrupt was lost): free it anyway; the verdict says why.
-                fires_left = 0;
+                run.fires_left = 0;
                 m.lock().unwrap().failures.push("device never quiet".into());
                 script.pop_front();
                 released = true;
                 core.release_irq(lead).map_err(|e| e.to_string())?;
-                continue;
             }
-            break;
-        }
-        let pick = ex.pick(en.len());
-        match en[pick] {
-            None => {
-                // A waiting plan's IPI is taken now.
-                let k = runnable[pick - (en.len() - runnable.len())];
-                trail.push('P');
+            None => break,
+            Some(Event::Plan(k)) => {
                 plans[k].waiting = false;
                 let cpu = exec_cpu(&plans[k].plan);
-                let before = let_fire_inside(ex, &m, fires_left, &sources, points(s));
-                let r = core.run_plan(runner, &plans[k].plan, &mut SimApic { m: m.clone(), cpu });
-                if fired_inside(&m, before) {
-                    fires_left -= 1;
-                    inside = true;
-                }
+                let before = run.let_fire_inside(ex, points(s));
+                let r = core.run_plan(runner, &plans[k].plan, &mut SimApic::on(&m, cpu));
+                inside |= run.fired_inside(before);
                 match r {
                     Ok(()) => {}
                     // Refused, changing nothing: the plan is no longer the pending one,
                     // or its irq is gone.
                     Err(IrqError::UnknownIrq(_) | IrqError::StalePlan) => refused = true,
-                    Err(e) => return Err(format!("{s:?}: run_plan: {e} [trail {trail}]")),
+                    Err(e) => return Err(format!("{s:?}: run_plan: {e} [trail {}]", run.trail)),
                 }
             }
-            Some(Event::Script) => {
-                trail.push('S');
-                match script.pop_front().unwrap() {
-                    Act::SetAffinity { mask, force } => {
-                        match core.set_affinity(lead, &mask, force) {
-                            Ok(Some(plan)) => plans.push(Posted {
-                                plan,
-                                waiting: true,
-                            }),
-                            // Still moving (a plan pending, or a move awaiting its first
-                            // interrupt or its cleanup): the kernel reports busy.
-                            Ok(None) | Err(IrqError::Busy) => {}
-                            Err(e) => return Err(format!("{s:?}: set_affinity: {e}")),
-                        }
-                    }
-                    Act::Abort(k) => {
-                        if let Some(p) = plans.get(k) {
-                            withdraw(&core, lead, &p.plan)
-                                .map_err(|e| format!("{s:?}: abort: {e}"))?;
-                        }
-                    }
-                    Act::Release => {
-                        fires_left = 0;
-                        released = true;
-                        for &v in &virqs {
-                            core.release_irq(v).map_err(|e| e.to_string())?;
-                        }
-                    }
-                    Act::Free => {
-                        core.free_irq(lead, virqs.len() as u32)
-                            .map_err(|e| format!("{s:?}: free: {e}"))?;
-                    }
-                    Act::IrqsOff(c) => m.lock().unwrap().cpus[c].irqs_on = false,
-                    Act::IrqsOn(c) => m.lock().unwrap().cpus[c].irqs_on = true,
-                    Act::ApicOff(c) => m.lock().unwrap().cpus[c].apic_enabled = false,
-                    Act::Migrate => {
-                        pending_at_offline = core
-                            .desc(lead)
-                            .map_err(|e| e.to_string())?
-                            .state
-                            .plan_pending;
-                        let before = let_fire_inside(ex, &m, fires_left, &sources, points(s));
-                        let r = core
-                            .migrate_off_cpu(
-                                1,
-                                &mut SimApic {
-                                    m: m.clone(),
-                                    cpu: 1,
-                                },
-                            )
-                            .map_err(|e| format!("{s:?}: migrate: {e}"))?;
-                        if fired_inside(&m, before) {
-                            fires_left -= 1;
-                            inside = true;
-                        }
-                        if !r.failed.is_empty() || r.leftover_vectors != 0 {
-                            return Err(format!("{s:?}: migration {r:?}"));
-                        }
+            Some(Event::Script) => match script.pop_front().unwrap() {
+                Act::SetAffinity { mask, force } => match core.set_affinity(lead, &mask, force) {
+                    Ok(Some(plan)) => plans.push(Posted {
+                        plan,
+                        waiting: true,
+                    }),
+                    // Still moving (a plan pending, or a move awaiting its first interrupt
+                    // or its cleanup): the kernel reports busy.
+                    Ok(None) | Err(IrqError::Busy) => {}
+                    Err(e) => return Err(format!("{s:?}: set_affinity: {e}")),
+                },
+                Act::Abort(k) => {
+                    if let Some(p) = plans.get(k) {
+                        withdraw(&core, lead, &p.plan).map_err(|e| format!("{s:?}: abort: {e}"))?;
                     }
                 }
-            }
-            Some(ev) => {
-                trail.push(ev.letter());
-                run_hardware_event(&core, &m, ev, &mut fires_left);
-            }
+                Act::Release => {
+                    run.fires_left = 0;
+                    released = true;
+                    for &v in &virqs {
+                        core.release_irq(v).map_err(|e| e.to_string())?;
+                    }
+                }
+                Act::Free => {
+                    core.free_irq(lead, virqs.len() as u32)
+                        .map_err(|e| format!("{s:?}: free: {e}"))?;
+                }
+                Act::IrqsOff(c) => m.lock().unwrap().cpus[c].irqs_on = false,
+                Act::IrqsOn(c) => m.lock().unwrap().cpus[c].irqs_on = true,
+                Act::ApicOff(c) => m.lock().unwrap().cpus[c].apic_enabled = false,
+                Act::Migrate => {
+                    pending_at_offline = core
+                        .desc(lead)
+                        .map_err(|e| e.to_string())?
+                        .state
+                        .plan_pending;
+                    let before = run.let_fire_inside(ex, points(s));
+                    let r = core
+                        .migrate_off_cpu(1, &mut SimApic::on(&m, 1))
+                        .map_err(|e| format!("{s:?}: migrate: {e}"))?;
+                    inside |= run.fired_inside(before);
+                    if !r.failed.is_empty() || r.leftover_vectors != 0 {
+                        return Err(format!("{s:?}: migration {r:?}"));
+                    }
+                }
+            },
+            Some(_) => {}
         }
     }
     // The kernel withdraws a plan whose IPI was never answered (its CPU went offline).
     for p in plans.iter().filter(|p| p.waiting) {
         withdraw(&core, lead, &p.plan).map_err(|e| format!("{s:?}: final abort: {e}"))?;
     }
-    found.refused += u32::from(refused);
-    found.migrated_pending += u32::from(pending_at_offline);
-    found.fired_inside += u32::from(inside);
+    let trail = run.trail;
     let mm = m.lock().unwrap();
-    let mut bad = sim::verdict(&mm, &core);
+    let mut bad = sluice_sim::verdict(&mm, &core);
     if mm.dropped_ipis > 0 {
         bad.push(format!("{} IPIs sent to an offline APIC", mm.dropped_ipis));
     }
@@ -451,6 +372,9 @@ fn run_once(ex: &mut Explorer, s: &Scenario, found: &mut Found) -> Result<(), St
             bad.push(format!("irq still on the offline CPU: {irq:?}"));
         }
     }
+    found.refused += u32::from(refused);
+    found.migrated_pending += u32::from(pending_at_offline);
+    found.fired_inside += u32::from(inside);
     if bad.is_empty() {
         Ok(())
     } else {
@@ -536,24 +460,24 @@ const WITHDRAWN: [Rival; 3] = [Rival::Release, Rival::Abort, Rival::Supersede];
 /// Offline of the old or the new CPU, real code: no failure; in 5,883 schedules the
 /// offline met the plan still waiting, in 5,511 a plan was refused.
 const OFFLINE_FOUND: Found = Found {
-    schedules: 24_858,
+    schedules: 71_895,
     failed: 0,
-    refused: 5_511,
-    migrated_pending: 5_883,
-    fired_inside: 5_586,
+    refused: 13_420,
+    migrated_pending: 13_957,
+    fired_inside: 12_988,
 };
 /// Release and free, abort, abort and a second move, real code: no failure.
 const WITHDRAWN_FOUND: Found = Found {
-    schedules: 35_459,
+    schedules: 111_138,
     failed: 0,
-    refused: 19_504,
+    refused: 52_514,
     migrated_pending: 0,
-    fired_inside: 5_978,
+    fired_inside: 13_986,
 };
 /// Bugs put back: (schedules, failing schedules).
-const OFFLINE_FORGETTING_PLANS: (usize, usize) = (25_116, 2_481);
-const WITHDRAWN_STALE_PLANS_RUN: (usize, usize) = (34_178, 11_570);
-const OFFLINE_STALE_PLANS_RUN: (usize, usize) = (24_457, 2_594);
+const OFFLINE_FORGETTING_PLANS: (usize, usize) = (73_593, 8_540);
+const WITHDRAWN_STALE_PLANS_RUN: (usize, usize) = (113_397, 11_099);
+const OFFLINE_STALE_PLANS_RUN: (usize, usize) = (71_060, 2_950);
 
 #[test]
 fn a_plan_delayed_past_an_offline_leaves_the_device_where_the_core_says() {

@@ -5,8 +5,10 @@
 use sluice_console::keys::{AnsiDecoder, Key};
 
 /// COM1's escape-sequence state. Protects: the decoder. Taken only by the shell (task
-/// context, interrupts on). Lock order: innermost.
-static ANSI: spin::Mutex<AnsiDecoder> = spin::Mutex::new(AnsiDecoder::new());
+/// context, interrupts on). Lock order: `sync::order` (COM1's receive ring and the
+/// screen are taken under it).
+static ANSI: sluice_sync::SpinLock<AnsiDecoder> =
+    sluice_sync::SpinLock::new(&crate::sync::order::ANSI, AnsiDecoder::new());
 
 /// The next key from either input, if one is waiting.
 pub fn read_key() -> Option<Key> {

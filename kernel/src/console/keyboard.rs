@@ -10,6 +10,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use sluice_console::keys::{Key, KeyboardDecoder, ScancodeSetKind};
 use sluice_irq_core::desc::IrqReturn;
 use sluice_irq_core::{CpuMask, Virq};
+use sluice_sync::IrqSpinLock;
 
 use super::i8042::{self, Status};
 
@@ -18,14 +19,17 @@ const KEYBOARD_ISA_IRQ: u8 = 1;
 const BYTES_PER_IRQ: usize = 16;
 
 /// Scancode decoder. Protects: the scancode set's and layout's state (shift, caps
-/// lock). Taken only in the interrupt handler (interrupts off). Lock order: innermost.
-static DECODER: spin::Mutex<Option<KeyboardDecoder>> = spin::Mutex::new(None);
-/// Keys waiting for the shell, as `Key::code`s.
-static KEYS: spin::Mutex<Ring> = spin::Mutex::new(Ring::new());
+/// lock). Interrupt-safe: the handler decodes; `init` installs it. Lock order:
+/// `sync::order` (the key queue and the screen's text are taken under it).
+static DECODER: IrqSpinLock<Option<KeyboardDecoder>> =
+    IrqSpinLock::new(&crate::sync::order::KBD_DECODER, None);
+/// Keys waiting for the shell, as `Key::code`s. Interrupt-safe: the handler pushes, the
+/// shell pops. Lock order: a leaf.
+static KEYS: IrqSpinLock<Ring> = IrqSpinLock::new(&crate::sync::order::KBD_KEYS, Ring::new());
 const NONE: u32 = u32::MAX;
 static VIRQ: AtomicU32 = AtomicU32::new(NONE);
 
-/// Key queue. Protects: its contents. Taken with interrupts off. Lock order: innermost.
+/// Key queue (behind `KEYS`).
 struct Ring {
     buf: [u32; 64],
     head: usize,
@@ -154,6 +158,5 @@ fn deliver(key: Key) {
 
 /// The next key typed on the keyboard, if any.
 pub fn read_key() -> Option<Key> {
-    x86_64::instructions::interrupts::without_interrupts(|| KEYS.lock().pop())
-        .and_then(Key::from_code)
+    KEYS.lock().pop().and_then(Key::from_code)
 }

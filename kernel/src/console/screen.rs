@@ -4,13 +4,15 @@
 //!
 //! Two steps, two locks, so that drawing never holds off interrupts:
 //! - `TEXT` (the text model: `sluice_console::text`): every print appends to it with
-//!   interrupts off, for as long as formatting one line takes. Lock order: innermost;
-//!   taken from any context except an NMI that landed while its CPU held it (detected by
-//!   `TEXT_OWNER`; that NMI's line reaches COM1 only).
+//!   interrupts off (an `IrqSpinLock`: handlers print), for as long as formatting one
+//!   line takes. A leaf of the lock order (`sync::order`): taken from any context except
+//!   an NMI that landed while its CPU held it (detected by `TEXT_OWNER`; that NMI's line
+//!   reaches COM1 only).
 //! - `RENDER` (the framebuffer and what is shown on it): the printer that finds it free
 //!   copies the visible text out under `TEXT` and paints the differences with interrupts
-//!   ON. It is only ever `try_lock`ed, so nobody waits for a painter; a printer that
-//!   finds it busy leaves its text to that painter, which loops until nothing is new.
+//!   ON (a plain `SpinLock`). It is only ever `try_lock`ed, so nobody waits for a
+//!   painter; a printer that finds it busy leaves its text to that painter, which loops
+//!   until nothing is new. Lock order: a leaf, with `TEXT` under it.
 //!
 //! Painting happens only with interrupts enabled, so never from an interrupt or NMI
 //! handler and never inside stop_machine (whose participants run with interrupts off):
@@ -25,17 +27,20 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use bootloader_api::info::{FrameBuffer, PixelFormat};
 use sluice_console::paint::{Format, Geometry, MAX_COLS, MAX_ROWS, Painter, PixelLayout};
 use sluice_console::text::{Attr, Cell, TextModel};
+use sluice_sync::{IrqSpinLock, SpinLock};
 use x86_64::instructions::interrupts;
 
 /// Text storage: 2 MiB of cells, about 2,800 rows of scrollback at 182 columns.
 const CELLS: usize = 512 * 1024;
 
 /// See the module comment. Protects: the text model.
-static TEXT: spin::Mutex<TextModel<CELLS>> = spin::Mutex::new(TextModel::new());
+static TEXT: IrqSpinLock<TextModel<CELLS>> =
+    IrqSpinLock::new(&crate::sync::order::SCREEN_TEXT, TextModel::new());
 /// 1 + the CPU holding `TEXT`, 0 when free.
 static TEXT_OWNER: AtomicU32 = AtomicU32::new(0);
 /// See the module comment. Protects: the framebuffer and the record of what it shows.
-static RENDER: spin::Mutex<Renderer> = spin::Mutex::new(Renderer::new());
+static RENDER: SpinLock<Renderer> =
+    SpinLock::new(&crate::sync::order::SCREEN_RENDER, Renderer::new());
 /// A framebuffer was found and set up.
 static READY: AtomicBool = AtomicBool::new(false);
 /// Interrupts have not been seen enabled yet: the boot CPU is alone and painting
@@ -184,14 +189,13 @@ fn paint_if_allowed() {
 
 /// Runs `f` on the text model with interrupts off, recording this CPU as the holder
 /// (so that an NMI landing meanwhile skips the screen instead of waiting on itself).
+#[track_caller]
 fn with_text<R>(f: impl FnOnce(&mut TextModel<CELLS>) -> R) -> R {
-    interrupts::without_interrupts(|| {
-        let mut text = TEXT.lock();
-        TEXT_OWNER.store(crate::arch::cpu::current_index() + 1, Ordering::Relaxed);
-        let r = f(&mut text);
-        TEXT_OWNER.store(0, Ordering::Relaxed);
-        r
-    })
+    let mut text = TEXT.lock();
+    TEXT_OWNER.store(crate::arch::cpu::current_index() + 1, Ordering::Relaxed);
+    let r = f(&mut text);
+    TEXT_OWNER.store(0, Ordering::Relaxed);
+    r
 }
 
 struct Appender<'a>(&'a mut TextModel<CELLS>);

@@ -12,6 +12,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use sluice_irq_core::affinity::StepPlan;
 use sluice_irq_core::hw::Target;
 use sluice_irq_core::{CpuId, CpuMask, IrqError, Virq};
+use sluice_sync::{IrqSpinLock, SpinLock};
 
 use super::{KernelApic, with_core};
 
@@ -24,8 +25,8 @@ pub struct AffinityChange {
 }
 
 /// Serialises affinity changes from task context, so one plan at a time is in flight
-/// to another CPU. Lock order: outermost.
-static AFFINITY: spin::Mutex<()> = spin::Mutex::new(());
+/// to another CPU. Task context only. Lock order: `sync::order`.
+static AFFINITY: SpinLock<()> = SpinLock::new(&crate::sync::order::IRQ_AFFINITY, ());
 
 /// Runs `f` with affinity changes from task context held off (for a benchmark that
 /// writes an irq's routing registers itself and must not race a move).
@@ -35,13 +36,17 @@ pub fn without_moves<R>(f: impl FnOnce() -> R) -> R {
 }
 
 /// Serialises cross-CPU plan calls, which share one slot: affinity changes (under
-/// AFFINITY) and hotplug's restores. Lock order: after AFFINITY, before the core's locks.
-static REMOTE_CALL: spin::Mutex<()> = spin::Mutex::new(());
+/// AFFINITY) and hotplug's restores. Task context only. Lock order: `sync::order`.
+static REMOTE_CALL: SpinLock<()> = SpinLock::new(&crate::sync::order::IRQ_REMOTE_CALL, ());
 
 /// The plan a remote CPU is asked to run, tagged with the number of its posting: a CPU
 /// that answers a call only after the caller gave up must not run a later posting's
-/// plan (on what would be the wrong CPU).
-static REMOTE_PLAN: spin::Mutex<Option<(u64, Virq, StepPlan)>> = spin::Mutex::new(None);
+/// plan (on what would be the wrong CPU). Interrupt-safe: the CALL_FUNCTION handler
+/// takes the plan out, and the sender posts and withdraws it from task context; an IPI
+/// landing on the sender while it held the slot with interrupts on (a late answer to a
+/// call that timed out) would spin on it forever. Lock order: a leaf.
+static REMOTE_PLAN: IrqSpinLock<Option<(u64, Virq, StepPlan)>> =
+    IrqSpinLock::new(&crate::sync::order::IRQ_REMOTE_PLAN, None);
 static REMOTE_SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// What `run_posted_plan` answers.

@@ -22,8 +22,10 @@ const MAX_HANDLERS: usize = 256;
 /// Handlers by token (the token `request_irq` stores in the descriptor): function
 /// addresses, append-only, read without a lock on every interrupt.
 static HANDLERS: [AtomicUsize; MAX_HANDLERS] = [const { AtomicUsize::new(0) }; MAX_HANDLERS];
-/// Serialises registration (readers never take it). Lock order: innermost.
-static REGISTER: spin::Mutex<usize> = spin::Mutex::new(0);
+/// Serialises registration (readers never take it). Task context only. Lock order: a
+/// leaf (`sync::order`).
+static REGISTER: sluice_sync::SpinLock<usize> =
+    sluice_sync::SpinLock::new(&crate::sync::order::IRQ_HANDLERS, 0);
 
 /// The token of `h`: its index in HANDLERS, added on first use (a handler requested
 /// again, e.g. by each benchmark run, keeps its token).

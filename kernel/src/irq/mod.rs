@@ -5,8 +5,11 @@
 //! Locking: the core has one lock per descriptor, a vector lock and a domain lock, and
 //! documents their order (`sluice_irq_core::irqcore`). Every call into it is made with
 //! interrupts off (`with_core`), so an interrupt on the same CPU never spins on a lock
-//! that CPU holds. Kernel locks around it, outermost first: `affinity::AFFINITY` →
-//! `affinity::REMOTE_CALL` → the core's locks → an I/O APIC's register lock → the console.
+//! that CPU holds. Kernel locks around it: `affinity::AFFINITY` → `affinity::REMOTE_CALL`
+//! and a PCI function's `irqs` come before the core's locks; the chips' locks (an I/O
+//! APIC's register window, an MSI mask shadow, the configuration ports, the INTEL-IR
+//! entries, a remapping unit), the posted plan's slot, the heap and the console are
+//! leaves under them. The whole order, checked on every nesting, is `sync::order`.
 //! Interrupt entry (`dispatch`) takes none of them but the irq's own descriptor lock.
 
 mod affinity;

@@ -20,6 +20,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use sluice_irq_core::affinity::{Step, StepPlan, Word};
 use sluice_irq_core::{CpuId, CpuMask, IrqError, Virq};
+use sluice_sync::SpinLock;
 
 use crate::lab::devices::raiser::Raiser;
 
@@ -128,10 +129,15 @@ static SHARED: Shared = Shared {
     refused: AtomicU64::new(0),
 };
 static RUNNING: AtomicBool = AtomicBool::new(false);
-static REFUSAL: spin::Mutex<Option<IrqError>> = spin::Mutex::new(None);
-/// The run's device and length, for the controlling CPU's share of the work.
-static RUN: spin::Mutex<Option<(&'static dyn Raiser, u64, Mode)>> = spin::Mutex::new(None);
-static RESULT: spin::Mutex<Option<Result<StormReport, String>>> = spin::Mutex::new(None);
+/// The run's first refused move, its device and length (for the controlling CPU's share
+/// of the work), and its result. Task context only (every CPU's share runs from its idle
+/// loop); leaves of the lock order.
+static REFUSAL: SpinLock<Option<IrqError>> =
+    SpinLock::new(&crate::sync::order::STORM_REFUSAL, None);
+static RUN: SpinLock<Option<(&'static dyn Raiser, u64, Mode)>> =
+    SpinLock::new(&crate::sync::order::STORM_RUN, None);
+static RESULT: SpinLock<Option<Result<StormReport, String>>> =
+    SpinLock::new(&crate::sync::order::STORM_RESULT, None);
 
 /// The next online CPU after `cpu` (itself if it is the only one).
 fn next_cpu(cpu: CpuId) -> CpuId {

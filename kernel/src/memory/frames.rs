@@ -30,16 +30,20 @@ struct Frames {
     usable: u64,
 }
 
-/// Protects: the allocator state. Lock order: after PAGING.
-static FRAMES: spin::Mutex<Frames> = spin::Mutex::new(Frames {
-    regions: [(0, 0); MAX_REGIONS],
-    count: 0,
-    cursor: (0, 0),
-    free_head: 0,
-    spare: [(0, 0); SPARE_RUNS],
-    allocated: 0,
-    usable: 0,
-});
+/// Protects: the allocator state. Task context only (mapping and device set-up). Lock
+/// order: after PAGING (`sync::order`).
+static FRAMES: sluice_sync::SpinLock<Frames> = sluice_sync::SpinLock::new(
+    &crate::sync::order::MEMORY_FRAMES,
+    Frames {
+        regions: [(0, 0); MAX_REGIONS],
+        count: 0,
+        cursor: (0, 0),
+        free_head: 0,
+        spare: [(0, 0); SPARE_RUNS],
+        allocated: 0,
+        usable: 0,
+    },
+);
 
 pub fn init(map: &MemoryRegions) {
     let mut f = FRAMES.lock();

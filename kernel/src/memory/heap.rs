@@ -1,37 +1,51 @@
-//! The kernel heap: `linked_list_allocator` over pages mapped at a fixed virtual range.
+//! The kernel heap: `linked_list_allocator`'s `Heap` over pages mapped at a fixed
+//! virtual range, behind one lock of the kernel's own.
 //!
 //! Interrupt context allocates too (the interrupt core's move completion queues a
-//! cleanup), so the heap lock is taken with interrupts off: an interrupt arriving on a
-//! CPU inside `alloc` would otherwise spin forever on the lock its own CPU holds.
+//! cleanup), so the lock is an `IrqSpinLock`: an interrupt arriving on a CPU inside
+//! `alloc` would otherwise spin forever on the lock its own CPU holds. The crate's own
+//! `LockedHeap` is not used (its lock is invisible to the lock validator): the heap is
+//! class `memory.heap`, a leaf of the lock order (`sync::order`) — every lock may
+//! allocate under it, and nothing is taken inside it.
 
 use core::alloc::{GlobalAlloc, Layout};
-use linked_list_allocator::LockedHeap;
-use x86_64::instructions::interrupts::without_interrupts;
+use core::ptr::NonNull;
+use linked_list_allocator::Heap;
+use sluice_sync::IrqSpinLock;
 use x86_64::structures::paging::{Mapper, Page, PageTableFlags, PhysFrame, Size2MiB, Size4KiB};
 use x86_64::{PhysAddr, VirtAddr};
 
 /// 32 MiB: ample for descriptor tables at 512 CPUs and IRTE tables (1 MiB each).
 pub const HEAP_SIZE: u64 = 32 * 1024 * 1024;
 
-/// `LockedHeap` with interrupts off around every use of its lock.
-struct IrqSafeHeap(LockedHeap);
+/// The allocator's state behind an interrupt-safe lock.
+struct KernelHeap(IrqSpinLock<Heap>);
 
-// SAFETY: delegates to `LockedHeap`'s implementation; disabling interrupts around it
-// changes nothing about the memory it hands out.
-unsafe impl GlobalAlloc for IrqSafeHeap {
+// SAFETY: `allocate_first_fit` hands out blocks of the mapped heap range that no other
+// allocation overlaps, fitting `layout`, or fails (null); the lock gives each call the
+// allocator alone.
+unsafe impl GlobalAlloc for KernelHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: same contract as the caller's.
-        without_interrupts(|| unsafe { self.0.alloc(layout) })
+        self.0
+            .lock()
+            .allocate_first_fit(layout)
+            .map_or(core::ptr::null_mut(), NonNull::as_ptr)
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        without_interrupts(|| unsafe { self.0.dealloc(ptr, layout) })
+        let Some(ptr) = NonNull::new(ptr) else {
+            return;
+        };
+        // SAFETY: the caller's contract: `ptr` came from `alloc` with this `layout`.
+        unsafe { self.0.lock().deallocate(ptr, layout) }
     }
 }
 
 #[global_allocator]
-static HEAP: IrqSafeHeap = IrqSafeHeap(LockedHeap::empty());
+static HEAP: KernelHeap = KernelHeap(IrqSpinLock::new(
+    &crate::sync::order::MEMORY_HEAP,
+    Heap::empty(),
+));
 
 #[derive(Debug)]
 pub enum HeapError {
@@ -70,14 +84,12 @@ pub fn init() -> Result<(), HeapError> {
         }
     }
     // SAFETY: the range was just mapped writable and is used by nothing else.
-    without_interrupts(|| unsafe { HEAP.0.lock().init(start as *mut u8, HEAP_SIZE as usize) });
+    unsafe { HEAP.0.lock().init(start as *mut u8, HEAP_SIZE as usize) };
     Ok(())
 }
 
 /// (used, free) bytes.
 pub fn usage() -> (usize, usize) {
-    without_interrupts(|| {
-        let h = HEAP.0.lock();
-        (h.used(), h.free())
-    })
+    let h = HEAP.0.lock();
+    (h.used(), h.free())
 }

@@ -1,6 +1,7 @@
 //! Physical frames, the kernel heap, uncached MMIO mappings, and guarded stacks.
 //!
-//! Lock order: PAGING → FRAMES (mapping a page may allocate page-table frames).
+//! Lock order: PAGING → FRAMES (mapping a page may allocate page-table frames); the
+//! heap's lock is a leaf. The whole kernel's order is `sync::order`.
 
 pub mod frames;
 pub mod heap;
@@ -14,8 +15,10 @@ use x86_64::structures::paging::{OffsetPageTable, PageTable, Translate};
 /// guaranteed). Device registers go through `mmio` instead.
 static PHYS_OFFSET: spin::Once<u64> = spin::Once::new();
 
-/// The active page table. Protects: every change to the kernel's mappings.
-pub(crate) static PAGING: spin::Mutex<Option<OffsetPageTable<'static>>> = spin::Mutex::new(None);
+/// The active page table. Protects: every change to the kernel's mappings. Task context
+/// only (an exception handler only try-locks it, `is_mapped`).
+pub(crate) static PAGING: sluice_sync::SpinLock<Option<OffsetPageTable<'static>>> =
+    sluice_sync::SpinLock::new(&crate::sync::order::MEMORY_PAGING, None);
 
 pub fn phys_offset() -> u64 {
     *PHYS_OFFSET.get().expect("memory::init has run")

@@ -5,11 +5,17 @@
 //! `sluice_pci::ConfigAccess` the pure PCI code (enumeration, capabilities, MSI) runs on.
 //!
 //! An ECAM bus is mapped (1 MiB, uncached; with its even/odd neighbour as one 2 MiB page
-//! where the window allows) the first time it is touched and stays mapped; the legacy address/data pair is serialised by `LEGACY`. Every access here is
-//! one access of its width, so the MSI code's single-word writes stay single writes.
+//! where the window allows) the first time it is touched and stays mapped; a bus that
+//! could not be mapped is remembered as such and reached through the legacy mechanism.
+//! Enumeration touches the bus of every function it finds, at boot, so mapping (under
+//! `MAPPING`, which takes the page tables) never happens later from an interrupt
+//! handler's MSI mask write. The legacy address/data pair is serialised by `LEGACY`, which interrupt
+//! handlers take. Every access here is one access of its width, so the MSI code's
+//! single-word writes stay single writes.
 
 use alloc::vec::Vec;
 use sluice_pci::{ConfigAccess, ConfigOffset, ConfigSize, PciAddress};
+use sluice_sync::{IrqSpinLock, SpinLock};
 use x86_64::instructions::port::Port;
 
 use crate::acpi::McfgEntry;
@@ -27,18 +33,21 @@ mod legacy_port {
 /// Bytes of ECAM space per bus: 32 devices × 8 functions × 4 KiB.
 const ECAM_BUS_BYTES: u64 = 1 << 20;
 
-/// One MCFG entry and the buses of it mapped so far.
+/// One MCFG entry and the buses of it touched so far: mapped, or `None` if mapping
+/// failed (never tried again).
 struct Window {
     entry: McfgEntry,
-    buses: [spin::Once<Mmio>; 256],
+    buses: [spin::Once<Option<Mmio>>; 256],
 }
 
 static WINDOWS: spin::Once<Vec<Window>> = spin::Once::new();
-/// Serialises mapping a bus (rare). Lock order: leaf.
-static MAPPING: spin::Mutex<()> = spin::Mutex::new(());
-/// Serialises the legacy address/data pair. Lock order: innermost (taken under irq
-/// descriptor locks when an MSI capability is written).
-static LEGACY: spin::Mutex<()> = spin::Mutex::new(());
+/// Serialises mapping a bus (at a bus's first touch: for a function's bus, enumeration
+/// at boot). Task context only. Lock order (`sync::order`): before the page tables.
+static MAPPING: SpinLock<()> = SpinLock::new(&crate::sync::order::PCI_CONFIG_MAPPING, ());
+/// Serialises the legacy address/data pair. Interrupt-safe: MSI mask writes reach it
+/// from interrupt handlers (under irq descriptor locks), `lspci` with interrupts on.
+/// Lock order: a leaf.
+static LEGACY: IrqSpinLock<()> = IrqSpinLock::new(&crate::sync::order::PCI_CONFIG_LEGACY, ());
 
 /// Records the MCFG's windows (mapped lazily).
 pub fn init(mcfg: &[McfgEntry]) {
@@ -54,7 +63,8 @@ pub fn init(mcfg: &[McfgEntry]) {
 }
 
 /// The mapped ECAM bus of a function and the offset of its page in it, if a window
-/// covers it (mapping the bus now if this is its first touch).
+/// covers it and its bus could be mapped (mapping the bus now if this is its first
+/// touch).
 fn ecam(a: PciAddress) -> Option<(&'static Mmio, u64)> {
     let w = WINDOWS.get()?.iter().find(|w| {
         w.entry.segment == a.segment() && (w.entry.bus_start..=w.entry.bus_end).contains(&a.bus())
@@ -64,18 +74,18 @@ fn ecam(a: PciAddress) -> Option<(&'static Mmio, u64)> {
     if slot.get().is_none() {
         let _g = MAPPING.lock();
         if slot.get().is_none() {
-            map_bus(w, bus)?;
+            map_bus(w, bus);
         }
     }
-    Some((slot.get()?, u64::from(a.devfn()) << 12))
+    Some((slot.get()?.as_ref()?, u64::from(a.devfn()) << 12))
 }
 
-/// Maps `bus`'s 1 MiB of the window (under `MAPPING`). The MCFG's base address is that
+/// Maps `bus`'s 1 MiB of the window (under `MAPPING`), or records that it cannot be. The MCFG's base address is that
 /// of bus 0 even where the range starts above it (Linux reads it so too). Where the pair
 /// of buses sharing a 2 MiB-aligned stretch both lie in the range, both are mapped with
 /// one 2 MiB page: probing every free bus for peer root buses touches all 256, and 4 KiB
 /// pages would cost 65,536 mappings.
-fn map_bus(w: &Window, bus: u8) -> Option<()> {
+fn map_bus(w: &Window, bus: u8) {
     let phys_of = |b: u8| w.entry.base + u64::from(b) * ECAM_BUS_BYTES;
     let pair = bus & !1;
     let range = w.entry.bus_start..=w.entry.bus_end;
@@ -85,20 +95,20 @@ fn map_bus(w: &Window, bus: u8) -> Option<()> {
         && let Ok(m) = mmio::map_2mib(phys_of(pair), 2 * ECAM_BUS_BYTES)
     {
         for (b, offset) in [(pair, 0), (pair | 1, ECAM_BUS_BYTES)] {
-            w.buses[b as usize].call_once(|| m.sub(offset, ECAM_BUS_BYTES));
+            w.buses[b as usize].call_once(|| Some(m.sub(offset, ECAM_BUS_BYTES)));
         }
-        return Some(());
+        return;
     }
-    match mmio::map(phys_of(bus), ECAM_BUS_BYTES) {
-        Ok(m) => {
-            w.buses[bus as usize].call_once(|| m);
-            Some(())
-        }
-        Err(e) => {
-            crate::warn!("PCI: cannot map ECAM for bus {:02x}: {}", bus, e);
-            None
-        }
-    }
+    let mapped = mmio::map(phys_of(bus), ECAM_BUS_BYTES)
+        .inspect_err(|e| {
+            crate::warn!(
+                "PCI: cannot map ECAM for bus {:02x}: {}; using the legacy mechanism",
+                bus,
+                e
+            )
+        })
+        .ok();
+    w.buses[bus as usize].call_once(|| mapped);
 }
 
 fn legacy_address(a: PciAddress, offset: ConfigOffset) -> u32 {

@@ -26,6 +26,7 @@ use sluice_pci::{
 use crate::acpi::McfgEntry;
 use crate::memory::mmio::{self, Mmio};
 use sluice_acpi_tables::host_bridges::HostBridgeNames;
+use sluice_sync::SpinLock;
 
 /// A function found at boot and what the kernel keeps about it.
 pub struct Device {
@@ -40,10 +41,12 @@ pub struct Device {
     /// Every id its requests may carry on the way up, nearest first; the last is what
     /// the root complex (and an IOMMU) sees.
     pub aliases: Vec<RequesterId>,
-    /// Its MSI or MSI-X interrupts. Lock order: taken before any irq-core lock.
-    pub irqs: spin::Mutex<crate::irq::domains::pci_msi::DeviceIrqs>,
-    /// BAR mappings made so far (one per BAR slot, grown on demand).
-    mappings: spin::Mutex<[Option<Mmio>; 6]>,
+    /// Its MSI or MSI-X interrupts. Task context only, held across a whole request or
+    /// free. Lock order (`sync::order`): taken before any irq-core lock.
+    pub irqs: SpinLock<crate::irq::domains::pci_msi::DeviceIrqs>,
+    /// BAR mappings made so far (one per BAR slot, grown on demand). Task context only.
+    /// Lock order: before the page tables (`sync::order`).
+    mappings: SpinLock<[Option<Mmio>; 6]>,
 }
 
 impl Device {
@@ -249,8 +252,11 @@ pub fn init(mcfg: &[McfgEntry], host_bridges: Option<HostBridgeNames>) {
                 bar_problem,
                 parent,
                 aliases,
-                irqs: spin::Mutex::new(crate::irq::domains::pci_msi::DeviceIrqs::default()),
-                mappings: spin::Mutex::new([None; 6]),
+                irqs: SpinLock::new(
+                    &crate::sync::order::PCI_DEVICE_IRQS,
+                    crate::irq::domains::pci_msi::DeviceIrqs::default(),
+                ),
+                mappings: SpinLock::new(&crate::sync::order::PCI_BARS, [None; 6]),
             }
         })
         .collect();

@@ -1,7 +1,9 @@
 //! MSI message storage bound to the kernel's configuration access. The logic — one
-//! configuration write of the register's own width per method, the mask-bit shadow,
-//! no masking without per-vector mask bits — is `sluice_pci::msi_storage`, host-tested
-//! there against a model device; this file only says how it reaches the machine.
+//! configuration write of the register's own width per method, the flush (a read of
+//! Message Control: an ECAM write is posted), the mask-bit shadow, no masking without
+//! per-vector mask bits — is `sluice_pci::msi_storage`, host-tested there against a
+//! model device with posted writes and messages in flight; this file only says how it
+//! reaches the machine.
 //!
 //! `Config` is a zero-sized handle over global state (the ECAM windows, the legacy
 //! port pair behind its own lock), so each storage operation gets a fresh one.

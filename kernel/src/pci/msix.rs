@@ -1,8 +1,9 @@
 //! MSI-X message storage bound to the kernel: the table and PBA mapped uncached from the
 //! function's BARs, Message Control through `Config`. The logic — one 32-bit write per
 //! method to one word of one entry, entries independent of each other (dynamic MSI-X),
-//! the Pending Bit Array read back — is `sluice_pci::msix_storage`, host-tested there
-//! against a model device.
+//! the flush (a read of the table: its writes are posted), the Pending Bit Array read
+//! back — is `sluice_pci::msix_storage`, host-tested there against a model device with
+//! posted writes and messages in flight.
 
 use alloc::string::String;
 use sluice_pci::msix::table_entry;

@@ -18,8 +18,10 @@ pub(crate) const AP_STACK_SIZE: usize = 64 * 1024;
 pub const ANSWER_TIMEOUT_NS: u64 = 2_000_000_000;
 
 /// One start at a time: the trampoline page (and its stack) is shared. Protects: the
-/// trampoline's parameter block. Lock order: after stop_machine::LOCK, before PAGING.
-static START: spin::Mutex<()> = spin::Mutex::new(());
+/// trampoline's parameter block. Task context only. Lock order (`sync::order`): before
+/// PAGING.
+static START: sluice_sync::SpinLock<()> =
+    sluice_sync::SpinLock::new(&crate::sync::order::AP_START, ());
 
 /// Control registers the APs copy from the boot CPU (CR0, CR4, EFER).
 static BSP_CR0: AtomicU64 = AtomicU64::new(0);

@@ -32,7 +32,11 @@ use crate::irq::KernelApic;
 use crate::smp::{self, CpuState};
 
 /// What the migration on the dying CPU produced, handed back to the initiator.
-static TAKE_DOWN: spin::Mutex<Option<Result<MigrationReport, IrqError>>> = spin::Mutex::new(None);
+/// Interrupt-safe: stop_machine's function fills it while every other CPU waits in the
+/// rendezvous, some from an interrupt handler, so it must never be held with interrupts
+/// on (see `stop_machine::RENDEZVOUS`). Lock order: a leaf (`sync::order`).
+static TAKE_DOWN: sluice_sync::IrqSpinLock<Option<Result<MigrationReport, IrqError>>> =
+    sluice_sync::IrqSpinLock::new(&crate::sync::order::TAKE_DOWN, None);
 /// Test hook run on the dying CPU before migration (interrupts off); 0 = none.
 static BEFORE_MIGRATE: AtomicUsize = AtomicUsize::new(0);
 

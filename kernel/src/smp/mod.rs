@@ -21,9 +21,10 @@
 //! - `online_mask()` (a `CpuMask`, the one mask type, shared with the interrupt core),
 //!   `is_online`, `state(cpu)`, `apic_id(cpu)`.
 //!
-//! Lock order (outermost first): stop_machine::LOCK → ap::START → memory::PAGING →
-//! heap. The call-function path takes no lock (atomics only), so it is usable from
-//! interrupt handlers and inside stop_machine.
+//! Locks: stop_machine's serialising lock and its rendezvous, ap::START before the page
+//! tables, and hotplug's hand-over slot; their place in the kernel's lock order is in
+//! `sync::order`. The call-function path takes no lock (atomics only), so it is usable
+//! from interrupt handlers and inside stop_machine.
 
 pub mod ap;
 pub mod hotplug;

@@ -54,8 +54,11 @@ const ABORT: u64 = 6;
 /// while holding it would wait here for a function that waits for that lock.
 static RENDEZVOUS: sluice_sync::LockMap =
     sluice_sync::LockMap::new(&crate::sync::order::STOP_MACHINE);
-/// Serialises stop_machine calls. Protects: every static below. Lock order: outermost.
-static LOCK: spin::Mutex<()> = spin::Mutex::new(());
+/// Serialises stop_machine calls. Protects: every static below. Only try-locked (a
+/// second caller gets `Busy`); held across the whole rendezvous. Lock order
+/// (`sync::order`): outermost, with the rendezvous under it.
+static LOCK: sluice_sync::SpinLock<()> =
+    sluice_sync::SpinLock::new(&crate::sync::order::STOP_SERIAL, ());
 static CTRL: AtomicU64 = AtomicU64::new(0);
 /// Participants, and how many of them run the function.
 static NR: AtomicU32 = AtomicU32::new(0);

@@ -10,8 +10,10 @@ use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 const MAX_STAGES: usize = 32;
 
 static STAMPS: [AtomicU64; MAX_STAGES] = [const { AtomicU64::new(0) }; MAX_STAGES];
-/// Stage names in stamp order; only the boot CPU writes, once per stage.
-static NAMES: spin::Mutex<[&str; MAX_STAGES]> = spin::Mutex::new([""; MAX_STAGES]);
+/// Stage names in stamp order; only the boot CPU writes, once per stage. Task context
+/// only; a leaf of the lock order.
+static NAMES: sluice_sync::SpinLock<[&str; MAX_STAGES]> =
+    sluice_sync::SpinLock::new(&crate::sync::order::BOOT_STAGES, [""; MAX_STAGES]);
 static COUNT: AtomicUsize = AtomicUsize::new(0);
 
 /// The stage `name` ends now (boot CPU, boot sequence only; stages past the table's

@@ -1,21 +1,40 @@
-//! Affinity plans against the model device, with the device firing between any two
-//! hardware writes.
+//! Affinity plans against the model device, with the device firing, its posted writes
+//! landing and its messages arriving anywhere between the plan's CPU actions.
 //!
 //! A [`Case`] builds a fresh model function with its storage under an `MsiDomain`, set up
 //! (as the kernel sets a function up) with the irq's *old* message. For a [`Move`] and a
 //! [`Plan`] the plan's steps are run one by one against that storage, the way
 //! `IrqCore::run_step` runs them: storage steps through the domain's `exec_step`, a
-//! block member's mask steps with that member's context, the CPU-side steps
-//! (`ClaimTransient`, `CheckIrr…`) touching no hardware. First once without firings, to
-//! count the plan's hardware writes `W` (and check each storage step is exactly one);
-//! then for every schedule of 0, 1 or 2 firings — each at any position 0..=W and of any
-//! member that may fire — on a fresh device, recording every message it sends.
+//! block member's mask steps with that member's context, and the CPU-side steps
+//! (`ClaimTransient`, `CheckIrr…`) announced to the model, which touch no hardware but
+//! take their place on its timeline — an IRR check looks at the link. First once with
+//! immediate timing and no firing, to count the plan's hardware writes (and check each
+//! storage step is exactly one); then once per schedule the model's scheduler
+//! enumerates under hardware timing (`model.rs`): up to two firings of any member that
+//! may fire, in any gap; posted writes landing before any firing or IRR check; any
+//! number of messages arriving before an IRR check; reads landing and pushing the rest.
 //!
 //! Each schedule checks: every message sent is one the path allows (classified against
 //! the member's old and new message); every firing is followed by a message of its
 //! member (a latched one by its release on unmask); the storage ends holding the new
 //! message with every live member unmasked and nothing pending; no write the storage
-//! must not make; for MSI-X, no write to any entry but the moving one.
+//! must not make; for MSI-X, no write to any entry but the moving one. And two checks
+//! on time, which only the link can fail:
+//!
+//! * **the IRR check sees everything it must**: when a `CheckIrr…` step runs, no write
+//!   of the plan is still posted (the function holds the final message) and no message
+//!   the function sent with the intermediate message (old destination, new vector) is
+//!   still in flight. Otherwise that message, or one the device sends from the
+//!   intermediate state still in place, reaches the old CPU after the check and finds
+//!   the slot the plan claimed as retriggered: it is acknowledged quietly, and that
+//!   interrupt is lost. Each such transient arriving after its member's check is
+//!   counted as lost;
+//! * **a plan returns with its writes at the function**: when the last step has run,
+//!   nothing is posted and nothing in flight carries anything but the new message (the
+//!   vector cleanup that follows a move relies on the old message being gone).
+//!
+//! Those two are counted (`irr_misses`, `lost`, `late`), not asserted here: the real
+//! storage must have none, the injected unflushed variant must show them.
 
 #![allow(dead_code)]
 
@@ -27,12 +46,14 @@ use sluice_irq_core::affinity::{
 };
 use sluice_irq_core::chip::{AffinityMsgs, Chip, LevelCtx};
 use sluice_irq_core::hw::Target;
-use sluice_irq_core::msi::{CompatMsi, DestFormat, MsiMsg, MsiStorage, Trigger, compose};
+use sluice_irq_core::msi::{CompatMsi, DestFormat, MsiCaps, MsiMsg, MsiStorage, Trigger, compose};
 use sluice_irq_core::msidomain::MsiDomain;
 use sluice_irq_core::vector::SHUTDOWN_VECTOR;
-use sluice_irq_core::{IrqSource, PciFunction, Vector};
+use sluice_irq_core::{IrqSource, PciFunction, Result as IrqResult, Vector};
+use sluice_pci::{ConfigHandle, MmioRegion, MsiCapStorage, MsixTableStorage};
 
-use super::model::{Event, Model, Outcome};
+use super::model::{BusView, Event, Model, Outcome};
+use super::schedule::Scheduler;
 
 pub fn target(cpu: u32, vector: u8) -> Target {
     Target {
@@ -221,6 +242,59 @@ impl<S: MsiStorage> Case<S> {
     }
 }
 
+/// The injected bug: a storage whose `flush` does nothing (the trait's default), every
+/// other method the real storage's — the storages as they were before they read back.
+/// The explorer must find its IRR checks missing and its plans returning early.
+pub struct Unflushed<S>(pub S);
+
+impl<S: MsiStorage> MsiStorage for Unflushed<S> {
+    fn caps(&self) -> MsiCaps {
+        self.0.caps()
+    }
+    fn write_addr_lo(&self, index: u32, value: u32) {
+        self.0.write_addr_lo(index, value)
+    }
+    fn write_addr_hi(&self, index: u32, value: u32) {
+        self.0.write_addr_hi(index, value)
+    }
+    fn write_data(&self, index: u32, value: u32) {
+        self.0.write_data(index, value)
+    }
+    fn mask(&self, index: u32) -> IrqResult<()> {
+        self.0.mask(index)
+    }
+    fn unmask(&self, index: u32) -> IrqResult<()> {
+        self.0.unmask(index)
+    }
+    fn read(&self, index: u32) -> MsiMsg {
+        self.0.read(index)
+    }
+}
+
+/// The real storage inside a storage under test (itself, or the one [`Unflushed`]
+/// wraps), for the set-up methods that are not `MsiStorage`'s.
+pub trait Real<T> {
+    fn real(&self) -> &T;
+}
+
+impl<C: ConfigHandle> Real<MsiCapStorage<C>> for MsiCapStorage<C> {
+    fn real(&self) -> &MsiCapStorage<C> {
+        self
+    }
+}
+
+impl<C: ConfigHandle, M: MmioRegion> Real<MsixTableStorage<C, M>> for MsixTableStorage<C, M> {
+    fn real(&self) -> &MsixTableStorage<C, M> {
+        self
+    }
+}
+
+impl<T> Real<T> for Unflushed<T> {
+    fn real(&self) -> &T {
+        &self.0
+    }
+}
+
 /// How a message sent during a move relates to the member's old and new messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Class {
@@ -270,6 +344,22 @@ pub struct Tally {
     pub released: usize,
     /// Schedules that sent at least one torn (new destination, old vector) message.
     pub torn_schedules: usize,
+    /// Messages that arrived because a read completion pushed them.
+    pub pushed: usize,
+    /// Writes that landed in a gap, before the read or end that would have landed them.
+    pub landed_early: usize,
+    /// IRR checks run.
+    pub irr_checks: usize,
+    /// Schedules in which an IRR check ran with a write still posted or a transient
+    /// still in flight.
+    pub irr_misses: usize,
+    /// Transients that arrived after their member's IRR check: interrupts lost.
+    pub lost: usize,
+    /// Schedules in which the plan returned with a write posted or anything but the new
+    /// message in flight.
+    pub late: usize,
+    /// The first schedule that missed or was late, described.
+    pub first_miss: Option<String>,
 }
 
 impl std::ops::AddAssign<&Tally> for Tally {
@@ -284,27 +374,31 @@ impl std::ops::AddAssign<&Tally> for Tally {
         self.to_shutdown += o.to_shutdown;
         self.released += o.released;
         self.torn_schedules += o.torn_schedules;
+        self.pushed += o.pushed;
+        self.landed_early += o.landed_early;
+        self.irr_checks += o.irr_checks;
+        self.irr_misses += o.irr_misses;
+        self.lost += o.lost;
+        self.late += o.late;
+        if self.first_miss.is_none() {
+            self.first_miss = o.first_miss.clone();
+        }
     }
 }
 
-/// Every schedule of up to two firings over positions 0..=`writes` and these members.
-pub fn schedules(writes: usize, members: &[u32]) -> Vec<Vec<(usize, u32)>> {
-    let mut all = vec![vec![]];
-    for p in 0..=writes {
-        for &m in members {
-            all.push(vec![(p, m)]);
-        }
+impl Tally {
+    /// Panics with the first offending schedule unless the IRR checks saw everything
+    /// and every plan returned with its writes at the function.
+    pub fn assert_on_time(&self, what: &str) {
+        assert!(
+            self.irr_misses == 0 && self.lost == 0 && self.late == 0,
+            "{what}: {} IRR checks missed, {} transients lost, {} plans returned early\n{}",
+            self.irr_misses,
+            self.lost,
+            self.late,
+            self.first_miss.as_deref().unwrap_or("")
+        );
     }
-    for p1 in 0..=writes {
-        for p2 in p1..=writes {
-            for &m1 in members {
-                for &m2 in members {
-                    all.push(vec![(p1, m1), (p2, m2)]);
-                }
-            }
-        }
-    }
-    all
 }
 
 /// The plan `kind` for `mv` on a device as `case` builds it.
@@ -354,16 +448,27 @@ pub fn make_plan<S: MsiStorage>(case: &Case<S>, mv: &Move, kind: Plan) -> StepPl
     }
 }
 
-/// Runs one step the way `IrqCore::run_step` does.
-fn run_step<S: MsiStorage>(dut: &Dut<S>, c: &LevelCtx, plan: &StepPlan, step: &Step, msg: &MsiMsg) {
+/// Runs one step the way `IrqCore::run_step` does; a CPU-side step takes its place on
+/// the model's timeline, and an IRR check returns what the link held as it ran.
+fn run_step<S: MsiStorage>(
+    dut: &Dut<S>,
+    c: &LevelCtx,
+    plan: &StepPlan,
+    step: &Step,
+    msg: &MsiMsg,
+) -> Option<BusView> {
     let member = |j: u32| LevelCtx {
         hwirq: u64::from(j),
         ..*c
     };
     let r = match *step {
-        Step::ClaimTransient(_)
-        | Step::CheckIrrRetrigger(_)
-        | Step::CheckIrrRetriggerMember(..) => Ok(()),
+        Step::ClaimTransient(_) => {
+            dut.model.lock().cpu_step(false);
+            Ok(())
+        }
+        Step::CheckIrrRetrigger(_) | Step::CheckIrrRetriggerMember(..) => {
+            return Some(dut.model.lock().cpu_step(true));
+        }
         Step::MaskMember(j) => {
             dut.domain
                 .exec_step(&member(j), plan.index, &Step::MaskForUpdate, msg)
@@ -375,6 +480,7 @@ fn run_step<S: MsiStorage>(dut: &Dut<S>, c: &LevelCtx, plan: &StepPlan, step: &S
         ref s => dut.domain.exec_step(c, plan.index, s, msg),
     };
     r.unwrap_or_else(|e| panic!("{step:?}: {e:?}"));
+    None
 }
 
 fn writes_of(step: &Step) -> usize {
@@ -386,8 +492,18 @@ fn writes_of(step: &Step) -> usize {
     }
 }
 
+/// The member an IRR check step is for (the single irq's own message otherwise).
+fn checked_member(step: &Step, hwirq: u32) -> Option<u32> {
+    match *step {
+        Step::CheckIrrRetrigger(_) => Some(hwirq),
+        Step::CheckIrrRetriggerMember(_, m) => Some(m),
+        _ => None,
+    }
+}
+
 /// Explores `kind` for `mv` on `case`; panics on the first schedule that breaks a rule
-/// (the naive plan is exempt from the class rule: it is what the rule catches).
+/// of what is sent (the naive plan is exempt from the class rule: it is what the rule
+/// catches), and counts what breaks a rule of time (see the module documentation).
 pub fn explore<S: MsiStorage>(case: &Case<S>, mv: &Move, kind: Plan) -> Tally {
     let plan = make_plan(case, mv, kind);
     let (old, new) = (message(mv.old), message(mv.new));
@@ -413,6 +529,14 @@ pub fn explore<S: MsiStorage>(case: &Case<S>, mv: &Move, kind: Plan) -> Tally {
         }
         _ => &[Class::OldOld, Class::OldDestNewVector, Class::NewNew],
     };
+    let class_of = |member: u32, msg: &MsiMsg| {
+        classify(
+            msg,
+            &case.member_msg(&old, member),
+            &case.member_msg(&new, member),
+        )
+    };
+    let bystander = |member: u32| case.bystanders.iter().any(|&(e, _)| e == member);
 
     // Dry run: each storage step is exactly one hardware write.
     let dut = (case.make)(&old);
@@ -435,27 +559,35 @@ pub fn explore<S: MsiStorage>(case: &Case<S>, mv: &Move, kind: Plan) -> Tally {
         writes,
         ..Tally::default()
     };
-    for schedule in schedules(writes, &members) {
+    let mut scheduler = Scheduler::new();
+    loop {
         let dut = (case.make)(&old);
-        dut.model.lock().arm(schedule.clone());
+        dut.model.lock().explore(scheduler, &members, 2);
+        // (member, point) of every IRR check, and the link as each saw it.
+        let mut checks: Vec<(u32, BusView)> = Vec::new();
         for step in &plan.steps {
-            run_step(&dut, &c, &plan, step, &new);
+            if let Some(view) = run_step(&dut, &c, &plan, step, &new) {
+                checks.push((checked_member(step, case.hwirq).unwrap(), view));
+            }
         }
+        let at_return = dut.model.lock().view();
+        scheduler = dut.model.lock().finish();
         let m = dut.model.lock();
         let what = || {
             format!(
-                "{} / {} / {kind}: schedule {schedule:?}\nevents {:#?}\nwrites {:#?}",
+                "{} / {} / {kind}:\nevents {:#?}\nwrites {:#?}",
                 case.name, mv.name, m.events, m.writes
             )
         };
-        assert!(m.unfired().is_empty(), "{}", what());
         assert!(m.violations.is_empty(), "{:?}\n{}", m.violations, what());
         assert!(m.refusals.is_empty(), "{:?}\n{}", m.refusals, what());
         tally.schedules += 1;
         let mut torn_here = false;
         for (i, e) in m.events.iter().enumerate() {
             match *e {
-                Event::Fire { member, outcome } => {
+                Event::Fire {
+                    member, outcome, ..
+                } => {
                     tally.firings += 1;
                     assert_ne!(outcome, Outcome::NotEnabled, "{}", what());
                     let held_for_good = outcome == Outcome::Latched && !case.live(member);
@@ -484,11 +616,7 @@ pub fn explore<S: MsiStorage>(case: &Case<S>, mv: &Move, kind: Plan) -> Tally {
                         );
                         continue;
                     }
-                    let class = classify(
-                        &msg,
-                        &case.member_msg(&old, member),
-                        &case.member_msg(&new, member),
-                    );
+                    let class = class_of(member, &msg);
                     match class {
                         Class::OldOld => tally.old_old += 1,
                         Class::OldDestNewVector => tally.transient += 1,
@@ -508,9 +636,50 @@ pub fn explore<S: MsiStorage>(case: &Case<S>, mv: &Move, kind: Plan) -> Tally {
                         what()
                     );
                 }
+                Event::Arrived { pushed, .. } => tally.pushed += usize::from(pushed),
+                Event::Landed { early, .. } => tally.landed_early += usize::from(early),
+                Event::Cpu { .. } => {}
             }
         }
         tally.torn_schedules += usize::from(torn_here);
+
+        // Time: what each IRR check saw, which transients came after it, how the plan
+        // left the link.
+        let mut missed = false;
+        for (member, view) in &checks {
+            tally.irr_checks += 1;
+            let transient_in_flight = view.in_flight.iter().any(|f| {
+                !bystander(f.message.member)
+                    && class_of(f.message.member, &f.message.msg) == Class::OldDestNewVector
+            });
+            missed |= !view.posted.is_empty() || transient_in_flight;
+            for e in &m.events {
+                if let Event::Sent {
+                    id, member: s, msg, ..
+                } = *e
+                    && s == *member
+                    && class_of(s, &msg) == Class::OldDestNewVector
+                    && m.arrival(id).is_none_or(|p| p > view.point)
+                {
+                    tally.lost += 1;
+                    missed = true;
+                }
+            }
+        }
+        let late = !at_return.posted.is_empty()
+            || at_return.in_flight.iter().any(|f| {
+                !bystander(f.message.member)
+                    && class_of(f.message.member, &f.message.msg) != Class::NewNew
+            });
+        tally.irr_misses += usize::from(missed && !checks.is_empty());
+        tally.late += usize::from(late);
+        if (missed || late) && tally.first_miss.is_none() {
+            tally.first_miss = Some(format!(
+                "checks {checks:#?}\nat return {at_return:#?}\n{}",
+                what()
+            ));
+        }
+
         // The storage ends with the new message, live members unmasked, nothing pending.
         drop(m);
         let stored = dut.domain.storage().read(plan.index);
@@ -548,6 +717,10 @@ pub fn explore<S: MsiStorage>(case: &Case<S>, mv: &Move, kind: Plan) -> Tally {
                     assert_eq!(e, case.hwirq, "{}: wrote entry {e}: {w:?}", case.name);
                 }
             }
+        }
+        drop(m);
+        if !scheduler.advance() {
+            break;
         }
     }
     tally

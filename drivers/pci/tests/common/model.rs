@@ -1,7 +1,8 @@
 //! A model device for the message-storage tests: one function with an MSI or an MSI-X
 //! capability in a simulated configuration space (`fake.rs`), an MSI-X table and Pending
-//! Bit Array behind MMIO, a log of every hardware write the storage makes (with its
-//! width), and a device that can send its interrupt at any moment.
+//! Bit Array behind MMIO, a log of every hardware access the storage makes (writes with
+//! their width), the link between the CPU and the function (`link.rs`), and a device
+//! that can send its interrupt at any moment.
 //!
 //! **Sending** reads the function's state *at that moment*, as hardware does (PCI Local
 //! Bus 3.0 §6.8.3; QEMU's `msi_notify` and `msix_notify` do the same):
@@ -14,16 +15,44 @@
 //! * MSI-X: nothing unless Enable is set; an entry masked by its own Vector Control bit
 //!   or by the Function Mask sets its PBA bit instead; otherwise the entry's three words.
 //!
-//! After every hardware write the device sends each member or entry that is pending and
-//! no longer masked (clearing its bit) — an unmask releases what was held — and then
-//! makes the firings scheduled for that position. So the device fires "between any two
-//! hardware writes": at position `p` it fires after the storage's `p`-th write of the
-//! run (position 0: before the first).
+//! Whenever a write lands, the device sends each member or entry that is pending and no
+//! longer masked (clearing its bit): an unmask releases what was held.
+//!
+//! **Timing** is one of two:
+//!
+//! * [`Timing::Immediate`] — QEMU's: a write lands when the CPU makes it, a message
+//!   arrives when the device sends it, and the device fires only when a test calls
+//!   [`Machine::fire`]. Set-up and the tests of single methods run so.
+//! * [`Timing::Explored`] — a PC's: writes are posted and messages are in flight (the
+//!   ordering rules are `link.rs`'s), and in the gap before every CPU action (each
+//!   configuration or MMIO access, and each CPU-side step the test announces with
+//!   [`Machine::cpu_step`]) the [`Scheduler`] picks what happens on the bus: the device
+//!   fires a member (at most `max_fires` per run), a posted write lands, messages arrive.
+//!   A read lands what it must and pushes every message in flight before it is answered.
+//!   Every run of the test picks differently, until every combination was run.
+//!
+//! Only placements that something can tell apart are offered, so the runs stay
+//! countable without hiding a behaviour:
+//!
+//! * a write lands in a gap only if the device fires after it in that gap, or the next
+//!   CPU action looks at the bus (an IRR check): landing earlier with nothing looking is
+//!   the same run as landing at the next firing, the next such check, the next read of
+//!   the function (which lands it anyway) or the end (where everything lands);
+//! * messages arrive (any number, oldest first) only in the gap before a CPU action that
+//!   looks at what arrived; elsewhere an arrival is seen by nothing before the next read
+//!   pushes it or the run ends;
+//! * firings go anywhere, in any order, landings interleaved between them.
+//!
+//! Points: the gap before CPU action `p` (0-based, counted since the log was cleared) is
+//! point `p`, and so are the events in it; an arrival a read forces is at the read's
+//! point; what the end drains is at the point after the last action. So a message
+//! arrived before action `P` looked iff its point is ≤ `P`.
 //!
 //! The storage reaches the model through [`Model`] (a `ConfigHandle` that locks the
 //! machine for one operation) and [`ModelMmio`] (a `MmioRegion` on the table or PBA).
 //! Writes the storage must never make — to the read-only Pending Bits or PBA, outside
-//! the capability, misaligned or outside the table — are recorded as violations.
+//! the capability (Command aside), misaligned or outside the table — are recorded as
+//! violations.
 
 #![allow(dead_code)]
 
@@ -38,10 +67,16 @@ use sluice_pci::{
     Width, walk_capabilities,
 };
 
-use super::fake::{FakeConfig, FakeFunction, addr};
+use super::schedule::Scheduler;
+use sluice_sim::pci::fake::{FakeConfig, FakeFunction, addr};
+use sluice_sim::pci::link::{InFlight, Link, Path};
+use sluice_sim::pci::msi::{self as msi_fn, Fired};
 
 /// Where the model function sits.
 pub const AT: &str = "00:05.0";
+
+/// Command and Status as the dword the crate writes Command through.
+const COMMAND_OFFSET: u16 = 0x04;
 
 /// Which MMIO structure an access is to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +112,13 @@ impl HwWrite {
             _ => None,
         }
     }
+
+    fn path(&self) -> Path {
+        match self {
+            HwWrite::Config { .. } => Path::Config,
+            HwWrite::Mmio { .. } => Path::Memory,
+        }
+    }
 }
 
 /// What became of one firing.
@@ -91,19 +133,94 @@ pub enum Outcome {
     NotEnabled,
 }
 
-/// What the device did, in order.
+/// A message the device sent: which member (MSI member or MSI-X entry), and the words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Message {
+    pub member: u32,
+    pub msg: MsiMsg,
+}
+
+/// What happened, in order. `point`: see the module documentation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
-    /// The device had interrupt `member` (MSI member or MSI-X entry) to send.
-    Fire { member: u32, outcome: Outcome },
-    /// A message went out for `member`; `released`: from its pending bit, on unmask;
-    /// `at`: after how many hardware writes since the log was cleared.
+    /// The device had interrupt `member` to send.
+    Fire {
+        member: u32,
+        outcome: Outcome,
+        point: usize,
+    },
+    /// A message left the device; `released`: from its pending bit, on unmask; `landed`:
+    /// how many of the writes issued since the log was cleared had landed then.
     Sent {
+        id: usize,
         member: u32,
         msg: MsiMsg,
         released: bool,
-        at: usize,
+        landed: usize,
+        point: usize,
     },
+    /// A posted write reached the function; `early`: in a gap, before the read or the
+    /// end that would have landed it.
+    Landed {
+        write: HwWrite,
+        point: usize,
+        early: bool,
+    },
+    /// Message `id` reached the CPU side; `pushed`: by a read completion.
+    Arrived {
+        id: usize,
+        point: usize,
+        pushed: bool,
+    },
+    /// A CPU-side step the test announced; `observes`: it looks at what has arrived.
+    Cpu { point: usize, observes: bool },
+}
+
+/// What the CPU does next: the gap before it is filled knowing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// A read of the function (it lands what it must and pushes every message).
+    Read(Path),
+    /// A write (posted).
+    Write,
+    /// A CPU-side step that looks at what has arrived and what is still posted.
+    Observe,
+    /// A CPU-side step that looks at nothing on the bus.
+    Quiet,
+    /// The end of the run: everything lands, then everything arrives.
+    End,
+}
+
+/// How writes and messages travel (see the module documentation).
+pub enum Timing {
+    Immediate,
+    Explored(Exploration),
+}
+
+/// The explored timing's state: who may fire, how often, and the picks.
+pub struct Exploration {
+    pub scheduler: Scheduler,
+    /// Members or entries that may fire.
+    pub members: Vec<u32>,
+    pub max_fires: usize,
+    fired: usize,
+}
+
+/// One pick in a gap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pick {
+    Proceed,
+    Fire(u32),
+    Land(Path),
+}
+
+/// The link as a CPU-side step sees it: writes not landed, messages not arrived.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BusView {
+    /// The step's point.
+    pub point: usize,
+    pub posted: Vec<HwWrite>,
+    pub in_flight: Vec<InFlight<Message>>,
 }
 
 /// Which capability the function has, and the MSI-X structures' contents.
@@ -116,20 +233,24 @@ pub enum Kind {
     },
 }
 
-/// The function, its device, and everything they saw.
+/// The function, its device, its link, and everything they saw.
 pub struct Machine {
+    /// The configuration space as the function holds it (landed writes only).
     pub config: FakeConfig,
     pub address: PciAddress,
     pub kind: Kind,
-    /// Every hardware write the storage made, in order.
+    /// Every hardware write the storage made, in the order issued.
     pub writes: Vec<HwWrite>,
+    /// How many of them landed.
+    pub landed: usize,
     /// Configuration and MMIO reads the storage made.
     pub reads: usize,
+    /// CPU actions (accesses and announced steps) since the log was cleared: the point
+    /// of the next gap.
+    pub actions: usize,
     pub events: Vec<Event>,
-    /// Firings still to make: (position, member), sorted by position. Position `p`
-    /// fires once `writes.len() == base + p`.
-    schedule: Vec<(usize, u32)>,
-    base: usize,
+    link: Link<HwWrite, Message>,
+    timing: Timing,
     pub violations: Vec<String>,
     /// What the storage reported through `ConfigHandle::refused`.
     pub refusals: Vec<Refusal>,
@@ -147,90 +268,50 @@ impl Machine {
         self.config.function(AT).get16(usize::from(offset))
     }
 
-    fn raw32(&self, offset: u16) -> u32 {
-        self.config.function(AT).get32(usize::from(offset))
-    }
-
-    fn set_raw32(&mut self, offset: u16, value: u32) {
-        self.config
-            .function_mut(AT)
-            .set32(usize::from(offset), value);
+    /// Command as the function holds it.
+    pub fn command(&self) -> u16 {
+        self.raw16(COMMAND_OFFSET)
     }
 
     // ----- MSI ------------------------------------------------------------------
 
     /// Message Control now.
     pub fn msi_control(&self) -> MsiControl {
-        MsiControl(self.raw16(self.msi().control_register().offset()))
+        msi_fn::control(self.config.function(AT), &self.msi())
     }
 
     /// Members the function may send now (2^Multiple Message Enable), 0 if disabled.
     pub fn msi_enabled_members(&self) -> u32 {
-        let c = self.msi_control();
-        if c.enabled() {
-            1 << c.multiple_message_enable_log2()
-        } else {
-            0
-        }
+        msi_fn::enabled_members(self.config.function(AT), &self.msi())
     }
 
     /// Mask Bits and Pending Bits now (0 without per-vector masking).
     pub fn msi_mask_bits(&self) -> u32 {
-        self.msi()
-            .mask_register()
-            .map_or(0, |r| self.raw32(r.offset()))
+        msi_fn::mask_bits(self.config.function(AT), &self.msi())
     }
     pub fn msi_pending_bits(&self) -> u32 {
-        self.msi()
-            .pending_register()
-            .map_or(0, |r| self.raw32(r.offset()))
+        msi_fn::pending_bits(self.config.function(AT), &self.msi())
     }
 
     /// The message member `member` would carry now (the data's low k bits are the member
     /// number, with 2^k members enabled).
     pub fn msi_message(&self, member: u32) -> MsiMsg {
-        let cap = self.msi();
-        let n = self.msi_enabled_members().max(1);
-        let data = u32::from(self.raw16(cap.data_register().offset()));
-        MsiMsg {
-            addr_lo: self.raw32(cap.address_low_register().offset()),
-            addr_hi: cap
-                .address_high_register()
-                .map_or(0, |r| self.raw32(r.offset())),
-            data: (data & !(n - 1)) | member,
-        }
+        msi_fn::message(self.config.function(AT), &self.msi(), member)
     }
 
     fn msi_fire(&mut self, member: u32) -> (Outcome, Option<MsiMsg>) {
-        if member >= self.msi_enabled_members() {
-            return (Outcome::NotEnabled, None);
+        let cap = self.msi();
+        match msi_fn::fire(self.config.function_mut(AT), &cap, member) {
+            Fired::NotEnabled => (Outcome::NotEnabled, None),
+            Fired::Latched => (Outcome::Latched, None),
+            Fired::Sent(msg) => (Outcome::Sent, Some(msg)),
         }
-        if self.msi_mask_bits() & (1 << member) != 0 {
-            let pending = self.msi().pending_register().expect("masked without PVM");
-            let bits = self.raw32(pending.offset()) | 1 << member;
-            self.set_raw32(pending.offset(), bits);
-            return (Outcome::Latched, None);
-        }
-        (Outcome::Sent, Some(self.msi_message(member)))
     }
 
     fn msi_release(&mut self) {
-        let Some(pending) = self.msi().pending_register() else {
-            return;
-        };
-        for member in 0..self.msi_enabled_members() {
-            let bit = 1 << member;
-            if self.msi_pending_bits() & bit != 0 && self.msi_mask_bits() & bit == 0 {
-                let bits = self.raw32(pending.offset()) & !bit;
-                self.set_raw32(pending.offset(), bits);
-                let msg = self.msi_message(member);
-                self.events.push(Event::Sent {
-                    member,
-                    msg,
-                    released: true,
-                    at: self.writes.len(),
-                });
-            }
+        let cap = self.msi();
+        for (member, msg) in msi_fn::release(self.config.function_mut(AT), &cap) {
+            self.send(member, msg, true);
         }
     }
 
@@ -323,34 +404,56 @@ impl Machine {
             if self.msix_pending(e) && !self.msix_masked_now(e) {
                 self.set_msix_pending(e, false);
                 let msg = self.msix_message(e);
-                self.events.push(Event::Sent {
-                    member: e,
-                    msg,
-                    released: true,
-                    at: self.writes.len(),
-                });
+                self.send(e, msg, true);
             }
         }
     }
 
     // ----- the device -----------------------------------------------------------
 
-    /// The device sends (or tries to send) member `member`'s interrupt now.
+    /// The device sends (or tries to send) member `member`'s interrupt now, from the
+    /// state the function holds (writes landed so far).
     pub fn fire(&mut self, member: u32) -> Outcome {
         let (outcome, msg) = match self.kind {
             Kind::Msi(_) => self.msi_fire(member),
             Kind::Msix { .. } => self.msix_fire(member),
         };
-        self.events.push(Event::Fire { member, outcome });
+        self.events.push(Event::Fire {
+            member,
+            outcome,
+            point: self.actions,
+        });
         if let Some(msg) = msg {
-            self.events.push(Event::Sent {
-                member,
-                msg,
-                released: false,
-                at: self.writes.len(),
-            });
+            self.send(member, msg, false);
         }
         outcome
+    }
+
+    /// A message leaves the device: onto the link, or (immediate timing) straight to the
+    /// CPU side.
+    fn send(&mut self, member: u32, msg: MsiMsg, released: bool) {
+        let id = self.link.send(Message { member, msg });
+        self.events.push(Event::Sent {
+            id,
+            member,
+            msg,
+            released,
+            landed: self.landed,
+            point: self.actions,
+        });
+        if matches!(self.timing, Timing::Immediate) {
+            self.arrive_oldest(false);
+        }
+    }
+
+    fn arrive_oldest(&mut self, pushed: bool) {
+        if let Some(m) = self.link.arrive() {
+            self.events.push(Event::Arrived {
+                id: m.id,
+                point: self.actions,
+                pushed,
+            });
+        }
     }
 
     /// Is member / entry `m` masked at the function now (its own bit, or the MSI-X
@@ -370,49 +473,7 @@ impl Machine {
         }
     }
 
-    /// Arms `schedule` ((position, member), any order) from the next write on, and makes
-    /// the position-0 firings now.
-    pub fn arm(&mut self, mut schedule: Vec<(usize, u32)>) {
-        schedule.sort_by_key(|&(p, _)| p);
-        self.schedule = schedule;
-        self.base = self.writes.len();
-        self.fire_due();
-    }
-
-    /// Firings armed but not made (their position was past the last write).
-    pub fn unfired(&self) -> &[(usize, u32)] {
-        &self.schedule
-    }
-
-    fn fire_due(&mut self) {
-        let now = self.writes.len() - self.base;
-        while let Some(&(p, member)) = self.schedule.first() {
-            if p != now {
-                break;
-            }
-            self.schedule.remove(0);
-            self.fire(member);
-        }
-    }
-
-    /// After each hardware write: what an unmask released, then the scheduled firings.
-    fn after_write(&mut self, w: HwWrite) {
-        self.writes.push(w);
-        match self.kind {
-            Kind::Msi(_) => self.msi_release(),
-            Kind::Msix { .. } => self.msix_release(),
-        }
-        self.fire_due();
-    }
-
-    /// Forget the writes, reads and events so far (after set-up).
-    pub fn clear_log(&mut self) {
-        self.writes.clear();
-        self.reads = 0;
-        self.events.clear();
-    }
-
-    /// The messages sent, in order.
+    /// The messages sent, in order: (member, message, released on unmask).
     pub fn sent(&self) -> Vec<(u32, MsiMsg, bool)> {
         self.events
             .iter()
@@ -423,16 +484,225 @@ impl Machine {
                     released,
                     ..
                 } => Some((member, msg, released)),
-                Event::Fire { .. } => None,
+                _ => None,
             })
             .collect()
     }
 
+    /// Where message `id` arrived, if it did.
+    pub fn arrival(&self, id: usize) -> Option<usize> {
+        self.events.iter().find_map(|e| match *e {
+            Event::Arrived { id: a, point, .. } if a == id => Some(point),
+            _ => None,
+        })
+    }
+
+    /// Forget the accesses and events so far (after set-up); the next gap is point 0.
+    pub fn clear_log(&mut self) {
+        self.writes.clear();
+        self.landed = 0;
+        self.reads = 0;
+        self.actions = 0;
+        self.events.clear();
+    }
+
+    // ----- timing ---------------------------------------------------------------
+
+    /// From now on, hardware timing, with `scheduler`'s picks, `members` able to fire
+    /// (at most `max_fires` firings); the log is cleared.
+    pub fn explore(&mut self, scheduler: Scheduler, members: &[u32], max_fires: usize) {
+        assert!(
+            !self.link.has_posted() && self.link.in_flight_len() == 0,
+            "explore from a settled link"
+        );
+        self.clear_log();
+        self.timing = Timing::Explored(Exploration {
+            scheduler,
+            members: members.to_vec(),
+            max_fires,
+            fired: 0,
+        });
+    }
+
+    /// Ends an explored run: the last gap, then every posted write lands and every
+    /// message arrives; back to immediate timing. Returns the scheduler.
+    pub fn finish(&mut self) -> Scheduler {
+        self.gap(Next::End);
+        for w in self.link.land_for_read(Path::Config) {
+            self.apply(w, false);
+        }
+        while self.link.in_flight_len() > 0 {
+            self.arrive_oldest(false);
+        }
+        match std::mem::replace(&mut self.timing, Timing::Immediate) {
+            Timing::Explored(x) => x.scheduler,
+            Timing::Immediate => panic!("finish without explore"),
+        }
+    }
+
+    /// Lands every posted write and delivers every message (immediate timing stays).
+    pub fn settle(&mut self) {
+        for w in self.link.land_for_read(Path::Config) {
+            self.apply(w, false);
+        }
+        while self.link.in_flight_len() > 0 {
+            self.arrive_oldest(false);
+        }
+    }
+
+    /// The link now.
+    pub fn view(&self) -> BusView {
+        BusView {
+            point: self.actions,
+            posted: self.link.posted().copied().collect(),
+            in_flight: self.link.in_flight().copied().collect(),
+        }
+    }
+
+    /// A CPU-side step that touches no hardware (a plan's claim, or its IRR check if
+    /// `observes`): its gap, then what the link holds as it runs.
+    pub fn cpu_step(&mut self, observes: bool) -> BusView {
+        self.gap(if observes { Next::Observe } else { Next::Quiet });
+        let view = self.view();
+        self.events.push(Event::Cpu {
+            point: self.actions,
+            observes,
+        });
+        self.actions += 1;
+        view
+    }
+
+    /// The gap before the next CPU action: the scheduler's picks (see the module
+    /// documentation for which are offered).
+    fn gap(&mut self, next: Next) {
+        let Timing::Explored(_) = self.timing else {
+            return;
+        };
+        let looks = next == Next::Observe;
+        let mut after_landing = false;
+        loop {
+            let Timing::Explored(x) = &mut self.timing else {
+                unreachable!()
+            };
+            let can_fire = x.fired < x.max_fires;
+            let mut picks = Vec::new();
+            if !after_landing || looks {
+                picks.push(Pick::Proceed);
+            }
+            if can_fire {
+                picks.extend(x.members.iter().map(|&m| Pick::Fire(m)));
+            }
+            if can_fire || looks {
+                for path in [Path::Memory, Path::Config] {
+                    if self.link.can_land(path) {
+                        picks.push(Pick::Land(path));
+                    }
+                }
+            }
+            let Timing::Explored(x) = &mut self.timing else {
+                unreachable!()
+            };
+            match picks[x.scheduler.choose(picks.len())] {
+                Pick::Proceed => break,
+                Pick::Fire(m) => {
+                    x.fired += 1;
+                    after_landing = false;
+                    self.fire(m);
+                }
+                Pick::Land(path) => {
+                    after_landing = true;
+                    let w = self.link.land(path).expect("offered");
+                    self.apply(w, true);
+                }
+            }
+        }
+        if looks && self.link.in_flight_len() > 0 {
+            let Timing::Explored(x) = &mut self.timing else {
+                unreachable!()
+            };
+            let arriving = x.scheduler.choose(self.link.in_flight_len() + 1);
+            for _ in 0..arriving {
+                self.arrive_oldest(false);
+            }
+        }
+    }
+
+    /// A read of the function over `path`: its gap, what it lands, every message pushed.
+    fn before_read(&mut self, path: Path) {
+        self.gap(Next::Read(path));
+        for w in self.link.land_for_read(path) {
+            self.apply(w, false);
+        }
+        while self.link.in_flight_len() > 0 {
+            self.arrive_oldest(true);
+        }
+        self.reads += 1;
+    }
+
+    /// A write issued: landed now (immediate timing) or posted.
+    fn issue(&mut self, w: HwWrite) {
+        self.gap(Next::Write);
+        self.writes.push(w);
+        match self.timing {
+            Timing::Immediate => self.apply(w, false),
+            Timing::Explored(_) => self.link.post(w.path(), w),
+        }
+        self.actions += 1;
+    }
+
+    /// A write reaches the function: its effect, then what an unmask released.
+    fn apply(&mut self, w: HwWrite, early: bool) {
+        match w {
+            HwWrite::Config {
+                offset,
+                width,
+                value,
+            } => {
+                // The fake keeps bytes; a narrow write lands there as its
+                // read-modify-write (the neighbouring bytes of a capability are plain
+                // registers or read back unchanged).
+                let (a, offset) = (self.address, ConfigOffset::new(offset).unwrap());
+                match width {
+                    Width::Dword => self.config.write32(a, offset, value),
+                    Width::Word => self.config.write16(a, offset, value as u16),
+                    Width::Byte => self.config.write8(a, offset, value as u8),
+                }
+            }
+            HwWrite::Mmio {
+                region: Region::Table,
+                offset,
+                value,
+            } => {
+                if let Kind::Msix { table, .. } = &mut self.kind {
+                    table[(offset / 4) as usize] = value;
+                }
+            }
+            HwWrite::Mmio {
+                region: Region::Pba,
+                ..
+            } => {}
+        }
+        self.landed += 1;
+        self.events.push(Event::Landed {
+            write: w,
+            point: self.actions,
+            early,
+        });
+        match self.kind {
+            Kind::Msi(_) => self.msi_release(),
+            Kind::Msix { .. } => self.msix_release(),
+        }
+    }
+
     // ----- what the storage may write -------------------------------------------
 
-    /// Checks a configuration write against the capability: inside it, not the
-    /// read-only Pending Bits (MSI), only Message Control (MSI-X).
+    /// Checks a configuration write: Command (as the dword with Status, the crate's
+    /// only way to write it), or inside the capability and not the read-only Pending
+    /// Bits (MSI), or Message Control (MSI-X).
     fn config_write_problem(&self, offset: u16, width: Width) -> Option<String> {
+        if offset == COMMAND_OFFSET && width == Width::Dword {
+            return None;
+        }
         let end = offset + width.bytes();
         match &self.kind {
             Kind::Msi(cap) => {
@@ -464,22 +734,18 @@ impl Machine {
         };
         if let Some(problem) = self.config_write_problem(offset.get(), width) {
             self.violations.push(problem);
-            self.after_write(w);
+            // Logged as made, but it reaches nothing.
+            self.gap(Next::Write);
+            self.writes.push(w);
+            self.actions += 1;
             return;
         }
-        // The fake keeps bytes; a narrow write lands there as its read-modify-write (the
-        // neighbouring bytes of a capability are plain registers or read back unchanged).
-        let a = self.address;
-        match width {
-            Width::Dword => self.config.write32(a, offset, value),
-            Width::Word => self.config.write16(a, offset, value as u16),
-            Width::Byte => self.config.write8(a, offset, value as u8),
-        }
-        self.after_write(w);
+        self.issue(w);
     }
 
     fn mmio_read(&mut self, region: Region, offset: u64) -> u32 {
-        self.reads += 1;
+        self.before_read(Path::Memory);
+        self.actions += 1;
         let words = match region {
             Region::Table => self.table(),
             Region::Pba => self.pba(),
@@ -501,39 +767,37 @@ impl Machine {
             offset,
             value,
         };
-        let Kind::Msix { table, .. } = &mut self.kind else {
+        let Kind::Msix { table, .. } = &self.kind else {
             panic!("MMIO on an MSI function")
         };
-        match region {
-            Region::Pba => self
-                .violations
-                .push(format!("write to the read-only PBA at {offset:#x}")),
-            Region::Table => {
-                match usize::try_from(offset / 4)
-                    .ok()
-                    .filter(|_| offset.is_multiple_of(4))
-                    .and_then(|i| table.get_mut(i))
-                {
-                    Some(slot) => *slot = value,
-                    None => self
-                        .violations
-                        .push(format!("table write at {offset:#x} outside or misaligned")),
-                }
+        let problem = match region {
+            Region::Pba => Some(format!("write to the read-only PBA at {offset:#x}")),
+            Region::Table => (!offset.is_multiple_of(4)
+                || usize::try_from(offset / 4).map_or(true, |i| i >= table.len()))
+            .then(|| format!("table write at {offset:#x} outside or misaligned")),
+        };
+        match problem {
+            Some(p) => {
+                self.violations.push(p);
+                self.gap(Next::Write);
+                self.writes.push(w);
+                self.actions += 1;
             }
+            None => self.issue(w),
         }
-        self.after_write(w);
     }
 }
 
 /// The model's configuration space as the storage sees it: every write logged with its
-/// own width (real narrow accesses, as the kernel's ECAM and 0xCFC have), then what the
-/// device does after it.
+/// own width (real narrow accesses, as the kernel's ECAM and 0xCFC have) and issued to
+/// the link; every read lands what it must first and answers from the function.
 impl ConfigAccess for Machine {
     fn config_size(&self, _: PciAddress) -> ConfigSize {
         ConfigSize::Extended
     }
     fn read32(&mut self, a: PciAddress, offset: ConfigOffset) -> u32 {
-        self.reads += 1;
+        self.before_read(Path::Config);
+        self.actions += 1;
         self.config.read32(a, offset)
     }
     fn write32(&mut self, a: PciAddress, offset: ConfigOffset, value: u32) {
@@ -593,10 +857,12 @@ fn machine(config: FakeConfig, kind: Kind) -> Model {
         address: addr(AT),
         kind,
         writes: Vec::new(),
+        landed: 0,
         reads: 0,
+        actions: 0,
         events: Vec::new(),
-        schedule: Vec::new(),
-        base: 0,
+        link: Link::default(),
+        timing: Timing::Immediate,
         violations: Vec::new(),
         refusals: Vec::new(),
     })))

@@ -17,11 +17,13 @@
 //! table ([`RemappingUnit`]) and the platform's facts and failure log ([`Platform`]).
 //! The kernel binds them to its units; host tests and the core's simulator to a model.
 //!
-//! Locking: one lock of its own over the allocation state, a leaf, never held across a
-//! call into the unit or the platform. The interrupt core calls the domain under its
-//! domain lock (allocation) or an irq's descriptor lock (activation, affinity);
-//! [`IrDomain::reserve_block`], [`IrDomain::abandon_block`], [`IrDomain::entry_info`]
-//! and [`IrDomain::used`] are called outside the core.
+//! Locking: one interrupt-safe lock of its own over the allocation state (class
+//! [`ENTRIES_CLASS`], `vtd.ir_entries`), a leaf, never held across a call into the unit
+//! or the platform. The interrupt core calls the domain under its domain lock
+//! (allocation) or an irq's descriptor lock (activation, affinity), from interrupt
+//! handlers too; [`IrDomain::reserve_block`], [`IrDomain::abandon_block`],
+//! [`IrDomain::entry_info`] and [`IrDomain::used`] are called outside the core, with
+//! interrupts on.
 
 pub mod binding;
 mod entries;
@@ -38,9 +40,14 @@ use sluice_irq_core::{IrqError, IrqSource, PciFunction, Result, Virq};
 pub use binding::{Failure, Platform, RemappingUnit, UnitOp};
 pub use entries::EntryInfo;
 
+use sluice_sync::{IrqSpinLock, LockClass};
+
 use crate::irte::{Irte, TriggerMode};
 use crate::message::RemappableMsi;
 use entries::Entries;
+
+/// The class of every unit's allocation lock (the kernel's lock order names it).
+pub static ENTRIES_CLASS: LockClass = LockClass::new("vtd.ir_entries");
 
 /// The domain of one unit.
 pub struct IrDomain<U: RemappingUnit, P: Platform> {
@@ -48,7 +55,11 @@ pub struct IrDomain<U: RemappingUnit, P: Platform> {
     platform: P,
     /// `INTEL-IR-n`, as failures are reported.
     name: String,
-    entries: spin::Mutex<Entries>,
+    /// Interrupt-safe: activation and affinity changes take it under an irq's
+    /// descriptor lock, also from interrupt handlers (a plan run by IPI, migration
+    /// inside stop_machine), while `reserve_block`, `abandon_block`, `entry_info` and
+    /// `used` are called outside the core with interrupts on.
+    entries: IrqSpinLock<Entries>,
 }
 
 impl<U: RemappingUnit, P: Platform> IrDomain<U, P> {
@@ -60,7 +71,7 @@ impl<U: RemappingUnit, P: Platform> IrDomain<U, P> {
             unit,
             platform,
             name: alloc::format!("INTEL-IR-{unit_index}"),
-            entries: spin::Mutex::new(entries),
+            entries: IrqSpinLock::new(&ENTRIES_CLASS, entries),
         }
     }
 

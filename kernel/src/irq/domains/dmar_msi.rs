@@ -62,6 +62,11 @@ impl MsiStorage for FaultEventStorage {
         self.unit.hw().write32(offset::FECTL, 0);
         Ok(())
     }
+    /// Reads FECTL back: the unit's register writes are posted like any MMIO write, and
+    /// a read of the same register block returns only after them.
+    fn flush(&self, _i: u32) {
+        let _ = self.unit.hw().read32(offset::FECTL);
+    }
     fn read(&self, _i: u32) -> MsiMsg {
         let mut hw = self.unit.hw();
         MsiMsg {

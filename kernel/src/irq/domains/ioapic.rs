@@ -1,24 +1,30 @@
 //! I/O APICs: indirect register access through IOREGSEL/IOWIN (82093AA datasheet §3.0)
 //! and the redirection table, which the interrupt core's I/O APIC chip drives through
 //! `RteStorage` (the entry's format and its derivation from a message live in the core:
-//! `sluice_irq_core::ioapic`).
+//! `sluice_irq_core::ioapic`), and the EOI register with which that chip ends a level
+//! interrupt the local APIC's broadcast EOI could not.
 
 use crate::acpi::IoApicEntry;
 use crate::memory::mmio::{self, Mmio};
 use alloc::vec::Vec;
-use sluice_irq_core::ioapic::{Rte, RteStorage, low};
+use sluice_irq_core::ioapic::{EOI_REGISTER_VERSION, Rte, RteStorage, low};
 use sluice_regs::{ReadOnly, Reg, RegArray, RegisterBlock32, Value};
 
-/// The memory-mapped window (82093AA §3.0).
+/// The memory-mapped window (82093AA §3.0; the EOI register of the PCI 2.2 compliant
+/// I/O(x)APICs, version 0x20 and later, e.g. Intel's ICH/PCH datasheets, "EOI Register").
 mod window {
-    use sluice_regs::Reg;
+    use sluice_regs::{Reg, WriteOnly};
 
     /// IOREGSEL: which indirect register IOWIN reaches (its index, bits 7:0).
     pub const IOREGSEL: Reg<u32> = Reg::new(0x00);
     /// IOWIN: the selected register's data.
     pub const IOWIN: Reg<u32> = Reg::new(0x10);
-    /// Bytes to map.
-    pub const SIZE: u64 = 0x20;
+    /// EOI (version 0x20 and later): a vector written to bits 7:0 clears Remote IRR of
+    /// every level-triggered entry whose vector field it is. Reached directly, not
+    /// through IOREGSEL, so it needs no lock. Absent on older chips.
+    pub const EOI: Reg<u32, WriteOnly> = Reg::new(0x40);
+    /// Bytes to map: through the EOI register.
+    pub const SIZE: u64 = 0x44;
 }
 
 /// The indirect registers (82093AA §3.2), by their index through IOREGSEL.
@@ -96,9 +102,13 @@ pub struct IoApic {
     pub entry: IoApicEntry,
     regs: Mmio,
     pins: u32,
-    /// Serialises IOREGSEL/IOWIN pairs. Lock order: innermost (taken under the
-    /// descriptor lock of whichever irq the core is driving on this chip).
-    lock: spin::Mutex<()>,
+    /// IOAPICVER bits 7:0, read once at set-up.
+    version: u8,
+    /// Serialises IOREGSEL/IOWIN pairs. Interrupt-safe: a level flow masks and ends its
+    /// line from the handler, and `irqs`/`ioapic` read entries with interrupts on. Lock
+    /// order: a leaf (taken under the descriptor lock of whichever irq the core is
+    /// driving on this chip; `sync::order`).
+    lock: sluice_sync::IrqSpinLock<()>,
 }
 
 impl IoApic {
@@ -119,7 +129,7 @@ impl IoApic {
         IOAPICID.read(&self.indirect()).id()
     }
     pub fn version(&self) -> u8 {
-        IOAPICVER.read(&self.indirect()).version()
+        self.version
     }
     pub fn pins(&self) -> u32 {
         self.pins
@@ -152,6 +162,13 @@ impl IoApic {
             hi.write(&self.indirect(), value);
         }
     }
+
+    /// Writes `vector` to the EOI register; nothing on a chip that has none.
+    fn write_eoi(&self, vector: u8) {
+        if self.version >= EOI_REGISTER_VERSION {
+            window::EOI.write(&self.regs, u32::from(vector));
+        }
+    }
 }
 
 /// The core's I/O APIC chip writes entries through this, one register per call.
@@ -167,6 +184,18 @@ impl RteStorage for &'static IoApic {
     }
     fn write_high(&self, pin: u32, value: u32) {
         self.write_rte_high(pin, value);
+    }
+    fn read_low(&self, pin: u32) -> u32 {
+        match self.rte_regs(pin) {
+            Some((lo, _)) => lo.read(&self.indirect()),
+            None => low::MASKED,
+        }
+    }
+    fn version(&self) -> u8 {
+        self.version
+    }
+    fn write_eoi(&self, vector: u8) {
+        IoApic::write_eoi(self, vector);
     }
 }
 
@@ -195,10 +224,12 @@ pub fn init(entries: &[IoApicEntry]) {
             let mut io = IoApic {
                 entry: *e,
                 regs,
+                version: 0,
                 pins: 0,
-                lock: spin::Mutex::new(()),
+                lock: sluice_sync::IrqSpinLock::new(&crate::sync::order::IOAPIC, ()),
             };
-            io.pins = IOAPICVER.read(&io.indirect()).entries();
+            let ver = IOAPICVER.read(&io.indirect());
+            (io.pins, io.version) = (ver.entries(), ver.version());
             for pin in 0..io.pins {
                 io.write_rte_low(pin, low::MASKED);
                 io.write_rte_high(pin, 0);

@@ -4,12 +4,15 @@
 //! (`PCI-MSI-0000:00:03.0`, `PCI-MSIX-0000:00:02.0`). The domain exists while the
 //! function holds at least one irq.
 //!
-//! Order of the hardware writes (Linux's, and what keeps a half-set-up function
-//! silent): MSI — disabled, every member masked if it can be, messages written and
-//! members unmasked as each irq starts, then Enable with Multiple Message Enable; MSI-X
-//! — every entry masked, Enable with the Function Mask set, entries written and
-//! unmasked as each irq starts, then the Function Mask cleared. A freed MSI-X entry is
-//! masked again; the last irq's free disables the capability and removes the domain.
+//! The order of the hardware writes (Linux's, and what keeps a half-set-up function
+//! silent) is `sluice_pci::msi_order`'s, host-tested there against a model device with
+//! posted writes and messages in flight: MSI — disabled, every member masked if it can
+//! be, messages written and members unmasked as each irq starts, then Enable with
+//! Multiple Message Enable; MSI-X — every entry masked, Enable with the Function Mask
+//! set, entries written and unmasked as each irq starts, then the Function Mask cleared.
+//! A freed MSI-X entry is masked again; the last irq's free disables the capability.
+//! This file supplies the interrupt side between those writes (the function's domain,
+//! its irqs) and keeps the function's state.
 //!
 //! Locking: a function's `irqs` lock is taken before any interrupt-core lock and held
 //! across a whole request or free, so two drivers (or the shell) cannot interleave set-up
@@ -19,12 +22,14 @@ use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::cell::Cell;
 use core::fmt;
 use sluice_irq_core::domain::{DomainId, DomainOps};
 use sluice_irq_core::msi::{MsiMsg, MsiStorage};
 use sluice_irq_core::msidomain::MsiDomain;
 use sluice_irq_core::{CpuMask, IrqAlloc, IrqError, IrqSource, Virq};
-use sluice_pci::{Command, StorageError};
+use sluice_pci::StorageError;
+use sluice_pci::msi_order::{self, OrderError};
 
 use crate::irq::Handler;
 use crate::pci::Device;
@@ -196,39 +201,50 @@ pub fn alloc_msi(
         None => {}
     }
     let (group, ir) = parent(dev)?;
-    let storage = MsiCapStorage::new(Config, dev.address(), cap);
-    storage.disable();
-    storage.mask_all();
     let chip = if ir.is_empty() {
         "PCI-MSI"
     } else {
         "IR-PCI-MSI"
     };
-    let dom = Arc::new(MsiDomain::new(chip, storage));
-    let id = add_domain(format!("{ir}PCI-MSI-{}", dev.address()), group, dom.clone())?;
-    let virqs = if ir.is_empty() || count == 1 {
-        request_block(dev, id, count, affinity, name, handler)
-    } else {
-        request_remapped_block(dev, id, count, affinity, name, handler)
-    };
-    let virqs = match virqs {
-        Ok(v) => v,
-        Err(e) => {
+    let dom = Arc::new(MsiDomain::new(
+        chip,
+        MsiCapStorage::new(Config, dev.address(), cap),
+    ));
+    let set_up = msi_order::set_up_msi(
+        dom.storage(),
+        count.trailing_zeros() as u8,
+        || {
+            let id = add_domain(format!("{ir}PCI-MSI-{}", dev.address()), group, dom.clone())?;
+            let virqs = if ir.is_empty() || count == 1 {
+                request_block(dev, id, count, affinity, name, handler)
+            } else {
+                request_remapped_block(dev, id, count, affinity, name, handler)
+            };
+            match virqs {
+                Ok(v) => Ok((id, v)),
+                Err(e) => {
+                    remove_domain(id);
+                    Err(e)
+                }
+            }
+        },
+        |(id, virqs)| {
+            for &v in &virqs {
+                let _ = crate::irq::free_irq(v);
+            }
             remove_domain(id);
-            return Err(e);
+        },
+    );
+    let (id, virqs) = match set_up {
+        Ok(done) => done,
+        Err(OrderError::Irqs(e)) => return Err(e),
+        Err(OrderError::Storage(e)) => {
+            return Err(PciIrqError::Setup(format!(
+                "{}: enabling MSI: {e}",
+                dev.address()
+            )));
         }
     };
-    if let Err(e) = dom.storage().enable(count.trailing_zeros() as u8) {
-        for &v in &virqs {
-            let _ = crate::irq::free_irq(v);
-        }
-        remove_domain(id);
-        return Err(PciIrqError::Setup(format!(
-            "{}: enabling MSI: {e}",
-            dev.address()
-        )));
-    }
-    let _ = dev.enable(Command::INTX_DISABLE);
     st.held = (0u32..).zip(virqs).collect();
     st.domain = Some(id);
     st.storage = Some(Storage::Msi(dom));
@@ -318,59 +334,66 @@ pub fn alloc_msix(
             return Err(PciIrqError::EntryInUse(e));
         }
     }
-    let fresh = st.storage.is_none();
-    let (dom, id) = match (&st.storage, st.domain) {
-        (Some(Storage::Msix(d)), Some(id)) => (d.clone(), id),
+    // The function's domain: the one its enabled table has, or a new one over the table
+    // mapped now (mapping touches no hardware; the order below opens the table).
+    let (dom, registration) = match (&st.storage, st.domain) {
+        (Some(Storage::Msix(d)), Some(_)) => (d.clone(), None),
         _ => {
             let (group, ir) = parent(dev)?;
-            dev.enable(Command::MEMORY_SPACE)
-                .map_err(|e| PciIrqError::Setup(format!("{e}")))?;
             let storage = crate::pci::msix::map(dev, cap).map_err(PciIrqError::Setup)?;
-            storage.mask_all();
-            storage.control(true, true)?;
             let chip = if ir.is_empty() {
                 "PCI-MSIX"
             } else {
                 "IR-PCI-MSIX"
             };
-            let dom = Arc::new(MsiDomain::new(chip, storage));
             let name = format!("{ir}PCI-MSIX-{}", dev.address());
-            let id = match add_domain(name, group, dom.clone()) {
-                Ok(id) => id,
-                Err(e) => {
-                    let _ = dom.storage().control(false, false);
-                    return Err(e);
-                }
-            };
-            (dom, id)
+            (Arc::new(MsiDomain::new(chip, storage)), Some((name, group)))
         }
     };
-    let mut got: Vec<(u32, Virq)> = Vec::new();
-    for &e in entries {
-        let req = IrqAlloc {
-            reserve: true,
-            ..IrqAlloc::edge(*affinity)
-        };
-        match crate::irq::request_in(id, &source(dev, e), &req, name, handler) {
-            Ok(v) => got.push((e, v)),
-            Err(err) => {
-                for &(e, v) in &got {
-                    let _ = crate::irq::free_irq(v);
-                    let _ = dom.storage().mask(e);
-                }
-                if fresh {
-                    let _ = dom.storage().control(false, false);
-                    remove_domain(id);
-                }
-                return Err(err.into());
+    let first = registration.is_some();
+    let id = Cell::new(st.domain);
+    let req = IrqAlloc {
+        reserve: true,
+        ..IrqAlloc::edge(*affinity)
+    };
+    let set_up = msi_order::set_up_msix(
+        dom.storage(),
+        first,
+        || {
+            if let Some((domain_name, group)) = registration {
+                id.set(Some(add_domain(domain_name, group, dom.clone())?));
             }
+            Ok(())
+        },
+        entries,
+        |e| {
+            let id = id.get().ok_or(PciIrqError::Core(IrqError::InvalidState))?;
+            Ok(crate::irq::request_in(
+                id,
+                &source(dev, e),
+                &req,
+                name,
+                handler,
+            )?)
+        },
+        |_, v| {
+            let _ = crate::irq::free_irq(v);
+        },
+    );
+    let got = match set_up {
+        Ok(got) => got,
+        Err(OrderError::Irqs(e)) => {
+            // The order disabled a table it opened; the domain added for it goes too.
+            if first && let Some(id) = id.get() {
+                remove_domain(id);
+            }
+            return Err(e);
         }
-    }
-    if fresh {
-        dom.storage().control(true, false)?;
-        let _ = dev.enable(Command::INTX_DISABLE);
+        Err(OrderError::Storage(e)) => return Err(e.into()),
+    };
+    if first {
         st.storage = Some(Storage::Msix(dom));
-        st.domain = Some(id);
+        st.domain = id.get();
     }
     st.held.extend(got.iter().copied());
     st.held.sort_unstable();
@@ -387,21 +410,14 @@ pub fn free(dev: &Device, virq: Virq) -> Result<(), PciIrqError> {
         .position(|&(_, v)| v == virq)
         .ok_or(PciIrqError::NotHeld(virq))?;
     let index = st.held[at].0;
+    let last = st.held.len() == 1;
+    let free = || crate::irq::free_irq(virq);
     match &st.storage {
         // A member of a block goes alone: its vector stays reserved in the block (the
         // device may still send its number) and its mask bit, if it has one, is set.
-        Some(Storage::Msi(d)) if st.held.len() > 1 => {
-            crate::irq::free_irq(virq)?;
-            let _ = d.storage().mask(index);
-        }
-        Some(Storage::Msi(d)) => {
-            d.storage().disable();
-            crate::irq::free_irq(virq)?;
-        }
-        Some(Storage::Msix(d)) => {
-            crate::irq::free_irq(virq)?;
-            let _ = d.storage().mask(index);
-        }
+        Some(Storage::Msi(d)) if !last => msi_order::release_msi_member(d.storage(), index, free)?,
+        Some(Storage::Msi(d)) => msi_order::release_msi(d.storage(), free)?,
+        Some(Storage::Msix(d)) => msi_order::release_msix_entry(d.storage(), index, last, free)?,
         None => return Err(PciIrqError::NotHeld(virq)),
     }
     st.held.remove(at);
@@ -416,18 +432,18 @@ pub fn free_all(dev: &Device) -> Result<(), PciIrqError> {
     let mut st = dev.irqs.lock();
     match &st.storage {
         None => return Ok(()),
-        Some(Storage::Msi(d)) => {
-            d.storage().disable();
-            for &(_, v) in &st.held {
-                crate::irq::free_irq(v)?;
-            }
-        }
+        Some(Storage::Msi(d)) => msi_order::release_msi(d.storage(), || {
+            st.held
+                .iter()
+                .try_for_each(|&(_, v)| crate::irq::free_irq(v))
+        })?,
         Some(Storage::Msix(d)) => {
-            d.storage().control(true, true)?;
-            for &(e, v) in &st.held {
-                crate::irq::free_irq(v)?;
-                let _ = d.storage().mask(e);
-            }
+            msi_order::release_all_msix(d.storage(), &st.held, crate::irq::free_irq).map_err(
+                |e| match e {
+                    OrderError::Irqs(e) => PciIrqError::from(e),
+                    OrderError::Storage(e) => PciIrqError::from(e),
+                },
+            )?
         }
     }
     st.held.clear();
@@ -435,10 +451,9 @@ pub fn free_all(dev: &Device) -> Result<(), PciIrqError> {
     Ok(())
 }
 
+/// The function holds no irq any more (the order disabled the capability): its domain
+/// goes.
 fn teardown(st: &mut DeviceIrqs) {
-    if let Some(Storage::Msix(d)) = &st.storage {
-        let _ = d.storage().control(false, true);
-    }
     if let Some(id) = st.domain.take() {
         remove_domain(id);
     }

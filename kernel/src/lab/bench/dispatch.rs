@@ -26,10 +26,13 @@ static DEVICE_VECTOR: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_
 /// Participants that reached the start line; all start when it equals the count.
 static ARRIVED: AtomicU32 = AtomicU32::new(0);
 static PARTICIPANTS: AtomicU32 = AtomicU32::new(0);
-/// One CPU's samples: (CPU, device cycles, floor cycles).
+/// One participant's samples: (CPU, device cycles, floor cycles).
 type CpuSamples = (usize, Vec<u64>, Vec<u64>);
-/// Samples per CPU, handed back after the timed loop.
-static SAMPLES: spin::Mutex<Vec<CpuSamples>> = spin::Mutex::new(Vec::new());
+
+/// Samples per CPU, handed back after the timed loop. Task context only; a leaf of the
+/// lock order.
+static SAMPLES: sluice_sync::SpinLock<Vec<CpuSamples>> =
+    sluice_sync::SpinLock::new(&crate::sync::order::BENCH_DISPATCH_SAMPLES, Vec::new());
 /// Interrupts that never arrived within the bound (a broken run, reported).
 static MISSED: AtomicU64 = AtomicU64::new(0);
 

@@ -21,9 +21,10 @@ static STOP: AtomicBool = AtomicBool::new(false);
 static PAINTER: AtomicU32 = AtomicU32::new(0);
 static VECTOR: AtomicU32 = AtomicU32::new(0);
 static LINES: AtomicU64 = AtomicU64::new(0);
-/// Round trips measured while the painter painted. Protects: the samples. Lock order:
-/// innermost.
-static SAMPLES: spin::Mutex<Vec<u64>> = spin::Mutex::new(Vec::new());
+/// Round trips measured while the painter painted. Protects: the samples. Task context
+/// only; a leaf of the lock order.
+static SAMPLES: sluice_sync::SpinLock<Vec<u64>> =
+    sluice_sync::SpinLock::new(&crate::sync::order::BENCH_SCROLL_SAMPLES, Vec::new());
 
 fn on_hit(_virq: sluice_irq_core::Virq) -> IrqReturn {
     HITS.fetch_add(1, Ordering::Relaxed);
@@ -53,10 +54,11 @@ fn measure(count: u64) -> Vec<u64> {
 /// What the measuring CPU does while the painter scrolls.
 const MEASURE_IPIS: u64 = 0;
 const MEASURE_DISPATCH: u64 = 1 << 63;
-/// The dispatch benchmark's result, taken while the painter scrolled.
-static DISPATCH: spin::Mutex<
+/// The dispatch benchmark's result, taken while the painter scrolled. Task context only;
+/// a leaf of the lock order.
+static DISPATCH: sluice_sync::SpinLock<
     Option<Result<crate::lab::bench::dispatch::DispatchRun, alloc::string::String>>,
-> = spin::Mutex::new(None);
+> = sluice_sync::SpinLock::new(&crate::sync::order::BENCH_SCROLL_DISPATCH, None);
 
 /// Runs on both CPUs at once (task context, interrupts on): the painter scrolls until
 /// told to stop, the other measures (`arg`: a count, and MEASURE_DISPATCH to run the

@@ -3,10 +3,15 @@
 //! a device that waits for its edge to be serviced fails — so "handled keeps growing and
 //! equals armed" proves nothing was lost.
 //!
-//! Two chains run on the same logic, each on a comparator of its own: [`IOAPIC`] routes
+//! Three chains run on the same logic, each on a comparator of its own: [`IOAPIC`] routes
 //! its comparator through an I/O APIC input (the I/O APIC's two-step moves), [`MSI`]
 //! through its FSB route as an HPET-MSI irq (`irq::domains::hpet_msi`: maskable message
-//! storage, moved by mask–write–unmask).
+//! storage, moved by mask–write–unmask), and [`LEVEL`] through an I/O APIC input in
+//! level mode (HPET spec §2.3.8, Tn_INT_TYPE_CNF): the comparator holds its line
+//! asserted until the handler clears its bit in the general interrupt status register
+//! (§2.3.6), and the I/O APIC entry stays at Remote IRR until the interrupt is ended —
+//! under remapping only the chip's EOI at the I/O APIC ends it, so a chain that keeps
+//! running proves that EOI on real registers.
 //!
 //! A deadline that has already passed when written never fires on real hardware (until
 //! the 64-bit counter wraps), so `arm` re-arms further out if it sees the counter beyond
@@ -19,7 +24,14 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use sluice_irq_core::desc::IrqReturn;
 use sluice_irq_core::{CpuMask, Virq};
 
+use sluice_hpet::regs::{Timer, TimerConf};
+use sluice_regs::Reg;
+
 use crate::time::hpet::{self, Hpet};
+
+/// GENERAL_INT_STATUS (HPET spec §2.3.6): bit n is comparator n's level interrupt,
+/// active while set; writing 1 clears it and drops the comparator's line.
+const GENERAL_INT_STATUS: Reg<u64> = Reg::new(0x20);
 
 /// Time from one link to the next.
 pub const PERIOD_NS: u64 = 1_000_000;
@@ -31,6 +43,8 @@ pub enum Delivery {
     IoApic,
     /// Through its FSB route, an HPET-MSI irq.
     Msi,
+    /// Through an I/O APIC input, level-triggered.
+    IoApicLevel,
 }
 
 /// No irq / no comparator yet.
@@ -46,6 +60,8 @@ pub struct Chain {
     armed: AtomicU64,
     handled: AtomicU64,
     stale: AtomicU64,
+    /// Level chain: handler runs that found the comparator's status clear.
+    unsolicited: AtomicU64,
     deadline: AtomicU64,
     /// HPET counter at the last handled link.
     last_link: AtomicU64,
@@ -56,12 +72,18 @@ pub struct Chain {
 pub static IOAPIC: Chain = Chain::new(Delivery::IoApic);
 /// The chain over HPET-MSI, on the highest other comparator with FSB delivery.
 pub static MSI: Chain = Chain::new(Delivery::Msi);
+/// The level-triggered chain through the I/O APIC, on the lowest free comparator that
+/// can reach an input from 16 up.
+pub static LEVEL: Chain = Chain::new(Delivery::IoApicLevel);
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Stats {
     pub armed: u64,
     pub handled: u64,
     pub stale: u64,
+    /// Level chain: handler runs with the comparator's status clear — an interrupt the
+    /// comparator never raised, i.e. one interrupt delivered twice.
+    pub unsolicited: u64,
     /// HPET time since the last link, in ns.
     pub since_last_ns: u64,
 }
@@ -76,6 +98,7 @@ impl Chain {
             armed: AtomicU64::new(0),
             handled: AtomicU64::new(0),
             stale: AtomicU64::new(0),
+            unsolicited: AtomicU64::new(0),
             deadline: AtomicU64::new(0),
             last_link: AtomicU64::new(0),
         }
@@ -90,6 +113,7 @@ impl Chain {
         match self.delivery {
             Delivery::IoApic => "hpet-chain",
             Delivery::Msi => "hpet-chain msi",
+            Delivery::IoApicLevel => "hpet-chain level",
         }
     }
 
@@ -107,6 +131,7 @@ impl Chain {
             armed: self.armed.load(Ordering::SeqCst),
             handled,
             stale: self.stale.load(Ordering::SeqCst),
+            unsolicited: self.unsolicited.load(Ordering::SeqCst),
             since_last_ns: since,
         }
     }
@@ -143,10 +168,26 @@ impl Chain {
         }
     }
 
+    /// Through an I/O APIC input (its enable is the chain's switch)?
+    fn through_ioapic(&self) -> bool {
+        matches!(self.delivery, Delivery::IoApic | Delivery::IoApicLevel)
+    }
+
     fn fire(&self) -> IrqReturn {
         let Some(h) = hpet::get() else {
             return IrqReturn::NotHandled;
         };
+        if self.delivery == Delivery::IoApicLevel {
+            // Ours only while the comparator's status bit is set; clearing it drops the
+            // line before the next deadline is armed, so the clear never meets a match
+            // of the next link.
+            let bit = 1u64 << self.timer.load(Ordering::SeqCst);
+            if GENERAL_INT_STATUS.read(&h.regs()) & bit == 0 {
+                self.unsolicited.fetch_add(1, Ordering::SeqCst);
+                return IrqReturn::NotHandled;
+            }
+            GENERAL_INT_STATUS.write(&h.regs(), bit);
+        }
         let now = h.counter();
         if now < self.deadline.load(Ordering::SeqCst) {
             self.stale.fetch_add(1, Ordering::SeqCst);
@@ -187,6 +228,17 @@ impl Chain {
                 }
                 (timer, r?)
             }
+            Delivery::IoApicLevel => {
+                let timer = level_comparator(h)?;
+                if !h.claim(timer) {
+                    return Err(alloc::format!("comparator {timer} is in use"));
+                }
+                let r = route_level_through_ioapic(h, timer, affinity);
+                if r.is_err() {
+                    h.release(timer);
+                }
+                (timer, r?)
+            }
             Delivery::Msi => {
                 crate::irq::domains::hpet_msi::status()
                     .map_err(|why| alloc::format!("HPET-MSI is not offered here: {why}"))?;
@@ -218,9 +270,10 @@ impl Chain {
         self.armed.store(0, Ordering::SeqCst);
         self.handled.store(0, Ordering::SeqCst);
         self.stale.store(0, Ordering::SeqCst);
+        self.unsolicited.store(0, Ordering::SeqCst);
         self.last_link.store(h.counter(), Ordering::SeqCst);
         self.running.store(true, Ordering::SeqCst);
-        if self.delivery == Delivery::IoApic {
+        if self.through_ioapic() {
             // Through the I/O APIC the comparator's enable is the chain's own switch; an
             // FSB comparator's is its irq's mask, which the core set when the irq started.
             h.set_enabled(timer, true);
@@ -273,9 +326,7 @@ impl Chain {
         {
             x86_64::instructions::hlt();
         }
-        if let (Some(h), Delivery::IoApic, Some(t)) =
-            (hpet::get(), self.delivery, self.comparator())
-        {
+        if let (Some(h), true, Some(t)) = (hpet::get(), self.through_ioapic(), self.comparator()) {
             h.set_enabled(t, false);
         }
         self.stats()
@@ -293,6 +344,10 @@ fn on_fire_ioapic(_virq: Virq) -> IrqReturn {
 
 fn on_fire_msi(_virq: Virq) -> IrqReturn {
     MSI.fire()
+}
+
+fn on_fire_level(_virq: Virq) -> IrqReturn {
+    LEVEL.fire()
 }
 
 /// Routes `timer` through the highest I/O APIC input it can reach that is free, as an
@@ -323,6 +378,57 @@ fn route_through_ioapic(
         }
     }
     Err(last_err)
+}
+
+/// Routes `timer` in level mode through the highest free I/O APIC input from 16 up, as
+/// a level-triggered, active-high irq targeted at `affinity`. Inputs below 16 are left
+/// out: there a level HPET interrupt's polarity is the chipset's business (QEMU drives
+/// them inverted, active low, as ICH's ISA inputs are), while from 16 up it is active
+/// high (ICH: the HPET's inputs 20–23).
+fn route_level_through_ioapic(
+    h: &Hpet,
+    timer: u32,
+    affinity: &CpuMask,
+) -> Result<Virq, alloc::string::String> {
+    let cap = h.route_cap(timer) & !0xffff;
+    let mut last_err = alloc::string::String::from("no routable I/O APIC input from 16 up");
+    for gsi in (16..32).rev().filter(|g| cap & (1 << g) != 0) {
+        if let Err(e) = h.setup_oneshot(timer, gsi) {
+            last_err = e.into();
+            continue;
+        }
+        Timer(timer)
+            .config()
+            .modify(&h.regs(), |c| c | TimerConf::LEVEL);
+        match crate::irq::request_gsi(
+            gsi,
+            crate::acpi::Trigger::Level,
+            crate::acpi::Polarity::ActiveHigh,
+            None,
+            "HPET level chain",
+            *affinity,
+            on_fire_level,
+        ) {
+            Ok(v) => return Ok(v),
+            Err(e) => last_err = alloc::format!("GSI {gsi}: {e}"),
+        }
+    }
+    Err(last_err)
+}
+
+/// The level chain's comparator: the lowest free one that can reach an input from 16 up
+/// and is not the I/O APIC chain's, so that the chains can run side by side.
+fn level_comparator(h: &Hpet) -> Result<u32, alloc::string::String> {
+    let theirs = ioapic_comparator(h).ok();
+    (0..h.comparators())
+        .filter(|&n| Some(n) != theirs)
+        .find(|&n| !h.claimed(n) && h.route_cap(n) & !0xffff != 0)
+        .ok_or_else(|| {
+            alloc::format!(
+                "no free comparator other than the I/O APIC chain's can reach an I/O APIC input from 16 up (of {})",
+                h.comparators()
+            )
+        })
 }
 
 /// The I/O APIC chain's comparator: the last one that can be routed to an I/O APIC

@@ -41,7 +41,7 @@ use sluice_irq_core::domain::DomainId;
 use sluice_irq_core::msi::{CompatMsi, DestFormat, MsiMsg, compose};
 use sluice_irq_core::queued::{EntryView, QueuedEntry, QueuedMsiDomain, QueuedStorage};
 use sluice_irq_core::{CpuMask, IrqAlloc, IrqError, IrqSource, Virq};
-use x86_64::instructions::interrupts::without_interrupts;
+use sluice_sync::IrqSpinLock;
 
 use super::edu::{self, reg};
 use super::poll::{Timeout, poll, poll_until};
@@ -88,8 +88,11 @@ enum Op {
     Raise,
 }
 
-/// The one DMA engine and what the device holds. Protects: all of it. Lock order: a
-/// leaf, taken with interrupts off (under a descriptor lock when the core issues).
+/// The one DMA engine and what the device holds. Protects: all of it. Interrupt-safe
+/// (`IrqSpinLock`): CPU-offline migration asks whether the device holds its message
+/// inside stop_machine, which the other CPUs wait for from their CALL_FUNCTION handler,
+/// so a holder with interrupts on could stall it; the core's calls come with interrupts
+/// off, under a descriptor lock. Lock order: a leaf (`sync::order`).
 struct Engine {
     busy: Option<Op>,
     next_ticket: u64,
@@ -117,7 +120,7 @@ pub struct QueuedEdu {
     regs: Mmio,
     /// A RAM frame holding the staging record of the command in flight.
     staging: u64,
-    engine: spin::Mutex<Engine>,
+    engine: IrqSpinLock<Engine>,
     /// The driver lets the device raise (set only once its irq's activation completed).
     enabled: AtomicBool,
     /// The irq the poison message reaches, and what reached it.
@@ -211,18 +214,21 @@ impl QueuedEdu {
             src: Source::new("queued-edu", dev, 1),
             regs,
             staging,
-            engine: spin::Mutex::new(Engine {
-                busy: None,
-                next_ticket: 0,
-                done: 0,
-                device: QueuedEntry::default(),
-                held: false,
-                sent: 0,
-                poison: None,
-                uninit_sent: 0,
-                latencies: VecDeque::new(),
-                updates: 0,
-            }),
+            engine: IrqSpinLock::new(
+                &crate::sync::order::QUEUED_EDU,
+                Engine {
+                    busy: None,
+                    next_ticket: 0,
+                    done: 0,
+                    device: QueuedEntry::default(),
+                    held: false,
+                    sent: 0,
+                    poison: None,
+                    uninit_sent: 0,
+                    latencies: VecDeque::new(),
+                    updates: 0,
+                },
+            ),
             enabled: AtomicBool::new(false),
             poison_virq: AtomicU64::new(u64::MAX),
             poison_hits: AtomicU64::new(0),
@@ -384,12 +390,11 @@ impl QueuedEdu {
         })
     }
 
+    #[track_caller]
     fn with_engine<R>(&self, f: impl FnOnce(&mut Engine) -> R) -> R {
-        without_interrupts(|| {
-            let mut e = self.engine.lock();
-            self.reap(&mut e);
-            f(&mut e)
-        })
+        let mut e = self.engine.lock();
+        self.reap(&mut e);
+        f(&mut e)
     }
 
     /// A finished transfer: an update makes the buffer hold its entry (and releases an
@@ -457,11 +462,9 @@ impl QueuedEdu {
     /// Waits (task context) until the engine is idle, then runs `f` on it.
     fn when_idle<R>(&self, f: impl Fn(&mut Engine) -> R) -> Result<R, String> {
         poll(ENGINE_TIMEOUT, || {
-            without_interrupts(|| {
-                let mut e = self.engine.lock();
-                self.reap(&mut e);
-                e.busy.is_none().then(|| f(&mut e))
-            })
+            let mut e = self.engine.lock();
+            self.reap(&mut e);
+            e.busy.is_none().then(|| f(&mut e))
         })
         .map_err(|t| alloc::format!("the edu DMA engine stayed busy for {t}"))
     }

@@ -14,6 +14,8 @@ pub static TESTS: &[Test] = &[
     ktest!(lock_taken_in_an_interrupt_and_with_irqs_on_is_reported),
     ktest!(irq_lock_keeps_interrupts_off_while_held),
     ktest!(iommu_unit_lock_is_safe_against_stop_machine),
+    ktest!(remote_plan_slot_is_safe_against_its_ipi),
+    ktest!(every_class_taken_is_in_the_declared_order),
 ];
 
 static A: LockClass = LockClass::new("ktest.lockdep.a");
@@ -200,5 +202,92 @@ fn iommu_unit_lock_is_safe_against_stop_machine() -> TestResult {
         .map(|r| alloc::format!("{r}"))
         .collect();
     check!(new.is_empty(), "the validator reported: {}", new.join("; "));
+    Ok(())
+}
+
+/// No irq has this number (the core allocates far below it).
+const NO_SUCH_IRQ: sluice_irq_core::Virq = sluice_irq_core::Virq::MAX;
+
+/// The class's usage as the validator learnt it, if the class was ever taken.
+fn usage_of(class: &LockClass) -> Option<sluice_sync::validator::ClassUsage> {
+    (0..sluice_sync::validator::class_count())
+        .filter_map(sluice_sync::validator::class_usage)
+        .find(|u| u.class.is(class))
+}
+
+/// A cross-CPU affinity plan is posted in `irq::affinity`'s one slot by the sender, in
+/// task context, and taken out by the CALL_FUNCTION handler on the CPU it must run on.
+/// Held there with interrupts on, an earlier call to this CPU that timed out and
+/// arrives late (or any other holder's IPI) spins on the slot its own CPU holds. Here a
+/// plan for an irq that does not exist goes through the real path: the other CPU takes
+/// it in its handler and the core refuses it there (nothing changes). The slot must be
+/// interrupt-safe: taken in hard-irq context, never held with interrupts on, no report.
+fn remote_plan_slot_is_safe_against_its_ipi() -> TestResult {
+    use crate::sync::order::IRQ_REMOTE_PLAN;
+    let me = crate::smp::this_cpu();
+    let Some(other) = crate::smp::online_cpus().find(|&c| c != me) else {
+        skip!("needs a second CPU to send the plan to");
+    };
+    let before = sluice_sync::validator::report_count();
+    let plan = sluice_irq_core::affinity::StepPlan {
+        level: 0,
+        index: 0,
+        run_on: Some(other as sluice_irq_core::CpuId),
+        irqs_off: true,
+        id: sluice_irq_core::affinity::PlanId::UNSTAMPED,
+        steps: alloc::vec::Vec::new(),
+    };
+    let r = crate::irq::run_plan_on(NO_SUCH_IRQ, plan);
+    check!(
+        r == Err(sluice_irq_core::IrqError::InvalidState),
+        "the plan should reach CPU {other} and be refused by the core there, got {r:?}"
+    );
+    let usage = usage_of(&IRQ_REMOTE_PLAN).ok_or("the plan slot was never taken")?;
+    check!(
+        usage.in_irq.is_some(),
+        "the CALL_FUNCTION handler did not take the plan slot"
+    );
+    if let Some(site) = usage.irqs_on {
+        return Err(alloc::format!(
+            "the plan slot was held with interrupts on at {}:{}",
+            site.file(),
+            site.line()
+        ));
+    }
+    let after = sluice_sync::validator::report_count();
+    let new: alloc::vec::Vec<_> = (before..after)
+        .filter_map(sluice_sync::validator::report)
+        .filter(|r| r.involves(&IRQ_REMOTE_PLAN))
+        .map(|r| alloc::format!("{r}"))
+        .collect();
+    check!(new.is_empty(), "the validator reported: {}", new.join("; "));
+    Ok(())
+}
+
+/// The declared order is the kernel's documentation of its locks: a lock whose class is
+/// missing from `sync/order.rs` would be checked for interrupt safety and inversions but
+/// never against the order. Every class taken since boot (by the tests before this one,
+/// and boot itself) must be named there, except this file's own test classes.
+fn every_class_taken_is_in_the_declared_order() -> TestResult {
+    let order = sluice_sync::validator::order().ok_or("no declared order is installed")?;
+    let declared = |c: &LockClass| {
+        order
+            .chains
+            .iter()
+            .flat_map(|chain| chain.iter())
+            .chain(order.leaves.iter())
+            .any(|d| d.is(c))
+    };
+    let stray: alloc::vec::Vec<&str> = (0..sluice_sync::validator::class_count())
+        .filter_map(sluice_sync::validator::class_usage)
+        .map(|u| u.class)
+        .filter(|c| !c.name().starts_with("ktest.lockdep.") && !declared(c))
+        .map(|c| c.name())
+        .collect();
+    check!(
+        stray.is_empty(),
+        "classes taken but not in kernel/src/sync/order.rs: {}",
+        stray.join(", ")
+    );
     Ok(())
 }

@@ -122,8 +122,9 @@ pub struct Summary {
 }
 
 /// The last run's counts (the boot script's closing line repeats them). Protects: the
-/// counts. Lock order: innermost.
-static LAST: spin::Mutex<Option<Summary>> = spin::Mutex::new(None);
+/// counts. Task context only; a leaf of the lock order.
+static LAST: sluice_sync::SpinLock<Option<Summary>> =
+    sluice_sync::SpinLock::new(&crate::sync::order::KTEST_SUMMARY, None);
 
 pub fn last_summary() -> Option<Summary> {
     *LAST.lock()

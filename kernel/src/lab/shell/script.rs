@@ -11,8 +11,9 @@ use super::{execute, find};
 use crate::println;
 
 /// The script's bytes, copied off the ramdisk at boot. Protects: nothing after boot
-/// (taken once by the shell).
-static SCRIPT: spin::Mutex<Option<Vec<u8>>> = spin::Mutex::new(None);
+/// (taken once by the shell). Task context only; a leaf of the lock order.
+static SCRIPT: sluice_sync::SpinLock<Option<Vec<u8>>> =
+    sluice_sync::SpinLock::new(&crate::sync::order::SHELL_SCRIPT, None);
 
 /// Copies the ramdisk, if the bootloader loaded one (the memory map gives its frames
 /// back to nobody, but a copy keeps the shell independent of it).

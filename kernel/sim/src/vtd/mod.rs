@@ -1,4 +1,4 @@
-//! A model of one Intel VT-d remapping unit for the host tests: registers with GCMD →
+//! A model of one Intel VT-d remapping unit: registers with GCMD →
 //! GSTS behaviour, a queued invalidation engine, memory (ring, status words, IRTE
 //! table) and QEMU 10's interrupt remapping lookup with its fault recording. It
 //! implements all of the crate's hardware traits on one object, so it sees register
@@ -9,13 +9,18 @@
 //! QIE can only be cleared after a wait descriptor, SW+IF aborts, CFI not implemented,
 //! no interrupt entry cache); [`Unit::hardware`] like a real unit (the queue advances a
 //! descriptor every few polls, clearing IQE resumes it, QIE can be cleared with the
-//! queue busy, CFI enforced, IRTEs cached until invalidated). Either can start as
+//! queue busy, CFI enforced, IRTEs cached until invalidated, an xAPIC-mode entry's
+//! reserved destination bits checked). Either can start as
 //! firmware left it (`with_firmware_translation`, `with_halted_firmware_queue`) and
 //! answer register reads with hostile values (`hostile`).
 //!
 //! `domain.rs` binds an enabled unit to the crate's `INTEL-IR` domain (`ModelUnit`,
-//! `ModelPlatform`), for the tests that drive the domain through the interrupt core.
-#![allow(dead_code, unused_imports)]
+//! `ModelPlatform`, and the wrong binding `StoreOnly`), for the tests that drive the
+//! domain through the interrupt core and for the simulator's machine, whose remappable
+//! messages are looked up through it (`crate::bus`).
+//!
+//! Used by `sluice-vtd`'s own tests (registers, queue, enable, entries, the domain) and
+//! by the simulator.
 
 pub mod domain;
 pub mod engine;

@@ -1,4 +1,5 @@
-//! A simulated PCI configuration space for the host tests.
+//! A simulated PCI configuration space, for sluice-pci's tests and the simulator's PCI
+//! functions.
 //!
 //! Each function has a 4 KiB configuration space and the register behaviour the crate
 //! depends on: read-only id, class and header-type registers; a write-1-to-clear Status
@@ -7,8 +8,6 @@
 //! as all ones. Every write is logged, and writing all ones to a BAR while the function
 //! decodes memory or I/O is recorded as a violation (PCI Local Bus 3.0 §6.2.5.1 says to
 //! disable decode while sizing).
-
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 
@@ -305,6 +304,13 @@ pub struct FakeConfig {
     pub writes: Vec<LoggedWrite>,
     pub reads: usize,
     pub violations: Vec<String>,
+}
+
+impl Default for FakeConfig {
+    /// An empty ECAM configuration space.
+    fn default() -> FakeConfig {
+        FakeConfig::ecam()
+    }
 }
 
 impl FakeConfig {

@@ -32,6 +32,10 @@ pub struct Quirks {
     pub cfi_implemented: bool,
     /// IRTEs are cached until invalidated (QEMU re-reads every time).
     pub caches_irtes: bool,
+    /// In xAPIC mode (IRTA.EIME clear) an entry whose destination has bits outside
+    /// DST[15:8] set faults as a reserved-field violation (0x24); QEMU truncates the
+    /// destination silently.
+    pub checks_xapic_destination: bool,
 }
 
 /// One access the crate made, in order.
@@ -48,6 +52,10 @@ pub enum Event {
 /// What the crate reads from a register, given its offset and the model's own value: a
 /// test lends a hostile unit this way (any register, any read).
 pub type ReadFilter = Box<dyn FnMut(usize, u64) -> u64 + Send>;
+
+/// Called after every store to the IRTE table, with the unit as the store left it (its
+/// cache not yet invalidated): the machine around the unit lets devices act there.
+pub type StoreHook = Box<dyn FnMut(&mut Unit) + Send>;
 
 /// Where firmware's own invalidation queue lives in the model (never our ring).
 pub const FIRMWARE_RING: u64 = 0x50_0000;
@@ -110,6 +118,8 @@ pub struct Unit {
     pub reads: u64,
     /// Replaces what register reads return (a hostile unit); `None`: the model's values.
     pub hostile: Option<ReadFilter>,
+    /// See [`StoreHook`]; `None`: stores are not observed.
+    pub on_irte_store: Option<StoreHook>,
 }
 
 /// QEMU 10's CAP with aw-bits=48: FRO 0x220, NFR 0, ND 6, SAGAW 39/48, MGAW 48,
@@ -135,6 +145,7 @@ impl Unit {
                 abort_on_sw_and_if: true,
                 cfi_implemented: false,
                 caches_irtes: false,
+                checks_xapic_destination: false,
             },
             qi_mode: QiMode::Synchronous,
             drop_status_writes: false,
@@ -171,6 +182,7 @@ impl Unit {
             tick_ns: 1_000,
             reads: 0,
             hostile: None,
+            on_irte_store: None,
         }
     }
 
@@ -185,6 +197,7 @@ impl Unit {
             abort_on_sw_and_if: false,
             cfi_implemented: true,
             caches_irtes: true,
+            checks_xapic_destination: true,
         };
         u.qi_mode = QiMode::Lazy { polls: 3 };
         u.gsts_delay = 2;
@@ -468,6 +481,16 @@ impl QueueMemory for Unit {
     }
 }
 
+impl Unit {
+    /// Runs the store hook, if any (taken out while it runs: it gets the unit itself).
+    fn stored(&mut self) {
+        if let Some(mut hook) = self.on_irte_store.take() {
+            hook(self);
+            self.on_irte_store = Some(hook);
+        }
+    }
+}
+
 impl IrteMemory for Unit {
     fn read_irte(&mut self, index: u16) -> Irte {
         self.irt.get(&index).copied().unwrap_or_default()
@@ -476,14 +499,17 @@ impl IrteMemory for Unit {
         self.log.push(Event::IrteLow(index, low));
         let old = self.read_irte(index);
         self.irt.insert(index, Irte::from_halves(low, old.high()));
+        self.stored();
     }
     fn write_high(&mut self, index: u16, high: u64) {
         self.log.push(Event::IrteHigh(index, high));
         let old = self.read_irte(index);
         self.irt.insert(index, Irte::from_halves(old.low(), high));
+        self.stored();
     }
     fn write_atomic(&mut self, index: u16, irte: Irte) {
         self.log.push(Event::IrteAtomic(index, irte));
         self.irt.insert(index, irte);
+        self.stored();
     }
 }

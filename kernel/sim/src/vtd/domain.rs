@@ -3,7 +3,8 @@
 //! and a machine's DMAR and PCI facts ([`ModelPlatform`]). The domain's IRTE writes go
 //! through the crate's own `update_irte` and queue, exactly as the kernel's do; the
 //! test's devices deliver their messages through the same unit
-//! ([`ModelUnit::deliver`]), so they meet its interrupt entry cache.
+//! ([`ModelUnit::deliver`]), so they meet its interrupt entry cache. [`StoreOnly`] is a
+//! wrong binding on purpose: it stores entries and never invalidates them.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -13,7 +14,7 @@ use sluice_irq_core::msi::MsiMsg;
 use sluice_vtd::domain::{Failure, Platform, RemappingUnit};
 use sluice_vtd::{
     Capability, ExtendedCapability, InvalidationQueue, Irte, MsiMessage, QiError, RegisterLayout,
-    RemappingConfig, update_irte,
+    RemappingConfig, store_irte, update_irte,
 };
 
 use super::lookup::{BusRangeOrder, Delivery};
@@ -61,12 +62,21 @@ impl ModelUnit {
     /// A device's message write from `requester`, as the unit remaps it (bus ranges read
     /// as the specification says): where it goes, or the fault reason.
     pub fn deliver(&self, msg: MsiMsg, requester: u16) -> Result<Delivery, u8> {
-        let m = MsiMessage {
-            address_lo: msg.addr_lo,
-            address_hi: msg.addr_hi,
-            data: msg.data,
-        };
-        self.with(|u| u.deliver(m, Some(requester), BusRangeOrder::Spec))
+        self.with(|u| u.deliver(message(msg), Some(requester), BusRangeOrder::Spec))
+    }
+
+    /// Where [`ModelUnit::deliver`] would send it now, caching and recording nothing.
+    pub fn peek(&self, msg: MsiMsg, requester: u16) -> Result<Delivery, u8> {
+        self.with(|u| u.peek(message(msg), Some(requester), BusRangeOrder::Spec))
+    }
+}
+
+/// The core's message as the crate's.
+pub fn message(msg: MsiMsg) -> MsiMessage {
+    MsiMessage {
+        address_lo: msg.addr_lo,
+        address_hi: msg.addr_hi,
+        data: msg.data,
     }
 }
 
@@ -89,6 +99,28 @@ impl RemappingUnit for ModelUnit {
     fn invalidate_range(&self, first: u16, count: u32) -> Result<(), QiError> {
         let (unit, queue) = &mut *self.state.lock().unwrap();
         queue.invalidate_iec_range(unit, first, count)
+    }
+}
+
+/// WRONG on purpose: a binding that stores entries in the safe order and never
+/// invalidates them — what a missing IEC invalidation looks like. A unit that caches
+/// entries keeps serving the old one; QEMU, which caches nothing, cannot tell.
+pub struct StoreOnly(pub std::sync::Arc<ModelUnit>);
+
+impl RemappingUnit for StoreOnly {
+    type Error = QiError;
+    fn table_entries(&self) -> u32 {
+        self.0.table_entries()
+    }
+    fn eim(&self) -> bool {
+        self.0.eim()
+    }
+    fn write_irte(&self, index: u16, irte: Irte) -> Result<(), QiError> {
+        self.0.with(|u| store_irte(u, index, irte));
+        Ok(())
+    }
+    fn invalidate_range(&self, _first: u16, _count: u32) -> Result<(), QiError> {
+        Ok(())
     }
 }
 
