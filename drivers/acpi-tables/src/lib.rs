@@ -8,6 +8,10 @@
 //! [`ParseError`] naming the offending offset; odd but readable ones parse.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
+// Firmware bytes are input, never trusted: what they say is read into error values,
+// never a panic (no `unwrap`), and no offset, length or count derived from them can
+// wrap or overflow (checked, or saturating where a bound makes overflow impossible).
+#![warn(clippy::unwrap_used, clippy::arithmetic_side_effects)]
 
 extern crate alloc;
 

@@ -9,6 +9,8 @@
 //! domain where the plan says (`kernel/src/irq/domains/hpet_msi.rs`).
 #![no_std]
 #![forbid(unsafe_code)]
+// What the hardware reports is a value to check, never a reason to panic.
+#![warn(clippy::unwrap_used)]
 
 pub mod fsb;
 pub mod regs;

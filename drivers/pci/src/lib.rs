@@ -45,6 +45,8 @@
 //! ```
 #![no_std]
 #![forbid(unsafe_code)]
+// What the hardware reports is a value to check, never a reason to panic.
+#![warn(clippy::unwrap_used)]
 
 extern crate alloc;
 

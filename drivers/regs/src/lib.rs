@@ -17,6 +17,8 @@
 //! mappings (volatile accesses) or MSRs, the host tests over models.
 #![no_std]
 #![forbid(unsafe_code)]
+// What the hardware reports is a value to check, never a reason to panic.
+#![warn(clippy::unwrap_used)]
 
 mod access;
 mod array;

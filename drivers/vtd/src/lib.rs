@@ -14,6 +14,8 @@
 //! §11.4 registers.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
+// What the hardware reports is a value to check, never a reason to panic.
+#![warn(clippy::unwrap_used)]
 
 extern crate alloc;
 

@@ -235,9 +235,7 @@ fn host_bridge_names(
         // SAFETY: the table lies in firmware RAM covered by the physical-memory map, and
         // its header says it is `length` bytes long (bounded above).
         let bytes = unsafe { core::slice::from_raw_parts(src, t.length as usize) };
-        names = names.add(sluice_acpi_tables::host_bridges::host_bridge_names(
-            &bytes[36..],
-        ));
+        names = names + sluice_acpi_tables::host_bridges::host_bridge_names(&bytes[36..]);
     }
     Some(names)
 }

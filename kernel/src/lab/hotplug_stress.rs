@@ -140,6 +140,10 @@ fn median_max(v: &[u64]) -> (u64, u64) {
 /// restored when it returns); otherwise its affinity is every online CPU and it is put
 /// back on `cpu` before each cycle. The chains of the `msi` devices run throughout and
 /// are treated the same way.
+#[allow(
+    clippy::result_large_err,
+    reason = "the report so far comes back with the error, once per run"
+)]
 pub fn stress(
     cpu: usize,
     cycles: u32,
@@ -156,6 +160,10 @@ pub fn stress(
 }
 
 /// `stress` with either HPET chain.
+#[allow(
+    clippy::result_large_err,
+    reason = "the report so far comes back with the error, once per run"
+)]
 pub fn stress_with(
     chain: &'static Chain,
     cpu: usize,

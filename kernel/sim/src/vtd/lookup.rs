@@ -13,19 +13,24 @@ use super::unit::Unit;
 /// How an SVT 2 (bus range) SID is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BusRangeOrder {
-    /// VT-d §9.9 and Linux: SID[15:8] is the start bus, SID[7:0] the end bus.
+    /// VT-d §9.9 and Linux: `SID[15:8]` is the start bus, `SID[7:0]` the end bus.
     Spec,
-    /// QEMU 10: SID[15:8] is the highest bus, SID[7:0] the lowest.
+    /// QEMU 10: `SID[15:8]` is the highest bus, `SID[7:0]` the lowest.
     Qemu,
 }
 
 /// An interrupt as the APIC receives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Delivery {
+    /// The vector.
     pub vector: u8,
+    /// The destination APIC id (or logical destination).
     pub destination: u32,
+    /// Level-triggered.
     pub level: bool,
+    /// Logical destination mode.
     pub logical: bool,
+    /// The delivery mode's 3-bit encoding.
     pub delivery_mode: u8,
     /// It went through without remapping (IR off, or compatibility format let through).
     pub passthrough: bool,
