@@ -10,8 +10,8 @@ use crate::println;
 pub static COMMANDS: &[Command] = &[
     Command {
         name: "help",
-        args: "",
-        help: "list commands",
+        args: "[--markdown]",
+        help: "list commands; --markdown: every command as the manual docs/shell.md",
         offered: Offered::Always,
         run: cmd_help,
     },
@@ -60,6 +60,10 @@ pub static COMMANDS: &[Command] = &[
 ];
 
 fn cmd_help(args: &[&str]) -> Result<(), String> {
+    if args == ["--markdown"] {
+        super::manual::print();
+        return Ok(());
+    }
     no_args(args)?;
     for c in super::commands() {
         let head = if c.args.is_empty() {
