@@ -414,7 +414,7 @@ impl<S: RteStorage> Chip for IoApicDomain<S> {
     }
 
     /// An edge line is ended at the local APIC alone. A level line there first, then
-    /// here ([`Self::end_level`]): see the module docs, "Ending a level interrupt".
+    /// here (`Self::end_level`): see the module docs, "Ending a level interrupt".
     fn ack(&self, d: &LevelCtx) -> Result<ChipOp> {
         self.end_op(d)
     }

@@ -9,7 +9,7 @@
 //!   on the same).
 //! * **Edge** lines pulse: the rising edge sends once, with the firing's token.
 //! * **Level** lines stay asserted until the device is serviced — when a handler of its
-//!   irq runs ([`Machine::service_line`]), which covers every firing not yet carried by a
+//!   irq runs (`Machine::service_line`), which covers every firing not yet carried by a
 //!   message. Meanwhile the entry sends when unmasked with Remote IRR clear, and again
 //!   after an EOI clears Remote IRR while the line is still up: a message carries the
 //!   firings made since the line's last one (none, for such a repeat).

@@ -31,7 +31,7 @@
 //!   column 4), and the ECAM section's implementation note on ordering says as much and
 //!   leaves it to the platform to offer a way to wait for an ECAM write. The model
 //!   takes the root complex to answer a function's configuration requests in order,
-//!   which is what Linux's read-back after an MSI write ("PCI/MSI: Enforce MSI[X] entry
+//!   which is what Linux's read-back after an MSI write ("PCI/MSI: Enforce MSI\[X\] entry
 //!   updates to be visible") relies on too.
 //!
 //! **Upstream, messages are in flight.** An MSI is a posted memory write from the

@@ -33,7 +33,7 @@ pub struct Quirks {
     /// IRTEs are cached until invalidated (QEMU re-reads every time).
     pub caches_irtes: bool,
     /// In xAPIC mode (IRTA.EIME clear) an entry whose destination has bits outside
-    /// DST[15:8] set faults as a reserved-field violation (0x24); QEMU truncates the
+    /// DST\[15:8\] set faults as a reserved-field violation (0x24); QEMU truncates the
     /// destination silently.
     pub checks_xapic_destination: bool,
 }
