@@ -3,9 +3,9 @@
 //! - `args`: one parser for every command's arguments — CPU numbers and lists, PCI
 //!   addresses, irq numbers, counts with their range, words from a fixed set, flags and
 //!   options — and errors that name the argument.
-//!
-#![doc = include_str!("../README.md")]
+
 #![no_std]
+#![doc = include_str!("../README.md")]
 
 extern crate alloc;
 
