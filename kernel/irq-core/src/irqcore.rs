@@ -79,6 +79,8 @@ impl IrqAlloc {
 /// One level as shown by `irq N`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LevelInfo {
+    /// The domain, for callers that keep their own facts about it (its kind).
+    pub domain_id: DomainId,
     /// Domain name.
     pub domain: String,
     /// Chip name (`APIC` for the root).
@@ -704,6 +706,7 @@ impl IrqCore {
         Ok(levels
             .iter()
             .map(|l| LevelInfo {
+                domain_id: l.domain,
                 domain: reg
                     .node(l.domain)
                     .map_or_else(|_| String::from("?"), |n| n.name.clone()),

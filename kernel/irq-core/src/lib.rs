@@ -42,7 +42,7 @@ pub mod vector;
 
 pub use cpumask::{CpuId, CpuMask, MASK_WORDS, MAX_CPUS};
 pub use error::{IrqError, Result, Virq};
-pub use irqcore::{IrqAlloc, IrqCore};
+pub use irqcore::{IrqAlloc, IrqCore, LevelInfo};
 pub use source::{DmaAlias, IrqSource, PciFunction, Polarity};
 pub use vecblock::BlockId;
 pub use vector::Vector;

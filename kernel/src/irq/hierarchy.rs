@@ -11,7 +11,7 @@ use sluice_acpi_tables::InterruptPlan;
 use sluice_acpi_tables::plan::{DomainKind, NoRemapReason};
 use sluice_irq_core::domain::{DomainId, DomainInfo};
 use sluice_irq_core::ioapic::IoApicDomain;
-use sluice_irq_core::{IrqCore, IrqError};
+use sluice_irq_core::{IrqCore, IrqError, LevelInfo, Virq};
 
 use crate::irq::domains::intel_ir::IrDomain;
 use crate::irq::domains::ioapic;
@@ -144,6 +144,43 @@ pub fn kind_of(id: DomainId) -> Option<DomainKind> {
     let t = built()?;
     let i = t.ids.iter().position(|&built| built == Some(id))?;
     Some(t.plan.domains[i].kind)
+}
+
+/// The plan domain a level of an irq belongs to: its own domain's kind, or for a domain
+/// added at run time (a device's MSI domain) its parent group's. What the shell and the
+/// benches ask instead of comparing chip names.
+pub fn level_kind(core: &IrqCore, level: &LevelInfo) -> Option<DomainKind> {
+    kind_of(level.domain_id).or_else(|| {
+        let parent = core
+            .domain_tree()
+            .into_iter()
+            .find(|d| d.id == level.domain_id)?
+            .parent?;
+        kind_of(parent)
+    })
+}
+
+/// The levels of `virq`, outermost first, each with its plan domain kind
+/// ([`level_kind`]).
+pub fn levels_with_kinds(virq: Virq) -> Result<Vec<(LevelInfo, Option<DomainKind>)>, IrqError> {
+    crate::irq::with_core(|c| {
+        c.irq_levels(virq).map(|levels| {
+            levels
+                .into_iter()
+                .map(|l| {
+                    let kind = level_kind(c, &l);
+                    (l, kind)
+                })
+                .collect()
+        })
+    })?
+}
+
+/// Whether `virq` is delivered through an interrupt remapping unit.
+pub fn is_remapped(virq: Virq) -> Result<bool, IrqError> {
+    Ok(levels_with_kinds(virq)?
+        .iter()
+        .any(|(_, k)| matches!(k, Some(DomainKind::IntelIr { .. }))))
 }
 
 /// The remapping domain of unit `index`, if remapping is on.

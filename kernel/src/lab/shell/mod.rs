@@ -11,6 +11,7 @@ mod hotplug;
 mod hpet_chain;
 mod iommu;
 mod irq;
+pub mod locks;
 mod manual;
 mod pci;
 mod queued;

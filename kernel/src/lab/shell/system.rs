@@ -87,7 +87,7 @@ fn cmd_info(args: &[&str]) -> Result<(), String> {
     info_ioapics(p);
     info_clocks(p);
     super::iommu::print_info_lines();
-    crate::sync::print_summary();
+    super::locks::print_summary();
     for m in &p.mcfg {
         println!(
             "PCI ECAM: segment {} buses {}..{} at {:#x}",
@@ -220,7 +220,7 @@ fn cmd_test(args: &[&str]) -> Result<(), String> {
 
 fn cmd_locks(args: &[&str]) -> Result<(), String> {
     no_args(args)?;
-    crate::sync::print_details();
+    super::locks::print_details();
     Ok(())
 }
 
