@@ -1,5 +1,5 @@
 //! The interrupt plan: what Sluice would build on a machine, decided from its DMAR,
-//! MADT and HPET tables alone (DESIGN.md §3). The kernel computes it at boot and then
+//! MADT and HPET tables alone (docs/architecture.md). The kernel computes it at boot and then
 //! refines it with what only hardware can tell (ECAP.IR / ECAP.EIM of each unit, bridge
 //! secondary bus numbers); the host shows it for the corpus.
 
@@ -179,7 +179,7 @@ pub struct X2apicPlan {
     pub unreachable_cpus: Vec<u32>,
 }
 
-/// A node of the irq domain hierarchy (DESIGN.md §3).
+/// A node of the irq domain hierarchy (docs/architecture.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Domain {
     /// What the node is; its name is the kind's [`Display`](core::fmt::Display).

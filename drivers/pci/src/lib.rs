@@ -43,6 +43,8 @@
 //!     "0000:00:03.0 Unclassified device [00ff]: Device [1234:11e8] (rev 10)\n"
 //! );
 //! ```
+//!
+#![doc = include_str!("../README.md")]
 #![no_std]
 #![forbid(unsafe_code)]
 // What the hardware reports is a value to check, never a reason to panic.

@@ -6,7 +6,7 @@
 //! performed here: a device without per-vector masking (QEMU's `edu`) can send its
 //! message between any two of them, reading whatever address and data hold at that
 //! moment, so the interrupt core decides their order and what runs in between
-//! (DESIGN.md §3, "three ways to change affinity"). Each method matches one word of the
+//! (docs/architecture.md, "Three ways to change affinity"). Each method matches one word of the
 //! core's message storage: address low, address high, data, mask.
 //!
 //! Layouts (offsets from the capability's start):

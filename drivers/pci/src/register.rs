@@ -143,7 +143,7 @@ pub enum WriteValue {
 
 /// One configuration write, described rather than performed: the MSI code hands these
 /// to the interrupt core, which decides their order and what runs between them (a
-/// non-maskable device can fire between any two of them, DESIGN.md §3).
+/// non-maskable device can fire between any two of them, docs/architecture.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConfigWrite {
     /// The byte offset in configuration space.

@@ -356,7 +356,7 @@ impl Irte {
     }
 
     /// The same entry aimed at `vector` on `destination`: only the low half changes, so
-    /// a live entry can be retargeted with one 64-bit store (DESIGN.md §3, affinity way 1).
+    /// a live entry can be retargeted with one 64-bit store (docs/architecture.md, the first way to change affinity).
     pub fn with_target(self, vector: u8, destination: u32, eim: bool) -> Result<Irte, IrteError> {
         if vector < 0x10 {
             return Err(IrteError::ReservedVector(vector));

@@ -1,6 +1,6 @@
 //! Bounded waits. Every wait for the hardware in this crate goes through
 //! [`poll_until`], so none can hang: each has a budget and ends in a [`Timeout`] naming
-//! what it was waiting for (DESIGN.md §5: hardware polls have timeouts and report errors).
+//! what it was waiting for (docs/architecture.md, "Conventions": hardware polls have timeouts and report errors).
 
 use core::fmt;
 

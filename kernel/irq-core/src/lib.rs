@@ -2,6 +2,8 @@
 //!
 //! See `README.md` beside this crate for the map of files, how the kernel binds it, and the
 //! lock order.
+//!
+#![doc = include_str!("../README.md")]
 #![cfg_attr(not(test), no_std)]
 #![deny(missing_docs)]
 

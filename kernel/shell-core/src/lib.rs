@@ -7,6 +7,7 @@
 //!   `/proc/interrupts`.
 
 #![no_std]
+#![doc = include_str!("../README.md")]
 
 extern crate alloc;
 

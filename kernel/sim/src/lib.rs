@@ -17,6 +17,8 @@
 //! * [`wrong`]: chips and APICs wrong on purpose, for the counter-examples.
 //!
 //! README.md says what each model does that QEMU does not.
+//!
+#![doc = include_str!("../README.md")]
 
 pub mod apic;
 pub mod boot;

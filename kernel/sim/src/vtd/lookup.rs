@@ -48,7 +48,7 @@ const PASS: Delivery = Delivery {
 /// Bits of the low half that are reserved in every remapped entry (VT-d §9.10).
 const RESERVED_LOW: u64 = 0x7 << 12 | 0xff << 24;
 /// The destination bits an xAPIC-mode entry (IRTA.EIME clear) must leave zero: the APIC
-/// id sits in DST[15:8] (entry bits 47:40); DST[7:0] and DST[31:16] are reserved.
+/// id sits in DST\[15:8\] (entry bits 47:40); DST\[7:0\] and DST\[31:16\] are reserved.
 const RESERVED_LOW_XAPIC: u64 = 0xff << 32 | 0xffff << 48;
 /// Bits of the high half above the source-id fields.
 const RESERVED_HIGH: u64 = !0xf_ffff;

@@ -10,8 +10,8 @@ use crate::println;
 pub static COMMANDS: &[Command] = &[
     Command {
         name: "help",
-        args: "[CMD]",
-        help: "list commands; with CMD, that command's usage and what it does",
+        args: "[CMD | --markdown]",
+        help: "list commands; with CMD, that command's usage and what it does; --markdown: every command as the manual docs/shell.md",
         offered: Offered::Always,
         run: cmd_help,
     },
@@ -60,6 +60,10 @@ pub static COMMANDS: &[Command] = &[
 ];
 
 fn cmd_help(args: &[&str]) -> Result<(), String> {
+    if args == ["--markdown"] {
+        super::manual::print();
+        return Ok(());
+    }
     let mut a = Args::new(args);
     let one = a.opt(Word("CMD"))?;
     a.finish()?;
