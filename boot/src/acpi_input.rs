@@ -44,13 +44,16 @@ fn err<T>(msg: String) -> Result<T, AcpiError> {
 /// One table's bytes and where they came from (for errors).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Table {
+    /// The file it was read from, or the dump and line its rows start at.
     pub origin: String,
+    /// The whole table, header included.
     pub bytes: Vec<u8>,
 }
 
 /// The tables found at PATH, by signature (`DMAR`, `APIC`, `HPET`).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Found {
+    /// Each table with its signature, in the order found.
     pub tables: Vec<(&'static str, Table)>,
 }
 

@@ -25,6 +25,7 @@ use crate::Profile;
 these commands; it also has `boot/sluice test [CARGO-TEST-ARGS]`, the whole test suite."
 )]
 pub struct Cli {
+    /// The command; `None` means `run` with its defaults.
     #[command(subcommand)]
     pub command: Option<Cmd>,
     /// Print help
@@ -32,7 +33,13 @@ pub struct Cli {
     help: Option<bool>,
 }
 
+/// The launcher's commands.
 #[derive(Subcommand, Debug)]
+#[allow(
+    missing_docs,
+    reason = "clap renders a variant's doc comment as the command's help, replacing the \
+              full text its Args struct's doc comment gives; each command is documented there"
+)]
 pub enum Cmd {
     Run(RunArgs),
     Debug(DebugArgs),
@@ -75,6 +82,7 @@ pub struct MachineArgs {
 #[derive(Args, Debug)]
 #[command(disable_help_flag = true)]
 pub struct RunArgs {
+    /// The machine QEMU emulates.
     #[command(flatten)]
     pub machine: MachineArgs,
     /// Start QEMU paused with its GDB stub on :1234 (`sluice debug` does the rest for you)
@@ -95,6 +103,7 @@ pub struct RunArgs {
 #[derive(Args, Debug)]
 #[command(disable_help_flag = true)]
 pub struct DebugArgs {
+    /// The machine QEMU emulates.
     #[command(flatten)]
     pub machine: MachineArgs,
     /// Extra arguments for GDB, after `--` (`-- -batch -ex bt` runs to kmain, prints the
@@ -310,10 +319,12 @@ pub fn parse_smp(v: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("--smp takes 1..288, not '{v}'"))
 }
 
+/// `--profile`: one of the names `sluice profiles` lists.
 pub fn parse_profile(v: &str) -> Result<Profile, String> {
     Profile::parse(v)
 }
 
+/// `--memory`: MiB, at least 128.
 pub fn parse_memory(v: &str) -> Result<u32, String> {
     v.parse()
         .ok()

@@ -104,7 +104,10 @@ pub enum Console {
     Terminal,
     /// A pseudo-terminal QEMU creates and names on stderr, copied to `log` (`sluice
     /// debug`, where GDB has the terminal).
-    Pty { log: PathBuf },
+    Pty {
+        /// The file that receives a copy of the console's output.
+        log: PathBuf,
+    },
 }
 
 /// QEMU's GDB stub; the guest starts paused (`-S`) and waits for GDB.

@@ -10,18 +10,25 @@ use serde::{Deserialize, Serialize};
 use crate::bench::Figure;
 use crate::linux::guest::unit_ns;
 
+/// One run of `sluice bench`: when, under which QEMU, and each configuration's figures.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Sitting {
     /// `YYYY-MM-DD`, UTC.
     pub date: String,
+    /// QEMU's version (`10.0.2`).
     pub qemu: String,
+    /// Each profile and CPU count measured, in the order booted.
     pub configs: Vec<Config>,
 }
 
+/// One machine configuration of a sitting and the figures measured on it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Config {
+    /// The QEMU machine profile's name (`iommu`).
     pub profile: String,
+    /// The number of CPUs.
     pub smp: u32,
+    /// Sluice's figures.
     pub sluice: Vec<Value>,
     /// Empty unless Linux was measured.
     #[serde(default)]
@@ -39,6 +46,7 @@ pub struct Config {
 }
 
 impl Config {
+    /// `iommu, 4 CPUs`: the configuration as report headings name it.
     pub fn label(&self) -> String {
         let s = if self.smp == 1 { "" } else { "s" };
         format!("{}, {} CPU{s}", self.profile, self.smp)
@@ -48,17 +56,25 @@ impl Config {
 /// One figure: median, p10, p90, max in `unit`, and its floor's median if it has one.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Value {
+    /// The figure's name, as the guest's `bench` prints it.
     pub name: String,
+    /// The median sample.
     pub median: f64,
+    /// The 10th percentile.
     pub p10: f64,
+    /// The 90th percentile.
     pub p90: f64,
+    /// The largest sample.
     pub max: f64,
+    /// The unit of every number here (`ns`, `us`, `ms`).
     pub unit: String,
+    /// The median of the figure's floor, measured in the same run; `None` without one.
     #[serde(default)]
     pub floor: Option<f64>,
 }
 
 impl Value {
+    /// The figure as data, its numbers parsed.
     pub fn of(f: &Figure) -> Value {
         Value {
             name: f.name.clone(),
@@ -76,17 +92,20 @@ impl Value {
         Some(v * unit_ns(&self.unit)?)
     }
 
+    /// Whether this figure is itself a floor (its name ends in `-floor`).
     pub fn is_floor(&self) -> bool {
         self.name.ends_with("-floor")
     }
 }
 
+/// The sitting as pretty-printed JSON, newline-terminated (`sluice bench --json`).
 pub fn to_json(s: &Sitting) -> String {
     let mut j = serde_json::to_string_pretty(s).expect("plain data");
     j.push('\n');
     j
 }
 
+/// A sitting read back from `to_json`'s output (`--compare OLD.json`).
 pub fn from_json(text: &str) -> Result<Sitting, String> {
     serde_json::from_str(text).map_err(|e| format!("not a `sluice bench --json` file: {e}"))
 }

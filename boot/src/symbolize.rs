@@ -62,6 +62,7 @@ impl Symbolizer {
         Symbolizer::load(Path::new(crate::KERNEL_ELF))
     }
 
+    /// The kernel ELF at `elf`, mapped where the bootloader maps it.
     pub fn load(elf: &Path) -> Result<Symbolizer, String> {
         let bytes = std::fs::read(elf).map_err(|e| format!("{}: {e}", elf.display()))?;
         let offset = load_offset(&bytes).map_err(|e| format!("{}: {e}", elf.display()))?;
@@ -226,6 +227,7 @@ pub struct Annotating<W: Write> {
 }
 
 impl<W: Write> Annotating<W> {
+    /// A writer that passes everything on to `inner`, frame lines with their names.
     pub fn new(inner: W) -> Self {
         Annotating {
             inner,

@@ -34,9 +34,13 @@ impl Default for Roots {
 /// A disk that may be written: its kernel name (`sdb`), device path, model and size.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stick {
+    /// The kernel's name for the disk (`sdb`).
     pub name: String,
+    /// Its block device (`/dev/sdb`).
     pub device: PathBuf,
+    /// Vendor and model from sysfs, or `unknown model`.
     pub model: String,
+    /// Its size in bytes; zero when it has no medium.
     pub bytes: u64,
 }
 

@@ -76,7 +76,9 @@ pub fn cmdline(profile: Profile, cycles: u32, writes: u32) -> String {
 pub struct Guest {
     /// `6.1.0-57-amd64`.
     pub release: String,
+    /// The kernel image, unpacked from Debian's package.
     pub vmlinuz: PathBuf,
+    /// The `newc` cpio archive with busybox, /init and the modules.
     pub initramfs: PathBuf,
 }
 
