@@ -30,7 +30,7 @@ if [ -f /command ]; then
     while read -r m; do
         [ -n "$m" ] && insmod "$m" 2>&1 | sed 's/^/INFO insmod: /'
     done </lib/modules/load.list
-    export LD_LIBRARY_PATH=/lib/x86_64-linux-gnu
+    export PATH=/bin:/usr/bin LD_LIBRARY_PATH=/lib/x86_64-linux-gnu
     echo "COMMAND-BEGIN"
     sh /command 2>&1
     echo "COMMAND-END $?"
