@@ -16,6 +16,7 @@ pub const FIRST_LINE: &str = "SLUICE-LINUX init";
 /// The line init prints when it has measured everything.
 pub const LAST_LINE: &str = "SLUICE-LINUX done";
 
+/// What one run of the guest printed, sorted.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LinuxRun {
     /// Samples in ns, by name, in the order taken.
@@ -24,6 +25,7 @@ pub struct LinuxRun {
     pub info: Vec<String>,
     /// The `LINUX-ERROR` lines, and markers that did not pair.
     pub errors: Vec<String>,
+    /// Whether init printed its last line.
     pub done: bool,
 }
 

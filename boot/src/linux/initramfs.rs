@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 /// One member of the archive.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Entry {
+    /// A folder.
     Dir(String),
     /// A regular file and its permission bits.
     File(String, u32, Vec<u8>),
@@ -62,7 +63,7 @@ pub fn newc(entries: &[Entry]) -> Vec<u8> {
 }
 
 fn pad4(v: &mut Vec<u8>) {
-    while v.len() % 4 != 0 {
+    while !v.len().is_multiple_of(4) {
         v.push(0);
     }
 }

@@ -173,13 +173,18 @@ pub fn functions(text: &str) -> Result<BTreeMap<String, Function>, String> {
             f.capabilities.push(c?);
         } else if let Some(d) = trimmed.strip_prefix("Kernel driver in use: ") {
             f.driver = Some(d.trim().to_string());
-        } else if let Some(rest) = trimmed.strip_prefix("Vector table: ") {
-            if let Some(Capability::MsiX { table, .. }) = f.capabilities.last_mut() {
-                *table = Some(bar_offset(rest).ok_or_else(|| format!("unreadable: {trimmed}"))?);
-            }
-        } else if let Some(rest) = trimmed.strip_prefix("PBA: ") {
-            if let Some(Capability::MsiX { pba, .. }) = f.capabilities.last_mut() {
-                *pba = Some(bar_offset(rest).ok_or_else(|| format!("unreadable: {trimmed}"))?);
+        } else {
+            // The table and PBA lines belong to the MSI-X line just before them.
+            let last = f.capabilities.last_mut();
+            let unreadable = || format!("unreadable: {trimmed}");
+            if let (Some(rest), Some(Capability::MsiX { table, .. })) =
+                (trimmed.strip_prefix("Vector table: "), last)
+            {
+                *table = Some(bar_offset(rest).ok_or_else(unreadable)?);
+            } else if let (Some(rest), Some(Capability::MsiX { pba, .. })) =
+                (trimmed.strip_prefix("PBA: "), f.capabilities.last_mut())
+            {
+                *pba = Some(bar_offset(rest).ok_or_else(unreadable)?);
             }
         }
     }
