@@ -9,8 +9,10 @@
 //! image, a static busybox, ahci and the modules it depends on) is kept in the cache
 //! folder; the rest is removed.
 
+pub mod elf;
 pub mod guest;
 pub mod initramfs;
+pub mod lspci;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,6 +27,24 @@ pub const META_PACKAGE: &str = "linux-image-amd64";
 /// The modules the guest loads: ahci drives the q35 disk controller (00:1f.2), whose
 /// MSI is the irq it moves.
 pub const MODULES: [&str; 1] = ["ahci"];
+/// The modules loaded before a command runs (`prepare_command`): besides ahci, the
+/// drivers of the machine's other interrupt sources that Linux has, e1000e (q35's NIC,
+/// MSI-X) and xhci_pci (the xHCI, MSI), so that Linux enables their capabilities.
+pub const COMMAND_MODULES: [&str; 3] = ["ahci", "e1000e", "xhci_pci"];
+/// Debian's packages of lspci and of every library it loads, the loader's included
+/// (`libc6`): `fetch_lspci` checks that they hold every `DT_NEEDED` of the closure.
+pub const LSPCI_PACKAGES: [&str; 9] = [
+    "pciutils", "libpci3", "libc6", "libkmod2", "libudev1", "zlib1g", "liblzma5", "libzstd1",
+    "libssl3",
+];
+/// Where the guest's dynamically linked programs find their libraries (Debian's
+/// multiarch folder; the guest has no ld.so.cache, so init names it in
+/// LD_LIBRARY_PATH).
+pub const LIBRARY_DIR: &str = "lib/x86_64-linux-gnu";
+/// The line the guest prints before a command's output.
+pub const COMMAND_BEGIN: &str = "COMMAND-BEGIN";
+/// The line after it, followed by the command's exit status.
+pub const COMMAND_END: &str = "COMMAND-END";
 
 /// Where the kernel and busybox are kept: `$SLUICE_CACHE/linux`, else
 /// `$XDG_CACHE_HOME/sluice/linux`, else `~/.cache/sluice/linux`.
@@ -63,11 +83,17 @@ pub fn has_iommu(p: Profile) -> bool {
 /// The kernel command line: the console on COM1, `quiet` so the kernel does not write
 /// to the emulated UART while init times, and init's parameters.
 pub fn cmdline(profile: Profile, cycles: u32, writes: u32) -> String {
+    let mut c = base_cmdline(profile);
+    c.push_str(&format!(" sb_cycles={cycles} sb_writes={writes}"));
+    c
+}
+
+/// The command line without init's parameters (a command's guest needs none).
+pub fn base_cmdline(profile: Profile) -> String {
     let mut c = String::from("console=ttyS0 quiet panic=-1");
     if has_iommu(profile) {
         c.push_str(" intel_iommu=on");
     }
-    c.push_str(&format!(" sb_cycles={cycles} sb_writes={writes}"));
     c
 }
 
@@ -125,7 +151,11 @@ pub fn prepare(say: &dyn Fn(&str)) -> Result<Guest, String> {
     let release = package["linux-image-".len()..].to_string();
     let dir = cache.join(&release);
     let busybox = cache.join("busybox");
-    if !dir.join("ready").is_file() || !busybox.is_file() {
+    // command.list came later than the first caches: a cache without it is fetched anew.
+    if !dir.join("ready").is_file()
+        || !dir.join("modules").join("command.list").is_file()
+        || !busybox.is_file()
+    {
         fetch(&cache, &package, &dir, &busybox, say)?;
     } else {
         say(&format!(
@@ -134,7 +164,7 @@ pub fn prepare(say: &dyn Fn(&str)) -> Result<Guest, String> {
         ));
     }
     let initramfs = dir.join("initramfs.cpio");
-    write_initramfs(&dir, &busybox, &initramfs)?;
+    write_initramfs(&dir, &busybox, "load.list", None, &initramfs)?;
     Ok(Guest {
         release,
         vmlinuz: dir.join("vmlinuz"),
@@ -213,11 +243,15 @@ fn fetch(
     let order = std::fs::read_to_string(moddir.join("modules.order"))
         .map_err(|e| format!("{package} has no readable modules.order: {e}"))?;
     let paths = initramfs::module_paths(&order);
-    let names = initramfs::load_order(&MODULES, &paths, &mut |rel: &str| {
+    let mut depends_of = |rel: &str| {
         let ko = std::fs::read(moddir.join(rel)).map_err(|e| format!("{rel}: {e}"))?;
         Ok(initramfs::depends(&ko))
-    })?;
-    for n in &names {
+    };
+    let names = initramfs::load_order(&MODULES, &paths, &mut depends_of)?;
+    let command_names = initramfs::load_order(&COMMAND_MODULES, &paths, &mut depends_of)?;
+    let mut kept = names.clone();
+    kept.extend(command_names.iter().filter(|n| !names.contains(n)).cloned());
+    for n in &kept {
         let rel = &paths[n];
         if !rel.ends_with(".ko") {
             return Err(format!(
@@ -234,21 +268,40 @@ fn fetch(
         names.join("\n") + "\n",
     )
     .map_err(|e| format!("cannot write the module list: {e}"))?;
+    std::fs::write(
+        dir.join("modules").join("command.list"),
+        command_names.join("\n") + "\n",
+    )
+    .map_err(|e| format!("cannot write the module list: {e}"))?;
     copy(&unpacked.join("bin/busybox"), busybox)?;
     std::fs::write(dir.join("ready"), format!("{package}\n"))
         .map_err(|e| format!("cannot write {}: {e}", dir.display()))?;
     say(&format!(
         "kept the kernel, busybox and {} module(s) ({}); the packages are removed",
-        names.len(),
-        names.join(", ")
+        kept.len(),
+        kept.join(", ")
     ));
     Ok(())
 }
 
-/// The initramfs: /init, busybox, the modules and their load order.
-fn write_initramfs(dir: &Path, busybox: &Path, to: &Path) -> Result<(), String> {
+/// A command's files: the folder whose tree is added to the initramfs as it is, and the
+/// shell text of /command.
+struct CommandFiles<'a> {
+    tree: &'a Path,
+    command: &'a str,
+}
+
+/// The initramfs: /init, busybox, the modules in `list` (a file in the modules folder)
+/// and their load order; with a command, its tree and /command too.
+fn write_initramfs(
+    dir: &Path,
+    busybox: &Path,
+    list: &str,
+    command: Option<CommandFiles>,
+    to: &Path,
+) -> Result<(), String> {
     let read = |p: &Path| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
-    let list = std::fs::read_to_string(dir.join("modules").join("load.list"))
+    let list = std::fs::read_to_string(dir.join("modules").join(list))
         .map_err(|e| format!("cannot read the module list: {e}"))?;
     let mut entries = vec![
         Entry::Dir("bin".into()),
@@ -271,8 +324,229 @@ fn write_initramfs(dir: &Path, busybox: &Path, to: &Path) -> Result<(), String> 
         0o644,
         load.into_bytes(),
     ));
+    if let Some(c) = command {
+        add_tree(c.tree, "", &mut entries)?;
+        entries.push(Entry::File(
+            "command".into(),
+            0o644,
+            c.command.as_bytes().to_vec(),
+        ));
+    }
     std::fs::write(to, initramfs::newc(&entries))
         .map_err(|e| format!("cannot write {}: {e}", to.display()))
+}
+
+/// Adds the files under `root` (folders first, each once) as `prefix`-relative members.
+fn add_tree(root: &Path, prefix: &str, entries: &mut Vec<Entry>) -> Result<(), String> {
+    let mut children: Vec<PathBuf> = std::fs::read_dir(root)
+        .map_err(|e| format!("cannot read {}: {e}", root.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    children.sort();
+    for c in children {
+        let name = c
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| format!("{}: not a UTF-8 name", c.display()))?;
+        let member = format!("{prefix}{name}");
+        if c.is_dir() {
+            if !entries.contains(&Entry::Dir(member.clone())) {
+                entries.push(Entry::Dir(member.clone()));
+            }
+            add_tree(&c, &format!("{member}/"), entries)?;
+        } else {
+            let data =
+                std::fs::read(&c).map_err(|e| format!("cannot read {}: {e}", c.display()))?;
+            entries.push(Entry::File(member, 0o755, data));
+        }
+    }
+    Ok(())
+}
+
+/// The guest for running `command` (shell text) in Linux instead of the measurements:
+/// the cached kernel (fetched now if need be), lspci with its libraries and loader
+/// (fetched now if need be), and an initramfs whose /init loads `COMMAND_MODULES`,
+/// prints `COMMAND_BEGIN`, the command's output and `COMMAND_END status`, and powers
+/// off.
+pub fn prepare_command(say: &dyn Fn(&str), command: &str) -> Result<Guest, String> {
+    let g = prepare(say)?;
+    let cache = cache_dir()?;
+    let tree = cache.join("lspci");
+    if !tree.join("ready").is_file() {
+        fetch_lspci(&cache, &tree, say)?;
+    }
+    let dir = g
+        .vmlinuz
+        .parent()
+        .ok_or("the kernel has no folder")?
+        .to_path_buf();
+    let initramfs = dir.join("initramfs-command.cpio");
+    write_initramfs(
+        &dir,
+        &cache.join("busybox"),
+        "command.list",
+        Some(CommandFiles {
+            tree: &tree.join("root"),
+            command,
+        }),
+        &initramfs,
+    )?;
+    Ok(Guest { initramfs, ..g })
+}
+
+/// `rel` (a path inside the unpacked packages at `root`) with its symbolic links
+/// followed inside `root`: an absolute link such as `/lib64/ld-linux-x86-64.so.2 ->
+/// /lib/x86_64-linux-gnu/ld-linux-x86-64.so.2` names the packages' file, not the host's.
+fn resolve_in(root: &Path, rel: &str) -> Option<PathBuf> {
+    let mut p = root.join(rel.trim_start_matches('/'));
+    for _ in 0..16 {
+        let meta = std::fs::symlink_metadata(&p).ok()?;
+        if !meta.file_type().is_symlink() {
+            return meta.is_file().then_some(p);
+        }
+        let target = std::fs::read_link(&p).ok()?;
+        p = if target.is_absolute() {
+            root.join(target.strip_prefix("/").ok()?)
+        } else {
+            p.parent()?.join(target)
+        };
+    }
+    None
+}
+
+/// Fetches `LSPCI_PACKAGES` and keeps, in `tree/root`, lspci and the closure of the
+/// libraries it needs (each `DT_NEEDED`, recursively, found in the packages' library
+/// folders) in `LIBRARY_DIR`, and the loader at the path lspci names.
+fn fetch_lspci(cache: &Path, tree: &Path, say: &dyn Fn(&str)) -> Result<(), String> {
+    let work = tempfile::Builder::new()
+        .prefix("fetch-")
+        .tempdir_in(cache)
+        .map_err(|e| format!("cannot create a folder in {}: {e}", cache.display()))?;
+    say(&format!(
+        "first use of a Linux command: fetching {} from Debian with apt-get download (about 6 MB)",
+        LSPCI_PACKAGES.join(", ")
+    ));
+    run(
+        Command::new("apt-get")
+            .arg("download")
+            .args(LSPCI_PACKAGES)
+            .current_dir(work.path()),
+        "apt-get download",
+    )?;
+    let unpacked = work.path().join("root");
+    let mut debs: Vec<PathBuf> = std::fs::read_dir(work.path())
+        .map_err(|e| e.to_string())?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "deb"))
+        .collect();
+    debs.sort();
+    for d in &debs {
+        run(
+            Command::new("dpkg-deb").arg("-x").arg(d).arg(&unpacked),
+            "dpkg-deb -x",
+        )?;
+    }
+    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
+    let lspci = resolve_in(&unpacked, "usr/bin/lspci").ok_or("pciutils has no usr/bin/lspci")?;
+    let lspci_bytes = read(&lspci)?;
+    let program = elf::linking(&lspci_bytes).map_err(|e| format!("lspci: {e}"))?;
+    let interpreter = program
+        .interpreter
+        .clone()
+        .ok_or("lspci names no loader (PT_INTERP)")?;
+    let mut files: Vec<(String, Vec<u8>)> = vec![("usr/bin/lspci".into(), lspci_bytes)];
+    let loader = resolve_in(&unpacked, &interpreter)
+        .ok_or_else(|| format!("the packages hold no loader {interpreter}"))?;
+    files.push((
+        interpreter.trim_start_matches('/').to_string(),
+        read(&loader)?,
+    ));
+    let loader_name = interpreter
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let mut wanted: Vec<(String, String)> = program
+        .needed
+        .iter()
+        .map(|n| (n.clone(), "lspci".to_string()))
+        .collect();
+    let mut seen: Vec<String> = Vec::new();
+    while let Some((soname, by)) = wanted.pop() {
+        if seen.contains(&soname) {
+            continue;
+        }
+        seen.push(soname.clone());
+        let found = [
+            "lib/x86_64-linux-gnu",
+            "usr/lib/x86_64-linux-gnu",
+            "lib64",
+            "lib",
+            "usr/lib",
+        ]
+        .iter()
+        .find_map(|d| resolve_in(&unpacked, &format!("{d}/{soname}")))
+        .ok_or_else(|| {
+            format!(
+                "{by} needs {soname}, which none of {} holds: add its package to LSPCI_PACKAGES",
+                LSPCI_PACKAGES.join(", ")
+            )
+        })?;
+        let bytes = read(&found)?;
+        let l = elf::linking(&bytes).map_err(|e| format!("{soname}: {e}"))?;
+        // The loader is kept at the path lspci names; a library naming it needs no copy.
+        if soname != loader_name {
+            wanted.extend(l.needed.iter().map(|n| (n.clone(), soname.clone())));
+            files.push((format!("{LIBRARY_DIR}/{soname}"), bytes));
+        }
+    }
+    let _ = std::fs::remove_dir_all(tree);
+    for (rel, bytes) in &files {
+        let to = tree.join("root").join(rel);
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        }
+        std::fs::write(&to, bytes).map_err(|e| format!("cannot write {}: {e}", to.display()))?;
+    }
+    std::fs::write(tree.join("ready"), LSPCI_PACKAGES.join("\n") + "\n")
+        .map_err(|e| format!("cannot write {}: {e}", tree.display()))?;
+    let libraries: Vec<String> = seen.into_iter().filter(|s| *s != loader_name).collect();
+    say(&format!(
+        "kept lspci, its loader and {} libraries ({}); the packages are removed",
+        libraries.len(),
+        libraries.join(", ")
+    ));
+    Ok(())
+}
+
+/// QEMU's extra arguments that boot `g` to run its command.
+pub fn command_qemu_args(g: &Guest, profile: Profile) -> Vec<String> {
+    vec![
+        "-kernel".into(),
+        g.vmlinuz.display().to_string(),
+        "-initrd".into(),
+        g.initramfs.display().to_string(),
+        "-append".into(),
+        base_cmdline(profile),
+    ]
+}
+
+/// What the command printed (between `COMMAND_BEGIN` and `COMMAND_END`, carriage
+/// returns dropped) and its exit status, from the guest's console output; `None` if the
+/// guest did not get to the end line.
+pub fn command_output(console: &str) -> Option<(String, i32)> {
+    let mut lines = console.lines().map(|l| l.trim_end_matches('\r'));
+    lines.find(|l| l.ends_with(COMMAND_BEGIN))?;
+    let mut text = String::new();
+    for l in lines {
+        if let Some(status) = l.strip_prefix(COMMAND_END) {
+            return Some((text, status.trim().parse().ok()?));
+        }
+        text.push_str(l);
+        text.push('\n');
+    }
+    None
 }
 
 /// QEMU's extra arguments that boot `g` instead of the disk (OVMF runs a kernel given
@@ -323,6 +597,57 @@ mod tests {
         );
         assert!(has_iommu(Profile::NoHpet) && has_iommu(Profile::Usb));
         assert!(!has_iommu(Profile::Pc));
+    }
+
+    #[test]
+    fn a_commands_output_is_what_lies_between_the_markers() {
+        let console = "\x1b[2JSLUICE-LINUX init\r\nINFO insmod: x\r\nCOMMAND-BEGIN\r\n0000:00:03.0 00ff: 1234:11e8\r\n\tCapabilities: [40] MSI\r\nCOMMAND-END 0\r\n[ 9.1] reboot: Power down\r\n";
+        assert_eq!(
+            command_output(console),
+            Some((
+                "0000:00:03.0 00ff: 1234:11e8\n\tCapabilities: [40] MSI\n".into(),
+                0
+            ))
+        );
+        assert_eq!(
+            command_output("COMMAND-BEGIN\nlspci: not found\nCOMMAND-END 127\n"),
+            Some(("lspci: not found\n".into(), 127))
+        );
+        // Cut short: no end line, no output.
+        assert_eq!(command_output("COMMAND-BEGIN\n0000:00:03.0\n"), None);
+        assert_eq!(command_output("SLUICE-LINUX init\n"), None);
+        assert!(INIT.contains(&format!("echo \"{COMMAND_BEGIN}\"")));
+        assert!(INIT.contains(&format!("echo \"{COMMAND_END} $?\"")));
+    }
+
+    #[test]
+    fn links_are_followed_inside_the_unpacked_packages() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        std::fs::create_dir_all(r.join("lib/x86_64-linux-gnu")).unwrap();
+        std::fs::create_dir_all(r.join("lib64")).unwrap();
+        std::fs::write(r.join("lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"), b"ld").unwrap();
+        std::fs::write(r.join("lib/x86_64-linux-gnu/libz.so.1.2.13"), b"z").unwrap();
+        // Absolute, as libc6 ships it: it must not reach the host's /lib.
+        std::os::unix::fs::symlink(
+            "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+            r.join("lib64/ld-linux-x86-64.so.2"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("libz.so.1.2.13", r.join("lib/x86_64-linux-gnu/libz.so.1"))
+            .unwrap();
+        std::os::unix::fs::symlink("loop", r.join("loop")).unwrap();
+        assert_eq!(
+            resolve_in(r, "/lib64/ld-linux-x86-64.so.2"),
+            Some(r.join("lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"))
+        );
+        assert_eq!(
+            resolve_in(r, "lib/x86_64-linux-gnu/libz.so.1"),
+            Some(r.join("lib/x86_64-linux-gnu/libz.so.1.2.13"))
+        );
+        assert_eq!(resolve_in(r, "lib/x86_64-linux-gnu/libc.so.6"), None);
+        assert_eq!(resolve_in(r, "loop"), None);
+        assert_eq!(resolve_in(r, "lib64"), None, "a folder is no library");
     }
 
     #[test]
