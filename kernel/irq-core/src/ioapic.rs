@@ -59,6 +59,7 @@ use crate::error::{IrqError, Result, Virq};
 use crate::msi::{MsiMsg, Trigger};
 use crate::source::{IrqSource, Polarity};
 use crate::vector::Vector;
+use sluice_sync::IrqSpinLock;
 
 /// Bits of an RTE's low word (82093AA datasheet §3.2.4).
 pub mod low {
@@ -246,7 +247,7 @@ pub struct IoApicDomain<S: RteStorage> {
     name: &'static str,
     storage: S,
     /// Per pin: the line settings while allocated (allocation runs under the domain lock).
-    lines: spin::Mutex<Vec<Option<Line>>>,
+    lines: IrqSpinLock<Vec<Option<Line>>>,
 }
 
 impl<S: RteStorage> IoApicDomain<S> {
@@ -267,7 +268,7 @@ impl<S: RteStorage> IoApicDomain<S> {
             id,
             name,
             storage,
-            lines: spin::Mutex::new(alloc::vec![None; pins]),
+            lines: IrqSpinLock::new(&crate::locks::IOAPIC_LINES, alloc::vec![None; pins]),
         }
     }
 
