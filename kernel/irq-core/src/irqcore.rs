@@ -15,7 +15,9 @@
 //! locks and the hotplug records are leaves (nothing is taken while holding them, and
 //! neither is held while taking a descriptor lock). Every method is called with
 //! interrupts off on the calling CPU (the kernel wraps them), so an interrupt handler
-//! never spins on a lock its own CPU holds.
+//! never spins on a lock its own CPU holds. The locks are sluice-sync locks whose classes
+//! and order are in [`crate::locks`]: the lock validator checks both, and the calling
+//! convention.
 //!
 //! Interrupt entry ([`IrqCore::begin_vector`]) reads the per-CPU route table without a
 //! lock, finds the descriptor without a lock, and takes only that irq's descriptor lock
