@@ -100,6 +100,7 @@ install_toolchain() {
        || ! rustup component list --toolchain "$chan" --installed 2>/dev/null | grep -q '^rust-src' \
        || ! rustup component list --toolchain "$chan" --installed 2>/dev/null | grep -q '^llvm-tools' \
        || ! rustup component list --toolchain "$chan" --installed 2>/dev/null | grep -q '^rustfmt' \
+       || ! rustup component list --toolchain "$chan" --installed 2>/dev/null | grep -q '^clippy' \
        || ! rustup target list --toolchain "$chan" --installed 2>/dev/null | grep -q '^x86_64-unknown-none'; then
         step "installing the Rust toolchain $chan with rust-src, llvm-tools, rustfmt, clippy and the x86_64-unknown-none target (1-3 minutes: ~300 MB)"
         rustup toolchain install "$chan" --profile minimal -c rust-src -c llvm-tools -c rustfmt -c clippy -t x86_64-unknown-none >&2

@@ -13,6 +13,7 @@ use crate::Profile;
 /// The configurations `sluice bench` boots unless told otherwise: every profile here
 /// with every CPU count here.
 pub const STANDARD_PROFILES: [Profile; 2] = [Profile::Iommu, Profile::NoIommu];
+/// See `STANDARD_PROFILES`.
 pub const STANDARD_SMP: [u32; 2] = [4, 8];
 
 /// A non-negative decimal number exactly as the guest printed it (`812`, `12.5`).
@@ -40,10 +41,12 @@ impl Number {
         })
     }
 
+    /// The number's value.
     pub fn value(&self) -> f64 {
         self.value
     }
 
+    /// The number exactly as printed.
     pub fn as_str(&self) -> &str {
         &self.text
     }
@@ -52,11 +55,17 @@ impl Number {
 /// One `BENCH` line.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Figure {
+    /// What was measured (`dispatch`, `ipi`, ...).
     pub name: String,
+    /// The median of the samples.
     pub median: Number,
+    /// The 10th percentile.
     pub p10: Number,
+    /// The 90th percentile.
     pub p90: Number,
+    /// The largest sample.
     pub max: Number,
+    /// The unit of every number on the line (`ns`, `us`, `ms`).
     pub unit: String,
     /// The floor's median; zero when the figure has no floor.
     pub floor: Number,
@@ -111,7 +120,9 @@ pub fn parse_line(line: &str) -> Option<Result<Figure, String>> {
 /// A `BENCH` line that did not parse.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Malformed {
+    /// The line as printed (trimmed).
     pub line: String,
+    /// Why it did not parse.
     pub why: String,
 }
 
@@ -146,8 +157,11 @@ pub fn shell_error(output: &str) -> Option<&str> {
 /// What one configuration gave.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConfigReport {
+    /// The machine profile booted.
     pub profile: Profile,
+    /// Its CPU count.
     pub smp: u32,
+    /// Every figure the guest printed, in order.
     pub figures: Vec<Figure>,
     /// Why the run is incomplete or not to be trusted (the guest failed, a line was
     /// malformed), if it is.
@@ -155,6 +169,7 @@ pub struct ConfigReport {
 }
 
 impl ConfigReport {
+    /// `PROFILE, N CPUs`, the configuration's heading in the report.
     pub fn label(&self) -> String {
         let s = if self.smp == 1 { "" } else { "s" };
         format!("{}, {} CPU{s}", self.profile, self.smp)

@@ -19,6 +19,7 @@ pub enum Script {
     None,
     /// The report (`sluice_console::script::REPORT`).
     Report,
+    /// These commands, one per line.
     Commands(Vec<String>),
 }
 

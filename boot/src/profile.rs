@@ -3,6 +3,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+/// A QEMU machine configuration `sluice run --profile NAME` boots.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Profile {
     /// q35 + intel-iommu (interrupt remapping, EIM) + x2APIC: the default.
@@ -19,6 +20,7 @@ pub enum Profile {
 }
 
 impl Profile {
+    /// Every profile, the default first.
     pub const ALL: [Profile; 5] = [
         Profile::Iommu,
         Profile::NoIommu,
@@ -27,6 +29,7 @@ impl Profile {
         Profile::Pc,
     ];
 
+    /// The name `--profile` takes.
     pub fn name(self) -> &'static str {
         match self {
             Profile::Iommu => "iommu",
@@ -37,6 +40,7 @@ impl Profile {
         }
     }
 
+    /// One line about the machine, for `sluice profiles`.
     pub fn describe(self) -> &'static str {
         match self {
             Profile::Iommu => "q35, intel-iommu (intremap=on, eim=on), x2APIC CPU (default)",
@@ -47,6 +51,7 @@ impl Profile {
         }
     }
 
+    /// The profile called `s`, or an error listing the known names.
     pub fn parse(s: &str) -> Result<Profile, String> {
         Profile::ALL
             .into_iter()
@@ -114,21 +119,30 @@ pub enum GdbStub {
 /// Everything needed to start QEMU.
 #[derive(Clone, Debug)]
 pub struct QemuConfig {
+    /// The machine.
     pub profile: Profile,
+    /// Its CPU count (`-smp`).
     pub smp: u32,
+    /// Its RAM in MiB (`-m`).
     pub memory_mib: u32,
+    /// QEMU's GDB stub, if the guest is to start paused and wait for GDB.
     pub gdb: Option<GdbStub>,
+    /// Where COM1 goes.
     pub console: Console,
+    /// The disk image booted.
     pub image: PathBuf,
     /// Add `BRIDGED_SOURCES` (q35 only: they need a PCI Express root bus).
     pub bridges: bool,
     /// A QMP socket to create (`-qmp unix:PATH,server=on,wait=off`): tests take
     /// screendumps and type on the PS/2 keyboard through it.
     pub qmp: Option<PathBuf>,
+    /// More QEMU arguments, appended last.
     pub extra: Vec<String>,
 }
 
 impl QemuConfig {
+    /// `profile` with `smp` CPUs and 512 MiB booting the built UEFI image, non-interactive,
+    /// nothing else added.
     pub fn new(profile: Profile, smp: u32) -> Self {
         QemuConfig {
             profile,
@@ -300,7 +314,9 @@ pub fn private_vars_copy(template: &Path) -> Result<tempfile::NamedTempFile, Str
 /// OVMF firmware files.
 #[derive(Clone, Debug)]
 pub struct Firmware {
+    /// The firmware code (read-only).
     pub code: PathBuf,
+    /// The variables store each run copies and boots with.
     pub vars_template: PathBuf,
 }
 

@@ -8,6 +8,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+/// A connection to QEMU's QMP socket, past its greeting and capabilities negotiation.
 pub struct Qmp {
     reader: BufReader<UnixStream>,
     writer: UnixStream,

@@ -10,8 +10,11 @@ use sluice_console::paint::Geometry;
 
 /// An RGB picture.
 pub struct Picture {
+    /// Pixels per line.
     pub width: usize,
+    /// Lines.
     pub height: usize,
+    /// Three bytes per pixel, red, green, blue, line after line.
     pub rgb: Vec<u8>,
 }
 

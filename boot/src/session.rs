@@ -17,9 +17,12 @@ use crate::symbolize::{Annotating, FrameAnnotator};
 pub enum ExitKind {
     /// QEMU exited 0: the guest powered off (ACPI S5).
     PoweredOff,
-    /// isa-debug-exit codes written by the kernel (kernel/src/qemu.rs).
+    /// isa-debug-exit (codes written by kernel/src/qemu.rs): the in-kernel tests ran
+    /// and none failed.
     TestsPassed,
+    /// isa-debug-exit: the in-kernel tests ran and one failed.
     TestsFailed,
+    /// isa-debug-exit: the kernel panicked.
     Panicked,
     /// Any other exit status.
     Other(i32),
@@ -55,23 +58,30 @@ impl ExitKind {
     }
 }
 
+/// How a finished run ended, and what it printed.
 #[derive(Debug)]
 pub struct Outcome {
+    /// How QEMU exited.
     pub exit: ExitKind,
     /// Everything the guest printed on COM1 (plus QEMU's own stderr at the end).
     pub output: String,
 }
 
+/// Why a session could not go on.
 #[derive(Debug)]
 pub enum SessionError {
+    /// QEMU could not be started (firmware or QEMU missing, a file not writable).
     Setup(String),
     /// The text did not appear before the deadline.
     Timeout {
+        /// The text waited for.
         waiting_for: String,
     },
     /// QEMU exited while we waited for text.
     Exited {
+        /// The text waited for.
         waiting_for: String,
+        /// How QEMU exited.
         exit: ExitKind,
     },
 }
@@ -93,6 +103,7 @@ impl std::fmt::Display for SessionError {
     }
 }
 
+/// One QEMU guest, its COM1 read as it prints and typed into when the shell is ready.
 pub struct Session {
     child: Child,
     stdin: Option<ChildStdin>,

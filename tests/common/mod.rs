@@ -207,6 +207,18 @@ pub fn irq_count(output: &str, name: &str) -> Option<u64> {
         })
 }
 
+/// The number after the first word `key` of `line`, punctuation around either dropped:
+/// `field("lost 0 (stale 3);", "stale")` is 3. Result lines keep their fields in order
+/// and add new ones at the end, so a field is read by name, never by position.
+pub fn field(line: &str, key: &str) -> Option<u64> {
+    let words: Vec<&str> = line
+        .split_whitespace()
+        .map(|w| w.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '-'))
+        .collect();
+    let i = words.iter().position(|w| *w == key)?;
+    words.get(i + 1)?.parse().ok()
+}
+
 /// Writes a table for `-acpitable` to a temporary file.
 pub fn table_file(name: &str, bytes: &[u8]) -> PathBuf {
     let p = temp_path(&format!("{name}.bin"));

@@ -9,6 +9,10 @@
 //! table (length and checksum set) or a finished sub-structure; a test that wants a
 //! damaged table damages a finished one and calls [`fix_checksum`].
 
+// Test builders, not parsers: their inputs are the tests' own constants, and an
+// overflow there is a bug in a test, which the panic reports.
+#![allow(clippy::arithmetic_side_effects)]
+
 use alloc::vec::Vec;
 
 /// The OEM fields every built table carries.
@@ -50,9 +54,11 @@ pub fn table(signature: &[u8; 4], body: &[u8]) -> Vec<u8> {
     t
 }
 
-/// DMAR flags (VT-d §8.1).
+/// DMAR flags (VT-d §8.1): interrupt remapping supported.
 pub const INTR_REMAP: u8 = 1 << 0;
+/// Firmware asks the OS not to enable x2APIC mode.
 pub const X2APIC_OPT_OUT: u8 = 1 << 1;
+/// Firmware asks the OS to keep the DMA protection it set up.
 pub const DMA_CTRL_PLATFORM_OPT_IN: u8 = 1 << 2;
 
 /// A DMAR: host address width in bits, flags, then its remapping structures.
@@ -85,10 +91,13 @@ pub fn drhd(flags: u8, segment: u16, register_base: u64, scopes: &[Vec<u8>]) -> 
     s
 }
 
-/// Device scope types (VT-d §8.3.1).
+/// Device scope types (VT-d §8.3.1): a PCI endpoint.
 pub const SCOPE_ENDPOINT: u8 = 1;
+/// A PCI-PCI bridge: every device below it.
 pub const SCOPE_BRIDGE: u8 = 2;
+/// An I/O APIC, named by its id.
 pub const SCOPE_IOAPIC: u8 = 3;
+/// An HPET block, named by its number.
 pub const SCOPE_HPET: u8 = 4;
 
 /// A device scope: type, enumeration id (I/O APIC or HPET number), start bus, and the

@@ -34,6 +34,7 @@ pub fn resolve_path(
 /// A PCI device or bridge a unit's scope names, with its resolved requester id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ScopedDevice {
+    /// Its requester id (bus:device.function), the path walked through the bridges.
     pub id: SourceId,
     /// A bridge scope: covers every device below the bridge as well.
     pub bridge: bool,
@@ -44,8 +45,11 @@ pub struct ScopedDevice {
 pub struct UnitCoverage {
     /// Position among the DRHDs (the `n` of `INTEL-IR-n`).
     pub unit: usize,
+    /// The PCI segment the unit serves.
     pub segment: u16,
+    /// The unit also covers every device of its segment that no other unit's scope names.
     pub include_pci_all: bool,
+    /// The devices its scopes name, resolved.
     pub devices: Vec<ScopedDevice>,
     /// PCI scopes whose path did not resolve (offset of the scope in the DMAR): reported,
     /// never guessed at.

@@ -10,7 +10,7 @@ use alloc::vec::Vec;
 use crate::error::{Item, ParseError};
 use crate::scope::{DeviceScope, parse_scopes};
 use crate::sdt::{
-    Checksum, SdtHeader, array_at, check_len, open_table, u8_at, u16_at, u32_at, u64_at,
+    Checksum, Extent, SdtHeader, array_at, check_len, open_table, u8_at, u16_at, u32_at, u64_at,
 };
 
 /// Offset of the first remapping structure.
@@ -29,12 +29,15 @@ impl DmarFlags {
     /// Firmware configured DMA protection it asks the OS to keep (Kernel DMA Protection).
     pub const DMA_CTRL_PLATFORM_OPT_IN: u8 = 1 << 2;
 
+    /// Bit 0: the platform supports interrupt remapping.
     pub fn intr_remap(self) -> bool {
         self.0 & Self::INTR_REMAP != 0
     }
+    /// Bit 1: firmware asks the OS not to enable x2APIC mode (and hence EIM).
     pub fn x2apic_opt_out(self) -> bool {
         self.0 & Self::X2APIC_OPT_OUT != 0
     }
+    /// Bit 2: firmware asks the OS to keep the DMA protection it configured.
     pub fn dma_ctrl_platform_opt_in(self) -> bool {
         self.0 & Self::DMA_CTRL_PLATFORM_OPT_IN != 0
     }
@@ -43,14 +46,20 @@ impl DmarFlags {
 /// DMA Remapping Hardware Unit Definition (VT-d spec §8.3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Drhd {
+    /// Offset of the structure from the start of the DMAR table.
     pub offset: usize,
+    /// Bytes 2-3: the structure's length, device scopes included.
     pub length: u16,
+    /// Byte 4: bit 0 INCLUDE_PCI_ALL.
     pub flags: u8,
     /// Byte 5. Reserved before VT-d 3.0; since then bits 3:0 give the register set size
     /// as 2^n 4 KiB pages.
     pub size: u8,
+    /// Bytes 6-7: the PCI segment the unit serves.
     pub segment: u16,
+    /// Bytes 8-15: physical address of the unit's register set.
     pub register_base: u64,
+    /// The devices the unit covers (besides all of its segment's with INCLUDE_PCI_ALL).
     pub scopes: Vec<DeviceScope>,
 }
 
@@ -59,6 +68,7 @@ impl Drhd {
     /// by another unit. I/O APICs and HPETs must still be listed explicitly (§8.3).
     pub const INCLUDE_PCI_ALL: u8 = 1;
 
+    /// Whether the unit covers every PCI device of its segment no other unit names.
     pub fn include_pci_all(&self) -> bool {
         self.flags & Self::INCLUDE_PCI_ALL != 0
     }
@@ -74,33 +84,47 @@ impl Drhd {
 /// DMAing to (USB legacy emulation, graphics stolen memory), identity-mapped for them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rmrr {
+    /// Offset of the structure from the start of the DMAR table.
     pub offset: usize,
+    /// Bytes 2-3: the structure's length, device scopes included.
     pub length: u16,
+    /// Bytes 4-5, reserved.
     pub reserved: u16,
+    /// Bytes 6-7: the PCI segment of the devices.
     pub segment: u16,
+    /// Bytes 8-15: first address of the region.
     pub base: u64,
     /// Inclusive end address.
     pub limit: u64,
+    /// The devices that use the region.
     pub scopes: Vec<DeviceScope>,
 }
 
 /// Root Port ATS Capability Reporting structure (VT-d spec §8.5).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Atsr {
+    /// Offset of the structure from the start of the DMAR table.
     pub offset: usize,
+    /// Bytes 2-3: the structure's length, device scopes included.
     pub length: u16,
     /// Bit 0 ALL_PORTS: every root port of the segment supports ATS.
     pub flags: u8,
+    /// Bytes 6-7: the PCI segment of the root ports.
     pub segment: u16,
+    /// The root ports that support ATS (unless ALL_PORTS).
     pub scopes: Vec<DeviceScope>,
 }
 
 /// Remapping Hardware Static Affinity structure (VT-d spec §8.6): NUMA node of a unit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rhsa {
+    /// Offset of the structure from the start of the DMAR table.
     pub offset: usize,
+    /// Bytes 2-3: the structure's length.
     pub length: u16,
+    /// Bytes 8-15: the register base of the unit (as in its DRHD).
     pub register_base: u64,
+    /// Bytes 16-19: the unit's proximity domain (NUMA node, as in SRAT).
     pub proximity_domain: u32,
 }
 
@@ -108,8 +132,11 @@ pub struct Rhsa {
 /// of a non-PCI device that namespace-device scopes refer to by number.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Andd {
+    /// Offset of the structure from the start of the DMAR table.
     pub offset: usize,
+    /// Bytes 2-3: the structure's length, the name included.
     pub length: u16,
+    /// Byte 7: the number namespace-device scopes name this device by.
     pub device_number: u8,
     /// The object name up to its NUL; non-ASCII bytes are replaced with '?'.
     pub name: String,
@@ -118,11 +145,15 @@ pub struct Andd {
 /// SoC Integrated Address Translation Cache structure (VT-d spec §8.8).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Satc {
+    /// Offset of the structure from the start of the DMAR table.
     pub offset: usize,
+    /// Bytes 2-3: the structure's length, device scopes included.
     pub length: u16,
     /// Bit 0 ATC_REQUIRED.
     pub flags: u8,
+    /// Bytes 6-7: the PCI segment of the devices.
     pub segment: u16,
+    /// The SoC-integrated devices with an ATC.
     pub scopes: Vec<DeviceScope>,
 }
 
@@ -131,33 +162,50 @@ pub struct Satc {
 /// "unknown subtable type 0x6".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sidp {
+    /// Offset of the structure from the start of the DMAR table.
     pub offset: usize,
+    /// Bytes 2-3: the structure's length, device scopes included.
     pub length: u16,
+    /// Bytes 6-7: the PCI segment of the devices.
     pub segment: u16,
+    /// The devices, their properties in each scope's flags byte.
     pub scopes: Vec<DeviceScope>,
 }
 
 /// A remapping structure of a type this parser does not know; skipped by its length.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnknownStructure {
+    /// Offset of the structure from the start of the DMAR table.
     pub offset: usize,
+    /// Bytes 0-1: its type.
     pub kind: u16,
+    /// Bytes 2-3: its length.
     pub length: u16,
 }
 
+/// One remapping structure of a DMAR, by type (VT-d spec §8.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RemappingStructure {
+    /// Type 0.
     Drhd(Drhd),
+    /// Type 1.
     Rmrr(Rmrr),
+    /// Type 2.
     Atsr(Atsr),
+    /// Type 3.
     Rhsa(Rhsa),
+    /// Type 4.
     Andd(Andd),
+    /// Type 5.
     Satc(Satc),
+    /// Type 6.
     Sidp(Sidp),
+    /// Any other type.
     Unknown(UnknownStructure),
 }
 
 impl RemappingStructure {
+    /// Offset of the structure from the start of the DMAR table.
     pub fn offset(&self) -> usize {
         match self {
             RemappingStructure::Drhd(s) => s.offset,
@@ -171,6 +219,7 @@ impl RemappingStructure {
         }
     }
 
+    /// The structure's length field.
     pub fn length(&self) -> u16 {
         match self {
             RemappingStructure::Drhd(s) => s.length,
@@ -198,6 +247,7 @@ impl RemappingStructure {
         }
     }
 
+    /// The structure's short name ("DRHD", "RMRR", ..., "unknown").
     pub fn name(&self) -> &'static str {
         match self {
             RemappingStructure::Drhd(_) => "DRHD",
@@ -227,11 +277,15 @@ impl RemappingStructure {
 /// A parsed DMAR table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dmar {
+    /// The common ACPI header.
     pub header: SdtHeader,
     /// Byte 36 as stored: the host address width minus one.
     pub host_address_width_raw: u8,
+    /// Byte 37.
     pub flags: DmarFlags,
+    /// Bytes 38-47, reserved.
     pub reserved: [u8; 10],
+    /// The remapping structures from offset 48, in table order.
     pub structures: Vec<RemappingStructure>,
 }
 
@@ -241,6 +295,7 @@ impl Dmar {
         Self::parse_with(bytes, Checksum::Verify)
     }
 
+    /// Parses a DMAR table, verifying the checksum only if `checksum` says so.
     pub fn parse_with(bytes: &[u8], checksum: Checksum) -> Result<Dmar, ParseError> {
         let (header, table) = open_table(bytes, &SIG, DMAR_FIXED_LEN, checksum)?;
         let mut structures = Vec::new();
@@ -248,16 +303,18 @@ impl Dmar {
         let mut pos = DMAR_FIXED_LEN;
         // Each step advances by a checked length of at least 4, so this ends.
         while pos < end {
-            let (Some(kind), Some(length)) = (u16_at(table, pos), u16_at(table, pos + 2)) else {
+            // What is left of the table from here; the structure's header is read from it.
+            let rest = table.get(pos..).unwrap_or(&[]);
+            let (Some(kind), Some(length)) = (u16_at(rest, 0), u16_at(rest, 2)) else {
                 return Err(ParseError::BadLength {
                     table: SIG,
                     offset: pos,
-                    item: Item::DmarStructure(u16_at(table, pos).unwrap_or(0xffff)),
-                    length: end - pos,
+                    item: Item::DmarStructure(u16_at(rest, 0).unwrap_or(0xffff)),
+                    length: rest.len(),
                     problem: crate::error::LengthProblem::Leftover,
                 });
             };
-            let next = check_len(
+            let extent = check_len(
                 &SIG,
                 Item::DmarStructure(kind),
                 pos,
@@ -265,8 +322,8 @@ impl Dmar {
                 min_len(kind),
                 end,
             )?;
-            structures.push(parse_structure(table, pos, kind, length, next)?);
-            pos = next;
+            structures.push(parse_structure(table, kind, length, extent)?);
+            pos = extent.end;
         }
         Ok(Dmar {
             header,
@@ -282,6 +339,8 @@ impl Dmar {
         self.host_address_width_raw as u16 + 1
     }
 
+    /// The DRHDs (remapping units), in table order: the `n` of `INTEL-IR-n` is a
+    /// position here.
     pub fn drhds(&self) -> impl Iterator<Item = &Drhd> {
         self.structures.iter().filter_map(|s| match s {
             RemappingStructure::Drhd(d) => Some(d),
@@ -304,18 +363,20 @@ fn min_len(kind: u16) -> usize {
 
 fn parse_structure(
     t: &[u8],
-    pos: usize,
     kind: u16,
     length: u16,
-    next: usize,
+    extent: Extent,
 ) -> Result<RemappingStructure, ParseError> {
-    // Lengths were checked against `min_len`, so these reads succeed; the defaults only
-    // keep the code free of panicking paths.
-    let b = |i: usize| u8_at(t, pos + i).unwrap_or(0);
-    let w = |i: usize| u16_at(t, pos + i).unwrap_or(0);
-    let q = |i: usize| u64_at(t, pos + i).unwrap_or(0);
-    // Device scopes follow each type's fixed part, whose size `min_len` already knows.
-    let scopes = || parse_scopes(t, pos + min_len(kind), next);
+    // Fields are read from the structure's own bytes, whose length was checked against
+    // `min_len`, so these reads succeed; the defaults only keep the code free of
+    // panicking paths.
+    let s = t.get(extent.start..extent.end).unwrap_or(&[]);
+    let b = |i: usize| u8_at(s, i).unwrap_or(0);
+    let w = |i: usize| u16_at(s, i).unwrap_or(0);
+    let q = |i: usize| u64_at(s, i).unwrap_or(0);
+    let pos = extent.start;
+    // Device scopes follow each type's fixed part, where `check_len` put `body`.
+    let scopes = || parse_scopes(t, extent.body, extent.end);
     Ok(match kind {
         0 => RemappingStructure::Drhd(Drhd {
             offset: pos,
@@ -346,10 +407,10 @@ fn parse_structure(
             offset: pos,
             length,
             register_base: q(8),
-            proximity_domain: u32_at(t, pos + 16).unwrap_or(0),
+            proximity_domain: u32_at(s, 16).unwrap_or(0),
         }),
         4 => {
-            let raw = t.get(pos + min_len(kind)..next).unwrap_or(&[]);
+            let raw = t.get(extent.body..extent.end).unwrap_or(&[]);
             let end = raw.iter().position(|&c| c == 0).unwrap_or(raw.len());
             let name = crate::sdt::printable(&raw[..end]);
             RemappingStructure::Andd(Andd {

@@ -25,9 +25,11 @@ pub enum LengthProblem {
     Zero,
     /// The length is smaller than the fixed part of this kind of item.
     ShorterThan(usize),
-    /// The item would run past the end of its container (table or structure), which
-    /// ends at this offset.
-    Overruns { container_end: usize },
+    /// The item would run past the end of its container (table or structure).
+    Overruns {
+        /// Where the container ends (offset from the start of the table).
+        container_end: usize,
+    },
     /// A device scope length that is not 6 + 2·n: the path cannot be split into
     /// (device, function) pairs.
     NotScopeShaped,
@@ -43,39 +45,58 @@ pub enum ParseError {
     /// Fewer bytes were supplied than the 36-byte ACPI table header (or the table's
     /// fixed part) needs.
     TooSmall {
+        /// The table being read.
         table: Signature,
+        /// Bytes the header or fixed part needs.
         needed: usize,
+        /// Bytes supplied.
         available: usize,
     },
     /// The signature at offset 0 is not the one this parser reads.
     BadSignature {
+        /// The signature this parser reads.
         expected: Signature,
+        /// The signature at offset 0.
         found: Signature,
     },
     /// The length field at offset 4 is smaller than the table's fixed part.
     LengthBelowFixedPart {
+        /// The table being read.
         table: Signature,
+        /// The length field's value.
         length: u32,
+        /// The table's fixed part in bytes (header plus fields before its list).
         fixed: usize,
     },
     /// The length field at offset 4 claims more bytes than were supplied.
     Truncated {
+        /// The table being read.
         table: Signature,
+        /// The length field's value.
         declared: u32,
+        /// Bytes supplied.
         available: usize,
     },
     /// The 8-bit sum of the table's bytes is not zero (checksum at offset 9).
     BadChecksum {
+        /// The table being read.
         table: Signature,
+        /// The checksum byte (offset 9) as stored.
         stored: u8,
+        /// The 8-bit sum of every byte covered by the length field.
         sum: u8,
     },
     /// An item's length field is unusable.
     BadLength {
+        /// The table being read.
         table: Signature,
+        /// Offset of the item from the start of the table.
         offset: usize,
+        /// What the item is.
         item: Item,
+        /// The item's length field, or for `Leftover` the bytes left.
         length: usize,
+        /// What is wrong with it.
         problem: LengthProblem,
     },
 }

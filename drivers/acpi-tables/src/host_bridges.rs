@@ -36,19 +36,24 @@ pub struct HostBridgeNames {
 }
 
 impl HostBridgeNames {
-    /// Sums two tables' counts.
-    pub fn add(self, other: HostBridgeNames) -> HostBridgeNames {
-        HostBridgeNames {
-            host_bridges: self.host_bridges + other.host_bridges,
-            compatible: self.compatible + other.compatible,
-            unreadable: self.unreadable + other.unreadable,
-        }
-    }
-
     /// Exactly one host bridge: one `_HID`, no more compatible ids than that one device
     /// can carry, and no name that might be another.
     pub fn single(&self) -> bool {
         self.host_bridges == 1 && self.compatible <= 1 && self.unreadable == 0
+    }
+}
+
+/// Two tables' counts together (the DSDT's and each SSDT's). Counts of names in AML
+/// cannot reach `usize::MAX`; saturating keeps the sum free of overflow all the same.
+impl core::ops::Add for HostBridgeNames {
+    type Output = HostBridgeNames;
+
+    fn add(self, other: HostBridgeNames) -> HostBridgeNames {
+        HostBridgeNames {
+            host_bridges: self.host_bridges.saturating_add(other.host_bridges),
+            compatible: self.compatible.saturating_add(other.compatible),
+            unreadable: self.unreadable.saturating_add(other.unreadable),
+        }
     }
 }
 
@@ -59,20 +64,24 @@ pub fn host_bridge_names(aml: &[u8]) -> HostBridgeNames {
         (b"_HID", &mut names.host_bridges),
         (b"_CID", &mut names.compatible),
     ] {
-        let mut i = 0;
-        while let Some(at) = find(&aml[i..], name).map(|p| p + i) {
-            i = at + 4;
-            if at == 0 || aml[at - 1] != NAME_OP {
+        // Neither name can overlap itself, so every occurrence is a separate candidate.
+        let found = aml
+            .windows(name.len())
+            .enumerate()
+            .filter(|(_, w)| w == name);
+        for (at, _) in found {
+            let (before, from) = aml.split_at(at);
+            if before.last() != Some(&NAME_OP) {
                 // A method, or the bytes inside some other object: a `Method` opcode
                 // precedes its PkgLength, not the name, so look one step further for it.
-                if at >= 2 && is_method_name(aml, at) {
-                    names.unreadable += 1;
+                if is_method_name(before) {
+                    names.unreadable = names.unreadable.saturating_add(1);
                 }
                 continue;
             }
-            match pci_ids(&aml[at + 4..]) {
-                Some(n) => *count += n,
-                None => names.unreadable += 1,
+            match from.get(name.len()..).and_then(pci_ids) {
+                Some(n) => *count = count.saturating_add(n),
+                None => names.unreadable = names.unreadable.saturating_add(1),
             }
         }
     }
@@ -94,7 +103,8 @@ fn pci_ids(value: &[u8]) -> Option<usize> {
         }
         PACKAGE_OP => {
             let len = pkg_length(value.get(1..)?)?;
-            let body = value.get(1..1 + len)?;
+            // The PkgLength counts itself: the package is `len` bytes from there.
+            let body = value.get(1..)?.get(..len)?;
             Some(
                 body.windows(5)
                     .filter(|w| w[0] == DWORD_PREFIX && is_pci(Some(&w[1..])))
@@ -112,22 +122,27 @@ fn pkg_length(b: &[u8]) -> Option<usize> {
     if follow == 0 {
         return Some(usize::from(lead & 0x3f));
     }
+    // Each following byte supplies the next 8 bits above the lead byte's low 4.
     let mut len = usize::from(lead & 0x0f);
-    for k in 0..follow {
-        len |= usize::from(*b.get(1 + k)?) << (4 + 8 * k);
+    for (byte, shift) in b.get(1..)?.get(..follow)?.iter().zip([4, 12, 20]) {
+        len |= usize::from(*byte) << shift;
     }
     Some(len)
 }
 
-/// Whether the `_HID` at `at` is the name of a `Method` (`MethodOp PkgLength NameSeg`,
-/// the PkgLength one to four bytes long: §20.2.4).
-fn is_method_name(aml: &[u8], at: usize) -> bool {
+/// Whether a name preceded by `before` is the name of a `Method` (`MethodOp PkgLength
+/// NameSeg`, the PkgLength one to four bytes long: §20.2.4). Walking back from the
+/// name, the k-th byte pair is (`MethodOp`, PkgLength lead byte) exactly when the lead
+/// byte's top two bits say k - 1 bytes follow it.
+fn is_method_name(before: &[u8]) -> bool {
     const METHOD_OP: u8 = 0x14;
-    (1..=4).any(|len| {
-        at > len && aml[at - len - 1] == METHOD_OP && usize::from(aml[at - len] >> 6) + 1 == len
-    })
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+    before
+        .windows(2)
+        .rev()
+        .take(4)
+        .enumerate()
+        .any(|(follow, pair)| match *pair {
+            [op, lead] => op == METHOD_OP && usize::from(lead >> 6) == follow,
+            _ => false,
+        })
 }

@@ -23,7 +23,12 @@ pub enum HpetMsi {
     /// `HPET-MSI-n` under VECTOR.
     Direct,
     /// `IR-HPET-MSI-n` under `INTEL-IR-<unit>`, validating `source` with SQ=3.
-    Remapped { unit: usize, source: ScopeSource },
+    Remapped {
+        /// The unit's position among the DRHDs.
+        unit: usize,
+        /// The source-id its IRTEs validate, from the scope naming the block.
+        source: ScopeSource,
+    },
     /// Not offered.
     Refused(Refusal),
 }
@@ -32,15 +37,29 @@ pub enum HpetMsi {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     /// Neither the HPET table nor any DMAR scope names this block.
-    UnknownBlock { number: u8 },
+    UnknownBlock {
+        /// The HPET number asked about.
+        number: u8,
+    },
     /// Remapping is on and no DRHD device scope names the block.
-    NoScopeUnderRemapping { number: u8 },
+    NoScopeUnderRemapping {
+        /// The block's HPET number.
+        number: u8,
+    },
     /// Remapping is on and a scope names the block, but with no path to take a
     /// source-id from.
-    ScopeWithoutPath { number: u8, unit: usize },
+    ScopeWithoutPath {
+        /// The block's HPET number.
+        number: u8,
+        /// The unit whose scope names it.
+        unit: usize,
+    },
     /// Remapping is off and only a DMAR scope names the block: no HPET table says where
     /// its registers are.
-    NotInHpetTable { number: u8 },
+    NotInHpetTable {
+        /// The block's HPET number.
+        number: u8,
+    },
 }
 
 impl InterruptPlan {

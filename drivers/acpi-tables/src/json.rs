@@ -16,15 +16,22 @@ use crate::sdt::SdtHeader;
 /// A JSON value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
+    /// `null`.
     Null,
+    /// `true` or `false`.
     Bool(bool),
+    /// A non-negative integer (every number in a report is one).
     Num(u64),
+    /// A string, escaped when written.
     Str(String),
+    /// An array.
     Arr(Vec<Value>),
+    /// An object, its keys in the order given.
     Obj(Vec<(&'static str, Value)>),
 }
 
 impl Value {
+    /// Appends the value as compact JSON text.
     pub fn write(&self, out: &mut String) {
         match self {
             Value::Null => out.push_str("null"),
@@ -128,6 +135,7 @@ fn scopes(v: &[DeviceScope]) -> Value {
     Value::Arr(v.iter().map(scope).collect())
 }
 
+/// A DMAR as an object: header, flags, every structure with its scopes.
 pub fn dmar(d: &Dmar) -> Value {
     let structures = d
         .structures
@@ -192,6 +200,7 @@ pub fn dmar(d: &Dmar) -> Value {
     ])
 }
 
+/// A MADT as an object: header, local APIC address, flags, every entry.
 pub fn madt(m: &Madt) -> Value {
     let entries = m
         .entries
@@ -259,6 +268,7 @@ pub fn madt(m: &Madt) -> Value {
     ])
 }
 
+/// An HPET table as an object.
 pub fn hpet(h: &Hpet) -> Value {
     Value::Obj(vec![
         ("header", header(&h.header)),
@@ -279,6 +289,7 @@ fn source(x: &ScopeSource) -> Value {
     ])
 }
 
+/// An interrupt plan as an object: units, routes, decisions, CPUs, domains, notes.
 pub fn plan(p: &InterruptPlan) -> Value {
     let strings = |v: Vec<String>| Value::Arr(v.into_iter().map(Value::Str).collect());
     Value::Obj(vec![

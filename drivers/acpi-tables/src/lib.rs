@@ -1,13 +1,19 @@
 //! Parsers for the ACPI tables that describe interrupt delivery on x86 — DMAR (Intel
 //! VT-d remapping units), MADT (APICs) and HPET — and the interrupt plan Sluice derives
-//! from them (DESIGN.md §3).
+//! from them (docs/architecture.md).
 //!
 //! Everything here is pure logic over byte slices: no `unsafe`, no panicking paths, no
 //! unbounded loops, so the kernel can run it on untrusted firmware data and the host can
 //! test it against the real tables in `tests/corpus/` (49 real machines, CC BY 4.0 linuxhw). Unreadable tables give a
 //! [`ParseError`] naming the offending offset; odd but readable ones parse.
+//!
+#![doc = include_str!("../README.md")]
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
+// Firmware bytes are input, never trusted: what they say is read into error values,
+// never a panic (no `unwrap`), and no offset, length or count derived from them can
+// wrap or overflow (checked, or saturating where a bound makes overflow impossible).
+#![warn(clippy::unwrap_used, clippy::arithmetic_side_effects)]
 
 extern crate alloc;
 

@@ -9,6 +9,7 @@ use alloc::vec::Vec;
 use crate::error::{Item, LengthProblem, ParseError};
 use crate::sdt::{Checksum, SdtHeader, check_len, open_table, u8_at, u16_at, u32_at, u64_at};
 
+/// Offset of the first interrupt controller structure: the header, then 8 bytes of fields.
 pub const MADT_FIXED_LEN: usize = 44;
 const SIG: [u8; 4] = *b"APIC";
 
@@ -17,6 +18,7 @@ const SIG: [u8; 4] = *b"APIC";
 pub struct CpuFlags(pub u32);
 
 impl CpuFlags {
+    /// Bit 0: the CPU is enabled now.
     pub fn enabled(self) -> bool {
         self.0 & 1 != 0
     }
@@ -42,76 +44,121 @@ impl IntiFlags {
     }
 }
 
+/// Processor Local APIC, type 0 (§5.2.12.2): one CPU with an 8-bit APIC id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalApic {
+    /// Offset of the entry from the start of the MADT.
     pub offset: usize,
+    /// Byte 1: the entry's length.
     pub length: u8,
+    /// Byte 2: the ACPI processor UID, which names the CPU in the namespace and in NMI
+    /// entries.
     pub processor_uid: u8,
+    /// Byte 3: the local APIC id.
     pub apic_id: u8,
+    /// Bytes 4-7.
     pub flags: CpuFlags,
 }
 
+/// I/O APIC, type 1 (§5.2.12.3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IoApic {
+    /// Offset of the entry from the start of the MADT.
     pub offset: usize,
+    /// Byte 1: the entry's length.
     pub length: u8,
+    /// Byte 2: the I/O APIC's id.
     pub id: u8,
+    /// Bytes 4-7: physical address of its registers.
     pub address: u32,
+    /// Bytes 8-11: the first GSI its pins deliver.
     pub gsi_base: u32,
 }
 
+/// Interrupt Source Override, type 2 (§5.2.12.5): an ISA IRQ wired to another GSI, or
+/// with other flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InterruptOverride {
+    /// Offset of the entry from the start of the MADT.
     pub offset: usize,
+    /// Byte 1: the entry's length.
     pub length: u8,
+    /// Byte 2: the bus, 0 for ISA.
     pub bus: u8,
     /// The ISA IRQ.
     pub source: u8,
+    /// Bytes 4-7: the GSI the IRQ arrives on.
     pub gsi: u32,
+    /// Bytes 8-9: polarity and trigger mode.
     pub flags: IntiFlags,
 }
 
+/// Non-maskable Interrupt Source, type 3 (§5.2.12.6): a GSI that must deliver NMIs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NmiSource {
+    /// Offset of the entry from the start of the MADT.
     pub offset: usize,
+    /// Byte 1: the entry's length.
     pub length: u8,
+    /// Bytes 2-3: polarity and trigger mode.
     pub flags: IntiFlags,
+    /// Bytes 4-7: the GSI.
     pub gsi: u32,
 }
 
+/// Local APIC NMI, type 4 (§5.2.12.7): which LINT pin of which CPU carries NMI.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalApicNmi {
+    /// Offset of the entry from the start of the MADT.
     pub offset: usize,
+    /// Byte 1: the entry's length.
     pub length: u8,
     /// 0xFF means all processors.
     pub processor_uid: u8,
+    /// Bytes 3-4: polarity and trigger mode.
     pub flags: IntiFlags,
+    /// Byte 5: the LINT pin, 0 or 1.
     pub lint: u8,
 }
 
+/// Local APIC Address Override, type 5 (§5.2.12.8): a 64-bit local APIC address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalApicAddressOverride {
+    /// Offset of the entry from the start of the MADT.
     pub offset: usize,
+    /// Byte 1: the entry's length.
     pub length: u8,
+    /// Bytes 4-11: the address, replacing the 32-bit one in the header.
     pub address: u64,
 }
 
+/// Processor Local x2APIC, type 9 (§5.2.12.12): one CPU with a 32-bit APIC id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalX2apic {
+    /// Offset of the entry from the start of the MADT.
     pub offset: usize,
+    /// Byte 1: the entry's length.
     pub length: u8,
+    /// Bytes 4-7: the x2APIC id.
     pub x2apic_id: u32,
+    /// Bytes 8-11.
     pub flags: CpuFlags,
+    /// Bytes 12-15: the ACPI processor UID.
     pub processor_uid: u32,
 }
 
+/// Local x2APIC NMI, type 0xA (§5.2.12.13): the LINT pin carrying NMI, by 32-bit UID.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalX2apicNmi {
+    /// Offset of the entry from the start of the MADT.
     pub offset: usize,
+    /// Byte 1: the entry's length.
     pub length: u8,
+    /// Bytes 2-3: polarity and trigger mode.
     pub flags: IntiFlags,
     /// 0xFFFFFFFF means all processors.
     pub processor_uid: u32,
+    /// Byte 8: the LINT pin, 0 or 1.
     pub lint: u8,
 }
 
@@ -119,25 +166,39 @@ pub struct LocalX2apicNmi {
 /// X299 board, OEM types 0x80+); skipped by its length.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnknownEntry {
+    /// Offset of the entry from the start of the MADT.
     pub offset: usize,
+    /// Byte 0: its type.
     pub kind: u8,
+    /// Byte 1: its length.
     pub length: u8,
 }
 
+/// One interrupt controller structure of a MADT, by type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MadtEntry {
+    /// Type 0.
     LocalApic(LocalApic),
+    /// Type 1.
     IoApic(IoApic),
+    /// Type 2.
     InterruptOverride(InterruptOverride),
+    /// Type 3.
     NmiSource(NmiSource),
+    /// Type 4.
     LocalApicNmi(LocalApicNmi),
+    /// Type 5.
     LocalApicAddressOverride(LocalApicAddressOverride),
+    /// Type 9.
     LocalX2apic(LocalX2apic),
+    /// Type 0xA.
     LocalX2apicNmi(LocalX2apicNmi),
+    /// Any other type.
     Unknown(UnknownEntry),
 }
 
 impl MadtEntry {
+    /// The entry's type byte.
     pub fn kind(&self) -> u8 {
         match self {
             MadtEntry::LocalApic(_) => 0,
@@ -152,6 +213,7 @@ impl MadtEntry {
         }
     }
 
+    /// Offset of the entry from the start of the MADT.
     pub fn offset(&self) -> usize {
         match self {
             MadtEntry::LocalApic(e) => e.offset,
@@ -166,6 +228,7 @@ impl MadtEntry {
         }
     }
 
+    /// The entry's length byte.
     pub fn length(&self) -> u8 {
         match self {
             MadtEntry::LocalApic(e) => e.length,
@@ -180,6 +243,7 @@ impl MadtEntry {
         }
     }
 
+    /// A short human name ("local APIC", "I/O APIC", ..., "unknown").
     pub fn name(&self) -> &'static str {
         match self {
             MadtEntry::LocalApic(_) => "local APIC",
@@ -198,18 +262,25 @@ impl MadtEntry {
 /// A parsed MADT.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Madt {
+    /// The common ACPI header.
     pub header: SdtHeader,
+    /// Bytes 36-39: the 32-bit physical address of every CPU's local APIC (a type 5 entry
+    /// may override it).
     pub local_apic_address: u32,
     /// Bit 0 PCAT_COMPAT: dual 8259s are present and must be masked.
     pub flags: u32,
+    /// The interrupt controller structures from offset 44, in table order.
     pub entries: Vec<MadtEntry>,
 }
 
 /// One CPU as the MADT describes it, from a type 0 or type 9 entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cpu {
+    /// The ACPI processor UID.
     pub processor_uid: u32,
+    /// The local APIC id (8-bit from a type 0 entry, 32-bit from type 9).
     pub apic_id: u32,
+    /// Enabled, online-capable.
     pub flags: CpuFlags,
     /// Described by a local x2APIC (type 9) entry rather than a local APIC entry.
     pub from_x2apic_entry: bool,
@@ -239,10 +310,12 @@ impl Cpu {
 }
 
 impl Madt {
+    /// Parses a MADT, verifying its checksum. `bytes` may extend past the table.
     pub fn parse(bytes: &[u8]) -> Result<Madt, ParseError> {
         Self::parse_with(bytes, Checksum::Verify)
     }
 
+    /// Parses a MADT, verifying the checksum only if `checksum` says so.
     pub fn parse_with(bytes: &[u8], checksum: Checksum) -> Result<Madt, ParseError> {
         let (header, t) = open_table(bytes, &SIG, MADT_FIXED_LEN, checksum)?;
         let end = t.len();
@@ -250,16 +323,18 @@ impl Madt {
         let mut pos = MADT_FIXED_LEN;
         // Each step advances by a checked length of at least 2, so this ends.
         while pos < end {
-            let (Some(kind), Some(length)) = (u8_at(t, pos), u8_at(t, pos + 1)) else {
+            // What is left of the table from here; the entry's header is read from it.
+            let rest = t.get(pos..).unwrap_or(&[]);
+            let (Some(kind), Some(length)) = (u8_at(rest, 0), u8_at(rest, 1)) else {
                 return Err(ParseError::BadLength {
                     table: SIG,
                     offset: pos,
-                    item: Item::MadtEntry(u8_at(t, pos).unwrap_or(0xff)),
-                    length: end - pos,
+                    item: Item::MadtEntry(u8_at(rest, 0).unwrap_or(0xff)),
+                    length: rest.len(),
                     problem: LengthProblem::Leftover,
                 });
             };
-            let next = check_len(
+            let extent = check_len(
                 &SIG,
                 Item::MadtEntry(kind),
                 pos,
@@ -267,8 +342,13 @@ impl Madt {
                 min_len(kind),
                 end,
             )?;
-            entries.push(parse_entry(t, pos, kind, length));
-            pos = next;
+            entries.push(parse_entry(
+                t.get(extent.start..extent.end).unwrap_or(&[]),
+                pos,
+                kind,
+                length,
+            ));
+            pos = extent.end;
         }
         Ok(Madt {
             header,
@@ -278,6 +358,7 @@ impl Madt {
         })
     }
 
+    /// The I/O APIC entries, in table order.
     pub fn io_apics(&self) -> impl Iterator<Item = &IoApic> {
         self.entries.iter().filter_map(|e| match e {
             MadtEntry::IoApic(i) => Some(i),
@@ -321,13 +402,13 @@ fn min_len(kind: u8) -> usize {
     }
 }
 
-fn parse_entry(t: &[u8], pos: usize, kind: u8, length: u8) -> MadtEntry {
+/// `e` is the entry's own bytes (from its type byte), `offset` where they start.
+fn parse_entry(e: &[u8], offset: usize, kind: u8, length: u8) -> MadtEntry {
     // Lengths were checked against `min_len`, so these reads succeed; the defaults only
     // keep the code free of panicking paths.
-    let b = |i: usize| u8_at(t, pos + i).unwrap_or(0);
-    let w = |i: usize| u16_at(t, pos + i).unwrap_or(0);
-    let d = |i: usize| u32_at(t, pos + i).unwrap_or(0);
-    let offset = pos;
+    let b = |i: usize| u8_at(e, i).unwrap_or(0);
+    let w = |i: usize| u16_at(e, i).unwrap_or(0);
+    let d = |i: usize| u32_at(e, i).unwrap_or(0);
     match kind {
         0 => MadtEntry::LocalApic(LocalApic {
             offset,
@@ -367,7 +448,7 @@ fn parse_entry(t: &[u8], pos: usize, kind: u8, length: u8) -> MadtEntry {
         5 => MadtEntry::LocalApicAddressOverride(LocalApicAddressOverride {
             offset,
             length,
-            address: u64_at(t, pos + 4).unwrap_or(0),
+            address: u64_at(e, 4).unwrap_or(0),
         }),
         9 => MadtEntry::LocalX2apic(LocalX2apic {
             offset,

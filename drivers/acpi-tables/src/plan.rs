@@ -1,5 +1,5 @@
 //! The interrupt plan: what Sluice would build on a machine, decided from its DMAR,
-//! MADT and HPET tables alone (DESIGN.md §3). The kernel computes it at boot and then
+//! MADT and HPET tables alone (docs/architecture.md). The kernel computes it at boot and then
 //! refines it with what only hardware can tell (ECAP.IR / ECAP.EIM of each unit, bridge
 //! secondary bus numbers); the host shows it for the corpus.
 
@@ -22,7 +22,9 @@ pub struct ScopeSource {
     pub source_id: SourceId,
     /// True when the path has one hop, so `source_id` needs no run-time lookup.
     pub exact: bool,
+    /// The bus the path starts on.
     pub start_bus: u8,
+    /// The path's hops from the start bus.
     pub path: Vec<PathEntry>,
 }
 
@@ -47,34 +49,45 @@ impl ScopeSource {
 pub struct UnitPlan {
     /// Position among the DRHDs, the `n` of `INTEL-IR-n`.
     pub index: usize,
+    /// Physical address of the unit's registers.
     pub register_base: u64,
+    /// The PCI segment it serves.
     pub segment: u16,
+    /// Whether it covers every PCI device of its segment no other unit names.
     pub include_pci_all: bool,
     /// PCI endpoint and bridge scopes listed explicitly.
     pub pci_scopes: usize,
+    /// Ids of the I/O APICs its scopes name.
     pub io_apic_ids: Vec<u8>,
+    /// Numbers of the HPET blocks its scopes name.
     pub hpet_ids: Vec<u8>,
     /// From an RHSA with the same register base, if any.
     pub proximity_domain: Option<u32>,
 }
 
+/// One I/O APIC, from the MADT or the DMAR (or both), and the unit remapping it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IoApicRoute {
+    /// Its I/O APIC id (the MADT's, which DMAR scopes name it by).
     pub id: u8,
     /// From the MADT; None for an I/O APIC the DMAR names but the MADT lacks.
     pub address: Option<u32>,
+    /// From the MADT: the first GSI its pins deliver.
     pub gsi_base: Option<u32>,
     /// Index of the DRHD whose scope lists this I/O APIC.
     pub unit: Option<usize>,
+    /// Its source-id, from the DMAR scope naming it.
     pub source: Option<ScopeSource>,
 }
 
+/// One HPET block and the unit remapping its FSB interrupts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HpetRoute {
     /// HPET number (the HPET table's sequence number; DMAR HPET scopes' enumeration id).
     pub number: u8,
     /// Whether an HPET table with this number was supplied.
     pub in_hpet_table: bool,
+    /// Index of the DRHD whose scope names this block.
     pub unit: Option<usize>,
     /// From the first scope naming this block, the one Linux uses too.
     pub source: Option<ScopeSource>,
@@ -96,21 +109,30 @@ pub enum NoRemapReason {
     NoMadt,
     /// An I/O APIC of the MADT is in no DRHD's scope: its interrupts would carry no
     /// source-id the IOMMU could validate, and Linux refuses IR in this case too.
-    IoApicNotCovered { id: u8 },
+    IoApicNotCovered {
+        /// Its I/O APIC id.
+        id: u8,
+    },
     /// The tables allow remapping but the running kernel did not enable it (a unit
     /// lacks the capability, refused to enable, or the kernel does not drive it):
     /// found only at boot, by the kernel, which says why.
-    NotEnabled { why: String },
+    NotEnabled {
+        /// The kernel's reason, one line.
+        why: String,
+    },
 }
 
+/// Whether interrupt remapping would be enabled, and if not, every reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Remapping {
     /// Remapping would be enabled (subject to every unit reporting ECAP.IR at boot).
     Enabled,
+    /// Remapping stays off, for these reasons (at least one).
     Disabled(Vec<NoRemapReason>),
 }
 
 impl Remapping {
+    /// Whether remapping would be enabled.
     pub fn enabled(&self) -> bool {
         matches!(self, Remapping::Enabled)
     }
@@ -125,37 +147,44 @@ pub enum EimBlocker {
     X2apicOptOut,
 }
 
+/// The CPUs the MADT describes (types 0 and 9).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CpuSummary {
     /// Type 0 + type 9 entries, placeholders included.
     pub entries: usize,
+    /// Of which local x2APIC (type 9) entries.
     pub x2apic_entries: usize,
     /// Entries whose id is all ones: padding, not CPUs.
     pub placeholders: usize,
+    /// Enabled now.
     pub enabled: usize,
     /// Not enabled now but online-capable (hot-pluggable).
     pub online_capable: usize,
     /// Usable CPUs with an APIC id of 255 or more: addressable only by x2APIC.
     pub x2apic_only_ids: Vec<u32>,
+    /// The largest APIC id among usable CPUs.
     pub max_apic_id: Option<u32>,
 }
 
+/// Whether IRTEs may carry x2APIC destinations, and who could not get device interrupts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct X2apicPlan {
     /// Whether IRTEs may carry 32-bit x2APIC destinations (subject to ECAP.EIM on every
     /// unit at boot).
     pub eim_allowed: bool,
+    /// Every reason EIM is not allowed (empty when it is).
     pub blockers: Vec<EimBlocker>,
     /// Usable CPUs that could not take device interrupts under this plan (APIC id ≥ 255
     /// without EIM).
     pub unreachable_cpus: Vec<u32>,
 }
 
-/// A node of the irq domain hierarchy (DESIGN.md §3).
+/// A node of the irq domain hierarchy (docs/architecture.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Domain {
     /// What the node is; its name is the kind's [`Display`](core::fmt::Display).
     pub kind: DomainKind,
+    /// A line about the instance (register base, pins, scope), for reports.
     pub detail: String,
     /// Index of the parent in `InterruptPlan::domains`; None for the root.
     pub parent: Option<usize>,
@@ -173,19 +202,31 @@ pub enum DomainKind {
     Vector,
     /// The IRTE table of Intel VT-d unit `unit` (its position among the DRHDs):
     /// `INTEL-IR-<unit>`.
-    IntelIr { unit: usize },
+    IntelIr {
+        /// The unit's position among the DRHDs.
+        unit: usize,
+    },
     /// The remapping table of AMD-Vi IOMMU `unit`: `AMD-IR-<unit>`. Not produced by the
     /// plan yet: it reads no IVRS, so an AMD machine's plan has no remapping domain.
-    AmdIr { unit: usize },
+    AmdIr {
+        /// The IOMMU's position among the IVRS's units.
+        unit: usize,
+    },
     /// The PCI devices' MSI and MSI-X under its parent: `PCI-MSI` (one per remapping
     /// unit under remapping; each device's own domain is added under it at run time).
     PciMsi,
     /// The remapping units' fault-event interrupts, never remapped: `DMAR-MSI`.
     DmarMsi,
     /// HPET block `n`'s comparators as MSI sources (FSB delivery): `HPET-MSI-<n>`.
-    HpetMsi { n: u8 },
+    HpetMsi {
+        /// The block's HPET number.
+        n: u8,
+    },
     /// The I/O APIC with MADT id `id`: `IO-APIC-<id>`.
-    IoApic { id: u8 },
+    IoApic {
+        /// The I/O APIC's MADT id.
+        id: u8,
+    },
 }
 
 impl DomainKind {
@@ -231,64 +272,98 @@ impl core::fmt::Display for DomainKind {
 /// Odd things in the tables that were accepted but are worth knowing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Note {
+    /// A remapping structure of a type this parser does not know.
     UnknownDmarStructure {
+        /// Its offset in the DMAR.
         offset: usize,
+        /// Its type.
         kind: u16,
+        /// Its length.
         length: u16,
     },
     /// `count` entries of one unknown type, the first at `first_offset`.
     UnknownMadtEntries {
+        /// The unknown entry type.
         kind: u8,
+        /// How many entries of it.
         count: usize,
+        /// Offset of the first in the MADT.
         first_offset: usize,
     },
+    /// Bytes 38-47 of the DMAR, reserved, are not all zero.
     DmarReservedNonZero,
+    /// A DRHD with a non-zero size field (VT-d 3.0+: a register set larger than one page).
     DrhdSizeField {
+        /// The unit's position among the DRHDs.
         unit: usize,
+        /// The field (bits 3:0: 2^n pages).
         size: u8,
     },
     /// A source-id whose path crosses bridges; the bus must be read at boot.
     MultiHopSource {
+        /// What the scope names ("I/O APIC", "HPET").
         what: &'static str,
+        /// Its I/O APIC id or HPET number.
         id: u8,
+        /// Hops in its path.
         hops: usize,
     },
     /// The DMAR names an I/O APIC id the MADT does not have.
     IoApicScopeWithoutMadtEntry {
+        /// The I/O APIC id.
         id: u8,
     },
     /// The DMAR names an I/O APIC id twice.
     DuplicateIoApicScope {
+        /// The I/O APIC id.
         id: u8,
     },
     /// An HPET block with no DRHD scope: no HPET-MSI under remapping.
     HpetNotCovered {
+        /// The HPET number.
         number: u8,
     },
+    /// A segment with no INCLUDE_PCI_ALL unit, or with several (each should have one).
     CatchAllCount {
+        /// The segment.
         segment: u16,
+        /// Its INCLUDE_PCI_ALL units.
         count: usize,
     },
+    /// MADT CPU entries whose id is all ones: padding, not CPUs.
     Placeholders {
+        /// How many.
         count: usize,
     },
+    /// Usable CPUs described by local x2APIC entries although their ids fit an xAPIC entry.
     X2apicEntriesBelow255 {
+        /// How many.
         count: usize,
     },
 }
 
+/// What Sluice would build on a machine: remapping units, routes, decisions, domains.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InterruptPlan {
+    /// Whether a DMAR was given.
     pub dmar_present: bool,
+    /// The remapping units, in DRHD order.
     pub units: Vec<UnitPlan>,
     /// Index of the INCLUDE_PCI_ALL unit (the first, if firmware lists several).
     pub catch_all: Option<usize>,
+    /// Every I/O APIC, with its unit and source-id.
     pub io_apics: Vec<IoApicRoute>,
+    /// Every HPET block, with its unit and source-id.
     pub hpets: Vec<HpetRoute>,
+    /// Whether remapping would be enabled, and if not, why.
     pub remapping: Remapping,
+    /// Whether EIM is allowed, and which CPUs could not take device interrupts.
     pub x2apic: X2apicPlan,
+    /// The CPUs the MADT describes.
     pub cpus: CpuSummary,
+    /// The irq domain hierarchy, parents before children.
     pub domains: Vec<Domain>,
+    /// Odd things accepted in the tables.
     pub notes: Vec<Note>,
 }
 
@@ -589,13 +664,15 @@ fn cpu_summary(madt: Option<&Madt>, notes: &mut Vec<Note>) -> CpuSummary {
         x2apic_only_ids: Vec::new(),
         max_apic_id: None,
     };
-    let mut x2_below = 0;
+    let mut x2_below = 0usize;
     for m in madt.iter() {
         for e in &m.entries {
             if let crate::madt::MadtEntry::Unknown(u) = e {
                 let same = |n: &&mut Note| matches!(n, Note::UnknownMadtEntries { kind, .. } if *kind == u.kind);
                 match notes.iter_mut().find(|n| same(n)) {
-                    Some(Note::UnknownMadtEntries { count, .. }) => *count += 1,
+                    Some(Note::UnknownMadtEntries { count, .. }) => {
+                        *count = count.saturating_add(1)
+                    }
                     _ => notes.push(Note::UnknownMadtEntries {
                         kind: u.kind,
                         count: 1,
@@ -605,21 +682,21 @@ fn cpu_summary(madt: Option<&Madt>, notes: &mut Vec<Note>) -> CpuSummary {
             }
         }
         for cpu in m.cpus() {
-            c.entries += 1;
+            c.entries = c.entries.saturating_add(1);
             if cpu.from_x2apic_entry {
-                c.x2apic_entries += 1;
+                c.x2apic_entries = c.x2apic_entries.saturating_add(1);
             }
             if cpu.is_placeholder() {
-                c.placeholders += 1;
+                c.placeholders = c.placeholders.saturating_add(1);
                 continue;
             }
             if cpu.from_x2apic_entry && cpu.apic_id < 0xff && cpu.usable() {
-                x2_below += 1;
+                x2_below = x2_below.saturating_add(1);
             }
             if cpu.flags.enabled() {
-                c.enabled += 1;
+                c.enabled = c.enabled.saturating_add(1);
             } else if cpu.flags.online_capable() {
-                c.online_capable += 1;
+                c.online_capable = c.online_capable.saturating_add(1);
             }
             if cpu.usable() {
                 c.max_apic_id = Some(
@@ -649,13 +726,15 @@ fn domains_of(p: &InterruptPlan) -> Vec<Domain> {
         detail: String::from("per-CPU vector matrix 0x20..0xff"),
         parent: None,
     }];
+    // Pushes a domain and returns its index.
     let push = |d: &mut Vec<Domain>, kind: DomainKind, detail: String, parent: usize| {
+        let index = d.len();
         d.push(Domain {
             kind,
             detail,
             parent: Some(parent),
         });
-        d.len() - 1
+        index
     };
     if !p.units.is_empty() {
         push(

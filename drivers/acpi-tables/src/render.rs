@@ -76,7 +76,7 @@ pub fn dmar_text(out: &mut String, d: &Dmar) {
         }
     }
     out.push('\n');
-    let mut unit = 0;
+    let mut unit = 0usize;
     for s in &d.structures {
         let _ = write!(
             out,
@@ -107,7 +107,7 @@ pub fn dmar_text(out: &mut String, d: &Dmar) {
                         x.register_size() / 1024
                     );
                 }
-                unit += 1;
+                unit = unit.saturating_add(1);
             }
             R::Rmrr(x) => {
                 let _ = write!(out, "segment {} {:#x}..={:#x}", x.segment, x.base, x.limit);
@@ -388,7 +388,7 @@ pub fn plan_text(out: &mut String, p: &InterruptPlan) {
 /// Depth-first over the domain list; depth is bounded by the list's length because
 /// each node's parent precedes it.
 fn tree(out: &mut String, p: &InterruptPlan, parent: Option<usize>, depth: usize) {
-    if depth > p.domains.len() + 2 {
+    if depth > p.domains.len().saturating_add(2) {
         return;
     }
     for (i, d) in p
@@ -403,9 +403,9 @@ fn tree(out: &mut String, p: &InterruptPlan, parent: Option<usize>, depth: usize
             "",
             d.kind,
             d.detail,
-            indent = depth * 2
+            indent = depth.saturating_mul(2)
         );
-        tree(out, p, Some(i), depth + 1);
+        tree(out, p, Some(i), depth.saturating_add(1));
     }
 }
 

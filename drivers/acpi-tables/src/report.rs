@@ -10,16 +10,32 @@ use crate::{Dmar, Hpet, InterruptPlan, Madt, json, render};
 /// Why a report could not be made. Displays as one line naming the file.
 #[derive(Debug)]
 pub enum ReportError {
+    /// A file or folder that could not be read.
     Io {
+        /// What was being read.
         path: PathBuf,
+        /// Why it could not be.
         error: std::io::Error,
     },
     /// A table that cannot be read; the launcher must exit non-zero.
-    Parse { path: PathBuf, error: ParseError },
+    Parse {
+        /// The table's file.
+        path: PathBuf,
+        /// What is wrong with it.
+        error: ParseError,
+    },
     /// A single file whose signature is none of DMAR, APIC, HPET.
-    UnknownTable { path: PathBuf, signature: Vec<u8> },
+    UnknownTable {
+        /// The file.
+        path: PathBuf,
+        /// Its first (up to four) bytes.
+        signature: Vec<u8>,
+    },
     /// A folder holding neither a DMAR nor an MADT under any known name.
-    NoTables { path: PathBuf },
+    NoTables {
+        /// The folder.
+        path: PathBuf,
+    },
 }
 
 impl fmt::Display for ReportError {

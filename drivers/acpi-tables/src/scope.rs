@@ -13,17 +13,22 @@ pub const SCOPE_HEADER_LEN: usize = 6;
 /// Device scope entry type (VT-d spec §8.3.1, Table "Device Scope Entry types").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScopeType {
+    /// Type 1: a PCI endpoint device.
     PciEndpoint,
+    /// Type 2: a PCI-PCI bridge, and every device below it.
     PciBridge,
+    /// Type 3: an I/O APIC, named by its enumeration id.
     IoApic,
     /// A message-capable (MSI/FSB) HPET block.
     Hpet,
+    /// Type 5: an ACPI namespace device, named by its ANDD device number.
     AcpiNamespaceDevice,
     /// Type 0 or above 5: reserved by the spec; kept, not interpreted.
     Reserved(u8),
 }
 
 impl ScopeType {
+    /// The type a scope's type byte names.
     pub fn from_code(code: u8) -> ScopeType {
         match code {
             1 => ScopeType::PciEndpoint,
@@ -35,6 +40,7 @@ impl ScopeType {
         }
     }
 
+    /// The type byte as stored.
     pub fn code(self) -> u8 {
         match self {
             ScopeType::PciEndpoint => 1,
@@ -46,6 +52,7 @@ impl ScopeType {
         }
     }
 
+    /// A short human name ("PCI endpoint", "I/O APIC", ...).
     pub fn name(self) -> &'static str {
         match self {
             ScopeType::PciEndpoint => "PCI endpoint",
@@ -62,7 +69,9 @@ impl ScopeType {
 /// hop but the last names a bridge whose secondary bus the next hop lives on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PathEntry {
+    /// Device number, 0-31 on a real path.
     pub device: u8,
+    /// Function number, 0-7 on a real path.
     pub function: u8,
 }
 
@@ -71,7 +80,9 @@ pub struct PathEntry {
 pub struct DeviceScope {
     /// Offset of the entry from the start of the DMAR table.
     pub offset: usize,
+    /// Byte 0, the entry's type.
     pub kind: ScopeType,
+    /// Byte 1, the entry's length: 6 + 2 per path hop.
     pub length: u8,
     /// Byte 2. Reserved before VT-d 4.0; since then per-device flags, used by SIDP
     /// scopes (ATC hardening and PASID-less request restrictions). Kept raw.
@@ -81,7 +92,9 @@ pub struct DeviceScope {
     /// I/O APIC id, HPET number or ACPI namespace device number, as the type says;
     /// meaningless (and usually 0) for PCI endpoints and bridges.
     pub enumeration_id: u8,
+    /// Byte 5, the bus the path starts on.
     pub start_bus: u8,
+    /// The path hops, in order from the start bus.
     pub path: Vec<PathEntry>,
 }
 
@@ -115,12 +128,15 @@ impl SourceId {
     pub fn new(bus: u8, device: u8, function: u8) -> SourceId {
         SourceId(((bus as u16) << 8) | (((device & 0x1f) as u16) << 3) | (function & 7) as u16)
     }
+    /// Bits 15:8.
     pub fn bus(self) -> u8 {
         (self.0 >> 8) as u8
     }
+    /// Bits 7:3.
     pub fn device(self) -> u8 {
         ((self.0 >> 3) & 0x1f) as u8
     }
+    /// Bits 2:0.
     pub fn function(self) -> u8 {
         (self.0 & 7) as u8
     }
@@ -157,13 +173,12 @@ pub(crate) fn parse_scopes(
             length,
             problem,
         };
-        if end - pos < 2 {
-            return Err(bad(end - pos, LengthProblem::Leftover));
-        }
-        let (Some(code), Some(length)) = (u8_at(table, pos), u8_at(table, pos + 1)) else {
-            return Err(bad(end - pos, LengthProblem::Leftover));
+        // What is left of the structure from here; the entry's header is read from it.
+        let rest = table.get(pos..end).unwrap_or(&[]);
+        let (Some(code), Some(length)) = (u8_at(rest, 0), u8_at(rest, 1)) else {
+            return Err(bad(rest.len(), LengthProblem::Leftover));
         };
-        let next = check_len(
+        let extent = check_len(
             &sig,
             Item::DeviceScope,
             pos,
@@ -171,13 +186,14 @@ pub(crate) fn parse_scopes(
             SCOPE_HEADER_LEN,
             end,
         )?;
-        if !(length as usize - SCOPE_HEADER_LEN).is_multiple_of(2) {
+        // The path after the 6-byte header, in (device, function) pairs.
+        let path_bytes = table.get(extent.body..extent.end).unwrap_or(&[]);
+        if !path_bytes.len().is_multiple_of(2) {
             return Err(bad(length as usize, LengthProblem::NotScopeShaped));
         }
-        let field = |i: usize| u8_at(table, pos + i).unwrap_or(0);
-        let path = table
-            .get(pos + SCOPE_HEADER_LEN..next)
-            .unwrap_or(&[])
+        let entry = table.get(extent.start..extent.end).unwrap_or(&[]);
+        let field = |i: usize| u8_at(entry, i).unwrap_or(0);
+        let path = path_bytes
             .as_chunks::<2>()
             .0
             .iter()
@@ -193,7 +209,7 @@ pub(crate) fn parse_scopes(
             start_bus: field(5),
             path,
         });
-        pos = next;
+        pos = extent.end;
     }
     Ok(scopes)
 }

@@ -45,21 +45,32 @@ pub(crate) fn array_at<const N: usize>(b: &[u8], off: usize) -> Option<[u8; N]> 
 /// one means the bytes were damaged or edited, so the default is to refuse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Checksum {
+    /// Refuse a table whose bytes do not sum to zero.
     Verify,
+    /// Read it anyway.
     Ignore,
 }
 
 /// The 36-byte header every ACPI table starts with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SdtHeader {
+    /// Bytes 0-3: "DMAR", "APIC", "HPET", ...
     pub signature: Signature,
+    /// Bytes 4-7: the whole table's length, header included.
     pub length: u32,
+    /// Byte 8.
     pub revision: u8,
+    /// Byte 9: makes the 8-bit sum of the table zero.
     pub checksum: u8,
+    /// Bytes 10-15.
     pub oem_id: [u8; 6],
+    /// Bytes 16-23.
     pub oem_table_id: [u8; 8],
+    /// Bytes 24-27.
     pub oem_revision: u32,
+    /// Bytes 28-31: the id of the tool that built the table.
     pub creator_id: [u8; 4],
+    /// Bytes 32-35.
     pub creator_revision: u32,
 }
 
@@ -128,8 +139,18 @@ pub(crate) fn open_table<'a>(
     Ok((header, table))
 }
 
+/// Where a length-checked item lies in its table: `start..end`, its fixed part ending at
+/// `body` (where a variable part such as device scopes begins). Computed once, with
+/// checked arithmetic, by [`check_len`]; parsers slice with it and add nothing to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Extent {
+    pub start: usize,
+    pub body: usize,
+    pub end: usize,
+}
+
 /// Checks an item's length field against its minimum and its container, the one rule
-/// every variable-length list in ACPI follows.
+/// every variable-length list in ACPI follows, and returns where the item lies.
 pub(crate) fn check_len(
     sig: &Signature,
     item: crate::error::Item,
@@ -137,28 +158,32 @@ pub(crate) fn check_len(
     length: usize,
     minimum: usize,
     container_end: usize,
-) -> Result<usize, ParseError> {
+) -> Result<Extent, ParseError> {
     use crate::error::LengthProblem;
-    let problem = if length == 0 {
-        Some(LengthProblem::Zero)
-    } else if length < minimum {
-        Some(LengthProblem::ShorterThan(minimum))
-    } else if offset
-        .checked_add(length)
-        .is_none_or(|end| end > container_end)
-    {
-        Some(LengthProblem::Overruns { container_end })
-    } else {
-        None
+    let bad = |problem| ParseError::BadLength {
+        table: *sig,
+        offset,
+        item,
+        length,
+        problem,
     };
-    match problem {
-        Some(problem) => Err(ParseError::BadLength {
-            table: *sig,
-            offset,
-            item,
-            length,
-            problem,
-        }),
-        None => Ok(offset + length),
+    if length == 0 {
+        return Err(bad(LengthProblem::Zero));
     }
+    if length < minimum {
+        return Err(bad(LengthProblem::ShorterThan(minimum)));
+    }
+    // `minimum <= length`, so `body` cannot overflow where `end` does not; both are
+    // checked all the same, so the reasoning never has to be redone.
+    let extent = offset
+        .checked_add(length)
+        .filter(|&end| end <= container_end)
+        .and_then(|end| {
+            Some(Extent {
+                start: offset,
+                body: offset.checked_add(minimum)?,
+                end,
+            })
+        });
+    extent.ok_or(bad(LengthProblem::Overruns { container_end }))
 }

@@ -92,7 +92,7 @@ fn no_host_bridge_and_tables_add_up() {
     let dsdt = host_bridge_names(&device(b"PCI0", &[HID_PCIE]));
     let ssdt = host_bridge_names(&device(b"PCI1", &[HID_PCIE]));
     assert!(dsdt.single());
-    assert!(!dsdt.add(ssdt).single());
+    assert!(!(dsdt + ssdt).single());
 }
 
 #[test]
@@ -157,4 +157,59 @@ fn an_unusual_hid_encoding_is_unreadable() {
     let n = host_bridge_names(&[device(b"PCI0", &[HID_PCIE]), device(b"DEV1", &[odd])].concat());
     assert_eq!(n.unreadable, 1);
     assert!(!n.single());
+}
+
+/// `Method (_HID)` whose PkgLength is `bytes` long (1 to 4, ACPI 6.5 §20.2.4): the lead
+/// byte's top two bits count the bytes after it.
+fn hid_method(bytes: usize) -> Vec<u8> {
+    let mut m = vec![0x14, (((bytes - 1) as u8) << 6) | 0x0b];
+    m.extend(std::iter::repeat_n(0, bytes - 1));
+    m.extend_from_slice(b"_HID");
+    m.extend_from_slice(&[0x00, 0xa4, 0x0c, 0x41, 0xd0, 0x0a, 0x08]);
+    m
+}
+
+#[test]
+fn a_method_name_is_found_behind_a_pkg_length_of_every_size() {
+    for bytes in 1..=4 {
+        let n = host_bridge_names(&hid_method(bytes));
+        assert_eq!(n.unreadable, 1, "PkgLength of {bytes} byte(s)");
+        assert_eq!(n.host_bridges, 0);
+    }
+    // A MethodOp whose lead byte announces more bytes than sit before the name is some
+    // other byte that happens to be 0x14: not a method.
+    let mut wrong = hid_method(1);
+    wrong[1] |= 0x40;
+    assert_eq!(host_bridge_names(&wrong), HostBridgeNames::default());
+    // A name at the very start of the stream has nothing before it to look at.
+    assert_eq!(
+        host_bridge_names(&HID_PCIE[1..]),
+        HostBridgeNames::default()
+    );
+}
+
+#[test]
+fn a_package_with_a_two_byte_pkg_length_is_read_to_its_end() {
+    // Name (_CID, Package () { EisaId ("PNP0A08"), EisaId ("PNP0501") x 12 }): 13
+    // five-byte ids, so the PkgLength (68: itself, NumElements, the ids) takes 2 bytes.
+    let mut cid = vec![
+        0x08,
+        b'_',
+        b'C',
+        b'I',
+        b'D',
+        0x12,
+        0x40 | (68 & 0x0f),
+        68 >> 4,
+        13,
+    ];
+    cid.extend_from_slice(&[0x0c, 0x41, 0xd0, 0x0a, 0x08]);
+    for _ in 0..12 {
+        cid.extend_from_slice(&[0x0c, 0x41, 0xd0, 0x05, 0x01]);
+    }
+    let n = host_bridge_names(&cid);
+    assert_eq!((n.compatible, n.unreadable), (1, 0));
+    // A PkgLength that runs past the stream: the value cannot be read.
+    let cut = host_bridge_names(&cid[..cid.len() - 1]);
+    assert_eq!((cut.compatible, cut.unreadable), (0, 1));
 }

@@ -6,7 +6,7 @@ mod common;
 use common::machines;
 use sluice_acpi_tables::build::{self, fix_checksum, set_length};
 use sluice_acpi_tables::error::{Item, LengthProblem};
-use sluice_acpi_tables::{Checksum, Dmar, Madt, ParseError};
+use sluice_acpi_tables::{Checksum, Dmar, Hpet, Madt, ParseError};
 
 fn corpus_tables(name: &str) -> Vec<(String, Vec<u8>)> {
     machines()
@@ -312,6 +312,46 @@ fn bad_checksum_is_reported_and_can_be_waived() {
             matches!(Madt::parse(&v), Err(ParseError::BadChecksum { .. })),
             "{slug}"
         );
+    }
+}
+
+/// A header length near `u32::MAX` (a bit flip in the top byte, or a table mapped from
+/// the wrong address) is a `Truncated` error for every parser, whatever bytes follow:
+/// no offset computed from it may wrap. The buffer is a whole page, as the kernel
+/// may hand over.
+#[test]
+fn a_length_near_u32_max_is_truncated() {
+    let tables = [
+        build::dmar(
+            39,
+            build::INTR_REMAP,
+            &[build::drhd(1, 0, 0xfed9_0000, &[])],
+        ),
+        build::madt(0xfee0_0000, 1, &[build::local_apic(0, 0, 1)]),
+        build::hpet(0x8086_a201, 0xfed0_0000, 0, 0x80),
+    ];
+    for t in tables {
+        for declared in [u32::MAX, u32::MAX - 1, u32::MAX - 47, 1 << 31] {
+            let mut page = t.clone();
+            page.resize(4096, 0xff);
+            set_length(&mut page, declared);
+            let truncated = |r: &&Result<(), ParseError>| match r {
+                Err(ParseError::Truncated {
+                    declared: d,
+                    available,
+                    ..
+                }) => *d == declared && *available == 4096,
+                _ => false,
+            };
+            let results = [
+                Dmar::parse_with(&page, Checksum::Ignore).map(drop),
+                Madt::parse_with(&page, Checksum::Ignore).map(drop),
+                Hpet::parse_with(&page, Checksum::Ignore).map(drop),
+            ];
+            // Only the parser of the table's own signature gets as far as its length.
+            let own = results.iter().filter(truncated).count();
+            assert_eq!(own, 1, "{:?} length {declared:#x}: {results:?}", &t[..4]);
+        }
     }
 }
 

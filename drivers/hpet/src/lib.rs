@@ -7,8 +7,12 @@
 //! firmware's tables alone, and the plan's domain tree is built from it. The kernel
 //! binds the two: it maps the registers, lends them to the storage here, and places the
 //! domain where the plan says (`kernel/src/irq/domains/hpet_msi.rs`).
+//!
+#![doc = include_str!("../README.md")]
 #![no_std]
 #![forbid(unsafe_code)]
+// What the hardware reports is a value to check, never a reason to panic.
+#![warn(clippy::unwrap_used)]
 
 pub mod fsb;
 pub mod regs;

@@ -128,6 +128,7 @@ bitflags::bitflags! {
         const INT_ENABLE = 1 << 2;
         /// Tn_TYPE_CNF: periodic.
         const PERIODIC = 1 << 3;
+        /// Tn_PER_INT_CAP: the comparator can run in periodic mode.
         const PERIODIC_CAP = 1 << 4;
         /// Tn_SIZE_CAP: the comparator is 64 bits wide.
         const SIZE_64_CAP = 1 << 5;
@@ -153,8 +154,9 @@ impl Value for TimerConf {
     }
 }
 
-/// Tn_INT_ROUTE_CNF (13:9): the I/O APIC input the comparator drives.
+/// Tn_INT_ROUTE_CNF (13:9): the I/O APIC input the comparator drives; its lowest bit.
 pub const ROUTE_SHIFT: u32 = 9;
+/// Tn_INT_ROUTE_CNF's bits in place.
 pub const ROUTE_MASK: u32 = 0x1f << ROUTE_SHIFT;
 
 /// Register access to one HPET block, as the HPET code needs it: offsets from the

@@ -25,6 +25,7 @@ pub enum ConfigSize {
 }
 
 impl ConfigSize {
+    /// How many bytes the space holds: 256, or 4096 for PCI Express extended space.
     pub const fn bytes(self) -> u16 {
         match self {
             ConfigSize::Legacy => 256,
@@ -48,6 +49,7 @@ impl ConfigOffset {
         }
     }
 
+    /// The offset in bytes.
     pub const fn get(self) -> u16 {
         self.0
     }
@@ -69,15 +71,22 @@ pub enum ConfigError {
     /// The access would reach at or beyond the end of the function's configuration
     /// space (256 or 4096 bytes).
     OutOfRange {
+        /// The function addressed.
         address: PciAddress,
+        /// The byte offset asked for.
         offset: u16,
+        /// The access's width.
         width: Width,
+        /// How much configuration space the function has.
         size: ConfigSize,
     },
     /// The offset is not a multiple of the access width.
     Misaligned {
+        /// The function addressed.
         address: PciAddress,
+        /// The byte offset asked for.
         offset: u16,
+        /// The access's width, which the offset is not a multiple of.
         width: Width,
     },
 }

@@ -41,9 +41,13 @@ pub enum AddressError {
 /// A field of a written PCI address, for parse errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AddressField {
+    /// The segment (PCI domain), before the first `:` of a four-part address.
     Segment,
+    /// The bus number (0..=255).
     Bus,
+    /// The device number (0..=31).
     Device,
+    /// The function number (0..=7).
     Function,
 }
 
@@ -100,15 +104,19 @@ impl PciAddress {
         }
     }
 
+    /// The PCI segment (domain); 0 on machines with one ECAM region.
     pub const fn segment(self) -> u16 {
         self.segment
     }
+    /// The bus number.
     pub const fn bus(self) -> u8 {
         self.bus
     }
+    /// The device number (0..=31).
     pub const fn device(self) -> u8 {
         self.device
     }
+    /// The function number (0..=7).
     pub const fn function(self) -> u8 {
         self.function
     }

@@ -32,6 +32,7 @@ const IO_SPACE_LIMIT: u32 = 0xffff;
 /// What a BAR maps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BarKind {
+    /// An I/O-space BAR (bit 0 set).
     Io,
     /// A 32-bit memory BAR (memory type 00b, or 01b: "below 1 MiB" in PCI 2.x,
     /// reserved since 3.0, treated as 32-bit as Linux does).
@@ -46,11 +47,13 @@ pub struct Bar {
     /// The slot (0..6 for endpoints, 0..2 for bridges); a 64-bit BAR is named by its
     /// lower slot.
     pub index: u8,
+    /// I/O, 32-bit or 64-bit memory.
     pub kind: BarKind,
     /// The address firmware assigned (0 if none).
     pub address: u64,
     /// The region's size in bytes, a power of two.
     pub size: u64,
+    /// Memory BARs: reads have no side effects, so the region may be prefetched (bit 3).
     pub prefetchable: bool,
 }
 
@@ -58,14 +61,32 @@ pub struct Bar {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BarError {
     /// Memory type 11b is reserved.
-    ReservedMemoryType { index: u8, value: u32 },
+    ReservedMemoryType {
+        /// The slot.
+        index: u8,
+        /// The BAR as read.
+        value: u32,
+    },
     /// A 64-bit BAR in the last slot has no slot for its upper half.
-    SixtyFourBitInLastSlot { index: u8 },
+    SixtyFourBitInLastSlot {
+        /// The last slot, which claims to be the lower half.
+        index: u8,
+    },
     /// The writable address bits are not one contiguous run up to the top of the BAR,
     /// so no power-of-two size explains them.
-    NotPowerOfTwo { index: u8, readback: u64 },
+    NotPowerOfTwo {
+        /// The slot (the lower one for a 64-bit BAR).
+        index: u8,
+        /// What the BAR read back after all ones were written.
+        readback: u64,
+    },
     /// The BAR has type bits but no writable address bit.
-    NoAddressBits { index: u8, readback: u64 },
+    NoAddressBits {
+        /// The slot (the lower one for a 64-bit BAR).
+        index: u8,
+        /// What the BAR read back after all ones were written.
+        readback: u64,
+    },
 }
 
 impl fmt::Display for BarError {
@@ -94,17 +115,21 @@ impl fmt::Display for BarError {
 pub enum BarSlot {
     /// Reads back zero: not implemented.
     Unimplemented,
+    /// An I/O or memory BAR, sized.
     Implemented(Bar),
     /// The upper half of the 64-bit BAR in slot `lower`.
     UpperHalf {
+        /// The slot of the lower half.
         lower: u8,
     },
+    /// A BAR that read back nonsense.
     Invalid(BarError),
 }
 
 /// Every BAR slot of a function, in slot order.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Bars {
+    /// One entry per slot the header layout has (6 for endpoints, 2 for bridges).
     pub slots: Vec<BarSlot>,
 }
 
@@ -321,7 +346,7 @@ impl fmt::Display for Bar {
 }
 
 /// lspci's size notation: the largest unit that divides exactly.
-struct HumanSize(u64);
+pub(crate) struct HumanSize(pub(crate) u64);
 
 impl fmt::Display for HumanSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -17,32 +17,55 @@ pub const MAX_CAPABILITIES: usize = 48;
 
 /// Capability ids (PCI Code and ID Assignment spec, "Capability IDs").
 pub mod id {
+    /// Null capability: an entry with no registers (id 0x00).
     pub const NULL: u8 = 0x00;
+    /// PCI Power Management Interface (0x01).
     pub const POWER_MANAGEMENT: u8 = 0x01;
+    /// Accelerated Graphics Port (0x02).
     pub const AGP: u8 = 0x02;
+    /// Vital Product Data (0x03).
     pub const VPD: u8 = 0x03;
+    /// Slot Identification, on bridges to expansion chassis (0x04).
     pub const SLOT_ID: u8 = 0x04;
+    /// Message Signalled Interrupts (0x05).
     pub const MSI: u8 = 0x05;
+    /// CompactPCI Hot Swap (0x06).
     pub const COMPACTPCI_HOT_SWAP: u8 = 0x06;
+    /// PCI-X (0x07).
     pub const PCI_X: u8 = 0x07;
+    /// HyperTransport (0x08).
     pub const HYPERTRANSPORT: u8 = 0x08;
+    /// Vendor specific (0x09); see [`VendorSpecific`](super::VendorSpecific).
     pub const VENDOR_SPECIFIC: u8 = 0x09;
+    /// Debug port (0x0A).
     pub const DEBUG_PORT: u8 = 0x0a;
+    /// CompactPCI central resource control (0x0B).
     pub const COMPACTPCI_CENTRAL_RESOURCE: u8 = 0x0b;
+    /// PCI Hot-Plug (0x0C).
     pub const PCI_HOT_PLUG: u8 = 0x0c;
+    /// PCI Bridge Subsystem Vendor ID (0x0D).
     pub const BRIDGE_SUBSYSTEM_VENDOR_ID: u8 = 0x0d;
+    /// AGP 8x (0x0E).
     pub const AGP_8X: u8 = 0x0e;
+    /// Secure Device (0x0F).
     pub const SECURE_DEVICE: u8 = 0x0f;
+    /// PCI Express (0x10).
     pub const PCI_EXPRESS: u8 = 0x10;
+    /// MSI-X (0x11).
     pub const MSI_X: u8 = 0x11;
+    /// Serial ATA Data/Index Configuration (0x12).
     pub const SATA_CONFIG: u8 = 0x12;
+    /// Advanced Features (0x13).
     pub const ADVANCED_FEATURES: u8 = 0x13;
+    /// Enhanced Allocation (0x14).
     pub const ENHANCED_ALLOCATION: u8 = 0x14;
+    /// Flattening Portal Bridge (0x15).
     pub const FLATTENING_PORTAL_BRIDGE: u8 = 0x15;
 }
 
 /// The id and next-pointer bytes every capability starts with.
 pub const CAPABILITY_ID: Register<u8> = Register::new(0);
+/// The offset of the next capability (0 ends the list); its low two bits are reserved.
 pub const NEXT_POINTER: Register<u8> = Register::new(1);
 /// Both as one word: id in the low byte, next in the high byte.
 const ID_AND_NEXT: Register<u16> = Register::new(0);
@@ -81,10 +104,12 @@ pub const fn capability_name(capability_id: u8) -> &'static str {
 pub struct Capability {
     /// Where it starts in configuration space (0x40..0x100, dword-aligned).
     pub offset: u16,
+    /// The capability id ([`id`]).
     pub id: u8,
 }
 
 impl Capability {
+    /// The capability's name in the ID assignment spec, as lspci prints it.
     pub const fn name(self) -> &'static str {
         capability_name(self.id)
     }
@@ -155,7 +180,9 @@ fn read_entry<A: ConfigAccess>(
 /// capability's length; the rest is the vendor's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VendorSpecific {
+    /// Where it starts in configuration space.
     pub offset: u16,
+    /// Its length in bytes, from its third byte.
     pub length: u8,
 }
 
@@ -163,6 +190,7 @@ pub struct VendorSpecific {
 pub const VENDOR_SPECIFIC_LENGTH: Register<u8> = Register::new(2);
 
 impl VendorSpecific {
+    /// Reads the length byte of `capability`, which must be a vendor-specific one.
     pub fn read<A: ConfigAccess>(
         access: &mut A,
         address: PciAddress,

@@ -37,8 +37,11 @@ use crate::topology::{EnumProblem, PciFunction, ScannedBus, Topology};
 /// 0..=255 of segment 0 for the legacy port mechanism.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SegmentRange {
+    /// The PCI segment (domain).
     pub segment: u16,
+    /// The first bus the segment decodes.
     pub start_bus: u8,
+    /// The last bus the segment decodes (inclusive).
     pub end_bus: u8,
 }
 
@@ -50,6 +53,7 @@ impl SegmentRange {
         end_bus: 255,
     };
 
+    /// Whether `bus` is in `start_bus..=end_bus`.
     pub const fn contains(&self, bus: u8) -> bool {
         self.start_bus <= bus && bus <= self.end_bus
     }
@@ -60,7 +64,9 @@ impl SegmentRange {
 /// bus, which is what [`enumerate`] uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RootBus {
+    /// The PCI segment (domain).
     pub segment: u16,
+    /// The bus number the scan starts from.
     pub bus: u8,
 }
 

@@ -103,6 +103,7 @@ pub struct Refusal {
     pub capability: &'static str,
     /// Which write: `"address"`, `"upper address"`, `"data"`, `"mask"`, ...
     pub what: &'static str,
+    /// Why the storage refused it.
     pub error: StorageError,
 }
 

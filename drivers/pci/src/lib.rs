@@ -2,7 +2,9 @@
 //! access seam the kernel implements ([`ConfigAccess`]), typed header registers,
 //! capability walks, MSI and MSI-X capabilities and their message storage (the
 //! interrupt core's `MsiStorage`), BAR sizing, bus enumeration and the requester id an
-//! IOMMU checks.
+//! IOMMU checks. It also renders what it reads in the forms of `lspci -vv`, `-t` and
+//! `-x` ([`Verbose`], [`Tree`], [`ConfigImage::hex_dump`]), naming functions from a
+//! generated subset of the PCI ID database ([`names`]).
 //!
 //! Nothing here touches hardware: the kernel binds [`ConfigAccess`] to ECAM or to the
 //! legacy 0xCF8/0xCFC ports (and [`ConfigHandle`] / [`MmioRegion`] for the message
@@ -41,8 +43,12 @@
 //!     "0000:00:03.0 Unclassified device [00ff]: Device [1234:11e8] (rev 10)\n"
 //! );
 //! ```
+//!
+#![doc = include_str!("../README.md")]
 #![no_std]
 #![forbid(unsafe_code)]
+// What the hardware reports is a value to check, never a reason to panic.
+#![warn(clippy::unwrap_used)]
 
 extern crate alloc;
 
@@ -51,16 +57,22 @@ pub mod address;
 pub mod bar;
 pub mod capability;
 pub mod class;
+pub mod config_image;
 pub mod enumerate;
 pub mod ext_capability;
 pub mod handle;
 pub mod header;
 pub mod listing;
+pub mod lspci_caps;
+pub mod lspci_tree;
+pub mod lspci_verbose;
 pub mod msi;
 pub mod msi_order;
 pub mod msi_storage;
 pub mod msix;
 pub mod msix_storage;
+pub mod names;
+pub mod pci_ids;
 pub mod pcie;
 pub mod power;
 pub mod register;
@@ -73,6 +85,7 @@ pub use access::{ConfigAccess, ConfigError, ConfigOffset, ConfigSize};
 pub use address::{AddressError, AddressField, PciAddress};
 pub use bar::{Bar, BarError, BarKind, BarSlot, Bars, size_bars};
 pub use capability::{Capability, VendorSpecific, capability_name, walk_capabilities};
+pub use config_image::{ConfigImage, HexDump};
 pub use enumerate::{
     Limits, RootBus, SegmentRange, enumerate, enumerate_from, enumerate_with_peers, first_buses,
 };
@@ -82,6 +95,9 @@ pub use header::{
     BusNumbers, ClassCode, Command, Header, HeaderLayout, HeaderType, InterruptPin, Status,
 };
 pub use listing::LspciLine;
+pub use lspci_caps::Capabilities;
+pub use lspci_tree::Tree;
+pub use lspci_verbose::{Terse, Verbose};
 pub use msi::{MessageWrites, MsiCapability, MsiControl, MsiError};
 pub use msi_order::OrderError;
 pub use msi_storage::MsiCapStorage;

@@ -19,14 +19,20 @@ use crate::vendor::vendor_name;
 /// The identity lspci prints for one function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LspciLine {
+    /// The function.
     pub address: PciAddress,
+    /// Vendor ID.
     pub vendor_id: u16,
+    /// Device ID.
     pub device_id: u16,
+    /// Class code.
     pub class: ClassCode,
+    /// Revision ID.
     pub revision: u8,
 }
 
 impl LspciLine {
+    /// The line for the function at `address` with `header`.
     pub fn new(address: PciAddress, header: &Header) -> LspciLine {
         LspciLine {
             address,

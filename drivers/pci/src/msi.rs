@@ -6,7 +6,7 @@
 //! performed here: a device without per-vector masking (QEMU's `edu`) can send its
 //! message between any two of them, reading whatever address and data hold at that
 //! moment, so the interrupt core decides their order and what runs in between
-//! (DESIGN.md §3, "three ways to change affinity"). Each method matches one word of the
+//! (docs/architecture.md, "Three ways to change affinity"). Each method matches one word of the
 //! core's message storage: address low, address high, data, mask.
 //!
 //! Layouts (offsets from the capability's start):
@@ -37,9 +37,11 @@ pub const MESSAGE_DATA_32: Register<u16> = Register::new(0x08);
 pub const MESSAGE_DATA_64: Register<u16> = Register::new(0x0c);
 /// Mask Bits (per-vector masking only), for 32- and 64-bit functions.
 pub const MASK_BITS_32: Register<u32> = Register::new(0x0c);
+/// Mask Bits in a 64-bit capable function.
 pub const MASK_BITS_64: Register<u32> = Register::new(0x10);
 /// Pending Bits (per-vector masking only, read-only), for 32- and 64-bit functions.
 pub const PENDING_BITS_32: Register<u32> = Register::new(0x10);
+/// Pending Bits in a 64-bit capable function.
 pub const PENDING_BITS_64: Register<u32> = Register::new(0x14);
 /// The most vectors MSI can give one function (Multiple Message Capable ≤ 5).
 pub const MAX_VECTORS: u32 = 32;
@@ -49,16 +51,21 @@ pub const MAX_VECTORS: u32 = 32;
 pub struct MsiControl(pub u16);
 
 impl MsiControl {
+    /// MSI Enable (bit 0): the function signals with MSI, not INTx.
     pub const ENABLE: u16 = 1 << 0;
     const MULTIPLE_MESSAGE_CAPABLE_SHIFT: u16 = 1;
     const MULTIPLE_MESSAGE_ENABLE_SHIFT: u16 = 4;
     const MULTIPLE_MESSAGE_MASK: u16 = 0b111;
+    /// 64 bit address capable (bit 7): the capability has the upper address register.
     pub const ADDRESS_64: u16 = 1 << 7;
+    /// Per-vector masking capable (bit 8): the capability has Mask and Pending Bits.
     pub const PER_VECTOR_MASKING: u16 = 1 << 8;
     /// PCI Express: the data register can carry 32 bits (not used by this crate).
     pub const EXTENDED_DATA_CAPABLE: u16 = 1 << 9;
+    /// PCI Express: the 32-bit data form is enabled (never set by this crate).
     pub const EXTENDED_DATA_ENABLE: u16 = 1 << 10;
 
+    /// MSI Enable is set.
     pub const fn enabled(self) -> bool {
         self.0 & Self::ENABLE != 0
     }
@@ -76,10 +83,12 @@ impl MsiControl {
         ((self.0 >> Self::MULTIPLE_MESSAGE_ENABLE_SHIFT) & Self::MULTIPLE_MESSAGE_MASK) as u8
     }
 
+    /// The capability has an upper address register.
     pub const fn is_64bit(self) -> bool {
         self.0 & Self::ADDRESS_64 != 0
     }
 
+    /// The capability has Mask and Pending Bits.
     pub const fn per_vector_masking(self) -> bool {
         self.0 & Self::PER_VECTOR_MASKING != 0
     }
@@ -100,20 +109,36 @@ impl MsiControl {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MsiError {
     /// A non-zero upper address for a function with only a 32-bit address register.
-    AddressNeeds64Bit { high: u32 },
+    AddressNeeds64Bit {
+        /// The upper address asked for.
+        high: u32,
+    },
     /// The message address must be dword-aligned (its bits 1:0 are reserved, §6.8.1.4).
-    AddressNotDwordAligned { low: u32 },
+    AddressNotDwordAligned {
+        /// The address asked for.
+        low: u32,
+    },
     /// Message data is 16 bits (§6.8.1.6); the extended 32-bit form is not used.
-    DataTooWide { data: u32 },
+    DataTooWide {
+        /// The data asked for.
+        data: u32,
+    },
     /// More vectors than Multiple Message Capable allows, or more than 32.
     TooManyVectors {
+        /// log2 of the vectors asked for.
         requested_log2: u8,
+        /// log2 of the vectors the function can take (Multiple Message Capable).
         capable_log2: u8,
     },
     /// The function has no per-vector mask bits.
     NotMaskable,
     /// A vector number at or above the vectors the function supports.
-    VectorOutOfRange { vector: u32, vectors: u32 },
+    VectorOutOfRange {
+        /// The vector asked for.
+        vector: u32,
+        /// How many vectors the function can take (Multiple Message Capable).
+        vectors: u32,
+    },
 }
 
 impl fmt::Display for MsiError {
@@ -165,9 +190,11 @@ pub struct MsiCapability {
 /// interrupt core performs them in the order its affinity path needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MessageWrites {
+    /// Message Address bits 31:0.
     pub address_low: ConfigWrite,
     /// Only for 64-bit capable functions.
     pub address_high: Option<ConfigWrite>,
+    /// Message Data.
     pub data: ConfigWrite,
 }
 
@@ -181,6 +208,7 @@ impl MessageWrites {
 }
 
 impl MsiCapability {
+    /// Reads the capability found at `capability` (which must be an MSI one).
     pub fn read<A: ConfigAccess>(
         access: &mut A,
         address: PciAddress,
@@ -198,10 +226,12 @@ impl MsiCapability {
         1 << self.control.multiple_message_capable_log2()
     }
 
+    /// Message Control, at this capability.
     pub const fn control_register(&self) -> Register<u16> {
         MESSAGE_CONTROL.at(self.offset)
     }
 
+    /// Message Address (bits 31:0), at this capability.
     pub const fn address_low_register(&self) -> Register<u32> {
         MESSAGE_ADDRESS.at(self.offset)
     }

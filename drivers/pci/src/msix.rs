@@ -27,9 +27,13 @@ pub const MAX_VECTORS: u32 = 2048;
 pub mod table_entry {
     /// Bytes per entry.
     pub const SIZE: u32 = 16;
+    /// Message Address bits 31:0.
     pub const ADDRESS_LOW: u32 = 0x0;
+    /// Message Upper Address (bits 63:32).
     pub const ADDRESS_HIGH: u32 = 0x4;
+    /// Message Data.
     pub const DATA: u32 = 0x8;
+    /// Vector Control.
     pub const VECTOR_CONTROL: u32 = 0xc;
     /// Vector Control bit 0: the vector is masked (set at reset).
     pub const VECTOR_CONTROL_MASKED: u32 = 1 << 0;
@@ -43,6 +47,7 @@ impl MsixControl {
     const TABLE_SIZE_MASK: u16 = 0x7ff;
     /// Every vector is masked, whatever its own mask bit says.
     pub const FUNCTION_MASK: u16 = 1 << 14;
+    /// MSI-X Enable: the function signals with MSI-X, not INTx or MSI.
     pub const ENABLE: u16 = 1 << 15;
 
     /// Vectors in the table: the field holds N - 1.
@@ -50,10 +55,12 @@ impl MsixControl {
         (self.0 & Self::TABLE_SIZE_MASK) as u32 + 1
     }
 
+    /// Function Mask is set.
     pub const fn function_masked(self) -> bool {
         self.0 & Self::FUNCTION_MASK != 0
     }
 
+    /// MSI-X Enable is set.
     pub const fn enabled(self) -> bool {
         self.0 & Self::ENABLE != 0
     }
@@ -78,10 +85,12 @@ impl MsixControl {
 pub struct BarRegion {
     /// BAR indicator: 0..=5 name BARs 0x10..0x24; 6 and 7 are reserved.
     pub bir: u8,
+    /// Offset from the start of the BAR (the register's bits 31:3, kept in place).
     pub offset: u32,
 }
 
 impl BarRegion {
+    /// Decodes a Table Offset/BIR or PBA Offset/BIR register.
     pub const fn from_register(value: u32) -> BarRegion {
         BarRegion {
             bir: (value & 7) as u8,
@@ -93,16 +102,22 @@ impl BarRegion {
 /// Where the table or the PBA is, once checked against the function's BARs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MsixLocation {
+    /// The BAR that holds the table.
     pub table_bar: Bar,
+    /// The table's offset in that BAR.
     pub table_offset: u32,
+    /// The BAR that holds the Pending Bit Array.
     pub pba_bar: Bar,
+    /// The Pending Bit Array's offset in that BAR.
     pub pba_offset: u32,
 }
 
 /// Which structure an [`MsixError`] is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MsixStructure {
+    /// The MSI-X table.
     Table,
+    /// The Pending Bit Array.
     PendingBitArray,
 }
 
@@ -110,18 +125,36 @@ pub enum MsixStructure {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MsixError {
     /// BIR 6 or 7, which are reserved.
-    ReservedBir { structure: MsixStructure, bir: u8 },
+    ReservedBir {
+        /// The table or the PBA.
+        structure: MsixStructure,
+        /// The BIR read.
+        bir: u8,
+    },
     /// The BIR names a slot that holds no implemented memory BAR (an I/O BAR, the upper
     /// half of a 64-bit BAR, an unimplemented or invalid slot).
-    NotAMemoryBar { structure: MsixStructure, bir: u8 },
+    NotAMemoryBar {
+        /// The table or the PBA.
+        structure: MsixStructure,
+        /// The BIR read.
+        bir: u8,
+    },
     /// The structure runs past the end of its BAR.
     OutsideBar {
+        /// The table or the PBA.
         structure: MsixStructure,
+        /// Where it ends, as an offset into the BAR.
         end: u64,
+        /// The BAR's size.
         bar_size: u64,
     },
     /// A vector at or above the table size.
-    VectorOutOfRange { vector: u32, table_size: u32 },
+    VectorOutOfRange {
+        /// The vector asked for.
+        vector: u32,
+        /// Entries in the table.
+        table_size: u32,
+    },
 }
 
 impl fmt::Display for MsixStructure {
@@ -163,21 +196,27 @@ impl fmt::Display for MsixError {
 /// §6.8.2.10, little-endian, so vector n is bit n % 32 of dword n / 32.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PbaBit {
+    /// Bytes from the start of the PBA's BAR to the dword holding the bit.
     pub offset: u64,
+    /// The bit within that dword.
     pub bit: u32,
 }
 
 /// An MSI-X capability as read from a function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MsixCapability {
+    /// Where the capability starts in configuration space.
     pub offset: u16,
     /// Message Control as read.
     pub control: MsixControl,
+    /// Where the table is (Table Offset/BIR).
     pub table: BarRegion,
+    /// Where the Pending Bit Array is (PBA Offset/BIR).
     pub pba: BarRegion,
 }
 
 impl MsixCapability {
+    /// Reads the capability found at `capability` (which must be an MSI-X one).
     pub fn read<A: ConfigAccess>(
         access: &mut A,
         address: PciAddress,
@@ -195,10 +234,12 @@ impl MsixCapability {
         })
     }
 
+    /// Entries in the table (Table Size + 1).
     pub const fn table_size(&self) -> u32 {
         self.control.table_size()
     }
 
+    /// Message Control, at this capability.
     pub const fn control_register(&self) -> Register<u16> {
         MESSAGE_CONTROL.at(self.offset)
     }

@@ -11,20 +11,31 @@ use crate::capability::Capability;
 use crate::register::Register;
 
 // Registers relative to the capability's start (§7.5.3.1–§7.5.3.13).
+/// PCI Express Capabilities: version, port type, slot, interrupt message number.
 pub const PCIE_CAPABILITIES: Register<u16> = Register::new(0x02);
+/// Device Capabilities.
 pub const DEVICE_CAPABILITIES: Register<u32> = Register::new(0x04);
+/// Device Control.
 pub const DEVICE_CONTROL: Register<u16> = Register::new(0x08);
 /// Write-1-to-clear error bits.
 pub const DEVICE_STATUS: Register<u16> = Register::new(0x0a);
+/// Link Capabilities.
 pub const LINK_CAPABILITIES: Register<u32> = Register::new(0x0c);
+/// Link Control.
 pub const LINK_CONTROL: Register<u16> = Register::new(0x10);
+/// Link Status.
 pub const LINK_STATUS: Register<u16> = Register::new(0x12);
+/// Slot Capabilities.
 pub const SLOT_CAPABILITIES: Register<u32> = Register::new(0x14);
+/// Slot Control.
 pub const SLOT_CONTROL: Register<u16> = Register::new(0x18);
 /// Write-1-to-clear event bits (a Slot Control write never touches it: 16-bit access).
 pub const SLOT_STATUS: Register<u16> = Register::new(0x1a);
+/// Root Control.
 pub const ROOT_CONTROL: Register<u16> = Register::new(0x1c);
+/// Root Capabilities.
 pub const ROOT_CAPABILITIES: Register<u16> = Register::new(0x1e);
+/// Root Status.
 pub const ROOT_STATUS: Register<u32> = Register::new(0x20);
 
 /// Device/Port Type, bits 7:4 of the PCI Express Capabilities register (§7.5.3.2).
@@ -56,6 +67,7 @@ pub enum PortType {
 }
 
 impl PortType {
+    /// Decodes the Device/Port Type field (its low four bits of `code`).
     pub const fn from_code(code: u8) -> PortType {
         match code & 0xf {
             0x0 => PortType::Endpoint,
@@ -71,6 +83,7 @@ impl PortType {
         }
     }
 
+    /// The field's encoding.
     pub const fn code(self) -> u8 {
         match self {
             PortType::Endpoint => 0x0,
@@ -119,6 +132,7 @@ pub struct PcieCapability {
     pub offset: u16,
     /// Capability version (1 or 2).
     pub version: u8,
+    /// What the function is in the PCI Express hierarchy.
     pub port_type: PortType,
     /// Root and downstream ports: the link goes to a slot.
     pub slot_implemented: bool,
@@ -127,6 +141,7 @@ pub struct PcieCapability {
 }
 
 impl PcieCapability {
+    /// Decodes the PCI Express Capabilities register of the capability at `offset`.
     pub fn from_register(offset: u16, value: u16) -> PcieCapability {
         PcieCapability {
             offset,
@@ -137,6 +152,7 @@ impl PcieCapability {
         }
     }
 
+    /// Reads the capability found at `capability` (which must be a PCI Express one).
     pub fn read<A: ConfigAccess>(
         access: &mut A,
         address: PciAddress,

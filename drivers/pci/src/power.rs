@@ -17,13 +17,18 @@ pub const PMCSR: Register<u16> = Register::new(0x04);
 /// PMCSR bits 1:0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PowerState {
+    /// Fully on.
     D0,
+    /// Light sleep (optional).
     D1,
+    /// Deeper sleep (optional).
     D2,
+    /// Off, but with power and configuration space still answering.
     D3Hot,
 }
 
 impl PowerState {
+    /// Decodes PMCSR bits 1:0.
     pub const fn from_bits(bits: u16) -> PowerState {
         match bits & 3 {
             0 => PowerState::D0,
@@ -33,6 +38,7 @@ impl PowerState {
         }
     }
 
+    /// The state's name as lspci prints it.
     pub const fn name(self) -> &'static str {
         match self {
             PowerState::D0 => "D0",
@@ -46,22 +52,29 @@ impl PowerState {
 /// The decoded power management capability.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PowerManagement {
+    /// Where the capability starts in configuration space.
     pub offset: u16,
     /// PMC bits 2:0: 2 = PM 1.1, 3 = PM 1.2.
     pub version: u8,
+    /// PMC bit 9: D1 is supported.
     pub d1_supported: bool,
+    /// PMC bit 10: D2 is supported.
     pub d2_supported: bool,
     /// PMC bits 15:11: states from which the function can assert PME, bit 0 = D0 ..
     /// bit 4 = D3cold.
     pub pme_support: u8,
+    /// The current power state (PMCSR bits 1:0).
     pub state: PowerState,
     /// PMCSR bit 3: leaving D3hot keeps the function's state (no internal reset).
     pub no_soft_reset: bool,
+    /// PMCSR bit 8: PME# generation is enabled.
     pub pme_enabled: bool,
+    /// PMCSR bit 15: the function asserted PME# (write-1-to-clear).
     pub pme_status: bool,
 }
 
 impl PowerManagement {
+    /// Decodes the capability at `offset` from its PMC and PMCSR registers.
     pub fn from_registers(offset: u16, pmc: u16, pmcsr: u16) -> PowerManagement {
         PowerManagement {
             offset,
@@ -76,6 +89,7 @@ impl PowerManagement {
         }
     }
 
+    /// Reads the capability found at `capability` (which must be a power management one).
     pub fn read<A: ConfigAccess>(
         access: &mut A,
         address: PciAddress,

@@ -15,12 +15,16 @@ use crate::address::PciAddress;
 /// straddles a dword and neither does a byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Width {
+    /// 8 bits.
     Byte,
+    /// 16 bits.
     Word,
+    /// 32 bits.
     Dword,
 }
 
 impl Width {
+    /// The width in bytes.
     pub const fn bytes(self) -> u16 {
         match self {
             Width::Byte => 1,
@@ -39,7 +43,9 @@ mod sealed {
 
 /// A value one configuration access can move: `u8`, `u16` or `u32`.
 pub trait ConfigValue: sealed::Sealed + Copy {
+    /// The access width that moves this type.
     const WIDTH: Width;
+    /// The value, zero-extended to a dword.
     fn to_u32(self) -> u32;
     /// The low bits of `raw`, truncated to this width.
     fn from_u32_truncating(raw: u32) -> Self;
@@ -90,6 +96,7 @@ impl<T> Clone for Register<T> {
 impl<T> Copy for Register<T> {}
 
 impl<T: ConfigValue> Register<T> {
+    /// The register at byte `offset` (of the header, or of a capability).
     pub const fn new(offset: u16) -> Register<T> {
         Register {
             offset,
@@ -97,6 +104,7 @@ impl<T: ConfigValue> Register<T> {
         }
     }
 
+    /// The byte offset.
     pub const fn offset(self) -> u16 {
         self.offset
     }
@@ -125,17 +133,22 @@ impl<T: ConfigValue> Register<T> {
 /// The value of one configuration write, sized as the access that performs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteValue {
+    /// A byte write.
     Byte(u8),
+    /// A word write.
     Word(u16),
+    /// A dword write.
     Dword(u32),
 }
 
 /// One configuration write, described rather than performed: the MSI code hands these
 /// to the interrupt core, which decides their order and what runs between them (a
-/// non-maskable device can fire between any two of them, DESIGN.md §3).
+/// non-maskable device can fire between any two of them, docs/architecture.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConfigWrite {
+    /// The byte offset in configuration space.
     pub offset: u16,
+    /// The value, which also gives the width.
     pub value: WriteValue,
 }
 
@@ -153,6 +166,7 @@ impl ConfigWrite {
         }
     }
 
+    /// The access width.
     pub fn width(self) -> Width {
         match self.value {
             WriteValue::Byte(_) => Width::Byte,

@@ -33,11 +33,16 @@ pub enum DmaAlias {
     /// (secondary bus, devfn 0) of this PCIe-to-PCI/PCI-X bridge. An IOMMU should check
     /// the bus range [secondary bus, the device's bus] (VT-d SVT=2), as Linux does.
     BehindPcieToPciBridge {
+        /// The bridge.
         bridge: PciAddress,
+        /// The bridge's secondary bus, the bus of the id seen upstream.
         secondary_bus: u8,
     },
     /// The bus/device/function of this conventional PCI bridge (or reverse bridge).
-    BehindPciBridge { bridge: PciAddress },
+    BehindPciBridge {
+        /// The bridge whose id is seen upstream.
+        bridge: PciAddress,
+    },
 }
 
 /// The requester id of a function as the platform presents it.
@@ -45,6 +50,7 @@ pub enum DmaAlias {
 pub struct RequesterId {
     /// bus 15:8, device 7:3, function 2:0.
     pub id: u16,
+    /// Whose id an upstream IOMMU may see instead, if anyone's.
     pub alias: DmaAlias,
 }
 

@@ -22,47 +22,85 @@ use crate::walk::{CapabilityList, WalkProblem};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EnumProblem {
     /// Secondary bus 0: firmware assigned the bridge no bus numbers.
-    UnassignedBusRange { secondary: u8, subordinate: u8 },
+    UnassignedBusRange {
+        /// Secondary Bus as read.
+        secondary: u8,
+        /// Subordinate Bus as read.
+        subordinate: u8,
+    },
     /// The secondary bus is not above the bridge's own bus, so the tree would not
     /// descend (PCI-to-PCI Bridge spec 1.2 §3.2.5.4: buses behind a bridge are numbered
     /// above it).
-    SecondaryNotAboveOwnBus { secondary: u8, own_bus: u8 },
+    SecondaryNotAboveOwnBus {
+        /// Secondary Bus as read.
+        secondary: u8,
+        /// The bus the bridge is on.
+        own_bus: u8,
+    },
     /// Subordinate below secondary: an empty or inverted range.
-    SubordinateBelowSecondary { secondary: u8, subordinate: u8 },
+    SubordinateBelowSecondary {
+        /// Secondary Bus as read.
+        secondary: u8,
+        /// Subordinate Bus as read.
+        subordinate: u8,
+    },
     /// The range is not inside the bus range the bridge's parent forwards
     /// (its [secondary, subordinate], or the root's segment range).
     OutsideParentWindow {
+        /// Secondary Bus as read.
         secondary: u8,
+        /// Subordinate Bus as read.
         subordinate: u8,
+        /// The first bus the parent forwards.
         window_start: u8,
+        /// The last bus the parent forwards.
         window_end: u8,
     },
     /// The range is not inside the segment's bus range (from the MCFG).
     OutsideSegmentRange {
+        /// Secondary Bus as read.
         secondary: u8,
+        /// Subordinate Bus as read.
         subordinate: u8,
+        /// The segment's first bus.
         start: u8,
+        /// The segment's last bus.
         end: u8,
     },
     /// The secondary bus was already reached (by the bridge named, or as a root bus
     /// when `first_reached_by` is `None`): following it would loop or scan twice.
     BusAlreadyVisited {
+        /// The bus.
         bus: u8,
+        /// The bridge that reached it first, or `None` for a root bus.
         first_reached_by: Option<PciAddress>,
     },
     /// A bus inside the range already belongs to another bridge's range (or is another
     /// root bus): the ranges overlap, and configuration cycles there are ambiguous.
     WindowOverlap {
+        /// The bus.
         bus: u8,
+        /// The bridge whose range holds it, or `None` for a root bus.
         claimed_by: Option<PciAddress>,
     },
     /// A CardBus bridge: recorded, its bus not scanned.
-    CardBusNotFollowed { cardbus_bus: u8 },
+    CardBusNotFollowed {
+        /// The CardBus bus number as read.
+        cardbus_bus: u8,
+    },
     /// The Primary Bus register differs from the bus the bridge sits on. Informational:
     /// routing uses secondary and subordinate, so the bridge is still followed.
-    PrimaryBusMismatch { primary: u8, own_bus: u8 },
+    PrimaryBusMismatch {
+        /// Primary Bus as read.
+        primary: u8,
+        /// The bus the bridge is on.
+        own_bus: u8,
+    },
     /// A header layout other than 0, 1 or 2; nothing past 0x10 is interpreted.
-    UnknownHeaderLayout { layout: u8 },
+    UnknownHeaderLayout {
+        /// Header Type bits 6:0.
+        layout: u8,
+    },
     /// The standard capability list was cut short or odd.
     Capabilities(WalkProblem),
     /// The extended capability list was cut short or odd.
@@ -71,9 +109,17 @@ pub enum EnumProblem {
     /// topology, while probing an address).
     Config(ConfigError),
     /// A root bus not inside any given segment range, or given twice.
-    BadRootBus { segment: u16, bus: u8 },
+    BadRootBus {
+        /// The root's segment.
+        segment: u16,
+        /// The root's bus.
+        bus: u8,
+    },
     /// Enumeration stopped at the function limit; the tree is incomplete.
-    WorkLimitReached { max_functions: usize },
+    WorkLimitReached {
+        /// The limit.
+        max_functions: usize,
+    },
 }
 
 impl EnumProblem {
@@ -191,31 +237,43 @@ impl fmt::Display for EnumProblem {
 /// One function found by enumeration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PciFunction {
+    /// Its address.
     pub address: PciAddress,
+    /// Its header.
     pub header: Header,
     /// Index in [`Topology::functions`] of the bridge whose secondary bus this function
     /// is on; `None` on a root bus. A parent always has a smaller index.
     pub parent: Option<usize>,
     /// 4096 only for a PCI Express function reached through ECAM.
     pub config_size: ConfigSize,
+    /// The standard capability list.
     pub capabilities: CapabilityList<Capability>,
+    /// The extended capability list (empty without 4 KiB configuration space).
     pub ext_capabilities: CapabilityList<ExtCapability>,
+    /// The PCI Express capability, if any.
     pub pcie: Option<PcieCapability>,
+    /// The MSI capability, if any.
     pub msi: Option<MsiCapability>,
+    /// The MSI-X capability, if any.
     pub msix: Option<MsixCapability>,
+    /// The power management capability, if any.
     pub power: Option<PowerManagement>,
     /// For a bridge whose secondary bus was scanned: that bus.
     pub followed_bus: Option<u8>,
+    /// What was odd about this function.
     pub problems: Vec<EnumProblem>,
 }
 
 impl PciFunction {
+    /// Vendor ID.
     pub const fn vendor_id(&self) -> u16 {
         self.header.vendor_id
     }
+    /// Device ID.
     pub const fn device_id(&self) -> u16 {
         self.header.device_id
     }
+    /// Class code.
     pub const fn class(&self) -> ClassCode {
         self.header.class
     }
@@ -223,9 +281,11 @@ impl PciFunction {
     pub const fn is_bridge(&self) -> bool {
         matches!(self.header.header_type.layout(), HeaderLayout::PciBridge)
     }
+    /// A bridge's bus numbers; `None` for an endpoint.
     pub const fn bus_numbers(&self) -> Option<BusNumbers> {
         self.header.bus_numbers
     }
+    /// Its line in an lspci-like listing.
     pub fn lspci(&self) -> LspciLine {
         LspciLine::new(self.address, &self.header)
     }
@@ -234,7 +294,9 @@ impl PciFunction {
 /// A bus that was scanned, and the bridge that leads to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ScannedBus {
+    /// The bus's segment.
     pub segment: u16,
+    /// The bus number.
     pub bus: u8,
     /// `None` for a root bus.
     pub bridge: Option<usize>,
@@ -245,6 +307,7 @@ pub struct ScannedBus {
 pub struct Topology {
     /// In scan order: depth-first, a bridge before what is behind it.
     pub functions: Vec<PciFunction>,
+    /// Every bus scanned, in scan order.
     pub buses: Vec<ScannedBus>,
     /// Problems not tied to one function.
     pub problems: Vec<EnumProblem>,
@@ -253,10 +316,12 @@ pub struct Topology {
 }
 
 impl Topology {
+    /// The position in [`Topology::functions`] of the function at `address`.
     pub fn index_of(&self, address: PciAddress) -> Option<usize> {
         self.functions.iter().position(|f| f.address == address)
     }
 
+    /// The function at `address`, if enumeration found it.
     pub fn get(&self, address: PciAddress) -> Option<&PciFunction> {
         self.functions.iter().find(|f| f.address == address)
     }

@@ -13,19 +13,40 @@ use crate::access::ConfigError;
 pub enum WalkProblem {
     /// The pointer held at `from` had its two reserved low bits set. Software masks them
     /// (PCI Local Bus 3.0 §6.7, PCI Express Base §7.6.3) and the walk went on.
-    ReservedPointerBits { from: u16, pointer: u16 },
+    ReservedPointerBits {
+        /// Where the pointer was read.
+        from: u16,
+        /// The pointer as read.
+        pointer: u16,
+    },
     /// The pointer at `from` points into the header (below 0x40 for the standard list,
     /// below 0x100 for the extended one). The walk stopped.
-    PointerBelowHeader { from: u16, pointer: u16 },
+    PointerBelowHeader {
+        /// Where the pointer was read.
+        from: u16,
+        /// The pointer as read.
+        pointer: u16,
+    },
     /// The pointer at `from` points at a capability already visited: the list loops.
     /// The walk stopped.
-    Loop { from: u16, pointer: u16 },
+    Loop {
+        /// Where the pointer was read.
+        from: u16,
+        /// The pointer as read.
+        pointer: u16,
+    },
     /// More capabilities than the space can hold (48 standard, 480 extended); the walk
     /// stopped there.
-    TooMany { limit: usize },
+    TooMany {
+        /// The bound.
+        limit: usize,
+    },
     /// The capability at `at` read as all ones: the function stopped answering (removed,
     /// or powered down). The walk stopped.
-    AllOnes { at: u16 },
+    AllOnes {
+        /// Where the capability was to start.
+        at: u16,
+    },
     /// A configuration access was refused (the list pointed past the function's
     /// configuration space). The walk stopped.
     Access(ConfigError),
@@ -62,11 +83,14 @@ impl fmt::Display for WalkProblem {
 /// The capabilities a walk found, in list order, and what went wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CapabilityList<C> {
+    /// The capabilities, in list order.
     pub found: Vec<C>,
+    /// What was wrong with the list.
     pub problems: Vec<WalkProblem>,
 }
 
 impl<C> CapabilityList<C> {
+    /// No capabilities and no problems (a function without a list).
     pub const fn empty() -> CapabilityList<C> {
         CapabilityList {
             found: Vec::new(),

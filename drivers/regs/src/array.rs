@@ -34,6 +34,7 @@ impl<T, A> core::fmt::Debug for RegArray<T, A> {
 }
 
 impl<T, A> RegArray<T, A> {
+    /// `len` registers, the first at `base`, each `stride` bytes after the one before.
     pub const fn new(base: usize, stride: usize, len: usize) -> Self {
         RegArray {
             base,
@@ -43,10 +44,12 @@ impl<T, A> RegArray<T, A> {
         }
     }
 
+    /// How many registers there are.
     pub const fn len(self) -> usize {
         self.len
     }
 
+    /// Whether there are none.
     pub const fn is_empty(self) -> bool {
         self.len == 0
     }

@@ -15,13 +15,17 @@ use crate::value::Raw;
 
 /// 32-bit accesses.
 pub trait RegisterBlock32 {
+    /// Reads the 32-bit register at `offset`.
     fn read32(&self, offset: usize) -> u32;
+    /// Writes `value` to the 32-bit register at `offset`.
     fn write32(&self, offset: usize, value: u32);
 }
 
 /// 64-bit accesses.
 pub trait RegisterBlock64 {
+    /// Reads the 64-bit register at `offset`, in one access.
     fn read64(&self, offset: usize) -> u64;
+    /// Writes `value` to the 64-bit register at `offset`, in one access.
     fn write64(&self, offset: usize, value: u64);
 }
 
@@ -45,12 +49,14 @@ impl<B: RegisterBlock64 + ?Sized> RegisterBlock64 for &B {
 
 /// Reads of width `R`: implemented for every block that takes them (not by hand).
 pub trait ReadRaw<R: Raw> {
+    /// Reads the register of width `R` at `offset`.
     fn read_raw(&self, offset: usize) -> R;
 }
 
 /// Writes of width `R`: implemented for every block that takes them (not by hand).
 /// There is none of `u128`: no register that wide is written as a whole.
 pub trait WriteRaw<R: Raw> {
+    /// Writes `value` to the register of width `R` at `offset`.
     fn write_raw(&self, offset: usize, value: R);
 }
 

@@ -15,8 +15,12 @@
 //!
 //! Nothing here touches hardware: the kernel implements the block traits over its
 //! mappings (volatile accesses) or MSRs, the host tests over models.
+//!
+#![doc = include_str!("../README.md")]
 #![no_std]
 #![forbid(unsafe_code)]
+// What the hardware reports is a value to check, never a reason to panic.
+#![warn(clippy::unwrap_used)]
 
 mod access;
 mod array;

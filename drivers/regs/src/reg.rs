@@ -40,6 +40,7 @@ impl<T, A> core::fmt::Debug for Reg<T, A> {
 }
 
 impl<T, A> Reg<T, A> {
+    /// The register at byte `offset` from the block's base.
     pub const fn new(offset: usize) -> Self {
         Reg {
             offset,
@@ -47,6 +48,7 @@ impl<T, A> Reg<T, A> {
         }
     }
 
+    /// Its byte offset from the block's base.
     pub const fn offset(self) -> usize {
         self.offset
     }

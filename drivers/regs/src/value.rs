@@ -36,8 +36,11 @@ impl Raw for u128 {}
 /// }
 /// ```
 pub trait Value: Copy {
+    /// The raw width the value is read and written as.
     type Raw: Raw;
+    /// The value that raw bits read from the register stand for.
     fn from_raw(raw: Self::Raw) -> Self;
+    /// The raw bits to write.
     fn to_raw(self) -> Self::Raw;
 }
 

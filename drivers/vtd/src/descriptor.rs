@@ -16,10 +16,15 @@ use core::fmt;
 
 /// Descriptor type codes (bits 3:0).
 pub mod kind {
+    /// Context-cache invalidate (§6.5.2.1).
     pub const CONTEXT_CACHE: u8 = 0x1;
+    /// IOTLB invalidate (§6.5.2.3).
     pub const IOTLB: u8 = 0x2;
+    /// Device-TLB invalidate (not built by this crate).
     pub const DEVICE_TLB: u8 = 0x3;
+    /// Interrupt entry cache invalidate (§6.5.2.7).
     pub const IEC: u8 = 0x4;
+    /// Invalidation wait (§6.5.2.8).
     pub const WAIT: u8 = 0x5;
 }
 
@@ -35,7 +40,9 @@ pub const MAX_INDEX_MASK: u8 = 15;
 /// One queued invalidation descriptor, as the two qwords stored in a ring slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Descriptor {
+    /// Bits 63:0: the type and the type's fields.
     pub lo: u64,
+    /// Bits 127:64: an address, for the types that take one.
     pub hi: u64,
 }
 
@@ -43,13 +50,23 @@ pub struct Descriptor {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DescriptorError {
     /// An index-selective IEC invalidation whose index is not a multiple of 2^mask.
-    IndexNotAligned { index: u16, mask: u8 },
+    IndexNotAligned {
+        /// The first IRTE index asked for.
+        index: u16,
+        /// The index mask asked for (2^mask entries).
+        mask: u8,
+    },
     /// An index mask above [`MAX_INDEX_MASK`].
     MaskTooLarge(u8),
     /// A wait descriptor's status address must be 4-byte aligned.
     StatusAddressMisaligned(u64),
     /// A range of IRTEs running past index 65535.
-    RangeBeyondTable { first: u32, count: u32 },
+    RangeBeyondTable {
+        /// The first IRTE index.
+        first: u32,
+        /// How many entries.
+        count: u32,
+    },
 }
 
 impl fmt::Display for DescriptorError {
@@ -107,10 +124,13 @@ impl fmt::Display for DescriptorProblem {
 /// Which interrupt entry cache entries an IEC descriptor invalidates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IecScope {
+    /// Every entry of the cache.
     Global,
     /// 2^mask entries starting at `index` (aligned to 2^mask).
     Indexed {
+        /// The first entry, a multiple of 2^mask.
         index: u16,
+        /// IM: log2 of the number of entries.
         mask: u8,
     },
 }
@@ -118,28 +138,40 @@ pub enum IecScope {
 /// A descriptor's meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decoded {
+    /// A context-cache invalidation.
     ContextCache {
+        /// G, bits 5:4 (1 global, 2 domain-selective, 3 device-selective).
         granularity: u8,
     },
+    /// An IOTLB invalidation.
     Iotlb {
+        /// G, bits 5:4 (1 global, 2 domain-selective, 3 page-selective).
         granularity: u8,
+        /// DR, bit 7: drain reads first.
         drain_reads: bool,
+        /// DW, bit 6: drain writes first.
         drain_writes: bool,
     },
+    /// An interrupt entry cache invalidation.
     Iec(IecScope),
+    /// An invalidation wait.
     Wait {
+        /// IF, bit 4: raise an invalidation completion event.
         interrupt: bool,
         /// (status address, status data) when Status Write is set.
         status_write: Option<(u64, u32)>,
+        /// FN, bit 6: later descriptors wait until this one completes.
         fence: bool,
     },
     /// Any other type (device-TLB, PASID-based, reserved): not built by this crate.
     Other {
+        /// The type code, bits 3:0 with bits 11:9 above them.
         kind: u8,
     },
 }
 
 impl Descriptor {
+    /// The descriptor with these two qwords, as read from a ring slot.
     pub const fn from_raw(lo: u64, hi: u64) -> Descriptor {
         Descriptor { lo, hi }
     }
@@ -209,6 +241,7 @@ impl Descriptor {
         ((self.lo & 0xf) | ((self.lo >> 9) & 0x7) << 4) as u8
     }
 
+    /// What the descriptor means, by its type.
     pub fn decode(self) -> Decoded {
         let lo = self.lo;
         match self.kind() {

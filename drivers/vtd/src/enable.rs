@@ -45,6 +45,7 @@ pub struct RemappingConfig {
     pub table_entries: u32,
     /// Extended interrupt mode: 32-bit x2APIC destinations (IRTA.EIME).
     pub eim: bool,
+    /// How long each wait for the unit may take.
     pub budget: PollBudget,
     /// The unit's CAP and ECAP as read and checked once (the binding maps its registers
     /// by the same values): capabilities and fault record offsets come from here.
@@ -54,18 +55,28 @@ pub struct RemappingConfig {
 /// A step of [`enable_remapping`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
+    /// Check CAP and ECAP: interrupt remapping, queued invalidation, EIM if asked for.
     CheckCapabilities,
+    /// Turn off DMA translation left on by firmware.
     DisableFirmwareTranslation,
+    /// Turn off interrupt remapping left on by firmware.
     DisableFirmwareRemapping,
+    /// Turn off the invalidation queue left on by firmware.
     DisableFirmwareQueue,
+    /// Enable queued invalidation.
     EnableQueue,
+    /// Set the interrupt remapping table pointer (SIRTP).
     SetTablePointer,
+    /// Invalidate the whole interrupt entry cache.
     InvalidateEntryCache,
+    /// Enable interrupt remapping (IRE).
     EnableRemapping,
+    /// Block compatibility-format interrupts (clear CFI).
     BlockCompatibilityFormat,
 }
 
 impl Step {
+    /// What the step does, for messages.
     pub fn name(self) -> &'static str {
         match self {
             Step::CheckCapabilities => "check capabilities",
@@ -84,12 +95,16 @@ impl Step {
 /// A step of [`disable_remapping`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DisableStep {
+    /// Invalidate the whole interrupt entry cache.
     InvalidateEntryCache,
+    /// Disable interrupt remapping (clear IRE).
     DisableRemapping,
+    /// Disable queued invalidation (clear QIE).
     DisableQueue,
 }
 
 impl DisableStep {
+    /// What the step does, for messages.
     pub fn name(self) -> &'static str {
         match self {
             DisableStep::InvalidateEntryCache => "invalidate the interrupt entry cache",
@@ -104,8 +119,11 @@ impl DisableStep {
 pub enum StepError {
     /// The unit lacks a capability the step needs (e.g. `"ECAP.QI"`).
     Missing(&'static str),
+    /// A table or queue address or size no unit accepts.
     Layout(LayoutError),
+    /// The unit did not answer within the budget.
     Timeout(Timeout),
+    /// The invalidation queue failed.
     Queue(QiError),
 }
 
@@ -138,7 +156,9 @@ impl fmt::Display for StepError {
 /// [`disable_remapping`] failed at `step` (later steps were still tried).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DisableError {
+    /// The step that failed.
     pub step: DisableStep,
+    /// Why.
     pub cause: StepError,
 }
 
@@ -152,8 +172,11 @@ impl fmt::Display for DisableError {
 /// back off worked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EnableError {
+    /// The step that failed.
     pub step: Step,
+    /// Why.
     pub cause: StepError,
+    /// How turning everything back off went.
     pub rollback: Result<(), DisableError>,
 }
 
@@ -170,6 +193,7 @@ impl fmt::Display for EnableError {
 /// What [`enable_remapping`] found and did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Enabled {
+    /// IRTA as written: the table's address, its size and EIME.
     pub irta: Irta,
     /// GSTS at the end (IRES and QIES set; CFIS clear).
     pub status: GlobalStatus,

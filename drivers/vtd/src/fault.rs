@@ -14,14 +14,20 @@ use crate::source_id::Bdf;
 /// The request that faulted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultKind {
+    /// An interrupt request that failed remapping.
     InterruptRemapping,
+    /// A DMA read that failed translation.
     DmaRead,
+    /// A DMA write that failed translation.
     DmaWrite,
+    /// A page request.
     PageRequest,
+    /// A DMA atomic operation that failed translation.
     AtomicOp,
 }
 
 impl FaultKind {
+    /// The kind's name, for messages.
     pub fn name(self) -> &'static str {
         match self {
             FaultKind::InterruptRemapping => "interrupt remapping",
@@ -90,8 +96,11 @@ pub fn reason_name(reason: u8) -> Option<&'static str> {
 /// One decoded fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fault {
+    /// The requester id: bus 15:8, device 7:3, function 2:0.
     pub source_id: u16,
+    /// The fault reason code (VT-d appendix A).
     pub reason: u8,
+    /// What kind of request faulted.
     pub kind: FaultKind,
     /// The IRTE index, for interrupt remapping faults other than 0x25 (where the
     /// hardware leaves the field undefined).
@@ -159,7 +168,10 @@ impl fmt::Display for Fault {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// Print it; `suppressed` faults were dropped silently since the last printed one.
-    Print { suppressed: u64 },
+    Print {
+        /// Faults dropped since the last printed one.
+        suppressed: u64,
+    },
     /// Count it and print nothing.
     Suppress,
 }
@@ -177,6 +189,7 @@ pub struct FaultRateLimiter {
 }
 
 impl FaultRateLimiter {
+    /// A limiter that prints at most `burst` faults per `interval_ns`.
     pub const fn new(interval_ns: u64, burst: u32) -> FaultRateLimiter {
         FaultRateLimiter {
             interval_ns,

@@ -20,9 +20,13 @@ use crate::irte::Irte;
 /// accepts 4- and 8-byte accesses). Reads take `&mut self` because a read can have effects
 /// in a model (and the kernel holds the unit under its lock anyway).
 pub trait Registers {
+    /// Reads the 32-bit register at byte `offset`.
     fn read32(&mut self, offset: usize) -> u32;
+    /// Reads the 64-bit register at byte `offset`.
     fn read64(&mut self, offset: usize) -> u64;
+    /// Writes the 32-bit register at byte `offset`.
     fn write32(&mut self, offset: usize, value: u32);
+    /// Writes the 64-bit register at byte `offset`.
     fn write64(&mut self, offset: usize, value: u64);
 }
 

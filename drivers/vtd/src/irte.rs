@@ -30,11 +30,17 @@ use crate::source_id::{Bdf, SourceValidation, Sq, Svt};
 /// Delivery mode, IRTE bits 7:5.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeliveryMode {
+    /// Fixed (0): the vector, to the destination.
     Fixed,
+    /// Lowest priority (1): the vector, to one of the destinations.
     LowestPriority,
+    /// SMI (2).
     Smi,
+    /// NMI (4).
     Nmi,
+    /// INIT (5).
     Init,
+    /// ExtINT (7).
     ExtInt,
 }
 
@@ -51,6 +57,7 @@ impl DeliveryMode {
             _ => return None,
         })
     }
+    /// The DLM field's encoding.
     pub fn bits(self) -> u8 {
         match self {
             DeliveryMode::Fixed => 0,
@@ -65,6 +72,7 @@ impl DeliveryMode {
     pub fn uses_vector(self) -> bool {
         matches!(self, DeliveryMode::Fixed | DeliveryMode::LowestPriority)
     }
+    /// The mode's name, for messages.
     pub fn name(self) -> &'static str {
         match self {
             DeliveryMode::Fixed => "fixed",
@@ -77,15 +85,21 @@ impl DeliveryMode {
     }
 }
 
+/// Trigger mode, IRTE bit 4.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TriggerMode {
+    /// Edge-triggered (0).
     Edge,
+    /// Level-triggered (1).
     Level,
 }
 
+/// Destination mode, IRTE bit 2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DestinationMode {
+    /// Physical: the destination is one APIC id (0).
     Physical,
+    /// Logical: the destination is a logical APIC id or cluster (1).
     Logical,
 }
 
@@ -104,7 +118,12 @@ pub enum IrteError {
     /// Decoding: IM is set, a posted-format entry (§9.10), which this crate does not use.
     Posted,
     /// Decoding: reserved bits are set (`low`/`high`: the offending bits).
-    ReservedBits { low: u64, high: u64 },
+    ReservedBits {
+        /// The set reserved bits of bits 63:0.
+        low: u64,
+        /// The set reserved bits of bits 127:64.
+        high: u64,
+    },
     /// Decoding: delivery mode 3 or 6.
     ReservedDeliveryMode(u8),
 }
@@ -132,16 +151,23 @@ impl fmt::Display for IrteError {
 /// The typed contents of a remapped-format IRTE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RemappedEntry {
+    /// V, bits 23:16.
     pub vector: u8,
     /// The APIC id: 8 bits without EIM, 32 bits with.
     pub destination: u32,
+    /// TM, bit 4.
     pub trigger: TriggerMode,
+    /// DLM, bits 7:5.
     pub delivery: DeliveryMode,
+    /// DM, bit 2.
     pub destination_mode: DestinationMode,
+    /// RH, bit 3: with logical destinations, deliver to one of them.
     pub redirection_hint: bool,
+    /// FPD, bit 1: faults from this entry are not recorded.
     pub fault_processing_disable: bool,
     /// 4 bits for software.
     pub available: u8,
+    /// SVT, SQ and SID, bits 83:64.
     pub source: SourceValidation,
 }
 
@@ -237,6 +263,7 @@ impl Irte {
         RemappedEntry::fixed(vector, destination, trigger, source).encode(eim)
     }
 
+    /// The entry with these halves (bits 63:0, bits 127:64).
     pub const fn from_halves(low: u64, high: u64) -> Irte {
         Irte { low, high }
     }
@@ -249,15 +276,19 @@ impl Irte {
         self.high
     }
 
+    /// P, bit 0.
     pub fn present(self) -> bool {
         self.low & 1 != 0
     }
+    /// FPD, bit 1.
     pub fn fault_processing_disable(self) -> bool {
         self.low & 2 != 0
     }
+    /// IM, bit 15: a posted-format entry.
     pub fn posted(self) -> bool {
         self.low & IM != 0
     }
+    /// V, bits 23:16.
     pub fn vector(self) -> u8 {
         (self.low >> 16) as u8
     }
@@ -273,6 +304,7 @@ impl Irte {
             (self.destination_field() >> 8) & 0xff
         }
     }
+    /// SVT, SQ and SID.
     pub fn source(self) -> SourceValidation {
         SourceValidation {
             svt: Svt::from_bits((self.high >> 18) as u8),
@@ -324,7 +356,7 @@ impl Irte {
     }
 
     /// The same entry aimed at `vector` on `destination`: only the low half changes, so
-    /// a live entry can be retargeted with one 64-bit store (DESIGN.md §3, affinity way 1).
+    /// a live entry can be retargeted with one 64-bit store (docs/architecture.md, the first way to change affinity).
     pub fn with_target(self, vector: u8, destination: u32, eim: bool) -> Result<Irte, IrteError> {
         if vector < 0x10 {
             return Err(IrteError::ReservedVector(vector));

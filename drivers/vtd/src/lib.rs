@@ -1,5 +1,5 @@
 //! The hardware-free half of Sluice's Intel VT-d interrupt remapping driver
-//! (DESIGN.md §3, "Interrupt remapping").
+//! (docs/architecture.md, "The model").
 //!
 //! Typed registers and their text decoders, the GCMD read-modify-write rule and the
 //! enable/disable sequences with bounded waits, the invalidation queue, IRTEs,
@@ -12,8 +12,12 @@
 //! Section numbers are those of the Intel VT-d specification, revisions 4.x/5.x:
 //! §5.1 interrupt remapping, §6.5 invalidation, ch. 7 fault reporting, §9.9/§9.10 IRTE,
 //! §11.4 registers.
+//!
+#![doc = include_str!("../README.md")]
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
+// What the hardware reports is a value to check, never a reason to panic.
+#![warn(clippy::unwrap_used)]
 
 extern crate alloc;
 
@@ -24,6 +28,7 @@ pub mod fault;
 pub mod gcmd;
 pub mod hw;
 pub mod irte;
+pub mod irte_table;
 pub mod message;
 pub mod poll;
 pub mod qi;
@@ -41,6 +46,7 @@ pub use enable::{
 pub use fault::{Fault, FaultKind, FaultRateLimiter, Verdict, reason_name};
 pub use hw::{Clock, IrteMemory, QueueMemory, Registers};
 pub use irte::{DeliveryMode, DestinationMode, Irte, IrteError, RemappedEntry, TriggerMode};
+pub use irte_table::{EntryLine, present_entries};
 pub use message::{MessageError, MsiMessage, RemappableMsi};
 pub use poll::{PollBudget, Timeout, WaitingFor};
 pub use qi::{InvalidationQueue, QiError, QueueShutdown};

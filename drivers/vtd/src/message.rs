@@ -17,8 +17,11 @@ use core::fmt;
 /// message type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct MsiMessage {
+    /// Message Address bits 31:0.
     pub address_lo: u32,
+    /// Message Address bits 63:32.
     pub address_hi: u32,
+    /// Message Data.
     pub data: u32,
 }
 
@@ -30,6 +33,7 @@ const HANDLE_15: u32 = 1 << 2;
 /// A remappable-format interrupt request: handle and optional subhandle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RemappableMsi {
+    /// The IRTE index the request names (with the subhandle, when SHV is set).
     pub handle: u16,
     /// `Some(subhandle)` when SHV is set.
     pub subhandle: Option<u16>,

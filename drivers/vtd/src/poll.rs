@@ -1,6 +1,6 @@
 //! Bounded waits. Every wait for the hardware in this crate goes through
 //! [`poll_until`], so none can hang: each has a budget and ends in a [`Timeout`] naming
-//! what it was waiting for (DESIGN.md §5: hardware polls have timeouts and report errors).
+//! what it was waiting for (docs/architecture.md, "Conventions": hardware polls have timeouts and report errors).
 
 use core::fmt;
 
@@ -10,6 +10,7 @@ use crate::registers::GlobalStatus;
 /// How long one wait may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PollBudget {
+    /// The most a wait may take, in nanoseconds of the caller's clock.
     pub timeout_ns: u64,
 }
 
@@ -32,11 +33,24 @@ impl Default for PollBudget {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitingFor {
     /// A GSTS bit to become set (`set: true`) or clear.
-    Status { bit: GlobalStatus, set: bool },
+    Status {
+        /// The bit.
+        bit: GlobalStatus,
+        /// Whether it was to become set.
+        set: bool,
+    },
     /// An invalidation wait descriptor to write `status_data` to the status word.
-    WaitDescriptor { status_data: u32 },
+    WaitDescriptor {
+        /// The value the descriptor writes.
+        status_data: u32,
+    },
     /// The invalidation queue to drain: IQH to reach IQT (`head`/`tail` as last read).
-    QueueDrained { head: usize, tail: usize },
+    QueueDrained {
+        /// IQH's slot, as last read.
+        head: usize,
+        /// IQT's slot.
+        tail: usize,
+    },
 }
 
 impl fmt::Display for WaitingFor {
@@ -65,7 +79,9 @@ impl fmt::Display for WaitingFor {
 /// A wait ran out of budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeout {
+    /// What the wait was for.
     pub waiting_for: WaitingFor,
+    /// How long it waited.
     pub waited_ns: u64,
 }
 

@@ -36,41 +36,52 @@ pub enum QiError {
     Disabled,
     /// A descriptor this crate will not submit (nothing was written to the ring).
     Refused {
+        /// The descriptor.
         descriptor: Descriptor,
+        /// What is wrong with it.
         problem: DescriptorProblem,
     },
     /// A descriptor could not be built.
     Descriptor(DescriptorError),
     /// The queue was not empty before a batch: an earlier batch has not completed.
     Busy {
+        /// IQH's slot, as read.
         head: usize,
+        /// IQT's slot.
         tail: usize,
     },
     /// FSTS.IQE was already set before this batch, from an earlier batch's descriptor at
     /// `slot`. It was cleared and the slot neutralised; nothing was submitted: retry.
     StaleError {
+        /// The slot of the earlier descriptor.
         slot: usize,
     },
     /// The unit rejected the descriptor at `slot` (FSTS.IQE). `descriptor` is what this
     /// queue wrote there. The queue was recovered; the rest of the batch completed unless
     /// the rejected descriptor was the batch's own wait descriptor.
     InvalidDescriptor {
+        /// The slot IQH pointed at.
         slot: usize,
+        /// What this queue wrote there.
         descriptor: Descriptor,
     },
     /// The unit's IQH names a slot beyond the ring (the register holds up to 32767): the
     /// value cannot be trusted, so nothing was stored and FSTS.IQE was left set.
     HeadOutOfRange {
+        /// IQH's slot, as read.
         head: usize,
+        /// Slots in the ring.
         entries: usize,
     },
     /// IQH was not 0 right after the queue was enabled.
     HeadNotReset {
+        /// IQH's slot, as read.
         head: usize,
     },
     /// GSTS.QIES was already set when [`InvalidationQueue::enable`] was called: someone
     /// else's queue is running (turn it off first with [`disable_queue`]).
     AlreadyEnabled,
+    /// A wait for the unit ran out of budget.
     Timeout(Timeout),
 }
 
@@ -156,9 +167,11 @@ impl InvalidationQueue {
         })
     }
 
+    /// IQA as written: the ring's address, its size and DW.
     pub fn iqa(&self) -> Iqa {
         self.iqa
     }
+    /// Slots in the ring.
     pub fn entries(&self) -> usize {
         self.iqa.entries()
     }
@@ -166,9 +179,11 @@ impl InvalidationQueue {
     pub fn tail(&self) -> usize {
         self.tail
     }
+    /// This queue enabled the unit's queue and has not seen it disabled since.
     pub fn is_enabled(&self) -> bool {
         self.enabled
     }
+    /// How long each wait for the unit may take.
     pub fn budget(&self) -> PollBudget {
         self.budget
     }
@@ -444,8 +459,11 @@ pub enum QueueShutdown {
     /// it would wait for software forever) or still busy when the wait ran out — and QIE
     /// was cleared with descriptors `head..tail` pending (not run).
     Abandoned {
+        /// IQH's slot, as last read.
         head: usize,
+        /// IQT's slot.
         tail: usize,
+        /// FSTS.IQE was set: the unit stopped on an invalid descriptor.
         halted: bool,
     },
 }

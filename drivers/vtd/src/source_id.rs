@@ -29,6 +29,7 @@ pub enum Svt {
 }
 
 impl Svt {
+    /// Decodes the field (the low two bits of `bits`).
     pub fn from_bits(bits: u8) -> Svt {
         match bits & 3 {
             0 => Svt::None,
@@ -37,6 +38,7 @@ impl Svt {
             _ => Svt::Reserved,
         }
     }
+    /// The field's encoding.
     pub fn bits(self) -> u8 {
         match self {
             Svt::None => 0,
@@ -62,6 +64,7 @@ pub enum Sq {
 }
 
 impl Sq {
+    /// Decodes the field (the low two bits of `bits`).
     pub fn from_bits(bits: u8) -> Sq {
         match bits & 3 {
             0 => Sq::All,
@@ -70,6 +73,7 @@ impl Sq {
             _ => Sq::IgnoreBits2To0,
         }
     }
+    /// The field's encoding.
     pub fn bits(self) -> u8 {
         match self {
             Sq::All => 0,
@@ -98,17 +102,28 @@ pub enum PciPath {
     /// (its secondary bus, devfn 0) or with the original id: only the bus can be
     /// checked. `alias_bus` is the bridge's secondary bus (the bus of the alias Linux's
     /// `pci_for_each_dma_alias` reports); the device's own bus ends the range.
-    BehindPcieToPciBridge { alias_bus: u8 },
+    BehindPcieToPciBridge {
+        /// The bridge's secondary bus.
+        alias_bus: u8,
+    },
     /// Behind a conventional PCI bridge on another bus, whose own requester id the
     /// device's transactions carry (QEMU's `pci-bridge`).
-    Alias { requester_id: u16 },
+    Alias {
+        /// The bridge's requester id.
+        requester_id: u16,
+    },
 }
 
 /// A source-id rule that cannot be encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceIdError {
     /// A bus range whose start is above its end.
-    ReversedBusRange { start: u8, end: u8 },
+    ReversedBusRange {
+        /// The first bus.
+        start: u8,
+        /// The last bus.
+        end: u8,
+    },
 }
 
 impl fmt::Display for SourceIdError {
@@ -126,8 +141,11 @@ impl fmt::Display for SourceIdError {
 /// The SVT, SQ and SID fields of an IRTE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SourceValidation {
+    /// SVT: which check.
     pub svt: Svt,
+    /// SQ: which function bits the requester-id check ignores.
     pub sq: Sq,
+    /// SID: a requester id, or a bus range (start 15:8, end 7:0).
     pub sid: u16,
 }
 

@@ -20,9 +20,19 @@ pub enum IrteWrite {
     /// One 64-bit store of the low half.
     Low(u64),
     /// The entry becomes present: the high half, then the low half.
-    HighThenLow { high: u64, low: u64 },
+    HighThenLow {
+        /// Bits 127:64.
+        high: u64,
+        /// Bits 63:0.
+        low: u64,
+    },
     /// The entry stops being present: the low half, then the high half.
-    LowThenHigh { low: u64, high: u64 },
+    LowThenHigh {
+        /// Bits 63:0.
+        low: u64,
+        /// Bits 127:64.
+        high: u64,
+    },
     /// Both halves of a present entry change: one 16-byte atomic store.
     Atomic(Irte),
 }

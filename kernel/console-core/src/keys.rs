@@ -12,18 +12,29 @@ use pc_keyboard::{
 /// A key the console acts on. Control characters (Ctrl-A = '\u{1}' ...) are `Char`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Key {
+    /// A character, control characters included.
     Char(char),
+    /// Enter (CR or LF from a terminal).
     Enter,
+    /// Backspace (DEL or BS from a terminal).
     Backspace,
+    /// Delete, the key right of the cursor's character.
     Delete,
+    /// Cursor left.
     Left,
+    /// Cursor right.
     Right,
+    /// Cursor up: the previous history line.
     Up,
+    /// Cursor down: the next history line.
     Down,
+    /// Home: the start of the line.
     Home,
+    /// End: the end of the line.
     End,
     /// Page Up/Down scroll the screen's history (with or without Shift).
     PageUp,
+    /// See `PageUp`.
     PageDown,
 }
 
@@ -53,6 +64,7 @@ impl Key {
         }
     }
 
+    /// The key a [`Key::code`] stands for; `None` for a code no key has.
     pub fn from_code(code: u32) -> Option<Key> {
         const KEYS: [Key; 11] = [
             Key::Enter,
@@ -91,6 +103,7 @@ enum AnsiState {
 }
 
 impl AnsiDecoder {
+    /// A decoder waiting for the first byte of a key.
     pub const fn new() -> AnsiDecoder {
         AnsiDecoder {
             state: AnsiState::Ground,
@@ -174,6 +187,7 @@ pub struct KeyboardDecoder {
 }
 
 impl KeyboardDecoder {
+    /// A decoder for scancode set `kind` (set 1 when the i8042 translates, else set 2).
     pub fn new(kind: ScancodeSetKind) -> KeyboardDecoder {
         KeyboardDecoder {
             set: match kind {

@@ -7,7 +7,8 @@
 //! - `keys`: ANSI bytes and PS/2 scancodes (sets 1 and 2, US layout) to keys;
 //! - `line`: the line editor both inputs feed, with history;
 //! - `script`: the boot-script format a USB image carries.
-
+//!
+#![doc = include_str!("../README.md")]
 #![no_std]
 
 extern crate alloc;

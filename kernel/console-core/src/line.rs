@@ -28,6 +28,7 @@ pub enum Edit {
     Cancelled,
 }
 
+/// One line being edited, with its history: keys in, display updates out.
 pub struct LineEditor {
     prompt: &'static str,
     max_len: usize,
@@ -42,6 +43,8 @@ pub struct LineEditor {
 }
 
 impl LineEditor {
+    /// An empty line, at most `max_len` characters, shown after `prompt` (a recalled
+    /// line is redrawn after it).
     pub fn new(prompt: &'static str, max_len: usize) -> LineEditor {
         LineEditor {
             prompt,
@@ -54,9 +57,11 @@ impl LineEditor {
         }
     }
 
+    /// The line as typed so far.
     pub fn line(&self) -> &str {
         &self.line
     }
+    /// The cursor's column in the line.
     pub fn cursor(&self) -> usize {
         self.cursor
     }

@@ -22,27 +22,43 @@ pub enum PixelLayout {
     /// One grey byte, then padding.
     Gray,
     /// An 8-bit channel at each bit offset of a little-endian pixel word.
-    Bits { red: u8, green: u8, blue: u8 },
+    Bits {
+        /// Bit offset of the red byte.
+        red: u8,
+        /// Bit offset of the green byte.
+        green: u8,
+        /// Bit offset of the blue byte.
+        blue: u8,
+    },
 }
 
 /// A framebuffer's shape, as the firmware describes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Format {
+    /// Visible pixels per line.
     pub width: usize,
+    /// Visible lines.
     pub height: usize,
     /// Pixels from the start of one line to the start of the next (>= width).
     pub stride: usize,
+    /// Bytes per pixel (1 to 8).
     pub bytes_per_pixel: usize,
+    /// Where the colour channels are in a pixel's bytes.
     pub layout: PixelLayout,
 }
 
 /// Why a framebuffer cannot be used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FormatError {
+    /// The screen is smaller than one text cell.
     TooSmall,
+    /// Bytes per pixel outside 1..=8, or too few for the layout's channels.
     BadBytesPerPixel,
+    /// The stride is below the width.
     StrideBelowWidth,
+    /// The buffer is shorter than stride x height pixels.
     BufferShorterThanScreen,
+    /// A colour channel lies outside the pixel's bytes.
     ChannelOutsidePixel,
 }
 
@@ -130,15 +146,21 @@ pub fn luminance([r, g, b]: [u8; 3]) -> u8 {
 /// Largest text grid the console keeps (a 4K screen with the 16-pixel font is wider;
 /// the font chosen for it is larger, so this is not reached in practice).
 pub const MAX_COLS: usize = 256;
+/// Tallest text grid the console keeps.
 pub const MAX_ROWS: usize = 160;
 
 /// Where the text grid lies on the screen and with which font.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Geometry {
+    /// The font height chosen for the screen.
     pub font: RasterHeight,
+    /// A cell's width in pixels.
     pub cell_w: usize,
+    /// A cell's height in pixels.
     pub cell_h: usize,
+    /// Text columns.
     pub cols: usize,
+    /// Text rows.
     pub rows: usize,
 }
 
@@ -202,13 +224,16 @@ pub fn glyph(c: char, font: RasterHeight) -> &'static [u8] {
 
 /// Paints cells for one framebuffer format and grid.
 pub struct Painter {
+    /// The framebuffer painted into.
     pub format: Format,
+    /// The text grid on it.
     pub geometry: Geometry,
     /// Per attribute, the pixel bytes for each coverage value.
     lut: [[[u8; 8]; 256]; Attr::COUNT],
 }
 
 impl Painter {
+    /// A painter for `format` and `geometry`, its colour tables computed once here.
     pub fn new(format: Format, geometry: Geometry) -> Painter {
         let mut lut = [[[0u8; 8]; 256]; Attr::COUNT];
         for (a, table) in lut.iter_mut().enumerate() {

@@ -18,10 +18,12 @@ pub const REPORT: &[&str] = &[
 /// Longest command line the shell takes.
 pub const MAX_LINE: usize = 256;
 
+/// Why a ramdisk is not a boot script.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ScriptError {
     /// The ramdisk does not start with `HEADER`.
     NotAScript,
+    /// The script is not UTF-8.
     NotUtf8,
     /// Line `n` (1-based) is longer than the shell takes or not printable ASCII.
     BadLine(usize),

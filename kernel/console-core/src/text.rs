@@ -14,17 +14,21 @@
 pub struct Cell(pub u32);
 
 impl Cell {
+    /// A blank: a space in the normal attribute.
     pub const BLANK: Cell = Cell(0);
 
+    /// The character `c` shown with `attr`.
     pub const fn new(c: char, attr: Attr) -> Cell {
         Cell(c as u32 | (attr as u32) << 24)
     }
+    /// The cell's character (a blank is a space; an invalid one '?').
     pub fn ch(self) -> char {
         match self.0 & 0x1f_ffff {
             0 => ' ',
             c => char::from_u32(c).unwrap_or('?'),
         }
     }
+    /// The cell's attribute.
     pub fn attr(self) -> Attr {
         Attr::from_u8((self.0 >> 24) as u8)
     }
@@ -35,15 +39,20 @@ impl Cell {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Attr {
+    /// Ordinary output.
     Normal = 0,
+    /// A warning line of the log.
     Warning = 1,
+    /// An error line of the log.
     Error = 2,
     /// Status lines drawn by the console itself (the scrollback indicator).
     Status = 3,
 }
 
 impl Attr {
+    /// How many attributes there are (for tables indexed by one).
     pub const COUNT: usize = 4;
+    /// The attribute with value `v`; an unknown value is `Normal`.
     pub const fn from_u8(v: u8) -> Attr {
         match v {
             1 => Attr::Warning,
@@ -136,9 +145,11 @@ impl<const CELLS: usize> TextModel<CELLS> {
         Ok(())
     }
 
+    /// Columns of the screen.
     pub fn cols(&self) -> usize {
         self.cols
     }
+    /// Rows of the visible screen.
     pub fn screen_rows(&self) -> usize {
         self.screen_rows
     }
@@ -151,6 +162,7 @@ impl<const CELLS: usize> TextModel<CELLS> {
         self.cur_row + 1 - self.first_row
     }
 
+    /// The attribute of the characters written from now on.
     pub fn set_attr(&mut self, attr: Attr) {
         self.attr = attr;
     }

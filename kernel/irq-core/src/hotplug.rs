@@ -259,6 +259,7 @@ impl IrqCore {
         // the CPU returns without a reset it is delivered onto the fresh table
         // `cpu_online_restore` gives it and counted as spurious).
         self.vector.lock().mark_retriggered(cpu, v);
+        self.count_redelivery();
         Ok(true)
     }
 
@@ -737,6 +738,9 @@ mod tests {
         assert_eq!(r.broken, [b]);
         assert_eq!(r.shutdown, [m]);
         assert_eq!(r.redelivered, [b]);
+        // Counted once, for the one vector pending in the IRR; no plan ran a check.
+        let caught = c.irr_catches();
+        assert_eq!((caught.plans, caught.redelivered), (0, 1));
         assert_eq!(ap.scans, 1, "one settle point before the IRR scan");
         assert_eq!(r.leftover_vectors, 0);
         let nb = c.vector_irq(b).unwrap().target;

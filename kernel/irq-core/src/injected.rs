@@ -1,12 +1,12 @@
 //! Bugs put back on purpose, for the simulator's counter-examples: each exploration that
 //! shows a fix works also runs with its bug injected, and must then find a failure — so
 //! a test that passes says something. Built only with the `inject-bugs` feature, which
-//! only this crate's own tests enable; without it [`IrqCore::has_bug`] is `false` and
+//! only this crate's own tests enable; without it `IrqCore::has_bug` is `false` and
 //! compiles away.
 
 use crate::irqcore::IrqCore;
 
-/// A fixed bug that [`IrqCore::inject_bug`] can put back (issue 23).
+/// A fixed bug that `IrqCore::inject_bug` (feature `inject-bugs`) can put back (issue 23).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub enum InjectedBug {

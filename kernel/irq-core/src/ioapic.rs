@@ -51,6 +51,7 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::affinity::{Step, StepPlan, Word, plan_unmaskable_words};
 use crate::chip::{AffinityMsgs, Chip, ChipOp, HwIrq, LevelCtx};
@@ -245,31 +246,49 @@ pub struct IoApicDomain<S: RteStorage> {
     id: u8,
     /// `IO-APIC`, or `IR-IO-APIC` under a remapping domain (Linux's names).
     name: &'static str,
+    /// Under a remapping domain: every entry is in remappable format.
+    remapped: bool,
     storage: S,
     /// Per pin: the line settings while allocated (allocation runs under the domain lock).
     lines: IrqSpinLock<Vec<Option<Line>>>,
+    /// Compatibility-format level interrupts that the local APIC's EOI did not end (it
+    /// was not broadcast with the entry's vector): `irqs --linux` shows them as Linux's
+    /// `MIS`.
+    missed_eois: AtomicU64,
 }
 
 impl<S: RteStorage> IoApicDomain<S> {
     /// The domain of the I/O APIC with MADT id `id` over its redirection table.
     pub fn new(id: u8, storage: S) -> Self {
-        Self::named(id, storage, "IO-APIC")
+        Self::named(id, storage, false)
     }
 
     /// The same under an interrupt-remapping domain: its entries are derived from the
     /// remappable messages that domain composes; only the chip's name differs.
     pub fn remapped(id: u8, storage: S) -> Self {
-        Self::named(id, storage, "IR-IO-APIC")
+        Self::named(id, storage, true)
     }
 
-    fn named(id: u8, storage: S, name: &'static str) -> Self {
+    fn named(id: u8, storage: S, remapped: bool) -> Self {
         let pins = storage.pins() as usize;
         Self {
             id,
-            name,
+            name: if remapped { "IR-IO-APIC" } else { "IO-APIC" },
+            remapped,
             storage,
             lines: IrqSpinLock::new(&crate::locks::IOAPIC_LINES, alloc::vec![None; pins]),
+            missed_eois: AtomicU64::new(0),
         }
+    }
+
+    /// How many compatibility-format level interrupts the local APIC's broadcast EOI
+    /// left at Remote IRR, so that this chip ended them: an interrupt that came by IPI
+    /// (hotplug's re-delivery, a retrigger) and so as edge, or one whose entry's vector
+    /// moved meanwhile. Linux counts the same case, found from the TMR, as `MIS`
+    /// (`ioapic_ack_level`). A remappable entry is always ended here (its vector field
+    /// holds the pin), which is the rule, not a miss, and is not counted.
+    pub fn missed_eois(&self) -> u64 {
+        self.missed_eois.load(Ordering::Relaxed)
     }
 
     /// The redirection table (to read an entry back for `irq N`).
@@ -320,6 +339,9 @@ impl<S: RteStorage> IoApicDomain<S> {
         let entry = self.storage.read_low(pin);
         if broadcast.is_some_and(|v| u32::from(v.0) == entry & low::VECTOR) {
             return;
+        }
+        if !self.remapped {
+            self.missed_eois.fetch_add(1, Ordering::Relaxed);
         }
         if self.storage.version() >= EOI_REGISTER_VERSION {
             self.storage.write_eoi((entry & low::VECTOR) as u8);
@@ -415,7 +437,7 @@ impl<S: RteStorage> Chip for IoApicDomain<S> {
     }
 
     /// An edge line is ended at the local APIC alone. A level line there first, then
-    /// here ([`Self::end_level`]): see the module docs, "Ending a level interrupt".
+    /// here (`Self::end_level`): see the module docs, "Ending a level interrupt".
     fn ack(&self, d: &LevelCtx) -> Result<ChipOp> {
         self.end_op(d)
     }

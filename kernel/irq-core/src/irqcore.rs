@@ -83,6 +83,8 @@ impl IrqAlloc {
 /// One level as shown by `irq N`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LevelInfo {
+    /// The domain, for callers that keep their own facts about it (its kind).
+    pub domain_id: DomainId,
     /// Domain name.
     pub domain: String,
     /// Chip name (`APIC` for the root).
@@ -103,6 +105,22 @@ struct SpuriousCount {
     /// On a vector that had been routed and no longer is, with nothing expected there:
     /// see [`IrqCore::stray_count`].
     stray: AtomicU64,
+}
+
+/// How many interrupts the core's IRR checks found pending and sent on since the core
+/// was made ([`IrqCore::irr_catches`]): each is an interrupt that a move or an offline
+/// put at risk and that would have been lost without the check. Monotonic; a harness
+/// reads it before and after a run and takes the difference.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IrrCatches {
+    /// A two-step plan's IRR check ([`crate::affinity::Step::CheckIrrRetrigger`], or the
+    /// member form for a block) found the new vector pending on the old CPU — the device
+    /// sent its intermediate message between the two writes — and retriggered the irq at
+    /// its new target.
+    pub plans: u64,
+    /// CPU offline's step 4 found a vector routed on the dying CPU pending in its IRR and
+    /// retriggered its irq at the new target (`hotplug.rs`).
+    pub redelivered: u64,
 }
 
 /// The generic interrupt layer of one machine. Shared by every CPU (`&self` throughout);
@@ -126,6 +144,9 @@ pub struct IrqCore {
     pub(crate) deferred: SpinLock<alloc::collections::BTreeSet<Virq>>,
     /// The id the next plan is stamped with ([`crate::affinity::PlanId`]); 0 is never one.
     next_plan: AtomicU64,
+    /// [`IrrCatches`]: lock-free, counted where the check finds the bit.
+    caught_by_plans: AtomicU64,
+    redelivered: AtomicU64,
     /// Bugs put back on purpose for the simulator's counter-examples (`injected.rs`).
     #[cfg(feature = "inject-bugs")]
     pub(crate) injected: AtomicU32,
@@ -157,6 +178,8 @@ impl IrqCore {
             hotplug: SpinLock::new(&locks::HOTPLUG, HotplugState::default()),
             deferred: SpinLock::new(&locks::DEFERRED, alloc::collections::BTreeSet::new()),
             next_plan: AtomicU64::new(1),
+            caught_by_plans: AtomicU64::new(0),
+            redelivered: AtomicU64::new(0),
             #[cfg(feature = "inject-bugs")]
             injected: AtomicU32::new(0),
         })
@@ -166,6 +189,24 @@ impl IrqCore {
     /// plan for a freed irq can never pass for one of a later irq with its number.
     pub(crate) fn new_plan_id(&self) -> crate::affinity::PlanId {
         crate::affinity::PlanId(self.next_plan.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Interrupts the IRR checks caught so far (see [`IrrCatches`]).
+    pub fn irr_catches(&self) -> IrrCatches {
+        IrrCatches {
+            plans: self.caught_by_plans.load(Ordering::Relaxed),
+            redelivered: self.redelivered.load(Ordering::Relaxed),
+        }
+    }
+
+    /// A plan's IRR check retriggered an interrupt it found pending.
+    pub(crate) fn count_plan_catch(&self) {
+        self.caught_by_plans.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// CPU offline re-delivered an interrupt pending in the dying CPU's IRR.
+    pub(crate) fn count_redelivery(&self) {
+        self.redelivered.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Change storm-detection thresholds (at set-up, before interrupts flow).
@@ -708,6 +749,7 @@ impl IrqCore {
         Ok(levels
             .iter()
             .map(|l| LevelInfo {
+                domain_id: l.domain,
                 domain: reg
                     .node(l.domain)
                     .map_or_else(|_| String::from("?"), |n| n.name.clone()),

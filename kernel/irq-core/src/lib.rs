@@ -2,6 +2,8 @@
 //!
 //! See `README.md` beside this crate for the map of files, how the kernel binds it, and the
 //! lock order.
+//!
+#![doc = include_str!("../README.md")]
 #![cfg_attr(not(test), no_std)]
 #![deny(missing_docs)]
 
@@ -41,7 +43,7 @@ pub mod vector;
 
 pub use cpumask::{CpuId, CpuMask, MASK_WORDS, MAX_CPUS};
 pub use error::{IrqError, Result, Virq};
-pub use irqcore::{IrqAlloc, IrqCore};
+pub use irqcore::{IrqAlloc, IrqCore, LevelInfo};
 pub use source::{DmaAlias, IrqSource, PciFunction, Polarity};
 pub use vecblock::BlockId;
 pub use vector::Vector;

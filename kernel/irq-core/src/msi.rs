@@ -6,7 +6,7 @@
 //!
 //! * address: `0xFEE0_0000 | dest_id[7:0] << 12 | RH << 3 | DM << 2`. A 15-bit destination
 //!   without remapping uses the "extended destination id" convention (hypervisors incl.
-//!   QEMU): bits 11:5 carry dest_id[14:8]. Wider ids need interrupt remapping.
+//!   QEMU): bits 11:5 carry `dest_id[14:8]`. Wider ids need interrupt remapping.
 //! * data: `vector | delivery_mode << 8 | level << 14 | trigger << 15`.
 //!
 //! Remappable-format messages are composed by the interrupt-remapping domain (the VT-d

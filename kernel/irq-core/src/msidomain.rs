@@ -22,7 +22,7 @@
 //! plan's next step — above all the non-maskable path's IRR check — runs with the
 //! device holding what was written and every message it sent before that arrived
 //! (Linux reads back after each message write and each mask for the same reason:
-//! "PCI/MSI: Enforce MSI[X] entry updates to be visible"). The flush is the storage's
+//! "PCI/MSI: Enforce MSI\[X\] entry updates to be visible"). The flush is the storage's
 //! to do (only it knows what read reaches its device) but this domain's to call: the
 //! storage's methods stay one write each, which the affinity paths and their explorers
 //! count on, a plan needs no step of its own for it, and a storage that needs no flush

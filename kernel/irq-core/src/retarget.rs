@@ -207,6 +207,7 @@ impl IrqCore {
                     Some(d) if apic.irr_pending(v) => {
                         self.retrigger_locked(d, apic)?;
                         self.vector.lock().note_retriggered(apic.current_cpu(), v);
+                        self.count_plan_catch();
                         Ok(())
                     }
                     _ => Ok(()),

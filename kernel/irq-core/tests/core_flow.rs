@@ -405,6 +405,73 @@ fn stray_arrivals_are_counted_and_the_retriggered_bit_is_not() {
     assert_eq!(core.stray_count(9), 0, "no such CPU");
 }
 
+/// The count of interrupts a plan's IRR check caught moves exactly when the check found
+/// the bit: a two-step move the device stays quiet through counts nothing, one where
+/// the device fires between the two writes counts one.
+#[test]
+fn irr_catches_count_only_a_pending_bit() {
+    use sluice_irq_core::affinity::Step;
+    let (m, core, virq, _) = setup(false);
+    // A filler on each CPU, so that every cross-CPU move changes vector and CPU.
+    for cpu in [0, 1] {
+        core.alloc_irq(
+            DomainId::VECTOR,
+            &IrqSource::VectorOnly,
+            &IrqAlloc::edge(CpuMask::single(cpu)),
+        )
+        .unwrap();
+    }
+    for (to, fire) in [(1, false), (0, true), (1, false)] {
+        let from = core.vector_irq(virq).unwrap().target.cpu;
+        let before = core.irr_catches();
+        let plan = core
+            .set_affinity(virq, &CpuMask::single(to), false)
+            .unwrap()
+            .unwrap();
+        assert_eq!(plan.run_on, Some(from), "the two-step plan");
+        let first_write = plan
+            .steps
+            .iter()
+            .position(|s| matches!(s, Step::Write(..)))
+            .unwrap();
+        let mut old = SimApic {
+            m: m.clone(),
+            cpu: from as usize,
+        };
+        m.lock().unwrap().cpus[from as usize].irqs_on = false;
+        for i in 0..plan.steps.len() {
+            core.run_step(virq, &plan, i, &mut old).unwrap();
+            if fire && i == first_write {
+                m.lock().unwrap().fire(0);
+            }
+        }
+        let after = core.irr_catches();
+        assert_eq!(
+            (after.plans - before.plans, after.redelivered),
+            (u64::from(fire), 0),
+            "move to CPU {to}, the device fired between the writes: {fire}"
+        );
+        // The first interrupt at the new target completes the move; then nothing is left
+        // pending anywhere and the old vector is cleaned up, so the next move may go.
+        let new = core.vector_irq(virq).unwrap().target;
+        let mut at_new = SimApic {
+            m: m.clone(),
+            cpu: new.cpu as usize,
+        };
+        assert!(matches!(
+            hardirq(
+                || core.handle_vector(new.vector, &mut at_new, &mut |_, _| { IrqReturn::Handled })
+            ),
+            Dispatch::Run { .. }
+        ));
+        for c in &mut m.lock().unwrap().cpus {
+            c.irr.clear();
+            c.irqs_on = true;
+        }
+        hardirq(|| core.vector_cleanup(&mut old));
+    }
+}
+
 #[test]
 fn errors_not_panics() {
     let (m, core, virq, _) = setup(false);

@@ -35,29 +35,52 @@ pub enum ArgError {
     Missing(&'static str),
     /// A word that is not what the argument takes: `'x' is not a CPU number`.
     NotA {
+        /// The word as typed.
         word: String,
+        /// What the argument is, in words.
         what: &'static str,
         /// How one is written, where that helps (`0 or 0,2-3`).
         example: Option<&'static str>,
     },
     /// A number outside the argument's range: `COUNT must be 1..=10000, not '0'`.
     OutOfRange {
+        /// The argument's name in the usage (`COUNT`).
         name: &'static str,
+        /// The word as typed.
         word: String,
+        /// The smallest value taken.
         min: u64,
+        /// The largest value taken.
         max: u64,
     },
     /// A CPU number at or above the machine's CPU count.
-    NoSuchCpu { cpu: u64, cpus: usize },
+    NoSuchCpu {
+        /// The CPU number given.
+        cpu: u64,
+        /// How many CPUs the machine has.
+        cpus: usize,
+    },
     /// A word that is none of the argument's choices: `unknown subcommand 'x'`.
-    Unknown { what: &'static str, word: String },
+    Unknown {
+        /// What the argument is, in words.
+        what: &'static str,
+        /// The word as typed.
+        word: String,
+    },
     /// A word that is not a PCI address, with the address parser's reason.
-    BadAddress { word: String, error: AddressError },
+    BadAddress {
+        /// The word as typed.
+        word: String,
+        /// Why it is not an address.
+        error: AddressError,
+    },
     /// An option the command does not take (or not in this form of it).
     UnknownOption(String),
     /// An option given without the value it takes: `--msi needs a PCI address`.
     NeedsValue {
+        /// The option's name.
         option: &'static str,
+        /// What its value is, in words.
         what: &'static str,
     },
     /// Two options that exclude each other, both given.
@@ -120,9 +143,11 @@ impl From<ArgError> for String {
 
 /// How to read one argument, and what to call it in an error.
 pub trait Kind<'a> {
+    /// What a word parses to.
     type Value;
     /// The argument in words, for `missing ...`: "CPU number".
     fn what(&self) -> &'static str;
+    /// Parses one word, or says in an error what was wrong with it.
     fn parse(&self, word: &'a str) -> Result<Self::Value, ArgError>;
 }
 
@@ -143,6 +168,7 @@ pub struct Number<T> {
 }
 
 impl<T> Number<T> {
+    /// A number read as `T`, called `what` in errors.
     pub const fn new(what: &'static str) -> Self {
         Number {
             what,
@@ -210,6 +236,7 @@ impl Kind<'_> for Cpu {
 /// A Linux-style CPU list (`0-3,6`) of CPUs a machine with `cpus` CPUs has.
 #[derive(Clone, Copy, Debug)]
 pub struct CpuList {
+    /// How many CPUs the machine has.
     pub cpus: usize,
 }
 
@@ -262,6 +289,7 @@ pub struct Count {
 }
 
 impl Count {
+    /// A count between `min` and `max` inclusive, `name` in the usage and `what` in words.
     pub const fn new(name: &'static str, what: &'static str, min: u64, max: u64) -> Count {
         Count {
             name,
@@ -293,7 +321,9 @@ impl Kind<'_> for Count {
 /// One word of a fixed set: a subcommand, a benchmark's name.
 #[derive(Clone, Copy, Debug)]
 pub struct OneOf<'c> {
+    /// What the word is, in words ("subcommand").
     pub what: &'static str,
+    /// The words taken.
     pub choices: &'c [&'c str],
 }
 
@@ -331,6 +361,7 @@ impl<'a> Kind<'a> for Word {
 /// An option a command takes: a flag alone, or a name and the value after it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Opt {
+    /// `--naive`: its name alone.
     Flag(&'static str),
     /// `--msi BDF`: the name, and what its value is in words.
     Value(&'static str, &'static str),
@@ -347,6 +378,7 @@ impl Opt {
 /// One option as given, in the order of the line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Given<'a> {
+    /// The option's name.
     pub option: &'static str,
     /// The word after it, for an `Opt::Value`.
     pub value: Option<&'a str>,
@@ -368,6 +400,7 @@ pub struct Args<'a> {
 }
 
 impl<'a> Args<'a> {
+    /// The words after the command's name, none read yet.
     pub fn new(words: &[&'a str]) -> Args<'a> {
         Args {
             words: words.to_vec(),

@@ -9,16 +9,19 @@ use sluice_irq_core::vector::VECTOR_CLEANUP_VECTOR;
 
 use crate::machine::{Machine, Shared, Token};
 
+/// One simulated CPU: its local APIC's interrupt state and its interrupt flag.
 #[derive(Clone, Debug, Default)]
 pub struct Cpu {
     /// IRR: vector -> tokens riding on that bit (a set bit may carry no token, e.g. a
     /// duplicate left behind after a retrigger moved its tokens away).
     pub irr: BTreeMap<u8, Vec<Token>>,
+    /// ISR: vectors in service (taken, and not yet ended by an EOI).
     pub isr: Vec<u8>,
     /// TMR: vectors whose last accepted interrupt was level-triggered (SDM vol. 3A
     /// §11.8.4); their EOI is broadcast to the I/O APICs (§11.8.5; directed EOI is not
     /// enabled).
     pub tmr: BTreeSet<u8>,
+    /// RFLAGS.IF: the CPU takes interrupts.
     pub irqs_on: bool,
     /// Soft-enabled local APIC (SVR bit 8). A disabled APIC does not latch interrupts.
     pub apic_enabled: bool,
@@ -89,11 +92,14 @@ impl Machine {
 
 /// The local APIC of one CPU of the simulated machine.
 pub struct SimApic {
+    /// The machine.
     pub m: Shared,
+    /// The CPU whose APIC this is.
     pub cpu: usize,
 }
 
 impl SimApic {
+    /// CPU `cpu`'s local APIC on machine `m`.
     pub fn on(m: &Shared, cpu: usize) -> SimApic {
         SimApic { m: m.clone(), cpu }
     }

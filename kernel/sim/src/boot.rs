@@ -26,7 +26,9 @@ use crate::vtd::domain::{ModelPlatform, ModelUnit, StoreOnly};
 /// Whether the machine remaps interrupts, and how.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Remapping {
+    /// No remapping unit: messages go straight to the APICs.
     Off,
+    /// One model VT-d unit, its `INTEL-IR-0` domain between the MSI domains and VECTOR.
     On {
         /// IRTA.EIME: x2APIC destinations (else xAPIC, whose reserved destination bits
         /// the unit checks).
@@ -44,7 +46,9 @@ pub fn io_apic_source_id(id: u8) -> u16 {
 
 /// A remapped machine's unit, platform and domain.
 pub struct Remap {
+    /// The model unit.
     pub unit: Arc<ModelUnit>,
+    /// What the domain asks of the machine (who sends through an entry, its failures).
     pub platform: Arc<ModelPlatform>,
     /// `INTEL-IR-0`.
     pub domain: DomainId,
@@ -52,8 +56,11 @@ pub struct Remap {
 
 /// A booted machine.
 pub struct Boot {
+    /// The machine.
     pub m: Shared,
+    /// The interrupt core, with the machine's APICs and domains.
     pub core: IrqCore,
+    /// The remapping unit and its domain, when booted with one.
     pub remap: Option<Remap>,
 }
 
@@ -66,6 +73,7 @@ impl Boot {
         Boot::with(cpus, timing, Remapping::Off)
     }
 
+    /// `cpus` CPUs (APIC id = CPU number), all online, remapped as `remapping` says.
     pub fn with(cpus: usize, timing: Timing, remapping: Remapping) -> Boot {
         let m = Machine::new(cpus);
         {

@@ -64,8 +64,10 @@ struct Posted {
     requester: u16,
 }
 
+/// The messages between the devices and the APICs: those in flight, and the remapping unit they pass through.
 #[derive(Default)]
 pub struct Bus {
+    /// How long messages take to land.
     pub timing: Timing,
     /// Per device, the messages it sent that have not arrived, oldest first.
     in_flight: BTreeMap<usize, VecDeque<Posted>>,

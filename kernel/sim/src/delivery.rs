@@ -17,9 +17,13 @@ use crate::machine::{Machine, Shared, Token};
 /// with interrupts off (an interrupt gate), so it takes nothing else meanwhile.
 #[derive(Clone, Debug)]
 pub struct Running {
+    /// The CPU.
     pub cpu: usize,
+    /// The vector it took.
     pub vector: u8,
+    /// The interrupt the vector belongs to.
     pub virq: Virq,
+    /// The handler token the core's dispatch returned for the vector.
     pub token: u64,
     /// Device firings riding on the delivered IRR bit.
     pub tokens: Vec<Token>,

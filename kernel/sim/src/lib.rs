@@ -4,20 +4,23 @@
 //!
 //! * [`machine`]: devices and the bookkeeping of every firing; [`apic`]: CPUs (IRR/ISR,
 //!   EOI, soft-enable, IPIs); [`bus`]: messages in flight, and the remapping unit they
-//!   pass through; [`pci`]: PCI functions with an MSI capability, driven by sluice-pci's
-//!   own storage, their writes posted; [`lines`]: I/O APIC inputs, on a model I/O APIC
-//!   with Remote IRR ([`ioapic`]); [`storage`]: storage behind a command queue.
-//! * [`vtd`]: a model of a VT-d remapping unit (registers, invalidation queue, the
-//!   lookup with an interrupt entry cache), also used by `sluice-vtd`'s tests; [`lapic`]:
-//!   a standalone local APIC model (IRR, ISR, TMR) for tests without a machine.
+//!   pass through; [`pci`](mod@pci): PCI functions with an MSI capability, driven by
+//!   sluice-pci's own storage, their writes posted; [`lines`]: I/O APIC inputs, on a
+//!   model I/O APIC with Remote IRR ([`ioapic`]); [`storage`]: storage behind a command
+//!   queue.
+//! * [`vtd`]: a model of a VT-d remapping unit (registers, invalidation queue, the lookup
+//!   with an interrupt entry cache), also used by `sluice-vtd`'s tests; [`lapic`]: a
+//!   standalone local APIC model (IRR, ISR, TMR) for tests without a machine.
 //! * [`boot`]: the common set-up; [`schedule`]: one schedule's events and run;
 //!   [`explorer`]: every schedule; [`delivery`]: a CPU taking an interrupt through the
-//!   core; [`verdict`]: what a finished schedule must satisfy.
+//!   core; [`verdict`](mod@verdict): what a finished schedule must satisfy.
 //! * [`lockdep`]: the lock validator over the simulation (interrupt context, the
 //!   interrupt flag, reports).
 //! * [`wrong`]: chips and APICs wrong on purpose, for the counter-examples.
 //!
 //! README.md says what each model does that QEMU does not.
+//!
+#![doc = include_str!("../README.md")]
 
 pub mod apic;
 pub mod boot;

@@ -9,7 +9,7 @@
 //!   on the same).
 //! * **Edge** lines pulse: the rising edge sends once, with the firing's token.
 //! * **Level** lines stay asserted until the device is serviced — when a handler of its
-//!   irq runs ([`Machine::service_line`]), which covers every firing not yet carried by a
+//!   irq runs (`Machine::service_line`), which covers every firing not yet carried by a
 //!   message. Meanwhile the entry sends when unmasked with Remote IRR clear, and again
 //!   after an EOI clears Remote IRR while the line is still up: a message carries the
 //!   firings made since the line's last one (none, for such a repeat).
@@ -32,8 +32,11 @@ const PINS: u32 = 24;
 /// Where a device's wire goes.
 #[derive(Clone, Copy, Debug)]
 pub struct Line {
+    /// The I/O APIC's id.
     pub ioapic: u8,
+    /// The input pin.
     pub pin: u32,
+    /// Its polarity and trigger on the board.
     pub wire: Wire,
     /// Firings of a level line not yet carried by a message.
     unsent: Option<Token>,
@@ -167,7 +170,9 @@ impl Machine {
 /// each register write reaches the model at once (it may send), and a device may fire
 /// right after it.
 pub struct SimRteStorage {
+    /// The machine.
     pub m: Shared,
+    /// The I/O APIC's id.
     pub id: u8,
 }
 

@@ -27,15 +27,20 @@ use crate::lines::Line;
 use crate::pci::fake::FakeConfig;
 use crate::pci::function::MsiFunction;
 
+/// One firing of a device, numbered in firing order; the verdict counts its handlings.
 pub type Token = u32;
 
 /// The machine, shared by the simulated APICs, storages and the test.
 pub type Shared = Arc<Mutex<Machine>>;
 
+/// A device that sends MSI messages.
 #[derive(Clone, Debug, Default)]
 pub struct Device {
+    /// The message it sends, as its storage last took it.
     pub msg: MsiMsg,
+    /// It has a mask bit (MSI-X, or MSI with per-vector masking).
     pub maskable: bool,
+    /// Its mask bit is set.
     pub masked: bool,
     /// PCI pending bit: set when firing while masked, sent on unmask.
     pub pending: Option<Token>,
@@ -67,20 +72,27 @@ pub fn member_token(dev: usize, j: u32) -> u64 {
 /// How an I/O APIC input is wired on the board.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Wire {
+    /// Active low (else active high).
     pub active_low: bool,
+    /// Level-triggered (else edge).
     pub level: bool,
 }
 
 /// Who fires: a plain device, or member `j` of a multi-message device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
+    /// Device `i`.
     Device(usize),
+    /// Member `j` of multi-message device `i`.
     Member(usize, u32),
 }
 
+/// The whole simulated machine: CPUs, devices, lines, messages and the bookkeeping the verdict reads.
 #[derive(Default, Debug)]
 pub struct Machine {
+    /// The CPUs, by number.
     pub cpus: Vec<Cpu>,
+    /// The devices, by number.
     pub devices: Vec<Device>,
     /// The PCI functions' configuration space, as their registers hold it (writes still
     /// on their way are not in it).
@@ -102,7 +114,9 @@ pub struct Machine {
     pub cleanup_retries: u32,
     /// Simulated time, as every CPU's `now_ns` reads it; only tests advance it.
     pub now_ns: u64,
+    /// Per CPU: a cleanup left a vector behind and its retry timer is armed.
     pub cleanup_pending_timer: Vec<bool>,
+    /// Deliveries the core's entry reported spurious (nothing bound to the vector).
     pub spurious_seen: u32,
     /// (later token, token whose pending message it coalesced into)
     pub coalesced: Vec<(Token, Token)>,
@@ -177,6 +191,7 @@ impl Machine {
         self.devices.len() - 1
     }
 
+    /// Adds a device with a zero message, unmasked; returns its number.
     pub fn add_device(&mut self, maskable: bool) -> usize {
         self.push_device(Device {
             maskable,

@@ -80,7 +80,9 @@ impl Event {
 
 /// A schedule in progress.
 pub struct Run<'a> {
+    /// The interrupt core under test.
     pub core: &'a IrqCore,
+    /// The machine.
     pub m: Shared,
     /// Firings the schedule may still make, out of one budget for every source.
     pub fires_left: u32,
@@ -125,6 +127,7 @@ struct Owed {
 pub const PRUNED: &str = "pruned: a reordering of an explored schedule";
 
 impl<'a> Run<'a> {
+    /// A run on `m` in which `sources` may fire `fires` times in all.
     pub fn new(core: &'a IrqCore, m: &Shared, fires: u32, sources: &[Source]) -> Run<'a> {
         let cpus = m.lock().unwrap().cpus.len();
         Run {

@@ -11,7 +11,9 @@ use crate::machine::Shared;
 /// a maskable [`crate::machine::Device`]: masked, it holds one pending interrupt. Its
 /// message starts as zeros (what it holds before any command: not an MSI at all).
 pub struct SimQueuedStorage {
+    /// The machine.
     pub m: Shared,
+    /// The device whose message this stores.
     pub dev: usize,
 }
 

@@ -26,6 +26,7 @@ impl Machine {
             .map_or(t, |(_, b)| *b as usize)
     }
 
+    /// What went wrong: every firing not handled exactly once, and every handler run its device did not raise.
     pub fn lost_or_duplicated(&self) -> Vec<String> {
         let mut out = self.failures.clone();
         for t in 0..self.handled.len() {

@@ -165,11 +165,14 @@ impl Chip for NaiveMsiDomain {
 /// their way arrive whenever they arrive) — exactly as if step 4 of the migration, settle
 /// delay and re-delivery, were left out.
 pub struct NoRedeliveryApic {
+    /// The correct APIC it wraps.
     pub inner: SimApic,
+    /// The core began its IRR scan: from then on every IRR bit reads clear.
     pub scanning: bool,
 }
 
 impl NoRedeliveryApic {
+    /// Wraps `inner`.
     pub fn new(inner: SimApic) -> NoRedeliveryApic {
         NoRedeliveryApic {
             inner,

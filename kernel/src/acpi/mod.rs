@@ -12,6 +12,7 @@
 //! calibration; no DMAR → no interrupt remapping). Nothing here panics on bad data.
 
 mod handler;
+mod log_bridge;
 mod madt;
 mod s5;
 pub use s5::decode as s5_decode;
@@ -156,6 +157,7 @@ impl Platform {
 /// Reads every table the kernel uses. `rsdp` is the physical RSDP address from the
 /// bootloader, if it found one.
 pub fn discover(rsdp: Option<u64>) -> Platform {
+    log_bridge::install();
     let mut p = Platform {
         lapic_address: DEFAULT_LAPIC,
         ..Platform::default()
@@ -233,9 +235,7 @@ fn host_bridge_names(
         // SAFETY: the table lies in firmware RAM covered by the physical-memory map, and
         // its header says it is `length` bytes long (bounded above).
         let bytes = unsafe { core::slice::from_raw_parts(src, t.length as usize) };
-        names = names.add(sluice_acpi_tables::host_bridges::host_bridge_names(
-            &bytes[36..],
-        ));
+        names = names + sluice_acpi_tables::host_bridges::host_bridge_names(&bytes[36..]);
     }
     Some(names)
 }

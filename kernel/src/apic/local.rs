@@ -1,6 +1,6 @@
 //! The local APIC in xAPIC (MMIO) or x2APIC (MSR) mode, chosen at run time.
 //!
-//! x2APIC is used whenever CPUID.1:ECX[21] says the CPU has it (Intel SDM vol. 3,
+//! x2APIC is used whenever `CPUID.1:ECX[21]` says the CPU has it (Intel SDM vol. 3,
 //! 11.12): its MSR interface has no MMIO window, a 32-bit APIC id and a single
 //! 64-bit ICR write (no delivery-status polling between two halves).
 

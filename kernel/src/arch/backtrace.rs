@@ -1,5 +1,6 @@
 //! Stack traces by walking saved frame pointers (the kernel is built with
-//! `-C force-frame-pointers=yes`): each frame holds [rbp] = caller's rbp, [rbp+8] = return address.
+//! `-C force-frame-pointers=yes`): each frame holds `[rbp]` = the caller's rbp,
+//! `[rbp+8]` = the return address.
 
 const MAX_FRAMES: usize = 24;
 

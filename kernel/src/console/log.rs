@@ -64,6 +64,7 @@ macro_rules! print {
     ($($arg:tt)*) => { $crate::console::log::_print(format_args!($($arg)*)) };
 }
 
+/// Raw console output and a newline (shell output).
 #[macro_export]
 macro_rules! println {
     () => { $crate::print!("\n") };

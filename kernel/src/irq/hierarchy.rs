@@ -11,7 +11,7 @@ use sluice_acpi_tables::InterruptPlan;
 use sluice_acpi_tables::plan::{DomainKind, NoRemapReason};
 use sluice_irq_core::domain::{DomainId, DomainInfo};
 use sluice_irq_core::ioapic::IoApicDomain;
-use sluice_irq_core::{IrqCore, IrqError};
+use sluice_irq_core::{IrqCore, IrqError, LevelInfo, Virq};
 
 use crate::irq::domains::intel_ir::IrDomain;
 use crate::irq::domains::ioapic;
@@ -25,6 +25,8 @@ pub struct BuiltTree {
     /// Plan domains the kernel declined to build, and why (HPET-MSI without FSB
     /// delivery, ...).
     pub refused: Vec<(usize, String)>,
+    /// The I/O APIC domains, for their counters (`irqs --linux`'s MIS row).
+    pub ioapics: Vec<Arc<IoApicDomain<&'static ioapic::IoApic>>>,
 }
 
 static TREE: spin::Once<BuiltTree> = spin::Once::new();
@@ -49,6 +51,7 @@ pub fn build(core: &IrqCore) -> Result<&'static BuiltTree, IrqError> {
     let mut ids: Vec<Option<DomainId>> = alloc::vec![None; plan.domains.len()];
     let mut remapping = Vec::new();
     let mut refused = Vec::new();
+    let mut ioapics = Vec::new();
     for (i, d) in plan.domains.iter().enumerate() {
         let parent = d.parent.and_then(|p| ids.get(p).copied().flatten());
         let remapped_by = plan.remapped_by(i);
@@ -81,12 +84,14 @@ pub fn build(core: &IrqCore) -> Result<&'static BuiltTree, IrqError> {
             }
             (DomainKind::IoApic { id }, Some(parent)) => match ioapic::by_id(id) {
                 Some(io) => {
-                    let dom = if remapped_by.is_some() {
+                    let dom = Arc::new(if remapped_by.is_some() {
                         IoApicDomain::remapped(id, io)
                     } else {
                         IoApicDomain::new(id, io)
-                    };
-                    Some(core.add_domain(&name, parent, Arc::new(dom))?)
+                    });
+                    let built = core.add_domain(&name, parent, dom.clone())?;
+                    ioapics.push(dom);
+                    Some(built)
                 }
                 None => None,
             },
@@ -100,6 +105,7 @@ pub fn build(core: &IrqCore) -> Result<&'static BuiltTree, IrqError> {
         ids,
         remapping,
         refused,
+        ioapics,
     }))
 }
 
@@ -144,6 +150,43 @@ pub fn kind_of(id: DomainId) -> Option<DomainKind> {
     let t = built()?;
     let i = t.ids.iter().position(|&built| built == Some(id))?;
     Some(t.plan.domains[i].kind)
+}
+
+/// The plan domain a level of an irq belongs to: its own domain's kind, or for a domain
+/// added at run time (a device's MSI domain) its parent group's. What the shell and the
+/// benches ask instead of comparing chip names.
+pub fn level_kind(core: &IrqCore, level: &LevelInfo) -> Option<DomainKind> {
+    kind_of(level.domain_id).or_else(|| {
+        let parent = core
+            .domain_tree()
+            .into_iter()
+            .find(|d| d.id == level.domain_id)?
+            .parent?;
+        kind_of(parent)
+    })
+}
+
+/// The levels of `virq`, outermost first, each with its plan domain kind
+/// ([`level_kind`]).
+pub fn levels_with_kinds(virq: Virq) -> Result<Vec<(LevelInfo, Option<DomainKind>)>, IrqError> {
+    crate::irq::with_core(|c| {
+        c.irq_levels(virq).map(|levels| {
+            levels
+                .into_iter()
+                .map(|l| {
+                    let kind = level_kind(c, &l);
+                    (l, kind)
+                })
+                .collect()
+        })
+    })?
+}
+
+/// Whether `virq` is delivered through an interrupt remapping unit.
+pub fn is_remapped(virq: Virq) -> Result<bool, IrqError> {
+    Ok(levels_with_kinds(virq)?
+        .iter()
+        .any(|(_, k)| matches!(k, Some(DomainKind::IntelIr { .. }))))
 }
 
 /// The remapping domain of unit `index`, if remapping is on.

@@ -15,6 +15,8 @@ const RETARGET_NS: u64 = 1_000_000_000;
 /// The chains running, in the order given.
 pub struct Chains {
     sources: Vec<&'static dyn Raiser>,
+    /// Each source's handler runs that found nothing raised, when its chain started.
+    unhandled0: Vec<u64>,
 }
 
 /// What the chains did.
@@ -22,6 +24,16 @@ pub struct Chains {
 pub struct ChainTotals {
     pub raised: u64,
     pub handled: u64,
+    /// Handler runs on the chains' irqs that found nothing raised.
+    pub unhandled: u64,
+}
+
+/// A source's handler runs that found nothing raised, over all its messages.
+fn unhandled(s: &dyn Raiser) -> u64 {
+    s.counts()
+        .iter()
+        .map(|c| c.not_handled.load(Ordering::SeqCst))
+        .sum()
 }
 
 impl Chains {
@@ -34,10 +46,16 @@ impl Chains {
                     s.device().address()
                 ));
             }
+        }
+        let unhandled0 = sources.iter().map(|s| unhandled(*s)).collect();
+        for s in &sources {
             s.chain().start(u64::MAX / 2);
             s.raise_link()?;
         }
-        Ok(Chains { sources })
+        Ok(Chains {
+            sources,
+            unhandled0,
+        })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -143,20 +161,23 @@ impl Chains {
             core::hint::spin_loop();
         }
         let mut t = ChainTotals::default();
-        for s in &self.sources {
-            let (r, h) = (
+        for (s, u0) in self.sources.iter().zip(&self.unhandled0) {
+            let (r, h, u) = (
                 s.chain().raised.load(Ordering::SeqCst),
                 s.chain().handled.load(Ordering::SeqCst),
+                unhandled(*s) - u0,
             );
             crate::println!(
-                "  {} {}: chain raised {} handled {}",
+                "  {} {}: chain raised {} handled {} unhandled {}",
                 s.device().address(),
                 s.driver(),
                 r,
-                h
+                h,
+                u
             );
             t.raised += r;
             t.handled += h;
+            t.unhandled += u;
         }
         t
     }

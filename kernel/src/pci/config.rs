@@ -179,8 +179,8 @@ impl ConfigAccess for Config {
     fn read8(&mut self, a: PciAddress, offset: ConfigOffset) -> u8 {
         match ecam(a) {
             Some((m, page)) => m.read8(page + u64::from(offset.get())),
-            // SAFETY: as in read32, on the byte's lane.
             None => {
+                // SAFETY: as in read32, on the byte's lane.
                 with_legacy(a, offset, |p| unsafe { Port::<u8>::new(p).read() }).unwrap_or(u8::MAX)
             }
         }

@@ -90,6 +90,8 @@ fn count_of(w: u64) -> u64 {
     w & 0xff_ffff
 }
 
+/// Why stop_machine ran nothing or did not finish. The CPUs at fault come back as a
+/// `CpuMask` by value, as `ipi::CallError` does (and for its reason).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StopError {
     /// Another stop_machine is in progress.
@@ -131,11 +133,13 @@ pub struct StopReport {
 }
 
 /// Runs `f(arg)` on every CPU of `run_on` with all online CPUs stopped, interrupts off.
+#[allow(clippy::result_large_err, reason = "a CpuMask by value: see StopError")]
 pub fn stop_machine(f: StopFn, arg: u64, run_on: &CpuMask) -> Result<StopReport, StopError> {
     stop_machine_bounded(f, arg, run_on, ARRIVE_TIMEOUT_NS)
 }
 
 /// As `stop_machine`, with the arrival bound given.
+#[allow(clippy::result_large_err, reason = "a CpuMask by value: see StopError")]
 pub fn stop_machine_bounded(
     f: StopFn,
     arg: u64,

@@ -43,6 +43,8 @@ static SLOTS: [Slot; MAX_CPUS] = [const {
     }
 }; MAX_CPUS];
 
+/// Why task-context work could not run everywhere it was asked to. The CPUs at fault
+/// come back as a `CpuMask` by value, as `ipi::CallError` does (and for its reason).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TaskError {
     /// These CPUs are not online.
@@ -107,6 +109,7 @@ fn post(cpu: usize, f: TaskFn, arg: u64) -> Result<u64, ()> {
 /// Runs `f(arg)` in task context on every CPU of `targets` at once (this CPU runs its
 /// share here, after posting the others') and waits up to `timeout_ns` for all of them.
 /// Returns (cpu, result) in CPU order.
+#[allow(clippy::result_large_err, reason = "a CpuMask by value: see TaskError")]
 pub fn run_on(
     targets: &CpuMask,
     f: TaskFn,

@@ -14,6 +14,8 @@
 //! at boot; on the host, [`host`] provides them per thread.
 //!
 //! See `README.md` beside this crate for the rules, the hooks and the cost.
+//!
+#![doc = include_str!("../README.md")]
 #![no_std]
 #![deny(missing_docs)]
 // Without the validator, its bookkeeping types are built but never used.

@@ -72,11 +72,22 @@ pub trait Platform: Send + Sync {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UnitOp {
     /// Write a present entry (activation, deactivation, an affinity change).
-    Program { index: u16 },
+    Program {
+        /// The entry.
+        index: u16,
+    },
     /// Write the entry not present (freeing it).
-    Clear { index: u16 },
+    Clear {
+        /// The entry.
+        index: u16,
+    },
     /// Invalidate a block's range (its last member freed).
-    InvalidateRange { first: u16, count: u32 },
+    InvalidateRange {
+        /// The block's first entry.
+        first: u16,
+        /// Entries in the block.
+        count: u32,
+    },
 }
 
 /// A unit operation that failed, for [`Platform::report`].
@@ -84,6 +95,7 @@ pub enum UnitOp {
 pub struct Failure<'a> {
     /// The domain's name, `INTEL-IR-n`.
     pub domain: &'a str,
+    /// What the domain asked for.
     pub op: UnitOp,
     /// The unit's error.
     pub error: &'a dyn fmt::Display,

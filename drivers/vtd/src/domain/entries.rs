@@ -11,7 +11,9 @@ use crate::source_id::SourceValidation;
 /// What an allocated entry validates and how it is reached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EntryInfo {
+    /// The interrupt the entry delivers.
     pub virq: Virq,
+    /// The source-id check the entry makes (SVT, SQ, SID).
     pub source: SourceValidation,
     /// I/O APIC input, for the remappable RTE's vector field.
     pub pin: Option<u32>,

@@ -75,10 +75,12 @@ impl<U: RemappingUnit, P: Platform> IrDomain<U, P> {
         }
     }
 
+    /// The unit this domain programs.
     pub fn unit(&self) -> &U {
         &self.unit
     }
 
+    /// The rest of the machine: who sends through an entry, where failures go.
     pub fn platform(&self) -> &P {
         &self.platform
     }

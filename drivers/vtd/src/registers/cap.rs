@@ -10,9 +10,11 @@ use super::{bit, bits, write_flags};
 pub struct Version(pub u32);
 
 impl Version {
+    /// The major version, bits 7:4.
     pub fn major(self) -> u8 {
         bits(self.0 as u64, 4, 4) as u8
     }
+    /// The minor version, bits 3:0.
     pub fn minor(self) -> u8 {
         bits(self.0 as u64, 0, 4) as u8
     }

@@ -42,14 +42,23 @@ bitflags! {
     /// GSTS_REG bits (VT-d §11.4.4.2), at the same positions as their GCMD commands.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
     pub struct GlobalStatus: u32 {
+        /// Translation enable status.
         const TES = 1 << 31;
+        /// Root table pointer status: the last SRTP completed.
         const RTPS = 1 << 30;
+        /// Fault log status: the last SFL completed.
         const FLS = 1 << 29;
+        /// Advanced fault logging status.
         const AFLS = 1 << 28;
+        /// Write buffer flush status: set while a flush is in progress.
         const WBFS = 1 << 27;
+        /// Queued invalidation enable status.
         const QIES = 1 << 26;
+        /// Interrupt remapping enable status.
         const IRES = 1 << 25;
+        /// Interrupt remap table pointer status: the last SIRTP completed.
         const IRTPS = 1 << 24;
+        /// Compatibility format interrupt status: compatibility-format interrupts pass.
         const CFIS = 1 << 23;
     }
 }
@@ -128,15 +137,23 @@ pub fn status_name(bit: GlobalStatus) -> &'static str {
 /// fire a one-shot operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
+    /// TE: DMA translation on or off.
     TranslationEnable(bool),
+    /// EAFL: advanced fault logging on or off.
     AdvancedFaultLogging(bool),
+    /// QIE: queued invalidation on or off.
     QueuedInvalidation(bool),
+    /// IRE: interrupt remapping on or off.
     InterruptRemapping(bool),
     /// `true` lets compatibility-format interrupts through; `false` blocks them.
     CompatibilityFormat(bool),
+    /// SRTP: latch RTADDR.
     SetRootTablePointer,
+    /// SFL: latch the advanced fault log pointer.
     SetFaultLog,
+    /// WBF: flush the write buffer.
     WriteBufferFlush,
+    /// SIRTP: latch IRTA.
     SetInterruptRemapTablePointer,
 }
 

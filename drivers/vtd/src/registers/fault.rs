@@ -29,6 +29,7 @@ bitflags! {
         const ICE = 1 << 5;
         /// Invalidation time-out error (device-TLB).
         const ITE = 1 << 6;
+        /// Fault record index: the first pending fault record.
         const FRI = 0xff << 8;
     }
 }
@@ -70,7 +71,9 @@ bitflags! {
     /// reset; clearing it sends an event held while masked (IP).
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
     pub struct EventControl: u32 {
+        /// Interrupt mask: events are held, not sent.
         const IM = 1 << 31;
+        /// Interrupt pending: an event was held while masked.
         const IP = 1 << 30;
     }
 }
@@ -104,7 +107,9 @@ impl fmt::Display for EventControl {
 /// | 127 | F: fault, write 1 to clear |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FaultRecording {
+    /// Bits 63:0: the fault information (FI, 63:12).
     pub lo: u64,
+    /// Bits 127:64: source id, reason, type and F.
     pub hi: u64,
 }
 
@@ -112,6 +117,7 @@ impl FaultRecording {
     /// F as it sits in the high half: write `hi` = this to clear the record.
     pub const F_HI: u64 = 1 << 63;
 
+    /// F, bit 127: the record holds a fault.
     pub fn fault(self) -> bool {
         bit(self.hi, 63)
     }
@@ -119,30 +125,39 @@ impl FaultRecording {
     pub fn fault_info(self) -> u64 {
         self.lo & !0xfff
     }
+    /// SID, bits 79:64: the requester id.
     pub fn source_id(self) -> u16 {
         bits(self.hi, 0, 16) as u16
     }
+    /// T2, bit 92: type bit 2.
     pub fn t2(self) -> bool {
         bit(self.hi, 28)
     }
+    /// PRIV, bit 93: a privileged-mode request.
     pub fn privilege(self) -> bool {
         bit(self.hi, 29)
     }
+    /// EXE, bit 94: an execute request.
     pub fn execute(self) -> bool {
         bit(self.hi, 30)
     }
+    /// PP, bit 95: the request carried a PASID.
     pub fn pasid_present(self) -> bool {
         bit(self.hi, 31)
     }
+    /// FR, bits 103:96: the fault reason.
     pub fn reason(self) -> u8 {
         bits(self.hi, 32, 8) as u8
     }
+    /// PV, bits 123:104: the PASID, when PP is set.
     pub fn pasid(self) -> u32 {
         bits(self.hi, 40, 20) as u32
     }
+    /// AT, bits 125:124: the request's address type.
     pub fn address_type(self) -> u8 {
         bits(self.hi, 60, 2) as u8
     }
+    /// T1, bit 126: type bit 1 (0 write, 1 read).
     pub fn t1(self) -> bool {
         bit(self.hi, 62)
     }

@@ -32,12 +32,21 @@ const RECORD_BYTES: usize = 16;
 pub enum RegisterError {
     /// CAP or ECAP reads all ones, or CAP reads 0: nothing answers at the register base
     /// (a master abort reads all ones).
-    NotAnswering { cap: u64, ecap: u64 },
+    NotAnswering {
+        /// CAP as read.
+        cap: u64,
+        /// ECAP as read.
+        ecap: u64,
+    },
     /// The block `what` at `start..end` overlaps `with`.
     Overlap {
+        /// The block.
         what: &'static str,
+        /// Its first byte.
         start: usize,
+        /// The byte after it.
         end: usize,
+        /// The block it overlaps.
         with: &'static str,
     },
 }
@@ -120,9 +129,11 @@ impl RegisterLayout {
         RegisterLayout::new(cap, ecap)
     }
 
+    /// CAP as read.
     pub fn cap(&self) -> Capability {
         self.cap
     }
+    /// ECAP as read.
     pub fn ecap(&self) -> ExtendedCapability {
         self.ecap
     }

@@ -28,26 +28,47 @@ pub use snapshot::Snapshot;
 /// Map"). Fault recording registers are not at a fixed offset: see
 /// [`RegisterLayout::fault_record_offsets`].
 pub mod offset {
+    /// Version.
     pub const VER: usize = 0x00;
+    /// Capability.
     pub const CAP: usize = 0x08;
+    /// Extended capability.
     pub const ECAP: usize = 0x10;
+    /// Global command (32-bit).
     pub const GCMD: usize = 0x18;
+    /// Global status (32-bit).
     pub const GSTS: usize = 0x1c;
+    /// Root table address.
     pub const RTADDR: usize = 0x20;
+    /// Context command.
     pub const CCMD: usize = 0x28;
+    /// Fault status (32-bit).
     pub const FSTS: usize = 0x34;
+    /// Fault event control (32-bit).
     pub const FECTL: usize = 0x38;
+    /// Fault event data (32-bit).
     pub const FEDATA: usize = 0x3c;
+    /// Fault event address (32-bit).
     pub const FEADDR: usize = 0x40;
+    /// Fault event upper address (32-bit).
     pub const FEUADDR: usize = 0x44;
+    /// Invalidation queue head.
     pub const IQH: usize = 0x80;
+    /// Invalidation queue tail.
     pub const IQT: usize = 0x88;
+    /// Invalidation queue address.
     pub const IQA: usize = 0x90;
+    /// Invalidation completion status (32-bit).
     pub const ICS: usize = 0x9c;
+    /// Invalidation event control (32-bit).
     pub const IECTL: usize = 0xa0;
+    /// Invalidation event data (32-bit).
     pub const IEDATA: usize = 0xa4;
+    /// Invalidation event address (32-bit).
     pub const IEADDR: usize = 0xa8;
+    /// Invalidation event upper address (32-bit).
     pub const IEUADDR: usize = 0xac;
+    /// Interrupt remapping table address.
     pub const IRTA: usize = 0xb8;
 
     /// The register's name, for traces and test failure messages.

@@ -11,8 +11,11 @@ use super::{bit, bits};
 pub enum LayoutError {
     /// `address` is not a multiple of `align` bytes.
     Misaligned {
+        /// What is misaligned (`"IRTA"`, `"IQA"`, ...).
         what: &'static str,
+        /// The address.
         address: u64,
+        /// The alignment it needs, in bytes.
         align: u64,
     },
     /// An IRTE table size that is not 2^(S+1) for S in 0..=15.
@@ -63,6 +66,7 @@ fn check_aligned(what: &'static str, address: u64, align: u64) -> Result<(), Lay
 pub struct Irta(pub u64);
 
 impl Irta {
+    /// EIME, bit 11: 32-bit x2APIC destinations in the entries.
     pub const EIME: u64 = 1 << 11;
 
     /// IRTA for a table of `entries` 16-byte entries at physical `table`. `eime` selects
@@ -76,9 +80,11 @@ impl Irta {
         let s = u64::from(entries.trailing_zeros() - 1);
         Ok(Irta(table | if eime { Irta::EIME } else { 0 } | s))
     }
+    /// The table's address (bits 63:12).
     pub fn address(self) -> u64 {
         self.0 & !0xfff
     }
+    /// EIME, bit 11.
     pub fn eime(self) -> bool {
         bit(self.0, 11)
     }
@@ -117,6 +123,7 @@ impl fmt::Display for Irta {
 pub struct Iqa(pub u64);
 
 impl Iqa {
+    /// DW, bit 11: 256-bit descriptors (this crate uses 128-bit ones).
     pub const DW: u64 = 1 << 11;
 
     /// IQA for a queue of 2^(qs+8) 128-bit descriptors (4 KiB · 2^qs) at physical `base`.
@@ -127,12 +134,15 @@ impl Iqa {
         }
         Ok(Iqa(base | u64::from(qs)))
     }
+    /// The ring's address (bits 63:12).
     pub fn address(self) -> u64 {
         self.0 & !0xfff
     }
+    /// DW, bit 11.
     pub fn dw(self) -> bool {
         bit(self.0, 11)
     }
+    /// QS, bits 2:0: the ring holds 2^QS pages.
     pub fn qs(self) -> u8 {
         bits(self.0, 0, 3) as u8
     }
@@ -163,9 +173,11 @@ impl fmt::Display for Iqa {
 pub struct QueuePointer(pub u64);
 
 impl QueuePointer {
+    /// The register value that points at `slot` (bits 18:4).
     pub fn from_slot(slot: usize) -> QueuePointer {
         QueuePointer(((slot as u64) << 4) & 0x7fff0)
     }
+    /// The slot the register points at.
     pub fn slot(self) -> usize {
         bits(self.0, 4, 15) as usize
     }
@@ -182,7 +194,9 @@ impl fmt::Display for QueuePointer {
 pub struct InvalidationCompletionStatus(pub u32);
 
 impl InvalidationCompletionStatus {
+    /// IWC, bit 0: an invalidation wait with IF set completed.
     pub const IWC: u32 = 1;
+    /// IWC is set.
     pub fn iwc(self) -> bool {
         self.0 & Self::IWC != 0
     }

@@ -13,17 +13,29 @@ use crate::hw::Registers;
 /// (none is read-to-clear), so the shell may take one at any time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
+    /// VER.
     pub version: Version,
+    /// CAP.
     pub cap: Capability,
+    /// ECAP.
     pub ecap: ExtendedCapability,
+    /// GSTS.
     pub gsts: GlobalStatus,
+    /// FSTS.
     pub fsts: FaultStatus,
+    /// FECTL.
     pub fectl: EventControl,
+    /// IRTA.
     pub irta: Irta,
+    /// IQA.
     pub iqa: Iqa,
+    /// IQH.
     pub iqh: QueuePointer,
+    /// IQT.
     pub iqt: QueuePointer,
+    /// ICS.
     pub ics: InvalidationCompletionStatus,
+    /// IECTL.
     pub iectl: EventControl,
     /// Every fault recording register, pending or not.
     pub records: Vec<FaultRecording>,

@@ -22,29 +22,44 @@ pub fn addr(text: &str) -> PciAddress {
 /// How a BAR behaves when sized.
 #[derive(Debug, Clone, Copy)]
 pub enum BarModel {
+    /// An I/O BAR.
     Io {
+        /// Its address as firmware assigned it.
         address: u32,
+        /// Its size in bytes, a power of two.
         size: u32,
     },
+    /// A 32-bit memory BAR.
     Memory32 {
+        /// Its address as firmware assigned it.
         address: u32,
+        /// Its size in bytes, a power of two.
         size: u32,
+        /// The prefetchable bit.
         prefetchable: bool,
     },
+    /// A 64-bit memory BAR, in two slots.
     Memory64 {
+        /// Its address as firmware assigned it.
         address: u64,
+        /// Its size in bytes, a power of two.
         size: u64,
+        /// The prefetchable bit.
         prefetchable: bool,
     },
     /// Exactly this initial value and writable mask (for nonsense devices).
     Raw {
+        /// The dword before sizing.
         initial: u32,
+        /// The bits a write changes.
         writable: u32,
     },
 }
 
+/// One function's configuration space, and how its BARs behave.
 #[derive(Clone)]
 pub struct FakeFunction {
+    /// The space's bytes (256, or 4096 for PCI Express).
     pub config: Vec<u8>,
     /// Writable bits of each BAR dword (0x10..0x28); zero = not implemented.
     bar_writable: [u32; 6],
@@ -88,45 +103,56 @@ impl FakeFunction {
         f
     }
 
+    /// Sets the multi-function bit.
     pub fn multi_function(mut self) -> FakeFunction {
         self.config[0x0e] |= 0x80;
         self
     }
 
+    /// Sets the Header Type byte to `value`.
     pub fn with_header_type(mut self, value: u8) -> FakeFunction {
         self.config[0x0e] = value;
         self
     }
 
+    /// Sets the Command register.
     pub fn with_command(mut self, command: u16) -> FakeFunction {
         self.set16(0x04, command);
         self
     }
 
+    /// Sets the Status register.
     pub fn with_status(mut self, status: u16) -> FakeFunction {
         self.set16(0x06, status);
         self
     }
 
+    /// The byte at `offset`.
     pub fn get8(&self, offset: usize) -> u8 {
         self.config[offset]
     }
+    /// The little-endian word at `offset`.
     pub fn get16(&self, offset: usize) -> u16 {
         u16::from_le_bytes([self.config[offset], self.config[offset + 1]])
     }
+    /// The little-endian dword at `offset`.
     pub fn get32(&self, offset: usize) -> u32 {
         u32::from_le_bytes(self.config[offset..offset + 4].try_into().unwrap())
     }
+    /// Stores a byte at `offset`.
     pub fn set8(&mut self, offset: usize, value: u8) {
         self.config[offset] = value;
     }
+    /// Stores a little-endian word at `offset`.
     pub fn set16(&mut self, offset: usize, value: u16) {
         self.config[offset..offset + 2].copy_from_slice(&value.to_le_bytes());
     }
+    /// Stores a little-endian dword at `offset`.
     pub fn set32(&mut self, offset: usize, value: u32) {
         self.config[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
     }
 
+    /// Puts BAR `index` behind `model`.
     pub fn with_bar(mut self, index: usize, model: BarModel) -> FakeFunction {
         let at = 0x10 + 4 * index;
         match model {
@@ -293,16 +319,25 @@ impl FakeFunction {
 /// default read-modify-write).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoggedWrite {
+    /// The function.
     pub address: PciAddress,
+    /// The dword's offset.
     pub offset: u16,
+    /// The value written.
     pub value: u32,
 }
 
+/// A configuration space mechanism over fake functions, which logs what the code under test does to them.
 pub struct FakeConfig {
+    /// The functions that answer.
     pub functions: BTreeMap<PciAddress, FakeFunction>,
+    /// How much configuration space each function has (legacy or ECAM).
     pub size: ConfigSize,
+    /// Every write, in order.
     pub writes: Vec<LoggedWrite>,
+    /// How many reads were made.
     pub reads: usize,
+    /// Writes a function should never have been sent, as messages.
     pub violations: Vec<String>,
 }
 
@@ -333,15 +368,18 @@ impl FakeConfig {
         }
     }
 
+    /// Adds `function` at `address` (`"bb:dd.f"`).
     pub fn with(mut self, address: &str, function: FakeFunction) -> FakeConfig {
         self.functions.insert(addr(address), function);
         self
     }
 
+    /// The function at `address`; panics if there is none.
     pub fn function(&self, address: &str) -> &FakeFunction {
         &self.functions[&addr(address)]
     }
 
+    /// The function at `address`, to change; panics if there is none.
     pub fn function_mut(&mut self, address: &str) -> &mut FakeFunction {
         self.functions
             .get_mut(&addr(address))
@@ -415,9 +453,13 @@ pub mod bridges {
 
     /// PCIe capability device/port types (PCIe Base §7.5.3.2).
     pub const ROOT_PORT: u8 = 4;
+    /// Upstream port of a switch.
     pub const UPSTREAM_PORT: u8 = 5;
+    /// Downstream port of a switch.
     pub const DOWNSTREAM_PORT: u8 = 6;
+    /// PCI Express to PCI/PCI-X bridge.
     pub const PCIE_TO_PCI: u8 = 7;
+    /// PCI/PCI-X to PCI Express bridge.
     pub const PCI_TO_PCIE: u8 = 8;
 
     /// QEMU `pcie-root-port` (1b36:000c).
@@ -440,6 +482,7 @@ pub mod bridges {
         FakeFunction::bridge(0x104c, 0x8232, primary, secondary, subordinate)
             .with_pcie(UPSTREAM_PORT)
     }
+    /// A switch's downstream port with these bus numbers.
     pub fn switch_down(primary: u8, secondary: u8, subordinate: u8) -> FakeFunction {
         FakeFunction::bridge(0x104c, 0x8233, primary, secondary, subordinate)
             .with_pcie(DOWNSTREAM_PORT)

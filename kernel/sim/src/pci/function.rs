@@ -61,6 +61,7 @@ pub type PciMsiStorage = MsiCapStorage<SimConfig>;
 /// `msi_order`, run by [`crate::Boot::start_msi`]) reaches the storage through it, the
 /// way the kernel's PCI MSI code reaches its domain's.
 pub trait MsiOps: DomainOps {
+    /// The storage the domain writes this function's message through.
     fn msi_storage(&self) -> &PciMsiStorage;
 }
 
@@ -81,7 +82,9 @@ struct Write {
 /// A device that is a PCI function with an MSI capability.
 #[derive(Clone, Debug)]
 pub struct MsiFunction {
+    /// The function.
     pub address: PciAddress,
+    /// Its MSI capability, as read at set-up.
     pub cap: MsiCapability,
     /// Writes issued and not landed.
     link: Link<Write, ()>,

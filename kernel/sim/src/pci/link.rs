@@ -31,7 +31,7 @@
 //!   column 4), and the ECAM section's implementation note on ordering says as much and
 //!   leaves it to the platform to offer a way to wait for an ECAM write. The model
 //!   takes the root complex to answer a function's configuration requests in order,
-//!   which is what Linux's read-back after an MSI write ("PCI/MSI: Enforce MSI[X] entry
+//!   which is what Linux's read-back after an MSI write ("PCI/MSI: Enforce MSI\[X\] entry
 //!   updates to be visible") relies on too.
 //!
 //! **Upstream, messages are in flight.** An MSI is a posted memory write from the
@@ -66,7 +66,9 @@ pub enum Path {
 /// A message in flight, with the id it was sent under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InFlight<M> {
+    /// The number it was sent under.
     pub id: usize,
+    /// The message.
     pub message: M,
 }
 
@@ -100,6 +102,7 @@ impl<W: Clone, M: Clone> Link<W, M> {
         self.posted.iter().map(|(_, w)| w)
     }
 
+    /// Some write is still posted.
     pub fn has_posted(&self) -> bool {
         !self.posted.is_empty()
     }
@@ -114,6 +117,7 @@ impl<W: Clone, M: Clone> Link<W, M> {
         (!blocked).then_some(at)
     }
 
+    /// Whether a posted write on `path` may land now.
     pub fn can_land(&self, path: Path) -> bool {
         self.landable(path).is_some()
     }
@@ -154,6 +158,7 @@ impl<W: Clone, M: Clone> Link<W, M> {
         self.in_flight.iter()
     }
 
+    /// How many messages are in flight.
     pub fn in_flight_len(&self) -> usize {
         self.in_flight.len()
     }

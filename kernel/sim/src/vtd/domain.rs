@@ -139,6 +139,7 @@ pub struct ModelPlatform {
 }
 
 impl ModelPlatform {
+    /// The failures the domain reported so far.
     pub fn failures(&self) -> Vec<String> {
         self.failures.lock().unwrap().clone()
     }

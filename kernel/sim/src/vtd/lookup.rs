@@ -13,19 +13,24 @@ use super::unit::Unit;
 /// How an SVT 2 (bus range) SID is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BusRangeOrder {
-    /// VT-d §9.9 and Linux: SID[15:8] is the start bus, SID[7:0] the end bus.
+    /// VT-d §9.9 and Linux: `SID[15:8]` is the start bus, `SID[7:0]` the end bus.
     Spec,
-    /// QEMU 10: SID[15:8] is the highest bus, SID[7:0] the lowest.
+    /// QEMU 10: `SID[15:8]` is the highest bus, `SID[7:0]` the lowest.
     Qemu,
 }
 
 /// An interrupt as the APIC receives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Delivery {
+    /// The vector.
     pub vector: u8,
+    /// The destination APIC id (or logical destination).
     pub destination: u32,
+    /// Level-triggered.
     pub level: bool,
+    /// Logical destination mode.
     pub logical: bool,
+    /// The delivery mode's 3-bit encoding.
     pub delivery_mode: u8,
     /// It went through without remapping (IR off, or compatibility format let through).
     pub passthrough: bool,
@@ -43,7 +48,7 @@ const PASS: Delivery = Delivery {
 /// Bits of the low half that are reserved in every remapped entry (VT-d §9.10).
 const RESERVED_LOW: u64 = 0x7 << 12 | 0xff << 24;
 /// The destination bits an xAPIC-mode entry (IRTA.EIME clear) must leave zero: the APIC
-/// id sits in DST[15:8] (entry bits 47:40); DST[7:0] and DST[31:16] are reserved.
+/// id sits in DST\[15:8\] (entry bits 47:40); DST\[7:0\] and DST\[31:16\] are reserved.
 const RESERVED_LOW_XAPIC: u64 = 0xff << 32 | 0xffff << 48;
 /// Bits of the high half above the source-id fields.
 const RESERVED_HIGH: u64 = !0xf_ffff;

@@ -12,7 +12,10 @@ pub enum QiMode {
     /// Every descriptor up to the tail is processed inside the IQT write (QEMU).
     Synchronous,
     /// One descriptor is processed every `polls` reads of IQH, FSTS or the status word.
-    Lazy { polls: u32 },
+    Lazy {
+        /// Reads per descriptor.
+        polls: u32,
+    },
 }
 
 /// Where the model follows QEMU rather than the specification.
@@ -33,7 +36,7 @@ pub struct Quirks {
     /// IRTEs are cached until invalidated (QEMU re-reads every time).
     pub caches_irtes: bool,
     /// In xAPIC mode (IRTA.EIME clear) an entry whose destination has bits outside
-    /// DST[15:8] set faults as a reserved-field violation (0x24); QEMU truncates the
+    /// `DST[15:8]` set faults as a reserved-field violation (0x24); QEMU truncates the
     /// destination silently.
     pub checks_xapic_destination: bool,
 }
@@ -41,11 +44,17 @@ pub struct Quirks {
 /// One access the crate made, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
+    /// A 32-bit register write: offset, value.
     Write32(usize, u32),
+    /// A 64-bit register write: offset, value.
     Write64(usize, u64),
+    /// A descriptor stored in the ring: slot, descriptor.
     Descriptor(usize, Descriptor),
+    /// A 64-bit store of an IRTE's low half: index, value.
     IrteLow(u16, u64),
+    /// A 64-bit store of an IRTE's high half: index, value.
     IrteHigh(u16, u64),
+    /// A 16-byte store of a whole IRTE: index, entry.
     IrteAtomic(u16, Irte),
 }
 
@@ -62,15 +71,20 @@ pub const FIRMWARE_RING: u64 = 0x50_0000;
 
 /// One remapping unit and the memory it sees.
 pub struct Unit {
+    /// CAP.
     pub cap: u64,
+    /// ECAP.
     pub ecap: u64,
+    /// GSTS.
     pub gsts: u32,
     /// GSTS bits this unit never sets (a broken unit).
     pub refuse: GlobalStatus,
     /// Reads of GSTS before a GCMD effect shows (0: at once, like QEMU).
     pub gsts_delay: u32,
     pending_gsts: VecDeque<(u32, u32, bool)>, // (polls left, bits, set)
+    /// Where it follows QEMU rather than the specification.
     pub quirks: Quirks,
+    /// How the invalidation engine runs.
     pub qi_mode: QiMode,
     /// Drop status writes of wait descriptors (a unit that never reports completion).
     pub drop_status_writes: bool,
@@ -78,41 +92,68 @@ pub struct Unit {
     pub rejected_types: Vec<u8>,
     pub(crate) lazy_credit: u32,
 
+    /// IRTA as written (latched by SIRTP).
     pub irta: u64,
+    /// IQA.
     pub iqa: u64,
+    /// IQT.
     pub iqt: u64,
+    /// IQH's slot.
     pub iqh: usize,
+    /// FSTS.
     pub fsts: u32,
+    /// FECTL.
     pub fectl: u32,
+    /// ICS.
     pub ics: u32,
+    /// The fault recording registers, (low, high).
     pub frcd: Vec<(u64, u64)>,
+    /// The record the next fault goes to.
     pub next_frcd: usize,
+    /// Fault events sent.
     pub fault_events: u32,
 
     // Latched state, as QEMU keeps it.
+    /// Queued invalidation is on.
     pub qi_enabled: bool,
+    /// The ring's address, latched when the queue was enabled.
     pub iq_base: u64,
+    /// Slots in the ring, latched when the queue was enabled.
     pub iq_size: usize,
+    /// The type of the last descriptor processed.
     pub last_desc_type: u8,
+    /// The table's address, latched by SIRTP.
     pub intr_root: u64,
+    /// Entries in the table, latched by SIRTP.
     pub intr_size: u32,
+    /// EIME, latched by SIRTP.
     pub eime: bool,
 
     // Memory.
+    /// Where the crate's ring is.
     pub ring_address: u64,
+    /// Where the crate's wait descriptors write their status.
     pub status_address: u64,
+    /// The ring's slots in memory, by address.
     pub ring: BTreeMap<u64, Descriptor>,
+    /// Other memory the unit wrote (status words), by address.
     pub ram: BTreeMap<u64, u32>,
+    /// The interrupt remapping table in memory, by index.
     pub irt: BTreeMap<u16, Irte>,
+    /// The unit can read the table (else every lookup faults).
     pub table_readable: bool,
+    /// The interrupt entry cache: entries as the unit last read them.
     pub iec: BTreeMap<u16, Irte>,
 
     /// Descriptors the engine processed, in order.
     pub processed: Vec<Descriptor>,
     /// Why the simulated QEMU aborted, if it did.
     pub aborted: Option<String>,
+    /// Every access the crate made, in order.
     pub log: Vec<Event>,
+    /// The unit's clock, in nanoseconds.
     pub now: u64,
+    /// How far the clock moves per reading.
     pub tick_ns: u64,
     /// Register reads the crate made (how long a sequence ran, in accesses).
     pub reads: u64,
@@ -130,6 +171,7 @@ pub const QEMU_CAP: u64 =
 pub const QEMU_ECAP: u64 = 0x2 | 0x8 | 0x10 | 0x40 | (0xf << 8) | (0xf << 20);
 
 impl Unit {
+    /// A unit as QEMU 10 presents it with intremap=on, eim=on.
     pub fn qemu() -> Unit {
         Unit {
             cap: QEMU_CAP,
@@ -234,6 +276,7 @@ impl Unit {
         self
     }
 
+    /// GSTS, typed.
     pub fn status(&self) -> GlobalStatus {
         GlobalStatus::from_bits_retain(self.gsts)
     }

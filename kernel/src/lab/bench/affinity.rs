@@ -27,6 +27,7 @@ use sluice_irq_core::{CpuId, CpuMask, IrqError, Virq};
 
 use super::stats::Summary;
 use crate::irq::KernelApic;
+use crate::irq::hierarchy;
 
 /// What kind of hardware an irq's move rewrites.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,17 +72,25 @@ impl Path {
 
 /// The path an irq's moves take, from its levels and its storage.
 fn path_of(virq: Virq) -> Option<Path> {
-    let levels = crate::irq::with_core(|c| c.irq_levels(virq)).ok()?.ok()?;
-    if levels.len() == 1 {
+    let kinds: Vec<Option<DomainKind>> = hierarchy::levels_with_kinds(virq)
+        .ok()?
+        .into_iter()
+        .map(|(_, k)| k)
+        .collect();
+    if kinds.len() == 1 {
         return Some(Path::VectorOnly);
     }
-    if levels.iter().any(|l| l.chip == "INTEL-IR") {
+    if kinds
+        .iter()
+        .any(|k| matches!(k, Some(DomainKind::IntelIr { .. })))
+    {
         return Some(Path::Remapped);
     }
-    match levels.first()?.chip.as_str() {
-        "IO-APIC" => Some(Path::IoApic),
-        "DMAR-MSI" | "PCI-MSIX" => Some(Path::MsiMaskable),
-        "PCI-MSI" => crate::irq::domains::pci_msi::with_storage(virq, |s, _, held| {
+    match kinds.first()?.as_ref()? {
+        DomainKind::IoApic { .. } => Some(Path::IoApic),
+        DomainKind::DmarMsi => Some(Path::MsiMaskable),
+        // MSI-X storage says maskable and never multi-vector.
+        DomainKind::PciMsi => crate::irq::domains::pci_msi::with_storage(virq, |s, _, held| {
             if s.caps().multi_vector && held > 1 {
                 Path::MultiMsi
             } else if s.caps().maskable {

@@ -130,7 +130,7 @@ impl Handle for E1000e {
         // §10.2.4.1), another entry's raise included.
         let cause = reg::cause(entry as u32);
         if self.regs.read32(reg::ICS) & cause == 0 {
-            return IrqReturn::NotHandled;
+            return self.src.counts[entry].nothing_raised();
         }
         // Acknowledge: clear this entry's cause (write 1 to clear).
         self.regs.write32(reg::ICR, cause);

@@ -184,7 +184,7 @@ impl Handle for Edu {
     fn handle(&self, _index: usize) -> IrqReturn {
         let status = self.regs.read32(reg::IRQ_STATUS);
         if status == 0 {
-            return IrqReturn::NotHandled;
+            return self.src.counts[0].nothing_raised();
         }
         self.regs.write32(reg::IRQ_ACK, status);
         self.src.counts[0].handled.fetch_add(1, Ordering::SeqCst);

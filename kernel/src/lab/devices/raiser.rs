@@ -23,6 +23,10 @@ pub struct MessageCounts {
     pub raised: AtomicU64,
     /// Handler runs that found this message's interrupt.
     pub handled: AtomicU64,
+    /// Handler runs on this message's irq that found no cause raised: an interrupt its
+    /// device did not send — a second delivery of one already handled (or, for a device
+    /// that resends on its own, its copy).
+    pub not_handled: AtomicU64,
 }
 
 impl MessageCounts {
@@ -31,7 +35,14 @@ impl MessageCounts {
             virq: AtomicU32::new(NO_IRQ),
             raised: AtomicU64::new(0),
             handled: AtomicU64::new(0),
+            not_handled: AtomicU64::new(0),
         }
+    }
+
+    /// A handler run found no cause raised on this message: counts it, and says so.
+    pub fn nothing_raised(&self) -> IrqReturn {
+        self.not_handled.fetch_add(1, Ordering::SeqCst);
+        IrqReturn::NotHandled
     }
 
     pub fn virq(&self) -> Option<Virq> {

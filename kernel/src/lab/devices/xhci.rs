@@ -189,7 +189,7 @@ impl Handle for Xhci {
         // the dequeue pointer at the (empty) enqueue position — raises nothing.
         let base = intr::FIRST + intr::STRIDE * v as u64;
         if self.rt.read32(base + intr::ERDP_LO) & intr::ERDP_EHB == 0 {
-            return IrqReturn::NotHandled;
+            return self.src.counts[v].nothing_raised();
         }
         let ring = self.rings + v as u64 * RING_TRBS * TRB_BYTES;
         self.rt.write32(base + intr::ERDP_HI, (ring >> 32) as u32);

@@ -185,9 +185,11 @@ fn vector_pending_in_dying_irr_is_redelivered() -> TestResult {
         "before offline",
         crate::lab::hotplug_stress::hpet_now_ns(),
     )?;
+    let caught0 = redeliveries();
     crate::smp::hotplug::set_before_migrate(Some(wait_until_pending));
     let off = crate::smp::hotplug::cpu_off(cpu);
     crate::smp::hotplug::set_before_migrate(None);
+    let caught = redeliveries() - caught0;
     let off = match off {
         Ok(o) => o,
         Err(e) => {
@@ -218,7 +220,22 @@ fn vector_pending_in_dying_irr_is_redelivered() -> TestResult {
         "lost {} interrupt(s)",
         stats.armed.saturating_sub(stats.handled)
     );
+    check!(
+        stats.stale == 0,
+        "{} interrupt(s) delivered twice (re-delivered and delivered)",
+        stats.stale
+    );
+    check!(
+        caught == off.report.redelivered.len() as u64,
+        "the core counted {caught} re-deliveries, the report lists {:?}",
+        off.report.redelivered
+    );
     Ok(())
+}
+
+/// Re-deliveries the core has counted so far (`irr_catches`).
+fn redeliveries() -> u64 {
+    crate::irq::with_core(|c| c.irr_catches().redelivered).unwrap_or(0)
 }
 
 /// Handled interrupts of the IPI-raised irq below.
@@ -254,9 +271,11 @@ fn ipi_pending_in_dying_irr_is_redelivered() -> TestResult {
     CHAIN_VECTOR.store(vector.0, Ordering::SeqCst);
     SEEN_PENDING.store(false, Ordering::SeqCst);
     IPI_IRQ_HANDLED.store(0, Ordering::SeqCst);
+    let caught0 = redeliveries();
     crate::smp::hotplug::set_before_migrate(Some(raise_then_wait_until_pending));
     let off = crate::smp::hotplug::cpu_off(cpu);
     crate::smp::hotplug::set_before_migrate(None);
+    let caught = redeliveries() - caught0;
     let deadline = crate::time::nanos_since_boot() + 100_000_000;
     while IPI_IRQ_HANDLED.load(Ordering::SeqCst) == 0 && crate::time::nanos_since_boot() < deadline
     {
@@ -284,6 +303,11 @@ fn ipi_pending_in_dying_irr_is_redelivered() -> TestResult {
         handled == 1,
         "handled {} times after the offline, expected once",
         handled
+    );
+    check!(
+        caught == off.report.redelivered.len() as u64,
+        "the core counted {caught} re-deliveries, the report lists {:?}",
+        off.report.redelivered
     );
     Ok(())
 }

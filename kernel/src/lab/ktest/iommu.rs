@@ -7,6 +7,7 @@
 
 use alloc::string::String;
 use core::sync::atomic::Ordering;
+use sluice_acpi_tables::plan::DomainKind;
 use sluice_vtd::{Irte, RemappableMsi};
 
 use super::{Test, TestResult};
@@ -172,12 +173,11 @@ fn fault_processing_disable_suppresses_the_record() -> TestResult {
 fn msi_from_the_wrong_source_is_blocked_0x26() -> TestResult {
     let s = setup()?;
     let virq = s.edu.counts()[0].virq().ok_or("edu has no irq")?;
-    let levels = crate::irq::with_core(|c| c.irq_levels(virq))
-        .map_err(|e| alloc::format!("{e}"))?
-        .map_err(|e| alloc::format!("{e}"))?;
-    let ir = levels
+    let levels =
+        crate::irq::hierarchy::levels_with_kinds(virq).map_err(|e| alloc::format!("{e}"))?;
+    let (ir, _) = levels
         .iter()
-        .find(|l| l.chip == "INTEL-IR")
+        .find(|(_, k)| matches!(k, Some(DomainKind::IntelIr { .. })))
         .ok_or("edu's irq is not remapped")?;
     let index = u16::try_from(ir.hwirq).map_err(|_| "bad IRTE index")?;
     let u = s.faults.unit;

@@ -102,7 +102,7 @@ pub fn run(filter: &str) -> (usize, usize) {
             "lock validator ... FAILED: {} report(s) since boot (`locks` lists them); the last kept:",
             unexpected
         );
-        crate::sync::print_kept_reports();
+        crate::lab::shell::locks::print_kept_reports();
     }
     crate::println!("{} passed, {} failed, {} skipped", passed, failed, skipped);
     *LAST.lock() = Some(Summary {

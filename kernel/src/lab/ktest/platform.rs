@@ -2,6 +2,7 @@
 //! timer calibration, and the COM1 receive interrupt through the I/O APIC.
 
 use core::sync::atomic::Ordering;
+use sluice_acpi_tables::plan::DomainKind;
 
 use crate::lab::ktest::{Test, TestResult};
 use crate::{check, ktest};
@@ -266,13 +267,12 @@ fn apic_mode_choice_for_each_firmware_hand_over() -> TestResult {
 fn com1_byte_raises_ioapic_interrupt() -> TestResult {
     let virq = crate::console::com1_virq().ok_or("COM1 has no interrupt routed")?;
     let levels =
-        crate::irq::with_core(|c| c.irq_levels(virq)).map_err(|e| alloc::format!("{e}"))?;
-    let levels = levels.map_err(|e| alloc::format!("{e}"))?;
+        crate::irq::hierarchy::levels_with_kinds(virq).map_err(|e| alloc::format!("{e}"))?;
     check!(
         levels
             .first()
-            .is_some_and(|l| l.chip == "IO-APIC" || l.chip == "IR-IO-APIC"),
-        "COM1's outer chip is not the I/O APIC: {:?}",
+            .is_some_and(|(_, k)| matches!(k, Some(DomainKind::IoApic { .. }))),
+        "COM1's outer level is not an I/O APIC's: {:?}",
         levels
     );
     let count =

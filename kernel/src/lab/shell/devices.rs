@@ -6,7 +6,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
-use sluice_shell::args::{Args, Count, Number};
+use sluice_shell::args::{ArgError, Args, Count, Number};
 
 use super::pci::device_arg;
 use super::{Command, Offered};
@@ -18,7 +18,7 @@ pub static COMMANDS: &[Command] = &[
     Command {
         name: "devices",
         args: "",
-        help: "interrupt-source drivers: each message's irq, raised and handled counts",
+        help: "interrupt-source drivers: each message's irq, raised, handled and unhandled counts",
         offered: Offered::Always,
         run: cmd_devices,
     },
@@ -31,8 +31,8 @@ pub static COMMANDS: &[Command] = &[
     },
     Command {
         name: "msi-storm",
-        args: "BDF [COUNT] [--naive|--still]",
-        help: "interrupt chain on a device (COUNT links, 100000) while its irqs move between CPUs",
+        args: "BDF [COUNT] [--naive|--still] [--remote]",
+        help: "interrupt chain on a device (COUNT links, 100000) while its irqs move between CPUs (--remote: each move requested from another CPU than the irq's)",
         offered: Offered::Always,
         run: cmd_storm,
     },
@@ -102,11 +102,12 @@ fn cmd_devices(args: &[&str]) -> Result<(), String> {
         for (i, c) in r.counts().iter().enumerate() {
             let irq = c.virq().map_or(String::from("-"), |v| format!("{v}"));
             println!(
-                "  message {:>2}: irq {:>4}  raised {:>8}  handled {:>8}",
+                "  message {:>2}: irq {:>4}  raised {:>8}  handled {:>8}  unhandled {:>4}",
                 i,
                 irq,
                 c.raised.load(Ordering::SeqCst),
-                c.handled.load(Ordering::SeqCst)
+                c.handled.load(Ordering::SeqCst),
+                c.not_handled.load(Ordering::SeqCst)
             );
         }
     }
@@ -126,6 +127,7 @@ fn fire_one(r: &dyn Raiser, index: u32, count: u64) -> Result<(), String> {
     })?;
     let raised0 = c.raised.load(Ordering::SeqCst);
     let handled0 = c.handled.load(Ordering::SeqCst);
+    let unhandled0 = c.not_handled.load(Ordering::SeqCst);
     let mut lost = 0u64;
     for k in 0..count {
         r.raise(index)?;
@@ -135,12 +137,13 @@ fn fire_one(r: &dyn Raiser, index: u32, count: u64) -> Result<(), String> {
         }
     }
     println!(
-        "{} message {}: raised {} handled {} lost {}",
+        "{} message {}: raised {} handled {} lost {} unhandled {}",
         r.device().address(),
         index,
         c.raised.load(Ordering::SeqCst) - raised0,
         c.handled.load(Ordering::SeqCst) - handled0,
-        lost
+        lost,
+        c.not_handled.load(Ordering::SeqCst) - unhandled0
     );
     Ok(())
 }
@@ -254,11 +257,19 @@ fn cmd_msi_free(args: &[&str]) -> Result<(), String> {
 }
 
 fn cmd_storm(args: &[&str]) -> Result<(), String> {
-    use crate::lab::msi_storm::Mode;
+    use crate::lab::msi_storm::{Mode, Requester};
     let mut a = Args::new(args);
+    let by = if a.flag("--remote") {
+        Requester::Remote
+    } else {
+        Requester::Host
+    };
     let mode = match a.exclusive(&["--naive", "--still"])? {
         None => Mode::Planned,
         Some("--naive") => Mode::Naive,
+        Some(_) if by == Requester::Remote => {
+            return Err(format!("{}", ArgError::Exclusive("--remote", "--still")));
+        }
         Some(_) => Mode::Still,
     };
     let r = source(&mut a)?;
@@ -266,7 +277,7 @@ fn cmd_storm(args: &[&str]) -> Result<(), String> {
         .opt(Count::new("COUNT", "link count", 1, MAX_COUNT))?
         .unwrap_or(100_000);
     a.finish()?;
-    let report = crate::lab::msi_storm::run(r, links, mode)?;
+    let report = crate::lab::msi_storm::run(r, links, mode, by)?;
     if let Some(e) = report.first_refusal {
         println!(
             "msi-storm: {} moves refused (first: {}); the others went ahead",
@@ -274,13 +285,17 @@ fn cmd_storm(args: &[&str]) -> Result<(), String> {
         );
     }
     println!(
-        "msi-storm {} {}: {} path, {} ms",
+        "msi-storm {} {}: {} path{}, {} ms",
         r.device().address(),
         r.driver(),
         match mode {
             Mode::Planned => "planned",
             Mode::Naive => "naive single-pass",
             Mode::Still => "no-move",
+        },
+        match by {
+            Requester::Host => "",
+            Requester::Remote => ", moves requested from another CPU",
         },
         report.elapsed_ns / 1_000_000
     );

@@ -4,21 +4,30 @@
 //! decoded tables of `acpi`.
 
 use alloc::string::String;
-use sluice_vtd::GlobalStatus;
+use sluice_shell::args::{Args, OneOf};
+use sluice_vtd::{EntryLine, GlobalStatus, present_entries};
 
 use super::{Command, Offered};
 use crate::println;
 
 pub static COMMANDS: &[Command] = &[Command {
     name: "iommu",
-    args: "",
-    help: "VT-d units: registers decoded, remapping state (QI, EIM, CFI), IRTE usage, faults",
+    args: "[irte]",
+    help: "VT-d units: registers decoded, remapping state (QI, EIM, CFI), IRTE usage, faults; irte: every present IRTE of every unit, decoded, with its irq",
     offered: Offered::Always,
     run: cmd_iommu,
 }];
 
 fn cmd_iommu(args: &[&str]) -> Result<(), String> {
-    super::no_args(args)?;
+    let mut a = Args::new(args);
+    let sub = a.opt(OneOf {
+        what: "subcommand",
+        choices: &["irte"],
+    })?;
+    a.finish()?;
+    if sub == Some("irte") {
+        return print_irte_tables();
+    }
     let r = match crate::iommu::remapping() {
         Ok(r) => r,
         Err(why) => {
@@ -93,6 +102,61 @@ fn cmd_iommu(args: &[&str]) -> Result<(), String> {
                     fault
                 );
             }
+        }
+    }
+    Ok(())
+}
+
+/// `iommu irte`: each unit's present entries, decoded, each with the irq it was
+/// allocated for (from the domain's allocation record), and that record's source-id
+/// rule when the entry does not carry it.
+fn print_irte_tables() -> Result<(), String> {
+    // As plain `iommu`: remapping off is a state to report, not a usage error.
+    let r = match crate::iommu::remapping() {
+        Ok(r) => r,
+        Err(why) => {
+            println!("interrupt remapping: off: {}", why.trim_end_matches(';'));
+            return Ok(());
+        }
+    };
+    for u in &r.units {
+        let dom = crate::irq::hierarchy::ir_domain(u.index);
+        let mut hw = u.hw();
+        let present: alloc::vec::Vec<_> = present_entries(&mut hw, u.table_entries).collect();
+        println!(
+            "unit {} at {:#x}: {} of {} IRTEs present ({} destinations)",
+            u.index,
+            u.register_base,
+            present.len(),
+            u.table_entries,
+            if u.eim { "x2APIC" } else { "xAPIC" }
+        );
+        for (index, irte) in present {
+            // The entry's own SVT/SQ/SID is on the line already; the domain's rule is
+            // repeated only when the table disagrees with it.
+            let owner = dom.and_then(|d| d.entry_info(index)).map_or(
+                String::from("no allocation record"),
+                |i| {
+                    if i.source == irte.source() {
+                        alloc::format!("irq {}", i.virq)
+                    } else {
+                        alloc::format!(
+                            "irq {}, whose source-id rule is {} (the entry differs)",
+                            i.virq,
+                            i.source
+                        )
+                    }
+                },
+            );
+            println!(
+                "{}; {}",
+                EntryLine {
+                    index,
+                    irte,
+                    eim: u.eim
+                },
+                owner
+            );
         }
     }
     Ok(())

@@ -15,8 +15,8 @@ use crate::{print, println};
 pub static COMMANDS: &[Command] = &[
     Command {
         name: "irqs",
-        args: "",
-        help: "per irq: counts per CPU, chip chain, hwirq, trigger; system vectors",
+        args: "[--linux]",
+        help: "per irq: counts per CPU, chip chain, hwirq, trigger; system vectors; --linux: as Linux's /proc/interrupts (online CPUs, Linux 6.1's chip names and hwirqs, LOC/SPU/RES/CAL/ERR/MIS rows)",
         offered: Offered::Always,
         run: cmd_irqs,
     },
@@ -56,7 +56,13 @@ fn online_cpus() -> usize {
 }
 
 fn cmd_irqs(args: &[&str]) -> Result<(), String> {
-    no_args(args)?;
+    let mut a = Args::new(args);
+    let linux = a.flag("--linux");
+    a.finish()?;
+    if linux {
+        print!("{}", super::linux_irqs::gather()?);
+        return Ok(());
+    }
     let ncpu = online_cpus();
     print!("{:>6}", "");
     for c in 0..ncpu {
@@ -178,8 +184,8 @@ fn cmd_irq(args: &[&str]) -> Result<(), String> {
             VectorState::Reserved => "reserved",
         };
         println!(
-            "  vector: CPU {} (APIC id {}) vector {:#04x}, {}; affinity {:?}",
-            v.target.cpu, v.target.apic_id, v.target.vector.0, state, v.affinity.iter().collect::<alloc::vec::Vec<_>>()
+            "  vector: CPU {} (APIC id {}) vector {:#04x}, {}; affinity {}",
+            v.target.cpu, v.target.apic_id, v.target.vector.0, state, v.affinity
         );
         match v.prev {
             Some(p) => println!(

@@ -11,6 +11,9 @@ mod hotplug;
 mod hpet_chain;
 mod iommu;
 mod irq;
+mod linux_irqs;
+pub mod locks;
+mod manual;
 mod pci;
 mod queued;
 pub mod script;
@@ -64,25 +67,26 @@ impl Command {
     }
 }
 
-/// Every command table, in `help` order.
-static GROUPS: &[&[Command]] = &[
-    system::COMMANDS,
-    console::COMMANDS,
-    irq::COMMANDS,
-    pci::COMMANDS,
-    iommu::COMMANDS,
-    devices::COMMANDS,
-    hpet_chain::COMMANDS,
-    queued::COMMANDS,
-    smp::COMMANDS,
-    hotplug::COMMANDS,
-    crash::COMMANDS,
-    bench::COMMANDS,
+/// Every command table with the title the manual (`help --markdown`) gives it, in
+/// `help` order.
+static GROUPS: &[(&str, &[Command])] = &[
+    ("The machine", system::COMMANDS),
+    ("The console", console::COMMANDS),
+    ("Interrupts", irq::COMMANDS),
+    ("PCI", pci::COMMANDS),
+    ("The IOMMU", iommu::COMMANDS),
+    ("Interrupt sources", devices::COMMANDS),
+    ("The HPET chain", hpet_chain::COMMANDS),
+    ("Queued message storage", queued::COMMANDS),
+    ("CPUs", smp::COMMANDS),
+    ("CPU hotplug", hotplug::COMMANDS),
+    ("Deliberate crashes", crash::COMMANDS),
+    ("Benchmarks", bench::COMMANDS),
 ];
 
 /// Every command of this kernel, offered here or not, in `help` order.
 fn all_commands() -> impl Iterator<Item = &'static Command> {
-    GROUPS.iter().flat_map(|g| g.iter())
+    GROUPS.iter().flat_map(|(_, g)| g.iter())
 }
 
 /// The command named `name`, offered here or not.

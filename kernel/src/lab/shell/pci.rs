@@ -1,34 +1,105 @@
 //! `pci`: the functions found at boot, one per line as `lspci -D -nn` prints them with
 //! their MSI and MSI-X capabilities; `pci BDF`: one function in detail, its interrupt
-//! capabilities read back from the hardware now.
+//! capabilities read back from the hardware now. The views in lspci's own forms —
+//! `-vv`, `-t`, `-x`/`-xxx`/`-xxxx` — are `sluice_pci`'s (host-tested against lspci's
+//! text); here each function's configuration space is read once into a snapshot.
 
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use sluice_irq_core::msi::MsiMsg;
-use sluice_pci::{ConfigAccess, Header, MsiCapability, MsixCapability, Status};
+use sluice_pci::{
+    ConfigAccess, ConfigImage, Header, MsiCapability, MsixCapability, Status, Terse, Tree, Verbose,
+};
 use sluice_shell::args::{Args, Bdf};
 
 use super::{Command, Offered};
 use crate::pci::{self, Device, config::Config};
-use crate::println;
+use crate::{print, println};
 
 pub static COMMANDS: &[Command] = &[Command {
     name: "pci",
-    args: "[BDF]",
-    help: "list PCI functions (lspci -D -nn style, with MSI/MSI-X); one in detail",
+    args: "[-vv | -t | -x | -xxx | -xxxx] [BDF]",
+    help: "list PCI functions (lspci -D -nn style, with MSI/MSI-X); one in detail; -vv: as lspci -vv (capabilities decoded); -t: the bus tree (lspci -t); -x, -xxx, -xxxx: configuration space dump of 64, 256, 4096 bytes",
     offered: Offered::Always,
     run: cmd_pci,
 }];
 
+/// The lspci forms, as flags.
+const VIEWS: [&str; 5] = ["-vv", "-t", "-x", "-xxx", "-xxxx"];
+
 fn cmd_pci(args: &[&str]) -> Result<(), String> {
     let mut a = Args::new(args);
+    let view = a.exclusive(&VIEWS)?;
     let bdf = a.opt(Bdf)?;
     a.finish()?;
-    match bdf {
-        None => list(),
-        Some(bdf) => detail(device_at(bdf)?),
+    let chosen: Vec<&Device> = match bdf {
+        Some(bdf) => alloc::vec![device_at(bdf)?],
+        None => pci::devices().iter().collect(),
+    };
+    match (view, bdf) {
+        (None, None) => list(),
+        (None, Some(_)) => detail(chosen[0]),
+        (Some("-t"), Some(_)) => Err(String::from("-t shows the whole tree; it takes no BDF")),
+        (Some("-t"), None) => tree(),
+        (Some("-vv"), _) => {
+            for d in chosen {
+                let image = snapshot(d, d.function.config_size.bytes());
+                print!(
+                    "{}",
+                    Verbose {
+                        address: d.address(),
+                        image: &image,
+                        bars: Some(&d.bars),
+                    }
+                );
+                println!();
+            }
+            Ok(())
+        }
+        (Some(x), _) => {
+            let len = match x {
+                "-x" => 64,
+                "-xxx" => 256,
+                _ => 4096,
+            };
+            for d in chosen {
+                let image = snapshot(d, len);
+                print!(
+                    "{}{}",
+                    Terse {
+                        address: d.address(),
+                        image: &image
+                    },
+                    image.hex_dump(usize::from(len))
+                );
+                println!();
+            }
+            Ok(())
+        }
     }
+}
+
+/// The first `len` bytes of `d`'s configuration space (at most what it has), read now.
+fn snapshot(d: &Device, len: u16) -> ConfigImage {
+    ConfigImage::read(
+        &mut Config,
+        d.address(),
+        len.min(d.function.config_size.bytes()),
+    )
+}
+
+/// `pci -t`: the bus tree as enumeration found it.
+fn tree() -> Result<(), String> {
+    let bus = pci::bus().ok_or("PCI was not enumerated")?;
+    let nodes = bus.devices.iter().map(|d| (&d.function, d.parent));
+    let roots = bus
+        .buses
+        .iter()
+        .filter(|b| b.bridge.is_none())
+        .map(|b| (b.segment, b.bus));
+    print!("{}", Tree::new(nodes, roots));
+    Ok(())
 }
 
 /// The function at `bdf`, which must be there.

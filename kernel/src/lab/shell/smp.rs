@@ -84,6 +84,11 @@ fn cmd_cpus(args: &[&str]) -> Result<(), String> {
         crate::smp::online_count(),
         crate::smp::possible()
     );
+    let mut online = CpuMask::new();
+    for cpu in crate::smp::online_cpus() {
+        online.set(cpu as CpuId);
+    }
+    println!("online CPUs: {}", online);
     Ok(())
 }
 

@@ -10,15 +10,15 @@ use crate::println;
 pub static COMMANDS: &[Command] = &[
     Command {
         name: "help",
-        args: "",
-        help: "list commands",
+        args: "[CMD | --markdown]",
+        help: "list commands; with CMD, that command's usage and what it does; --markdown: every command as the manual docs/shell.md",
         offered: Offered::Always,
         run: cmd_help,
     },
     Command {
         name: "info",
         args: "",
-        help: "CPUs, APIC mode, I/O APICs, HPET, IOMMU units, memory",
+        help: "CPU model and TSC features, CPUs, APIC mode, I/O APICs, HPET, IOMMU units, memory",
         offered: Offered::Always,
         run: cmd_info,
     },
@@ -60,7 +60,27 @@ pub static COMMANDS: &[Command] = &[
 ];
 
 fn cmd_help(args: &[&str]) -> Result<(), String> {
-    no_args(args)?;
+    if args == ["--markdown"] {
+        super::manual::print();
+        return Ok(());
+    }
+    let mut a = Args::new(args);
+    let one = a.opt(Word("CMD"))?;
+    a.finish()?;
+    if let Some(name) = one {
+        let c = super::find(name)
+            .ok_or_else(|| alloc::format!("unknown command '{name}'; type 'help'"))?;
+        if c.args.is_empty() {
+            println!("usage: {}", c.name);
+        } else {
+            println!("usage: {} {}", c.name, c.args);
+        }
+        println!("  {}", c.help);
+        if let Some(why) = c.withheld() {
+            println!("  not offered here: {}", why);
+        }
+        return Ok(());
+    }
     for c in super::commands() {
         let head = if c.args.is_empty() {
             String::from(c.name)
@@ -79,11 +99,12 @@ fn cmd_info(args: &[&str]) -> Result<(), String> {
     no_args(args)?;
     let p = crate::acpi::platform();
     println!("Sluice {}", env!("CARGO_PKG_VERSION"));
+    info_cpu_model();
     info_cpus(p);
     info_ioapics(p);
     info_clocks(p);
     super::iommu::print_info_lines();
-    crate::sync::print_summary();
+    super::locks::print_summary();
     for m in &p.mcfg {
         println!(
             "PCI ECAM: segment {} buses {}..{} at {:#x}",
@@ -105,6 +126,51 @@ fn cmd_info(args: &[&str]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The boot CPU's identity and the features that decide how time is kept, from CPUID:
+/// the brand string (leaves 0x8000_0002..4), family/model/stepping as /proc/cpuinfo
+/// prints them (leaf 1, extended fields folded in), invariant TSC (0x8000_0007 EDX 8),
+/// TSC-deadline timer mode (leaf 1 ECX 24) and the hypervisor bit (leaf 1 ECX 31).
+fn info_cpu_model() {
+    let id = raw_cpuid::CpuId::new();
+    let vendor = id.get_vendor_info();
+    let brand = id.get_processor_brand_string();
+    let brand = brand
+        .as_ref()
+        .map_or("(no brand string)", |b| b.as_str().trim());
+    let vendor = vendor.as_ref().map_or("unknown vendor", |v| v.as_str());
+    match id.get_feature_info() {
+        Some(f) => println!(
+            "CPU: {} ({}), family {} model {} stepping {}",
+            brand,
+            vendor,
+            f.family_id(),
+            f.model_id(),
+            f.stepping_id()
+        ),
+        None => println!("CPU: {} ({}), no CPUID leaf 1", brand, vendor),
+    }
+    let yes_no = |b: bool| if b { "yes" } else { "no" };
+    let invariant = id
+        .get_advanced_power_mgmt_info()
+        .is_some_and(|a| a.has_invariant_tsc());
+    let features = id.get_feature_info();
+    let deadline = features.as_ref().is_some_and(|f| f.has_tsc_deadline());
+    let hypervisor = features.as_ref().is_some_and(|f| f.has_hypervisor());
+    let which = if hypervisor {
+        id.get_hypervisor_info()
+            .map_or(String::new(), |h| alloc::format!(" ({:?})", h.identify()))
+    } else {
+        String::new()
+    };
+    println!(
+        "  TSC: invariant {}, TSC-deadline {}; hypervisor bit {}{}",
+        yes_no(invariant),
+        yes_no(deadline),
+        if hypervisor { "set" } else { "clear" },
+        which
+    );
 }
 
 fn info_cpus(p: &crate::acpi::Platform) {
@@ -216,7 +282,7 @@ fn cmd_test(args: &[&str]) -> Result<(), String> {
 
 fn cmd_locks(args: &[&str]) -> Result<(), String> {
     no_args(args)?;
-    crate::sync::print_details();
+    super::locks::print_details();
     Ok(())
 }
 
