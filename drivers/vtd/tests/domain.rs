@@ -4,7 +4,9 @@
 //! and the core's own flow delivering them to handlers. What a device's interrupt
 //! reaches is checked, not only what the table holds.
 
+// Interrupt entry runs as the kernel's dispatch does: in hard-interrupt context.
 use sluice_sim::vtd as model;
+use sluice_sync::host::hardirq;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -212,6 +214,8 @@ fn world_with<U: RemappingUnit + 'static>(
     apic_ids: &[u32],
     bind: impl FnOnce(Arc<ModelUnit>) -> U,
 ) -> World<U> {
+    // This thread calls the core as the kernel does: interrupts off.
+    sluice_sim::lockdep::calls_with_irqs_off();
     let core = IrqCore::new(apic_ids.len()).unwrap();
     for (cpu, &id) in apic_ids.iter().enumerate() {
         core.set_apic_id(cpu as CpuId, id).unwrap();
@@ -292,17 +296,18 @@ impl<U: RemappingUnit + 'static> World<U> {
             as CpuId;
         let mut ran = None;
         let mut apic = Apic::on(cpu);
-        let dispatch = self
-            .core
-            .handle_vector(Vector(d.vector), &mut apic, &mut |virq, token| {
-                assert_eq!(token, u64::from(virq));
-                ran = Some(virq);
-                IrqReturn::Handled
-            });
+        let dispatch = hardirq(|| {
+            self.core
+                .handle_vector(Vector(d.vector), &mut apic, &mut |virq, token| {
+                    assert_eq!(token, u64::from(virq));
+                    ran = Some(virq);
+                    IrqReturn::Handled
+                })
+        });
         // The first interrupt at a new target completes its move: the old CPU frees the
         // old vector when the IPI arrives.
         for old in apic.cleanups {
-            self.core.vector_cleanup(&mut Apic::on(old));
+            hardirq(|| self.core.vector_cleanup(&mut Apic::on(old)));
         }
         match ran {
             Some(v) => Ok((cpu, d.vector, v)),
@@ -326,7 +331,7 @@ impl<U: RemappingUnit + 'static> World<U> {
         // The entry is updated and the unit's copy invalidated: the move is complete,
         // and the old CPU frees the old vector when the cleanup IPI arrives.
         for old in apic.cleanups {
-            self.core.vector_cleanup(&mut Apic::on(old));
+            hardirq(|| self.core.vector_cleanup(&mut Apic::on(old)));
         }
         Ok(())
     }
@@ -898,10 +903,13 @@ fn the_entry_lock_is_taken_in_an_interrupt_and_from_task_context_without_a_repor
     let virq = w.request(dom, &pci(DEV, 0), 0);
     sluice_sync::host::take_reports();
     // The plan, run where the IPI carrying it lands: in an interrupt handler.
-    sluice_sync::host::hardirq(|| w.move_to(virq, 1)).unwrap();
-    // `irq N` and `iommu` from the shell, and a block reserved for multi-message MSI.
+    hardirq(|| w.move_to(virq, 1)).unwrap();
+    // `irq N` and `iommu` from the shell, and a block reserved for multi-message MSI:
+    // the domain itself, outside the core, in task context with interrupts on.
+    let entry = w.entry(virq);
+    sluice_sync::host::set_irqs_enabled(true);
     assert!(sluice_sync::irqs_enabled());
-    assert_eq!(w.ir.entry_info(w.entry(virq)).map(|i| i.virq), Some(virq));
+    assert_eq!(w.ir.entry_info(entry).map(|i| i.virq), Some(virq));
     assert_eq!(w.ir.used(), 1);
     let other = PciFunction { device: 4, ..DEV };
     w.ir.reserve_block(&other, 4).unwrap();
@@ -915,6 +923,8 @@ fn the_entry_lock_is_taken_in_an_interrupt_and_from_task_context_without_a_repor
         "the validator reported: {}",
         reports.join("; ")
     );
+    // Back to calling the core, as the kernel does, with interrupts off.
+    sluice_sync::host::set_irqs_enabled(false);
     assert_eq!(
         w.fire(msix.message(0), 0x0018).map(|(cpu, _, v)| (cpu, v)),
         Ok((1, virq))

@@ -12,20 +12,34 @@ use core::sync::atomic::{AtomicPtr, Ordering};
 
 use crate::desc::IrqDesc;
 use crate::error::{IrqError, Result, Virq};
+use crate::locks;
+use sluice_sync::{SpinGuard, SpinLock};
 
 /// Largest number of irqs one core manages (Linux x86-64 with a few hundred CPUs sizes
 /// its table at a few thousand).
 pub const MAX_IRQS: usize = 8192;
 
 /// One descriptor and its lock — the *descriptor lock*. `None` while the virq is free.
+///
+/// A plain `SpinLock` of class [`locks::DESC`]: every caller runs with interrupts off,
+/// interrupt entry included (`locks.rs` says why that is not an `IrqSpinLock`).
 pub struct DescCell {
-    lock: spin::Mutex<Option<IrqDesc>>,
+    lock: SpinLock<Option<IrqDesc>>,
 }
 
 impl DescCell {
-    /// Take the descriptor lock. Callers run with interrupts off (see the core's docs).
-    pub(crate) fn lock(&self) -> spin::MutexGuard<'_, Option<IrqDesc>> {
+    /// Take the descriptor lock, holding no other descriptor lock. Callers run with
+    /// interrupts off (see the core's docs).
+    #[track_caller]
+    pub(crate) fn lock(&self) -> SpinGuard<'_, Option<IrqDesc>> {
         self.lock.lock()
+    }
+
+    /// Take the descriptor lock of `virq` while holding others taken the same way with
+    /// smaller virqs (a block's members, ascending: `group.rs`).
+    #[track_caller]
+    pub(crate) fn lock_ordered(&self, virq: Virq) -> SpinGuard<'_, Option<IrqDesc>> {
+        self.lock.lock_ordered(u64::from(virq))
     }
 }
 
@@ -56,7 +70,7 @@ impl DescTable {
         let slot = self.slots.get(virq as usize).ok_or(IrqError::NoSpace)?;
         if slot.load(Ordering::Acquire).is_null() {
             let fresh = Box::into_raw(Box::new(DescCell {
-                lock: spin::Mutex::new(None),
+                lock: SpinLock::new(&locks::DESC, None),
             }));
             if slot
                 .compare_exchange(

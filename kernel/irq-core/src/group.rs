@@ -123,7 +123,12 @@ impl IrqCore {
                 .iter()
                 .map(|&(_, v)| self.descs.get(v).ok_or(IrqError::UnknownIrq(v)))
                 .collect::<Result<Vec<_>>>()?;
-            let mut guards: Vec<_> = cells.iter().map(|c| c.lock()).collect();
+            // Ascending virq (`block_list` sorts): the validator checks the keys ascend.
+            let mut guards: Vec<_> = cells
+                .iter()
+                .zip(&members)
+                .map(|(c, &(_, v))| c.lock_ordered(v))
+                .collect();
             if guards.iter().any(|g| g.is_none()) {
                 if block.is_none() {
                     return Err(IrqError::UnknownIrq(virq));

@@ -60,6 +60,7 @@ use crate::error::{IrqError, Result, Virq};
 use crate::msi::{MsiMsg, Trigger};
 use crate::source::{IrqSource, Polarity};
 use crate::vector::Vector;
+use sluice_sync::IrqSpinLock;
 
 /// Bits of an RTE's low word (82093AA datasheet §3.2.4).
 pub mod low {
@@ -249,7 +250,7 @@ pub struct IoApicDomain<S: RteStorage> {
     remapped: bool,
     storage: S,
     /// Per pin: the line settings while allocated (allocation runs under the domain lock).
-    lines: spin::Mutex<Vec<Option<Line>>>,
+    lines: IrqSpinLock<Vec<Option<Line>>>,
     /// Compatibility-format level interrupts that the local APIC's EOI did not end (it
     /// was not broadcast with the entry's vector): `irqs --linux` shows them as Linux's
     /// `MIS`.
@@ -275,7 +276,7 @@ impl<S: RteStorage> IoApicDomain<S> {
             name: if remapped { "IR-IO-APIC" } else { "IO-APIC" },
             remapped,
             storage,
-            lines: spin::Mutex::new(alloc::vec![None; pins]),
+            lines: IrqSpinLock::new(&crate::locks::IOAPIC_LINES, alloc::vec![None; pins]),
             missed_eois: AtomicU64::new(0),
         }
     }

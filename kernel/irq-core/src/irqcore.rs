@@ -15,7 +15,9 @@
 //! locks and the hotplug records are leaves (nothing is taken while holding them, and
 //! neither is held while taking a descriptor lock). Every method is called with
 //! interrupts off on the calling CPU (the kernel wraps them), so an interrupt handler
-//! never spins on a lock its own CPU holds.
+//! never spins on a lock its own CPU holds. The locks are sluice-sync locks whose classes
+//! and order are in [`crate::locks`]: the lock validator checks both, and the calling
+//! convention.
 //!
 //! Interrupt entry ([`IrqCore::begin_vector`]) reads the per-CPU route table without a
 //! lock, finds the descriptor without a lock, and takes only that irq's descriptor lock
@@ -36,6 +38,7 @@ use crate::domain::{DomainId, DomainInfo, DomainOps};
 use crate::error::{IrqError, Result, Virq};
 use crate::hotplug::HotplugState;
 use crate::hw::LocalApic;
+use crate::locks;
 use crate::matrix::CpuVectorStats;
 use crate::msi::DestFormat;
 use crate::registry::Registry;
@@ -43,6 +46,7 @@ use crate::routes::{Routes, Slot};
 use crate::source::IrqSource;
 use crate::vecdomain::{VectorAlloc, VectorDomain, VectorIrq};
 use crate::vector::Vector;
+use sluice_sync::SpinLock;
 
 /// How to allocate an irq.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,9 +127,9 @@ pub struct IrrCatches {
 /// see the module docs for its locks.
 pub struct IrqCore {
     pub(crate) descs: DescTable,
-    pub(crate) domains: spin::Mutex<Registry>,
+    pub(crate) domains: SpinLock<Registry>,
     /// The vector lock.
-    pub(crate) vector: spin::Mutex<VectorDomain>,
+    pub(crate) vector: SpinLock<VectorDomain>,
     /// Written under the vector lock, read by interrupt entry without it.
     pub(crate) routes: Arc<Routes>,
     spurious: Vec<SpuriousCount>,
@@ -134,10 +138,10 @@ pub struct IrqCore {
     storm_gap_ns: AtomicU64,
     ext_dest: AtomicBool,
     /// What CPU hotplug shut down or moved out of affinity, to undo on online.
-    pub(crate) hotplug: spin::Mutex<HotplugState>,
+    pub(crate) hotplug: SpinLock<HotplugState>,
     /// Irqs whose queued storage recorded changes the device has not confirmed
     /// (`queued.rs`): the deferred worker's list. A leaf lock.
-    pub(crate) deferred: spin::Mutex<alloc::collections::BTreeSet<Virq>>,
+    pub(crate) deferred: SpinLock<alloc::collections::BTreeSet<Virq>>,
     /// The id the next plan is stamped with ([`crate::affinity::PlanId`]); 0 is never one.
     next_plan: AtomicU64,
     /// [`IrrCatches`]: lock-free, counted where the check finds the bit.
@@ -157,8 +161,8 @@ impl IrqCore {
         let storm = StormPolicy::default();
         Ok(Self {
             descs: DescTable::new(),
-            domains: spin::Mutex::new(Registry::new()),
-            vector: spin::Mutex::new(vector),
+            domains: SpinLock::new(&locks::DOMAINS, Registry::new()),
+            vector: SpinLock::new(&locks::VECTOR, vector),
             routes,
             spurious: (0..nr_cpus)
                 .map(|_| SpuriousCount {
@@ -171,8 +175,8 @@ impl IrqCore {
             storm_threshold: AtomicU32::new(storm.threshold),
             storm_gap_ns: AtomicU64::new(storm.unhandled_gap_ns),
             ext_dest: AtomicBool::new(false),
-            hotplug: spin::Mutex::new(HotplugState::default()),
-            deferred: spin::Mutex::new(alloc::collections::BTreeSet::new()),
+            hotplug: SpinLock::new(&locks::HOTPLUG, HotplugState::default()),
+            deferred: SpinLock::new(&locks::DEFERRED, alloc::collections::BTreeSet::new()),
             next_plan: AtomicU64::new(1),
             caught_by_plans: AtomicU64::new(0),
             redelivered: AtomicU64::new(0),

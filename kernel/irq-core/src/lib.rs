@@ -27,6 +27,7 @@ pub mod injected;
 pub mod ioapic;
 pub mod irqcore;
 mod levels;
+pub mod locks;
 pub mod matrix;
 pub mod msi;
 pub mod msidomain;

@@ -41,6 +41,7 @@ use crate::error::{IrqError, Result, Virq};
 use crate::msi::{MsiMsg, MsiStorage, Trigger};
 use crate::region::{RegionAllocator, RegionInfo};
 use crate::source::IrqSource;
+use sluice_sync::IrqSpinLock;
 
 /// MSI domain for one device.
 pub struct MsiDomain<S: MsiStorage> {
@@ -48,7 +49,7 @@ pub struct MsiDomain<S: MsiStorage> {
     storage: S,
     /// Which message numbers are reserved and allocated (allocation runs under the domain
     /// lock; this lock only makes the `&self` interface sound, and is a leaf).
-    index: spin::Mutex<RegionAllocator>,
+    index: IrqSpinLock<RegionAllocator>,
 }
 
 impl<S: MsiStorage> MsiDomain<S> {
@@ -58,7 +59,7 @@ impl<S: MsiStorage> MsiDomain<S> {
         Self {
             name: String::from(name),
             storage,
-            index: spin::Mutex::new(RegionAllocator::up_to(n)),
+            index: IrqSpinLock::new(&crate::locks::MSI_INDEX, RegionAllocator::up_to(n)),
         }
     }
 
@@ -294,21 +295,21 @@ mod tests {
     /// Records every storage call, in order.
     struct Recording {
         maskable: bool,
-        calls: spin::Mutex<Vec<&'static str>>,
+        calls: std::sync::Mutex<Vec<&'static str>>,
     }
 
     impl Recording {
         fn new(maskable: bool) -> Self {
             Self {
                 maskable,
-                calls: spin::Mutex::new(Vec::new()),
+                calls: std::sync::Mutex::new(Vec::new()),
             }
         }
         fn log(&self, call: &'static str) {
-            self.calls.lock().push(call);
+            self.calls.lock().unwrap().push(call);
         }
         fn take(&self) -> Vec<&'static str> {
-            core::mem::take(&mut *self.calls.lock())
+            core::mem::take(&mut *self.calls.lock().unwrap())
         }
     }
 

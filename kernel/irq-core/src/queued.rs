@@ -44,6 +44,7 @@ use crate::error::{IrqError, Result, Virq};
 use crate::irqcore::IrqCore;
 use crate::msi::{MsiMsg, Trigger};
 use crate::source::IrqSource;
+use sluice_sync::IrqSpinLock;
 
 /// What one entry of a queued storage holds: the message, and whether the device may
 /// send it (masked: it holds its interrupt and sends it when unmasked).
@@ -97,7 +98,7 @@ pub struct QueuedMsiDomain<S: QueuedStorage> {
     name: String,
     storage: S,
     /// Per entry, what was recorded, sent and confirmed. A leaf lock.
-    slots: spin::Mutex<BTreeMap<u32, Slot>>,
+    slots: IrqSpinLock<BTreeMap<u32, Slot>>,
 }
 
 /// What [`QueuedMsiDomain::entry`] reports of one entry.
@@ -117,7 +118,7 @@ impl<S: QueuedStorage> QueuedMsiDomain<S> {
         Self {
             name: String::from(name),
             storage,
-            slots: spin::Mutex::new(BTreeMap::new()),
+            slots: IrqSpinLock::new(&crate::locks::QUEUED_SLOTS, BTreeMap::new()),
         }
     }
 

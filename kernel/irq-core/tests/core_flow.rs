@@ -1,6 +1,8 @@
 //! Descriptor, hierarchy and flow-handler behaviour through the public API, on the sim.
 
+// Interrupt entry runs as the kernel's dispatch does: in hard-interrupt context.
 use sluice_sim as sim;
+use sluice_sync::host::hardirq;
 
 use sim::{Machine, SimApic, msi_function, set_up_msi};
 use sluice_irq_core::desc::{FlowKind, IrqReturn, StormPolicy};
@@ -18,6 +20,8 @@ fn setup(maskable: bool) -> (sim::Shared, IrqCore, u32, Vector) {
 
 fn setup_with(maskable: bool, flow: FlowKind) -> (sim::Shared, IrqCore, u32, Vector) {
     let m = Machine::new(2);
+    // This thread calls the core as the kernel does: interrupts off.
+    sluice_sim::lockdep::calls_with_irqs_off();
     let core = IrqCore::new(2).unwrap();
     core.online_cpu(0).unwrap();
     core.online_cpu(1).unwrap();
@@ -90,9 +94,11 @@ fn edge_flow_counts_per_cpu_and_acks() {
         cpu: 0,
     };
     m.lock().unwrap().cpus[0].isr.push(v.0);
-    let d = core.handle_vector(v, &mut apic, &mut |_, tok| {
-        assert_eq!(tok, 7);
-        IrqReturn::Handled
+    let d = hardirq(|| {
+        core.handle_vector(v, &mut apic, &mut |_, tok| {
+            assert_eq!(tok, 7);
+            IrqReturn::Handled
+        })
     });
     assert_eq!(d, Dispatch::Run { virq, token: 7 });
     assert!(
@@ -112,9 +118,11 @@ fn lazy_disable_masks_only_when_it_fires_and_replays_on_enable() {
     core.disable_irq(virq).unwrap();
     assert!(!masked(&m), "disable is lazy");
     let mut ran = 0;
-    let d = core.handle_vector(v, &mut apic, &mut |_, _| {
-        ran += 1;
-        IrqReturn::Handled
+    let d = hardirq(|| {
+        core.handle_vector(v, &mut apic, &mut |_, _| {
+            ran += 1;
+            IrqReturn::Handled
+        })
     });
     assert_eq!((d, ran), (Dispatch::Done, 0));
     assert!(masked(&m), "fired while disabled => masked");
@@ -141,17 +149,17 @@ fn fasteoi_arriving_while_running_elsewhere_is_replayed_not_masked() {
         cpu: 0,
     };
     assert!(matches!(
-        core.begin_vector(v, &mut cpu0),
+        hardirq(|| core.begin_vector(v, &mut cpu0)),
         Dispatch::Run { .. }
     ));
-    assert_eq!(core.begin_vector(v, &mut cpu0), Dispatch::Done);
+    assert_eq!(hardirq(|| core.begin_vector(v, &mut cpu0)), Dispatch::Done);
     assert!(!masked(&m), "masked while merely busy");
     assert_eq!(
-        core.end_irq(virq, IrqReturn::Handled, &mut cpu0).unwrap(),
+        hardirq(|| core.end_irq(virq, IrqReturn::Handled, &mut cpu0)).unwrap(),
         FlowEnd::RunAgain { token: 7 }
     );
     assert_eq!(
-        core.end_irq(virq, IrqReturn::Handled, &mut cpu0).unwrap(),
+        hardirq(|| core.end_irq(virq, IrqReturn::Handled, &mut cpu0)).unwrap(),
         FlowEnd::Done
     );
     let d = core.desc(virq).unwrap();
@@ -159,7 +167,7 @@ fn fasteoi_arriving_while_running_elsewhere_is_replayed_not_masked() {
     assert!(!masked(&m));
     // Disabled, it is still masked lazily and replayed only on enable.
     core.disable_irq(virq).unwrap();
-    assert_eq!(core.begin_vector(v, &mut cpu0), Dispatch::Done);
+    assert_eq!(hardirq(|| core.begin_vector(v, &mut cpu0)), Dispatch::Done);
     assert!(masked(&m));
     core.enable_irq(virq, &mut cpu0).unwrap();
     assert!(!masked(&m));
@@ -188,9 +196,9 @@ fn storm_detection_disables_a_screaming_line() {
     };
     let mut stormed_at = None;
     for i in 0..2000 {
-        match core.begin_vector(v, &mut apic) {
+        match hardirq(|| core.begin_vector(v, &mut apic)) {
             Dispatch::Run { virq: x, .. } => {
-                if core.end_irq(x, IrqReturn::NotHandled, &mut apic).unwrap()
+                if hardirq(|| core.end_irq(x, IrqReturn::NotHandled, &mut apic)).unwrap()
                     == FlowEnd::StormDisabled
                 {
                     stormed_at = Some(i);
@@ -218,13 +226,16 @@ fn storm_detection_disables_a_screaming_line() {
         cpu: 0,
     };
     for i in 0..1000 {
-        if let Dispatch::Run { virq: x, .. } = core2.begin_vector(v2, &mut apic2) {
+        if let Dispatch::Run { virq: x, .. } = hardirq(|| core2.begin_vector(v2, &mut apic2)) {
             let r = if i % 50 == 0 {
                 IrqReturn::Handled
             } else {
                 IrqReturn::NotHandled
             };
-            assert_eq!(core2.end_irq(x, r, &mut apic2).unwrap(), FlowEnd::Done);
+            assert_eq!(
+                hardirq(|| core2.end_irq(x, r, &mut apic2)).unwrap(),
+                FlowEnd::Done
+            );
         }
     }
     assert!(!core2.desc(virq2).unwrap().disabled());
@@ -246,7 +257,7 @@ fn run_line(
     };
     for i in 0..n {
         m.lock().unwrap().now_ns += step_ns(i);
-        let Dispatch::Run { virq, .. } = core.begin_vector(v, &mut apic) else {
+        let Dispatch::Run { virq, .. } = hardirq(|| core.begin_vector(v, &mut apic)) else {
             panic!("interrupt {i} did not run its handler");
         };
         let ret = if handled(i) {
@@ -254,7 +265,7 @@ fn run_line(
         } else {
             IrqReturn::NotHandled
         };
-        if core.end_irq(virq, ret, &mut apic).unwrap() == FlowEnd::StormDisabled {
+        if hardirq(|| core.end_irq(virq, ret, &mut apic)).unwrap() == FlowEnd::StormDisabled {
             return Some(i);
         }
     }
@@ -299,16 +310,16 @@ fn spurious_on_unused_vector_is_counted_and_logged_once() {
         cpu: 1,
     };
     assert_eq!(
-        core.begin_vector(Vector(0x77), &mut apic),
+        hardirq(|| core.begin_vector(Vector(0x77), &mut apic)),
         Dispatch::Spurious { first: true }
     );
     assert_eq!(
-        core.begin_vector(Vector(0x77), &mut apic),
+        hardirq(|| core.begin_vector(Vector(0x77), &mut apic)),
         Dispatch::Spurious { first: false }
     );
     assert_eq!(core.spurious_count(1), 2);
     assert_eq!(
-        core.begin_vector(SPURIOUS_VECTOR, &mut apic),
+        hardirq(|| core.begin_vector(SPURIOUS_VECTOR, &mut apic)),
         Dispatch::System(SPURIOUS_VECTOR)
     );
 }
@@ -350,14 +361,14 @@ fn stray_arrivals_are_counted_and_the_retriggered_bit_is_not() {
     let run = &mut |_, _| IrqReturn::Handled;
     // The left-behind bit arrives on CPU 0: expected, quiet, and the slot is only claimed.
     assert_eq!(
-        core.handle_vector(new.vector, &mut apic0, run),
+        hardirq(|| core.handle_vector(new.vector, &mut apic0, run)),
         Dispatch::Done
     );
     assert_eq!(core.slot(0, new.vector), Slot::Retriggered);
     assert_eq!(core.stray_count(0), 0);
     // Anything more there is stray: nothing was due.
     assert_eq!(
-        core.handle_vector(new.vector, &mut apic0, run),
+        hardirq(|| core.handle_vector(new.vector, &mut apic0, run)),
         Dispatch::Done
     );
     assert_eq!(core.stray_count(0), 1);
@@ -368,13 +379,13 @@ fn stray_arrivals_are_counted_and_the_retriggered_bit_is_not() {
         cpu: 1,
     };
     assert!(matches!(
-        core.handle_vector(new.vector, &mut apic1, run),
+        hardirq(|| core.handle_vector(new.vector, &mut apic1, run)),
         Dispatch::Run { .. }
     ));
-    core.vector_cleanup(&mut apic0);
+    hardirq(|| core.vector_cleanup(&mut apic0));
     assert_eq!(core.slot(0, v0), Slot::Unused);
     assert!(matches!(
-        core.begin_vector(v0, &mut apic0),
+        hardirq(|| core.begin_vector(v0, &mut apic0)),
         Dispatch::Spurious { .. }
     ));
     // A freed irq's vector is shut down: a late interrupt there is stray.
@@ -382,7 +393,7 @@ fn stray_arrivals_are_counted_and_the_retriggered_bit_is_not() {
     core.free_irq(virq, 1).unwrap();
     assert_eq!(core.slot(1, new.vector), Slot::Shutdown);
     assert_eq!(
-        core.handle_vector(new.vector, &mut apic1, run),
+        hardirq(|| core.handle_vector(new.vector, &mut apic1, run)),
         Dispatch::Done
     );
     assert_eq!(
@@ -448,14 +459,16 @@ fn irr_catches_count_only_a_pending_bit() {
             cpu: new.cpu as usize,
         };
         assert!(matches!(
-            core.handle_vector(new.vector, &mut at_new, &mut |_, _| IrqReturn::Handled),
+            hardirq(
+                || core.handle_vector(new.vector, &mut at_new, &mut |_, _| { IrqReturn::Handled })
+            ),
             Dispatch::Run { .. }
         ));
         for c in &mut m.lock().unwrap().cpus {
             c.irr.clear();
             c.irqs_on = true;
         }
-        core.vector_cleanup(&mut old);
+        hardirq(|| core.vector_cleanup(&mut old));
     }
 }
 
@@ -589,7 +602,7 @@ fn a_move_is_not_completed_before_its_plan_ran_and_can_be_withdrawn() {
         "a second move while the first one's plan has not run"
     );
     // A retrigger arrives at the new target first.
-    let d = core.handle_vector(new.vector, &mut apic1, &mut |_, _| IrqReturn::Handled);
+    let d = hardirq(|| core.handle_vector(new.vector, &mut apic1, &mut |_, _| IrqReturn::Handled));
     assert!(matches!(d, Dispatch::Run { .. }));
     let st = core.vector_irq(virq).unwrap();
     assert!(st.move_in_progress && st.prev.is_some(), "{st:?}");
@@ -630,7 +643,7 @@ fn a_move_is_not_completed_before_its_plan_ran_and_can_be_withdrawn() {
         "a plan runs once"
     );
     let new = core.vector_irq(virq).unwrap().target;
-    core.handle_vector(new.vector, &mut apic1, &mut |_, _| IrqReturn::Handled);
+    hardirq(|| core.handle_vector(new.vector, &mut apic1, &mut |_, _| IrqReturn::Handled));
     assert!(!core.vector_irq(virq).unwrap().move_in_progress);
     assert_eq!(
         core.abort_plan(virq, plan2.id),
@@ -662,6 +675,8 @@ fn domains_are_removed_only_when_empty() {
 #[test]
 fn groups_are_listed_but_are_not_levels() {
     let m = Machine::new(1);
+    // This thread calls the core as the kernel does: interrupts off.
+    sluice_sim::lockdep::calls_with_irqs_off();
     let core = IrqCore::new(1).unwrap();
     core.online_cpu(0).unwrap();
     let g = core.add_group("PCI-MSI", DomainId::VECTOR).unwrap();
@@ -743,6 +758,8 @@ fn multi_msi_members_mask_their_own_vector() {
             Default::default()
         }
     }
+    // This thread calls the core as the kernel does: interrupts off.
+    sluice_sim::lockdep::calls_with_irqs_off();
     let core = IrqCore::new(1).unwrap();
     core.online_cpu(0).unwrap();
     let dom = Arc::new(MsiDomain::new(
@@ -787,13 +804,13 @@ fn free_waits_for_a_handler_still_running() {
         cpu: 0,
     };
     assert_eq!(
-        core.begin_vector(v, &mut apic),
+        hardirq(|| core.begin_vector(v, &mut apic)),
         Dispatch::Run { virq, token: 7 }
     );
     core.release_irq(virq).unwrap();
     assert_eq!(core.free_irq(virq, 1), Err(IrqError::Busy));
     assert_eq!(
-        core.end_irq(virq, IrqReturn::Handled, &mut apic),
+        hardirq(|| core.end_irq(virq, IrqReturn::Handled, &mut apic)),
         Ok(FlowEnd::Done)
     );
     core.free_irq(virq, 1).unwrap();
@@ -887,6 +904,8 @@ fn a_remapping_level_reaches_apic_ids_a_message_cannot() {
     }
 
     let m = Machine::new(2);
+    // This thread calls the core as the kernel does: interrupts off.
+    sluice_sim::lockdep::calls_with_irqs_off();
     let core = IrqCore::new(2).unwrap();
     core.online_cpu(0).unwrap();
     core.set_apic_id(1, 300).unwrap();

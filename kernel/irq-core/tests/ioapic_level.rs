@@ -14,6 +14,8 @@
 //! re-delivery; the APIC took it as edge and broadcasts nothing) or the entry's vector
 //! moved while Remote IRR was set.
 
+// Interrupt entry runs as the kernel's dispatch does: in hard-interrupt context.
+use sluice_sync::host::hardirq;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -258,6 +260,8 @@ const TOKEN: u64 = 7;
 
 impl Machine {
     fn new(setup: Setup, cpus: usize) -> Machine {
+        // This thread calls the core as the kernel does: interrupts off.
+        sluice_sim::lockdep::calls_with_irqs_off();
         let core = IrqCore::new(cpus).unwrap();
         for cpu in 0..cpus {
             core.set_apic_id(cpu as CpuId, cpu as u32).unwrap();
@@ -353,15 +357,16 @@ impl Machine {
             return false;
         };
         let mut apic = self.cpu(cpu);
-        let d = self
-            .core
-            .handle_vector(Vector(v), &mut apic, &mut |_, token| {
-                assert_eq!(token, TOKEN);
-                self.hw.handler()
-            });
+        let d = hardirq(|| {
+            self.core
+                .handle_vector(Vector(v), &mut apic, &mut |_, token| {
+                    assert_eq!(token, TOKEN);
+                    self.hw.handler()
+                })
+        });
         if let Dispatch::System(s) = d {
             assert_eq!(s, VECTOR_CLEANUP_VECTOR, "unexpected system vector");
-            self.core.vector_cleanup(&mut apic);
+            hardirq(|| self.core.vector_cleanup(&mut apic));
             apic.eoi();
         }
         true
@@ -390,7 +395,7 @@ impl Machine {
                 // its old vector still pending (the kernel re-arms it from the tick, never
                 // by a self-IPI, which would outrank the pending interrupt).
                 for (cpu, _) in running.iter().enumerate().filter(|(_, r)| **r) {
-                    self.core.vector_cleanup(&mut self.cpu(cpu as CpuId));
+                    hardirq(|| self.core.vector_cleanup(&mut self.cpu(cpu as CpuId)));
                 }
                 return Ok(());
             }

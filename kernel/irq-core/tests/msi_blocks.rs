@@ -25,6 +25,8 @@ fn pci(index: u32) -> IrqSource {
 }
 
 fn core(n: usize) -> IrqCore {
+    // This thread calls the core as the kernel does: interrupts off.
+    sluice_sim::lockdep::calls_with_irqs_off();
     let c = IrqCore::new(n).unwrap();
     for i in 0..n as u32 {
         c.online_cpu(i).unwrap();

@@ -3,6 +3,8 @@
 //! logic step by step; this proves the locking — no deadlock, no panic, no torn state —
 //! when entries, exits, moves, plans and cleanups really overlap.
 
+// Interrupt entry runs as the kernel's dispatch does: in hard-interrupt context.
+use sluice_sync::host::hardirq;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -108,6 +110,8 @@ fn entries_on_two_cpus_and_moves_overlap_without_deadlock() {
 }
 
 fn stress(kind: Kind) {
+    // This thread calls the core as the kernel does: interrupts off.
+    sluice_sim::lockdep::calls_with_irqs_off();
     let core = Arc::new(IrqCore::new(2).unwrap());
     core.online_cpu(0).unwrap();
     core.online_cpu(1).unwrap();
@@ -161,13 +165,15 @@ fn stress(kind: Kind) {
             errors.clone(),
         );
         threads.push(thread::spawn(move || {
+            // A CPU: it calls the core with interrupts off, and handles in an interrupt.
+            sluice_sim::lockdep::calls_with_irqs_off();
             let mut apic = ThreadApic {
                 cpu,
                 cleanup: cleanup.clone(),
             };
             while !stop.load(Ordering::Acquire) {
                 if cleanup[cpu as usize].swap(false, Ordering::AcqRel) {
-                    core.vector_cleanup(&mut apic);
+                    hardirq(|| core.vector_cleanup(&mut apic));
                 }
                 // An interrupt at whatever this irq targets now, if that is this CPU.
                 let Ok(t) = core.vector_irq(virq) else {
@@ -177,11 +183,12 @@ fn stress(kind: Kind) {
                     std::hint::spin_loop();
                     continue;
                 }
-                if let Dispatch::Run { virq: v, .. } = core.begin_vector(t.target.vector, &mut apic)
+                if let Dispatch::Run { virq: v, .. } =
+                    hardirq(|| core.begin_vector(t.target.vector, &mut apic))
                 {
                     loop {
                         handled[cpu as usize].fetch_add(1, Ordering::Relaxed);
-                        match core.end_irq(v, IrqReturn::Handled, &mut apic) {
+                        match hardirq(|| core.end_irq(v, IrqReturn::Handled, &mut apic)) {
                             Ok(FlowEnd::RunAgain { .. }) => continue,
                             Ok(_) => break,
                             Err(e) => {
@@ -203,6 +210,8 @@ fn stress(kind: Kind) {
             errors.clone(),
         );
         threads.push(thread::spawn(move || {
+            // A CPU: it calls the core with interrupts off, and handles in an interrupt.
+            sluice_sim::lockdep::calls_with_irqs_off();
             let start = Instant::now();
             let mut to = 1u32;
             while start.elapsed() < Duration::from_millis(500) {
@@ -232,6 +241,8 @@ fn stress(kind: Kind) {
     for t in threads {
         t.join().expect("a thread panicked");
     }
+    // Real CPUs racing through the core: the validator saw them all.
+    sluice_sim::lockdep::assert_no_reports();
     let errors = errors.lock().unwrap();
     assert!(errors.is_empty(), "{errors:?}");
     let d = core.desc(virq).unwrap();
@@ -264,6 +275,8 @@ const BLOCK_READDS: u64 = 5;
 #[test]
 fn a_block_moves_while_members_take_interrupts_and_come_and_go() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // This thread calls the core as the kernel does: interrupts off.
+    sluice_sim::lockdep::calls_with_irqs_off();
     let core = Arc::new(IrqCore::new(2).unwrap());
     core.online_cpu(0).unwrap();
     core.online_cpu(1).unwrap();
@@ -314,13 +327,15 @@ fn a_block_moves_while_members_take_interrupts_and_come_and_go() {
             errors.clone(),
         );
         threads.push(thread::spawn(move || {
+            // A CPU: it calls the core with interrupts off, and handles in an interrupt.
+            sluice_sim::lockdep::calls_with_irqs_off();
             let mut apic = ThreadApic {
                 cpu,
                 cleanup: cleanup.clone(),
             };
             while !stop.load(Ordering::Acquire) {
                 if cleanup[cpu as usize].swap(false, Ordering::AcqRel) {
-                    core.vector_cleanup(&mut apic);
+                    hardirq(|| core.vector_cleanup(&mut apic));
                 }
                 let Ok(b) = core.block(id) else { continue };
                 for (_, v) in b.live() {
@@ -329,11 +344,11 @@ fn a_block_moves_while_members_take_interrupts_and_come_and_go() {
                         continue;
                     }
                     if let Dispatch::Run { virq, .. } =
-                        core.begin_vector(t.target.vector, &mut apic)
+                        hardirq(|| core.begin_vector(t.target.vector, &mut apic))
                     {
                         loop {
                             handled.fetch_add(1, Ordering::Relaxed);
-                            match core.end_irq(virq, IrqReturn::Handled, &mut apic) {
+                            match hardirq(|| core.end_irq(virq, IrqReturn::Handled, &mut apic)) {
                                 Ok(FlowEnd::RunAgain { .. }) => continue,
                                 Ok(_) => break,
                                 Err(e) => {
@@ -360,6 +375,8 @@ fn a_block_moves_while_members_take_interrupts_and_come_and_go() {
             errors.clone(),
         );
         threads.push(thread::spawn(move || {
+            // A CPU: it calls the core with interrupts off, and handles in an interrupt.
+            sluice_sim::lockdep::calls_with_irqs_off();
             // Until enough happened (or a generous bound on a very loaded machine).
             let start = Instant::now();
             let (mut to, mut n) = (1u32, 0u32);
@@ -402,6 +419,8 @@ fn a_block_moves_while_members_take_interrupts_and_come_and_go() {
         let (core, stop, churns, errors) =
             (core.clone(), stop.clone(), churns.clone(), errors.clone());
         threads.push(thread::spawn(move || {
+            // A CPU: it calls the core with interrupts off, and handles in an interrupt.
+            sluice_sim::lockdep::calls_with_irqs_off();
             // Member 3 goes round: requested -> released -> freed -> allocated again ->
             // requested. Each step may meet `Busy` (a handler still running, a move or
             // a hold in progress, a plan still to run): then it is tried again.
@@ -434,6 +453,8 @@ fn a_block_moves_while_members_take_interrupts_and_come_and_go() {
     for t in threads {
         t.join().expect("a thread panicked");
     }
+    // Real CPUs racing through the core: the validator saw them all.
+    sluice_sim::lockdep::assert_no_reports();
     let errors = errors.lock().unwrap();
     assert!(errors.is_empty(), "{:?}", &errors[..errors.len().min(5)]);
     let b = core.block(id).unwrap();

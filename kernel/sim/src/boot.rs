@@ -81,6 +81,10 @@ impl Boot {
             mm.bus.timing = timing;
             mm.redeliver_from_irr_hit = true;
         }
+        // This thread plays every CPU: core calls with interrupts off, deliveries in
+        // hard-interrupt context, the core's lock order declared (`lockdep.rs`).
+        crate::lockdep::calls_with_irqs_off();
+        crate::lockdep::install_order();
         let core = IrqCore::new(cpus).expect("a core for the machine");
         for c in 0..cpus as u32 {
             core.online_cpu(c).expect("CPU online");

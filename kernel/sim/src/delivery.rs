@@ -10,6 +10,7 @@ use sluice_irq_core::vector::VECTOR_CLEANUP_VECTOR;
 use sluice_irq_core::{IrqCore, Vector, Virq};
 
 use crate::apic::SimApic;
+use crate::lockdep::in_irq;
 use crate::machine::{Machine, Shared, Token};
 
 /// An interrupt a CPU has begun and whose handler has not returned yet: the CPU runs it
@@ -58,6 +59,10 @@ fn settle(
 /// vector, spurious, ignored, or left pending for a replay), and `Some(Some(r))` if a
 /// handler must now run: finish it with [`end_delivery`].
 pub fn begin_delivery(core: &IrqCore, m: &Shared, cpu: usize) -> Option<Option<Running>> {
+    in_irq(cpu, || begin(core, m, cpu))
+}
+
+fn begin(core: &IrqCore, m: &Shared, cpu: usize) -> Option<Option<Running>> {
     let (vector, tokens) = {
         let mut mm = m.lock().unwrap();
         let v = mm.deliverable(cpu)?;
@@ -116,6 +121,10 @@ pub fn begin_delivery(core: &IrqCore, m: &Shared, cpu: usize) -> Option<Option<R
 /// Run the handler of an interrupt begun with [`begin_delivery`] (and any replays the
 /// exit half asks for), then the exit half; the CPU takes interrupts again.
 pub fn end_delivery(core: &IrqCore, m: &Shared, r: Running) {
+    in_irq(r.cpu, || end(core, m, r))
+}
+
+fn end(core: &IrqCore, m: &Shared, r: Running) {
     let mut apic = SimApic::on(m, r.cpu);
     let mut ran_for = vec![r.token];
     let mut tokens = r.tokens;

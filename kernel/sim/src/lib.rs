@@ -14,6 +14,8 @@
 //! * [`boot`]: the common set-up; [`schedule`]: one schedule's events and run;
 //!   [`explorer`]: every schedule; [`delivery`]: a CPU taking an interrupt through the
 //!   core; [`verdict`](mod@verdict): what a finished schedule must satisfy.
+//! * [`lockdep`]: the lock validator over the simulation (interrupt context, the
+//!   interrupt flag, reports).
 //! * [`wrong`]: chips and APICs wrong on purpose, for the counter-examples.
 //!
 //! README.md says what each model does that QEMU does not.
@@ -28,6 +30,7 @@ pub mod explorer;
 pub mod ioapic;
 pub mod lapic;
 pub mod lines;
+pub mod lockdep;
 pub mod machine;
 pub mod pci;
 pub mod schedule;

@@ -30,6 +30,7 @@ use crate::apic::SimApic;
 use crate::bus::Timing;
 use crate::delivery::{Running, begin_delivery, deliver, end_delivery};
 use crate::explorer::Explorer;
+use crate::lockdep::in_irq;
 use crate::machine::{Shared, Source};
 
 /// One thing that can happen next.
@@ -213,7 +214,8 @@ impl<'a> Run<'a> {
                 end_delivery(self.core, &self.m, r);
             }
             Event::CleanupTimer(c) => {
-                let out = self.core.vector_cleanup(&mut SimApic::on(&self.m, c));
+                // The timer's interrupt handler.
+                let out = in_irq(c, || self.core.vector_cleanup(&mut SimApic::on(&self.m, c)));
                 self.m.lock().unwrap().cleanup_pending_timer[c] = out.retry > 0;
             }
         }

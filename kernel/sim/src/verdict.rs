@@ -8,7 +8,8 @@
 //! say) shows up only as a handler run with nothing to settle — which is what a driver
 //! that checks its device's status sees as an interrupt it never raised (xHCI: Event
 //! Handler Busy clear). Also: no arrival the core counted as stray, nothing still in
-//! flight, and every watched device's storage sending where the core says its irq is.
+//! flight, every watched device's storage sending where the core says its irq is, and
+//! no lock validator report.
 
 use sluice_irq_core::IrqCore;
 use sluice_irq_core::vector::SHUTDOWN_VECTOR;
@@ -133,7 +134,8 @@ pub fn strays(core: &IrqCore) -> u64 {
 /// watched device whose storage disagrees with the core's target for its irq
 /// ([`Machine::route_disagreements`]), any message still in flight, and any arrival the
 /// core counted as stray — on a planned path every interrupt reaches a routed slot, or
-/// the slot a retrigger left its bit on.
+/// the slot a retrigger left its bit on — and any report of the lock validator in this
+/// process (`lockdep.rs`).
 pub fn verdict(mm: &Machine, core: &IrqCore) -> Vec<String> {
     let mut out = mm.lost_or_duplicated();
     out.extend(mm.route_disagreements(core));
@@ -147,5 +149,6 @@ pub fn verdict(mm: &Machine, core: &IrqCore) -> Vec<String> {
             "{n} stray arrival(s) on shut-down or claimed slots"
         ));
     }
+    out.extend(crate::lockdep::reports());
     out
 }

@@ -3,9 +3,10 @@
 //! vector domain, and the requests drivers make (an ISA line, a GSI, a vector-only irq).
 //!
 //! Locking: the core has one lock per descriptor, a vector lock and a domain lock, and
-//! documents their order (`sluice_irq_core::irqcore`). Every call into it is made with
+//! documents their order (`sluice_irq_core::locks`). Every call into it is made with
 //! interrupts off (`with_core`), so an interrupt on the same CPU never spins on a lock
-//! that CPU holds. Kernel locks around it: `affinity::AFFINITY` → `affinity::REMOTE_CALL`
+//! that CPU holds; its locks are plain spin locks that rely on this, and the validator
+//! reports a call that breaks it. Kernel locks around it: `affinity::AFFINITY` → `affinity::REMOTE_CALL`
 //! and a PCI function's `irqs` come before the core's locks; the chips' locks (an I/O
 //! APIC's register window, an MSI mask shadow, the configuration ports, the INTEL-IR
 //! entries, a remapping unit), the posted plan's slot, the heap and the console are

@@ -1,10 +1,10 @@
 //! The kernel's lock classes and its lock order, in one place: the validator checks
 //! every nesting between two classes named here against `ORDER`, and `locks` prints it,
 //! so the documented order is the checked one. Every lock in the kernel and in the
-//! drivers' crates it links has its class here (the crates' own classes are re-used
-//! from them), except the interrupt core's, whose locks are not converted yet, and the
-//! validator's own tests' (`lab/ktest/lockdep.rs`, which also checks that every other
-//! class taken since boot is named here).
+//! drivers' crates it links — the interrupt core included — has its class here (the
+//! crates' own classes are re-used from them), except the validator's own tests'
+//! (`lab/ktest/lockdep.rs`, which also checks that every other class taken since boot is
+//! named here).
 //!
 //! How to read `ORDER`:
 //!
@@ -21,15 +21,18 @@
 //!
 //! Outermost first:
 //!
-//! * `smp.stop_serial` → `smp.stop_machine` — the try-lock that serialises stop_machine
-//!   (`smp/stop_machine.rs`), held across the rendezvous; the rendezvous itself (a
-//!   `LockMap`: its function runs holding it, every other CPU waits for it, from an
-//!   interrupt handler if it was busy). The function takes only leaves: the hotplug
-//!   hand-over slot, the chips' locks (migration), the heap, the console.
-//! * `irq.affinity` → `irq.remote_call` — affinity changes from task context, then the
-//!   one cross-CPU plan call at a time (`irq/affinity.rs`; hotplug's restores take only
-//!   the second). The posted plan's slot, `irq.remote_plan`, is a leaf: the
-//!   CALL_FUNCTION handler takes it.
+//! * `smp.stop_serial` → `smp.stop_machine` → the interrupt core — the try-lock that
+//!   serialises stop_machine (`smp/stop_machine.rs`), held across the rendezvous; the
+//!   rendezvous itself (a `LockMap`: its function runs holding it, every other CPU waits
+//!   for it, from an interrupt handler if it was busy). The function migrates the dying
+//!   CPU's irqs through the core (descriptor and vector locks; the domain lock when a
+//!   block's hold keeps failing), and otherwise takes only leaves: the hotplug hand-over
+//!   slot, the chips' locks, the heap, the console.
+//! * `irq.affinity` → `irq.remote_call` → the interrupt core — affinity changes from
+//!   task context, then the one cross-CPU plan call at a time (`irq/affinity.rs`;
+//!   hotplug's restores take only the second), each calling the core under them. The
+//!   posted plan's slot, `irq.remote_plan`, is a leaf: the CALL_FUNCTION handler takes
+//!   it, and lets go before it runs the plan.
 //! * `irq.affinity` → `pci.device_irqs` → `pci.bars` → `memory.paging` →
 //!   `memory.frames` — a function's MSI/MSI-X state is held across a whole request or
 //!   free (`irq/domains/pci_msi.rs`; `bench affinity` takes it with moves held off); the
@@ -38,10 +41,14 @@
 //! * `smp.ap_start` → `memory.paging` — one AP start at a time (`smp/ap.rs`), mapping
 //!   its stacks.
 //! * `pci.config_mapping` → `memory.paging` — mapping an ECAM bus (`pci/config.rs`).
-//! * The interrupt core's locks (its README, "Locking": domain → descriptor(s,
-//!   ascending virq) → vector) will sit under `smp.stop_machine`, `irq.affinity`,
-//!   `irq.remote_call` and `pci.device_irqs`, and above the leaves, when they are
-//!   converted.
+//! * The interrupt core (`sluice_irq_core::locks`; its README, "Locking"):
+//!   `irq.domains` → `irq.desc` (one class for every irq; a block's several only in
+//!   ascending virq order, `lock_ordered`) → `irq.vector`, under `smp.stop_machine`,
+//!   `irq.affinity`, `irq.remote_call` and `pci.device_irqs`, above the chips' leaves.
+//!   Its own leaves: `irq.hotplug`, `irq.deferred`, and its chips' `irq.ioapic_lines`,
+//!   `irq.msi_index`, `irq.queued_slots`. Plain spin locks (the core is called with
+//!   interrupts off, `irq::with_core`), except the chips': `sluice_irq_core::locks` says
+//!   why; the validator reports any core call that holds one with interrupts on.
 //! * `pci.msi_mask` → `pci.config_legacy` — an MSI mask-bit shadow and its write
 //!   (`sluice_pci::msi_storage`), then the legacy configuration port pair. Both leaves.
 //! * Chip and device leaves, taken under the interrupt core's locks and from interrupt
@@ -86,6 +93,25 @@ pub static IRQ_REMOTE_PLAN: LockClass = LockClass::new("irq.remote_plan");
 pub static IRQ_HANDLERS: LockClass = LockClass::new("irq.handlers");
 /// An I/O APIC's IOREGSEL/IOWIN pair (`irq::domains::ioapic::IoApic::lock`).
 pub static IOAPIC: LockClass = LockClass::new("apic.ioapic");
+
+// --- The interrupt core (`sluice_irq_core::locks`) ---
+
+/// The deferred worker's list of queued irqs.
+pub use sluice_irq_core::locks::DEFERRED as IRQ_DEFERRED;
+/// Every irq's descriptor lock (one class).
+pub use sluice_irq_core::locks::DESC as IRQ_DESC;
+/// The core's domain lock: registry, virq allocation, block records.
+pub use sluice_irq_core::locks::DOMAINS as IRQ_DOMAINS;
+/// What CPU hotplug shut down or broke.
+pub use sluice_irq_core::locks::HOTPLUG as IRQ_HOTPLUG;
+/// An I/O APIC domain's line settings.
+pub use sluice_irq_core::locks::IOAPIC_LINES as IRQ_IOAPIC_LINES;
+/// An MSI domain's message numbers.
+pub use sluice_irq_core::locks::MSI_INDEX as IRQ_MSI_INDEX;
+/// A queued MSI domain's entry records.
+pub use sluice_irq_core::locks::QUEUED_SLOTS as IRQ_QUEUED_SLOTS;
+/// The core's vector lock: matrix, vector records, the routes' writers.
+pub use sluice_irq_core::locks::VECTOR as IRQ_VECTOR;
 
 // --- PCI ---
 
@@ -164,8 +190,10 @@ pub static BENCH_DISPATCH_SAMPLES: LockClass = LockClass::new("bench.dispatch_sa
 /// The kernel's lock order (see the module documentation).
 pub static ORDER: LockOrder = LockOrder {
     chains: &[
-        &[&STOP_SERIAL, &STOP_MACHINE],
-        &[&IRQ_AFFINITY, &IRQ_REMOTE_CALL],
+        &[&STOP_SERIAL, &STOP_MACHINE, &IRQ_DOMAINS],
+        &[&IRQ_AFFINITY, &IRQ_REMOTE_CALL, &IRQ_DOMAINS],
+        &[&IRQ_DOMAINS, &IRQ_DESC, &IRQ_VECTOR],
+        &[&PCI_DEVICE_IRQS, &IRQ_DOMAINS],
         &[
             &IRQ_AFFINITY,
             &PCI_DEVICE_IRQS,
@@ -182,6 +210,12 @@ pub static ORDER: LockOrder = LockOrder {
         &[&CONSOLE, &CONSOLE_RX],
     ],
     leaves: &[
+        // The interrupt core's.
+        &IRQ_HOTPLUG,
+        &IRQ_DEFERRED,
+        &IRQ_IOAPIC_LINES,
+        &IRQ_MSI_INDEX,
+        &IRQ_QUEUED_SLOTS,
         // Chips and devices.
         &TAKE_DOWN,
         &IRQ_REMOTE_PLAN,
