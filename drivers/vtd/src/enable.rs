@@ -33,7 +33,8 @@ use crate::poll::{PollBudget, Timeout};
 use crate::qi::{InvalidationQueue, QiError, QueueShutdown, disable_queue};
 use crate::registers::queue::LayoutError;
 use crate::registers::{
-    Capability, Command, FaultRecording, FaultStatus, GlobalStatus, Irta, RegisterLayout, offset,
+    Capability, Command, FSTS, FaultRecording, FaultStatus, GlobalStatus, IRTA, Irta,
+    RegisterLayout,
 };
 
 /// What to enable.
@@ -274,12 +275,12 @@ where
     *step = Step::DisableFirmwareQueue;
     let firmware_queue = disable_queue(hw, budget)?;
     let stale_faults = drain_fault_records(hw, cap);
-    hw.write32(offset::FSTS, FaultStatus::IQE.bits());
+    FSTS.write(&hw.registers(), FaultStatus::IQE);
 
     *step = Step::EnableQueue;
     queue.enable(hw)?;
     *step = Step::SetTablePointer;
-    hw.write64(offset::IRTA, irta.0);
+    IRTA.write(&hw.registers(), irta);
     gcmd::execute(hw, budget, Command::SetInterruptRemapTablePointer)?;
     *step = Step::InvalidateEntryCache;
     queue.invalidate_iec_global(hw)?;

@@ -8,7 +8,7 @@
 
 use core::fmt;
 
-use crate::registers::FaultRecording;
+use crate::registers::{FRCD_HIGH, FRCD_LOW, FaultRecording};
 use crate::source_id::Bdf;
 
 /// The request that faulted.
@@ -249,19 +249,19 @@ pub fn drain_fault_records<H: crate::hw::Registers + ?Sized>(
     cap: crate::registers::Capability,
 ) -> alloc::vec::Vec<FaultRecording> {
     let mut pending = alloc::vec::Vec::new();
-    for i in 0..cap.fault_recording_count() {
-        let Some(off) = cap.fault_record_offset(i) else {
-            break;
-        };
-        let hi = hw.read64(off + 8);
+    let records = cap.fault_recording_registers();
+    for record in (0..records.len()).filter_map(|i| records.get(i)) {
+        // F first: a record without it is not read further.
+        let high = FRCD_HIGH.at(record.offset());
+        let hi = high.read(&hw.registers());
         if hi & FaultRecording::F_HI == 0 {
             continue;
         }
-        let lo = hw.read64(off);
-        hw.write64(off + 8, FaultRecording::F_HI);
+        let lo = FRCD_LOW.at(record.offset()).read(&hw.registers());
+        high.write(&hw.registers(), FaultRecording::F_HI);
         pending.push(FaultRecording { lo, hi });
     }
     let errors = crate::registers::FaultStatus::ERRORS - crate::registers::FaultStatus::IQE;
-    hw.write32(crate::registers::offset::FSTS, errors.bits());
+    crate::registers::FSTS.write(&hw.registers(), errors);
     pending
 }

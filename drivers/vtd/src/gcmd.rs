@@ -3,11 +3,11 @@
 
 use crate::hw::{Clock, Registers};
 use crate::poll::{PollBudget, Timeout, WaitingFor, poll_until};
-use crate::registers::{Command, GlobalStatus, gcmd_value, offset};
+use crate::registers::{Command, GCMD, GSTS, GlobalStatus, gcmd_value};
 
 /// Reads GSTS.
 pub fn status<H: Registers + ?Sized>(hw: &mut H) -> GlobalStatus {
-    GlobalStatus::from_bits_retain(hw.read32(offset::GSTS))
+    GSTS.read(&hw.registers())
 }
 
 /// Issues `command` and waits until GSTS shows it done; returns GSTS as last read.
@@ -16,7 +16,7 @@ where
     H: Registers + Clock + ?Sized,
 {
     let value = gcmd_value(status(hw), command);
-    hw.write32(offset::GCMD, value.bits());
+    GCMD.write(&hw.registers(), value);
     wait_status(hw, budget, command.completion())
 }
 

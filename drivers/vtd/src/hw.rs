@@ -9,25 +9,27 @@
 //! `&mut H where H: Registers + Clock + ...` so a model can see register writes and
 //! memory writes in the order they happen.
 
+pub use sluice_regs::{RegisterBlock32, RegisterBlock64};
+
 use crate::descriptor::Descriptor;
 use crate::irte::Irte;
 
-/// 32- and 64-bit accesses to a remapping unit's registers, by byte offset from the
-/// unit's register base (the DRHD's register base address). Offsets are the constants in
-/// [`crate::registers::offset`].
+/// A remapping unit's registers: a block of 32- and 64-bit registers by byte offset from
+/// the unit's register base (the DRHD's register base address), reached through the
+/// typed registers in [`crate::registers`] (`GSTS.read(&hw.registers())`).
 ///
 /// VT-d §11.4: 64-bit registers may be accessed as one 64-bit access (QEMU's model
-/// accepts 4- and 8-byte accesses). Reads take `&mut self` because a read can have effects
-/// in a model (and the kernel holds the unit under its lock anyway).
+/// accepts 4- and 8-byte accesses). The block is lent for the accesses of one step
+/// (`&mut self`): the kernel lends its uncached mapping, which takes `&self` accesses
+/// anyway (and holds the unit under its lock); a model lends a view of itself with
+/// interior mutability, since a read can have effects in a model.
 pub trait Registers {
-    /// Reads the 32-bit register at byte `offset`.
-    fn read32(&mut self, offset: usize) -> u32;
-    /// Reads the 64-bit register at byte `offset`.
-    fn read64(&mut self, offset: usize) -> u64;
-    /// Writes the 32-bit register at byte `offset`.
-    fn write32(&mut self, offset: usize, value: u32);
-    /// Writes the 64-bit register at byte `offset`.
-    fn write64(&mut self, offset: usize, value: u64);
+    /// The register block while lent.
+    type Block<'a>: RegisterBlock32 + RegisterBlock64
+    where
+        Self: 'a;
+    /// Lends the register block.
+    fn registers(&mut self) -> Self::Block<'_>;
 }
 
 /// A monotonic clock for poll timeouts.

@@ -26,7 +26,7 @@ use crate::hw::{Clock, QueueMemory, Registers};
 use crate::poll::{PollBudget, Timeout, WaitingFor, poll_until};
 use crate::registers::queue::LayoutError;
 use crate::registers::{
-    Command, ExtendedCapability, FaultStatus, GlobalStatus, Iqa, QueuePointer, offset,
+    Command, ExtendedCapability, FSTS, FaultStatus, GlobalStatus, IQA, IQH, IQT, Iqa, QueuePointer,
 };
 
 /// Why a submission failed.
@@ -202,10 +202,10 @@ impl InvalidationQueue {
         if gcmd::status(hw).contains(GlobalStatus::QIES) {
             return Err(QiError::AlreadyEnabled);
         }
-        hw.write64(offset::IQT, 0);
-        hw.write64(offset::IQA, self.iqa.0);
+        IQT.write(&hw.registers(), QueuePointer(0));
+        IQA.write(&hw.registers(), self.iqa);
         gcmd::execute(hw, self.budget, Command::QueuedInvalidation(true))?;
-        let head = QueuePointer(hw.read64(offset::IQH)).slot();
+        let head = IQH.read(&hw.registers()).slot();
         if head != 0 {
             return Err(QiError::HeadNotReset { head });
         }
@@ -328,7 +328,7 @@ impl InvalidationQueue {
         let wait_slot = self.slot(start + round.len());
         hw.write_descriptor(wait_slot, wait);
         self.tail = self.slot(wait_slot + 1);
-        hw.write64(offset::IQT, QueuePointer::from_slot(self.tail).0);
+        IQT.write(&hw.registers(), QueuePointer::from_slot(self.tail));
         let ring_mask = self.entries() - 1;
         let written = |slot: usize| {
             let i = slot.wrapping_sub(start) & ring_mask;
@@ -387,7 +387,7 @@ impl InvalidationQueue {
         if let Some(slot) = recover(hw, self.tail, self.entries())? {
             return Err(QiError::StaleError { slot });
         }
-        let head = QueuePointer(hw.read64(offset::IQH)).slot();
+        let head = IQH.read(&hw.registers()).slot();
         if head != self.tail {
             return Err(QiError::Busy {
                 head,
@@ -410,17 +410,17 @@ fn recover<H>(hw: &mut H, tail: usize, entries: usize) -> Result<Option<usize>, 
 where
     H: Registers + QueueMemory + ?Sized,
 {
-    let fsts = FaultStatus::from_bits_retain(hw.read32(offset::FSTS));
+    let fsts = FSTS.read(&hw.registers());
     if !fsts.contains(FaultStatus::IQE) {
         return Ok(None);
     }
-    let head = QueuePointer(hw.read64(offset::IQH)).slot();
+    let head = IQH.read(&hw.registers()).slot();
     if head >= entries {
         return Err(QiError::HeadOutOfRange { head, entries });
     }
     hw.write_descriptor(head, Descriptor::iec_global());
-    hw.write32(offset::FSTS, FaultStatus::IQE.bits());
-    hw.write64(offset::IQT, QueuePointer::from_slot(tail).0);
+    FSTS.write(&hw.registers(), FaultStatus::IQE);
+    IQT.write(&hw.registers(), QueuePointer::from_slot(tail));
     Ok(Some(head))
 }
 
@@ -430,8 +430,8 @@ where
     H: Registers + Clock + ?Sized,
 {
     let pointers = |hw: &mut H| {
-        let head = QueuePointer(hw.read64(offset::IQH)).slot();
-        let tail = QueuePointer(hw.read64(offset::IQT)).slot();
+        let head = IQH.read(&hw.registers()).slot();
+        let tail = IQT.read(&hw.registers()).slot();
         (head, tail)
     };
     poll_until(
@@ -516,9 +516,9 @@ where
         budget,
         |_| WaitingFor::QueueDrained { head: 0, tail: 0 },
         |hw| {
-            let head = QueuePointer(hw.read64(offset::IQH)).slot();
-            let tail = QueuePointer(hw.read64(offset::IQT)).slot();
-            let fsts = FaultStatus::from_bits_retain(hw.read32(offset::FSTS));
+            let head = IQH.read(&hw.registers()).slot();
+            let tail = IQT.read(&hw.registers()).slot();
+            let fsts = FSTS.read(&hw.registers());
             last = (head, tail, fsts.contains(FaultStatus::IQE));
             Ok::<bool, Timeout>(head == tail || last.2)
         },

@@ -5,7 +5,7 @@ use sluice_sim::vtd as model;
 
 use model::{BUDGET, BusRangeOrder, Event, QiMode, Unit, queue_for};
 use sluice_vtd::descriptor::kind;
-use sluice_vtd::registers::offset;
+use sluice_vtd::registers as regs;
 use sluice_vtd::{
     DisableStep, EnableError, FaultRecording, FaultStatus, GlobalCommand, GlobalStatus,
     InvalidationQueue, MsiMessage, QueueShutdown, RegisterLayout, RemappingConfig, Step, StepError,
@@ -47,8 +47,8 @@ fn trace(u: &Unit) -> Vec<String> {
     u.log
         .iter()
         .map(|e| match *e {
-            Event::Write32(o, v) => format!("{}={:#x}", offset::name(o), v),
-            Event::Write64(o, v) => format!("{}={:#x}", offset::name(o), v),
+            Event::Write32(o, v) => format!("{}={:#x}", regs::name(o), v),
+            Event::Write64(o, v) => format!("{}={:#x}", regs::name(o), v),
             Event::Descriptor(slot, d) => format!(
                 "ring[{}]={}",
                 slot,

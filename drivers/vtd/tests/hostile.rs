@@ -7,7 +7,8 @@ use sluice_sim::vtd as model;
 use model::{BUDGET, Event, Unit, queue_for};
 use proptest::prelude::*;
 use sluice_vtd::fault::drain_fault_records;
-use sluice_vtd::registers::{Snapshot, offset};
+use sluice_vtd::registers::layout::FIXED_END;
+use sluice_vtd::registers::{self as regs, Snapshot};
 use sluice_vtd::{
     Capability, ExtendedCapability, Fault, FaultStatus, GlobalCommand, Irte, QiError,
     RegisterError, RegisterLayout, RemappingConfig, SourceValidation, Step, TriggerMode,
@@ -25,7 +26,7 @@ fn stray_writes(u: &Unit, allowed: &[usize]) -> Vec<(usize, u64)> {
             Event::Write64(o, v) => Some((o, v)),
             _ => None,
         })
-        .filter(|(o, _)| *o < 0xf0 && !allowed.contains(o))
+        .filter(|(o, _)| *o < FIXED_END && !allowed.contains(o))
         .collect()
 }
 
@@ -38,7 +39,7 @@ fn fault_records_over_the_fixed_registers_are_never_written() {
     u.frcd[0] = (0, 0x18 | 0x22 << 32 | F);
     let cap = Capability(u.cap);
     let drained = drain_fault_records(&mut u, cap);
-    assert_eq!(stray_writes(&u, &[offset::FSTS]), vec![]);
+    assert_eq!(stray_writes(&u, &[regs::FSTS.offset()]), vec![]);
     assert!(drained.is_empty(), "{:?}", drained);
 
     // The unit's layout is refused, so it is never enabled.
@@ -125,7 +126,7 @@ fn fault_records_that_never_clear_are_drained_once() {
     assert_eq!(drained.len(), 256);
     assert_eq!(u.reads - before, 512, "each record's two halves, once");
     assert_eq!(
-        stray_writes(&u, &[offset::FSTS]),
+        stray_writes(&u, &[regs::FSTS.offset()]),
         vec![],
         "only the records and FSTS are written"
     );
@@ -136,7 +137,13 @@ fn fault_records_that_never_clear_are_drained_once() {
 #[test]
 fn a_gsts_stuck_at_all_ones_is_a_timeout_not_a_hang() {
     for unit in [Unit::qemu(), Unit::hardware()] {
-        let mut u = unit.hostile(|off, v| if off == offset::GSTS { 0xffff_ffff } else { v });
+        let mut u = unit.hostile(|off, v| {
+            if off == regs::GSTS.offset() {
+                0xffff_ffff
+            } else {
+                v
+            }
+        });
         let mut q = queue_for(&u, 0);
         let config = config(&mut u);
         let err = enable_remapping(&mut u, &mut q, &config).unwrap_err();
@@ -160,7 +167,13 @@ fn a_gsts_stuck_at_all_ones_is_a_timeout_not_a_hang() {
 fn an_iqe_that_never_clears_makes_every_submission_an_error() {
     let iqe = u64::from(FaultStatus::IQE.bits());
     for (real, unit) in [(false, Unit::qemu()), (true, Unit::hardware())] {
-        let mut u = unit.hostile(move |off, v| if off == offset::FSTS { v | iqe } else { v });
+        let mut u = unit.hostile(move |off, v| {
+            if off == regs::FSTS.offset() {
+                v | iqe
+            } else {
+                v
+            }
+        });
         let mut q = queue_for(&u, 0);
         q.enable(&mut u).unwrap();
         for _ in 0..3 {
@@ -222,11 +235,11 @@ fn run_everything(u: &mut Unit) {
         descriptor_slots(u)
     );
     let mut allowed = vec![
-        offset::GCMD,
-        offset::FSTS,
-        offset::IQT,
-        offset::IQA,
-        offset::IRTA,
+        regs::GCMD.offset(),
+        regs::FSTS.offset(),
+        regs::IQT.offset(),
+        regs::IQA.offset(),
+        regs::IRTA.offset(),
     ];
     allowed.extend(layout.fault_record_offsets().map(|o| o + 8));
     let strays: Vec<_> = u
@@ -265,7 +278,7 @@ proptest! {
     fn arbitrary_status_and_queue_registers_end_in_errors_not_panics(
         values in prop::collection::vec(any::<u64>(), 1..48),
         lie_to in prop::collection::vec(
-            prop::sample::select(vec![offset::GSTS, offset::FSTS, offset::IQH, offset::IQT, 0x220, 0x228]),
+            prop::sample::select(vec![regs::GSTS.offset(), regs::FSTS.offset(), regs::IQH.offset(), regs::IQT.offset(), 0x220, 0x228]),
             1..6,
         ),
         hardware in any::<bool>(),

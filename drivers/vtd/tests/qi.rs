@@ -6,7 +6,7 @@ use sluice_sim::vtd as model;
 use model::{BUDGET, QiMode, Unit, queue_for, with_queue};
 use proptest::prelude::*;
 use sluice_vtd::descriptor::{Decoded, DescriptorProblem, IecScope, MAX_INDEX_MASK, kind};
-use sluice_vtd::registers::{QueuePointer, offset};
+use sluice_vtd::registers::{self as regs, QueuePointer};
 use sluice_vtd::{
     Descriptor, FaultStatus, Irte, QiError, QueueMemory, Registers, WaitingFor, iec_ranges,
 };
@@ -281,7 +281,7 @@ fn the_model_really_aborts_on_sw_and_if() {
     let (mut u, _q) = with_queue(Unit::qemu(), 0);
     let both = Descriptor::from_raw(0x5 | 1 << 4 | 1 << 5, u.status_address);
     u.write_descriptor(0, both);
-    u.write64(offset::IQT, 1 << 4);
+    regs::IQT.write(&u.registers(), QueuePointer::from_slot(1));
     assert!(u.aborted.is_some());
 }
 
@@ -461,8 +461,8 @@ fn a_queue_error_with_iqh_beyond_the_ring_stores_nothing_outside_it() {
         // Once the unit reports a queue error, its IQH reads as the register's maximum.
         let mut error_seen = false;
         let unit = unit.hostile(move |off, v| {
-            error_seen |= off == offset::FSTS && v & u64::from(FaultStatus::IQE.bits()) != 0;
-            if off == offset::IQH && error_seen {
+            error_seen |= off == regs::FSTS.offset() && v & u64::from(FaultStatus::IQE.bits()) != 0;
+            if off == regs::IQH.offset() && error_seen {
                 0x7fff << 4
             } else {
                 v

@@ -4,7 +4,7 @@ use sluice_sim::vtd as model;
 
 use model::unit::{QEMU_CAP, QEMU_ECAP};
 use sluice_vtd::registers::queue::{LayoutError, QueuePointer};
-use sluice_vtd::registers::{InvalidationCompletionStatus, offset};
+use sluice_vtd::registers::{self as regs, InvalidationCompletionStatus};
 use sluice_vtd::{
     Capability, Command, EventControl, ExtendedCapability, FaultRecording, FaultStatus,
     GlobalCommand, GlobalStatus, Iqa, Irta, Version, gcmd_value,
@@ -13,30 +13,30 @@ use sluice_vtd::{
 #[test]
 fn offsets_are_the_specs() {
     let expected = [
-        (offset::VER, 0x0),
-        (offset::CAP, 0x8),
-        (offset::ECAP, 0x10),
-        (offset::GCMD, 0x18),
-        (offset::GSTS, 0x1c),
-        (offset::RTADDR, 0x20),
-        (offset::CCMD, 0x28),
-        (offset::FSTS, 0x34),
-        (offset::FECTL, 0x38),
-        (offset::FEDATA, 0x3c),
-        (offset::FEADDR, 0x40),
-        (offset::FEUADDR, 0x44),
-        (offset::IQH, 0x80),
-        (offset::IQT, 0x88),
-        (offset::IQA, 0x90),
-        (offset::ICS, 0x9c),
-        (offset::IECTL, 0xa0),
-        (offset::IEDATA, 0xa4),
-        (offset::IEADDR, 0xa8),
-        (offset::IEUADDR, 0xac),
-        (offset::IRTA, 0xb8),
+        (regs::VER.offset(), 0x0),
+        (regs::CAP.offset(), 0x8),
+        (regs::ECAP.offset(), 0x10),
+        (regs::GCMD.offset(), 0x18),
+        (regs::GSTS.offset(), 0x1c),
+        (regs::RTADDR.offset(), 0x20),
+        (regs::CCMD.offset(), 0x28),
+        (regs::FSTS.offset(), 0x34),
+        (regs::FECTL.offset(), 0x38),
+        (regs::FEDATA.offset(), 0x3c),
+        (regs::FEADDR.offset(), 0x40),
+        (regs::FEUADDR.offset(), 0x44),
+        (regs::IQH.offset(), 0x80),
+        (regs::IQT.offset(), 0x88),
+        (regs::IQA.offset(), 0x90),
+        (regs::ICS.offset(), 0x9c),
+        (regs::IECTL.offset(), 0xa0),
+        (regs::IEDATA.offset(), 0xa4),
+        (regs::IEADDR.offset(), 0xa8),
+        (regs::IEUADDR.offset(), 0xac),
+        (regs::IRTA.offset(), 0xb8),
     ];
     for (got, want) in expected {
-        assert_eq!(got, want, "{}", offset::name(got));
+        assert_eq!(got, want, "{}", regs::name(got));
     }
 }
 

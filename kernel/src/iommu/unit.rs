@@ -10,7 +10,7 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use sluice_vtd::registers::offset;
+use sluice_vtd::registers::{CAP, ECAP};
 use sluice_vtd::{
     Capability, Clock, Descriptor, Enabled, ExtendedCapability, GlobalStatus, InvalidationQueue,
     Irte, IrteMemory, PollBudget, QiError, QueueMemory, QueueShutdown, RegisterLayout, Registers,
@@ -90,8 +90,8 @@ impl Unit {
     ) -> Result<Unit, String> {
         let page = mmio::map(register_base, REGISTER_PAGE)
             .map_err(|e| alloc::format!("registers at {register_base:#x}: {e}"))?;
-        let cap = Capability(page.read64(offset::CAP as u64));
-        let ecap = ExtendedCapability(page.read64(offset::ECAP as u64));
+        let cap = CAP.read(&page);
+        let ecap = ECAP.read(&page);
         // A unit that does not answer, or places its fault records over other registers,
         // is refused before any of its values becomes an offset.
         let layout = RegisterLayout::new(cap, ecap).map_err(|e| alloc::format!("{e}"))?;
@@ -143,6 +143,12 @@ impl Unit {
     /// The hardware view, for a call into `sluice-vtd` made under `state`'s lock.
     pub fn hw(&self) -> Hw<'_> {
         Hw { unit: self }
+    }
+
+    /// The register page, for typed accesses outside the crate's sequences (the fault
+    /// event's message registers).
+    pub fn registers(&self) -> &Mmio {
+        &self.regs
     }
 
     /// Turns remapping on (the crate's sequence; everything turned back off on failure).
@@ -260,18 +266,14 @@ impl Unit {
     }
 }
 
+/// The register page itself: its accesses are volatile and take `&self`.
 impl Registers for Hw<'_> {
-    fn read32(&mut self, off: usize) -> u32 {
-        self.unit.regs.read32(off as u64)
-    }
-    fn read64(&mut self, off: usize) -> u64 {
-        self.unit.regs.read64(off as u64)
-    }
-    fn write32(&mut self, off: usize, value: u32) {
-        self.unit.regs.write32(off as u64, value)
-    }
-    fn write64(&mut self, off: usize, value: u64) {
-        self.unit.regs.write64(off as u64, value)
+    type Block<'b>
+        = &'b Mmio
+    where
+        Self: 'b;
+    fn registers(&mut self) -> &Mmio {
+        &self.unit.regs
     }
 }
 

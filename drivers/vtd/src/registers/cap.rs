@@ -3,7 +3,9 @@
 
 use core::fmt;
 
-use super::{bit, bits, write_flags};
+use sluice_regs::{ReadOnly, RegArray};
+
+use super::{FaultRecording, bit, bits, write_flags};
 
 /// VER_REG (offset 0x0): architecture version, major in bits 7:4, minor in 3:0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,9 +115,22 @@ impl Capability {
     /// [`super::layout::FIXED_END`]): clearing such a "record" would write GCMD or
     /// another live register. [`super::RegisterLayout`] checks the rest of the layout.
     pub fn fault_record_offset(self, index: usize) -> Option<usize> {
+        self.fault_recording_registers()
+            .get(index)
+            .map(|r| r.offset())
+    }
+    /// The fault recording registers as CAP places them: none when CAP.FRO places them
+    /// over the fixed-offset registers (see [`Capability::fault_record_offset`]). Each is
+    /// read as two 64-bit halves, low first; to read or clear one half, place
+    /// [`super::FRCD_LOW`] or [`super::FRCD_HIGH`] at the record's offset.
+    pub fn fault_recording_registers(self) -> RegArray<FaultRecording, ReadOnly> {
         let start = self.fault_recording_offset();
-        (start >= super::layout::FIXED_END && index < self.fault_recording_count())
-            .then(|| start + index * 16)
+        let count = if start >= super::layout::FIXED_END {
+            self.fault_recording_count()
+        } else {
+            0
+        };
+        RegArray::new(start, 16, count)
     }
     /// MAMV, bits 53:48: maximum address mask value for page-selective invalidation.
     pub fn mamv(self) -> u8 {

@@ -15,7 +15,9 @@
 use core::fmt;
 use core::ops::Range;
 
-use super::{Capability, ExtendedCapability, offset};
+use sluice_regs::{ReadOnly, RegArray};
+
+use super::{CAP, Capability, ECAP, ExtendedCapability, FaultRecording};
 use crate::hw::Registers;
 
 /// The first byte after the fixed-offset registers: PEUADDR at 0xec is the last (VT-d
@@ -124,8 +126,8 @@ impl RegisterLayout {
 
     /// Reads CAP and ECAP (once each) and checks them.
     pub fn read<H: Registers + ?Sized>(hw: &mut H) -> Result<RegisterLayout, RegisterError> {
-        let cap = Capability(hw.read64(offset::CAP));
-        let ecap = ExtendedCapability(hw.read64(offset::ECAP));
+        let cap = CAP.read(&hw.registers());
+        let ecap = ECAP.read(&hw.registers());
         RegisterLayout::new(cap, ecap)
     }
 
@@ -142,6 +144,15 @@ impl RegisterLayout {
     pub fn fault_records(&self) -> Range<usize> {
         let start = self.cap.fault_recording_offset();
         start..start + self.cap.fault_recording_count() * RECORD_BYTES
+    }
+
+    /// The fault recording registers, in register order.
+    pub fn fault_recording_registers(&self) -> RegArray<FaultRecording, ReadOnly> {
+        RegArray::new(
+            self.cap.fault_recording_offset(),
+            RECORD_BYTES,
+            self.cap.fault_recording_count(),
+        )
     }
 
     /// Byte offsets of the fault recording registers, in register order.

@@ -4,8 +4,9 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use super::{
-    Capability, EventControl, ExtendedCapability, FaultRecording, FaultStatus, GlobalStatus,
-    InvalidationCompletionStatus, Iqa, Irta, QueuePointer, RegisterLayout, Version, offset,
+    CAP, Capability, ECAP, EventControl, ExtendedCapability, FECTL, FSTS, FaultRecording,
+    FaultStatus, GSTS, GlobalStatus, ICS, IECTL, IQA, IQH, IQT, IRTA, InvalidationCompletionStatus,
+    Iqa, Irta, QueuePointer, RegisterLayout, VER, Version,
 };
 use crate::hw::Registers;
 
@@ -46,26 +47,25 @@ impl Snapshot {
     /// records are read where `layout` (checked when the unit was probed) puts them, so
     /// a CAP that changed since cannot move the reads.
     pub fn read<H: Registers + ?Sized>(hw: &mut H, layout: &RegisterLayout) -> Snapshot {
-        let records = layout
-            .fault_record_offsets()
-            .map(|off| FaultRecording {
-                lo: hw.read64(off),
-                hi: hw.read64(off + 8),
-            })
+        let frcd = layout.fault_recording_registers();
+        let records = (0..frcd.len())
+            .filter_map(|i| frcd.get(i))
+            .map(|record| record.read(&hw.registers()))
             .collect();
+        let regs = hw.registers();
         Snapshot {
-            version: Version(hw.read32(offset::VER)),
-            cap: Capability(hw.read64(offset::CAP)),
-            ecap: ExtendedCapability(hw.read64(offset::ECAP)),
-            gsts: GlobalStatus::from_bits_retain(hw.read32(offset::GSTS)),
-            fsts: FaultStatus::from_bits_retain(hw.read32(offset::FSTS)),
-            fectl: EventControl::from_bits_retain(hw.read32(offset::FECTL)),
-            irta: Irta(hw.read64(offset::IRTA)),
-            iqa: Iqa(hw.read64(offset::IQA)),
-            iqh: QueuePointer(hw.read64(offset::IQH)),
-            iqt: QueuePointer(hw.read64(offset::IQT)),
-            ics: InvalidationCompletionStatus(hw.read32(offset::ICS)),
-            iectl: EventControl::from_bits_retain(hw.read32(offset::IECTL)),
+            version: VER.read(&regs),
+            cap: CAP.read(&regs),
+            ecap: ECAP.read(&regs),
+            gsts: GSTS.read(&regs),
+            fsts: FSTS.read(&regs),
+            fectl: FECTL.read(&regs),
+            irta: IRTA.read(&regs),
+            iqa: IQA.read(&regs),
+            iqh: IQH.read(&regs),
+            iqt: IQT.read(&regs),
+            ics: ICS.read(&regs),
+            iectl: IECTL.read(&regs),
             records,
         }
     }

@@ -1,10 +1,30 @@
 //! The unit's registers, GCMD → GSTS behaviour, clock and memory.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 
 use sluice_vtd::descriptor::Descriptor;
-use sluice_vtd::registers::offset;
+use sluice_vtd::hw::{RegisterBlock32, RegisterBlock64};
+use sluice_vtd::registers as regs;
 use sluice_vtd::{Clock, GlobalCommand, GlobalStatus, Irte, IrteMemory, QueueMemory, Registers};
+
+/// The registers' offsets, as patterns for the model's decoding.
+mod offset {
+    use sluice_vtd::registers as regs;
+
+    pub const VER: usize = regs::VER.offset();
+    pub const CAP: usize = regs::CAP.offset();
+    pub const ECAP: usize = regs::ECAP.offset();
+    pub const GCMD: usize = regs::GCMD.offset();
+    pub const GSTS: usize = regs::GSTS.offset();
+    pub const FSTS: usize = regs::FSTS.offset();
+    pub const FECTL: usize = regs::FECTL.offset();
+    pub const IQH: usize = regs::IQH.offset();
+    pub const IQT: usize = regs::IQT.offset();
+    pub const IQA: usize = regs::IQA.offset();
+    pub const ICS: usize = regs::ICS.offset();
+    pub const IRTA: usize = regs::IRTA.offset();
+}
 
 /// How the queued invalidation engine runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -286,8 +306,8 @@ impl Unit {
         self.log
             .iter()
             .filter_map(|e| match *e {
-                Event::Write32(o, v) => Some((offset::name(o), u64::from(v))),
-                Event::Write64(o, v) => Some((offset::name(o), v)),
+                Event::Write32(o, v) => Some((regs::name(o), u64::from(v))),
+                Event::Write64(o, v) => Some((regs::name(o), v)),
                 _ => None,
             })
             .collect()
@@ -459,18 +479,52 @@ impl Unit {
     }
 }
 
+/// The unit's register block, lent for the accesses of one step: a register access has
+/// effects on the whole model (an IQT write runs the queue), so the block holds the
+/// unit mutably and each access borrows it for its own duration.
+pub struct UnitRegisters<'a> {
+    unit: RefCell<&'a mut Unit>,
+}
+
 impl Registers for Unit {
-    fn read32(&mut self, offset: usize) -> u32 {
+    type Block<'a> = UnitRegisters<'a>;
+    fn registers(&mut self) -> UnitRegisters<'_> {
+        UnitRegisters {
+            unit: RefCell::new(self),
+        }
+    }
+}
+
+impl RegisterBlock32 for UnitRegisters<'_> {
+    fn read32(&self, offset: usize) -> u32 {
+        self.unit.borrow_mut().register_read32(offset)
+    }
+    fn write32(&self, offset: usize, value: u32) {
+        self.unit.borrow_mut().register_write32(offset, value)
+    }
+}
+
+impl RegisterBlock64 for UnitRegisters<'_> {
+    fn read64(&self, offset: usize) -> u64 {
+        self.unit.borrow_mut().register_read64(offset)
+    }
+    fn write64(&self, offset: usize, value: u64) {
+        self.unit.borrow_mut().register_write64(offset, value)
+    }
+}
+
+impl Unit {
+    fn register_read32(&mut self, offset: usize) -> u32 {
         let value = self.model_read32(offset);
         self.answer(offset, u64::from(value)) as u32
     }
 
-    fn read64(&mut self, offset: usize) -> u64 {
+    fn register_read64(&mut self, offset: usize) -> u64 {
         let value = self.model_read64(offset);
         self.answer(offset, value)
     }
 
-    fn write32(&mut self, offset: usize, value: u32) {
+    fn register_write32(&mut self, offset: usize, value: u32) {
         self.log.push(Event::Write32(offset, value));
         match offset {
             offset::GCMD => self.write_gcmd(value),
@@ -481,7 +535,7 @@ impl Registers for Unit {
         }
     }
 
-    fn write64(&mut self, offset: usize, value: u64) {
+    fn register_write64(&mut self, offset: usize, value: u64) {
         self.log.push(Event::Write64(offset, value));
         match offset {
             offset::IRTA => self.irta = value,

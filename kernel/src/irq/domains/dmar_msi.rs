@@ -20,8 +20,8 @@ use sluice_irq_core::desc::IrqReturn;
 use sluice_irq_core::msi::{MsiCaps, MsiMsg, MsiStorage};
 use sluice_irq_core::msidomain::MsiDomain;
 use sluice_irq_core::{CpuId, CpuMask, IrqAlloc, IrqSource, Result, Virq};
-use sluice_vtd::registers::{EventControl, offset};
-use sluice_vtd::{Fault, FaultRateLimiter, Registers, Verdict};
+use sluice_vtd::registers::{EventControl, FEADDR, FECTL, FEDATA, FEUADDR};
+use sluice_vtd::{Fault, FaultRateLimiter, Verdict};
 
 use crate::iommu::unit::Unit;
 
@@ -44,35 +44,33 @@ impl MsiStorage for FaultEventStorage {
         }
     }
     fn write_addr_lo(&self, _i: u32, value: u32) {
-        self.unit.hw().write32(offset::FEADDR, value)
+        FEADDR.write(self.unit.registers(), value)
     }
     fn write_addr_hi(&self, _i: u32, value: u32) {
-        self.unit.hw().write32(offset::FEUADDR, value)
+        FEUADDR.write(self.unit.registers(), value)
     }
     fn write_data(&self, _i: u32, value: u32) {
-        self.unit.hw().write32(offset::FEDATA, value)
+        FEDATA.write(self.unit.registers(), value)
     }
     fn mask(&self, _i: u32) -> Result<()> {
-        self.unit
-            .hw()
-            .write32(offset::FECTL, EventControl::IM.bits());
+        FECTL.write(self.unit.registers(), EventControl::IM);
         Ok(())
     }
     fn unmask(&self, _i: u32) -> Result<()> {
-        self.unit.hw().write32(offset::FECTL, 0);
+        FECTL.write(self.unit.registers(), EventControl::empty());
         Ok(())
     }
     /// Reads FECTL back: the unit's register writes are posted like any MMIO write, and
     /// a read of the same register block returns only after them.
     fn flush(&self, _i: u32) {
-        let _ = self.unit.hw().read32(offset::FECTL);
+        let _ = FECTL.read(self.unit.registers());
     }
     fn read(&self, _i: u32) -> MsiMsg {
-        let mut hw = self.unit.hw();
+        let regs = self.unit.registers();
         MsiMsg {
-            addr_lo: hw.read32(offset::FEADDR),
-            addr_hi: hw.read32(offset::FEUADDR),
-            data: hw.read32(offset::FEDATA),
+            addr_lo: FEADDR.read(regs),
+            addr_hi: FEUADDR.read(regs),
+            data: FEDATA.read(regs),
         }
     }
 }
