@@ -48,6 +48,9 @@ if dmesg | grep -q 'Enabled IRQ remapping'; then echo "INFO remapping on"; else 
 $B mount -t tracefs tracefs /sys/kernel/tracing || fail "no tracefs"
 T=/sys/kernel/tracing
 echo mono >$T/trace_clock || fail "no mono trace clock"
+# Linux boots with each CPU's trace buffer at its minimum and grows it only when a tracer
+# is set: the markers would overwrite each other (the first ones, clock-read, lost).
+echo 2048 >$T/buffer_size_kb || fail "cannot size the trace buffer"
 echo >$T/trace
 exec 3>$T/trace_marker
 i=0
@@ -107,6 +110,13 @@ else
     done
     echo "INFO hotplug cpu$LAST $CYCLES cycles, refused $bad"
 fi
+# Events lost to a full buffer are missing samples: an error, not a quiet gap.
+lost=0
+for f in $T/per_cpu/cpu*/stats; do
+    n=$(sed -n 's/^overrun: //p' "$f")
+    lost=$((lost + ${n:-0}))
+done
+[ "$lost" -eq 0 ] || echo "LINUX-ERROR the trace buffer overran: $lost event(s) lost, samples missing"
 echo "TRACE-BEGIN"
 grep tracing_mark_write $T/trace
 echo "TRACE-END"
