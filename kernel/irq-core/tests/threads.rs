@@ -101,6 +101,31 @@ impl LocalApic for ThreadApic {
 /// slice, so little would happen in the time given.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
+/// This CPU takes an interrupt at `vector` through the core, as interrupt entry does:
+/// every handler run is counted in `handled`, a flow error kept in `errors`.
+fn take_interrupt(
+    core: &IrqCore,
+    vector: Vector,
+    apic: &mut ThreadApic,
+    handled: &AtomicU64,
+    errors: &Mutex<Vec<String>>,
+) {
+    let Dispatch::Run { virq, .. } = hardirq(|| core.begin_vector(vector, apic)) else {
+        return;
+    };
+    loop {
+        handled.fetch_add(1, Ordering::Relaxed);
+        match hardirq(|| core.end_irq(virq, IrqReturn::Handled, apic)) {
+            Ok(FlowEnd::RunAgain { .. }) => continue,
+            Ok(_) => break,
+            Err(e) => {
+                errors.lock().unwrap().push(format!("end_irq: {e}"));
+                break;
+            }
+        }
+    }
+}
+
 #[test]
 fn entries_on_two_cpus_and_moves_overlap_without_deadlock() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -183,21 +208,13 @@ fn stress(kind: Kind) {
                     std::hint::spin_loop();
                     continue;
                 }
-                if let Dispatch::Run { virq: v, .. } =
-                    hardirq(|| core.begin_vector(t.target.vector, &mut apic))
-                {
-                    loop {
-                        handled[cpu as usize].fetch_add(1, Ordering::Relaxed);
-                        match hardirq(|| core.end_irq(v, IrqReturn::Handled, &mut apic)) {
-                            Ok(FlowEnd::RunAgain { .. }) => continue,
-                            Ok(_) => break,
-                            Err(e) => {
-                                errors.lock().unwrap().push(format!("end_irq: {e}"));
-                                break;
-                            }
-                        }
-                    }
-                }
+                take_interrupt(
+                    &core,
+                    t.target.vector,
+                    &mut apic,
+                    &handled[cpu as usize],
+                    &errors,
+                );
             }
         }));
     }
@@ -343,21 +360,7 @@ fn a_block_moves_while_members_take_interrupts_and_come_and_go() {
                     if t.target.cpu != cpu {
                         continue;
                     }
-                    if let Dispatch::Run { virq, .. } =
-                        hardirq(|| core.begin_vector(t.target.vector, &mut apic))
-                    {
-                        loop {
-                            handled.fetch_add(1, Ordering::Relaxed);
-                            match hardirq(|| core.end_irq(virq, IrqReturn::Handled, &mut apic)) {
-                                Ok(FlowEnd::RunAgain { .. }) => continue,
-                                Ok(_) => break,
-                                Err(e) => {
-                                    errors.lock().unwrap().push(format!("end_irq: {e}"));
-                                    break;
-                                }
-                            }
-                        }
-                    }
+                    take_interrupt(&core, t.target.vector, &mut apic, &handled, &errors);
                 }
                 // Let the mover and the churner in (a spinning thread that is preempted
                 // while holding a lock stalls everyone on a loaded 2-core machine).
