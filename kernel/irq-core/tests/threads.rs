@@ -101,6 +101,31 @@ impl LocalApic for ThreadApic {
 /// slice, so little would happen in the time given.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
+/// A thread standing for CPU `cpu` until `stop`: it calls the core with interrupts off,
+/// serves the cleanup IPIs sent to it, and runs `body` (its interrupts) in a loop.
+fn spawn_cpu(
+    cpu: CpuId,
+    core: &Arc<IrqCore>,
+    cleanup: &Arc<[AtomicBool; 2]>,
+    stop: &Arc<AtomicBool>,
+    mut body: impl FnMut(&IrqCore, &mut ThreadApic) + Send + 'static,
+) -> thread::JoinHandle<()> {
+    let (core, cleanup, stop) = (core.clone(), cleanup.clone(), stop.clone());
+    thread::spawn(move || {
+        sluice_sim::lockdep::calls_with_irqs_off();
+        let mut apic = ThreadApic {
+            cpu,
+            cleanup: cleanup.clone(),
+        };
+        while !stop.load(Ordering::Acquire) {
+            if cleanup[cpu as usize].swap(false, Ordering::AcqRel) {
+                hardirq(|| core.vector_cleanup(&mut apic));
+            }
+            body(&core, &mut apic);
+        }
+    })
+}
+
 /// This CPU takes an interrupt at `vector` through the core, as interrupt entry does:
 /// every handler run is counted in `handled`, a flow error kept in `errors`.
 fn take_interrupt(
@@ -182,40 +207,17 @@ fn stress(kind: Kind) {
 
     let mut threads = Vec::new();
     for cpu in 0..2u32 {
-        let (core, cleanup, stop, handled, errors) = (
-            core.clone(),
-            cleanup.clone(),
-            stop.clone(),
-            handled.clone(),
-            errors.clone(),
-        );
-        threads.push(thread::spawn(move || {
-            // A CPU: it calls the core with interrupts off, and handles in an interrupt.
-            sluice_sim::lockdep::calls_with_irqs_off();
-            let mut apic = ThreadApic {
-                cpu,
-                cleanup: cleanup.clone(),
+        let (handled, errors) = (handled.clone(), errors.clone());
+        threads.push(spawn_cpu(cpu, &core, &cleanup, &stop, move |core, apic| {
+            // An interrupt at whatever this irq targets now, if that is this CPU.
+            let Ok(t) = core.vector_irq(virq) else {
+                return;
             };
-            while !stop.load(Ordering::Acquire) {
-                if cleanup[cpu as usize].swap(false, Ordering::AcqRel) {
-                    hardirq(|| core.vector_cleanup(&mut apic));
-                }
-                // An interrupt at whatever this irq targets now, if that is this CPU.
-                let Ok(t) = core.vector_irq(virq) else {
-                    continue;
-                };
-                if t.target.cpu != cpu {
-                    std::hint::spin_loop();
-                    continue;
-                }
-                take_interrupt(
-                    &core,
-                    t.target.vector,
-                    &mut apic,
-                    &handled[cpu as usize],
-                    &errors,
-                );
+            if t.target.cpu != cpu {
+                std::hint::spin_loop();
+                return;
             }
+            take_interrupt(core, t.target.vector, apic, &handled[cpu as usize], &errors);
         }));
     }
     {
@@ -336,36 +338,19 @@ fn a_block_moves_while_members_take_interrupts_and_come_and_go() {
     let errors = Arc::new(Mutex::new(Vec::<String>::new()));
     let mut threads = Vec::new();
     for cpu in 0..2u32 {
-        let (core, cleanup, stop, handled, errors) = (
-            core.clone(),
-            cleanup.clone(),
-            stop.clone(),
-            handled.clone(),
-            errors.clone(),
-        );
-        threads.push(thread::spawn(move || {
-            // A CPU: it calls the core with interrupts off, and handles in an interrupt.
-            sluice_sim::lockdep::calls_with_irqs_off();
-            let mut apic = ThreadApic {
-                cpu,
-                cleanup: cleanup.clone(),
-            };
-            while !stop.load(Ordering::Acquire) {
-                if cleanup[cpu as usize].swap(false, Ordering::AcqRel) {
-                    hardirq(|| core.vector_cleanup(&mut apic));
+        let (handled, errors) = (handled.clone(), errors.clone());
+        threads.push(spawn_cpu(cpu, &core, &cleanup, &stop, move |core, apic| {
+            let Ok(b) = core.block(id) else { return };
+            for (_, v) in b.live() {
+                let Ok(t) = core.vector_irq(v) else { continue };
+                if t.target.cpu != cpu {
+                    continue;
                 }
-                let Ok(b) = core.block(id) else { continue };
-                for (_, v) in b.live() {
-                    let Ok(t) = core.vector_irq(v) else { continue };
-                    if t.target.cpu != cpu {
-                        continue;
-                    }
-                    take_interrupt(&core, t.target.vector, &mut apic, &handled, &errors);
-                }
-                // Let the mover and the churner in (a spinning thread that is preempted
-                // while holding a lock stalls everyone on a loaded 2-core machine).
-                thread::yield_now();
+                take_interrupt(core, t.target.vector, apic, &handled, &errors);
             }
+            // Let the mover and the churner in (a spinning thread that is preempted
+            // while holding a lock stalls everyone on a loaded 2-core machine).
+            thread::yield_now();
         }));
     }
     {
