@@ -112,6 +112,24 @@ struct Output {
 }
 
 impl Output {
+    /// The child's standard output, read as it comes by a thread of its own.
+    fn of(child: &mut std::process::Child) -> Output {
+        let mut stdout = child.stdout.take().expect("piped");
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        Output {
+            rx,
+            seen: String::new(),
+        }
+    }
+
     /// Everything up to and including the next prompt; panics after `limit`.
     fn until_prompt(&mut self, limit: Duration) -> String {
         let deadline = Instant::now() + limit;
@@ -146,20 +164,7 @@ fn a_program_converses_with_the_shell() {
         .spawn()
         .expect("the launcher starts");
     let mut stdin = child.stdin.take().expect("piped");
-    let mut stdout = child.stdout.take().expect("piped");
-    let (tx, rx) = channel();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
-    let mut out = Output {
-        rx,
-        seen: String::new(),
-    };
+    let mut out = Output::of(&mut child);
     let mut say = |line: &str| {
         stdin
             .write_all(format!("{line}\n").as_bytes())
@@ -651,20 +656,7 @@ fn interactive_runs_name_stack_frames_too() {
         .spawn()
         .expect("script(1) runs");
     let mut stdin = child.stdin.take().expect("piped");
-    let mut stdout = child.stdout.take().expect("piped");
-    let (tx, rx) = channel();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
-    let mut out = Output {
-        rx,
-        seen: String::new(),
-    };
+    let mut out = Output::of(&mut child);
     let booted = out.until_prompt(Duration::from_secs(120));
     assert!(booted.contains("Ctrl-A X quits QEMU"), "{booted}");
     stdin.write_all(b"crash stack-overflow 1\r").unwrap();
