@@ -2,7 +2,7 @@
 //! a program conversing with the shell through it, and its one-line errors.
 
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
@@ -318,6 +318,29 @@ fn output_within(mut cmd: Command, limit: Duration) -> (Option<i32>, String, Str
     (status.code(), out, errs.join().unwrap())
 }
 
+/// Fake `tools` in `dir/fake-bin`, each recording its call (`tool ARGS...`) in
+/// `dir/called` and failing with 97: put first on the PATH, they show what the front
+/// door would have installed or built. Returns the folder and the record's path.
+fn fake_tools(dir: &Path, tools: &[&str]) -> (PathBuf, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let fakes = dir.join("fake-bin");
+    std::fs::create_dir_all(&fakes).unwrap();
+    let called = dir.join("called");
+    for tool in tools {
+        let fake = fakes.join(tool);
+        std::fs::write(
+            &fake,
+            format!(
+                "#!/bin/sh\necho {tool} \"$@\" >> '{}'\nexit 97\n",
+                called.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    (fakes, called)
+}
+
 /// The files a clone of the repository holds (tracked, and new files not ignored),
 /// copied into `to`, executable bits kept; no `target/`.
 fn fresh_clone(to: &Path) {
@@ -358,29 +381,17 @@ fn help_answers_on_a_fresh_clone_without_cargo_setup_or_a_build() {
     let clone = dir.join("sluice");
     fresh_clone(&clone);
     assert!(!clone.join("target").exists());
-    let fakes = dir.join("fake-bin");
-    std::fs::create_dir_all(&fakes).unwrap();
-    let called = dir.join("called");
-    for tool in [
-        "cargo",
-        "rustup",
-        "rustc",
-        "sudo",
-        "apt-get",
-        "qemu-system-x86_64",
-    ] {
-        let fake = fakes.join(tool);
-        std::fs::write(
-            &fake,
-            format!(
-                "#!/bin/sh\necho {tool} \"$@\" >> '{}'\nexit 97\n",
-                called.display()
-            ),
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    let (fakes, called) = fake_tools(
+        &dir,
+        &[
+            "cargo",
+            "rustup",
+            "rustc",
+            "sudo",
+            "apt-get",
+            "qemu-system-x86_64",
+        ],
+    );
     let path = format!("{}:/usr/bin:/bin", fakes.display());
     for args in [
         &["--help"][..],
@@ -439,22 +450,7 @@ fn without_help_the_front_door_does_set_up_and_build() {
     let _ = std::fs::remove_dir_all(&dir);
     let clone = dir.join("sluice");
     fresh_clone(&clone);
-    let fakes = dir.join("fake-bin");
-    std::fs::create_dir_all(&fakes).unwrap();
-    let called = dir.join("called");
-    for tool in ["cargo", "rustup", "sudo", "apt-get"] {
-        let fake = fakes.join(tool);
-        std::fs::write(
-            &fake,
-            format!(
-                "#!/bin/sh\necho {tool} \"$@\" >> '{}'\nexit 97\n",
-                called.display()
-            ),
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    let (fakes, called) = fake_tools(&dir, &["cargo", "rustup", "sudo", "apt-get"]);
     let out = Command::new(clone.join("boot/sluice"))
         .args(["profiles"])
         .env("PATH", format!("{}:/usr/bin:/bin", fakes.display()))
